@@ -1,0 +1,100 @@
+//! `Builder`: how a map reclaims, how many shards each generation's table has, and
+//! which hasher it uses.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use crate::map::AtomicMap;
+use crate::reclaim::ReclaimMode;
+
+/// Configures an [`AtomicMap`] before it is built.
+///
+/// ```
+/// use atomic_map::{AtomicMap, Builder, ReclaimMode};
+///
+/// let map: AtomicMap<u64, String> = Builder::new()
+///     .reclaim_mode(ReclaimMode::Manual) // no background thread
+///     .shards(16)
+///     .build();
+/// map.insert(1, "one".to_string());
+/// let retired = map.clear_async();
+/// assert_eq!(map.reclaim(), 1); // the program tears the old generation down itself
+/// assert!(retired.is_reclaimed());
+/// ```
+#[derive(Clone)]
+pub struct Builder<S = RandomState> {
+    pub(crate) mode: ReclaimMode,
+    pub(crate) shards: usize,
+    pub(crate) hasher: S,
+}
+
+impl Builder<RandomState> {
+    /// Background reclamation, the default shard count, `RandomState`.
+    pub fn new() -> Self {
+        Builder {
+            mode: ReclaimMode::default(),
+            shards: default_shards(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl Default for Builder<RandomState> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Builder<S> {
+    /// Who tears retired generations down: a background thread (the default) or the
+    /// program, through [`AtomicMap::reclaim`].
+    pub fn reclaim_mode(mut self, mode: ReclaimMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Number of shards of each generation's table. Rounded up to a power of two,
+    /// at least 2 (the table's requirement). The default is four times the number of
+    /// CPUs, rounded up likewise.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(2).checked_next_power_of_two().unwrap_or(1 << (usize::BITS - 2));
+        self
+    }
+
+    /// The hasher used by every generation (each new generation gets a clone).
+    pub fn hasher<S2>(self, hasher: S2) -> Builder<S2> {
+        Builder {
+            mode: self.mode,
+            shards: self.shards,
+            hasher,
+        }
+    }
+
+    /// Builds the map. In background mode this spawns the reclaimer thread.
+    ///
+    /// # Panics
+    /// If the reclaimer thread cannot be spawned.
+    pub fn build<K, V>(self) -> AtomicMap<K, V, S>
+    where
+        K: Eq + Hash + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        S: BuildHasher + Clone + Send + Sync + 'static,
+    {
+        AtomicMap::from_builder(self)
+    }
+}
+
+impl<S> fmt::Debug for Builder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("mode", &self.mode)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    (cpus * 4).max(2).next_power_of_two()
+}

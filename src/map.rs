@@ -1,0 +1,485 @@
+//! `AtomicMap`: the current-generation slot and the operations on it.
+
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::mem::ManuallyDrop;
+
+use crate::builder::Builder;
+use crate::generation::Generation;
+use crate::read::ReadGuard;
+use crate::reclaim::Reclaimer;
+use crate::retired::Retired;
+use crate::snapshot::Snapshot;
+use crate::stats::Stats;
+use crate::store::Store;
+use crate::sync::{Arc, Slot, epoch};
+use crate::value::ValueRef;
+
+/// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
+/// generations, and whose values outlive clears for whoever still holds them.
+///
+/// See the [crate documentation](crate) for the model, and each method for an example.
+pub struct AtomicMap<K, V, S = RandomState>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// The current generation. `ManuallyDrop` so that `Drop` can release it before
+    /// closing the reclaimer.
+    current: ManuallyDrop<Slot<Generation<K, V, S>>>,
+    reclaimer: Arc<Reclaimer>,
+    hasher: S,
+    shards: usize,
+}
+
+impl<K, V> AtomicMap<K, V, RandomState>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// An empty map with background reclamation and the default shard count.
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<String, u32> = atomic_map::AtomicMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Builder::new().build()
+    }
+}
+
+impl<K, V, S> AtomicMap<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// An empty map using `hasher` (cloned into each new generation).
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// let map = atomic_map::AtomicMap::with_hasher(RandomState::new());
+    /// map.insert(1u8, 'a');
+    /// assert_eq!(*map.get(&1).unwrap(), 'a');
+    /// ```
+    pub fn with_hasher(hasher: S) -> Self {
+        Builder::new().hasher(hasher).build()
+    }
+
+    pub(crate) fn from_builder(builder: Builder<S>) -> Self {
+        let reclaimer = Reclaimer::start(builder.mode);
+        let store = Store::new(builder.hasher.clone(), builder.shards);
+        let first = Generation::new(0, store, &reclaimer);
+        AtomicMap {
+            current: ManuallyDrop::new(Slot::from_pointee(first)),
+            reclaimer,
+            hasher: builder.hasher,
+            shards: builder.shards,
+        }
+    }
+
+    /// The hasher each generation's table uses.
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// Pins the current generation for a short read section.
+    ///
+    /// Reads through the guard borrow values without touching any reference count;
+    /// everything they return stays valid until the guard drops, even if the map is
+    /// cleared meanwhile. The guard sees one generation: after a clear it keeps
+    /// reading the old contents. It holds up the reclamation of that generation (and
+    /// of values removed while it lives), so keep it short; take a
+    /// [`snapshot`](Self::snapshot) for long-lived reads.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("a".to_string(), 1);
+    /// let guard = map.pin();
+    /// let a: &i32 = guard.get("a").unwrap();
+    /// map.clear_async();
+    /// assert_eq!(*a, 1); // the pinned generation is not torn by the clear
+    /// assert!(map.get("a").is_none());
+    /// ```
+    pub fn pin(&self) -> ReadGuard<K, V, S> {
+        // The epoch is entered before the generation is loaded, so it covers every
+        // pointer the guard reads from the table afterwards.
+        let epoch = epoch::pin();
+        ReadGuard::new(self.current.load(), epoch)
+    }
+
+    /// A retained handle on the value for `key`, or `None`.
+    ///
+    /// The handle costs one atomic increment and outlives clears, removes and the
+    /// map itself. Lookups go through [`Borrow`], like `HashMap::get`.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("key".to_string(), vec![1u8]);
+    /// let v = map.get("key").unwrap(); // String key, &str lookup
+    /// map.remove("key");
+    /// assert_eq!(*v, [1]);
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.current.load().store().get_retained(key)
+    }
+
+    /// Whether the current generation maps `key`.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(7u64, ());
+    /// assert!(map.contains_key(&7));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.current.load().store().contains_key(key)
+    }
+
+    /// Number of entries in the current generation (sums the shards).
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, 1);
+    /// map.insert(2, 2);
+    /// assert_eq!(map.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.current.load().store().len()
+    }
+
+    /// Whether the current generation is empty.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Id of the current generation: 0 for a new map, one more after each clear or
+    /// replace. Ids of published generations only grow.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// assert_eq!(map.generation(), 0);
+    /// map.clear_async();
+    /// assert_eq!(map.generation(), 1);
+    /// ```
+    pub fn generation(&self) -> u64 {
+        self.current.load().id()
+    }
+
+    /// Maps `key` to `value` in the current generation. Returns a handle on the
+    /// value it replaced (the table's reference, handed over: no count is touched).
+    ///
+    /// An insert racing a clear may land in the generation being retired: it is then
+    /// ordered before the clear, and its value is reclaimed with that generation.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// assert!(map.insert("k", 1).is_none());
+    /// let old = map.insert("k", 2).unwrap();
+    /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
+        let value = ValueRef::new(value, &self.reclaimer);
+        self.current.load().store().insert(key, value)
+    }
+
+    /// Unmaps `key` in the current generation. Returns a handle on its value (the
+    /// table's reference, handed over); the value is destroyed once that handle and
+    /// every other holder are gone and no pinned reader can still see it.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, "one");
+    /// assert_eq!(*map.remove(&1).unwrap(), "one");
+    /// assert!(map.remove(&1).is_none());
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.current.load().store().remove(key)
+    }
+
+    /// Sets `key` to what `f` makes of its current value (`None` if absent), as one
+    /// step with respect to other writers of `key`; returns a handle on the new value.
+    ///
+    /// Values are shared with readers, so an update builds a new value rather than
+    /// mutating in place; readers holding the old one keep it. `f` runs under the
+    /// key's shard lock: it must not call back into this map (that deadlocks, as in
+    /// `dashmap`). If `f` panics, the entry is left as it was.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// for _ in 0..3 {
+    ///     map.upsert("hits", |old| old.copied().unwrap_or(0) + 1);
+    /// }
+    /// assert_eq!(*map.get("hits").unwrap(), 3);
+    /// ```
+    pub fn upsert<F>(&self, key: K, f: F) -> ValueRef<V>
+    where
+        F: FnOnce(Option<&V>) -> V,
+    {
+        self.compute(key, |old| Some(f(old)))
+            .expect("compute keeps an entry when its closure returns Some")
+    }
+
+    /// Like [`upsert`](Self::upsert), but `f` may also return `None` to remove the
+    /// entry. Returns a handle on the new value, or `None` if the key ends up absent.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("stock", 1u32);
+    /// // Decrement, removing the entry when it reaches zero.
+    /// let left = map.compute("stock", |n| n.and_then(|n| n.checked_sub(1)).filter(|&n| n > 0));
+    /// assert!(left.is_none());
+    /// assert!(!map.contains_key("stock"));
+    /// ```
+    pub fn compute<F>(&self, key: K, f: F) -> Option<ValueRef<V>>
+    where
+        F: FnOnce(Option<&V>) -> Option<V>,
+    {
+        let generation = self.current.load();
+        let reclaimer = &self.reclaimer;
+        let (new, replaced) = generation
+            .store()
+            .compute(key, |old| f(old).map(|v| ValueRef::new(v, reclaimer)));
+        // The shard lock is released by now: the old value's release happens here.
+        drop(replaced);
+        new
+    }
+
+    /// A long-lived, consistent view of the current generation.
+    ///
+    /// A snapshot never sees a clear or a replace: it keeps the generation it took
+    /// (and its values) alive until dropped. It does see later writes into that same
+    /// generation, i.e. inserts and removes made before the next clear. It is a real
+    /// reference count (`Arc`), not a pin, so holding it for long costs nothing to
+    /// other readers; it only delays the reclamation of its generation.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, "a");
+    /// let snap = map.snapshot();
+    /// map.clear_async();
+    /// assert_eq!(*snap.get(&1).unwrap(), "a");
+    /// assert_eq!(snap.len(), 1);
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn snapshot(&self) -> Snapshot<K, V, S> {
+        Snapshot::new(self.current.load_full())
+    }
+
+    fn empty_store(&self) -> Store<K, V, S> {
+        Store::new(self.hasher.clone(), self.shards)
+    }
+
+    /// Publishes `store` as the new current generation with one compare-and-swap
+    /// (retried only if another clear or replace won the race). O(1): the old
+    /// generation is handed on, never walked here.
+    fn publish(&self, store: Store<K, V, S>) -> Retired {
+        self.reclaimer.note_retiring();
+        let mut current = self.current.load();
+        let mut next = Arc::new(Generation::new(current.id() + 1, store, &self.reclaimer));
+        loop {
+            let previous = self.current.compare_and_swap(&*current, Arc::clone(&next));
+            if Arc::ptr_eq(&*previous, &*current) {
+                let retired = Retired::new(
+                    current.id(),
+                    Arc::clone(current.torn_down_flag()),
+                    Arc::clone(&self.reclaimer),
+                );
+                // Dropping `previous` and `current` releases this thread's holds on
+                // the old generation: if they were the last, its table goes to the
+                // reclaimer (O(1)).
+                return retired;
+            }
+            // Lost the race: renumber after the winner and try again. The failed
+            // exchange dropped its clone, so `next` is unshared.
+            current = previous;
+            Arc::get_mut(&mut next)
+                .expect("an unpublished generation has no other holder")
+                .set_id(current.id() + 1);
+        }
+    }
+
+    /// Retires the current generation and publishes an empty one, in O(1).
+    ///
+    /// One compare-and-swap of the generation pointer; nothing is freed here and no
+    /// lock is taken (the new empty table is a small fixed allocation). Readers
+    /// pinned on the old generation keep reading it; new readers see the empty one.
+    /// The old generation is torn down by the reclaimer once its last holder lets
+    /// go; the returned [`Retired`] ticket tells when.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("a", 1);
+    /// let retired = map.clear_async();
+    /// assert!(map.is_empty());
+    /// assert_eq!(retired.id(), 0);
+    /// retired.wait(); // the old generation has been torn down
+    /// ```
+    pub fn clear_async(&self) -> Retired {
+        self.publish(self.empty_store())
+    }
+
+    /// Builds a new generation from `entries` off to the side, then publishes it with
+    /// one swap: readers see either all of the old contents or all of the new, never
+    /// a mix. Writes made to the old generation while the new one is being built are
+    /// retired with it. Later duplicates of a key win, as with `HashMap::extend`.
+    ///
+    /// If iterating `entries` panics, nothing is published and the partly built
+    /// table is dropped on this thread.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("old", 0);
+    /// let retired = map.replace([("new", 1), ("newer", 2)]);
+    /// assert!(map.get("old").is_none());
+    /// assert_eq!(map.len(), 2);
+    /// assert_eq!(retired.id() + 1, map.generation());
+    /// ```
+    pub fn replace<I>(&self, entries: I) -> Retired
+    where
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let store = self.empty_store();
+        for (key, value) in entries {
+            drop(store.insert(key, ValueRef::new(value, &self.reclaimer)));
+        }
+        self.publish(store)
+    }
+
+    /// Tears down every retired generation whose last holder has let go, on the
+    /// calling thread, and helps deferred value frees along. Returns the number of
+    /// generations torn down.
+    ///
+    /// Required in [`ReclaimMode::Manual`](crate::ReclaimMode::Manual); harmless in
+    /// background mode, where it does some of the background thread's work.
+    ///
+    /// ```
+    /// use atomic_map::{Builder, ReclaimMode};
+    /// let map = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    /// map.insert(1, 1);
+    /// map.clear_async();
+    /// assert_eq!(map.stats().retired_generations, 1);
+    /// assert_eq!(map.reclaim(), 1);
+    /// assert_eq!(map.stats().retired_generations, 0);
+    /// ```
+    pub fn reclaim(&self) -> usize {
+        self.reclaimer.reclaim_pass()
+    }
+
+    /// Who reclaims this map's retired generations.
+    pub fn reclaim_mode(&self) -> crate::ReclaimMode {
+        self.reclaimer.mode()
+    }
+
+    /// Generation and garbage counters; see [`Stats`].
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// map.clear_async().wait();
+    /// let stats = map.stats();
+    /// assert_eq!(stats.generation, 1);
+    /// assert_eq!(stats.reclaimed_generations, 1);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let c = self.reclaimer.sample();
+        Stats {
+            generation: self.generation(),
+            retired_generations: c.retired_generations,
+            pending_values: c.pending_values,
+            reclaimed_generations: c.reclaimed_generations,
+            reclaimed_values: c.reclaimed_values,
+            destructor_panics: c.destructor_panics,
+        }
+    }
+}
+
+impl<K, V, S> Drop for AtomicMap<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// Releases the map's hold on its current generation, then closes the
+    /// reclaimer. Snapshots, guards, handles and C holders keep what they hold.
+    /// In background mode the teardown happens on the reclaimer thread; in manual
+    /// mode it happens here, on the dropping thread.
+    fn drop(&mut self) {
+        self.reclaimer.note_retiring();
+        // SAFETY: `current` is dropped exactly once, here, and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.current) };
+        self.reclaimer.close();
+    }
+}
+
+impl<K, V> Default for AtomicMap<K, V, RandomState>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> fmt::Debug for AtomicMap<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// Shows the generation, size and reclaim mode; entries are not listed (a
+    /// snapshot's `iter` does that).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AtomicMap")
+            .field("generation", &self.generation())
+            .field("len", &self.len())
+            .field("reclaim_mode", &self.reclaimer.mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for AtomicMap<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// Inserts each pair into the current generation (each insert on its own: a
+    /// concurrent clear may retire some of them).
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (key, value) in iter {
+            drop(self.insert(key, value));
+        }
+    }
+}
+
+impl<K, V> FromIterator<(K, V)> for AtomicMap<K, V, RandomState>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut map = Self::new();
+        map.extend(iter);
+        map
+    }
+}

@@ -1,0 +1,139 @@
+//! `ReadGuard`: a short read section pinned on one generation.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use crate::generation::Generation;
+use crate::sync::{SlotGuard, epoch};
+use crate::value::ValueRef;
+
+/// A pinned read section on one generation, from [`AtomicMap::pin`](crate::AtomicMap::pin)
+/// or [`Snapshot::pin`](crate::Snapshot::pin).
+///
+/// It holds the generation (so no clear can tear it) and an epoch guard (so no value
+/// it can reach is freed, even one removed meanwhile). Reads borrow values for as
+/// long as the guard lives, without touching any reference count.
+///
+/// The guard is neither `Send` nor `Sync`: it belongs to the thread that pinned.
+///
+/// ```compile_fail
+/// // A borrowed value cannot outlive its guard:
+/// let map = atomic_map::AtomicMap::new();
+/// map.insert(1, String::from("one"));
+/// let v: &String = {
+///     let guard = map.pin();
+///     guard.get(&1).unwrap()
+/// };
+/// println!("{v}");
+/// ```
+///
+/// The twin that compiles keeps the guard alive while the borrow is used:
+///
+/// ```
+/// let map = atomic_map::AtomicMap::new();
+/// map.insert(1, String::from("one"));
+/// let guard = map.pin();
+/// let v: &String = guard.get(&1).unwrap();
+/// println!("{v}");
+/// ```
+///
+/// ```compile_fail
+/// // A guard cannot move to another thread:
+/// let map = atomic_map::AtomicMap::<u8, u8>::new();
+/// let guard = map.pin();
+/// std::thread::spawn(move || drop(guard));
+/// ```
+pub struct ReadGuard<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    generation: SlotGuard<Generation<K, V, S>>,
+    /// Declared after `generation`; the order of the two drops does not matter.
+    _epoch: epoch::Guard,
+}
+
+impl<K, V, S> ReadGuard<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// `epoch` must have been pinned before `generation` was loaded.
+    pub(crate) fn new(generation: SlotGuard<Generation<K, V, S>>, epoch: epoch::Guard) -> Self {
+        ReadGuard {
+            generation,
+            _epoch: epoch,
+        }
+    }
+
+    /// Borrows the value for `key`, valid until the guard drops.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("k".to_string(), 5);
+    /// let guard = map.pin();
+    /// assert_eq!(guard.get("k"), Some(&5));
+    /// map.remove("k"); // removed from the table, but still readable through `guard`
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let cell = self.generation.store().get_raw(key)?;
+        // SAFETY: `cell` was read from this guard's generation while its epoch guard
+        // was pinned (pinned before the generation was loaded, see `new`), and both
+        // guards live as long as `&self`: a release to 0 defers the free past this
+        // epoch guard, and the generation cannot be torn down under its guard.
+        Some(unsafe { ValueRef::borrow_raw(cell) })
+    }
+
+    /// A retained handle on the value for `key` (one atomic increment).
+    pub fn get_ref<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.generation.store().get_retained(key)
+    }
+
+    /// Whether the pinned generation maps `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.generation.store().contains_key(key)
+    }
+
+    /// Number of entries in the pinned generation.
+    pub fn len(&self) -> usize {
+        self.generation.store().len()
+    }
+
+    /// Whether the pinned generation is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Id of the pinned generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.id()
+    }
+}
+
+impl<K, V, S> fmt::Debug for ReadGuard<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGuard")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,85 @@
+//! `Retired`: the ticket a clear or replace returns for the generation it retired.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::reclaim::Reclaimer;
+use crate::sync::{Arc, AtomicBool, Ordering};
+
+/// A ticket for a retired generation, returned by
+/// [`AtomicMap::clear_async`](crate::AtomicMap::clear_async) and
+/// [`AtomicMap::replace`](crate::AtomicMap::replace).
+///
+/// The generation is *reclaimed* once its last holder (pinned reader, snapshot,
+/// in-flight writer) has let go and the reclaimer has walked its table, releasing
+/// the generation's reference to every value. Values still held by a
+/// [`ValueRef`](crate::ValueRef) or a C retain survive that; they are destroyed when
+/// their own last holder lets go. Dropping the ticket changes nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use atomic_map::AtomicMap;
+///
+/// let map = AtomicMap::new();
+/// map.insert("k", 1);
+/// let snapshot = map.snapshot();
+/// let retired = map.clear_async();
+/// // The snapshot still pins the old generation: it cannot be reclaimed yet.
+/// assert!(!retired.wait_timeout(Duration::from_millis(5)));
+/// drop(snapshot);
+/// retired.wait();
+/// assert!(retired.is_reclaimed());
+/// ```
+pub struct Retired {
+    id: u64,
+    torn_down: Arc<AtomicBool>,
+    reclaimer: Arc<Reclaimer>,
+}
+
+impl Retired {
+    pub(crate) fn new(id: u64, torn_down: Arc<AtomicBool>, reclaimer: Arc<Reclaimer>) -> Self {
+        Retired {
+            id,
+            torn_down,
+            reclaimer,
+        }
+    }
+
+    /// Id of the retired generation.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the retired generation has been torn down.
+    pub fn is_reclaimed(&self) -> bool {
+        // Acquire: pairs with the Release store after the teardown.
+        self.torn_down.load(Ordering::Acquire)
+    }
+
+    /// Blocks until the retired generation has been torn down.
+    ///
+    /// In background mode this wakes the reclaimer thread; in manual mode the
+    /// waiting thread runs the reclamation itself. It returns only once every holder
+    /// of the generation has let go: waiting while this thread itself holds a
+    /// [`Snapshot`](crate::Snapshot) or [`ReadGuard`](crate::ReadGuard) of it never
+    /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen.
+    pub fn wait(&self) {
+        self.reclaimer.wait_for(&self.torn_down, None);
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout`. Returns whether the
+    /// generation has been torn down. `wait_timeout(Duration::ZERO)` makes one
+    /// attempt (in manual mode, one reclamation pass) and returns at once.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.reclaimer.wait_for(&self.torn_down, Some(timeout))
+    }
+}
+
+impl fmt::Debug for Retired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retired")
+            .field("id", &self.id)
+            .field("reclaimed", &self.is_reclaimed())
+            .finish()
+    }
+}

@@ -1,0 +1,205 @@
+//! `Snapshot`: a long-lived handle on one generation, and its iterator.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use crate::generation::Generation;
+use crate::read::ReadGuard;
+use crate::sync::{Arc, SlotGuard, epoch};
+use crate::value::ValueRef;
+
+/// A long-lived handle on one generation, from [`AtomicMap::snapshot`](crate::AtomicMap::snapshot).
+///
+/// It never sees a clear or replace and never mixes entries of two generations. It
+/// does see writes made to its own generation after it was taken (until the next
+/// clear retires that generation, after which nothing is written to it any more
+/// except by writers that loaded it before the clear).
+///
+/// A snapshot holds a real reference count on the generation (not an arc-swap
+/// guard, not an epoch pin), so it can be kept, cloned and sent across threads for
+/// as long as needed; it only delays the reclamation of its own generation.
+pub struct Snapshot<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    generation: Arc<Generation<K, V, S>>,
+}
+
+impl<K, V, S> Snapshot<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(generation: Arc<Generation<K, V, S>>) -> Self {
+        Snapshot { generation }
+    }
+
+    /// A retained handle on the value for `key` in this generation.
+    pub fn get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.generation.store().get_retained(key)
+    }
+
+    /// Whether this generation maps `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.generation.store().contains_key(key)
+    }
+
+    /// Number of entries in this generation.
+    pub fn len(&self) -> usize {
+        self.generation.store().len()
+    }
+
+    /// Whether this generation is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Id of this generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.id()
+    }
+
+    /// A short pinned read section on this snapshot's generation, for borrowed
+    /// reads without reference counting.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, "a");
+    /// let snap = map.snapshot();
+    /// map.clear_async();
+    /// let guard = snap.pin();
+    /// assert_eq!(guard.get(&1), Some(&"a"));
+    /// ```
+    pub fn pin(&self) -> ReadGuard<K, V, S> {
+        let epoch = epoch::pin();
+        ReadGuard::new(SlotGuard::from_inner(Arc::clone(&self.generation)), epoch)
+    }
+
+    /// Iterates over the entries of this generation as `(key, handle)` pairs.
+    ///
+    /// The iterator copies one shard at a time (keys cloned, values retained) under
+    /// that shard's read lock and yields from the copy, so no lock is held while the
+    /// loop body runs. Entries written to this generation while the iteration runs
+    /// may or may not be seen (each shard is seen as of the moment it was copied);
+    /// entries of any other generation never are.
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<i32, i32> = [(1, 10), (2, 20)].into_iter().collect();
+    /// let snap = map.snapshot();
+    /// map.clear_async();
+    /// let mut entries: Vec<(i32, i32)> = snap.iter().map(|(k, v)| (k, *v)).collect();
+    /// entries.sort();
+    /// assert_eq!(entries, [(1, 10), (2, 20)]);
+    /// ```
+    pub fn iter(&self) -> Iter<K, V, S>
+    where
+        K: Clone,
+    {
+        Iter {
+            generation: Arc::clone(&self.generation),
+            next_shard: 0,
+            batch: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl<K, V, S> Clone for Snapshot<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    fn clone(&self) -> Self {
+        Snapshot {
+            generation: Arc::clone(&self.generation),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Snapshot<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<'a, K, V, S> IntoIterator for &'a Snapshot<K, V, S>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    type Item = (K, ValueRef<V>);
+    type IntoIter = Iter<K, V, S>;
+    fn into_iter(self) -> Iter<K, V, S> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`Snapshot`]'s entries; see [`Snapshot::iter`].
+pub struct Iter<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    generation: Arc<Generation<K, V, S>>,
+    next_shard: usize,
+    batch: std::vec::IntoIter<(K, ValueRef<V>)>,
+}
+
+impl<K, V, S> Iterator for Iter<K, V, S>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    type Item = (K, ValueRef<V>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(entry) = self.batch.next() {
+                return Some(entry);
+            }
+            let store = self.generation.store();
+            if self.next_shard >= store.shard_count() {
+                return None;
+            }
+            self.batch = store.collect_shard(self.next_shard).into_iter();
+            self.next_shard += 1;
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Iter<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("generation", &self.generation.id())
+            .field("next_shard", &self.next_shard)
+            .finish_non_exhaustive()
+    }
+}

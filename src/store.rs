@@ -1,0 +1,154 @@
+//! `Store`: one generation's table, behind the narrow interface the protocol uses.
+//!
+//! The table maps each key to a [`ValueRef`], i.e. it owns one reference to each
+//! value. Everything the protocol needs from the table is here, so that another
+//! table can be measured later without touching the protocol. With the real shim
+//! the table is a `dashmap::DashMap`; its shard locks are taken only inside these
+//! methods and never held when they return (no `dashmap::mapref::Ref` escapes).
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::ptr::NonNull;
+
+use crate::reclaim::{TeardownReport, contain_panic};
+use crate::sync::Table;
+use crate::value::{ValueCell, ValueRef};
+
+/// One generation's key → value table.
+pub(crate) struct Store<K, V, S> {
+    table: Table<K, ValueRef<V>, S>,
+}
+
+impl<K, V, S> Store<K, V, S>
+where
+    K: Eq + Hash,
+    S: BuildHasher + Clone,
+{
+    /// An empty table with `shards` shards (a power of two, at least 2).
+    pub(crate) fn new(hasher: S, shards: usize) -> Self {
+        Store {
+            table: Table::with_hasher_and_shard_amount(hasher, shards),
+        }
+    }
+
+    /// A new handle on the value for `key` (one refcount increment under the shard
+    /// read lock, so the table's own reference keeps the cell alive meanwhile).
+    pub(crate) fn get_retained<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.get(key).map(|entry| entry.value().clone())
+    }
+
+    /// The cell for `key`, without touching its count. The shard lock is released
+    /// on return: the caller must hold an epoch guard and a guard on this
+    /// generation to dereference it (see `ValueRef::borrow_raw`).
+    pub(crate) fn get_raw<Q>(&self, key: &Q) -> Option<NonNull<ValueCell<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.get(key).map(|entry| entry.value().as_raw())
+    }
+
+    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.contains_key(key)
+    }
+
+    /// Number of entries (sums the shards: O(shards)).
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Maps `key` to `value`; returns the table's reference to the old value.
+    pub(crate) fn insert(&self, key: K, value: ValueRef<V>) -> Option<ValueRef<V>> {
+        self.table.insert(key, value)
+    }
+
+    /// Unmaps `key`; returns the table's reference to its value.
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.remove(key).map(|(_, value)| value)
+    }
+
+    /// Atomically (with respect to other writers of `key`) replaces the entry with
+    /// what `f` makes of the current value. `f` runs under the shard's write lock.
+    /// Returns the new value, and the table's reference to the value it replaced,
+    /// which the caller drops after the lock is released.
+    pub(crate) fn compute<F>(&self, key: K, f: F) -> (Option<ValueRef<V>>, Option<ValueRef<V>>)
+    where
+        F: FnOnce(Option<&V>) -> Option<ValueRef<V>>,
+    {
+        use dashmap::Entry;
+        match self.table.entry(key) {
+            Entry::Occupied(mut entry) => match f(Some(entry.get())) {
+                Some(new) => {
+                    let old = entry.insert(new.clone());
+                    (Some(new), Some(old))
+                }
+                None => {
+                    let (_, old) = entry.remove_entry();
+                    (None, Some(old))
+                }
+            },
+            Entry::Vacant(entry) => match f(None) {
+                Some(new) => {
+                    entry.insert(new.clone());
+                    (Some(new), None)
+                }
+                None => (None, None),
+            },
+        }
+    }
+
+    /// Number of shards, for shard-at-a-time iteration.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.table.shards().len()
+    }
+
+    /// Copies out shard `shard`'s entries (keys cloned, values retained) under its
+    /// read lock, so that no lock is held while the caller's code runs.
+    pub(crate) fn collect_shard(&self, shard: usize) -> Vec<(K, ValueRef<V>)>
+    where
+        K: Clone,
+    {
+        let table = self.table.shards()[shard].read();
+        // SAFETY: the read guard keeps the raw table alive and unmodified while its
+        // buckets are iterated and borrowed; nothing escapes the guard's scope except
+        // clones (a cloned key, a retained value).
+        unsafe {
+            table
+                .iter()
+                .map(|bucket| {
+                    let (key, value) = bucket.as_ref();
+                    (key.clone(), value.get().clone())
+                })
+                .collect()
+        }
+    }
+
+    /// Teardown of a whole retired table, run by the reclaimer: releases the table's
+    /// reference to every value, destroying those it was the last holder of.
+    ///
+    /// Only for a table no guard can reach any more (its generation's last
+    /// reference is gone), which is what lets `release_unreachable` free at once.
+    pub(crate) fn teardown(self) -> TeardownReport {
+        let mut report = TeardownReport::default();
+        for (key, value) in self.table {
+            report.entries += 1;
+            if contain_panic(move || drop(key)) {
+                report.panics += 1;
+            }
+            report.record(value.release_unreachable());
+        }
+        report
+    }
+}

@@ -1,0 +1,287 @@
+//! `ValueCell` and `ValueRef`: a value and its reference count.
+//!
+//! A value lives in one heap cell together with its count of references. Every
+//! holder owns exactly one reference: the generation whose table maps a key to it,
+//! each [`ValueRef`] handle, and each C retain (through the FFI crate). The cell also
+//! keeps the map's [`Reclaimer`] alive, so that the last release can account for the
+//! free even after the map itself is gone.
+//!
+//! Releasing the last reference never frees the cell at once: a reader pinned under a
+//! [`ReadGuard`](crate::ReadGuard) may have loaded the pointer just before the value
+//! was removed, so the free is deferred through the epoch (`crossbeam-epoch`). The
+//! one exception is the teardown of a whole retired generation on the reclaimer: no
+//! guard can reach such a generation any more, so a value whose last reference was
+//! that generation's is destroyed at once (see [`ValueRef::release_unreachable`]).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+
+use crate::reclaim::Reclaimer;
+use crate::sync::{Arc, AtomicUsize, Ordering, epoch, fence};
+
+/// Counts above this abort the process instead of risking a wrap-around: like
+/// `std::sync::Arc`, a count cannot reach it without a leak of handles.
+const MAX_REFS: usize = isize::MAX as usize;
+
+/// The heap cell behind every value of the map.
+pub(crate) struct ValueCell<V> {
+    /// Generations holding the value + Rust handles + C retains.
+    refs: AtomicUsize,
+    /// Keeps the counters alive until the value is destroyed.
+    reclaimer: Arc<Reclaimer>,
+    value: V,
+}
+
+/// A retained handle on a value of an [`AtomicMap`](crate::AtomicMap).
+///
+/// A `ValueRef` owns one reference to the value: the value stays valid while the
+/// handle lives, across [`clear_async`](crate::AtomicMap::clear_async), `remove`,
+/// `replace` and the drop of the map itself. Cloning a handle adds a reference
+/// (one atomic increment); dropping it removes one. When the last reference goes,
+/// the value is destroyed later, once no pinned reader can still see it.
+///
+/// ```
+/// use atomic_map::AtomicMap;
+///
+/// let map = AtomicMap::new();
+/// map.insert("config", vec![1, 2, 3]);
+/// let held = map.get("config").unwrap();
+/// map.clear_async();
+/// drop(map);
+/// assert_eq!(*held, [1, 2, 3]); // still valid: the handle holds the value
+/// ```
+pub struct ValueRef<V> {
+    cell: NonNull<ValueCell<V>>,
+    _owns: PhantomData<ValueCell<V>>,
+}
+
+// SAFETY: a `ValueRef` hands out `&V` to any thread that holds it and may be the one
+// that drops `V` (deferred, on whichever thread collects), exactly like `Arc<V>`:
+// both need `V: Send + Sync`.
+unsafe impl<V: Send + Sync> Send for ValueRef<V> {}
+// SAFETY: as above; `&ValueRef` only gives `&V` and clones (an atomic increment).
+unsafe impl<V: Send + Sync> Sync for ValueRef<V> {}
+
+impl<V> ValueRef<V> {
+    /// Allocates a cell holding `value` with one reference, owned by the returned handle.
+    pub(crate) fn new(value: V, reclaimer: &Arc<Reclaimer>) -> Self {
+        let cell = Box::new(ValueCell {
+            refs: AtomicUsize::new(1),
+            reclaimer: Arc::clone(reclaimer),
+            value,
+        });
+        ValueRef {
+            cell: NonNull::from(Box::leak(cell)),
+            _owns: PhantomData,
+        }
+    }
+
+    fn cell(&self) -> &ValueCell<V> {
+        // SAFETY: this handle owns a reference, so the count is at least 1 and the
+        // cell is not destroyed (destruction needs the count to reach 0).
+        unsafe { self.cell.as_ref() }
+    }
+
+    /// The raw cell pointer, for borrowed reads under a pin.
+    pub(crate) fn as_raw(&self) -> NonNull<ValueCell<V>> {
+        self.cell
+    }
+
+    /// Borrows the value behind a raw cell pointer.
+    ///
+    /// # Safety
+    /// The caller must keep the cell alive for `'a`: it loaded `cell` from a table
+    /// while holding an epoch guard and a guard on that table's generation, and keeps
+    /// both for `'a`. A release that drops the count to 0 defers the free past every
+    /// epoch guard pinned before it, and a generation is torn down only after its
+    /// last guard is gone.
+    pub(crate) unsafe fn borrow_raw<'a>(cell: NonNull<ValueCell<V>>) -> &'a V {
+        // SAFETY: the caller guarantees the cell outlives 'a (see above).
+        unsafe { &(*cell.as_ptr()).value }
+    }
+
+    /// Current number of references (generations + handles + C retains).
+    ///
+    /// A racy reading, for tests and diagnostics.
+    pub fn ref_count(this: &Self) -> usize {
+        // Relaxed: a diagnostic reading that orders nothing.
+        this.cell().refs.load(Ordering::Relaxed)
+    }
+
+    /// Whether two handles refer to the same value cell (not merely equal values).
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        a.cell == b.cell
+    }
+
+    /// Adds one reference to the cell behind `cell`.
+    ///
+    /// # Safety
+    /// The caller must own a reference to the cell (so the count is at least 1).
+    pub(crate) unsafe fn retain_raw(cell: NonNull<ValueCell<V>>) {
+        // SAFETY: the caller owns a reference, so the cell is alive.
+        let refs = unsafe { &cell.as_ref().refs };
+        // Relaxed: like `Arc::clone`, taking a new reference needs no ordering; the
+        // caller's own reference already keeps the cell alive, and the Release/Acquire
+        // pair in `release` orders every use before the free.
+        let old = refs.fetch_add(1, Ordering::Relaxed);
+        if old > MAX_REFS {
+            abort_with("atomic-map: value reference count overflow (leaked handles?)");
+        }
+    }
+
+    /// Drops the reference owned by `cell`, as the handle's `Drop` does.
+    ///
+    /// # Safety
+    /// The caller must own a reference to the cell and give it up here.
+    pub(crate) unsafe fn release_raw(cell: NonNull<ValueCell<V>>) {
+        // SAFETY: the caller owns a reference, so the cell is alive.
+        let c = unsafe { cell.as_ref() };
+        // Release: pairs with the Acquire fence below on the thread that drops the
+        // last reference, so every use of the value through this reference happens
+        // before its destruction.
+        let old = c.refs.fetch_sub(1, Ordering::Release);
+        if old == 0 {
+            abort_with("atomic-map: value released more times than retained");
+        }
+        if old != 1 {
+            return;
+        }
+        // Acquire: pairs with the Release decrements of every other holder.
+        fence(Ordering::Acquire);
+        let reclaimer = Arc::clone(&c.reclaimer);
+        reclaimer.note_value_deferred();
+        let free = move || {
+            // SAFETY: the epoch runs this once, after every reader that could still
+            // see the cell has unpinned (see the deferral below).
+            let outcome = unsafe { Self::destroy(cell) };
+            reclaimer.note_value_destroyed(true, outcome);
+        };
+        let guard = epoch::pin();
+        // SAFETY: the count reached 0, so no holder is left and no table maps to the
+        // cell any more; the only remaining observers are readers pinned in the epoch
+        // before this point, and the epoch runs `free` after all of them unpin.
+        // `V: Send` is required by every public constructor of a map, so destroying
+        // the value on another thread is sound.
+        unsafe { guard.defer_unchecked(free) };
+    }
+
+    /// Gives up a reference held by a generation being torn down on the reclaimer.
+    ///
+    /// No guard can reach a generation whose teardown has begun, so if this was the
+    /// last reference the value is destroyed here, at once; otherwise a handle or a C
+    /// retain still holds it and its own release will defer the free. Returns whether
+    /// the value was destroyed and whether its destructor panicked (`Some(panicked)`).
+    pub(crate) fn release_unreachable(self) -> Option<DropOutcome> {
+        let cell = self.cell;
+        std::mem::forget(self);
+        // SAFETY: the reference owned by `self` is given up here.
+        let c = unsafe { cell.as_ref() };
+        // Release: pairs with the Acquire fence below, as in `release_raw`.
+        let old = c.refs.fetch_sub(1, Ordering::Release);
+        if old == 0 {
+            abort_with("atomic-map: value released more times than retained");
+        }
+        if old != 1 {
+            return None;
+        }
+        // Acquire: pairs with the Release decrements of every other holder.
+        fence(Ordering::Acquire);
+        // SAFETY: count reached 0 and the generation that held it is unreachable: no
+        // pinned reader can hold a pointer obtained through it (module docs).
+        Some(unsafe { Self::destroy(cell) })
+    }
+
+    /// Frees the cell and runs `V`'s destructor, containing a panic.
+    ///
+    /// # Safety
+    /// The count is 0 and no reader can reach the cell; called once per cell.
+    unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> DropOutcome {
+        // SAFETY: the cell came from `Box::leak` in `new` and is destroyed once.
+        let boxed = unsafe { Box::from_raw(cell.as_ptr()) };
+        let ValueCell { value, .. } = *boxed;
+        match catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            Ok(()) => DropOutcome::Clean,
+            Err(_) => DropOutcome::Panicked,
+        }
+    }
+}
+
+/// How a value's destructor ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DropOutcome {
+    Clean,
+    /// The destructor panicked; the panic was contained and counted.
+    Panicked,
+}
+
+/// Prints `msg` and aborts: used where continuing would corrupt memory.
+pub(crate) fn abort_with(msg: &str) -> ! {
+    eprintln!("{msg}");
+    std::process::abort()
+}
+
+impl<V> Clone for ValueRef<V> {
+    fn clone(&self) -> Self {
+        // SAFETY: `self` owns a reference.
+        unsafe { Self::retain_raw(self.cell) };
+        ValueRef {
+            cell: self.cell,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<V> Drop for ValueRef<V> {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns a reference and gives it up.
+        unsafe { Self::release_raw(self.cell) }
+    }
+}
+
+impl<V> Deref for ValueRef<V> {
+    type Target = V;
+    fn deref(&self) -> &V {
+        &self.cell().value
+    }
+}
+
+impl<V> AsRef<V> for ValueRef<V> {
+    fn as_ref(&self) -> &V {
+        self
+    }
+}
+
+impl<V> std::borrow::Borrow<V> for ValueRef<V> {
+    fn borrow(&self) -> &V {
+        self
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for ValueRef<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<V: fmt::Display> fmt::Display for ValueRef<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+impl<V: PartialEq> PartialEq for ValueRef<V> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<V: Eq> Eq for ValueRef<V> {}
+
+impl<V: std::hash::Hash> std::hash::Hash for ValueRef<V> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
