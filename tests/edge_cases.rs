@@ -1,0 +1,258 @@
+//! Lifetimes across clears and map drops, and bad input through the safe API:
+//! nothing may leak silently, be freed twice, or deadlock.
+
+mod common;
+
+use std::hash::{Hash, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use atomic_map::{AtomicMap, Builder, ReclaimMode};
+use common::{DropLedger, Tracked, reclaim_until};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn map_in(mode: ReclaimMode) -> AtomicMap<u64, Tracked> {
+    Builder::new().reclaim_mode(mode).build()
+}
+
+const MODES: [ReclaimMode; 2] = [ReclaimMode::Background, ReclaimMode::Manual];
+
+#[test]
+fn value_ref_outlives_clear_and_map_drop() {
+    for mode in MODES {
+        let ledger = DropLedger::new(10);
+        let map = map_in(mode);
+        map.insert(1, ledger.make(42));
+        map.insert(2, ledger.make(43));
+        let held = map.get(&1).unwrap();
+        map.clear_async().wait();
+        drop(map);
+        assert_eq!(held.check(), 42);
+        // The other value went with the generation; the held one waits for its handle.
+        assert_eq!(ledger.dropped(), 1, "{mode:?}");
+        drop(held);
+        let probe = map_in(ReclaimMode::Manual); // only to drive the epoch from here
+        reclaim_until(&probe, LIMIT, || ledger.dropped() == 2);
+        ledger.assert_all_dropped_once();
+    }
+}
+
+#[test]
+fn snapshot_outlives_clear_and_map_drop() {
+    for mode in MODES {
+        let ledger = DropLedger::new(10);
+        let map = map_in(mode);
+        for i in 0..5 {
+            map.insert(i, ledger.make(i));
+        }
+        let snap = map.snapshot();
+        let retired = map.clear_async();
+        drop(map);
+        assert_eq!(snap.len(), 5);
+        assert_eq!(snap.get(&3).unwrap().check(), 3);
+        assert_eq!(snap.iter().count(), 5);
+        assert!(!retired.wait_timeout(Duration::from_millis(20)), "{mode:?}: torn down under a snapshot");
+        assert_eq!(ledger.dropped(), 0);
+        // No reclaimer is left: the last holder tears the generation down itself.
+        drop(snap);
+        assert!(retired.wait_timeout(LIMIT));
+        assert_eq!(ledger.dropped(), 5, "{mode:?}");
+        ledger.assert_all_dropped_once();
+    }
+}
+
+#[test]
+fn manual_mode_never_reclaimed_then_dropped_frees_everything() {
+    let ledger = DropLedger::new(1000);
+    let map = map_in(ReclaimMode::Manual);
+    let mut tickets = Vec::new();
+    for round in 0..10 {
+        for i in 0..50 {
+            map.insert(i, ledger.make(round));
+        }
+        tickets.push(map.clear_async());
+    }
+    for i in 0..50 {
+        map.insert(i, ledger.make(99));
+    }
+    assert_eq!(map.stats().retired_generations, 10);
+    assert_eq!(ledger.dropped(), 0, "manual mode must not reclaim by itself");
+    drop(map); // the dropping thread tears down the 10 retired + the current one
+    assert_eq!(ledger.dropped(), 550);
+    assert!(tickets.iter().all(|t| t.is_reclaimed()));
+    ledger.assert_all_dropped_once();
+}
+
+#[test]
+fn wait_timeout_zero_never_blocks() {
+    for mode in MODES {
+        let map = map_in(mode);
+        let guard = map.pin();
+        let retired = map.clear_async();
+        assert!(!retired.wait_timeout(Duration::ZERO));
+        drop(guard);
+        assert!(retired.wait_timeout(LIMIT));
+        assert!(retired.wait_timeout(Duration::ZERO));
+    }
+}
+
+#[test]
+fn zero_sized_values() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Zst;
+    impl Drop for Zst {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let map: AtomicMap<u32, Zst> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    for i in 0..100 {
+        map.insert(i, Zst);
+    }
+    assert!(map.get(&5).is_some());
+    assert!(map.pin().get(&6).is_some());
+    drop(map.remove(&7));
+    map.clear_async();
+    map.reclaim();
+    reclaim_until(&map, LIMIT, || DROPS.load(Ordering::SeqCst) == 100);
+    let unit: AtomicMap<(), ()> = AtomicMap::new();
+    unit.insert((), ());
+    assert!(unit.contains_key(&()));
+}
+
+/// A key whose `Hash` or `Eq` panics while `ARMED` is set.
+#[derive(Clone)]
+struct Touchy(u64);
+static ARMED_HASH: AtomicBool = AtomicBool::new(false);
+static ARMED_EQ: AtomicBool = AtomicBool::new(false);
+impl Hash for Touchy {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if ARMED_HASH.load(Ordering::SeqCst) && self.0 == 666 {
+            panic!("hash panics");
+        }
+        self.0.hash(state)
+    }
+}
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        if ARMED_EQ.load(Ordering::SeqCst) && (self.0 == 13 || other.0 == 13) {
+            panic!("eq panics");
+        }
+        self.0 == other.0
+    }
+}
+impl Eq for Touchy {}
+
+#[test]
+fn panicking_hash_and_eq_leave_the_map_usable() {
+    let ledger = DropLedger::new(100);
+    let map: AtomicMap<Touchy, Tracked> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    for i in 0..20 {
+        map.insert(Touchy(i), ledger.make(i));
+    }
+    ARMED_HASH.store(true, Ordering::SeqCst);
+    let r = catch_unwind(AssertUnwindSafe(|| map.insert(Touchy(666), ledger.make(666))));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| map.get(&Touchy(666)).is_some()));
+    assert!(r.is_err());
+    ARMED_HASH.store(false, Ordering::SeqCst);
+    ARMED_EQ.store(true, Ordering::SeqCst);
+    let r = catch_unwind(AssertUnwindSafe(|| map.insert(Touchy(13), ledger.make(13))));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| map.upsert(Touchy(13), |_| ledger.make(14))));
+    assert!(r.is_err());
+    ARMED_EQ.store(false, Ordering::SeqCst);
+    // Still consistent and usable: the entries are those inserted before.
+    assert_eq!(map.get(&Touchy(5)).unwrap().check(), 5);
+    assert_eq!(map.len(), 20);
+    map.insert(Touchy(21), ledger.make(21));
+    map.clear_async();
+    drop(map);
+    let probe = map_in(ReclaimMode::Manual);
+    reclaim_until(&probe, LIMIT, || ledger.dropped() == ledger.created());
+    ledger.assert_all_dropped_once();
+}
+
+#[test]
+fn panicking_value_drop_is_contained_and_counted() {
+    static NORMAL_DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Grenade(bool);
+    impl Drop for Grenade {
+        fn drop(&mut self) {
+            if self.0 {
+                panic!("destructor panics");
+            }
+            NORMAL_DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for mode in MODES {
+        NORMAL_DROPS.store(0, Ordering::SeqCst);
+        let map: AtomicMap<u32, Grenade> = Builder::new().reclaim_mode(mode).build();
+        for i in 0..100 {
+            map.insert(i, Grenade(i % 10 == 0));
+        }
+        // One through the epoch (remove), the rest through a teardown.
+        drop(map.remove(&0));
+        map.clear_async().wait();
+        reclaim_until(&map, LIMIT, || map.stats().reclaimed_values == 100);
+        let stats = map.stats();
+        assert_eq!(stats.destructor_panics, 10, "{mode:?}");
+        assert_eq!(stats.pending_values, 0);
+        assert_eq!(NORMAL_DROPS.load(Ordering::SeqCst), 90, "{mode:?}: a panic cost other values");
+        // The map and its reclaimer still work.
+        map.insert(1, Grenade(false));
+        map.clear_async().wait();
+        assert_eq!(NORMAL_DROPS.load(Ordering::SeqCst), 91);
+    }
+}
+
+#[test]
+fn panicking_update_closure_leaves_the_entry() {
+    let map = AtomicMap::new();
+    map.insert("k", 1);
+    let r = catch_unwind(AssertUnwindSafe(|| map.upsert("k", |_| panic!("no"))));
+    assert!(r.is_err());
+    assert_eq!(*map.get("k").unwrap(), 1);
+    map.upsert("k", |v| v.unwrap() + 1); // the shard lock was released
+    assert_eq!(*map.get("k").unwrap(), 2);
+}
+
+#[test]
+fn panicking_replace_iterator_publishes_nothing() {
+    let ledger = DropLedger::new(100);
+    let map = map_in(ReclaimMode::Manual);
+    map.insert(0, ledger.make(0));
+    let l2 = Arc::clone(&ledger);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        map.replace((1..10u64).map(|i| {
+            if i == 5 {
+                panic!("iterator panics");
+            }
+            (i, l2.make(i))
+        }))
+    }));
+    assert!(r.is_err());
+    assert_eq!(map.generation(), 0);
+    assert_eq!(map.len(), 1);
+    reclaim_until(&map, LIMIT, || ledger.dropped() == 4);
+    drop(map);
+    ledger.assert_all_dropped_once();
+}
+
+#[test]
+fn concurrent_clears_get_distinct_increasing_ids() {
+    let map = Arc::new(AtomicMap::<u32, u32>::new());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let map = Arc::clone(&map);
+            std::thread::spawn(move || (0..500).map(|_| map.clear_async().id()).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..2000).collect::<Vec<_>>(), "each retired generation exactly once");
+    assert_eq!(map.generation(), 2000);
+}

@@ -1,0 +1,266 @@
+//! Every operation of `AtomicMap`, one at a time, on one thread.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
+use common::DropLedger;
+
+fn manual<K, V>() -> AtomicMap<K, V>
+where
+    K: Eq + std::hash::Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    Builder::new().reclaim_mode(ReclaimMode::Manual).build()
+}
+
+#[test]
+fn insert_get_remove_with_borrowed_keys() {
+    let map: AtomicMap<String, String> = AtomicMap::new();
+    assert!(map.insert("alpha".to_string(), "a".to_string()).is_none());
+    assert_eq!(*map.get("alpha").unwrap(), "a"); // &str lookup of a String key
+    assert!(map.contains_key("alpha"));
+    assert!(!map.contains_key("beta"));
+    let old = map.insert("alpha".to_string(), "A".to_string()).unwrap();
+    assert_eq!(*old, "a");
+    assert_eq!(*map.get("alpha").unwrap(), "A");
+    assert_eq!(map.len(), 1);
+    assert_eq!(*map.remove("alpha").unwrap(), "A");
+    assert!(map.remove("alpha").is_none());
+    assert!(map.get("alpha").is_none());
+    assert!(map.is_empty());
+}
+
+#[test]
+fn pinned_reads_borrow_without_counting() {
+    let map = AtomicMap::new();
+    map.insert(1u64, vec![7u8; 3]);
+    let handle = map.get(&1).unwrap();
+    let before = ValueRef::ref_count(&handle);
+    let guard = map.pin();
+    let v = guard.get(&1).unwrap();
+    assert_eq!(v, &[7, 7, 7]);
+    assert_eq!(ValueRef::ref_count(&handle), before, "a pinned read touched the count");
+    assert!(guard.contains_key(&1));
+    assert_eq!(guard.len(), 1);
+    assert!(!guard.is_empty());
+    assert_eq!(guard.generation(), 0);
+    let retained = guard.get_ref(&1).unwrap();
+    assert!(ValueRef::ptr_eq(&retained, &handle));
+    assert!(guard.get(&2).is_none());
+}
+
+#[test]
+fn pinned_read_survives_remove_and_clear() {
+    let ledger = DropLedger::new(4);
+    let map = manual();
+    map.insert(1, ledger.make(11));
+    let guard = map.pin();
+    let v = guard.get(&1).unwrap();
+    drop(map.remove(&1));
+    let retired = map.clear_async();
+    map.reclaim();
+    assert_eq!(v.check(), 11, "value freed under a pinned reader");
+    assert!(!retired.is_reclaimed(), "generation torn down under a pinned reader");
+    drop(guard);
+    common::reclaim_until(&map, Duration::from_secs(10), || ledger.dropped() == 1);
+    assert!(retired.wait_timeout(Duration::from_secs(10)));
+    ledger.assert_all_dropped_once();
+}
+
+#[test]
+fn upsert_and_compute() {
+    let map: AtomicMap<&str, u32> = AtomicMap::new();
+    assert_eq!(*map.upsert("n", |old| old.map_or(1, |v| v + 1)), 1);
+    assert_eq!(*map.upsert("n", |old| old.map_or(1, |v| v + 1)), 2);
+    let held = map.get("n").unwrap();
+    assert_eq!(*map.upsert("n", |old| old.unwrap() * 10), 20);
+    assert_eq!(*held, 2, "an update must not change a value readers hold");
+    assert!(map.compute("n", |_| None).is_none());
+    assert!(!map.contains_key("n"));
+    assert!(map.compute("absent", |old| old.copied()).is_none());
+    assert!(!map.contains_key("absent"));
+    assert_eq!(*map.compute("new", |old| Some(old.copied().unwrap_or(5))).unwrap(), 5);
+}
+
+#[test]
+fn clear_async_swaps_in_an_empty_generation() {
+    let map = manual();
+    for i in 0..100u32 {
+        map.insert(i, i);
+    }
+    assert_eq!(map.generation(), 0);
+    let retired = map.clear_async();
+    assert_eq!(retired.id(), 0);
+    assert_eq!(map.generation(), 1);
+    assert!(map.is_empty());
+    assert!(map.get(&5).is_none());
+    map.insert(5, 50);
+    assert_eq!(*map.get(&5).unwrap(), 50);
+    assert!(!retired.is_reclaimed());
+    assert_eq!(map.reclaim(), 1);
+    assert!(retired.is_reclaimed());
+    let second = map.clear_async();
+    assert_eq!(second.id(), 1);
+    assert_eq!(map.generation(), 2);
+}
+
+#[test]
+fn replace_publishes_new_contents_at_once() {
+    let map = AtomicMap::new();
+    map.insert("old", 0);
+    let snap = map.snapshot();
+    let retired = map.replace([("a", 1), ("b", 2), ("a", 3)]);
+    assert_eq!(retired.id(), 0);
+    assert_eq!(map.generation(), 1);
+    assert_eq!(map.len(), 2);
+    assert_eq!(*map.get("a").unwrap(), 3, "later duplicates win");
+    assert!(map.get("old").is_none());
+    assert_eq!(*snap.get("old").unwrap(), 0);
+    assert!(snap.get("a").is_none());
+}
+
+#[test]
+fn snapshot_get_iter_len_generation() {
+    let map: AtomicMap<u32, String> = AtomicMap::new();
+    for i in 0..1000 {
+        map.insert(i, i.to_string());
+    }
+    let snap = map.snapshot();
+    map.clear_async();
+    map.insert(5000, "new".into());
+    assert_eq!(snap.len(), 1000);
+    assert!(!snap.is_empty());
+    assert_eq!(snap.generation(), 0);
+    assert!(snap.contains_key(&999));
+    assert!(!snap.contains_key(&5000));
+    let mut seen: HashMap<u32, String> = HashMap::new();
+    for (k, v) in &snap {
+        assert!(seen.insert(k, (*v).clone()).is_none(), "key {k} yielded twice");
+    }
+    assert_eq!(seen.len(), 1000);
+    assert!(seen.iter().all(|(k, v)| k.to_string() == *v));
+    let twin = snap.clone();
+    assert_eq!(twin.generation(), snap.generation());
+    assert_eq!(snap.pin().get(&7).map(String::as_str), Some("7"));
+}
+
+#[test]
+fn snapshot_sees_later_writes_to_its_generation() {
+    let map = AtomicMap::new();
+    let snap = map.snapshot();
+    map.insert(1, 1);
+    assert_eq!(snap.get(&1).as_deref(), Some(&1));
+    map.clear_async();
+    map.insert(2, 2);
+    assert!(snap.get(&2).is_none(), "a snapshot never sees another generation");
+}
+
+#[test]
+fn retired_wait_returns_after_teardown() {
+    let ledger = DropLedger::new(100);
+    for mode in [ReclaimMode::Background, ReclaimMode::Manual] {
+        let map: AtomicMap<usize, common::Tracked> = Builder::new().reclaim_mode(mode).build();
+        let base = ledger.dropped();
+        for i in 0..10 {
+            map.insert(i, ledger.make(i as u64));
+        }
+        let retired = map.clear_async();
+        retired.wait();
+        assert!(retired.is_reclaimed());
+        assert_eq!(ledger.dropped() - base, 10, "{mode:?}: wait returned before the values went");
+        assert!(retired.wait_timeout(Duration::ZERO));
+    }
+}
+
+#[test]
+fn stats_follow_what_happened() {
+    let map = manual();
+    let s = map.stats();
+    assert_eq!((s.generation, s.retired_generations, s.pending_values), (0, 0, 0));
+    for i in 0..10u32 {
+        map.insert(i, i);
+    }
+    let snap = map.snapshot();
+    map.clear_async();
+    let s = map.stats();
+    assert_eq!(s.generation, 1);
+    assert_eq!(s.retired_generations, 1);
+    assert_eq!(s.pending_values, 0, "pinned by the snapshot: not handed over yet");
+    drop(snap);
+    let s = map.stats();
+    assert_eq!(s.pending_values, 10);
+    assert_eq!(map.reclaim(), 1);
+    let s = map.stats();
+    assert_eq!(s.retired_generations, 0);
+    assert_eq!(s.pending_values, 0);
+    assert_eq!(s.reclaimed_generations, 1);
+    assert_eq!(s.reclaimed_values, 10);
+    assert_eq!(s.destructor_panics, 0);
+
+    // A removed value goes through the epoch; it is pending until that frees it.
+    map.insert(1, 1);
+    drop(map.remove(&1));
+    common::reclaim_until(&map, Duration::from_secs(10), || map.stats().reclaimed_values == 11);
+    assert_eq!(map.stats().pending_values, 0);
+}
+
+#[test]
+fn debug_default_from_iterator_extend() {
+    let mut map: AtomicMap<u8, u8> = AtomicMap::default();
+    map.extend([(1, 1), (2, 2)]);
+    assert_eq!(map.len(), 2);
+    let collected: AtomicMap<u8, u8> = (0..10).map(|i| (i, i)).collect();
+    assert_eq!(collected.len(), 10);
+    let text = format!("{collected:?}");
+    assert!(text.contains("generation: 0") && text.contains("len: 10"), "{text}");
+    let snap = collected.snapshot();
+    assert!(format!("{snap:?}").contains("len: 10"));
+    assert!(format!("{:?}", collected.pin()).contains("generation: 0"));
+    let v = collected.get(&3).unwrap();
+    assert_eq!(format!("{v:?} {v}"), "3 3");
+    assert!(format!("{:?}", collected.clear_async()).contains("id: 0"));
+}
+
+#[test]
+fn builder_options() {
+    let map: AtomicMap<u32, u32> = Builder::new().shards(3).reclaim_mode(ReclaimMode::Manual).build();
+    assert_eq!(map.reclaim_mode(), ReclaimMode::Manual);
+    map.insert(1, 1);
+    assert_eq!(map.len(), 1);
+    let one: AtomicMap<u32, u32> = Builder::new().shards(0).build();
+    one.insert(1, 1);
+    assert_eq!(one.reclaim_mode(), ReclaimMode::Background);
+    let hashed = Builder::new()
+        .hasher(std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default())
+        .build::<String, u8>();
+    hashed.insert("x".into(), 1);
+    assert_eq!(*hashed.get("x").unwrap(), 1);
+}
+
+#[test]
+fn value_ref_traits() {
+    let map = AtomicMap::new();
+    map.insert(1, "v".to_string());
+    let a = map.get(&1).unwrap();
+    let b = a.clone();
+    assert_eq!(ValueRef::ref_count(&a), 3); // table + a + b
+    assert!(ValueRef::ptr_eq(&a, &b));
+    assert_eq!(a, b);
+    let as_ref: &String = a.as_ref();
+    assert_eq!(as_ref, "v");
+    drop(b);
+    assert_eq!(ValueRef::ref_count(&a), 2);
+}
+
+/// Compile-time checks: the map and handles are Send + Sync where K, V are.
+#[test]
+fn send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<AtomicMap<String, Vec<u8>>>();
+    assert_send_sync::<ValueRef<Vec<u8>>>();
+    assert_send_sync::<atomic_map::Snapshot<String, Vec<u8>, std::collections::hash_map::RandomState>>();
+    assert_send_sync::<atomic_map::Retired>();
+}

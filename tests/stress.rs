@@ -1,0 +1,215 @@
+//! Destructor accounting under a multi-threaded storm: readers (retained and
+//! pinned), writers, removers, upserts, clearers, `replace`, snapshot holders.
+//!
+//! Every value ever created must be dropped exactly once by the end, and never
+//! while a reader can still see it: every value carries a canary that readers check
+//! on each access and that its `Drop` overwrites. The same test runs under valgrind
+//! memcheck in `.ci/run` (at a smaller size), which would also flag a read of freed
+//! memory that happened to find the canary intact.
+//!
+//! Size knobs: `ATOMIC_MAP_STRESS_MS` (how long the storm runs, default 2000) and
+//! `ATOMIC_MAP_STRESS_KEYS` (the key space, default 64: small, so keys are fought over).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
+use common::{DropLedger, Tracked, reclaim_until};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Small deterministic generator (xorshift), one per thread.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const CAPACITY: usize = 4_000_000;
+
+fn storm(mode: ReclaimMode) {
+    let run_for = Duration::from_millis(env_or("ATOMIC_MAP_STRESS_MS", 2000));
+    let keys = env_or("ATOMIC_MAP_STRESS_KEYS", 64);
+    let ledger = DropLedger::new(CAPACITY);
+    let map: Arc<AtomicMap<u64, Tracked>> = Arc::new(Builder::new().reclaim_mode(mode).build());
+    let stop = Arc::new(AtomicBool::new(false));
+    // Writers stop creating values well before the ledger is full.
+    let room = |l: &DropLedger| l.created() + 10_000 < CAPACITY;
+
+    let mut workers: Vec<thread::JoinHandle<u64>> = Vec::new();
+    let mut spawn = |seed: u64, body: Box<dyn FnMut(&mut Rng) + Send>| {
+        let stop = Arc::clone(&stop);
+        let mut body = body;
+        workers.push(thread::spawn(move || {
+            let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15 + 1);
+            let mut ops = 0;
+            while !stop.load(Ordering::Relaxed) {
+                body(&mut rng);
+                ops += 1;
+            }
+            ops
+        }));
+    };
+
+    // Retained readers: keep a few handles alive across clears, check them later.
+    for seed in 1..=2 {
+        let map = Arc::clone(&map);
+        let mut held: Vec<ValueRef<Tracked>> = Vec::new();
+        spawn(
+            seed,
+            Box::new(move |rng| {
+                if let Some(v) = map.get(&rng.below(keys)) {
+                    v.check();
+                    if held.len() < 16 {
+                        held.push(v);
+                    } else {
+                        let i = rng.below(16) as usize;
+                        held[i].check();
+                        held[i] = v;
+                    }
+                }
+            }),
+        );
+    }
+    // Pinned reader: borrow several values, re-check them at the end of the section.
+    {
+        let map = Arc::clone(&map);
+        spawn(
+            3,
+            Box::new(move |rng| {
+                let guard = map.pin();
+                let seen: Vec<&Tracked> = (0..8).filter_map(|_| guard.get(&rng.below(keys))).collect();
+                for _ in 0..50 {
+                    std::hint::spin_loop();
+                }
+                for v in &seen {
+                    v.check();
+                }
+            }),
+        );
+    }
+    // Writer: inserts and upserts.
+    {
+        let (map, ledger) = (Arc::clone(&map), Arc::clone(&ledger));
+        spawn(
+            4,
+            Box::new(move |rng| {
+                if !room(&ledger) {
+                    return thread::yield_now();
+                }
+                let k = rng.below(keys);
+                if rng.below(2) == 0 {
+                    drop(map.insert(k, ledger.make(k)));
+                } else {
+                    map.upsert(k, |old| {
+                        let base = old.map_or(0, |v| v.check());
+                        ledger.make(base + 1)
+                    })
+                    .check();
+                }
+            }),
+        );
+    }
+    // Remover: removes and sometimes reads what it removed.
+    {
+        let map = Arc::clone(&map);
+        spawn(
+            5,
+            Box::new(move |rng| {
+                if let Some(v) = map.remove(&rng.below(keys)) {
+                    v.check();
+                }
+            }),
+        );
+    }
+    // Clearer and replacer.
+    {
+        let (map, ledger) = (Arc::clone(&map), Arc::clone(&ledger));
+        spawn(
+            6,
+            Box::new(move |rng| {
+                let retired = if rng.below(4) == 0 && room(&ledger) {
+                    let n = rng.below(keys / 2 + 1);
+                    map.replace((0..n).map(|k| (k, ledger.make(k))))
+                } else {
+                    map.clear_async()
+                };
+                if rng.below(64) == 0 {
+                    // Occasionally wait; bounded, since snapshots may pin it a while.
+                    retired.wait_timeout(Duration::from_millis(50));
+                }
+                thread::sleep(Duration::from_micros(200));
+            }),
+        );
+    }
+    // Snapshot holder: iterate a generation across clears, check every value.
+    {
+        let map = Arc::clone(&map);
+        spawn(
+            7,
+            Box::new(move |rng| {
+                let snap = map.snapshot();
+                let before: Vec<(u64, ValueRef<Tracked>)> = snap.iter().collect();
+                thread::sleep(Duration::from_micros(rng.below(500)));
+                for (k, v) in &before {
+                    v.check();
+                    assert!(*k < keys);
+                }
+                for (_, v) in snap.iter() {
+                    v.check();
+                }
+                assert!(snap.iter().all(|(k, _)| k < keys));
+            }),
+        );
+    }
+
+    let start = Instant::now();
+    let mut peak_pending = 0;
+    while start.elapsed() < run_for {
+        thread::sleep(Duration::from_millis(10));
+        peak_pending = peak_pending.max(map.stats().pending_values);
+        if mode == ReclaimMode::Manual {
+            map.reclaim();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let ops: u64 = workers.into_iter().map(|w| w.join().expect("a worker failed")).sum();
+    let generations = map.generation();
+    assert!(ops > 0 && generations > 0);
+
+    let map = Arc::into_inner(map).expect("workers are gone");
+    map.clear_async();
+    map.reclaim();
+    let stats = map.stats();
+    drop(map);
+    let probe: AtomicMap<u8, u8> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    reclaim_until(&probe, Duration::from_secs(30), || ledger.dropped() == ledger.created());
+    ledger.assert_all_dropped_once();
+    eprintln!(
+        "{mode:?}: {ops} ops, {generations} generations, {} values, peak pending {peak_pending}, final {stats:?}",
+        ledger.created()
+    );
+}
+
+#[test]
+fn storm_background_reclaimer() {
+    storm(ReclaimMode::Background);
+}
+
+#[test]
+fn storm_manual_reclaimer() {
+    storm(ReclaimMode::Manual);
+}
