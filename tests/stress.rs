@@ -54,7 +54,7 @@ fn storm(mode: ReclaimMode) {
         let stop = Arc::clone(&stop);
         let mut body = body;
         workers.push(thread::spawn(move || {
-            let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15 + 1);
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let mut ops = 0;
             while !stop.load(Ordering::Relaxed) {
                 body(&mut rng);
