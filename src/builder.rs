@@ -26,6 +26,7 @@ use crate::reclaim::ReclaimMode;
 pub struct Builder<S = RandomState> {
     pub(crate) mode: ReclaimMode,
     pub(crate) shards: usize,
+    pub(crate) trim_memory: bool,
     pub(crate) hasher: S,
 }
 
@@ -35,6 +36,7 @@ impl Builder<RandomState> {
         Builder {
             mode: ReclaimMode::default(),
             shards: default_shards(),
+            trim_memory: true,
             hasher: RandomState::new(),
         }
     }
@@ -58,7 +60,21 @@ impl<S> Builder<S> {
     /// at least 2 (the table's requirement). The default is four times the number of
     /// CPUs, rounded up likewise.
     pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = shards.max(2).checked_next_power_of_two().unwrap_or(1 << (usize::BITS - 2));
+        self.shards = shards
+            .max(2)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << (usize::BITS - 2));
+        self
+    }
+
+    /// Whether the reclaimer asks the allocator to return free memory to the OS
+    /// after a pass that destroyed at least 65,536 values (glibc's `malloc_trim`;
+    /// a no-op elsewhere). On by default: without it, glibc keeps the freed memory
+    /// of a torn-down generation and the process stays at its peak size. It runs
+    /// on the reclaiming thread; a thread allocating meanwhile may wait on the
+    /// allocator's lock for the duration of the trim.
+    pub fn trim_memory(mut self, trim: bool) -> Self {
+        self.trim_memory = trim;
         self
     }
 
@@ -67,6 +83,7 @@ impl<S> Builder<S> {
         Builder {
             mode: self.mode,
             shards: self.shards,
+            trim_memory: self.trim_memory,
             hasher,
         }
     }
@@ -90,6 +107,7 @@ impl<S> fmt::Debug for Builder<S> {
         f.debug_struct("Builder")
             .field("mode", &self.mode)
             .field("shards", &self.shards)
+            .field("trim_memory", &self.trim_memory)
             .finish_non_exhaustive()
     }
 }

@@ -128,9 +128,11 @@ mod reclaim;
 mod retire_list;
 mod retired;
 mod snapshot;
+mod standby;
 mod stats;
 mod store;
 mod sync;
+mod trim;
 mod value;
 
 pub use builder::Builder;

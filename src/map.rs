@@ -9,12 +9,13 @@ use std::mem::ManuallyDrop;
 use crate::builder::Builder;
 use crate::generation::Generation;
 use crate::read::ReadGuard;
-use crate::reclaim::Reclaimer;
+use crate::reclaim::{PassPhase, Reclaimer};
 use crate::retired::Retired;
 use crate::snapshot::Snapshot;
+use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::sync::{Arc, Slot, epoch};
+use crate::sync::{Arc, Slot, SlotGuard as Guard, epoch};
 use crate::value::ValueRef;
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -31,8 +32,10 @@ where
     /// closing the reclaimer.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
     reclaimer: Arc<Reclaimer>,
-    hasher: S,
-    shards: usize,
+    /// The next empty generation (built ahead by the reclaimer) and the last
+    /// retired one (released by it); also the hasher and shard count every
+    /// generation is built with.
+    standby: Arc<Standby<K, V, S>>,
 }
 
 impl<K, V> AtomicMap<K, V, RandomState>
@@ -70,20 +73,28 @@ where
     }
 
     pub(crate) fn from_builder(builder: Builder<S>) -> Self {
-        let reclaimer = Reclaimer::start(builder.mode);
-        let store = Store::new(builder.hasher.clone(), builder.shards);
-        let first = Generation::new(0, store, &reclaimer);
+        let reclaimer = Reclaimer::start(builder.mode, builder.trim_memory);
+        let standby = Arc::new(Standby::new(builder.hasher, builder.shards));
+        let mut first = Generation::new(0, standby.empty_store(), &reclaimer);
+        first.prepare_publish(0);
+        let for_reclaimer = Arc::clone(&standby);
+        Reclaimer::set_hook(
+            &reclaimer,
+            Box::new(move |reclaimer, phase| match phase {
+                PassPhase::Start => for_reclaimer.release_handed_off(),
+                PassPhase::End => for_reclaimer.refill(reclaimer),
+            }),
+        );
         AtomicMap {
             current: ManuallyDrop::new(Slot::from_pointee(first)),
             reclaimer,
-            hasher: builder.hasher,
-            shards: builder.shards,
+            standby,
         }
     }
 
     /// The hasher each generation's table uses.
     pub fn hasher(&self) -> &S {
-        &self.hasher
+        self.standby.hasher()
     }
 
     /// Pins the current generation for a short read section.
@@ -285,43 +296,36 @@ where
         Snapshot::new(self.current.load_full())
     }
 
-    fn empty_store(&self) -> Store<K, V, S> {
-        Store::new(self.hasher.clone(), self.shards)
-    }
-
     /// Publishes `store` as the new current generation with one compare-and-swap
     /// (retried only if another clear or replace won the race). O(1): the old
     /// generation is handed on, never walked here.
-    fn publish(&self, store: Store<K, V, S>) -> Retired {
-        self.reclaimer.note_retiring();
+    fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
         let mut current = self.current.load();
-        let mut next = Arc::new(Generation::new(current.id() + 1, store, &self.reclaimer));
         loop {
+            Arc::get_mut(&mut next)
+                .expect("an unpublished generation has no other holder")
+                .prepare_publish(current.id() + 1);
             let previous = self.current.compare_and_swap(&*current, Arc::clone(&next));
             if Arc::ptr_eq(&*previous, &*current) {
-                let retired = Retired::new(
-                    current.id(),
-                    Arc::clone(current.torn_down_flag()),
-                    Arc::clone(&self.reclaimer),
-                );
-                // Dropping `previous` and `current` releases this thread's holds on
-                // the old generation: if they were the last, its table goes to the
-                // reclaimer (O(1)).
+                let retired = Retired::new(current.id(), Arc::clone(current.retirement()));
+                // `previous` holds the reference the slot had: park it for the
+                // reclaimer to release, so that no generation is dropped here.
+                self.standby.hand_off(Guard::into_inner(previous));
                 return retired;
             }
             // Lost the race: renumber after the winner and try again. The failed
-            // exchange dropped its clone, so `next` is unshared.
+            // exchange dropped its clone, so `next` is unshared again.
             current = previous;
-            Arc::get_mut(&mut next)
-                .expect("an unpublished generation has no other holder")
-                .set_id(current.id() + 1);
         }
     }
 
     /// Retires the current generation and publishes an empty one, in O(1).
     ///
-    /// One compare-and-swap of the generation pointer; nothing is freed here and no
-    /// lock is taken (the new empty table is a small fixed allocation). Readers
+    /// One compare-and-swap of the generation pointer; nothing is freed or
+    /// allocated here and no lock is taken. The empty generation is normally built
+    /// ahead of time by the reclaimer; when none is ready (a burst of clears, or
+    /// manual mode between `reclaim` calls) it is built here, a small fixed
+    /// allocation. The old generation is parked for the reclaimer to release. Readers
     /// pinned on the old generation keep reading it; new readers see the empty one.
     /// The old generation is torn down by the reclaimer once its last holder lets
     /// go; the returned [`Retired`] ticket tells when.
@@ -335,7 +339,7 @@ where
     /// retired.wait(); // the old generation has been torn down
     /// ```
     pub fn clear_async(&self) -> Retired {
-        self.publish(self.empty_store())
+        self.publish(self.standby.take_or_build(&self.reclaimer))
     }
 
     /// Builds a new generation from `entries` off to the side, then publishes it with
@@ -358,11 +362,11 @@ where
     where
         I: IntoIterator<Item = (K, V)>,
     {
-        let store = self.empty_store();
+        let store: Store<K, V, S> = self.standby.empty_store();
         for (key, value) in entries {
             drop(store.insert(key, ValueRef::new(value, &self.reclaimer)));
         }
-        self.publish(store)
+        self.publish(Arc::new(Generation::new(0, store, &self.reclaimer)))
     }
 
     /// Tears down every retired generation whose last holder has let go, on the
@@ -382,7 +386,7 @@ where
     /// assert_eq!(map.stats().retired_generations, 0);
     /// ```
     pub fn reclaim(&self) -> usize {
-        self.reclaimer.reclaim_pass()
+        Reclaimer::reclaim_pass(&self.reclaimer)
     }
 
     /// Who reclaims this map's retired generations.
@@ -401,9 +405,12 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         let c = self.reclaimer.sample();
+        let generation = self.generation();
         Stats {
-            generation: self.generation(),
-            retired_generations: c.retired_generations,
+            generation,
+            // Ids count publications: generations 0..generation have been retired.
+            // Read without a common lock, hence saturating.
+            retired_generations: generation.saturating_sub(c.reclaimed_generations) as usize,
             pending_values: c.pending_values,
             reclaimed_generations: c.reclaimed_generations,
             reclaimed_values: c.reclaimed_values,
@@ -423,10 +430,14 @@ where
     /// In background mode the teardown happens on the reclaimer thread; in manual
     /// mode it happens here, on the dropping thread.
     fn drop(&mut self) {
-        self.reclaimer.note_retiring();
         // SAFETY: `current` is dropped exactly once, here, and not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.current) };
-        self.reclaimer.close();
+        // No spare is built after this; the parked one (unpublished, not counted as
+        // retired) goes to the reclaimer with the rest.
+        self.reclaimer.clear_hook();
+        drop(self.standby.take());
+        self.standby.release_handed_off();
+        Reclaimer::close(&self.reclaimer);
     }
 }
 

@@ -18,8 +18,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use crate::retire_list::RetireList;
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, epoch, thread};
+use crate::retire_list::{Retirable, RetireList, RetireNode};
+use crate::sync::{
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, epoch, thread,
+};
+use crate::trim;
 use crate::value::DropOutcome;
 
 /// Who runs the teardown of retired generations.
@@ -37,21 +40,18 @@ pub enum ReclaimMode {
     Manual,
 }
 
-/// A retired table waiting for its O(n) walk.
-pub(crate) trait Teardown: Send {
-    /// Releases every entry; returns what it did.
-    fn teardown(self: Box<Self>) -> TeardownReport;
-}
-
 /// What one teardown did.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TeardownReport {
-    /// Entries the table held (each was counted as pending when it was handed over).
+    /// Entries the table held (each was counted as pending when the reclaimer took it).
     pub(crate) entries: usize,
     /// Values destroyed (the others are still held by handles or C retains).
     pub(crate) destroyed: usize,
     /// Destructors (of keys or values) that panicked; each panic was contained.
     pub(crate) panics: usize,
+    /// Whether the table belonged to a generation that was once current, rather
+    /// than an unused spare (which is not counted as a reclaimed generation).
+    pub(crate) retired: bool,
 }
 
 impl TeardownReport {
@@ -77,7 +77,6 @@ pub(crate) fn contain_panic(f: impl FnOnce()) -> bool {
 /// a racy sample.
 #[derive(Default)]
 struct Counters {
-    retired_generations: AtomicUsize,
     pending_values: AtomicUsize,
     reclaimed_generations: AtomicU64,
     reclaimed_values: AtomicU64,
@@ -87,7 +86,6 @@ struct Counters {
 /// A sample of the reclaimer's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct CounterSample {
-    pub(crate) retired_generations: usize,
     pub(crate) pending_values: usize,
     pub(crate) reclaimed_generations: u64,
     pub(crate) reclaimed_values: u64,
@@ -96,8 +94,10 @@ pub(crate) struct CounterSample {
 
 /// Shared by a map, its generations, its values and its `Retired` tickets.
 pub(crate) struct Reclaimer {
-    queue: RetireList<Box<dyn Teardown>>,
+    queue: RetireList,
     mode: ReclaimMode,
+    /// Whether a large pass returns free memory to the OS (see `trim.rs`).
+    trim: bool,
     /// Set once, when the map is dropped.
     closed: AtomicBool,
     /// The background thread, to wake it from `Retired::wait` (never from the clearer).
@@ -106,7 +106,24 @@ pub(crate) struct Reclaimer {
     done_lock: Mutex<()>,
     done_cv: Condvar,
     counters: Counters,
+    /// The map's own work at the start and end of each pass (see `standby.rs`):
+    /// release the generation the last clear handed off, build the next spare.
+    /// Cleared when the map is dropped, which breaks the cycle spare → reclaimer.
+    hook: Mutex<Option<PassHook>>,
 }
+
+/// When the map's hook runs within a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PassPhase {
+    /// Before the retired tables are taken: handed-off generations are released
+    /// here, so that their tables are torn down in this same pass.
+    Start,
+    /// After the teardowns: the next spare is built here.
+    End,
+}
+
+/// The map's callback, run by whichever thread runs a pass.
+pub(crate) type PassHook = Box<dyn Fn(&Arc<Reclaimer>, PassPhase) + Send + Sync>;
 
 /// The shortest and longest park of the background thread between passes.
 const MIN_PARK: Duration = Duration::from_millis(1);
@@ -117,21 +134,23 @@ impl Reclaimer {
     ///
     /// # Panics
     /// If the background thread cannot be spawned.
-    pub(crate) fn start(mode: ReclaimMode) -> Arc<Self> {
+    pub(crate) fn start(mode: ReclaimMode, trim: bool) -> Arc<Self> {
         let reclaimer = Arc::new(Reclaimer {
             queue: RetireList::new(),
             mode,
+            trim,
             closed: AtomicBool::new(false),
             worker: Mutex::new(None),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
             counters: Counters::default(),
+            hook: Mutex::new(None),
         });
         if mode == ReclaimMode::Background {
             let for_thread = Arc::clone(&reclaimer);
             let handle = thread::Builder::new()
                 .name("atomic-map-reclaim".into())
-                .spawn(move || for_thread.run_background())
+                .spawn(move || Reclaimer::run_background(&for_thread))
                 .expect("atomic-map: failed to spawn the reclaimer thread");
             *lock(&reclaimer.worker) = Some(handle.thread().clone());
         }
@@ -142,16 +161,33 @@ impl Reclaimer {
         self.mode
     }
 
-    fn run_background(&self) {
+    /// Installs the map's pass hook and runs its end phase once (a first spare).
+    pub(crate) fn set_hook(this: &Arc<Self>, hook: PassHook) {
+        hook(this, PassPhase::End);
+        *lock(&this.hook) = Some(hook);
+    }
+
+    /// Removes the pass hook; once this returns it never runs again.
+    pub(crate) fn clear_hook(&self) {
+        drop(lock(&self.hook).take());
+    }
+
+    fn run_hook(this: &Arc<Self>, phase: PassPhase) {
+        if let Some(hook) = lock(&this.hook).as_ref() {
+            hook(this, phase);
+        }
+    }
+
+    fn run_background(this: &Arc<Self>) {
         let mut park = MIN_PARK;
         loop {
-            let worked = self.reclaim_pass() > 0;
+            let worked = Self::reclaim_pass(this) > 0;
             // SeqCst: pairs with the SeqCst store in `close`.
-            if self.closed.load(Ordering::SeqCst) {
-                self.reclaim_pass();
+            if this.closed.load(Ordering::SeqCst) {
+                Self::reclaim_pass(this);
                 return;
             }
-            park = if worked || !self.queue.is_empty() {
+            park = if worked || !this.queue.is_empty() {
                 MIN_PARK
             } else {
                 (park * 2).min(MAX_PARK)
@@ -160,44 +196,51 @@ impl Reclaimer {
         }
     }
 
-    /// Counts a generation that has just stopped being current (before it is swapped
-    /// out, so that its teardown can never be counted first).
-    pub(crate) fn note_retiring(&self) {
-        self.counters.retired_generations.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Hands a retired table over. O(1): a push on the lock-free list.
-    pub(crate) fn submit(&self, job: Box<dyn Teardown>, entries: usize) {
-        self.counters.pending_values.fetch_add(entries, Ordering::Relaxed);
-        self.queue.push(job);
+    /// Hands a retired table over. O(1), no allocation: a push on the lock-free list.
+    pub(crate) fn submit<T: Retirable + Send>(this: &Arc<Self>, node: Box<RetireNode<T>>) {
+        this.queue.push(node);
         // SeqCst: with the SeqCst push above and the SeqCst store + take in `close`,
         // either the closing pass sees this job or this load sees `closed`.
-        if self.closed.load(Ordering::SeqCst) {
-            self.reclaim_pass();
+        if this.closed.load(Ordering::SeqCst) {
+            Self::reclaim_pass(this);
         }
     }
 
     /// Tears down every table handed over so far, on the calling thread, and helps
     /// the epoch along. Returns the number of generations torn down.
-    pub(crate) fn reclaim_pass(&self) -> usize {
-        let jobs = self.queue.take_all();
-        let count = jobs.len();
+    pub(crate) fn reclaim_pass(this: &Arc<Self>) -> usize {
+        Self::run_hook(this, PassPhase::Start);
+        let jobs = this.queue.take_all();
+        let mut count = 0;
+        let c = &this.counters;
+        let entries: usize = jobs.iter().map(|job| job.len()).sum();
+        c.pending_values.fetch_add(entries, Ordering::Relaxed);
+        let mut destroyed = 0;
         for job in jobs {
             let report = job.teardown();
-            let c = &self.counters;
-            c.pending_values.fetch_sub(report.entries, Ordering::Relaxed);
-            c.reclaimed_values.fetch_add(report.destroyed as u64, Ordering::Relaxed);
-            c.destructor_panics.fetch_add(report.panics as u64, Ordering::Relaxed);
-            c.reclaimed_generations.fetch_add(1, Ordering::Relaxed);
-            c.retired_generations.fetch_sub(1, Ordering::Relaxed);
+            destroyed += report.destroyed;
+            c.pending_values
+                .fetch_sub(report.entries, Ordering::Relaxed);
+            c.reclaimed_values
+                .fetch_add(report.destroyed as u64, Ordering::Relaxed);
+            c.destructor_panics
+                .fetch_add(report.panics as u64, Ordering::Relaxed);
+            if report.retired {
+                count += 1;
+                c.reclaimed_generations.fetch_add(1, Ordering::Relaxed);
+            }
         }
         // Push this thread's deferred frees to the global queue and run a bounded
         // batch of ripe ones here, off the readers' path.
         epoch::pin().flush();
-        if count > 0 {
-            let _g = lock(&self.done_lock);
-            self.done_cv.notify_all();
+        if this.trim && destroyed >= trim::TRIM_THRESHOLD {
+            trim::release_free_memory();
         }
+        if count > 0 {
+            let _g = lock(&this.done_lock);
+            this.done_cv.notify_all();
+        }
+        Self::run_hook(this, PassPhase::End);
         count
     }
 
@@ -221,7 +264,6 @@ impl Reclaimer {
     pub(crate) fn sample(&self) -> CounterSample {
         let c = &self.counters;
         CounterSample {
-            retired_generations: c.retired_generations.load(Ordering::Relaxed),
             pending_values: c.pending_values.load(Ordering::Relaxed),
             reclaimed_generations: c.reclaimed_generations.load(Ordering::Relaxed),
             reclaimed_values: c.reclaimed_values.load(Ordering::Relaxed),
@@ -232,7 +274,7 @@ impl Reclaimer {
     /// Waits until `done` is set (by a teardown) or `timeout` passes; `None` waits
     /// forever. In manual mode the waiting thread runs the passes itself. Returns
     /// whether `done` was set.
-    pub(crate) fn wait_for(&self, done: &AtomicBool, timeout: Option<Duration>) -> bool {
+    pub(crate) fn wait_for(this: &Arc<Self>, done: &AtomicBool, timeout: Option<Duration>) -> bool {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // Acquire: pairs with the Release store of `done` after the teardown, so the
         // caller sees every effect of it.
@@ -241,12 +283,12 @@ impl Reclaimer {
             if is_done() {
                 return true;
             }
-            match self.mode {
+            match this.mode {
                 ReclaimMode::Manual => {
-                    self.reclaim_pass();
+                    Self::reclaim_pass(this);
                 }
                 ReclaimMode::Background => {
-                    if let Some(worker) = lock(&self.worker).as_ref() {
+                    if let Some(worker) = lock(&this.worker).as_ref() {
                         worker.unpark();
                     }
                 }
@@ -261,7 +303,7 @@ impl Reclaimer {
                     left.min(MAX_PARK)
                 }
             };
-            let guard = lock(&self.done_lock);
+            let guard = lock(&this.done_lock);
             if is_done() {
                 return true;
             }
@@ -269,7 +311,7 @@ impl Reclaimer {
             // be lost between the check above and this wait; the slice bounds the
             // wait anyway (manual mode, a reclaimer closed in between).
             drop(
-                self.done_cv
+                this.done_cv
                     .wait_timeout(guard, slice)
                     .unwrap_or_else(PoisonError::into_inner),
             );
@@ -278,15 +320,15 @@ impl Reclaimer {
 
     /// Marks the map gone: the background thread makes a last pass and exits; in
     /// manual mode the pending work is done here, on the dropping thread.
-    pub(crate) fn close(&self) {
+    pub(crate) fn close(this: &Arc<Self>) {
         // SeqCst: pairs with the SeqCst load in `submit` (see there).
-        self.closed.store(true, Ordering::SeqCst);
-        match self.mode {
+        this.closed.store(true, Ordering::SeqCst);
+        match this.mode {
             ReclaimMode::Manual => {
-                self.reclaim_pass();
+                Self::reclaim_pass(this);
             }
             ReclaimMode::Background => {
-                if let Some(worker) = lock(&self.worker).take() {
+                if let Some(worker) = lock(&this.worker).take() {
                     worker.unpark();
                 }
             }

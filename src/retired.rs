@@ -32,17 +32,36 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// ```
 pub struct Retired {
     id: u64,
-    torn_down: Arc<AtomicBool>,
+    retirement: Arc<Retirement>,
+}
+
+/// The completion state of one generation's teardown, allocated with the
+/// generation (so a clear allocates nothing for its ticket) and shared with the
+/// tickets that wait for it.
+pub(crate) struct Retirement {
+    torn_down: AtomicBool,
     reclaimer: Arc<Reclaimer>,
 }
 
-impl Retired {
-    pub(crate) fn new(id: u64, torn_down: Arc<AtomicBool>, reclaimer: Arc<Reclaimer>) -> Self {
-        Retired {
-            id,
-            torn_down,
-            reclaimer,
+impl Retirement {
+    pub(crate) fn new(reclaimer: &Arc<Reclaimer>) -> Self {
+        Retirement {
+            torn_down: AtomicBool::new(false),
+            reclaimer: Arc::clone(reclaimer),
         }
+    }
+
+    /// Called by the reclaimer once the table has been walked.
+    pub(crate) fn mark_torn_down(&self) {
+        // Release: pairs with the Acquire loads in `Reclaimer::wait_for` and
+        // `Retired::is_reclaimed`: a waiter that sees the flag sees the teardown.
+        self.torn_down.store(true, Ordering::Release);
+    }
+}
+
+impl Retired {
+    pub(crate) fn new(id: u64, retirement: Arc<Retirement>) -> Self {
+        Retired { id, retirement }
     }
 
     /// Id of the retired generation.
@@ -53,7 +72,7 @@ impl Retired {
     /// Whether the retired generation has been torn down.
     pub fn is_reclaimed(&self) -> bool {
         // Acquire: pairs with the Release store after the teardown.
-        self.torn_down.load(Ordering::Acquire)
+        self.retirement.torn_down.load(Ordering::Acquire)
     }
 
     /// Blocks until the retired generation has been torn down.
@@ -64,14 +83,16 @@ impl Retired {
     /// [`Snapshot`](crate::Snapshot) or [`ReadGuard`](crate::ReadGuard) of it never
     /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen.
     pub fn wait(&self) {
-        self.reclaimer.wait_for(&self.torn_down, None);
+        let r = &self.retirement;
+        Reclaimer::wait_for(&r.reclaimer, &r.torn_down, None);
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`. Returns whether the
     /// generation has been torn down. `wait_timeout(Duration::ZERO)` makes one
     /// attempt (in manual mode, one reclamation pass) and returns at once.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.reclaimer.wait_for(&self.torn_down, Some(timeout))
+        let r = &self.retirement;
+        Reclaimer::wait_for(&r.reclaimer, &r.torn_down, Some(timeout))
     }
 }
 

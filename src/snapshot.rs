@@ -142,7 +142,7 @@ where
     }
 }
 
-impl<'a, K, V, S> IntoIterator for &'a Snapshot<K, V, S>
+impl<K, V, S> IntoIterator for &Snapshot<K, V, S>
 where
     K: Eq + Hash + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,

@@ -14,8 +14,7 @@
 /// map.insert(2, 20);
 /// map.clear_async();
 /// let before = map.stats();
-/// assert_eq!(before.retired_generations, 1);
-/// assert_eq!(before.pending_values, 2);
+/// assert_eq!(before.retired_generations, 1); // waiting for `reclaim`
 /// map.reclaim();
 /// let after = map.stats();
 /// assert_eq!(after.retired_generations, 0);
@@ -30,9 +29,11 @@ pub struct Stats {
     /// Generations swapped out (or left by the map's drop) and not yet torn down:
     /// still pinned by a reader, snapshot or writer, or waiting for the reclaimer.
     pub retired_generations: usize,
-    /// Values handed over for destruction and not yet destroyed: entries of
-    /// generations waiting for teardown, plus values whose last reference is gone
-    /// and whose free waits for the epoch.
+    /// Values whose destruction has been scheduled and has not happened yet: values
+    /// whose last reference is gone and whose free waits for the epoch, plus the
+    /// entries of generations the reclaimer is walking. (Entries of generations
+    /// still waiting for the reclaimer are not counted here but show up in
+    /// `retired_generations`, so that the clearer never has to count them.)
     pub pending_values: usize,
     /// Generations torn down since the map was built.
     pub reclaimed_generations: u64,

@@ -2,9 +2,10 @@
 //!
 //! The table maps each key to a [`ValueRef`], i.e. it owns one reference to each
 //! value. Everything the protocol needs from the table is here, so that another
-//! table can be measured later without touching the protocol. With the real shim
-//! the table is a `dashmap::DashMap`; its shard locks are taken only inside these
-//! methods and never held when they return (no `dashmap::mapref::Ref` escapes).
+//! table can be measured later without touching the protocol. The table itself
+//! comes from the `sync` shim: `dashmap` in production, a loom-visible stand-in under
+//! `--features loom`. Its shard locks are taken only inside its methods and never
+//! held when they return.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -27,7 +28,7 @@ where
     /// An empty table with `shards` shards (a power of two, at least 2).
     pub(crate) fn new(hasher: S, shards: usize) -> Self {
         Store {
-            table: Table::with_hasher_and_shard_amount(hasher, shards),
+            table: Table::new(hasher, shards),
         }
     }
 
@@ -38,7 +39,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.get(key).map(|entry| entry.value().clone())
+        self.table.read(key, ValueRef::clone)
     }
 
     /// The cell for `key`, without touching its count. The shard lock is released
@@ -49,7 +50,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.get(key).map(|entry| entry.value().as_raw())
+        self.table.read(key, ValueRef::as_raw)
     }
 
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
@@ -76,42 +77,29 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.remove(key).map(|(_, value)| value)
+        self.table.remove(key)
     }
 
     /// Atomically (with respect to other writers of `key`) replaces the entry with
     /// what `f` makes of the current value. `f` runs under the shard's write lock.
-    /// Returns the new value, and the table's reference to the value it replaced,
-    /// which the caller drops after the lock is released.
+    /// Returns a handle on the new value, and the table's reference to the value it
+    /// replaced, which the caller drops after the lock is released.
     pub(crate) fn compute<F>(&self, key: K, f: F) -> (Option<ValueRef<V>>, Option<ValueRef<V>>)
     where
         F: FnOnce(Option<&V>) -> Option<ValueRef<V>>,
     {
-        use dashmap::Entry;
-        match self.table.entry(key) {
-            Entry::Occupied(mut entry) => match f(Some(entry.get())) {
-                Some(new) => {
-                    let old = entry.insert(new.clone());
-                    (Some(new), Some(old))
-                }
-                None => {
-                    let (_, old) = entry.remove_entry();
-                    (None, Some(old))
-                }
-            },
-            Entry::Vacant(entry) => match f(None) {
-                Some(new) => {
-                    entry.insert(new.clone());
-                    (Some(new), None)
-                }
-                None => (None, None),
-            },
-        }
+        let mut new = None;
+        let replaced = self.table.update(key, |old| {
+            let value = f(old.map(|v| &**v))?;
+            new = Some(value.clone());
+            Some(value)
+        });
+        (new, replaced)
     }
 
     /// Number of shards, for shard-at-a-time iteration.
     pub(crate) fn shard_count(&self) -> usize {
-        self.table.shards().len()
+        self.table.shard_count()
     }
 
     /// Copies out shard `shard`'s entries (keys cloned, values retained) under its
@@ -120,19 +108,11 @@ where
     where
         K: Clone,
     {
-        let table = self.table.shards()[shard].read();
-        // SAFETY: the read guard keeps the raw table alive and unmodified while its
-        // buckets are iterated and borrowed; nothing escapes the guard's scope except
-        // clones (a cloned key, a retained value).
-        unsafe {
-            table
-                .iter()
-                .map(|bucket| {
-                    let (key, value) = bucket.as_ref();
-                    (key.clone(), value.get().clone())
-                })
-                .collect()
-        }
+        let mut entries = Vec::new();
+        self.table.read_shard(shard, |key, value| {
+            entries.push((key.clone(), value.clone()))
+        });
+        entries
     }
 
     /// Teardown of a whole retired table, run by the reclaimer: releases the table's
@@ -142,13 +122,13 @@ where
     /// reference is gone), which is what lets `release_unreachable` free at once.
     pub(crate) fn teardown(self) -> TeardownReport {
         let mut report = TeardownReport::default();
-        for (key, value) in self.table {
+        self.table.drain(|key, value| {
             report.entries += 1;
             if contain_panic(move || drop(key)) {
                 report.panics += 1;
             }
             report.record(value.release_unreachable());
-        }
+        });
         report
     }
 }

@@ -54,7 +54,10 @@ fn snapshot_outlives_clear_and_map_drop() {
         assert_eq!(snap.len(), 5);
         assert_eq!(snap.get(&3).unwrap().check(), 3);
         assert_eq!(snap.iter().count(), 5);
-        assert!(!retired.wait_timeout(Duration::from_millis(20)), "{mode:?}: torn down under a snapshot");
+        assert!(
+            !retired.wait_timeout(Duration::from_millis(20)),
+            "{mode:?}: torn down under a snapshot"
+        );
         assert_eq!(ledger.dropped(), 0);
         // No reclaimer is left: the last holder tears the generation down itself.
         drop(snap);
@@ -79,7 +82,11 @@ fn manual_mode_never_reclaimed_then_dropped_frees_everything() {
         map.insert(i, ledger.make(99));
     }
     assert_eq!(map.stats().retired_generations, 10);
-    assert_eq!(ledger.dropped(), 0, "manual mode must not reclaim by itself");
+    assert_eq!(
+        ledger.dropped(),
+        0,
+        "manual mode must not reclaim by itself"
+    );
     drop(map); // the dropping thread tears down the 10 retired + the current one
     assert_eq!(ledger.dropped(), 550);
     assert!(tickets.iter().all(|t| t.is_reclaimed()));
@@ -154,7 +161,9 @@ fn panicking_hash_and_eq_leave_the_map_usable() {
         map.insert(Touchy(i), ledger.make(i));
     }
     ARMED_HASH.store(true, Ordering::SeqCst);
-    let r = catch_unwind(AssertUnwindSafe(|| map.insert(Touchy(666), ledger.make(666))));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        map.insert(Touchy(666), ledger.make(666))
+    }));
     assert!(r.is_err());
     let r = catch_unwind(AssertUnwindSafe(|| map.get(&Touchy(666)).is_some()));
     assert!(r.is_err());
@@ -162,7 +171,9 @@ fn panicking_hash_and_eq_leave_the_map_usable() {
     ARMED_EQ.store(true, Ordering::SeqCst);
     let r = catch_unwind(AssertUnwindSafe(|| map.insert(Touchy(13), ledger.make(13))));
     assert!(r.is_err());
-    let r = catch_unwind(AssertUnwindSafe(|| map.upsert(Touchy(13), |_| ledger.make(14))));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        map.upsert(Touchy(13), |_| ledger.make(14))
+    }));
     assert!(r.is_err());
     ARMED_EQ.store(false, Ordering::SeqCst);
     // Still consistent and usable: the entries are those inserted before.
@@ -201,7 +212,11 @@ fn panicking_value_drop_is_contained_and_counted() {
         let stats = map.stats();
         assert_eq!(stats.destructor_panics, 10, "{mode:?}");
         assert_eq!(stats.pending_values, 0);
-        assert_eq!(NORMAL_DROPS.load(Ordering::SeqCst), 90, "{mode:?}: a panic cost other values");
+        assert_eq!(
+            NORMAL_DROPS.load(Ordering::SeqCst),
+            90,
+            "{mode:?}: a panic cost other values"
+        );
         // The map and its reclaimer still work.
         map.insert(1, Grenade(false));
         map.clear_async().wait();
@@ -251,8 +266,15 @@ fn concurrent_clears_get_distinct_increasing_ids() {
             std::thread::spawn(move || (0..500).map(|_| map.clear_async().id()).collect::<Vec<_>>())
         })
         .collect();
-    let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut ids: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     ids.sort_unstable();
-    assert_eq!(ids, (0..2000).collect::<Vec<_>>(), "each retired generation exactly once");
+    assert_eq!(
+        ids,
+        (0..2000).collect::<Vec<_>>(),
+        "each retired generation exactly once"
+    );
     assert_eq!(map.generation(), 2000);
 }

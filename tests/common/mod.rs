@@ -53,7 +53,11 @@ impl DropLedger {
     pub fn assert_all_dropped_once(&self) {
         let created = self.created();
         for (id, d) in self.drops[..created].iter().enumerate() {
-            assert_eq!(d.load(Ordering::SeqCst), 1, "value {id} dropped a wrong number of times");
+            assert_eq!(
+                d.load(Ordering::SeqCst),
+                1,
+                "value {id} dropped a wrong number of times"
+            );
         }
         assert_eq!(self.dropped(), created);
     }
@@ -97,7 +101,11 @@ where
 {
     let deadline = Instant::now() + limit;
     while !done() {
-        assert!(Instant::now() < deadline, "reclamation did not finish in {limit:?}: {:?}", map.stats());
+        assert!(
+            Instant::now() < deadline,
+            "reclamation did not finish in {limit:?}: {:?}",
+            map.stats()
+        );
         map.reclaim();
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -1,0 +1,101 @@
+//! The production per-generation table: an adapter over `dashmap::DashMap` exposing
+//! exactly what `Store` uses. Every method takes and releases the shard lock it
+//! needs before returning: no `dashmap::mapref::Ref` ever leaves this file.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+use dashmap::{DashMap, Entry};
+
+/// A sharded hash table whose shard locks are held only inside its methods.
+pub(crate) struct Table<K, V, S> {
+    map: DashMap<K, V, S>,
+}
+
+impl<K, V, S> Table<K, V, S>
+where
+    K: Eq + Hash,
+    S: BuildHasher + Clone,
+{
+    /// `shards` must be a power of two, at least 2 (the builder ensures it).
+    pub(crate) fn new(hasher: S, shards: usize) -> Self {
+        Table {
+            map: DashMap::with_hasher_and_shard_amount(hasher, shards),
+        }
+    }
+
+    /// Runs `f` on the value for `key` under the shard's read lock.
+    pub(crate) fn read<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.get(key).map(|entry| f(entry.value()))
+    }
+
+    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.contains_key(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn insert(&self, key: K, value: V) -> Option<V> {
+        self.map.insert(key, value)
+    }
+
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.remove(key).map(|(_, value)| value)
+    }
+
+    /// Replaces the entry for `key` with what `f` makes of it (`None`: no entry),
+    /// under the shard's write lock. Returns the value replaced or removed.
+    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> Option<V>) -> Option<V> {
+        match self.map.entry(key) {
+            Entry::Occupied(mut entry) => match f(Some(entry.get())) {
+                Some(new) => Some(entry.insert(new)),
+                None => Some(entry.remove_entry().1),
+            },
+            Entry::Vacant(entry) => {
+                if let Some(new) = f(None) {
+                    entry.insert(new);
+                }
+                None
+            }
+        }
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.map.shards().len()
+    }
+
+    /// Runs `f` on every entry of shard `shard`, under its read lock.
+    pub(crate) fn read_shard(&self, shard: usize, mut f: impl FnMut(&K, &V)) {
+        let table = self.map.shards()[shard].read();
+        // SAFETY: the read guard keeps the raw table alive and unmodified while its
+        // buckets are iterated and borrowed; the borrows end with each call to `f`,
+        // inside the guard's scope.
+        unsafe {
+            for bucket in table.iter() {
+                let (key, value) = bucket.as_ref();
+                f(key, value.get());
+            }
+        }
+    }
+
+    /// Consumes the table, handing every entry to `f`.
+    pub(crate) fn drain(self, mut f: impl FnMut(K, V)) {
+        for (key, value) in self.map {
+            f(key, value);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The loom side of the shim: loom's atomics, `Arc`, locks and threads, plus
+//! loom-visible stand-ins for `arc-swap` and `crossbeam-epoch`, which loom cannot
+//! see into. Each stand-in keeps the contract the crate relies on, no more:
+//!
+//! * `Slot` (for `arc_swap::ArcSwap`): loads, full loads and compare-and-swaps of an
+//!   `Arc` are linearizable, and a loaded guard keeps its `Arc` alive. Modelled with
+//!   a loom `Mutex<Arc<T>>`; the guard is a real `Arc` clone.
+//! * `epoch` (for `crossbeam_epoch`): a closure deferred while guards are pinned runs
+//!   only after every guard pinned before the deferral is dropped; `flush` runs what
+//!   is ripe. Modelled with pin ids and a horizon per deferred closure, behind a loom
+//!   `Mutex`, in a per-model `lazy_static`.
+
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
+};
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Threads. Loom has no timed park: a timed park is a yield.
+pub(crate) mod thread {
+    pub(crate) use loom::thread::{Builder, Thread};
+
+    /// A timed park, modelled as a yield (loom explores both orders anyway).
+    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+        loom::thread::yield_now();
+    }
+}
+
+/// Stand-in for `arc_swap::ArcSwap<T>`.
+pub(crate) struct Slot<T> {
+    current: Mutex<Arc<T>>,
+}
+
+/// Stand-in for `arc_swap::Guard<Arc<T>>`: a full `Arc` clone.
+pub(crate) struct SlotGuard<T> {
+    inner: Arc<T>,
+}
+
+impl<T> SlotGuard<T> {
+    pub(crate) fn from_inner(inner: Arc<T>) -> Self {
+        SlotGuard { inner }
+    }
+
+    pub(crate) fn into_inner(this: Self) -> Arc<T> {
+        this.inner
+    }
+}
+
+impl<T> std::ops::Deref for SlotGuard<T> {
+    type Target = Arc<T>;
+    fn deref(&self) -> &Arc<T> {
+        &self.inner
+    }
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn from_pointee(value: T) -> Self {
+        Slot {
+            current: Mutex::new(Arc::new(value)),
+        }
+    }
+
+    pub(crate) fn load(&self) -> SlotGuard<T> {
+        SlotGuard::from_inner(self.load_full())
+    }
+
+    pub(crate) fn load_full(&self) -> Arc<T> {
+        Arc::clone(&self.current.lock().unwrap())
+    }
+
+    /// Stores `new` if the slot still holds `current`; returns what it held.
+    pub(crate) fn compare_and_swap(&self, current: &Arc<T>, new: Arc<T>) -> SlotGuard<T> {
+        let mut slot = self.current.lock().unwrap();
+        if Arc::ptr_eq(&slot, current) {
+            SlotGuard::from_inner(std::mem::replace(&mut *slot, new))
+        } else {
+            SlotGuard::from_inner(Arc::clone(&slot))
+        }
+    }
+}
+
+/// Stand-in for `crossbeam_epoch`'s default collector.
+pub(crate) mod epoch {
+    use std::collections::BTreeSet;
+
+    use loom::sync::Mutex;
+
+    type Deferred = Box<dyn FnOnce()>;
+
+    #[derive(Default)]
+    struct Collector {
+        next_pin: u64,
+        active: BTreeSet<u64>,
+        /// Closures with their horizon: they run once no pin below it is active.
+        garbage: Vec<(u64, Deferred)>,
+    }
+
+    loom::lazy_static! {
+        static ref COLLECTOR: Mutex<Collector> = Mutex::new(Collector::default());
+    }
+
+    /// A pinned participant; unpins (and runs ripe garbage) on drop.
+    pub(crate) struct Guard {
+        id: u64,
+        _not_send: std::marker::PhantomData<*mut ()>,
+    }
+
+    pub(crate) fn pin() -> Guard {
+        let mut c = COLLECTOR.lock().unwrap();
+        let id = c.next_pin;
+        c.next_pin += 1;
+        c.active.insert(id);
+        Guard {
+            id,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    impl Guard {
+        /// # Safety
+        /// As `crossbeam_epoch::Guard::defer_unchecked`: `f` must be safe to run on
+        /// any thread once every guard pinned before this call is gone.
+        pub(crate) unsafe fn defer_unchecked<'a, F: FnOnce() + 'a>(&self, f: F) {
+            let f: Box<dyn FnOnce() + 'a> = Box::new(f);
+            // SAFETY: lifetime erasure only; the caller guarantees, as crossbeam
+            // requires, that `f` may run after this call returns.
+            let f: Deferred = unsafe { std::mem::transmute::<Box<dyn FnOnce() + 'a>, Deferred>(f) };
+            let mut c = COLLECTOR.lock().unwrap();
+            let horizon = c.next_pin;
+            c.garbage.push((horizon, f));
+        }
+
+        /// Runs every deferred closure that is ripe.
+        pub(crate) fn flush(&self) {
+            collect(None);
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            collect(Some(self.id));
+        }
+    }
+
+    /// Unpins `leaving` (if any) and runs the ripe closures outside the lock.
+    fn collect(leaving: Option<u64>) {
+        let ripe: Vec<Deferred> = {
+            let mut c = COLLECTOR.lock().unwrap();
+            if let Some(id) = leaving {
+                c.active.remove(&id);
+            }
+            let oldest = c.active.iter().next().copied().unwrap_or(u64::MAX);
+            let (ripe, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut c.garbage)
+                .into_iter()
+                .partition(|(horizon, _)| *horizon <= oldest);
+            c.garbage = kept;
+            ripe.into_iter().map(|(_, f)| f).collect()
+        };
+        for f in ripe {
+            f();
+        }
+    }
+}
