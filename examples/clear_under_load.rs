@@ -11,17 +11,24 @@
 //!   same length just before each clear (nothing but reads running);
 //! * for `AtomicMap`, the same for the window in which the reclaimer tore the retired
 //!   generation down (on its own thread, after the clear returned);
-//! * process memory (RSS) before the fill, after it, and after the last reclamation.
+//! * process memory (RSS) before the fill, after it, and after the last reclamation;
+//! * a control row with no map in the stall: the clearing thread frees as many small
+//!   boxes as the map had values while the readers read an empty map. It shows what
+//!   freeing that much memory on another thread costs the readers on this machine,
+//!   whoever does it (compare with `AtomicMap`'s teardown window).
 //!
 //! ```text
 //! cargo run --release --example clear_under_load -- [--entries N] [--small-entries N]
-//!     [--rounds N] [--readers 1,2]
+//!     [--rounds N] [--readers 1,2] [--no-trim]
 //! ```
+//!
+//! `--no-trim` builds the maps with `Builder::trim_memory(false)`, to show what RSS
+//! does when the allocator is not asked to return freed memory.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,7 +54,7 @@ fn parse_options() -> Options {
     let mut o = Options {
         entries: 1_000_000,
         small_entries: 1_000,
-        rounds: 20,
+        rounds: 12,
         readers: vec![1, 2],
         trim: true,
     };
@@ -84,7 +91,7 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: clear_under_load [--entries N (1000000)] [--small-entries N (1000)] \
-         [--rounds N (20)] [--readers LIST (1,2)] [--no-trim]"
+         [--rounds N (12)] [--readers LIST (1,2)] [--no-trim]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
@@ -154,6 +161,33 @@ impl Target for RwLock<HashMap<u64, u64>> {
     }
     fn get_pinned(&self, k: u64) -> u64 {
         self.get_retained(k)
+    }
+}
+
+/// Control, no map involved in the stall: the readers read an empty `AtomicMap`
+/// while the clearing thread frees as many small boxes as the map had values. It
+/// shows what freeing that much memory on another thread costs the readers on this
+/// machine, whoever does it: compare with `AtomicMap`'s teardown window.
+struct FreeControl {
+    map: AtomicMap<u64, u64>,
+    boxes: Mutex<Vec<Box<[u64; 3]>>>,
+}
+
+impl Target for FreeControl {
+    fn fill(&self, n: u64) {
+        *self.boxes.lock().unwrap() = (0..n).map(|i| Box::new([i; 3])).collect();
+    }
+    fn clear(&self) -> (Duration, Option<atomic_map::Retired>) {
+        let boxes = std::mem::take(&mut *self.boxes.lock().unwrap());
+        let t = Instant::now();
+        drop(boxes);
+        (t.elapsed(), None)
+    }
+    fn get_retained(&self, k: u64) -> u64 {
+        self.map.get_retained(k)
+    }
+    fn get_pinned(&self, k: u64) -> u64 {
+        self.map.get_pinned(k)
     }
 }
 
@@ -279,6 +313,9 @@ fn run(target: Arc<dyn Target>, entries: u64, rounds: usize, readers: usize) -> 
         })
         .collect();
     thread::sleep(Duration::from_millis(20));
+    // The baseline: what the process needs before the fill, with the memory earlier
+    // runs freed handed back to the OS (as the reclaimer does after a teardown).
+    return_free_memory();
     let rss_start = rss_bytes();
     target.fill(entries);
     let rss_filled = rss_bytes();
@@ -370,6 +407,15 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// Asks glibc to hand freed memory back to the OS (a no-op elsewhere).
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Releases the background reclaimer's epoch garbage and waits for RSS to settle.
 fn settle() {
     for _ in 0..20 {
@@ -429,6 +475,11 @@ fn main() {
         let dash_run = run(dash, o.entries, o.rounds, readers);
         let rw: Arc<dyn Target> = Arc::new(RwLock::new(HashMap::<u64, u64>::new()));
         let rw_run = run(rw, o.entries, o.rounds, readers);
+        let control: Arc<dyn Target> = Arc::new(FreeControl {
+            map: AtomicMap::new(),
+            boxes: Mutex::new(Vec::new()),
+        });
+        let control_run = run(control, o.entries, o.rounds, readers);
         let rows = [
             (
                 format!("AtomicMap::clear_async ({})", o.entries),
@@ -440,6 +491,10 @@ fn main() {
             ),
             (format!("DashMap::clear ({})", o.entries), &dash_run),
             (format!("RwLock<HashMap>::clear ({})", o.entries), &rw_run),
+            (
+                format!("control: free {} boxes, no map", o.entries),
+                &control_run,
+            ),
         ];
         for (name, r) in rows {
             println!(

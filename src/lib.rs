@@ -143,3 +143,8 @@ pub use retired::Retired;
 pub use snapshot::{Iter, Snapshot};
 pub use stats::Stats;
 pub use value::ValueRef;
+
+/// The README's Rust example, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
