@@ -170,6 +170,8 @@ impl Target for RwLock<HashMap<u64, u64>> {
 /// machine, whoever does it: compare with `AtomicMap`'s teardown window.
 struct FreeControl {
     map: AtomicMap<u64, u64>,
+    /// One allocation per box, like one cell per map value: that is the point.
+    #[allow(clippy::vec_box)]
     boxes: Mutex<Vec<Box<[u64; 3]>>>,
 }
 
