@@ -127,3 +127,45 @@ where
         Reclaimer::submit(&self.reclaimer, node);
     }
 }
+
+/// The read-only accessors of every handle that sees exactly one generation
+/// (`Snapshot`, `ReadGuard`), written once. Expands inside an `impl` whose type has a
+/// field `generation` that derefs to a `Generation`; `$get` names the retained lookup.
+macro_rules! one_generation_reads {
+    ($get:ident) => {
+        /// A retained handle on the value for `key` in this generation (one atomic
+        /// increment); it outlives the handle it came from.
+        pub fn $get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.generation.store().get_retained(key)
+        }
+
+        /// Whether this generation maps `key`.
+        pub fn contains_key<Q>(&self, key: &Q) -> bool
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.generation.store().contains_key(key)
+        }
+
+        /// Number of entries in this generation (sums the shards).
+        pub fn len(&self) -> usize {
+            self.generation.store().len()
+        }
+
+        /// Whether this generation is empty.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// Id of this generation.
+        pub fn generation(&self) -> u64 {
+            self.generation.id()
+        }
+    };
+}
+pub(crate) use one_generation_reads;

@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
-use crate::generation::Generation;
+use crate::generation::{Generation, one_generation_reads};
 use crate::sync::{SlotGuard, epoch};
 use crate::value::ValueRef;
 
@@ -91,38 +91,7 @@ where
         Some(unsafe { ValueRef::borrow_raw(cell) })
     }
 
-    /// A retained handle on the value for `key` (one atomic increment).
-    pub fn get_ref<Q>(&self, key: &Q) -> Option<ValueRef<V>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.generation.store().get_retained(key)
-    }
-
-    /// Whether the pinned generation maps `key`.
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.generation.store().contains_key(key)
-    }
-
-    /// Number of entries in the pinned generation.
-    pub fn len(&self) -> usize {
-        self.generation.store().len()
-    }
-
-    /// Whether the pinned generation is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Id of the pinned generation.
-    pub fn generation(&self) -> u64 {
-        self.generation.id()
-    }
+    one_generation_reads!(get_ref);
 }
 
 impl<K, V, S> fmt::Debug for ReadGuard<K, V, S>

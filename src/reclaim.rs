@@ -249,12 +249,10 @@ impl Reclaimer {
         self.counters.pending_values.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a value destroyed by a deferred free.
-    pub(crate) fn note_value_destroyed(&self, was_pending: bool, outcome: DropOutcome) {
+    /// Counts a value destroyed by a deferred free (counted by `note_value_deferred`).
+    pub(crate) fn note_deferred_destroyed(&self, outcome: DropOutcome) {
         let c = &self.counters;
-        if was_pending {
-            c.pending_values.fetch_sub(1, Ordering::Relaxed);
-        }
+        c.pending_values.fetch_sub(1, Ordering::Relaxed);
         c.reclaimed_values.fetch_add(1, Ordering::Relaxed);
         if outcome == DropOutcome::Panicked {
             c.destructor_panics.fetch_add(1, Ordering::Relaxed);

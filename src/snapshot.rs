@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
-use crate::generation::Generation;
+use crate::generation::{Generation, one_generation_reads};
 use crate::read::ReadGuard;
 use crate::sync::{Arc, SlotGuard, epoch};
 use crate::value::ValueRef;
@@ -38,38 +38,7 @@ where
         Snapshot { generation }
     }
 
-    /// A retained handle on the value for `key` in this generation.
-    pub fn get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.generation.store().get_retained(key)
-    }
-
-    /// Whether this generation maps `key`.
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.generation.store().contains_key(key)
-    }
-
-    /// Number of entries in this generation.
-    pub fn len(&self) -> usize {
-        self.generation.store().len()
-    }
-
-    /// Whether this generation is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Id of this generation.
-    pub fn generation(&self) -> u64 {
-        self.generation.id()
-    }
+    one_generation_reads!(get);
 
     /// A short pinned read section on this snapshot's generation, for borrowed
     /// reads without reference counting.

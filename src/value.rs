@@ -151,13 +151,12 @@ impl<V> ValueRef<V> {
         }
         // Acquire: pairs with the Release decrements of every other holder.
         fence(Ordering::Acquire);
-        let reclaimer = Arc::clone(&c.reclaimer);
-        reclaimer.note_value_deferred();
+        c.reclaimer.note_value_deferred();
         let free = move || {
             // SAFETY: the epoch runs this once, after every reader that could still
             // see the cell has unpinned (see the deferral below).
-            let outcome = unsafe { Self::destroy(cell) };
-            reclaimer.note_value_destroyed(true, outcome);
+            let (outcome, reclaimer) = unsafe { Self::destroy(cell) };
+            reclaimer.note_deferred_destroyed(outcome);
         };
         let guard = epoch::pin();
         // SAFETY: the count reached 0, so no holder is left and no table maps to the
@@ -191,21 +190,25 @@ impl<V> ValueRef<V> {
         fence(Ordering::Acquire);
         // SAFETY: count reached 0 and the generation that held it is unreachable: no
         // pinned reader can hold a pointer obtained through it (module docs).
-        Some(unsafe { Self::destroy(cell) })
+        Some(unsafe { Self::destroy(cell) }.0)
     }
 
-    /// Frees the cell and runs `V`'s destructor, containing a panic.
+    /// Frees the cell and runs `V`'s destructor, containing a panic. Returns how
+    /// the destructor ended and the cell's reclaimer, for the accounting.
     ///
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell.
-    unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> DropOutcome {
+    unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, Arc<Reclaimer>) {
         // SAFETY: the cell came from `Box::leak` in `new` and is destroyed once.
         let boxed = unsafe { Box::from_raw(cell.as_ptr()) };
-        let ValueCell { value, .. } = *boxed;
-        match catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        let ValueCell {
+            value, reclaimer, ..
+        } = *boxed;
+        let outcome = match catch_unwind(AssertUnwindSafe(move || drop(value))) {
             Ok(()) => DropOutcome::Clean,
             Err(_) => DropOutcome::Panicked,
-        }
+        };
+        (outcome, reclaimer)
     }
 }
 
