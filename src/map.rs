@@ -36,6 +36,8 @@ where
     /// retired one (released by it); also the hasher and shard count every
     /// generation is built with.
     standby: Arc<Standby<K, V, S>>,
+    /// Set by `shutdown`: the drop then waits for the background thread.
+    join_reclaimer: bool,
 }
 
 impl<K, V> AtomicMap<K, V, RandomState>
@@ -89,6 +91,7 @@ where
             current: ManuallyDrop::new(Slot::from_pointee(first)),
             reclaimer,
             standby,
+            join_reclaimer: false,
         }
     }
 
@@ -389,6 +392,36 @@ where
         Reclaimer::reclaim_pass(&self.reclaimer)
     }
 
+    /// Drops the map and waits until its reclaimer has torn down everything it was
+    /// handed: in background mode this joins the reclaimer thread; in manual mode it
+    /// is the same as `drop`. Generations still held by snapshots or guards are torn
+    /// down later, by whoever drops their last holder.
+    ///
+    /// For orderly shutdowns, and for tests and leak checkers that want every
+    /// value destroyed before they look. Called from a destructor that runs on the
+    /// reclaimer thread itself, it does not wait (that would deadlock).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// struct Counted(Arc<AtomicUsize>);
+    /// impl Drop for Counted {
+    ///     fn drop(&mut self) {
+    ///         self.0.fetch_add(1, Ordering::SeqCst);
+    ///     }
+    /// }
+    ///
+    /// let drops = Arc::new(AtomicUsize::new(0));
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, Counted(drops.clone()));
+    /// map.shutdown();
+    /// assert_eq!(drops.load(Ordering::SeqCst), 1);
+    /// ```
+    pub fn shutdown(mut self) {
+        self.join_reclaimer = true;
+    }
+
     /// Who reclaims this map's retired generations.
     pub fn reclaim_mode(&self) -> crate::ReclaimMode {
         self.reclaimer.mode()
@@ -437,7 +470,7 @@ where
         self.reclaimer.clear_hook();
         drop(self.standby.take());
         self.standby.release_handed_off();
-        Reclaimer::close(&self.reclaimer);
+        Reclaimer::close(&self.reclaimer, self.join_reclaimer);
     }
 }
 

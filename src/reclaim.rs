@@ -101,7 +101,7 @@ pub(crate) struct Reclaimer {
     /// Set once, when the map is dropped.
     closed: AtomicBool,
     /// The background thread, to wake it from `Retired::wait` (never from the clearer).
-    worker: Mutex<Option<thread::Thread>>,
+    worker: Mutex<Option<thread::JoinHandle<()>>>,
     /// Waiters on `Retired` tickets sleep here; a pass that tore something down notifies.
     done_lock: Mutex<()>,
     done_cv: Condvar,
@@ -152,7 +152,7 @@ impl Reclaimer {
                 .name("atomic-map-reclaim".into())
                 .spawn(move || Reclaimer::run_background(&for_thread))
                 .expect("atomic-map: failed to spawn the reclaimer thread");
-            *lock(&reclaimer.worker) = Some(handle.thread().clone());
+            *lock(&reclaimer.worker) = Some(handle);
         }
         reclaimer
     }
@@ -287,7 +287,7 @@ impl Reclaimer {
                 }
                 ReclaimMode::Background => {
                     if let Some(worker) = lock(&this.worker).as_ref() {
-                        worker.unpark();
+                        worker.thread().unpark();
                     }
                 }
             }
@@ -317,8 +317,10 @@ impl Reclaimer {
     }
 
     /// Marks the map gone: the background thread makes a last pass and exits; in
-    /// manual mode the pending work is done here, on the dropping thread.
-    pub(crate) fn close(this: &Arc<Self>) {
+    /// manual mode the pending work is done here, on the dropping thread. With
+    /// `join`, waits for the background thread to finish (unless this *is* that
+    /// thread, e.g. a destructor it runs dropping a map).
+    pub(crate) fn close(this: &Arc<Self>, join: bool) {
         // SeqCst: pairs with the SeqCst load in `submit` (see there).
         this.closed.store(true, Ordering::SeqCst);
         match this.mode {
@@ -326,8 +328,14 @@ impl Reclaimer {
                 Self::reclaim_pass(this);
             }
             ReclaimMode::Background => {
-                if let Some(worker) = lock(&this.worker).take() {
-                    worker.unpark();
+                let worker = lock(&this.worker).take();
+                if let Some(worker) = worker {
+                    worker.thread().unpark();
+                    if join && worker.thread().id() != thread::current().id() {
+                        // A panic on that thread was already reported by the hook;
+                        // the map's state does not depend on it.
+                        let _ = worker.join();
+                    }
                 }
             }
         }

@@ -26,7 +26,10 @@ use crate::sync::{Arc, AtomicUsize, Ordering, epoch, fence};
 /// `std::sync::Arc`, a count cannot reach it without a leak of handles.
 const MAX_REFS: usize = isize::MAX as usize;
 
-/// The heap cell behind every value of the map.
+/// The heap cell behind every value of the map. `repr(C)` so that the value's
+/// offset is known, which lets a raw value pointer (`ValueRef::into_raw`) lead back
+/// to its cell.
+#[repr(C)]
 pub(crate) struct ValueCell<V> {
     /// Generations holding the value + Rust handles + C retains.
     refs: AtomicUsize,
@@ -114,6 +117,84 @@ impl<V> ValueRef<V> {
     /// Whether two handles refer to the same value cell (not merely equal values).
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.cell == b.cell
+    }
+
+    /// Consumes the handle, returning a pointer to the value; the reference the
+    /// handle owned now belongs to the pointer. Like `Arc::into_raw`: the pointer
+    /// stays valid until that reference is given back with [`from_raw`](Self::from_raw)
+    /// or [`decrement_count`](Self::decrement_count). This is how the C ABI hands
+    /// values to C.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, String::from("held by C"));
+    /// let raw = atomic_map::ValueRef::into_raw(map.get(&1).unwrap());
+    /// map.clear_async().wait();
+    /// // SAFETY: `raw` owns a reference, given back exactly once here.
+    /// let back = unsafe { atomic_map::ValueRef::from_raw(raw) };
+    /// assert_eq!(*back, "held by C");
+    /// ```
+    pub fn into_raw(this: Self) -> *const V {
+        let cell = this.cell;
+        std::mem::forget(this);
+        // SAFETY: the reference now owned by the pointer keeps the cell alive.
+        unsafe { &raw const (*cell.as_ptr()).value }
+    }
+
+    /// Rebuilds a handle from a pointer of [`into_raw`](Self::into_raw), taking over
+    /// the reference it owned.
+    ///
+    /// # Safety
+    /// `ptr` must come from `into_raw` on a `ValueRef<V>` of the same `V` and own a
+    /// reference that no one else gives back.
+    pub unsafe fn from_raw(ptr: *const V) -> Self {
+        ValueRef {
+            // SAFETY: the caller guarantees `ptr` points at the value of a live cell.
+            cell: unsafe { Self::cell_of(ptr) },
+            _owns: PhantomData,
+        }
+    }
+
+    /// Adds a reference for the value behind `ptr` (a C retain).
+    ///
+    /// # Safety
+    /// `ptr` must come from [`into_raw`](Self::into_raw) and the caller must own a
+    /// reference to it for the duration of the call.
+    pub unsafe fn increment_count(ptr: *const V) {
+        // SAFETY: the caller owns a reference, so the cell is alive.
+        unsafe { Self::retain_raw(Self::cell_of(ptr)) }
+    }
+
+    /// Gives back one reference for the value behind `ptr` (a C release). The last
+    /// one schedules the value's destruction (deferred past pinned readers). Giving
+    /// back more references than were taken aborts the process with a message when
+    /// it is detected (the count would go below zero); after the value is destroyed
+    /// it cannot be detected, and is undefined behaviour.
+    ///
+    /// # Safety
+    /// `ptr` must come from [`into_raw`](Self::into_raw) and the caller must own the
+    /// reference it gives back.
+    pub unsafe fn decrement_count(ptr: *const V) {
+        // SAFETY: the caller owns the reference it gives up.
+        unsafe { Self::release_raw(Self::cell_of(ptr)) }
+    }
+
+    /// The cell whose `value` field `ptr` points at.
+    ///
+    /// # Safety
+    /// `ptr` must point at the `value` field of a live `ValueCell<V>`.
+    unsafe fn cell_of(ptr: *const V) -> NonNull<ValueCell<V>> {
+        let offset = std::mem::offset_of!(ValueCell<V>, value);
+        // SAFETY: `ValueCell` is `repr(C)`, so `value` sits `offset` bytes into the
+        // cell; stepping back stays inside the same allocation.
+        unsafe {
+            NonNull::new_unchecked(
+                ptr.cast::<u8>()
+                    .sub(offset)
+                    .cast::<ValueCell<V>>()
+                    .cast_mut(),
+            )
+        }
     }
 
     /// Adds one reference to the cell behind `cell`.

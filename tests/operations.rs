@@ -306,3 +306,50 @@ fn send_and_sync() {
     >();
     assert_send_sync::<atomic_map::Retired>();
 }
+
+#[test]
+fn raw_pointer_retain_release_like_c() {
+    let ledger = DropLedger::new(2);
+    let map = manual();
+    map.insert(1u8, ledger.make(5));
+    let raw = ValueRef::into_raw(map.get(&1).unwrap());
+    // SAFETY: `raw` owns one reference; every increment below is matched by one
+    // decrement, and the last decrement gives back the reference `raw` owned.
+    unsafe {
+        ValueRef::increment_count(raw);
+        ValueRef::increment_count(raw);
+        assert_eq!((*raw).check(), 5);
+        ValueRef::decrement_count(raw);
+        ValueRef::decrement_count(raw);
+    }
+    map.clear_async();
+    map.reclaim();
+    assert_eq!(ledger.dropped(), 0, "C still holds the value");
+    // SAFETY: as above.
+    let back = unsafe { ValueRef::from_raw(raw) };
+    assert_eq!(ValueRef::ref_count(&back), 1);
+    assert_eq!(back.check(), 5);
+    drop(back);
+    common::reclaim_until(&map, Duration::from_secs(10), || ledger.dropped() == 1);
+    ledger.assert_all_dropped_once();
+}
+
+#[test]
+fn shutdown_waits_for_the_background_reclaimer() {
+    let ledger = DropLedger::new(1000);
+    let map: AtomicMap<u32, common::Tracked> = AtomicMap::new();
+    for i in 0..500 {
+        map.insert(i, ledger.make(u64::from(i)));
+    }
+    map.clear_async();
+    for i in 0..500 {
+        map.insert(i, ledger.make(u64::from(i)));
+    }
+    map.shutdown();
+    assert_eq!(
+        ledger.dropped(),
+        1000,
+        "shutdown returned before the teardowns"
+    );
+    ledger.assert_all_dropped_once();
+}

@@ -17,7 +17,7 @@ pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{Builder, Thread};
+    pub(crate) use loom::thread::{Builder, JoinHandle, current};
 
     /// A timed park, modelled as a yield (loom explores both orders anyway).
     pub(crate) fn park_timeout(_timeout: std::time::Duration) {

@@ -7,7 +7,7 @@ pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Threads: spawning the background reclaimer and parking it between passes.
 pub(crate) mod thread {
-    pub(crate) use std::thread::{Builder, Thread, park_timeout};
+    pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout};
 }
 
 /// The slot holding the current generation: `arc_swap::ArcSwap`.

@@ -1,0 +1,114 @@
+//! Shared by the loom models: a value whose payload is a loom `UnsafeCell`, so that
+//! loom flags any read of it that is not ordered before its destruction, and that
+//! counts its drops.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+
+use atomic_map::{AtomicMap, Builder, ReclaimMode};
+use loom::cell::UnsafeCell;
+
+/// Written into the payload by `Drop`.
+pub const DEAD: u64 = u64::MAX;
+
+/// Counts drops of the probes made from it (a std atomic: bookkeeping for the
+/// assertions, not part of the synchronization under test).
+#[derive(Clone, Default)]
+pub struct Drops(std::sync::Arc<AtomicUsize>);
+
+impl Drops {
+    pub fn probe(&self, payload: u64) -> Probe {
+        Probe {
+            payload: UnsafeCell::new(payload),
+            drops: self.clone(),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A map value: reading it after (or concurrently with) its drop is a loom error.
+pub struct Probe {
+    payload: UnsafeCell<u64>,
+    drops: Drops,
+}
+
+// SAFETY: the payload is written only by `Drop` (through `&mut self`), and loom
+// itself checks that no shared read races that write: this is what the models test.
+unsafe impl Sync for Probe {}
+
+impl Probe {
+    /// Reads the payload; loom fails the model if this races the drop.
+    pub fn read(&self) -> u64 {
+        // SAFETY: the payload is only written by `Drop`; loom checks the ordering.
+        let v = self.payload.with(|p| unsafe { *p });
+        assert_ne!(v, DEAD, "read a destroyed value");
+        v
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`; loom checks that no read races this write.
+        self.payload.with_mut(|p| unsafe { *p = DEAD });
+        self.drops.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Takes the map back from the last `Arc` (every other holder has been joined).
+pub fn unwrap<T>(shared: loom::sync::Arc<T>) -> T {
+    match loom::sync::Arc::try_unwrap(shared) {
+        Ok(value) => value,
+        Err(_) => panic!("the map is still shared"),
+    }
+}
+
+/// A fixed hasher: loom replays each interleaving, so the model must be
+/// deterministic, and `RandomState` would change shard choice and iteration order
+/// from one execution to the next.
+pub type Fixed = BuildHasherDefault<DefaultHasher>;
+
+/// The map type of the models.
+pub type Map = AtomicMap<u8, Probe, Fixed>;
+
+/// A builder for the models: fixed hasher, 2 shards.
+pub fn builder() -> Builder<Fixed> {
+    Builder::new().hasher(Fixed::default()).shards(2)
+}
+
+/// A map reclaimed by the model itself (no background thread).
+pub fn manual_map() -> Map {
+    builder().reclaim_mode(ReclaimMode::Manual).build()
+}
+
+/// Drops the map (tearing everything down on this thread) and runs the epoch's
+/// ripe frees, so that loom's leak check sees every `Arc` returned.
+pub fn finish(map: Map) {
+    drop(map);
+    flush_epoch();
+}
+
+/// Runs every deferred free whose readers are gone (the stand-in's `flush`).
+pub fn flush_epoch() {
+    let probe = manual_map();
+    probe.reclaim();
+}
+
+/// Runs `f` under `loom::model` and reports how many executions loom explored.
+pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    loom::model(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "{name}: loom explored {} executions",
+        runs.load(Ordering::Relaxed)
+    );
+}

@@ -1,0 +1,37 @@
+//! Scenario 3: `remove` against a borrowed read of the same key under a pin. The
+//! removed value's free is deferred through the epoch past the pinned reader.
+
+mod common;
+
+use common::{Drops, finish, flush_epoch, manual_map, unwrap};
+use loom::sync::Arc;
+use loom::thread;
+
+#[test]
+fn remove_vs_pinned_read() {
+    common::model("remove_vs_pinned_read", || {
+        let drops = Drops::default();
+        let map = Arc::new(manual_map());
+        map.insert(1, drops.probe(7));
+
+        let reader = {
+            let map = Arc::clone(&map);
+            thread::spawn(move || {
+                let guard = map.pin();
+                if let Some(v) = guard.get(&1) {
+                    thread::yield_now();
+                    assert_eq!(v.read(), 7);
+                }
+            })
+        };
+        let removed = map.remove(&1).expect("the entry was there");
+        assert_eq!(removed.read(), 7);
+        drop(removed); // the last reference: the free is deferred, not done here
+        flush_epoch();
+        reader.join().unwrap();
+        flush_epoch();
+        assert_eq!(drops.count(), 1);
+        finish(unwrap(map));
+        assert_eq!(drops.count(), 1);
+    });
+}
