@@ -14,7 +14,8 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// in-flight writer) has let go and the reclaimer has walked its table, releasing
 /// the generation's reference to every value. Values still held by a
 /// [`ValueRef`](crate::ValueRef) or a C retain survive that; they are destroyed when
-/// their own last holder lets go. Dropping the ticket changes nothing.
+/// their own last holder lets go. Dropping the ticket changes nothing; cloning it
+/// gives another ticket for the same generation.
 ///
 /// ```
 /// use std::time::Duration;
@@ -30,6 +31,7 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// retired.wait();
 /// assert!(retired.is_reclaimed());
 /// ```
+#[derive(Clone)]
 pub struct Retired {
     id: u64,
     retirement: Arc<Retirement>,

@@ -1,0 +1,49 @@
+//! Checks of pointer arguments, shared by every exported function.
+
+use crate::error::amap_status_t;
+
+/// `ptr` as a reference, or `AMAP_NULL_ARGUMENT`.
+///
+/// # Safety
+/// A non-null `ptr` must point at a live `T` for `'a` (the function's contract).
+pub(crate) unsafe fn arg<'a, T>(ptr: *const T) -> Result<&'a T, amap_status_t> {
+    // SAFETY: non-null is checked by `as_ref`; liveness is the caller's contract.
+    unsafe { ptr.as_ref() }.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)
+}
+
+/// The key bytes `key[0..len]`; `NULL` is accepted only with `len == 0`.
+///
+/// # Safety
+/// A non-null `key` must point at `len` readable bytes for `'a`.
+pub(crate) unsafe fn key<'a>(key: *const u8, len: usize) -> Result<&'a [u8], amap_status_t> {
+    if key.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(amap_status_t::AMAP_NULL_ARGUMENT)
+        };
+    }
+    // SAFETY: non-null, and the caller guarantees `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(key, len) })
+}
+
+/// A checked out-parameter: checked before any work is done, written on success.
+pub(crate) struct Out<'a, T>(&'a mut std::mem::MaybeUninit<T>);
+
+impl<T> Out<'_, T> {
+    pub(crate) fn set(self, value: T) {
+        self.0.write(value);
+    }
+}
+
+/// `ptr` as an out-parameter, or `AMAP_NULL_ARGUMENT`.
+///
+/// # Safety
+/// A non-null `ptr` must be valid for a write of `T` for `'a`.
+pub(crate) unsafe fn out<'a, T>(ptr: *mut T) -> Result<Out<'a, T>, amap_status_t> {
+    // SAFETY: non-null is checked by `as_mut`; validity is the caller's contract.
+    // Viewing it as `MaybeUninit` means the old contents are never read or dropped.
+    unsafe { ptr.cast::<std::mem::MaybeUninit<T>>().as_mut() }
+        .map(Out)
+        .ok_or(amap_status_t::AMAP_NULL_ARGUMENT)
+}

@@ -1,0 +1,56 @@
+//! `amap_status_t`: how every fallible function of the C ABI reports its outcome.
+
+use std::ffi::c_char;
+
+/// Outcome of a call. `AMAP_OK` is 0; every other value is an error that left the
+/// map unchanged (except `AMAP_PANIC`, see there).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum amap_status_t {
+    /// Success.
+    AMAP_OK = 0,
+    /// The key is not in the map (or snapshot, or read section).
+    AMAP_NOT_FOUND = 1,
+    /// A required pointer argument was `NULL` (or a key was `NULL` with a
+    /// non-zero length).
+    AMAP_NULL_ARGUMENT = 2,
+    /// An argument was out of range (an unknown reclaim mode, a generation id that
+    /// was never retired).
+    AMAP_INVALID_ARGUMENT = 3,
+    /// `amap_wait_reclaimed` gave up before the generation was reclaimed.
+    AMAP_TIMED_OUT = 4,
+    /// A read section was used on a thread other than the one that began it.
+    AMAP_WRONG_THREAD = 5,
+    /// atomic-map panicked (a bug, or the reclaimer thread could not be started).
+    /// The panic was stopped at the boundary; the call had no effect, except that
+    /// a value passed to `amap_insert` may already have been destroyed.
+    AMAP_PANIC = 6,
+}
+
+/// A static, NUL-terminated description of `status` (an `amap_status_t` value).
+///
+/// Ownership: the string is static; never free it. Unknown values give
+/// "unknown status".
+#[unsafe(no_mangle)]
+pub extern "C" fn amap_status_str(status: i32) -> *const c_char {
+    let text: &'static [u8] = match status {
+        0 => b"ok\0",
+        1 => b"key not found\0",
+        2 => b"a required pointer argument was NULL\0",
+        3 => b"an argument was out of range\0",
+        4 => b"timed out before the generation was reclaimed\0",
+        5 => b"read section used on a thread other than the one that began it\0",
+        6 => b"atomic-map panicked (the panic was stopped at the C boundary)\0",
+        _ => b"unknown status\0",
+    };
+    text.as_ptr().cast()
+}
+
+/// The library's version, e.g. "0.1.0", as a static NUL-terminated string.
+///
+/// Ownership: static; never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn amap_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

@@ -1,0 +1,40 @@
+//! The C ABI of atomic-map: a concurrent map, keyed by byte strings, whose values
+//! are C-owned pointers with a destructor, and whose `clear` is an O(1) swap of
+//! generations. C code can retain a value and keep using it across clears, removes
+//! and the map's free: the destructor runs exactly once, after the last of every
+//! generation holding the value, every Rust handle and every C retain.
+//!
+//! Conventions (after rustls-ffi):
+//! * every name starts with `amap_`; objects are opaque pointers;
+//! * fallible functions return an [`amap_status_t`] and write results through
+//!   out-parameters, only on success;
+//! * every pointer argument is checked: `NULL` gives `AMAP_NULL_ARGUMENT`, and
+//!   `amap_*_free` / `amap_*_release` of `NULL` do nothing;
+//! * a Rust panic never crosses the boundary: it becomes `AMAP_PANIC`;
+//! * every function documents who owns what and for how long.
+//!
+//! The generated header is `ffi/include/atomic_map.h`; `docs/C-API.md` covers
+//! building, linking, the threading model and the ownership rules.
+
+mod args;
+mod error;
+mod map;
+mod panic;
+mod read;
+mod snapshot;
+mod value;
+
+pub use error::{amap_status_str, amap_status_t, amap_version};
+pub use map::{
+    AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL, amap_clear_async, amap_contains, amap_free,
+    amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_options_init, amap_options_t,
+    amap_reclaim, amap_remove, amap_stats, amap_stats_t, amap_t, amap_wait_reclaimed,
+};
+pub use read::{amap_read_begin, amap_read_end, amap_read_get, amap_read_t};
+pub use snapshot::{
+    amap_foreach_fn, amap_snapshot, amap_snapshot_foreach, amap_snapshot_get, amap_snapshot_len,
+    amap_snapshot_release, amap_snapshot_t,
+};
+pub use value::{
+    amap_dtor_fn, amap_value_data, amap_value_release, amap_value_retain, amap_value_t,
+};

@@ -1,0 +1,405 @@
+//! `amap_t`: the map, its options, writes, retained reads, clears and statistics.
+
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use atomic_map::{AtomicMap, Builder, ReclaimMode, Retired};
+
+use crate::args::{arg, key, out};
+use crate::error::amap_status_t;
+use crate::panic::guard;
+use crate::value::{CValue, amap_dtor_fn, amap_value_t, into_c};
+
+/// A map from byte-string keys to C values.
+///
+/// Thread-safe: every function taking an `amap_t *` may be called from any number
+/// of threads at once, except `amap_free`, which must be the last call on it.
+#[allow(non_camel_case_types)]
+pub struct amap_t {
+    pub(crate) map: AtomicMap<Box<[u8]>, CValue>,
+    /// Tickets of generations retired by `amap_clear_async` and not yet seen
+    /// reclaimed, for `amap_wait_reclaimed`. Pruned on every clear.
+    tickets: Mutex<BTreeMap<u64, Retired>>,
+}
+
+/// Reclaim mode: a background thread per map tears retired generations down.
+pub const AMAP_RECLAIM_BACKGROUND: u32 = 0;
+/// Reclaim mode: no thread; retired generations wait for `amap_reclaim`.
+pub const AMAP_RECLAIM_MANUAL: u32 = 1;
+
+/// Options for `amap_new_with`. Fill with `amap_options_init` first, then change
+/// what you need, so that fields added later get their defaults.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct amap_options_t {
+    /// `AMAP_RECLAIM_BACKGROUND` (default) or `AMAP_RECLAIM_MANUAL`.
+    pub reclaim_mode: u32,
+    /// Shards per generation's table; 0 for the default (4 × CPUs). Rounded up to
+    /// a power of two, at least 2.
+    pub shards: usize,
+    /// Non-zero (default): after a large teardown, ask the allocator to return
+    /// freed memory to the OS (glibc `malloc_trim`).
+    pub trim_memory: u8,
+}
+
+/// Generation and garbage counters of a map (see `amap_stats`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct amap_stats_t {
+    /// Id of the current generation (0 for a new map, +1 per clear).
+    pub generation: u64,
+    /// Generations retired and not yet torn down.
+    pub retired_generations: u64,
+    /// Values whose destruction is scheduled but has not run yet.
+    pub pending_values: u64,
+    /// Generations torn down so far.
+    pub reclaimed_generations: u64,
+    /// Values destroyed so far.
+    pub reclaimed_values: u64,
+    /// Destructors that panicked (Rust-side; C destructors cannot).
+    pub destructor_panics: u64,
+}
+
+/// Fills `options` with the defaults.
+///
+/// Ownership: `options` is the caller's; only written.
+///
+/// # Safety
+/// `options` must be `NULL` or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_options_init(options: *mut amap_options_t) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let options = unsafe { out(options) }?;
+        options.set(amap_options_t {
+            reclaim_mode: AMAP_RECLAIM_BACKGROUND,
+            shards: 0,
+            trim_memory: 1,
+        });
+        Ok(())
+    })
+}
+
+fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
+    let mode = match options.reclaim_mode {
+        AMAP_RECLAIM_BACKGROUND => ReclaimMode::Background,
+        AMAP_RECLAIM_MANUAL => ReclaimMode::Manual,
+        _ => return Err(amap_status_t::AMAP_INVALID_ARGUMENT),
+    };
+    let mut builder = Builder::new()
+        .reclaim_mode(mode)
+        .trim_memory(options.trim_memory != 0);
+    if options.shards != 0 {
+        builder = builder.shards(options.shards);
+    }
+    Ok(amap_t {
+        map: builder.build(),
+        tickets: Mutex::new(BTreeMap::new()),
+    })
+}
+
+/// A new, empty map with the default options (background reclamation).
+///
+/// Ownership: the caller owns the map and frees it with `amap_free`. Returns
+/// `NULL` if the map could not be created (the reclaimer thread could not start).
+#[unsafe(no_mangle)]
+pub extern "C" fn amap_new() -> *mut amap_t {
+    let mut map = std::ptr::null_mut();
+    let options = amap_options_t {
+        reclaim_mode: AMAP_RECLAIM_BACKGROUND,
+        shards: 0,
+        trim_memory: 1,
+    };
+    // SAFETY: both pointers are valid locals.
+    match unsafe { amap_new_with(&options, &mut map) } {
+        amap_status_t::AMAP_OK => map,
+        _ => std::ptr::null_mut(),
+    }
+}
+
+/// A new, empty map with `options`, written to `*out`.
+///
+/// Ownership: the caller owns `*out` and frees it with `amap_free`; `options` is
+/// only read during the call.
+///
+/// # Safety
+/// `options` must be `NULL` or point at an initialized `amap_options_t`; `out` must
+/// be `NULL` or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_new_with(
+    options: *const amap_options_t,
+    out_map: *mut *mut amap_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function, for both pointers.
+        let (options, out_map) = unsafe { (arg(options)?, out(out_map)?) };
+        let map = build(options)?;
+        out_map.set(Box::into_raw(Box::new(map)));
+        Ok(())
+    })
+}
+
+/// Frees the map: releases its hold on its current generation, then waits until
+/// its reclaimer has torn down what it was handed (in background mode this joins
+/// the reclaimer thread). Values still retained by C, read sections and snapshots
+/// survive: their destructors run when those let go. `NULL` is a no-op.
+///
+/// # Safety
+/// `map` must be `NULL` or a map from `amap_new`/`amap_new_with` that no other
+/// thread uses any more; it is invalid afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_free(map: *mut amap_t) {
+    let _ = guard(|| {
+        if !map.is_null() {
+            // SAFETY: the contract: ours to free, once.
+            let map = unsafe { Box::from_raw(map) };
+            let amap_t { map, tickets } = *map;
+            drop(tickets);
+            map.shutdown();
+        }
+        Ok(())
+    });
+}
+
+/// Maps `key[0..key_len]` to a new value `data`, replacing any previous value for
+/// the key (which is released: its destructor runs once nobody holds it).
+///
+/// Ownership: on `AMAP_OK` the map owns the value: `dtor(data, ctx)` will be called
+/// exactly once, on some thread, after the last holder lets go (`dtor` may be `NULL`
+/// for values that need no destructor). On any other status the map took nothing
+/// and will never call `dtor` (except after `AMAP_PANIC`, see there). The key bytes
+/// are copied; `data` and `ctx` must stay valid until `dtor` runs and must be usable
+/// from any thread.
+///
+/// # Safety
+/// `map` must be a live map; `key` must point at `key_len` readable bytes (or be
+/// `NULL` with `key_len == 0`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_insert(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    data: *mut c_void,
+    dtor: amap_dtor_fn,
+    ctx: *mut c_void,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, key) = unsafe { (arg(map)?, self::key(key, key_len)?) };
+        drop(map.map.insert(key.into(), CValue::new(data, dtor, ctx)));
+        Ok(())
+    })
+}
+
+/// Removes `key` from the current generation. The value is released: its
+/// destructor runs once nobody (no retain, no read section, no snapshot) holds it.
+/// Returns `AMAP_NOT_FOUND` if the key was absent.
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_remove(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, key) = unsafe { (arg(map)?, self::key(key, key_len)?) };
+        map.map
+            .remove(key)
+            .map(drop)
+            .ok_or(amap_status_t::AMAP_NOT_FOUND)
+    })
+}
+
+/// Writes the number of entries of the current generation to `*out_len`.
+///
+/// # Safety
+/// `map` must be a live map; `out_len` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_len(map: *const amap_t, out_len: *mut usize) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, out_len) = unsafe { (arg(map)?, out(out_len)?) };
+        out_len.set(map.map.len());
+        Ok(())
+    })
+}
+
+/// Writes whether the current generation maps `key` to `*out_present` (1 or 0).
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`; `out_present` valid for a
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_contains(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    out_present: *mut u8,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, key, out_present) =
+            unsafe { (arg(map)?, self::key(key, key_len)?, out(out_present)?) };
+        out_present.set(u8::from(map.map.contains_key(key)));
+        Ok(())
+    })
+}
+
+/// Looks `key` up and writes a **retained** value to `*out_value`, or returns
+/// `AMAP_NOT_FOUND` (leaving `*out_value` untouched).
+///
+/// Ownership: the caller owns one reference to `*out_value` and must give it back
+/// with `amap_value_release`; until then the value and its `data` stay valid across
+/// clears, removes and `amap_free`.
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`; `out_value` valid for a
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_get(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut *mut amap_value_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, key, out_value) =
+            unsafe { (arg(map)?, self::key(key, key_len)?, out(out_value)?) };
+        let value = map.map.get(key).ok_or(amap_status_t::AMAP_NOT_FOUND)?;
+        out_value.set(into_c(value));
+        Ok(())
+    })
+}
+
+/// Retires the current generation and publishes an empty one, in O(1), and writes
+/// the retired generation's id to `*out_id` (may be `NULL` if not wanted).
+///
+/// Nothing is freed here: the old generation is torn down later (by the reclaimer)
+/// once no read section or snapshot holds it, and each of its values is destroyed
+/// once no retain holds it. Wait for the teardown with `amap_wait_reclaimed`.
+///
+/// # Safety
+/// `map` must be a live map; `out_id` `NULL` or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_clear_async(map: *const amap_t, out_id: *mut u64) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let map = unsafe { arg(map) }?;
+        let retired = map.map.clear_async();
+        let id = retired.id();
+        let mut tickets = map.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        tickets.retain(|_, t| !t.is_reclaimed());
+        tickets.insert(id, retired);
+        drop(tickets);
+        if !out_id.is_null() {
+            // SAFETY: non-null, valid for a write by the contract.
+            unsafe { out_id.write(id) };
+        }
+        Ok(())
+    })
+}
+
+/// Waits until the generation `id` (from `amap_clear_async`) has been torn down, or
+/// `timeout_ms` milliseconds have passed (`timeout_ms < 0` waits forever; 0 checks
+/// once). Returns `AMAP_OK` once reclaimed, `AMAP_TIMED_OUT` otherwise, and
+/// `AMAP_INVALID_ARGUMENT` for an id that was never retired.
+///
+/// In manual mode the waiting thread runs the reclamation itself. Waiting forever
+/// while this same thread holds a read section or snapshot of that generation never
+/// returns.
+///
+/// # Safety
+/// `map` must be a live map.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_wait_reclaimed(
+    map: *const amap_t,
+    id: u64,
+    timeout_ms: i64,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let map = unsafe { arg(map) }?;
+        let ticket = map
+            .tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        let Some(ticket) = ticket else {
+            // Pruned tickets were reclaimed; ids at or past the current generation
+            // were never retired.
+            return if id < map.map.generation() {
+                Ok(())
+            } else {
+                Err(amap_status_t::AMAP_INVALID_ARGUMENT)
+            };
+        };
+        let reclaimed = match u64::try_from(timeout_ms) {
+            Err(_) => {
+                ticket.wait();
+                true
+            }
+            Ok(ms) => ticket.wait_timeout(Duration::from_millis(ms)),
+        };
+        if reclaimed {
+            Ok(())
+        } else {
+            Err(amap_status_t::AMAP_TIMED_OUT)
+        }
+    })
+}
+
+/// Tears down, on the calling thread, every retired generation nobody holds any
+/// more, and writes how many to `*out_count` (may be `NULL`). Required in
+/// `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
+/// values it frees run on this thread.
+///
+/// # Safety
+/// `map` must be a live map; `out_count` `NULL` or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_reclaim(map: *const amap_t, out_count: *mut usize) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let map = unsafe { arg(map) }?;
+        let count = map.map.reclaim();
+        if !out_count.is_null() {
+            // SAFETY: non-null, valid for a write by the contract.
+            unsafe { out_count.write(count) };
+        }
+        Ok(())
+    })
+}
+
+/// Writes the map's generation and garbage counters to `*out_stats` (a racy sample
+/// while other threads work; exact once they stop).
+///
+/// # Safety
+/// `map` must be a live map; `out_stats` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_stats(
+    map: *const amap_t,
+    out_stats: *mut amap_stats_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, out_stats) = unsafe { (arg(map)?, out(out_stats)?) };
+        let s = map.map.stats();
+        out_stats.set(amap_stats_t {
+            generation: s.generation,
+            retired_generations: s.retired_generations as u64,
+            pending_values: s.pending_values as u64,
+            reclaimed_generations: s.reclaimed_generations,
+            reclaimed_values: s.reclaimed_values,
+            destructor_panics: s.destructor_panics,
+        });
+        Ok(())
+    })
+}

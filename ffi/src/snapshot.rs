@@ -1,0 +1,148 @@
+//! `amap_snapshot_t`: a long-lived view of one generation, with iteration.
+
+use std::collections::hash_map::RandomState;
+use std::ffi::c_void;
+
+use atomic_map::Snapshot;
+
+use crate::args::{arg, key, out};
+use crate::error::amap_status_t;
+use crate::map::amap_t;
+use crate::panic::guard;
+use crate::value::{CValue, amap_value_t, into_c};
+
+/// A snapshot of one generation of a map: it never sees a clear, and keeps that
+/// generation (and its values) alive until released. It sees later writes made to
+/// that same generation. Unlike a read section it may be kept for long, and used
+/// and released from any thread (one thread at a time per call is not required:
+/// the functions are thread-safe).
+#[allow(non_camel_case_types)]
+pub struct amap_snapshot_t {
+    snapshot: Snapshot<Box<[u8]>, CValue, RandomState>,
+}
+
+/// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value's
+/// `data`, and the caller's `user` pointer. Return 0 to go on, anything else to stop.
+/// `key` and `data` are borrowed for the duration of the call.
+#[allow(non_camel_case_types)]
+pub type amap_foreach_fn = Option<
+    unsafe extern "C" fn(
+        key: *const u8,
+        key_len: usize,
+        data: *mut c_void,
+        user: *mut c_void,
+    ) -> i32,
+>;
+
+/// Takes a snapshot of the map's current generation and writes it to `*out_snap`.
+///
+/// Ownership: the caller owns the snapshot and releases it with
+/// `amap_snapshot_release`; it may outlive `amap_free` of the map.
+///
+/// # Safety
+/// `map` must be a live map; `out_snap` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot(
+    map: *const amap_t,
+    out_snap: *mut *mut amap_snapshot_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, out_snap) = unsafe { (arg(map)?, out(out_snap)?) };
+        let snap = amap_snapshot_t {
+            snapshot: map.map.snapshot(),
+        };
+        out_snap.set(Box::into_raw(Box::new(snap)));
+        Ok(())
+    })
+}
+
+/// Looks `key` up in the snapshot and writes a **retained** value to `*out_value`,
+/// or returns `AMAP_NOT_FOUND`.
+///
+/// Ownership: as `amap_get`: release the value with `amap_value_release`.
+///
+/// # Safety
+/// `snap` must be a live snapshot; `key` as in `amap_insert`; `out_value` valid for
+/// a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_get(
+    snap: *const amap_snapshot_t,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut *mut amap_value_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (snap, key, out_value) =
+            unsafe { (arg(snap)?, self::key(key, key_len)?, out(out_value)?) };
+        let value = snap
+            .snapshot
+            .get(key)
+            .ok_or(amap_status_t::AMAP_NOT_FOUND)?;
+        out_value.set(into_c(value));
+        Ok(())
+    })
+}
+
+/// Writes the number of entries in the snapshot's generation to `*out_len`.
+///
+/// # Safety
+/// `snap` must be a live snapshot; `out_len` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_len(
+    snap: *const amap_snapshot_t,
+    out_len: *mut usize,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (snap, out_len) = unsafe { (arg(snap)?, out(out_len)?) };
+        out_len.set(snap.snapshot.len());
+        Ok(())
+    })
+}
+
+/// Calls `callback(key, key_len, data, user)` for each entry of the snapshot's
+/// generation, until it returns non-zero. No lock is held during the callback (the
+/// entries are copied shard by shard and each value retained meanwhile), so the
+/// callback may call into the map, including `amap_get` and `amap_insert`.
+///
+/// # Safety
+/// `snap` must be a live snapshot; `callback` must be a valid function; `user` is
+/// passed through untouched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_foreach(
+    snap: *const amap_snapshot_t,
+    callback: amap_foreach_fn,
+    user: *mut c_void,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let snap = unsafe { arg(snap) }?;
+        let callback = callback.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
+        for (key, value) in snap.snapshot.iter() {
+            // SAFETY: `key` and the value are alive for the call (held here); the
+            // callback's validity is the caller's contract.
+            if unsafe { callback(key.as_ptr(), key.len(), value.data, user) } != 0 {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Releases a snapshot; its generation is torn down once nothing else holds it.
+/// `NULL` is a no-op.
+///
+/// # Safety
+/// `snap` must be `NULL` or a live snapshot; it is invalid afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_release(snap: *mut amap_snapshot_t) {
+    let _ = guard(|| {
+        if !snap.is_null() {
+            // SAFETY: the contract: ours to release, once.
+            drop(unsafe { Box::from_raw(snap) });
+        }
+        Ok(())
+    });
+}

@@ -1,0 +1,124 @@
+//! Values as C sees them: a `void *data` with a destructor, held through
+//! `amap_value_t` pointers that carry one reference each.
+
+use std::ffi::c_void;
+
+use atomic_map::ValueRef;
+
+use crate::error::amap_status_t;
+use crate::panic::{guard, guard_or};
+
+/// A value's destructor: called exactly once with the `data` and `ctx` given to
+/// `amap_insert`, after the last of every generation holding the value, every
+/// retain and every read section or callback that could see it. It may run on any
+/// thread: the reclaimer thread, a thread calling into the map, or a thread
+/// releasing a value. It must not call back into the same map. May be `NULL` for
+/// values that need no destructor.
+#[allow(non_camel_case_types)]
+pub type amap_dtor_fn = Option<unsafe extern "C" fn(data: *mut c_void, ctx: *mut c_void)>;
+
+/// The Rust side of a C value.
+pub(crate) struct CValue {
+    pub(crate) data: *mut c_void,
+    dtor: amap_dtor_fn,
+    ctx: *mut c_void,
+}
+
+// SAFETY: the C contract of `amap_insert`: `data` may be read from, and destroyed
+// on, any thread (the header says so). Rust never dereferences `data` or `ctx`.
+unsafe impl Send for CValue {}
+// SAFETY: as above; Rust only copies the pointers.
+unsafe impl Sync for CValue {}
+
+impl CValue {
+    pub(crate) fn new(data: *mut c_void, dtor: amap_dtor_fn, ctx: *mut c_void) -> Self {
+        CValue { data, dtor, ctx }
+    }
+}
+
+impl Drop for CValue {
+    fn drop(&mut self) {
+        if let Some(dtor) = self.dtor {
+            // SAFETY: the destructor and its arguments come from `amap_insert`,
+            // whose contract makes this call valid once, on any thread; `Drop`
+            // runs once.
+            unsafe { dtor(self.data, self.ctx) }
+        }
+    }
+}
+
+/// A retained value: the pointer itself carries one reference.
+///
+/// Obtained from `amap_get` or `amap_snapshot_get`; it stays valid, with its
+/// `data`, until it is given to `amap_value_release`, whatever happens to the map
+/// (clears, removes, `amap_free`).
+#[allow(non_camel_case_types)]
+pub struct amap_value_t {
+    _opaque: [u8; 0],
+}
+
+/// Hands a Rust handle to C as an `amap_value_t *`.
+pub(crate) fn into_c(value: ValueRef<CValue>) -> *mut amap_value_t {
+    ValueRef::into_raw(value).cast_mut().cast()
+}
+
+fn from_c(value: *const amap_value_t) -> *const CValue {
+    value.cast()
+}
+
+/// The `data` pointer of a retained value, or `NULL` if `value` is `NULL`.
+///
+/// Ownership: borrowed; valid as long as `value` is retained. Never free it
+/// yourself: the destructor given to `amap_insert` does.
+///
+/// # Safety
+/// `value` must be `NULL` or a retained `amap_value_t *`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_value_data(value: *const amap_value_t) -> *mut c_void {
+    guard_or(std::ptr::null_mut(), || {
+        // SAFETY: a retained value points at a live `CValue` (the contract).
+        unsafe { from_c(value).as_ref() }.map_or(std::ptr::null_mut(), |v| v.data)
+    })
+}
+
+/// Adds a reference to `value`: each retain needs one more `amap_value_release`.
+/// The same pointer stays in use (no new pointer is made).
+///
+/// Returns `AMAP_NULL_ARGUMENT` for `NULL`. A count past `PTRDIFF_MAX` aborts the
+/// process with a message.
+///
+/// # Safety
+/// `value` must be a retained `amap_value_t *` (not yet fully released).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_value_retain(value: *const amap_value_t) -> amap_status_t {
+    guard(|| {
+        if value.is_null() {
+            return Err(amap_status_t::AMAP_NULL_ARGUMENT);
+        }
+        // SAFETY: the caller holds a reference (the contract).
+        unsafe { ValueRef::increment_count(from_c(value)) };
+        Ok(())
+    })
+}
+
+/// Gives back one reference to `value`. After the last one (and once no map
+/// generation holds the value) its destructor runs, possibly on another thread and
+/// possibly later. `NULL` is a no-op.
+///
+/// Releasing more times than retained is a bug the library cannot always catch:
+/// when the count would go below zero it aborts with a message; after the value has
+/// been destroyed the behaviour is undefined.
+///
+/// # Safety
+/// `value` must be `NULL` or a retained `amap_value_t *` whose reference the caller
+/// gives up here.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_value_release(value: *const amap_value_t) -> amap_status_t {
+    guard(|| {
+        if !value.is_null() {
+            // SAFETY: the caller gives up a reference it holds (the contract).
+            unsafe { ValueRef::decrement_count(from_c(value)) };
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,250 @@
+/* Every function of the C ABI on one thread, with its error paths:
+ * NULL arguments, missing keys, ownership across clear / remove / free,
+ * snapshots, read sections, manual reclamation, statistics, and the
+ * detection of a release below zero (in a child process). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "atomic_map.h"
+#include "check.h"
+
+#define LIVE 0x5AFEC0DEu
+#define DEAD 0xDEADDEADu
+
+typedef struct {
+    unsigned magic;
+    int payload;
+} item_t;
+
+static atomic_int destroyed;
+
+static void destroy_item(void *data, void *ctx) {
+    item_t *item = data;
+    CHECK(ctx == (void *)&destroyed);
+    CHECK(item->magic == LIVE); /* never destroyed twice */
+    item->magic = DEAD;
+    free(item);
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static item_t *new_item(int payload) {
+    item_t *item = malloc(sizeof *item);
+    CHECK(item != NULL);
+    item->magic = LIVE;
+    item->payload = payload;
+    return item;
+}
+
+static const uint8_t *K(const char *s) { return (const uint8_t *)s; }
+
+static amap_status_t insert(amap_t *map, const char *key, int payload) {
+    return amap_insert(map, K(key), strlen(key), new_item(payload), destroy_item, &destroyed);
+}
+
+static int payload_of(const amap_value_t *v) {
+    item_t *item = amap_value_data(v);
+    CHECK(item != NULL && item->magic == LIVE);
+    return item->payload;
+}
+
+typedef struct {
+    int count;
+    int sum;
+} tally_t;
+
+static int32_t tally(const uint8_t *key, size_t key_len, void *data, void *user) {
+    tally_t *t = user;
+    item_t *item = data;
+    CHECK(key != NULL || key_len == 0);
+    CHECK(item->magic == LIVE);
+    t->count++;
+    t->sum += item->payload;
+    return 0;
+}
+
+static int32_t stop_at_first(const uint8_t *key, size_t key_len, void *data, void *user) {
+    (void)key, (void)key_len, (void)data;
+    (*(int *)user)++;
+    return 1;
+}
+
+static void *use_read_elsewhere(void *read) {
+    void *data = NULL;
+    CHECK_STATUS(amap_read_get(read, K("a"), 1, &data), AMAP_WRONG_THREAD);
+    return NULL;
+}
+
+static void null_arguments(amap_t *map) {
+    size_t n;
+    uint8_t present;
+    amap_value_t *v;
+    void *data;
+    CHECK_STATUS(amap_insert(NULL, K("k"), 1, NULL, NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_insert(map, NULL, 3, NULL, NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_len(NULL, &n), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_len(map, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_contains(map, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_contains(NULL, K("k"), 1, &present), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_get(map, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_get(NULL, K("k"), 1, &v), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_remove(NULL, K("k"), 1), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_clear_async(NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_wait_reclaimed(NULL, 0, 0), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_reclaim(NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_stats(map, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_begin(NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_get(NULL, K("k"), 1, &data), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot(map, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_get(NULL, K("k"), 1, &v), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_len(NULL, &n), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_foreach(NULL, tally, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_value_retain(NULL), AMAP_NULL_ARGUMENT);
+    CHECK_OK(amap_value_release(NULL));
+    CHECK(amap_value_data(NULL) == NULL);
+    CHECK_STATUS(amap_new_with(NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_options_init(NULL), AMAP_NULL_ARGUMENT);
+    amap_free(NULL);
+    amap_read_end(NULL);
+    amap_snapshot_release(NULL);
+}
+
+/* In a child: a value released once more than it was retained, while the epoch
+ * still keeps it allocated, must abort with a message rather than corrupt memory. */
+static void release_below_zero_aborts(void) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        amap_t *map = amap_new();
+        amap_read_t *read;
+        amap_value_t *v;
+        CHECK_OK(insert(map, "x", 1));
+        CHECK_OK(amap_read_begin(map, &read)); /* keeps freed cells allocated */
+        CHECK_OK(amap_get(map, K("x"), 1, &v));
+        CHECK_OK(amap_remove(map, K("x"), 1));
+        CHECK_OK(amap_value_release(v)); /* the last reference: destruction deferred */
+        amap_value_release(v);           /* one too many: must abort */
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+}
+
+int main(void) {
+    CHECK(strcmp(amap_version(), "0.1.0") == 0);
+    CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
+    CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
+    CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
+
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    CHECK(options.reclaim_mode == AMAP_RECLAIM_BACKGROUND && options.shards == 0 && options.trim_memory);
+    options.reclaim_mode = 7;
+    amap_t *bad = NULL;
+    CHECK_STATUS(amap_new_with(&options, &bad), AMAP_INVALID_ARGUMENT);
+    CHECK(bad == NULL);
+    options.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    options.shards = 4;
+    amap_t *map = NULL;
+    CHECK_OK(amap_new_with(&options, &map));
+    CHECK(map != NULL);
+
+    null_arguments(map);
+
+    /* insert, get, contains, len, replace, remove */
+    CHECK_OK(insert(map, "a", 1));
+    CHECK_OK(insert(map, "b", 2));
+    CHECK_OK(amap_insert(map, NULL, 0, new_item(0), destroy_item, &destroyed)); /* the empty key */
+    size_t n = 0;
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 3);
+    uint8_t present = 0;
+    CHECK_OK(amap_contains(map, K("a"), 1, &present));
+    CHECK(present == 1);
+    CHECK_OK(amap_contains(map, K("zz"), 2, &present));
+    CHECK(present == 0);
+    amap_value_t *missing = (amap_value_t *)0x1;
+    CHECK_STATUS(amap_get(map, K("zz"), 2, &missing), AMAP_NOT_FOUND);
+    CHECK(missing == (amap_value_t *)0x1); /* out-params are written only on success */
+
+    amap_value_t *a = NULL;
+    CHECK_OK(amap_get(map, K("a"), 1, &a));
+    CHECK(payload_of(a) == 1);
+    CHECK_OK(amap_value_retain(a)); /* two references held by this code now */
+    CHECK_OK(insert(map, "a", 10)); /* replaces: the old value stays held */
+    CHECK(payload_of(a) == 1);
+    CHECK_OK(amap_remove(map, K("b"), 1));
+    CHECK_STATUS(amap_remove(map, K("b"), 1), AMAP_NOT_FOUND);
+
+    /* read sections borrow without retaining, and only on their own thread */
+    amap_read_t *read = NULL;
+    CHECK_OK(amap_read_begin(map, &read));
+    void *data = NULL;
+    CHECK_OK(amap_read_get(read, K("a"), 1, &data));
+    CHECK(((item_t *)data)->payload == 10);
+    CHECK_STATUS(amap_read_get(read, K("b"), 1, &data), AMAP_NOT_FOUND);
+    pthread_t other;
+    CHECK(pthread_create(&other, NULL, use_read_elsewhere, read) == 0);
+    CHECK(pthread_join(other, NULL) == 0);
+
+    /* snapshots see one generation, across a clear */
+    amap_snapshot_t *snap = NULL;
+    CHECK_OK(amap_snapshot(map, &snap));
+    uint64_t retired_id = 99;
+    CHECK_OK(amap_clear_async(map, &retired_id));
+    CHECK(retired_id == 0);
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 0);
+    CHECK(((item_t *)data)->payload == 10); /* the read section still sees it */
+    CHECK_OK(amap_snapshot_len(snap, &n));
+    CHECK(n == 2);
+    amap_value_t *from_snap = NULL;
+    CHECK_OK(amap_snapshot_get(snap, K("a"), 1, &from_snap));
+    CHECK(payload_of(from_snap) == 10);
+    tally_t t = {0, 0};
+    CHECK_OK(amap_snapshot_foreach(snap, tally, &t));
+    CHECK(t.count == 2 && t.sum == 10);
+    int calls = 0;
+    CHECK_OK(amap_snapshot_foreach(snap, stop_at_first, &calls));
+    CHECK(calls == 1);
+    CHECK_STATUS(amap_snapshot_foreach(snap, NULL, NULL), AMAP_NULL_ARGUMENT);
+
+    /* manual mode: nothing is reclaimed while held, or before amap_reclaim */
+    CHECK_STATUS(amap_wait_reclaimed(map, retired_id, 0), AMAP_TIMED_OUT);
+    CHECK_STATUS(amap_wait_reclaimed(map, 5, 0), AMAP_INVALID_ARGUMENT);
+    amap_read_end(read);
+    amap_snapshot_release(snap);
+    CHECK(atomic_load(&destroyed) == 0);
+    size_t reclaimed = 0;
+    CHECK_OK(amap_reclaim(map, &reclaimed));
+    CHECK(reclaimed == 1);
+    CHECK_OK(amap_wait_reclaimed(map, retired_id, 0));
+    CHECK_OK(amap_value_release(from_snap));
+    amap_stats_t stats;
+    CHECK_OK(amap_stats(map, &stats));
+    CHECK(stats.generation == 1 && stats.retired_generations == 0 && stats.reclaimed_generations == 1);
+
+    /* values held by C survive clears and the map itself */
+    CHECK_OK(insert(map, "c", 3));
+    amap_free(map);
+    CHECK(payload_of(a) == 1);
+    CHECK_OK(amap_value_release(a));
+    CHECK_OK(amap_value_release(a)); /* the last reference */
+
+    /* destructions run (some deferred through the epoch): drive them with a
+     * throwaway map's reclaim on this thread */
+    amap_t *driver = amap_new();
+    for (int i = 0; i < 1000 && atomic_load(&destroyed) < 5; i++) {
+        CHECK_OK(amap_reclaim(driver, NULL));
+        usleep(1000);
+    }
+    amap_free(driver);
+    CHECK(atomic_load(&destroyed) == 5); /* a(1), a(10), b, "", c */
+
+    release_below_zero_aborts();
+    printf("test_api: ok\n");
+    return 0;
+}

@@ -1,0 +1,188 @@
+/* The scenario that motivates the project, in C: reader threads retain values and
+ * keep reading them while another thread clears the map in a loop and a third
+ * inserts. Afterwards every destructor ran exactly once (counted here), and no
+ * value was freed while retained (each value carries a magic word that readers
+ * check and the destructor poisons; AddressSanitizer and valgrind also watch).
+ *
+ * AMAP_C_TEST_MS sets how long the storm runs (default 2000). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic_map.h"
+#include "check.h"
+
+#define LIVE 0x5AFEC0DEu
+#define DEAD 0xDEADDEADu
+#define READERS 4
+#define KEYS 64
+#define HELD 8
+#define MAX_VALUES 4000000
+
+typedef struct {
+    unsigned magic;
+    uint32_t id;
+} item_t;
+
+static atomic_uchar destroyed_times[MAX_VALUES];
+static atomic_uint created, destroyed;
+static atomic_int stop;
+static amap_t *map;
+
+static void destroy_item(void *data, void *ctx) {
+    item_t *item = data;
+    CHECK(ctx == &created);
+    CHECK(item->magic == LIVE);
+    item->magic = DEAD;
+    CHECK(atomic_fetch_add(&destroyed_times[item->id], 1) == 0);
+    free(item);
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static uint64_t next_random(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void key_of(uint64_t k, uint8_t out[2]) {
+    out[0] = (uint8_t)(k & 0xff);
+    out[1] = (uint8_t)(k >> 8);
+}
+
+static void check_alive(const amap_value_t *v) {
+    const item_t *item = amap_value_data(v);
+    CHECK(item != NULL);
+    CHECK(item->magic == LIVE);
+}
+
+static void *reader(void *arg) {
+    uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uintptr_t)arg;
+    amap_value_t *held[HELD] = {0};
+    unsigned long reads = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        uint8_t key[2];
+        key_of(next_random(&seed) % KEYS, key);
+        amap_value_t *v = NULL;
+        if (amap_get(map, key, sizeof key, &v) == AMAP_OK) {
+            check_alive(v);
+            if (next_random(&seed) % 4 == 0) { /* an extra retain and release */
+                CHECK_OK(amap_value_retain(v));
+                check_alive(v);
+                CHECK_OK(amap_value_release(v));
+            }
+            unsigned slot = next_random(&seed) % HELD;
+            if (held[slot]) {
+                check_alive(held[slot]); /* held across clears */
+                CHECK_OK(amap_value_release(held[slot]));
+            }
+            held[slot] = v;
+        }
+        if (reads++ % 16 == 0) { /* a borrowed read section */
+            amap_read_t *read = NULL;
+            CHECK_OK(amap_read_begin(map, &read));
+            void *data = NULL;
+            if (amap_read_get(read, key, sizeof key, &data) == AMAP_OK) {
+                CHECK(((item_t *)data)->magic == LIVE);
+            }
+            amap_read_end(read);
+        }
+    }
+    for (unsigned i = 0; i < HELD; i++) {
+        if (held[i]) {
+            check_alive(held[i]);
+            CHECK_OK(amap_value_release(held[i]));
+        }
+    }
+    return NULL;
+}
+
+static void *clearer(void *arg) {
+    (void)arg;
+    unsigned long clears = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        uint64_t id = 0;
+        CHECK_OK(amap_clear_async(map, &id));
+        if (++clears % 64 == 0) {
+            amap_status_t s = amap_wait_reclaimed(map, id, 50);
+            CHECK(s == AMAP_OK || s == AMAP_TIMED_OUT);
+        }
+        usleep(100);
+    }
+    return (void *)(uintptr_t)clears;
+}
+
+static void *inserter(void *arg) {
+    (void)arg;
+    uint64_t seed = 12345;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        unsigned id = atomic_fetch_add(&created, 1);
+        if (id >= MAX_VALUES - 1) {
+            atomic_fetch_sub(&created, 1);
+            break;
+        }
+        item_t *item = malloc(sizeof *item);
+        CHECK(item != NULL);
+        item->magic = LIVE;
+        item->id = id;
+        uint8_t key[2];
+        key_of(next_random(&seed) % KEYS, key);
+        CHECK_OK(amap_insert(map, key, sizeof key, item, destroy_item, &created));
+        if (next_random(&seed) % 8 == 0) {
+            key_of(next_random(&seed) % KEYS, key);
+            amap_status_t s = amap_remove(map, key, sizeof key);
+            CHECK(s == AMAP_OK || s == AMAP_NOT_FOUND);
+        }
+    }
+    return NULL;
+}
+
+int main(void) {
+    const char *ms_env = getenv("AMAP_C_TEST_MS");
+    long run_ms = ms_env ? atol(ms_env) : 2000;
+    map = amap_new();
+    CHECK(map != NULL);
+
+    pthread_t readers[READERS], clear_thread, insert_thread;
+    for (uintptr_t i = 0; i < READERS; i++) {
+        CHECK(pthread_create(&readers[i], NULL, reader, (void *)(i + 1)) == 0);
+    }
+    CHECK(pthread_create(&clear_thread, NULL, clearer, NULL) == 0);
+    CHECK(pthread_create(&insert_thread, NULL, inserter, NULL) == 0);
+    struct timespec pause = {run_ms / 1000, (run_ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+    atomic_store(&stop, 1);
+    void *clears = NULL;
+    for (int i = 0; i < READERS; i++) {
+        CHECK(pthread_join(readers[i], NULL) == 0);
+    }
+    CHECK(pthread_join(clear_thread, &clears) == 0);
+    CHECK(pthread_join(insert_thread, NULL) == 0);
+
+    /* Everything released by C; let the deferred destructions run, then free. */
+    CHECK_OK(amap_clear_async(map, NULL));
+    amap_stats_t stats;
+    for (int i = 0; i < 10000; i++) {
+        CHECK_OK(amap_reclaim(map, NULL));
+        CHECK_OK(amap_stats(map, &stats));
+        if (stats.retired_generations == 0 && stats.pending_values == 0) break;
+        usleep(1000);
+    }
+    CHECK(stats.retired_generations == 0 && stats.pending_values == 0);
+    amap_free(map);
+
+    unsigned made = atomic_load(&created), gone = atomic_load(&destroyed);
+    printf("test_threads: %u values created, %u destroyed, %lu clears, %llu generations\n", made, gone,
+           (unsigned long)(uintptr_t)clears, (unsigned long long)stats.generation);
+    CHECK(made > 0 && (uintptr_t)clears > 0);
+    CHECK(gone == made);
+    for (unsigned i = 0; i < made; i++) {
+        CHECK(atomic_load(&destroyed_times[i]) == 1);
+    }
+    printf("test_threads: ok\n");
+    return 0;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the C ABI and runs the C test programs:
+#  * against the staticlib with AddressSanitizer + UndefinedBehaviorSanitizer;
+#  * against the cdylib under valgrind memcheck (no error, no definitely-lost block);
+# then builds the example service through pkg-config and runs it.
+# AMAP_C_TEST_MS sets the storm's length for the sanitizer run (valgrind runs 1500).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -p atomic-map-ffi
+out=target/ctest
+mkdir -p "$out"
+libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
+cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iffi/include"
+
+for t in test_api test_threads; do
+    # shellcheck disable=SC2086
+    gcc $cflags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+        "ffi/tests/c/$t.c" target/release/libamap.a $libs -o "$out/$t.asan"
+    # shellcheck disable=SC2086
+    gcc $cflags "ffi/tests/c/$t.c" -Ltarget/release -lamap -lpthread -o "$out/$t.dyn"
+done
+
+echo "--- sanitizers (static library)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$out/test_api.asan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    AMAP_C_TEST_MS="${AMAP_C_TEST_MS:-2000}" "$out/test_threads.asan"
+
+echo "--- valgrind memcheck (shared library)"
+vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=1
+    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+LD_LIBRARY_PATH=target/release "${vg[@]}" "$out/test_api.dyn"
+LD_LIBRARY_PATH=target/release AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
+
+echo "--- example service, built through pkg-config"
+ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/release/atomic_map.pc
+# shellcheck disable=SC2046
+gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(PKG_CONFIG_PATH=target/release pkg-config --cflags --libs atomic_map) \
+    -lpthread -o "$out/service"
+LD_LIBRARY_PATH=target/release "$out/service"
+echo "C tests: ok"
