@@ -4,29 +4,22 @@
 
 mod common;
 
-use common::{Drops, finish, manual_map, unwrap};
-use loom::sync::Arc;
-use loom::thread;
+use common::{finish, map_with_one_value, spawn_with, unwrap};
 
 #[test]
 fn pinned_reader_vs_clear_async() {
     common::model("pinned_reader_vs_clear_async", || {
-        let drops = Drops::default();
-        let map = Arc::new(manual_map());
-        map.insert(1, drops.probe(7));
+        let (drops, map) = map_with_one_value();
 
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let guard = map.pin();
-                let seen = guard.get(&1).map(|v| v.read());
-                assert!(seen.is_none() || seen == Some(7));
-                // Reading again at the end of the section: still alive.
-                if seen.is_some() {
-                    assert_eq!(guard.get(&1).map(|v| v.read()), seen);
-                }
-            })
-        };
+        let reader = spawn_with(&map, |map| {
+            let guard = map.pin();
+            let seen = guard.get(&1).map(|v| v.read());
+            assert!(seen.is_none() || seen == Some(7));
+            // Reading again at the end of the section: still alive.
+            if seen.is_some() {
+                assert_eq!(guard.get(&1).map(|v| v.read()), seen);
+            }
+        });
         let retired = map.clear_async();
         map.reclaim();
         reader.join().unwrap();

@@ -4,27 +4,21 @@
 
 mod common;
 
-use common::{Drops, finish, manual_map, unwrap};
-use loom::sync::Arc;
+use common::{finish, map_with_one_value, spawn_with, unwrap};
 use loom::thread;
 
 #[test]
 fn retained_get_vs_clear_and_teardown() {
     common::model("retained_get_vs_clear_and_teardown", || {
-        let drops = Drops::default();
-        let map = Arc::new(manual_map());
-        map.insert(1, drops.probe(7));
+        let (drops, map) = map_with_one_value();
 
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                if let Some(v) = map.get(&1) {
-                    assert_eq!(v.read(), 7);
-                    thread::yield_now();
-                    assert_eq!(v.read(), 7);
-                }
-            })
-        };
+        let reader = spawn_with(&map, |map| {
+            if let Some(v) = map.get(&1) {
+                assert_eq!(v.read(), 7);
+                thread::yield_now();
+                assert_eq!(v.read(), 7);
+            }
+        });
         map.clear_async();
         map.reclaim();
         reader.join().unwrap();

@@ -3,27 +3,21 @@
 
 mod common;
 
-use common::{Drops, finish, flush_epoch, manual_map, unwrap};
-use loom::sync::Arc;
+use common::{finish, flush_epoch, map_with_one_value, spawn_with, unwrap};
 use loom::thread;
 
 #[test]
 fn remove_vs_pinned_read() {
     common::model("remove_vs_pinned_read", || {
-        let drops = Drops::default();
-        let map = Arc::new(manual_map());
-        map.insert(1, drops.probe(7));
+        let (drops, map) = map_with_one_value();
 
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let guard = map.pin();
-                if let Some(v) = guard.get(&1) {
-                    thread::yield_now();
-                    assert_eq!(v.read(), 7);
-                }
-            })
-        };
+        let reader = spawn_with(&map, |map| {
+            let guard = map.pin();
+            if let Some(v) = guard.get(&1) {
+                thread::yield_now();
+                assert_eq!(v.read(), 7);
+            }
+        });
         let removed = map.remove(&1).expect("the entry was there");
         assert_eq!(removed.read(), 7);
         drop(removed); // the last reference: the free is deferred, not done here

@@ -3,29 +3,19 @@
 
 mod common;
 
-use common::{Drops, finish, manual_map, unwrap};
-use loom::sync::Arc;
-use loom::thread;
+use common::{finish, map_with_one_value, spawn_with, unwrap};
 
 #[test]
 fn two_clears_and_a_reader() {
     common::model("two_clears_and_a_reader", || {
-        let drops = Drops::default();
-        let map = Arc::new(manual_map());
-        map.insert(1, drops.probe(7));
+        let (drops, map) = map_with_one_value();
 
-        let clearer = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || map.clear_async())
-        };
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                if let Some(v) = map.pin().get(&1) {
-                    assert_eq!(v.read(), 7);
-                }
-            })
-        };
+        let clearer = spawn_with(&map, |map| map.clear_async());
+        let reader = spawn_with(&map, |map| {
+            if let Some(v) = map.pin().get(&1) {
+                assert_eq!(v.read(), 7);
+            }
+        });
         let mine = map.clear_async();
         let theirs = clearer.join().unwrap();
         reader.join().unwrap();

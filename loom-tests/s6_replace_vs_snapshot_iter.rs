@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{Drops, finish, manual_map, unwrap};
+use common::{Drops, finish, manual_map, spawn_with, unwrap};
 use loom::sync::Arc;
-use loom::thread;
 
 #[test]
 fn replace_vs_snapshot_iterator() {
@@ -15,18 +14,15 @@ fn replace_vs_snapshot_iterator() {
         map.insert(1, drops.probe(1));
         map.insert(2, drops.probe(2));
 
-        let iterator = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let snap = map.snapshot();
-                let mut seen: Vec<(u8, u64)> = snap.iter().map(|(k, v)| (k, v.read())).collect();
-                seen.sort_unstable();
-                assert!(
-                    seen == [(1, 1), (2, 2)] || seen == [(3, 3)],
-                    "mixed generations: {seen:?}"
-                );
-            })
-        };
+        let iterator = spawn_with(&map, |map| {
+            let snap = map.snapshot();
+            let mut seen: Vec<(u8, u64)> = snap.iter().map(|(k, v)| (k, v.read())).collect();
+            seen.sort_unstable();
+            assert!(
+                seen == [(1, 1), (2, 2)] || seen == [(3, 3)],
+                "mixed generations: {seen:?}"
+            );
+        });
         map.replace([(3, drops.probe(3))]);
         iterator.join().unwrap();
         map.reclaim();

@@ -5,8 +5,7 @@
 mod common;
 
 use atomic_map::ValueRef;
-use common::{Drops, flush_epoch, manual_map, unwrap};
-use loom::sync::Arc;
+use common::{flush_epoch, map_with_one_value, unwrap};
 use loom::thread;
 
 /// A raw value pointer as C holds it.
@@ -17,9 +16,7 @@ unsafe impl Send for CHeld {}
 #[test]
 fn c_retain_release_vs_teardown_and_map_drop() {
     common::model("c_retain_release_vs_teardown_and_map_drop", || {
-        let drops = Drops::default();
-        let map = Arc::new(manual_map());
-        map.insert(1, drops.probe(7));
+        let (drops, map) = map_with_one_value();
         let held = CHeld(ValueRef::into_raw(map.get(&1).unwrap()));
 
         let c_thread = thread::spawn(move || {

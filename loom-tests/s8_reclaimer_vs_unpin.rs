@@ -6,25 +6,19 @@
 mod common;
 
 use atomic_map::ReclaimMode;
-use common::{Drops, finish, manual_map, unwrap};
+use common::{Drops, finish, map_with_one_value, spawn_with, unwrap};
 use loom::sync::Arc;
-use loom::thread;
 
 #[test]
 fn manual_reclaim_vs_last_unpin() {
     common::model("manual_reclaim_vs_last_unpin", || {
-        let drops = Drops::default();
-        let map = Arc::new(manual_map());
-        map.insert(1, drops.probe(7));
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let guard = map.pin();
-                let seen = guard.get(&1).map(|v| v.read());
-                drop(guard); // possibly the last holder of the retired generation
-                seen
-            })
-        };
+        let (drops, map) = map_with_one_value();
+        let reader = spawn_with(&map, |map| {
+            let guard = map.pin();
+            let seen = guard.get(&1).map(|v| v.read());
+            drop(guard); // possibly the last holder of the retired generation
+            seen
+        });
         let retired = map.clear_async();
         map.reclaim();
         let seen = reader.join().unwrap();
@@ -47,15 +41,12 @@ fn background_reclaimer_vs_last_unpin() {
         );
         map.insert(1u8, drops.probe(7));
 
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let guard = map.pin();
-                if let Some(v) = guard.get(&1) {
-                    assert_eq!(v.read(), 7);
-                }
-            })
-        };
+        let reader = spawn_with(&map, |map| {
+            let guard = map.pin();
+            if let Some(v) = guard.get(&1) {
+                assert_eq!(v.read(), 7);
+            }
+        });
         map.clear_async();
         reader.join().unwrap();
         // Closing the reclaimer: its thread makes a last pass, exits, and is joined.

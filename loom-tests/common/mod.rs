@@ -112,3 +112,21 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
         runs.load(Ordering::Relaxed)
     );
 }
+
+/// The usual start of a model: a manual-mode map shared through a loom `Arc`, with
+/// key 1 mapped to a probe holding 7.
+pub fn map_with_one_value() -> (Drops, loom::sync::Arc<Map>) {
+    let drops = Drops::default();
+    let map = loom::sync::Arc::new(manual_map());
+    map.insert(1, drops.probe(7));
+    (drops, map)
+}
+
+/// Runs `body` on a new loom thread with its own handle on `map`.
+pub fn spawn_with<T: Send + 'static>(
+    map: &loom::sync::Arc<Map>,
+    body: impl FnOnce(loom::sync::Arc<Map>) -> T + Send + 'static,
+) -> loom::thread::JoinHandle<T> {
+    let map = loom::sync::Arc::clone(map);
+    loom::thread::spawn(move || body(map))
+}
