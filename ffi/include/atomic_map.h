@@ -164,11 +164,17 @@ typedef struct {
 } amap_stats_t;
 
 /**
- * Called by `amap_snapshot_foreach` for each entry: the key bytes, the value's
- * `data`, and the caller's `user` pointer. Return 0 to go on, anything else to stop.
- * `key` and `data` are borrowed for the duration of the call.
+ * Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
+ * the caller's `user` pointer. Return 0 to go on, anything else to stop.
+ *
+ * Ownership: `key` and `value` are **borrowed** for the duration of the call; read
+ * the value with `amap_value_data`, or call `amap_value_retain` on it to keep it
+ * (then release it later as usual).
  */
-typedef int32_t (*amap_foreach_fn)(const uint8_t *key, size_t key_len, void *data, void *user);
+typedef int32_t (*amap_foreach_fn)(const uint8_t *key,
+                                   size_t key_len,
+                                   const amap_value_t *value,
+                                   void *user);
 
 #ifdef __cplusplus
 extern "C" {
@@ -425,7 +431,7 @@ amap_status_t amap_snapshot_get(const amap_snapshot_t *snap,
 amap_status_t amap_snapshot_len(const amap_snapshot_t *snap, size_t *out_len);
 
 /**
- * Calls `callback(key, key_len, data, user)` for each entry of the snapshot's
+ * Calls `callback(key, key_len, value, user)` for each entry of the snapshot's
  * generation, until it returns non-zero. No lock is held during the callback (the
  * entries are copied shard by shard and each value retained meanwhile), so the
  * callback may call into the map, including `amap_get` and `amap_insert`.

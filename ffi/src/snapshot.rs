@@ -9,7 +9,7 @@ use crate::args::{arg, key, out};
 use crate::error::amap_status_t;
 use crate::map::amap_t;
 use crate::panic::guard;
-use crate::value::{CValue, amap_value_t, into_c};
+use crate::value::{CValue, amap_value_t, from_c_owned, into_c};
 
 /// A snapshot of one generation of a map: it never sees a clear, and keeps that
 /// generation (and its values) alive until released. It sees later writes made to
@@ -21,15 +21,18 @@ pub struct amap_snapshot_t {
     snapshot: Snapshot<Box<[u8]>, CValue, RandomState>,
 }
 
-/// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value's
-/// `data`, and the caller's `user` pointer. Return 0 to go on, anything else to stop.
-/// `key` and `data` are borrowed for the duration of the call.
+/// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
+/// the caller's `user` pointer. Return 0 to go on, anything else to stop.
+///
+/// Ownership: `key` and `value` are **borrowed** for the duration of the call; read
+/// the value with `amap_value_data`, or call `amap_value_retain` on it to keep it
+/// (then release it later as usual).
 #[allow(non_camel_case_types)]
 pub type amap_foreach_fn = Option<
     unsafe extern "C" fn(
         key: *const u8,
         key_len: usize,
-        data: *mut c_void,
+        value: *const amap_value_t,
         user: *mut c_void,
     ) -> i32,
 >;
@@ -102,7 +105,7 @@ pub unsafe extern "C" fn amap_snapshot_len(
     })
 }
 
-/// Calls `callback(key, key_len, data, user)` for each entry of the snapshot's
+/// Calls `callback(key, key_len, value, user)` for each entry of the snapshot's
 /// generation, until it returns non-zero. No lock is held during the callback (the
 /// entries are copied shard by shard and each value retained meanwhile), so the
 /// callback may call into the map, including `amap_get` and `amap_insert`.
@@ -121,9 +124,16 @@ pub unsafe extern "C" fn amap_snapshot_foreach(
         let snap = unsafe { arg(snap) }?;
         let callback = callback.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
         for (key, value) in snap.snapshot.iter() {
-            // SAFETY: `key` and the value are alive for the call (held here); the
+            // The reference this loop holds is lent to the callback as a pointer,
+            // and taken back right after.
+            let lent = into_c(value);
+            // SAFETY: `key` and `lent` stay valid for the call (held here); the
             // callback's validity is the caller's contract.
-            if unsafe { callback(key.as_ptr(), key.len(), value.data, user) } != 0 {
+            let stop = unsafe { callback(key.as_ptr(), key.len(), lent, user) } != 0;
+            // SAFETY: `lent` came from `into_c` above and its reference is taken
+            // back exactly once; retains made by the callback are its own.
+            drop(unsafe { from_c_owned(lent) });
+            if stop {
                 break;
             }
         }

@@ -66,6 +66,15 @@ fn from_c(value: *const amap_value_t) -> *const CValue {
     value.cast()
 }
 
+/// Takes back the reference an `amap_value_t *` from `into_c` carries.
+///
+/// # Safety
+/// `value` must come from `into_c` and its reference must not be given back twice.
+pub(crate) unsafe fn from_c_owned(value: *mut amap_value_t) -> ValueRef<CValue> {
+    // SAFETY: the caller's contract.
+    unsafe { ValueRef::from_raw(from_c(value)) }
+}
+
 /// The `data` pointer of a retained value, or `NULL` if `value` is `NULL`.
 ///
 /// Ownership: borrowed; valid as long as `value` is retained. Never free it

@@ -55,9 +55,15 @@ typedef struct {
     int sum;
 } tally_t;
 
-static int32_t tally(const uint8_t *key, size_t key_len, void *data, void *user) {
+static amap_value_t *kept; /* retained from inside a callback */
+
+static int32_t tally(const uint8_t *key, size_t key_len, const amap_value_t *value, void *user) {
     tally_t *t = user;
-    item_t *item = data;
+    item_t *item = amap_value_data(value);
+    if (key_len == 1 && key[0] == 'a') {
+        CHECK_OK(amap_value_retain(value));
+        kept = (amap_value_t *)value;
+    }
     CHECK(key != NULL || key_len == 0);
     CHECK(item->magic == LIVE);
     t->count++;
@@ -65,8 +71,8 @@ static int32_t tally(const uint8_t *key, size_t key_len, void *data, void *user)
     return 0;
 }
 
-static int32_t stop_at_first(const uint8_t *key, size_t key_len, void *data, void *user) {
-    (void)key, (void)key_len, (void)data;
+static int32_t stop_at_first(const uint8_t *key, size_t key_len, const amap_value_t *value, void *user) {
+    (void)key, (void)key_len, (void)value;
     (*(int *)user)++;
     return 1;
 }
@@ -207,6 +213,7 @@ int main(void) {
     tally_t t = {0, 0};
     CHECK_OK(amap_snapshot_foreach(snap, tally, &t));
     CHECK(t.count == 2 && t.sum == 10);
+    CHECK(kept != NULL && payload_of(kept) == 10); /* retained inside the callback */
     int calls = 0;
     CHECK_OK(amap_snapshot_foreach(snap, stop_at_first, &calls));
     CHECK(calls == 1);
@@ -223,6 +230,7 @@ int main(void) {
     CHECK(reclaimed == 1);
     CHECK_OK(amap_wait_reclaimed(map, retired_id, 0));
     CHECK_OK(amap_value_release(from_snap));
+    CHECK_OK(amap_value_release(kept));
     amap_stats_t stats;
     CHECK_OK(amap_stats(map, &stats));
     CHECK(stats.generation == 1 && stats.retired_generations == 0 && stats.reclaimed_generations == 1);
