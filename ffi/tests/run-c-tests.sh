@@ -2,7 +2,8 @@
 # Builds the C ABI and runs the C test programs:
 #  * against the staticlib with AddressSanitizer + UndefinedBehaviorSanitizer;
 #  * against the cdylib under valgrind memcheck (no error, no definitely-lost block);
-# then builds the example service through pkg-config and runs it.
+# then the C++ binding's test (g++ -std=c++17 with ASan/UBSan), and builds and runs
+# the C example through pkg-config and the C++ example.
 # AMAP_C_TEST_MS sets the storm's length for the sanitizer run (valgrind runs 1500).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,4 +39,17 @@ ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/
 gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(PKG_CONFIG_PATH=target/release pkg-config --cflags --libs atomic_map) \
     -lpthread -o "$out/service"
 LD_LIBRARY_PATH=target/release "$out/service"
-echo "C tests: ok"
+echo "--- C++ binding (atomic_map.hpp) under sanitizers"
+# shellcheck disable=SC2086
+g++ -std=c++17 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -fno-omit-frame-pointer -Iffi/include ffi/tests/cpp/test_bindings.cpp target/release/libamap.a $libs \
+    -o "$out/test_bindings.asan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$out/test_bindings.asan"
+# The header also compiles without exceptions.
+echo '#include "atomic_map.hpp"
+int main() { amap::Map m; m.insert("k", std::make_unique<int>(1)); return m.get("k") ? 0 : 1; }' |
+    g++ -std=c++17 -fno-exceptions -Wall -Wextra -Werror -Iffi/include -x c++ - -x none target/release/libamap.a $libs \
+        -o "$out/no_exceptions"
+"$out/no_exceptions"
+bash ffi/examples/cpp/run.sh
+echo "C and C++ tests: ok"
