@@ -121,6 +121,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
+mod doomed;
 mod generation;
 mod map;
 mod read;

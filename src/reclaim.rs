@@ -18,6 +18,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
+use crate::doomed::{DoomedValue, Stack};
 use crate::retire_list::{Retirable, RetireList, RetireNode};
 use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, epoch, thread,
@@ -95,6 +96,10 @@ pub(crate) struct CounterSample {
 /// Shared by a map, its generations, its values and its `Retired` tickets.
 pub(crate) struct Reclaimer {
     queue: RetireList,
+    /// Values whose last reference is gone, waiting for a grace period (see
+    /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
+    doomed: Stack<DoomedValue>,
+    ripe: Stack<Vec<DoomedValue>>,
     mode: ReclaimMode,
     /// Whether a large pass returns free memory to the OS (see `trim.rs`).
     trim: bool,
@@ -137,6 +142,8 @@ impl Reclaimer {
     pub(crate) fn start(mode: ReclaimMode, trim: bool) -> Arc<Self> {
         let reclaimer = Arc::new(Reclaimer {
             queue: RetireList::new(),
+            doomed: Stack::new(),
+            ripe: Stack::new(),
             mode,
             trim,
             closed: AtomicBool::new(false),
@@ -230,9 +237,7 @@ impl Reclaimer {
                 c.reclaimed_generations.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // Push this thread's deferred frees to the global queue and run a bounded
-        // batch of ripe ones here, off the readers' path.
-        epoch::pin().flush();
+        destroyed += Self::reclaim_values(this);
         if this.trim && destroyed >= trim::TRIM_THRESHOLD {
             trim::release_free_memory();
         }
@@ -244,19 +249,66 @@ impl Reclaimer {
         count
     }
 
-    /// Counts a value whose last release deferred its free through the epoch.
-    pub(crate) fn note_value_deferred(&self) {
-        self.counters.pending_values.fetch_add(1, Ordering::Relaxed);
+    /// Takes a value whose last reference is gone (see `doomed.rs`). O(1).
+    pub(crate) fn doom(this: &Arc<Self>, value: DoomedValue) {
+        this.counters.pending_values.fetch_add(1, Ordering::Relaxed);
+        this.doomed.push(value);
+        // SeqCst: with the SeqCst push and the SeqCst store of `closed` in `close`
+        // followed by its last pass: either that pass takes this value, or this load
+        // sees `closed` and starts the value's grace period itself.
+        if this.closed.load(Ordering::SeqCst) {
+            Self::reclaim_values(this);
+        }
     }
 
-    /// Counts a value destroyed by a deferred free (counted by `note_value_deferred`).
-    pub(crate) fn note_deferred_destroyed(&self, outcome: DropOutcome) {
-        let c = &self.counters;
-        c.pending_values.fetch_sub(1, Ordering::Relaxed);
-        c.reclaimed_values.fetch_add(1, Ordering::Relaxed);
-        if outcome == DropOutcome::Panicked {
-            c.destructor_panics.fetch_add(1, Ordering::Relaxed);
+    /// Steps 2 and 3 of `doomed.rs`: starts the grace period of the values doomed so
+    /// far, and destroys the batches whose grace period is over. Returns the number
+    /// of values destroyed.
+    fn reclaim_values(this: &Arc<Self>) -> usize {
+        let batch = this.doomed.take_all();
+        let guard = epoch::pin();
+        if !batch.is_empty() {
+            let reclaimer = Arc::clone(this);
+            // SAFETY: the closure only moves owned values between lists (or, once the
+            // map is gone, destroys them); running it on any thread, after every
+            // guard pinned before this call is dropped, is what it is for.
+            unsafe { guard.defer_unchecked(move || Self::ripen(&reclaimer, batch)) };
         }
+        // Push this thread's bag to the global queue, where any thread's collection
+        // (this one's next pass included) runs it, and collect what is ripe now.
+        guard.flush();
+        drop(guard);
+        Self::destroy_ripe(this)
+    }
+
+    /// Runs when a batch's grace period is over, on whichever thread collects it.
+    fn ripen(this: &Arc<Self>, batch: Vec<DoomedValue>) {
+        this.ripe.push(batch);
+        // SeqCst: as in `doom`: after the map is gone no pass will come, so the
+        // thread that ripens a batch destroys it.
+        if this.closed.load(Ordering::SeqCst) {
+            Self::destroy_ripe(this);
+        }
+    }
+
+    /// Destroys every ripe batch on the calling thread; returns how many values.
+    fn destroy_ripe(this: &Arc<Self>) -> usize {
+        let (mut destroyed, mut panics) = (0, 0);
+        for batch in this.ripe.take_all() {
+            for value in batch {
+                destroyed += 1;
+                if value.destroy() == DropOutcome::Panicked {
+                    panics += 1;
+                }
+            }
+        }
+        if destroyed > 0 {
+            let c = &this.counters;
+            c.pending_values.fetch_sub(destroyed, Ordering::Relaxed);
+            c.reclaimed_values.fetch_add(destroyed as u64, Ordering::Relaxed);
+            c.destructor_panics.fetch_add(panics, Ordering::Relaxed);
+        }
+        destroyed
     }
 
     pub(crate) fn sample(&self) -> CounterSample {

@@ -19,8 +19,9 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 
+use crate::doomed::DoomedValue;
 use crate::reclaim::Reclaimer;
-use crate::sync::{Arc, AtomicUsize, Ordering, epoch, fence};
+use crate::sync::{Arc, AtomicUsize, Ordering, fence};
 
 /// Counts above this abort the process instead of risking a wrap-around: like
 /// `std::sync::Arc`, a count cannot reach it without a leak of handles.
@@ -232,20 +233,24 @@ impl<V> ValueRef<V> {
         }
         // Acquire: pairs with the Release decrements of every other holder.
         fence(Ordering::Acquire);
-        c.reclaimer.note_value_deferred();
-        let free = move || {
-            // SAFETY: the epoch runs this once, after every reader that could still
-            // see the cell has unpinned (see the deferral below).
-            let (outcome, reclaimer) = unsafe { Self::destroy(cell) };
-            reclaimer.note_deferred_destroyed(outcome);
-        };
-        let guard = epoch::pin();
         // SAFETY: the count reached 0, so no holder is left and no table maps to the
         // cell any more; the only remaining observers are readers pinned in the epoch
-        // before this point, and the epoch runs `free` after all of them unpin.
-        // `V: Send` is required by every public constructor of a map, so destroying
-        // the value on another thread is sound.
-        unsafe { guard.defer_unchecked(free) };
+        // before this point, and the reclaimer destroys doomed values only after a
+        // grace period that starts after this push (see `doomed.rs`). `V: Send` is
+        // required by every public constructor of a map, so destroying the value on
+        // another thread is sound.
+        let doomed = unsafe { DoomedValue::new(cell.cast(), Self::destroy_erased) };
+        Reclaimer::doom(&c.reclaimer, doomed);
+    }
+
+    /// `destroy` for a type-erased cell, keeping only the outcome (the cell's
+    /// reclaimer reference is dropped here; the caller holds its own).
+    ///
+    /// # Safety
+    /// As `destroy`, for a `ValueCell<V>` behind `cell`.
+    unsafe fn destroy_erased(cell: NonNull<()>) -> DropOutcome {
+        // SAFETY: the caller's contract.
+        unsafe { Self::destroy(cell.cast()) }.0
     }
 
     /// Gives up a reference held by a generation being torn down on the reclaimer.

@@ -1,0 +1,3 @@
+module atomic-map.local/go
+
+go 1.19

@@ -1,0 +1,122 @@
+//! `DoomedValues`: values whose last reference is gone, on their way to destruction.
+//!
+//! Releasing a value's last reference (a dropped handle after a `remove`, a C
+//! release) must not free it at once: a reader pinned in the epoch may have loaded
+//! the pointer just before the value was unlinked. Handing the free to
+//! crossbeam-epoch from the releasing thread has two faults: the closure waits in
+//! that thread's private bag until the thread pins again (a thread of a pool that
+//! goes idle, a Go runtime thread, can keep it there forever), and it runs on
+//! whichever thread collects, often a reader. So the releasing thread only pushes
+//! the value here (O(1), lock-free), and the reclaimer moves values through three
+//! steps:
+//!
+//! 1. **doomed**: pushed by releasing threads;
+//! 2. each pass takes the doomed values as one batch and defers, through the epoch,
+//!    a closure that only moves the batch to **ripe**, then flushes its own bag so
+//!    that any thread's collection (its own next pass included) can run it: the
+//!    grace period starts after the values were unlinked, so every reader that
+//!    could see them has unpinned by the time the batch is ripe;
+//! 3. each pass destroys the **ripe** batches, on the reclaimer.
+//!
+//! Readers therefore never run a value's destructor, and progress never depends on
+//! a thread that stopped calling into the map. After the map is dropped (the
+//! reclaimer is closed), ripe batches are destroyed by whichever thread ripens them.
+
+use std::ptr::{self, NonNull};
+
+use crate::sync::{AtomicPtr, Ordering};
+use crate::value::DropOutcome;
+
+/// A value cell to destroy, type-erased.
+pub(crate) struct DoomedValue {
+    cell: NonNull<()>,
+    destroy: unsafe fn(NonNull<()>) -> DropOutcome,
+}
+
+// SAFETY: a doomed value is owned by the list or batch holding it; the cell's `V`
+// is `Send + Sync` (required by every map), so destroying it on another thread is
+// sound.
+unsafe impl Send for DoomedValue {}
+
+impl DoomedValue {
+    /// # Safety
+    /// `destroy(cell)` must be sound to call once, after a grace period.
+    pub(crate) unsafe fn new(cell: NonNull<()>, destroy: unsafe fn(NonNull<()>) -> DropOutcome) -> Self {
+        DoomedValue { cell, destroy }
+    }
+
+    /// Destroys the value. Only after the grace period (a ripe batch).
+    pub(crate) fn destroy(self) -> DropOutcome {
+        // SAFETY: `new`'s contract; a ripe batch is past its grace period, and a
+        // doomed value is destroyed once (this consumes it).
+        unsafe { (self.destroy)(self.cell) }
+    }
+}
+
+struct Node<T> {
+    item: T,
+    next: *mut Node<T>,
+}
+
+/// A lock-free multi-producer stack whose consumer takes everything at once (so
+/// no ABA problem, as in `RetireList`). One small allocation per push.
+pub(crate) struct Stack<T> {
+    head: AtomicPtr<Node<T>>,
+}
+
+// SAFETY: items move between threads through the stack; `&Stack` only pushes and
+// takes owned items.
+unsafe impl<T: Send> Send for Stack<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Stack<T> {}
+
+impl<T> Stack<T> {
+    pub(crate) fn new() -> Self {
+        Stack {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    pub(crate) fn push(&self, item: T) {
+        let node = Box::into_raw(Box::new(Node {
+            item,
+            next: ptr::null_mut(),
+        }));
+        // Relaxed: only a guess for the CAS.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `node` is ours until the CAS publishes it.
+            unsafe { (*node).next = head };
+            // SeqCst on success: Release publishes the item to `take_all`, and the
+            // total order pairs this push with the reclaimer's `closed` flag (see
+            // `Reclaimer::doom` and `Reclaimer::ripen`). Relaxed on failure.
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Everything pushed so far, in no particular order.
+    pub(crate) fn take_all(&self) -> Vec<T> {
+        // SeqCst: Acquire side of each push; total order with `closed`.
+        let mut node = self.head.swap(ptr::null_mut(), Ordering::SeqCst);
+        let mut items = Vec::new();
+        while !node.is_null() {
+            // SAFETY: the swap made us the owner of the whole chain.
+            let boxed = unsafe { Box::from_raw(node) };
+            node = boxed.next;
+            items.push(boxed.item);
+        }
+        items
+    }
+}
+
+impl<T> Drop for Stack<T> {
+    fn drop(&mut self) {
+        drop(self.take_all());
+    }
+}
