@@ -41,7 +41,10 @@ unsafe impl Send for DoomedValue {}
 impl DoomedValue {
     /// # Safety
     /// `destroy(cell)` must be sound to call once, after a grace period.
-    pub(crate) unsafe fn new(cell: NonNull<()>, destroy: unsafe fn(NonNull<()>) -> DropOutcome) -> Self {
+    pub(crate) unsafe fn new(
+        cell: NonNull<()>,
+        destroy: unsafe fn(NonNull<()>) -> DropOutcome,
+    ) -> Self {
         DoomedValue { cell, destroy }
     }
 

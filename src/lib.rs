@@ -27,7 +27,8 @@
 //! Every value is reference-counted on its own, so a [`ValueRef`] (or a C retain)
 //! outlives clears, removes and the map. Retired generations are torn down off the
 //! hot path by a reclaimer, once their last holder lets go; value frees are deferred
-//! through an epoch so that a reader that borrowed a value is never left dangling.
+//! past an epoch grace period so that a reader that borrowed a value is never left
+//! dangling.
 //!
 //! ```
 //! use atomic_map::AtomicMap;
@@ -110,9 +111,11 @@
 //!   [`AtomicMap::reclaim`]) walks the table, releasing its reference to every
 //!   value and destroying the values nobody else holds.
 //! * Releasing a value's last reference anywhere else (a dropped handle, a
-//!   `remove`) defers the free through the epoch, past every reader that may have
-//!   borrowed it. Each value's destructor runs exactly once; a panicking destructor
-//!   is contained and counted in [`Stats::destructor_panics`].
+//!   `remove`) only marks it doomed (a lock-free push). The reclaimer destroys
+//!   doomed values after an epoch grace period that it drives itself, past every
+//!   reader that may have borrowed them; readers never run destructors. Each
+//!   value's destructor runs exactly once; a panicking destructor is contained and
+//!   counted in [`Stats::destructor_panics`].
 //!
 //! `docs/DESIGN.md` in the repository has the protocol step by step, every atomic
 //! ordering and what it pairs with, and what runs on which thread.

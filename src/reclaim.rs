@@ -305,7 +305,8 @@ impl Reclaimer {
         if destroyed > 0 {
             let c = &this.counters;
             c.pending_values.fetch_sub(destroyed, Ordering::Relaxed);
-            c.reclaimed_values.fetch_add(destroyed as u64, Ordering::Relaxed);
+            c.reclaimed_values
+                .fetch_add(destroyed as u64, Ordering::Relaxed);
             c.destructor_panics.fetch_add(panics, Ordering::Relaxed);
         }
         destroyed

@@ -8,10 +8,11 @@
 //!
 //! Releasing the last reference never frees the cell at once: a reader pinned under a
 //! [`ReadGuard`](crate::ReadGuard) may have loaded the pointer just before the value
-//! was removed, so the free is deferred through the epoch (`crossbeam-epoch`). The
-//! one exception is the teardown of a whole retired generation on the reclaimer: no
-//! guard can reach such a generation any more, so a value whose last reference was
-//! that generation's is destroyed at once (see [`ValueRef::release_unreachable`]).
+//! was removed, so the value is handed to the reclaimer as *doomed*, and destroyed
+//! there after an epoch grace period (see `doomed.rs`). The one exception is the
+//! teardown of a whole retired generation on the reclaimer: no guard can reach such a
+//! generation any more, so a value whose last reference was that generation's is
+//! destroyed at once (see [`ValueRef::release_unreachable`]).
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -10,10 +10,13 @@ use crate::panic::{guard, guard_or};
 
 /// A value's destructor: called exactly once with the `data` and `ctx` given to
 /// `amap_insert`, after the last of every generation holding the value, every
-/// retain and every read section or callback that could see it. It may run on any
-/// thread: the reclaimer thread, a thread calling into the map, or a thread
-/// releasing a value. It must not call back into the same map. May be `NULL` for
-/// values that need no destructor.
+/// retain and every read section or callback that could see it. While the map
+/// lives it runs on the map's reclaimer: its background thread, or (manual mode) a
+/// thread calling `amap_reclaim`, `amap_wait_reclaimed` or `amap_free`; never on a
+/// thread that merely reads. After `amap_free`, a value still held is destroyed by
+/// whichever thread finishes with it (its last release, or any thread calling into
+/// atomic-map). It must not call back into the same map. May be `NULL` for values
+/// that need no destructor.
 #[allow(non_camel_case_types)]
 pub type amap_dtor_fn = Option<unsafe extern "C" fn(data: *mut c_void, ctx: *mut c_void)>;
 
