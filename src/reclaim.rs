@@ -250,6 +250,9 @@ impl Reclaimer {
     }
 
     /// Takes a value whose last reference is gone (see `doomed.rs`). O(1).
+    ///
+    /// `this` must be a reference the caller owns, not the one stored in the doomed
+    /// cell: once pushed, the value may be destroyed by another thread at any time.
     pub(crate) fn doom(this: &Arc<Self>, value: DoomedValue) {
         this.counters.pending_values.fetch_add(1, Ordering::Relaxed);
         this.doomed.push(value);

@@ -241,7 +241,10 @@ impl<V> ValueRef<V> {
         // required by every public constructor of a map, so destroying the value on
         // another thread is sound.
         let doomed = unsafe { DoomedValue::new(cell.cast(), Self::destroy_erased) };
-        Reclaimer::doom(&c.reclaimer, doomed);
+        // Our own reference: once pushed, the cell (and the reference it holds) may
+        // be destroyed by the reclaimer at any moment, before `doom` returns.
+        let reclaimer = Arc::clone(&c.reclaimer);
+        Reclaimer::doom(&reclaimer, doomed);
     }
 
     /// `destroy` for a type-erased cell, keeping only the outcome (the cell's
