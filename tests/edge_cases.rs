@@ -278,3 +278,37 @@ fn concurrent_clears_get_distinct_increasing_ids() {
     );
     assert_eq!(map.generation(), 2000);
 }
+
+#[test]
+fn a_hundred_thousand_holders_one_destruction() {
+    const HOLDERS: usize = 100_000;
+    let ledger = DropLedger::new(1);
+    let map = map_in(ReclaimMode::Manual);
+    map.insert(1, ledger.make(9));
+    let first = map.get(&1).unwrap();
+    // Rust handles...
+    let handles: Vec<_> = (0..HOLDERS).map(|_| first.clone()).collect();
+    // ...and C-style retains of the raw pointer.
+    let raw = atomic_map::ValueRef::into_raw(first);
+    for _ in 0..HOLDERS {
+        // SAFETY: `raw` owns a reference for the whole loop.
+        unsafe { atomic_map::ValueRef::increment_count(raw) };
+    }
+    map.clear_async();
+    drop(map);
+    assert_eq!(ledger.dropped(), 0);
+    assert_eq!(handles[HOLDERS - 1].check(), 9);
+    drop(handles);
+    for _ in 0..HOLDERS {
+        // SAFETY: gives back the retains above, one each.
+        unsafe { atomic_map::ValueRef::decrement_count(raw) };
+    }
+    // SAFETY: the last reference, owned since `into_raw`.
+    let last = unsafe { atomic_map::ValueRef::from_raw(raw) };
+    assert_eq!(atomic_map::ValueRef::ref_count(&last), 1);
+    assert_eq!(last.check(), 9);
+    drop(last);
+    let probe = map_in(ReclaimMode::Manual);
+    reclaim_until(&probe, LIMIT, || ledger.dropped() == 1);
+    ledger.assert_all_dropped_once();
+}

@@ -235,6 +235,11 @@ int main(void) {
     CHECK_OK(amap_stats(map, &stats));
     CHECK(stats.generation == 1 && stats.retired_generations == 0 && stats.reclaimed_generations == 1);
 
+    /* 100,000 C retains of one value: no overflow, one destruction at the end */
+    for (int i = 0; i < 100000; i++) CHECK_OK(amap_value_retain(a));
+    for (int i = 0; i < 100000; i++) CHECK_OK(amap_value_release(a));
+    CHECK(payload_of(a) == 1);
+
     /* values held by C survive clears and the map itself */
     CHECK_OK(insert(map, "c", 3));
     amap_free(map);
