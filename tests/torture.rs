@@ -1,0 +1,403 @@
+//! Torture: a poisoned, recycled pool of values under readers (retained, pinned,
+//! snapshot iterators), writers, a clearer with bursts, `replace`, a reader that
+//! stalls while pinned, threads that panic while pinned and holding values, and
+//! destructors that are slow or panic.
+//!
+//! * **Poisoned pool** (after rcutorture): every value owns one of 100 recycled
+//!   slots; the slot records the value's unique stamp while it lives and is poisoned
+//!   by its destructor. Readers check the slot on every access, so a use after free
+//!   shows as a wrong stamp even without a sanitizer.
+//! * **Conservation**: at the end `created == destroyed`, the pool is all free,
+//!   nothing is pending, and `stats()` agrees (destroyed values, contained panics).
+//! * **Generation age**: pinned readers record how many generations behind the
+//!   current one their pinned generation is (printed); a reader seeing a value
+//!   stamped with a newer generation than the one it pinned is a failure.
+//! * **Bounded garbage**: while a reader stalls 300 ms pinned, retired generations
+//!   stay below `STALL_BOUND` (the stall holds only its own generation); after it
+//!   unpins they drain below 64 before the run ends.
+//!
+//! Size: `ATOMIC_MAP_TORTURE_MS` (default 2000; release checks run 60000).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use atomic_map::{AtomicMap, ValueRef};
+
+const SLOTS: usize = 100;
+const POISON: u64 = u64::MAX;
+const KEYS: u64 = 32;
+/// Retired generations allowed while a reader stalls pinned: a burst of 1,000
+/// clears plus what accumulates between two reclaimer passes. A reader pins only its
+/// own generation, so the later ones must keep being torn down; if the stall held
+/// them all, the count would grow with every clear of the 300 ms stall (tens of
+/// thousands here).
+const STALL_BOUND: usize = 2048;
+
+struct Pool {
+    owner: Vec<AtomicU64>,
+    free: Mutex<Vec<usize>>,
+    next_stamp: AtomicU64,
+    created: AtomicUsize,
+    destroyed: AtomicUsize,
+    panicked: AtomicUsize,
+}
+
+impl Pool {
+    fn new() -> Arc<Self> {
+        Arc::new(Pool {
+            owner: (0..SLOTS).map(|_| AtomicU64::new(POISON)).collect(),
+            free: Mutex::new((0..SLOTS).collect()),
+            next_stamp: AtomicU64::new(1),
+            created: AtomicUsize::new(0),
+            destroyed: AtomicUsize::new(0),
+            panicked: AtomicUsize::new(0),
+        })
+    }
+
+    /// A new value, or `None` when every slot is in use (the pool bounds live values).
+    fn make(self: &Arc<Self>, generation: u64, seed: u64) -> Option<Pooled> {
+        let slot = self.free.lock().unwrap().pop()?;
+        let stamp = self.next_stamp.fetch_add(1, SeqCst);
+        assert_eq!(
+            self.owner[slot].swap(stamp, SeqCst),
+            POISON,
+            "slot {slot} handed out twice"
+        );
+        self.created.fetch_add(1, SeqCst);
+        Some(Pooled {
+            slot,
+            stamp,
+            generation,
+            slow: seed % 53 == 0,
+            panics: seed % 97 == 0,
+            pool: Arc::clone(self),
+        })
+    }
+}
+
+struct Pooled {
+    slot: usize,
+    stamp: u64,
+    /// The map's generation when the writer made it: the value lands in that
+    /// generation or a later one.
+    generation: u64,
+    slow: bool,
+    panics: bool,
+    pool: Arc<Pool>,
+}
+
+impl Pooled {
+    fn check(&self) {
+        let owner = self.pool.owner[self.slot].load(SeqCst);
+        assert_eq!(
+            owner, self.stamp,
+            "use after free: slot {} holds {owner:#x}",
+            self.slot
+        );
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let owner = self.pool.owner[self.slot].swap(POISON, SeqCst);
+        assert_eq!(
+            owner, self.stamp,
+            "destroyed twice or corrupted (slot {})",
+            self.slot
+        );
+        self.pool.free.lock().unwrap().push(self.slot);
+        self.pool.destroyed.fetch_add(1, SeqCst);
+        if self.slow {
+            thread::sleep(Duration::from_micros(50));
+        }
+        if self.panics {
+            self.pool.panicked.fetch_add(1, SeqCst);
+            panic!("a destructor that panics (expected by the torture test)");
+        }
+    }
+}
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+#[test]
+fn torture() {
+    let run_for = Duration::from_millis(
+        std::env::var("ATOMIC_MAP_TORTURE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000),
+    );
+    quiet_expected_panics();
+    let pool = Pool::new();
+    let map: Arc<AtomicMap<u64, Pooled>> = Arc::new(AtomicMap::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let ages = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
+    let mut threads = Vec::new();
+
+    // Retained readers, one per core, holding a few values across clears.
+    for seed in 1..=2u64 {
+        let (map, stop) = (Arc::clone(&map), Arc::clone(&stop));
+        threads.push(thread::spawn(move || {
+            let mut rng = seed;
+            let mut held: Vec<ValueRef<Pooled>> = Vec::new();
+            while !stop.load(SeqCst) {
+                if let Some(v) = map.get(&(xorshift(&mut rng) % KEYS)) {
+                    v.check();
+                    held.push(v);
+                    if held.len() > 4 {
+                        held.remove(0).check();
+                    }
+                }
+            }
+            held.iter().for_each(|v| v.check());
+        }));
+    }
+    // Pinned readers: one stalls 200 µs now and then, and once for 300 ms.
+    for (seed, stalls) in [(3u64, false), (4, true)] {
+        let (map, stop, stalled, ages) = (
+            Arc::clone(&map),
+            Arc::clone(&stop),
+            Arc::clone(&stalled),
+            Arc::clone(&ages),
+        );
+        threads.push(thread::spawn(move || {
+            let mut rng = seed;
+            let mut local: BTreeMap<u64, u64> = BTreeMap::new();
+            let mut long_stall_done = false;
+            let start = Instant::now();
+            while !stop.load(SeqCst) {
+                let guard = map.pin();
+                let pinned = guard.generation();
+                let age = map.generation().saturating_sub(pinned);
+                *local.entry(age.min(16)).or_default() += 1;
+                let seen: Vec<&Pooled> = (0..4)
+                    .filter_map(|_| guard.get(&(xorshift(&mut rng) % KEYS)))
+                    .collect();
+                for v in &seen {
+                    v.check();
+                    assert!(
+                        v.generation <= pinned,
+                        "entry of generation {} seen from {pinned}",
+                        v.generation
+                    );
+                }
+                if stalls && xorshift(&mut rng) % 64 == 0 {
+                    thread::sleep(Duration::from_micros(200));
+                }
+                if stalls && !long_stall_done && start.elapsed() > run_for / 3 {
+                    long_stall_done = true;
+                    stalled.store(true, SeqCst);
+                    thread::sleep(Duration::from_millis(300));
+                    stalled.store(false, SeqCst);
+                }
+                seen.iter().for_each(|v| v.check());
+            }
+            let mut ages = ages.lock().unwrap();
+            for (age, n) in local {
+                *ages.entry(age).or_default() += n;
+            }
+        }));
+    }
+    // Writer: insert, remove, upsert, over a small key space.
+    {
+        let (map, stop, pool) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&pool));
+        threads.push(thread::spawn(move || {
+            let mut rng = 5u64;
+            while !stop.load(SeqCst) {
+                let k = xorshift(&mut rng) % KEYS;
+                let seed = xorshift(&mut rng);
+                match seed % 4 {
+                    0 | 1 => {
+                        if let Some(v) = pool.make(map.generation(), seed) {
+                            map.insert(k, v);
+                        }
+                    }
+                    2 => drop(map.remove(&k)),
+                    _ => {
+                        // compute: replace when a slot is free, else keep.
+                        map.compute(k, |old| {
+                            old.map(Pooled::check);
+                            // Stamped 0: never newer than a pinned generation (the
+                            // closure runs under the shard lock and must not call
+                            // back into the map).
+                            pool.make(0, seed)
+                        });
+                    }
+                }
+            }
+        }));
+    }
+    // Clearer: pauses, bursts of 1,000 clears, and `replace`.
+    let clears = Arc::new(AtomicU64::new(0));
+    {
+        let (map, stop, pool, clears) = (
+            Arc::clone(&map),
+            Arc::clone(&stop),
+            Arc::clone(&pool),
+            Arc::clone(&clears),
+        );
+        threads.push(thread::spawn(move || {
+            let mut rng = 6u64;
+            while !stop.load(SeqCst) {
+                match xorshift(&mut rng) % 50 {
+                    0 => {
+                        for _ in 0..1000 {
+                            map.clear_async();
+                        }
+                        clears.fetch_add(1000, SeqCst);
+                    }
+                    1..=5 => {
+                        let generation = map.generation();
+                        let entries: Vec<(u64, Pooled)> = (0..4)
+                            .filter_map(|k| {
+                                pool.make(generation, xorshift(&mut rng)).map(|v| (k, v))
+                            })
+                            .collect();
+                        map.replace(entries);
+                        clears.fetch_add(1, SeqCst);
+                    }
+                    _ => {
+                        map.clear_async();
+                        clears.fetch_add(1, SeqCst);
+                        thread::sleep(Duration::from_micros(300));
+                    }
+                }
+            }
+        }));
+    }
+    // Snapshot iterator.
+    {
+        let (map, stop) = (Arc::clone(&map), Arc::clone(&stop));
+        threads.push(thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                let snap = map.snapshot();
+                for (k, v) in snap.iter() {
+                    assert!(k < KEYS);
+                    v.check();
+                    assert!(v.generation <= snap.generation());
+                }
+            }
+        }));
+    }
+    // Threads that panic while pinned and holding values, spread over the run.
+    let panicker = {
+        let map = Arc::clone(&map);
+        thread::spawn(move || {
+            let mut panicked = 0;
+            for round in 0..3u64 {
+                let map2 = Arc::clone(&map);
+                let outcome = thread::spawn(move || {
+                    let _guard = map2.pin();
+                    let _held: Vec<_> = (0..KEYS).filter_map(|k| map2.get(&k)).collect();
+                    panic!("a thread that panics while pinned and holding values (round {round})");
+                })
+                .join();
+                assert!(outcome.is_err());
+                panicked += 1;
+                thread::sleep(run_for / 8);
+            }
+            panicked
+        })
+    };
+
+    // Sample garbage while the storm runs; check the bound around the long stall.
+    let start = Instant::now();
+    let (mut peak_retired, mut peak_pending) = (0, 0);
+    let mut stall_seen = false;
+    let mut drained_after_stall = None;
+    let mut stall_peak = 0;
+    while start.elapsed() < run_for.max(Duration::from_millis(1500)) {
+        let s = map.stats();
+        peak_retired = peak_retired.max(s.retired_generations);
+        peak_pending = peak_pending.max(s.pending_values);
+        if stalled.load(SeqCst) {
+            stall_seen = true;
+            stall_peak = stall_peak.max(s.retired_generations);
+            assert!(
+                s.retired_generations < STALL_BOUND,
+                "a stalled reader held up generations other than its own: {s:?}"
+            );
+        } else if stall_seen && drained_after_stall.is_none() && s.retired_generations < 64 {
+            drained_after_stall = Some(start.elapsed());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, SeqCst);
+    for t in threads {
+        t.join().expect("a torture thread failed");
+    }
+    let panicked_threads = panicker.join().expect("the panicking-thread driver failed");
+    assert!(stall_seen, "the long stall did not happen");
+    assert!(
+        drained_after_stall.is_some(),
+        "garbage did not drain below 64 generations after the stall"
+    );
+
+    // Conservation.
+    let map = Arc::into_inner(map).expect("all threads joined");
+    map.clear_async();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        map.reclaim();
+        let s = map.stats();
+        if s.pending_values == 0 && s.retired_generations == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not drain: {s:?}");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let stats = map.stats();
+    let (created, destroyed) = (pool.created.load(SeqCst), pool.destroyed.load(SeqCst));
+    assert_eq!(created, destroyed, "values created vs destroyed");
+    assert_eq!(
+        stats.reclaimed_values as usize, destroyed,
+        "stats vs the pool's count"
+    );
+    assert_eq!(
+        stats.destructor_panics as usize,
+        pool.panicked.load(SeqCst),
+        "contained panics"
+    );
+    assert_eq!(
+        pool.free.lock().unwrap().len(),
+        SLOTS,
+        "every slot back in the pool"
+    );
+    assert!(pool.owner.iter().all(|o| o.load(SeqCst) == POISON));
+    drop(map);
+    eprintln!(
+        "torture: {created} values, {} clears, {panicked_threads} panicking threads, peak retired {peak_retired} \
+         ({stall_peak} during the stall), peak pending {peak_pending}, drained {:?} after start, generation ages {:?}, {} destructor panics contained",
+        clears.load(SeqCst),
+        drained_after_stall.unwrap(),
+        ages.lock().unwrap(),
+        stats.destructor_panics
+    );
+}
+
+/// Keeps the injected panics (destructors, dying threads) out of the output; any
+/// other panic is reported as usual.
+fn quiet_expected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !(text.contains("expected by the torture test") || text.contains("panics while pinned"))
+        {
+            default(info);
+        }
+    }));
+}
