@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the C ABI and runs the C test programs:
+# Builds the C ABI and runs the C test programs (test_api, test_threads, torture):
 #  * against the staticlib with AddressSanitizer + UndefinedBehaviorSanitizer;
 #  * against the cdylib under valgrind memcheck (no error, no definitely-lost block);
 # then the C++ binding's test (g++ -std=c++17 with ASan/UBSan), and builds and runs
@@ -13,7 +13,7 @@ mkdir -p "$out"
 libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
 cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iffi/include"
 
-for t in test_api test_threads; do
+for t in test_api test_threads torture; do
     # shellcheck disable=SC2086
     gcc $cflags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
         "ffi/tests/c/$t.c" target/release/libamap.a $libs -o "$out/$t.asan"
@@ -26,6 +26,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
     "$out/test_api.asan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     AMAP_C_TEST_MS="${AMAP_C_TEST_MS:-2000}" "$out/test_threads.asan"
+
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    AMAP_TORTURE_MS="${AMAP_TORTURE_MS:-2000}" "$out/torture.asan"
 
 echo "--- valgrind memcheck (shared library)"
 vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=1
