@@ -203,7 +203,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases unless PROPTEST_CASES says more (proptest's default reads it).
+    #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases.max(256), ..ProptestConfig::default() })]
 
     #[test]
     fn operations_match_the_model(ops in prop::collection::vec(op(), 1..100)) {
