@@ -84,10 +84,12 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let cell = self.generation.store().get_raw(key)?;
-        // SAFETY: `cell` was read from this guard's generation while its epoch guard
-        // was pinned (pinned before the generation was loaded, see `new`), and both
-        // guards live as long as `&self`: a release to 0 defers the free past this
-        // epoch guard, and the generation cannot be torn down under its guard.
+        // `cell` was read from this guard's generation while its epoch guard was
+        // pinned (pinned before the generation was loaded, see `new`), and both guards
+        // live as long as `&self`: a value released meanwhile is destroyed only after
+        // a grace period past this epoch guard, and the generation is never torn down
+        // under its guard.
+        // SAFETY: the cell outlives the borrow (above: epoch guard + generation guard).
         Some(unsafe { ValueRef::borrow_raw(cell) })
     }
 

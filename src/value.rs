@@ -234,12 +234,12 @@ impl<V> ValueRef<V> {
         }
         // Acquire: pairs with the Release decrements of every other holder.
         fence(Ordering::Acquire);
-        // SAFETY: the count reached 0, so no holder is left and no table maps to the
-        // cell any more; the only remaining observers are readers pinned in the epoch
-        // before this point, and the reclaimer destroys doomed values only after a
-        // grace period that starts after this push (see `doomed.rs`). `V: Send` is
-        // required by every public constructor of a map, so destroying the value on
-        // another thread is sound.
+        // The count reached 0, so no holder is left and no table maps to the cell any
+        // more; the only remaining observers are readers pinned in the epoch before
+        // this point, and the reclaimer destroys doomed values only after a grace
+        // period that starts after this push (see `doomed.rs`). `V: Send` is required
+        // by every public constructor of a map, so destroying it elsewhere is sound.
+        // SAFETY: `destroy_erased` may run once, after the grace period (above).
         let doomed = unsafe { DoomedValue::new(cell.cast(), Self::destroy_erased) };
         // Our own reference: once pushed, the cell (and the reference it holds) may
         // be destroyed by the reclaimer at any moment, before `doom` returns.
