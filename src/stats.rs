@@ -30,7 +30,8 @@ pub struct Stats {
     /// still pinned by a reader, snapshot or writer, or waiting for the reclaimer.
     pub retired_generations: usize,
     /// Values whose destruction has been scheduled and has not happened yet: values
-    /// whose last reference is gone and whose free waits for the epoch, plus the
+    /// whose last reference is gone (doomed: waiting for their grace period, or for
+    /// the reclaimer's next pass to destroy them), plus the
     /// entries of generations the reclaimer is walking. (Entries of generations
     /// still waiting for the reclaimer are not counted here but show up in
     /// `retired_generations`, so that the clearer never has to count them.)
