@@ -131,8 +131,9 @@ typedef struct {
  * thread calling `amap_reclaim`, `amap_wait_reclaimed` or `amap_free`; never on a
  * thread that merely reads. After `amap_free`, a value still held is destroyed by
  * whichever thread finishes with it (its last release, or any thread calling into
- * atomic-map). It must not call back into the same map. May be `NULL` for values
- * that need no destructor.
+ * atomic-map). It may call into the same map (insert, get, remove, clear), except
+ * while that map is being freed by `amap_free`. May be `NULL` for values that need
+ * no destructor.
  */
 typedef void (*amap_dtor_fn)(void *data, void *ctx);
 
@@ -248,8 +249,8 @@ void amap_free(amap_t *map);
  * exactly once, on some thread, after the last holder lets go (`dtor` may be `NULL`
  * for values that need no destructor). On any other status the map took nothing
  * and will never call `dtor` (except after `AMAP_PANIC`, see there). The key bytes
- * are copied; `data` and `ctx` must stay valid until `dtor` runs and must be usable
- * from any thread.
+ * are copied (any length, including 0); `data` and `ctx` must stay valid until
+ * `dtor` runs and must be usable from any thread.
  *
  * # Safety
  * `map` must be a live map; `key` must point at `key_len` readable bytes (or be
@@ -362,8 +363,8 @@ amap_status_t amap_stats(const amap_t *map, amap_stats_t *out_stats);
  * `*out_read`.
  *
  * Ownership: the caller owns the section and must end it with `amap_read_end`, on
- * this same thread. The section does not keep the map itself alive: end it before
- * `amap_free`.
+ * this same thread. The section holds its generation, not the map: it stays usable
+ * after `amap_free`.
  *
  * # Safety
  * `map` must be a live map; `out_read` valid for a write.

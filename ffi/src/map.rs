@@ -172,8 +172,8 @@ pub unsafe extern "C" fn amap_free(map: *mut amap_t) {
 /// exactly once, on some thread, after the last holder lets go (`dtor` may be `NULL`
 /// for values that need no destructor). On any other status the map took nothing
 /// and will never call `dtor` (except after `AMAP_PANIC`, see there). The key bytes
-/// are copied; `data` and `ctx` must stay valid until `dtor` runs and must be usable
-/// from any thread.
+/// are copied (any length, including 0); `data` and `ctx` must stay valid until
+/// `dtor` runs and must be usable from any thread.
 ///
 /// # Safety
 /// `map` must be a live map; `key` must point at `key_len` readable bytes (or be

@@ -37,8 +37,8 @@ impl amap_read_t {
 /// `*out_read`.
 ///
 /// Ownership: the caller owns the section and must end it with `amap_read_end`, on
-/// this same thread. The section does not keep the map itself alive: end it before
-/// `amap_free`.
+/// this same thread. The section holds its generation, not the map: it stays usable
+/// after `amap_free`.
 ///
 /// # Safety
 /// `map` must be a live map; `out_read` valid for a write.

@@ -15,8 +15,9 @@ use crate::panic::{guard, guard_or};
 /// thread calling `amap_reclaim`, `amap_wait_reclaimed` or `amap_free`; never on a
 /// thread that merely reads. After `amap_free`, a value still held is destroyed by
 /// whichever thread finishes with it (its last release, or any thread calling into
-/// atomic-map). It must not call back into the same map. May be `NULL` for values
-/// that need no destructor.
+/// atomic-map). It may call into the same map (insert, get, remove, clear), except
+/// while that map is being freed by `amap_free`. May be `NULL` for values that need
+/// no destructor.
 #[allow(non_camel_case_types)]
 pub type amap_dtor_fn = Option<unsafe extern "C" fn(data: *mut c_void, ctx: *mut c_void)>;
 

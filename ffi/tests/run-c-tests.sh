@@ -13,6 +13,12 @@ mkdir -p "$out"
 libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
 cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iffi/include"
 
+echo "--- the header compiles as C99 and as C++, warnings as errors"
+printf '#include "atomic_map.h"\nint main(void) { return amap_version() == 0; }\n' |
+    gcc -std=c99 -Wall -Wextra -Werror -pedantic -Iffi/include -x c -fsyntax-only -
+printf '#include "atomic_map.h"\nint main() { return amap_version() == nullptr; }\n' |
+    g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iffi/include -x c++ -fsyntax-only -
+
 for t in test_api test_threads torture; do
     # shellcheck disable=SC2086
     gcc $cflags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \

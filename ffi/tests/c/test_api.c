@@ -139,6 +139,87 @@ static void release_below_zero_aborts(void) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
+/* A destructor that calls back into the map it belongs to. */
+static amap_t *reentrant_map;
+static atomic_int reentrant_calls;
+
+static void destroy_reentrant(void *data, void *ctx) {
+    (void)data, (void)ctx;
+    uint8_t present = 0;
+    CHECK_OK(amap_contains(reentrant_map, K("re"), 2, &present));
+    CHECK_OK(amap_insert(reentrant_map, K("re"), 2, NULL, NULL, NULL));
+    amap_value_t *v = NULL;
+    CHECK_OK(amap_get(reentrant_map, K("re"), 2, &v));
+    CHECK_OK(amap_value_release(v));
+    atomic_fetch_add(&reentrant_calls, 1);
+}
+
+static void bad_input_and_reentrancy(void) {
+    /* a 1 MiB key, and values with no destructor */
+    amap_t *map = amap_new();
+    size_t big = 1u << 20;
+    uint8_t *key = malloc(big);
+    CHECK(key != NULL);
+    memset(key, 0xab, big);
+    CHECK_OK(amap_insert(map, key, big, (void *)0x1234, NULL, NULL));
+    amap_value_t *v = NULL;
+    CHECK_OK(amap_get(map, key, big, &v));
+    CHECK(amap_value_data(v) == (void *)0x1234);
+    CHECK_OK(amap_value_release(v));
+    key[big - 1] = 0; /* a different key of the same length */
+    CHECK_STATUS(amap_get(map, key, big, &v), AMAP_NOT_FOUND);
+    key[big - 1] = 0xab;
+    CHECK_OK(amap_remove(map, key, big));
+    free(key);
+
+    /* amap_free while a read section, a snapshot and a retained value are live */
+    CHECK_OK(insert(map, "live", 42));
+    amap_read_t *read = NULL;
+    amap_snapshot_t *snap = NULL;
+    CHECK_OK(amap_read_begin(map, &read));
+    CHECK_OK(amap_snapshot(map, &snap));
+    CHECK_OK(amap_get(map, K("live"), 4, &v));
+    int before = atomic_load(&destroyed);
+    amap_free(map);
+    void *data = NULL;
+    CHECK_OK(amap_read_get(read, K("live"), 4, &data));
+    CHECK(((item_t *)data)->payload == 42);
+    amap_value_t *from_snap = NULL;
+    CHECK_OK(amap_snapshot_get(snap, K("live"), 4, &from_snap));
+    CHECK(payload_of(from_snap) == 42 && payload_of(v) == 42);
+    amap_read_end(read);
+    amap_snapshot_release(snap);
+    CHECK_OK(amap_value_release(from_snap));
+    CHECK(atomic_load(&destroyed) == before);
+    CHECK_OK(amap_value_release(v));
+
+    /* destructors that call back into their own map, in both reclaim modes */
+    for (uint32_t mode = AMAP_RECLAIM_BACKGROUND; mode <= AMAP_RECLAIM_MANUAL; mode++) {
+        amap_options_t options;
+        CHECK_OK(amap_options_init(&options));
+        options.reclaim_mode = mode;
+        CHECK_OK(amap_new_with(&options, &reentrant_map));
+        atomic_store(&reentrant_calls, 0);
+        for (int i = 0; i < 8; i++) {
+            uint8_t k = (uint8_t)i;
+            CHECK_OK(amap_insert(reentrant_map, &k, 1, NULL, destroy_reentrant, NULL));
+        }
+        CHECK_OK(amap_remove(reentrant_map, (const uint8_t *)"\0", 1)); /* a doomed value */
+        uint64_t id;
+        CHECK_OK(amap_clear_async(reentrant_map, &id)); /* a retired generation */
+        CHECK_OK(amap_wait_reclaimed(reentrant_map, id, 10000));
+        for (int i = 0; i < 10000 && atomic_load(&reentrant_calls) < 8; i++) {
+            CHECK_OK(amap_reclaim(reentrant_map, NULL));
+            usleep(1000);
+        }
+        CHECK(atomic_load(&reentrant_calls) == 8);
+        uint8_t present = 0;
+        CHECK_OK(amap_contains(reentrant_map, K("re"), 2, &present));
+        CHECK(present == 1);
+        amap_free(reentrant_map);
+    }
+}
+
 int main(void) {
     CHECK(strcmp(amap_version(), "0.1.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
@@ -257,6 +338,7 @@ int main(void) {
     amap_free(driver);
     CHECK(atomic_load(&destroyed) == 5); /* a(1), a(10), b, "", c */
 
+    bad_input_and_reentrancy();
     release_below_zero_aborts();
     printf("test_api: ok\n");
     return 0;
