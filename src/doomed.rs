@@ -22,9 +22,8 @@
 //! a thread that stopped calling into the map. After the map is dropped (the
 //! reclaimer is closed), ripe batches are destroyed by whichever thread ripens them.
 
-use std::ptr::{self, NonNull};
+use std::ptr::NonNull;
 
-use crate::sync::{AtomicPtr, Ordering};
 use crate::value::DropOutcome;
 
 /// A value cell to destroy, type-erased.
@@ -53,73 +52,5 @@ impl DoomedValue {
         // SAFETY: `new`'s contract; a ripe batch is past its grace period, and a
         // doomed value is destroyed once (this consumes it).
         unsafe { (self.destroy)(self.cell) }
-    }
-}
-
-struct Node<T> {
-    item: T,
-    next: *mut Node<T>,
-}
-
-/// A lock-free multi-producer stack whose consumer takes everything at once (so
-/// no ABA problem, as in `RetireList`). One small allocation per push.
-pub(crate) struct Stack<T> {
-    head: AtomicPtr<Node<T>>,
-}
-
-// SAFETY: items move between threads through the stack; `&Stack` only pushes and
-// takes owned items.
-unsafe impl<T: Send> Send for Stack<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Stack<T> {}
-
-impl<T> Stack<T> {
-    pub(crate) fn new() -> Self {
-        Stack {
-            head: AtomicPtr::new(ptr::null_mut()),
-        }
-    }
-
-    pub(crate) fn push(&self, item: T) {
-        let node = Box::into_raw(Box::new(Node {
-            item,
-            next: ptr::null_mut(),
-        }));
-        // Relaxed: only a guess for the CAS.
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `node` is ours until the CAS publishes it.
-            unsafe { (*node).next = head };
-            // SeqCst on success: Release publishes the item to `take_all`, and the
-            // total order pairs this push with the reclaimer's `closed` flag (see
-            // `Reclaimer::doom` and `Reclaimer::ripen`). Relaxed on failure.
-            match self
-                .head
-                .compare_exchange_weak(head, node, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(now) => head = now,
-            }
-        }
-    }
-
-    /// Everything pushed so far, in no particular order.
-    pub(crate) fn take_all(&self) -> Vec<T> {
-        // SeqCst: Acquire side of each push; total order with `closed`.
-        let mut node = self.head.swap(ptr::null_mut(), Ordering::SeqCst);
-        let mut items = Vec::new();
-        while !node.is_null() {
-            // SAFETY: the swap made us the owner of the whole chain.
-            let boxed = unsafe { Box::from_raw(node) };
-            node = boxed.next;
-            items.push(boxed.item);
-        }
-        items
-    }
-}
-
-impl<T> Drop for Stack<T> {
-    fn drop(&mut self) {
-        drop(self.take_all());
     }
 }

@@ -24,9 +24,6 @@ where
     S: BuildHasher + Clone + Send + 'static,
 {
     id: u64,
-    /// Whether this generation was ever made current. A spare that never was is
-    /// not counted among the retired generations when it is torn down.
-    published: bool,
     store: ManuallyDrop<Store<K, V, S>>,
     /// The node the table will travel in to the reclaimer, allocated with the
     /// generation so that retiring it allocates nothing.
@@ -49,7 +46,6 @@ where
         });
         Generation {
             id,
-            published: false,
             store: ManuallyDrop::new(store),
             node: ManuallyDrop::new(node),
             reclaimer: Arc::clone(reclaimer),
@@ -63,7 +59,7 @@ where
     /// Numbers a generation about to be published (it is unshared until then).
     pub(crate) fn prepare_publish(&mut self, id: u64) {
         self.id = id;
-        self.published = true;
+        self.node.payload.published = true;
     }
 
     pub(crate) fn store(&self) -> &Store<K, V, S> {
@@ -82,6 +78,8 @@ pub(crate) struct RetiredTable<K, V, S> {
     store: Option<Store<K, V, S>>,
     /// Shared with `Retired` tickets; marked once the table has been torn down.
     retirement: Arc<Retirement>,
+    /// Whether the generation was ever made current. A spare that never was is
+    /// not counted among the reclaimed generations when it is torn down.
     published: bool,
 }
 
@@ -123,7 +121,6 @@ where
             )
         };
         node.payload.store = Some(store);
-        node.payload.published = self.published;
         Reclaimer::submit(&self.reclaimer, node);
     }
 }

@@ -126,6 +126,7 @@
 mod builder;
 mod doomed;
 mod generation;
+mod lock_free_stack;
 mod map;
 mod read;
 mod reclaim;

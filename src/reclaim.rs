@@ -18,7 +18,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use crate::doomed::{DoomedValue, Stack};
+use crate::doomed::DoomedValue;
+use crate::lock_free_stack::Stack;
 use crate::retire_list::{Retirable, RetireList, RetireNode};
 use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, epoch, thread,

@@ -7,13 +7,14 @@
 //! (no lock, no allocation, hence no syscall). Taking is all-at-once (`take_all`
 //! swaps the head for null), so there is no pop of single nodes and no ABA problem:
 //! a node is owned by the list from its push until the one `take_all` that swaps it
-//! out.
+//! out. The push and the take are the ones of `lock_free_stack.rs`.
 //!
 //! Nodes are type-erased through a small header with two function pointers, so one
 //! list serves tables of every key, value and hasher type.
 
 use std::ptr::{self, NonNull};
 
+use crate::lock_free_stack::{push_node, take_chain};
 use crate::reclaim::TeardownReport;
 use crate::sync::{AtomicPtr, Ordering};
 
@@ -122,34 +123,23 @@ impl RetireList {
     /// Links `node` in. Lock-free and allocation-free: O(1) apart from retries
     /// under contention.
     pub(crate) fn push<T: Retirable + Send>(&self, node: Box<RetireNode<T>>) {
-        let node = Box::into_raw(node).cast::<RetireHeader>();
-        // Relaxed: the value read is only a guess for the CAS below.
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `node` is ours until the CAS below publishes it.
-            unsafe { (*node).next = head };
-            // SeqCst on success: Release publishes the node to the swap in
-            // `take_all`, and the total order pairs this push with the `closed` flag
-            // of the reclaimer (see `Reclaimer::submit`). Relaxed on failure: the
-            // fresh head is only the next guess.
-            match self
-                .head
-                .compare_exchange_weak(head, node, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(now) => head = now,
-            }
+        /// # Safety
+        /// `node` must be a valid header.
+        unsafe fn link(node: *mut RetireHeader) -> *mut *mut RetireHeader {
+            // SAFETY: the caller's contract.
+            unsafe { &raw mut (*node).next }
         }
+        let node = Box::into_raw(node).cast::<RetireHeader>();
+        // SAFETY: a node we own, handed to the list; `repr(C)` puts the header first.
+        unsafe { push_node(&self.head, node, link) }
     }
 
     /// Takes every node pushed so far, oldest first.
     pub(crate) fn take_all(&self) -> Vec<RetiredJob> {
-        // SeqCst: Acquire pairs with the Release of each push; the total order pairs
-        // with the `closed` flag (see `Reclaimer::close`).
-        let mut node = self.head.swap(ptr::null_mut(), Ordering::SeqCst);
+        let mut node = take_chain(&self.head);
         let mut jobs = Vec::new();
         while let Some(header) = NonNull::new(node) {
-            // SAFETY: the swap made us the only owner of every node in the chain.
+            // SAFETY: `take_chain` made us the only owner of every node in the chain.
             node = unsafe { header.as_ref().next };
             jobs.push(RetiredJob(header));
         }
