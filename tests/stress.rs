@@ -13,7 +13,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,15 @@ impl Rng {
 
 const CAPACITY: usize = 4_000_000;
 
+/// The storm runs for its time *and* until every worker has done this many
+/// operations and the map has gone through [`MIN_GENERATIONS`] generations, so a
+/// starved worker (valgrind serialises threads and schedules them unfairly) cannot
+/// make the test pass without having exercised its part.
+const MIN_OPS_PER_WORKER: u64 = 20;
+const MIN_GENERATIONS: u64 = 5;
+/// Past this, a worker that still has not made progress fails the test.
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(120);
+
 fn storm(mode: ReclaimMode) {
     let run_for = Duration::from_millis(env_or("ATOMIC_MAP_STRESS_MS", 2000));
     let keys = env_or("ATOMIC_MAP_STRESS_KEYS", 64);
@@ -52,19 +61,21 @@ fn storm(mode: ReclaimMode) {
     // Writers stop creating values well before the ledger is full.
     let room = |l: &DropLedger| l.created() + 10_000 < CAPACITY;
 
-    let mut workers: Vec<thread::JoinHandle<u64>> = Vec::new();
-    let mut spawn = |seed: u64, body: Box<dyn FnMut(&mut Rng) + Send>| {
+    let mut workers: Vec<(&'static str, Arc<AtomicU64>, thread::JoinHandle<()>)> = Vec::new();
+    let mut spawn = |name: &'static str, seed: u64, body: Box<dyn FnMut(&mut Rng) + Send>| {
         let stop = Arc::clone(&stop);
+        let ops = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&ops);
         let mut body = body;
-        workers.push(thread::spawn(move || {
+        let handle = thread::spawn(move || {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let mut ops = 0;
             while !stop.load(Ordering::Relaxed) {
                 body(&mut rng);
-                ops += 1;
+                // Relaxed: a progress counter read by the main thread; it orders nothing.
+                counter.fetch_add(1, Ordering::Relaxed);
             }
-            ops
-        }));
+        });
+        workers.push((name, ops, handle));
     };
 
     // Retained readers: keep a few handles alive across clears, check them later.
@@ -72,6 +83,7 @@ fn storm(mode: ReclaimMode) {
         let map = Arc::clone(&map);
         let mut held: Vec<ValueRef<Tracked>> = Vec::new();
         spawn(
+            "retained reader",
             seed,
             Box::new(move |rng| {
                 if let Some(v) = map.get(&rng.below(keys)) {
@@ -91,6 +103,7 @@ fn storm(mode: ReclaimMode) {
     {
         let map = Arc::clone(&map);
         spawn(
+            "pinned reader",
             3,
             Box::new(move |rng| {
                 let guard = map.pin();
@@ -109,6 +122,7 @@ fn storm(mode: ReclaimMode) {
     {
         let (map, ledger) = (Arc::clone(&map), Arc::clone(&ledger));
         spawn(
+            "writer",
             4,
             Box::new(move |rng| {
                 if !room(&ledger) {
@@ -131,6 +145,7 @@ fn storm(mode: ReclaimMode) {
     {
         let map = Arc::clone(&map);
         spawn(
+            "remover",
             5,
             Box::new(move |rng| {
                 if let Some(v) = map.remove(&rng.below(keys)) {
@@ -143,6 +158,7 @@ fn storm(mode: ReclaimMode) {
     {
         let (map, ledger) = (Arc::clone(&map), Arc::clone(&ledger));
         spawn(
+            "clearer",
             6,
             Box::new(move |rng| {
                 let retired = if rng.below(4) == 0 && room(&ledger) {
@@ -163,6 +179,7 @@ fn storm(mode: ReclaimMode) {
     {
         let map = Arc::clone(&map);
         spawn(
+            "snapshot holder",
             7,
             Box::new(move |rng| {
                 let snap = map.snapshot();
@@ -182,20 +199,38 @@ fn storm(mode: ReclaimMode) {
 
     let start = Instant::now();
     let mut peak_pending = 0;
-    while start.elapsed() < run_for {
+    let starved = |workers: &[(&'static str, Arc<AtomicU64>, _)]| {
+        workers
+            .iter()
+            .find(|(_, ops, _)| ops.load(Ordering::Relaxed) < MIN_OPS_PER_WORKER)
+            .map(|(name, _, _)| *name)
+    };
+    loop {
         thread::sleep(Duration::from_millis(10));
         peak_pending = peak_pending.max(map.stats().pending_values);
         if mode == ReclaimMode::Manual {
             map.reclaim();
         }
+        let waiting_for =
+            starved(&workers).or((map.generation() < MIN_GENERATIONS).then_some("generations"));
+        match waiting_for {
+            None if start.elapsed() >= run_for => break,
+            Some(what) if start.elapsed() >= PROGRESS_DEADLINE => {
+                stop.store(true, Ordering::Relaxed);
+                panic!("no progress from the {what} after {PROGRESS_DEADLINE:?}");
+            }
+            _ => {}
+        }
     }
     stop.store(true, Ordering::Relaxed);
-    let ops: u64 = workers
-        .into_iter()
-        .map(|w| w.join().expect("a worker failed"))
-        .sum();
+    let mut ops = 0;
+    for (name, count, handle) in workers {
+        handle
+            .join()
+            .unwrap_or_else(|_| panic!("the {name} failed"));
+        ops += count.load(Ordering::Relaxed);
+    }
     let generations = map.generation();
-    assert!(ops > 0 && generations > 0);
 
     let map = Arc::into_inner(map).expect("workers are gone");
     map.clear_async();

@@ -21,6 +21,8 @@
 #define KEYS 64
 #define HELD 8
 #define MAX_VALUES 4000000
+#define MIN_GENERATIONS 5
+#define MIN_VALUES 100
 
 typedef struct {
     unsigned magic;
@@ -155,6 +157,16 @@ int main(void) {
     CHECK(pthread_create(&insert_thread, NULL, inserter, NULL) == 0);
     struct timespec pause = {run_ms / 1000, (run_ms % 1000) * 1000000L};
     nanosleep(&pause, NULL);
+    /* Run on until the clearer and the inserter have both made progress, so a
+     * thread that the scheduler starved (valgrind serialises threads) cannot let
+     * the test pass without having exercised it; give up after two minutes. */
+    amap_stats_t progress;
+    for (int waited_ms = 0;; waited_ms += 10) {
+        CHECK_OK(amap_stats(map, &progress));
+        if (progress.generation >= MIN_GENERATIONS && atomic_load(&created) >= MIN_VALUES) break;
+        CHECK(waited_ms < 120000);
+        usleep(10000);
+    }
     atomic_store(&stop, 1);
     void *clears = NULL;
     for (int i = 0; i < READERS; i++) {
