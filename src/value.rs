@@ -378,3 +378,71 @@ impl<V: std::hash::Hash> std::hash::Hash for ValueRef<V> {
         (**self).hash(state)
     }
 }
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+    use crate::AtomicMap;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    const CHILD: &str = "ATOMIC_MAP_OVERFLOW_CHILD";
+
+    /// In a child process: brings the value's count to the limit, then takes one
+    /// reference more (a `clone`, or the raw increment behind `amap_value_retain`)
+    /// and another, which must abort. Exits normally if it did not.
+    fn overflow_in_child(path: &str) {
+        let map = AtomicMap::new();
+        map.insert(1, 7u8);
+        let held = map.get(&1).unwrap();
+        // SAFETY: `held` owns a reference, so the cell is alive.
+        let refs = unsafe { &held.cell.as_ref().refs };
+        // Relaxed: single-threaded here; the store only stands in for leaked handles.
+        refs.store(MAX_REFS, Ordering::Relaxed);
+        for _ in 0..2 {
+            if path == "clone" {
+                std::mem::forget(held.clone());
+            } else {
+                // SAFETY: the pointer is the one `into_raw` returns for `held`, whose
+                // reference keeps the cell alive; the taken references are leaked on purpose.
+                unsafe { ValueRef::increment_count(&*held as *const u8) };
+            }
+        }
+        refs.store(2, Ordering::Relaxed);
+        eprintln!("no abort");
+    }
+
+    /// The count cannot wrap: one reference past the limit aborts with a message,
+    /// through `Clone` and through the raw increment the C ABI uses. The abort
+    /// happens in a child process (this test binary, re-run on this test alone).
+    #[test]
+    fn reference_count_overflow_aborts() {
+        if let Ok(path) = std::env::var(CHILD) {
+            overflow_in_child(&path);
+            return;
+        }
+        for path in ["clone", "raw"] {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "value::tests::reference_count_overflow_aborts",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, path)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGABRT),
+                "{path}: the child did not abort: {:?}\n{stderr}",
+                out.status
+            );
+            assert!(
+                stderr.contains("atomic-map: value reference count overflow"),
+                "{path}: {stderr}"
+            );
+        }
+    }
+}

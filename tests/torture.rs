@@ -7,7 +7,14 @@
 //!   slots; the slot records the value's unique stamp while it lives and is poisoned
 //!   by its destructor. Readers check the slot on every access, so a use after free
 //!   shows as a wrong stamp even without a sanitizer.
-//! * **Conservation**: at the end `created == destroyed`, the pool is all free,
+//! * **Conservation**: every 100 ms a sampler pauses the threads that own values
+//!   (each holds a shared "world" lock for one iteration; pinned readers own none
+//!   and keep running) and counts what is referenced: the current generation's
+//!   entries, the retained readers' handles, the C-style holder's raw references.
+//!   At once `created - destroyed >= referenced` (nothing referenced was destroyed);
+//!   after the reclaimer has drained every retired generation and pending value,
+//!   `created - destroyed == referenced` exactly, and `stats()` agrees (destroyed
+//!   values, map length). At the end `created == destroyed`, the pool is all free,
 //!   nothing is pending, and `stats()` agrees (destroyed values, contained panics).
 //! * **Generation age**: pinned readers record how many generations behind the
 //!   current one their pinned generation is (printed); a reader seeing a value
@@ -18,9 +25,9 @@
 //!
 //! Size: `ATOMIC_MAP_TORTURE_MS` (default 2000; release checks run 60000).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,12 +36,13 @@ use atomic_map::{AtomicMap, ValueRef};
 const SLOTS: usize = 100;
 const POISON: u64 = u64::MAX;
 const KEYS: u64 = 32;
-/// Retired generations allowed while a reader stalls pinned: a burst of 1,000
-/// clears plus what accumulates between two reclaimer passes. A reader pins only its
-/// own generation, so the later ones must keep being torn down; if the stall held
-/// them all, the count would grow with every clear of the 300 ms stall (tens of
-/// thousands here).
-const STALL_BOUND: usize = 2048;
+/// Retired generations allowed while a reader stalls pinned: bursts of 1,000 clears
+/// (two or three can land between two reclaimer passes, which park up to 16 ms)
+/// plus the single clears of that interval. A reader pins only its own generation,
+/// so the later ones must keep being torn down; if the stall held them all, the
+/// count would grow with every clear of the 300 ms stall (about 40 per ms here:
+/// over 10,000).
+const STALL_BOUND: usize = 4096;
 
 struct Pool {
     owner: Vec<AtomicU64>,
@@ -141,24 +149,62 @@ fn torture() {
     let stop = Arc::new(AtomicBool::new(false));
     let stalled = Arc::new(AtomicBool::new(false));
     let ages = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
+    // Threads that own values hold this shared for one iteration; the conservation
+    // sampler takes it exclusively to count what is referenced.
+    let world = Arc::new(RwLock::new(()));
+    let holdings = Holdings::default();
     let mut threads = Vec::new();
 
     // Retained readers, one per core, holding a few values across clears.
     for seed in 1..=2u64 {
-        let (map, stop) = (Arc::clone(&map), Arc::clone(&stop));
+        let (map, stop, world) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&world));
+        let held = Arc::clone(&holdings.handles[seed as usize - 1]);
         threads.push(thread::spawn(move || {
             let mut rng = seed;
-            let mut held: Vec<ValueRef<Pooled>> = Vec::new();
             while !stop.load(SeqCst) {
+                let _turn = world.read().unwrap();
                 if let Some(v) = map.get(&(xorshift(&mut rng) % KEYS)) {
                     v.check();
+                    let mut held = held.lock().unwrap();
                     held.push(v);
                     if held.len() > 4 {
                         held.remove(0).check();
                     }
                 }
             }
-            held.iter().for_each(|v| v.check());
+            held.lock().unwrap().drain(..).for_each(|v| v.check());
+        }));
+    }
+    // A C-style holder: raw references through `into_raw`, `increment_count`,
+    // `decrement_count` and `from_raw`, the calls behind `amap_value_retain` and
+    // `amap_value_release`, kept across clears.
+    {
+        let (map, stop, world) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&world));
+        let held = Arc::clone(&holdings.raw);
+        threads.push(thread::spawn(move || {
+            let mut rng = 8u64;
+            while !stop.load(SeqCst) {
+                let _turn = world.read().unwrap();
+                let Some(v) = map.get(&(xorshift(&mut rng) % KEYS)) else {
+                    continue;
+                };
+                let stamp = v.stamp;
+                let raw = ValueRef::into_raw(v);
+                if xorshift(&mut rng) % 4 == 0 {
+                    // SAFETY: `raw` owns a reference; the extra one is given back at once.
+                    unsafe {
+                        ValueRef::increment_count(raw);
+                        (*raw).check();
+                        ValueRef::decrement_count(raw);
+                    }
+                }
+                let mut held = held.lock().unwrap();
+                held.push(RawHeld { ptr: raw, stamp });
+                if held.len() > 6 {
+                    held.remove(0).release();
+                }
+            }
+            held.lock().unwrap().drain(..).for_each(RawHeld::release);
         }));
     }
     // Pinned readers: one stalls 200 µs now and then, and once for 300 ms.
@@ -210,9 +256,11 @@ fn torture() {
     // Writer: insert, remove, upsert, over a small key space.
     {
         let (map, stop, pool) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&pool));
+        let world = Arc::clone(&world);
         threads.push(thread::spawn(move || {
             let mut rng = 5u64;
             while !stop.load(SeqCst) {
+                let _turn = world.read().unwrap();
                 let k = xorshift(&mut rng) % KEYS;
                 let seed = xorshift(&mut rng);
                 match seed % 4 {
@@ -245,9 +293,11 @@ fn torture() {
             Arc::clone(&pool),
             Arc::clone(&clears),
         );
+        let world = Arc::clone(&world);
         threads.push(thread::spawn(move || {
             let mut rng = 6u64;
             while !stop.load(SeqCst) {
+                let turn = world.read().unwrap();
                 match xorshift(&mut rng) % 50 {
                     0 => {
                         for _ in 0..1000 {
@@ -268,6 +318,7 @@ fn torture() {
                     _ => {
                         map.clear_async();
                         clears.fetch_add(1, SeqCst);
+                        drop(turn);
                         thread::sleep(Duration::from_micros(300));
                     }
                 }
@@ -276,9 +327,10 @@ fn torture() {
     }
     // Snapshot iterator.
     {
-        let (map, stop) = (Arc::clone(&map), Arc::clone(&stop));
+        let (map, stop, world) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&world));
         threads.push(thread::spawn(move || {
             while !stop.load(SeqCst) {
+                let _turn = world.read().unwrap();
                 let snap = map.snapshot();
                 for (k, v) in snap.iter() {
                     assert!(k < KEYS);
@@ -290,12 +342,13 @@ fn torture() {
     }
     // Threads that panic while pinned and holding values, spread over the run.
     let panicker = {
-        let map = Arc::clone(&map);
+        let (map, world) = (Arc::clone(&map), Arc::clone(&world));
         thread::spawn(move || {
             let mut panicked = 0;
             for round in 0..3u64 {
-                let map2 = Arc::clone(&map);
+                let (map2, world) = (Arc::clone(&map), Arc::clone(&world));
                 let outcome = thread::spawn(move || {
+                    let _turn = world.read().unwrap();
                     let _guard = map2.pin();
                     let _held: Vec<_> = (0..KEYS).filter_map(|k| map2.get(&k)).collect();
                     panic!("a thread that panics while pinned and holding values (round {round})");
@@ -306,6 +359,22 @@ fn torture() {
                 thread::sleep(run_for / 8);
             }
             panicked
+        })
+    };
+
+    // Conservation, sampled while the storm runs.
+    let sampler = {
+        let (map, stop, pool) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&pool));
+        let (world, holdings) = (Arc::clone(&world), holdings.clone());
+        thread::spawn(move || {
+            let mut samples = 0u64;
+            while !stop.load(SeqCst) {
+                thread::sleep(Duration::from_millis(100));
+                let _paused = world.write().unwrap();
+                check_conservation(&map, &pool, &holdings);
+                samples += 1;
+            }
+            samples
         })
     };
 
@@ -336,6 +405,8 @@ fn torture() {
         t.join().expect("a torture thread failed");
     }
     let panicked_threads = panicker.join().expect("the panicking-thread driver failed");
+    let conservation_samples = sampler.join().expect("a conservation check failed");
+    assert!(conservation_samples >= 3, "too few conservation samples");
     assert!(stall_seen, "the long stall did not happen");
     assert!(
         drained_after_stall.is_some(),
@@ -376,12 +447,93 @@ fn torture() {
     drop(map);
     eprintln!(
         "torture: {created} values, {} clears, {panicked_threads} panicking threads, peak retired {peak_retired} \
-         ({stall_peak} during the stall), peak pending {peak_pending}, drained {:?} after start, generation ages {:?}, {} destructor panics contained",
+         ({stall_peak} during the stall), peak pending {peak_pending}, drained {:?} after start, generation ages {:?}, {} destructor panics contained, \
+         {conservation_samples} conservation samples",
         clears.load(SeqCst),
         drained_after_stall.unwrap(),
         ages.lock().unwrap(),
         stats.destructor_panics
     );
+}
+
+/// What the value-owning threads hold, for the conservation sampler to count.
+#[derive(Clone, Default)]
+struct Holdings {
+    /// The two retained readers' handles.
+    handles: [Arc<Mutex<Vec<ValueRef<Pooled>>>>; 2],
+    /// The C-style holder's raw references.
+    raw: Arc<Mutex<Vec<RawHeld>>>,
+}
+
+/// A raw reference from `ValueRef::into_raw`, as C holds one.
+struct RawHeld {
+    ptr: *const Pooled,
+    stamp: u64,
+}
+
+// SAFETY: `RawHeld` owns a reference to a `Pooled` (which is `Send + Sync`), like the
+// `ValueRef` it came from, which is `Send`.
+unsafe impl Send for RawHeld {}
+
+impl RawHeld {
+    fn release(self) {
+        // SAFETY: `ptr` owns the reference taken by `into_raw`, given back once here.
+        unsafe {
+            (*self.ptr).check();
+            ValueRef::decrement_count(self.ptr);
+        }
+    }
+}
+
+/// With every value-owning thread paused: nothing referenced was destroyed, and
+/// once the reclaimer has drained what is unreferenced, `created - destroyed` is
+/// exactly what is referenced, and `stats()` agrees.
+fn check_conservation(map: &AtomicMap<u64, Pooled>, pool: &Pool, holdings: &Holdings) {
+    let mut referenced = HashSet::new();
+    let in_map = {
+        let snap = map.snapshot();
+        snap.iter().for_each(|(_, v)| {
+            referenced.insert(v.stamp);
+        });
+        snap.len()
+    };
+    for handles in &holdings.handles {
+        referenced.extend(handles.lock().unwrap().iter().map(|v| v.stamp));
+    }
+    referenced.extend(holdings.raw.lock().unwrap().iter().map(|r| r.stamp));
+    let live = |pool: &Pool| pool.created.load(SeqCst) - pool.destroyed.load(SeqCst);
+    assert!(
+        live(pool) >= referenced.len(),
+        "conservation: {} live values but {} referenced (a referenced value was destroyed)",
+        live(pool),
+        referenced.len()
+    );
+    // Wait for the reclaimer to drain, and for `stats()` to agree with the pool's
+    // count (a destroyed value is counted by the pool inside its destructor, by the
+    // map just after). Pinned readers keep running and may hold a retired
+    // generation (300 ms at most).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = map.stats();
+        let destroyed = pool.destroyed.load(SeqCst);
+        if s.retired_generations == 0
+            && s.pending_values == 0
+            && s.reclaimed_values as usize == destroyed
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "conservation: did not drain, or stats() disagrees with the pool's {destroyed} destroyed: {s:?}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        live(pool),
+        referenced.len(),
+        "conservation: created - destroyed vs referenced (in map {in_map}, after draining)"
+    );
+    assert_eq!(map.len(), in_map, "conservation: map length");
 }
 
 /// Keeps the injected panics (destructors, dying threads) out of the output; any

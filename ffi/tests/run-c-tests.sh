@@ -4,7 +4,8 @@
 #  * against the cdylib under valgrind memcheck (no error, no definitely-lost block);
 # then the C++ binding's test (g++ -std=c++17 with ASan/UBSan), and builds and runs
 # the C example through pkg-config and the C++ example.
-# AMAP_C_TEST_MS sets the storm's length for the sanitizer run (valgrind runs 1500).
+# AMAP_C_TEST_MS and AMAP_TORTURE_MS set the storms' length for the sanitizer run
+# (valgrind runs 1500 ms each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -p atomic-map-ffi
@@ -41,6 +42,7 @@ vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=
     --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 LD_LIBRARY_PATH=target/release "${vg[@]}" "$out/test_api.dyn"
 LD_LIBRARY_PATH=target/release AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
+LD_LIBRARY_PATH=target/release AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
 
 echo "--- example service, built through pkg-config"
 ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/release/atomic_map.pc
