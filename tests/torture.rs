@@ -508,31 +508,30 @@ fn check_conservation(map: &AtomicMap<u64, Pooled>, pool: &Pool, holdings: &Hold
         live(pool),
         referenced.len()
     );
-    // Wait for the reclaimer to drain, and for `stats()` to agree with the pool's
-    // count (a destroyed value is counted by the pool inside its destructor, by the
-    // map just after). Pinned readers keep running and may hold a retired
-    // generation (300 ms at most).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Wait for the reclaimer to drain; then `created - destroyed` must equal what is
+    // referenced, and `stats()` must agree with the pool's count (a destroyed value
+    // is counted by the pool inside its destructor, by the map just after, so the
+    // figures are re-read until they settle). Pinned readers keep running and may
+    // hold a retired generation (300 ms at most).
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = map.stats();
-        let destroyed = pool.destroyed.load(SeqCst);
+        let (live, destroyed) = (live(pool), pool.destroyed.load(SeqCst));
         if s.retired_generations == 0
             && s.pending_values == 0
+            && live == referenced.len()
             && s.reclaimed_values as usize == destroyed
         {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "conservation: did not drain, or stats() disagrees with the pool's {destroyed} destroyed: {s:?}"
+            "conservation: after draining, created - destroyed = {live} but {} referenced \
+             (in map {in_map}); the pool counts {destroyed} destroyed; stats() {s:?}",
+            referenced.len()
         );
         thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(
-        live(pool),
-        referenced.len(),
-        "conservation: created - destroyed vs referenced (in map {in_map}, after draining)"
-    );
     assert_eq!(map.len(), in_map, "conservation: map length");
 }
 
