@@ -21,7 +21,8 @@
 //!   stamped with a newer generation than the one it pinned is a failure.
 //! * **Bounded garbage**: while a reader stalls 300 ms pinned, retired generations
 //!   stay below `STALL_BOUND` (the stall holds only its own generation); after it
-//!   unpins they drain below 64 before the run ends.
+//!   unpins they drain below 64 before the run ends. Outside the stall the peak is
+//!   reported (bursts of 1,000 clears pile up between two reclaimer passes).
 //!
 //! Size: `ATOMIC_MAP_TORTURE_MS` (default 2000; release checks run 60000).
 
@@ -36,13 +37,15 @@ use atomic_map::{AtomicMap, ValueRef};
 const SLOTS: usize = 100;
 const POISON: u64 = u64::MAX;
 const KEYS: u64 = 32;
-/// Retired generations allowed while a reader stalls pinned: bursts of 1,000 clears
-/// (two or three can land between two reclaimer passes, which park up to 16 ms)
-/// plus the single clears of that interval. A reader pins only its own generation,
-/// so the later ones must keep being torn down; if the stall held them all, the
-/// count would grow with every clear of the 300 ms stall (about 40 per ms here:
-/// over 10,000).
-const STALL_BOUND: usize = 4096;
+/// Retired generations allowed while a reader stalls pinned, checked from
+/// `STALL_SETTLE` into the stall (by then what was retired before it is torn down).
+/// A reader pins only its own generation, so the later ones must keep being torn
+/// down: the count stays at what the reclaimer has not reached yet (tens). If the
+/// stall held every later generation, the count would grow with each clear of the
+/// stall (about 3 per ms: the clearer sleeps 300 µs between clears and skips its
+/// bursts of 1,000 while the reader stalls), past this bound within 100 ms.
+const STALL_BOUND: usize = 256;
+const STALL_SETTLE: Duration = Duration::from_millis(50);
 
 struct Pool {
     owner: Vec<AtomicU64>,
@@ -148,6 +151,10 @@ fn torture() {
     let map: Arc<AtomicMap<u64, Pooled>> = Arc::new(AtomicMap::new());
     let stop = Arc::new(AtomicBool::new(false));
     let stalled = Arc::new(AtomicBool::new(false));
+    // Held by the conservation sampler while it checks, and by the stalling reader
+    // to begin its long stall: the sampler skips its checks during the stall (its
+    // drain would wait for the stall, and pause the clearer, for 300 ms).
+    let stall_gate = Arc::new(Mutex::new(()));
     let ages = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
     // Threads that own values hold this shared for one iteration; the conservation
     // sampler takes it exclusively to count what is referenced.
@@ -215,12 +222,20 @@ fn torture() {
             Arc::clone(&stalled),
             Arc::clone(&ages),
         );
+        let stall_gate = Arc::clone(&stall_gate);
         threads.push(thread::spawn(move || {
             let mut rng = seed;
             let mut local: BTreeMap<u64, u64> = BTreeMap::new();
             let mut long_stall_done = false;
             let start = Instant::now();
             while !stop.load(SeqCst) {
+                let long_stall = stalls && !long_stall_done && start.elapsed() > run_for / 3;
+                if long_stall {
+                    // Not while the conservation sampler is waiting for a drain,
+                    // which this stall would hold up (see `stall_gate`).
+                    let _gate = stall_gate.lock().unwrap();
+                    stalled.store(true, SeqCst);
+                }
                 let guard = map.pin();
                 let pinned = guard.generation();
                 let age = map.generation().saturating_sub(pinned);
@@ -239,9 +254,8 @@ fn torture() {
                 if stalls && xorshift(&mut rng) % 64 == 0 {
                     thread::sleep(Duration::from_micros(200));
                 }
-                if stalls && !long_stall_done && start.elapsed() > run_for / 3 {
+                if long_stall {
                     long_stall_done = true;
-                    stalled.store(true, SeqCst);
                     thread::sleep(Duration::from_millis(300));
                     stalled.store(false, SeqCst);
                 }
@@ -293,13 +307,13 @@ fn torture() {
             Arc::clone(&pool),
             Arc::clone(&clears),
         );
-        let world = Arc::clone(&world);
+        let (world, stalled) = (Arc::clone(&world), Arc::clone(&stalled));
         threads.push(thread::spawn(move || {
             let mut rng = 6u64;
             while !stop.load(SeqCst) {
                 let turn = world.read().unwrap();
                 match xorshift(&mut rng) % 50 {
-                    0 => {
+                    0 if !stalled.load(SeqCst) => {
                         for _ in 0..1000 {
                             map.clear_async();
                         }
@@ -366,10 +380,15 @@ fn torture() {
     let sampler = {
         let (map, stop, pool) = (Arc::clone(&map), Arc::clone(&stop), Arc::clone(&pool));
         let (world, holdings) = (Arc::clone(&world), holdings.clone());
+        let (stall_gate, stalled) = (Arc::clone(&stall_gate), Arc::clone(&stalled));
         thread::spawn(move || {
             let mut samples = 0u64;
             while !stop.load(SeqCst) {
                 thread::sleep(Duration::from_millis(100));
+                let _gate = stall_gate.lock().unwrap();
+                if stalled.load(SeqCst) {
+                    continue;
+                }
                 let _paused = world.write().unwrap();
                 check_conservation(&map, &pool, &holdings);
                 samples += 1;
@@ -382,6 +401,8 @@ fn torture() {
     let start = Instant::now();
     let (mut peak_retired, mut peak_pending) = (0, 0);
     let mut stall_seen = false;
+    let mut stall_began: Option<(Instant, u64)> = None;
+    let mut stall_clears = None;
     let mut drained_after_stall = None;
     let mut stall_peak = 0;
     while start.elapsed() < run_for.max(Duration::from_millis(1500)) {
@@ -390,12 +411,19 @@ fn torture() {
         peak_pending = peak_pending.max(s.pending_values);
         if stalled.load(SeqCst) {
             stall_seen = true;
-            stall_peak = stall_peak.max(s.retired_generations);
-            assert!(
-                s.retired_generations < STALL_BOUND,
-                "a stalled reader held up generations other than its own: {s:?}"
-            );
-        } else if stall_seen && drained_after_stall.is_none() && s.retired_generations < 64 {
+            let (began, _) =
+                *stall_began.get_or_insert_with(|| (Instant::now(), clears.load(SeqCst)));
+            if began.elapsed() >= STALL_SETTLE {
+                stall_peak = stall_peak.max(s.retired_generations);
+                assert!(
+                    s.retired_generations < STALL_BOUND,
+                    "a stalled reader held up generations other than its own: {s:?}"
+                );
+            }
+        } else if let Some((_, before)) = stall_began.filter(|_| stall_clears.is_none()) {
+            stall_clears = Some(clears.load(SeqCst) - before);
+        }
+        if stall_clears.is_some() && drained_after_stall.is_none() && s.retired_generations < 64 {
             drained_after_stall = Some(start.elapsed());
         }
         thread::sleep(Duration::from_millis(5));
@@ -408,6 +436,13 @@ fn torture() {
     let conservation_samples = sampler.join().expect("a conservation check failed");
     assert!(conservation_samples >= 3, "too few conservation samples");
     assert!(stall_seen, "the long stall did not happen");
+    // The bound can only catch a stall that holds later generations if the stall saw
+    // more clears than the bound.
+    let stall_clears = stall_clears.expect("the end of the stall was not seen");
+    assert!(
+        stall_clears > STALL_BOUND as u64,
+        "only {stall_clears} clears during the stall: the bound {STALL_BOUND} checks nothing"
+    );
     assert!(
         drained_after_stall.is_some(),
         "garbage did not drain below 64 generations after the stall"
@@ -447,7 +482,7 @@ fn torture() {
     drop(map);
     eprintln!(
         "torture: {created} values, {} clears, {panicked_threads} panicking threads, peak retired {peak_retired} \
-         ({stall_peak} during the stall), peak pending {peak_pending}, drained {:?} after start, generation ages {:?}, {} destructor panics contained, \
+         ({stall_peak} during the stall, which saw {stall_clears} clears), peak pending {peak_pending}, drained {:?} after start, generation ages {:?}, {} destructor panics contained, \
          {conservation_samples} conservation samples",
         clears.load(SeqCst),
         drained_after_stall.unwrap(),

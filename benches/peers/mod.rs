@@ -1,0 +1,334 @@
+//! The maps the benchmarks compare, behind one trait, so every benchmark runs the
+//! same code against each of them.
+//!
+//! `AtomicMap` appears twice: read through a pinned section (`pin().get`, no
+//! reference count touched) and through a retained handle (`get`, one increment and
+//! one decrement). Its writes and clears are the same in both rows.
+
+#![allow(dead_code)] // each bench binary uses a different part of this module
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use atomic_map::{AtomicMap, Retired};
+use dashmap::DashMap;
+
+/// A key type of the benchmarks: `u64`, or `String` (with 64-byte `Vec<u8>` values).
+pub trait Key: Hash + Eq + Clone + Send + Sync + 'static {
+    /// The value stored under it.
+    type Value: Clone + Send + Sync + 'static;
+    /// A name for tables ("u64", "string").
+    const NAME: &'static str;
+    fn key(i: u64) -> Self;
+    fn value(i: u64) -> Self::Value;
+    /// Reads the value (so that a lookup cannot be optimised into a presence test).
+    fn touch(v: &Self::Value) -> u64;
+}
+
+impl Key for u64 {
+    type Value = u64;
+    const NAME: &'static str = "u64";
+    fn key(i: u64) -> Self {
+        i
+    }
+    fn value(i: u64) -> u64 {
+        i
+    }
+    fn touch(v: &u64) -> u64 {
+        *v
+    }
+}
+
+impl Key for String {
+    type Value = Vec<u8>;
+    const NAME: &'static str = "string";
+    fn key(i: u64) -> Self {
+        format!("key-{i:012}")
+    }
+    fn value(i: u64) -> Vec<u8> {
+        vec![i as u8; 64]
+    }
+    fn touch(v: &Vec<u8>) -> u64 {
+        u64::from(v[0]) + v.len() as u64
+    }
+}
+
+/// What a clear left to other threads: `AtomicMap`'s retired generation, torn
+/// down by its reclaimer. Peers free everything inside the call.
+pub type Leftover = Option<Retired>;
+
+/// One of the maps under test.
+pub trait Peer<K: Key>: Send + Sync + 'static {
+    /// The row label in tables and plots.
+    fn name(&self) -> &'static str;
+    /// Fills keys `0..n` (replacing the contents); not timed.
+    fn fill(&self, n: u64) {
+        for i in 0..n {
+            self.insert(K::key(i), K::value(i));
+        }
+    }
+    /// Looks `k` up and reads its value; 0 when absent.
+    fn read(&self, k: &K) -> u64;
+    fn insert(&self, k: K, v: K::Value);
+    fn remove(&self, k: &K);
+    /// The map's clear, timed on the calling thread.
+    fn clear(&self) -> (Duration, Leftover);
+    fn len(&self) -> usize;
+}
+
+/// Times `f` on the calling thread.
+fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let start = Instant::now();
+    let out = black_box(f());
+    (start.elapsed(), out)
+}
+
+/// `AtomicMap` read through `pin().get`.
+pub struct AtomicPinned<K: Key>(pub AtomicMap<K, K::Value>);
+/// `AtomicMap` read through `get` (a retained `ValueRef`).
+pub struct AtomicRetained<K: Key>(pub AtomicMap<K, K::Value>);
+
+macro_rules! atomic_peer {
+    ($ty:ident, $name:literal, |$map:ident, $k:ident| $read:expr) => {
+        impl<K: Key> Peer<K> for $ty<K> {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn fill(&self, n: u64) {
+                self.0.replace((0..n).map(|i| (K::key(i), K::value(i))));
+            }
+            fn read(&self, $k: &K) -> u64 {
+                let $map = &self.0;
+                $read
+            }
+            fn insert(&self, k: K, v: K::Value) {
+                self.0.insert(k, v);
+            }
+            fn remove(&self, k: &K) {
+                self.0.remove(k);
+            }
+            fn clear(&self) -> (Duration, Leftover) {
+                let (took, retired) = timed(|| self.0.clear_async());
+                (took, Some(retired))
+            }
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+        }
+    };
+}
+atomic_peer!(AtomicPinned, "AtomicMap (pinned get)", |map, k| map
+    .pin()
+    .get(k)
+    .map_or(0, K::touch));
+atomic_peer!(AtomicRetained, "AtomicMap (retained get)", |map, k| map
+    .get(k)
+    .map_or(0, |v| K::touch(&v)));
+
+impl<K: Key> Peer<K> for DashMap<K, K::Value> {
+    fn name(&self) -> &'static str {
+        "DashMap"
+    }
+    fn read(&self, k: &K) -> u64 {
+        self.get(k).map_or(0, |v| K::touch(&v))
+    }
+    fn insert(&self, k: K, v: K::Value) {
+        DashMap::insert(self, k, v);
+    }
+    fn remove(&self, k: &K) {
+        DashMap::remove(self, k);
+    }
+    fn clear(&self) -> (Duration, Leftover) {
+        (timed(|| DashMap::clear(self)).0, None)
+    }
+    fn len(&self) -> usize {
+        DashMap::len(self)
+    }
+}
+
+impl<K: Key> Peer<K> for RwLock<HashMap<K, K::Value>> {
+    fn name(&self) -> &'static str {
+        "RwLock<HashMap>"
+    }
+    fn read(&self, k: &K) -> u64 {
+        self.read().unwrap().get(k).map_or(0, K::touch)
+    }
+    fn insert(&self, k: K, v: K::Value) {
+        self.write().unwrap().insert(k, v);
+    }
+    fn remove(&self, k: &K) {
+        self.write().unwrap().remove(k);
+    }
+    fn clear(&self) -> (Duration, Leftover) {
+        (timed(|| self.write().unwrap().clear()).0, None)
+    }
+    fn len(&self) -> usize {
+        self.read().unwrap().len()
+    }
+}
+
+impl<K: Key> Peer<K> for Mutex<HashMap<K, K::Value>> {
+    fn name(&self) -> &'static str {
+        "Mutex<HashMap>"
+    }
+    fn read(&self, k: &K) -> u64 {
+        self.lock().unwrap().get(k).map_or(0, K::touch)
+    }
+    fn insert(&self, k: K, v: K::Value) {
+        self.lock().unwrap().insert(k, v);
+    }
+    fn remove(&self, k: &K) {
+        self.lock().unwrap().remove(k);
+    }
+    fn clear(&self) -> (Duration, Leftover) {
+        (timed(|| self.lock().unwrap().clear()).0, None)
+    }
+    fn len(&self) -> usize {
+        self.lock().unwrap().len()
+    }
+}
+
+/// Copy-on-write: every write clones the whole map and swaps it in; a clear swaps in
+/// an empty map, and the old one is freed by the last reader to let go of it, on
+/// that reader's thread.
+impl<K: Key> Peer<K> for ArcSwap<HashMap<K, K::Value>> {
+    fn name(&self) -> &'static str {
+        "ArcSwap<HashMap> (copy-on-write)"
+    }
+    fn fill(&self, n: u64) {
+        self.store(Arc::new((0..n).map(|i| (K::key(i), K::value(i))).collect()));
+    }
+    fn read(&self, k: &K) -> u64 {
+        self.load().get(k).map_or(0, K::touch)
+    }
+    fn insert(&self, k: K, v: K::Value) {
+        self.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(k.clone(), v.clone());
+            m
+        });
+    }
+    fn remove(&self, k: &K) {
+        self.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.remove(k);
+            m
+        });
+    }
+    fn clear(&self) -> (Duration, Leftover) {
+        // The swap returns the old map; dropping it here, as a caller would, frees it
+        // inline unless a reader still holds it.
+        (timed(|| drop(self.swap(Arc::default()))).0, None)
+    }
+    fn len(&self) -> usize {
+        self.load().len()
+    }
+}
+
+impl<K: Key> Peer<K> for papaya::HashMap<K, K::Value> {
+    fn name(&self) -> &'static str {
+        "papaya"
+    }
+    fn read(&self, k: &K) -> u64 {
+        self.pin().get(k).map_or(0, K::touch)
+    }
+    fn insert(&self, k: K, v: K::Value) {
+        self.pin().insert(k, v);
+    }
+    fn remove(&self, k: &K) {
+        self.pin().remove(k);
+    }
+    fn clear(&self) -> (Duration, Leftover) {
+        (timed(|| self.pin().clear()).0, None)
+    }
+    fn len(&self) -> usize {
+        papaya::HashMap::len(self)
+    }
+}
+
+impl<K: Key> Peer<K> for scc::HashMap<K, K::Value> {
+    fn name(&self) -> &'static str {
+        "scc"
+    }
+    fn read(&self, k: &K) -> u64 {
+        self.read_sync(k, |_, v| K::touch(v)).unwrap_or(0)
+    }
+    fn insert(&self, k: K, v: K::Value) {
+        self.upsert_sync(k, v);
+    }
+    fn remove(&self, k: &K) {
+        self.remove_sync(k);
+    }
+    fn clear(&self) -> (Duration, Leftover) {
+        (timed(|| self.clear_sync()).0, None)
+    }
+    fn len(&self) -> usize {
+        scc::HashMap::len(self)
+    }
+}
+
+/// Every map under test, empty. `with_retained` adds the retained-get row of
+/// `AtomicMap` (read benchmarks); clear benchmarks need one `AtomicMap` row.
+pub fn all<K: Key>(with_retained: bool) -> Vec<Arc<dyn Peer<K>>> {
+    let mut maps: Vec<Arc<dyn Peer<K>>> = vec![Arc::new(AtomicPinned::<K>(AtomicMap::new()))];
+    if with_retained {
+        maps.push(Arc::new(AtomicRetained::<K>(AtomicMap::new())));
+    }
+    maps.push(Arc::new(DashMap::<K, K::Value>::new()));
+    maps.push(Arc::new(RwLock::new(HashMap::<K, K::Value>::new())));
+    maps.push(Arc::new(Mutex::new(HashMap::<K, K::Value>::new())));
+    maps.push(Arc::new(ArcSwap::from_pointee(
+        HashMap::<K, K::Value>::new(),
+    )));
+    maps.push(Arc::new(papaya::HashMap::<K, K::Value>::new()));
+    maps.push(Arc::new(scc::HashMap::<K, K::Value>::new()));
+    maps
+}
+
+/// Small deterministic generator (xorshift64), one per thread.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Key indices in `0..n`, Zipf-distributed with exponent `s` (rank 0 the most
+/// frequent), drawn by inverse CDF; ranks are scattered over the key space so the
+/// hot keys do not share a shard.
+pub fn zipf_indices(n: u64, s: f64, count: usize, seed: u64) -> Vec<u64> {
+    let mut cdf = Vec::with_capacity(n as usize);
+    let mut total = 0.0;
+    for rank in 1..=n {
+        total += 1.0 / (rank as f64).powf(s);
+        cdf.push(total);
+    }
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|_| {
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+            let rank = cdf.partition_point(|&c| c < u) as u64;
+            rank.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n
+        })
+        .collect()
+}
+
+/// Key indices in `0..n`, uniform.
+pub fn uniform_indices(n: u64, count: usize, seed: u64) -> Vec<u64> {
+    let mut rng = Rng::new(seed);
+    (0..count).map(|_| rng.below(n)).collect()
+}

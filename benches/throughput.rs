@@ -1,0 +1,173 @@
+//! Read and write throughput of every map (criterion), `u64 -> u64`:
+//!
+//! * `read_only` and `read_mostly` (94% get, 3% insert, 3% remove; a bustle-style
+//!   mix) over 100,000 entries, keys uniform or Zipf-distributed (s = 1.0);
+//! * `write` mixes over 10,000 keys: `insert_remove` (50/50) and `upsert` (every op
+//!   replaces the value of a present key);
+//!
+//! each with 1 and 2 threads. Every thread replays its own precomputed sequence of
+//! operations, so no random number is drawn while timed. Criterion reports the time
+//! of one round (one operation on every thread) and, as throughput, operations per
+//! second over all threads.
+//!
+//! ```text
+//! cargo bench --bench throughput                 # full run
+//! cargo bench --bench throughput -- read_only    # one group
+//! cargo bench --bench throughput -- --test       # smoke run (CI)
+//! ```
+
+mod peers;
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use peers::{Peer, Rng, uniform_indices, zipf_indices};
+
+const READ_ENTRIES: u64 = 100_000;
+const WRITE_KEYS: u64 = 10_000;
+/// Operations precomputed per thread; replayed in a loop.
+const SEQUENCE: usize = 1 << 16;
+const THREADS: [usize; 2] = [1, 2];
+
+#[derive(Clone, Copy)]
+enum Op {
+    Get(u64),
+    Insert(u64),
+    Remove(u64),
+}
+
+/// `percent_get` % gets, the rest split between inserts and removes.
+fn mix(indices: Vec<u64>, percent_get: u64, seed: u64) -> Vec<Op> {
+    let mut rng = Rng::new(seed);
+    indices
+        .into_iter()
+        .map(|k| match rng.below(100) {
+            p if p < percent_get => Op::Get(k),
+            p if p < percent_get + (100 - percent_get) / 2 => Op::Insert(k),
+            _ => Op::Remove(k),
+        })
+        .collect()
+}
+
+/// Runs `iters` operations of its sequence on each of the threads at once;
+/// returns the wall time from the common start to the last thread's end.
+fn run(map: &Arc<dyn Peer<u64>>, sequences: &[Arc<Vec<Op>>], iters: u64) -> Duration {
+    let start = Arc::new(Barrier::new(sequences.len() + 1));
+    let threads: Vec<_> = sequences
+        .iter()
+        .map(|ops| {
+            let (map, ops, start) = (Arc::clone(map), Arc::clone(ops), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let mut sum = 0u64;
+                for op in ops.iter().cycle().take(iters as usize) {
+                    match *op {
+                        Op::Get(k) => sum = sum.wrapping_add(map.read(&k)),
+                        Op::Insert(k) => map.insert(k, k),
+                        Op::Remove(k) => map.remove(&k),
+                    }
+                }
+                black_box(sum);
+            })
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    for t in threads {
+        t.join().expect("a benchmark thread panicked");
+    }
+    began.elapsed()
+}
+
+/// One criterion group: every map, 1 and 2 threads, on sequences from `make(thread)`.
+fn group(
+    c: &mut Criterion,
+    name: &str,
+    entries: u64,
+    make: impl Fn(usize) -> Vec<Op>,
+    with_retained: bool,
+) {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let sequences: Vec<Arc<Vec<Op>>> = (0..THREADS[THREADS.len() - 1])
+        .map(|t| Arc::new(make(t)))
+        .collect();
+    for map in peers::all::<u64>(with_retained) {
+        map.fill(entries);
+        for threads in THREADS {
+            g.throughput(Throughput::Elements(threads as u64));
+            g.bench_with_input(BenchmarkId::new(map.name(), threads), &threads, |b, &n| {
+                b.iter_custom(|iters| run(&map, &sequences[..n], iters))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn reads(c: &mut Criterion) {
+    for (dist, zipf) in [("uniform", false), ("zipf", true)] {
+        let indices = move |t: usize| {
+            if zipf {
+                zipf_indices(READ_ENTRIES, 1.0, SEQUENCE, t as u64 + 1)
+            } else {
+                uniform_indices(READ_ENTRIES, SEQUENCE, t as u64 + 1)
+            }
+        };
+        group(
+            c,
+            &format!("read_only/{dist}"),
+            READ_ENTRIES,
+            |t| mix(indices(t), 100, t as u64),
+            true,
+        );
+        group(
+            c,
+            &format!("read_mostly/{dist}"),
+            READ_ENTRIES,
+            |t| mix(indices(t), 94, t as u64),
+            true,
+        );
+    }
+}
+
+fn writes(c: &mut Criterion) {
+    group(
+        c,
+        "write/insert_remove",
+        WRITE_KEYS,
+        |t| {
+            mix(
+                uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 11),
+                0,
+                t as u64,
+            )
+        },
+        false,
+    );
+    group(
+        c,
+        "write/upsert",
+        WRITE_KEYS,
+        |t| {
+            uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 21)
+                .into_iter()
+                .map(Op::Insert)
+                .collect()
+        },
+        false,
+    );
+}
+
+// criterion's macros generate undocumented functions.
+#[allow(missing_docs)]
+mod harness {
+    use super::*;
+    criterion_group!(benches, reads, writes);
+}
+use harness::benches;
+criterion_main!(benches);
