@@ -33,7 +33,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use atomic_map::AtomicMap;
+
+#[path = "../benches/peers/process.rs"]
+mod process;
 use dashmap::DashMap;
+use process::rss_bytes;
 
 /// Width of one latency bucket of the readers' timelines.
 const BUCKET: Duration = Duration::from_micros(50);
@@ -396,17 +400,6 @@ fn fmt_ns(ns: u64) -> String {
 
 fn fmt_mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// Resident set size of this process, from /proc/self/statm (0 where unavailable).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// Asks glibc to hand freed memory back to the OS (a no-op elsewhere).

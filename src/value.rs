@@ -390,13 +390,25 @@ mod tests {
 
     /// In a child process: brings the value's count to the limit, then takes one
     /// reference more (a `clone`, or the raw increment behind `amap_value_retain`)
-    /// and another, which must abort. Exits normally if it did not.
+    /// and another, which must abort; or (`underflow`) brings it to 0 and gives one
+    /// back through the raw decrement behind `amap_value_release`, which must abort.
+    /// Exits normally if it did not.
     fn overflow_in_child(path: &str) {
         let map = AtomicMap::new();
         map.insert(1, 7u8);
         let held = map.get(&1).unwrap();
         // SAFETY: `held` owns a reference, so the cell is alive.
         let refs = unsafe { &held.cell.as_ref().refs };
+        if path == "underflow" {
+            // Relaxed: single-threaded; stands in for releases that were too many.
+            refs.store(0, Ordering::Relaxed);
+            // SAFETY: deliberately not: the count says no reference is owned. The
+            // cell is still alive (the map and `held` hold it), so the check can run.
+            unsafe { ValueRef::decrement_count(&*held as *const u8) };
+            refs.store(2, Ordering::Relaxed);
+            eprintln!("no abort");
+            return;
+        }
         // Relaxed: single-threaded here; the store only stands in for leaked handles.
         refs.store(MAX_REFS, Ordering::Relaxed);
         for _ in 0..2 {
@@ -413,19 +425,27 @@ mod tests {
     }
 
     /// The count cannot wrap: one reference past the limit aborts with a message,
-    /// through `Clone` and through the raw increment the C ABI uses. The abort
-    /// happens in a child process (this test binary, re-run on this test alone).
+    /// through `Clone` and through the raw increment the C ABI uses, and a release
+    /// below zero aborts too. The abort happens in a child process (this test
+    /// binary, re-run on this test alone).
     #[test]
-    fn reference_count_overflow_aborts() {
+    fn reference_count_overflow_and_underflow_abort() {
         if let Ok(path) = std::env::var(CHILD) {
             overflow_in_child(&path);
             return;
         }
-        for path in ["clone", "raw"] {
+        for (path, message) in [
+            ("clone", "atomic-map: value reference count overflow"),
+            ("raw", "atomic-map: value reference count overflow"),
+            (
+                "underflow",
+                "atomic-map: value released more times than retained",
+            ),
+        ] {
             let out = Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
-                    "value::tests::reference_count_overflow_aborts",
+                    "value::tests::reference_count_overflow_and_underflow_abort",
                     "--nocapture",
                     "--test-threads=1",
                 ])
@@ -439,10 +459,7 @@ mod tests {
                 "{path}: the child did not abort: {:?}\n{stderr}",
                 out.status
             );
-            assert!(
-                stderr.contains("atomic-map: value reference count overflow"),
-                "{path}: {stderr}"
-            );
+            assert!(stderr.contains(message), "{path}: {stderr}");
         }
     }
 }

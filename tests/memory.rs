@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use atomic_map::{AtomicMap, Builder, ReclaimMode};
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
+#[path = "../benches/peers/process.rs"]
+mod process;
+use process::rss_bytes;
 
 const ENTRIES: u64 = 1_000_000;
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each bench binary uses a different part of this module
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::hint::black_box;
@@ -78,6 +80,11 @@ pub trait Peer<K: Key>: Send + Sync + 'static {
     /// The map's clear, timed on the calling thread.
     fn clear(&self) -> (Duration, Leftover);
     fn len(&self) -> usize;
+    /// Garbage waiting for reclamation, as the map reports it: retired generations
+    /// not yet torn down and values awaiting destruction (`AtomicMap` only).
+    fn garbage(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// Times `f` on the calling thread.
@@ -117,6 +124,10 @@ macro_rules! atomic_peer {
             }
             fn len(&self) -> usize {
                 self.0.len()
+            }
+            fn garbage(&self) -> Option<(usize, usize)> {
+                let s = self.0.stats();
+                Some((s.retired_generations, s.pending_values))
             }
         }
     };
