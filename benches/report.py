@@ -17,6 +17,7 @@ import math
 import os
 import sys
 from collections import defaultdict
+from xml.sax.saxutils import escape
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "target", "bench-results")
@@ -48,6 +49,11 @@ def read_csv(name):
 
 def label(map_name):
     return "AtomicMap" if map_name == OURS else map_name
+
+
+def short(map_name):
+    """A label short enough for a plot."""
+    return label(map_name).replace("ArcSwap<HashMap> (copy-on-write)", "ArcSwap (COW)")
 
 
 # ---------------------------------------------------------------- tables
@@ -180,7 +186,7 @@ def throughput_tables(est):
 
 def svg_plot(path, title, series, xlabel, ylabel, xlog=True, ylog=True, xticks=None):
     """series: [(name, [(x, y), ...])]; writes a line plot."""
-    W, H, L, R, T, B = 760, 440, 80, 250, 40, 60
+    W, H, L, R, T, B = 800, 440, 80, 200, 40, 60
     xs = [x for _, pts in series for x, _ in pts]
     ys = [y for _, pts in series for _, y in pts if y > 0]
     fx = (lambda v: math.log10(v)) if xlog else (lambda v: v)
@@ -195,7 +201,7 @@ def svg_plot(path, title, series, xlabel, ylabel, xlog=True, ylog=True, xticks=N
     py = lambda v: H - B - (fy(v) - y0) / (y1 - y0) * (H - T - B)
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{W / 2 - R / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>']
+         f'<text x="{W / 2 - R / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>']
     for e in range(y0, y1 + 1):
         y = H - B - (e - y0) / (y1 - y0) * (H - T - B)
         s.append(f'<line x1="{L}" x2="{W - R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
@@ -215,7 +221,7 @@ def svg_plot(path, title, series, xlabel, ylabel, xlog=True, ylog=True, xticks=N
             s.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{c}"/>')
         ly = T + 10 + i * 18
         s.append(f'<line x1="{W - R + 12}" x2="{W - R + 32}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
-        s.append(f'<text x="{W - R + 38}" y="{ly + 4}">{name}</text>')
+        s.append(f'<text x="{W - R + 38}" y="{ly + 4}">{escape(name)}</text>')
     s.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(s) + "\n")
@@ -223,7 +229,7 @@ def svg_plot(path, title, series, xlabel, ylabel, xlog=True, ylog=True, xticks=N
 
 def svg_bars(path, title, groups, bars, ylabel):
     """groups: [(group label, {bar: value})]; grouped bars on a log scale."""
-    W, H, L, R, T, B = 900, 460, 80, 150, 40, 110
+    W, H, L, R, T, B = 960, 480, 80, 110, 40, 130
     vals = [v for _, d in groups for v in d.values() if v > 0]
     y0, y1 = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
     py = lambda v: H - B - (math.log10(v) - y0) / (y1 - y0) * (H - T - B)
@@ -231,7 +237,7 @@ def svg_bars(path, title, groups, bars, ylabel):
     bw = gw * 0.8 / len(bars)
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{(W - R) / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>']
+         f'<text x="{(W - R) / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>']
     for e in range(y0, y1 + 1):
         y = py(10 ** e)
         s.append(f'<line x1="{L}" x2="{W - R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
@@ -246,7 +252,7 @@ def svg_bars(path, title, groups, bars, ylabel):
             y = py(v)
             s.append(f'<rect x="{gx + b * bw:.1f}" y="{y:.1f}" width="{bw - 1:.1f}" height="{H - B - y:.1f}" fill="{COLORS[b % len(COLORS)]}"/>')
         cx = L + g * gw + gw / 2
-        s.append(f'<text x="{cx:.1f}" y="{H - B + 14}" text-anchor="end" transform="rotate(-35 {cx:.1f} {H - B + 14})">{name}</text>')
+        s.append(f'<text x="{cx:.1f}" y="{H - B + 14}" text-anchor="end" transform="rotate(-35 {cx:.1f} {H - B + 14})">{escape(name)}</text>')
     for b, bar in enumerate(bars):
         ly = T + 10 + b * 18
         s.append(f'<rect x="{W - R + 12}" y="{ly - 6}" width="14" height="10" fill="{COLORS[b % len(COLORS)]}"/>')
@@ -263,7 +269,7 @@ def plots(clear, stall):
         series = defaultdict(list)
         for r in clear:
             if r["key"] == key and int(r["readers"]) == readers:
-                series[label(r["map"])].append((int(r["size"]), float(r["median_ns"])))
+                series[short(r["map"])].append((int(r["size"]), float(r["median_ns"])))
         name = f"clear_vs_size_{key}.svg"
         svg_plot(os.path.join(OUT, name), f"clear() median latency vs entries ({key} keys, {readers} readers)",
                  [(m, sorted(p)) for m, p in series.items()], "entries", "latency of the clear call")
@@ -273,16 +279,19 @@ def plots(clear, stall):
         rows = [r for r in stall if r["key"] == key and int(r["size"]) == top]
         if not rows:
             continue
-        readers = max(int(r["readers"]) for r in rows)
+        # One reader: the clearer and the reader each have a core, so the windows
+        # show the maps' own effects rather than the scheduler's.
+        readers = 1 if any(int(r["readers"]) == 1 for r in rows) else max(int(r["readers"]) for r in rows)
         groups = []
         for r in rows:
             if int(r["readers"]) == readers and r["window"] in ("clear", "quiet"):
-                groups.append((f"{label(r['map'])} ({r['window']})",
+                groups.append((f"{short(r['map'])} ({r['window']})",
                                {"p50": float(r["p50_ns"]), "p99": float(r["p99_ns"]),
                                 "p99.9": float(r["p999_ns"]), "max": float(r["max_ns"])}))
         name = f"reader_latency_{key}.svg"
         svg_bars(os.path.join(OUT, name),
-                 f"readers' get latency in clear windows vs quiet windows ({top:,} {key} entries, {readers} readers)",
+                 f"readers' get latency in clear windows vs quiet windows ({top:,} {key} entries, "
+                 f"{readers} reader{'s' if readers != 1 else ''})",
                  groups, ["p50", "p99", "p99.9", "max"], "get latency")
         made.append(name)
     return made
