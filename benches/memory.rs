@@ -18,8 +18,8 @@ mod peers;
 use std::io::Write;
 use std::time::Duration;
 
-use peers::process::{CASE_FLAG, rss_bytes, run_case_in_child};
 use peers::Key;
+use peers::process::{CASE_FLAG, rss_bytes, run_case_in_child};
 
 /// One case, in the child: `key:index:entries`. Prints a CSV line.
 fn case<K: Key>(index: usize, entries: u64) -> String {

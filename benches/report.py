@@ -142,7 +142,8 @@ def storm_table(rows):
 
 
 def criterion_estimates():
-    """{group: {(map, threads): ns per round}} from target/criterion/*/*/*/new."""
+    """{group: {(map, threads): (ns per round, operations per round)}} from
+    target/criterion/*/*/*/new."""
     found = defaultdict(dict)
     if not os.path.isdir(CRITERION):
         return found
@@ -154,7 +155,9 @@ def criterion_estimates():
         with open(os.path.join(dirpath, "estimates.json")) as f:
             est = json.load(f)
         group = bench["group_id"]
-        found[group][(bench["function_id"], int(bench["value_str"]))] = est["median"]["point_estimate"]
+        threads = int(bench["value_str"])
+        per_round = (bench.get("throughput") or {}).get("Elements", threads)
+        found[group][(bench["function_id"], threads)] = (est["median"]["point_estimate"], per_round)
     return found
 
 
@@ -170,13 +173,12 @@ def throughput_tables(est):
         for m in maps:
             line = [m]
             for t in threads:
-                ns = cells.get((m, t))
-                dash = cells.get(("DashMap", t))
-                if ns is None:
+                cell, dash = cells.get((m, t)), cells.get(("DashMap", t))
+                if cell is None:
                     line.append("")
                     continue
-                mops = t * 1e3 / ns
-                ratio = f" ({dash / ns:.2f}×)" if dash and m != "DashMap" else ""
+                mops = cell[1] * 1e3 / cell[0]
+                ratio = f" ({mops / (dash[1] * 1e3 / dash[0]):.2f}×)" if dash and m != "DashMap" else ""
                 line.append(f"{mops:.2f}{ratio}")
             out.append("| " + " | ".join(line) + " |")
     return out

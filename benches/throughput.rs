@@ -2,6 +2,8 @@
 //!
 //! * `read_only` and `read_mostly` (94% get, 3% insert, 3% remove; a bustle-style
 //!   mix) over 100,000 entries, keys uniform or Zipf-distributed (s = 1.0);
+//! * `read_section`: read-only, 16 lookups per read section (one `pin()` for
+//!   `AtomicMap` and papaya, one guard for the locks, one `load` for `ArcSwap`);
 //! * `write` mixes over 10,000 keys: `insert_remove` (50/50) and `upsert` (every op
 //!   replaces the value of a present key);
 //!
@@ -32,11 +34,17 @@ const WRITE_KEYS: u64 = 10_000;
 const SEQUENCE: usize = 1 << 16;
 const THREADS: [usize; 2] = [1, 2];
 
+/// Keys looked up per read section in the `read_section` group.
+const SECTION: usize = 16;
+
 #[derive(Clone, Copy)]
 enum Op {
     Get(u64),
     Insert(u64),
     Remove(u64),
+    /// Looks up `SECTION` keys from this offset of the thread's key list in one
+    /// read section (`Peer::read_section`).
+    Section(usize),
 }
 
 /// `percent_get` % gets, the rest split between inserts and removes.
@@ -54,12 +62,19 @@ fn mix(indices: Vec<u64>, percent_get: u64, seed: u64) -> Vec<Op> {
 
 /// Runs `iters` operations of its sequence on each of the threads at once;
 /// returns the wall time from the common start to the last thread's end.
-fn run(map: &Arc<dyn Peer<u64>>, sequences: &[Arc<Vec<Op>>], iters: u64) -> Duration {
+fn run(
+    map: &Arc<dyn Peer<u64>>,
+    sequences: &[Arc<Vec<Op>>],
+    keys: &[Arc<Vec<u64>>],
+    iters: u64,
+) -> Duration {
     let start = Arc::new(Barrier::new(sequences.len() + 1));
     let threads: Vec<_> = sequences
         .iter()
-        .map(|ops| {
+        .zip(keys)
+        .map(|(ops, keys)| {
             let (map, ops, start) = (Arc::clone(map), Arc::clone(ops), Arc::clone(&start));
+            let keys = Arc::clone(keys);
             thread::spawn(move || {
                 start.wait();
                 let mut sum = 0u64;
@@ -68,6 +83,9 @@ fn run(map: &Arc<dyn Peer<u64>>, sequences: &[Arc<Vec<Op>>], iters: u64) -> Dura
                         Op::Get(k) => sum = sum.wrapping_add(map.read(&k)),
                         Op::Insert(k) => map.insert(k, k),
                         Op::Remove(k) => map.remove(&k),
+                        Op::Section(at) => {
+                            sum = sum.wrapping_add(map.read_section(&keys[at..at + SECTION]))
+                        }
                     }
                 }
                 black_box(sum);
@@ -82,27 +100,33 @@ fn run(map: &Arc<dyn Peer<u64>>, sequences: &[Arc<Vec<Op>>], iters: u64) -> Dura
     began.elapsed()
 }
 
-/// One criterion group: every map, 1 and 2 threads, on sequences from `make(thread)`.
+/// One criterion group: every map, 1 and 2 threads, on sequences from `make(thread)`
+/// (operations, and the key list that `Op::Section` reads from); `per_op` lookups
+/// per operation, for the throughput figure.
 fn group(
     c: &mut Criterion,
     name: &str,
     entries: u64,
-    make: impl Fn(usize) -> Vec<Op>,
+    make: impl Fn(usize) -> (Vec<Op>, Vec<u64>),
     with_retained: bool,
+    per_op: u64,
 ) {
     let mut g = c.benchmark_group(name);
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    let sequences: Vec<Arc<Vec<Op>>> = (0..THREADS[THREADS.len() - 1])
-        .map(|t| Arc::new(make(t)))
-        .collect();
+    let (sequences, keys): (Vec<_>, Vec<_>) = (0..THREADS[THREADS.len() - 1])
+        .map(|t| {
+            let (ops, keys) = make(t);
+            (Arc::new(ops), Arc::new(keys))
+        })
+        .unzip();
     for map in peers::all::<u64>(with_retained) {
         map.fill(entries);
         for threads in THREADS {
-            g.throughput(Throughput::Elements(threads as u64));
+            g.throughput(Throughput::Elements(threads as u64 * per_op));
             g.bench_with_input(BenchmarkId::new(map.name(), threads), &threads, |b, &n| {
-                b.iter_custom(|iters| run(&map, &sequences[..n], iters))
+                b.iter_custom(|iters| run(&map, &sequences[..n], &keys[..n], iters))
             });
         }
     }
@@ -122,15 +146,32 @@ fn reads(c: &mut Criterion) {
             c,
             &format!("read_only/{dist}"),
             READ_ENTRIES,
-            |t| mix(indices(t), 100, t as u64),
+            |t| (mix(indices(t), 100, t as u64), Vec::new()),
             true,
+            1,
         );
         group(
             c,
             &format!("read_mostly/{dist}"),
             READ_ENTRIES,
-            |t| mix(indices(t), 94, t as u64),
+            |t| (mix(indices(t), 94, t as u64), Vec::new()),
             true,
+            1,
+        );
+        // 16 lookups per pin (or lock, or load) where the map has read sections.
+        group(
+            c,
+            &format!("read_section/{dist}"),
+            READ_ENTRIES,
+            |t| {
+                let keys = indices(t);
+                let ops = (0..keys.len() / SECTION)
+                    .map(|i| Op::Section(i * SECTION))
+                    .collect();
+                (ops, keys)
+            },
+            true,
+            SECTION as u64,
         );
     }
 }
@@ -141,25 +182,22 @@ fn writes(c: &mut Criterion) {
         "write/insert_remove",
         WRITE_KEYS,
         |t| {
-            mix(
-                uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 11),
-                0,
-                t as u64,
-            )
+            let keys = uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 11);
+            (mix(keys, 0, t as u64), Vec::new())
         },
         false,
+        1,
     );
     group(
         c,
         "write/upsert",
         WRITE_KEYS,
         |t| {
-            uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 21)
-                .into_iter()
-                .map(Op::Insert)
-                .collect()
+            let keys = uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 21);
+            (keys.into_iter().map(Op::Insert).collect(), Vec::new())
         },
         false,
+        1,
     );
 }
 

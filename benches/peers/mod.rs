@@ -75,6 +75,12 @@ pub trait Peer<K: Key>: Send + Sync + 'static {
     }
     /// Looks `k` up and reads its value; 0 when absent.
     fn read(&self, k: &K) -> u64;
+    /// Looks every key up inside one read section, where the map has one: one
+    /// `pin()` (`AtomicMap` pinned, papaya), one read or lock guard (`RwLock`,
+    /// `Mutex`), one `load` (`ArcSwap`); the others look each key up alone.
+    fn read_section(&self, keys: &[K]) -> u64 {
+        keys.iter().fold(0, |sum, k| sum.wrapping_add(self.read(k)))
+    }
     fn insert(&self, k: K, v: K::Value);
     fn remove(&self, k: &K);
     /// The map's clear, timed on the calling thread.
@@ -99,8 +105,14 @@ pub struct AtomicPinned<K: Key>(pub AtomicMap<K, K::Value>);
 /// `AtomicMap` read through `get` (a retained `ValueRef`).
 pub struct AtomicRetained<K: Key>(pub AtomicMap<K, K::Value>);
 
+/// Sums `touch` over the values found through `get` (a read section's lookups).
+fn sum_found<'a, K: Key>(keys: &[K], get: impl Fn(&K) -> Option<&'a K::Value>) -> u64 {
+    keys.iter()
+        .fold(0, |sum, k| sum.wrapping_add(get(k).map_or(0, K::touch)))
+}
+
 macro_rules! atomic_peer {
-    ($ty:ident, $name:literal, |$map:ident, $k:ident| $read:expr) => {
+    ($ty:ident, $name:literal, |$map:ident, $k:ident| $read:expr, |$smap:ident, $keys:ident| $section:expr) => {
         impl<K: Key> Peer<K> for $ty<K> {
             fn name(&self) -> &'static str {
                 $name
@@ -111,6 +123,10 @@ macro_rules! atomic_peer {
             fn read(&self, $k: &K) -> u64 {
                 let $map = &self.0;
                 $read
+            }
+            fn read_section(&self, $keys: &[K]) -> u64 {
+                let $smap = &self.0;
+                $section
             }
             fn insert(&self, k: K, v: K::Value) {
                 self.0.insert(k, v);
@@ -132,13 +148,22 @@ macro_rules! atomic_peer {
         }
     };
 }
-atomic_peer!(AtomicPinned, "AtomicMap (pinned get)", |map, k| map
-    .pin()
-    .get(k)
-    .map_or(0, K::touch));
-atomic_peer!(AtomicRetained, "AtomicMap (retained get)", |map, k| map
-    .get(k)
-    .map_or(0, |v| K::touch(&v)));
+atomic_peer!(
+    AtomicPinned,
+    "AtomicMap (pinned get)",
+    |map, k| map.pin().get(k).map_or(0, K::touch),
+    |map, keys| {
+        let guard = map.pin();
+        sum_found(keys, |k| guard.get(k))
+    }
+);
+atomic_peer!(
+    AtomicRetained,
+    "AtomicMap (retained get)",
+    |map, k| map.get(k).map_or(0, |v| K::touch(&v)),
+    |map, keys| keys.iter().fold(0, |sum, k| sum
+        .wrapping_add(map.get(k).map_or(0, |v| K::touch(&v))))
+);
 
 impl<K: Key> Peer<K> for DashMap<K, K::Value> {
     fn name(&self) -> &'static str {
@@ -168,6 +193,10 @@ impl<K: Key> Peer<K> for RwLock<HashMap<K, K::Value>> {
     fn read(&self, k: &K) -> u64 {
         self.read().unwrap().get(k).map_or(0, K::touch)
     }
+    fn read_section(&self, keys: &[K]) -> u64 {
+        let map = self.read().unwrap();
+        sum_found(keys, |k| map.get(k))
+    }
     fn insert(&self, k: K, v: K::Value) {
         self.write().unwrap().insert(k, v);
     }
@@ -188,6 +217,10 @@ impl<K: Key> Peer<K> for Mutex<HashMap<K, K::Value>> {
     }
     fn read(&self, k: &K) -> u64 {
         self.lock().unwrap().get(k).map_or(0, K::touch)
+    }
+    fn read_section(&self, keys: &[K]) -> u64 {
+        let map = self.lock().unwrap();
+        sum_found(keys, |k| map.get(k))
     }
     fn insert(&self, k: K, v: K::Value) {
         self.lock().unwrap().insert(k, v);
@@ -215,6 +248,10 @@ impl<K: Key> Peer<K> for ArcSwap<HashMap<K, K::Value>> {
     }
     fn read(&self, k: &K) -> u64 {
         self.load().get(k).map_or(0, K::touch)
+    }
+    fn read_section(&self, keys: &[K]) -> u64 {
+        let map = self.load();
+        sum_found(keys, |k| map.get(k))
     }
     fn insert(&self, k: K, v: K::Value) {
         self.rcu(|m| {
@@ -246,6 +283,10 @@ impl<K: Key> Peer<K> for papaya::HashMap<K, K::Value> {
     }
     fn read(&self, k: &K) -> u64 {
         self.pin().get(k).map_or(0, K::touch)
+    }
+    fn read_section(&self, keys: &[K]) -> u64 {
+        let map = self.pin();
+        sum_found(keys, |k| map.get(k))
     }
     fn insert(&self, k: K, v: K::Value) {
         self.pin().insert(k, v);
