@@ -22,7 +22,7 @@ use crate::doomed::DoomedValue;
 use crate::lock_free_stack::Stack;
 use crate::retire_list::{Retirable, RetireList, RetireNode};
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, epoch, thread,
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, epoch, thread, thread_local,
 };
 use crate::trim;
 use crate::value::DropOutcome;
@@ -131,6 +131,36 @@ pub(crate) enum PassPhase {
 /// The map's callback, run by whichever thread runs a pass.
 pub(crate) type PassHook = Box<dyn Fn(&Arc<Reclaimer>, PassPhase) + Send + Sync>;
 
+thread_local! {
+    /// The reclaimer whose pass is running on this thread, or null: a destructor run
+    /// by that pass that waits for the same reclaimer would wait for itself.
+    // Not `const { .. }`: loom's `thread_local!` (the shim's, under the loom feature)
+    // does not accept it.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static IN_PASS: std::cell::Cell<*const Reclaimer> = std::cell::Cell::new(std::ptr::null());
+}
+
+/// Marks this thread as running a pass of one reclaimer until dropped (restoring
+/// the outer mark, for a pass run from a destructor of another map's pass).
+struct PassMark(*const Reclaimer);
+
+impl PassMark {
+    fn enter(this: &Arc<Reclaimer>) -> Self {
+        PassMark(IN_PASS.with(|p| p.replace(&**this as *const Reclaimer)))
+    }
+
+    /// Whether this thread is inside a pass of `this`.
+    fn inside(this: &Arc<Reclaimer>) -> bool {
+        IN_PASS.with(|p| std::ptr::eq(p.get(), &**this))
+    }
+}
+
+impl Drop for PassMark {
+    fn drop(&mut self) {
+        IN_PASS.with(|p| p.set(self.0));
+    }
+}
+
 /// The shortest and longest park of the background thread between passes.
 const MIN_PARK: Duration = Duration::from_millis(1);
 const MAX_PARK: Duration = Duration::from_millis(16);
@@ -217,6 +247,7 @@ impl Reclaimer {
     /// Tears down every table handed over so far, on the calling thread, and helps
     /// the epoch along. Returns the number of generations torn down.
     pub(crate) fn reclaim_pass(this: &Arc<Self>) -> usize {
+        let _mark = PassMark::enter(this);
         Self::run_hook(this, PassPhase::Start);
         let jobs = this.queue.take_all();
         let mut count = 0;
@@ -337,6 +368,16 @@ impl Reclaimer {
         loop {
             if is_done() {
                 return true;
+            }
+            if PassMark::inside(this) {
+                // A destructor run by this reclaimer's pass: no pass can finish while
+                // it waits, so waiting would never end.
+                assert!(
+                    timeout.is_some(),
+                    "atomic-map: Retired::wait called from a value's destructor run by the same \
+                     map's reclamation would wait for itself; use wait_timeout or is_reclaimed"
+                );
+                return false;
             }
             match this.mode {
                 ReclaimMode::Manual => {

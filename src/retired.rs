@@ -84,6 +84,12 @@ impl Retired {
     /// of the generation has let go: waiting while this thread itself holds a
     /// [`Snapshot`](crate::Snapshot) or [`ReadGuard`](crate::ReadGuard) of it never
     /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen.
+    ///
+    /// # Panics
+    /// When called from a value's destructor that the same map's reclamation is
+    /// running (the teardown waited for could not finish while the destructor
+    /// waits). The panic is contained like any destructor panic and counted in
+    /// [`Stats::destructor_panics`](crate::Stats::destructor_panics).
     pub fn wait(&self) {
         let r = &self.retirement;
         Reclaimer::wait_for(&r.reclaimer, &r.torn_down, None);
@@ -91,7 +97,9 @@ impl Retired {
 
     /// Like [`wait`](Self::wait), giving up after `timeout`. Returns whether the
     /// generation has been torn down. `wait_timeout(Duration::ZERO)` makes one
-    /// attempt (in manual mode, one reclamation pass) and returns at once.
+    /// attempt (in manual mode, one reclamation pass) and returns at once. Called
+    /// from a value's destructor that the same map's reclamation is running, it
+    /// returns the current state at once (waiting could not help).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let r = &self.retirement;
         Reclaimer::wait_for(&r.reclaimer, &r.torn_down, Some(timeout))

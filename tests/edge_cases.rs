@@ -312,3 +312,67 @@ fn a_hundred_thousand_holders_one_destruction() {
     reclaim_until(&probe, LIMIT, || ledger.dropped() == 1);
     ledger.assert_all_dropped_once();
 }
+
+/// A value whose destructor waits for the generation that is being torn down (the
+/// one that held it), through a `Retired` handed to it after the clear.
+struct WaitsInDrop {
+    retired: Arc<std::sync::Mutex<Option<atomic_map::Retired>>>,
+    forever: bool,
+    outcome: Arc<std::sync::Mutex<Option<bool>>>,
+}
+
+impl Drop for WaitsInDrop {
+    fn drop(&mut self) {
+        let retired = self.retired.lock().unwrap().take().expect("handed over");
+        if self.forever {
+            retired.wait(); // must panic, not hang
+        }
+        *self.outcome.lock().unwrap() = Some(retired.wait_timeout(Duration::from_secs(600)));
+    }
+}
+
+/// Waiting, from a destructor, for the teardown that runs that destructor can never
+/// end: `wait_timeout` returns `false` at once, `wait` panics (contained, counted),
+/// in both reclaim modes; nothing hangs.
+#[test]
+fn waiting_from_a_destructor_for_its_own_teardown_does_not_hang() {
+    for mode in [ReclaimMode::Background, ReclaimMode::Manual] {
+        for forever in [false, true] {
+            let map: AtomicMap<u8, WaitsInDrop> = Builder::new().reclaim_mode(mode).build();
+            let slot = Arc::new(std::sync::Mutex::new(None));
+            let outcome = Arc::new(std::sync::Mutex::new(None));
+            map.insert(
+                1,
+                WaitsInDrop {
+                    retired: Arc::clone(&slot),
+                    forever,
+                    outcome: Arc::clone(&outcome),
+                },
+            );
+            let retired = map.clear_async();
+            *slot.lock().unwrap() = Some(retired.clone());
+            quietly(|| retired.wait());
+            assert!(retired.is_reclaimed());
+            reclaim_until(&map, Duration::from_secs(10), || map.stats().pending_values == 0);
+            if forever {
+                assert_eq!(map.stats().destructor_panics, 1, "{mode:?}: wait() panicked");
+                assert_eq!(*outcome.lock().unwrap(), None);
+            } else {
+                assert_eq!(map.stats().destructor_panics, 0);
+                assert_eq!(
+                    *outcome.lock().unwrap(),
+                    Some(false),
+                    "{mode:?}: wait_timeout returned at once, not reclaimed"
+                );
+            }
+        }
+    }
+}
+
+/// Runs `f` with the panic message of an expected, contained panic kept quiet.
+fn quietly(f: impl FnOnce()) {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    f();
+    std::panic::set_hook(hook);
+}

@@ -14,6 +14,7 @@ pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
 };
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use loom::thread_local;
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {

@@ -4,6 +4,7 @@ pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
 };
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use std::thread_local;
 
 /// Threads: spawning the background reclaimer and parking it between passes.
 pub(crate) mod thread {
