@@ -353,9 +353,15 @@ fn waiting_from_a_destructor_for_its_own_teardown_does_not_hang() {
             *slot.lock().unwrap() = Some(retired.clone());
             quietly(|| retired.wait());
             assert!(retired.is_reclaimed());
-            reclaim_until(&map, Duration::from_secs(10), || map.stats().pending_values == 0);
+            reclaim_until(&map, Duration::from_secs(10), || {
+                map.stats().pending_values == 0
+            });
             if forever {
-                assert_eq!(map.stats().destructor_panics, 1, "{mode:?}: wait() panicked");
+                assert_eq!(
+                    map.stats().destructor_panics,
+                    1,
+                    "{mode:?}: wait() panicked"
+                );
                 assert_eq!(*outcome.lock().unwrap(), None);
             } else {
                 assert_eq!(map.stats().destructor_panics, 0);
