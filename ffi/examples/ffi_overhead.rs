@@ -69,6 +69,31 @@ fn main() {
         assert_eq!(s, amap_status_t::AMAP_OK);
     }
 
+    // The C ABI is called through function pointers the optimiser cannot see through,
+    // as a C caller calls it: no inlining of the exported functions into this loop,
+    // even when the library is built with link-time optimisation.
+    type GetFn = unsafe extern "C" fn(
+        *const amap_t,
+        *const u8,
+        usize,
+        *mut *mut amap_value_t,
+    ) -> amap_status_t;
+    type ValueFn<T> = unsafe extern "C" fn(*const amap_value_t) -> T;
+    type BeginFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_read_t) -> amap_status_t;
+    type ReadGetFn = unsafe extern "C" fn(
+        *const amap_read_t,
+        *const u8,
+        usize,
+        *mut *mut c_void,
+    ) -> amap_status_t;
+    type EndFn = unsafe extern "C" fn(*mut amap_read_t);
+    let get: GetFn = black_box(amap_get);
+    let value_data: ValueFn<*mut c_void> = black_box(amap_value_data);
+    let value_release: ValueFn<amap_status_t> = black_box(amap_value_release);
+    let read_begin: BeginFn = black_box(amap_read_begin);
+    let read_get: ReadGetFn = black_box(amap_read_get);
+    let read_end: EndFn = black_box(amap_read_end);
+
     let mut rust_get = || {
         for &i in &order {
             black_box(*rust.get(&keys[i][..]).unwrap());
@@ -79,9 +104,9 @@ fn main() {
             let mut v = ptr::null_mut();
             // SAFETY: valid map, key and out-pointer; the value is released once.
             unsafe {
-                amap_get(c, keys[i].as_ptr(), 8, &mut v);
-                black_box(amap_value_data(v));
-                amap_value_release(v);
+                get(c, keys[i].as_ptr(), 8, &mut v);
+                black_box(value_data(v));
+                value_release(v);
             }
         }
     };
@@ -90,13 +115,13 @@ fn main() {
             let mut read = ptr::null_mut();
             // SAFETY: valid map and out-pointers; the section is ended on this thread.
             unsafe {
-                amap_read_begin(c, &mut read);
+                read_begin(c, &mut read);
                 for &i in chunk {
                     let mut data = ptr::null_mut();
-                    amap_read_get(read, keys[i].as_ptr(), 8, &mut data);
+                    read_get(read, keys[i].as_ptr(), 8, &mut data);
                     black_box(data);
                 }
-                amap_read_end(read);
+                read_end(read);
             }
         }
     };
