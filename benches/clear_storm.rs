@@ -15,13 +15,12 @@
 
 mod peers;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use peers::process::{CASE_FLAG, rss_bytes, run_case_in_child};
+use peers::process::rss_bytes;
 use peers::{Peer, Rng};
 
 const KEYS: u64 = 100_000;
@@ -119,34 +118,18 @@ fn case(index: usize, millis: u64) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == CASE_FLAG) {
-        let spec: Vec<&str> = args[i + 1].split(':').collect();
-        println!(
-            "{}",
-            case(spec[0].parse().unwrap(), spec[1].parse().unwrap())
-        );
-        return;
-    }
-    let test = args.iter().any(|a| a == "--test");
-    let (millis, out_dir) = if test {
-        (200, "target/bench-results/test")
-    } else {
-        (5_000, "target/bench-results")
-    };
-    let mut lines = vec![
-        "map,reads_per_s,writes_per_s,clears_per_s,peak_retired,peak_pending,footprint_bytes,peak_rss_bytes,peak_rss_over_footprint"
-            .to_string(),
-    ];
-    for index in 0..peers::all::<u64>(false).len() {
-        let line = run_case_in_child(&format!("{index}:{millis}"), &[]);
-        eprintln!("{line}");
-        lines.push(line);
-    }
-    std::fs::create_dir_all(out_dir).unwrap();
-    let mut f = std::fs::File::create(format!("{out_dir}/storm.csv")).unwrap();
-    for line in lines {
-        writeln!(f, "{line}").unwrap();
-    }
-    eprintln!("results in {out_dir}/storm.csv");
+    let test = peers::process::child_or_parent(|spec| {
+        let (index, millis) = spec.split_once(':').expect("index:millis");
+        case(index.parse().unwrap(), millis.parse().unwrap())
+    });
+    let millis = if test { 200 } else { 5_000 };
+    let specs: Vec<String> = (0..peers::all::<u64>(false).len())
+        .map(|index| format!("{index}:{millis}"))
+        .collect();
+    peers::process::run_cases(
+        test,
+        &specs,
+        "map,reads_per_s,writes_per_s,clears_per_s,peak_retired,peak_pending,footprint_bytes,peak_rss_bytes,peak_rss_over_footprint",
+        "storm.csv",
+    );
 }

@@ -15,11 +15,10 @@
 
 mod peers;
 
-use std::io::Write;
 use std::time::Duration;
 
 use peers::Key;
-use peers::process::{CASE_FLAG, rss_bytes, run_case_in_child};
+use peers::process::rss_bytes;
 
 /// One case, in the child: `key:index:entries`. Prints a CSV line.
 fn case<K: Key>(index: usize, entries: u64) -> String {
@@ -58,44 +57,24 @@ fn trim() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == CASE_FLAG) {
-        let spec: Vec<&str> = args[i + 1].split(':').collect();
+    let test = peers::process::child_or_parent(|spec| {
+        let spec: Vec<&str> = spec.split(':').collect();
         let (index, entries) = (spec[1].parse().unwrap(), spec[2].parse().unwrap());
-        let line = match spec[0] {
+        match spec[0] {
             "u64" => case::<u64>(index, entries),
             _ => case::<String>(index, entries),
-        };
-        println!("{line}");
-        return;
-    }
-    let test = args.iter().any(|a| a == "--test");
-    let entries: u64 = if test { 10_000 } else { 1_000_000 };
-    let out_dir = if test {
-        "target/bench-results/test"
-    } else {
-        "target/bench-results"
-    };
-    let mut lines = vec![
-        "key,map,entries,rss_before,rss_filled,bytes_per_entry,rss_after_clear,rss_after_trim"
-            .to_string(),
-    ];
-    for key in ["u64", "string"] {
-        let count = if key == "u64" {
-            peers::all::<u64>(false).len()
-        } else {
-            peers::all::<String>(false).len()
-        };
-        for index in 0..count {
-            let line = run_case_in_child(&format!("{key}:{index}:{entries}"), &[]);
-            eprintln!("{line}");
-            lines.push(line);
         }
-    }
-    std::fs::create_dir_all(out_dir).unwrap();
-    let mut f = std::fs::File::create(format!("{out_dir}/memory.csv")).unwrap();
-    for line in lines {
-        writeln!(f, "{line}").unwrap();
-    }
-    eprintln!("results in {out_dir}/memory.csv");
+    });
+    let entries: u64 = if test { 10_000 } else { 1_000_000 };
+    let maps = peers::all::<u64>(false).len();
+    let specs: Vec<String> = ["u64", "string"]
+        .iter()
+        .flat_map(|key| (0..maps).map(move |index| format!("{key}:{index}:{entries}")))
+        .collect();
+    peers::process::run_cases(
+        test,
+        &specs,
+        "key,map,entries,rss_before,rss_filled,bytes_per_entry,rss_after_clear,rss_after_trim",
+        "memory.csv",
+    );
 }

@@ -186,34 +186,49 @@ def throughput_tables(est):
 
 # ---------------------------------------------------------------- plots
 
-def svg_plot(path, title, series, xlabel, ylabel, xlog=True, ylog=True, xticks=None):
-    """series: [(name, [(x, y), ...])]; writes a line plot."""
-    W, H, L, R, T, B = 800, 440, 80, 200, 40, 60
-    xs = [x for _, pts in series for x, _ in pts]
-    ys = [y for _, pts in series for _, y in pts if y > 0]
-    fx = (lambda v: math.log10(v)) if xlog else (lambda v: v)
-    fy = (lambda v: math.log10(v)) if ylog else (lambda v: v)
-    x0, x1 = fx(min(xs)), fx(max(xs))
-    y0, y1 = math.floor(fy(min(ys))), math.ceil(fy(max(ys)))
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y1 = y0 + 1
-    px = lambda v: L + (fx(v) - x0) / (x1 - x0) * (W - L - R)
-    py = lambda v: H - B - (fy(v) - y0) / (y1 - y0) * (H - T - B)
+def log_decades(values):
+    """The powers of ten that bracket the positive values: (lowest, highest) exponent."""
+    vals = [v for v in values if v > 0]
+    lo, hi = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
+    return lo, max(hi, lo + 1)
+
+
+def svg_frame(box, title, ylabel, decades):
+    """An SVG's opening, its title, a log-scale y axis of latencies with a grid line
+    per decade, and the y label. box = (W, H, L, R, T, B): size and margins.
+    Returns the element list and the y position of a value."""
+    W, H, L, R, T, B = box
+    y0, y1 = decades
+    py = lambda v: H - B - (math.log10(v) - y0) / (y1 - y0) * (H - T - B)
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{W / 2 - R / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>']
+         f'<text x="{(W - R) / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>']
     for e in range(y0, y1 + 1):
-        y = H - B - (e - y0) / (y1 - y0) * (H - T - B)
+        y = py(10 ** e)
         s.append(f'<line x1="{L}" x2="{W - R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         s.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt_ns(10 ** e)}</text>')
-    for v in xticks or sorted(set(xs)):
+    s.append(f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">{ylabel}</text>')
+    return s, py
+
+
+def write_svg(path, elements):
+    with open(path, "w") as f:
+        f.write("\n".join(elements + ["</svg>"]) + "\n")
+
+
+def svg_plot(path, title, series, xlabel, ylabel):
+    """series: [(name, [(x, y), ...])]; a log-log line plot."""
+    box = W, H, L, R, T, B = 800, 440, 80, 200, 40, 60
+    xs = sorted({x for _, pts in series for x, _ in pts})
+    s, py = svg_frame(box, title, ylabel, log_decades(y for _, pts in series for _, y in pts))
+    x0, x1 = math.log10(xs[0]), math.log10(xs[-1])
+    x1 = x1 if x1 > x0 else x0 + 1
+    px = lambda v: L + (math.log10(v) - x0) / (x1 - x0) * (W - L - R)
+    for v in xs:
         x = px(v)
         s.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{T}" y2="{H - B}" stroke="#eee"/>')
         s.append(f'<text x="{x:.1f}" y="{H - B + 16}" text-anchor="middle">{v:,}</text>')
     s.append(f'<text x="{(L + W - R) / 2}" y="{H - 18}" text-anchor="middle">{xlabel}</text>')
-    s.append(f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">{ylabel}</text>')
     for i, (name, pts) in enumerate(series):
         c = COLORS[i % len(COLORS)]
         pts = [(x, y) for x, y in pts if y > 0]
@@ -224,27 +239,15 @@ def svg_plot(path, title, series, xlabel, ylabel, xlog=True, ylog=True, xticks=N
         ly = T + 10 + i * 18
         s.append(f'<line x1="{W - R + 12}" x2="{W - R + 32}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
         s.append(f'<text x="{W - R + 38}" y="{ly + 4}">{escape(name)}</text>')
-    s.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(s) + "\n")
+    write_svg(path, s)
 
 
 def svg_bars(path, title, groups, bars, ylabel):
     """groups: [(group label, {bar: value})]; grouped bars on a log scale."""
-    W, H, L, R, T, B = 960, 480, 80, 110, 40, 130
-    vals = [v for _, d in groups for v in d.values() if v > 0]
-    y0, y1 = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
-    py = lambda v: H - B - (math.log10(v) - y0) / (y1 - y0) * (H - T - B)
+    box = W, H, L, R, T, B = 960, 480, 80, 110, 40, 130
+    s, py = svg_frame(box, title, ylabel, log_decades(v for _, d in groups for v in d.values()))
     gw = (W - L - R) / len(groups)
     bw = gw * 0.8 / len(bars)
-    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-         f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{(W - R) / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>']
-    for e in range(y0, y1 + 1):
-        y = py(10 ** e)
-        s.append(f'<line x1="{L}" x2="{W - R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        s.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt_ns(10 ** e)}</text>')
-    s.append(f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">{ylabel}</text>')
     for g, (name, d) in enumerate(groups):
         gx = L + g * gw + gw * 0.1
         for b, bar in enumerate(bars):
@@ -259,9 +262,7 @@ def svg_bars(path, title, groups, bars, ylabel):
         ly = T + 10 + b * 18
         s.append(f'<rect x="{W - R + 12}" y="{ly - 6}" width="14" height="10" fill="{COLORS[b % len(COLORS)]}"/>')
         s.append(f'<text x="{W - R + 32}" y="{ly + 4}">{bar}</text>')
-    s.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(s) + "\n")
+    write_svg(path, s)
 
 
 def plots(clear, stall):

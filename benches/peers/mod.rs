@@ -112,7 +112,8 @@ fn sum_found<'a, K: Key>(keys: &[K], get: impl Fn(&K) -> Option<&'a K::Value>) -
 }
 
 macro_rules! atomic_peer {
-    ($ty:ident, $name:literal, |$map:ident, $k:ident| $read:expr, |$smap:ident, $keys:ident| $section:expr) => {
+    // The optional second closure overrides `read_section` (one pin for all keys).
+    ($ty:ident, $name:literal, |$map:ident, $k:ident| $read:expr $(, |$smap:ident, $keys:ident| $section:expr)?) => {
         impl<K: Key> Peer<K> for $ty<K> {
             fn name(&self) -> &'static str {
                 $name
@@ -124,10 +125,10 @@ macro_rules! atomic_peer {
                 let $map = &self.0;
                 $read
             }
-            fn read_section(&self, $keys: &[K]) -> u64 {
+            $(fn read_section(&self, $keys: &[K]) -> u64 {
                 let $smap = &self.0;
                 $section
-            }
+            })?
             fn insert(&self, k: K, v: K::Value) {
                 self.0.insert(k, v);
             }
@@ -157,13 +158,9 @@ atomic_peer!(
         sum_found(keys, |k| guard.get(k))
     }
 );
-atomic_peer!(
-    AtomicRetained,
-    "AtomicMap (retained get)",
-    |map, k| map.get(k).map_or(0, |v| K::touch(&v)),
-    |map, keys| keys.iter().fold(0, |sum, k| sum
-        .wrapping_add(map.get(k).map_or(0, |v| K::touch(&v))))
-);
+atomic_peer!(AtomicRetained, "AtomicMap (retained get)", |map, k| map
+    .get(k)
+    .map_or(0, |v| K::touch(&v)));
 
 impl<K: Key> Peer<K> for DashMap<K, K::Value> {
     fn name(&self) -> &'static str {

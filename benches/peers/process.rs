@@ -21,15 +21,54 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// The argument that makes a benchmark binary run one case and print its result.
-pub const CASE_FLAG: &str = "--case";
+const CASE_FLAG: &str = "--case";
+
+/// Where benchmark results go: `target/bench-results`, or its `test` folder for the
+/// smoke runs of `cargo bench -- --test`.
+pub fn results_dir(test: bool) -> &'static str {
+    if test {
+        "target/bench-results/test"
+    } else {
+        "target/bench-results"
+    }
+}
+
+/// The driver of a benchmark whose cases each run in a child process.
+///
+/// In a child (started with `--case <spec>`), runs `case(spec)`, prints the CSV line
+/// it returns and exits. Otherwise returns whether this is a smoke run (`--test`),
+/// for the caller to pick its case specs and then call [`run_cases`].
+pub fn child_or_parent(case: impl FnOnce(&str) -> String) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == CASE_FLAG) {
+        println!("{}", case(&args[i + 1]));
+        std::process::exit(0);
+    }
+    args.iter().any(|a| a == "--test")
+}
+
+/// Runs each case spec in a child process of this binary, echoing its CSV line,
+/// and writes `header` and the lines to `file` under [`results_dir`].
+pub fn run_cases(test: bool, specs: &[String], header: &str, file: &str) {
+    let mut csv = format!("{header}\n");
+    for spec in specs {
+        let line = run_case_in_child(spec);
+        eprintln!("{line}");
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    let dir = results_dir(test);
+    std::fs::create_dir_all(dir).expect("creating the results folder");
+    std::fs::write(format!("{dir}/{file}"), csv).expect("writing the results");
+    eprintln!("results in {dir}/{file}");
+}
 
 /// Runs this binary again with `--case <case>` and returns what the child printed
 /// on stdout (its result line); panics, with the child's stderr, if it failed.
-pub fn run_case_in_child(case: &str, extra: &[String]) -> String {
+fn run_case_in_child(case: &str) -> String {
     let out = Command::new(std::env::current_exe().expect("current_exe"))
         .arg(CASE_FLAG)
         .arg(case)
-        .args(extra)
         .output()
         .expect("starting a child process");
     assert!(

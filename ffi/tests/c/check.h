@@ -25,4 +25,18 @@
 
 #define CHECK_OK(call) CHECK_STATUS(call, AMAP_OK)
 
+/* After a storm: clears the map, then reclaims until no retired generation and no
+ * pending value is left (checked), for at most about `max_ms` milliseconds. The map's
+ * final statistics go to `*stats`. Needs <unistd.h> (usleep) and atomic_map.h. */
+static inline void clear_and_drain(amap_t *map, int max_ms, amap_stats_t *stats) {
+    CHECK_OK(amap_clear_async(map, NULL));
+    for (int i = 0; i < max_ms; i++) {
+        CHECK_OK(amap_reclaim(map, NULL));
+        CHECK_OK(amap_stats(map, stats));
+        if (stats->retired_generations == 0 && stats->pending_values == 0) break;
+        usleep(1000);
+    }
+    CHECK(stats->retired_generations == 0 && stats->pending_values == 0);
+}
+
 #endif

@@ -176,15 +176,8 @@ int main(void) {
     CHECK(pthread_join(insert_thread, NULL) == 0);
 
     /* Everything released by C; let the deferred destructions run, then free. */
-    CHECK_OK(amap_clear_async(map, NULL));
     amap_stats_t stats;
-    for (int i = 0; i < 10000; i++) {
-        CHECK_OK(amap_reclaim(map, NULL));
-        CHECK_OK(amap_stats(map, &stats));
-        if (stats.retired_generations == 0 && stats.pending_values == 0) break;
-        usleep(1000);
-    }
-    CHECK(stats.retired_generations == 0 && stats.pending_values == 0);
+    clear_and_drain(map, 10000, &stats);
     amap_free(map);
 
     unsigned made = atomic_load(&created), gone = atomic_load(&destroyed);

@@ -235,15 +235,8 @@ int main(void) {
     atomic_store(&stop, 1);
     for (int i = 0; i < n; i++) CHECK(pthread_join(threads[i], NULL) == 0);
 
-    CHECK_OK(amap_clear_async(map, NULL));
     amap_stats_t stats;
-    for (int i = 0; i < 20000; i++) {
-        CHECK_OK(amap_reclaim(map, NULL));
-        CHECK_OK(amap_stats(map, &stats));
-        if (stats.pending_values == 0 && stats.retired_generations == 0) break;
-        usleep(1000);
-    }
-    CHECK(stats.pending_values == 0 && stats.retired_generations == 0);
+    clear_and_drain(map, 20000, &stats);
     unsigned long made = atomic_load(&created), gone = atomic_load(&destroyed);
     CHECK(made == gone);
     CHECK(stats.reclaimed_values == gone);
