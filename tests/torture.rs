@@ -8,9 +8,10 @@
 //!   by its destructor. Readers check the slot on every access, so a use after free
 //!   shows as a wrong stamp even without a sanitizer.
 //! * **Conservation**: every 100 ms a sampler pauses the threads that own values
-//!   (each holds a shared "world" lock for one iteration; pinned readers own none
-//!   and keep running) and counts what is referenced: the current generation's
-//!   entries, the retained readers' handles, the C-style holder's raw references.
+//!   (each holds a shared "world" lock for one iteration, and while it releases
+//!   what it holds on exit; pinned readers own none and keep running) and counts
+//!   what is referenced: the current generation's entries, the retained readers'
+//!   handles, the C-style holder's raw references.
 //!   At once `created - destroyed >= referenced` (nothing referenced was destroyed);
 //!   after the reclaimer has drained every retired generation and pending value,
 //!   `created - destroyed == referenced` exactly, and `stats()` agrees (destroyed
@@ -179,6 +180,9 @@ fn torture() {
                     }
                 }
             }
+            // Released under a turn too, so that the sampler never counts a value
+            // this thread is dropping.
+            let _turn = world.read().unwrap();
             held.lock().unwrap().drain(..).for_each(|v| v.check());
         }));
     }
@@ -211,6 +215,7 @@ fn torture() {
                     held.remove(0).release();
                 }
             }
+            let _turn = world.read().unwrap(); // as for the retained readers
             held.lock().unwrap().drain(..).for_each(RawHeld::release);
         }));
     }
