@@ -22,12 +22,13 @@ pub struct amap_read_t {
     owner: usize,
 }
 
-/// A cheap identity of the calling thread: the address of a thread-local (unique
-/// among live threads). `std::thread::current()` would clone an `Arc` per call,
-/// which doubled the cost of `amap_read_get`.
+/// A cheap identity of the calling thread: `pthread_self()`, unique among live
+/// threads. `std::thread::current()` would clone an `Arc` per call, which doubled
+/// the cost of `amap_read_get`; a thread-local's address costs a `__tls_get_addr`
+/// call per use in the shared library, where `pthread_self` is one load.
 fn thread_token() -> usize {
-    thread_local!(static TOKEN: u8 = const { 0 });
-    TOKEN.with(|t| t as *const u8 as usize)
+    // SAFETY: `pthread_self` has no preconditions and cannot fail.
+    unsafe { libc::pthread_self() as usize }
 }
 
 impl amap_read_t {
