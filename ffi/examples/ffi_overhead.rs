@@ -2,15 +2,29 @@
 //! read-section `amap_read_get`, called through the exported `extern "C"` functions,
 //! against the same retained `get` and pinned `get` on the Rust API, in one process,
 //! single-threaded, over the same 100,000 eight-byte keys in the same random order.
-//! The four loops take turns for 9 rounds (so that drift on a shared machine hits
-//! them alike); each figure is the best round.
+//!
+//! The C ABI is measured twice: the exported functions linked into this program
+//! (the code of `libamap.a`, which a C program links statically) and the same
+//! functions from `libamap.so`, loaded with `dlopen` (as a C program linked
+//! dynamically calls them). Both are called through function pointers the
+//! optimiser cannot see through, as C calls them.
+//!
+//! The loops take turns for `--rounds` rounds; each round runs every pair (Rust,
+//! C ABI) back to back, in alternating order, and its ratio is taken from that pair,
+//! so that a slow phase of a shared machine hits both sides of a ratio alike. The
+//! figures printed are the median ratio over the rounds, its range, and the best
+//! round of each loop in nanoseconds.
 //!
 //! ```text
-//! cargo run --release -p atomic-map-ffi --example ffi_overhead [-- --ops N]
+//! cargo run --release -p atomic-map-ffi --example ffi_overhead [-- --ops N --rounds R --library PATH]
 //! ```
+//!
+//! `--library` defaults to the `libamap.so` built with this example
+//! (`target/release/deps/`).
 
-use std::ffi::c_void;
+use std::ffi::{CStr, CString, c_void};
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::ptr;
 use std::time::Instant;
 
@@ -28,17 +42,25 @@ fn time_per_op(ops: usize, f: &mut dyn FnMut()) -> f64 {
 }
 
 fn main() {
-    let mut ops = 2_000_000usize;
+    let mut ops = 100_000usize;
+    let mut rounds = 101usize;
+    let mut library = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        let mut count = |name| {
+            args.next()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|&v| v > 0)
+                .unwrap_or_else(|| usage(name))
+        };
         match a.as_str() {
-            "--ops" => ops = args.next().and_then(|v| v.parse().ok()).expect("--ops N"),
-            _ => {
-                eprintln!("usage: ffi_overhead [--ops N]");
-                std::process::exit(2);
-            }
+            "--ops" => ops = count("--ops"),
+            "--rounds" => rounds = count("--rounds"),
+            "--library" => library = Some(PathBuf::from(args.next().unwrap_or_else(|| usage(&a)))),
+            _ => usage(&a),
         }
     }
+    let library = library.unwrap_or_else(built_library);
     let keys: Vec<[u8; 8]> = (0..KEYS as u64).map(u64::to_le_bytes).collect();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let order: Vec<usize> = (0..ops)
@@ -51,78 +73,12 @@ fn main() {
         .collect();
 
     let rust: AtomicMap<Box<[u8]>, usize> = AtomicMap::new();
-    let c = amap_new();
-    assert!(!c.is_null());
     for (i, k) in keys.iter().enumerate() {
         rust.insert(Box::from(&k[..]), i);
-        // SAFETY: valid map and key; the data is an integer, with no destructor.
-        let s = unsafe {
-            amap_insert(
-                c,
-                k.as_ptr(),
-                k.len(),
-                i as *mut c_void,
-                None,
-                ptr::null_mut(),
-            )
-        };
-        assert_eq!(s, amap_status_t::AMAP_OK);
     }
-
-    // The C ABI is called through function pointers the optimiser cannot see through,
-    // as a C caller calls it: no inlining of the exported functions into this loop,
-    // even when the library is built with link-time optimisation.
-    type GetFn = unsafe extern "C" fn(
-        *const amap_t,
-        *const u8,
-        usize,
-        *mut *mut amap_value_t,
-    ) -> amap_status_t;
-    type ValueFn<T> = unsafe extern "C" fn(*const amap_value_t) -> T;
-    type BeginFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_read_t) -> amap_status_t;
-    type ReadGetFn = unsafe extern "C" fn(
-        *const amap_read_t,
-        *const u8,
-        usize,
-        *mut *mut c_void,
-    ) -> amap_status_t;
-    type EndFn = unsafe extern "C" fn(*mut amap_read_t);
-    let get: GetFn = black_box(amap_get);
-    let value_data: ValueFn<*mut c_void> = black_box(amap_value_data);
-    let value_release: ValueFn<amap_status_t> = black_box(amap_value_release);
-    let read_begin: BeginFn = black_box(amap_read_begin);
-    let read_get: ReadGetFn = black_box(amap_read_get);
-    let read_end: EndFn = black_box(amap_read_end);
-
     let mut rust_get = || {
         for &i in &order {
             black_box(*rust.get(&keys[i][..]).unwrap());
-        }
-    };
-    let mut c_get = || {
-        for &i in &order {
-            let mut v = ptr::null_mut();
-            // SAFETY: valid map, key and out-pointer; the value is released once.
-            unsafe {
-                get(c, keys[i].as_ptr(), 8, &mut v);
-                black_box(value_data(v));
-                value_release(v);
-            }
-        }
-    };
-    let mut c_read = || {
-        for chunk in order.chunks(SECTION) {
-            let mut read = ptr::null_mut();
-            // SAFETY: valid map and out-pointers; the section is ended on this thread.
-            unsafe {
-                read_begin(c, &mut read);
-                for &i in chunk {
-                    let mut data = ptr::null_mut();
-                    read_get(read, keys[i].as_ptr(), 8, &mut data);
-                    black_box(data);
-                }
-                read_end(read);
-            }
         }
     };
     let mut rust_pinned = || {
@@ -133,27 +89,243 @@ fn main() {
             }
         }
     };
-    let mut best = [f64::INFINITY; 4];
-    for _ in 0..9 {
-        let loops: [&mut dyn FnMut(); 4] =
-            [&mut rust_get, &mut c_get, &mut rust_pinned, &mut c_read];
-        for (b, f) in best.iter_mut().zip(loops) {
-            *b = b.min(time_per_op(ops, f));
-        }
-    }
-    let [rust_get, c_get, rust_pinned, c_read] = best;
-    // SAFETY: the map from amap_new, freed once.
-    unsafe { amap_free(c) };
 
     println!(
-        "{ops} gets over {KEYS} keys, single thread, best of 9 alternating rounds (ns per get)"
+        "{ops} gets per loop over {KEYS} keys, single thread, {rounds} rounds of paired loops"
     );
-    println!(
-        "retained get + release: Rust {rust_get:.1}, C ABI {c_get:.1}  (C / Rust = {:.2}x)",
-        c_get / rust_get
+    for abi in [CAbi::linked(), CAbi::load(&library)] {
+        let c = abi.filled_map(&keys);
+        let mut c_get = || {
+            for &i in &order {
+                let mut v = ptr::null_mut();
+                // SAFETY: valid map, key and out-pointer; the value is released once.
+                unsafe {
+                    (abi.get)(c, keys[i].as_ptr(), 8, &mut v);
+                    black_box((abi.value_data)(v));
+                    (abi.value_release)(v);
+                }
+            }
+        };
+        let mut c_read = || {
+            for chunk in order.chunks(SECTION) {
+                let mut read = ptr::null_mut();
+                // SAFETY: valid map and out-pointers; the section is ended on this thread.
+                unsafe {
+                    (abi.read_begin)(c, &mut read);
+                    for &i in chunk {
+                        let mut data = ptr::null_mut();
+                        (abi.read_get)(read, keys[i].as_ptr(), 8, &mut data);
+                        black_box(data);
+                    }
+                    (abi.read_end)(read);
+                }
+            }
+        };
+        let retained = Pair::measure(rounds, ops, &mut rust_get, &mut c_get);
+        let section = Pair::measure(rounds, ops, &mut rust_pinned, &mut c_read);
+        // SAFETY: the map from this library's amap_new, freed once.
+        unsafe { (abi.free)(c) };
+        println!("C ABI {}:", abi.origin);
+        retained.print("  retained get + release");
+        section.print(&format!("  read-section get ({SECTION} per section)"));
+    }
+}
+
+/// The `libamap.so` cargo built with this example: `target/<profile>/deps/`.
+fn built_library() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of this program");
+    // target/<profile>/examples/ffi_overhead -> target/<profile>/deps/libamap.so
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/examples/");
+    profile_dir.join("deps").join("libamap.so")
+}
+
+type NewFn = extern "C" fn() -> *mut amap_t;
+type InsertFn = unsafe extern "C" fn(
+    *const amap_t,
+    *const u8,
+    usize,
+    *mut c_void,
+    amap_dtor_fn,
+    *mut c_void,
+) -> amap_status_t;
+type FreeFn = unsafe extern "C" fn(*mut amap_t);
+type GetFn =
+    unsafe extern "C" fn(*const amap_t, *const u8, usize, *mut *mut amap_value_t) -> amap_status_t;
+type ValueFn<T> = unsafe extern "C" fn(*const amap_value_t) -> T;
+type BeginFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_read_t) -> amap_status_t;
+type ReadGetFn =
+    unsafe extern "C" fn(*const amap_read_t, *const u8, usize, *mut *mut c_void) -> amap_status_t;
+type EndFn = unsafe extern "C" fn(*mut amap_read_t);
+
+/// The exported functions the loops call, from one copy of the library. A map
+/// made by one copy must only be used with that copy's functions.
+struct CAbi {
+    origin: String,
+    new: NewFn,
+    insert: InsertFn,
+    free: FreeFn,
+    get: GetFn,
+    value_data: ValueFn<*mut c_void>,
+    value_release: ValueFn<amap_status_t>,
+    read_begin: BeginFn,
+    read_get: ReadGetFn,
+    read_end: EndFn,
+}
+
+impl CAbi {
+    /// The functions linked into this program, behind `black_box` so that calls
+    /// through them are not inlined (not even with link-time optimisation).
+    fn linked() -> CAbi {
+        CAbi {
+            origin: "linked into the program (the code of libamap.a)".into(),
+            new: black_box(amap_new),
+            insert: black_box(amap_insert),
+            free: black_box(amap_free),
+            get: black_box(amap_get),
+            value_data: black_box(amap_value_data),
+            value_release: black_box(amap_value_release),
+            read_begin: black_box(amap_read_begin),
+            read_get: black_box(amap_read_get),
+            read_end: black_box(amap_read_end),
+        }
+    }
+
+    /// The functions of the shared library at `path`, loaded with `dlopen`; exits
+    /// with a message if it cannot be loaded. The library stays loaded until exit.
+    fn load(path: &Path) -> CAbi {
+        let name = CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+        // SAFETY: `name` is a NUL-terminated path; loading runs the library's
+        // initialisers, which for libamap.so are Rust's (none of ours).
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            eprintln!(
+                "ffi_overhead: cannot load {}: {}",
+                path.display(),
+                dl_error()
+            );
+            eprintln!(
+                "(build it with `cargo build --release -p atomic-map-ffi`, or pass --library)"
+            );
+            std::process::exit(1);
+        }
+        let symbol = |name: &CStr| {
+            // SAFETY: `handle` is a live library handle and `name` NUL-terminated.
+            let f = unsafe { libc::dlsym(handle, name.as_ptr()) };
+            if f.is_null() {
+                eprintln!(
+                    "ffi_overhead: {} has no {name:?}: {}",
+                    path.display(),
+                    dl_error()
+                );
+                std::process::exit(1);
+            }
+            f
+        };
+        // SAFETY (each transmute): the symbol is the exported function of that name,
+        // whose signature in `ffi/include/atomic_map.h` is the type it is cast to;
+        // data and function pointers have the same size on the platforms dlsym serves.
+        unsafe {
+            CAbi {
+                origin: format!("from {} (dlopen)", path.display()),
+                new: std::mem::transmute::<*mut c_void, NewFn>(symbol(c"amap_new")),
+                insert: std::mem::transmute::<*mut c_void, InsertFn>(symbol(c"amap_insert")),
+                free: std::mem::transmute::<*mut c_void, FreeFn>(symbol(c"amap_free")),
+                get: std::mem::transmute::<*mut c_void, GetFn>(symbol(c"amap_get")),
+                value_data: std::mem::transmute::<*mut c_void, ValueFn<*mut c_void>>(symbol(
+                    c"amap_value_data",
+                )),
+                value_release: std::mem::transmute::<*mut c_void, ValueFn<amap_status_t>>(symbol(
+                    c"amap_value_release",
+                )),
+                read_begin: std::mem::transmute::<*mut c_void, BeginFn>(symbol(c"amap_read_begin")),
+                read_get: std::mem::transmute::<*mut c_void, ReadGetFn>(symbol(c"amap_read_get")),
+                read_end: std::mem::transmute::<*mut c_void, EndFn>(symbol(c"amap_read_end")),
+            }
+        }
+    }
+
+    /// A new map of this copy of the library, holding `keys` (data: the key's index).
+    fn filled_map(&self, keys: &[[u8; 8]]) -> *mut amap_t {
+        let map = (self.new)();
+        assert!(!map.is_null(), "amap_new failed");
+        for (i, k) in keys.iter().enumerate() {
+            // SAFETY: a live map of this library and a valid key; the data is an
+            // integer, with no destructor.
+            let s = unsafe {
+                (self.insert)(
+                    map,
+                    k.as_ptr(),
+                    k.len(),
+                    i as *mut c_void,
+                    None,
+                    ptr::null_mut(),
+                )
+            };
+            assert_eq!(s, amap_status_t::AMAP_OK);
+        }
+        map
+    }
+}
+
+/// The last `dlerror()` message.
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated message, valid until the
+    // next dl* call on this thread; it is copied at once.
+    let e = unsafe { libc::dlerror() };
+    if e.is_null() {
+        "unknown error".into()
+    } else {
+        // SAFETY: as above.
+        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
+}
+
+fn usage(bad: &str) -> ! {
+    eprintln!(
+        "ffi_overhead: bad argument {bad:?}; usage: ffi_overhead [--ops N] [--rounds R] [--library PATH]"
     );
-    println!(
-        "read-section get ({SECTION} per section): Rust {rust_pinned:.1}, C ABI {c_read:.1}  (C / Rust = {:.2}x)",
-        c_read / rust_pinned
-    );
+    std::process::exit(2);
+}
+
+/// Per-round timings of a Rust loop and its C ABI counterpart.
+struct Pair {
+    rust: Vec<f64>,
+    c: Vec<f64>,
+}
+
+impl Pair {
+    /// Runs both loops once per round, back to back, alternating which goes first.
+    fn measure(rounds: usize, ops: usize, rust: &mut dyn FnMut(), c: &mut dyn FnMut()) -> Pair {
+        let mut pair = Pair {
+            rust: Vec::with_capacity(rounds),
+            c: Vec::with_capacity(rounds),
+        };
+        for round in 0..rounds {
+            if round % 2 == 0 {
+                pair.rust.push(time_per_op(ops, rust));
+                pair.c.push(time_per_op(ops, c));
+            } else {
+                pair.c.push(time_per_op(ops, c));
+                pair.rust.push(time_per_op(ops, rust));
+            }
+        }
+        pair
+    }
+
+    fn print(&self, what: &str) {
+        let mut ratios: Vec<f64> = self.c.iter().zip(&self.rust).map(|(c, r)| c / r).collect();
+        ratios.sort_by(f64::total_cmp);
+        let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "{what}: C / Rust median {:.2}x (rounds {:.2}x..{:.2}x); best ns per get: Rust {:.1}, C ABI {:.1}",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            best(&self.rust),
+            best(&self.c),
+        );
+    }
 }
