@@ -379,6 +379,12 @@ where
     /// Required in [`ReclaimMode::Manual`](crate::ReclaimMode::Manual); harmless in
     /// background mode, where it does some of the background thread's work.
     ///
+    /// A value removed or replaced (rather than cleared away with its generation) is
+    /// destroyed after a grace period: one call starts it, a later call destroys the
+    /// value once every guard pinned before has been dropped. In manual mode, call
+    /// this periodically rather than once; `stats().pending_values` counts the values
+    /// still waiting.
+    ///
     /// ```
     /// use atomic_map::{Builder, ReclaimMode};
     /// let map = Builder::new().reclaim_mode(ReclaimMode::Manual).build();

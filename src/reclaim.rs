@@ -39,6 +39,8 @@ pub enum ReclaimMode {
     /// [`AtomicMap::reclaim`](crate::AtomicMap::reclaim) (or waits on a
     /// [`Retired`](crate::Retired) ticket, which reclaims on the waiting thread).
     /// Dropping the map tears down whatever is still pending on the dropping thread.
+    /// Removed and replaced values need more than one `reclaim` call (a grace period
+    /// lies between them): call it periodically.
     Manual,
 }
 

@@ -344,6 +344,11 @@ amap_status_t amap_wait_reclaimed(const amap_t *map, uint64_t id, int64_t timeou
  * `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
  * values it frees run on this thread.
  *
+ * A value removed or replaced (rather than cleared away with its generation) is
+ * destroyed after a grace period: one call starts it, a later call destroys the
+ * value once every read section begun before has ended. In manual mode, call this
+ * periodically rather than once; `amap_stats` counts the values still pending.
+ *
  * # Safety
  * `map` must be a live map; `out_count` `NULL` or valid for a write.
  */

@@ -362,6 +362,11 @@ pub unsafe extern "C" fn amap_wait_reclaimed(
 /// `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
 /// values it frees run on this thread.
 ///
+/// A value removed or replaced (rather than cleared away with its generation) is
+/// destroyed after a grace period: one call starts it, a later call destroys the
+/// value once every read section begun before has ended. In manual mode, call this
+/// periodically rather than once; `amap_stats` counts the values still pending.
+///
 /// # Safety
 /// `map` must be a live map; `out_count` `NULL` or valid for a write.
 #[unsafe(no_mangle)]
