@@ -61,7 +61,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.contains_key(key)
+        self.table.read(key, |_| ()).is_some()
     }
 
     /// Number of entries (sums the shards: O(shards)).

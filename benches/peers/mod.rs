@@ -183,55 +183,38 @@ impl<K: Key> Peer<K> for DashMap<K, K::Value> {
     }
 }
 
-impl<K: Key> Peer<K> for RwLock<HashMap<K, K::Value>> {
-    fn name(&self) -> &'static str {
-        "RwLock<HashMap>"
-    }
-    fn read(&self, k: &K) -> u64 {
-        self.read().unwrap().get(k).map_or(0, K::touch)
-    }
-    fn read_section(&self, keys: &[K]) -> u64 {
-        let map = self.read().unwrap();
-        sum_found(keys, |k| map.get(k))
-    }
-    fn insert(&self, k: K, v: K::Value) {
-        self.write().unwrap().insert(k, v);
-    }
-    fn remove(&self, k: &K) {
-        self.write().unwrap().remove(k);
-    }
-    fn clear(&self) -> (Duration, Leftover) {
-        (timed(|| self.write().unwrap().clear()).0, None)
-    }
-    fn len(&self) -> usize {
-        self.read().unwrap().len()
-    }
+/// A `HashMap` behind one lock: `$read` takes it for reads, `$write` for writes
+/// (the same method for a `Mutex`).
+macro_rules! locked_peer {
+    ($lock:ident, $name:literal, $read:ident, $write:ident) => {
+        impl<K: Key> Peer<K> for $lock<HashMap<K, K::Value>> {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn read(&self, k: &K) -> u64 {
+                self.$read().unwrap().get(k).map_or(0, K::touch)
+            }
+            fn read_section(&self, keys: &[K]) -> u64 {
+                let map = self.$read().unwrap();
+                sum_found(keys, |k| map.get(k))
+            }
+            fn insert(&self, k: K, v: K::Value) {
+                self.$write().unwrap().insert(k, v);
+            }
+            fn remove(&self, k: &K) {
+                self.$write().unwrap().remove(k);
+            }
+            fn clear(&self) -> (Duration, Leftover) {
+                (timed(|| self.$write().unwrap().clear()).0, None)
+            }
+            fn len(&self) -> usize {
+                self.$read().unwrap().len()
+            }
+        }
+    };
 }
-
-impl<K: Key> Peer<K> for Mutex<HashMap<K, K::Value>> {
-    fn name(&self) -> &'static str {
-        "Mutex<HashMap>"
-    }
-    fn read(&self, k: &K) -> u64 {
-        self.lock().unwrap().get(k).map_or(0, K::touch)
-    }
-    fn read_section(&self, keys: &[K]) -> u64 {
-        let map = self.lock().unwrap();
-        sum_found(keys, |k| map.get(k))
-    }
-    fn insert(&self, k: K, v: K::Value) {
-        self.lock().unwrap().insert(k, v);
-    }
-    fn remove(&self, k: &K) {
-        self.lock().unwrap().remove(k);
-    }
-    fn clear(&self) -> (Duration, Leftover) {
-        (timed(|| self.lock().unwrap().clear()).0, None)
-    }
-    fn len(&self) -> usize {
-        self.lock().unwrap().len()
-    }
-}
+locked_peer!(RwLock, "RwLock<HashMap>", read, write);
+locked_peer!(Mutex, "Mutex<HashMap>", lock, lock);
 
 /// Copy-on-write: every write clones the whole map and swaps it in; a clear swaps in
 /// an empty map, and the old one is freed by the last reader to let go of it, on

@@ -47,14 +47,6 @@ where
             .map(|(_, value)| f(value.get()))
     }
 
-    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.map.contains_key(key)
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

@@ -41,14 +41,6 @@ where
         self.shard(key).read().unwrap().get(key).map(f)
     }
 
-    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.shard(key).read().unwrap().contains_key(key)
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().unwrap().len()).sum()
     }
