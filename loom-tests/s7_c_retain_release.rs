@@ -1,11 +1,13 @@
 //! Scenario 7: C-style retain/release (the raw-pointer functions the C ABI calls)
 //! against generation teardown and the map's drop. The destructor runs exactly
-//! once, after the last release.
+//! once, after the last release. The model keeps a handle on the map's (manual)
+//! reclaimer, so that the map's drop is not its last user and the model runs the
+//! passes that destroy the value after the C release.
 
 mod common;
 
-use atomic_map::ValueRef;
-use common::{flush_epoch, map_with_one_value, unwrap};
+use atomic_map::{Reclaimer, ValueRef};
+use common::{Drops, flush_epoch, unwrap};
 use loom::thread;
 
 /// A raw value pointer as C holds it.
@@ -16,7 +18,10 @@ unsafe impl Send for CHeld {}
 #[test]
 fn c_retain_release_vs_teardown_and_map_drop() {
     common::model("c_retain_release_vs_teardown_and_map_drop", || {
-        let (drops, map) = map_with_one_value();
+        let drops = Drops::default();
+        let reclaimer = Reclaimer::manual();
+        let map = loom::sync::Arc::new(common::builder().reclaimer(&reclaimer).build());
+        map.insert(1, drops.probe(7));
         let held = CHeld(ValueRef::into_raw(map.get(&1).unwrap()));
 
         let c_thread = thread::spawn(move || {
@@ -36,7 +41,12 @@ fn c_retain_release_vs_teardown_and_map_drop() {
         map.reclaim();
         drop(unwrap(map));
         c_thread.join().unwrap();
-        flush_epoch();
+        // The grace period of a value doomed by the C release takes a few passes.
+        for _ in 0..3 {
+            reclaimer.reclaim();
+        }
         assert_eq!(drops.count(), 1);
+        drop(reclaimer);
+        flush_epoch();
     });
 }

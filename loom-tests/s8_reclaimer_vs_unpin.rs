@@ -1,11 +1,12 @@
 //! Scenario 8: the reclaimer against a reader's last unpin. Whichever order the
 //! reader's guard drop (which hands the retired table over) and the reclaim pass
-//! take, the generation is torn down exactly once and only after the unpin; with the
-//! background reclaimer, the map's drop lets its thread finish the work.
+//! take, the generation is torn down exactly once and only after the unpin; with a
+//! dedicated background reclaimer, the reclaimer's `shutdown` waits for its thread to
+//! finish the map's work and exit.
 
 mod common;
 
-use atomic_map::ReclaimMode;
+use atomic_map::Reclaimer;
 use common::{Drops, finish, map_with_one_value, spawn_with, unwrap};
 use loom::sync::Arc;
 
@@ -34,11 +35,8 @@ fn manual_reclaim_vs_last_unpin() {
 fn background_reclaimer_vs_last_unpin() {
     common::model("background_reclaimer_vs_last_unpin", || {
         let drops = Drops::default();
-        let map = Arc::new(
-            common::builder()
-                .reclaim_mode(ReclaimMode::Background)
-                .build(),
-        );
+        let reclaimer = Reclaimer::new();
+        let map = Arc::new(common::builder().reclaimer(&reclaimer).build());
         map.insert(1u8, drops.probe(7));
 
         let reader = spawn_with(&map, |map| {
@@ -49,8 +47,11 @@ fn background_reclaimer_vs_last_unpin() {
         });
         map.clear_async();
         reader.join().unwrap();
-        // Closing the reclaimer: its thread makes a last pass, exits, and is joined.
-        unwrap(map).shutdown();
+        // The reclaimer's thread exits once its last user and the map's account are
+        // gone, i.e. after the map's last value is destroyed; `shutdown` joins it.
+        drop(unwrap(map));
+        reclaimer.shutdown();
+        assert_eq!(drops.count(), 1);
         common::flush_epoch();
     });
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 use crate::map::AtomicMap;
-use crate::reclaim::ReclaimMode;
+use crate::reclaim::{ReclaimMode, Reclaimer};
 
 /// Configures an [`AtomicMap`] before it is built.
 ///
@@ -25,6 +25,7 @@ use crate::reclaim::ReclaimMode;
 #[derive(Clone)]
 pub struct Builder<S = RandomState> {
     pub(crate) mode: ReclaimMode,
+    pub(crate) reclaimer: Option<Reclaimer>,
     pub(crate) shards: usize,
     pub(crate) trim_memory: bool,
     pub(crate) hasher: S,
@@ -35,6 +36,7 @@ impl Builder<RandomState> {
     pub fn new() -> Self {
         Builder {
             mode: ReclaimMode::default(),
+            reclaimer: None,
             shards: default_shards(),
             trim_memory: true,
             hasher: RandomState::new(),
@@ -49,10 +51,31 @@ impl Default for Builder<RandomState> {
 }
 
 impl<S> Builder<S> {
-    /// Who tears retired generations down: a background thread (the default) or the
-    /// program, through [`AtomicMap::reclaim`].
+    /// Who tears retired generations down: the process-wide background thread (the
+    /// default, shared by every map built so), or the program, through
+    /// [`AtomicMap::reclaim`] (a manual reclaimer of the map's own). Replaces an
+    /// earlier [`reclaimer`](Self::reclaimer).
     pub fn reclaim_mode(mut self, mode: ReclaimMode) -> Self {
         self.mode = mode;
+        self.reclaimer = None;
+        self
+    }
+
+    /// Puts the map on `reclaimer` (a dedicated one from [`Reclaimer::new`] or
+    /// [`Reclaimer::manual`], shared with whichever maps are given it) instead of
+    /// the one [`reclaim_mode`](Self::reclaim_mode) names. For maps whose value
+    /// destructors are slow, so that they never delay other maps' reclamation.
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder, Reclaimer};
+    /// let own = Reclaimer::new();
+    /// let map: AtomicMap<u32, String> = Builder::new().reclaimer(&own).build();
+    /// map.insert(1, "x".into());
+    /// map.clear_async().wait(); // torn down on `own`'s thread
+    /// ```
+    pub fn reclaimer(mut self, reclaimer: &Reclaimer) -> Self {
+        self.mode = reclaimer.mode();
+        self.reclaimer = Some(reclaimer.clone());
         self
     }
 
@@ -82,16 +105,18 @@ impl<S> Builder<S> {
     pub fn hasher<S2>(self, hasher: S2) -> Builder<S2> {
         Builder {
             mode: self.mode,
+            reclaimer: self.reclaimer,
             shards: self.shards,
             trim_memory: self.trim_memory,
             hasher,
         }
     }
 
-    /// Builds the map. In background mode this spawns the reclaimer thread.
+    /// Builds the map. The first map of the process in background mode starts the
+    /// process-wide reclaimer thread.
     ///
     /// # Panics
-    /// If the reclaimer thread cannot be spawned.
+    /// If that thread cannot be spawned.
     pub fn build<K, V>(self) -> AtomicMap<K, V, S>
     where
         K: Eq + Hash + Send + Sync + 'static,
@@ -112,7 +137,14 @@ impl<S> fmt::Debug for Builder<S> {
     }
 }
 
+/// Four times the number of CPUs, rounded up to a power of two. Computed once:
+/// `available_parallelism` reads `/proc` and cgroup files (about 10 µs, most of the
+/// cost of building a map before it was cached). A plain `OnceLock` of a constant,
+/// not part of the map's synchronization (hence not from the `sync` shim).
 fn default_shards() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    (cpus * 4).max(2).next_power_of_two()
+    static SHARDS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SHARDS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        (cpus * 4).max(2).next_power_of_two()
+    })
 }

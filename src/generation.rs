@@ -9,46 +9,63 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
+use std::ptr;
 
-use crate::reclaim::{Reclaimer, TeardownReport};
-use crate::retire_list::{Retirable, RetireNode};
-use crate::retired::Retirement;
+use crate::reclaim::home::HomeOwner;
+use crate::reclaim::jobs::{Job, JobNode, JobReport};
+use crate::reclaim::retired::Retirement;
+use crate::standby::Standby;
 use crate::store::Store;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicPtr, Ordering, Weak, WeakableArc};
 
 /// One version of the map's contents.
 pub(crate) struct Generation<K, V, S>
 where
-    K: Eq + Hash + Send + 'static,
+    K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
 {
     id: u64,
     store: ManuallyDrop<Store<K, V, S>>,
-    /// The node the table will travel in to the reclaimer, allocated with the
-    /// generation so that retiring it allocates nothing.
-    node: ManuallyDrop<Box<RetireNode<RetiredTable<K, V, S>>>>,
-    reclaimer: Arc<Reclaimer>,
+    /// The node the table will travel in to the reclaimer when the generation's
+    /// last reference is dropped, allocated with the generation so that retiring it
+    /// allocates nothing.
+    teardown: ManuallyDrop<Box<JobNode<RetiredTable<K, V, S>>>>,
+    /// The node the clear that retires this generation hands the slot's reference
+    /// over in (`hand_off`); null once taken.
+    hand_off: AtomicPtr<JobNode<HandOff<K, V, S>>>,
+    /// This generation's ownership of its map's account.
+    owner: ManuallyDrop<HomeOwner>,
 }
 
 impl<K, V, S> Generation<K, V, S>
 where
-    K: Eq + Hash + Send + 'static,
+    K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// A generation not yet published (see `prepare_publish`).
-    pub(crate) fn new(id: u64, store: Store<K, V, S>, reclaimer: &Arc<Reclaimer>) -> Self {
-        let node = RetireNode::new(RetiredTable {
+    /// A generation not yet published (see `prepare_publish`) of the map whose
+    /// standby is `standby`.
+    pub(crate) fn new(store: Store<K, V, S>, standby: &WeakableArc<Standby<K, V, S>>) -> Self {
+        let owner = standby.owner().clone();
+        let home = owner.home();
+        let domain = home.get().domain();
+        let teardown = JobNode::new(RetiredTable {
             store: None,
-            retirement: Arc::new(Retirement::new(reclaimer)),
+            retirement: Arc::new(Retirement::new(domain)),
             published: false,
+            owner: None,
+        });
+        let hand_off = JobNode::new(HandOff {
+            generation: None,
+            standby: WeakableArc::downgrade(standby),
         });
         Generation {
-            id,
+            id: 0,
             store: ManuallyDrop::new(store),
-            node: ManuallyDrop::new(node),
-            reclaimer: Arc::clone(reclaimer),
+            teardown: ManuallyDrop::new(teardown),
+            hand_off: AtomicPtr::new(Box::into_raw(hand_off)),
+            owner: ManuallyDrop::new(owner),
         }
     }
 
@@ -59,7 +76,7 @@ where
     /// Numbers a generation about to be published (it is unshared until then).
     pub(crate) fn prepare_publish(&mut self, id: u64) {
         self.id = id;
-        self.node.payload.published = true;
+        self.teardown.payload.published = true;
     }
 
     pub(crate) fn store(&self) -> &Store<K, V, S> {
@@ -68,11 +85,34 @@ where
 
     /// What a `Retired` ticket for this generation waits on.
     pub(crate) fn retirement(&self) -> &Arc<Retirement> {
-        &self.node.payload.retirement
+        &self.teardown.payload.retirement
+    }
+
+    /// Hands the reference the slot held on a generation just swapped out to the
+    /// map's reclaimer, which releases it (so the clearer never drops a generation)
+    /// and then builds the map's next spare. O(1), no allocation: one push.
+    pub(crate) fn hand_off(retired: Arc<Self>) {
+        // Relaxed: the node was stored when the generation was built, before it was
+        // shared (its publication through the slot orders that); the swap only
+        // makes taking it exclusive. Only the clear that retired it takes it.
+        let node = retired.hand_off.swap(ptr::null_mut(), Ordering::Relaxed);
+        if node.is_null() {
+            return drop(retired);
+        }
+        // SAFETY: the node came from `Box::into_raw` in `new`, and the swap made us
+        // its only owner.
+        let mut node = unsafe { Box::from_raw(node) };
+        let home = retired.owner.home();
+        home.get().count_submitted();
+        node.payload.generation = Some(retired);
+        // The generation in the node keeps the home (and its domain) alive while
+        // this pushes; nothing is touched after the push.
+        home.get().domain().submit(node);
     }
 }
 
-/// The table plus the flag to raise once it is torn down: the reclaimer's job.
+/// A generation's table on its way to the teardown, plus the flag to raise once it
+/// is torn down: a job of the reclaimer.
 pub(crate) struct RetiredTable<K, V, S> {
     /// Filled in when the generation's last reference is dropped.
     store: Option<Store<K, V, S>>,
@@ -81,47 +121,104 @@ pub(crate) struct RetiredTable<K, V, S> {
     /// Whether the generation was ever made current. A spare that never was is
     /// not counted among the reclaimed generations when it is torn down.
     published: bool,
+    /// The generation's ownership of its map's account, given up after the teardown.
+    owner: Option<HomeOwner>,
 }
 
-impl<K, V, S> Retirable for RetiredTable<K, V, S>
+impl<K, V, S> Job for RetiredTable<K, V, S>
 where
-    K: Eq + Hash + Send + 'static,
+    K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    fn len(&self) -> usize {
-        self.store.as_ref().map_or(0, Store::len)
-    }
-
-    fn teardown(self) -> TeardownReport {
-        let mut report = self.store.map(Store::teardown).unwrap_or_default();
-        report.retired = self.published;
+    fn run(self) -> JobReport {
+        let owner = self.owner.expect("a submitted table has its owner");
+        let home = owner.home();
+        let home = home.get();
+        let entries = self.store.as_ref().map_or(0, Store::len);
+        home.walk_begins(entries);
+        let report = self.store.map(Store::teardown).unwrap_or_default();
+        home.walk_ends(entries, report.destroyed, report.panics, self.published);
+        home.count_done();
+        // After the counters: a waiter that sees the ticket reclaimed sees them too.
         self.retirement.mark_torn_down();
-        report
+        let trim = if home.trim() { report.destroyed } else { 0 };
+        drop(owner);
+        JobReport {
+            torn_down: usize::from(self.published),
+            trim,
+        }
+    }
+}
+
+/// The slot's reference on a retired generation, on its way to the reclaimer,
+/// which releases it and builds the map's next spare (`standby.rs`).
+pub(crate) struct HandOff<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    generation: Option<Arc<Generation<K, V, S>>>,
+    /// The map's standby, if the map still exists (a `Weak`: the spare a standby
+    /// parks holds this node, so a strong reference would be a cycle).
+    standby: Weak<Standby<K, V, S>>,
+}
+
+impl<K, V, S> Job for HandOff<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    fn run(mut self) -> JobReport {
+        if let Some(generation) = self.generation.take() {
+            // The generation's owner keeps the home alive until it is dropped.
+            let home = generation.owner.home();
+            home.get().count_done();
+            drop(generation);
+        }
+        if let Some(standby) = self.standby.upgrade() {
+            standby.refill();
+        }
+        JobReport::default()
     }
 }
 
 impl<K, V, S> Drop for Generation<K, V, S>
 where
-    K: Eq + Hash + Send + 'static,
+    K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
 {
     /// O(1) and allocation-free: the table moves into the node allocated with the
     /// generation, and the node is linked onto the reclaimer's list. No
     /// `store.len()` here either: it would read every shard lock, lines that readers
     /// were writing a moment ago (about 1 µs on the clearer); the reclaimer counts.
     fn drop(&mut self) {
-        // SAFETY: `store` and `node` are taken exactly once, here, and never
-        // touched again.
-        let (store, mut node) = unsafe {
+        // Relaxed: `&mut self`, nobody else can see the generation any more.
+        let hand_off = self.hand_off.swap(ptr::null_mut(), Ordering::Relaxed);
+        if !hand_off.is_null() {
+            // SAFETY: never taken by a clear (this generation was not retired by
+            // one), so still ours; from `Box::into_raw` in `new`.
+            drop(unsafe { Box::from_raw(hand_off) });
+        }
+        // SAFETY: `store`, `teardown` and `owner` are taken exactly once, here, and
+        // never touched again.
+        let (store, mut node, owner) = unsafe {
             (
                 ManuallyDrop::take(&mut self.store),
-                ManuallyDrop::take(&mut self.node),
+                ManuallyDrop::take(&mut self.teardown),
+                ManuallyDrop::take(&mut self.owner),
             )
         };
+        let home = owner.home();
         node.payload.store = Some(store);
-        Reclaimer::submit(&self.reclaimer, node);
+        node.payload.owner = Some(owner);
+        home.get().count_submitted();
+        // The owner in the node keeps the home (and its domain) alive while this
+        // pushes; nothing is touched after the push.
+        home.get().domain().submit(node);
     }
 }
 

@@ -68,6 +68,7 @@
 //! | [`AtomicMap::replace`] → [`Retired`] | atomic clear-and-fill: old contents or new, never a mix |
 //! | [`AtomicMap::stats`] → [`Stats`] | generation id, garbage pending, totals reclaimed |
 //! | [`AtomicMap::reclaim`] | runs the reclamation on this thread ([`ReclaimMode::Manual`]) |
+//! | [`Reclaimer`], [`Builder::reclaimer`] | the process-wide reclaimer, or one shared by maps you choose |
 //!
 //! # Consistency
 //!
@@ -90,14 +91,18 @@
 //! * Values are immutable once shared: `upsert` builds a new value; readers holding
 //!   the old one keep it.
 //! * Memory: each value is its own allocation with a reference count (an extra
-//!   pointer-sized count and a pointer to the reclaimer). After a clear, the old
+//!   pointer-sized count and a pointer to the map's account). After a clear, the old
 //!   generation's memory comes back only once its last holder lets go.
 //! * A pinned [`ReadGuard`] delays the reclamation of its generation and of every
 //!   value removed while it lives: keep pins short; use snapshots to hold on.
 //! * Reads go through `dashmap`'s shard read locks (a write to a shared cache line),
 //!   so raw read throughput is below that of lock-free maps such as `papaya`.
-//! * Background mode costs one thread per map, parked between passes (1 ms after
-//!   work, up to 16 ms when idle). [`ReclaimMode::Manual`] has no thread.
+//! * Background mode costs one thread for the whole process (the process-wide
+//!   [`Reclaimer`], started with the first map, parked between passes: 1 ms after
+//!   work, up to 16 ms when idle), shared by every map. Destructors of all those
+//!   maps run on it, one after another: give maps with slow destructors a
+//!   [`Reclaimer`] of their own ([`Builder::reclaimer`]). [`ReclaimMode::Manual`]
+//!   has no thread.
 //!
 //! # How it works
 //!
@@ -107,8 +112,8 @@
 //!   to each of its values.
 //! * `clear_async` builds an empty generation and compare-and-swaps it in. The old
 //!   generation's `Arc` drops when its last holder lets go; its `Drop` pushes the
-//!   table onto a lock-free list in O(1). The reclaimer (a background thread, or
-//!   [`AtomicMap::reclaim`]) walks the table, releasing its reference to every
+//!   table onto a lock-free list in O(1). The reclaimer (the process-wide
+//!   background thread, a dedicated one, or [`AtomicMap::reclaim`]) walks the table, releasing its reference to every
 //!   value and destroying the values nobody else holds.
 //! * Releasing a value's last reference anywhere else (a dropped handle, a
 //!   `remove`) only marks it doomed (a lock-free push). The reclaimer destroys
@@ -124,27 +129,21 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
-mod doomed;
 mod generation;
-mod lock_free_stack;
 mod map;
 mod read;
 mod reclaim;
-mod retire_list;
-mod retired;
 mod snapshot;
 mod standby;
 mod stats;
 mod store;
 mod sync;
-mod trim;
 mod value;
 
 pub use builder::Builder;
 pub use map::AtomicMap;
 pub use read::ReadGuard;
-pub use reclaim::ReclaimMode;
-pub use retired::Retired;
+pub use reclaim::{ReclaimMode, Reclaimer, Retired};
 pub use snapshot::{Iter, Snapshot};
 pub use stats::Stats;
 pub use value::ValueRef;

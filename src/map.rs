@@ -5,17 +5,20 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
+use std::time::Duration;
 
 use crate::builder::Builder;
 use crate::generation::Generation;
+use crate::generation::Generation as Gen;
 use crate::read::ReadGuard;
-use crate::reclaim::{PassPhase, Reclaimer};
-use crate::retired::Retired;
+use crate::reclaim::domain::Domain;
+use crate::reclaim::home::{HomeOwner, HomeRef};
+use crate::reclaim::{ReclaimMode, Reclaimer, Retired};
 use crate::snapshot::Snapshot;
 use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::sync::{Arc, Slot, SlotGuard as Guard, epoch};
+use crate::sync::{Arc, Slot, SlotGuard as Guard, WeakableArc, epoch};
 use crate::value::ValueRef;
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -31,14 +34,16 @@ where
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
     /// closing the reclaimer.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
-    reclaimer: Arc<Reclaimer>,
-    /// The next empty generation (built ahead by the reclaimer) and the last
-    /// retired one (released by it); also the hasher and shard count every
-    /// generation is built with.
-    standby: Arc<Standby<K, V, S>>,
-    /// Set by `shutdown`: the drop then waits for the background thread.
-    join_reclaimer: bool,
+    /// The next empty generation (built ahead by the reclaimer), the map's account,
+    /// and the hasher and shard count every generation is built with.
+    standby: WeakableArc<Standby<K, V, S>>,
+    /// The reclaimer serving this map (this map counts as one of its users).
+    /// Declared after `standby`, so dropped after it.
+    reclaimer: Reclaimer,
 }
+
+/// The longest `shutdown` waits for the map's garbage.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 impl<K, V> AtomicMap<K, V, RandomState>
 where
@@ -75,24 +80,25 @@ where
     }
 
     pub(crate) fn from_builder(builder: Builder<S>) -> Self {
-        let reclaimer = Reclaimer::start(builder.mode, builder.trim_memory);
-        let standby = Arc::new(Standby::new(builder.hasher, builder.shards));
-        let mut first = Generation::new(0, standby.empty_store(), &reclaimer);
+        let reclaimer = match builder.reclaimer {
+            Some(reclaimer) => reclaimer,
+            None if builder.mode == ReclaimMode::Manual => Reclaimer::manual(),
+            None => Reclaimer::process_wide(),
+        };
+        let owner = HomeOwner::new(reclaimer.domain(), builder.trim_memory);
+        let standby = WeakableArc::new(Standby::new(owner, builder.hasher, builder.shards));
+        let mut first = standby.generation(standby.empty_store());
         first.prepare_publish(0);
-        let for_reclaimer = Arc::clone(&standby);
-        Reclaimer::set_hook(
-            &reclaimer,
-            Box::new(move |reclaimer, phase| match phase {
-                PassPhase::Start => for_reclaimer.release_handed_off(),
-                PassPhase::End => for_reclaimer.refill(reclaimer),
-            }),
-        );
         AtomicMap {
             current: ManuallyDrop::new(Slot::from_pointee(first)),
-            reclaimer,
             standby,
-            join_reclaimer: false,
+            reclaimer,
         }
+    }
+
+    /// The map's account, which every value cell of the map points at.
+    fn home(&self) -> HomeRef {
+        self.standby.owner().home()
     }
 
     /// The hasher each generation's table uses.
@@ -208,7 +214,7 @@ where
     /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
-        let value = ValueRef::new(value, &self.reclaimer);
+        let value = ValueRef::new(value, self.home());
         self.current.load().store().insert(key, value)
     }
 
@@ -269,10 +275,10 @@ where
         F: FnOnce(Option<&V>) -> Option<V>,
     {
         let generation = self.current.load();
-        let reclaimer = &self.reclaimer;
+        let home = self.home();
         let (new, replaced) = generation
             .store()
-            .compute(key, |old| f(old).map(|v| ValueRef::new(v, reclaimer)));
+            .compute(key, |old| f(old).map(|v| ValueRef::new(v, home)));
         // The shard lock is released by now: the old value's release happens here.
         drop(replaced);
         new
@@ -311,9 +317,9 @@ where
             let previous = self.current.compare_and_swap(&*current, Arc::clone(&next));
             if Arc::ptr_eq(&*previous, &*current) {
                 let retired = Retired::new(current.id(), Arc::clone(current.retirement()));
-                // `previous` holds the reference the slot had: park it for the
+                // `previous` holds the reference the slot had: hand it to the
                 // reclaimer to release, so that no generation is dropped here.
-                self.standby.hand_off(Guard::into_inner(previous));
+                Gen::hand_off(Guard::into_inner(previous));
                 return retired;
             }
             // Lost the race: renumber after the winner and try again. The failed
@@ -342,7 +348,7 @@ where
     /// retired.wait(); // the old generation has been torn down
     /// ```
     pub fn clear_async(&self) -> Retired {
-        self.publish(self.standby.take_or_build(&self.reclaimer))
+        self.publish(self.standby.take_or_build())
     }
 
     /// Builds a new generation from `entries` off to the side, then publishes it with
@@ -366,10 +372,11 @@ where
         I: IntoIterator<Item = (K, V)>,
     {
         let store: Store<K, V, S> = self.standby.empty_store();
+        let home = self.home();
         for (key, value) in entries {
-            drop(store.insert(key, ValueRef::new(value, &self.reclaimer)));
+            drop(store.insert(key, ValueRef::new(value, home)));
         }
-        self.publish(Arc::new(Generation::new(0, store, &self.reclaimer)))
+        self.publish(Arc::new(self.standby.generation(store)))
     }
 
     /// Tears down every retired generation whose last holder has let go, on the
@@ -395,17 +402,18 @@ where
     /// assert_eq!(map.stats().retired_generations, 0);
     /// ```
     pub fn reclaim(&self) -> usize {
-        Reclaimer::reclaim_pass(&self.reclaimer)
+        self.reclaimer.reclaim()
     }
 
-    /// Drops the map and waits until its reclaimer has torn down everything it was
-    /// handed: in background mode this joins the reclaimer thread; in manual mode it
-    /// is the same as `drop`. Generations still held by snapshots or guards are torn
-    /// down later, by whoever drops their last holder.
+    /// Drops the map and waits (at most 10 s) until its reclaimer has torn down
+    /// what the map handed it: its generations that no snapshot or guard still
+    /// holds, and the values released before the call (past their grace period).
+    /// Generations still held by snapshots or guards are torn down later, once their
+    /// last holder lets go.
     ///
     /// For orderly shutdowns, and for tests and leak checkers that want every
-    /// value destroyed before they look. Called from a destructor that runs on the
-    /// reclaimer thread itself, it does not wait (that would deadlock).
+    /// value destroyed before they look. Called from a destructor that a pass of the
+    /// same reclaimer runs, it does not wait (that would deadlock).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -424,13 +432,37 @@ where
     /// map.shutdown();
     /// assert_eq!(drops.load(Ordering::SeqCst), 1);
     /// ```
-    pub fn shutdown(mut self) {
-        self.join_reclaimer = true;
+    pub fn shutdown(self) {
+        // Our own ownership keeps the account alive (and readable) past the drop.
+        let owner = self.standby.owner().clone();
+        let domain = Arc::clone(self.reclaimer.domain());
+        drop(self);
+        let home = owner.home();
+        Domain::wait_until(&domain, || home.get().settled(), Some(SHUTDOWN_WAIT));
+        drop(owner);
     }
 
-    /// Who reclaims this map's retired generations.
-    pub fn reclaim_mode(&self) -> crate::ReclaimMode {
+    /// Whether this map's reclaimer has a background thread or is run by the program.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// assert_eq!(map.reclaim_mode(), atomic_map::ReclaimMode::Background);
+    /// ```
+    pub fn reclaim_mode(&self) -> ReclaimMode {
         self.reclaimer.mode()
+    }
+
+    /// A handle on the reclaimer serving this map: the process-wide one unless the
+    /// [`Builder`] named another. Give it to other maps' builders to share it.
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder};
+    /// let a: AtomicMap<u8, u8> = Builder::new().reclaimer(&atomic_map::Reclaimer::new()).build();
+    /// let b: AtomicMap<u8, u8> = Builder::new().reclaimer(&a.reclaimer()).build();
+    /// assert!(a.reclaimer().same_as(&b.reclaimer()));
+    /// ```
+    pub fn reclaimer(&self) -> Reclaimer {
+        self.reclaimer.clone()
     }
 
     /// Generation and garbage counters; see [`Stats`].
@@ -443,7 +475,7 @@ where
     /// assert_eq!(stats.reclaimed_generations, 1);
     /// ```
     pub fn stats(&self) -> Stats {
-        let c = self.reclaimer.sample();
+        let c = self.home().get().sample();
         let generation = self.generation();
         Stats {
             generation,
@@ -464,19 +496,16 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// Releases the map's hold on its current generation, then closes the
-    /// reclaimer. Snapshots, guards, handles and C holders keep what they hold.
-    /// In background mode the teardown happens on the reclaimer thread; in manual
-    /// mode it happens here, on the dropping thread.
+    /// Releases the map's hold on its current generation (and its spare), then its
+    /// use of the reclaimer. Snapshots, guards, handles and C holders keep what
+    /// they hold. The teardown happens on the reclaimer's thread; in manual mode,
+    /// when this was the reclaimer's last map and handle, here, on the dropping
+    /// thread.
     fn drop(&mut self) {
         // SAFETY: `current` is dropped exactly once, here, and not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.current) };
-        // No spare is built after this; the parked one (unpublished, not counted as
-        // retired) goes to the reclaimer with the rest.
-        self.reclaimer.clear_hook();
-        drop(self.standby.take());
-        self.standby.release_handed_off();
-        Reclaimer::close(&self.reclaimer, self.join_reclaimer);
+        // The fields drop next: the standby (its spare goes to the reclaimer, which
+        // does not count it as retired), then the reclaimer handle.
     }
 }
 

@@ -11,7 +11,7 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::ptr::NonNull;
 
-use crate::reclaim::{TeardownReport, contain_panic};
+use crate::reclaim::report::{TeardownReport, contain_panic};
 use crate::sync::Table;
 use crate::value::{ValueCell, ValueRef};
 

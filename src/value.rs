@@ -3,8 +3,10 @@
 //! A value lives in one heap cell together with its count of references. Every
 //! holder owns exactly one reference: the generation whose table maps a key to it,
 //! each [`ValueRef`] handle, and each C retain (through the FFI crate). The cell also
-//! keeps the map's [`Reclaimer`] alive, so that the last release can account for the
-//! free even after the map itself is gone.
+//! points at its map's account (`reclaim/home.rs`), which the last release needs to
+//! reach the map's reclaimer; that pointer takes no reference count (the account
+//! outlives every cell made for it), so creating and releasing a value writes no
+//! line that other threads write.
 //!
 //! Releasing the last reference never frees the cell at once: a reader pinned under a
 //! [`ReadGuard`](crate::ReadGuard) may have loaded the pointer just before the value
@@ -20,23 +22,22 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 
-use crate::doomed::DoomedValue;
-use crate::reclaim::Reclaimer;
-use crate::sync::{Arc, AtomicUsize, Ordering, fence};
+use crate::reclaim::doomed::DoomedValue;
+use crate::reclaim::home::HomeRef;
+pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
+use crate::sync::{AtomicUsize, Ordering, fence};
 
 /// Counts above this abort the process instead of risking a wrap-around: like
 /// `std::sync::Arc`, a count cannot reach it without a leak of handles.
 const MAX_REFS: usize = isize::MAX as usize;
 
-/// The heap cell behind every value of the map. `repr(C)` so that the value's
-/// offset is known, which lets a raw value pointer (`ValueRef::into_raw`) lead back
-/// to its cell.
-#[repr(C)]
+/// The heap cell behind every value of the map: what a holder needs (the count and
+/// the value) and what the last release must reach (the map's account).
 pub(crate) struct ValueCell<V> {
     /// Generations holding the value + Rust handles + C retains.
     refs: AtomicUsize,
-    /// Keeps the counters alive until the value is destroyed.
-    reclaimer: Arc<Reclaimer>,
+    /// The map's account: alive until this cell is destroyed (`reclaim/home.rs`).
+    home: HomeRef,
     value: V,
 }
 
@@ -71,11 +72,13 @@ unsafe impl<V: Send + Sync> Send for ValueRef<V> {}
 unsafe impl<V: Send + Sync> Sync for ValueRef<V> {}
 
 impl<V> ValueRef<V> {
-    /// Allocates a cell holding `value` with one reference, owned by the returned handle.
-    pub(crate) fn new(value: V, reclaimer: &Arc<Reclaimer>) -> Self {
+    /// Allocates a cell holding `value` with one reference, owned by the returned
+    /// handle. The caller holds an owner of `home` (a map or a generation).
+    pub(crate) fn new(value: V, home: HomeRef) -> Self {
+        home.get().count_created();
         let cell = Box::new(ValueCell {
             refs: AtomicUsize::new(1),
-            reclaimer: Arc::clone(reclaimer),
+            home,
             value,
         });
         ValueRef {
@@ -187,8 +190,10 @@ impl<V> ValueRef<V> {
     /// `ptr` must point at the `value` field of a live `ValueCell<V>`.
     unsafe fn cell_of(ptr: *const V) -> NonNull<ValueCell<V>> {
         let offset = std::mem::offset_of!(ValueCell<V>, value);
-        // SAFETY: `ValueCell` is `repr(C)`, so `value` sits `offset` bytes into the
-        // cell; stepping back stays inside the same allocation.
+        // SAFETY: `ptr` came from `into_raw`, which derived it from the cell pointer
+        // (`&raw const (*cell).value`), so it carries the provenance of the whole
+        // cell; `value` sits `offset` bytes into the cell (`offset_of!`, whatever the
+        // layout), so stepping back stays inside the same allocation.
         unsafe {
             NonNull::new_unchecked(
                 ptr.cast::<u8>()
@@ -241,20 +246,20 @@ impl<V> ValueRef<V> {
         // by every public constructor of a map, so destroying it elsewhere is sound.
         // SAFETY: `destroy_erased` may run once, after the grace period (above).
         let doomed = unsafe { DoomedValue::new(cell.cast(), Self::destroy_erased) };
-        // Our own reference: once pushed, the cell (and the reference it holds) may
-        // be destroyed by the reclaimer at any moment, before `doom` returns.
-        let reclaimer = Arc::clone(&c.reclaimer);
-        Reclaimer::doom(&reclaimer, doomed);
+        // The home is alive until this cell is destroyed, which needs the push below;
+        // after the push neither the cell nor the home is touched again.
+        let home = c.home.get();
+        home.count_doomed();
+        home.domain().doom(doomed);
     }
 
-    /// `destroy` for a type-erased cell, keeping only the outcome (the cell's
-    /// reclaimer reference is dropped here; the caller holds its own).
+    /// `destroy` for a type-erased cell.
     ///
     /// # Safety
     /// As `destroy`, for a `ValueCell<V>` behind `cell`.
-    unsafe fn destroy_erased(cell: NonNull<()>) -> DropOutcome {
+    unsafe fn destroy_erased(cell: NonNull<()>) -> (DropOutcome, HomeRef) {
         // SAFETY: the caller's contract.
-        unsafe { Self::destroy(cell.cast()) }.0
+        unsafe { Self::destroy(cell.cast()) }
     }
 
     /// Gives up a reference held by a generation being torn down on the reclaimer.
@@ -284,36 +289,20 @@ impl<V> ValueRef<V> {
     }
 
     /// Frees the cell and runs `V`'s destructor, containing a panic. Returns how
-    /// the destructor ended and the cell's reclaimer, for the accounting.
+    /// the destructor ended and the cell's home, for the accounting.
     ///
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell.
-    unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, Arc<Reclaimer>) {
+    unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, HomeRef) {
         // SAFETY: the cell came from `Box::leak` in `new` and is destroyed once.
         let boxed = unsafe { Box::from_raw(cell.as_ptr()) };
-        let ValueCell {
-            value, reclaimer, ..
-        } = *boxed;
+        let ValueCell { value, home, .. } = *boxed;
         let outcome = match catch_unwind(AssertUnwindSafe(move || drop(value))) {
             Ok(()) => DropOutcome::Clean,
             Err(_) => DropOutcome::Panicked,
         };
-        (outcome, reclaimer)
+        (outcome, home)
     }
-}
-
-/// How a value's destructor ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DropOutcome {
-    Clean,
-    /// The destructor panicked; the panic was contained and counted.
-    Panicked,
-}
-
-/// Prints `msg` and aborts: used where continuing would corrupt memory.
-pub(crate) fn abort_with(msg: &str) -> ! {
-    eprintln!("{msg}");
-    std::process::abort()
 }
 
 impl<V> Clone for ValueRef<V> {

@@ -19,7 +19,8 @@
 #include <stdint.h>
 
 /**
- * Reclaim mode: a background thread per map tears retired generations down.
+ * Reclaim mode: the process-wide reclaimer thread (one per process, shared by
+ * every map in this mode) tears retired generations down.
  */
 #define AMAP_RECLAIM_BACKGROUND 0
 
@@ -126,12 +127,14 @@ typedef struct {
 /**
  * A value's destructor: called exactly once with the `data` and `ctx` given to
  * `amap_insert`, after the last of every generation holding the value, every
- * retain and every read section or callback that could see it. While the map
- * lives it runs on the map's reclaimer: its background thread, or (manual mode) a
- * thread calling `amap_reclaim`, `amap_wait_reclaimed` or `amap_free`; never on a
- * thread that merely reads. After `amap_free`, a value still held is destroyed by
- * whichever thread finishes with it (its last release, or any thread calling into
- * atomic-map). It may call into the same map (insert, get, remove, clear), except
+ * retain and every read section or callback that could see it. It runs on the
+ * map's reclaimer: in background mode the process-wide reclaimer thread
+ * (`atomic-map-reclaim`, one for the whole process, shared by every map, before
+ * and after `amap_free`); in manual mode a thread calling `amap_reclaim`,
+ * `amap_wait_reclaimed` or `amap_free`, and after `amap_free` of a manual map the
+ * process-wide reclaimer thread. Never on a thread that merely reads or releases.
+ * A slow destructor delays the other maps' reclamation on that thread. It may
+ * call into the same map (insert, get, remove, clear), except
  * while that map is being freed by `amap_free`. May be `NULL` for values that need
  * no destructor.
  */
@@ -231,8 +234,8 @@ amap_status_t amap_new_with(const amap_options_t *options, amap_t **out_map);
 
 /**
  * Frees the map: releases its hold on its current generation, then waits until
- * its reclaimer has torn down what it was handed (in background mode this joins
- * the reclaimer thread). Values still retained by C, read sections and snapshots
+ * its reclaimer has torn down what it was handed (at most 10 s; the process-wide
+ * reclaimer thread stays, parked, for the other maps). Values still retained by C, read sections and snapshots
  * survive: their destructors run when those let go. `NULL` is a no-op.
  *
  * # Safety

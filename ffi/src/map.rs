@@ -24,7 +24,8 @@ pub struct amap_t {
     tickets: Mutex<BTreeMap<u64, Retired>>,
 }
 
-/// Reclaim mode: a background thread per map tears retired generations down.
+/// Reclaim mode: the process-wide reclaimer thread (one per process, shared by
+/// every map in this mode) tears retired generations down.
 pub const AMAP_RECLAIM_BACKGROUND: u32 = 0;
 /// Reclaim mode: no thread; retired generations wait for `amap_reclaim`.
 pub const AMAP_RECLAIM_MANUAL: u32 = 1;
@@ -144,8 +145,8 @@ pub unsafe extern "C" fn amap_new_with(
 }
 
 /// Frees the map: releases its hold on its current generation, then waits until
-/// its reclaimer has torn down what it was handed (in background mode this joins
-/// the reclaimer thread). Values still retained by C, read sections and snapshots
+/// its reclaimer has torn down what it was handed (at most 10 s; the process-wide
+/// reclaimer thread stays, parked, for the other maps). Values still retained by C, read sections and snapshots
 /// survive: their destructors run when those let go. `NULL` is a no-op.
 ///
 /// # Safety

@@ -10,12 +10,14 @@ use crate::panic::{guard, guard_or};
 
 /// A value's destructor: called exactly once with the `data` and `ctx` given to
 /// `amap_insert`, after the last of every generation holding the value, every
-/// retain and every read section or callback that could see it. While the map
-/// lives it runs on the map's reclaimer: its background thread, or (manual mode) a
-/// thread calling `amap_reclaim`, `amap_wait_reclaimed` or `amap_free`; never on a
-/// thread that merely reads. After `amap_free`, a value still held is destroyed by
-/// whichever thread finishes with it (its last release, or any thread calling into
-/// atomic-map). It may call into the same map (insert, get, remove, clear), except
+/// retain and every read section or callback that could see it. It runs on the
+/// map's reclaimer: in background mode the process-wide reclaimer thread
+/// (`atomic-map-reclaim`, one for the whole process, shared by every map, before
+/// and after `amap_free`); in manual mode a thread calling `amap_reclaim`,
+/// `amap_wait_reclaimed` or `amap_free`, and after `amap_free` of a manual map the
+/// process-wide reclaimer thread. Never on a thread that merely reads or releases.
+/// A slow destructor delays the other maps' reclamation on that thread. It may
+/// call into the same map (insert, get, remove, clear), except
 /// while that map is being freed by `amap_free`. May be `NULL` for values that need
 /// no destructor.
 #[allow(non_camel_case_types)]

@@ -15,6 +15,10 @@ pub(crate) use loom::sync::atomic::{
 };
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use loom::thread_local;
+/// An `Arc` that has `Weak` references: std's in both builds, since loom's `Arc`
+/// has no `downgrade`. Used only for a map's `Standby`, which reclamation jobs name
+/// weakly; its count orders nothing the models check (std's own code, trusted).
+pub(crate) use std::sync::{Arc as WeakableArc, Weak};
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {
@@ -79,6 +83,30 @@ impl<T> Slot<T> {
     }
 }
 
+/// One stripe: under loom every thread shares it, so that no std counter's value
+/// (which thread got which stripe) can differ between executions.
+pub(crate) const COUNTER_STRIPES: usize = 1;
+
+/// Statics do not outlive one execution of a model: see `ProcessWide`.
+pub(crate) const SHARED_STATICS: bool = false;
+
+/// Stand-in for a process-wide value: loom runs many executions in one process,
+/// and a loom object cannot outlive its execution, so every call builds a new one.
+pub(crate) struct ProcessWide<T>(std::marker::PhantomData<T>);
+
+impl<T> ProcessWide<T> {
+    pub(crate) const fn new() -> Self {
+        ProcessWide(std::marker::PhantomData)
+    }
+
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        init()
+    }
+}
+
+// SAFETY: holds nothing (a `PhantomData` of the type it builds).
+unsafe impl<T> Sync for ProcessWide<T> {}
+
 /// Stand-in for `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
     use std::collections::BTreeSet;
@@ -117,14 +145,10 @@ pub(crate) mod epoch {
     }
 
     impl Guard {
-        /// # Safety
-        /// As `crossbeam_epoch::Guard::defer_unchecked`: `f` must be safe to run on
-        /// any thread once every guard pinned before this call is gone.
-        pub(crate) unsafe fn defer_unchecked<'a, F: FnOnce() + 'a>(&self, f: F) {
-            let f: Box<dyn FnOnce() + 'a> = Box::new(f);
-            // SAFETY: lifetime erasure only; the caller guarantees, as crossbeam
-            // requires, that `f` may run after this call returns.
-            let f: Deferred = unsafe { std::mem::transmute::<Box<dyn FnOnce() + 'a>, Deferred>(f) };
+        /// As `crossbeam_epoch::Guard::defer`: `f` runs on some thread once every
+        /// guard pinned before this call is gone.
+        pub(crate) fn defer<F: FnOnce() + Send + 'static>(&self, f: F) {
+            let f: Deferred = Box::new(f);
             let mut c = COLLECTOR.lock().unwrap();
             let horizon = c.next_pin;
             c.garbage.push((horizon, f));

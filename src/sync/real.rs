@@ -4,6 +4,10 @@ pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
 };
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+/// An `Arc` that has `Weak` references: std's in both builds, since loom's `Arc`
+/// has no `downgrade`. Used only for a map's `Standby`, which reclamation jobs name
+/// weakly; its count orders nothing the models check (std's own code, trusted).
+pub(crate) use std::sync::{Arc as WeakableArc, Weak};
 pub(crate) use std::thread_local;
 
 /// Threads: spawning the background reclaimer and parking it between passes.
@@ -19,4 +23,24 @@ pub(crate) type SlotGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
 /// Epoch-based deferral of frees: `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
     pub(crate) use crossbeam_epoch::{Guard, pin};
+}
+
+/// Stripes of the per-map counters that every value touches (`reclaim/home.rs`):
+/// enough that threads rarely share one.
+pub(crate) const COUNTER_STRIPES: usize = 8;
+
+/// Whether a `static` lives for the whole process (it does, outside loom).
+pub(crate) const SHARED_STATICS: bool = true;
+
+/// A value shared by the whole process, built on first use.
+pub(crate) struct ProcessWide<T>(std::sync::OnceLock<Arc<T>>);
+
+impl<T> ProcessWide<T> {
+    pub(crate) const fn new() -> Self {
+        ProcessWide(std::sync::OnceLock::new())
+    }
+
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        Arc::clone(self.0.get_or_init(init))
+    }
 }

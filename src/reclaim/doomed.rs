@@ -19,17 +19,19 @@
 //! 3. each pass destroys the **ripe** batches, on the reclaimer.
 //!
 //! Readers therefore never run a value's destructor, and progress never depends on
-//! a thread that stopped calling into the map. After the map is dropped (the
-//! reclaimer is closed), ripe batches are destroyed by whichever thread ripens them.
+//! a thread that stopped calling into the map: a domain always has a thread or a
+//! program running its passes (a manual domain whose users are gone is adopted by
+//! the process-wide one, see `domain.rs`).
 
 use std::ptr::NonNull;
 
-use crate::value::DropOutcome;
+use super::home::HomeRef;
+use super::report::DropOutcome;
 
 /// A value cell to destroy, type-erased.
 pub(crate) struct DoomedValue {
     cell: NonNull<()>,
-    destroy: unsafe fn(NonNull<()>) -> DropOutcome,
+    destroy: unsafe fn(NonNull<()>) -> (DropOutcome, HomeRef),
 }
 
 // SAFETY: a doomed value is owned by the list or batch holding it; the cell's `V`
@@ -42,13 +44,14 @@ impl DoomedValue {
     /// `destroy(cell)` must be sound to call once, after a grace period.
     pub(crate) unsafe fn new(
         cell: NonNull<()>,
-        destroy: unsafe fn(NonNull<()>) -> DropOutcome,
+        destroy: unsafe fn(NonNull<()>) -> (DropOutcome, HomeRef),
     ) -> Self {
         DoomedValue { cell, destroy }
     }
 
-    /// Destroys the value. Only after the grace period (a ripe batch).
-    pub(crate) fn destroy(self) -> DropOutcome {
+    /// Destroys the value. Only after the grace period (a ripe batch). Returns how
+    /// its destructor ended and the home of its map, for the accounting.
+    pub(crate) fn destroy(self) -> (DropOutcome, HomeRef) {
         // SAFETY: `new`'s contract; a ripe batch is past its grace period, and a
         // doomed value is destroyed once (this consumes it).
         unsafe { (self.destroy)(self.cell) }

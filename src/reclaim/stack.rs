@@ -1,9 +1,9 @@
-//! The lock-free push-and-take-everything list shared by the reclaimer's queues.
+//! The lock-free push-and-take-everything list shared by the reclamation queues.
 //!
 //! Producers link nodes at the head with a compare-and-swap; the one consumer takes
 //! the whole chain with a swap. There is no pop of single nodes, hence no ABA
 //! problem: a node is owned by the list from its push until the swap that takes it.
-//! [`Stack`] boxes each item; `RetireList` links its preallocated nodes through
+//! [`Stack`] boxes each item; `JobList` links its preallocated nodes through
 //! [`push_node`] and [`take_chain`] directly.
 
 use std::ptr;
@@ -25,11 +25,10 @@ pub(crate) unsafe fn push_node<N>(
     loop {
         // SAFETY: `node` is ours until the CAS below publishes it (the contract).
         unsafe { *link(node) = current };
-        // SeqCst on success: Release publishes the node to `take_chain`, and the
-        // total order pairs the push with the reclaimer's `closed` flag (see
-        // `Reclaimer::submit` and `Reclaimer::doom`). Relaxed on failure: the fresh
-        // head is only the next guess.
-        match head.compare_exchange_weak(current, node, Ordering::SeqCst, Ordering::Relaxed) {
+        // Release on success: publishes the node (and everything its producer wrote
+        // before the push) to the Acquire swap in `take_chain`. Relaxed on failure:
+        // the fresh head is only the next guess.
+        match head.compare_exchange_weak(current, node, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
             Err(now) => current = now,
         }
@@ -38,9 +37,9 @@ pub(crate) unsafe fn push_node<N>(
 
 /// Takes every node pushed so far (newest first); the caller owns the chain.
 pub(crate) fn take_chain<N>(head: &AtomicPtr<N>) -> *mut N {
-    // SeqCst: Acquire pairs with the Release of each push; the total order pairs
-    // with the `closed` flag (see `Reclaimer::close`).
-    head.swap(ptr::null_mut(), Ordering::SeqCst)
+    // Acquire: pairs with the Release of each push, so the taker sees every node
+    // whole. (A swap reads the latest head: no push is skipped.)
+    head.swap(ptr::null_mut(), Ordering::Acquire)
 }
 
 struct Node<T> {
@@ -79,6 +78,12 @@ impl<T> Stack<T> {
         }));
         // SAFETY: a fresh node, handed to the list; `link` names its link field.
         unsafe { push_node(&self.head, node, link::<T>) }
+    }
+
+    /// Whether nothing is waiting (a racy reading).
+    pub(crate) fn is_empty(&self) -> bool {
+        // Relaxed: a hint; whoever acts on it re-checks with `take_all`.
+        self.head.load(Ordering::Relaxed).is_null()
     }
 
     /// Everything pushed so far, in no particular order.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::reclaim::Reclaimer;
+use super::domain::Domain;
 use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// A ticket for a retired generation, returned by
@@ -42,22 +42,28 @@ pub struct Retired {
 /// tickets that wait for it.
 pub(crate) struct Retirement {
     torn_down: AtomicBool,
-    reclaimer: Arc<Reclaimer>,
+    domain: Arc<Domain>,
 }
 
 impl Retirement {
-    pub(crate) fn new(reclaimer: &Arc<Reclaimer>) -> Self {
+    pub(crate) fn new(domain: &Arc<Domain>) -> Self {
         Retirement {
             torn_down: AtomicBool::new(false),
-            reclaimer: Arc::clone(reclaimer),
+            domain: Arc::clone(domain),
         }
     }
 
-    /// Called by the reclaimer once the table has been walked.
+    /// Called by the pass once the table has been walked and the map's counters
+    /// updated.
     pub(crate) fn mark_torn_down(&self) {
-        // Release: pairs with the Acquire loads in `Reclaimer::wait_for` and
-        // `Retired::is_reclaimed`: a waiter that sees the flag sees the teardown.
+        // Release: pairs with the Acquire loads in `is_torn_down`: a waiter that
+        // sees the flag sees the teardown (values destroyed, counters updated).
         self.torn_down.store(true, Ordering::Release);
+    }
+
+    fn is_torn_down(&self) -> bool {
+        // Acquire: pairs with the Release store in `mark_torn_down`.
+        self.torn_down.load(Ordering::Acquire)
     }
 }
 
@@ -73,8 +79,7 @@ impl Retired {
 
     /// Whether the retired generation has been torn down.
     pub fn is_reclaimed(&self) -> bool {
-        // Acquire: pairs with the Release store after the teardown.
-        self.retirement.torn_down.load(Ordering::Acquire)
+        self.retirement.is_torn_down()
     }
 
     /// Blocks until the retired generation has been torn down.
@@ -86,23 +91,23 @@ impl Retired {
     /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen.
     ///
     /// # Panics
-    /// When called from a value's destructor that the same map's reclamation is
+    /// When called from a value's destructor that a pass of the same reclaimer is
     /// running (the teardown waited for could not finish while the destructor
     /// waits). The panic is contained like any destructor panic and counted in
     /// [`Stats::destructor_panics`](crate::Stats::destructor_panics).
     pub fn wait(&self) {
         let r = &self.retirement;
-        Reclaimer::wait_for(&r.reclaimer, &r.torn_down, None);
+        Domain::wait_until(&r.domain, || r.is_torn_down(), None);
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`. Returns whether the
     /// generation has been torn down. `wait_timeout(Duration::ZERO)` makes one
     /// attempt (in manual mode, one reclamation pass) and returns at once. Called
-    /// from a value's destructor that the same map's reclamation is running, it
+    /// from a value's destructor that a pass of the same reclaimer is running, it
     /// returns the current state at once (waiting could not help).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let r = &self.retirement;
-        Reclaimer::wait_for(&r.reclaimer, &r.torn_down, Some(timeout))
+        Domain::wait_until(&r.domain, || r.is_torn_down(), Some(timeout))
     }
 }
 

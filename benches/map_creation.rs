@@ -1,0 +1,60 @@
+//! Creating many maps: one map per tenant is a common shape, so building a map must
+//! cost about what building a `DashMap` costs, and must not start a thread.
+//!
+//! Creates `--maps` maps (1,000 by default) of `AtomicMap` (default settings: the
+//! process-wide reclaimer) and of `DashMap`, alternately, `--rounds` times (9), and
+//! prints the median time of each and the ratio. The process's thread count (from
+//! `/proc/self/task`) is printed before and after; `tests/threads.rs` asserts it.
+//!
+//! ```text
+//! cargo bench --bench map_creation                    # 1,000 maps, 9 rounds
+//! cargo bench --bench map_creation -- --maps 10000
+//! cargo bench --bench map_creation -- --test          # smoke run (CI)
+//! ```
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use atomic_map::AtomicMap;
+use dashmap::DashMap;
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let test = args.iter().any(|a| a == "--test");
+    let maps = arg(&args, "--maps", if test { 10 } else { 1000 });
+    let rounds = arg(&args, "--rounds", if test { 1 } else { 9 });
+    let before = threads();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let built: Vec<AtomicMap<u64, u64>> = (0..maps).map(|_| AtomicMap::new()).collect();
+        ours.push(t.elapsed());
+        black_box(&built);
+        let t = Instant::now();
+        let peers: Vec<DashMap<u64, u64>> = (0..maps).map(|_| DashMap::new()).collect();
+        theirs.push(t.elapsed());
+        black_box(&peers);
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    println!(
+        "create {maps} maps (median of {rounds}): AtomicMap {ours:.2?}, DashMap {theirs:.2?}, ratio {:.2}x; threads {before} before, {} after",
+        ours.as_secs_f64() / theirs.as_secs_f64(),
+        threads()
+    );
+}

@@ -1,0 +1,510 @@
+//! `Domain`: one reclaimer, serving any number of maps.
+//!
+//! A domain owns the queues on which work waits (hand-offs and retired tables on
+//! a [`JobList`], doomed values and ripe batches on [`Stack`]s, orphaned homes) and
+//! runs *passes* over them, one at a time. Passes are run by the domain's background
+//! thread (the process-wide default domain, or a dedicated one of the user's), or by
+//! the program ([`ReclaimMode::Manual`]: `reclaim()`, `Retired::wait`).
+//!
+//! A pass, in order:
+//! 1. runs the jobs: releases handed-off generations (building each map's next
+//!    spare) and tears retired tables down, destroying the values whose last
+//!    reference was the table's, at once (no guard can reach a retired table);
+//! 2. starts the grace period of the values doomed since the last pass (an epoch
+//!    deferral that only moves the batch to the ripe stack) and destroys the
+//!    batches whose grace period is over (`doomed.rs`);
+//! 3. frees the homes of dropped maps whose last value is gone (`home.rs`);
+//! 4. runs the passes of manual domains it adopted (below);
+//! 5. returns memory to the OS after a large pass (`trim.rs`) and wakes waiters.
+//!
+//! No producer touches the domain after its push (a pushed value may be destroyed
+//! by the very next pass, and with it the last reference that kept the domain
+//! alive), so there is no "closed" flag to check after pushing. Instead a manual
+//! domain whose last user (map or `Reclaimer` handle) is gone runs its remaining
+//! work on that user's thread, and if values of it are still held (by handles or
+//! C), it is *adopted* by the process-wide domain, whose thread finishes it.
+
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use super::doomed::DoomedValue;
+use super::home::{Home, HomeRef};
+use super::jobs::{Job, JobList, JobNode};
+use super::stack::Stack;
+use super::trim;
+use crate::sync::{
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, ProcessWide,
+    SHARED_STATICS, epoch, thread, thread_local,
+};
+
+/// Who runs a domain's passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReclaimMode {
+    /// A background thread (named `atomic-map-reclaim`) runs the passes: the
+    /// process-wide one, shared by every map built with this mode (started with the
+    /// first such map), or a dedicated [`Reclaimer`](crate::Reclaimer)'s. The default.
+    #[default]
+    Background,
+    /// No thread: passes run when the program calls
+    /// [`AtomicMap::reclaim`](crate::AtomicMap::reclaim) or
+    /// [`Reclaimer::reclaim`](crate::Reclaimer::reclaim), or waits on a
+    /// [`Retired`](crate::Retired) ticket. Removed and replaced values need more
+    /// than one pass (a grace period lies between them): call it periodically.
+    /// Dropping the last map (and handle) of a manual domain runs its remaining work
+    /// on the dropping thread; values still held after that (by handles or C) are
+    /// destroyed by the process-wide reclaimer thread.
+    Manual,
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PassReport {
+    /// Published generations torn down.
+    pub(crate) torn_down: usize,
+    /// Jobs run, values destroyed, homes freed: 0 for an idle pass.
+    pub(crate) work: usize,
+}
+
+/// The state only a running pass touches.
+#[derive(Default)]
+struct PassState {
+    /// Homes whose owners are gone, waiting for their last value.
+    orphans: Vec<HomeRef>,
+    /// Manual domains whose users are gone, finished by this domain's passes.
+    adopted: Vec<Arc<Domain>>,
+}
+
+/// One reclaimer (see the module docs).
+pub(crate) struct Domain {
+    mode: ReclaimMode,
+    jobs: JobList,
+    /// Values whose last reference is gone, waiting for a grace period (see
+    /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
+    doomed: Stack<DoomedValue>,
+    ripe: Stack<Vec<DoomedValue>>,
+    /// Homes whose last owner is gone, and manual domains handed over to this one.
+    orphans: Stack<HomeRef>,
+    adoptions: Stack<Arc<Domain>>,
+    pass: Mutex<PassState>,
+    /// Passes completed, for `wait_passes`.
+    passes: AtomicU64,
+    /// Maps and `Reclaimer` handles using the domain; homes not yet freed.
+    users: AtomicUsize,
+    /// Set when the last user is gone (`users` only grows from a user it has).
+    unused: AtomicBool,
+    homes: AtomicUsize,
+    /// The background thread, to wake it from waiters (never from a clear).
+    worker: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Waiters sleep here; a pass that did something notifies.
+    done_lock: Mutex<()>,
+    done_cv: Condvar,
+}
+
+thread_local! {
+    /// The domain whose pass is running on this thread, or null: a destructor run by
+    /// that pass that waits for the same domain would wait for itself.
+    // Not `const { .. }`: loom's `thread_local!` does not accept it.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static IN_PASS: std::cell::Cell<*const Domain> = std::cell::Cell::new(std::ptr::null());
+}
+
+/// Marks this thread as running a pass of one domain until dropped (restoring the
+/// outer mark, for a pass run from a destructor of another domain's pass).
+struct PassMark(*const Domain);
+
+impl PassMark {
+    fn enter(this: &Domain) -> Self {
+        PassMark(IN_PASS.with(|p| p.replace(this as *const Domain)))
+    }
+
+    /// Whether this thread is inside a pass of `this`.
+    fn inside(this: &Domain) -> bool {
+        IN_PASS.with(|p| std::ptr::eq(p.get(), this))
+    }
+}
+
+impl Drop for PassMark {
+    fn drop(&mut self) {
+        IN_PASS.with(|p| p.set(self.0));
+    }
+}
+
+/// The shortest and longest park of the background thread between passes.
+const MIN_PARK: Duration = Duration::from_millis(1);
+const MAX_PARK: Duration = Duration::from_millis(16);
+
+/// The process-wide default domain, started with the first map that uses it.
+static PROCESS_WIDE: ProcessWide<Domain> = ProcessWide::new();
+
+impl Domain {
+    fn new(mode: ReclaimMode) -> Self {
+        Domain {
+            mode,
+            jobs: JobList::new(),
+            doomed: Stack::new(),
+            ripe: Stack::new(),
+            orphans: Stack::new(),
+            adoptions: Stack::new(),
+            pass: Mutex::new(PassState::default()),
+            passes: AtomicU64::new(0),
+            users: AtomicUsize::new(0),
+            unused: AtomicBool::new(false),
+            homes: AtomicUsize::new(0),
+            worker: Mutex::new(None),
+            done_lock: Mutex::new(()),
+            done_cv: Condvar::new(),
+        }
+    }
+
+    /// A domain with no thread: passes run when the program asks.
+    pub(crate) fn manual() -> Arc<Self> {
+        Arc::new(Domain::new(ReclaimMode::Manual))
+    }
+
+    /// A domain with a background thread of its own. The thread exits once the
+    /// domain has no user and no home left.
+    ///
+    /// # Panics
+    /// If the thread cannot be spawned.
+    pub(crate) fn background() -> Arc<Self> {
+        let domain = Arc::new(Domain::new(ReclaimMode::Background));
+        let for_thread = Arc::clone(&domain);
+        let handle = thread::Builder::new()
+            .name("atomic-map-reclaim".into())
+            .spawn(move || Domain::run_background(&for_thread))
+            .expect("atomic-map: failed to spawn the reclaimer thread");
+        *lock(&domain.worker) = Some(handle);
+        domain
+    }
+
+    /// The process-wide domain, started on first use. It counts one permanent user
+    /// (the process), so its thread never exits. (Under loom, where statics cannot
+    /// outlive a model's execution, each call gives a new background domain.)
+    pub(crate) fn process_wide() -> Arc<Self> {
+        PROCESS_WIDE.get_or_init(|| {
+            let domain = Domain::background();
+            if SHARED_STATICS {
+                Domain::add_user(&domain);
+            }
+            domain
+        })
+    }
+
+    pub(crate) fn mode(&self) -> ReclaimMode {
+        self.mode
+    }
+
+    /// A map or handle starts using the domain.
+    pub(crate) fn add_user(this: &Arc<Self>) {
+        // Relaxed: the caller holds an `Arc` on the domain; the count only decides
+        // when the last user is gone (see `remove_user`).
+        this.users.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A map or handle stops using the domain. The last user of a manual domain
+    /// runs its remaining work here, and hands what is still held to the
+    /// process-wide domain; the last user of a dedicated background domain wakes
+    /// its thread so that it can finish and exit.
+    pub(crate) fn remove_user(this: &Arc<Self>) {
+        // AcqRel: the last user sees every other user's work (their pushes) and
+        // decides alone.
+        if this.users.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // Release: pairs with the Acquire loads in `run_background` and
+        // `join_if_unused`, which then see every user's work.
+        this.unused.store(true, Ordering::Release);
+        match this.mode {
+            ReclaimMode::Manual => {
+                if PassMark::inside(this) {
+                    // Dropped from a destructor that a pass of this same domain is
+                    // running: the rest goes to the process-wide domain.
+                    Domain::adopt(&Domain::process_wide(), Arc::clone(this));
+                    return;
+                }
+                for _ in 0..4 {
+                    Domain::pass(this, true);
+                }
+                if !this.finished() {
+                    Domain::adopt(&Domain::process_wide(), Arc::clone(this));
+                }
+            }
+            ReclaimMode::Background => this.wake(),
+        }
+    }
+
+    /// A home was created in this domain.
+    pub(crate) fn home_created(this: &Arc<Self>) {
+        // Relaxed: read by the worker's exit check, which runs under the pass lock
+        // after the home is freed (also under it).
+        this.homes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether nothing of this domain is left: no home, no queued work.
+    fn finished(&self) -> bool {
+        self.homes.load(Ordering::Relaxed) == 0
+            && self.jobs.is_empty()
+            && self.doomed.is_empty()
+            && self.ripe.is_empty()
+            && self.orphans.is_empty()
+            && self.adoptions.is_empty()
+    }
+
+    /// Hands a job over (a hand-off or a retired table). O(1), no allocation: a push.
+    pub(crate) fn submit<T: Job + Send>(&self, node: Box<JobNode<T>>) {
+        self.jobs.push(node);
+    }
+
+    /// Takes a value whose last reference is gone (see `doomed.rs`). O(1).
+    pub(crate) fn doom(&self, value: DoomedValue) {
+        self.doomed.push(value);
+    }
+
+    /// Takes a home whose last owner is gone.
+    pub(crate) fn orphan(this: &Arc<Self>, home: HomeRef) {
+        this.orphans.push(home);
+    }
+
+    /// Takes over the remaining work of a manual domain whose users are gone. The
+    /// adoption counts as a user of `this` until the adopted domain is finished.
+    fn adopt(this: &Arc<Self>, adopted: Arc<Domain>) {
+        Domain::add_user(this);
+        this.adoptions.push(adopted);
+    }
+
+    fn run_background(this: &Arc<Self>) {
+        let mut park = MIN_PARK;
+        loop {
+            let worked = Domain::pass(this, false).is_some_and(|r| r.work > 0);
+            // Acquire: pairs with the Release store in `remove_user`. (A thread
+            // spawned before its domain's first user arrives sees `unused` false.)
+            if this.unused.load(Ordering::Acquire) && this.finished() {
+                return;
+            }
+            park = if worked || !this.jobs.is_empty() {
+                MIN_PARK
+            } else {
+                (park * 2).min(MAX_PARK)
+            };
+            thread::park_timeout(park);
+        }
+    }
+
+    /// Runs one pass on the calling thread (see the module docs). With `wait`,
+    /// waits for a pass running elsewhere to finish first; without, returns `None`
+    /// if one is running. Also `None` from inside a pass of this domain (a
+    /// destructor calling back).
+    pub(crate) fn pass(this: &Arc<Self>, wait: bool) -> Option<PassReport> {
+        if PassMark::inside(this) {
+            return None;
+        }
+        let mut state = if wait {
+            lock(&this.pass)
+        } else {
+            match this.pass.try_lock() {
+                Ok(state) => state,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            }
+        };
+        let _mark = PassMark::enter(this);
+        let mut work = 0;
+        let mut trim_count = 0;
+        let mut torn_down = 0;
+        // Hand-offs release generations, whose teardowns are queued behind them:
+        // a few rounds run both in this pass.
+        for _ in 0..4 {
+            let (jobs, report) = this.jobs.run_all();
+            if jobs == 0 {
+                break;
+            }
+            work += jobs;
+            trim_count += report.trim;
+            torn_down += report.torn_down;
+        }
+        let (values, values_trim) = Self::reclaim_values(this);
+        work += values;
+        trim_count += values_trim;
+        work += Self::free_orphans(this, &mut state);
+        work += Self::run_adopted(this, &mut state);
+        if trim_count >= trim::TRIM_THRESHOLD {
+            trim::release_free_memory();
+        }
+        // Relaxed: a count for `wait_passes`, which re-reads it under `done_lock`.
+        this.passes.fetch_add(1, Ordering::Relaxed);
+        drop(state);
+        if work > 0 {
+            let _g = lock(&this.done_lock);
+            this.done_cv.notify_all();
+        }
+        Some(PassReport { torn_down, work })
+    }
+
+    /// Starts the grace period of the values doomed so far, and destroys the
+    /// batches whose grace period is over (`doomed.rs`). Returns the number of
+    /// values destroyed, and how many of them count towards trimming.
+    fn reclaim_values(this: &Arc<Self>) -> (usize, usize) {
+        let batch = this.doomed.take_all();
+        let guard = epoch::pin();
+        if !batch.is_empty() {
+            let domain = Arc::clone(this);
+            // The closure only moves the batch to the ripe stack; it runs on
+            // whichever thread collects, after every guard pinned before this call
+            // is dropped.
+            guard.defer(move || domain.ripe.push(batch));
+        }
+        // Push this thread's bag to the global queue, where any thread's collection
+        // (this one's next pass included) runs it, and collect what is ripe now.
+        guard.flush();
+        drop(guard);
+        let (mut destroyed, mut trim_count) = (0, 0);
+        for batch in this.ripe.take_all() {
+            for value in batch {
+                let (outcome, home) = value.destroy();
+                let home = home.get();
+                home.doomed_value_destroyed(outcome);
+                destroyed += 1;
+                trim_count += usize::from(home.trim());
+            }
+        }
+        (destroyed, trim_count)
+    }
+
+    /// Frees the orphaned homes whose last value is gone.
+    fn free_orphans(this: &Arc<Self>, state: &mut PassState) -> usize {
+        state.orphans.extend(this.orphans.take_all());
+        let before = state.orphans.len();
+        state.orphans.retain(|&home| {
+            if !home.get().drained() {
+                return true;
+            }
+            // SAFETY: orphaned (on this list) and drained (just checked), freed once
+            // (removed from the list here), by a pass of its domain (this one).
+            unsafe { Home::free(home) };
+            // Relaxed: see `home_created`.
+            this.homes.fetch_sub(1, Ordering::Relaxed);
+            false
+        });
+        before - state.orphans.len()
+    }
+
+    /// Runs a pass of each adopted manual domain; lets go of the finished ones.
+    fn run_adopted(this: &Arc<Self>, state: &mut PassState) -> usize {
+        state.adopted.extend(this.adoptions.take_all());
+        let mut work = 0;
+        let mut i = 0;
+        while i < state.adopted.len() {
+            work += Domain::pass(&state.adopted[i], true).map_or(0, |r| r.work);
+            if state.adopted[i].finished() {
+                state.adopted.swap_remove(i);
+                Domain::remove_user(this);
+            } else {
+                i += 1;
+            }
+        }
+        work
+    }
+
+    /// Waits for the background thread to exit if the domain has no user left
+    /// (`Reclaimer::shutdown`). Not from the thread itself.
+    pub(crate) fn join_if_unused(this: &Arc<Self>) {
+        // Acquire: pairs with the Release store in `remove_user`.
+        if this.mode != ReclaimMode::Background || !this.unused.load(Ordering::Acquire) {
+            return;
+        }
+        let worker = lock(&this.worker).take();
+        if let Some(worker) = worker {
+            if worker.thread().id() == thread::current().id() {
+                return;
+            }
+            worker.thread().unpark();
+            // A panic there was already reported; the domain's state does not
+            // depend on it.
+            let _ = worker.join();
+        }
+    }
+
+    /// Wakes the background thread (for a waiter; never from a clear).
+    fn wake(&self) {
+        if let Some(worker) = lock(&self.worker).as_ref() {
+            worker.thread().unpark();
+        }
+    }
+
+    /// Waits until `done()` holds or `timeout` passes (`None`: forever). In manual
+    /// mode the waiting thread runs the passes itself; in background mode it wakes
+    /// the thread. Returns whether `done()` held.
+    pub(crate) fn wait_until(
+        this: &Arc<Self>,
+        done: impl Fn() -> bool,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if done() {
+                return true;
+            }
+            if PassMark::inside(this) {
+                // A destructor run by this domain's pass: no pass can finish while
+                // it waits, so waiting would never end.
+                assert!(
+                    timeout.is_some(),
+                    "atomic-map: Retired::wait called from a value's destructor run by the same \
+                     reclaimer would wait for itself; use wait_timeout or is_reclaimed"
+                );
+                return false;
+            }
+            match this.mode {
+                ReclaimMode::Manual => {
+                    Domain::pass(this, true);
+                }
+                ReclaimMode::Background => {
+                    this.wake();
+                    // The adopter of a manual domain is the process-wide one.
+                }
+            }
+            let slice = match deadline {
+                None => MAX_PARK,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return done();
+                    }
+                    left.min(MAX_PARK)
+                }
+            };
+            let guard = lock(&this.done_lock);
+            if done() {
+                return true;
+            }
+            // A pass that did something notifies under `done_lock`, so a wake-up
+            // cannot be lost between the check above and this wait; the slice bounds
+            // the wait anyway.
+            drop(
+                this.done_cv
+                    .wait_timeout(guard, slice)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+        }
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        // Nothing can be queued: every job, doomed value and orphan keeps a home,
+        // and every home keeps its domain. The lists' own drops run what is left
+        // (nothing) rather than leak it.
+        if let Some(worker) = lock(&self.worker).take() {
+            // The thread holds an `Arc` on the domain, so this drop runs on it, or
+            // after it returned: never wait for it here.
+            drop(worker);
+        }
+    }
+}
+
+/// Locks a mutex whose data stays consistent through a panic (a pass's state is
+/// only appended to and filtered), so poisoning is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,182 @@
+//! `Reclaimer`: the public handle on a reclamation domain.
+
+use std::fmt;
+
+use super::domain::{Domain, ReclaimMode};
+use crate::sync::Arc;
+
+/// A reclaimer: the thread (or the program, in manual mode) that tears retired
+/// generations down and destroys released values, for every map that uses it.
+///
+/// By default every map uses the **process-wide** reclaimer: one background thread
+/// for the whole process, started with the first map and parked when idle. A map
+/// whose values have slow destructors (C destructors that take locks or do I/O) can
+/// be given a reclaimer of its own, shared with whichever maps the caller chooses,
+/// so that its destructors never delay those of other maps, and theirs never delay
+/// it. Destructors run on the reclaimer's thread (or, in manual mode, on the thread
+/// that calls [`reclaim`](Self::reclaim), waits on a [`Retired`](crate::Retired)
+/// ticket or drops the last map).
+///
+/// Cloning a handle gives another handle on the same reclaimer. A dedicated
+/// background reclaimer's thread exits once no handle and no map of it is left and
+/// its last value is destroyed.
+///
+/// ```
+/// use atomic_map::{AtomicMap, Builder, Reclaimer};
+///
+/// // Two maps whose destructors are slow share one reclaimer of their own.
+/// let slow = Reclaimer::new();
+/// let sessions: AtomicMap<u64, String> = Builder::new().reclaimer(&slow).build();
+/// let uploads: AtomicMap<u64, Vec<u8>> = Builder::new().reclaimer(&slow).build();
+/// sessions.insert(1, "alice".into());
+/// uploads.insert(1, vec![0; 16]);
+/// sessions.clear_async().wait(); // torn down on `slow`'s thread
+/// assert!(sessions.reclaimer().same_as(&uploads.reclaimer()));
+///
+/// // Every other map shares the process-wide one.
+/// let config: AtomicMap<String, u32> = AtomicMap::new();
+/// assert!(config.reclaimer().same_as(&Reclaimer::process_wide()));
+/// ```
+pub struct Reclaimer {
+    domain: Arc<Domain>,
+}
+
+impl Reclaimer {
+    /// A new reclaimer with a background thread of its own (named
+    /// `atomic-map-reclaim`), for the maps given it through
+    /// [`Builder::reclaimer`](crate::Builder::reclaimer).
+    ///
+    /// # Panics
+    /// If the thread cannot be spawned.
+    pub fn new() -> Self {
+        Reclaimer::from_domain(Domain::background())
+    }
+
+    /// A new reclaimer with no thread: its passes run when the program calls
+    /// [`reclaim`](Self::reclaim) (or `reclaim` on one of its maps) or waits on a
+    /// [`Retired`](crate::Retired) ticket.
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder, Reclaimer};
+    ///
+    /// let manual = Reclaimer::manual();
+    /// let map: AtomicMap<u8, u8> = Builder::new().reclaimer(&manual).build();
+    /// map.insert(1, 1);
+    /// let retired = map.clear_async();
+    /// assert!(!retired.is_reclaimed());
+    /// manual.reclaim();
+    /// assert!(retired.is_reclaimed());
+    /// ```
+    pub fn manual() -> Self {
+        Reclaimer::from_domain(Domain::manual())
+    }
+
+    /// The process-wide reclaimer, which maps use unless told otherwise. Its
+    /// thread is started on first use and never exits.
+    ///
+    /// ```
+    /// let a = atomic_map::Reclaimer::process_wide();
+    /// assert!(a.same_as(&atomic_map::Reclaimer::process_wide()));
+    /// ```
+    pub fn process_wide() -> Self {
+        Reclaimer::from_domain(Domain::process_wide())
+    }
+
+    fn from_domain(domain: Arc<Domain>) -> Self {
+        Domain::add_user(&domain);
+        Reclaimer { domain }
+    }
+
+    pub(crate) fn domain(&self) -> &Arc<Domain> {
+        &self.domain
+    }
+
+    /// Whether this reclaimer has a background thread or is run by the program.
+    ///
+    /// ```
+    /// use atomic_map::{ReclaimMode, Reclaimer};
+    /// assert_eq!(Reclaimer::manual().mode(), ReclaimMode::Manual);
+    /// ```
+    pub fn mode(&self) -> ReclaimMode {
+        self.domain.mode()
+    }
+
+    /// Runs one pass on the calling thread: tears down every retired generation
+    /// whose last holder has let go, starts the grace period of released values and
+    /// destroys those past theirs, for every map of this reclaimer. Returns the
+    /// number of generations torn down.
+    ///
+    /// In manual mode, passes run only through this (or the calls named on
+    /// [`manual`](Self::manual)). With a background thread, this returns 0 at once
+    /// while the thread is in a pass of its own. From a destructor run by a pass of
+    /// this same reclaimer, it returns 0.
+    ///
+    /// ```
+    /// let manual = atomic_map::Reclaimer::manual();
+    /// assert_eq!(manual.reclaim(), 0); // nothing to do yet
+    /// ```
+    pub fn reclaim(&self) -> usize {
+        let wait = self.mode() == ReclaimMode::Manual;
+        Domain::pass(&self.domain, wait).map_or(0, |r| r.torn_down)
+    }
+
+    /// Drops this handle and, if it was the last user of a dedicated background
+    /// reclaimer (no other handle, no map left), waits for its thread to finish:
+    /// the thread exits once the last value of its maps is destroyed, so this
+    /// blocks while any `ValueRef`, snapshot or C retain of them is held. For orderly
+    /// shutdowns and leak checkers. Otherwise (other users left, the process-wide
+    /// or a manual reclaimer, or called on the reclaimer's own thread) the same as
+    /// `drop`.
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder, Reclaimer};
+    /// let own = Reclaimer::new();
+    /// let map: AtomicMap<u8, String> = Builder::new().reclaimer(&own).build();
+    /// map.insert(1, "x".into());
+    /// drop(map);
+    /// own.shutdown(); // the map's value is destroyed and the thread is gone
+    /// ```
+    pub fn shutdown(self) {
+        let domain = Arc::clone(&self.domain);
+        drop(self);
+        Domain::join_if_unused(&domain);
+    }
+
+    /// Whether two handles name the same reclaimer.
+    ///
+    /// ```
+    /// let r = atomic_map::Reclaimer::new();
+    /// assert!(r.same_as(&r.clone()));
+    /// assert!(!r.same_as(&atomic_map::Reclaimer::new()));
+    /// ```
+    pub fn same_as(&self, other: &Reclaimer) -> bool {
+        Arc::ptr_eq(&self.domain, &other.domain)
+    }
+}
+
+impl Clone for Reclaimer {
+    fn clone(&self) -> Self {
+        Reclaimer::from_domain(Arc::clone(&self.domain))
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        Domain::remove_user(&self.domain);
+    }
+}
+
+impl Default for Reclaimer {
+    /// The process-wide reclaimer.
+    fn default() -> Self {
+        Reclaimer::process_wide()
+    }
+}
+
+impl fmt::Debug for Reclaimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reclaimer")
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
+    }
+}

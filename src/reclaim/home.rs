@@ -1,0 +1,283 @@
+//! `Home`: one map's account with its reclamation domain.
+//!
+//! A domain serves many maps, but [`Stats`](crate::Stats) are per map, so each map
+//! has a `Home`: its counters, and the domain it belongs to. Every value cell points
+//! at its map's home (a raw pointer: no reference count is taken per value), since
+//! the thread that releases a value's last reference must reach the domain and count
+//! the value as pending.
+//!
+//! Nothing per value writes a line that other threads write: the two per-value
+//! counters (cells created, values doomed) are *striped*, one cache line per stripe,
+//! and each thread adds to the stripe of its own index. Everything else is written by
+//! the domain's pass only (one thread at a time) or once per generation.
+//!
+//! # Lifetime
+//!
+//! A home is freed by a pass of its domain, once nothing can reach it:
+//!
+//! * its **owners** are gone: the map (through its `Standby`) and every generation
+//!   of it (a generation's ownership ends when the pass has torn its table down).
+//!   The thread that releases the last owner pushes the home onto the domain's
+//!   orphan list;
+//! * and every value cell created for it has been destroyed: `created` (the sum of
+//!   the stripes) equals `reclaimed_values`. A cell is created only by a thread
+//!   holding an owner, so once the owners are gone `created` no longer grows; cells
+//!   are destroyed only in passes, which also do this check, so no cell can be
+//!   destroyed between the check and the free.
+
+use std::ptr::NonNull;
+
+use super::domain::Domain;
+use super::report::DropOutcome;
+use crate::sync::{Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, thread_local};
+
+/// One stripe of the per-value counters, alone on its cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe {
+    /// Value cells created by threads of this stripe.
+    created: AtomicU64,
+    /// Values whose last reference threads of this stripe released (doomed).
+    doomed: AtomicU64,
+}
+
+/// One map's account (see the module docs).
+pub(crate) struct Home {
+    domain: Arc<Domain>,
+    /// The map (through its standby) and its live generations.
+    owners: AtomicUsize,
+    stripes: [Stripe; COUNTER_STRIPES],
+    /// Written by passes only.
+    reclaimed_generations: AtomicU64,
+    reclaimed_values: AtomicU64,
+    doomed_destroyed: AtomicU64,
+    destructor_panics: AtomicU64,
+    /// Entries of this map's tables that a pass is walking right now.
+    walking: AtomicUsize,
+    /// Jobs of this map submitted to the domain (hand-offs and teardowns), and how
+    /// many of those have run; `shutdown` waits for the two to meet.
+    submitted: AtomicU64,
+    done: AtomicU64,
+    /// Whether large teardowns of this map return memory to the OS (`trim.rs`).
+    trim: bool,
+}
+
+/// A sample of one map's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CounterSample {
+    pub(crate) pending_values: usize,
+    pub(crate) reclaimed_generations: u64,
+    pub(crate) reclaimed_values: u64,
+    pub(crate) destructor_panics: u64,
+}
+
+thread_local! {
+    /// This thread's stripe, assigned round-robin on first use.
+    // Not `const { .. }`: loom's `thread_local!` does not accept it.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static STRIPE: usize = next_stripe();
+}
+
+fn next_stripe() -> usize {
+    // A plain std counter: it only spreads threads over stripes (under loom there is
+    // one stripe, so its value never matters there).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    #[allow(clippy::modulo_one)] // one stripe under loom
+    let stripe = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_STRIPES;
+    stripe
+}
+
+fn my_stripe() -> usize {
+    STRIPE.try_with(|s| *s).unwrap_or(0)
+}
+
+/// A pointer to a live home. `Copy`; whoever dereferences it must know the home is
+/// alive (it holds an owner, or a value cell of the home that is not destroyed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HomeRef(NonNull<Home>);
+
+// SAFETY: a `Home` is all atomics plus an `Arc<Domain>`: shareable across threads.
+unsafe impl Send for HomeRef {}
+// SAFETY: as above.
+unsafe impl Sync for HomeRef {}
+
+impl HomeRef {
+    /// The home; see the type's docs for why it is alive.
+    pub(crate) fn get(&self) -> &Home {
+        // SAFETY: the type's contract: every `HomeRef` in the crate is held by an
+        // owner (`HomeOwner`), a live value cell, or the pass that frees homes.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// One owner of a home: the map's standby, or a generation.
+pub(crate) struct HomeOwner(HomeRef);
+
+impl HomeOwner {
+    /// A new home in `domain`, owned by the returned handle.
+    pub(crate) fn new(domain: &Arc<Domain>, trim: bool) -> Self {
+        Domain::home_created(domain);
+        let home = Box::new(Home {
+            domain: Arc::clone(domain),
+            owners: AtomicUsize::new(1),
+            stripes: Default::default(),
+            reclaimed_generations: AtomicU64::new(0),
+            reclaimed_values: AtomicU64::new(0),
+            doomed_destroyed: AtomicU64::new(0),
+            destructor_panics: AtomicU64::new(0),
+            walking: AtomicUsize::new(0),
+            submitted: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            trim,
+        });
+        HomeOwner(HomeRef(NonNull::from(Box::leak(home))))
+    }
+
+    pub(crate) fn home(&self) -> HomeRef {
+        self.0
+    }
+}
+
+impl Clone for HomeOwner {
+    fn clone(&self) -> Self {
+        // Relaxed: as `Arc::clone`, the caller's own ownership keeps the home alive.
+        self.0.get().owners.fetch_add(1, Ordering::Relaxed);
+        HomeOwner(self.0)
+    }
+}
+
+impl Drop for HomeOwner {
+    fn drop(&mut self) {
+        let home = self.0.get();
+        // AcqRel: Release publishes this owner's writes (cells it created, counted
+        // in `created`) to whoever releases the last owner; Acquire makes the last
+        // one see all of them before it hands the home to the pass (whose take
+        // acquires the push).
+        if home.owners.fetch_sub(1, Ordering::AcqRel) == 1 {
+            Domain::orphan(&home.domain, self.0);
+        }
+    }
+}
+
+impl Home {
+    pub(crate) fn domain(&self) -> &Arc<Domain> {
+        &self.domain
+    }
+
+    pub(crate) fn trim(&self) -> bool {
+        self.trim
+    }
+
+    /// A value cell was created for this map (by a thread holding an owner).
+    pub(crate) fn count_created(&self) {
+        // Relaxed: a count; the owner's release orders it before the orphan check.
+        self.stripes[my_stripe()]
+            .created
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A value's last reference was released outside a teardown.
+    pub(crate) fn count_doomed(&self) {
+        // Relaxed: statistics only.
+        self.stripes[my_stripe()]
+            .doomed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job of this map (a hand-off or a teardown) is about to be submitted.
+    pub(crate) fn count_submitted(&self) {
+        // Relaxed: read by `settled`, a bounded wait that re-reads.
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job of this map has run (on the pass).
+    pub(crate) fn count_done(&self) {
+        // Relaxed: as `count_submitted`.
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pass starts walking `entries` entries of a table of this map.
+    pub(crate) fn walk_begins(&self, entries: usize) {
+        // Relaxed: statistics only (written by the pass).
+        self.walking.fetch_add(entries, Ordering::Relaxed);
+    }
+
+    /// The pass finished tearing down a table of this map.
+    pub(crate) fn walk_ends(
+        &self,
+        entries: usize,
+        destroyed: usize,
+        panics: usize,
+        published: bool,
+    ) {
+        // Relaxed: statistics, written by the pass only. A `Retired` ticket is
+        // marked after this, with Release, so a waiter that sees the ticket
+        // reclaimed also sees these counters.
+        self.reclaimed_values
+            .fetch_add(destroyed as u64, Ordering::Relaxed);
+        self.destructor_panics
+            .fetch_add(panics as u64, Ordering::Relaxed);
+        if published {
+            self.reclaimed_generations.fetch_add(1, Ordering::Relaxed);
+        }
+        self.walking.fetch_sub(entries, Ordering::Relaxed);
+    }
+
+    /// The pass destroyed one doomed value of this map.
+    pub(crate) fn doomed_value_destroyed(&self, outcome: DropOutcome) {
+        // Relaxed: written by the pass only; read as statistics and by the pass's
+        // orphan check (same thread, or an earlier pass under the pass lock).
+        self.reclaimed_values.fetch_add(1, Ordering::Relaxed);
+        self.doomed_destroyed.fetch_add(1, Ordering::Relaxed);
+        if outcome == DropOutcome::Panicked {
+            self.destructor_panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn sample(&self) -> CounterSample {
+        let doomed: u64 = self
+            .stripes
+            .iter()
+            .map(|s| s.doomed.load(Ordering::Relaxed))
+            .sum();
+        let destroyed = self.doomed_destroyed.load(Ordering::Relaxed);
+        // Relaxed everywhere: a racy sample, exact once the map is quiet.
+        CounterSample {
+            pending_values: doomed.saturating_sub(destroyed) as usize
+                + self.walking.load(Ordering::Relaxed),
+            reclaimed_generations: self.reclaimed_generations.load(Ordering::Relaxed),
+            reclaimed_values: self.reclaimed_values.load(Ordering::Relaxed),
+            destructor_panics: self.destructor_panics.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether every job submitted so far has run and no doomed value waits (a
+    /// racy reading, for `shutdown`'s bounded wait).
+    pub(crate) fn settled(&self) -> bool {
+        self.done.load(Ordering::Relaxed) == self.submitted.load(Ordering::Relaxed)
+            && self.sample().pending_values == 0
+    }
+
+    /// Whether a pass may free this orphaned home: every cell created for it has
+    /// been destroyed. Called by passes only, after the last owner is gone.
+    pub(crate) fn drained(&self) -> bool {
+        let created: u64 = self
+            .stripes
+            .iter()
+            .map(|s| s.created.load(Ordering::Relaxed))
+            .sum();
+        // Relaxed: `created` is final (the last owner's AcqRel release, the orphan
+        // push and the pass's take order every creation before this read), and
+        // `reclaimed_values` is written by passes only, which are serialized.
+        created == self.reclaimed_values.load(Ordering::Relaxed)
+    }
+
+    /// Frees an orphaned, drained home.
+    ///
+    /// # Safety
+    /// `home` must be orphaned and drained, freed once, by a pass of its domain.
+    pub(crate) unsafe fn free(home: HomeRef) {
+        // SAFETY: allocated by `HomeOwner::new` with `Box`; the caller's contract.
+        drop(unsafe { Box::from_raw(home.0.as_ptr()) });
+    }
+}

@@ -1,0 +1,152 @@
+//! `JobList`: the lock-free list on which work waits for a domain's next pass.
+//!
+//! Two kinds of job travel here, both in nodes allocated ahead of time so that
+//! handing work over allocates nothing (no lock, no allocation, hence no syscall):
+//!
+//! * a **hand-off**: the clearer's reference to the generation it just retired,
+//!   released by the pass (so that the clearer never drops a generation), after
+//!   which the pass builds the map's next spare (see `standby.rs`);
+//! * a **teardown**: a retired generation's table, pushed by whichever thread drops
+//!   the generation's last reference and walked by the pass.
+//!
+//! Taking is all-at-once (`take_all` swaps the head for null), so there is no pop of
+//! single nodes and no ABA problem: a node is owned by the list from its push until
+//! the one `take_all` that swaps it out. The push and the take are those of
+//! `stack.rs`. Nodes are type-erased through a small header with one function
+//! pointer, so one list serves jobs of every key, value and hasher type.
+
+use std::ptr::{self, NonNull};
+
+use super::stack::{push_node, take_chain};
+use crate::sync::{AtomicPtr, Ordering};
+
+/// What a job does when the pass runs it.
+pub(crate) trait Job {
+    /// Runs the job on the pass's thread.
+    fn run(self) -> JobReport;
+}
+
+/// What jobs did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct JobReport {
+    /// Published generations torn down.
+    pub(crate) torn_down: usize,
+    /// Values destroyed that count towards returning memory to the OS (`trim.rs`).
+    pub(crate) trim: usize,
+}
+
+/// The type-erased head of every node: a link and how to run the node.
+#[repr(C)]
+pub(crate) struct JobHeader {
+    next: *mut JobHeader,
+    /// Runs the job and frees the node.
+    run: unsafe fn(NonNull<JobHeader>) -> JobReport,
+}
+
+// SAFETY: the link is written only by the node's owner before the push publishes
+// it, and read only by the one `run_all` that owns the chain afterwards; the function
+// pointer is plain code. Whether a node may cross threads is decided by its
+// payload's own auto traits (`JobList::push` requires `T: Send`).
+unsafe impl Send for JobHeader {}
+// SAFETY: a shared `&JobHeader` exposes nothing mutable (see above).
+unsafe impl Sync for JobHeader {}
+
+/// A node carrying a job `T`, laid out with the header first so that a pointer to
+/// the node is a pointer to its header.
+#[repr(C)]
+pub(crate) struct JobNode<T> {
+    header: JobHeader,
+    pub(crate) payload: T,
+}
+
+impl<T: Job> JobNode<T> {
+    /// A node for `payload`, allocated now so that submitting later allocates nothing.
+    pub(crate) fn new(payload: T) -> Box<Self> {
+        Box::new(JobNode {
+            header: JobHeader {
+                next: ptr::null_mut(),
+                run: Self::run_erased,
+            },
+            payload,
+        })
+    }
+
+    /// # Safety
+    /// `header` heads a `JobNode<T>` from `Box::into_raw`, owned by the caller, who
+    /// gives it up here.
+    unsafe fn run_erased(header: NonNull<JobHeader>) -> JobReport {
+        // SAFETY: `repr(C)` puts the header at offset 0 of the `JobNode<T>` that
+        // `push` turned into this pointer (the pointer keeps the whole node's
+        // provenance); it came from a `Box` and is freed once, here.
+        let node = unsafe { Box::from_raw(header.cast::<Self>().as_ptr()) };
+        node.payload.run()
+    }
+}
+
+/// A multi-producer list whose consumer takes every node at once.
+pub(crate) struct JobList {
+    head: AtomicPtr<JobHeader>,
+}
+
+// SAFETY: a node is `Send` by the bound on `push`; the list only moves owned nodes.
+unsafe impl Send for JobList {}
+// SAFETY: as above; `&JobList` only pushes and takes owned nodes.
+unsafe impl Sync for JobList {}
+
+impl JobList {
+    pub(crate) fn new() -> Self {
+        JobList {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Links `node` in. Lock-free and allocation-free: O(1) apart from retries
+    /// under contention.
+    pub(crate) fn push<T: Job + Send>(&self, node: Box<JobNode<T>>) {
+        /// # Safety
+        /// `node` must be a valid header.
+        unsafe fn link(node: *mut JobHeader) -> *mut *mut JobHeader {
+            // SAFETY: the caller's contract.
+            unsafe { &raw mut (*node).next }
+        }
+        let node = Box::into_raw(node).cast::<JobHeader>();
+        // SAFETY: a node we own, handed to the list; `repr(C)` puts the header first.
+        unsafe { push_node(&self.head, node, link) }
+    }
+
+    /// Runs every job pushed so far, oldest first, on the calling thread (jobs
+    /// pushed meanwhile wait for the next call). Returns how many jobs ran and the
+    /// sum of their reports.
+    pub(crate) fn run_all(&self) -> (usize, JobReport) {
+        let mut node = take_chain(&self.head);
+        let mut jobs = Vec::new();
+        while let Some(header) = NonNull::new(node) {
+            // SAFETY: `take_chain` made us the only owner of every node in the chain.
+            node = unsafe { header.as_ref().next };
+            jobs.push(header);
+        }
+        let count = jobs.len();
+        let mut sum = JobReport::default();
+        for header in jobs.into_iter().rev() {
+            // SAFETY: we own the node (above) and give it up here, once.
+            let report = unsafe { (header.as_ref().run)(header) };
+            sum.torn_down += report.torn_down;
+            sum.trim += report.trim;
+        }
+        (count, sum)
+    }
+
+    /// Whether nothing is waiting (a racy reading).
+    pub(crate) fn is_empty(&self) -> bool {
+        // Relaxed: a hint for the background loop, which re-checks with `run_all`.
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+}
+
+impl Drop for JobList {
+    fn drop(&mut self) {
+        while !self.is_empty() {
+            self.run_all();
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Reclamation: everything between "nobody needs this any more" and its destructor.
+//!
+//! Follow a retired generation:
+//! 1. `clear_async` swaps the generation out and hands the slot's reference to its
+//!    map's reclaimer as a *hand-off* job ([`jobs`], submitted to a [`domain`]).
+//! 2. A pass of the domain releases that reference. Whoever drops the generation's
+//!    last reference (that pass, a reader's guard, a snapshot) pushes its table as a
+//!    *teardown* job: O(1), no allocation.
+//! 3. The next pass walks the table: each value whose last reference was the
+//!    table's is destroyed at once, on the pass's thread (no guard can reach a
+//!    retired table). The map's account ([`home`]) is updated, then the generation's
+//!    [`Retired`] ticket is marked ([`retired`]).
+//!
+//! Follow a released value (a handle dropped after a `remove`, a C release):
+//! 1. Its last release pushes it onto the domain's doomed stack ([`doomed`]).
+//! 2. A pass starts its grace period (a crossbeam-epoch deferral that moves the batch
+//!    to the ripe stack), and a later pass destroys it, on the pass's thread.
+//!
+//! Passes run on the domain's background thread (one per process by default), or
+//! where the program calls them (manual mode). After large passes, memory goes back
+//! to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
+//! the outcome types are in a leaf module ([`report`]).
+
+pub(crate) mod domain;
+pub(crate) mod doomed;
+pub(crate) mod handle;
+pub(crate) mod home;
+pub(crate) mod jobs;
+pub(crate) mod report;
+pub(crate) mod retired;
+pub(crate) mod stack;
+pub(crate) mod trim;
+
+pub use domain::ReclaimMode;
+pub use handle::Reclaimer;
+pub use retired::Retired;
