@@ -87,8 +87,10 @@ pub(crate) struct Domain {
     orphans: Stack<HomeRef>,
     adoptions: Stack<Arc<Domain>>,
     pass: Mutex<PassState>,
-    /// Passes completed, for `wait_passes`.
+    /// Passes completed, for bounded waits.
     passes: AtomicU64,
+    /// Threads in `wait_until`: passes notify them even when idle.
+    waiters: AtomicUsize,
     /// Maps and `Reclaimer` handles using the domain; homes not yet freed.
     users: AtomicUsize,
     /// Set when the last user is gone (`users` only grows from a user it has).
@@ -148,6 +150,7 @@ impl Domain {
             adoptions: Stack::new(),
             pass: Mutex::new(PassState::default()),
             passes: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
             users: AtomicUsize::new(0),
             unused: AtomicBool::new(false),
             homes: AtomicUsize::new(0),
@@ -193,6 +196,12 @@ impl Domain {
 
     pub(crate) fn mode(&self) -> ReclaimMode {
         self.mode
+    }
+
+    /// Passes completed so far (a racy reading).
+    pub(crate) fn passes(&self) -> u64 {
+        // Relaxed: a count for bounded waits, which re-read it.
+        self.passes.load(Ordering::Relaxed)
     }
 
     /// A map or handle starts using the domain.
@@ -331,10 +340,10 @@ impl Domain {
         if trim_count >= trim::TRIM_THRESHOLD {
             trim::release_free_memory();
         }
-        // Relaxed: a count for `wait_passes`, which re-reads it under `done_lock`.
+        // Relaxed: a count for bounded waits (`passes`), which re-read it.
         this.passes.fetch_add(1, Ordering::Relaxed);
         drop(state);
-        if work > 0 {
+        if work > 0 || this.waiters.load(Ordering::Relaxed) > 0 {
             let _g = lock(&this.done_lock);
             this.done_cv.notify_all();
         }
@@ -478,6 +487,9 @@ impl Domain {
             if done() {
                 return true;
             }
+            // Relaxed: a hint for passes to notify while someone waits; the slice
+            // bounds the wait if a pass missed it.
+            this.waiters.fetch_add(1, Ordering::Relaxed);
             // A pass that did something notifies under `done_lock`, so a wake-up
             // cannot be lost between the check above and this wait; the slice bounds
             // the wait anyway.
@@ -486,6 +498,7 @@ impl Domain {
                     .wait_timeout(guard, slice)
                     .unwrap_or_else(PoisonError::into_inner),
             );
+            this.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

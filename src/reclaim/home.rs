@@ -251,11 +251,10 @@ impl Home {
         }
     }
 
-    /// Whether every job submitted so far has run and no doomed value waits (a
-    /// racy reading, for `shutdown`'s bounded wait).
-    pub(crate) fn settled(&self) -> bool {
+    /// Whether every job of this map submitted so far has run (a racy reading,
+    /// for `shutdown`'s bounded wait).
+    pub(crate) fn jobs_done(&self) -> bool {
         self.done.load(Ordering::Relaxed) == self.submitted.load(Ordering::Relaxed)
-            && self.sample().pending_values == 0
     }
 
     /// Whether a pass may free this orphaned home: every cell created for it has
