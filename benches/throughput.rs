@@ -6,6 +6,9 @@
 //!   `AtomicMap` and papaya, one guard for the locks, one `load` for `ArcSwap`);
 //! * `write` mixes over 10,000 keys: `insert_remove` (50/50) and `upsert` (every op
 //!   replaces the value of a present key);
+//! * `write/exchange`: conc-map-bench's Exchange mix, 10% get, 40% insert, 40%
+//!   remove, 10% update, over keys of which 75% are present at the start (10,000
+//!   filled, operations over 13,333 keys);
 //!
 //! each with 1 and 2 threads. Every thread replays its own precomputed sequence of
 //! operations, so no random number is drawn while timed. Criterion reports the time
@@ -42,6 +45,7 @@ enum Op {
     Get(u64),
     Insert(u64),
     Remove(u64),
+    Update(u64),
     /// Looks up `SECTION` keys from this offset of the thread's key list in one
     /// read section (`Peer::read_section`).
     Section(usize),
@@ -83,6 +87,7 @@ fn run(
                         Op::Get(k) => sum = sum.wrapping_add(map.read(&k)),
                         Op::Insert(k) => map.insert(k, k),
                         Op::Remove(k) => map.remove(&k),
+                        Op::Update(k) => map.update(&k),
                         Op::Section(at) => {
                             sum = sum.wrapping_add(map.read_section(&keys[at..at + SECTION]))
                         }
@@ -184,6 +189,27 @@ fn writes(c: &mut Criterion) {
         |t| {
             let keys = uniform_indices(WRITE_KEYS, SEQUENCE, t as u64 + 11);
             (mix(keys, 0, t as u64), Vec::new())
+        },
+        false,
+        1,
+    );
+    group(
+        c,
+        "write/exchange",
+        WRITE_KEYS,
+        |t| {
+            let keys = uniform_indices(WRITE_KEYS * 4 / 3, SEQUENCE, t as u64 + 31);
+            let mut rng = Rng::new(t as u64 + 41);
+            let ops = keys
+                .into_iter()
+                .map(|k| match rng.below(10) {
+                    0 => Op::Get(k),
+                    1 => Op::Update(k),
+                    2..=5 => Op::Insert(k),
+                    _ => Op::Remove(k),
+                })
+                .collect();
+            (ops, Vec::new())
         },
         false,
         1,

@@ -85,7 +85,11 @@ where
             None if builder.mode == ReclaimMode::Manual => Reclaimer::manual(),
             None => Reclaimer::process_wide(),
         };
-        let owner = HomeOwner::new(reclaimer.domain(), builder.trim_memory);
+        let owner = HomeOwner::new(
+            reclaimer.domain(),
+            builder.trim_memory,
+            ValueRef::<V>::destroy_doomed,
+        );
         let standby = WeakableArc::new(Standby::new(owner, builder.hasher, builder.shards));
         let mut first = standby.generation(standby.empty_store());
         first.prepare_publish(0);

@@ -22,8 +22,9 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 
-use crate::reclaim::doomed::DoomedValue;
+use crate::reclaim::doomed::CellHead;
 use crate::reclaim::home::HomeRef;
+use crate::reclaim::recycle;
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
 use crate::sync::{AtomicUsize, Ordering, fence};
 
@@ -33,13 +34,31 @@ const MAX_REFS: usize = isize::MAX as usize;
 
 /// The heap cell behind every value of the map: what a holder needs (the count and
 /// the value) and what the last release must reach (the map's account).
+///
+/// `repr(C)`, starting with the fields of [`CellHead`] in the same order, so that
+/// the reclaimer can reach the count word (the doomed list's link) and the home of a
+/// type-erased cell.
+#[repr(C)]
 pub(crate) struct ValueCell<V> {
-    /// Generations holding the value + Rust handles + C retains.
+    /// Generations holding the value + Rust handles + C retains; once the cell is
+    /// doomed, the doomed list's link (`reclaim/doomed.rs`).
     refs: AtomicUsize,
     /// The map's account: alive until this cell is destroyed (`reclaim/home.rs`).
     home: HomeRef,
     value: V,
 }
+
+// `repr(C)` puts `refs` and `home` first, at offsets that do not depend on `V`:
+// the same as `CellHead`'s. Checked for a small and an over-aligned `V`.
+const _: () = {
+    use std::mem::offset_of;
+    #[repr(align(64))]
+    struct Wide(#[allow(dead_code)] u8);
+    assert!(offset_of!(ValueCell<u8>, refs) == offset_of!(CellHead, refs));
+    assert!(offset_of!(ValueCell<u8>, home) == offset_of!(CellHead, home));
+    assert!(offset_of!(ValueCell<Wide>, refs) == offset_of!(CellHead, refs));
+    assert!(offset_of!(ValueCell<Wide>, home) == offset_of!(CellHead, home));
+};
 
 /// A retained handle on a value of an [`AtomicMap`](crate::AtomicMap).
 ///
@@ -76,13 +95,17 @@ impl<V> ValueRef<V> {
     /// handle. The caller holds an owner of `home` (a map or a generation).
     pub(crate) fn new(value: V, home: HomeRef) -> Self {
         home.get().count_created();
-        let cell = Box::new(ValueCell {
-            refs: AtomicUsize::new(1),
-            home,
-            value,
-        });
+        let cell = recycle::alloc_cell::<ValueCell<V>>();
+        // SAFETY: fresh memory for one `ValueCell<V>`, written whole before use.
+        unsafe {
+            cell.as_ptr().write(ValueCell {
+                refs: AtomicUsize::new(1),
+                home,
+                value,
+            })
+        };
         ValueRef {
-            cell: NonNull::from(Box::leak(cell)),
+            cell,
             _owns: PhantomData,
         }
     }
@@ -244,22 +267,22 @@ impl<V> ValueRef<V> {
         // this point, and the reclaimer destroys doomed values only after a grace
         // period that starts after this push (see `doomed.rs`). `V: Send` is required
         // by every public constructor of a map, so destroying it elsewhere is sound.
-        // SAFETY: `destroy_erased` may run once, after the grace period (above).
-        let doomed = unsafe { DoomedValue::new(cell.cast(), Self::destroy_erased) };
         // The home is alive until this cell is destroyed, which needs the push below;
         // after the push neither the cell nor the home is touched again.
         let home = c.home.get();
         home.count_doomed();
-        home.domain().doom(doomed);
+        // SAFETY: the count reached 0 and this reference was the last: the cell is
+        // handed over (`ValueCell` starts with `CellHead`'s fields, `repr(C)`).
+        unsafe { home.domain().doom(cell.cast()) };
     }
 
-    /// `destroy` for a type-erased cell.
+    /// The map's `DestroyFn` (`reclaim/home.rs`): destroys a doomed cell of `V`.
     ///
     /// # Safety
-    /// As `destroy`, for a `ValueCell<V>` behind `cell`.
-    unsafe fn destroy_erased(cell: NonNull<()>) -> (DropOutcome, HomeRef) {
+    /// `cell` is a doomed `ValueCell<V>` past its grace period, destroyed once.
+    pub(crate) unsafe fn destroy_doomed(cell: NonNull<()>) -> DropOutcome {
         // SAFETY: the caller's contract.
-        unsafe { Self::destroy(cell.cast()) }
+        unsafe { Self::destroy(cell.cast()) }.0
     }
 
     /// Gives up a reference held by a generation being torn down on the reclaimer.
@@ -294,9 +317,11 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell.
     unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, HomeRef) {
-        // SAFETY: the cell came from `Box::leak` in `new` and is destroyed once.
-        let boxed = unsafe { Box::from_raw(cell.as_ptr()) };
-        let ValueCell { value, home, .. } = *boxed;
+        // SAFETY: the cell was written whole in `new` and is destroyed once: its
+        // fields are moved out here and its memory given back, never used again.
+        let ValueCell { value, home, .. } = unsafe { cell.as_ptr().read() };
+        // SAFETY: from `alloc_cell` in `new`; the fields were moved out above.
+        unsafe { recycle::free_cell(cell) };
         let outcome = match catch_unwind(AssertUnwindSafe(move || drop(value))) {
             Ok(()) => DropOutcome::Clean,
             Err(_) => DropOutcome::Panicked,

@@ -83,6 +83,13 @@ pub trait Peer<K: Key>: Send + Sync + 'static {
     }
     fn insert(&self, k: K, v: K::Value);
     fn remove(&self, k: &K);
+    /// Replaces the value of `k` if it is present (conc-map-bench's "update"). The
+    /// default looks up, then inserts: two steps, for maps with no update in place.
+    fn update(&self, k: &K) {
+        if self.read(k) != 0 {
+            self.insert(k.clone(), K::value(1));
+        }
+    }
     /// The map's clear, timed on the calling thread.
     fn clear(&self) -> (Duration, Leftover);
     fn len(&self) -> usize;
@@ -135,6 +142,10 @@ macro_rules! atomic_peer {
             fn remove(&self, k: &K) {
                 self.0.remove(k);
             }
+            fn update(&self, k: &K) {
+                // Values are shared with readers: an update builds a new value.
+                self.0.compute(k.clone(), |old| old.map(|_| K::value(1)));
+            }
             fn clear(&self) -> (Duration, Leftover) {
                 let (took, retired) = timed(|| self.0.clear_async());
                 (took, Some(retired))
@@ -174,6 +185,11 @@ impl<K: Key> Peer<K> for DashMap<K, K::Value> {
     }
     fn remove(&self, k: &K) {
         DashMap::remove(self, k);
+    }
+    fn update(&self, k: &K) {
+        if let Some(mut v) = self.get_mut(k) {
+            *v = K::value(1);
+        }
     }
     fn clear(&self) -> (Duration, Leftover) {
         (timed(|| DashMap::clear(self)).0, None)

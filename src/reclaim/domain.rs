@@ -24,10 +24,11 @@
 //! work on that user's thread, and if values of it are still held (by handles or
 //! C), it is *adopted* by the process-wide domain, whose thread finishes it.
 
+use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use super::doomed::DoomedValue;
+use super::doomed::{CellHead, DoomedList, DoomedValue};
 use super::home::{Home, HomeRef};
 use super::jobs::{Job, JobList, JobNode};
 use super::stack::Stack;
@@ -73,6 +74,9 @@ struct PassState {
     orphans: Vec<HomeRef>,
     /// Manual domains whose users are gone, finished by this domain's passes.
     adopted: Vec<Arc<Domain>>,
+    /// Values destroyed since the last trim, and when that was.
+    untrimmed: usize,
+    last_trim: Option<Instant>,
 }
 
 /// One reclaimer (see the module docs).
@@ -81,7 +85,7 @@ pub(crate) struct Domain {
     jobs: JobList,
     /// Values whose last reference is gone, waiting for a grace period (see
     /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
-    doomed: Stack<DoomedValue>,
+    doomed: DoomedList,
     ripe: Stack<Vec<DoomedValue>>,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
     orphans: Stack<HomeRef>,
@@ -144,7 +148,7 @@ impl Domain {
         Domain {
             mode,
             jobs: JobList::new(),
-            doomed: Stack::new(),
+            doomed: DoomedList::new(),
             ripe: Stack::new(),
             orphans: Stack::new(),
             adoptions: Stack::new(),
@@ -265,9 +269,14 @@ impl Domain {
         self.jobs.push(node);
     }
 
-    /// Takes a value whose last reference is gone (see `doomed.rs`). O(1).
-    pub(crate) fn doom(&self, value: DoomedValue) {
-        self.doomed.push(value);
+    /// Takes a value whose last reference is gone (see `doomed.rs`). O(1), no
+    /// allocation.
+    ///
+    /// # Safety
+    /// As `DoomedList::push`.
+    pub(crate) unsafe fn doom(&self, cell: NonNull<CellHead>) {
+        // SAFETY: the caller's contract.
+        unsafe { self.doomed.push(cell) }
     }
 
     /// Takes a home whose last owner is gone.
@@ -337,8 +346,15 @@ impl Domain {
         trim_count += values_trim;
         work += Self::free_orphans(this, &mut state);
         work += Self::run_adopted(this, &mut state);
-        if trim_count >= trim::TRIM_THRESHOLD {
+        state.untrimmed += trim_count;
+        if state.untrimmed >= trim::TRIM_THRESHOLD
+            && state
+                .last_trim
+                .is_none_or(|t| t.elapsed() >= trim::TRIM_INTERVAL)
+        {
             trim::release_free_memory();
+            state.untrimmed = 0;
+            state.last_trim = Some(Instant::now());
         }
         // Relaxed: a count for bounded waits (`passes`), which re-read it.
         this.passes.fetch_add(1, Ordering::Relaxed);

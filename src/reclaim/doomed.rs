@@ -7,8 +7,8 @@
 //! that thread's private bag until the thread pins again (a thread of a pool that
 //! goes idle, a Go runtime thread, can keep it there forever), and it runs on
 //! whichever thread collects, often a reader. So the releasing thread only pushes
-//! the value here (O(1), lock-free), and the reclaimer moves values through three
-//! steps:
+//! the value here (O(1), lock-free, no allocation: the cell is linked through its
+//! dead count word), and the reclaimer moves values through three steps:
 //!
 //! 1. **doomed**: pushed by releasing threads;
 //! 2. each pass takes the doomed values as one batch and defers, through the epoch,
@@ -23,16 +23,25 @@
 //! program running its passes (a manual domain whose users are gone is adopted by
 //! the process-wide one, see `domain.rs`).
 
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use super::home::HomeRef;
 use super::report::DropOutcome;
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 
-/// A value cell to destroy, type-erased.
-pub(crate) struct DoomedValue {
-    cell: NonNull<()>,
-    destroy: unsafe fn(NonNull<()>) -> (DropOutcome, HomeRef),
+/// The head of every value cell, as the reclaimer sees a type-erased one: the
+/// layout `ValueCell<V>` starts with (it is `repr(C)`, see `value.rs`).
+#[repr(C)]
+pub(crate) struct CellHead {
+    /// The reference count; once it has reached 0 and the cell is doomed, the link
+    /// to the next doomed cell (the count is dead then: no holder is left).
+    pub(crate) refs: AtomicUsize,
+    /// The map's account, which knows how to destroy the map's values.
+    pub(crate) home: HomeRef,
 }
+
+/// A doomed value cell, type-erased, owned by the list or batch holding it.
+pub(crate) struct DoomedValue(NonNull<CellHead>);
 
 // SAFETY: a doomed value is owned by the list or batch holding it; the cell's `V`
 // is `Send + Sync` (required by every map), so destroying it on another thread is
@@ -40,20 +49,78 @@ pub(crate) struct DoomedValue {
 unsafe impl Send for DoomedValue {}
 
 impl DoomedValue {
-    /// # Safety
-    /// `destroy(cell)` must be sound to call once, after a grace period.
-    pub(crate) unsafe fn new(
-        cell: NonNull<()>,
-        destroy: unsafe fn(NonNull<()>) -> (DropOutcome, HomeRef),
-    ) -> Self {
-        DoomedValue { cell, destroy }
-    }
-
     /// Destroys the value. Only after the grace period (a ripe batch). Returns how
     /// its destructor ended and the home of its map, for the accounting.
     pub(crate) fn destroy(self) -> (DropOutcome, HomeRef) {
-        // SAFETY: `new`'s contract; a ripe batch is past its grace period, and a
+        // SAFETY: the cell is alive until destroyed here (a doomed cell is owned by
+        // its batch); `home` was written when the cell was made and never changes.
+        let home = unsafe { self.0.as_ref().home };
+        // SAFETY: the home outlives its cells (`home.rs`); its destroy function is
+        // the one of this cell's `V`; a ripe batch is past its grace period, and a
         // doomed value is destroyed once (this consumes it).
-        unsafe { (self.destroy)(self.cell) }
+        let outcome = unsafe { (home.get().destroy_fn())(self.0.cast()) };
+        (outcome, home)
+    }
+}
+
+/// A multi-producer list of doomed cells linked through their dead count word, so
+/// that dooming a value allocates nothing; the consumer takes all at once.
+pub(crate) struct DoomedList {
+    head: AtomicPtr<CellHead>,
+}
+
+impl DoomedList {
+    pub(crate) fn new() -> Self {
+        DoomedList {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Links `cell` in.
+    ///
+    /// # Safety
+    /// `cell` heads a `ValueCell` whose count has reached 0 (the caller gave up the
+    /// last reference), handed to the list here.
+    pub(crate) unsafe fn push(&self, cell: NonNull<CellHead>) {
+        // SAFETY: the cell is alive (not destroyed before it is taken off the list)
+        // and its count is dead: the caller's contract.
+        let link = unsafe { &cell.as_ref().refs };
+        // Relaxed: the value read is only a guess for the CAS below.
+        let mut current = self.head.load(Ordering::Relaxed);
+        loop {
+            // Relaxed: published by the Release exchange below.
+            link.store(current as usize, Ordering::Relaxed);
+            // Release on success: publishes the link (and the release of the value)
+            // to the Acquire swap in `take_all`. Relaxed on failure: a new guess.
+            match self.head.compare_exchange_weak(
+                current,
+                cell.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Everything pushed so far.
+    pub(crate) fn take_all(&self) -> Vec<DoomedValue> {
+        // Acquire: pairs with the Release of every push.
+        let mut node = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut cells = Vec::new();
+        while let Some(cell) = NonNull::new(node) {
+            // SAFETY: the swap made us the owner of the chain; each cell is alive.
+            // Relaxed: the link was published by the push's Release (above).
+            node = unsafe { cell.as_ref().refs.load(Ordering::Relaxed) } as *mut CellHead;
+            cells.push(DoomedValue(cell));
+        }
+        cells
+    }
+
+    /// Whether nothing is waiting (a racy reading).
+    pub(crate) fn is_empty(&self) -> bool {
+        // Relaxed: a hint; whoever acts on it re-checks with `take_all`.
+        self.head.load(Ordering::Relaxed).is_null()
     }
 }

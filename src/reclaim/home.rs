@@ -60,7 +60,14 @@ pub(crate) struct Home {
     done: AtomicU64,
     /// Whether large teardowns of this map return memory to the OS (`trim.rs`).
     trim: bool,
+    /// Destroys one of this map's doomed value cells (type-erased `V`).
+    destroy: DestroyFn,
 }
+
+/// Destroys a type-erased value cell: runs the value's destructor (containing a
+/// panic) and frees the cell. Unsafe to call: the cell must be doomed, past its
+/// grace period, and of the map's `V`.
+pub(crate) type DestroyFn = unsafe fn(NonNull<()>) -> DropOutcome;
 
 /// A sample of one map's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,7 +122,7 @@ pub(crate) struct HomeOwner(HomeRef);
 
 impl HomeOwner {
     /// A new home in `domain`, owned by the returned handle.
-    pub(crate) fn new(domain: &Arc<Domain>, trim: bool) -> Self {
+    pub(crate) fn new(domain: &Arc<Domain>, trim: bool, destroy: DestroyFn) -> Self {
         Domain::home_created(domain);
         let home = Box::new(Home {
             domain: Arc::clone(domain),
@@ -129,6 +136,7 @@ impl HomeOwner {
             submitted: AtomicU64::new(0),
             done: AtomicU64::new(0),
             trim,
+            destroy,
         });
         HomeOwner(HomeRef(NonNull::from(Box::leak(home))))
     }
@@ -166,6 +174,11 @@ impl Home {
 
     pub(crate) fn trim(&self) -> bool {
         self.trim
+    }
+
+    /// How to destroy this map's doomed values.
+    pub(crate) fn destroy_fn(&self) -> DestroyFn {
+        self.destroy
     }
 
     /// A value cell was created for this map (by a thread holding an owner).
