@@ -1,7 +1,8 @@
 //! `Domain`: one reclaimer, serving any number of maps.
 //!
 //! A domain owns the queues on which work waits (hand-offs and retired tables on
-//! a [`JobList`], doomed values and ripe batches on [`Stack`]s, orphaned homes) and
+//! a [`JobList`], doomed values on [`DoomedList`]s, one per stripe of threads, ripe
+//! batches and orphaned homes on [`Stack`]s) and
 //! runs *passes* over them, one at a time. Passes are run by the domain's background
 //! thread (the process-wide default domain, or a dedicated one of the user's), or by
 //! the program ([`ReclaimMode::Manual`]: `reclaim()`, `Retired::wait`).
@@ -29,13 +30,13 @@ use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::doomed::{CellHead, DoomedList, DoomedValue};
-use super::home::{Home, HomeRef};
+use super::home::{Home, HomeRef, my_stripe};
 use super::jobs::{Job, JobList, JobNode};
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, ProcessWide,
-    SHARED_STATICS, epoch, thread, thread_local,
+    Arc, AtomicBool, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
+    ProcessWide, SHARED_STATICS, epoch, thread, thread_local,
 };
 
 /// Who runs a domain's passes.
@@ -85,7 +86,7 @@ pub(crate) struct Domain {
     jobs: JobList,
     /// Values whose last reference is gone, waiting for a grace period (see
     /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
-    doomed: DoomedList,
+    doomed: [DoomedList; COUNTER_STRIPES],
     ripe: Stack<Vec<DoomedValue>>,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
     orphans: Stack<HomeRef>,
@@ -148,7 +149,7 @@ impl Domain {
         Domain {
             mode,
             jobs: JobList::new(),
-            doomed: DoomedList::new(),
+            doomed: std::array::from_fn(|_| DoomedList::new()),
             ripe: Stack::new(),
             orphans: Stack::new(),
             adoptions: Stack::new(),
@@ -258,7 +259,7 @@ impl Domain {
     fn finished(&self) -> bool {
         self.homes.load(Ordering::Relaxed) == 0
             && self.jobs.is_empty()
-            && self.doomed.is_empty()
+            && self.doomed.iter().all(DoomedList::is_empty)
             && self.ripe.is_empty()
             && self.orphans.is_empty()
             && self.adoptions.is_empty()
@@ -276,7 +277,7 @@ impl Domain {
     /// As `DoomedList::push`.
     pub(crate) unsafe fn doom(&self, cell: NonNull<CellHead>) {
         // SAFETY: the caller's contract.
-        unsafe { self.doomed.push(cell) }
+        unsafe { self.doomed[my_stripe()].push(cell) }
     }
 
     /// Takes a home whose last owner is gone.
@@ -370,7 +371,10 @@ impl Domain {
     /// batches whose grace period is over (`doomed.rs`). Returns the number of
     /// values destroyed, and how many of them count towards trimming.
     fn reclaim_values(this: &Arc<Self>) -> (usize, usize) {
-        let batch = this.doomed.take_all();
+        let mut batch = Vec::new();
+        for list in &this.doomed {
+            batch.extend(list.take_all());
+        }
         let guard = epoch::pin();
         if !batch.is_empty() {
             let domain = Arc::clone(this);

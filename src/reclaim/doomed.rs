@@ -64,7 +64,10 @@ impl DoomedValue {
 }
 
 /// A multi-producer list of doomed cells linked through their dead count word, so
-/// that dooming a value allocates nothing; the consumer takes all at once.
+/// that dooming a value allocates nothing; the consumer takes all at once. A
+/// domain keeps one per stripe (see `home.rs`), each alone on its cache line, so
+/// that releasing threads do not write a common line.
+#[repr(align(128))]
 pub(crate) struct DoomedList {
     head: AtomicPtr<CellHead>,
 }

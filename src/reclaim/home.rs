@@ -29,7 +29,7 @@ use std::ptr::NonNull;
 
 use super::domain::Domain;
 use super::report::DropOutcome;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, thread_local};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering};
 
 /// One stripe of the per-value counters, alone on its cache line.
 #[repr(align(128))]
@@ -78,24 +78,36 @@ pub(crate) struct CounterSample {
     pub(crate) destructor_panics: u64,
 }
 
-thread_local! {
-    /// This thread's stripe, assigned round-robin on first use.
-    // Not `const { .. }`: loom's `thread_local!` does not accept it.
-    #[allow(clippy::missing_const_for_thread_local)]
-    static STRIPE: usize = next_stripe();
+std::thread_local! {
+    /// This thread's stripe, assigned round-robin on first use (`usize::MAX`
+    /// until then). Std's `thread_local!`, not the shim's: an index, not
+    /// synchronization (under loom there is one stripe and this is never read).
+    static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// This thread's stripe: the index of the per-thread counters and lists it writes.
+#[inline]
+pub(crate) fn my_stripe() -> usize {
+    if COUNTER_STRIPES == 1 {
+        return 0;
+    }
+    STRIPE
+        .try_with(|s| {
+            let mut stripe = s.get();
+            if stripe == usize::MAX {
+                stripe = next_stripe();
+                s.set(stripe);
+            }
+            stripe
+        })
+        .unwrap_or(0)
 }
 
 fn next_stripe() -> usize {
-    // A plain std counter: it only spreads threads over stripes (under loom there is
-    // one stripe, so its value never matters there).
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     #[allow(clippy::modulo_one)] // one stripe under loom
     let stripe = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_STRIPES;
     stripe
-}
-
-fn my_stripe() -> usize {
-    STRIPE.try_with(|s| *s).unwrap_or(0)
 }
 
 /// A pointer to a live home. `Copy`; whoever dereferences it must know the home is
