@@ -27,6 +27,7 @@ pub struct Builder<S = RandomState> {
     pub(crate) mode: ReclaimMode,
     pub(crate) reclaimer: Option<Reclaimer>,
     pub(crate) shards: usize,
+    pub(crate) capacity: usize,
     pub(crate) trim_memory: bool,
     pub(crate) hasher: S,
 }
@@ -38,6 +39,7 @@ impl Builder<RandomState> {
             mode: ReclaimMode::default(),
             reclaimer: None,
             shards: default_shards(),
+            capacity: 0,
             trim_memory: true,
             hasher: RandomState::new(),
         }
@@ -90,6 +92,20 @@ impl<S> Builder<S> {
         self
     }
 
+    /// Sizes the map's first generation for about `capacity` entries, so that filling
+    /// it does not resize its table. Later generations (after a clear) start empty
+    /// and grow as they fill; [`AtomicMap::replace`] sizes its table from its
+    /// iterator's `size_hint`.
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<u32, u32> = atomic_map::Builder::new().capacity(1000).build();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
     /// Whether the reclaimer asks the allocator to return free memory to the OS
     /// after a pass that destroyed at least 65,536 values (glibc's `malloc_trim`;
     /// a no-op elsewhere). On by default: without it, glibc keeps the freed memory
@@ -107,6 +123,7 @@ impl<S> Builder<S> {
             mode: self.mode,
             reclaimer: self.reclaimer,
             shards: self.shards,
+            capacity: self.capacity,
             trim_memory: self.trim_memory,
             hasher,
         }
@@ -132,6 +149,7 @@ impl<S> fmt::Debug for Builder<S> {
         f.debug_struct("Builder")
             .field("mode", &self.mode)
             .field("shards", &self.shards)
+            .field("capacity", &self.capacity)
             .field("trim_memory", &self.trim_memory)
             .finish_non_exhaustive()
     }

@@ -63,6 +63,9 @@
 //! | [`AtomicMap::get`] | a retained [`ValueRef`] (one atomic increment) |
 //! | [`AtomicMap::pin`] → [`ReadGuard::get`] | a borrowed `&V`, valid while the guard lives |
 //! | [`AtomicMap::insert`], [`remove`](AtomicMap::remove), [`upsert`](AtomicMap::upsert), [`compute`](AtomicMap::compute) | writes to the current generation |
+//! | [`AtomicMap::get_or_insert_with`], [`try_insert`](AtomicMap::try_insert) | insert only if absent (read-through caches) |
+//! | [`AtomicMap::remove_if`], [`retain`](AtomicMap::retain) | conditional removal, eviction |
+//! | [`AtomicMap::with_capacity`], [`Builder::capacity`], `Extend for &AtomicMap` | sizing and bulk loading |
 //! | [`AtomicMap::snapshot`] → [`Snapshot`] | a long-lived view of one generation: `get`, `iter`, `len` |
 //! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown |
 //! | [`AtomicMap::replace`] → [`Retired`] | atomic clear-and-fill: old contents or new, never a mix |
@@ -131,6 +134,7 @@
 mod builder;
 mod generation;
 mod map;
+mod occupied;
 mod read;
 mod reclaim;
 mod snapshot;
@@ -142,6 +146,7 @@ mod value;
 
 pub use builder::Builder;
 pub use map::AtomicMap;
+pub use occupied::Occupied;
 pub use read::ReadGuard;
 pub use reclaim::{ReclaimMode, Reclaimer, Retired};
 pub use snapshot::{Iter, Snapshot};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::builder::Builder;
 use crate::generation::Generation;
 use crate::generation::Generation as Gen;
+use crate::occupied::Occupied;
 use crate::read::ReadGuard;
 use crate::reclaim::domain::Domain;
 use crate::reclaim::home::{HomeOwner, HomeRef};
@@ -59,6 +60,17 @@ where
     pub fn new() -> Self {
         Builder::new().build()
     }
+
+    /// An empty map whose first generation is sized for about `capacity` entries.
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<u64, u64> = atomic_map::AtomicMap::with_capacity(10_000);
+    /// (&map).extend((0..10_000).map(|i| (i, i)));
+    /// assert_eq!(map.len(), 10_000);
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        Builder::new().capacity(capacity).build()
+    }
 }
 
 impl<K, V, S> AtomicMap<K, V, S>
@@ -79,6 +91,19 @@ where
         Builder::new().hasher(hasher).build()
     }
 
+    /// An empty map using `hasher`, its first generation sized for about `capacity`
+    /// entries.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// let map = atomic_map::AtomicMap::with_capacity_and_hasher(16, RandomState::new());
+    /// map.insert("k", 1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        Builder::new().capacity(capacity).hasher(hasher).build()
+    }
+
     pub(crate) fn from_builder(builder: Builder<S>) -> Self {
         let reclaimer = match builder.reclaimer {
             Some(reclaimer) => reclaimer,
@@ -91,7 +116,7 @@ where
             ValueRef::<V>::destroy_doomed,
         );
         let standby = WeakableArc::new(Standby::new(owner, builder.hasher, builder.shards));
-        let mut first = standby.generation(standby.empty_store());
+        let mut first = standby.generation(standby.store_for(builder.capacity));
         first.prepare_publish(0);
         AtomicMap {
             current: ManuallyDrop::new(Slot::from_pointee(first)),
@@ -240,6 +265,96 @@ where
         self.current.load().store().remove(key)
     }
 
+    /// A handle on the value for `key`, inserting `make()` first if the key is
+    /// absent: one step with respect to other writers of `key`, so concurrent
+    /// callers for one key all get the same value, built once (read-through caches).
+    ///
+    /// `make` runs under the key's shard lock: it must not call back into this map.
+    ///
+    /// ```
+    /// let cache = atomic_map::AtomicMap::new();
+    /// let v = cache.get_or_insert_with("user:7".to_string(), || "loaded".to_string());
+    /// let again = cache.get_or_insert_with("user:7".to_string(), || unreachable!());
+    /// assert!(atomic_map::ValueRef::ptr_eq(&v, &again));
+    /// ```
+    pub fn get_or_insert_with<F>(&self, key: K, make: F) -> ValueRef<V>
+    where
+        F: FnOnce() -> V,
+    {
+        let home = self.home();
+        self.current
+            .load()
+            .store()
+            .get_or_insert_with(key, || ValueRef::new(make(), home))
+            .0
+    }
+
+    /// Maps `key` to `value` only if the key is absent, returning a handle on the
+    /// inserted value; otherwise leaves the map as it was and returns [`Occupied`]
+    /// with the current value and `value` back.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// assert_eq!(*map.try_insert(1, "first").unwrap(), "first");
+    /// let occupied = map.try_insert(1, "second").unwrap_err();
+    /// assert_eq!((*occupied.current, occupied.not_inserted), ("first", "second"));
+    /// ```
+    pub fn try_insert(&self, key: K, value: V) -> Result<ValueRef<V>, Occupied<V>> {
+        let home = self.home();
+        let mut value = Some(value);
+        let (found, inserted) = self.current.load().store().get_or_insert_with(key, || {
+            ValueRef::new(value.take().expect("built once"), home)
+        });
+        match value {
+            Some(not_inserted) if !inserted => Err(Occupied {
+                current: found,
+                not_inserted,
+            }),
+            _ => Ok(found),
+        }
+    }
+
+    /// Unmaps `key` if `f` approves its entry; returns a handle on the removed
+    /// value. One step with respect to other writers of `key`; `f` runs under the
+    /// key's shard lock and must not call back into this map.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("session", 3u32);
+    /// assert!(map.remove_if("session", |_, left| *left == 0).is_none());
+    /// map.insert("session", 0);
+    /// assert_eq!(map.remove_if("session", |_, left| *left == 0).as_deref(), Some(&0));
+    /// ```
+    pub fn remove_if<Q, F>(&self, key: &Q, f: F) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        F: FnOnce(&K, &V) -> bool,
+    {
+        self.current.load().store().remove_if(key, f)
+    }
+
+    /// Keeps only the entries of the current generation that `f` approves (cache
+    /// eviction). It visits one shard at a time under that shard's write lock, so
+    /// writers of other shards go on meanwhile, and an entry inserted during the
+    /// call may or may not be visited; `f` must not call back into this map.
+    /// Removed values are released like `remove`d ones: holders keep them.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// for age in 0..10u32 {
+    ///     map.insert(age, age);
+    /// }
+    /// map.retain(|_, age| *age < 5);
+    /// assert_eq!(map.len(), 5);
+    /// ```
+    pub fn retain<F>(&self, f: F)
+    where
+        F: FnMut(&K, &V) -> bool,
+    {
+        self.current.load().store().retain(f)
+    }
+
     /// Sets `key` to what `f` makes of its current value (`None` if absent), as one
     /// step with respect to other writers of `key`; returns a handle on the new value.
     ///
@@ -375,7 +490,8 @@ where
     where
         I: IntoIterator<Item = (K, V)>,
     {
-        let store: Store<K, V, S> = self.standby.empty_store();
+        let entries = entries.into_iter();
+        let store: Store<K, V, S> = self.standby.store_for(entries.size_hint().0);
         let home = self.home();
         for (key, value) in entries {
             drop(store.insert(key, ValueRef::new(value, home)));
@@ -562,6 +678,28 @@ where
 {
     /// Inserts each pair into the current generation (each insert on its own: a
     /// concurrent clear may retire some of them).
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (key, value) in iter {
+            drop(self.insert(key, value));
+        }
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for &AtomicMap<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// Inserts each pair into the current generation through a shared reference,
+    /// so a map behind an `Arc` can be extended (each insert on its own: a
+    /// concurrent clear may retire some of them).
+    ///
+    /// ```
+    /// let map = std::sync::Arc::new(atomic_map::AtomicMap::new());
+    /// (&*map).extend([(1, "a"), (2, "b")]);
+    /// assert_eq!(map.len(), 2);
+    /// ```
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (key, value) in iter {
             drop(self.insert(key, value));

@@ -1,6 +1,7 @@
 //! `ReadGuard`: a short read section pinned on one generation.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
@@ -44,7 +45,7 @@ use crate::value::ValueRef;
 /// let guard = map.pin();
 /// std::thread::spawn(move || drop(guard));
 /// ```
-pub struct ReadGuard<K, V, S>
+pub struct ReadGuard<K, V, S = RandomState>
 where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,

@@ -1,6 +1,7 @@
 //! `Snapshot`: a long-lived handle on one generation, and its iterator.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
@@ -19,7 +20,7 @@ use crate::value::ValueRef;
 /// A snapshot holds a real reference count on the generation (not an arc-swap
 /// guard, not an epoch pin), so it can be kept, cloned and sent across threads for
 /// as long as needed; it only delays the reclamation of its own generation.
-pub struct Snapshot<K, V, S>
+pub struct Snapshot<K, V, S = RandomState>
 where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -125,7 +126,7 @@ where
 }
 
 /// Iterator over a [`Snapshot`]'s entries; see [`Snapshot::iter`].
-pub struct Iter<K, V, S>
+pub struct Iter<K, V, S = RandomState>
 where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,

@@ -64,7 +64,13 @@ where
 
     /// An empty table with this map's hasher and shard count.
     pub(crate) fn empty_store(&self) -> Store<K, V, S> {
-        Store::new(self.hasher.clone(), self.shards)
+        self.store_for(0)
+    }
+
+    /// An empty table with this map's hasher and shard count, sized for about
+    /// `capacity` entries.
+    pub(crate) fn store_for(&self, capacity: usize) -> Store<K, V, S> {
+        Store::new(self.hasher.clone(), self.shards, capacity)
     }
 
     /// A new unpublished generation holding `store`.

@@ -15,6 +15,16 @@ use crate::reclaim::report::{TeardownReport, contain_panic};
 use crate::sync::Table;
 use crate::value::{ValueCell, ValueRef};
 
+/// What an update does to an entry.
+pub(crate) enum Update<V> {
+    /// Leave the entry as it is (or absent).
+    Keep,
+    /// Map the key to this value.
+    Set(V),
+    /// Remove the entry.
+    Remove,
+}
+
 /// One generation's key → value table.
 pub(crate) struct Store<K, V, S> {
     table: Table<K, ValueRef<V>, S>,
@@ -25,10 +35,15 @@ where
     K: Eq + Hash,
     S: BuildHasher + Clone,
 {
-    /// An empty table with `shards` shards (a power of two, at least 2).
-    pub(crate) fn new(hasher: S, shards: usize) -> Self {
+    /// An empty table with `shards` shards (a power of two, at least 2), sized for
+    /// about `capacity` entries.
+    pub(crate) fn new(hasher: S, shards: usize, capacity: usize) -> Self {
         Store {
-            table: Table::new(hasher, shards),
+            table: if capacity == 0 {
+                Table::new(hasher, shards)
+            } else {
+                Table::with_capacity(capacity, hasher, shards)
+            },
         }
     }
 
@@ -92,12 +107,61 @@ where
         F: FnOnce(Option<&V>) -> Option<ValueRef<V>>,
     {
         let mut new = None;
-        let replaced = self.table.update(key, |old| {
-            let value = f(old.map(|v| &**v))?;
-            new = Some(value.clone());
-            Some(value)
+        let replaced = self.table.update(key, |old| match f(old.map(|v| &**v)) {
+            Some(value) => {
+                new = Some(value.clone());
+                Update::Set(value)
+            }
+            None if old.is_some() => Update::Remove,
+            None => Update::Keep,
         });
         (new, replaced)
+    }
+
+    /// The value for `key`, inserting the one `make` builds if there is none (under
+    /// the shard's write lock). Returns a handle on the value now mapped, and
+    /// whether it was inserted here.
+    pub(crate) fn get_or_insert_with(
+        &self,
+        key: K,
+        make: impl FnOnce() -> ValueRef<V>,
+    ) -> (ValueRef<V>, bool) {
+        let mut found = None;
+        let mut inserted = false;
+        self.table.update(key, |current| match current {
+            Some(value) => {
+                found = Some(value.clone());
+                Update::Keep
+            }
+            None => {
+                let value = make();
+                found = Some(value.clone());
+                inserted = true;
+                Update::Set(value)
+            }
+        });
+        (
+            found.expect("update saw the entry or inserted one"),
+            inserted,
+        )
+    }
+
+    /// Unmaps `key` if `f` approves its entry (under the shard's write lock).
+    pub(crate) fn remove_if<Q>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&K, &V) -> bool,
+    ) -> Option<ValueRef<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.remove_if(key, |k, v| f(k, v))
+    }
+
+    /// Keeps the entries `f` approves, one shard at a time under its write lock.
+    pub(crate) fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) {
+        self.table.retain(|k, v| f(k, v))
     }
 
     /// Number of shards, for shard-at-a-time iteration.

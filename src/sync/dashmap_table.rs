@@ -7,6 +7,8 @@ use std::hash::{BuildHasher, Hash};
 
 use dashmap::{DashMap, Entry};
 
+use crate::store::Update;
+
 /// A sharded hash table whose shard locks are held only inside its methods.
 pub(crate) struct Table<K, V, S> {
     map: DashMap<K, V, S>,
@@ -63,20 +65,42 @@ where
         self.map.remove(key).map(|(_, value)| value)
     }
 
-    /// Replaces the entry for `key` with what `f` makes of it (`None`: no entry),
-    /// under the shard's write lock. Returns the value replaced or removed.
-    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> Option<V>) -> Option<V> {
+    /// Applies what `f` decides for the entry of `key` (`None`: no entry), under
+    /// the shard's write lock. Returns the value replaced or removed.
+    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> Update<V>) -> Option<V> {
         match self.map.entry(key) {
             Entry::Occupied(mut entry) => match f(Some(entry.get())) {
-                Some(new) => Some(entry.insert(new)),
-                None => Some(entry.remove_entry().1),
+                Update::Keep => None,
+                Update::Set(new) => Some(entry.insert(new)),
+                Update::Remove => Some(entry.remove_entry().1),
             },
             Entry::Vacant(entry) => {
-                if let Some(new) = f(None) {
+                if let Update::Set(new) = f(None) {
                     entry.insert(new);
                 }
                 None
             }
+        }
+    }
+
+    /// Removes the entry for `key` if `f` approves it, under the shard's write lock.
+    pub(crate) fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&K, &V) -> bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.remove_if(key, f).map(|(_, value)| value)
+    }
+
+    /// Keeps the entries `f` approves, one shard at a time under its write lock.
+    pub(crate) fn retain(&self, f: impl FnMut(&K, &mut V) -> bool) {
+        self.map.retain(f)
+    }
+
+    /// A table for about `capacity` entries.
+    pub(crate) fn with_capacity(capacity: usize, hasher: S, shards: usize) -> Self {
+        Table {
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(capacity, hasher, shards),
         }
     }
 

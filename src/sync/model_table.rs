@@ -8,6 +8,8 @@ use std::hash::{BuildHasher, Hash};
 
 use loom::sync::RwLock;
 
+use crate::store::Update;
+
 /// A sharded hash table whose shard locks are held only inside its methods.
 pub(crate) struct Table<K, V, S> {
     hasher: S,
@@ -57,12 +59,33 @@ where
         self.shard(key).write().unwrap().remove(key)
     }
 
-    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> Option<V>) -> Option<V> {
+    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> Update<V>) -> Option<V> {
         let mut shard = self.shard(&key).write().unwrap();
         match f(shard.get(&key)) {
-            Some(new) => shard.insert(key, new),
-            None => shard.remove(&key),
+            Update::Keep => None,
+            Update::Set(new) => shard.insert(key, new),
+            Update::Remove => shard.remove(&key),
         }
+    }
+
+    pub(crate) fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&K, &V) -> bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut shard = self.shard(key).write().unwrap();
+        let approved = shard.get_key_value(key).is_some_and(|(k, v)| f(k, v));
+        if approved { shard.remove(key) } else { None }
+    }
+
+    pub(crate) fn retain(&self, mut f: impl FnMut(&K, &mut V) -> bool) {
+        for shard in &self.shards {
+            shard.write().unwrap().retain(|k, v| f(k, v));
+        }
+    }
+
+    pub(crate) fn with_capacity(_capacity: usize, hasher: S, shards: usize) -> Self {
+        Self::new(hasher, shards)
     }
 
     pub(crate) fn shard_count(&self) -> usize {

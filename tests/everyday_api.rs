@@ -1,0 +1,135 @@
+//! The everyday map API: insert-if-absent, conditional remove, retain, capacity,
+//! `Extend` through a shared reference, and the default hasher parameter on every
+//! public type. Each test fails without the feature it names.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use atomic_map::{AtomicMap, Builder, ReadGuard, Snapshot, ValueRef};
+
+/// Counts drops, to check that values are destroyed exactly once and that a value
+/// `try_insert` gives back was never taken by the map.
+#[derive(Debug)]
+struct Counted(u32, Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn get_or_insert_with_builds_once_under_contention() {
+    let map = Arc::new(AtomicMap::<u32, u32>::new());
+    let built = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(4));
+    let handles: Vec<ValueRef<u32>> = (0..4)
+        .map(|i| {
+            let (map, built, start) = (map.clone(), built.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                map.get_or_insert_with(7, || {
+                    built.fetch_add(1, Ordering::SeqCst);
+                    i
+                })
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(built.load(Ordering::SeqCst), 1, "make ran more than once");
+    for h in &handles {
+        assert!(
+            ValueRef::ptr_eq(h, &handles[0]),
+            "callers got different values"
+        );
+    }
+    assert_eq!(map.len(), 1);
+}
+
+#[test]
+fn try_insert_gives_the_value_back_untouched() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let map = AtomicMap::new();
+    let first = map.try_insert("k", Counted(1, drops.clone())).unwrap();
+    assert_eq!(first.0, 1);
+    let occupied = map.try_insert("k", Counted(2, drops.clone())).unwrap_err();
+    assert!(ValueRef::ptr_eq(&occupied.current, &first));
+    assert_eq!(occupied.not_inserted.0, 2);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "the map dropped a value it did not take"
+    );
+    drop(occupied);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the returned value is the caller's"
+    );
+    assert_eq!(map.get("k").unwrap().0, 1);
+    drop(first);
+    map.shutdown();
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn remove_if_removes_only_what_it_approves() {
+    let map = AtomicMap::new();
+    map.insert("a", 1);
+    map.insert("b", 2);
+    assert!(map.remove_if("a", |_, v| *v == 2).is_none());
+    assert!(map.contains_key("a"));
+    let removed = map.remove_if("b", |k, v| *k == "b" && *v == 2).unwrap();
+    assert_eq!(*removed, 2);
+    assert!(!map.contains_key("b"));
+    assert!(map.remove_if("missing", |_, _| true).is_none());
+}
+
+#[test]
+fn retain_evicts_and_holders_keep_their_values() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let map = AtomicMap::new();
+    for i in 0..100u32 {
+        map.insert(i, Counted(i, drops.clone()));
+    }
+    let held = map.get(&3).unwrap();
+    map.retain(|k, v| *k >= 50 && v.0 == *k);
+    assert_eq!(map.len(), 50);
+    assert!(map.get(&3).is_none() && map.get(&50).is_some());
+    assert_eq!(held.0, 3, "a held value survives its eviction");
+    drop(held);
+    map.shutdown();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        100,
+        "every value destroyed once"
+    );
+}
+
+#[test]
+fn capacity_and_extend_through_a_shared_reference() {
+    let map = Arc::new(Builder::new().capacity(1000).build::<u32, u32>());
+    let mut shared: &AtomicMap<u32, u32> = &map;
+    shared.extend((0..1000).map(|i| (i, i * 2)));
+    assert_eq!(map.len(), 1000);
+    assert_eq!(*map.get(&999).unwrap(), 1998);
+    let sized = AtomicMap::<String, u8>::with_capacity(10);
+    sized.insert("x".into(), 1);
+    assert_eq!(sized.len(), 1);
+}
+
+#[test]
+fn public_types_default_the_hasher() {
+    // Each of these names the type without its hasher parameter (E0107 before).
+    fn takes(_: &Snapshot<String, u32>, _: &ReadGuard<String, u32>) {}
+    let map: AtomicMap<String, u32> = AtomicMap::new();
+    map.insert("k".into(), 1);
+    let snapshot: Snapshot<String, u32> = map.snapshot();
+    let guard: ReadGuard<String, u32> = map.pin();
+    takes(&snapshot, &guard);
+    let iter: atomic_map::Iter<String, u32> = snapshot.iter();
+    assert_eq!(iter.count(), 1);
+}
