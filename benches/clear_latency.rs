@@ -22,9 +22,9 @@
 //! into the tables and plots of `docs/BENCHMARKS.md`.
 //!
 //! ```text
-//! cargo bench --bench clear_latency                     # full run (minutes)
-//! cargo bench --bench clear_latency -- --test           # smoke run (CI)
-//! cargo bench --bench clear_latency -- --sizes 1000000 --readers 2 --keys u64
+//! cargo bench -p atomic-map-benches --bench clear_latency                     # full run (minutes)
+//! cargo bench -p atomic-map-benches --bench clear_latency -- --test           # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench clear_latency -- --sizes 1000000 --readers 2 --keys u64
 //! ```
 
 mod peers;

@@ -9,8 +9,8 @@
 //! Results go to `target/bench-results/storm.csv`.
 //!
 //! ```text
-//! cargo bench --bench clear_storm              # full run (5 s per map)
-//! cargo bench --bench clear_storm -- --test    # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench clear_storm              # full run (5 s per map)
+//! cargo bench -p atomic-map-benches --bench clear_storm -- --test    # smoke run (CI)
 //! ```
 
 mod peers;

@@ -7,9 +7,9 @@
 //! `/proc/self/task`) is printed before and after; `tests/threads.rs` asserts it.
 //!
 //! ```text
-//! cargo bench --bench map_creation                    # 1,000 maps, 9 rounds
-//! cargo bench --bench map_creation -- --maps 10000
-//! cargo bench --bench map_creation -- --test          # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench map_creation                    # 1,000 maps, 9 rounds
+//! cargo bench -p atomic-map-benches --bench map_creation -- --maps 10000
+//! cargo bench -p atomic-map-benches --bench map_creation -- --test          # smoke run (CI)
 //! ```
 
 use std::hint::black_box;

@@ -9,8 +9,8 @@
 //! Results go to `target/bench-results/memory.csv`.
 //!
 //! ```text
-//! cargo bench --bench memory              # full run (1,000,000 entries)
-//! cargo bench --bench memory -- --test    # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench memory              # full run (1,000,000 entries)
+//! cargo bench -p atomic-map-benches --bench memory -- --test    # smoke run (CI)
 //! ```
 
 mod peers;

@@ -7,7 +7,7 @@ estimates under target/criterion (benches/throughput.rs); writes
 docs/bench/tables.md and the SVG plots in docs/bench/. Python 3 standard library
 only.
 
-    cargo bench            # every benchmark; or one: cargo bench --bench memory
+    cargo bench            # every benchmark; or one: cargo bench -p atomic-map-benches --bench memory
     python3 benches/report.py
 """
 
@@ -42,7 +42,7 @@ def fmt_ratio(x):
 def read_csv(name):
     path = os.path.join(RESULTS, name)
     if not os.path.exists(path):
-        sys.exit(f"missing {path}: run `cargo bench --bench clear_latency` first")
+        sys.exit(f"missing {path}: run `cargo bench -p atomic-map-benches --bench clear_latency` first")
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 

@@ -16,9 +16,9 @@
 //! second over all threads.
 //!
 //! ```text
-//! cargo bench --bench throughput                 # full run
-//! cargo bench --bench throughput -- read_only    # one group
-//! cargo bench --bench throughput -- --test       # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench throughput                 # full run
+//! cargo bench -p atomic-map-benches --bench throughput -- read_only    # one group
+//! cargo bench -p atomic-map-benches --bench throughput -- --test       # smoke run (CI)
 //! ```
 
 mod peers;

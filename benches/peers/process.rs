@@ -23,14 +23,19 @@ pub fn rss_bytes() -> u64 {
 /// The argument that makes a benchmark binary run one case and print its result.
 const CASE_FLAG: &str = "--case";
 
-/// Where benchmark results go: `target/bench-results`, or its `test` folder for the
-/// smoke runs of `cargo bench -- --test`.
-pub fn results_dir(test: bool) -> &'static str {
-    if test {
-        "target/bench-results/test"
-    } else {
-        "target/bench-results"
-    }
+/// Where benchmark results go: `target/bench-results` of the workspace (the folder
+/// holding `Cargo.lock` above the compiling package: cargo runs a benchmark in its
+/// own package's folder), or its `test` folder for the smoke runs of
+/// `cargo bench -- --test`.
+pub fn results_dir(test: bool) -> String {
+    let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = package
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .unwrap_or(package);
+    let dir = root.join("target").join("bench-results");
+    let dir = if test { dir.join("test") } else { dir };
+    dir.to_string_lossy().into_owned()
 }
 
 /// The driver of a benchmark whose cases each run in a child process.
@@ -58,7 +63,7 @@ pub fn run_cases(test: bool, specs: &[String], header: &str, file: &str) {
         csv.push('\n');
     }
     let dir = results_dir(test);
-    std::fs::create_dir_all(dir).expect("creating the results folder");
+    std::fs::create_dir_all(&dir).expect("creating the results folder");
     std::fs::write(format!("{dir}/{file}"), csv).expect("writing the results");
     eprintln!("results in {dir}/{file}");
 }

@@ -5,6 +5,7 @@
 //! by proptest. At the end every value is dropped exactly once and `stats()` agrees
 //! with the drop counts.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
