@@ -9,16 +9,25 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
-use std::ptr;
+use std::ptr::NonNull;
 
+use crate::reclaim::domain::DomainPtr;
 use crate::reclaim::home::HomeOwner;
-use crate::reclaim::jobs::{Job, JobNode, JobReport};
+use crate::reclaim::jobs::{Job, JobHeader, JobNode, JobReport};
 use crate::reclaim::retired::Retirement;
 use crate::standby::Standby;
 use crate::store::Store;
-use crate::sync::{Arc, AtomicPtr, Ordering, Weak, WeakableArc};
+use crate::sync::{Arc, Weak, WeakableArc};
 
 /// One version of the map's contents.
+///
+/// `repr(C, align(64))`: what a clear touches (`id`, `domain`, `hand_off`, and
+/// `teardown` for the ticket) sits in the generation's first cache line, apart
+/// from the `Arc`'s counts and from the table that writers use. Measured with
+/// `valgrind --tool=callgrind --cache-sim=yes --toggle-collect` around 12 clears,
+/// each after a refill of 100,000 entries: the publication's D1 read misses fell
+/// from 51 to 35.
+#[repr(C, align(64))]
 pub(crate) struct Generation<K, V, S>
 where
     K: Eq + Hash + Send + Sync + 'static,
@@ -26,16 +35,23 @@ where
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
     id: u64,
-    store: ManuallyDrop<Store<K, V, S>>,
+    /// The map's reclaimer: handing the generation over then reads no line of the
+    /// map's account. Valid while `owner` is (the account holds the domain).
+    domain: DomainPtr,
+    /// The job a clear that retires this generation hands the slot's reference over
+    /// in (`hand_off`): embedded here, so a clear writes one link into a line of
+    /// the generation it just loaded instead of a separately allocated node.
+    hand_off: JobHeader,
     /// The node the table will travel in to the reclaimer when the generation's
     /// last reference is dropped, allocated with the generation so that retiring it
     /// allocates nothing.
     teardown: ManuallyDrop<Box<JobNode<RetiredTable<K, V, S>>>>,
-    /// The node the clear that retires this generation hands the slot's reference
-    /// over in (`hand_off`); null once taken.
-    hand_off: AtomicPtr<JobNode<HandOff<K, V, S>>>,
+    /// The map's standby, for the spare the hand-off builds (a `Weak`: the spare a
+    /// standby parks is a generation, so a strong reference would be a cycle).
+    standby: Weak<Standby<K, V, S>>,
     /// This generation's ownership of its map's account.
     owner: ManuallyDrop<HomeOwner>,
+    store: ManuallyDrop<Store<K, V, S>>,
 }
 
 impl<K, V, S> Generation<K, V, S>
@@ -56,15 +72,13 @@ where
             published: false,
             owner: None,
         });
-        let hand_off = JobNode::new(HandOff {
-            generation: None,
-            standby: WeakableArc::downgrade(standby),
-        });
         Generation {
             id: 0,
+            domain: DomainPtr::new(domain),
             store: ManuallyDrop::new(store),
             teardown: ManuallyDrop::new(teardown),
-            hand_off: AtomicPtr::new(Box::into_raw(hand_off)),
+            hand_off: JobHeader::embedded(Self::run_hand_off),
+            standby: WeakableArc::downgrade(standby),
             owner: ManuallyDrop::new(owner),
         }
     }
@@ -90,24 +104,48 @@ where
 
     /// Hands the reference the slot held on a generation just swapped out to the
     /// map's reclaimer, which releases it (so the clearer never drops a generation)
-    /// and then builds the map's next spare. O(1), no allocation: one push.
+    /// and then builds the map's next spare. O(1), no allocation: one push of the
+    /// job embedded in the generation. Only the clear that swapped the generation
+    /// out calls this, once.
     pub(crate) fn hand_off(retired: Arc<Self>) {
-        // Relaxed: the node was stored when the generation was built, before it was
-        // shared (its publication through the slot orders that); the swap only
-        // makes taking it exclusive. Only the clear that retired it takes it.
-        let node = retired.hand_off.swap(ptr::null_mut(), Ordering::Relaxed);
-        if node.is_null() {
-            return drop(retired);
+        let generation = Arc::into_raw(retired);
+        // SAFETY: the reference just turned into a pointer keeps the generation (and,
+        // through its owner, the home and domain) alive until the job runs; nothing
+        // is touched after the push.
+        unsafe {
+            let header = NonNull::new_unchecked((&raw const (*generation).hand_off).cast_mut());
+            // The embedded job is pushed once: only the winning clear of this
+            // generation gets here, and a generation is swapped out once.
+            (*generation).domain.get().submit_embedded(header);
         }
-        // SAFETY: the node came from `Box::into_raw` in `new`, and the swap made us
-        // its only owner.
-        let mut node = unsafe { Box::from_raw(node) };
-        let home = retired.owner.home();
-        home.get().count_submitted();
-        node.payload.generation = Some(retired);
-        // The generation in the node keeps the home (and its domain) alive while
-        // this pushes; nothing is touched after the push.
-        home.get().domain().submit(node);
+    }
+
+    /// Runs a generation's hand-off (the `run` of its embedded job header).
+    ///
+    /// # Safety
+    /// `header` is the `hand_off` field of a generation whose slot reference
+    /// `hand_off` turned into a pointer; called once.
+    unsafe fn run_hand_off(header: NonNull<JobHeader>) -> JobReport {
+        let offset = std::mem::offset_of!(Self, hand_off);
+        // SAFETY: the header lies `offset` bytes into the generation, and was derived
+        // from the pointer `Arc::into_raw` returned (it carries that provenance);
+        // that pointer owned a reference, taken back here once.
+        let generation = unsafe {
+            Arc::from_raw(
+                header
+                    .as_ptr()
+                    .cast::<u8>()
+                    .sub(offset)
+                    .cast::<Self>()
+                    .cast_const(),
+            )
+        };
+        let standby = generation.standby.clone();
+        drop(generation);
+        if let Some(standby) = standby.upgrade() {
+            standby.refill();
+        }
+        JobReport::default()
     }
 }
 
@@ -151,40 +189,6 @@ where
     }
 }
 
-/// The slot's reference on a retired generation, on its way to the reclaimer,
-/// which releases it and builds the map's next spare (`standby.rs`).
-pub(crate) struct HandOff<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    generation: Option<Arc<Generation<K, V, S>>>,
-    /// The map's standby, if the map still exists (a `Weak`: the spare a standby
-    /// parks holds this node, so a strong reference would be a cycle).
-    standby: Weak<Standby<K, V, S>>,
-}
-
-impl<K, V, S> Job for HandOff<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    fn run(mut self) -> JobReport {
-        if let Some(generation) = self.generation.take() {
-            // The generation's owner keeps the home alive until it is dropped.
-            let home = generation.owner.home();
-            home.get().count_done();
-            drop(generation);
-        }
-        if let Some(standby) = self.standby.upgrade() {
-            standby.refill();
-        }
-        JobReport::default()
-    }
-}
-
 impl<K, V, S> Drop for Generation<K, V, S>
 where
     K: Eq + Hash + Send + Sync + 'static,
@@ -196,13 +200,6 @@ where
     /// `store.len()` here either: it would read every shard lock, lines that readers
     /// were writing a moment ago (about 1 µs on the clearer); the reclaimer counts.
     fn drop(&mut self) {
-        // Relaxed: `&mut self`, nobody else can see the generation any more.
-        let hand_off = self.hand_off.swap(ptr::null_mut(), Ordering::Relaxed);
-        if !hand_off.is_null() {
-            // SAFETY: never taken by a clear (this generation was not retired by
-            // one), so still ours; from `Box::into_raw` in `new`.
-            drop(unsafe { Box::from_raw(hand_off) });
-        }
         // SAFETY: `store`, `teardown` and `owner` are taken exactly once, here, and
         // never touched again.
         let (store, mut node, owner) = unsafe {

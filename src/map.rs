@@ -563,13 +563,15 @@ where
         // Values released before the call wait for their grace period, which a
         // guard pinned elsewhere (or by this thread) can hold up: they get a few
         // passes, not the whole wait.
+        // Two passes run any hand-off queued before the drop (its release submits
+        // the teardown it leads to, counted in `jobs_done`).
         let passes = domain.passes();
         Domain::wait_until(
             &domain,
             || {
                 let home = home.get();
-                home.jobs_done()
-                    && (home.sample().pending_values == 0 || domain.passes() >= passes + 8)
+                let ran = domain.passes() - passes;
+                ran >= 2 && home.jobs_done() && (home.sample().pending_values == 0 || ran >= 8)
             },
             Some(SHUTDOWN_WAIT),
         );

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::doomed::{CellHead, DoomedList, DoomedValue};
 use super::home::{Home, HomeRef, my_stripe};
-use super::jobs::{Job, JobList, JobNode};
+use super::jobs::{Job, JobHeader, JobList, JobNode};
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
@@ -106,6 +106,30 @@ pub(crate) struct Domain {
     /// Waiters sleep here; a pass that did something notifies.
     done_lock: Mutex<()>,
     done_cv: Condvar,
+}
+
+/// A pointer to a domain that its holder knows to be alive (a generation, whose
+/// owner keeps its map's account and so the domain), without a reference count.
+#[derive(Clone, Copy)]
+pub(crate) struct DomainPtr(NonNull<Domain>);
+
+// SAFETY: a `Domain` is shared between threads by design (atomics, lock-free lists,
+// mutexes); the pointer is only dereferenced while the domain is alive.
+unsafe impl Send for DomainPtr {}
+// SAFETY: as above.
+unsafe impl Sync for DomainPtr {}
+
+impl DomainPtr {
+    pub(crate) fn new(domain: &Arc<Domain>) -> Self {
+        DomainPtr(NonNull::from(&**domain))
+    }
+
+    /// # Safety
+    /// The domain must be alive for `'a` (see the type's docs).
+    pub(crate) unsafe fn get<'a>(self) -> &'a Domain {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.as_ref() }
+    }
 }
 
 thread_local! {
@@ -268,6 +292,15 @@ impl Domain {
     /// Hands a job over (a hand-off or a retired table). O(1), no allocation: a push.
     pub(crate) fn submit<T: Job + Send>(&self, node: Box<JobNode<T>>) {
         self.jobs.push(node);
+    }
+
+    /// Hands an embedded job over (a generation's hand-off). O(1), no allocation.
+    ///
+    /// # Safety
+    /// As `JobList::push_embedded`.
+    pub(crate) unsafe fn submit_embedded(&self, header: NonNull<JobHeader>) {
+        // SAFETY: the caller's contract.
+        unsafe { self.jobs.push_embedded(header) }
     }
 
     /// Takes a value whose last reference is gone (see `doomed.rs`). O(1), no

@@ -54,8 +54,8 @@ pub(crate) struct Home {
     destructor_panics: AtomicU64,
     /// Entries of this map's tables that a pass is walking right now.
     walking: AtomicUsize,
-    /// Jobs of this map submitted to the domain (hand-offs and teardowns), and how
-    /// many of those have run; `shutdown` waits for the two to meet.
+    /// Teardowns of this map submitted to the domain, and how many of those have
+    /// run; `shutdown` waits for the two to meet.
     submitted: AtomicU64,
     done: AtomicU64,
     /// Whether large teardowns of this map return memory to the OS (`trim.rs`).
@@ -209,13 +209,13 @@ impl Home {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A job of this map (a hand-off or a teardown) is about to be submitted.
+    /// A teardown of this map is about to be submitted.
     pub(crate) fn count_submitted(&self) {
         // Relaxed: read by `settled`, a bounded wait that re-reads.
         self.submitted.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A job of this map has run (on the pass).
+    /// A teardown of this map has run (on the pass).
     pub(crate) fn count_done(&self) {
         // Relaxed: as `count_submitted`.
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +276,7 @@ impl Home {
         }
     }
 
-    /// Whether every job of this map submitted so far has run (a racy reading,
+    /// Whether every teardown of this map submitted so far has run (a racy reading,
     /// for `shutdown`'s bounded wait).
     pub(crate) fn jobs_done(&self) -> bool {
         self.done.load(Ordering::Relaxed) == self.submitted.load(Ordering::Relaxed)

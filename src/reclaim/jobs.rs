@@ -15,6 +15,7 @@
 //! `stack.rs`. Nodes are type-erased through a small header with one function
 //! pointer, so one list serves jobs of every key, value and hasher type.
 
+use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 
 use super::stack::{push_node, take_chain};
@@ -35,12 +36,27 @@ pub(crate) struct JobReport {
     pub(crate) trim: usize,
 }
 
-/// The type-erased head of every node: a link and how to run the node.
+/// The type-erased head of every job: a link and how to run the job. Either the
+/// head of a [`JobNode`], or embedded in an object that is its own job (a
+/// generation's hand-off, `generation.rs`).
 #[repr(C)]
 pub(crate) struct JobHeader {
-    next: *mut JobHeader,
-    /// Runs the job and frees the node.
+    /// Written by the pusher before the push publishes it, read by the one
+    /// `run_all` that owns the chain. In an `UnsafeCell`: an embedded header is
+    /// written through a pointer derived from a shared reference.
+    next: UnsafeCell<*mut JobHeader>,
+    /// Runs the job (and frees its node, for a `JobNode`).
     run: unsafe fn(NonNull<JobHeader>) -> JobReport,
+}
+
+impl JobHeader {
+    /// A header for an embedded job that `run` knows how to run.
+    pub(crate) fn embedded(run: unsafe fn(NonNull<JobHeader>) -> JobReport) -> Self {
+        JobHeader {
+            next: UnsafeCell::new(ptr::null_mut()),
+            run,
+        }
+    }
 }
 
 // SAFETY: the link is written only by the node's owner before the push publishes
@@ -63,10 +79,7 @@ impl<T: Job> JobNode<T> {
     /// A node for `payload`, allocated now so that submitting later allocates nothing.
     pub(crate) fn new(payload: T) -> Box<Self> {
         Box::new(JobNode {
-            header: JobHeader {
-                next: ptr::null_mut(),
-                run: Self::run_erased,
-            },
+            header: JobHeader::embedded(Self::run_erased),
             payload,
         })
     }
@@ -107,11 +120,27 @@ impl JobList {
         /// `node` must be a valid header.
         unsafe fn link(node: *mut JobHeader) -> *mut *mut JobHeader {
             // SAFETY: the caller's contract.
-            unsafe { &raw mut (*node).next }
+            unsafe { (*node).next.get() }
         }
         let node = Box::into_raw(node).cast::<JobHeader>();
         // SAFETY: a node we own, handed to the list; `repr(C)` puts the header first.
         unsafe { push_node(&self.head, node, link) }
+    }
+
+    /// Links an embedded job in.
+    ///
+    /// # Safety
+    /// `header` stays valid until its job runs, is not pushed again before that,
+    /// and its `run` may be called once from any thread.
+    pub(crate) unsafe fn push_embedded(&self, header: NonNull<JobHeader>) {
+        /// # Safety
+        /// `node` must be a valid header.
+        unsafe fn link(node: *mut JobHeader) -> *mut *mut JobHeader {
+            // SAFETY: the caller's contract.
+            unsafe { (*node).next.get() }
+        }
+        // SAFETY: the caller's contract; `link` names the header's link field.
+        unsafe { push_node(&self.head, header.as_ptr(), link) }
     }
 
     /// Runs every job pushed so far, oldest first, on the calling thread (jobs
@@ -121,8 +150,9 @@ impl JobList {
         let mut node = take_chain(&self.head);
         let mut jobs = Vec::new();
         while let Some(header) = NonNull::new(node) {
-            // SAFETY: `take_chain` made us the only owner of every node in the chain.
-            node = unsafe { header.as_ref().next };
+            // SAFETY: `take_chain` made us the only owner of every node in the chain;
+            // its push's Release published the link.
+            node = unsafe { *header.as_ref().next.get() };
             jobs.push(header);
         }
         let count = jobs.len();
