@@ -91,8 +91,10 @@ impl DoomedList {
         // Relaxed: the value read is only a guess for the CAS below.
         let mut current = self.head.load(Ordering::Relaxed);
         loop {
-            // Relaxed: published by the Release exchange below.
-            link.store(current as usize, Ordering::Relaxed);
+            // Relaxed: published by the Release exchange below. The link shares the
+            // count word, so it travels as an address with exposed provenance
+            // (taken back with `with_exposed_provenance_mut` in `take_all`).
+            link.store(current.expose_provenance(), Ordering::Relaxed);
             // Release on success: publishes the link (and the release of the value)
             // to the Acquire swap in `take_all`. Relaxed on failure: a new guess.
             match self.head.compare_exchange_weak(
@@ -115,7 +117,9 @@ impl DoomedList {
         while let Some(cell) = NonNull::new(node) {
             // SAFETY: the swap made us the owner of the chain; each cell is alive.
             // Relaxed: the link was published by the push's Release (above).
-            node = unsafe { cell.as_ref().refs.load(Ordering::Relaxed) } as *mut CellHead;
+            node = ptr::with_exposed_provenance_mut(unsafe {
+                cell.as_ref().refs.load(Ordering::Relaxed)
+            });
             cells.push(DoomedValue(cell));
         }
         cells
