@@ -9,25 +9,19 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
-use std::ptr::NonNull;
 
-use crate::reclaim::domain::DomainPtr;
 use crate::reclaim::home::HomeOwner;
-use crate::reclaim::jobs::{Job, JobHeader, JobNode, JobReport};
+use crate::reclaim::jobs::{Job, JobNode, JobReport};
 use crate::reclaim::retired::Retirement;
 use crate::standby::Standby;
 use crate::store::Store;
-use crate::sync::{Arc, Weak, WeakableArc};
+use crate::sync::Arc;
 
 /// One version of the map's contents.
 ///
-/// `repr(C, align(64))`: what a clear touches (`id`, `domain`, `hand_off`, and
-/// `teardown` for the ticket) sits in the generation's first cache line, apart
-/// from the `Arc`'s counts and from the table that writers use. Measured with
-/// `valgrind --tool=callgrind --cache-sim=yes --toggle-collect` around 12 clears,
-/// each after a refill of 100,000 entries: the publication's D1 read misses fell
-/// from 51 to 35.
-#[repr(C, align(64))]
+/// `repr(C)`: what a clear touches (`id`, and `teardown` for the ticket) comes
+/// first, in the line of the `Arc`'s counts, before the table that writers use.
+#[repr(C)]
 pub(crate) struct Generation<K, V, S>
 where
     K: Eq + Hash + Send + Sync + 'static,
@@ -35,20 +29,10 @@ where
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
     id: u64,
-    /// The map's reclaimer: handing the generation over then reads no line of the
-    /// map's account. Valid while `owner` is (the account holds the domain).
-    domain: DomainPtr,
-    /// The job a clear that retires this generation hands the slot's reference over
-    /// in (`hand_off`): embedded here, so a clear writes one link into a line of
-    /// the generation it just loaded instead of a separately allocated node.
-    hand_off: JobHeader,
     /// The node the table will travel in to the reclaimer when the generation's
     /// last reference is dropped, allocated with the generation so that retiring it
     /// allocates nothing.
     teardown: ManuallyDrop<Box<JobNode<RetiredTable<K, V, S>>>>,
-    /// The map's standby, for the spare the hand-off builds (a `Weak`: the spare a
-    /// standby parks is a generation, so a strong reference would be a cycle).
-    standby: Weak<Standby<K, V, S>>,
     /// This generation's ownership of its map's account.
     owner: ManuallyDrop<HomeOwner>,
     store: ManuallyDrop<Store<K, V, S>>,
@@ -62,7 +46,7 @@ where
 {
     /// A generation not yet published (see `prepare_publish`) of the map whose
     /// standby is `standby`.
-    pub(crate) fn new(store: Store<K, V, S>, standby: &WeakableArc<Standby<K, V, S>>) -> Self {
+    pub(crate) fn new(store: Store<K, V, S>, standby: &Standby<K, V, S>) -> Self {
         let owner = standby.owner().clone();
         let home = owner.home();
         let domain = home.get().domain();
@@ -74,11 +58,8 @@ where
         });
         Generation {
             id: 0,
-            domain: DomainPtr::new(domain),
             store: ManuallyDrop::new(store),
             teardown: ManuallyDrop::new(teardown),
-            hand_off: JobHeader::embedded(Self::run_hand_off),
-            standby: WeakableArc::downgrade(standby),
             owner: ManuallyDrop::new(owner),
         }
     }
@@ -100,52 +81,6 @@ where
     /// What a `Retired` ticket for this generation waits on.
     pub(crate) fn retirement(&self) -> &Arc<Retirement> {
         &self.teardown.payload.retirement
-    }
-
-    /// Hands the reference the slot held on a generation just swapped out to the
-    /// map's reclaimer, which releases it (so the clearer never drops a generation)
-    /// and then builds the map's next spare. O(1), no allocation: one push of the
-    /// job embedded in the generation. Only the clear that swapped the generation
-    /// out calls this, once.
-    pub(crate) fn hand_off(retired: Arc<Self>) {
-        let generation = Arc::into_raw(retired);
-        // SAFETY: the reference just turned into a pointer keeps the generation (and,
-        // through its owner, the home and domain) alive until the job runs; nothing
-        // is touched after the push.
-        unsafe {
-            let header = NonNull::new_unchecked((&raw const (*generation).hand_off).cast_mut());
-            // The embedded job is pushed once: only the winning clear of this
-            // generation gets here, and a generation is swapped out once.
-            (*generation).domain.get().submit_embedded(header);
-        }
-    }
-
-    /// Runs a generation's hand-off (the `run` of its embedded job header).
-    ///
-    /// # Safety
-    /// `header` is the `hand_off` field of a generation whose slot reference
-    /// `hand_off` turned into a pointer; called once.
-    unsafe fn run_hand_off(header: NonNull<JobHeader>) -> JobReport {
-        let offset = std::mem::offset_of!(Self, hand_off);
-        // SAFETY: the header lies `offset` bytes into the generation, and was derived
-        // from the pointer `Arc::into_raw` returned (it carries that provenance);
-        // that pointer owned a reference, taken back here once.
-        let generation = unsafe {
-            Arc::from_raw(
-                header
-                    .as_ptr()
-                    .cast::<u8>()
-                    .sub(offset)
-                    .cast::<Self>()
-                    .cast_const(),
-            )
-        };
-        let standby = generation.standby.clone();
-        drop(generation);
-        if let Some(standby) = standby.upgrade() {
-            standby.refill();
-        }
-        JobReport::default()
     }
 }
 

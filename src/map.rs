@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::builder::Builder;
 use crate::generation::Generation;
-use crate::generation::Generation as Gen;
 use crate::occupied::Occupied;
 use crate::read::ReadGuard;
 use crate::reclaim::domain::Domain;
@@ -115,7 +114,7 @@ where
             builder.trim_memory,
             ValueRef::<V>::destroy_doomed,
         );
-        let standby = WeakableArc::new(Standby::new(owner, builder.hasher, builder.shards));
+        let standby = Standby::new(owner, builder.hasher, builder.shards);
         let mut first = standby.generation(standby.store_for(builder.capacity));
         first.prepare_publish(0);
         AtomicMap {
@@ -438,7 +437,7 @@ where
                 let retired = Retired::new(current.id(), Arc::clone(current.retirement()));
                 // `previous` holds the reference the slot had: hand it to the
                 // reclaimer to release, so that no generation is dropped here.
-                Gen::hand_off(Guard::into_inner(previous));
+                self.standby.hand_off(Guard::into_inner(previous));
                 return retired;
             }
             // Lost the race: renumber after the winner and try again. The failed
@@ -640,8 +639,9 @@ where
     fn drop(&mut self) {
         // SAFETY: `current` is dropped exactly once, here, and not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.current) };
-        // The fields drop next: the standby (its spare goes to the reclaimer, which
-        // does not count it as retired), then the reclaimer handle.
+        // The reclaimer's next pass releases the parked hand-off and the spare (not
+        // counted as retired) and lets go of the standby; the fields drop next.
+        self.standby.map_dropped();
     }
 }
 

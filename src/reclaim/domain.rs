@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use super::doomed::{CellHead, DoomedList, DoomedValue};
 use super::home::{Home, HomeRef, my_stripe};
-use super::jobs::{Job, JobHeader, JobList, JobNode};
+use super::jobs::{Job, JobList, JobNode};
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
-    ProcessWide, SHARED_STATICS, epoch, thread, thread_local,
+    ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local,
 };
 
 /// Who runs a domain's passes.
@@ -59,6 +59,13 @@ pub enum ReclaimMode {
     Manual,
 }
 
+/// What a pass does for each map of its domain: release the generation the map's
+/// last clear handed off and build the map's next spare (`standby.rs`). Returns
+/// `false` once the map is gone, and the registry lets go of it.
+pub(crate) trait MapService: Send + Sync {
+    fn service(&self) -> bool;
+}
+
 /// What one pass did.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PassReport {
@@ -75,6 +82,8 @@ struct PassState {
     orphans: Vec<HomeRef>,
     /// Manual domains whose users are gone, finished by this domain's passes.
     adopted: Vec<Arc<Domain>>,
+    /// The maps of this domain (their standbys).
+    maps: Vec<WeakableArc<dyn MapService>>,
     /// Values destroyed since the last trim, and when that was.
     untrimmed: usize,
     last_trim: Option<Instant>,
@@ -91,6 +100,9 @@ pub(crate) struct Domain {
     /// Homes whose last owner is gone, and manual domains handed over to this one.
     orphans: Stack<HomeRef>,
     adoptions: Stack<Arc<Domain>>,
+    /// Maps registered since the last pass, and how many are registered in all.
+    new_maps: Stack<WeakableArc<dyn MapService>>,
+    registered: AtomicUsize,
     pass: Mutex<PassState>,
     /// Passes completed, for bounded waits.
     passes: AtomicU64,
@@ -106,30 +118,6 @@ pub(crate) struct Domain {
     /// Waiters sleep here; a pass that did something notifies.
     done_lock: Mutex<()>,
     done_cv: Condvar,
-}
-
-/// A pointer to a domain that its holder knows to be alive (a generation, whose
-/// owner keeps its map's account and so the domain), without a reference count.
-#[derive(Clone, Copy)]
-pub(crate) struct DomainPtr(NonNull<Domain>);
-
-// SAFETY: a `Domain` is shared between threads by design (atomics, lock-free lists,
-// mutexes); the pointer is only dereferenced while the domain is alive.
-unsafe impl Send for DomainPtr {}
-// SAFETY: as above.
-unsafe impl Sync for DomainPtr {}
-
-impl DomainPtr {
-    pub(crate) fn new(domain: &Arc<Domain>) -> Self {
-        DomainPtr(NonNull::from(&**domain))
-    }
-
-    /// # Safety
-    /// The domain must be alive for `'a` (see the type's docs).
-    pub(crate) unsafe fn get<'a>(self) -> &'a Domain {
-        // SAFETY: the caller's contract.
-        unsafe { self.0.as_ref() }
-    }
 }
 
 thread_local! {
@@ -177,6 +165,8 @@ impl Domain {
             ripe: Stack::new(),
             orphans: Stack::new(),
             adoptions: Stack::new(),
+            new_maps: Stack::new(),
+            registered: AtomicUsize::new(0),
             pass: Mutex::new(PassState::default()),
             passes: AtomicU64::new(0),
             waiters: AtomicUsize::new(0),
@@ -282,6 +272,7 @@ impl Domain {
     /// Whether nothing of this domain is left: no home, no queued work.
     fn finished(&self) -> bool {
         self.homes.load(Ordering::Relaxed) == 0
+            && self.registered.load(Ordering::Relaxed) == 0
             && self.jobs.is_empty()
             && self.doomed.iter().all(DoomedList::is_empty)
             && self.ripe.is_empty()
@@ -294,15 +285,6 @@ impl Domain {
         self.jobs.push(node);
     }
 
-    /// Hands an embedded job over (a generation's hand-off). O(1), no allocation.
-    ///
-    /// # Safety
-    /// As `JobList::push_embedded`.
-    pub(crate) unsafe fn submit_embedded(&self, header: NonNull<JobHeader>) {
-        // SAFETY: the caller's contract.
-        unsafe { self.jobs.push_embedded(header) }
-    }
-
     /// Takes a value whose last reference is gone (see `doomed.rs`). O(1), no
     /// allocation.
     ///
@@ -311,6 +293,13 @@ impl Domain {
     pub(crate) unsafe fn doom(&self, cell: NonNull<CellHead>) {
         // SAFETY: the caller's contract.
         unsafe { self.doomed[my_stripe()].push(cell) }
+    }
+
+    /// Registers a map (its standby) for the passes' service. One push.
+    pub(crate) fn register(&self, map: WeakableArc<dyn MapService>) {
+        // Relaxed: a count for `finished`, which the worker reads after passes.
+        self.registered.fetch_add(1, Ordering::Relaxed);
+        self.new_maps.push(map);
     }
 
     /// Takes a home whose last owner is gone.
@@ -364,8 +353,9 @@ impl Domain {
         let mut work = 0;
         let mut trim_count = 0;
         let mut torn_down = 0;
-        // Hand-offs release generations, whose teardowns are queued behind them:
-        // a few rounds run both in this pass.
+        // The maps first: releasing a handed-off generation queues its teardown,
+        // which the jobs below run in this same pass.
+        work += Self::service_maps(this, &mut state);
         for _ in 0..4 {
             let (jobs, report) = this.jobs.run_all();
             if jobs == 0 {
@@ -431,6 +421,17 @@ impl Domain {
             }
         }
         (destroyed, trim_count)
+    }
+
+    /// Services every registered map; lets go of the dropped ones.
+    fn service_maps(this: &Arc<Self>, state: &mut PassState) -> usize {
+        state.maps.extend(this.new_maps.take_all());
+        let before = state.maps.len();
+        state.maps.retain(|map| map.service());
+        let gone = before - state.maps.len();
+        // Relaxed: see `register`.
+        this.registered.fetch_sub(gone, Ordering::Relaxed);
+        gone
     }
 
     /// Frees the orphaned homes whose last value is gone.

@@ -36,22 +36,19 @@ pub(crate) struct JobReport {
     pub(crate) trim: usize,
 }
 
-/// The type-erased head of every job: a link and how to run the job. Either the
-/// head of a [`JobNode`], or embedded in an object that is its own job (a
-/// generation's hand-off, `generation.rs`).
+/// The type-erased head of every job node: a link and how to run the node.
 #[repr(C)]
 pub(crate) struct JobHeader {
     /// Written by the pusher before the push publishes it, read by the one
-    /// `run_all` that owns the chain. In an `UnsafeCell`: an embedded header is
-    /// written through a pointer derived from a shared reference.
+    /// `run_all` that owns the chain.
     next: UnsafeCell<*mut JobHeader>,
-    /// Runs the job (and frees its node, for a `JobNode`).
+    /// Runs the job and frees its node.
     run: unsafe fn(NonNull<JobHeader>) -> JobReport,
 }
 
 impl JobHeader {
-    /// A header for an embedded job that `run` knows how to run.
-    pub(crate) fn embedded(run: unsafe fn(NonNull<JobHeader>) -> JobReport) -> Self {
+    /// A header whose job `run` knows how to run.
+    fn with_run(run: unsafe fn(NonNull<JobHeader>) -> JobReport) -> Self {
         JobHeader {
             next: UnsafeCell::new(ptr::null_mut()),
             run,
@@ -79,7 +76,7 @@ impl<T: Job> JobNode<T> {
     /// A node for `payload`, allocated now so that submitting later allocates nothing.
     pub(crate) fn new(payload: T) -> Box<Self> {
         Box::new(JobNode {
-            header: JobHeader::embedded(Self::run_erased),
+            header: JobHeader::with_run(Self::run_erased),
             payload,
         })
     }
@@ -125,22 +122,6 @@ impl JobList {
         let node = Box::into_raw(node).cast::<JobHeader>();
         // SAFETY: a node we own, handed to the list; `repr(C)` puts the header first.
         unsafe { push_node(&self.head, node, link) }
-    }
-
-    /// Links an embedded job in.
-    ///
-    /// # Safety
-    /// `header` stays valid until its job runs, is not pushed again before that,
-    /// and its `run` may be called once from any thread.
-    pub(crate) unsafe fn push_embedded(&self, header: NonNull<JobHeader>) {
-        /// # Safety
-        /// `node` must be a valid header.
-        unsafe fn link(node: *mut JobHeader) -> *mut *mut JobHeader {
-            // SAFETY: the caller's contract.
-            unsafe { (*node).next.get() }
-        }
-        // SAFETY: the caller's contract; `link` names the header's link field.
-        unsafe { push_node(&self.head, header.as_ptr(), link) }
     }
 
     /// Runs every job pushed so far, oldest first, on the calling thread (jobs

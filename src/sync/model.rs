@@ -15,10 +15,11 @@ pub(crate) use loom::sync::atomic::{
 };
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use loom::thread_local;
-/// An `Arc` that has `Weak` references: std's in both builds, since loom's `Arc`
-/// has no `downgrade`. Used only for a map's `Standby`, which reclamation jobs name
-/// weakly; its count orders nothing the models check (std's own code, trusted).
-pub(crate) use std::sync::{Arc as WeakableArc, Weak};
+/// An `Arc` that can hold a trait object: std's in both builds, since loom's `Arc`
+/// cannot be unsized. Used only for a map's `Standby`, which its domain's registry
+/// holds as an `Arc<dyn MapService>`; its count orders nothing the models check
+/// (std's own code, trusted).
+pub(crate) use std::sync::Arc as WeakableArc;
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {

@@ -1,13 +1,14 @@
 //! The production side of the shim: `std`, `arc-swap`, `crossbeam-epoch`, `dashmap`.
 
+/// An `Arc` that can hold a trait object: std's in both builds, since loom's `Arc`
+/// cannot be unsized. Used only for a map's `Standby`, which its domain's registry
+/// holds as an `Arc<dyn MapService>`; its count orders nothing the models check
+/// (std's own code, trusted).
+pub(crate) use std::sync::Arc as WeakableArc;
 pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
 };
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-/// An `Arc` that has `Weak` references: std's in both builds, since loom's `Arc`
-/// has no `downgrade`. Used only for a map's `Standby`, which reclamation jobs name
-/// weakly; its count orders nothing the models check (std's own code, trusted).
-pub(crate) use std::sync::{Arc as WeakableArc, Weak};
 pub(crate) use std::thread_local;
 
 /// Threads: spawning the background reclaimer and parking it between passes.
