@@ -58,7 +58,7 @@ fn parse_options() -> Options {
     let mut o = Options {
         entries: 1_000_000,
         small_entries: 1_000,
-        rounds: 8,
+        rounds: 6,
         readers: vec![1, 2],
         trim: true,
     };
@@ -95,7 +95,7 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: clear_under_load [--entries N (1000000)] [--small-entries N (1000)] \
-         [--rounds N (8)] [--readers LIST (1,2)] [--no-trim]"
+         [--rounds N (6)] [--readers LIST (1,2)] [--no-trim]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
