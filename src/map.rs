@@ -678,12 +678,9 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// Inserts each pair into the current generation (each insert on its own: a
-    /// concurrent clear may retire some of them).
+    /// Inserts each pair into the current generation, as `Extend for &AtomicMap`.
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        for (key, value) in iter {
-            drop(self.insert(key, value));
-        }
+        (&*self).extend(iter)
     }
 }
 

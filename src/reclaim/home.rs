@@ -259,12 +259,16 @@ impl Home {
         }
     }
 
-    pub(crate) fn sample(&self) -> CounterSample {
-        let doomed: u64 = self
-            .stripes
+    /// The sum of one counter over the stripes (Relaxed loads: see the callers).
+    fn stripe_sum(&self, counter: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+        self.stripes
             .iter()
-            .map(|s| s.doomed.load(Ordering::Relaxed))
-            .sum();
+            .map(|s| counter(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn sample(&self) -> CounterSample {
+        let doomed = self.stripe_sum(|s| &s.doomed);
         let destroyed = self.doomed_destroyed.load(Ordering::Relaxed);
         // Relaxed everywhere: a racy sample, exact once the map is quiet.
         CounterSample {
@@ -285,11 +289,7 @@ impl Home {
     /// Whether a pass may free this orphaned home: every cell created for it has
     /// been destroyed. Called by passes only, after the last owner is gone.
     pub(crate) fn drained(&self) -> bool {
-        let created: u64 = self
-            .stripes
-            .iter()
-            .map(|s| s.created.load(Ordering::Relaxed))
-            .sum();
+        let created = self.stripe_sum(|s| &s.created);
         // Relaxed: `created` is final (the last owner's AcqRel release, the orphan
         // push and the pass's take order every creation before this read), and
         // `reclaimed_values` is written by passes only, which are serialized.
