@@ -213,10 +213,11 @@ impl<V> ValueRef<V> {
     /// `ptr` must point at the `value` field of a live `ValueCell<V>`.
     unsafe fn cell_of(ptr: *const V) -> NonNull<ValueCell<V>> {
         let offset = std::mem::offset_of!(ValueCell<V>, value);
-        // SAFETY: `ptr` came from `into_raw`, which derived it from the cell pointer
+        // `ptr` came from `into_raw`, which derived it from the cell pointer
         // (`&raw const (*cell).value`), so it carries the provenance of the whole
-        // cell; `value` sits `offset` bytes into the cell (`offset_of!`, whatever the
-        // layout), so stepping back stays inside the same allocation.
+        // cell, and `value` sits `offset` bytes into the cell (`offset_of!`, whatever
+        // the layout); the caller guarantees `ptr` points at a live cell's `value`.
+        // SAFETY: stepping back `offset` bytes stays inside that cell's allocation.
         unsafe {
             NonNull::new_unchecked(
                 ptr.cast::<u8>()
