@@ -22,12 +22,7 @@ use crate::sync::Arc;
 /// `repr(C)`: what a clear touches (`id`, and `teardown` for the ticket) comes
 /// first, in the line of the `Arc`'s counts, before the table that writers use.
 #[repr(C)]
-pub(crate) struct Generation<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+pub(crate) struct Generation<K, V, S> {
     id: u64,
     /// The node the table will travel in to the reclaimer when the generation's
     /// last reference is dropped, allocated with the generation so that retiring it
@@ -124,16 +119,15 @@ where
     }
 }
 
-impl<K, V, S> Drop for Generation<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+impl<K, V, S> Drop for Generation<K, V, S> {
     /// O(1) and allocation-free: the table moves into the node allocated with the
     /// generation, and the node is linked onto the reclaimer's list. No
     /// `store.len()` here either: it would read every shard lock, lines that readers
     /// were writing a moment ago (about 1 µs on the clearer); the reclaimer counts.
+    ///
+    /// Unbounded, so that the types holding a generation carry no bounds: the node
+    /// was built by `JobNode::new` in `Generation::new`, which checked that the
+    /// table may be torn down on another thread, later (`Job + Send + 'static`).
     fn drop(&mut self) {
         // SAFETY: `store`, `teardown` and `owner` are taken exactly once, here, and
         // never touched again.

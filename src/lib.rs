@@ -107,6 +107,58 @@
 //!   [`Reclaimer`] of their own ([`Builder::reclaimer`]). [`ReclaimMode::Manual`]
 //!   has no thread.
 //!
+//! # Bounds: where they are and why
+//!
+//! The types ([`AtomicMap`], [`Snapshot`], [`ReadGuard`], [`Iter`]) carry no bounds,
+//! so a generic type can hold one without repeating them; the bounds sit on the
+//! impls that need them, as in `std` and `dashmap`:
+//!
+//! * `K: Eq + Hash` and `S: BuildHasher + Clone`: to look keys up (the hasher is
+//!   cloned into every new generation).
+//! * `K, V, S: Send + Sync`: readers on many threads share keys and values (`Sync`),
+//!   and both are destroyed on the reclaimer's thread (`Send`).
+//! * `K, V, S: 'static`: a retired generation and a released value are destroyed by
+//!   the reclaimer *later*, possibly after the map and the scope that built it are
+//!   gone, so they may not borrow from that scope. This is the one place `'static`
+//!   is truly required; a borrowed key type such as `&'a str` cannot be used unless
+//!   `'a` is `'static` (own the key: `String`, `Box<str>`, `Arc<str>`).
+//!
+//! ```
+//! use std::hash::Hash;
+//! use std::sync::Arc;
+//! use atomic_map::{AtomicMap, ValueRef};
+//!
+//! // No bounds on the struct: only on the impl that uses the map.
+//! #[derive(Clone)]
+//! struct Cache<K, V> {
+//!     map: Arc<AtomicMap<K, V>>,
+//! }
+//!
+//! impl<K, V> Cache<K, V>
+//! where
+//!     K: Eq + Hash + Send + Sync + 'static,
+//!     V: Send + Sync + 'static,
+//! {
+//!     fn get_or_load(&self, key: K, load: impl FnOnce() -> V) -> ValueRef<V> {
+//!         self.map.get_or_insert_with(key, load)
+//!     }
+//! }
+//!
+//! let cache: Cache<String, u32> = Cache { map: Arc::new(AtomicMap::new()) };
+//! assert_eq!(*cache.get_or_load("a".into(), || 1), 1);
+//! assert_eq!(*cache.clone().get_or_load("a".into(), || 2), 1);
+//! ```
+//!
+//! A key that borrows from a local does not compile (its values would be destroyed
+//! after the borrow ends):
+//!
+//! ```compile_fail
+//! let name = String::from("tenant");
+//! let map = atomic_map::AtomicMap::new();
+//! map.insert(name.as_str(), 1); // error: `name` does not live long enough
+//! drop(map);
+//! ```
+//!
 //! # How it works
 //!
 //! * The current generation sits in an `arc_swap::ArcSwap`. `pin` loads it with a

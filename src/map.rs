@@ -25,12 +25,7 @@ use crate::value::ValueRef;
 /// generations, and whose values outlive clears for whoever still holds them.
 ///
 /// See the [crate documentation](crate) for the model, and each method for an example.
-pub struct AtomicMap<K, V, S = RandomState>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+pub struct AtomicMap<K, V, S = RandomState> {
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
     /// closing the reclaimer.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
@@ -625,12 +620,7 @@ where
     }
 }
 
-impl<K, V, S> Drop for AtomicMap<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+impl<K, V, S> Drop for AtomicMap<K, V, S> {
     /// Releases the map's hold on its current generation (and its spare), then its
     /// use of the reclaimer. Snapshots, guards, handles and C holders keep what
     /// they hold. The teardown happens on the reclaimer's thread; in manual mode,

@@ -45,12 +45,7 @@ use crate::value::ValueRef;
 /// let guard = map.pin();
 /// std::thread::spawn(move || drop(guard));
 /// ```
-pub struct ReadGuard<K, V, S = RandomState>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+pub struct ReadGuard<K, V, S = RandomState> {
     generation: SlotGuard<Generation<K, V, S>>,
     /// Declared after `generation`; the order of the two drops does not matter.
     _epoch: epoch::Guard,

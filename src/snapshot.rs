@@ -20,12 +20,7 @@ use crate::value::ValueRef;
 /// A snapshot holds a real reference count on the generation (not an arc-swap
 /// guard, not an epoch pin), so it can be kept, cloned and sent across threads for
 /// as long as needed; it only delays the reclamation of its own generation.
-pub struct Snapshot<K, V, S = RandomState>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+pub struct Snapshot<K, V, S = RandomState> {
     generation: Arc<Generation<K, V, S>>,
 }
 
@@ -85,12 +80,9 @@ where
     }
 }
 
-impl<K, V, S> Clone for Snapshot<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+/// Another handle on the same generation (one reference count); unbounded, so that
+/// `#[derive(Clone)]` works on a generic type holding a snapshot.
+impl<K, V, S> Clone for Snapshot<K, V, S> {
     fn clone(&self) -> Self {
         Snapshot {
             generation: Arc::clone(&self.generation),
@@ -126,12 +118,7 @@ where
 }
 
 /// Iterator over a [`Snapshot`]'s entries; see [`Snapshot::iter`].
-pub struct Iter<K, V, S = RandomState>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+pub struct Iter<K, V, S = RandomState> {
     generation: Arc<Generation<K, V, S>>,
     next_shard: usize,
     batch: std::vec::IntoIter<(K, ValueRef<V>)>,

@@ -45,12 +45,7 @@ use crate::sync::{Arc, AtomicBool, AtomicPtr, Ordering, WeakableArc};
 /// line would put each map's creation on glibc's slower `memalign` path: 4% of a
 /// 1,000-map creation profile.)
 #[repr(C)]
-pub(crate) struct Standby<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+pub(crate) struct Standby<K, V, S> {
     /// The spare: an `Arc<Generation>` turned into a raw pointer, or null.
     slot: AtomicPtr<Generation<K, V, S>>,
     /// The hand-off: an `Arc<Generation>` turned into a raw pointer, or null.
@@ -115,6 +110,29 @@ where
             .unwrap_or_else(|| Arc::new(self.generation(self.empty_store())))
     }
 
+    /// Parks a new empty generation if none is parked. Runs on the reclaimer.
+    fn refill(&self) {
+        // Relaxed: a hint to skip building; the exchange below decides.
+        if !self.slot.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        let spare = Arc::new(self.generation(self.empty_store()));
+        let raw = Arc::into_raw(spare).cast_mut();
+        // Release: pairs with the Acquire swap in `take`. Relaxed on failure: the
+        // slot is simply kept as it is.
+        if let Err(_parked) =
+            self.slot
+                .compare_exchange(ptr::null_mut(), raw, Ordering::Release, Ordering::Relaxed)
+        {
+            // SAFETY: the exchange failed, so `raw` was never published: still ours.
+            drop(unsafe { Arc::from_raw(raw) });
+        }
+    }
+}
+
+/// What needs no bounds: moving generations in and out of the slots and marking the
+/// map dropped (used by the unbounded `Drop` impls of the map and the standby).
+impl<K, V, S> Standby<K, V, S> {
     /// Takes the parked spare, if any.
     pub(crate) fn take(&self) -> Option<Arc<Generation<K, V, S>>> {
         // Acquire: pairs with the Release of the exchange in `refill`, so the
@@ -151,25 +169,6 @@ where
         true
     }
 
-    /// Parks a new empty generation if none is parked. Runs on the reclaimer.
-    fn refill(&self) {
-        // Relaxed: a hint to skip building; the exchange below decides.
-        if !self.slot.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        let spare = Arc::new(self.generation(self.empty_store()));
-        let raw = Arc::into_raw(spare).cast_mut();
-        // Release: pairs with the Acquire swap in `take`. Relaxed on failure: the
-        // slot is simply kept as it is.
-        if let Err(_parked) =
-            self.slot
-                .compare_exchange(ptr::null_mut(), raw, Ordering::Release, Ordering::Relaxed)
-        {
-            // SAFETY: the exchange failed, so `raw` was never published: still ours.
-            drop(unsafe { Arc::from_raw(raw) });
-        }
-    }
-
     /// The map is being dropped: the next pass releases what is parked here and
     /// lets go of the standby.
     pub(crate) fn map_dropped(&self) {
@@ -201,12 +200,7 @@ where
     }
 }
 
-impl<K, V, S> Drop for Standby<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+impl<K, V, S> Drop for Standby<K, V, S> {
     fn drop(&mut self) {
         // Normally empty (the last pass took both); a map dropped with no pass after
         // it (a domain dropped meanwhile) still hands its generations over here.

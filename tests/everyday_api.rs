@@ -133,3 +133,61 @@ fn public_types_default_the_hasher() {
     let iter: atomic_map::Iter<String, u32> = snapshot.iter();
     assert_eq!(iter.count(), 1);
 }
+
+/// A generic type holding the map, a snapshot, a guard and an iterator, with no
+/// bounds of its own (this did not compile while the structs carried bounds:
+/// E0277 on every field), and `derive(Clone)` through `Snapshot`'s unbounded clone.
+#[derive(Clone)]
+struct Tenants<K, V> {
+    map: Arc<AtomicMap<K, V>>,
+    last: Option<Snapshot<K, V>>,
+}
+
+struct Reading<K, V> {
+    _guard: ReadGuard<K, V>,
+    _iter: atomic_map::Iter<K, V>,
+}
+
+impl<K, V> Tenants<K, V>
+where
+    K: Eq + std::hash::Hash + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn new() -> Self {
+        Tenants {
+            map: Arc::new(AtomicMap::new()),
+            last: None,
+        }
+    }
+
+    fn keep_snapshot(&mut self) {
+        self.last = Some(self.map.snapshot());
+    }
+
+    fn reading(&self) -> Reading<K, V> {
+        Reading {
+            _guard: self.map.pin(),
+            _iter: self.map.snapshot().iter(),
+        }
+    }
+}
+
+#[test]
+fn generic_wrappers_need_no_bounds_on_their_structs() {
+    let mut tenants = Tenants::<String, u32>::new();
+    tenants.map.insert("a".into(), 1);
+    tenants.keep_snapshot();
+    let copy = tenants.clone();
+    drop(copy.map.clear_async());
+    assert_eq!(copy.last.as_ref().map(Snapshot::len), Some(1));
+    assert!(tenants.map.is_empty());
+    drop(tenants.reading());
+}
+
+/// `'static` is what the map needs from keys; a `&'static str` key is fine.
+#[test]
+fn static_borrowed_keys_work() {
+    let map = AtomicMap::<&'static str, u32>::new();
+    map.insert("tenant", 1);
+    assert_eq!(map.get("tenant").as_deref(), Some(&1));
+}

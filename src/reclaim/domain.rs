@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::doomed::{CellHead, DoomedList, DoomedValue};
 use super::home::{Home, HomeRef, my_stripe};
-use super::jobs::{Job, JobList, JobNode};
+use super::jobs::{JobList, JobNode};
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
@@ -281,7 +281,7 @@ impl Domain {
     }
 
     /// Hands a job over (a hand-off or a retired table). O(1), no allocation: a push.
-    pub(crate) fn submit<T: Job + Send>(&self, node: Box<JobNode<T>>) {
+    pub(crate) fn submit<T>(&self, node: Box<JobNode<T>>) {
         self.jobs.push(node);
     }
 

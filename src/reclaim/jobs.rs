@@ -59,7 +59,7 @@ impl JobHeader {
 // SAFETY: the link is written only by the node's owner before the push publishes
 // it, and read only by the one `run_all` that owns the chain afterwards; the function
 // pointer is plain code. Whether a node may cross threads is decided by its
-// payload's own auto traits (`JobList::push` requires `T: Send`).
+// payload's own auto traits (`JobNode::new` requires `T: Send + 'static`).
 unsafe impl Send for JobHeader {}
 // SAFETY: a shared `&JobHeader` exposes nothing mutable (see above).
 unsafe impl Sync for JobHeader {}
@@ -72,8 +72,13 @@ pub(crate) struct JobNode<T> {
     pub(crate) payload: T,
 }
 
-impl<T: Job> JobNode<T> {
+impl<T: Job + Send + 'static> JobNode<T> {
     /// A node for `payload`, allocated now so that submitting later allocates nothing.
+    ///
+    /// The bounds are checked here, once: a node can only be built through this
+    /// function, so every node that exists may be run on another thread, later
+    /// (which lets `JobList::push`, and a `Drop` impl that submits, be unbounded:
+    /// `Drop for Generation` cannot carry the bounds the map's impls have).
     pub(crate) fn new(payload: T) -> Box<Self> {
         Box::new(JobNode {
             header: JobHeader::with_run(Self::run_erased),
@@ -98,7 +103,8 @@ pub(crate) struct JobList {
     head: AtomicPtr<JobHeader>,
 }
 
-// SAFETY: a node is `Send` by the bound on `push`; the list only moves owned nodes.
+// SAFETY: every node's payload is `Send + 'static` by the bound on `JobNode::new`, the
+// only way to build a node; the list only moves owned nodes.
 unsafe impl Send for JobList {}
 // SAFETY: as above; `&JobList` only pushes and takes owned nodes.
 unsafe impl Sync for JobList {}
@@ -112,7 +118,10 @@ impl JobList {
 
     /// Links `node` in. Lock-free and allocation-free: O(1) apart from retries
     /// under contention.
-    pub(crate) fn push<T: Job + Send>(&self, node: Box<JobNode<T>>) {
+    ///
+    /// Unbounded on purpose: the node was built by `JobNode::new`, which requires the
+    /// payload to be a `Job + Send + 'static`.
+    pub(crate) fn push<T>(&self, node: Box<JobNode<T>>) {
         /// # Safety
         /// `node` must be a valid header.
         unsafe fn link(node: *mut JobHeader) -> *mut *mut JobHeader {
