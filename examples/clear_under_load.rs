@@ -125,7 +125,7 @@ impl Target for AtomicMap<u64, u64> {
         self.get(&k).map_or(0, |v| *v)
     }
     fn get_pinned(&self, k: u64) -> u64 {
-        self.pin().get(&k).copied().unwrap_or(0)
+        self.pin().get_borrowed(&k).copied().unwrap_or(0)
     }
 }
 

@@ -13,11 +13,11 @@ fn pinned_reader_vs_clear_async() {
 
         let reader = spawn_with(&map, |map| {
             let guard = map.pin();
-            let seen = guard.get(&1).map(|v| v.read());
+            let seen = guard.get_borrowed(&1).map(|v| v.read());
             assert!(seen.is_none() || seen == Some(7));
             // Reading again at the end of the section: still alive.
             if seen.is_some() {
-                assert_eq!(guard.get(&1).map(|v| v.read()), seen);
+                assert_eq!(guard.get_borrowed(&1).map(|v| v.read()), seen);
             }
         });
         let retired = map.clear_async();

@@ -14,7 +14,7 @@ fn remove_vs_pinned_read() {
 
         let reader = spawn_with(&map, |map| {
             let guard = map.pin();
-            if let Some(v) = guard.get(&1) {
+            if let Some(v) = guard.get_borrowed(&1) {
                 thread::yield_now();
                 assert_eq!(v.read(), 7);
             }

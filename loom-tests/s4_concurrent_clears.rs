@@ -12,7 +12,7 @@ fn two_clears_and_a_reader() {
 
         let clearer = spawn_with(&map, |map| map.clear_async());
         let reader = spawn_with(&map, |map| {
-            if let Some(v) = map.pin().get(&1) {
+            if let Some(v) = map.pin().get_borrowed(&1) {
                 assert_eq!(v.read(), 7);
             }
         });

@@ -16,7 +16,7 @@ fn manual_reclaim_vs_last_unpin() {
         let (drops, map) = map_with_one_value();
         let reader = spawn_with(&map, |map| {
             let guard = map.pin();
-            let seen = guard.get(&1).map(|v| v.read());
+            let seen = guard.get_borrowed(&1).map(|v| v.read());
             drop(guard); // possibly the last holder of the retired generation
             seen
         });
@@ -41,7 +41,7 @@ fn background_reclaimer_vs_last_unpin() {
 
         let reader = spawn_with(&map, |map| {
             let guard = map.pin();
-            if let Some(v) = guard.get(&1) {
+            if let Some(v) = guard.get_borrowed(&1) {
                 assert_eq!(v.read(), 7);
             }
         });

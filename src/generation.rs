@@ -150,12 +150,12 @@ impl<K, V, S> Drop for Generation<K, V, S> {
 
 /// The read-only accessors of every handle that sees exactly one generation
 /// (`Snapshot`, `ReadGuard`), written once. Expands inside an `impl` whose type has a
-/// field `generation` that derefs to a `Generation`; `$get` names the retained lookup.
+/// field `generation` that derefs to a `Generation`.
 macro_rules! one_generation_reads {
-    ($get:ident) => {
+    () => {
         /// A retained handle on the value for `key` in this generation (one atomic
-        /// increment); it outlives the handle it came from.
-        pub fn $get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+        /// increment); it outlives the handle it came from, and clears.
+        pub fn get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
         where
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,

@@ -43,7 +43,7 @@
 //! // A short pinned read section: borrowed reads, no reference counting.
 //! {
 //!     let guard = map.pin();
-//!     assert_eq!(guard.get("tenant-1").map(Vec::len), Some(3));
+//!     assert_eq!(guard.get_borrowed("tenant-1").map(Vec::len), Some(3));
 //! }
 //!
 //! // Clear in O(1) from any thread; readers are not blocked.
@@ -61,8 +61,9 @@
 //! | operation | what it does |
 //! |---|---|
 //! | [`AtomicMap::get`] | a retained [`ValueRef`] (one atomic increment) |
-//! | [`AtomicMap::pin`] → [`ReadGuard::get`] | a borrowed `&V`, valid while the guard lives |
-//! | [`AtomicMap::insert`], [`remove`](AtomicMap::remove), [`upsert`](AtomicMap::upsert), [`compute`](AtomicMap::compute) | writes to the current generation |
+//! | [`AtomicMap::pin`] → [`ReadGuard::get_borrowed`] | a borrowed `&V`, valid while the guard lives |
+//! | [`AtomicMap::insert`], [`remove`](AtomicMap::remove), [`upsert`](AtomicMap::upsert) | writes to the current generation |
+//! | [`AtomicMap::compute`] with an [`Operation`] → [`Compute`] | insert, remove, keep or abort, decided from the current value in one step |
 //! | [`AtomicMap::get_or_insert_with`], [`try_insert`](AtomicMap::try_insert) | insert only if absent (read-through caches) |
 //! | [`AtomicMap::remove_if`], [`retain`](AtomicMap::retain) | conditional removal, eviction |
 //! | [`AtomicMap::with_capacity`], [`Builder::capacity`], `Extend for &AtomicMap` | sizing and bulk loading |
@@ -73,7 +74,21 @@
 //! | [`AtomicMap::reclaim`] | runs the reclamation on this thread ([`ReclaimMode::Manual`]) |
 //! | [`Reclaimer`], [`Builder::reclaimer`] | the process-wide reclaimer, or one shared by maps you choose |
 //!
-//! # Consistency
+//! # Names
+//!
+//! One word, one meaning, on every type that has it:
+//!
+//! | name | returns | on | valid for |
+//! |---|---|---|---|
+//! | `get` | `Option<ValueRef<V>>`, a retained handle (one atomic increment) | [`AtomicMap`], [`Snapshot`], [`ReadGuard`] | as long as you keep it: past clears, removes and the map |
+//! | `get_borrowed` | `Option<&V>`, a borrow (no count touched) | [`ReadGuard`] only (the one handle that pins) | while the guard lives |
+//! | `contains_key`, `len`, `is_empty`, `generation` | the same answers, for the generation the receiver sees | [`AtomicMap`] (the current one), [`Snapshot`], [`ReadGuard`] (their own) | — |
+//! | `pin` | [`ReadGuard`]: a short borrowed-read section | [`AtomicMap`], [`Snapshot`] | the section |
+//! | `snapshot` | [`Snapshot`]: a long-lived, `Send` view | [`AtomicMap`] | as long as you keep it |
+//! | `insert`, `remove`, `remove_if`, `try_insert` | the value they replaced or removed, as a `ValueRef` (the table's own reference, handed over: no extra count) | [`AtomicMap`] | as long as you keep it |
+//! | `clear_async`, `replace` | [`Retired`], the ticket of the generation they retired | [`AtomicMap`] | — |
+//!
+//! //! # Consistency
 //!
 //! * A [`ReadGuard`] and a [`Snapshot`] each see exactly one generation. A clear or
 //!   replace never tears it: they keep reading the old contents until dropped. They
@@ -184,6 +199,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
+mod compute;
 mod generation;
 mod map;
 mod occupied;
@@ -197,6 +213,7 @@ mod sync;
 mod value;
 
 pub use builder::Builder;
+pub use compute::{Compute, Operation};
 pub use map::AtomicMap;
 pub use occupied::Occupied;
 pub use read::ReadGuard;

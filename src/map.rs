@@ -8,6 +8,7 @@ use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::builder::Builder;
+use crate::compute::{Compute, Operation};
 use crate::generation::Generation;
 use crate::occupied::Occupied;
 use crate::read::ReadGuard;
@@ -142,7 +143,7 @@ where
     /// let map = atomic_map::AtomicMap::new();
     /// map.insert("a".to_string(), 1);
     /// let guard = map.pin();
-    /// let a: &i32 = guard.get("a").unwrap();
+    /// let a: &i32 = guard.get_borrowed("a").unwrap();
     /// map.clear_async();
     /// assert_eq!(*a, 1); // the pinned generation is not torn by the clear
     /// assert!(map.get("a").is_none());
@@ -368,33 +369,61 @@ where
     where
         F: FnOnce(Option<&V>) -> V,
     {
-        self.compute(key, |old| Some(f(old)))
-            .expect("compute keeps an entry when its closure returns Some")
+        self.compute(key, |old| Operation::<V>::Insert(f(old)))
+            .into_current()
+            .expect("an insert leaves the key mapped")
     }
 
-    /// Like [`upsert`](Self::upsert), but `f` may also return `None` to remove the
-    /// entry. Returns a handle on the new value, or `None` if the key ends up absent.
+    /// Applies what `f` decides for the entry of `key`, given its current value
+    /// (`None` if absent), as one step with respect to other writers of `key`:
+    /// [`Operation::Insert`] a new value, [`Remove`](Operation::Remove) the entry,
+    /// [`Keep`](Operation::Keep) it as it is (the same value stays mapped: no copy,
+    /// holders and readers keep sharing it), or [`Abort`](Operation::Abort) with a
+    /// result of your own. Returns what happened, with handles on the values
+    /// involved ([`Compute`]).
+    ///
+    /// `f` runs under the key's shard lock: it must not call back into this map.
+    /// If `f` panics, the entry is left as it was.
     ///
     /// ```
-    /// let map = atomic_map::AtomicMap::new();
-    /// map.insert("stock", 1u32);
-    /// // Decrement, removing the entry when it reaches zero.
-    /// let left = map.compute("stock", |n| n.and_then(|n| n.checked_sub(1)).filter(|&n| n > 0));
-    /// assert!(left.is_none());
-    /// assert!(!map.contains_key("stock"));
+    /// use atomic_map::{AtomicMap, Compute, Operation};
+    ///
+    /// let stock = AtomicMap::new();
+    /// stock.insert("apples", 2u32);
+    /// // Take one: decrement, remove at zero, refuse when absent.
+    /// let take = |key| {
+    ///     stock.compute(key, |left: Option<&u32>| match left {
+    ///         None => Operation::Abort("out of stock"),
+    ///         Some(1) => Operation::Remove,
+    ///         Some(n) => Operation::Insert(n - 1),
+    ///     })
+    /// };
+    /// assert!(matches!(take("apples"), Compute::Updated { .. }));
+    /// assert!(matches!(take("apples"), Compute::Removed(_)));
+    /// assert!(matches!(take("apples"), Compute::Aborted("out of stock")));
+    ///
+    /// // Keep leaves the very same value mapped.
+    /// stock.insert("pears", 5);
+    /// let held = stock.get("pears").unwrap();
+    /// let Compute::Kept(Some(now)) = stock.compute("pears", |_| Operation::<u32>::Keep) else {
+    ///     unreachable!()
+    /// };
+    /// assert!(atomic_map::ValueRef::ptr_eq(&held, &now));
     /// ```
-    pub fn compute<F>(&self, key: K, f: F) -> Option<ValueRef<V>>
+    pub fn compute<F, T>(&self, key: K, f: F) -> Compute<V, T>
     where
-        F: FnOnce(Option<&V>) -> Option<V>,
+        F: FnOnce(Option<&V>) -> Operation<V, T>,
     {
         let generation = self.current.load();
         let home = self.home();
-        let (new, replaced) = generation
-            .store()
-            .compute(key, |old| f(old).map(|v| ValueRef::new(v, home)));
-        // The shard lock is released by now: the old value's release happens here.
-        drop(replaced);
-        new
+        // The result carries any replaced value out of the shard lock: its release
+        // happens in the caller's hands, after the lock.
+        generation.store().compute(key, |old| match f(old) {
+            Operation::Insert(v) => Operation::Insert(ValueRef::new(v, home)),
+            Operation::Remove => Operation::Remove,
+            Operation::Keep => Operation::Keep,
+            Operation::Abort(t) => Operation::Abort(t),
+        })
     }
 
     /// A long-lived, consistent view of the current generation.

@@ -34,7 +34,7 @@ where
         Snapshot { generation }
     }
 
-    one_generation_reads!(get);
+    one_generation_reads!();
 
     /// A short pinned read section on this snapshot's generation, for borrowed
     /// reads without reference counting.
@@ -45,7 +45,7 @@ where
     /// let snap = map.snapshot();
     /// map.clear_async();
     /// let guard = snap.pin();
-    /// assert_eq!(guard.get(&1), Some(&"a"));
+    /// assert_eq!(guard.get_borrowed(&1), Some(&"a"));
     /// ```
     pub fn pin(&self) -> ReadGuard<K, V, S> {
         let epoch = epoch::pin();

@@ -11,6 +11,7 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::ptr::NonNull;
 
+use crate::compute::{Compute, Operation};
 use crate::reclaim::report::{TeardownReport, contain_panic};
 use crate::sync::Table;
 use crate::value::{ValueCell, ValueRef};
@@ -23,6 +24,14 @@ pub(crate) enum Update<V> {
     Set(V),
     /// Remove the entry.
     Remove,
+}
+
+/// What `Store::compute`'s closure decided, before the table says what it replaced.
+enum Done<V, T> {
+    Set(ValueRef<V>),
+    Removed,
+    Kept(Option<ValueRef<V>>),
+    Aborted(T),
 }
 
 /// One generation's key → value table.
@@ -98,24 +107,37 @@ where
         self.table.remove(key)
     }
 
-    /// Atomically (with respect to other writers of `key`) replaces the entry with
-    /// what `f` makes of the current value. `f` runs under the shard's write lock.
-    /// Returns a handle on the new value, and the table's reference to the value it
-    /// replaced, which the caller drops after the lock is released.
-    pub(crate) fn compute<F>(&self, key: K, f: F) -> (Option<ValueRef<V>>, Option<ValueRef<V>>)
-    where
-        F: FnOnce(Option<&V>) -> Option<ValueRef<V>>,
-    {
-        let mut new = None;
-        let replaced = self.table.update(key, |old| match f(old.map(|v| &**v)) {
-            Some(value) => {
-                new = Some(value.clone());
-                Update::Set(value)
-            }
-            None if old.is_some() => Update::Remove,
-            None => Update::Keep,
+    /// Atomically (with respect to other writers of `key`) applies the operation `f`
+    /// picks for the current value. `f` runs under the shard's write lock; a value
+    /// it replaces or removes comes back in the result (the table's reference,
+    /// handed over), for the caller to drop after the lock is released.
+    pub(crate) fn compute<T>(
+        &self,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> Operation<ValueRef<V>, T>,
+    ) -> Compute<V, T> {
+        let mut done = None;
+        let replaced = self.table.update(key, |old| {
+            let (update, outcome) = match f(old.map(|v| &**v)) {
+                Operation::Insert(new) => {
+                    let handle = new.clone();
+                    (Update::Set(new), Done::Set(handle))
+                }
+                Operation::Remove if old.is_some() => (Update::Remove, Done::Removed),
+                Operation::Remove | Operation::Keep => (Update::Keep, Done::Kept(old.cloned())),
+                Operation::Abort(t) => (Update::Keep, Done::Aborted(t)),
+            };
+            done = Some(outcome);
+            update
         });
-        (new, replaced)
+        match (done.expect("update ran its closure"), replaced) {
+            (Done::Set(new), None) => Compute::Inserted(new),
+            (Done::Set(new), Some(old)) => Compute::Updated { old, new },
+            (Done::Removed, Some(old)) => Compute::Removed(old),
+            (Done::Kept(current), _) => Compute::Kept(current),
+            (Done::Aborted(t), _) => Compute::Aborted(t),
+            (Done::Removed, None) => unreachable!("a removal hands the old value back"),
+        }
     }
 
     /// The value for `key`, inserting the one `make` builds if there is none (under

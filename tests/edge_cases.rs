@@ -120,7 +120,7 @@ fn zero_sized_values() {
         map.insert(i, Zst);
     }
     assert!(map.get(&5).is_some());
-    assert!(map.pin().get(&6).is_some());
+    assert!(map.pin().get_borrowed(&6).is_some());
     drop(map.remove(&7));
     map.clear_async();
     map.reclaim();

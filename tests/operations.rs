@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
+use atomic_map::{AtomicMap, Builder, Compute, Operation, ReclaimMode, ValueRef};
 use common::DropLedger;
 
 fn manual<K, V>() -> AtomicMap<K, V>
@@ -40,7 +40,7 @@ fn pinned_reads_borrow_without_counting() {
     let handle = map.get(&1).unwrap();
     let before = ValueRef::ref_count(&handle);
     let guard = map.pin();
-    let v = guard.get(&1).unwrap();
+    let v = guard.get_borrowed(&1).unwrap();
     assert_eq!(v, &[7, 7, 7]);
     assert_eq!(
         ValueRef::ref_count(&handle),
@@ -51,7 +51,7 @@ fn pinned_reads_borrow_without_counting() {
     assert_eq!(guard.len(), 1);
     assert!(!guard.is_empty());
     assert_eq!(guard.generation(), 0);
-    let retained = guard.get_ref(&1).unwrap();
+    let retained = guard.get(&1).unwrap();
     assert!(ValueRef::ptr_eq(&retained, &handle));
     assert!(guard.get(&2).is_none());
 }
@@ -62,7 +62,7 @@ fn pinned_read_survives_remove_and_clear() {
     let map = manual();
     map.insert(1, ledger.make(11));
     let guard = map.pin();
-    let v = guard.get(&1).unwrap();
+    let v = guard.get_borrowed(&1).unwrap();
     drop(map.remove(&1));
     let retired = map.clear_async();
     map.reclaim();
@@ -85,15 +85,54 @@ fn upsert_and_compute() {
     let held = map.get("n").unwrap();
     assert_eq!(*map.upsert("n", |old| old.unwrap() * 10), 20);
     assert_eq!(*held, 2, "an update must not change a value readers hold");
-    assert!(map.compute("n", |_| None).is_none());
+    drop(held);
+    match map.compute("n", |_| Operation::<u32>::Remove) {
+        Compute::Removed(old) => assert_eq!(*old, 20),
+        other => panic!("expected Removed, got {other:?}"),
+    }
     assert!(!map.contains_key("n"));
-    assert!(map.compute("absent", |old| old.copied()).is_none());
+    assert!(matches!(
+        map.compute("absent", |_| Operation::<u32>::Remove),
+        Compute::Kept(None)
+    ));
+    assert!(matches!(
+        map.compute("absent", |_| Operation::<u32>::Keep),
+        Compute::Kept(None)
+    ));
     assert!(!map.contains_key("absent"));
-    assert_eq!(
-        *map.compute("new", |old| Some(old.copied().unwrap_or(5)))
-            .unwrap(),
-        5
-    );
+    match map.compute("new", |old| {
+        Operation::<u32>::Insert(old.map_or(5, |v| v + 1))
+    }) {
+        Compute::Inserted(new) => assert_eq!(*new, 5),
+        other => panic!("expected Inserted, got {other:?}"),
+    }
+    match map.compute("new", |old| {
+        Operation::<u32>::Insert(old.map_or(5, |v| v + 1))
+    }) {
+        Compute::Updated { old, new } => assert_eq!((*old, *new), (5, 6)),
+        other => panic!("expected Updated, got {other:?}"),
+    }
+}
+
+/// `Keep` leaves the very cell mapped: holders and later readers share it, no value
+/// is built; `Abort` leaves the entry and hands the caller's result back.
+#[test]
+fn compute_keep_and_abort_leave_the_entry_untouched() {
+    let map = AtomicMap::new();
+    map.insert(1, String::from("seven"));
+    let held = map.get(&1).unwrap();
+    let kept = map.compute(1, |old| {
+        assert_eq!(old.map(String::as_str), Some("seven"));
+        Operation::<String>::Keep
+    });
+    let Compute::Kept(Some(now)) = kept else {
+        panic!("expected Kept(Some)")
+    };
+    assert!(ValueRef::ptr_eq(&held, &now));
+    assert_eq!(ValueRef::ref_count(&held), 3, "the table, `held` and `now`");
+    let aborted = map.compute(1, |old| Operation::<String, _>::Abort(old.map(String::len)));
+    assert!(matches!(aborted, Compute::Aborted(Some(5))));
+    assert!(ValueRef::ptr_eq(&held, &map.get(&1).unwrap()));
 }
 
 #[test]
@@ -158,7 +197,7 @@ fn snapshot_get_iter_len_generation() {
     assert!(seen.iter().all(|(k, v)| k.to_string() == *v));
     let twin = snap.clone();
     assert_eq!(twin.generation(), snap.generation());
-    assert_eq!(snap.pin().get(&7).map(String::as_str), Some("7"));
+    assert_eq!(snap.pin().get_borrowed(&7).map(String::as_str), Some("7"));
 }
 
 #[test]

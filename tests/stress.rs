@@ -107,8 +107,9 @@ fn storm(mode: ReclaimMode) {
             3,
             Box::new(move |rng| {
                 let guard = map.pin();
-                let seen: Vec<&Tracked> =
-                    (0..8).filter_map(|_| guard.get(&rng.below(keys))).collect();
+                let seen: Vec<&Tracked> = (0..8)
+                    .filter_map(|_| guard.get_borrowed(&rng.below(keys)))
+                    .collect();
                 for _ in 0..50 {
                     std::hint::spin_loop();
                 }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use atomic_map::{AtomicMap, ValueRef};
+use atomic_map::{AtomicMap, Operation, ValueRef};
 
 const SLOTS: usize = 100;
 const POISON: u64 = u64::MAX;
@@ -246,7 +246,7 @@ fn torture() {
                 let age = map.generation().saturating_sub(pinned);
                 *local.entry(age.min(16)).or_default() += 1;
                 let seen: Vec<&Pooled> = (0..4)
-                    .filter_map(|_| guard.get(&(xorshift(&mut rng) % KEYS)))
+                    .filter_map(|_| guard.get_borrowed(&(xorshift(&mut rng) % KEYS)))
                     .collect();
                 for v in &seen {
                     v.check();
@@ -291,13 +291,16 @@ fn torture() {
                     2 => drop(map.remove(&k)),
                     _ => {
                         // compute: replace when a slot is free, else keep.
-                        map.compute(k, |old| {
+                        drop(map.compute(k, |old| {
                             old.map(Pooled::check);
                             // Stamped 0: never newer than a pinned generation (the
                             // closure runs under the shard lock and must not call
                             // back into the map).
-                            pool.make(0, seed)
-                        });
+                            match pool.make(0, seed) {
+                                Some(value) => Operation::<_>::Insert(value),
+                                None => Operation::Keep,
+                            }
+                        }));
                     }
                 }
             }

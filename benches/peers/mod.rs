@@ -1,7 +1,7 @@
 //! The maps the benchmarks compare, behind one trait, so every benchmark runs the
 //! same code against each of them.
 //!
-//! `AtomicMap` appears twice: read through a pinned section (`pin().get`, no
+//! `AtomicMap` appears twice: read through a pinned section (`pin().get_borrowed`, no
 //! reference count touched) and through a retained handle (`get`, one increment and
 //! one decrement). Its writes and clears are the same in both rows.
 
@@ -107,7 +107,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     (start.elapsed(), out)
 }
 
-/// `AtomicMap` read through `pin().get`.
+/// `AtomicMap` read through `pin().get_borrowed`.
 pub struct AtomicPinned<K: Key>(pub AtomicMap<K, K::Value>);
 /// `AtomicMap` read through `get` (a retained `ValueRef`).
 pub struct AtomicRetained<K: Key>(pub AtomicMap<K, K::Value>);
@@ -144,7 +144,10 @@ macro_rules! atomic_peer {
             }
             fn update(&self, k: &K) {
                 // Values are shared with readers: an update builds a new value.
-                self.0.compute(k.clone(), |old| old.map(|_| K::value(1)));
+                drop(self.0.compute(k.clone(), |old| match old {
+                    Some(_) => atomic_map::Operation::<_>::Insert(K::value(1)),
+                    None => atomic_map::Operation::Keep,
+                }));
             }
             fn clear(&self) -> (Duration, Leftover) {
                 let (took, retired) = timed(|| self.0.clear_async());
@@ -163,10 +166,10 @@ macro_rules! atomic_peer {
 atomic_peer!(
     AtomicPinned,
     "AtomicMap (pinned get)",
-    |map, k| map.pin().get(k).map_or(0, K::touch),
+    |map, k| map.pin().get_borrowed(k).map_or(0, K::touch),
     |map, keys| {
         let guard = map.pin();
-        sum_found(keys, |k| guard.get(k))
+        sum_found(keys, |k| guard.get_borrowed(k))
     }
 );
 atomic_peer!(AtomicRetained, "AtomicMap (retained get)", |map, k| map

@@ -98,7 +98,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let guard = map.pin();
                 prop_assert_eq!(guard.generation(), m.generation);
                 prop_assert_eq!(
-                    guard.get(&k).map(Tracked::check),
+                    guard.get_borrowed(&k).map(Tracked::check),
                     m.current().get(&k).copied()
                 );
             }

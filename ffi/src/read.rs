@@ -89,7 +89,10 @@ pub unsafe extern "C" fn amap_read_get(
         let (read, key, out_data) =
             unsafe { (arg(read)?, self::key(key, key_len)?, out(out_data)?) };
         read.check_thread()?;
-        let value = read.guard.get(key).ok_or(amap_status_t::AMAP_NOT_FOUND)?;
+        let value = read
+            .guard
+            .get_borrowed(key)
+            .ok_or(amap_status_t::AMAP_NOT_FOUND)?;
         out_data.set(value.data);
         Ok(())
     })
