@@ -34,6 +34,11 @@ pub struct Builder<S = RandomState> {
 
 impl Builder<RandomState> {
     /// Background reclamation, the default shard count, `RandomState`.
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<u32, u32> = atomic_map::Builder::new().build();
+    /// assert_eq!(map.reclaim_mode(), atomic_map::ReclaimMode::Background);
+    /// ```
     pub fn new() -> Self {
         Builder {
             mode: ReclaimMode::default(),
@@ -57,6 +62,16 @@ impl<S> Builder<S> {
     /// default, shared by every map built so), or the program, through
     /// [`AtomicMap::reclaim`] (a manual reclaimer of the map's own). Replaces an
     /// earlier [`reclaimer`](Self::reclaimer).
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder, ReclaimMode};
+    /// let map: AtomicMap<u32, u32> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    /// map.insert(1, 1);
+    /// let retired = map.clear_async();
+    /// assert!(!retired.is_reclaimed()); // nothing runs until the program asks
+    /// map.reclaim();
+    /// assert!(retired.is_reclaimed());
+    /// ```
     pub fn reclaim_mode(mut self, mode: ReclaimMode) -> Self {
         self.mode = mode;
         self.reclaimer = None;
@@ -84,6 +99,14 @@ impl<S> Builder<S> {
     /// Number of shards of each generation's table. Rounded up to a power of two,
     /// at least 2 (the table's requirement). The default is four times the number of
     /// CPUs, rounded up likewise.
+    ///
+    /// ```
+    /// // Few shards for a small map that few threads write (less memory per
+    /// // generation: each shard is a lock and a table).
+    /// let map: atomic_map::AtomicMap<u8, u8> = atomic_map::Builder::new().shards(3).build();
+    /// map.insert(1, 1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards
             .max(2)
@@ -112,12 +135,31 @@ impl<S> Builder<S> {
     /// of a torn-down generation and the process stays at its peak size. It runs
     /// on the reclaiming thread; a thread allocating meanwhile may wait on the
     /// allocator's lock for the duration of the trim.
+    ///
+    /// ```
+    /// // A process that will soon refill the map to the same size keeps the memory.
+    /// let map: atomic_map::AtomicMap<u64, u64> =
+    ///     atomic_map::Builder::new().trim_memory(false).build();
+    /// map.replace((0..1000).map(|i| (i, i)));
+    /// assert_eq!(map.len(), 1000);
+    /// ```
     pub fn trim_memory(mut self, trim: bool) -> Self {
         self.trim_memory = trim;
         self
     }
 
     /// The hasher used by every generation (each new generation gets a clone).
+    ///
+    /// ```
+    /// use std::hash::BuildHasherDefault;
+    /// use std::collections::hash_map::DefaultHasher;
+    ///
+    /// // A deterministic hasher (no per-process random seed).
+    /// let map: atomic_map::AtomicMap<&str, u32, BuildHasherDefault<DefaultHasher>> =
+    ///     atomic_map::Builder::new().hasher(BuildHasherDefault::default()).build();
+    /// map.insert("k", 1);
+    /// assert_eq!(map.get("k").as_deref(), Some(&1));
+    /// ```
     pub fn hasher<S2>(self, hasher: S2) -> Builder<S2> {
         Builder {
             mode: self.mode,
@@ -134,6 +176,12 @@ impl<S> Builder<S> {
     ///
     /// # Panics
     /// If that thread cannot be spawned.
+    ///
+    /// ```
+    /// let map = atomic_map::Builder::new().shards(8).build::<String, Vec<u8>>();
+    /// map.insert("k".to_string(), vec![1]);
+    /// assert!(map.contains_key("k"));
+    /// ```
     pub fn build<K, V>(self) -> AtomicMap<K, V, S>
     where
         K: Eq + Hash + Send + Sync + 'static,

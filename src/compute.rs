@@ -8,6 +8,23 @@ use crate::value::ValueRef;
 ///
 /// `T` is what [`Abort`](Operation::Abort) carries back to the caller (`()` when
 /// unused).
+///
+/// ```
+/// use atomic_map::{AtomicMap, Operation};
+///
+/// let limits = AtomicMap::new();
+/// limits.insert("tenant-1", 10u32);
+/// // Halve a limit, but never below 1: keep the entry (same value) once there.
+/// let halve = |n: Option<&u32>| match n {
+///     Some(&n) if n > 1 => Operation::<u32>::Insert(n / 2),
+///     Some(_) => Operation::Keep,
+///     None => Operation::Remove,
+/// };
+/// for _ in 0..5 {
+///     limits.compute("tenant-1", halve);
+/// }
+/// assert_eq!(limits.get("tenant-1").as_deref(), Some(&1));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation<V, T = ()> {
     /// Map the key to this new value (insert, or replace the current one; holders

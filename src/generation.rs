@@ -155,6 +155,16 @@ macro_rules! one_generation_reads {
     () => {
         /// A retained handle on the value for `key` in this generation (one atomic
         /// increment); it outlives the handle it came from, and clears.
+        ///
+        /// ```
+        /// let map = atomic_map::AtomicMap::new();
+        /// map.insert("k", 1);
+        /// let (snapshot, guard) = (map.snapshot(), map.pin());
+        /// map.clear_async();
+        /// let (a, b) = (snapshot.get("k").unwrap(), guard.get("k").unwrap());
+        /// drop((snapshot, guard));
+        /// assert_eq!((*a, *b), (1, 1)); // the handles outlive what they came from
+        /// ```
         pub fn get<Q>(&self, key: &Q) -> Option<ValueRef<V>>
         where
             K: Borrow<Q>,
@@ -164,6 +174,17 @@ macro_rules! one_generation_reads {
         }
 
         /// Whether this generation maps `key`.
+        ///
+        /// ```
+        /// let map = atomic_map::AtomicMap::new();
+        /// map.insert(1, "one");
+        /// let snapshot = map.snapshot();
+        /// map.remove(&1); // a write to the same generation: the snapshot sees it
+        /// assert!(!snapshot.contains_key(&1));
+        /// map.insert(2, "two");
+        /// map.clear_async(); // a new generation: the snapshot does not see it
+        /// assert!(snapshot.contains_key(&2) && map.pin().is_empty());
+        /// ```
         pub fn contains_key<Q>(&self, key: &Q) -> bool
         where
             K: Borrow<Q>,
@@ -173,16 +194,37 @@ macro_rules! one_generation_reads {
         }
 
         /// Number of entries in this generation (sums the shards).
+        ///
+        /// ```
+        /// let map: atomic_map::AtomicMap<u32, u32> = (0..3).map(|i| (i, i)).collect();
+        /// let snapshot = map.snapshot();
+        /// map.clear_async();
+        /// assert_eq!((snapshot.len(), map.pin().len()), (3, 0));
+        /// ```
         pub fn len(&self) -> usize {
             self.generation.store().len()
         }
 
         /// Whether this generation is empty.
+        ///
+        /// ```
+        /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+        /// assert!(map.snapshot().is_empty() && map.pin().is_empty());
+        /// ```
         pub fn is_empty(&self) -> bool {
             self.len() == 0
         }
 
-        /// Id of this generation.
+        /// Id of this generation: the map's first is 0, each clear or replace
+        /// publishes the next.
+        ///
+        /// ```
+        /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+        /// let before = map.snapshot();
+        /// let retired = map.clear_async();
+        /// assert_eq!(retired.id(), before.generation());
+        /// assert_eq!(map.pin().generation(), before.generation() + 1);
+        /// ```
         pub fn generation(&self) -> u64 {
             self.generation.id()
         }

@@ -26,6 +26,22 @@ use crate::value::ValueRef;
 /// generations, and whose values outlive clears for whoever still holds them.
 ///
 /// See the [crate documentation](crate) for the model, and each method for an example.
+///
+/// ```
+/// use std::sync::Arc;
+/// use atomic_map::AtomicMap;
+///
+/// let config: Arc<AtomicMap<String, String>> = Arc::new(AtomicMap::new());
+/// config.insert("region".into(), "eu-west".into());
+/// let reader = {
+///     let config = Arc::clone(&config);
+///     std::thread::spawn(move || config.get("region").map(|v| v.to_string()))
+/// };
+/// assert_eq!(reader.join().unwrap().as_deref(), Some("eu-west"));
+/// // Reload the whole table at once: readers see the old contents or the new.
+/// config.replace([("region".to_string(), "us-east".to_string())]);
+/// assert_eq!(config.get("region").as_deref().map(String::as_str), Some("us-east"));
+/// ```
 pub struct AtomicMap<K, V, S = RandomState> {
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
     /// closing the reclaimer.
@@ -126,6 +142,15 @@ where
     }
 
     /// The hasher each generation's table uses.
+    ///
+    /// ```
+    /// use std::hash::BuildHasher;
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// // The same hasher for every generation: a hash computed now stays valid.
+    /// let h = map.hasher().hash_one(7u8);
+    /// map.clear_async();
+    /// assert_eq!(map.hasher().hash_one(7u8), h);
+    /// ```
     pub fn hasher(&self) -> &S {
         self.standby.hasher()
     }

@@ -20,6 +20,22 @@ use crate::value::ValueRef;
 /// A snapshot holds a real reference count on the generation (not an arc-swap
 /// guard, not an epoch pin), so it can be kept, cloned and sent across threads for
 /// as long as needed; it only delays the reclamation of its own generation.
+///
+/// ```
+/// use atomic_map::AtomicMap;
+///
+/// let map = AtomicMap::new();
+/// map.insert("a", 1);
+/// let before = map.snapshot();
+/// map.replace([("b", 2)]);
+/// // A report built from one consistent generation, on another thread.
+/// let report = std::thread::spawn(move || {
+///     let mut keys: Vec<&str> = before.iter().map(|(k, _)| k).collect();
+///     keys.sort();
+///     keys
+/// });
+/// assert_eq!(report.join().unwrap(), ["a"]);
+/// ```
 pub struct Snapshot<K, V, S = RandomState> {
     generation: Arc<Generation<K, V, S>>,
 }
@@ -117,7 +133,15 @@ where
     }
 }
 
-/// Iterator over a [`Snapshot`]'s entries; see [`Snapshot::iter`].
+/// Iterator over a [`Snapshot`]'s entries (`(key, ValueRef)` pairs); see
+/// [`Snapshot::iter`]. It holds its generation, so it may outlive the snapshot.
+///
+/// ```
+/// let map: atomic_map::AtomicMap<u32, u32> = (1..=3).map(|i| (i, i * 10)).collect();
+/// let iter = map.snapshot().iter(); // the snapshot is gone, the iterator is not
+/// map.clear_async();
+/// assert_eq!(iter.map(|(_, v)| *v).sum::<u32>(), 60);
+/// ```
 pub struct Iter<K, V, S = RandomState> {
     generation: Arc<Generation<K, V, S>>,
     next_shard: usize,

@@ -137,12 +137,32 @@ impl<V> ValueRef<V> {
     /// Current number of references (generations + handles + C retains).
     ///
     /// A racy reading, for tests and diagnostics.
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, ValueRef};
+    /// let map = AtomicMap::new();
+    /// map.insert(1, "one");
+    /// let a = map.get(&1).unwrap();
+    /// assert_eq!(ValueRef::ref_count(&a), 2); // the table and `a`
+    /// map.clear_async().wait();
+    /// assert_eq!(ValueRef::ref_count(&a), 1); // `a` alone, past the clear
+    /// ```
     pub fn ref_count(this: &Self) -> usize {
         // Relaxed: a diagnostic reading that orders nothing.
         this.cell().refs.load(Ordering::Relaxed)
     }
 
     /// Whether two handles refer to the same value cell (not merely equal values).
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, ValueRef};
+    /// let map = AtomicMap::new();
+    /// map.insert(1, 5);
+    /// map.insert(2, 5);
+    /// let (a, b) = (map.get(&1).unwrap(), map.get(&2).unwrap());
+    /// assert!(a == b && !ValueRef::ptr_eq(&a, &b)); // equal values, two cells
+    /// assert!(ValueRef::ptr_eq(&a, &map.get(&1).unwrap()));
+    /// ```
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.cell == b.cell
     }

@@ -40,6 +40,18 @@ use crate::sync::{
 };
 
 /// Who runs a domain's passes.
+///
+/// ```
+/// use atomic_map::{AtomicMap, Builder, ReclaimMode};
+///
+/// let background: AtomicMap<u8, u8> = AtomicMap::new();
+/// assert_eq!(background.reclaim_mode(), ReclaimMode::Background);
+/// let manual: AtomicMap<u8, u8> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+/// manual.insert(1, 1);
+/// let retired = manual.clear_async();
+/// manual.reclaim(); // a manual map is reclaimed when the program says so
+/// assert!(retired.is_reclaimed());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ReclaimMode {

@@ -48,6 +48,21 @@ impl Reclaimer {
     ///
     /// # Panics
     /// If the thread cannot be spawned.
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder, Reclaimer};
+    ///
+    /// // Maps whose values are slow to destroy get a thread of their own, so they
+    /// // never delay the reclamation of the process's other maps.
+    /// let slow = Reclaimer::new();
+    /// let a: AtomicMap<u32, Vec<u8>> = Builder::new().reclaimer(&slow).build();
+    /// let b: AtomicMap<u32, Vec<u8>> = Builder::new().reclaimer(&slow).build();
+    /// assert!(a.reclaimer().same_as(&b.reclaimer()));
+    /// a.insert(1, vec![0; 1024]);
+    /// a.clear_async().wait();
+    /// drop((a, b));
+    /// slow.shutdown(); // joins the thread once its maps are gone
+    /// ```
     pub fn new() -> Self {
         Reclaimer::from_domain(Domain::background())
     }
