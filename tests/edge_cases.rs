@@ -1,6 +1,10 @@
 //! Lifetimes across clears and map drops, and bad input through the safe API:
 //! nothing may leak silently, be freed twice, or deadlock.
 
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
 mod common;
 
 use std::hash::{Hash, Hasher};

@@ -2,6 +2,10 @@
 //! `Extend` through a shared reference, and the default hasher parameter on every
 //! public type. Each test fails without the feature it names.
 
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;

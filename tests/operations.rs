@@ -1,5 +1,9 @@
 //! Every operation of `AtomicMap`, one at a time, on one thread.
 
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
 mod common;
 
 use std::collections::HashMap;

@@ -10,6 +10,10 @@
 //! Size knobs: `ATOMIC_MAP_STRESS_MS` (how long the storm runs, default 2000) and
 //! `ATOMIC_MAP_STRESS_KEYS` (the key space, default 64: small, so keys are fought over).
 
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
 mod common;
 
 use std::sync::Arc;

@@ -3,6 +3,10 @@
 //! reclaimer, started with the first map), and dropping them leaves it parked.
 //! Counted from `/proc/self/task` (Linux).
 
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
 use atomic_map::{AtomicMap, Builder, Reclaimer};
 
 fn threads() -> usize {

@@ -27,6 +27,10 @@
 //!
 //! Size: `ATOMIC_MAP_TORTURE_MS` (default 2000; release checks run 60000).
 
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, RwLock};

@@ -99,16 +99,27 @@ pub fn flush_epoch() {
     probe.reclaim();
 }
 
-/// Runs `f` under `loom::model` and reports how many executions loom explored.
+/// The preemption bound when `LOOM_MAX_PREEMPTIONS` is not set: what CI runs, so
+/// that `cargo test --features loom` as typed needs no environment (the bound that
+/// keeps every model to seconds; see `docs/DESIGN.md`, "What loom checks").
+const DEFAULT_PREEMPTIONS: usize = 3;
+
+/// Runs `f` under a loom model and reports how many executions loom explored.
 pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
-    loom::model(move || {
+    // `Builder::new` reads the `LOOM_*` environment variables.
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
+    }
+    let bound = builder.preemption_bound;
+    builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
         f();
     });
     eprintln!(
-        "{name}: loom explored {} executions",
+        "{name}: loom explored {} executions (preemption bound {bound:?})",
         runs.load(Ordering::Relaxed)
     );
 }
