@@ -223,6 +223,36 @@
 //!
 //! `docs/DESIGN.md` in the repository has the protocol step by step, every atomic
 //! ordering and what it pairs with, and what runs on which thread.
+//!
+//! # Cargo features
+//!
+//! * `serde` (off by default): `Serialize` for `AtomicMap` and `Snapshot`, and
+//!   `Deserialize` for `AtomicMap` when the hasher is `Default`, as a map of keys
+//!   to values, e.g. to load a config cache from JSON and dump it back
+//!   (`serde_json::from_str`, `serde_json::to_string(&map)`). Serializing writes
+//!   exactly one generation (through a snapshot; a concurrent clear or replace never
+//!   mixes two) and needs `K: Clone` (keys are copied out of each shard so that no
+//!   lock is held while user code runs). Deserializing keeps the last of duplicate
+//!   keys, as `HashMap` does.
+//!
+//! ```
+//! # #[cfg(feature = "serde")]
+//! # {
+//! use atomic_map::AtomicMap;
+//! use serde::Deserialize;
+//! use serde::de::value::{Error, MapDeserializer};
+//!
+//! // Any serde format works the same way (`serde_json::from_str` for JSON);
+//! // serde's own in-memory one stands in here. Port → weight:
+//! let input = MapDeserializer::<_, Error>::new([(80u16, 3u32), (443, 5)].into_iter());
+//! let weights = AtomicMap::<u16, u32>::deserialize(input).unwrap();
+//! assert_eq!(*weights.get(&443).unwrap(), 5);
+//!
+//! fn dump<T: serde::Serialize>(_: &T) {}
+//! dump(&weights); // one generation, as a map
+//! dump(&weights.snapshot());
+//! # }
+//! ```
 
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 // Under `--features loom` the crate is built on loom's types, which work only inside
@@ -240,6 +270,8 @@ mod map;
 mod occupied;
 mod read;
 mod reclaim;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod snapshot;
 mod standby;
 mod stats;
