@@ -71,7 +71,7 @@
 //! | [`AtomicMap::remove_if`], [`retain`](AtomicMap::retain) | conditional removal, eviction |
 //! | [`AtomicMap::with_capacity`], [`Builder::capacity`], `Extend for &AtomicMap` | sizing and bulk loading |
 //! | [`AtomicMap::snapshot`] → [`Snapshot`] | a long-lived view of one generation: `get`, `iter`, `len` |
-//! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown |
+//! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown: [`wait`](Retired::wait), or `.await` (a runtime-agnostic `Future`) |
 //! | [`AtomicMap::replace`] → [`Retired`] | atomic clear-and-fill: old contents or new, never a mix |
 //! | [`AtomicMap::stats`] → [`Stats`] | generation id, garbage pending, totals reclaimed |
 //! | [`AtomicMap::reclaim`] | runs the reclamation on this thread ([`ReclaimMode::Manual`]) |

@@ -5,7 +5,8 @@
 //! batches and orphaned homes on [`Stack`]s) and
 //! runs *passes* over them, one at a time. Passes are run by the domain's background
 //! thread (the process-wide default domain, or a dedicated one of the user's), or by
-//! the program ([`ReclaimMode::Manual`]: `reclaim()`, `Retired::wait`).
+//! the program ([`ReclaimMode::Manual`]: `reclaim()`, `Retired::wait`, a poll of a
+//! `Retired` future).
 //!
 //! A pass, in order:
 //! 1. runs the jobs: releases handed-off generations (building each map's next
@@ -62,7 +63,7 @@ pub enum ReclaimMode {
     Background,
     /// No thread: passes run when the program calls
     /// [`AtomicMap::reclaim`](crate::AtomicMap::reclaim) or
-    /// [`Reclaimer::reclaim`](crate::Reclaimer::reclaim), or waits on a
+    /// [`Reclaimer::reclaim`](crate::Reclaimer::reclaim), or waits on (or polls) a
     /// [`Retired`](crate::Retired) ticket. Removed and replaced values need more
     /// than one pass (a grace period lies between them): call it periodically.
     /// Dropping the last map (and handle) of a manual domain runs its remaining work
@@ -507,6 +508,24 @@ impl Domain {
         }
     }
 
+    /// One attempt to make progress for a [`Retired`](crate::Retired) ticket's
+    /// poll, without blocking: in manual mode a pass on the calling thread, skipped
+    /// if one is running elsewhere (that pass, or a later one, marks the ticket and
+    /// wakes its waker); in background mode a wake-up of the thread. Nothing from
+    /// inside a pass of this domain (a destructor polling): that pass must return
+    /// before another can run.
+    pub(crate) fn nudge(this: &Arc<Self>) {
+        if PassMark::inside(this) {
+            return;
+        }
+        match this.mode {
+            ReclaimMode::Manual => {
+                Domain::pass(this, false);
+            }
+            ReclaimMode::Background => this.wake(),
+        }
+    }
+
     /// Waits until `done()` holds or `timeout` passes (`None`: forever). In manual
     /// mode the waiting thread runs the passes itself; in background mode it wakes
     /// the thread. Returns whether `done()` held.
@@ -583,7 +602,8 @@ impl Drop for Domain {
 }
 
 /// Locks a mutex whose data stays consistent through a panic (a pass's state is
-/// only appended to and filtered), so poisoning is ignored.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// only appended to and filtered; a retirement's wakers are replaced whole), so
+/// poisoning is ignored.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

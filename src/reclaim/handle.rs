@@ -68,7 +68,7 @@ impl Reclaimer {
     }
 
     /// A new reclaimer with no thread: its passes run when the program calls
-    /// [`reclaim`](Self::reclaim) (or `reclaim` on one of its maps) or waits on a
+    /// [`reclaim`](Self::reclaim) (or `reclaim` on one of its maps) or waits on (or polls) a
     /// [`Retired`](crate::Retired) ticket.
     ///
     /// ```

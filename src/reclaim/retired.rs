@@ -1,10 +1,20 @@
 //! `Retired`: the ticket a clear or replace returns for the generation it retired.
+//!
+//! The ticket can block ([`Retired::wait`]) or be awaited (`impl Future`). Both wait
+//! on the generation's `Retirement`: a flag the teardown raises, and a registry of
+//! the wakers of pending polls, which the teardown wakes right after raising the
+//! flag. The registry has one slot per polling ticket, so re-polls replace a waker
+//! instead of adding one, and each waiter costs O(1).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::domain::Domain;
-use crate::sync::{Arc, AtomicBool, Ordering};
+use super::domain::{Domain, lock};
+use super::report::contain_panic;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 
 /// A ticket for a retired generation, returned by
 /// [`AtomicMap::clear_async`](crate::AtomicMap::clear_async) and
@@ -31,10 +41,107 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// retired.wait();
 /// assert!(retired.is_reclaimed());
 /// ```
-#[derive(Clone)]
+///
+/// # Awaiting
+///
+/// A ticket is also a [`Future`] with output `()`, completing once the generation
+/// has been torn down, on any executor (the crate depends on no async runtime). The
+/// pass that tears the generation down wakes every ticket polled before.
+///
+/// * Background mode: a poll that is not ready wakes the reclaimer thread (as
+///   [`wait`](Self::wait) does), so the future completes without anyone blocking.
+/// * [`ReclaimMode::Manual`](crate::ReclaimMode::Manual): a poll runs one
+///   reclamation pass on the polling thread, destructors included (none if another
+///   thread is running one at that moment: a poll never waits for it). A ticket whose generation has no
+///   holder left is therefore ready on its first poll. Otherwise the future is woken
+///   by the later pass that tears the generation down: someone must call
+///   [`reclaim`](crate::AtomicMap::reclaim) (or poll again) after the last holder
+///   lets go, since nothing else runs passes in this mode.
+/// * Polled from a value's destructor that a pass of the same reclaimer is running,
+///   the poll runs nothing: it registers its waker and returns `Pending` (it neither
+///   blocks nor panics). The pass tearing the generation down wakes it, which may be
+///   the running pass itself if the destructor belongs to this very generation.
+///
+/// However often a ticket is polled, it keeps one waker (each poll replaces the
+/// previous one); a clone is a separate future; dropping a pending ticket gives its
+/// waker back. Polled again after completing, a ticket is `Ready` again.
+///
+/// ```
+/// use std::future::Future;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake, Waker};
+/// use std::thread::{self, Thread};
+/// use atomic_map::AtomicMap;
+///
+/// /// A minimal executor: polls `fut` on this thread, parked between polls.
+/// fn block_on<F: Future>(fut: F) -> F::Output {
+///     struct Unpark(Thread);
+///     impl Wake for Unpark {
+///         fn wake(self: Arc<Self>) {
+///             self.0.unpark();
+///         }
+///     }
+///     let waker = Waker::from(Arc::new(Unpark(thread::current())));
+///     let mut cx = Context::from_waker(&waker);
+///     let mut fut = std::pin::pin!(fut);
+///     loop {
+///         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+///             return out;
+///         }
+///         thread::park();
+///     }
+/// }
+///
+/// let map = AtomicMap::new();
+/// map.insert("k", vec![1, 2, 3]);
+/// block_on(async {
+///     let held = map.get("k").unwrap(); // a `ValueRef`: fine across `.await`
+///     map.clear_async().await; // the old generation has been torn down...
+///     assert_eq!(*held, [1, 2, 3]); // ...but the held value lives on
+/// });
+/// ```
+///
+/// ## What may be held across an `.await`
+///
+/// A [`ValueRef`](crate::ValueRef) and a [`Snapshot`](crate::Snapshot) are `Send`
+/// (for keys and values that are `Send + Sync`): a future may hold them across an
+/// `.await` and still move between threads. A [`ReadGuard`](crate::ReadGuard) is not
+/// `Send`, and it pins: while it lives, its generation is not reclaimed and no value
+/// removed meanwhile is destroyed, so holding one across an `.await` delays
+/// reclamation for as long as the future sleeps. Keep guards inside synchronous
+/// stretches of code. And, as with [`wait`](Self::wait), a future holding a
+/// snapshot or guard of the very generation it awaits never completes.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// let map = atomic_map::AtomicMap::<u8, u8>::new();
+/// assert_send(async {
+///     let retired = map.clear_async();
+///     let held = map.pin(); // a `ReadGuard` (on the new generation)...
+///     retired.await; // ...held across an `.await`: the future is not `Send`
+///     assert_eq!(held.len(), 0);
+/// });
+/// ```
+///
+/// The twin that compiles holds a snapshot instead:
+///
+/// ```
+/// fn assert_send<T: Send>(_: T) {}
+/// let map = atomic_map::AtomicMap::<u8, u8>::new();
+/// assert_send(async {
+///     let retired = map.clear_async();
+///     let held = map.snapshot(); // a `Snapshot` (on the new generation)...
+///     retired.await; // ...held across an `.await`: the future is `Send`
+///     assert_eq!(held.len(), 0);
+/// });
+/// ```
 pub struct Retired {
     id: u64,
     retirement: Arc<Retirement>,
+    /// This ticket's slot in the retirement's waker registry: taken by its first
+    /// pending poll, given back when a poll completes or the ticket is dropped.
+    /// Never cloned.
+    slot: Option<usize>,
 }
 
 /// The completion state of one generation's teardown, allocated with the
@@ -42,34 +149,115 @@ pub struct Retired {
 /// tickets that wait for it.
 pub(crate) struct Retirement {
     torn_down: AtomicBool,
+    /// The wakers of tickets polled while the generation was not torn down yet.
+    wakers: Mutex<Wakers>,
     domain: Arc<Domain>,
+}
+
+/// A slab of wakers: slot `i` belongs to the one ticket whose `slot` is `Some(i)`,
+/// or is on the free list. Its length is the largest number of tickets of this
+/// generation that were pending at once.
+#[derive(Default)]
+struct Wakers {
+    /// `None` in an owned slot: woken (taken by the teardown), or not yet set.
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl Wakers {
+    /// A slot for a ticket's first pending poll: a free one, or a new one.
+    fn claim(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        })
+    }
+
+    /// Puts `waker` in slot `i` unless the waker there would wake the same task.
+    /// Returns the waker it replaces, for the caller to drop outside the lock.
+    fn set(&mut self, i: usize, waker: &Waker) -> Option<Waker> {
+        match &mut self.slots[i] {
+            Some(current) if current.will_wake(waker) => None,
+            entry => entry.replace(waker.clone()),
+        }
+    }
+
+    /// Frees slot `i`; returns the waker it held, for the caller to drop outside
+    /// the lock.
+    fn release(&mut self, i: usize) -> Option<Waker> {
+        let waker = self.slots[i].take();
+        self.free.push(i);
+        waker
+    }
 }
 
 impl Retirement {
     pub(crate) fn new(domain: &Arc<Domain>) -> Self {
         Retirement {
             torn_down: AtomicBool::new(false),
+            wakers: Mutex::new(Wakers::default()),
             domain: Arc::clone(domain),
         }
     }
 
     /// Called by the pass once the table has been walked and the map's counters
-    /// updated.
+    /// updated. Raises the flag, then wakes every ticket registered so far.
     pub(crate) fn mark_torn_down(&self) {
         // Release: pairs with the Acquire loads in `is_torn_down`: a waiter that
         // sees the flag sees the teardown (values destroyed, counters updated).
         self.torn_down.store(true, Ordering::Release);
+        // After the store, under the lock: see `register` for why no wake-up is
+        // lost. Woken outside the lock: a waker is foreign code, which may poll.
+        let woken: Vec<Waker> = lock(&self.wakers)
+            .slots
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for waker in woken {
+            // A panicking waker (the executor's bug) must not unwind through the
+            // pass: the other wakers and the rest of the pass still run. The panic
+            // hook has reported it.
+            contain_panic(|| waker.wake());
+        }
     }
 
     fn is_torn_down(&self) -> bool {
         // Acquire: pairs with the Release store in `mark_torn_down`.
         self.torn_down.load(Ordering::Acquire)
     }
+
+    /// Whether the generation is torn down; if not, leaves `waker` in the ticket's
+    /// slot (claiming one into `slot` on its first pending poll). A completed poll
+    /// gives the slot back.
+    ///
+    /// No wake-up is lost: `mark_torn_down` stores the flag *before* it takes the
+    /// lock to collect the wakers, and this checks the flag *under* that lock. If
+    /// this critical section comes first, the waker is in place when
+    /// `mark_torn_down` collects, and it is woken. If it comes second, it begins
+    /// after `mark_torn_down` released the lock, hence after the flag's store, so the
+    /// load below sees `true` and the poll completes. There is no third order.
+    fn register(&self, slot: &mut Option<usize>, waker: &Waker) -> bool {
+        let mut wakers = lock(&self.wakers);
+        let (done, dropped) = if self.is_torn_down() {
+            (true, slot.take().and_then(|i| wakers.release(i)))
+        } else {
+            let i = *slot.get_or_insert_with(|| wakers.claim());
+            (false, wakers.set(i, waker))
+        };
+        drop(wakers);
+        // Outside the lock: a waker's drop is foreign code too.
+        drop(dropped);
+        done
+    }
 }
 
 impl Retired {
     pub(crate) fn new(id: u64, retirement: Arc<Retirement>) -> Self {
-        Retired { id, retirement }
+        Retired {
+            id,
+            retirement,
+            slot: None,
+        }
     }
 
     /// Id of the retired generation.
@@ -88,7 +276,8 @@ impl Retired {
     /// waiting thread runs the reclamation itself. It returns only once every holder
     /// of the generation has let go: waiting while this thread itself holds a
     /// [`Snapshot`](crate::Snapshot) or [`ReadGuard`](crate::ReadGuard) of it never
-    /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen.
+    /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen. In
+    /// async code, `.await` the ticket instead (see [Awaiting](#awaiting)).
     ///
     /// # Panics
     /// When called from a value's destructor that a pass of the same reclaimer is
@@ -111,11 +300,172 @@ impl Retired {
     }
 }
 
+/// Completes once the generation has been torn down; see [Awaiting](#awaiting).
+impl Future for Retired {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let r = &this.retirement;
+        if r.is_torn_down() {
+            if this.slot.is_none() {
+                return Poll::Ready(());
+            }
+        } else {
+            // Background: wake the thread; manual: run a pass here; inside a pass
+            // of this domain (a destructor): nothing.
+            Domain::nudge(&r.domain);
+        }
+        if r.register(&mut this.slot, cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Another ticket for the same generation, with no waker registered: a separate
+/// future.
+impl Clone for Retired {
+    fn clone(&self) -> Self {
+        Retired::new(self.id, Arc::clone(&self.retirement))
+    }
+}
+
+/// Gives the ticket's waker slot back, if a pending poll took one.
+impl Drop for Retired {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot.take() {
+            let waker = lock(&self.retirement.wakers).release(i);
+            // Outside the lock (the guard was a temporary of the statement above).
+            drop(waker);
+        }
+    }
+}
+
 impl fmt::Debug for Retired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retired")
             .field("id", &self.id)
             .field("reclaimed", &self.is_reclaimed())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    // Outside loom, the shim's `Arc` is std's, which `Wake` needs.
+    use super::*;
+    use crate::{AtomicMap, Builder, ReclaimMode};
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn manual_map() -> AtomicMap<u8, u8> {
+        Builder::new().reclaim_mode(ReclaimMode::Manual).build()
+    }
+
+    fn poll(ticket: &mut Retired, waker: &Waker) -> Poll<()> {
+        Pin::new(ticket).poll(&mut Context::from_waker(waker))
+    }
+
+    /// (slots, free slots) of a ticket's registry.
+    fn registry(ticket: &Retired) -> (usize, usize) {
+        let w = lock(&ticket.retirement.wakers);
+        (w.slots.len(), w.free.len())
+    }
+
+    /// Re-polling a pending ticket, with the same waker or a new one each time,
+    /// keeps one slot, holding the latest waker only; many tickets, one slot each.
+    #[test]
+    fn repeated_polls_keep_one_slot_per_ticket() {
+        let map = manual_map();
+        map.insert(1, 1);
+        let snapshot = map.snapshot();
+        let mut ticket = map.clear_async();
+        let same = Waker::from(Arc::new(Counter::default()));
+        let mut last = Arc::new(Counter::default());
+        for i in 0..1_000 {
+            if i % 2 == 0 {
+                assert!(poll(&mut ticket, &same).is_pending());
+            } else {
+                last = Arc::new(Counter::default());
+                assert!(poll(&mut ticket, &Waker::from(Arc::clone(&last))).is_pending());
+            }
+        }
+        assert_eq!(registry(&ticket), (1, 0));
+        // The replaced wakers were dropped: only the latest is kept (by the slot).
+        assert_eq!(Arc::strong_count(&last), 2);
+
+        let mut tickets: Vec<Retired> = (0..50).map(|_| ticket.clone()).collect();
+        for _ in 0..20 {
+            for t in &mut tickets {
+                assert!(poll(t, &same).is_pending());
+            }
+        }
+        assert_eq!(registry(&ticket), (51, 0));
+
+        drop(snapshot);
+        map.reclaim();
+        assert!(ticket.is_reclaimed());
+        assert_eq!(
+            last.0.load(Ordering::SeqCst),
+            1,
+            "the latest waker was woken"
+        );
+        // Completed polls give their slots back.
+        for t in &mut tickets {
+            assert!(poll(t, &same).is_ready());
+        }
+        assert!(poll(&mut ticket, &same).is_ready());
+        assert_eq!(registry(&ticket), (51, 51));
+    }
+
+    /// A clone gets no slot; a dropped pending ticket frees its slot and its waker,
+    /// and the next ticket to poll reuses the slot.
+    #[test]
+    fn dropped_pending_ticket_frees_its_slot() {
+        let map = manual_map();
+        let snapshot = map.snapshot();
+        let mut ticket = map.clear_async();
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        assert!(poll(&mut ticket, &waker).is_pending());
+        assert_eq!(registry(&ticket), (1, 0));
+        assert_eq!(Arc::strong_count(&counter), 3);
+
+        let clone = ticket.clone();
+        assert_eq!(clone.slot, None);
+        assert_eq!(registry(&clone), (1, 0));
+
+        drop(ticket);
+        assert_eq!(registry(&clone), (1, 1), "the slot is free again");
+        assert_eq!(Arc::strong_count(&counter), 2, "its waker dropped");
+
+        let mut clone = clone;
+        for _ in 0..10 {
+            let mut other = clone.clone();
+            assert!(poll(&mut other, &waker).is_pending());
+            assert_eq!(registry(&clone), (1, 0), "the free slot is reused");
+        }
+        assert!(poll(&mut clone, &waker).is_pending());
+        drop(snapshot);
+        map.reclaim();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        drop(clone);
+        assert_eq!(Arc::strong_count(&counter), 2);
     }
 }

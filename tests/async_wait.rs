@@ -1,0 +1,366 @@
+//! `Retired` as a `Future`: awaited with a minimal executor written here (no async
+//! runtime), or polled by hand with a waker that counts its wakes, so that each test
+//! sees who woke whom. Waits are bounded by `LIMIT` and asserted; nothing is timed.
+
+// These tests use the real synchronization types; `--features loom` swaps them for
+// loom's, which only work inside a model (the models are in `loom-tests/`).
+#![cfg(not(feature = "loom"))]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use atomic_map::{AtomicMap, Builder, ReclaimMode, Reclaimer, Retired};
+
+/// A generous bound for anything that should happen within a few passes.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A waker that counts its wakes and unparks the thread that made it.
+struct Signal {
+    thread: Thread,
+    wakes: AtomicUsize,
+}
+
+impl Signal {
+    fn new() -> Arc<Self> {
+        Arc::new(Signal {
+            thread: thread::current(),
+            wakes: AtomicUsize::new(0),
+        })
+    }
+
+    fn waker(self: &Arc<Self>) -> Waker {
+        Waker::from(Arc::clone(self))
+    }
+
+    fn wakes(&self) -> usize {
+        self.wakes.load(Ordering::SeqCst)
+    }
+
+    /// Parks until the count of wakes exceeds `seen`; `false` if `deadline` passes
+    /// first.
+    fn wait_past(&self, seen: usize, deadline: Instant) -> bool {
+        loop {
+            if self.wakes() > seen {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            thread::park_timeout(deadline - now);
+        }
+    }
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// A minimal executor: polls `fut` on this thread, and polls it again only after
+/// its waker was woken (so a lost wake-up shows as a timeout, never hides behind a
+/// re-poll). `None` if `fut` is not done within `LIMIT`.
+fn block_on<F: Future>(fut: F) -> Option<F::Output> {
+    let signal = Signal::new();
+    let waker = signal.waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let seen = signal.wakes();
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        if !signal.wait_past(seen, deadline) {
+            return None;
+        }
+    }
+}
+
+/// One poll of a ticket, by hand.
+fn poll(ticket: &mut Retired, waker: &Waker) -> Poll<()> {
+    Pin::new(ticket).poll(&mut Context::from_waker(waker))
+}
+
+/// A value that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// (1) In background mode (the process-wide reclaimer, and a dedicated one),
+/// awaiting a clear's or a replace's ticket completes, with nobody blocking on the
+/// ticket, and once it does the generation's values are destroyed. A snapshot held
+/// for a moment by another thread makes the first poll likely to find the
+/// generation still held, so the completion comes from a wake.
+#[test]
+fn awaiting_a_ticket_completes_in_background_mode() {
+    const N: usize = if cfg!(miri) { 8 } else { 1_000 };
+    let dedicated = Reclaimer::new();
+    for map in [
+        AtomicMap::new(),
+        Builder::new().reclaimer(&dedicated).build(),
+    ] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        for i in 0..N {
+            map.insert(i, Counted(Arc::clone(&drops)));
+        }
+        let snapshot = map.snapshot();
+        let holder = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            drop(snapshot);
+        });
+        let done = block_on(async {
+            map.clear_async().await;
+            drops.load(Ordering::SeqCst)
+        });
+        assert_eq!(
+            done,
+            Some(N),
+            "the clear's ticket completed, values destroyed"
+        );
+        holder.join().unwrap();
+
+        map.insert(0, Counted(Arc::clone(&drops)));
+        let done = block_on(async {
+            map.replace([(1, Counted(Arc::clone(&drops)))]).await;
+            drops.load(Ordering::SeqCst)
+        });
+        assert_eq!(done, Some(N + 1), "the replace's ticket completed");
+        assert_eq!(map.len(), 1);
+    }
+}
+
+/// (2) The future stays pending while a snapshot holds the old generation (the
+/// reclaimer runs its passes meanwhile: a poll wakes it), and is not woken before
+/// the teardown. Once the snapshot drops, the reclaimer's teardown wakes the waker
+/// registered by the last poll, and the next poll is ready.
+#[test]
+fn pending_while_a_snapshot_holds_the_generation_then_woken_by_the_reclaimer() {
+    let (polls, pause) = if cfg!(miri) {
+        (2, Duration::from_millis(5))
+    } else {
+        (5, Duration::from_millis(20))
+    };
+    let map: AtomicMap<u32, u32> = AtomicMap::new();
+    map.insert(1, 1);
+    let snapshot = map.snapshot();
+    let mut ticket = map.clear_async();
+    let signal = Signal::new();
+    let waker = signal.waker();
+    for _ in 0..polls {
+        assert!(poll(&mut ticket, &waker).is_pending());
+        thread::sleep(pause);
+    }
+    assert!(!ticket.is_reclaimed());
+    assert_eq!(signal.wakes(), 0, "no wake before the teardown");
+
+    drop(snapshot);
+    assert!(
+        signal.wait_past(0, Instant::now() + LIMIT),
+        "the teardown did not wake the pending future"
+    );
+    assert!(ticket.is_reclaimed());
+    assert!(poll(&mut ticket, &waker).is_ready());
+    // A completed ticket stays ready.
+    assert!(poll(&mut ticket, &waker).is_ready());
+}
+
+/// (3) Many waiters: tickets of several clears and clones of them, polled from
+/// several threads (one of them re-polled many times while pending), all pending
+/// until the snapshots holding their generations drop, then all complete.
+#[test]
+fn many_waiters_on_several_threads_all_complete() {
+    const CLEARS: usize = 4;
+    const TICKETS: usize = if cfg!(miri) { 16 } else { 200 };
+    const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
+    const REPOLLS: usize = if cfg!(miri) { 20 } else { 1_000 };
+
+    let map: AtomicMap<usize, usize> = AtomicMap::new();
+    let mut snapshots = Vec::new();
+    let mut tickets = Vec::new();
+    for c in 0..CLEARS {
+        map.insert(c, c);
+        snapshots.push(map.snapshot());
+        tickets.push(map.clear_async());
+    }
+    for i in CLEARS..TICKETS {
+        let clone = tickets[i % CLEARS].clone();
+        tickets.push(clone);
+    }
+    let mut shares: Vec<Vec<Retired>> = (0..THREADS).map(|_| Vec::new()).collect();
+    for (i, ticket) in tickets.into_iter().enumerate() {
+        shares[i % THREADS].push(ticket);
+    }
+
+    let polled = Arc::new(Barrier::new(THREADS + 1));
+    let waiters: Vec<_> = shares
+        .into_iter()
+        .map(|mut mine| {
+            let polled = Arc::clone(&polled);
+            thread::spawn(move || {
+                let signal = Signal::new();
+                let waker = signal.waker();
+                for ticket in &mut mine {
+                    assert!(poll(ticket, &waker).is_pending());
+                }
+                for _ in 0..REPOLLS {
+                    assert!(poll(&mut mine[0], &waker).is_pending());
+                }
+                polled.wait();
+                let count = mine.len();
+                let deadline = Instant::now() + LIMIT;
+                loop {
+                    let seen = signal.wakes();
+                    mine.retain_mut(|ticket| poll(ticket, &waker).is_pending());
+                    if mine.is_empty() {
+                        return count;
+                    }
+                    assert!(
+                        signal.wait_past(seen, deadline),
+                        "{} tickets not woken",
+                        mine.len()
+                    );
+                }
+            })
+        })
+        .collect();
+    polled.wait();
+    drop(snapshots);
+    let completed: usize = waiters.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(completed, TICKETS);
+}
+
+/// (4) Manual mode: a poll runs a pass, so a ticket whose generation has no holder
+/// is ready on its first poll. A pending one is not woken by the last holder's
+/// drop (nothing runs passes in this mode), but by the next `reclaim()`.
+#[test]
+fn manual_mode_poll_runs_a_pass_and_reclaim_wakes() {
+    let map: AtomicMap<u32, u32> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    let signal = Signal::new();
+    let waker = signal.waker();
+
+    map.insert(1, 1);
+    let mut ticket = map.clear_async();
+    assert!(!ticket.is_reclaimed());
+    assert!(poll(&mut ticket, &waker).is_ready(), "the poll ran a pass");
+
+    map.insert(2, 2);
+    let snapshot = map.snapshot();
+    let mut ticket = map.clear_async();
+    assert!(poll(&mut ticket, &waker).is_pending());
+    drop(snapshot);
+    assert!(!ticket.is_reclaimed());
+    assert_eq!(signal.wakes(), 0);
+    map.reclaim();
+    assert_eq!(signal.wakes(), 1, "the pass that tore it down woke it");
+    assert!(poll(&mut ticket, &waker).is_ready());
+
+    // Awaited on one thread while another drops the holder and reclaims once.
+    map.insert(3, 3);
+    let snapshot = map.snapshot();
+    let ticket = map.clear_async();
+    let map = Arc::new(map);
+    let reclaimer = {
+        let map = Arc::clone(&map);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            drop(snapshot);
+            map.reclaim();
+        })
+    };
+    assert_eq!(block_on(ticket), Some(()));
+    reclaimer.join().unwrap();
+}
+
+/// (5) A pending future that is dropped gives its waker back, and is not woken.
+#[test]
+fn dropped_pending_future_gives_its_waker_back() {
+    for mode in [ReclaimMode::Background, ReclaimMode::Manual] {
+        let map: AtomicMap<u32, u32> = Builder::new().reclaim_mode(mode).build();
+        map.insert(1, 1);
+        let snapshot = map.snapshot();
+        let mut ticket = map.clear_async();
+        let other = ticket.clone();
+        let signal = Signal::new();
+        let waker = signal.waker();
+        assert!(poll(&mut ticket, &waker).is_pending());
+        assert_eq!(
+            Arc::strong_count(&signal),
+            3,
+            "ours, the waker's, the slot's"
+        );
+        drop(ticket);
+        assert_eq!(
+            Arc::strong_count(&signal),
+            2,
+            "{mode:?}: the slot's waker dropped"
+        );
+        drop(snapshot);
+        assert_eq!(block_on(other), Some(()));
+        assert_eq!(signal.wakes(), 0);
+    }
+}
+
+/// A value whose destructor polls the ticket of the generation being torn down (the
+/// one that holds it), then keeps the polled ticket.
+struct PollsInDrop {
+    ticket: Arc<Mutex<Option<Retired>>>,
+    signal: Arc<Signal>,
+    pending: Arc<Mutex<Option<bool>>>,
+}
+
+impl Drop for PollsInDrop {
+    fn drop(&mut self) {
+        let mut ticket = self.ticket.lock().unwrap().take().expect("handed over");
+        let pending = poll(&mut ticket, &self.signal.waker()).is_pending();
+        *self.pending.lock().unwrap() = Some(pending);
+        *self.ticket.lock().unwrap() = Some(ticket);
+    }
+}
+
+/// (6) Polled from a destructor that a pass of the same reclaimer runs, the future
+/// returns `Pending` at once (no deadlock, no panic), and the same teardown, once
+/// done, wakes it.
+#[test]
+fn polled_from_a_destructor_of_its_own_teardown() {
+    for mode in [ReclaimMode::Background, ReclaimMode::Manual] {
+        let map: AtomicMap<u8, PollsInDrop> = Builder::new().reclaim_mode(mode).build();
+        let slot = Arc::new(Mutex::new(None));
+        let signal = Signal::new();
+        let pending = Arc::new(Mutex::new(None));
+        map.insert(
+            1,
+            PollsInDrop {
+                ticket: Arc::clone(&slot),
+                signal: Arc::clone(&signal),
+                pending: Arc::clone(&pending),
+            },
+        );
+        let mut ticket = map.clear_async();
+        *slot.lock().unwrap() = Some(ticket.clone());
+        assert_eq!(block_on(&mut ticket), Some(()), "{mode:?}");
+        assert_eq!(*pending.lock().unwrap(), Some(true), "{mode:?}");
+        assert!(
+            signal.wait_past(0, Instant::now() + LIMIT),
+            "{mode:?}: the teardown woke the destructor's poll"
+        );
+        let mut polled = slot.lock().unwrap().take().unwrap();
+        assert!(poll(&mut polled, &signal.waker()).is_ready());
+        assert_eq!(map.stats().destructor_panics, 0);
+    }
+}
