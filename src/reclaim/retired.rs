@@ -261,11 +261,28 @@ impl Retired {
     }
 
     /// Id of the retired generation.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// let first = map.clear_async();
+    /// let second = map.clear_async();
+    /// assert_eq!((first.id(), second.id()), (0, 1));
+    /// assert_eq!(map.generation(), 2);
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
 
-    /// Whether the retired generation has been torn down.
+    /// Whether the retired generation has been torn down (never blocks).
+    ///
+    /// ```
+    /// use atomic_map::{AtomicMap, Builder, ReclaimMode};
+    /// let map: AtomicMap<u8, u8> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    /// let retired = map.clear_async();
+    /// assert!(!retired.is_reclaimed()); // manual mode: no pass has run yet
+    /// map.reclaim();
+    /// assert!(retired.is_reclaimed());
+    /// ```
     pub fn is_reclaimed(&self) -> bool {
         self.retirement.is_torn_down()
     }
@@ -284,6 +301,13 @@ impl Retired {
     /// running (the teardown waited for could not finish while the destructor
     /// waits). The panic is contained like any destructor panic and counted in
     /// [`Stats::destructor_panics`](crate::Stats::destructor_panics).
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, vec![0u8; 1 << 20]);
+    /// map.clear_async().wait(); // the old generation's memory is freed by now
+    /// assert_eq!(map.stats().reclaimed_generations, 1);
+    /// ```
     pub fn wait(&self) {
         let r = &self.retirement;
         Domain::wait_until(&r.domain, || r.is_torn_down(), None);
@@ -294,6 +318,17 @@ impl Retired {
     /// attempt (in manual mode, one reclamation pass) and returns at once. Called
     /// from a value's destructor that a pass of the same reclaimer is running, it
     /// returns the current state at once (waiting could not help).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, "one");
+    /// let guard = map.pin(); // holds the generation about to be retired
+    /// let retired = map.clear_async();
+    /// assert!(!retired.wait_timeout(Duration::from_millis(10)));
+    /// drop(guard);
+    /// assert!(retired.wait_timeout(Duration::from_secs(10)));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let r = &self.retirement;
         Domain::wait_until(&r.domain, || r.is_torn_down(), Some(timeout))
