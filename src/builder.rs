@@ -33,6 +33,11 @@ pub struct Builder<S = RandomState> {
 }
 
 impl Builder<RandomState> {
+    /// The most shards a table may have ([`shards`](Self::shards) panics above it,
+    /// whatever the hasher): 65,536, 8 MiB of shard locks per generation, far past
+    /// any core count.
+    pub const MAX_SHARDS: usize = 1 << 16;
+
     /// Background reclamation, the default shard count, `RandomState`.
     ///
     /// ```
@@ -100,6 +105,10 @@ impl<S> Builder<S> {
     /// at least 2 (the table's requirement). The default is four times the number of
     /// CPUs, rounded up likewise.
     ///
+    /// # Panics
+    /// If `shards` exceeds [`MAX_SHARDS`](Builder::MAX_SHARDS) (each shard costs a lock
+    /// and a table in every generation: 2^40 of them would exhaust memory).
+    ///
     /// ```
     /// // Few shards for a small map that few threads write (less memory per
     /// // generation: each shard is a lock and a table).
@@ -108,10 +117,12 @@ impl<S> Builder<S> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = shards
-            .max(2)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << (usize::BITS - 2));
+        assert!(
+            shards <= Builder::MAX_SHARDS,
+            "atomic-map: {shards} shards requested, at most Builder::MAX_SHARDS ({}) allowed",
+            Builder::MAX_SHARDS
+        );
+        self.shards = shards.max(2).next_power_of_two();
         self
     }
 

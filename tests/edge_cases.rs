@@ -386,3 +386,18 @@ fn quietly(f: impl FnOnce()) {
     f();
     std::panic::set_hook(hook);
 }
+
+/// An oversized shard count is a clear panic at the builder, not an allocation that
+/// kills the process; the bound itself builds.
+#[test]
+fn shard_count_is_bounded() {
+    let r = std::panic::catch_unwind(|| Builder::new().shards(1 << 40));
+    let message = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("at most Builder::MAX_SHARDS (65536)"),
+        "{message}"
+    );
+    let map: AtomicMap<u8, u8> = Builder::new().shards(Builder::MAX_SHARDS).build();
+    map.insert(1, 1);
+    assert_eq!(map.len(), 1);
+}

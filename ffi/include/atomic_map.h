@@ -30,6 +30,12 @@
 #define AMAP_RECLAIM_MANUAL 1
 
 /**
+ * The most shards `amap_options_t.shards` may ask for (65,536); more is
+ * `AMAP_INVALID_ARGUMENT`.
+ */
+#define AMAP_MAX_SHARDS 65536
+
+/**
  * Outcome of a call. `AMAP_OK` is 0; every other value is an error that left the
  * map unchanged (except `AMAP_PANIC`, see there).
  */
@@ -114,7 +120,8 @@ typedef struct {
   uint32_t reclaim_mode;
   /**
    * Shards per generation's table; 0 for the default (4 × CPUs). Rounded up to
-   * a power of two, at least 2.
+   * a power of two, at least 2; at most `AMAP_MAX_SHARDS` (more is
+   * `AMAP_INVALID_ARGUMENT`).
    */
   size_t shards;
   /**
@@ -203,6 +210,29 @@ const char *amap_status_str(int32_t status);
 const char *amap_version(void);
 
 /**
+ * Destroys everything released so far and not yet destroyed, then returns: every
+ * retired generation no snapshot or read section holds any more, and every value
+ * whose last holder let go (past its grace period), including values of maps
+ * already freed. With `map` `NULL`, for the process-wide reclaimer, which serves
+ * every map in `AMAP_RECLAIM_BACKGROUND` mode and finishes the work of freed
+ * `AMAP_RECLAIM_MANUAL` maps; with a map, for that map's reclaimer (on the calling
+ * thread in manual mode).
+ *
+ * Without it, the background thread destroys such values within a few of its
+ * passes (it sleeps at most 16 ms between them), but a process that exits first
+ * never runs their destructors: call this before `exit` when destructors have
+ * effects outside the process (files, sockets) or a leak checker looks.
+ *
+ * Returns `AMAP_OK` once done, `AMAP_TIMED_OUT` if `timeout_ms` passed first (a
+ * read section left open on some thread holds grace periods up), also at once
+ * when called from a destructor that the same reclaimer is running.
+ *
+ * # Safety
+ * `map` must be `NULL` or a live map.
+ */
+amap_status_t amap_flush(const amap_t *map, uint32_t timeout_ms);
+
+/**
  * Fills `options` with the defaults.
  *
  * Ownership: `options` is the caller's; only written.
@@ -253,7 +283,10 @@ void amap_free(amap_t *map);
  * for values that need no destructor). On any other status the map took nothing
  * and will never call `dtor` (except after `AMAP_PANIC`, see there). The key bytes
  * are copied (any length, including 0); `data` and `ctx` must stay valid until
- * `dtor` runs and must be usable from any thread.
+ * `dtor` runs and must be usable from any thread. A value released after its map
+ * was freed is destroyed by the background reclaimer within a few of its passes
+ * (tens of milliseconds unless a read section stays open), with no further call;
+ * `amap_flush` waits for that before exit.
  *
  * # Safety
  * `map` must be a live map; `key` must point at `key_len` readable bytes (or be

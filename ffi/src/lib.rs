@@ -18,6 +18,7 @@
 
 mod args;
 mod error;
+mod flush;
 mod map;
 mod panic;
 mod read;
@@ -25,10 +26,12 @@ mod snapshot;
 mod value;
 
 pub use error::{amap_status_str, amap_status_t, amap_version};
+pub use flush::amap_flush;
 pub use map::{
-    AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL, amap_clear_async, amap_contains, amap_free,
-    amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_options_init, amap_options_t,
-    amap_reclaim, amap_remove, amap_stats, amap_stats_t, amap_t, amap_wait_reclaimed,
+    AMAP_MAX_SHARDS, AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL, amap_clear_async, amap_contains,
+    amap_free, amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_options_init,
+    amap_options_t, amap_reclaim, amap_remove, amap_stats, amap_stats_t, amap_t,
+    amap_wait_reclaimed,
 };
 pub use read::{amap_read_begin, amap_read_end, amap_read_get, amap_read_t};
 pub use snapshot::{

@@ -39,7 +39,8 @@ pub struct amap_options_t {
     /// `AMAP_RECLAIM_BACKGROUND` (default) or `AMAP_RECLAIM_MANUAL`.
     pub reclaim_mode: u32,
     /// Shards per generation's table; 0 for the default (4 × CPUs). Rounded up to
-    /// a power of two, at least 2.
+    /// a power of two, at least 2; at most `AMAP_MAX_SHARDS` (more is
+    /// `AMAP_INVALID_ARGUMENT`).
     pub shards: usize,
     /// Non-zero (default): after a large teardown, ask the allocator to return
     /// freed memory to the OS (glibc `malloc_trim`).
@@ -85,6 +86,12 @@ pub unsafe extern "C" fn amap_options_init(options: *mut amap_options_t) -> amap
     })
 }
 
+/// The most shards `amap_options_t.shards` may ask for (65,536); more is
+/// `AMAP_INVALID_ARGUMENT`.
+pub const AMAP_MAX_SHARDS: usize = 65536;
+// The C bound is the Rust one (a literal above, so that cbindgen can write it).
+const _: () = assert!(AMAP_MAX_SHARDS == Builder::MAX_SHARDS);
+
 fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
     let mode = match options.reclaim_mode {
         AMAP_RECLAIM_BACKGROUND => ReclaimMode::Background,
@@ -94,6 +101,9 @@ fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
     let mut builder = Builder::new()
         .reclaim_mode(mode)
         .trim_memory(options.trim_memory != 0);
+    if options.shards > AMAP_MAX_SHARDS {
+        return Err(amap_status_t::AMAP_INVALID_ARGUMENT);
+    }
     if options.shards != 0 {
         builder = builder.shards(options.shards);
     }
@@ -174,7 +184,10 @@ pub unsafe extern "C" fn amap_free(map: *mut amap_t) {
 /// for values that need no destructor). On any other status the map took nothing
 /// and will never call `dtor` (except after `AMAP_PANIC`, see there). The key bytes
 /// are copied (any length, including 0); `data` and `ctx` must stay valid until
-/// `dtor` runs and must be usable from any thread.
+/// `dtor` runs and must be usable from any thread. A value released after its map
+/// was freed is destroyed by the background reclaimer within a few of its passes
+/// (tens of milliseconds unless a read section stays open), with no further call;
+/// `amap_flush` waits for that before exit.
 ///
 /// # Safety
 /// `map` must be a live map; `key` must point at `key_len` readable bytes (or be

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the C ABI and runs the C test programs (test_api, test_threads, torture):
+# Builds the C ABI and runs the C test programs (test_api, test_threads, torture,
+# test_flush):
 #  * against the staticlib with AddressSanitizer + UndefinedBehaviorSanitizer;
 #  * against the cdylib under valgrind memcheck (no error, no definitely-lost block);
 # then the C++ binding's test (g++ -std=c++17 with ASan/UBSan), and builds and runs
@@ -20,7 +21,7 @@ printf '#include "atomic_map.h"\nint main(void) { return amap_version() == 0; }\
 printf '#include "atomic_map.h"\nint main() { return amap_version() == nullptr; }\n' |
     g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iffi/include -x c++ -fsyntax-only -
 
-for t in test_api test_threads torture; do
+for t in test_api test_threads torture test_flush; do
     # shellcheck disable=SC2086
     gcc $cflags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
         "ffi/tests/c/$t.c" target/release/libamap.a $libs -o "$out/$t.asan"
@@ -36,6 +37,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     AMAP_TORTURE_MS="${AMAP_TORTURE_MS:-2000}" "$out/torture.asan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$out/test_flush.asan"
 
 echo "--- valgrind memcheck (shared library)"
 vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=1
@@ -43,6 +46,7 @@ vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=
 LD_LIBRARY_PATH=target/release "${vg[@]}" "$out/test_api.dyn"
 LD_LIBRARY_PATH=target/release AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
 LD_LIBRARY_PATH=target/release AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
+LD_LIBRARY_PATH=target/release "${vg[@]}" "$out/test_flush.dyn"
 
 echo "--- example service, built through pkg-config"
 ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/release/atomic_map.pc

@@ -110,6 +110,8 @@ pub(crate) struct Domain {
     /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
     doomed: [DoomedList; COUNTER_STRIPES],
     ripe: Stack<Vec<DoomedValue>>,
+    /// Batches deferred to the epoch and not yet moved to `ripe` (for `flush`).
+    in_grace: AtomicUsize,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
     orphans: Stack<HomeRef>,
     adoptions: Stack<Arc<Domain>>,
@@ -176,6 +178,7 @@ impl Domain {
             jobs: JobList::new(),
             doomed: std::array::from_fn(|_| DoomedList::new()),
             ripe: Stack::new(),
+            in_grace: AtomicUsize::new(0),
             orphans: Stack::new(),
             adoptions: Stack::new(),
             new_maps: Stack::new(),
@@ -232,8 +235,8 @@ impl Domain {
 
     /// Passes completed so far (a racy reading).
     pub(crate) fn passes(&self) -> u64 {
-        // Relaxed: a count for bounded waits, which re-read it.
-        self.passes.load(Ordering::Relaxed)
+        // Acquire: pairs with the Release increment at the end of `pass`.
+        self.passes.load(Ordering::Acquire)
     }
 
     /// A map or handle starts using the domain.
@@ -393,8 +396,9 @@ impl Domain {
             state.untrimmed = 0;
             state.last_trim = Some(Instant::now());
         }
-        // Relaxed: a count for bounded waits (`passes`), which re-read it.
-        this.passes.fetch_add(1, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `passes`: a flush that counts this
+        // pass sees what it did (the batches it put in their grace period).
+        this.passes.fetch_add(1, Ordering::Release);
         drop(state);
         if work > 0 || this.waiters.load(Ordering::Relaxed) > 0 {
             let _g = lock(&this.done_lock);
@@ -414,10 +418,18 @@ impl Domain {
         let guard = epoch::pin();
         if !batch.is_empty() {
             let domain = Arc::clone(this);
+            // Relaxed: published by the Release increment of `passes` at the end of
+            // this pass, which `flush` loads with Acquire before it reads this count.
+            this.in_grace.fetch_add(1, Ordering::Relaxed);
             // The closure only moves the batch to the ripe stack; it runs on
             // whichever thread collects, after every guard pinned before this call
             // is dropped.
-            guard.defer(move || domain.ripe.push(batch));
+            guard.defer(move || {
+                domain.ripe.push(batch);
+                // Release: pairs with the Acquire load in `idle`: a flush that sees
+                // the count drop sees the batch on the ripe stack.
+                domain.in_grace.fetch_sub(1, Ordering::Release);
+            });
         }
         // Push this thread's bag to the global queue, where any thread's collection
         // (this one's next pass included) runs it, and collect what is ripe now.
@@ -499,6 +511,53 @@ impl Domain {
             // depend on it.
             let _ = worker.join();
         }
+    }
+
+    /// Whether nothing released is waiting in this domain or one it adopted: no job
+    /// queued, no value doomed, in its grace period or ripe. A racy reading (see
+    /// `flush`); `None` if a pass holds the pass lock (ask again later).
+    fn idle(this: &Arc<Self>) -> Option<bool> {
+        // Acquire: pairs with the Release decrement in `reclaim_values`'s deferred
+        // closure, so a batch that left its grace period is seen on `ripe` below.
+        let own = this.in_grace.load(Ordering::Acquire) == 0
+            && this.jobs.is_empty()
+            && this.doomed.iter().all(DoomedList::is_empty)
+            && this.ripe.is_empty()
+            && this.adoptions.is_empty();
+        if !own {
+            return Some(false);
+        }
+        let state = match this.pass.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let adopted: Vec<Arc<Domain>> = state.adopted.clone();
+        drop(state);
+        for domain in &adopted {
+            if Domain::idle(domain) != Some(true) {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// Runs (manual mode) or waits for (background mode) the passes that destroy
+    /// everything released before the call: retired generations no one holds any
+    /// more and values whose last holder let go, past their grace period, in this
+    /// domain and in the manual domains it adopted. Returns whether that was done
+    /// within `timeout`; a thread that stays pinned (a `ReadGuard`, a C read
+    /// section) holds grace periods up, and then it is not.
+    pub(crate) fn flush(this: &Arc<Self>, timeout: Duration) -> bool {
+        // Two passes that end after this call: the first may have started before it
+        // (and serviced the maps before a hand-off this thread made), the second
+        // starts after it.
+        let start = this.passes();
+        Domain::wait_until(
+            this,
+            || this.passes() >= start + 2 && Domain::idle(this) == Some(true),
+            Some(timeout),
+        )
     }
 
     /// Wakes the background thread (for a waiter; never from a clear).

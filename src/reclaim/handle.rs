@@ -1,6 +1,7 @@
 //! `Reclaimer`: the public handle on a reclamation domain.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::domain::{Domain, ReclaimMode};
 use crate::sync::Arc;
@@ -133,6 +134,48 @@ impl Reclaimer {
     pub fn reclaim(&self) -> usize {
         let wait = self.mode() == ReclaimMode::Manual;
         Domain::pass(&self.domain, wait).map_or(0, |r| r.torn_down)
+    }
+
+    /// Destroys everything released so far and not yet destroyed, then returns:
+    /// runs the passes on this thread (manual mode) or waits for the background
+    /// thread's (background mode). That is every retired generation no snapshot,
+    /// guard or writer holds any more, and every value whose last holder let go,
+    /// past its grace period, of every map of this reclaimer, including maps
+    /// already dropped (and, for the process-wide reclaimer, the manual reclaimers
+    /// it took over). Returns whether that was done within `timeout`.
+    ///
+    /// For programs about to exit (destructors with effects outside the process:
+    /// files, sockets) and leak checkers. Without it, the background thread does the
+    /// same within a few of its passes (it parks at most 16 ms between them), but a
+    /// process that exits first never runs them. A thread that stays pinned (a
+    /// [`ReadGuard`](crate::ReadGuard), a C read section) holds grace periods up:
+    /// then this returns `false` after `timeout`. From a destructor run by a pass
+    /// of this reclaimer it returns `false` at once (the pass cannot finish while
+    /// the destructor waits).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// struct Flushed(Arc<AtomicUsize>);
+    /// impl Drop for Flushed {
+    ///     fn drop(&mut self) {
+    ///         self.0.fetch_add(1, Ordering::SeqCst); // e.g. close a file
+    ///     }
+    /// }
+    ///
+    /// let closed = Arc::new(AtomicUsize::new(0));
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, Flushed(closed.clone()));
+    /// let held = map.get(&1).unwrap();
+    /// drop(map); // the value outlives its map...
+    /// drop(held); // ...until its last holder lets go
+    /// assert!(atomic_map::Reclaimer::process_wide().flush(Duration::from_secs(10)));
+    /// assert_eq!(closed.load(Ordering::SeqCst), 1);
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> bool {
+        Domain::flush(&self.domain, timeout)
     }
 
     /// Drops this handle and, if it was the last user of a dedicated background

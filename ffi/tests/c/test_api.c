@@ -111,6 +111,21 @@ static void null_arguments(amap_t *map) {
     CHECK_OK(amap_value_release(NULL));
     CHECK(amap_value_data(NULL) == NULL);
     CHECK_STATUS(amap_new_with(NULL, NULL), AMAP_NULL_ARGUMENT);
+    {
+        /* An oversized shard count is refused, not an allocation that kills the
+         * process; the bound itself is accepted. */
+        amap_options_t big;
+        amap_t *m = NULL;
+        CHECK_OK(amap_options_init(&big));
+        big.shards = (size_t)1 << 40;
+        CHECK_STATUS(amap_new_with(&big, &m), AMAP_INVALID_ARGUMENT);
+        CHECK(m == NULL);
+        big.shards = AMAP_MAX_SHARDS + 1;
+        CHECK_STATUS(amap_new_with(&big, &m), AMAP_INVALID_ARGUMENT);
+        big.shards = AMAP_MAX_SHARDS;
+        CHECK_OK(amap_new_with(&big, &m));
+        amap_free(m);
+    }
     CHECK_STATUS(amap_options_init(NULL), AMAP_NULL_ARGUMENT);
     amap_free(NULL);
     amap_read_end(NULL);

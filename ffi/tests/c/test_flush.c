@@ -1,0 +1,112 @@
+/* Values that outlive their map: a value C still holds when the map is freed is
+ * destroyed after its last release without any further call into the library (the
+ * background thread does it within a few passes), and `amap_flush` destroys
+ * everything released, for programs about to exit. */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomic_map.h"
+#include "check.h"
+
+#define K(s) ((const uint8_t *)(s))
+
+static atomic_int destroyed;
+
+static void count_dtor(void *data, void *ctx) {
+    (void)ctx;
+    free(data);
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static void *payload(int v) {
+    int *p = malloc(sizeof *p);
+    CHECK(p != NULL);
+    *p = v;
+    return p;
+}
+
+static amap_t *map_in(uint32_t mode) {
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    options.reclaim_mode = mode;
+    amap_t *map = NULL;
+    CHECK_OK(amap_new_with(&options, &map));
+    return map;
+}
+
+/* No library call while waiting: only the counter is read. 10 s is a correctness
+ * deadline far above the documented bound (a few passes, at most 16 ms apart). */
+static int destroyed_within_ms(int want, int ms) {
+    for (int i = 0; i < ms; i++) {
+        if (atomic_load(&destroyed) >= want) return 1;
+        usleep(1000);
+    }
+    return atomic_load(&destroyed) >= want;
+}
+
+static void released_after_free_without_another_call(uint32_t mode) {
+    atomic_store(&destroyed, 0);
+    amap_t *map = map_in(mode);
+    CHECK_OK(amap_insert(map, K("held"), 4, payload(1), count_dtor, NULL));
+    amap_value_t *v = NULL;
+    CHECK_OK(amap_get(map, K("held"), 4, &v));
+    amap_free(map);
+    CHECK(*(int *)amap_value_data(v) == 1);
+    CHECK_OK(amap_value_release(v));
+    CHECK(destroyed_within_ms(1, 10000));
+}
+
+static void flush_destroys_everything_released(uint32_t mode) {
+    atomic_store(&destroyed, 0);
+    amap_t *map = map_in(mode);
+    char key[16];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        CHECK_OK(amap_insert(map, K(key), (size_t)n, payload(i), count_dtor, NULL));
+    }
+    amap_value_t *held = NULL;
+    CHECK_OK(amap_get(map, K("k7"), 2, &held));
+    CHECK_OK(amap_remove(map, K("k8"), 2)); /* doomed: waits for a grace period */
+    /* With a live map: that map's reclaimer (manual mode: passes on this thread). */
+    CHECK_OK(amap_flush(map, 10000));
+    CHECK(atomic_load(&destroyed) == 1);
+    amap_free(map);
+    CHECK_OK(amap_value_release(held));
+    /* NULL: the process-wide reclaimer, which also finishes freed manual maps. */
+    CHECK_OK(amap_flush(NULL, 10000));
+    CHECK(atomic_load(&destroyed) == 100);
+}
+
+/* An open read section holds every grace period up: flush times out, then
+ * succeeds once the section ends. */
+static void flush_times_out_behind_a_read_section(void) {
+    atomic_store(&destroyed, 0);
+    amap_t *map = map_in(AMAP_RECLAIM_MANUAL);
+    amap_t *other = amap_new();
+    CHECK(other != NULL);
+    CHECK_OK(amap_insert(map, K("x"), 1, payload(1), count_dtor, NULL));
+    amap_read_t *read = NULL;
+    CHECK_OK(amap_read_begin(other, &read));
+    CHECK_OK(amap_remove(map, K("x"), 1));
+    CHECK_STATUS(amap_flush(map, 100), AMAP_TIMED_OUT);
+    CHECK(atomic_load(&destroyed) == 0);
+    amap_read_end(read);
+    CHECK_OK(amap_flush(map, 10000));
+    CHECK(atomic_load(&destroyed) == 1);
+    amap_free(map);
+    amap_free(other);
+}
+
+int main(void) {
+    released_after_free_without_another_call(AMAP_RECLAIM_BACKGROUND);
+    released_after_free_without_another_call(AMAP_RECLAIM_MANUAL);
+    flush_destroys_everything_released(AMAP_RECLAIM_BACKGROUND);
+    flush_destroys_everything_released(AMAP_RECLAIM_MANUAL);
+    flush_times_out_behind_a_read_section();
+    /* Nothing left for a leak checker. */
+    CHECK_OK(amap_flush(NULL, 10000));
+    puts("test_flush: ok");
+    return 0;
+}
