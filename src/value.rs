@@ -20,7 +20,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use crate::reclaim::doomed::CellHead;
 use crate::reclaim::home::HomeRef;
@@ -332,21 +332,36 @@ impl<V> ValueRef<V> {
         Some(unsafe { Self::destroy(cell) }.0)
     }
 
-    /// Frees the cell and runs `V`'s destructor, containing a panic. Returns how
-    /// the destructor ended and the cell's home, for the accounting.
+    /// Runs `V`'s destructor in place, containing a panic, then frees the cell.
+    /// Returns how the destructor ended and the cell's home, for the accounting.
+    ///
+    /// In place, not moved out first: whatever the destructor writes into the value
+    /// (a test's canary, a poisoned field) lands in the cell, where a reader that
+    /// wrongly kept a pointer to it would look.
     ///
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell.
     unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, HomeRef) {
-        // SAFETY: the cell was written whole in `new` and is destroyed once: its
-        // fields are moved out here and its memory given back, never used again.
-        let ValueCell { value, home, .. } = unsafe { cell.as_ptr().read() };
-        // SAFETY: from `alloc_cell` in `new`; the fields were moved out above.
-        unsafe { recycle::free_cell(cell) };
-        let outcome = match catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        let ptr = cell.as_ptr();
+        let outcome = match catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the cell was written whole in `new` and its value is dropped
+            // once, here (the count is 0 and no reader can reach it: the caller's
+            // contract); the cell is not used as a `V` afterwards.
+            unsafe { ptr::drop_in_place(&raw mut (*ptr).value) }
+        })) {
             Ok(()) => DropOutcome::Clean,
+            // The value counts as dropped after a panic in its destructor (as
+            // `drop_in_place` leaves it); the cell is freed all the same.
             Err(_) => DropOutcome::Panicked,
         };
+        // SAFETY: as above; `home` is a plain pointer (`Copy`), read before the
+        // cell's memory is given back.
+        let home = unsafe { (&raw const (*ptr).home).read() };
+        // SAFETY: as above: the count is dropped once, here (a no-op for std's
+        // atomics; the shim's type may differ).
+        unsafe { ptr::drop_in_place(&raw mut (*ptr).refs) };
+        // SAFETY: from `alloc_cell` in `new`; every field was dropped above.
+        unsafe { recycle::free_cell(cell) };
         (outcome, home)
     }
 }
