@@ -20,7 +20,7 @@ use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, Slot, SlotGuard as Guard, WeakableArc, epoch};
-use crate::value::ValueRef;
+use crate::value::{TableRef, ValueRef};
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
 /// generations, and whose values outlive clears for whoever still holds them.
@@ -263,7 +263,7 @@ where
     /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
-        let value = ValueRef::new(value, self.home());
+        let value = TableRef::new(value, self.home());
         self.current.load().store().insert(key, value)
     }
 
@@ -305,7 +305,7 @@ where
         self.current
             .load()
             .store()
-            .get_or_insert_with(key, || ValueRef::new(make(), home))
+            .get_or_insert_with(key, || TableRef::new(make(), home))
             .0
     }
 
@@ -323,7 +323,7 @@ where
         let home = self.home();
         let mut value = Some(value);
         let (found, inserted) = self.current.load().store().get_or_insert_with(key, || {
-            ValueRef::new(value.take().expect("built once"), home)
+            TableRef::new(value.take().expect("built once"), home)
         });
         match value {
             Some(not_inserted) if !inserted => Err(Occupied {
@@ -444,7 +444,7 @@ where
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
         generation.store().compute(key, |old| match f(old) {
-            Operation::Insert(v) => Operation::Insert(ValueRef::new(v, home)),
+            Operation::Insert(v) => Operation::Insert(TableRef::new(v, home)),
             Operation::Remove => Operation::Remove,
             Operation::Keep => Operation::Keep,
             Operation::Abort(t) => Operation::Abort(t),
@@ -542,7 +542,7 @@ where
         let store: Store<K, V, S> = self.standby.store_for(entries.size_hint().0);
         let home = self.home();
         for (key, value) in entries {
-            drop(store.insert(key, ValueRef::new(value, home)));
+            drop(store.insert(key, TableRef::new(value, home)));
         }
         self.publish(Arc::new(self.standby.generation(store)))
     }

@@ -1,7 +1,8 @@
 //! `Store`: one generation's table, behind the narrow interface the protocol uses.
 //!
-//! The table maps each key to a [`ValueRef`], i.e. it owns one reference to each
-//! value. Everything the protocol needs from the table is here, so that another
+//! The table maps each key to a `TableRef`, i.e. it owns the table's reference to
+//! each value (the `MAPPED` bit of its count, kept apart from the holders'); what
+//! leaves the table for a caller becomes a [`ValueRef`]. Everything the protocol needs from the table is here, so that another
 //! table can be measured later without touching the protocol. The table itself
 //! comes from the `sync` shim: `dashmap` in production, a loom-visible stand-in under
 //! `--features loom`. Its shard locks are taken only inside its methods and never
@@ -14,7 +15,7 @@ use std::ptr::NonNull;
 use crate::compute::{Compute, Operation};
 use crate::reclaim::report::{TeardownReport, contain_panic};
 use crate::sync::Table;
-use crate::value::{ValueCell, ValueRef};
+use crate::value::{TableRef, ValueCell, ValueRef};
 
 /// What an update does to an entry.
 pub(crate) enum Update<V> {
@@ -36,7 +37,7 @@ enum Done<V, T> {
 
 /// One generation's key → value table.
 pub(crate) struct Store<K, V, S> {
-    table: Table<K, ValueRef<V>, S>,
+    table: Table<K, TableRef<V>, S>,
 }
 
 impl<K, V, S> Store<K, V, S>
@@ -63,7 +64,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.read(key, ValueRef::clone)
+        self.table.read(key, TableRef::retain)
     }
 
     /// The cell for `key`, without touching its count. The shard lock is released
@@ -77,7 +78,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.read(key, ValueRef::as_raw)
+        self.table.read(key, TableRef::as_raw)
     }
 
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
@@ -93,18 +94,20 @@ where
         self.table.len()
     }
 
-    /// Maps `key` to `value`; returns the table's reference to the old value.
-    pub(crate) fn insert(&self, key: K, value: ValueRef<V>) -> Option<ValueRef<V>> {
-        self.table.insert(key, value)
+    /// Maps `key` to `value`; returns the table's reference to the old value,
+    /// handed over as a handle.
+    pub(crate) fn insert(&self, key: K, value: TableRef<V>) -> Option<ValueRef<V>> {
+        self.table.insert(key, value).map(TableRef::into_handle)
     }
 
-    /// Unmaps `key`; returns the table's reference to its value.
+    /// Unmaps `key`; returns the table's reference to its value, handed over as a
+    /// handle.
     pub(crate) fn remove<Q>(&self, key: &Q) -> Option<ValueRef<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.remove(key)
+        self.table.remove(key).map(TableRef::into_handle)
     }
 
     /// Atomically (with respect to other writers of `key`) applies the operation `f`
@@ -114,23 +117,28 @@ where
     pub(crate) fn compute<T>(
         &self,
         key: K,
-        f: impl FnOnce(Option<&V>) -> Operation<ValueRef<V>, T>,
+        f: impl FnOnce(Option<&V>) -> Operation<TableRef<V>, T>,
     ) -> Compute<V, T> {
         let mut done = None;
         let replaced = self.table.update(key, |old| {
             let (update, outcome) = match f(old.map(|v| &**v)) {
                 Operation::Insert(new) => {
-                    let handle = new.clone();
+                    let handle = new.retain();
                     (Update::Set(new), Done::Set(handle))
                 }
                 Operation::Remove if old.is_some() => (Update::Remove, Done::Removed),
-                Operation::Remove | Operation::Keep => (Update::Keep, Done::Kept(old.cloned())),
+                Operation::Remove | Operation::Keep => {
+                    (Update::Keep, Done::Kept(old.map(TableRef::retain)))
+                }
                 Operation::Abort(t) => (Update::Keep, Done::Aborted(t)),
             };
             done = Some(outcome);
             update
         });
-        match (done.expect("update ran its closure"), replaced) {
+        match (
+            done.expect("update ran its closure"),
+            replaced.map(TableRef::into_handle),
+        ) {
             (Done::Set(new), None) => Compute::Inserted(new),
             (Done::Set(new), Some(old)) => Compute::Updated { old, new },
             (Done::Removed, Some(old)) => Compute::Removed(old),
@@ -146,18 +154,18 @@ where
     pub(crate) fn get_or_insert_with(
         &self,
         key: K,
-        make: impl FnOnce() -> ValueRef<V>,
+        make: impl FnOnce() -> TableRef<V>,
     ) -> (ValueRef<V>, bool) {
         let mut found = None;
         let mut inserted = false;
         self.table.update(key, |current| match current {
             Some(value) => {
-                found = Some(value.clone());
+                found = Some(value.retain());
                 Update::Keep
             }
             None => {
                 let value = make();
-                found = Some(value.clone());
+                found = Some(value.retain());
                 inserted = true;
                 Update::Set(value)
             }
@@ -178,7 +186,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.remove_if(key, |k, v| f(k, v))
+        self.table
+            .remove_if(key, |k, v| f(k, v))
+            .map(TableRef::into_handle)
     }
 
     /// Keeps the entries `f` approves, one shard at a time under its write lock.
@@ -199,7 +209,7 @@ where
     {
         let mut entries = Vec::new();
         self.table.read_shard(shard, |key, value| {
-            entries.push((key.clone(), value.clone()))
+            entries.push((key.clone(), value.retain()))
         });
         entries
     }

@@ -28,8 +28,17 @@ use crate::reclaim::recycle;
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
 use crate::sync::{AtomicUsize, Ordering, fence};
 
-/// Counts above this abort the process instead of risking a wrap-around: like
-/// `std::sync::Arc`, a count cannot reach it without a leak of handles.
+/// The count's top bit: set while a table maps the value. The table's reference is
+/// this bit, not a unit of the count, so that the bits below count the *holders*
+/// alone (handles and C retains): a holder giving back more references than it
+/// took is caught while the value is still mapped (the count of holders would go
+/// below zero), instead of silently taking the table's reference and destroying a
+/// value that `get` still hands out (the CoreFoundation over-release halt).
+const MAPPED: usize = 1 << (usize::BITS - 1);
+
+/// Holder counts above this abort the process instead of risking a wrap-around
+/// into the `MAPPED` bit: like `std::sync::Arc`, a count cannot reach it without a
+/// leak of handles.
 const MAX_REFS: usize = isize::MAX as usize;
 
 /// The heap cell behind every value of the map: what a holder needs (the count and
@@ -40,8 +49,9 @@ const MAX_REFS: usize = isize::MAX as usize;
 /// type-erased cell.
 #[repr(C)]
 pub(crate) struct ValueCell<V> {
-    /// Generations holding the value + Rust handles + C retains; once the cell is
-    /// doomed, the doomed list's link (`reclaim/doomed.rs`).
+    /// `MAPPED` while a table maps the value, plus one per Rust handle and C retain;
+    /// once the cell is doomed (the count reached 0), the doomed list's link
+    /// (`reclaim/doomed.rs`).
     refs: AtomicUsize,
     /// The map's account: alive until this cell is destroyed (`reclaim/home.rs`).
     home: HomeRef,
@@ -91,34 +101,10 @@ unsafe impl<V: Send + Sync> Send for ValueRef<V> {}
 unsafe impl<V: Send + Sync> Sync for ValueRef<V> {}
 
 impl<V> ValueRef<V> {
-    /// Allocates a cell holding `value` with one reference, owned by the returned
-    /// handle. The caller holds an owner of `home` (a map or a generation).
-    pub(crate) fn new(value: V, home: HomeRef) -> Self {
-        home.get().count_created();
-        let cell = recycle::alloc_cell::<ValueCell<V>>();
-        // SAFETY: fresh memory for one `ValueCell<V>`, written whole before use.
-        unsafe {
-            cell.as_ptr().write(ValueCell {
-                refs: AtomicUsize::new(1),
-                home,
-                value,
-            })
-        };
-        ValueRef {
-            cell,
-            _owns: PhantomData,
-        }
-    }
-
     fn cell(&self) -> &ValueCell<V> {
         // SAFETY: this handle owns a reference, so the count is at least 1 and the
         // cell is not destroyed (destruction needs the count to reach 0).
         unsafe { self.cell.as_ref() }
-    }
-
-    /// The raw cell pointer, for borrowed reads under a pin.
-    pub(crate) fn as_raw(&self) -> NonNull<ValueCell<V>> {
-        self.cell
     }
 
     /// Borrows the value behind a raw cell pointer.
@@ -149,7 +135,8 @@ impl<V> ValueRef<V> {
     /// ```
     pub fn ref_count(this: &Self) -> usize {
         // Relaxed: a diagnostic reading that orders nothing.
-        this.cell().refs.load(Ordering::Relaxed)
+        let refs = this.cell().refs.load(Ordering::Relaxed);
+        (refs & !MAPPED) + usize::from(refs & MAPPED != 0)
     }
 
     /// Whether two handles refer to the same value cell (not merely equal values).
@@ -216,8 +203,9 @@ impl<V> ValueRef<V> {
     /// Gives back one reference for the value behind `ptr` (a C release). The last
     /// one schedules the value's destruction (deferred past pinned readers). Giving
     /// back more references than were taken aborts the process with a message when
-    /// it is detected (the count would go below zero); after the value is destroyed
-    /// it cannot be detected, and is undefined behaviour.
+    /// it is detected: always while the value is still mapped (the table's own
+    /// reference is kept apart from the holders'), and after it was unmapped while
+    /// it is not yet destroyed; after that it is undefined behaviour.
     ///
     /// # Safety
     /// `ptr` must come from [`into_raw`](Self::into_raw) and the caller must own the
@@ -259,7 +247,7 @@ impl<V> ValueRef<V> {
         // caller's own reference already keeps the cell alive, and the Release/Acquire
         // pair in `release` orders every use before the free.
         let old = refs.fetch_add(1, Ordering::Relaxed);
-        if old > MAX_REFS {
+        if old & !MAPPED >= MAX_REFS {
             abort_with("atomic-map: value reference count overflow (leaked handles?)");
         }
     }
@@ -269,16 +257,24 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The caller must own a reference to the cell and give it up here.
     pub(crate) unsafe fn release_raw(cell: NonNull<ValueCell<V>>) {
+        // SAFETY: the caller's contract.
+        unsafe { Self::release_units(cell, 1) }
+    }
+
+    /// Drops `unit` from the cell's count: 1 for a holder's reference, `MAPPED` for
+    /// the table's. The last reference dooms the value (deferred destruction).
+    ///
+    /// # Safety
+    /// The caller must own that reference to the cell and give it up here.
+    unsafe fn release_units(cell: NonNull<ValueCell<V>>, unit: usize) {
         // SAFETY: the caller owns a reference, so the cell is alive.
         let c = unsafe { cell.as_ref() };
         // Release: pairs with the Acquire fence below on the thread that drops the
         // last reference, so every use of the value through this reference happens
         // before its destruction.
-        let old = c.refs.fetch_sub(1, Ordering::Release);
-        if old == 0 {
-            abort_with("atomic-map: value released more times than retained");
-        }
-        if old != 1 {
+        let old = c.refs.fetch_sub(unit, Ordering::Release);
+        check_release(old, unit);
+        if old != unit {
             return;
         }
         // Acquire: pairs with the Release decrements of every other holder.
@@ -306,23 +302,19 @@ impl<V> ValueRef<V> {
         unsafe { Self::destroy(cell.cast()) }.0
     }
 
-    /// Gives up a reference held by a generation being torn down on the reclaimer.
+    /// Gives up the table's reference of a generation being torn down on the
+    /// reclaimer (see [`TableRef::release_unreachable`]).
     ///
-    /// No guard can reach a generation whose teardown has begun, so if this was the
-    /// last reference the value is destroyed here, at once; otherwise a handle or a C
-    /// retain still holds it and its own release will defer the free. Returns whether
-    /// the value was destroyed and whether its destructor panicked (`Some(panicked)`).
-    pub(crate) fn release_unreachable(self) -> Option<DropOutcome> {
-        let cell = self.cell;
-        std::mem::forget(self);
-        // SAFETY: the reference owned by `self` is given up here.
+    /// # Safety
+    /// The caller owns the table's reference (`MAPPED`) and gives it up; no guard can
+    /// reach the cell through a table any more.
+    unsafe fn release_unreachable(cell: NonNull<ValueCell<V>>) -> Option<DropOutcome> {
+        // SAFETY: the caller owns a reference, so the cell is alive.
         let c = unsafe { cell.as_ref() };
-        // Release: pairs with the Acquire fence below, as in `release_raw`.
-        let old = c.refs.fetch_sub(1, Ordering::Release);
-        if old == 0 {
-            abort_with("atomic-map: value released more times than retained");
-        }
-        if old != 1 {
+        // Release: pairs with the Acquire fence below, as in `release_units`.
+        let old = c.refs.fetch_sub(MAPPED, Ordering::Release);
+        check_release(old, MAPPED);
+        if old != MAPPED {
             return None;
         }
         // Acquire: pairs with the Release decrements of every other holder.
@@ -363,6 +355,129 @@ impl<V> ValueRef<V> {
         // SAFETY: from `alloc_cell` in `new`; every field was dropped above.
         unsafe { recycle::free_cell(cell) };
         (outcome, home)
+    }
+}
+
+/// Aborts on a release the count shows was never taken: a holder's (`unit` 1) when
+/// no holder is counted (`MAPPED` alone, or 0), the table's when it is not mapped.
+fn check_release(old: usize, unit: usize) {
+    if unit == MAPPED {
+        if old & MAPPED == 0 {
+            abort_with("atomic-map: internal error: a table released a value it did not map");
+        }
+    } else if old & !MAPPED == 0 {
+        abort_with("atomic-map: value released more times than retained");
+    }
+}
+
+/// The table's own reference to a value: what a generation's table stores. It is
+/// the count's `MAPPED` bit, kept apart from the holders' count (see `MAPPED`).
+///
+/// Leaving the table, it becomes a holder's [`ValueRef`] ([`into_handle`](Self::into_handle),
+/// one atomic step: `remove` hands the table's reference over) or is released
+/// (its drop: an eviction; [`release_unreachable`](Self::release_unreachable): a
+/// teardown).
+pub(crate) struct TableRef<V> {
+    cell: NonNull<ValueCell<V>>,
+    _owns: PhantomData<ValueCell<V>>,
+}
+
+// SAFETY: as for `ValueRef`: the table shares `&V` with every reader's thread and
+// its release may destroy `V` on another thread.
+unsafe impl<V: Send + Sync> Send for TableRef<V> {}
+// SAFETY: as above; `&TableRef` only gives `&V` and new handles.
+unsafe impl<V: Send + Sync> Sync for TableRef<V> {}
+
+impl<V> TableRef<V> {
+    /// Allocates a cell holding `value`, mapped: its count is `MAPPED` (no holder
+    /// yet). The caller holds an owner of `home` (a map or a generation).
+    pub(crate) fn new(value: V, home: HomeRef) -> Self {
+        home.get().count_created();
+        let cell = recycle::alloc_cell::<ValueCell<V>>();
+        // SAFETY: fresh memory for one `ValueCell<V>`, written whole before use.
+        unsafe {
+            cell.as_ptr().write(ValueCell {
+                refs: AtomicUsize::new(MAPPED),
+                home,
+                value,
+            })
+        };
+        TableRef {
+            cell,
+            _owns: PhantomData,
+        }
+    }
+
+    /// A new holder's handle on the value (one atomic increment): the table's
+    /// reference keeps the cell alive meanwhile (the caller holds the shard lock
+    /// or a guard on the generation).
+    pub(crate) fn retain(&self) -> ValueRef<V> {
+        // SAFETY: this table reference keeps the cell alive during the call.
+        unsafe { ValueRef::retain_raw(self.cell) };
+        ValueRef {
+            cell: self.cell,
+            _owns: PhantomData,
+        }
+    }
+
+    /// The raw cell pointer, for borrowed reads under a pin.
+    pub(crate) fn as_raw(&self) -> NonNull<ValueCell<V>> {
+        self.cell
+    }
+
+    /// The table's reference, turned into a holder's (`MAPPED` → 1 in one step):
+    /// what `remove` and a replacing `insert` hand to their caller.
+    pub(crate) fn into_handle(self) -> ValueRef<V> {
+        let cell = self.cell;
+        std::mem::forget(self);
+        // SAFETY: the reference owned by `self` keeps the cell alive.
+        let refs = unsafe { &cell.as_ref().refs };
+        // Relaxed: the number of references does not change (the table's becomes
+        // the handle's), so nothing is released or acquired; the read-modify-write
+        // continues the release sequence of the holders' decrements, which the last
+        // one's Acquire fence still synchronizes with.
+        let old = refs.fetch_sub(MAPPED - 1, Ordering::Relaxed);
+        if old & MAPPED == 0 {
+            abort_with("atomic-map: internal error: a table handed over a value it did not map");
+        }
+        if old & !MAPPED >= MAX_REFS {
+            abort_with("atomic-map: value reference count overflow (leaked handles?)");
+        }
+        ValueRef {
+            cell,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Gives up the reference of a generation being torn down on the reclaimer.
+    ///
+    /// No guard can reach a generation whose teardown has begun, so if this was the
+    /// last reference the value is destroyed here, at once; otherwise a handle or a C
+    /// retain still holds it and its own release will defer the free. Returns how
+    /// the destructor ended if the value was destroyed.
+    pub(crate) fn release_unreachable(self) -> Option<DropOutcome> {
+        let cell = self.cell;
+        std::mem::forget(self);
+        // SAFETY: the table's reference owned by `self` is given up here, and its
+        // generation is being torn down (the only caller is `Store::teardown`).
+        unsafe { ValueRef::release_unreachable(cell) }
+    }
+}
+
+impl<V> Deref for TableRef<V> {
+    type Target = V;
+    fn deref(&self) -> &V {
+        // SAFETY: the table's reference keeps the cell alive (its count has `MAPPED`).
+        unsafe { &self.cell.as_ref().value }
+    }
+}
+
+impl<V> Drop for TableRef<V> {
+    /// The table lets go of the value (an eviction): released like a holder's last
+    /// reference would be, so readers pinned before are waited for.
+    fn drop(&mut self) {
+        // SAFETY: the table's reference is given up here, once.
+        unsafe { ValueRef::release_units(self.cell, MAPPED) }
     }
 }
 
@@ -446,6 +561,18 @@ mod tests {
     fn overflow_in_child(path: &str) {
         let map = AtomicMap::new();
         map.insert(1, 7u8);
+        if path == "over-release-mapped" {
+            // A C caller's double release of a value that is still mapped: the
+            // second one must not take the table's reference.
+            let raw = ValueRef::into_raw(map.get(&1).unwrap());
+            // SAFETY: the reference taken by `get` is given back once here...
+            unsafe { ValueRef::decrement_count(raw) };
+            // SAFETY: ...and deliberately once more: the cell is still alive (the
+            // table maps it), so the check can run.
+            unsafe { ValueRef::decrement_count(raw) };
+            eprintln!("no abort");
+            return;
+        }
         let held = map.get(&1).unwrap();
         // SAFETY: `held` owns a reference, so the cell is alive.
         let refs = unsafe { &held.cell.as_ref().refs };
@@ -455,7 +582,7 @@ mod tests {
             // SAFETY: deliberately not: the count says no reference is owned. The
             // cell is still alive (the map and `held` hold it), so the check can run.
             unsafe { ValueRef::decrement_count(&*held as *const u8) };
-            refs.store(2, Ordering::Relaxed);
+            refs.store(MAPPED + 1, Ordering::Relaxed);
             eprintln!("no abort");
             return;
         }
@@ -470,7 +597,7 @@ mod tests {
                 unsafe { ValueRef::increment_count(&*held as *const u8) };
             }
         }
-        refs.store(2, Ordering::Relaxed);
+        refs.store(MAPPED + 1, Ordering::Relaxed);
         eprintln!("no abort");
     }
 
@@ -489,6 +616,10 @@ mod tests {
             ("raw", "atomic-map: value reference count overflow"),
             (
                 "underflow",
+                "atomic-map: value released more times than retained",
+            ),
+            (
+                "over-release-mapped",
                 "atomic-map: value released more times than retained",
             ),
         ] {

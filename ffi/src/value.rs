@@ -121,8 +121,10 @@ pub unsafe extern "C" fn amap_value_retain(value: *const amap_value_t) -> amap_s
 /// possibly later. `NULL` is a no-op.
 ///
 /// Releasing more times than retained is a bug the library cannot always catch:
-/// when the count would go below zero it aborts with a message; after the value has
-/// been destroyed the behaviour is undefined.
+/// while the value is still mapped, and after it was unmapped until it is
+/// destroyed, the process aborts with "atomic-map: value released more times than
+/// retained" (the table's own reference is kept apart and never taken by a
+/// release); after the value has been destroyed the behaviour is undefined.
 ///
 /// # Safety
 /// `value` must be `NULL` or a retained `amap_value_t *` whose reference the caller

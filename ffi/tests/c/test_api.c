@@ -154,6 +154,39 @@ static void release_below_zero_aborts(void) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
+/* In a child: a value still mapped, released twice after one retain (the classic
+ * double release). The second release must not take the table's own reference
+ * (which would destroy a value a later amap_get still hands out): it aborts with a
+ * message, which the parent reads from the child's stderr. */
+static void over_release_while_mapped_aborts(void) {
+    int err[2];
+    CHECK(pipe(err) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(err[0]);
+        dup2(err[1], 2);
+        amap_t *map = amap_new();
+        amap_value_t *v;
+        CHECK_OK(insert(map, "mapped", 1));
+        CHECK_OK(amap_get(map, K("mapped"), 6, &v));
+        CHECK_OK(amap_value_release(v)); /* gives back the reference amap_get took */
+        amap_value_release(v);           /* one too many, while still mapped */
+        _exit(0);
+    }
+    close(err[1]);
+    char buf[512] = {0};
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof buf - 1 && (got = read(err[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)got;
+    close(err[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(buf, "released more times than retained") != NULL);
+}
+
 /* A destructor that calls back into the map it belongs to. */
 static amap_t *reentrant_map;
 static atomic_int reentrant_calls;
@@ -355,6 +388,7 @@ int main(void) {
 
     bad_input_and_reentrancy();
     release_below_zero_aborts();
+    over_release_while_mapped_aborts();
     printf("test_api: ok\n");
     return 0;
 }
