@@ -129,8 +129,9 @@ impl<K, V, S> Drop for Generation<K, V, S> {
     /// was built by `JobNode::new` in `Generation::new`, which checked that the
     /// table may be torn down on another thread, later (`Job + Send + 'static`).
     fn drop(&mut self) {
-        // SAFETY: `store`, `teardown` and `owner` are taken exactly once, here, and
-        // never touched again.
+        // SAFETY: `store`, `teardown` and `owner` are initialized (`new`) and taken
+        // exactly once, here (`drop` runs once and `ManuallyDrop` drops nothing
+        // itself); they are never touched again.
         let (store, mut node, owner) = unsafe {
             (
                 ManuallyDrop::take(&mut self.store),

@@ -174,8 +174,9 @@ where
     /// assert!(map.get("a").is_none());
     /// ```
     pub fn pin(&self) -> ReadGuard<K, V, S> {
-        // The epoch is entered before the generation is loaded, so it covers every
-        // pointer the guard reads from the table afterwards.
+        // The epoch must be pinned before the guard's lookups read cell pointers
+        // (they all come later, see `ReadGuard::new`); its order relative to the
+        // load of the generation does not matter.
         let epoch = epoch::pin();
         ReadGuard::new(self.current.load(), epoch)
     }
@@ -681,7 +682,8 @@ impl<K, V, S> Drop for AtomicMap<K, V, S> {
     /// when this was the reclaimer's last map and handle, here, on the dropping
     /// thread.
     fn drop(&mut self) {
-        // SAFETY: `current` is dropped exactly once, here, and not used afterwards.
+        // SAFETY: `current` is dropped exactly once, here (`drop` runs once and
+        // `ManuallyDrop` drops nothing itself), and not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.current) };
         // The reclaimer's next pass releases the parked hand-off and the spare (not
         // counted as retired) and lets go of the standby; the fields drop next.

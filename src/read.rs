@@ -57,7 +57,10 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// `epoch` must have been pinned before `generation` was loaded.
+    /// `epoch` must be pinned; that it was pinned before each lookup's read of a cell
+    /// pointer, which is what `get_borrowed` needs, holds for every lookup through
+    /// the guard. The order of the pin and the load of `generation` does not matter
+    /// (`Snapshot::pin` pins long after its generation was loaded).
     pub(crate) fn new(generation: SlotGuard<Generation<K, V, S>>, epoch: epoch::Guard) -> Self {
         ReadGuard {
             generation,
@@ -86,12 +89,11 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let cell = self.generation.store().get_raw(key)?;
-        // `cell` was read from this guard's generation while its epoch guard was
-        // pinned (pinned before the generation was loaded, see `new`), and both guards
-        // live as long as `&self`: a value released meanwhile is destroyed only after
-        // a grace period past this epoch guard, and the generation is never torn down
-        // under its guard.
-        // SAFETY: the cell outlives the borrow (above: epoch guard + generation guard).
+        // SAFETY: `borrow_raw`'s contract: `cell` was just read from this guard's
+        // generation, whose epoch guard was pinned when the guard was built (`new`),
+        // before this lookup, and both guards live as long as `&self`. A value
+        // unlinked after the lookup is destroyed only after a grace period past this
+        // epoch guard; the generation is never torn down under its guard.
         Some(unsafe { ValueRef::borrow_raw(cell) })
     }
 

@@ -124,7 +124,8 @@ where
             self.slot
                 .compare_exchange(ptr::null_mut(), raw, Ordering::Release, Ordering::Relaxed)
         {
-            // SAFETY: the exchange failed, so `raw` was never published: still ours.
+            // SAFETY: `raw` is `Arc::into_raw`'s, just above; the exchange failed, so
+            // it was never published: its count is still ours, given back once here.
             drop(unsafe { Arc::from_raw(raw) });
         }
     }
@@ -139,7 +140,8 @@ impl<K, V, S> Standby<K, V, S> {
         // generation built there is fully visible here.
         let raw = self.slot.swap(ptr::null_mut(), Ordering::Acquire);
         // SAFETY: a non-null pointer in the slot came from `Arc::into_raw` in `refill`
-        // and the swap made us its only owner.
+        // (the only writer of non-null) and owns one count; the swap made us its
+        // only owner.
         (!raw.is_null()).then(|| unsafe { Arc::from_raw(raw) })
     }
 
@@ -151,8 +153,9 @@ impl<K, V, S> Standby<K, V, S> {
         // `release_handed_off`; Acquire takes over an older one from another clearer.
         let older = self.retired.swap(raw, Ordering::AcqRel);
         if !older.is_null() {
-            // SAFETY: the pointer came from `Arc::into_raw` above (on some clearer)
-            // and the swap made us its only owner.
+            // SAFETY: `retired` holds only pointers from `Arc::into_raw` in this
+            // function (on some clearer), each owning one count; the swap made us its
+            // only owner.
             drop(unsafe { Arc::from_raw(older) });
         }
     }

@@ -93,17 +93,22 @@ pub struct ValueRef<V> {
     _owns: PhantomData<ValueCell<V>>,
 }
 
-// SAFETY: a `ValueRef` hands out `&V` to any thread that holds it and may be the one
-// that drops `V` (deferred, on whichever thread collects), exactly like `Arc<V>`:
-// both need `V: Send + Sync`.
+// SAFETY: a `ValueRef` hands out `&V` on whichever thread holds it, and its last
+// release hands `V` to the reclaimer, whose pass drops it on the pass's thread
+// (`release_raw`, `doomed.rs`): like `Arc<V>`, this needs `V: Send + Sync`. The rest
+// of the cell is an atomic count and a `HomeRef` (itself `Send + Sync`).
 unsafe impl<V: Send + Sync> Send for ValueRef<V> {}
-// SAFETY: as above; `&ValueRef` only gives `&V` and clones (an atomic increment).
+// SAFETY: as above; `&ValueRef` only gives `&V` and clones (an atomic increment),
+// and a clone may carry the value to another thread (hence `V: Send` too).
 unsafe impl<V: Send + Sync> Sync for ValueRef<V> {}
 
 impl<V> ValueRef<V> {
     fn cell(&self) -> &ValueCell<V> {
-        // SAFETY: this handle owns a reference, so the count is at least 1 and the
-        // cell is not destroyed (destruction needs the count to reach 0).
+        // SAFETY: `self.cell` is the pointer `alloc_cell` returned (or one with its
+        // provenance, from `cell_of`), written whole in `new`; this handle owns a
+        // reference, so the count is at least 1 and the cell is not destroyed for as
+        // long as `&self` lives (`destroy` needs the count at 0). Only shared access:
+        // the count is atomic and `value` is mutated only by `destroy`.
         unsafe { self.cell.as_ref() }
     }
 
@@ -111,12 +116,15 @@ impl<V> ValueRef<V> {
     ///
     /// # Safety
     /// The caller must keep the cell alive for `'a`: it loaded `cell` from a table
-    /// while holding an epoch guard and a guard on that table's generation, and keeps
-    /// both for `'a`. A release that drops the count to 0 defers the free past every
-    /// epoch guard pinned before it, and a generation is torn down only after its
-    /// last guard is gone.
+    /// while holding an epoch guard (pinned before the load) and a guard on that
+    /// table's generation, and keeps both for `'a`. A release that drops the count
+    /// to 0 comes after the unlink, hence after the load, and the free waits for
+    /// every epoch guard pinned before the batch's deferral; a generation is torn
+    /// down only after its last guard is gone.
     pub(crate) unsafe fn borrow_raw<'a>(cell: NonNull<ValueCell<V>>) -> &'a V {
-        // SAFETY: the caller guarantees the cell outlives 'a (see above).
+        // SAFETY: a table's pointer is a handle's (aligned, whole-cell provenance,
+        // written whole in `new`); the caller's guards keep the cell from being
+        // destroyed for `'a` (the contract), and only `destroy` mutates `value`.
         unsafe { &(*cell.as_ptr()).value }
     }
 
@@ -172,7 +180,10 @@ impl<V> ValueRef<V> {
     pub fn into_raw(this: Self) -> *const V {
         let cell = this.cell;
         std::mem::forget(this);
-        // SAFETY: the reference now owned by the pointer keeps the cell alive.
+        // SAFETY: the reference now owned by the pointer keeps the cell alive, so the
+        // place is in bounds of a live allocation. The result is derived from the
+        // cell pointer and keeps the whole cell's provenance, which `cell_of`
+        // (in `from_raw`, `increment_count`, `decrement_count`) relies on.
         unsafe { &raw const (*cell.as_ptr()).value }
     }
 
@@ -184,7 +195,9 @@ impl<V> ValueRef<V> {
     /// reference that no one else gives back.
     pub unsafe fn from_raw(ptr: *const V) -> Self {
         ValueRef {
-            // SAFETY: the caller guarantees `ptr` points at the value of a live cell.
+            // SAFETY: `ptr` comes from `into_raw` (the contract): it points at the
+            // `value` of a cell kept alive by the reference it owns, with the whole
+            // cell's provenance, as `cell_of` requires.
             cell: unsafe { Self::cell_of(ptr) },
             _owns: PhantomData,
         }
@@ -193,10 +206,14 @@ impl<V> ValueRef<V> {
     /// Adds a reference for the value behind `ptr` (a C retain).
     ///
     /// # Safety
-    /// `ptr` must come from [`into_raw`](Self::into_raw) and the caller must own a
-    /// reference to it for the duration of the call.
+    /// `ptr` must come from [`into_raw`](Self::into_raw) on a `ValueRef<V>`, and a
+    /// reference to the value must be held for the duration of the call: the
+    /// caller's own, or one lent to it by its holder (as `amap_snapshot_foreach`
+    /// lends its callback the reference it holds).
     pub unsafe fn increment_count(ptr: *const V) {
-        // SAFETY: the caller owns a reference, so the cell is alive.
+        // SAFETY: `ptr` comes from `into_raw` (whole-cell provenance, `cell_of`'s
+        // contract), and the reference held across the call keeps the cell alive
+        // with a count of at least 1 (`retain_raw`'s contract).
         unsafe { Self::retain_raw(Self::cell_of(ptr)) }
     }
 
@@ -208,24 +225,27 @@ impl<V> ValueRef<V> {
     /// it is not yet destroyed; after that it is undefined behaviour.
     ///
     /// # Safety
-    /// `ptr` must come from [`into_raw`](Self::into_raw) and the caller must own the
-    /// reference it gives back.
+    /// `ptr` must come from [`into_raw`](Self::into_raw) on a `ValueRef<V>`, and the
+    /// caller must own the reference it gives back.
     pub unsafe fn decrement_count(ptr: *const V) {
-        // SAFETY: the caller owns the reference it gives up.
+        // SAFETY: `ptr` comes from `into_raw` (whole-cell provenance, `cell_of`'s
+        // contract); the caller owns the reference it gives up (`release_raw`'s).
         unsafe { Self::release_raw(Self::cell_of(ptr)) }
     }
 
     /// The cell whose `value` field `ptr` points at.
     ///
     /// # Safety
-    /// `ptr` must point at the `value` field of a live `ValueCell<V>`.
+    /// `ptr` must point at the `value` field of a live `ValueCell<V>` and carry the
+    /// provenance of the whole cell, as a pointer from [`into_raw`](Self::into_raw)
+    /// does (one derived from a `&V` covers the value only, and the count and home
+    /// could not be reached through the result).
     unsafe fn cell_of(ptr: *const V) -> NonNull<ValueCell<V>> {
+        // `value` sits `offset` bytes into the cell, whatever the layout.
         let offset = std::mem::offset_of!(ValueCell<V>, value);
-        // `ptr` came from `into_raw`, which derived it from the cell pointer
-        // (`&raw const (*cell).value`), so it carries the provenance of the whole
-        // cell, and `value` sits `offset` bytes into the cell (`offset_of!`, whatever
-        // the layout); the caller guarantees `ptr` points at a live cell's `value`.
-        // SAFETY: stepping back `offset` bytes stays inside that cell's allocation.
+        // SAFETY: by the contract `ptr` is `offset` bytes into a live cell and its
+        // provenance covers the whole cell, so stepping back stays in that allocation
+        // and gives the cell's own address (non-null), usable for every field.
         unsafe {
             NonNull::new_unchecked(
                 ptr.cast::<u8>()
@@ -239,9 +259,12 @@ impl<V> ValueRef<V> {
     /// Adds one reference to the cell behind `cell`.
     ///
     /// # Safety
-    /// The caller must own a reference to the cell (so the count is at least 1).
+    /// `cell` must point at a cell (with its provenance), and a reference to it must
+    /// be held for the duration of the call, by the caller or on its behalf (so the
+    /// cell is alive and the count at least 1).
     pub(crate) unsafe fn retain_raw(cell: NonNull<ValueCell<V>>) {
-        // SAFETY: the caller owns a reference, so the cell is alive.
+        // SAFETY: the reference held across the call (the contract) keeps the cell
+        // alive; only the atomic count is used.
         let refs = unsafe { &cell.as_ref().refs };
         // Relaxed: like `Arc::clone`, taking a new reference needs no ordering; the
         // caller's own reference already keeps the cell alive, and the Release/Acquire
@@ -255,7 +278,9 @@ impl<V> ValueRef<V> {
     /// Drops the reference owned by `cell`, as the handle's `Drop` does.
     ///
     /// # Safety
-    /// The caller must own a reference to the cell and give it up here.
+    /// `cell` must point at a cell with the provenance of the whole cell (from
+    /// `alloc_cell`, or `cell_of`), and the caller must own a reference to it and
+    /// give it up here.
     pub(crate) unsafe fn release_raw(cell: NonNull<ValueCell<V>>) {
         // SAFETY: the caller's contract.
         unsafe { Self::release_units(cell, 1) }
@@ -267,7 +292,8 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The caller must own that reference to the cell and give it up here.
     unsafe fn release_units(cell: NonNull<ValueCell<V>>, unit: usize) {
-        // SAFETY: the caller owns a reference, so the cell is alive.
+        // SAFETY: the caller owns a reference (the contract), so the cell is alive
+        // until the decrement below; `c` is not used after the push.
         let c = unsafe { cell.as_ref() };
         // Release: pairs with the Acquire fence below on the thread that drops the
         // last reference, so every use of the value through this reference happens
@@ -288,17 +314,24 @@ impl<V> ValueRef<V> {
         // after the push neither the cell nor the home is touched again.
         let home = c.home.get();
         home.count_doomed();
-        // SAFETY: the count reached 0 and this reference was the last: the cell is
-        // handed over (`ValueCell` starts with `CellHead`'s fields, `repr(C)`).
+        // SAFETY: the count reached 0 with this release, the last (`doom`'s contract:
+        // the cell is handed over here). The cast keeps `cell`'s provenance over the
+        // whole cell (this function's contract), which the destruction needs;
+        // `ValueCell` starts with `CellHead`'s fields (`repr(C)`, checked above), so
+        // the list can use the head.
         unsafe { home.domain().doom(cell.cast()) };
     }
 
     /// The map's `DestroyFn` (`reclaim/home.rs`): destroys a doomed cell of `V`.
     ///
     /// # Safety
-    /// `cell` is a doomed `ValueCell<V>` past its grace period, destroyed once.
+    /// `cell` is a doomed `ValueCell<V>` (with the whole cell's provenance) past its
+    /// grace period, destroyed once.
     pub(crate) unsafe fn destroy_doomed(cell: NonNull<()>) -> DropOutcome {
-        // SAFETY: the caller's contract.
+        // SAFETY: `destroy`'s contract: doomed means the count reached 0; past the
+        // grace period, every reader that could have loaded the pointer (pinned
+        // before its unlink) is gone (`doomed.rs`); once and with the whole cell's
+        // provenance, by the caller's contract.
         unsafe { Self::destroy(cell.cast()) }.0
     }
 
@@ -309,7 +342,8 @@ impl<V> ValueRef<V> {
     /// The caller owns the table's reference (`MAPPED`) and gives it up; no guard can
     /// reach the cell through a table any more.
     unsafe fn release_unreachable(cell: NonNull<ValueCell<V>>) -> Option<DropOutcome> {
-        // SAFETY: the caller owns a reference, so the cell is alive.
+        // SAFETY: the caller owns the table's reference (the contract), so the cell
+        // is alive until the decrement below.
         let c = unsafe { cell.as_ref() };
         // Release: pairs with the Acquire fence below, as in `release_units`.
         let old = c.refs.fetch_sub(MAPPED, Ordering::Release);
@@ -319,8 +353,11 @@ impl<V> ValueRef<V> {
         }
         // Acquire: pairs with the Release decrements of every other holder.
         fence(Ordering::Acquire);
-        // SAFETY: count reached 0 and the generation that held it is unreachable: no
-        // pinned reader can hold a pointer obtained through it (module docs).
+        // SAFETY: the count reached 0, and the generation that held it is
+        // unreachable: a borrowed read needs a guard on the generation mapping the
+        // cell, and a cell is mapped by one generation only (module docs); called
+        // once, by the release that took the count to 0. Like every handle's
+        // pointer, `cell` has the whole cell's provenance.
         Some(unsafe { Self::destroy(cell) }.0)
     }
 
@@ -332,7 +369,8 @@ impl<V> ValueRef<V> {
     /// wrongly kept a pointer to it would look.
     ///
     /// # Safety
-    /// The count is 0 and no reader can reach the cell; called once per cell.
+    /// The count is 0 and no reader can reach the cell; called once per cell;
+    /// `cell` has the provenance of the whole cell (as every handle's pointer does).
     unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, HomeRef) {
         let ptr = cell.as_ptr();
         let outcome = match catch_unwind(AssertUnwindSafe(|| {
@@ -352,7 +390,9 @@ impl<V> ValueRef<V> {
         // SAFETY: as above: the count is dropped once, here (a no-op for std's
         // atomics; the shim's type may differ).
         unsafe { ptr::drop_in_place(&raw mut (*ptr).refs) };
-        // SAFETY: from `alloc_cell` in `new`; every field was dropped above.
+        // SAFETY: allocated by `alloc_cell::<ValueCell<V>>` in `new`, and `cell`
+        // carries that allocation's provenance (the contract); every field was
+        // dropped above and nothing uses the cell again.
         unsafe { recycle::free_cell(cell) };
         (outcome, home)
     }
@@ -394,7 +434,10 @@ impl<V> TableRef<V> {
     pub(crate) fn new(value: V, home: HomeRef) -> Self {
         home.get().count_created();
         let cell = recycle::alloc_cell::<ValueCell<V>>();
-        // SAFETY: fresh memory for one `ValueCell<V>`, written whole before use.
+        // SAFETY: `alloc_cell` returns fresh memory valid for writes of one
+        // `ValueCell<V>` and aligned for it (its own layout, or a size class at least
+        // as large with alignment 8, which `class_of` grants only to types aligned to
+        // at most 8); it is written whole here, before any use.
         unsafe {
             cell.as_ptr().write(ValueCell {
                 refs: AtomicUsize::new(MAPPED),
@@ -576,12 +619,16 @@ mod tests {
         let held = map.get(&1).unwrap();
         // SAFETY: `held` owns a reference, so the cell is alive.
         let refs = unsafe { &held.cell.as_ref().refs };
+        // A pointer with the whole cell's provenance, as C gets it (its reference is
+        // leaked on purpose: the child aborts or exits).
+        let raw = ValueRef::into_raw(held.clone());
         if path == "underflow" {
             // Relaxed: single-threaded; stands in for releases that were too many.
             refs.store(0, Ordering::Relaxed);
             // SAFETY: deliberately not: the count says no reference is owned. The
-            // cell is still alive (the map and `held` hold it), so the check can run.
-            unsafe { ValueRef::decrement_count(&*held as *const u8) };
+            // cell is still alive (the map and `held` hold it) and `raw` comes from
+            // `into_raw`, so the check can run.
+            unsafe { ValueRef::decrement_count(raw) };
             refs.store(MAPPED + 1, Ordering::Relaxed);
             eprintln!("no abort");
             return;
@@ -592,9 +639,9 @@ mod tests {
             if path == "clone" {
                 std::mem::forget(held.clone());
             } else {
-                // SAFETY: the pointer is the one `into_raw` returns for `held`, whose
-                // reference keeps the cell alive; the taken references are leaked on purpose.
-                unsafe { ValueRef::increment_count(&*held as *const u8) };
+                // SAFETY: `raw` comes from `into_raw` and `held`'s reference keeps the
+                // cell alive; the taken references are leaked on purpose.
+                unsafe { ValueRef::increment_count(raw) };
             }
         }
         refs.store(MAPPED + 1, Ordering::Relaxed);

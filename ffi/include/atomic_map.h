@@ -257,8 +257,8 @@ amap_t *amap_new(void);
  * only read during the call.
  *
  * # Safety
- * `options` must be `NULL` or point at an initialized `amap_options_t`; `out` must
- * be `NULL` or valid for a write.
+ * `options` must be `NULL` or point at an initialized `amap_options_t`; `out_map`
+ * must be `NULL` or valid for a write.
  */
 amap_status_t amap_new_with(const amap_options_t *options, amap_t **out_map);
 

@@ -5,16 +5,18 @@ use crate::error::amap_status_t;
 /// `ptr` as a reference, or `AMAP_NULL_ARGUMENT`.
 ///
 /// # Safety
-/// A non-null `ptr` must point at a live `T` for `'a` (the function's contract).
+/// A non-null `ptr` must be aligned and point at a live, initialized `T` that
+/// nothing mutates or frees for `'a` (the exported function's contract).
 pub(crate) unsafe fn arg<'a, T>(ptr: *const T) -> Result<&'a T, amap_status_t> {
-    // SAFETY: non-null is checked by `as_ref`; liveness is the caller's contract.
+    // SAFETY: non-null is checked by `as_ref`; the rest is the caller's contract.
     unsafe { ptr.as_ref() }.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)
 }
 
 /// The key bytes `key[0..len]`; `NULL` is accepted only with `len == 0`.
 ///
 /// # Safety
-/// A non-null `key` must point at `len` readable bytes for `'a`.
+/// A non-null `key` must point at `len` initialized bytes, readable and not written
+/// for `'a`.
 pub(crate) unsafe fn key<'a>(key: *const u8, len: usize) -> Result<&'a [u8], amap_status_t> {
     if key.is_null() {
         return if len == 0 {
@@ -23,7 +25,8 @@ pub(crate) unsafe fn key<'a>(key: *const u8, len: usize) -> Result<&'a [u8], ama
             Err(amap_status_t::AMAP_NULL_ARGUMENT)
         };
     }
-    // SAFETY: non-null, and the caller guarantees `len` readable bytes.
+    // SAFETY: non-null (checked above), and the caller guarantees `len` initialized
+    // bytes that stay unwritten for `'a` (a `u8` needs no alignment).
     Ok(unsafe { std::slice::from_raw_parts(key, len) })
 }
 
@@ -39,7 +42,8 @@ impl<T> Out<'_, T> {
 /// `ptr` as an out-parameter, or `AMAP_NULL_ARGUMENT`.
 ///
 /// # Safety
-/// A non-null `ptr` must be valid for a write of `T` for `'a`.
+/// A non-null `ptr` must be aligned, valid for a write of `T`, and not accessed
+/// otherwise for `'a`.
 pub(crate) unsafe fn out<'a, T>(ptr: *mut T) -> Result<Out<'a, T>, amap_status_t> {
     // SAFETY: non-null is checked by `as_mut`; validity is the caller's contract.
     // Viewing it as `MaybeUninit` means the old contents are never read or dropped.

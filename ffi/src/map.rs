@@ -138,8 +138,8 @@ pub extern "C" fn amap_new() -> *mut amap_t {
 /// only read during the call.
 ///
 /// # Safety
-/// `options` must be `NULL` or point at an initialized `amap_options_t`; `out` must
-/// be `NULL` or valid for a write.
+/// `options` must be `NULL` or point at an initialized `amap_options_t`; `out_map`
+/// must be `NULL` or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_new_with(
     options: *const amap_options_t,
@@ -166,7 +166,9 @@ pub unsafe extern "C" fn amap_new_with(
 pub unsafe extern "C" fn amap_free(map: *mut amap_t) {
     let _ = guard(|| {
         if !map.is_null() {
-            // SAFETY: the contract: ours to free, once.
+            // SAFETY: a map from `amap_new`/`amap_new_with` (the contract) is
+            // `Box::into_raw`'s, in `amap_new_with`; no other thread uses it any
+            // more, so it is rebuilt once, here.
             let map = unsafe { Box::from_raw(map) };
             let amap_t { map, tickets } = *map;
             drop(tickets);

@@ -112,7 +112,8 @@ pub unsafe extern "C" fn amap_read_end(read: *mut amap_read_t) {
         if read.is_null() {
             return Ok(());
         }
-        // SAFETY: the contract: ours to end, once.
+        // SAFETY: a live section (the contract) is `Box::into_raw`'s from
+        // `amap_read_begin`; the caller gives it up, so it is rebuilt once, here.
         let read = unsafe { Box::from_raw(read) };
         if read.check_thread().is_err() {
             eprintln!(

@@ -150,7 +150,8 @@ pub unsafe extern "C" fn amap_snapshot_foreach(
 pub unsafe extern "C" fn amap_snapshot_release(snap: *mut amap_snapshot_t) {
     let _ = guard(|| {
         if !snap.is_null() {
-            // SAFETY: the contract: ours to release, once.
+            // SAFETY: a live snapshot (the contract) is `Box::into_raw`'s from
+            // `amap_snapshot`; the caller gives it up, so it is rebuilt once, here.
             drop(unsafe { Box::from_raw(snap) });
         }
         Ok(())

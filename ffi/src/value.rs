@@ -30,10 +30,11 @@ pub(crate) struct CValue {
     ctx: *mut c_void,
 }
 
-// SAFETY: the C contract of `amap_insert`: `data` may be read from, and destroyed
-// on, any thread (the header says so). Rust never dereferences `data` or `ctx`.
+// SAFETY: the C contract of `amap_insert`: `data` and `ctx` must be usable from any
+// thread, and `dtor` may run on any thread (the header says so). Rust never
+// dereferences `data` or `ctx`; it only copies them and calls `dtor` once.
 unsafe impl Send for CValue {}
-// SAFETY: as above; Rust only copies the pointers.
+// SAFETY: as above; through `&CValue` Rust only copies the pointers.
 unsafe impl Sync for CValue {}
 
 impl CValue {
@@ -46,8 +47,9 @@ impl Drop for CValue {
     fn drop(&mut self) {
         if let Some(dtor) = self.dtor {
             // SAFETY: the destructor and its arguments come from `amap_insert`,
-            // whose contract makes this call valid once, on any thread; `Drop`
-            // runs once.
+            // whose contract makes this call valid once, on any thread, once nothing
+            // uses `data` any more (the map drops a `CValue` in `ValueRef::destroy`:
+            // count 0, no reader left); `Drop` runs once.
             unsafe { dtor(self.data, self.ctx) }
         }
     }
@@ -77,7 +79,9 @@ fn from_c(value: *const amap_value_t) -> *const CValue {
 /// # Safety
 /// `value` must come from `into_c` and its reference must not be given back twice.
 pub(crate) unsafe fn from_c_owned(value: *mut amap_value_t) -> ValueRef<CValue> {
-    // SAFETY: the caller's contract.
+    // SAFETY: `into_c` is `ValueRef::<CValue>::into_raw` plus a cast, so the cast
+    // back gives `into_raw`'s pointer; its reference is given back once (the
+    // caller's contract): `from_raw`'s contract.
     unsafe { ValueRef::from_raw(from_c(value)) }
 }
 
@@ -91,7 +95,9 @@ pub(crate) unsafe fn from_c_owned(value: *mut amap_value_t) -> ValueRef<CValue> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_value_data(value: *const amap_value_t) -> *mut c_void {
     guard_or(std::ptr::null_mut(), || {
-        // SAFETY: a retained value points at a live `CValue` (the contract).
+        // SAFETY: a retained value (the contract) is `into_raw`'s pointer to the
+        // `CValue` of a cell its reference keeps alive: aligned, initialized, never
+        // mutated before the cell is destroyed. `as_ref` checks for null.
         unsafe { from_c(value).as_ref() }.map_or(std::ptr::null_mut(), |v| v.data)
     })
 }
@@ -110,7 +116,10 @@ pub unsafe extern "C" fn amap_value_retain(value: *const amap_value_t) -> amap_s
         if value.is_null() {
             return Err(amap_status_t::AMAP_NULL_ARGUMENT);
         }
-        // SAFETY: the caller holds a reference (the contract).
+        // SAFETY: a retained value (the contract) comes from `into_c`
+        // (`ValueRef::into_raw`), and its reference is held across this call, by the
+        // caller or by whoever lent it the pointer (`amap_snapshot_foreach`):
+        // `increment_count`'s contract.
         unsafe { ValueRef::increment_count(from_c(value)) };
         Ok(())
     })
@@ -133,7 +142,9 @@ pub unsafe extern "C" fn amap_value_retain(value: *const amap_value_t) -> amap_s
 pub unsafe extern "C" fn amap_value_release(value: *const amap_value_t) -> amap_status_t {
     guard(|| {
         if !value.is_null() {
-            // SAFETY: the caller gives up a reference it holds (the contract).
+            // SAFETY: a retained value (the contract) comes from `into_c`
+            // (`ValueRef::into_raw`), and the caller gives up a reference it owns:
+            // `decrement_count`'s contract.
             unsafe { ValueRef::decrement_count(from_c(value)) };
         }
         Ok(())

@@ -43,21 +43,27 @@ pub(crate) struct CellHead {
 /// A doomed value cell, type-erased, owned by the list or batch holding it.
 pub(crate) struct DoomedValue(NonNull<CellHead>);
 
-// SAFETY: a doomed value is owned by the list or batch holding it; the cell's `V`
-// is `Send + Sync` (required by every map), so destroying it on another thread is
-// sound.
+// SAFETY: a doomed value is owned by the list or batch holding it (moved, never
+// shared); the cell's `V` is `Send + Sync` (required by every map) and its `HomeRef`
+// is `Send`, so destroying it on another thread is sound.
 unsafe impl Send for DoomedValue {}
 
 impl DoomedValue {
-    /// Destroys the value. Only after the grace period (a ripe batch). Returns how
-    /// its destructor ended and the home of its map, for the accounting.
+    /// Destroys the value. Only after the grace period (a ripe batch), which is not
+    /// checked here: the one caller, `Domain::reclaim_values`, destroys only batches
+    /// taken from the ripe stack. Returns how its destructor ended and the home of
+    /// its map, for the accounting.
     pub(crate) fn destroy(self) -> (DropOutcome, HomeRef) {
-        // SAFETY: the cell is alive until destroyed here (a doomed cell is owned by
-        // its batch); `home` was written when the cell was made and never changes.
+        // SAFETY: the pointer is the cell's own (cast in `release_raw`, whole-cell
+        // provenance) and the cell is alive until destroyed below (a doomed cell is
+        // owned by its batch); it starts with `CellHead`'s fields (`repr(C)`, checked
+        // in `value.rs`), and `home` was written when the cell was made.
         let home = unsafe { self.0.as_ref().home };
-        // SAFETY: the home outlives its cells (`home.rs`); its destroy function is
-        // the one of this cell's `V`; a ripe batch is past its grace period, and a
-        // doomed value is destroyed once (this consumes it).
+        // SAFETY: `destroy_doomed`'s contract. The home outlives its cells
+        // (`home.rs`); its destroy function is `destroy_doomed` of this cell's `V`
+        // (`AtomicMap::from_builder`, and every cell is made with its own map's home);
+        // the batch is ripe (the caller, above), and a doomed value is destroyed once
+        // (this consumes it).
         let outcome = unsafe { (home.get().destroy_fn())(self.0.cast()) };
         (outcome, home)
     }
@@ -82,11 +88,13 @@ impl DoomedList {
     /// Links `cell` in.
     ///
     /// # Safety
-    /// `cell` heads a `ValueCell` whose count has reached 0 (the caller gave up the
-    /// last reference), handed to the list here.
+    /// `cell` heads a `ValueCell` of its home's `V` whose count has reached 0 (the
+    /// caller gave up the last reference), with the provenance of the whole cell
+    /// (the consumer destroys it through that pointer), handed to the list here.
     pub(crate) unsafe fn push(&self, cell: NonNull<CellHead>) {
-        // SAFETY: the cell is alive (not destroyed before it is taken off the list)
-        // and its count is dead: the caller's contract.
+        // SAFETY: the cell is alive (nothing destroys it before it is taken off the
+        // list) and its count is dead, so the word is ours to reuse as the link: the
+        // caller's contract. `link` is not used after the push.
         let link = unsafe { &cell.as_ref().refs };
         // Relaxed: the value read is only a guess for the CAS below.
         let mut current = self.head.load(Ordering::Relaxed);
@@ -115,8 +123,10 @@ impl DoomedList {
         let mut node = self.head.swap(ptr::null_mut(), Ordering::Acquire);
         let mut cells = Vec::new();
         while let Some(cell) = NonNull::new(node) {
-            // SAFETY: the swap made us the owner of the chain; each cell is alive.
-            // Relaxed: the link was published by the push's Release (above).
+            // SAFETY: the swap made us the owner of the chain; each cell is alive
+            // (pushed alive, destroyed only once taken) and its pointer is the one
+            // pushed, with its provenance (the head as stored, the rest through the
+            // exposed links). Relaxed: the link was published by the push's Release.
             node = ptr::with_exposed_provenance_mut(unsafe {
                 cell.as_ref().refs.load(Ordering::Relaxed)
             });

@@ -115,7 +115,9 @@ fn next_stripe() -> usize {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HomeRef(NonNull<Home>);
 
-// SAFETY: a `Home` is all atomics plus an `Arc<Domain>`: shareable across threads.
+// SAFETY: a `HomeRef` only gives `&Home` (freeing is `Home::free`'s, unsafe), and a
+// `Home` is `Sync`: atomics, an `Arc<Domain>`, and a `bool` and a fn pointer that
+// are never written after `HomeOwner::new`.
 unsafe impl Send for HomeRef {}
 // SAFETY: as above.
 unsafe impl Sync for HomeRef {}
@@ -123,8 +125,10 @@ unsafe impl Sync for HomeRef {}
 impl HomeRef {
     /// The home; see the type's docs for why it is alive.
     pub(crate) fn get(&self) -> &Home {
-        // SAFETY: the type's contract: every `HomeRef` in the crate is held by an
-        // owner (`HomeOwner`), a live value cell, or the pass that frees homes.
+        // SAFETY: the pointer is `Box::leak`'s from `HomeOwner::new`. The type's
+        // contract: every `HomeRef` in the crate is held by an owner (`HomeOwner`), a
+        // live value cell, or a pass of the home's domain, and a home is freed only
+        // by such a pass once it has neither (`Home::free`, module docs).
         unsafe { self.0.as_ref() }
     }
 }
@@ -301,7 +305,10 @@ impl Home {
     /// # Safety
     /// `home` must be orphaned and drained, freed once, by a pass of its domain.
     pub(crate) unsafe fn free(home: HomeRef) {
-        // SAFETY: allocated by `HomeOwner::new` with `Box`; the caller's contract.
+        // SAFETY: the pointer is `Box::leak`'s from `HomeOwner::new` (a `Box<Home>`,
+        // whole provenance). Orphaned and drained (the contract): no owner is left,
+        // so no cell can be made for it, and every cell made has been destroyed; the
+        // passes, serialized, are the only other users; freed once.
         drop(unsafe { Box::from_raw(home.0.as_ptr()) });
     }
 }

@@ -87,12 +87,13 @@ impl<T: Job + Send + 'static> JobNode<T> {
     }
 
     /// # Safety
-    /// `header` heads a `JobNode<T>` from `Box::into_raw`, owned by the caller, who
-    /// gives it up here.
+    /// `header` heads a `JobNode<T>` from `Box::into_raw` (with the whole node's
+    /// provenance), owned by the caller, who gives it up here.
     unsafe fn run_erased(header: NonNull<JobHeader>) -> JobReport {
-        // SAFETY: `repr(C)` puts the header at offset 0 of the `JobNode<T>` that
-        // `push` turned into this pointer (the pointer keeps the whole node's
-        // provenance); it came from a `Box` and is freed once, here.
+        // SAFETY: `repr(C)` puts the header at offset 0 of the `JobNode<T>`, and the
+        // pointer is the one `push` cast from `Box::into_raw` (the whole node's
+        // provenance): casting back gives that `Box`'s pointer, rebuilt once, here
+        // (the caller gives the node up).
         let node = unsafe { Box::from_raw(header.cast::<Self>().as_ptr()) };
         node.payload.run()
     }
@@ -123,13 +124,15 @@ impl JobList {
     /// payload to be a `Job + Send + 'static`.
     pub(crate) fn push<T>(&self, node: Box<JobNode<T>>) {
         /// # Safety
-        /// `node` must be a valid header.
+        /// `node` must point at a live header.
         unsafe fn link(node: *mut JobHeader) -> *mut *mut JobHeader {
-            // SAFETY: the caller's contract.
+            // SAFETY: the caller's contract: the place is in bounds of a live header.
             unsafe { (*node).next.get() }
         }
         let node = Box::into_raw(node).cast::<JobHeader>();
-        // SAFETY: a node we own, handed to the list; `repr(C)` puts the header first.
+        // SAFETY: a live node we own (from `Box::into_raw`), handed to the list;
+        // `repr(C)` puts the header first, so the cast pointer is a valid header with
+        // the whole node's provenance, and `link` names that header's link field.
         unsafe { push_node(&self.head, node, link) }
     }
 
@@ -140,15 +143,18 @@ impl JobList {
         let mut node = take_chain(&self.head);
         let mut jobs = Vec::new();
         while let Some(header) = NonNull::new(node) {
-            // SAFETY: `take_chain` made us the only owner of every node in the chain;
-            // its push's Release published the link.
+            // SAFETY: `take_chain` made us the only owner of every node in the chain,
+            // each a live header (see `push`); its push's Release published the link.
             node = unsafe { *header.as_ref().next.get() };
             jobs.push(header);
         }
         let count = jobs.len();
         let mut sum = JobReport::default();
         for header in jobs.into_iter().rev() {
-            // SAFETY: we own the node (above) and give it up here, once.
+            // SAFETY: `run_erased`'s contract: the node's `run` was set by
+            // `JobNode::<T>::new` for this very node's `T`, the pointer is the one
+            // `push` made from `Box::into_raw`, and we own the node (above) and give
+            // it up here, once.
             let report = unsafe { (header.as_ref().run)(header) };
             sum.torn_down += report.torn_down;
             sum.trim += report.trim;

@@ -132,7 +132,9 @@ pub(crate) fn flush() {
 
 fn dealloc_all(class: usize, cells: Vec<FreeCell>) {
     for cell in cells {
-        // SAFETY: every cell of `class` was allocated with `class_layout(class)`.
+        // SAFETY: every cell kept for `class` was allocated by `alloc_cell` with
+        // `alloc(class_layout(class))` (a recycled one originally so), is owned by
+        // this `Vec` alone and is freed once.
         unsafe { dealloc(cell.0.as_ptr(), class_layout(class)) };
     }
 }
@@ -153,7 +155,9 @@ pub(crate) fn alloc_cell<T>() -> NonNull<T> {
         }
         None => layout,
     };
-    // SAFETY: `layout` has a non-zero size (a cell holds at least its count).
+    // SAFETY: `alloc` needs a non-zero size: a class layout has at least 8 bytes,
+    // and otherwise `layout` is `T`'s own, non-zero because the only caller,
+    // `ValueRef::new`, allocates a `ValueCell` (at least its count and home).
     let raw = unsafe { alloc(layout) };
     NonNull::new(raw)
         .unwrap_or_else(|| handle_alloc_error(layout))
@@ -164,7 +168,8 @@ pub(crate) fn alloc_cell<T>() -> NonNull<T> {
 /// out or dropped.
 ///
 /// # Safety
-/// `cell` came from `alloc_cell::<T>()` and is not used afterwards.
+/// `cell` came from `alloc_cell::<T>()` (and has that allocation's provenance) and
+/// is not used afterwards.
 pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>) {
     let layout = Layout::new::<T>();
     match class_of(layout) {
@@ -174,12 +179,14 @@ pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>) {
                 .try_with(|m| m.borrow_mut().push(class, cell))
                 .is_err()
             {
-                // This thread is exiting: its magazines are gone.
-                // SAFETY: allocated with the class layout (`alloc_cell`).
+                // SAFETY: `alloc_cell::<T>` allocated it with this class's layout (the
+                // contract), and it is freed once, here: this thread is exiting, its
+                // magazines are gone, so none kept it.
                 unsafe { dealloc(cell.0.as_ptr(), class_layout(class)) };
             }
         }
-        // SAFETY: allocated with `T`'s own layout (`alloc_cell`).
+        // SAFETY: `alloc_cell::<T>` allocated it with `T`'s own layout when `T` has
+        // no class (the contract); freed once, here.
         None => unsafe { dealloc(cell.as_ptr().cast(), layout) },
     }
 }

@@ -23,7 +23,8 @@ pub(crate) unsafe fn push_node<N>(
     // Relaxed: the value read is only a guess for the CAS below.
     let mut current = head.load(Ordering::Relaxed);
     loop {
-        // SAFETY: `node` is ours until the CAS below publishes it (the contract).
+        // SAFETY: `node` is live and ours until the CAS below publishes it, and
+        // `link(node)` points at its link field (the contract).
         unsafe { *link(node) = current };
         // Release on success: publishes the node (and everything its producer wrote
         // before the push) to the Acquire swap in `take_chain`. Relaxed on failure:
@@ -67,9 +68,9 @@ impl<T> Stack<T> {
 
     pub(crate) fn push(&self, item: T) {
         /// # Safety
-        /// `node` must be a valid node.
+        /// `node` must point at a live node.
         unsafe fn link<T>(node: *mut Node<T>) -> *mut *mut Node<T> {
-            // SAFETY: the caller's contract.
+            // SAFETY: the caller's contract: the place is in bounds of a live node.
             unsafe { &raw mut (*node).next }
         }
         let node = Box::into_raw(Box::new(Node {
@@ -91,7 +92,9 @@ impl<T> Stack<T> {
         let mut node = take_chain(&self.head);
         let mut items = Vec::new();
         while !node.is_null() {
-            // SAFETY: `take_chain` made us the owner of the whole chain.
+            // SAFETY: every node of this stack comes from `Box::into_raw` in `push`;
+            // `take_chain` made us the owner of the whole chain, and each node is
+            // rebuilt once, here.
             let boxed = unsafe { Box::from_raw(node) };
             node = boxed.next;
             items.push(boxed.item);
