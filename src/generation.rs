@@ -10,6 +10,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
 
+use crate::reclaim::domain::Domain;
 use crate::reclaim::home::HomeOwner;
 use crate::reclaim::jobs::{Job, JobNode, JobReport};
 use crate::reclaim::retired::Retirement;
@@ -143,9 +144,12 @@ impl<K, V, S> Drop for Generation<K, V, S> {
         node.payload.store = Some(store);
         node.payload.owner = Some(owner);
         home.get().count_submitted();
-        // The owner in the node keeps the home (and its domain) alive while this
-        // pushes; nothing is touched after the push.
-        home.get().domain().submit(node);
+        // The owner in the node keeps the home (and its domain) alive until the push;
+        // nothing is touched after it (the next pass may free both).
+        let domain = Arc::as_ptr(home.get().domain());
+        // SAFETY: the domain is alive at the call (the node's owner keeps the home,
+        // which holds an `Arc` on it).
+        unsafe { Domain::submit(domain, node) };
     }
 }
 

@@ -22,11 +22,12 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 
+use crate::reclaim::domain::Domain;
 use crate::reclaim::doomed::CellHead;
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::recycle;
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
-use crate::sync::{AtomicUsize, Ordering, fence};
+use crate::sync::{Arc, AtomicUsize, Ordering, fence};
 
 /// The count's top bit: set while a table maps the value. The table's reference is
 /// this bit, not a unit of the count, so that the bits below count the *holders*
@@ -314,12 +315,16 @@ impl<V> ValueRef<V> {
         // after the push neither the cell nor the home is touched again.
         let home = c.home.get();
         home.count_doomed();
-        // SAFETY: the count reached 0 with this release, the last (`doom`'s contract:
-        // the cell is handed over here). The cast keeps `cell`'s provenance over the
-        // whole cell (this function's contract), which the destruction needs;
-        // `ValueCell` starts with `CellHead`'s fields (`repr(C)`, checked above), so
-        // the list can use the head.
-        unsafe { home.domain().doom(cell.cast()) };
+        // A raw pointer to the domain: the home and the domain may be freed by a pass
+        // before `doom` returns (see `Domain::submit`).
+        let domain = Arc::as_ptr(home.domain());
+        // SAFETY: the domain is alive at the call (the home, alive until this cell is
+        // destroyed, holds an `Arc` on it). The count reached 0 with this release, the
+        // last (`doom`'s contract: the cell is handed over here). The cast keeps
+        // `cell`'s provenance over the whole cell (this function's contract), which
+        // the destruction needs; `ValueCell` starts with `CellHead`'s fields
+        // (`repr(C)`, checked above), so the list can use the head.
+        unsafe { Domain::doom(domain, cell.cast()) };
     }
 
     /// The map's `DestroyFn` (`reclaim/home.rs`): destroys a doomed cell of `V`.

@@ -297,18 +297,37 @@ impl Domain {
     }
 
     /// Hands a job over (a hand-off or a retired table). O(1), no allocation: a push.
-    pub(crate) fn submit<T>(&self, node: Box<JobNode<T>>) {
-        self.jobs.push(node);
+    ///
+    /// A raw pointer, not `&self`: the pushed job may be run by the very next pass,
+    /// on another thread, and with it the last reference keeping the domain alive
+    /// may go while this call is still returning. A `&Domain` argument would then
+    /// refer to freed memory for the rest of the call (undefined behaviour under the
+    /// borrow models Miri checks, as for `Arc::drop`, rust-lang/rust#55005); only
+    /// the list's atomic head is referenced across the push.
+    ///
+    /// # Safety
+    /// `this` points at a live domain when the call begins (the caller holds an
+    /// owner of a home of it, which holds an `Arc` on it).
+    pub(crate) unsafe fn submit<T>(this: *const Domain, node: Box<JobNode<T>>) {
+        // SAFETY: live at the call (the contract); only the interior-mutable job
+        // list (an atomic head) is borrowed across the push.
+        let jobs = unsafe { &(*this).jobs };
+        jobs.push(node);
     }
 
     /// Takes a value whose last reference is gone (see `doomed.rs`). O(1), no
-    /// allocation.
+    /// allocation. A raw pointer, not `&self`, for the reason given at `submit`.
     ///
     /// # Safety
-    /// As `DoomedList::push`.
-    pub(crate) unsafe fn doom(&self, cell: NonNull<CellHead>) {
-        // SAFETY: the caller's contract.
-        unsafe { self.doomed[my_stripe()].push(cell) }
+    /// `this` points at a live domain when the call begins (the cell's home holds an
+    /// `Arc` on it); `cell` as for `DoomedList::push`.
+    pub(crate) unsafe fn doom(this: *const Domain, cell: NonNull<CellHead>) {
+        // SAFETY: live at the call (the contract); only the list's atomic head is
+        // borrowed across the push (`DoomedList::head`'s borrow of the list ends
+        // before it).
+        let head = unsafe { (*this).doomed[my_stripe()].head() };
+        // SAFETY: the caller's contract for `cell`.
+        unsafe { DoomedList::push(head, cell) }
     }
 
     /// Registers a map (its standby) for the passes' service. One push.

@@ -85,19 +85,26 @@ impl DoomedList {
         }
     }
 
-    /// Links `cell` in.
+    /// The list's head, for `push`.
+    pub(crate) fn head(&self) -> &AtomicPtr<CellHead> {
+        &self.head
+    }
+
+    /// Links `cell` in at `head` (a `DoomedList`'s). Takes the atomic head rather
+    /// than `&self`: the list (its padding included) may be freed with its domain
+    /// before this call returns (see `Domain::submit`).
     ///
     /// # Safety
     /// `cell` heads a `ValueCell` of its home's `V` whose count has reached 0 (the
     /// caller gave up the last reference), with the provenance of the whole cell
     /// (the consumer destroys it through that pointer), handed to the list here.
-    pub(crate) unsafe fn push(&self, cell: NonNull<CellHead>) {
+    pub(crate) unsafe fn push(head: &AtomicPtr<CellHead>, cell: NonNull<CellHead>) {
         // SAFETY: the cell is alive (nothing destroys it before it is taken off the
         // list) and its count is dead, so the word is ours to reuse as the link: the
         // caller's contract. `link` is not used after the push.
         let link = unsafe { &cell.as_ref().refs };
         // Relaxed: the value read is only a guess for the CAS below.
-        let mut current = self.head.load(Ordering::Relaxed);
+        let mut current = head.load(Ordering::Relaxed);
         loop {
             // Relaxed: published by the Release exchange below. The link shares the
             // count word, so it travels as an address with exposed provenance
@@ -105,7 +112,7 @@ impl DoomedList {
             link.store(current.expose_provenance(), Ordering::Relaxed);
             // Release on success: publishes the link (and the release of the value)
             // to the Acquire swap in `take_all`. Relaxed on failure: a new guess.
-            match self.head.compare_exchange_weak(
+            match head.compare_exchange_weak(
                 current,
                 cell.as_ptr(),
                 Ordering::Release,

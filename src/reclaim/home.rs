@@ -178,7 +178,11 @@ impl Drop for HomeOwner {
         // one see all of them before it hands the home to the pass (whose take
         // acquires the push).
         if home.owners.fetch_sub(1, Ordering::AcqRel) == 1 {
-            Domain::orphan(&home.domain, self.0);
+            // A local handle on the domain: once pushed, the home may be freed by the
+            // next pass before `orphan` returns, and with it its own `Arc<Domain>`
+            // (an argument pointing there would dangle for the rest of the call).
+            let domain = Arc::clone(&home.domain);
+            Domain::orphan(&domain, self.0);
         }
     }
 }
