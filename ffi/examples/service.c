@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 
 typedef struct {
     char tenant[32];

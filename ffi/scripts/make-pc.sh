@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Writes atomic_map.pc for pkg-config.
-#   ffi/scripts/make-pc.sh PREFIX [LIBDIR] [INCLUDEDIR] > atomic_map.pc
+# Writes amap.pc for pkg-config.
+#   ffi/scripts/make-pc.sh PREFIX [LIBDIR] [INCLUDEDIR] > amap.pc
 # For the build tree:  ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include"
 set -euo pipefail
 prefix=${1:?usage: make-pc.sh PREFIX [LIBDIR] [INCLUDEDIR]}
@@ -12,7 +12,7 @@ prefix=$prefix
 libdir=$libdir
 includedir=$includedir
 
-Name: atomic_map
+Name: amap
 Description: Concurrent map with an O(1) clear whose values C can hold across clears
 Version: $version
 Cflags: -I\${includedir}

@@ -15,9 +15,9 @@ libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
 cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iffi/include"
 
 echo "--- the header compiles as C99 and as C++, warnings as errors"
-printf '#include "atomic_map.h"\nint main(void) { return amap_version() == 0; }\n' |
+printf '#include "amap.h"\nint main(void) { return amap_version() == 0; }\n' |
     gcc -std=c99 -Wall -Wextra -Werror -pedantic -Iffi/include -x c -fsyntax-only -
-printf '#include "atomic_map.h"\nint main() { return amap_version() == nullptr; }\n' |
+printf '#include "amap.h"\nint main() { return amap_version() == nullptr; }\n' |
     g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iffi/include -x c++ -fsyntax-only -
 
 for t in test_api test_threads torture; do
@@ -45,19 +45,19 @@ LD_LIBRARY_PATH=target/release AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads
 LD_LIBRARY_PATH=target/release AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
 
 echo "--- example service, built through pkg-config"
-ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/release/atomic_map.pc
+ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/release/amap.pc
 # shellcheck disable=SC2046
-gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(PKG_CONFIG_PATH=target/release pkg-config --cflags --libs atomic_map) \
+gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(PKG_CONFIG_PATH=target/release pkg-config --cflags --libs amap) \
     -lpthread -o "$out/service"
 LD_LIBRARY_PATH=target/release "$out/service"
-echo "--- C++ binding (atomic_map.hpp) under sanitizers"
+echo "--- C++ binding (amap.hpp) under sanitizers"
 # shellcheck disable=SC2086
 g++ -std=c++17 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
     -fno-omit-frame-pointer -Iffi/include ffi/tests/cpp/test_bindings.cpp target/release/libamap.a $libs \
     -o "$out/test_bindings.asan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$out/test_bindings.asan"
 # The header also compiles without exceptions.
-echo '#include "atomic_map.hpp"
+echo '#include "amap.hpp"
 int main() { amap::Map m; m.insert("k", std::make_unique<int>(1)); return m.get("k") ? 0 : 1; }' |
     g++ -std=c++17 -fno-exceptions -Wall -Wextra -Werror -Iffi/include -x c++ - -x none target/release/libamap.a $libs \
         -o "$out/no_exceptions"

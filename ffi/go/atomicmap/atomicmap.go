@@ -18,7 +18,7 @@ package atomicmap
 #cgo LDFLAGS: ${SRCDIR}/../../../target/release/libamap.a -lgcc_s -lutil -lrt -lpthread -lm -ldl
 #include <stdint.h>
 #include <stdlib.h>
-#include "atomic_map.h"
+#include "amap.h"
 
 amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
