@@ -9,13 +9,14 @@
 // one that is garbage-collected unreleased is reported as a leak (LeakedValues)
 // rather than silently released.
 //
-// Build the C library first: `cargo build --release -p atomic-map-ffi` (from the
-// repository root). See docs/BINDINGS.md.
+// The package links the installed C library found by pkg-config (module amap),
+// like any cgo package over a system library: install it first (`make -C ffi
+// install`, from the repository root) and, for a prefix pkg-config does not search,
+// set PKG_CONFIG_PATH to its lib/pkgconfig. See docs/BINDINGS.md.
 package atomicmap
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../../target/release/libamap.a -lgcc_s -lutil -lrt -lpthread -lm -ldl
+#cgo pkg-config: amap
 #include <stdint.h>
 #include <stdlib.h>
 #include "amap.h"
