@@ -225,7 +225,7 @@ impl CAbi {
             f
         };
         // SAFETY (each transmute): the symbol is the exported function of that name,
-        // whose signature in `ffi/include/atomic_map.h` is the type it is cast to;
+        // whose signature in `ffi/include/amap.h` is the type it is cast to;
         // data and function pointers have the same size on the platforms dlsym serves.
         unsafe {
             CAbi {

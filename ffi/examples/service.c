@@ -4,10 +4,9 @@
  * and a loader keeps inserting. No worker ever sees a freed value; every value is
  * destroyed exactly once.
  *
- * Build and run (see docs/C-API.md):
- *   cargo build --release -p atomic-map-ffi
- *   gcc -std=c11 -O2 -Iffi/include ffi/examples/service.c target/release/libamap.a \
- *       -lgcc_s -lutil -lrt -lpthread -lm -ldl -o service && ./service
+ * Build and run, with the library installed (`make -C ffi install`; docs/C-API.md):
+ *   cc -std=c11 -O2 ffi/examples/service.c $(pkg-config --cflags --libs amap) -lpthread \
+ *       -o service && ./service
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 
 typedef struct {
     char tenant[32];

@@ -13,7 +13,7 @@
 //! * a Rust panic never crosses the boundary: it becomes `AMAP_PANIC`;
 //! * every function documents who owns what and for how long.
 //!
-//! The generated header is `ffi/include/atomic_map.h`; `docs/C-API.md` covers
+//! The generated header is `ffi/include/amap.h`; `docs/C-API.md` covers
 //! building, linking, the threading model and the ownership rules.
 
 mod args;

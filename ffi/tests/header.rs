@@ -17,14 +17,14 @@ fn header_is_up_to_date() {
         .expect("cbindgen failed to generate the header")
         .write(&mut fresh);
     let fresh = String::from_utf8(fresh).expect("the header is UTF-8");
-    let path = crate_dir.join("include/atomic_map.h");
+    let path = crate_dir.join("include/amap.h");
     if std::env::var_os("AMAP_BLESS").is_some() {
         fs::write(&path, &fresh).expect("write the header");
     }
     let committed = fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == fresh,
-        "ffi/include/atomic_map.h differs from a fresh generation: \
+        "ffi/include/amap.h differs from a fresh generation: \
          run `AMAP_BLESS=1 cargo test -p atomic-map-ffi --test header` and commit it"
     );
 }

@@ -1,70 +1,121 @@
 #!/usr/bin/env bash
-# Builds the C ABI and runs the C test programs (test_api, test_threads, torture,
-# test_flush):
-#  * against the staticlib with AddressSanitizer + UndefinedBehaviorSanitizer;
-#  * against the cdylib under valgrind memcheck (no error, no definitely-lost block);
-# then the C++ binding's test (g++ -std=c++17 with ASan/UBSan), and builds and runs
-# the C example through pkg-config and the C++ example.
+# Installs the C library into a temporary prefix (make -C ffi install, and a
+# static-only install-static) and tests the installed copy, reaching it through
+# pkg-config only (PKG_CONFIG_PATH into the prefix; nothing from ffi/ or target/):
+#  * the install: SONAME, symlinks, amap.pc, a DESTDIR staging install;
+#  * the C example and the C++ example, each linked dynamically (rpath from
+#    pkg-config's libdir) and statically (`pkg-config --static --libs` over the
+#    static-only install), and run;
+#  * the C test programs (test_api, test_threads, torture, test_flush): static with
+#    AddressSanitizer + UndefinedBehaviorSanitizer, dynamic under valgrind memcheck
+#    (no error, no definitely-lost block);
+#  * the C++ binding's test (g++ -std=c++17 with ASan/UBSan) and a -fno-exceptions build.
+# AMAP_INSTALL_ROOT: where the prefixes go (default: a temporary directory, removed
+# at exit); .ci/run passes its own and runs the Go step against $AMAP_INSTALL_ROOT/prefix.
 # AMAP_C_TEST_MS and AMAP_TORTURE_MS set the storms' length for the sanitizer run
 # (valgrind runs 1500 ms each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -p atomic-map-ffi
+root=${AMAP_INSTALL_ROOT:-}
+if [ -z "$root" ]; then
+    root=$(mktemp -d)
+    trap 'rm -rf "$root"' EXIT
+fi
+prefix=$root/prefix        # make install: headers, libamap.a, libamap.so*, amap.pc
+static=$root/static-prefix # make install-static: headers, libamap.a, amap.pc
 out=target/ctest
+rm -rf "$prefix" "$static" "$root/stage" "$out"
 mkdir -p "$out"
-libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl"
-cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iffi/include"
 
-echo "--- the header compiles as C99 and as C++, warnings as errors"
-printf '#include "atomic_map.h"\nint main(void) { return amap_version() == 0; }\n' |
-    gcc -std=c99 -Wall -Wextra -Werror -pedantic -Iffi/include -x c -fsyntax-only -
-printf '#include "atomic_map.h"\nint main() { return amap_version() == nullptr; }\n' |
-    g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iffi/include -x c++ -fsyntax-only -
+echo "--- build and install (make -C ffi)"
+make -C ffi build
+make -s -C ffi install PREFIX="$prefix"
+make -s -C ffi install-static PREFIX="$static"
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' ffi/Cargo.toml | head -n 1)
+major=${version%%.*}
+
+echo "--- the install: SONAME libamap.so.$major, symlinks, amap.pc, DESTDIR"
+readelf -d "$prefix/lib/libamap.so.$version" | grep -q "(SONAME) *Library soname: \[libamap.so.$major\]"
+test "$(readlink "$prefix/lib/libamap.so.$major")" = "libamap.so.$version"
+test "$(readlink "$prefix/lib/libamap.so")" = "libamap.so.$major"
+test ! -e "$static/lib/libamap.so"
+test "$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --modversion amap)" = "$version"
+make -s -C ffi install DESTDIR="$root/stage" PREFIX=/usr
+staged=$(cd "$root/stage" && find . ! -type d | sort | tr '\n' ' ')
+expected="./usr/include/amap.h ./usr/include/amap.hpp ./usr/lib/libamap.a ./usr/lib/libamap.so \
+./usr/lib/libamap.so.$major ./usr/lib/libamap.so.$version ./usr/lib/pkgconfig/amap.pc "
+test "$staged" = "$expected" || { echo "DESTDIR install: $staged, expected $expected" >&2; exit 1; }
+grep -qx 'prefix=/usr' "$root/stage/usr/lib/pkgconfig/amap.pc"
+make -s -C ffi uninstall DESTDIR="$root/stage" PREFIX=/usr
+test -z "$(find "$root/stage" ! -type d)"
+
+# pkg-config over one prefix only: PKG_CONFIG_LIBDIR replaces the system search path.
+dyn() { PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig" pkg-config "$@"; }
+sta() { PKG_CONFIG_LIBDIR="$static/lib/pkgconfig" pkg-config --static "$@"; }
+rpath="-Wl,-rpath,$(dyn --variable=libdir amap)"
+cflags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1"
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+echo "--- the installed header compiles as C99 and as C++, warnings as errors"
+# shellcheck disable=SC2046
+printf '#include <amap.h>\nint main(void) { return amap_version() == 0; }\n' |
+    gcc -std=c99 -Wall -Wextra -Werror -pedantic $(dyn --cflags amap) -x c -fsyntax-only -
+# shellcheck disable=SC2046
+printf '#include <amap.h>\nint main() { return amap_version() == nullptr; }\n' |
+    g++ -std=c++11 -Wall -Wextra -Werror -pedantic $(dyn --cflags amap) -x c++ -fsyntax-only -
+
+echo "--- C and C++ examples through pkg-config: dynamic (rpath) and static"
+# shellcheck disable=SC2046
+gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(dyn --cflags --libs amap) "$rpath" \
+    -lpthread -o "$out/service.dyn"
+# shellcheck disable=SC2046
+gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(sta --cflags --libs amap) \
+    -lpthread -o "$out/service.static"
+# shellcheck disable=SC2046
+g++ -std=c++17 -O2 -Wall -Wextra -Werror ffi/examples/cpp/service.cpp $(sta --cflags --libs amap) \
+    -o "$out/service_cpp.static"
+readelf -d "$out/service.dyn" | grep -q "(NEEDED) *Shared library: \[libamap.so.$major\]"
+if readelf -d "$out/service.static" "$out/service_cpp.static" | grep -q libamap; then
+    echo "a static build needs libamap at run time" >&2
+    exit 1
+fi
+"$out/service.dyn"
+"$out/service.static"
+"$out/service_cpp.static"
+AMAP_PREFIX="$prefix" bash ffi/examples/cpp/run.sh
 
 for t in test_api test_threads torture test_flush; do
-    # shellcheck disable=SC2086
-    gcc $cflags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-        "ffi/tests/c/$t.c" target/release/libamap.a $libs -o "$out/$t.asan"
-    # shellcheck disable=SC2086
-    gcc $cflags "ffi/tests/c/$t.c" -Ltarget/release -lamap -lpthread -o "$out/$t.dyn"
+    # shellcheck disable=SC2046,SC2086
+    gcc $cflags $san "ffi/tests/c/$t.c" $(sta --cflags --libs amap) -o "$out/$t.asan"
+    # shellcheck disable=SC2046,SC2086
+    gcc $cflags "ffi/tests/c/$t.c" $(dyn --cflags --libs amap) "$rpath" -lpthread -o "$out/$t.dyn"
 done
 
 echo "--- sanitizers (static library)"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$out/test_api.asan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    AMAP_C_TEST_MS="${AMAP_C_TEST_MS:-2000}" "$out/test_threads.asan"
-
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    AMAP_TORTURE_MS="${AMAP_TORTURE_MS:-2000}" "$out/torture.asan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$out/test_flush.asan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+"$out/test_api.asan"
+AMAP_C_TEST_MS="${AMAP_C_TEST_MS:-2000}" "$out/test_threads.asan"
+AMAP_TORTURE_MS="${AMAP_TORTURE_MS:-2000}" "$out/torture.asan"
+"$out/test_flush.asan"
 
 echo "--- valgrind memcheck (shared library)"
 vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=1
     --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
-LD_LIBRARY_PATH=target/release "${vg[@]}" "$out/test_api.dyn"
-LD_LIBRARY_PATH=target/release AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
-LD_LIBRARY_PATH=target/release AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
-LD_LIBRARY_PATH=target/release "${vg[@]}" "$out/test_flush.dyn"
+"${vg[@]}" "$out/test_api.dyn"
+AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
+AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
+"${vg[@]}" "$out/test_flush.dyn"
 
-echo "--- example service, built through pkg-config"
-ffi/scripts/make-pc.sh "$PWD" "$PWD/target/release" "$PWD/ffi/include" > target/release/atomic_map.pc
-# shellcheck disable=SC2046
-gcc -std=c11 -O2 -Wall -Wextra -Werror ffi/examples/service.c $(PKG_CONFIG_PATH=target/release pkg-config --cflags --libs atomic_map) \
-    -lpthread -o "$out/service"
-LD_LIBRARY_PATH=target/release "$out/service"
-echo "--- C++ binding (atomic_map.hpp) under sanitizers"
-# shellcheck disable=SC2086
-g++ -std=c++17 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
-    -fno-omit-frame-pointer -Iffi/include ffi/tests/cpp/test_bindings.cpp target/release/libamap.a $libs \
-    -o "$out/test_bindings.asan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$out/test_bindings.asan"
+echo "--- C++ binding (amap.hpp) under sanitizers"
+# shellcheck disable=SC2046,SC2086
+g++ -std=c++17 -Wall -Wextra -Werror -g -O1 $san ffi/tests/cpp/test_bindings.cpp \
+    $(sta --cflags --libs amap) -o "$out/test_bindings.asan"
+"$out/test_bindings.asan"
 # The header also compiles without exceptions.
-echo '#include "atomic_map.hpp"
+# shellcheck disable=SC2046
+echo '#include <amap.hpp>
 int main() { amap::Map m; m.insert("k", std::make_unique<int>(1)); return m.get("k") ? 0 : 1; }' |
-    g++ -std=c++17 -fno-exceptions -Wall -Wextra -Werror -Iffi/include -x c++ - -x none target/release/libamap.a $libs \
+    g++ -std=c++17 -fno-exceptions -Wall -Wextra -Werror -x c++ - -x none $(sta --cflags --libs amap) \
         -o "$out/no_exceptions"
 "$out/no_exceptions"
-bash ffi/examples/cpp/run.sh
 echo "C and C++ tests: ok"

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "atomic_map.hpp"
+#include "amap.hpp"
 
 struct TenantConfig {
     std::string name;

@@ -9,16 +9,17 @@
 // one that is garbage-collected unreleased is reported as a leak (LeakedValues)
 // rather than silently released.
 //
-// Build the C library first: `cargo build --release -p atomic-map-ffi` (from the
-// repository root). See docs/BINDINGS.md.
+// The package links the installed C library found by pkg-config (module amap),
+// like any cgo package over a system library: install it first (`make -C ffi
+// install`, from the repository root) and, for a prefix pkg-config does not search,
+// set PKG_CONFIG_PATH to its lib/pkgconfig. See docs/BINDINGS.md.
 package atomicmap
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../../target/release/libamap.a -lgcc_s -lutil -lrt -lpthread -lm -ldl
+#cgo pkg-config: amap
 #include <stdint.h>
 #include <stdlib.h>
-#include "atomic_map.h"
+#include "amap.h"
 
 amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);

@@ -2,7 +2,7 @@ package atomicmap
 
 /*
 #include <stdint.h>
-#include "atomic_map.h"
+#include "amap.h"
 */
 import "C"
 

@@ -3,7 +3,7 @@
 // integer, never a Go pointer) as the value's data.
 #include <stdint.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 #include "_cgo_export.h"
 
 static void go_value_dtor(void *data, void *ctx) {

@@ -3,9 +3,10 @@
 // loads new configs. Values are Go objects held by the map through cgo.Handle; each
 // is released exactly once, after the last holder.
 //
-// Run (from the repository root):
+// Run (from the repository root, with the C library installed where pkg-config
+// finds it; docs/BINDINGS.md):
 //
-//	cargo build --release -p atomic-map-ffi && (cd ffi/go && go run ./example)
+//	cd ffi/go && go run ./example
 package main
 
 import (

@@ -27,7 +27,7 @@
 
 /* After a storm: clears the map, then reclaims until no retired generation and no
  * pending value is left (checked), for at most about `max_ms` milliseconds. The map's
- * final statistics go to `*stats`. Needs <unistd.h> (usleep) and atomic_map.h. */
+ * final statistics go to `*stats`. Needs <unistd.h> (usleep) and amap.h. */
 static inline void clear_and_drain(amap_t *map, int max_ms, amap_stats_t *stats) {
     CHECK_OK(amap_clear_async(map, NULL));
     for (int i = 0; i < max_ms; i++) {

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 #include "check.h"
 
 #define LIVE 0x5AFEC0DEu

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 #include "check.h"
 
 #define K(s) ((const uint8_t *)(s))

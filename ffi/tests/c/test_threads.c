@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 #include "check.h"
 
 #define LIVE 0x5AFEC0DEu

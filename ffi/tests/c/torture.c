@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_map.h"
+#include "amap.h"
 #include "check.h"
 
 #define SLOTS 100

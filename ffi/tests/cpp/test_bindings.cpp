@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "atomic_map.hpp"
+#include "amap.hpp"
 
 #define CHECK(cond)                                                                   \
     do {                                                                              \

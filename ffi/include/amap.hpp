@@ -1,4 +1,4 @@
-// atomic-map for C++17: a header-only RAII layer over the C ABI (atomic_map.h).
+// atomic-map for C++17: a header-only RAII layer over the C ABI (amap.h).
 //
 //   amap::Map          the map; move-only, frees on destruction
 //   amap::Value        a retained value; copy = retain, move = transfer, destroy = release
@@ -14,8 +14,8 @@
 // that would throw prints the status and aborts; the outcomes that are not errors
 // (a missing key, a wait that timed out) are std::optional / bool in both modes.
 // See docs/BINDINGS.md.
-#ifndef ATOMIC_MAP_HPP
-#define ATOMIC_MAP_HPP
+#ifndef AMAP_HPP
+#define AMAP_HPP
 
 #include <chrono>
 #include <cstdint>
@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "atomic_map.h"
+#include "amap.h"
 
 #if !defined(AMAP_NO_EXCEPTIONS) && (defined(__cpp_exceptions) || defined(__EXCEPTIONS))
 #define AMAP_HPP_EXCEPTIONS 1
@@ -335,4 +335,4 @@ inline Snapshot Map::snapshot() const {
 
 } // namespace amap
 
-#endif // ATOMIC_MAP_HPP
+#endif // AMAP_HPP
