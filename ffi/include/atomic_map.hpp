@@ -353,8 +353,8 @@ class Map {
 ///
 /// The entries are collected when the loop begins (keys copied into the section,
 /// data pointers borrowed, no lock held and no count touched), so the loop body
-/// may call into the map. Keys and data stay valid until the section ends (keys:
-/// until the next begin()).
+/// may call into the map, and loops may nest. Keys and data stay valid until the
+/// section ends.
 class ReadSection {
   public:
     /// One entry of the section's generation.
@@ -375,7 +375,10 @@ class ReadSection {
         using reference = Entry;
 
         iterator() = default;
-        Entry operator*() const { return Entry{(*entries_)[i_].key, (*entries_)[i_].data}; }
+        Entry operator*() const {
+            const Stored &e = (*entries_)[i_];
+            return Entry{e.key, e.data};
+        }
         iterator &operator++() {
             ++i_;
             return *this;
@@ -385,8 +388,8 @@ class ReadSection {
             ++i_;
             return before;
         }
-        bool operator==(const iterator &other) const { return i_ == other.i_; }
-        bool operator!=(const iterator &other) const { return i_ != other.i_; }
+        bool operator==(const iterator &other) const { return entries_ == other.entries_ && i_ == other.i_; }
+        bool operator!=(const iterator &other) const { return !(*this == other); }
 
       private:
         friend class ReadSection;
@@ -394,8 +397,9 @@ class ReadSection {
             std::string key;
             const void *data;
         };
-        iterator(const std::vector<Stored> *entries, size_t i) : entries_(entries), i_(i) {}
-        const std::vector<Stored> *entries_ = nullptr;
+        using Entries = std::vector<Stored>;
+        iterator(std::shared_ptr<const Entries> entries, size_t i) : entries_(std::move(entries)), i_(i) {}
+        std::shared_ptr<const Entries> entries_;
         size_t i_ = 0;
     };
 
@@ -438,15 +442,19 @@ class ReadSection {
 
     /// Collects the entries (see the class comment) and returns the first.
     iterator begin() {
-        std::vector<iterator::Stored> entries;
+        auto entries = std::make_shared<iterator::Entries>();
         for_each([&entries](std::string_view key, const void *data) {
-            entries.push_back(iterator::Stored{std::string(key), data});
+            entries->push_back(iterator::Stored{std::string(key), data});
             return true;
         });
-        entries_ = std::move(entries);
-        return iterator(&entries_, 0);
+        walks_.push_back(entries); // the keys live as long as the section
+        return iterator(std::move(entries), 0);
     }
-    iterator end() const { return iterator(&entries_, entries_.size()); }
+    /// The end of the entries collected by the last begin().
+    iterator end() const {
+        if (walks_.empty()) return iterator();
+        return iterator(walks_.back(), walks_.back()->size());
+    }
 
   private:
     template <class F> struct Walk {
@@ -472,7 +480,8 @@ class ReadSection {
     }
 
     amap_read_t *read_ = nullptr;
-    std::vector<iterator::Stored> entries_;
+    /// The entries of every loop over this section (kept until it ends).
+    std::vector<std::shared_ptr<const iterator::Entries>> walks_;
 };
 
 /// A view of one generation; it never sees a clear. Move-only. Iterate with

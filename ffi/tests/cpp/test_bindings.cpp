@@ -274,6 +274,14 @@ void read_section_iteration() {
         CHECK(rethrown);
         auto it = read.begin();
         CHECK(std::distance(it, read.end()) == 5);
+        size_t pairs = 0;
+        std::vector<std::string_view> keys;
+        for (const auto &outer : read) { // loops nest; keys stay valid until the section ends
+            for (const auto &inner : read) pairs += inner.data != nullptr;
+            keys.push_back(outer.key);
+        }
+        CHECK(pairs == 25 && keys.size() == 5);
+        for (std::string_view k : keys) CHECK(k.size() == 2 && k[0] == 'k');
     }
     drain(map);
 }
