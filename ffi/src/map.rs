@@ -274,10 +274,10 @@ pub unsafe extern "C" fn amap_get(
 }
 
 /// Retires the current generation and publishes an empty one, in O(1): one
-/// compare-and-swap, no lock, no syscall, no allocation (the empty generation is
-/// normally built ahead by the reclaimer). If `out_ticket` is not `NULL`, writes a
-/// ticket for the retired generation to `*out_ticket`; with `NULL`, no ticket is
-/// made (nothing is allocated).
+/// compare-and-swap, no lock, no syscall (the empty generation is normally built
+/// ahead by the reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
+/// retired generation to `*out_ticket` (one small allocation); with `NULL`, no
+/// ticket is made and nothing is allocated.
 ///
 /// Nothing is freed here: the old generation is torn down later (by the reclaimer)
 /// once no read section or snapshot holds it, and each of its values is destroyed
