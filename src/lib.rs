@@ -65,6 +65,7 @@
 //! |---|---|
 //! | [`AtomicMap::get`] | a retained [`ValueRef`] (one atomic increment) |
 //! | [`AtomicMap::pin`] → [`ReadGuard::get_borrowed`] | a borrowed `&V`, valid while the guard lives |
+//! | [`ReadGuard::iter_borrowed`] | every entry of the pinned generation, values borrowed (no counting) |
 //! | [`AtomicMap::insert`], [`remove`](AtomicMap::remove), [`upsert`](AtomicMap::upsert) | writes to the current generation |
 //! | [`AtomicMap::compute`] with an [`Operation`] → [`Compute`] | insert, remove, keep or abort, decided from the current value in one step |
 //! | [`AtomicMap::get_or_insert_with`], [`try_insert`](AtomicMap::try_insert) | insert only if absent (read-through caches) |
@@ -283,7 +284,7 @@ pub use builder::Builder;
 pub use compute::{Compute, Operation};
 pub use map::AtomicMap;
 pub use occupied::Occupied;
-pub use read::ReadGuard;
+pub use read::{IterBorrowed, ReadGuard};
 pub use reclaim::{ReclaimMode, Reclaimer, Retired};
 pub use snapshot::{Iter, Snapshot};
 pub use stats::Stats;

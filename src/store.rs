@@ -214,6 +214,22 @@ where
         entries
     }
 
+    /// Copies out shard `shard`'s entries as (key cloned, cell pointer) under its
+    /// read lock, without touching any count, so that no lock is held while the
+    /// caller's code runs. As with [`get_raw`](Self::get_raw), dereferencing a cell
+    /// after the lock is released needs an epoch guard and a guard on this
+    /// generation, both taken before this call and kept meanwhile.
+    pub(crate) fn collect_shard_raw(&self, shard: usize) -> Vec<(K, NonNull<ValueCell<V>>)>
+    where
+        K: Clone,
+    {
+        let mut entries = Vec::new();
+        self.table.read_shard(shard, |key, value| {
+            entries.push((key.clone(), value.as_raw()))
+        });
+        entries
+    }
+
     /// Teardown of a whole retired table, run by the reclaimer: releases the table's
     /// reference to every value, destroying those it was the last holder of.
     ///

@@ -1,7 +1,10 @@
 //! What the C ABI costs: a retained `amap_get` + `amap_value_release`, and a
 //! read-section `amap_read_get`, called through the exported `extern "C"` functions,
 //! against the same retained `get` and pinned `get` on the Rust API, in one process,
-//! single-threaded, over the same 100,000 eight-byte keys in the same random order.
+//! single-threaded, over the same 100,000 eight-byte keys in the same random order;
+//! and `amap_clear_async` (without a ticket, and with one, freed) against
+//! `AtomicMap::clear_async` (its `Retired` dropped), each clear timed on its own on a
+//! 16-entry map refilled between clears, `--clears` of each, taking turns.
 //!
 //! The C ABI is measured twice: the exported functions linked into this program
 //! (the code of `libamap.a`, which a C program links statically) and the same
@@ -16,7 +19,7 @@
 //! round of each loop in nanoseconds.
 //!
 //! ```text
-//! cargo run --release -p atomic-map-ffi --example ffi_overhead [-- --ops N --rounds R --library PATH]
+//! cargo run --release -p atomic-map-ffi --example ffi_overhead [-- --ops N --rounds R --clears C --library PATH]
 //! ```
 //!
 //! `--library` defaults to the `libamap.so` built with this example
@@ -33,6 +36,7 @@ use atomic_map::AtomicMap;
 
 const KEYS: usize = 100_000;
 const SECTION: usize = 64; // gets per read section, for both sides
+const SMALL: usize = 16; // entries of the maps the clears empty
 
 /// Nanoseconds per operation of one run of `f` (which performs `ops` operations).
 fn time_per_op(ops: usize, f: &mut dyn FnMut()) -> f64 {
@@ -44,6 +48,7 @@ fn time_per_op(ops: usize, f: &mut dyn FnMut()) -> f64 {
 fn main() {
     let mut ops = 100_000usize;
     let mut rounds = 101usize;
+    let mut clears = 4001usize;
     let mut library = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -56,6 +61,7 @@ fn main() {
         match a.as_str() {
             "--ops" => ops = count("--ops"),
             "--rounds" => rounds = count("--rounds"),
+            "--clears" => clears = count("--clears"),
             "--library" => library = Some(PathBuf::from(args.next().unwrap_or_else(|| usage(&a)))),
             _ => usage(&a),
         }
@@ -125,9 +131,91 @@ fn main() {
         let section = Pair::measure(rounds, ops, &mut rust_pinned, &mut c_read);
         // SAFETY: the map from this library's amap_new, freed once.
         unsafe { (abi.free)(c) };
+        let cleared = Clears::measure(&abi, &keys[..SMALL], clears);
         println!("C ABI {}:", abi.origin);
         retained.print("  retained get + release");
         section.print(&format!("  read-section get ({SECTION} per section)"));
+        cleared.print();
+    }
+}
+
+/// Single clears, each timed on its own: Rust, C ABI without a ticket, C ABI with
+/// a ticket (then freed), in rotating order, each on its own map of `keys.len()`
+/// entries refilled (untimed) before every clear.
+struct Clears {
+    rust: Vec<f64>,
+    c: Vec<f64>,
+    c_ticket: Vec<f64>,
+}
+
+impl Clears {
+    fn measure(abi: &CAbi, keys: &[[u8; 8]], clears: usize) -> Clears {
+        let rust: AtomicMap<Box<[u8]>, usize> = AtomicMap::new();
+        let c = abi.filled_map(&[]);
+        let c_ticket = abi.filled_map(&[]);
+        let mut out = Clears {
+            rust: Vec::with_capacity(clears),
+            c: Vec::with_capacity(clears),
+            c_ticket: Vec::with_capacity(clears),
+        };
+        let time = |f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_nanos() as f64
+        };
+        for round in 0..clears {
+            for (i, k) in keys.iter().enumerate() {
+                rust.insert(Box::from(&k[..]), i);
+            }
+            abi.fill(c, keys);
+            abi.fill(c_ticket, keys);
+            for turn in 0..3 {
+                match (round + turn) % 3 {
+                    0 => out
+                        .rust
+                        .push(time(&mut || drop(black_box(rust.clear_async())))),
+                    1 => out.c.push(time(&mut || {
+                        // SAFETY: a live map of this library; no ticket wanted.
+                        let s = unsafe { (abi.clear_async)(c, ptr::null_mut()) };
+                        black_box(s);
+                    })),
+                    _ => out.c_ticket.push(time(&mut || {
+                        let mut ticket = ptr::null_mut();
+                        // SAFETY: a live map of this library and a valid out-pointer;
+                        // the ticket is freed once.
+                        unsafe {
+                            black_box((abi.clear_async)(c_ticket, &mut ticket));
+                            (abi.ticket_free)(ticket);
+                        }
+                    })),
+                }
+            }
+        }
+        // SAFETY: maps of this library, freed once.
+        unsafe {
+            (abi.free)(c);
+            (abi.free)(c_ticket);
+        }
+        out
+    }
+
+    fn print(mut self) {
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (rust, c, c_ticket) = (
+            median(&mut self.rust),
+            median(&mut self.c),
+            median(&mut self.c_ticket),
+        );
+        println!(
+            "  clear_async on a {SMALL}-entry map ({} clears each), median ns: Rust {rust:.0}, \
+             C ABI {c:.0} ({:.2}x), C ABI with a ticket (+ amap_ticket_free) {c_ticket:.0} ({:.2}x)",
+            self.rust.len(),
+            c / rust,
+            c_ticket / rust,
+        );
     }
 }
 
@@ -159,6 +247,8 @@ type BeginFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_read_t) -> ama
 type ReadGetFn =
     unsafe extern "C" fn(*const amap_read_t, *const u8, usize, *mut *mut c_void) -> amap_status_t;
 type EndFn = unsafe extern "C" fn(*mut amap_read_t);
+type ClearFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_ticket_t) -> amap_status_t;
+type TicketFreeFn = unsafe extern "C" fn(*mut amap_ticket_t);
 
 /// The exported functions the loops call, from one copy of the library. A map
 /// made by one copy must only be used with that copy's functions.
@@ -173,6 +263,8 @@ struct CAbi {
     read_begin: BeginFn,
     read_get: ReadGetFn,
     read_end: EndFn,
+    clear_async: ClearFn,
+    ticket_free: TicketFreeFn,
 }
 
 impl CAbi {
@@ -190,6 +282,8 @@ impl CAbi {
             read_begin: black_box(amap_read_begin),
             read_get: black_box(amap_read_get),
             read_end: black_box(amap_read_end),
+            clear_async: black_box(amap_clear_async),
+            ticket_free: black_box(amap_ticket_free),
         }
     }
 
@@ -243,6 +337,12 @@ impl CAbi {
                 read_begin: std::mem::transmute::<*mut c_void, BeginFn>(symbol(c"amap_read_begin")),
                 read_get: std::mem::transmute::<*mut c_void, ReadGetFn>(symbol(c"amap_read_get")),
                 read_end: std::mem::transmute::<*mut c_void, EndFn>(symbol(c"amap_read_end")),
+                clear_async: std::mem::transmute::<*mut c_void, ClearFn>(symbol(
+                    c"amap_clear_async",
+                )),
+                ticket_free: std::mem::transmute::<*mut c_void, TicketFreeFn>(symbol(
+                    c"amap_ticket_free",
+                )),
             }
         }
     }
@@ -251,6 +351,12 @@ impl CAbi {
     fn filled_map(&self, keys: &[[u8; 8]]) -> *mut amap_t {
         let map = (self.new)();
         assert!(!map.is_null(), "amap_new failed");
+        self.fill(map, keys);
+        map
+    }
+
+    /// Inserts `keys` into `map`, a live map of this copy (data: the key's index).
+    fn fill(&self, map: *mut amap_t, keys: &[[u8; 8]]) {
         for (i, k) in keys.iter().enumerate() {
             // SAFETY: a live map of this library and a valid key; the data is an
             // integer, with no destructor.
@@ -266,7 +372,6 @@ impl CAbi {
             };
             assert_eq!(s, amap_status_t::AMAP_OK);
         }
-        map
     }
 }
 
@@ -285,7 +390,7 @@ fn dl_error() -> String {
 
 fn usage(bad: &str) -> ! {
     eprintln!(
-        "ffi_overhead: bad argument {bad:?}; usage: ffi_overhead [--ops N] [--rounds R] [--library PATH]"
+        "ffi_overhead: bad argument {bad:?}; usage: ffi_overhead [--ops N] [--rounds R] [--clears C] [--library PATH]"
     );
     std::process::exit(2);
 }

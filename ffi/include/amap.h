@@ -54,12 +54,12 @@ typedef enum {
    */
   AMAP_NULL_ARGUMENT = 2,
   /**
-   * An argument was out of range (an unknown reclaim mode, a generation id that
-   * was never retired).
+   * An argument was out of range (an unknown reclaim mode, a batch given to
+   * another map than the one it was made for).
    */
   AMAP_INVALID_ARGUMENT = 3,
   /**
-   * `amap_wait_reclaimed` gave up before the generation was reclaimed.
+   * `amap_ticket_wait` gave up before the generation was reclaimed.
    */
   AMAP_TIMED_OUT = 4,
   /**
@@ -73,6 +73,15 @@ typedef enum {
    */
   AMAP_PANIC = 6,
 } amap_status_t;
+
+/**
+ * The next contents of one map, invisible to every reader until `amap_replace`
+ * publishes them all at once.
+ *
+ * Not thread-safe: use a batch from one thread at a time (it may move between
+ * threads). It belongs to the map it was made for (`amap_replace` checks it).
+ */
+typedef struct amap_batch_t amap_batch_t;
 
 /**
  * A pinned read section on one generation of a map.
@@ -101,6 +110,20 @@ typedef struct amap_snapshot_t amap_snapshot_t;
 typedef struct amap_t amap_t;
 
 /**
+ * A ticket for one retired generation: tells whether, and waits until, the
+ * generation has been torn down (its table walked, and every value it alone held
+ * destroyed). Values still retained elsewhere survive the teardown.
+ *
+ * Obtained from `amap_clear_async` or `amap_replace`; owned by the caller, who
+ * frees it with `amap_ticket_free`. A ticket does not hold its generation (it does
+ * not delay the teardown) and does not need the map: it stays valid after
+ * `amap_free`. Thread-safe: `amap_ticket_wait`, `amap_ticket_is_reclaimed` and
+ * `amap_ticket_id` may be called on one ticket from several threads at once;
+ * `amap_ticket_free` must be the last call on it.
+ */
+typedef struct amap_ticket_t amap_ticket_t;
+
+/**
  * A retained value: the pointer itself carries one reference.
  *
  * Obtained from `amap_get` or `amap_snapshot_get`; it stays valid, with its
@@ -108,6 +131,24 @@ typedef struct amap_t amap_t;
  * (clears, removes, `amap_free`).
  */
 typedef struct amap_value_t amap_value_t;
+
+/**
+ * A value's destructor: called exactly once with the `data` and `ctx` given to
+ * `amap_insert`, after the last of every generation holding the value, every
+ * retain and every read section or callback that could see it. It runs on the
+ * map's reclaimer: in background mode the process-wide reclaimer thread
+ * (`atomic-map-reclaim`, one for the whole process, shared by every map, before
+ * and after `amap_free`); in manual mode a thread calling `amap_reclaim`,
+ * `amap_ticket_wait` or `amap_free`, and after `amap_free` of a manual map the
+ * process-wide reclaimer thread. Never on a thread that merely reads or releases.
+ * A value of a batch that is never published is destroyed by the thread calling
+ * `amap_batch_free` (or the `amap_replace` that failed).
+ * A slow destructor delays the other maps' reclamation on that thread. It may
+ * call into the same map (insert, get, remove, clear), except
+ * while that map is being freed by `amap_free`. May be `NULL` for values that need
+ * no destructor.
+ */
+typedef void (*amap_dtor_fn)(void *data, void *ctx);
 
 /**
  * Options for `amap_new_with`. Fill with `amap_options_init` first, then change
@@ -130,22 +171,6 @@ typedef struct {
    */
   uint8_t trim_memory;
 } amap_options_t;
-
-/**
- * A value's destructor: called exactly once with the `data` and `ctx` given to
- * `amap_insert`, after the last of every generation holding the value, every
- * retain and every read section or callback that could see it. It runs on the
- * map's reclaimer: in background mode the process-wide reclaimer thread
- * (`atomic-map-reclaim`, one for the whole process, shared by every map, before
- * and after `amap_free`); in manual mode a thread calling `amap_reclaim`,
- * `amap_wait_reclaimed` or `amap_free`, and after `amap_free` of a manual map the
- * process-wide reclaimer thread. Never on a thread that merely reads or releases.
- * A slow destructor delays the other maps' reclamation on that thread. It may
- * call into the same map (insert, get, remove, clear), except
- * while that map is being freed by `amap_free`. May be `NULL` for values that need
- * no destructor.
- */
-typedef void (*amap_dtor_fn)(void *data, void *ctx);
 
 /**
  * Generation and garbage counters of a map (see `amap_stats`).
@@ -178,6 +203,18 @@ typedef struct {
 } amap_stats_t;
 
 /**
+ * Called by `amap_read_for_each` for each entry: the key bytes, the value's
+ * `data`, and the caller's `user` pointer. Return 0 to go on, anything else to
+ * stop.
+ *
+ * Ownership: `key` is **borrowed for the call only** (a copy: keep the bytes by
+ * copying them). `data` is **borrowed for the section**, as from `amap_read_get`:
+ * valid until `amap_read_end`, even if the key is removed or the map cleared
+ * meanwhile. Never free either.
+ */
+typedef int32_t (*amap_read_fn)(const uint8_t *key, size_t key_len, void *data, void *user);
+
+/**
  * Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
  * the caller's `user` pointer. Return 0 to go on, anything else to stop.
  *
@@ -193,6 +230,61 @@ typedef int32_t (*amap_foreach_fn)(const uint8_t *key,
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A new, empty batch for `map`, written to `*out_batch`.
+ *
+ * Ownership: the caller owns the batch until it gives it to `amap_replace` (which
+ * consumes it) or frees it with `amap_batch_free`. The batch does not hold the map:
+ * only `amap_replace` on this same map may publish it.
+ *
+ * # Safety
+ * `map` must be a live map; `out_batch` valid for a write.
+ */
+amap_status_t amap_batch_new(const amap_t *map, amap_batch_t **out_batch);
+
+/**
+ * Adds the entry `key[0..key_len]` -> `data` to the batch. A later entry for the
+ * same key replaces an earlier one when the batch is published (the earlier value
+ * is then destroyed, once).
+ *
+ * Ownership: as `amap_insert`: on `AMAP_OK` the batch owns the value, and
+ * `dtor(data, ctx)` will be called exactly once: after the last holder lets go
+ * once it is published, or by `amap_batch_free` (or a failed `amap_replace`) if it
+ * never is. On any other status the batch took nothing (except after
+ * `AMAP_PANIC`, see there). The key bytes are copied; `data` and `ctx` must be
+ * usable, and destroyable, from any thread.
+ *
+ * # Safety
+ * `batch` must be a live batch that no other thread is using; `key` must point at
+ * `key_len` readable bytes (or be `NULL` with `key_len == 0`).
+ */
+amap_status_t amap_batch_insert(amap_batch_t *batch,
+                                const uint8_t *key,
+                                size_t key_len,
+                                void *data,
+                                amap_dtor_fn dtor,
+                                void *ctx);
+
+/**
+ * Writes the number of entries added to the batch to `*out_len` (duplicates of a
+ * key counted each time).
+ *
+ * # Safety
+ * `batch` must be a live batch that no other thread is using; `out_len` valid for
+ * a write.
+ */
+amap_status_t amap_batch_len(const amap_batch_t *batch, size_t *out_len);
+
+/**
+ * Frees a batch that was not published: the destructor of every value in it runs
+ * now, on this thread (no reader ever saw them). `NULL` is a no-op.
+ *
+ * # Safety
+ * `batch` must be `NULL` or a live batch that no other thread is using; it is
+ * invalid afterwards.
+ */
+void amap_batch_free(amap_batch_t *batch);
 
 /**
  * A static, NUL-terminated description of `status` (an `amap_status_t` value).
@@ -347,32 +439,47 @@ amap_status_t amap_get(const amap_t *map,
                        amap_value_t **out_value);
 
 /**
- * Retires the current generation and publishes an empty one, in O(1), and writes
- * the retired generation's id to `*out_id` (may be `NULL` if not wanted).
+ * Retires the current generation and publishes an empty one, in O(1): one
+ * compare-and-swap, no lock, no syscall (the empty generation is normally built
+ * ahead by the reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
+ * retired generation to `*out_ticket` (one small allocation); with `NULL`, no
+ * ticket is made and nothing is allocated.
  *
  * Nothing is freed here: the old generation is torn down later (by the reclaimer)
  * once no read section or snapshot holds it, and each of its values is destroyed
- * once no retain holds it. Wait for the teardown with `amap_wait_reclaimed`.
+ * once no retain holds it. Readers in a read section keep reading the old
+ * generation; new ones see the empty one.
+ *
+ * Ownership: the caller owns `*out_ticket` and frees it with `amap_ticket_free`
+ * (`amap_ticket_wait` waits for the teardown).
  *
  * # Safety
- * `map` must be a live map; `out_id` `NULL` or valid for a write.
+ * `map` must be a live map; `out_ticket` `NULL` or valid for a write.
  */
-amap_status_t amap_clear_async(const amap_t *map, uint64_t *out_id);
+amap_status_t amap_clear_async(const amap_t *map, amap_ticket_t **out_ticket);
 
 /**
- * Waits until the generation `id` (from `amap_clear_async`) has been torn down, or
- * `timeout_ms` milliseconds have passed (`timeout_ms < 0` waits forever; 0 checks
- * once). Returns `AMAP_OK` once reclaimed, `AMAP_TIMED_OUT` otherwise, and
- * `AMAP_INVALID_ARGUMENT` for an id that was never retired.
+ * Publishes `batch` as the map's whole contents, atomically: builds its table on
+ * the calling thread (O(entries in the batch); readers are not blocked meanwhile
+ * and see nothing of it), then retires the current generation and publishes the
+ * new one with one compare-and-swap. A reader sees either all of the old contents
+ * or all of the batch, never a mix and never an empty map in between. Writes made
+ * to the old generation while the table is being built are retired with it.
+ * If `out_ticket` is not `NULL`, writes a ticket for the retired generation to
+ * `*out_ticket` (as `amap_clear_async`).
  *
- * In manual mode the waiting thread runs the reclamation itself. Waiting forever
- * while this same thread holds a read section or snapshot of that generation never
- * returns.
+ * Ownership: **consumes `batch`**, whatever the status (unless `batch` is `NULL`):
+ * on `AMAP_OK` the map owns its values (each destructor runs once, after the
+ * value's last holder lets go); on `AMAP_NULL_ARGUMENT` (a `NULL` `map`) or
+ * `AMAP_INVALID_ARGUMENT` (a batch made for another map) nothing is published and
+ * the batch's destructors run here, on this thread. The caller owns `*out_ticket`
+ * (written on `AMAP_OK` only) and frees it with `amap_ticket_free`.
  *
  * # Safety
- * `map` must be a live map.
+ * `map` must be a live map; `batch` `NULL` or a live batch that no other thread is
+ * using (it is invalid afterwards); `out_ticket` `NULL` or valid for a write.
  */
-amap_status_t amap_wait_reclaimed(const amap_t *map, uint64_t id, int64_t timeout_ms);
+amap_status_t amap_replace(const amap_t *map, amap_batch_t *batch, amap_ticket_t **out_ticket);
 
 /**
  * Tears down, on the calling thread, every retired generation nobody holds any
@@ -430,11 +537,35 @@ amap_status_t amap_read_get(const amap_read_t *read,
                             void **out_data);
 
 /**
+ * Calls `callback(key, key_len, data, user)` for each entry of the section's
+ * generation, until it returns non-zero. Returns `AMAP_OK` whether or not the
+ * callback stopped early.
+ *
+ * No lock is held while the callback runs: the entries are copied one shard at a
+ * time (key bytes copied, value addresses taken, no reference count touched) under
+ * that shard's read lock, and the callback runs on the copy. So the callback may
+ * call into the map, including `amap_insert`, `amap_remove`, `amap_get` and
+ * `amap_read_get` on this section; it must not end this section. Entries written
+ * to the generation during the walk may or may not be seen; entries of another
+ * generation (after a clear or replace) never are. Each entry is seen at most once.
+ *
+ * Ownership: as `amap_read_fn` says: `data` borrowed until `amap_read_end`, `key`
+ * for the call. `user` is passed through untouched.
+ *
+ * # Safety
+ * `read` must be a live section of this thread; `callback` must be a valid
+ * function.
+ */
+amap_status_t amap_read_for_each(const amap_read_t *read, amap_read_fn callback, void *user);
+
+/**
  * Ends a read section; every pointer it handed out is invalid afterwards. `NULL`
  * is a no-op.
  *
  * Ending a section on another thread than the one that began it would corrupt the
  * epoch's per-thread state: it is detected and aborts the process with a message.
+ * So is ending it from inside an `amap_read_for_each` callback on it (the walk
+ * still uses the section).
  *
  * # Safety
  * `read` must be `NULL` or a live section; it is invalid afterwards.
@@ -497,6 +628,64 @@ amap_status_t amap_snapshot_foreach(const amap_snapshot_t *snap,
  * `snap` must be `NULL` or a live snapshot; it is invalid afterwards.
  */
 void amap_snapshot_release(amap_snapshot_t *snap);
+
+/**
+ * Waits until the ticket's generation has been torn down, or `timeout_ms`
+ * milliseconds have passed (`timeout_ms < 0` waits without limit; 0 checks once,
+ * in manual mode after one reclamation pass). Returns `AMAP_OK` once torn down,
+ * `AMAP_TIMED_OUT` otherwise.
+ *
+ * In background mode this wakes the reclaimer thread; in manual mode the waiting
+ * thread runs the reclamation itself (destructors included). The generation is
+ * torn down only after its last read section and snapshot have ended: waiting
+ * without limit while this thread holds one of that generation never returns.
+ *
+ * From inside a value's destructor run by the same reclaimer (a destructor waiting
+ * for a teardown that cannot finish while it waits), it returns at once, whatever
+ * `timeout_ms`: `AMAP_OK` if the generation was already torn down, `AMAP_TIMED_OUT`
+ * otherwise. It never blocks or aborts there.
+ *
+ * Ownership: `ticket` is only borrowed; it stays the caller's.
+ *
+ * # Safety
+ * `ticket` must be `NULL` or a live ticket.
+ */
+amap_status_t amap_ticket_wait(const amap_ticket_t *ticket, int64_t timeout_ms);
+
+/**
+ * Writes whether the ticket's generation has been torn down to `*out_reclaimed`
+ * (1 or 0). Never blocks and runs no reclamation.
+ *
+ * Ownership: `ticket` is only borrowed.
+ *
+ * # Safety
+ * `ticket` must be `NULL` or a live ticket; `out_reclaimed` `NULL` or valid for a
+ * write.
+ */
+amap_status_t amap_ticket_is_reclaimed(const amap_ticket_t *ticket, uint8_t *out_reclaimed);
+
+/**
+ * Writes the id of the ticket's generation to `*out_id`: the map's first
+ * generation is 0, and each clear or replace publishes the next, so the ticket of
+ * the n-th clear or replace of a map has id n - 1 (`amap_stats` gives the current
+ * generation's id).
+ *
+ * Ownership: `ticket` is only borrowed.
+ *
+ * # Safety
+ * `ticket` must be `NULL` or a live ticket; `out_id` `NULL` or valid for a write.
+ */
+amap_status_t amap_ticket_id(const amap_ticket_t *ticket, uint64_t *out_id);
+
+/**
+ * Frees a ticket. The generation is unaffected: it is torn down all the same,
+ * ticket or not. `NULL` is a no-op.
+ *
+ * # Safety
+ * `ticket` must be `NULL` or a live ticket that no other thread uses any more; it
+ * is invalid afterwards.
+ */
+void amap_ticket_free(amap_ticket_t *ticket);
 
 /**
  * The `data` pointer of a retained value, or `NULL` if `value` is `NULL`.

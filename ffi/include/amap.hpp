@@ -1,14 +1,20 @@
 // atomic-map for C++17: a header-only RAII layer over the C ABI (amap.h).
 //
-//   amap::Map          the map; move-only, frees on destruction
-//   amap::Value        a retained value; copy = retain, move = transfer, destroy = release
-//   amap::ReadSection  a pinned read section; borrowed pointers only inside `visit`
-//   amap::Snapshot     a view of one generation, iterable with range-for
-//   amap::Error        thrown on failure, carries the amap_status_t and its text
+//   amap::Map               the map (untyped: void * data + destructor, as in C); move-only
+//   amap::Value             a retained value; copy = retain, move = transfer, destroy = release
+//   amap::Batch             the next contents of a Map, built off to the side; Map::replace publishes it
+//   amap::Ticket            a retired generation: wait() for its teardown; move-only, owns the C ticket
+//   amap::ReadSection       a pinned read section: visit(key, f), and range-for over its entries
+//   amap::Snapshot          a view of one generation, iterable with range-for
+//   amap::TypedMap<T>       a Map whose values are T objects (new T, deleted exactly once)
+//   amap::TypedValue<T>     a retained T: operator-> / operator*, no casts
+//   amap::TypedReadSection<T>  a ReadSection over a TypedMap<T>: visit(key, f(const T &)), range-for
+//   amap::Error             thrown on failure, carries the amap_status_t and its text
 //
 // Ownership in C++ terms: a Value owns one reference and keeps the value (and the
-// data it wraps) alive across clear_async(), remove() and the Map's destruction.
-// Data pointers obtained inside ReadSection::visit are borrowed for the callback only.
+// data it wraps) alive across clear_async(), replace(), remove() and the Map's
+// destruction. Data pointers obtained from a ReadSection (visit, get_unchecked,
+// range-for) are borrowed until the section ends.
 //
 // Without exceptions (-fno-exceptions, or AMAP_NO_EXCEPTIONS defined), an operation
 // that would throw prints the status and aborts; the outcomes that are not errors
@@ -18,13 +24,16 @@
 #define AMAP_HPP
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -32,6 +41,7 @@
 
 #if !defined(AMAP_NO_EXCEPTIONS) && (defined(__cpp_exceptions) || defined(__EXCEPTIONS))
 #define AMAP_HPP_EXCEPTIONS 1
+#include <exception>
 #include <stdexcept>
 #else
 #define AMAP_HPP_EXCEPTIONS 0
@@ -73,6 +83,21 @@ template <class T>
 void delete_as(void *data, void * /*ctx*/) {
     delete static_cast<T *>(data);
 }
+
+/// Hands `value` to a C function that takes ownership on AMAP_OK (`give`), then
+/// checks the status. On failure the unique_ptr keeps the object (and deletes it),
+/// except after AMAP_PANIC, when the library may already have destroyed it: then it
+/// is let go (a leak at worst, never a double delete).
+template <class T, class Give>
+void hand_over(std::unique_ptr<T> &value, Give give) {
+    amap_status_t s = give(value.get());
+    if (s == AMAP_OK || s == AMAP_PANIC) value.release();
+    check(s);
+}
+
+template <class T> struct is_unique_ptr : std::false_type {};
+template <class T, class D> struct is_unique_ptr<std::unique_ptr<T, D>> : std::true_type {};
+template <class T> using plain_t = std::remove_cv_t<std::remove_reference_t<T>>;
 } // namespace detail
 
 /// A retained value: holds one reference. Copying retains, moving transfers,
@@ -106,8 +131,99 @@ class Value {
 /// Generation and garbage counters (see amap_stats_t).
 using Stats = amap_stats_t;
 
+/// A ticket for a generation retired by Map::clear_async or Map::replace: tells
+/// whether, and waits until, it has been torn down. Move-only; the destructor frees
+/// the C ticket (the generation is torn down all the same). It does not hold the
+/// generation and may outlive the Map. A moved-from Ticket is empty (id() 0,
+/// is_reclaimed() and wait() throw AMAP_NULL_ARGUMENT).
+class Ticket {
+  public:
+    /// Takes over `ticket` (from amap_clear_async or amap_replace).
+    explicit Ticket(amap_ticket_t *ticket) noexcept : ticket_(ticket) {}
+    Ticket(const Ticket &) = delete;
+    Ticket &operator=(const Ticket &) = delete;
+    Ticket(Ticket &&other) noexcept : ticket_(std::exchange(other.ticket_, nullptr)) {}
+    Ticket &operator=(Ticket &&other) noexcept {
+        if (this != &other) {
+            amap_ticket_free(ticket_);
+            ticket_ = std::exchange(other.ticket_, nullptr);
+        }
+        return *this;
+    }
+    ~Ticket() { amap_ticket_free(ticket_); }
+
+    /// Whether the generation was torn down within `timeout` (negative: no limit).
+    /// From a value's destructor run by the same reclaimer it returns at once.
+    bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
+        amap_status_t s = amap_ticket_wait(ticket_, static_cast<int64_t>(timeout.count()));
+        if (s == AMAP_TIMED_OUT) return false;
+        detail::check(s);
+        return true;
+    }
+    /// Whether the generation has been torn down (never blocks).
+    bool is_reclaimed() const {
+        uint8_t reclaimed = 0;
+        detail::check(amap_ticket_is_reclaimed(ticket_, &reclaimed));
+        return reclaimed != 0;
+    }
+    /// Id of the retired generation.
+    uint64_t id() const {
+        uint64_t id = 0;
+        if (ticket_) detail::check(amap_ticket_id(ticket_, &id));
+        return id;
+    }
+    explicit operator bool() const noexcept { return ticket_ != nullptr; }
+    /// The C handle, still owned by this Ticket.
+    const amap_ticket_t *get() const noexcept { return ticket_; }
+
+  private:
+    amap_ticket_t *ticket_;
+};
+
+class Map;
 class ReadSection;
 class Snapshot;
+
+/// The next contents of one Map, invisible to readers until Map::replace publishes
+/// them all at once. Move-only; a Batch destroyed unpublished destroys its values
+/// (on this thread). Not thread-safe: one thread at a time.
+class Batch {
+  public:
+    inline explicit Batch(const Map &map);
+    Batch(const Batch &) = delete;
+    Batch &operator=(const Batch &) = delete;
+    Batch(Batch &&other) noexcept : batch_(std::exchange(other.batch_, nullptr)) {}
+    Batch &operator=(Batch &&other) noexcept {
+        if (this != &other) {
+            amap_batch_free(batch_);
+            batch_ = std::exchange(other.batch_, nullptr);
+        }
+        return *this;
+    }
+    ~Batch() { amap_batch_free(batch_); }
+
+    /// Adds `key` -> `data`; `dtor(data, ctx)` runs exactly once (as Map::insert).
+    void insert(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
+        detail::check(amap_batch_insert(batch_, detail::bytes(key), key.size(), data, dtor, ctx));
+    }
+    /// Adds `key` -> an object the batch now owns (deleted as a T, on any thread).
+    template <class T> void insert(std::string_view key, std::unique_ptr<T> value) {
+        detail::hand_over(value, [&](T *raw) {
+            return amap_batch_insert(batch_, detail::bytes(key), key.size(), raw, detail::delete_as<T>, nullptr);
+        });
+    }
+    /// Entries added so far (a key added twice counts twice; the later one wins).
+    size_t size() const {
+        size_t n = 0;
+        detail::check(amap_batch_len(batch_, &n));
+        return n;
+    }
+    /// Gives the C batch up (for amap_replace, which consumes it).
+    amap_batch_t *release() noexcept { return std::exchange(batch_, nullptr); }
+
+  private:
+    amap_batch_t *batch_ = nullptr;
+};
 
 /// Options for Map; the defaults are the C defaults.
 struct Options {
@@ -148,8 +264,9 @@ class Map {
     }
     /// Maps `key` to an object the map now owns (deleted as a T, on any thread).
     template <class T> void insert(std::string_view key, std::unique_ptr<T> value) {
-        detail::check(amap_insert(map_, detail::bytes(key), key.size(), value.get(), detail::delete_as<T>, nullptr));
-        value.release();
+        detail::hand_over(value, [&](T *raw) {
+            return amap_insert(map_, detail::bytes(key), key.size(), raw, detail::delete_as<T>, nullptr);
+        });
     }
     /// Removes `key`; returns whether it was there.
     bool remove(std::string_view key) {
@@ -176,18 +293,33 @@ class Map {
         detail::check(amap_len(map_, &n));
         return n;
     }
-    /// O(1) clear; returns the retired generation's id.
-    uint64_t clear_async() {
-        uint64_t id = 0;
-        detail::check(amap_clear_async(map_, &id));
-        return id;
+    /// O(1) clear; returns a Ticket for the retired generation (ignore it if you
+    /// do not need it: it is freed at once).
+    Ticket clear_async() {
+        amap_ticket_t *ticket = nullptr;
+        detail::check(amap_clear_async(map_, &ticket));
+        return Ticket(ticket);
     }
-    /// Whether generation `id` was torn down within `timeout` (negative: forever).
-    bool wait_reclaimed(uint64_t id, std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
-        amap_status_t s = amap_wait_reclaimed(map_, id, static_cast<int64_t>(timeout.count()));
-        if (s == AMAP_TIMED_OUT) return false;
-        detail::check(s);
-        return true;
+    /// Publishes `batch` (made for this map) as the whole contents, with one swap:
+    /// readers see the old contents or the new, never a mix or an empty map. The
+    /// batch is consumed whatever happens.
+    Ticket replace(Batch &&batch) {
+        Batch taken = std::move(batch);
+        amap_ticket_t *ticket = nullptr;
+        detail::check(amap_replace(map_, taken.release(), &ticket));
+        return Ticket(ticket);
+    }
+    /// Publishes a range of (key, std::unique_ptr<T>) pairs as the whole contents,
+    /// with one swap (the pointers are moved from; a later duplicate key wins).
+    template <class Range> Ticket replace(Range &&entries) {
+        Batch batch(*this);
+        for (auto &&entry : entries) {
+            auto &&[key, value] = entry;
+            static_assert(detail::is_unique_ptr<detail::plain_t<decltype(value)>>::value,
+                          "Map::replace takes (key, std::unique_ptr<T>) pairs; TypedMap<T>::replace takes values");
+            batch.insert(key, std::move(value));
+        }
+        return replace(std::move(batch));
     }
     /// Manual mode: tears retired generations down on this thread.
     size_t reclaim() {
@@ -211,10 +343,66 @@ class Map {
 /// A pinned read section: borrowed reads without reference counting. It belongs
 /// to the thread that created it and cannot be copied, moved or heap-allocated, so
 /// it lives in one scope of one thread. Borrowed data is handed to a callback
-/// (`visit`) and cannot escape it by construction; `get_unchecked` is the escape
-/// hatch, valid until the section ends.
+/// (`visit`) and cannot escape it by construction; `get_unchecked` and range-for are
+/// the escape hatches, valid until the section ends.
+///
+/// Range-for walks every entry of the section's generation (amap_read_for_each):
+///
+///     amap::ReadSection read(map);
+///     for (const amap::ReadSection::Entry &e : read) use(e.key, e.as<Config>());
+///
+/// The entries are collected when the loop begins (keys copied into the section,
+/// data pointers borrowed, no lock held and no count touched), so the loop body
+/// may call into the map, and loops may nest. Keys and data stay valid until the
+/// section ends.
 class ReadSection {
   public:
+    /// One entry of the section's generation.
+    struct Entry {
+        std::string_view key;
+        const void *data;
+        /// data as a const T* (the type the value was inserted as).
+        template <class T> const T *as() const noexcept { return static_cast<const T *>(data); }
+    };
+
+    /// Forward iterator over the entries collected by begin().
+    class iterator {
+      public:
+        using iterator_category = std::forward_iterator_tag;
+        using value_type = Entry;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const Entry *;
+        using reference = Entry;
+
+        iterator() = default;
+        Entry operator*() const {
+            const Stored &e = (*entries_)[i_];
+            return Entry{e.key, e.data};
+        }
+        iterator &operator++() {
+            ++i_;
+            return *this;
+        }
+        iterator operator++(int) {
+            iterator before = *this;
+            ++i_;
+            return before;
+        }
+        bool operator==(const iterator &other) const { return entries_ == other.entries_ && i_ == other.i_; }
+        bool operator!=(const iterator &other) const { return !(*this == other); }
+
+      private:
+        friend class ReadSection;
+        struct Stored {
+            std::string key;
+            const void *data;
+        };
+        using Entries = std::vector<Stored>;
+        iterator(std::shared_ptr<const Entries> entries, size_t i) : entries_(std::move(entries)), i_(i) {}
+        std::shared_ptr<const Entries> entries_;
+        size_t i_ = 0;
+    };
+
     explicit ReadSection(const Map &map) { detail::check(amap_read_begin(map.get(), &read_)); }
     ReadSection(const ReadSection &) = delete;
     ReadSection &operator=(const ReadSection &) = delete;
@@ -239,9 +427,61 @@ class ReadSection {
         detail::check(s);
         return data;
     }
+    /// Calls `f(key, data)` for each entry (amap_read_for_each: no lock is held
+    /// while `f` runs, so it may call into the map); `f` returns true to go on,
+    /// false to stop. `key` is valid for the call, `data` until the section ends.
+    /// An exception thrown by `f` stops the walk and is rethrown here (it never
+    /// crosses the C frames).
+    template <class F> void for_each(F &&f) const {
+        Walk<F> walk{f};
+        detail::check(amap_read_for_each(read_, &call<F>, &walk));
+#if AMAP_HPP_EXCEPTIONS
+        if (walk.error) std::rethrow_exception(walk.error);
+#endif
+    }
+
+    /// Collects the entries (see the class comment) and returns the first.
+    iterator begin() {
+        auto entries = std::make_shared<iterator::Entries>();
+        for_each([&entries](std::string_view key, const void *data) {
+            entries->push_back(iterator::Stored{std::string(key), data});
+            return true;
+        });
+        walks_.push_back(entries); // the keys live as long as the section
+        return iterator(std::move(entries), 0);
+    }
+    /// The end of the entries collected by the last begin().
+    iterator end() const {
+        if (walks_.empty()) return iterator();
+        return iterator(walks_.back(), walks_.back()->size());
+    }
 
   private:
+    template <class F> struct Walk {
+        F &f;
+#if AMAP_HPP_EXCEPTIONS
+        std::exception_ptr error{};
+#endif
+    };
+    // Called from C: must not throw through it.
+    template <class F> static int32_t call(const uint8_t *key, size_t len, void *data, void *user) noexcept {
+        auto *walk = static_cast<Walk<F> *>(user);
+        std::string_view k(reinterpret_cast<const char *>(key), len);
+#if AMAP_HPP_EXCEPTIONS
+        try {
+            return walk->f(k, static_cast<const void *>(data)) ? 0 : 1;
+        } catch (...) {
+            walk->error = std::current_exception();
+            return 1;
+        }
+#else
+        return walk->f(k, static_cast<const void *>(data)) ? 0 : 1;
+#endif
+    }
+
     amap_read_t *read_ = nullptr;
+    /// The entries of every loop over this section (kept until it ends).
+    std::vector<std::shared_ptr<const iterator::Entries>> walks_;
 };
 
 /// A view of one generation; it never sees a clear. Move-only. Iterate with
@@ -332,6 +572,143 @@ inline Snapshot Map::snapshot() const {
     detail::check(amap_snapshot(map_, &snap));
     return Snapshot(snap);
 }
+
+inline Batch::Batch(const Map &map) { detail::check(amap_batch_new(map.get(), &batch_)); }
+
+/// A retained T from a TypedMap<T>: one reference, as Value (copy = retain, move =
+/// transfer, destruction = release). Read-only: the T is shared with every reader.
+/// A moved-from TypedValue is empty (get() is nullptr).
+template <class T> class TypedValue {
+  public:
+    explicit TypedValue(Value value) noexcept : value_(std::move(value)) {}
+    const T &operator*() const noexcept { return *get(); }
+    const T *operator->() const noexcept { return get(); }
+    const T *get() const noexcept { return static_cast<const T *>(value_.data()); }
+    explicit operator bool() const noexcept { return static_cast<bool>(value_); }
+    /// The untyped handle (for C interop), still owned by this TypedValue.
+    const Value &untyped() const noexcept { return value_; }
+
+  private:
+    Value value_;
+};
+
+/// A map whose values are T objects: each is allocated with `new T(...)` when it
+/// is inserted and deleted (its destructor run) exactly once, through the C
+/// destructor, after its last holder lets go, possibly on another thread (T's
+/// destructor must allow that). Reads return TypedValue<T> (no casts). Move-only.
+///
+/// The untyped Map underneath is reachable read-only through untyped() (for
+/// amap::ReadSection, Snapshot, stats, and the C handle), never for inserting: a
+/// TypedMap<T> holds only T objects, so its values may be read as T by anyone.
+template <class T> class TypedMap {
+  public:
+    TypedMap() = default;
+    explicit TypedMap(const Options &options) : map_(options) {}
+
+    /// Maps `key` to `value`, moved (or copied) into a new T.
+    void insert(std::string_view key, T value) { insert(key, std::make_unique<T>(std::move(value))); }
+    /// Maps `key` to an object the map now owns.
+    void insert(std::string_view key, std::unique_ptr<T> value) { map_.insert(key, std::move(value)); }
+    /// Maps `key` to a T constructed in place from `args`.
+    template <class... Args> void emplace(std::string_view key, Args &&...args) {
+        insert(key, std::make_unique<T>(std::forward<Args>(args)...));
+    }
+    /// A retained T, or nullopt.
+    std::optional<TypedValue<T>> get(std::string_view key) const {
+        std::optional<Value> v = map_.get(key);
+        if (!v) return std::nullopt;
+        return TypedValue<T>(std::move(*v));
+    }
+    bool remove(std::string_view key) { return map_.remove(key); }
+    bool contains(std::string_view key) const { return map_.contains(key); }
+    size_t size() const { return map_.size(); }
+    /// O(1) clear (see Map::clear_async).
+    Ticket clear_async() { return map_.clear_async(); }
+    /// Publishes a range of (key, T) or (key, std::unique_ptr<T>) pairs as the
+    /// whole contents, with one swap: readers see the old contents or the new,
+    /// never a mix. Values are moved from a non-const range, copied from a const one.
+    template <class Range> Ticket replace(Range &&entries) {
+        Batch batch(map_);
+        for (auto &&entry : entries) {
+            auto &&[key, value] = entry;
+            if constexpr (detail::is_unique_ptr<detail::plain_t<decltype(value)>>::value) {
+                batch.insert(key, std::unique_ptr<T>(std::move(value)));
+            } else {
+                batch.insert(key, std::make_unique<T>(std::move(value)));
+            }
+        }
+        return map_.replace(std::move(batch));
+    }
+    /// Manual mode: tears retired generations down on this thread.
+    size_t reclaim() { return map_.reclaim(); }
+    Stats stats() const { return map_.stats(); }
+    /// The untyped map, read-only (its values are T objects).
+    const Map &untyped() const noexcept { return map_; }
+
+  private:
+    Map map_;
+};
+
+/// A ReadSection over a TypedMap<T>: borrowed `const T &` without counting, valid
+/// until the section ends. Same rules as ReadSection (one thread, one scope).
+template <class T> class TypedReadSection {
+  public:
+    struct Entry {
+        std::string_view key;
+        const T &value;
+    };
+    class iterator {
+      public:
+        using iterator_category = std::forward_iterator_tag;
+        using value_type = Entry;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const Entry *;
+        using reference = Entry;
+
+        iterator() = default;
+        explicit iterator(ReadSection::iterator it) : it_(it) {}
+        Entry operator*() const {
+            ReadSection::Entry e = *it_;
+            return Entry{e.key, *e.as<T>()};
+        }
+        iterator &operator++() {
+            ++it_;
+            return *this;
+        }
+        iterator operator++(int) {
+            iterator before = *this;
+            ++it_;
+            return before;
+        }
+        bool operator==(const iterator &other) const { return it_ == other.it_; }
+        bool operator!=(const iterator &other) const { return it_ != other.it_; }
+
+      private:
+        ReadSection::iterator it_;
+    };
+
+    explicit TypedReadSection(const TypedMap<T> &map) : read_(map.untyped()) {}
+    TypedReadSection(const TypedReadSection &) = delete;
+    TypedReadSection &operator=(const TypedReadSection &) = delete;
+    static void *operator new(size_t) = delete;
+    static void *operator new[](size_t) = delete;
+
+    /// Calls `f(value)` with the borrowed T for `key`; returns whether found.
+    template <class F> bool visit(std::string_view key, F &&f) const {
+        return read_.visit(key, [&](const void *data) { std::forward<F>(f)(*static_cast<const T *>(data)); });
+    }
+    /// The borrowed T for `key` or nullptr; valid until this section ends.
+    const T *get_unchecked(std::string_view key) const { return static_cast<const T *>(read_.get_unchecked(key)); }
+    /// Calls `f(key, value)` for each entry until it returns false (see ReadSection::for_each).
+    template <class F> void for_each(F &&f) const {
+        read_.for_each([&](std::string_view key, const void *data) { return f(key, *static_cast<const T *>(data)); });
+    }
+    iterator begin() { return iterator(read_.begin()); }
+    iterator end() const { return iterator(read_.end()); }
+
+  private:
+    ReadSection read_;
+};
 
 } // namespace amap
 

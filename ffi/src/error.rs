@@ -15,10 +15,10 @@ pub enum amap_status_t {
     /// A required pointer argument was `NULL` (or a key was `NULL` with a
     /// non-zero length).
     AMAP_NULL_ARGUMENT = 2,
-    /// An argument was out of range (an unknown reclaim mode, a generation id that
-    /// was never retired).
+    /// An argument was out of range (an unknown reclaim mode, a batch given to
+    /// another map than the one it was made for).
     AMAP_INVALID_ARGUMENT = 3,
-    /// `amap_wait_reclaimed` gave up before the generation was reclaimed.
+    /// `amap_ticket_wait` gave up before the generation was reclaimed.
     AMAP_TIMED_OUT = 4,
     /// A read section was used on a thread other than the one that began it.
     AMAP_WRONG_THREAD = 5,

@@ -17,26 +17,33 @@
 //! building, linking, the threading model and the ownership rules.
 
 mod args;
+mod batch;
 mod error;
 mod flush;
 mod map;
 mod panic;
 mod read;
 mod snapshot;
+mod ticket;
 mod value;
 
+pub use batch::{amap_batch_free, amap_batch_insert, amap_batch_len, amap_batch_new, amap_batch_t};
 pub use error::{amap_status_str, amap_status_t, amap_version};
 pub use flush::amap_flush;
 pub use map::{
     AMAP_MAX_SHARDS, AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL, amap_clear_async, amap_contains,
     amap_free, amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_options_init,
-    amap_options_t, amap_reclaim, amap_remove, amap_stats, amap_stats_t, amap_t,
-    amap_wait_reclaimed,
+    amap_options_t, amap_reclaim, amap_remove, amap_replace, amap_stats, amap_stats_t, amap_t,
 };
-pub use read::{amap_read_begin, amap_read_end, amap_read_get, amap_read_t};
+pub use read::{
+    amap_read_begin, amap_read_end, amap_read_fn, amap_read_for_each, amap_read_get, amap_read_t,
+};
 pub use snapshot::{
     amap_foreach_fn, amap_snapshot, amap_snapshot_foreach, amap_snapshot_get, amap_snapshot_len,
     amap_snapshot_release, amap_snapshot_t,
+};
+pub use ticket::{
+    amap_ticket_free, amap_ticket_id, amap_ticket_is_reclaimed, amap_ticket_t, amap_ticket_wait,
 };
 pub use value::{
     amap_dtor_fn, amap_value_data, amap_value_release, amap_value_retain, amap_value_t,

@@ -1,15 +1,14 @@
 //! `amap_t`: the map, its options, writes, retained reads, clears and statistics.
 
-use std::collections::BTreeMap;
 use std::ffi::c_void;
-use std::sync::Mutex;
-use std::time::Duration;
 
-use atomic_map::{AtomicMap, Builder, ReclaimMode, Retired};
+use atomic_map::{AtomicMap, Builder, ReclaimMode};
 
 use crate::args::{arg, key, out};
+use crate::batch::amap_batch_t;
 use crate::error::amap_status_t;
 use crate::panic::guard;
+use crate::ticket::{amap_ticket_t, hand_out};
 use crate::value::{CValue, amap_dtor_fn, amap_value_t, into_c};
 
 /// A map from byte-string keys to C values.
@@ -19,9 +18,6 @@ use crate::value::{CValue, amap_dtor_fn, amap_value_t, into_c};
 #[allow(non_camel_case_types)]
 pub struct amap_t {
     pub(crate) map: AtomicMap<Box<[u8]>, CValue>,
-    /// Tickets of generations retired by `amap_clear_async` and not yet seen
-    /// reclaimed, for `amap_wait_reclaimed`. Pruned on every clear.
-    tickets: Mutex<BTreeMap<u64, Retired>>,
 }
 
 /// Reclaim mode: the process-wide reclaimer thread (one per process, shared by
@@ -109,7 +105,6 @@ fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
     }
     Ok(amap_t {
         map: builder.build(),
-        tickets: Mutex::new(BTreeMap::new()),
     })
 }
 
@@ -170,9 +165,7 @@ pub unsafe extern "C" fn amap_free(map: *mut amap_t) {
             // `Box::into_raw`'s, in `amap_new_with`; no other thread uses it any
             // more, so it is rebuilt once, here.
             let map = unsafe { Box::from_raw(map) };
-            let amap_t { map, tickets } = *map;
-            drop(tickets);
-            map.shutdown();
+            map.map.shutdown();
         }
         Ok(())
     });
@@ -295,81 +288,78 @@ pub unsafe extern "C" fn amap_get(
     })
 }
 
-/// Retires the current generation and publishes an empty one, in O(1), and writes
-/// the retired generation's id to `*out_id` (may be `NULL` if not wanted).
+/// Retires the current generation and publishes an empty one, in O(1): one
+/// compare-and-swap, no lock, no syscall (the empty generation is normally built
+/// ahead by the reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
+/// retired generation to `*out_ticket` (one small allocation); with `NULL`, no
+/// ticket is made and nothing is allocated.
 ///
 /// Nothing is freed here: the old generation is torn down later (by the reclaimer)
 /// once no read section or snapshot holds it, and each of its values is destroyed
-/// once no retain holds it. Wait for the teardown with `amap_wait_reclaimed`.
+/// once no retain holds it. Readers in a read section keep reading the old
+/// generation; new ones see the empty one.
+///
+/// Ownership: the caller owns `*out_ticket` and frees it with `amap_ticket_free`
+/// (`amap_ticket_wait` waits for the teardown).
 ///
 /// # Safety
-/// `map` must be a live map; `out_id` `NULL` or valid for a write.
+/// `map` must be a live map; `out_ticket` `NULL` or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn amap_clear_async(map: *const amap_t, out_id: *mut u64) -> amap_status_t {
-    guard(|| {
-        // SAFETY: the contract of this function.
-        let map = unsafe { arg(map) }?;
-        let retired = map.map.clear_async();
-        let id = retired.id();
-        let mut tickets = map.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        tickets.retain(|_, t| !t.is_reclaimed());
-        tickets.insert(id, retired);
-        drop(tickets);
-        if !out_id.is_null() {
-            // SAFETY: non-null, valid for a write by the contract.
-            unsafe { out_id.write(id) };
-        }
-        Ok(())
-    })
-}
-
-/// Waits until the generation `id` (from `amap_clear_async`) has been torn down, or
-/// `timeout_ms` milliseconds have passed (`timeout_ms < 0` waits forever; 0 checks
-/// once). Returns `AMAP_OK` once reclaimed, `AMAP_TIMED_OUT` otherwise, and
-/// `AMAP_INVALID_ARGUMENT` for an id that was never retired.
-///
-/// In manual mode the waiting thread runs the reclamation itself. Waiting forever
-/// while this same thread holds a read section or snapshot of that generation never
-/// returns.
-///
-/// # Safety
-/// `map` must be a live map.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn amap_wait_reclaimed(
+pub unsafe extern "C" fn amap_clear_async(
     map: *const amap_t,
-    id: u64,
-    timeout_ms: i64,
+    out_ticket: *mut *mut amap_ticket_t,
 ) -> amap_status_t {
     guard(|| {
         // SAFETY: the contract of this function.
         let map = unsafe { arg(map) }?;
-        let ticket = map
-            .tickets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned();
-        let Some(ticket) = ticket else {
-            // Pruned tickets were reclaimed; ids at or past the current generation
-            // were never retired.
-            return if id < map.map.generation() {
-                Ok(())
-            } else {
-                Err(amap_status_t::AMAP_INVALID_ARGUMENT)
-            };
-        };
-        let reclaimed = match u64::try_from(timeout_ms) {
-            Err(_) => {
-                ticket.wait();
-                true
-            }
-            Ok(ms) => ticket.wait_timeout(Duration::from_millis(ms)),
-        };
-        if reclaimed {
-            Ok(())
-        } else {
-            Err(amap_status_t::AMAP_TIMED_OUT)
+        let retired = map.map.clear_async();
+        // SAFETY: `out_ticket` is `NULL` or valid for a write (the contract).
+        unsafe { hand_out(retired, out_ticket) };
+        Ok(())
+    })
+}
+
+/// Publishes `batch` as the map's whole contents, atomically: builds its table on
+/// the calling thread (O(entries in the batch); readers are not blocked meanwhile
+/// and see nothing of it), then retires the current generation and publishes the
+/// new one with one compare-and-swap. A reader sees either all of the old contents
+/// or all of the batch, never a mix and never an empty map in between. Writes made
+/// to the old generation while the table is being built are retired with it.
+/// If `out_ticket` is not `NULL`, writes a ticket for the retired generation to
+/// `*out_ticket` (as `amap_clear_async`).
+///
+/// Ownership: **consumes `batch`**, whatever the status (unless `batch` is `NULL`):
+/// on `AMAP_OK` the map owns its values (each destructor runs once, after the
+/// value's last holder lets go); on `AMAP_NULL_ARGUMENT` (a `NULL` `map`) or
+/// `AMAP_INVALID_ARGUMENT` (a batch made for another map) nothing is published and
+/// the batch's destructors run here, on this thread. The caller owns `*out_ticket`
+/// (written on `AMAP_OK` only) and frees it with `amap_ticket_free`.
+///
+/// # Safety
+/// `map` must be a live map; `batch` `NULL` or a live batch that no other thread is
+/// using (it is invalid afterwards); `out_ticket` `NULL` or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_replace(
+    map: *const amap_t,
+    batch: *mut amap_batch_t,
+    out_ticket: *mut *mut amap_ticket_t,
+) -> amap_status_t {
+    guard(|| {
+        if batch.is_null() {
+            return Err(amap_status_t::AMAP_NULL_ARGUMENT);
         }
+        // SAFETY: the contract: a live batch, ours to consume, once. Taken before
+        // any other check, so that it is consumed on every path.
+        let batch = unsafe { Box::from_raw(batch) };
+        // SAFETY: the contract of this function.
+        let map_ref = unsafe { arg(map) }?;
+        if !std::ptr::eq(batch.map, map) {
+            return Err(amap_status_t::AMAP_INVALID_ARGUMENT);
+        }
+        let retired = map_ref.map.replace(batch.entries);
+        // SAFETY: `out_ticket` is `NULL` or valid for a write (the contract).
+        unsafe { hand_out(retired, out_ticket) };
+        Ok(())
     })
 }
 

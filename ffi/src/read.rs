@@ -1,5 +1,6 @@
 //! `amap_read_t`: a pinned read section for hot paths (borrowed reads, no counts).
 
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::ffi::c_void;
 
@@ -20,6 +21,11 @@ use crate::value::CValue;
 pub struct amap_read_t {
     guard: ReadGuard<Box<[u8]>, CValue, RandomState>,
     owner: usize,
+    /// How many `amap_read_for_each` calls on this section are running (nested
+    /// calls from a callback count each): `amap_read_end` from a callback would
+    /// free the section under the walk, so it aborts instead. Only the owner thread
+    /// touches it (checked before any use).
+    walks: Cell<u32>,
 }
 
 /// A cheap identity of the calling thread: `pthread_self()`, unique among live
@@ -61,6 +67,7 @@ pub unsafe extern "C" fn amap_read_begin(
         let read = amap_read_t {
             guard: map.map.pin(),
             owner: thread_token(),
+            walks: Cell::new(0),
         };
         out_read.set(Box::into_raw(Box::new(read)));
         Ok(())
@@ -98,11 +105,88 @@ pub unsafe extern "C" fn amap_read_get(
     })
 }
 
+/// Called by `amap_read_for_each` for each entry: the key bytes, the value's
+/// `data`, and the caller's `user` pointer. Return 0 to go on, anything else to
+/// stop.
+///
+/// Ownership: `key` is **borrowed for the call only** (a copy: keep the bytes by
+/// copying them). `data` is **borrowed for the section**, as from `amap_read_get`:
+/// valid until `amap_read_end`, even if the key is removed or the map cleared
+/// meanwhile. Never free either.
+#[allow(non_camel_case_types)]
+pub type amap_read_fn = Option<
+    unsafe extern "C" fn(
+        key: *const u8,
+        key_len: usize,
+        data: *mut c_void,
+        user: *mut c_void,
+    ) -> i32,
+>;
+
+/// Calls `callback(key, key_len, data, user)` for each entry of the section's
+/// generation, until it returns non-zero. Returns `AMAP_OK` whether or not the
+/// callback stopped early.
+///
+/// No lock is held while the callback runs: the entries are copied one shard at a
+/// time (key bytes copied, value addresses taken, no reference count touched) under
+/// that shard's read lock, and the callback runs on the copy. So the callback may
+/// call into the map, including `amap_insert`, `amap_remove`, `amap_get` and
+/// `amap_read_get` on this section; it must not end this section. Entries written
+/// to the generation during the walk may or may not be seen; entries of another
+/// generation (after a clear or replace) never are. Each entry is seen at most once.
+///
+/// Ownership: as `amap_read_fn` says: `data` borrowed until `amap_read_end`, `key`
+/// for the call. `user` is passed through untouched.
+///
+/// # Safety
+/// `read` must be a live section of this thread; `callback` must be a valid
+/// function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_read_for_each(
+    read: *const amap_read_t,
+    callback: amap_read_fn,
+    user: *mut c_void,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let read = unsafe { arg(read) }?;
+        let callback = callback.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
+        read.check_thread()?;
+        read.walks.set(read.walks.get() + 1);
+        // Counted down however the walk ends (a panic included).
+        let _walking = Walking(&read.walks);
+        // `iter_borrowed` holds no shard lock between items, and each `value` is
+        // borrowed from `read.guard`, which lives until `amap_read_end`.
+        for (key, value) in read.guard.iter_borrowed() {
+            // SAFETY: `key` (our copy) lives for the call; `value.data` is the C
+            // pointer given to `amap_insert`, kept alive by the section (the borrow
+            // of `read.guard`: epoch pin + generation guard, `ReadGuard::new`); the
+            // callback's validity is the caller's contract.
+            let stop = unsafe { callback(key.as_ptr(), key.len(), value.data, user) } != 0;
+            if stop {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Counts a walk of `amap_read_for_each` down when dropped.
+struct Walking<'a>(&'a Cell<u32>);
+
+impl Drop for Walking<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// Ends a read section; every pointer it handed out is invalid afterwards. `NULL`
 /// is a no-op.
 ///
 /// Ending a section on another thread than the one that began it would corrupt the
 /// epoch's per-thread state: it is detected and aborts the process with a message.
+/// So is ending it from inside an `amap_read_for_each` callback on it (the walk
+/// still uses the section).
 ///
 /// # Safety
 /// `read` must be `NULL` or a live section; it is invalid afterwards.
@@ -112,16 +196,24 @@ pub unsafe extern "C" fn amap_read_end(read: *mut amap_read_t) {
         if read.is_null() {
             return Ok(());
         }
-        // SAFETY: a live section (the contract) is `Box::into_raw`'s from
-        // `amap_read_begin`; the caller gives it up, so it is rebuilt once, here.
-        let read = unsafe { Box::from_raw(read) };
-        if read.check_thread().is_err() {
+        // SAFETY: `read` is `Box::into_raw`'s from `amap_read_begin`, live (the
+        // contract; checked below before it is freed).
+        let section = unsafe { &*read };
+        if section.check_thread().is_err() {
             eprintln!(
                 "atomic-map: amap_read_end called on a thread other than the one that began the section"
             );
             std::process::abort();
         }
-        drop(read);
+        if section.walks.get() != 0 {
+            eprintln!(
+                "atomic-map: amap_read_end called from an amap_read_for_each callback on the same section"
+            );
+            std::process::abort();
+        }
+        // SAFETY: the contract: ours to end, once; no walk borrows it (checked above),
+        // and `section` is not used past this point.
+        drop(unsafe { Box::from_raw(read) });
         Ok(())
     });
 }

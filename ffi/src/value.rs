@@ -14,8 +14,10 @@ use crate::panic::{guard, guard_or};
 /// map's reclaimer: in background mode the process-wide reclaimer thread
 /// (`atomic-map-reclaim`, one for the whole process, shared by every map, before
 /// and after `amap_free`); in manual mode a thread calling `amap_reclaim`,
-/// `amap_wait_reclaimed` or `amap_free`, and after `amap_free` of a manual map the
+/// `amap_ticket_wait` or `amap_free`, and after `amap_free` of a manual map the
 /// process-wide reclaimer thread. Never on a thread that merely reads or releases.
+/// A value of a batch that is never published is destroyed by the thread calling
+/// `amap_batch_free` (or the `amap_replace` that failed).
 /// A slow destructor delays the other maps' reclamation on that thread. It may
 /// call into the same map (insert, get, remove, clear), except
 /// while that map is being freed by `amap_free`. May be `NULL` for values that need

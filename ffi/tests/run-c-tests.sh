@@ -6,14 +6,15 @@
 #  * the C example and the C++ example, each linked dynamically (rpath from
 #    pkg-config's libdir) and statically (`pkg-config --static --libs` over the
 #    static-only install), and run;
-#  * the C test programs (test_api, test_threads, torture, test_flush): static with
+#  * the C test programs (test_api, test_threads, test_reload, torture, test_flush): static with
 #    AddressSanitizer + UndefinedBehaviorSanitizer, dynamic under valgrind memcheck
 #    (no error, no definitely-lost block);
-#  * the C++ binding's test (g++ -std=c++17 with ASan/UBSan) and a -fno-exceptions build.
+#  * the C++ binding's test (g++ -std=c++17 with ASan/UBSan, and dynamic under
+#    valgrind) and a -fno-exceptions build.
 # AMAP_INSTALL_ROOT: where the prefixes go (default: a temporary directory, removed
 # at exit); .ci/run passes its own and runs the Go step against $AMAP_INSTALL_ROOT/prefix.
 # AMAP_C_TEST_MS and AMAP_TORTURE_MS set the storms' length for the sanitizer run
-# (valgrind runs 1500 ms each).
+# (valgrind runs 1500 ms each); test_reload runs 1,000 reloads in both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=${AMAP_INSTALL_ROOT:-}
@@ -84,7 +85,7 @@ fi
 "$out/service_cpp.static"
 AMAP_PREFIX="$prefix" bash ffi/examples/cpp/run.sh
 
-for t in test_api test_threads torture test_flush; do
+for t in test_api test_threads test_reload torture test_flush; do
     # shellcheck disable=SC2046,SC2086
     gcc $cflags $san "ffi/tests/c/$t.c" $(sta --cflags --libs amap) -o "$out/$t.asan"
     # shellcheck disable=SC2046,SC2086
@@ -95,6 +96,7 @@ echo "--- sanitizers (static library)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 "$out/test_api.asan"
 AMAP_C_TEST_MS="${AMAP_C_TEST_MS:-2000}" "$out/test_threads.asan"
+"$out/test_reload.asan"
 AMAP_TORTURE_MS="${AMAP_TORTURE_MS:-2000}" "$out/torture.asan"
 "$out/test_flush.asan"
 
@@ -103,6 +105,7 @@ vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=
     --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 "${vg[@]}" "$out/test_api.dyn"
 AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
+"${vg[@]}" "$out/test_reload.dyn"
 AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
 "${vg[@]}" "$out/test_flush.dyn"
 
@@ -111,6 +114,11 @@ echo "--- C++ binding (amap.hpp) under sanitizers"
 g++ -std=c++17 -Wall -Wextra -Werror -g -O1 $san ffi/tests/cpp/test_bindings.cpp \
     $(sta --cflags --libs amap) -o "$out/test_bindings.asan"
 "$out/test_bindings.asan"
+echo "--- C++ binding under valgrind memcheck (shared library)"
+# shellcheck disable=SC2046,SC2086
+g++ -std=c++17 -Wall -Wextra -Werror -g -O1 ffi/tests/cpp/test_bindings.cpp \
+    $(dyn --cflags --libs amap) "$rpath" -lpthread -o "$out/test_bindings.dyn"
+"${vg[@]}" "$out/test_bindings.dyn"
 # The header also compiles without exceptions.
 # shellcheck disable=SC2046
 echo '#include <amap.hpp>

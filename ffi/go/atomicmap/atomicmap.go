@@ -9,6 +9,13 @@
 // one that is garbage-collected unreleased is reported as a leak (LeakedValues)
 // rather than silently released.
 //
+// A reload builds the next contents in a Batch, off to the side, and publishes
+// them all at once with Replace: readers see the old contents or the new, never a
+// mix and never an empty map. ClearAsync and Replace return a *Ticket that tells
+// when the old contents have been torn down. Range walks the current contents
+// inside one read section.
+//
+//
 // The package links the installed C library found by pkg-config (module amap),
 // like any cgo package over a system library: install it first (`make -C ffi
 // install`, from the repository root) and, for a prefix pkg-config does not search,
@@ -22,7 +29,9 @@ package atomicmap
 #include "amap.h"
 
 amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle);
+amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
+amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
 */
 import "C"
 
@@ -46,6 +55,9 @@ func (e *Error) Error() string { return fmt.Sprintf("atomicmap: %s (status %d)",
 
 // ErrClosed is returned by calls on a closed Map.
 var ErrClosed = errors.New("atomicmap: map is closed")
+
+// ErrBatchUsed is returned by calls on a Batch already published or discarded.
+var ErrBatchUsed = errors.New("atomicmap: batch already published or discarded")
 
 func check(status C.amap_status_t) error {
 	if status == C.AMAP_OK {
@@ -152,29 +164,210 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 }
 
 // ClearAsync retires the current generation and publishes an empty one in O(1);
-// it returns the retired generation's id, for WaitReclaimed.
-func (m *Map) ClearAsync() uint64 {
-	var id C.uint64_t
+// it returns a ticket for the retired generation (ignore it if not needed).
+func (m *Map) ClearAsync() *Ticket {
 	if m.ptr == nil {
-		return 0
+		return nil
 	}
-	if err := check(C.amap_clear_async(m.ptr, &id)); err != nil {
+	var t *C.amap_ticket_t
+	if err := check(C.amap_clear_async(m.ptr, &t)); err != nil {
 		panic(err)
 	}
-	return uint64(id)
+	return newTicket(t)
 }
 
-// WaitReclaimed waits up to timeout (negative: forever) for generation id to be
-// torn down; it reports whether it was.
-func (m *Map) WaitReclaimed(id uint64, timeout time.Duration) bool {
+// Replace publishes b as the map's whole contents with one swap: readers see the
+// old contents or the new, never a mix and never an empty map. It consumes b (made
+// by this map's NewBatch), whatever the outcome; on an error b's values are
+// released. It returns a ticket for the retired generation.
+func (m *Map) Replace(b *Batch) (*Ticket, error) {
+	if b == nil || b.ptr == nil {
+		return nil, ErrBatchUsed
+	}
+	ptr := b.ptr
+	b.ptr = nil // consumed, whatever happens
+	runtime.SetFinalizer(b, nil)
 	if m.ptr == nil {
+		C.amap_batch_free(ptr)
+		return nil, ErrClosed
+	}
+	var t *C.amap_ticket_t
+	if err := check(C.amap_replace(m.ptr, ptr, &t)); err != nil {
+		return nil, err
+	}
+	return newTicket(t), nil
+}
+
+// Range calls f for each entry of the current generation until f returns false,
+// inside one read section (no reference count is touched, and no lock is held
+// while f runs: f may call into the map, even write to it). Entries written while
+// Range runs may or may not be seen; entries of a later generation never are. key
+// is borrowed for the call (copy it to keep it). A panic in f stops the walk, ends
+// the read section and is raised again from Range.
+func (m *Map) Range(f func(key []byte, value any) bool) {
+	if m.ptr == nil {
+		return
+	}
+	walk := &rangeWalk{f: f}
+	h := cgo.NewHandle(walk)
+	defer h.Delete()
+	err := check(C.amap_go_range(m.ptr, C.uintptr_t(h)))
+	if walk.panicked != nil {
+		panic(walk.panicked)
+	}
+	if err != nil {
+		panic(err)
+	}
+}
+
+// rangeWalk is what a Range or ForEach callback's handle holds: the function, and
+// a panic it raised, carried back across the C frames (never through them).
+type rangeWalk struct {
+	f        func(key []byte, value any) bool
+	panicked any
+}
+
+// call runs the walk's function; a panic is recorded and stops the walk.
+func (w *rangeWalk) call(key []byte, value any) (goOn bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.panicked = r
+			goOn = false
+		}
+	}()
+	return w.f(key, value)
+}
+
+// Ticket is a retired generation's ticket, from ClearAsync or Replace: it tells
+// whether, and waits until, the generation has been torn down. It does not hold
+// the generation and may outlive the Map. Free releases it; a Ticket collected
+// by the GC is freed by a finalizer.
+type Ticket struct {
+	ptr *C.amap_ticket_t
+}
+
+func newTicket(ptr *C.amap_ticket_t) *Ticket {
+	t := &Ticket{ptr: ptr}
+	runtime.SetFinalizer(t, (*Ticket).Free)
+	return t
+}
+
+// Wait waits up to timeout (negative: without limit) for the generation to be
+// torn down; it reports whether it was. Called from a value's release callback run
+// by the reclaimer, it returns at once.
+func (t *Ticket) Wait(timeout time.Duration) bool {
+	if t == nil || t.ptr == nil {
 		return false
 	}
 	ms := int64(-1)
 	if timeout >= 0 {
 		ms = timeout.Milliseconds()
 	}
-	return C.amap_wait_reclaimed(m.ptr, C.uint64_t(id), C.int64_t(ms)) == C.AMAP_OK
+	ok := C.amap_ticket_wait(t.ptr, C.int64_t(ms)) == C.AMAP_OK
+	runtime.KeepAlive(t) // not freed by the finalizer during the call
+	return ok
+}
+
+// IsReclaimed reports whether the generation has been torn down (never blocks).
+func (t *Ticket) IsReclaimed() bool {
+	if t == nil || t.ptr == nil {
+		return false
+	}
+	var r C.uint8_t
+	err := check(C.amap_ticket_is_reclaimed(t.ptr, &r))
+	runtime.KeepAlive(t)
+	if err != nil {
+		panic(err)
+	}
+	return r != 0
+}
+
+// ID is the retired generation's id (the map's first generation is 0).
+func (t *Ticket) ID() uint64 {
+	if t == nil || t.ptr == nil {
+		return 0
+	}
+	var id C.uint64_t
+	err := check(C.amap_ticket_id(t.ptr, &id))
+	runtime.KeepAlive(t)
+	if err != nil {
+		panic(err)
+	}
+	return uint64(id)
+}
+
+// Free releases the ticket (the generation is torn down all the same). It is
+// idempotent and must be the last call on the ticket.
+func (t *Ticket) Free() {
+	if t != nil && t.ptr != nil {
+		C.amap_ticket_free(t.ptr)
+		t.ptr = nil
+		runtime.SetFinalizer(t, nil)
+	}
+}
+
+// Batch is the next contents of one Map, built off to the side and invisible to
+// readers until Map.Replace publishes it. Not safe for concurrent use. A Batch
+// neither published nor discarded is discarded by a finalizer when collected.
+type Batch struct {
+	ptr *C.amap_batch_t
+}
+
+// NewBatch returns an empty batch for m.
+func (m *Map) NewBatch() (*Batch, error) {
+	if m.ptr == nil {
+		return nil, ErrClosed
+	}
+	var ptr *C.amap_batch_t
+	if err := check(C.amap_batch_new(m.ptr, &ptr)); err != nil {
+		return nil, err
+	}
+	b := &Batch{ptr: ptr}
+	runtime.SetFinalizer(b, (*Batch).Discard)
+	return b, nil
+}
+
+// Insert adds key -> value to the batch, with release as in Map.Insert (called
+// exactly once, when the value is destroyed, or when the batch is discarded). A
+// later entry for the same key replaces an earlier one when the batch is published.
+func (b *Batch) Insert(key []byte, value any, release func(any)) error {
+	if b.ptr == nil {
+		return ErrBatchUsed
+	}
+	h := cgo.NewHandle(&entry{value: value, release: release})
+	k, n := keyPtr(key)
+	err := check(C.amap_go_batch_insert(b.ptr, k, n, C.uintptr_t(h)))
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(b)
+	if err != nil {
+		h.Delete() // the batch did not take it
+		return err
+	}
+	return nil
+}
+
+// Len is the number of entries added (a key added twice counts twice).
+func (b *Batch) Len() int {
+	if b.ptr == nil {
+		return 0
+	}
+	var n C.size_t
+	err := check(C.amap_batch_len(b.ptr, &n))
+	runtime.KeepAlive(b)
+	if err != nil {
+		panic(err)
+	}
+	return int(n)
+}
+
+// Discard frees a batch that will not be published: its values are released now,
+// on this goroutine. Idempotent; a no-op after Replace.
+func (b *Batch) Discard() {
+	if b.ptr != nil {
+		C.amap_batch_free(b.ptr)
+		b.ptr = nil
+		runtime.SetFinalizer(b, nil)
+	}
 }
 
 // Reclaim tears retired generations down on the calling goroutine's thread and
@@ -299,11 +492,19 @@ func (s *Snapshot) Len() int {
 }
 
 // ForEach calls f for each entry until it returns false. key and value are
-// borrowed for the call (copy the key to keep it).
+// borrowed for the call (copy the key to keep it). A panic in f stops the walk and
+// is raised again from ForEach.
 func (s *Snapshot) ForEach(f func(key []byte, value any) bool) {
-	h := cgo.NewHandle(f)
+	walk := &rangeWalk{f: f}
+	h := cgo.NewHandle(walk)
 	defer h.Delete()
-	_ = check(C.amap_go_snapshot_foreach(s.ptr, C.uintptr_t(h)))
+	err := check(C.amap_go_snapshot_foreach(s.ptr, C.uintptr_t(h)))
+	if walk.panicked != nil {
+		panic(walk.panicked)
+	}
+	if err != nil {
+		panic(err)
+	}
 }
 
 // Release releases the snapshot; calling it twice is a no-op.

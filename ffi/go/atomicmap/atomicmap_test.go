@@ -51,7 +51,10 @@ func TestOperations(t *testing.T) {
 		t.Fatal("found a missing key")
 	}
 	snap := m.Snapshot()
-	id := m.ClearAsync()
+	ticket := m.ClearAsync()
+	if ticket.ID() != 0 || ticket.IsReclaimed() {
+		t.Fatalf("ticket %d, reclaimed %v", ticket.ID(), ticket.IsReclaimed())
+	}
 	if m.Len() != 0 || snap.Len() != 2 {
 		t.Fatalf("after clear: map %d, snapshot %d", m.Len(), snap.Len())
 	}
@@ -60,12 +63,17 @@ func TestOperations(t *testing.T) {
 	if len(seen) != 2 || seen["a"] != a || seen["b"] != b {
 		t.Fatalf("snapshot saw %v", seen)
 	}
-	if m.WaitReclaimed(id, 0) {
+	if ticket.Wait(0) {
 		t.Fatal("reclaimed under a snapshot")
 	}
 	snap.Release()
-	if !m.WaitReclaimed(id, 10*time.Second) {
+	if !ticket.Wait(10*time.Second) || !ticket.IsReclaimed() {
 		t.Fatal("not reclaimed")
+	}
+	ticket.Free()
+	ticket.Free() // idempotent
+	if ticket.Wait(0) || ticket.ID() != 0 {
+		t.Fatal("a freed ticket")
 	}
 	if atomic.LoadInt32(&b.released) != 1 || atomic.LoadInt32(&a.released) != 0 {
 		t.Fatalf("released: a %d, b %d", a.released, b.released)
@@ -229,4 +237,202 @@ func TestDoubleReleasePanics(t *testing.T) {
 		}
 	}()
 	v.Release()
+}
+
+// Reloads through Batch and Replace while goroutines read: every Range sees all the
+// keys, all of one version (never a mix, never an empty map); Get never misses; a
+// key mapped twice in a batch keeps the later value; every value is released
+// exactly once, including those of discarded batches.
+func TestReloadsAreAtomic(t *testing.T) {
+	const keys, reloads = 16, 1000
+	type versioned struct {
+		tracked
+		version int
+	}
+	m := New()
+	var (
+		mu      sync.Mutex
+		created []*versioned
+	)
+	load := func(version int, dup bool) *Batch {
+		b, err := m.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := func(k, v int) {
+			x := &versioned{version: v}
+			mu.Lock()
+			x.id = len(created)
+			created = append(created, x)
+			mu.Unlock()
+			if err := b.Insert([]byte(fmt.Sprintf("key-%02d", k)), x, func(v any) {
+				atomic.AddInt32(&v.(*versioned).released, 1)
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+		if dup {
+			add(0, -1) // replaced by the later entry for key-00: never seen
+		}
+		for k := 0; k < keys; k++ {
+			add(k, version)
+		}
+		return b
+	}
+	if _, err := m.Replace(load(0, false)); err != nil {
+		t.Fatal(err)
+	}
+	var done int32
+	var wg sync.WaitGroup
+	var sections int64
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := 0
+			for n := 0; atomic.LoadInt32(&done) == 0 || n < 10; n++ {
+				seen, version := 0, -1
+				m.Range(func(key []byte, value any) bool {
+					v := value.(*versioned)
+					if atomic.LoadInt32(&v.released) != 0 || v.version < 0 {
+						panic("a released or losing value was seen")
+					}
+					if seen == 0 {
+						version = v.version
+					} else if v.version != version {
+						panic(fmt.Sprintf("a mix of versions %d and %d", version, v.version))
+					}
+					seen++
+					return true
+				})
+				if seen != keys {
+					panic(fmt.Sprintf("a section saw %d keys", seen))
+				}
+				if version < last {
+					panic("the version went back")
+				}
+				last = version
+				v, ok := m.Get([]byte("key-03"))
+				if !ok {
+					panic("a reload left the map without key-03")
+				}
+				if v.Get().(*versioned).version < version {
+					panic("an older version after a newer one")
+				}
+				v.Release()
+				atomic.AddInt64(&sections, 1)
+				runtime.Gosched() // lets the reloader run (2 cores, 4 goroutines)
+			}
+		}()
+	}
+	discarded := 0
+	for v := 1; v <= reloads; v++ {
+		if v%50 == 0 { // a batch that is never published: released at once
+			b := load(-2, false)
+			if b.Len() != keys {
+				t.Fatalf("batch len %d", b.Len())
+			}
+			b.Discard()
+			b.Discard()
+			discarded += keys
+		}
+		ticket, err := m.Replace(load(v, v%10 == 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ticket.ID() != uint64(v) {
+			t.Fatalf("ticket %d for reload %d", ticket.ID(), v)
+		}
+		if v%100 == 0 {
+			ticket.Wait(100 * time.Millisecond)
+		}
+		ticket.Free()
+		runtime.Gosched()
+	}
+	atomic.StoreInt32(&done, 1)
+	wg.Wait()
+	// A batch made for another map is refused, and released.
+	other := New()
+	b, _ := other.NewBatch()
+	x := &tracked{}
+	_ = b.Insert([]byte("x"), x, releaseTracked)
+	if _, err := m.Replace(b); err == nil || atomic.LoadInt32(&x.released) != 1 {
+		t.Fatalf("replace with another map's batch: %v, released %d", err, x.released)
+	}
+	if _, err := m.Replace(b); err != ErrBatchUsed {
+		t.Fatalf("a consumed batch: %v", err)
+	}
+	other.Close()
+	drain(t, m)
+	m.Close()
+	drainWith(t, func() bool {
+		for _, v := range created {
+			if atomic.LoadInt32(&v.released) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, v := range created {
+		if n := atomic.LoadInt32(&v.released); n != 1 {
+			t.Fatalf("value %d (version %d) released %d times", v.id, v.version, n)
+		}
+	}
+	t.Logf("%d reloads, %d values (%d discarded), %d read sections", reloads, len(created), discarded, sections)
+}
+
+// Range stops when asked, lets its function write to the map, and carries a panic
+// out of the C frames after ending its read section.
+func TestRange(t *testing.T) {
+	m := New()
+	defer m.Close()
+	for i := 0; i < 10; i++ {
+		_ = m.Insert([]byte{byte(i)}, i, nil)
+	}
+	_ = m.Insert(nil, -1, nil) // the empty key
+	calls := 0
+	m.Range(func(key []byte, value any) bool {
+		calls++
+		return calls < 3
+	})
+	if calls != 3 {
+		t.Fatalf("%d calls", calls)
+	}
+	sum, empty := 0, 0
+	m.Range(func(key []byte, value any) bool {
+		if len(key) == 0 {
+			empty++
+			return true
+		}
+		sum += value.(int)
+		if _, err := m.Remove(key); err != nil { // no lock held: writes are fine
+			t.Error(err)
+		}
+		return true
+	})
+	if sum != 45 || empty != 1 || m.Len() != 1 {
+		t.Fatalf("sum %d, empty key %d, left %d", sum, empty, m.Len())
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		m.Range(func([]byte, any) bool { panic("boom") })
+	}()
+	// The section ended despite the panic: the generation can be torn down.
+	if ticket := m.ClearAsync(); !ticket.Wait(10 * time.Second) {
+		t.Fatal("the read section of a panicking Range was not ended")
+	}
+	snap := m.Snapshot()
+	defer snap.Release()
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("an empty snapshot called back: %v", r)
+			}
+		}()
+		snap.ForEach(func([]byte, any) bool { panic("not called") })
+	}()
 }

@@ -24,12 +24,32 @@ func goAtomicMapDeleteHandle(handle C.uintptr_t) {
 	}
 }
 
+// goAtomicMapForeach is Snapshot.ForEach's callback: the value is a retained
+// amap_value_t, lent for the call.
+//
 //export goAtomicMapForeach
 func goAtomicMapForeach(key *C.uint8_t, keyLen C.size_t, value *C.amap_value_t, user C.uintptr_t) C.int32_t {
-	f := cgo.Handle(user).Value().(func([]byte, any) bool)
-	k := unsafe.Slice((*byte)(unsafe.Pointer(key)), int(keyLen))
-	v := cgo.Handle(uintptr(C.amap_value_data(value))).Value().(*entry).value
-	if f(k, v) {
+	return walkOne(key, keyLen, uintptr(C.amap_value_data(value)), user)
+}
+
+// goAtomicMapRange is Map.Range's callback: data is the value's handle, borrowed
+// from the read section.
+//
+//export goAtomicMapRange
+func goAtomicMapRange(key *C.uint8_t, keyLen C.size_t, data C.uintptr_t, user C.uintptr_t) C.int32_t {
+	return walkOne(key, keyLen, uintptr(data), user)
+}
+
+// walkOne calls the walk's function with the key and the Go value of a handle;
+// a panic is caught there (it must not unwind through the C frames).
+func walkOne(key *C.uint8_t, keyLen C.size_t, handle uintptr, user C.uintptr_t) C.int32_t {
+	w := cgo.Handle(user).Value().(*rangeWalk)
+	var k []byte
+	if keyLen > 0 {
+		k = unsafe.Slice((*byte)(unsafe.Pointer(key)), int(keyLen))
+	}
+	v := cgo.Handle(handle).Value().(*entry).value
+	if w.call(k, v) {
 		return 0
 	}
 	return 1

@@ -1,6 +1,7 @@
-// C glue between cgo and the atomic-map C ABI: the destructor and foreach
-// trampolines that call back into Go, and an insert that carries a cgo.Handle (an
-// integer, never a Go pointer) as the value's data.
+// C glue between cgo and the atomic-map C ABI: the destructor and walk
+// trampolines that call back into Go, inserts that carry a cgo.Handle (an integer,
+// never a Go pointer) as the value's data, and Range's read section, begun, walked
+// and ended within one cgo call (so on one thread, as a read section requires).
 #include <stdint.h>
 
 #include "amap.h"
@@ -15,10 +16,27 @@ amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_l
     return amap_insert(map, key, key_len, (void *)handle, go_value_dtor, NULL);
 }
 
+amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle) {
+    return amap_batch_insert(batch, key, key_len, (void *)handle, go_value_dtor, NULL);
+}
+
 static int32_t go_foreach(const uint8_t *key, size_t key_len, const amap_value_t *value, void *user) {
     return goAtomicMapForeach((uint8_t *)key, key_len, (amap_value_t *)value, (uintptr_t)user);
 }
 
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback) {
     return amap_snapshot_foreach(snap, go_foreach, (void *)callback);
+}
+
+static int32_t go_range(const uint8_t *key, size_t key_len, void *data, void *user) {
+    return goAtomicMapRange((uint8_t *)key, key_len, (uintptr_t)data, (uintptr_t)user);
+}
+
+amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
+    amap_read_t *read = NULL;
+    amap_status_t s = amap_read_begin(map, &read);
+    if (s != AMAP_OK) return s;
+    s = amap_read_for_each(read, go_range, (void *)callback);
+    amap_read_end(read);
+    return s;
 }

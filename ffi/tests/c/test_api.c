@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "amap.h"
@@ -77,6 +78,12 @@ static int32_t stop_at_first(const uint8_t *key, size_t key_len, const amap_valu
     return 1;
 }
 
+static int32_t count_entries(const uint8_t *key, size_t key_len, void *data, void *user) {
+    (void)key, (void)key_len, (void)data;
+    (*(int *)user)++;
+    return 0;
+}
+
 static void *use_read_elsewhere(void *read) {
     void *data = NULL;
     CHECK_STATUS(amap_read_get(read, K("a"), 1, &data), AMAP_WRONG_THREAD);
@@ -98,7 +105,22 @@ static void null_arguments(amap_t *map) {
     CHECK_STATUS(amap_get(NULL, K("k"), 1, &v), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_remove(NULL, K("k"), 1), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_clear_async(NULL, NULL), AMAP_NULL_ARGUMENT);
-    CHECK_STATUS(amap_wait_reclaimed(NULL, 0, 0), AMAP_NULL_ARGUMENT);
+    amap_ticket_t *ticket = (amap_ticket_t *)0x1;
+    CHECK_STATUS(amap_clear_async(NULL, &ticket), AMAP_NULL_ARGUMENT);
+    CHECK(ticket == (amap_ticket_t *)0x1);
+    CHECK_STATUS(amap_ticket_wait(NULL, 0), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_ticket_is_reclaimed(NULL, &present), AMAP_NULL_ARGUMENT);
+    uint64_t id;
+    CHECK_STATUS(amap_ticket_id(NULL, &id), AMAP_NULL_ARGUMENT);
+    amap_ticket_free(NULL);
+    amap_batch_t *batch = NULL;
+    CHECK_STATUS(amap_batch_new(NULL, &batch), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_batch_new(map, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_batch_insert(NULL, K("k"), 1, NULL, NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_batch_len(NULL, &n), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_replace(map, NULL, NULL), AMAP_NULL_ARGUMENT);
+    amap_batch_free(NULL);
+    CHECK_STATUS(amap_read_for_each(NULL, count_entries, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_reclaim(NULL, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_stats(map, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_read_begin(NULL, NULL), AMAP_NULL_ARGUMENT);
@@ -187,6 +209,277 @@ static void over_release_while_mapped_aborts(void) {
     CHECK(strstr(buf, "released more times than retained") != NULL);
 }
 
+/* ---- amap_read_for_each ---- */
+
+typedef struct {
+    amap_t *map;
+    amap_read_t *read;
+    int count;
+    int stop_after;  /* 0: never */
+    int sum;
+    void *seen[64]; /* data pointers, kept past the callback (valid for the section) */
+} walk_t;
+
+/* Checks the entry, then writes to the map from inside the callback: removes the
+ * key being visited and inserts "new" (no lock is held), and reads through the
+ * same section. "new" goes to the section's own generation, so the walk may see
+ * it: it is skipped. */
+static int32_t walk_and_write(const uint8_t *key, size_t key_len, void *data, void *user) {
+    walk_t *w = user;
+    item_t *item = data;
+    CHECK(item->magic == LIVE);
+    CHECK(key_len == 3);
+    if (memcmp(key, "new", 3) == 0) return 0;
+    CHECK(key[0] == 'k' && (key[1] - '0') * 10 + (key[2] - '0') == item->payload);
+    void *again = NULL;
+    CHECK_OK(amap_read_get(w->read, key, key_len, &again));
+    CHECK(again == data);
+    CHECK_OK(amap_remove(w->map, key, key_len));
+    CHECK_OK(insert(w->map, "new", 100));
+    CHECK(w->count < 64);
+    w->seen[w->count++] = data;
+    return w->stop_after != 0 && w->count >= w->stop_after;
+}
+
+static int32_t nested_walk(const uint8_t *key, size_t key_len, void *data, void *user) {
+    (void)key, (void)key_len, (void)data;
+    walk_t *w = user;
+    int inner = 0;
+    CHECK_OK(amap_read_for_each(w->read, count_entries, &inner));
+    CHECK(inner == 40);
+    w->count++;
+    return 0;
+}
+
+static void *walk_elsewhere(void *read) {
+    int n = 0;
+    CHECK_STATUS(amap_read_for_each(read, count_entries, &n), AMAP_WRONG_THREAD);
+    CHECK(n == 0);
+    return NULL;
+}
+
+static int32_t end_inside(const uint8_t *key, size_t key_len, void *data, void *user) {
+    (void)key, (void)key_len, (void)data;
+    amap_read_end(user); /* must abort: the walk still uses the section */
+    return 0;
+}
+
+static void read_iteration(void) {
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    options.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    amap_t *map = NULL;
+    CHECK_OK(amap_new_with(&options, &map));
+    int before = atomic_load(&destroyed);
+    for (int i = 0; i < 40; i++) {
+        char key[4] = {'k', (char)('0' + i / 10), (char)('0' + i % 10), 0};
+        CHECK_OK(insert(map, key, i));
+    }
+
+    walk_t w = {.map = map};
+    CHECK_OK(amap_read_begin(map, &w.read));
+    int n = 0;
+    CHECK_OK(amap_read_for_each(w.read, count_entries, &n));
+    CHECK(n == 40);
+    CHECK_STATUS(amap_read_for_each(w.read, NULL, NULL), AMAP_NULL_ARGUMENT);
+    pthread_t other;
+    CHECK(pthread_create(&other, NULL, walk_elsewhere, w.read) == 0);
+    CHECK(pthread_join(other, NULL) == 0);
+    CHECK_OK(amap_read_for_each(w.read, nested_walk, &w)); /* a walk inside a walk */
+    CHECK(w.count == 40);
+
+    /* writes from the callback; stops at the first non-zero return */
+    w.count = 0, w.stop_after = 3;
+    CHECK_OK(amap_read_for_each(w.read, walk_and_write, &w));
+    CHECK(w.count == 3);
+    n = 0;
+    CHECK_OK(amap_read_for_each(w.read, count_entries, &n));
+    CHECK(n == 38); /* 3 removed, "new" added: the section's generation is the current one */
+
+    /* after a clear the section still walks its own generation; every pointer it
+     * handed out stays valid until it ends, across the removes, the clear and
+     * reclamation passes */
+    CHECK_OK(amap_clear_async(map, NULL));
+    CHECK_OK(insert(map, "k99", 99)); /* in the new generation: never seen */
+    n = 0;
+    CHECK_OK(amap_read_for_each(w.read, count_entries, &n));
+    CHECK(n == 38);
+    CHECK_OK(amap_reclaim(map, NULL));
+    CHECK_OK(amap_reclaim(map, NULL));
+    for (int i = 0; i < 3; i++) CHECK(((item_t *)w.seen[i])->magic == LIVE);
+    CHECK(atomic_load(&destroyed) == before);
+    amap_read_end(w.read);
+
+    amap_free(map);
+    amap_t *driver = amap_new();
+    for (int i = 0; i < 1000 && atomic_load(&destroyed) < before + 44; i++) {
+        CHECK_OK(amap_reclaim(driver, NULL));
+        usleep(1000);
+    }
+    amap_free(driver);
+    CHECK(atomic_load(&destroyed) == before + 44); /* 40, "new" 3 times, k99 */
+}
+
+/* In a child: ending a section from a callback of a walk on it aborts. */
+static void read_end_inside_walk_aborts(void) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        amap_t *map = amap_new();
+        amap_read_t *read;
+        CHECK_OK(amap_insert(map, K("x"), 1, NULL, NULL, NULL));
+        CHECK_OK(amap_read_begin(map, &read));
+        amap_read_for_each(read, end_inside, read);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+}
+
+/* ---- batches and amap_replace ---- */
+
+static void batch_and_replace(void) {
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    options.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    amap_t *map = NULL, *other = NULL;
+    CHECK_OK(amap_new_with(&options, &map));
+    CHECK_OK(amap_new_with(&options, &other));
+    int before = atomic_load(&destroyed);
+    CHECK_OK(insert(map, "old", 1));
+
+    amap_batch_t *batch = NULL;
+    CHECK_OK(amap_batch_new(map, &batch));
+    CHECK_OK(amap_batch_insert(batch, K("a"), 1, new_item(10), destroy_item, &destroyed));
+    CHECK_OK(amap_batch_insert(batch, K("b"), 1, new_item(20), destroy_item, &destroyed));
+    CHECK_OK(amap_batch_insert(batch, K("a"), 1, new_item(11), destroy_item, &destroyed)); /* wins */
+    CHECK_OK(amap_batch_insert(batch, NULL, 0, new_item(0), destroy_item, &destroyed)); /* the empty key */
+    item_t *refused = new_item(-1);
+    CHECK_STATUS(amap_batch_insert(batch, NULL, 2, refused, destroy_item, &destroyed), AMAP_NULL_ARGUMENT);
+    free(refused); /* not taken */
+    size_t n = 0;
+    CHECK_OK(amap_batch_len(batch, &n));
+    CHECK(n == 4);
+    CHECK_STATUS(amap_batch_len(batch, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 1); /* nothing visible before the replace */
+
+    amap_value_t *old = NULL;
+    CHECK_OK(amap_get(map, K("old"), 3, &old));
+    amap_ticket_t *ticket = NULL;
+    CHECK_OK(amap_replace(map, batch, &ticket)); /* consumes the batch */
+    uint64_t id = 99;
+    CHECK_OK(amap_ticket_id(ticket, &id));
+    CHECK(id == 0);
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 3);
+    amap_value_t *a = NULL;
+    CHECK_OK(amap_get(map, K("a"), 1, &a));
+    CHECK(payload_of(a) == 11);
+    CHECK_OK(amap_value_release(a));
+    CHECK_STATUS(amap_get(map, K("old"), 3, &a), AMAP_NOT_FOUND);
+    CHECK(payload_of(old) == 1); /* a retained value survives the reload */
+
+    /* the retired generation is reclaimed by a pass; "old" is still retained */
+    CHECK_STATUS(amap_ticket_wait(ticket, 0), AMAP_OK); /* manual mode: the wait runs a pass */
+    amap_ticket_free(ticket);
+    CHECK_OK(amap_value_release(old));
+
+    /* an unpublished batch: its destructors run at once, on this thread */
+    int now = atomic_load(&destroyed);
+    CHECK_OK(amap_batch_new(map, &batch));
+    CHECK_OK(amap_batch_insert(batch, K("x"), 1, new_item(1), destroy_item, &destroyed));
+    CHECK_OK(amap_batch_insert(batch, K("y"), 1, new_item(2), destroy_item, &destroyed));
+    amap_batch_free(batch);
+    CHECK(atomic_load(&destroyed) == now + 2);
+
+    /* a failed replace consumes the batch too, and writes no ticket */
+    CHECK_OK(amap_batch_new(map, &batch));
+    CHECK_OK(amap_batch_insert(batch, K("x"), 1, new_item(1), destroy_item, &destroyed));
+    ticket = (amap_ticket_t *)0x1;
+    CHECK_STATUS(amap_replace(NULL, batch, &ticket), AMAP_NULL_ARGUMENT);
+    CHECK(atomic_load(&destroyed) == now + 3);
+    CHECK_OK(amap_batch_new(map, &batch));
+    CHECK_OK(amap_batch_insert(batch, K("x"), 1, new_item(1), destroy_item, &destroyed));
+    CHECK_STATUS(amap_replace(other, batch, &ticket), AMAP_INVALID_ARGUMENT); /* another map's */
+    CHECK(atomic_load(&destroyed) == now + 4);
+    CHECK(ticket == (amap_ticket_t *)0x1);
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 3);
+
+    /* an empty batch is a clear; no ticket wanted */
+    CHECK_OK(amap_batch_new(map, &batch));
+    CHECK_OK(amap_replace(map, batch, NULL));
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 0);
+    amap_stats_t stats;
+    clear_and_drain(map, 10000, &stats);
+    CHECK(stats.generation == 3);
+    amap_free(map);
+    amap_free(other);
+    /* "old", a(10), a(11), b, "", and the 4 of the unpublished batches */
+    CHECK(atomic_load(&destroyed) == before + 9);
+}
+
+/* ---- tickets waited on from inside a destructor ---- */
+
+static _Atomic(amap_ticket_t *) own_ticket;
+static atomic_int waited_inside;
+static amap_status_t inside_status[2];
+static double inside_ms[2];
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* Waits for the teardown that is running it: without limit, then with a limit. */
+static void destroy_waiting(void *data, void *ctx) {
+    (void)data, (void)ctx;
+    amap_ticket_t *ticket = atomic_load(&own_ticket);
+    CHECK(ticket != NULL);
+    double start = now_ms();
+    inside_status[0] = amap_ticket_wait(ticket, -1);
+    inside_status[1] = amap_ticket_wait(ticket, 5000);
+    inside_ms[0] = now_ms() - start;
+    atomic_fetch_add(&waited_inside, 1);
+}
+
+static void ticket_wait_inside_destructor(void) {
+    for (uint32_t mode = AMAP_RECLAIM_BACKGROUND; mode <= AMAP_RECLAIM_MANUAL; mode++) {
+        amap_options_t options;
+        CHECK_OK(amap_options_init(&options));
+        options.reclaim_mode = mode;
+        amap_t *map = NULL;
+        CHECK_OK(amap_new_with(&options, &map));
+        atomic_store(&waited_inside, 0);
+        CHECK_OK(amap_insert(map, K("w"), 1, NULL, destroy_waiting, NULL));
+        /* the snapshot holds the generation until the ticket is published below */
+        amap_snapshot_t *snap = NULL;
+        CHECK_OK(amap_snapshot(map, &snap));
+        amap_ticket_t *ticket = NULL;
+        CHECK_OK(amap_clear_async(map, &ticket));
+        atomic_store(&own_ticket, ticket);
+        amap_snapshot_release(snap);
+        /* from outside a destructor: waits until the teardown, which runs the
+         * destructor (on this thread in manual mode) */
+        CHECK_OK(amap_ticket_wait(ticket, -1));
+        CHECK(atomic_load(&waited_inside) == 1);
+        CHECK(inside_status[0] == AMAP_TIMED_OUT && inside_status[1] == AMAP_TIMED_OUT);
+        CHECK(inside_ms[0] < 1000.0); /* returned at once, twice */
+        amap_free(map);
+        /* the ticket outlives the map */
+        uint8_t reclaimed = 0;
+        CHECK_OK(amap_ticket_is_reclaimed(ticket, &reclaimed));
+        CHECK(reclaimed == 1);
+        CHECK_OK(amap_ticket_wait(ticket, 0));
+        atomic_store(&own_ticket, NULL);
+        amap_ticket_free(ticket);
+    }
+}
+
 /* A destructor that calls back into the map it belongs to. */
 static amap_t *reentrant_map;
 static atomic_int reentrant_calls;
@@ -253,9 +546,10 @@ static void bad_input_and_reentrancy(void) {
             CHECK_OK(amap_insert(reentrant_map, &k, 1, NULL, destroy_reentrant, NULL));
         }
         CHECK_OK(amap_remove(reentrant_map, (const uint8_t *)"\0", 1)); /* a doomed value */
-        uint64_t id;
-        CHECK_OK(amap_clear_async(reentrant_map, &id)); /* a retired generation */
-        CHECK_OK(amap_wait_reclaimed(reentrant_map, id, 10000));
+        amap_ticket_t *ticket = NULL;
+        CHECK_OK(amap_clear_async(reentrant_map, &ticket)); /* a retired generation */
+        CHECK_OK(amap_ticket_wait(ticket, 10000));
+        amap_ticket_free(ticket);
         for (int i = 0; i < 10000 && atomic_load(&reentrant_calls) < 8; i++) {
             CHECK_OK(amap_reclaim(reentrant_map, NULL));
             usleep(1000);
@@ -328,9 +622,13 @@ int main(void) {
     /* snapshots see one generation, across a clear */
     amap_snapshot_t *snap = NULL;
     CHECK_OK(amap_snapshot(map, &snap));
+    amap_ticket_t *retired = NULL;
+    CHECK_OK(amap_clear_async(map, &retired));
     uint64_t retired_id = 99;
-    CHECK_OK(amap_clear_async(map, &retired_id));
+    CHECK_OK(amap_ticket_id(retired, &retired_id));
     CHECK(retired_id == 0);
+    CHECK_STATUS(amap_ticket_id(retired, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_ticket_is_reclaimed(retired, NULL), AMAP_NULL_ARGUMENT);
     CHECK_OK(amap_len(map, &n));
     CHECK(n == 0);
     CHECK(((item_t *)data)->payload == 10); /* the read section still sees it */
@@ -349,15 +647,22 @@ int main(void) {
     CHECK_STATUS(amap_snapshot_foreach(snap, NULL, NULL), AMAP_NULL_ARGUMENT);
 
     /* manual mode: nothing is reclaimed while held, or before amap_reclaim */
-    CHECK_STATUS(amap_wait_reclaimed(map, retired_id, 0), AMAP_TIMED_OUT);
-    CHECK_STATUS(amap_wait_reclaimed(map, 5, 0), AMAP_INVALID_ARGUMENT);
+    CHECK_STATUS(amap_ticket_wait(retired, 0), AMAP_TIMED_OUT);
+    CHECK_STATUS(amap_ticket_wait(retired, 5), AMAP_TIMED_OUT);
+    uint8_t reclaimed_flag = 1;
+    CHECK_OK(amap_ticket_is_reclaimed(retired, &reclaimed_flag));
+    CHECK(reclaimed_flag == 0);
     amap_read_end(read);
     amap_snapshot_release(snap);
     CHECK(atomic_load(&destroyed) == 0);
     size_t reclaimed = 0;
     CHECK_OK(amap_reclaim(map, &reclaimed));
     CHECK(reclaimed == 1);
-    CHECK_OK(amap_wait_reclaimed(map, retired_id, 0));
+    CHECK_OK(amap_ticket_is_reclaimed(retired, &reclaimed_flag));
+    CHECK(reclaimed_flag == 1);
+    CHECK_OK(amap_ticket_wait(retired, 0));
+    CHECK_OK(amap_ticket_wait(retired, -1));
+    amap_ticket_free(retired);
     CHECK_OK(amap_value_release(from_snap));
     CHECK_OK(amap_value_release(kept));
     amap_stats_t stats;
@@ -387,8 +692,12 @@ int main(void) {
     CHECK(atomic_load(&destroyed) == 5); /* a(1), a(10), b, "", c */
 
     bad_input_and_reentrancy();
+    read_iteration();
+    batch_and_replace();
+    ticket_wait_inside_destructor();
     release_below_zero_aborts();
     over_release_while_mapped_aborts();
+    read_end_inside_walk_aborts();
     printf("test_api: ok\n");
     return 0;
 }

@@ -107,11 +107,14 @@ static void *clearer(void *arg) {
     (void)arg;
     unsigned long clears = 0;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        uint64_t id = 0;
-        CHECK_OK(amap_clear_async(map, &id));
-        if (++clears % 64 == 0) {
-            amap_status_t s = amap_wait_reclaimed(map, id, 50);
+        if (++clears % 64 == 0) { /* a ticket now and then; none wanted otherwise */
+            amap_ticket_t *ticket = NULL;
+            CHECK_OK(amap_clear_async(map, &ticket));
+            amap_status_t s = amap_ticket_wait(ticket, 50);
             CHECK(s == AMAP_OK || s == AMAP_TIMED_OUT);
+            amap_ticket_free(ticket);
+        } else {
+            CHECK_OK(amap_clear_async(map, NULL));
         }
         usleep(100);
     }

@@ -1,5 +1,6 @@
-/* C torture: a poisoned, recycled pool of values under C reader threads (retains
- * and read sections), a writer, a clearer with bursts of 1,000 clears, a snapshot
+/* C torture: a poisoned, recycled pool of values under C reader threads (retains,
+ * read sections and walks of them), a writer, a clearer with bursts of 1,000 clears
+ * and reloads (batches published by amap_replace, or freed unpublished), a snapshot
  * walker, a reader that stalls 300 ms inside a read section, and threads that exit
  * (pthread_exit) while holding retained values, released by their cleanup handler.
  * Some destructors are slow.
@@ -39,6 +40,7 @@ static unsigned n_free;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t next_stamp = 1;
 static atomic_ulong created, destroyed;
+static atomic_ulong unpublished; /* values of batches freed unpublished: not the map's */
 static atomic_int stop;
 static amap_t *map;
 
@@ -87,6 +89,21 @@ static uint64_t rnd(uint64_t *s) {
 
 static void key_of(uint64_t k, uint8_t key[1]) { key[0] = (uint8_t)(k % KEYS); }
 
+/* A walk of a read section: checks each value and keeps the first few data
+ * pointers, which stay valid (and are checked again) until the section ends. */
+typedef struct {
+    const void *kept[4];
+    unsigned n;
+} walked_t;
+
+static int32_t walk_section(const uint8_t *key, size_t len, void *data, void *user) {
+    walked_t *w = user;
+    CHECK(len == 1 && key[0] < KEYS);
+    check_item(data);
+    if (w->n < 4) w->kept[w->n++] = data;
+    return 0;
+}
+
 static void *reader(void *arg) {
     uint64_t seed = (uintptr_t)arg * 0x9E3779B97F4A7C15ull | 1;
     amap_value_t *held[HELD] = {0};
@@ -110,6 +127,12 @@ static void *reader(void *arg) {
         CHECK_OK(amap_read_begin(map, &read));
         void *data;
         if (amap_read_get(read, key, 1, &data) == AMAP_OK) check_item(data);
+        if (rnd(&seed) % 8 == 0) {
+            walked_t w = {{0}, 0};
+            CHECK_OK(amap_read_for_each(read, walk_section, &w));
+            usleep(100); /* removes, clears and replaces happen meanwhile */
+            for (unsigned i = 0; i < w.n; i++) check_item(w.kept[i]);
+        }
         if (stall) { /* once, a 300 ms stall inside the read section */
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
@@ -154,12 +177,35 @@ static void *clearer(void *arg) {
         if (rnd(&seed) % 100 == 0) {
             for (int i = 0; i < 1000; i++) CHECK_OK(amap_clear_async(map, NULL));
         } else {
-            uint64_t id;
-            CHECK_OK(amap_clear_async(map, &id));
+            amap_ticket_t *ticket = NULL;
+            if (rnd(&seed) % 4 == 0) { /* a reload: a batch of new values, published whole */
+                amap_batch_t *batch;
+                CHECK_OK(amap_batch_new(map, &batch));
+                size_t len = 0;
+                for (int i = 0; i < 8; i++) {
+                    item_t *item = make_item(rnd(&seed));
+                    uint8_t key[1];
+                    key_of(rnd(&seed), key);
+                    if (item) CHECK_OK(amap_batch_insert(batch, key, 1, item, destroy_item, NULL));
+                }
+                CHECK_OK(amap_batch_len(batch, &len));
+                if (rnd(&seed) % 4 == 0) {
+                    unsigned long before = atomic_load(&destroyed);
+                    amap_batch_free(batch); /* never published: destroyed here, at once */
+                    CHECK(atomic_load(&destroyed) - before >= len);
+                    atomic_fetch_add(&unpublished, len);
+                    CHECK_OK(amap_clear_async(map, &ticket));
+                } else {
+                    CHECK_OK(amap_replace(map, batch, &ticket));
+                }
+            } else {
+                CHECK_OK(amap_clear_async(map, &ticket));
+            }
             if (rnd(&seed) % 32 == 0) {
-                amap_status_t s = amap_wait_reclaimed(map, id, 20);
+                amap_status_t s = amap_ticket_wait(ticket, 20);
                 CHECK(s == AMAP_OK || s == AMAP_TIMED_OUT);
             }
+            amap_ticket_free(ticket);
             usleep(300);
         }
     }
@@ -239,7 +285,7 @@ int main(void) {
     clear_and_drain(map, 20000, &stats);
     unsigned long made = atomic_load(&created), gone = atomic_load(&destroyed);
     CHECK(made == gone);
-    CHECK(stats.reclaimed_values == gone);
+    CHECK(stats.reclaimed_values + atomic_load(&unpublished) == gone);
     CHECK(n_free == SLOTS);
     for (unsigned i = 0; i < SLOTS; i++) CHECK(atomic_load(&owner[i]) == POISON);
     amap_free(map);

@@ -1,6 +1,9 @@
 // The C++ binding: its API, what it prevents at compile time, and the scenario
 // that motivates the project: reader threads keep amap::Values across
 // clear_async() called from another thread; every destructor runs exactly once.
+// Then batches and Map::replace, tickets, range-for over a ReadSection, the typed
+// layer (TypedMap<T>: every T destroyed exactly once, counted), and reader threads
+// that never see a mix of two versions across 1,000 reloads.
 #include <atomic>
 #include <cassert>
 #include <cstdio>
@@ -25,6 +28,16 @@ static_assert(!std::is_copy_constructible_v<amap::Map> && std::is_move_construct
 static_assert(std::is_copy_constructible_v<amap::Value> && std::is_nothrow_move_constructible_v<amap::Value>);
 static_assert(!std::is_copy_constructible_v<amap::ReadSection> && !std::is_move_constructible_v<amap::ReadSection>);
 static_assert(!std::is_copy_constructible_v<amap::Snapshot> && std::is_move_constructible_v<amap::Snapshot>);
+static_assert(!std::is_copy_constructible_v<amap::Ticket> && std::is_nothrow_move_constructible_v<amap::Ticket>);
+static_assert(!std::is_copy_constructible_v<amap::Batch> && std::is_nothrow_move_constructible_v<amap::Batch>);
+static_assert(!std::is_copy_constructible_v<amap::TypedMap<int>> && std::is_move_constructible_v<amap::TypedMap<int>>);
+static_assert(std::is_copy_constructible_v<amap::TypedValue<int>> &&
+              std::is_nothrow_move_constructible_v<amap::TypedValue<int>>);
+static_assert(!std::is_copy_constructible_v<amap::TypedReadSection<int>> &&
+              !std::is_move_constructible_v<amap::TypedReadSection<int>>);
+// A TypedValue is read-only: the T is shared with every reader.
+static_assert(std::is_same_v<decltype(*std::declval<amap::TypedValue<int>>()), const int &>);
+static_assert(std::is_same_v<decltype(std::declval<amap::TypedValue<int>>().operator->()), const int *>);
 
 namespace {
 
@@ -85,7 +98,8 @@ void api() {
     }
 
     amap::Snapshot snap = map.snapshot();
-    uint64_t retired = map.clear_async();
+    amap::Ticket retired = map.clear_async();
+    CHECK(retired && retired.id() == 0 && !retired.is_reclaimed());
     CHECK(map.size() == 0 && snap.size() == 2);
     size_t seen = 0;
     for (const auto &entry : snap) {
@@ -94,10 +108,12 @@ void api() {
         seen++;
     }
     CHECK(seen == 2);
-    CHECK(!map.wait_reclaimed(retired, std::chrono::milliseconds(0))); // the snapshot holds it
+    CHECK(!retired.wait(std::chrono::milliseconds(0))); // the snapshot holds it
     { amap::Snapshot gone = std::move(snap); }
     CHECK(map.reclaim() == 1);
-    CHECK(map.wait_reclaimed(retired, std::chrono::milliseconds(0)));
+    CHECK(retired.wait(std::chrono::milliseconds(0)) && retired.is_reclaimed());
+    amap::Ticket moved_ticket = std::move(retired);
+    CHECK(!retired && retired.id() == 0 && moved_ticket.id() == 0);
     CHECK(destroyed.load() == 1); // "b"; "a" is still held twice
     CHECK(map.remove("nothing") == false);
 
@@ -169,14 +185,271 @@ void readers_keep_values_across_clears() {
     std::printf("test_bindings: %zu values, %ld clears\n", created.load(), clears.load());
 }
 
+// Batches, Map::replace (from a Batch and from a range), failures, tickets.
+void batch_and_replace() {
+    amap::Options manual;
+    manual.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    amap::Map map(manual), other(manual);
+    size_t before = destroyed.load();
+    map.insert("old", make());
+    std::optional<amap::Value> old = map.get("old");
+
+    amap::Batch batch(map);
+    batch.insert("a", make());
+    batch.insert("b", make());
+    CHECK(batch.size() == 2 && map.size() == 1); // nothing visible before the replace
+    amap::Ticket ticket = map.replace(std::move(batch));
+    CHECK(ticket.id() == 0 && map.size() == 2 && !map.contains("old") && map.contains("a"));
+    old->as<Tracked>()->check(); // held across the reload
+    CHECK(ticket.wait(std::chrono::milliseconds(0))); // manual mode: the wait runs a pass
+    old.reset();
+
+    std::vector<std::pair<std::string, std::unique_ptr<Tracked>>> next;
+    next.emplace_back("c", make());
+    next.emplace_back("d", make());
+    map.replace(next);
+    CHECK(map.size() == 2 && map.contains("c") && !next[0].second); // moved from
+
+    {
+        amap::Batch unpublished(map);
+        unpublished.insert("x", make());
+        size_t now = destroyed.load();
+        { amap::Batch gone = std::move(unpublished); } // destroyed here, at once
+        CHECK(destroyed.load() == now + 1);
+    }
+    bool threw = false;
+    size_t now = destroyed.load();
+    try {
+        amap::Batch wrong(other);
+        wrong.insert("y", make());
+        other.insert("z", make());
+        map.replace(std::move(wrong)); // made for another map: consumed, destroyed
+    } catch (const amap::Error &e) {
+        threw = e.status() == AMAP_INVALID_ARGUMENT;
+    }
+    CHECK(threw && destroyed.load() == now + 1 && map.size() == 2);
+    drain(map);
+    drain(other);
+    CHECK(destroyed.load() == before + 5); // old, a, b (reloaded away), x (unpublished), y (refused)
+}
+
+// Range-for and for_each over a read section; the body may write to the map.
+void read_section_iteration() {
+    amap::Options manual;
+    manual.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    amap::Map map(manual);
+    for (int i = 0; i < 20; i++) map.insert("k" + std::to_string(i), make());
+    {
+        amap::ReadSection read(map);
+        std::vector<const Tracked *> seen;
+        for (const amap::ReadSection::Entry &e : read) {
+            CHECK(e.key.size() >= 2 && e.key[0] == 'k');
+            e.as<Tracked>()->check();
+            CHECK(map.remove(e.key)); // no lock held: a write from the loop body
+            seen.push_back(e.as<Tracked>());
+        }
+        CHECK(seen.size() == 20 && map.size() == 0);
+        map.clear_async();
+        map.reclaim();
+        for (const Tracked *t : seen) t->check(); // valid until the section ends
+        size_t n = 0;
+        for (auto e : read) n += e.key.empty() ? 0 : 1; // the section's generation, again
+        CHECK(n == 0);
+        size_t calls = 0;
+        read.for_each([&](std::string_view, const void *) { return ++calls < 3; });
+        CHECK(calls == 0);
+    }
+    for (int i = 0; i < 5; i++) map.insert("k" + std::to_string(i), make());
+    {
+        amap::ReadSection read(map);
+        size_t calls = 0;
+        read.for_each([&](std::string_view, const void *) { return ++calls < 3; });
+        CHECK(calls == 3); // stopped by the callback
+        bool rethrown = false;
+        try {
+            read.for_each([](std::string_view, const void *) -> bool { throw std::runtime_error("stop"); });
+        } catch (const std::runtime_error &) {
+            rethrown = true; // carried across the C frames, not through them
+        }
+        CHECK(rethrown);
+        auto it = read.begin();
+        CHECK(std::distance(it, read.end()) == 5);
+        size_t pairs = 0;
+        std::vector<std::string_view> keys;
+        for (const auto &outer : read) { // loops nest; keys stay valid until the section ends
+            for (const auto &inner : read) pairs += inner.data != nullptr;
+            keys.push_back(outer.key);
+        }
+        CHECK(pairs == 25 && keys.size() == 5);
+        for (std::string_view k : keys) CHECK(k.size() == 2 && k[0] == 'k');
+    }
+    drain(map);
+}
+
+// A type that counts its constructions and destructions, per object.
+std::atomic<long> counted_made{0}, counted_gone{0};
+constexpr size_t kMaxCounted = 400000;
+std::unique_ptr<std::atomic<int>[]> counted_times(new std::atomic<int>[kMaxCounted]);
+
+struct Counted {
+    size_t id;
+    int version;
+    unsigned magic = kLive;
+    explicit Counted(int v) : id(next()), version(v) {}
+    Counted(const Counted &o) : id(next()), version(o.version) {}
+    Counted(Counted &&o) noexcept : id(next()), version(o.version) {}
+    Counted &operator=(const Counted &) = delete;
+    ~Counted() {
+        CHECK(magic == kLive);
+        magic = kDead;
+        CHECK(counted_times[id].fetch_add(1) == 0);
+        counted_gone.fetch_add(1);
+    }
+    static size_t next() {
+        size_t id = static_cast<size_t>(counted_made.fetch_add(1));
+        CHECK(id < kMaxCounted);
+        return id;
+    }
+    int get() const {
+        CHECK(magic == kLive);
+        return version;
+    }
+};
+
+void typed_map() {
+    amap::Options manual;
+    manual.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    {
+        amap::TypedMap<Counted> map(manual);
+        map.emplace("a", 1);
+        map.insert("b", Counted(2));                   // moved into a new T; the temporary dies here
+        map.insert("c", std::make_unique<Counted>(3)); // handed over
+        CHECK(map.size() == 3 && map.contains("a") && !map.contains("zz"));
+        std::optional<amap::TypedValue<Counted>> a = map.get("a");
+        CHECK(a && (*a)->get() == 1 && (**a).version == 1 && a->get()->id == (*a)->id);
+        amap::TypedValue<Counted> copy = *a; // a retain
+        CHECK(!map.get("zz"));
+
+        amap::Ticket ticket = [&] {
+            const std::vector<std::pair<std::string, Counted>> reload{{"a", Counted(10)}, {"d", Counted(40)}};
+            return map.replace(reload); // a const range: copied
+        }();
+        CHECK(map.size() == 2 && map.get("a").value()->get() == 10 && !map.contains("b"));
+        CHECK(copy->get() == 1); // held across the reload
+        std::vector<std::pair<std::string, std::unique_ptr<Counted>>> owned;
+        owned.emplace_back("e", std::make_unique<Counted>(50));
+        map.replace(owned); // unique_ptrs: handed over
+        CHECK(map.size() == 1 && !owned[0].second);
+        {
+            amap::TypedReadSection<Counted> read(map);
+            CHECK(read.visit("e", [](const Counted &c) { CHECK(c.get() == 50); }));
+            CHECK(!read.visit("a", [](const Counted &) { CHECK(false); }));
+            CHECK(read.get_unchecked("e")->get() == 50);
+            int sum = 0;
+            for (const auto &entry : read) sum += entry.value.get();
+            read.for_each([&](std::string_view key, const Counted &c) {
+                CHECK(key == "e");
+                sum += c.get();
+                return true;
+            });
+            CHECK(sum == 100);
+        }
+        CHECK(map.remove("e") && !map.remove("e"));
+        map.emplace("f", 60);
+        CHECK(map.untyped().size() == 1);
+        amap::TypedMap<Counted> moved = std::move(map);
+        CHECK(moved.size() == 1);
+        ticket.wait(std::chrono::milliseconds(0));
+        a.reset();
+        CHECK(copy->get() == 1);
+        moved.clear_async();
+        for (int i = 0; i < 10000 && counted_gone.load() + 1 < counted_made.load(); i++) {
+            moved.reclaim();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        CHECK(counted_gone.load() + 1 == counted_made.load()); // all but `copy`'s
+    } // the maps are gone; `copy` too, here: its T is destroyed by the process-wide reclaimer
+    for (int i = 0; i < 10000 && counted_gone.load() < counted_made.load(); i++) {
+        amap::Map driver; // drives the deferred destruction along
+        driver.reclaim();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(counted_gone.load() == counted_made.load());
+}
+
+// Reader threads during 1,000 reloads of a TypedMap: every section sees all the
+// keys, all of one version; versions never go back.
+void readers_during_reloads() {
+    constexpr int kKeys = 16, kReloads = 1000;
+    amap::TypedMap<Counted> map;
+    auto version = [](int v) {
+        std::vector<std::pair<std::string, Counted>> next;
+        next.reserve(kKeys);
+        for (int k = 0; k < kKeys; k++) next.emplace_back("key-" + std::to_string(k), Counted(v));
+        return next;
+    };
+    map.replace(version(0));
+    std::atomic<bool> done{false};
+    std::vector<std::thread> readers;
+    std::atomic<long> sections{0};
+    for (int r = 0; r < 2; r++) {
+        readers.emplace_back([&] {
+            int last = 0;
+            long mine = 0;
+            while (!done.load() || mine < 10) {
+                amap::TypedReadSection<Counted> read(map);
+                int seen = 0, v = -1;
+                for (const auto &entry : read) {
+                    if (seen++ == 0) v = entry.value.get();
+                    CHECK(entry.value.get() == v); // never a mix
+                }
+                CHECK(seen == kKeys); // never empty, never partial
+                CHECK(v >= last);
+                last = v;
+                auto held = map.get("key-3");
+                CHECK(held && (*held)->get() >= v);
+                mine++;
+                std::this_thread::yield(); // under valgrind, lets the writer run
+            }
+            sections.fetch_add(mine);
+        });
+    }
+    for (int v = 1; v <= kReloads; v++) {
+        map.replace(version(v));
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    done.store(true);
+    for (auto &t : readers) t.join();
+    map.clear_async().wait();
+    std::printf("test_bindings: %d reloads, %ld read sections\n", kReloads, sections.load());
+}
+
 } // namespace
 
 int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0); // progress lines as they come, even into a pipe
     for (size_t i = 0; i < kMaxValues; i++) destroyed_times[i].store(0);
+    for (size_t i = 0; i < kMaxCounted; i++) counted_times[i].store(0);
     api();
     readers_keep_values_across_clears();
+    batch_and_replace();
+    read_section_iteration();
+    std::printf("test_bindings: batches, replace, tickets, read-section iteration: ok\n");
     CHECK(destroyed.load() == created.load());
     for (size_t i = 0; i < created.load(); i++) CHECK(destroyed_times[i].load() == 1);
+    typed_map();
+    std::printf("test_bindings: typed map: ok\n");
+    readers_during_reloads();
+    {
+        amap::Map driver;
+        for (int i = 0; i < 10000 && counted_gone.load() < counted_made.load(); i++) {
+            driver.reclaim();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    CHECK(counted_gone.load() == counted_made.load());
+    for (size_t i = 0; i < static_cast<size_t>(counted_made.load()); i++) CHECK(counted_times[i].load() == 1);
+    std::printf("test_bindings: %ld counted objects, each destroyed once\n", counted_made.load());
     std::printf("test_bindings: ok\n");
     return 0;
 }

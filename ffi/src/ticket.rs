@@ -1,0 +1,137 @@
+//! `amap_ticket_t`: the caller's ticket for a generation retired by
+//! `amap_clear_async` or `amap_replace`.
+
+use std::time::Duration;
+
+use atomic_map::Retired;
+
+use crate::args::{arg, out};
+use crate::error::amap_status_t;
+use crate::panic::guard;
+
+/// A ticket for one retired generation: tells whether, and waits until, the
+/// generation has been torn down (its table walked, and every value it alone held
+/// destroyed). Values still retained elsewhere survive the teardown.
+///
+/// Obtained from `amap_clear_async` or `amap_replace`; owned by the caller, who
+/// frees it with `amap_ticket_free`. A ticket does not hold its generation (it does
+/// not delay the teardown) and does not need the map: it stays valid after
+/// `amap_free`. Thread-safe: `amap_ticket_wait`, `amap_ticket_is_reclaimed` and
+/// `amap_ticket_id` may be called on one ticket from several threads at once;
+/// `amap_ticket_free` must be the last call on it.
+#[allow(non_camel_case_types)]
+pub struct amap_ticket_t {
+    retired: Retired,
+}
+
+/// Hands `retired` to the caller through `out_ticket`, if the caller wants it
+/// (`out_ticket` not `NULL`); otherwise nothing is allocated.
+///
+/// # Safety
+/// `out_ticket` must be `NULL` or valid for a write.
+pub(crate) unsafe fn hand_out(retired: Retired, out_ticket: *mut *mut amap_ticket_t) {
+    if !out_ticket.is_null() {
+        let ticket = Box::into_raw(Box::new(amap_ticket_t { retired }));
+        // SAFETY: non-null, and valid for a write by the caller's contract.
+        unsafe { out_ticket.write(ticket) };
+    }
+}
+
+/// Waits until the ticket's generation has been torn down, or `timeout_ms`
+/// milliseconds have passed (`timeout_ms < 0` waits without limit; 0 checks once,
+/// in manual mode after one reclamation pass). Returns `AMAP_OK` once torn down,
+/// `AMAP_TIMED_OUT` otherwise.
+///
+/// In background mode this wakes the reclaimer thread; in manual mode the waiting
+/// thread runs the reclamation itself (destructors included). The generation is
+/// torn down only after its last read section and snapshot have ended: waiting
+/// without limit while this thread holds one of that generation never returns.
+///
+/// From inside a value's destructor run by the same reclaimer (a destructor waiting
+/// for a teardown that cannot finish while it waits), it returns at once, whatever
+/// `timeout_ms`: `AMAP_OK` if the generation was already torn down, `AMAP_TIMED_OUT`
+/// otherwise. It never blocks or aborts there.
+///
+/// Ownership: `ticket` is only borrowed; it stays the caller's.
+///
+/// # Safety
+/// `ticket` must be `NULL` or a live ticket.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_ticket_wait(
+    ticket: *const amap_ticket_t,
+    timeout_ms: i64,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let ticket = unsafe { arg(ticket) }?;
+        // A negative timeout is `Duration::MAX`, not `Retired::wait`: it waits just
+        // as long (no deadline can be computed, so there is none), but from inside a
+        // destructor of the same reclaimer it returns at once instead of panicking.
+        let timeout = u64::try_from(timeout_ms).map_or(Duration::MAX, Duration::from_millis);
+        if ticket.retired.wait_timeout(timeout) {
+            Ok(())
+        } else {
+            Err(amap_status_t::AMAP_TIMED_OUT)
+        }
+    })
+}
+
+/// Writes whether the ticket's generation has been torn down to `*out_reclaimed`
+/// (1 or 0). Never blocks and runs no reclamation.
+///
+/// Ownership: `ticket` is only borrowed.
+///
+/// # Safety
+/// `ticket` must be `NULL` or a live ticket; `out_reclaimed` `NULL` or valid for a
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_ticket_is_reclaimed(
+    ticket: *const amap_ticket_t,
+    out_reclaimed: *mut u8,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (ticket, out_reclaimed) = unsafe { (arg(ticket)?, out(out_reclaimed)?) };
+        out_reclaimed.set(u8::from(ticket.retired.is_reclaimed()));
+        Ok(())
+    })
+}
+
+/// Writes the id of the ticket's generation to `*out_id`: the map's first
+/// generation is 0, and each clear or replace publishes the next, so the ticket of
+/// the n-th clear or replace of a map has id n - 1 (`amap_stats` gives the current
+/// generation's id).
+///
+/// Ownership: `ticket` is only borrowed.
+///
+/// # Safety
+/// `ticket` must be `NULL` or a live ticket; `out_id` `NULL` or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_ticket_id(
+    ticket: *const amap_ticket_t,
+    out_id: *mut u64,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (ticket, out_id) = unsafe { (arg(ticket)?, out(out_id)?) };
+        out_id.set(ticket.retired.id());
+        Ok(())
+    })
+}
+
+/// Frees a ticket. The generation is unaffected: it is torn down all the same,
+/// ticket or not. `NULL` is a no-op.
+///
+/// # Safety
+/// `ticket` must be `NULL` or a live ticket that no other thread uses any more; it
+/// is invalid afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_ticket_free(ticket: *mut amap_ticket_t) {
+    let _ = guard(|| {
+        if !ticket.is_null() {
+            // SAFETY: the contract: a ticket from `hand_out`, ours to free, once.
+            drop(unsafe { Box::from_raw(ticket) });
+        }
+        Ok(())
+    });
+}
