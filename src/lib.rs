@@ -86,6 +86,8 @@
 //! |---|---|---|---|
 //! | `get` | `Option<ValueRef<V>>`, a retained handle (one atomic increment) | [`AtomicMap`], [`Snapshot`], [`ReadGuard`] | as long as you keep it: past clears, removes and the map |
 //! | `get_borrowed` | `Option<&V>`, a borrow (no count touched) | [`ReadGuard`] only (the one handle that pins) | while the guard lives |
+//! | `iter` | `(K, ValueRef<V>)` pairs: keys cloned, values retained | [`Snapshot`] | as long as you keep them |
+//! | `iter_borrowed` | `(K, &V)` pairs: keys cloned, values borrowed (no count touched) | [`ReadGuard`] | the values: while the guard lives |
 //! | `contains_key`, `len`, `is_empty`, `generation` | the same answers, for the generation the receiver sees | [`AtomicMap`] (the current one), [`Snapshot`], [`ReadGuard`] (their own) | — |
 //! | `pin` | [`ReadGuard`]: a short borrowed-read section | [`AtomicMap`], [`Snapshot`] | the section |
 //! | `snapshot` | [`Snapshot`]: a long-lived, `Send` view | [`AtomicMap`] | as long as you keep it |
