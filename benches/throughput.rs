@@ -9,8 +9,12 @@
 //! * `write/exchange`: conc-map-bench's Exchange mix, 10% get, 40% insert, 40%
 //!   remove, 10% update, over keys of which 75% are present at the start (10,000
 //!   filled, operations over 13,333 keys);
+//! * `read_heavy`: conc-map-bench's ReadHeavy mix, 98% get, 1% insert, 1% remove,
+//!   over keys of which 75% are present at the start (100,000 filled, operations
+//!   over 133,333 keys, uniform);
 //!
-//! each with 1 and 2 threads. Every thread replays its own precomputed sequence of
+//! each with 1 and 2 threads, or the thread counts in `ATOMIC_MAP_BENCH_THREADS`
+//! (comma-separated, e.g. `1,2,4,8,16` on a machine with 16 cores). Every thread replays its own precomputed sequence of
 //! operations, so no random number is drawn while timed. Criterion reports the time
 //! of one round (one operation on every thread) and, as throughput, operations per
 //! second over all threads.
@@ -19,6 +23,7 @@
 //! cargo bench -p atomic-map-benches --bench throughput                 # full run
 //! cargo bench -p atomic-map-benches --bench throughput -- read_only    # one group
 //! cargo bench -p atomic-map-benches --bench throughput -- --test       # smoke run (CI)
+//! ATOMIC_MAP_BENCH_THREADS=1,4,8,16 cargo bench -p atomic-map-benches --bench throughput -- read_heavy
 //! ```
 
 mod peers;
@@ -35,7 +40,20 @@ const READ_ENTRIES: u64 = 100_000;
 const WRITE_KEYS: u64 = 10_000;
 /// Operations precomputed per thread; replayed in a loop.
 const SEQUENCE: usize = 1 << 16;
-const THREADS: [usize; 2] = [1, 2];
+
+/// Thread counts to run: `ATOMIC_MAP_BENCH_THREADS` (comma-separated), else 1 and 2.
+fn thread_counts() -> Vec<usize> {
+    match std::env::var("ATOMIC_MAP_BENCH_THREADS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| match n.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => panic!("ATOMIC_MAP_BENCH_THREADS: not a thread count: {n:?}"),
+            })
+            .collect(),
+        Err(_) => vec![1, 2],
+    }
+}
 
 /// Keys looked up per read section in the `read_section` group.
 const SECTION: usize = 16;
@@ -120,7 +138,9 @@ fn group(
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    let (sequences, keys): (Vec<_>, Vec<_>) = (0..THREADS[THREADS.len() - 1])
+    let thread_counts = thread_counts();
+    let most = thread_counts.iter().copied().max().unwrap_or(1);
+    let (sequences, keys): (Vec<_>, Vec<_>) = (0..most)
         .map(|t| {
             let (ops, keys) = make(t);
             (Arc::new(ops), Arc::new(keys))
@@ -128,7 +148,7 @@ fn group(
         .unzip();
     for map in peers::all::<u64>(with_retained) {
         map.fill(entries);
-        for threads in THREADS {
+        for &threads in &thread_counts {
             g.throughput(Throughput::Elements(threads as u64 * per_op));
             g.bench_with_input(BenchmarkId::new(map.name(), threads), &threads, |b, &n| {
                 b.iter_custom(|iters| run(&map, &sequences[..n], &keys[..n], iters))
@@ -163,6 +183,20 @@ fn reads(c: &mut Criterion) {
             true,
             1,
         );
+        if !zipf {
+            // conc-map-bench's ReadHeavy: 75% of the keys present at the start.
+            group(
+                c,
+                "read_heavy",
+                READ_ENTRIES,
+                |t| {
+                    let keys = uniform_indices(READ_ENTRIES * 4 / 3, SEQUENCE, t as u64 + 51);
+                    (mix(keys, 98, t as u64 + 61), Vec::new())
+                },
+                true,
+                1,
+            );
+        }
         // 16 lookups per pin (or lock, or load) where the map has read sections.
         group(
             c,
