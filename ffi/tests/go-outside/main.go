@@ -31,14 +31,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tenant-2 missing")
 		os.Exit(1)
 	}
-	id := cache.ClearAsync() // the reload: the cache is empty, tenant-2 is still held
+	ticket := cache.ClearAsync() // the reload: the cache is empty, tenant-2 is still held
 	fmt.Printf("after the clear: %d entries; held %s, quota %d\n",
 		cache.Len(), held.Get().(*config).tenant, held.Get().(*config).quota)
 	held.Release()
-	if !cache.WaitReclaimed(id, 5*time.Second) {
+	if !ticket.Wait(5 * time.Second) {
 		fmt.Fprintln(os.Stderr, "the old generation was not reclaimed")
 		os.Exit(1)
 	}
+	ticket.Free()
 	cache.Close()
 	fmt.Printf("%d configs released\n", len(released))
 }

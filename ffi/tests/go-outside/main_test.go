@@ -50,7 +50,7 @@ func TestHoldAcrossReloads(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for v := 1; time.Now().Before(deadline); v++ {
-			cache.ClearAsync()
+			cache.ClearAsync().Free()
 			load(v)
 		}
 	}()
