@@ -107,3 +107,56 @@ fn flush_reports_a_grace_period_held_up_by_a_pin() {
     assert!(reclaimer.flush(DEADLINE));
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
+
+/// What a destructor finds when it asks whether waiting would wait for itself.
+type Seen = Arc<std::sync::Mutex<Option<(bool, bool)>>>;
+
+/// A value whose destructor asks whether it runs in its reclaimer's pass, and
+/// whether waiting for a ticket of a generation still held would wait for itself.
+struct AsksFromItsDestructor {
+    reclaimer: Reclaimer,
+    ticket: Arc<std::sync::Mutex<Option<atomic_map::Retired>>>,
+    seen: Seen,
+}
+
+impl Drop for AsksFromItsDestructor {
+    fn drop(&mut self) {
+        let in_pass = self.reclaimer.in_pass();
+        let would = self
+            .ticket
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(atomic_map::Retired::would_wait_for_itself);
+        *self.seen.lock().unwrap() = Some((in_pass, would));
+    }
+}
+
+/// From a destructor run by a pass of the same reclaimer, `in_pass` and
+/// `would_wait_for_itself` say so (the C ABI turns that into
+/// `AMAP_WOULD_DEADLOCK`); from a plain thread they do not.
+#[test]
+fn a_destructor_knows_it_would_wait_for_itself() {
+    let reclaimer = Reclaimer::manual();
+    let map: AtomicMap<u32, AsksFromItsDestructor> = Builder::new().reclaimer(&reclaimer).build();
+    let snapshot = map.snapshot(); // holds the generation the clear retires
+    let retired = map.clear_async();
+    assert!(!retired.would_wait_for_itself() && !reclaimer.in_pass());
+    let ticket: Arc<std::sync::Mutex<Option<atomic_map::Retired>>> = Default::default();
+    let seen: Seen = Default::default();
+    *ticket.lock().unwrap() = Some(retired.clone());
+    map.insert(
+        1,
+        AsksFromItsDestructor {
+            reclaimer: reclaimer.clone(),
+            ticket: ticket.clone(),
+            seen: seen.clone(),
+        },
+    );
+    drop(map.remove(&1));
+    assert!(reclaimer.flush(DEADLINE));
+    assert_eq!(*seen.lock().unwrap(), Some((true, true)));
+    ticket.lock().unwrap().take();
+    drop(snapshot);
+    assert!(retired.wait_timeout(DEADLINE));
+}

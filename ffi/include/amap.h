@@ -72,6 +72,12 @@ typedef enum {
    * a value passed to `amap_insert` may already have been destroyed.
    */
   AMAP_PANIC = 6,
+  /**
+   * The call would wait for itself: `amap_ticket_wait` or `amap_flush` called from
+   * a value's destructor that the same reclaimer is running, for work that
+   * cannot finish until that destructor returns. Nothing was waited for.
+   */
+  AMAP_WOULD_DEADLOCK = 7,
 } amap_status_t;
 
 /**
@@ -316,8 +322,9 @@ const char *amap_version(void);
  * effects outside the process (files, sockets) or a leak checker looks.
  *
  * Returns `AMAP_OK` once done, `AMAP_TIMED_OUT` if `timeout_ms` passed first (a
- * read section left open on some thread holds grace periods up), also at once
- * when called from a destructor that the same reclaimer is running.
+ * read section left open on some thread holds grace periods up), and
+ * `AMAP_WOULD_DEADLOCK` at once when called from a destructor that the same
+ * reclaimer is running (its pass cannot finish while the destructor waits).
  *
  * # Safety
  * `map` must be `NULL` or a live map.
@@ -642,8 +649,8 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  *
  * From inside a value's destructor run by the same reclaimer (a destructor waiting
  * for a teardown that cannot finish while it waits), it returns at once, whatever
- * `timeout_ms`: `AMAP_OK` if the generation was already torn down, `AMAP_TIMED_OUT`
- * otherwise. It never blocks or aborts there.
+ * `timeout_ms`: `AMAP_OK` if the generation was already torn down,
+ * `AMAP_WOULD_DEADLOCK` otherwise. It never blocks or aborts there.
  *
  * Ownership: `ticket` is only borrowed; it stays the caller's.
  *

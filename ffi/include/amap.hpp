@@ -156,7 +156,7 @@ class Ticket {
     /// From a value's destructor run by the same reclaimer it returns at once.
     bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
         amap_status_t s = amap_ticket_wait(ticket_, static_cast<int64_t>(timeout.count()));
-        if (s == AMAP_TIMED_OUT) return false;
+        if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;
         detail::check(s);
         return true;
     }

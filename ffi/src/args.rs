@@ -12,12 +12,16 @@ pub(crate) unsafe fn arg<'a, T>(ptr: *const T) -> Result<&'a T, amap_status_t> {
     unsafe { ptr.as_ref() }.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)
 }
 
-/// The key bytes `key[0..len]`; `NULL` is accepted only with `len == 0`.
+/// The key bytes `key[0..len]`; `NULL` is accepted only with `len == 0`; a `len`
+/// past `isize::MAX` (no object is that large) is `AMAP_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// A non-null `key` must point at `len` initialized bytes, readable and not written
 /// for `'a`.
 pub(crate) unsafe fn key<'a>(key: *const u8, len: usize) -> Result<&'a [u8], amap_status_t> {
+    if len > isize::MAX as usize {
+        return Err(amap_status_t::AMAP_INVALID_ARGUMENT);
+    }
     if key.is_null() {
         return if len == 0 {
             Ok(&[])

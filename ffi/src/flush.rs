@@ -22,8 +22,9 @@ use crate::panic::guard;
 /// effects outside the process (files, sockets) or a leak checker looks.
 ///
 /// Returns `AMAP_OK` once done, `AMAP_TIMED_OUT` if `timeout_ms` passed first (a
-/// read section left open on some thread holds grace periods up), also at once
-/// when called from a destructor that the same reclaimer is running.
+/// read section left open on some thread holds grace periods up), and
+/// `AMAP_WOULD_DEADLOCK` at once when called from a destructor that the same
+/// reclaimer is running (its pass cannot finish while the destructor waits).
 ///
 /// # Safety
 /// `map` must be `NULL` or a live map.
@@ -31,14 +32,17 @@ use crate::panic::guard;
 pub unsafe extern "C" fn amap_flush(map: *const amap_t, timeout_ms: u32) -> amap_status_t {
     guard(|| {
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        let done = if map.is_null() {
-            Reclaimer::process_wide().flush(timeout)
+        let reclaimer = if map.is_null() {
+            Reclaimer::process_wide()
         } else {
             // SAFETY: non-null, so a live map by the contract.
             let map = unsafe { &*map };
-            map.map.reclaimer().flush(timeout)
+            map.map.reclaimer()
         };
-        if done {
+        if reclaimer.in_pass() {
+            return Err(amap_status_t::AMAP_WOULD_DEADLOCK);
+        }
+        if reclaimer.flush(timeout) {
             Ok(())
         } else {
             Err(amap_status_t::AMAP_TIMED_OUT)

@@ -49,8 +49,8 @@ pub(crate) unsafe fn hand_out(retired: Retired, out_ticket: *mut *mut amap_ticke
 ///
 /// From inside a value's destructor run by the same reclaimer (a destructor waiting
 /// for a teardown that cannot finish while it waits), it returns at once, whatever
-/// `timeout_ms`: `AMAP_OK` if the generation was already torn down, `AMAP_TIMED_OUT`
-/// otherwise. It never blocks or aborts there.
+/// `timeout_ms`: `AMAP_OK` if the generation was already torn down,
+/// `AMAP_WOULD_DEADLOCK` otherwise. It never blocks or aborts there.
 ///
 /// Ownership: `ticket` is only borrowed; it stays the caller's.
 ///
@@ -68,6 +68,9 @@ pub unsafe extern "C" fn amap_ticket_wait(
         // as long (no deadline can be computed, so there is none), but from inside a
         // destructor of the same reclaimer it returns at once instead of panicking.
         let timeout = u64::try_from(timeout_ms).map_or(Duration::MAX, Duration::from_millis);
+        if ticket.retired.would_wait_for_itself() {
+            return Err(amap_status_t::AMAP_WOULD_DEADLOCK);
+        }
         if ticket.retired.wait_timeout(timeout) {
             Ok(())
         } else {

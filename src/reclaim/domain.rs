@@ -581,6 +581,12 @@ impl Domain {
         )
     }
 
+    /// Whether the calling thread is inside a pass of this domain (running one of
+    /// its values' destructors): a wait for this domain's work cannot finish there.
+    pub(crate) fn in_own_pass(this: &Domain) -> bool {
+        PassMark::inside(this)
+    }
+
     /// Wakes the background thread (for a waiter; never from a clear).
     fn wake(&self) {
         if let Some(worker) = lock(&self.worker).as_ref() {

@@ -178,6 +178,17 @@ impl Reclaimer {
         Domain::flush(&self.domain, timeout)
     }
 
+    /// Whether the calling thread is running a pass of this reclaimer (a value's
+    /// destructor): waiting for this reclaimer's work from here could not finish
+    /// ([`flush`](Self::flush) and `Retired::wait_timeout` return at once there).
+    ///
+    /// ```
+    /// assert!(!atomic_map::Reclaimer::process_wide().in_pass());
+    /// ```
+    pub fn in_pass(&self) -> bool {
+        Domain::in_own_pass(&self.domain)
+    }
+
     /// Drops this handle and, if it was the last user of a dedicated background
     /// reclaimer (no other handle, no map left), waits for its thread to finish:
     /// the thread exits once the last value of its maps is destroyed, so this

@@ -287,6 +287,22 @@ impl Retired {
         self.retirement.is_torn_down()
     }
 
+    /// Whether waiting for this ticket on the calling thread could never succeed:
+    /// the generation is not torn down yet and this thread is running a value's
+    /// destructor for a pass of the ticket's own reclaimer, which must return
+    /// before the teardown can happen. [`wait`](Self::wait) panics then, and
+    /// [`wait_timeout`](Self::wait_timeout) returns `false` at once; a C caller gets
+    /// a status of its own (`AMAP_WOULD_DEADLOCK`).
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// let retired = map.clear_async();
+    /// assert!(!retired.would_wait_for_itself()); // not inside a destructor
+    /// ```
+    pub fn would_wait_for_itself(&self) -> bool {
+        !self.is_reclaimed() && Domain::in_own_pass(&self.retirement.domain)
+    }
+
     /// Blocks until the retired generation has been torn down.
     ///
     /// In background mode this wakes the reclaimer thread; in manual mode the

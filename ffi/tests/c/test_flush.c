@@ -99,12 +99,41 @@ static void flush_times_out_behind_a_read_section(void) {
     amap_free(other);
 }
 
+/* A destructor run by the reclaimer that asks for a flush of that same reclaimer:
+ * it would wait for itself, and gets a status of its own at once. */
+static atomic_int flush_status_inside = -1;
+
+static void flushing_dtor(void *data, void *ctx) {
+    (void)data;
+    atomic_store(&flush_status_inside, (int)amap_flush((const amap_t *)ctx, 10000));
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static void flush_from_a_destructor_would_deadlock(uint32_t mode) {
+    atomic_store(&destroyed, 0);
+    atomic_store(&flush_status_inside, -1);
+    amap_t *map = map_in(mode);
+    /* background: the dtor runs on the process-wide thread, whose flush is asked
+     * (ctx NULL); manual: on this thread, in a pass of the map's reclaimer. */
+    void *ctx = mode == AMAP_RECLAIM_MANUAL ? (void *)map : NULL;
+    CHECK_OK(amap_insert(map, K("f"), 1, NULL, flushing_dtor, ctx));
+    CHECK_OK(amap_remove(map, K("f"), 1));
+    CHECK_OK(amap_flush(map, 10000));
+    CHECK(atomic_load(&destroyed) == 1);
+    CHECK(atomic_load(&flush_status_inside) == AMAP_WOULD_DEADLOCK);
+    CHECK(strcmp(amap_status_str(AMAP_WOULD_DEADLOCK),
+                 "would wait for itself (called from a destructor the same reclaimer runs)") == 0);
+    amap_free(map);
+}
+
 int main(void) {
     released_after_free_without_another_call(AMAP_RECLAIM_BACKGROUND);
     released_after_free_without_another_call(AMAP_RECLAIM_MANUAL);
     flush_destroys_everything_released(AMAP_RECLAIM_BACKGROUND);
     flush_destroys_everything_released(AMAP_RECLAIM_MANUAL);
     flush_times_out_behind_a_read_section();
+    flush_from_a_destructor_would_deadlock(AMAP_RECLAIM_BACKGROUND);
+    flush_from_a_destructor_would_deadlock(AMAP_RECLAIM_MANUAL);
     /* Nothing left for a leak checker. */
     CHECK_OK(amap_flush(NULL, 10000));
     puts("test_flush: ok");
