@@ -15,6 +15,9 @@ export CARGO_TARGET_DIR="$root/target/broken-builds"
 # failure message it must print. The table in docs/DESIGN.md ("Atomic orderings and
 # what they pair with") says what each patch weakens and why the test catches it.
 loom="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --test"
+# A loom model's command; --nocapture, or an abort would take the captured message
+# with it.
+model() { echo "$loom loom_$1 -- --nocapture"; }
 torture="cargo test --release --test torture -- --nocapture"
 causality="Causality violation"
 declare -A command expected
@@ -24,69 +27,69 @@ patches=()
 # Bugs other than orderings (DESIGN.md, "The suite can fail: bugs tried").
 entry no-grace-period.patch "$torture" "use after free"
 entry leak-one-in-64.patch "$torture" "conservation: after draining"
-entry home-freed-before-its-values.patch "$loom loom_s9_two_maps_one_reclaimer" "panicked at"
+entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" "panicked at"
 entry over-release-takes-the-tables-reference.patch "cargo test -p atomic-map --lib" \
-    "over-release-mapped: the child did not abort"
+    "over-release-mapped: no abort"
 entry flush-ignores-the-grace-period.patch "cargo test --test after_the_map" \
     "panicked at tests/after_the_map.rs"
-entry poll-checks-before-the-waker-lock.patch "$loom loom_s10_retired_future_wake" \
+entry poll-checks-before-the-waker-lock.patch "$(model s10_retired_future_wake)" \
     "its waker was never woken"
 
 # Value counts (src/value.rs): the steps, the orderings, the fences.
-entry value-created-unmapped.patch "$loom loom_s2_get_vs_last_release" \
+entry value-created-unmapped.patch "$(model s2_get_vs_last_release)" \
     "a table released a value it did not map"
-entry get-without-increment.patch "$loom loom_s2_get_vs_last_release" "$causality"
-entry clone-without-increment.patch "$loom loom_s11_last_release_vs_other_holder" "$causality"
-entry c-retain-without-increment.patch "$loom loom_s7_c_retain_release" \
+entry get-without-increment.patch "$(model s2_get_vs_last_release)" "$causality"
+entry clone-without-increment.patch "$(model s11_last_release_vs_other_holder)" "$causality"
+entry c-retain-without-increment.patch "$(model s7_c_retain_release)" \
     "value released more times than retained"
-entry release-decrement-relaxed.patch "$loom loom_s2_get_vs_last_release" "$causality"
-entry release-without-acquire-fence.patch "$loom loom_s11_last_release_vs_other_holder" "$causality"
-entry handle-drop-not-counted.patch "$loom loom_s2_get_vs_last_release" \
+entry release-decrement-relaxed.patch "$(model s2_get_vs_last_release)" "$causality"
+entry release-without-acquire-fence.patch "$(model s11_last_release_vs_other_holder)" "$causality"
+entry handle-drop-not-counted.patch "$(model s2_get_vs_last_release)" \
     "panicked at loom-tests/s2_get_vs_last_release.rs"
-entry teardown-release-without-acquire-fence.patch "$loom loom_s2_get_vs_last_release" "$causality"
-entry teardown-keeps-the-tables-reference.patch "$loom loom_s2_get_vs_last_release" \
+entry teardown-release-without-acquire-fence.patch "$(model s2_get_vs_last_release)" "$causality"
+entry teardown-keeps-the-tables-reference.patch "$(model s2_get_vs_last_release)" \
     "panicked at loom-tests/s2_get_vs_last_release.rs"
-entry remove-keeps-the-mapped-bit.patch "$loom loom_s3_remove_vs_pinned_read" \
+entry remove-keeps-the-mapped-bit.patch "$(model s3_remove_vs_pinned_read)" \
     "value released more times than retained"
 entry eviction-keeps-the-tables-reference.patch "cargo test --test everyday_api retain_evicts" \
     "every value destroyed once"
 
 # The reclamation lists (src/reclaim/stack.rs, doomed.rs).
-entry stack-push-relaxed.patch "$loom loom_s1_pin_vs_clear" "$causality"
-entry stack-take-relaxed.patch "$loom loom_s3_remove_vs_pinned_read" "$causality"
-entry doomed-push-relaxed.patch "$loom loom_s11_last_release_vs_other_holder" "SIGSEGV"
-entry doomed-take-relaxed.patch "$loom loom_s11_last_release_vs_other_holder" "SIGSEGV"
+entry stack-push-relaxed.patch "$(model s1_pin_vs_clear)" "$causality"
+entry stack-take-relaxed.patch "$(model s3_remove_vs_pinned_read)" "$causality"
+entry doomed-push-relaxed.patch "$(model s11_last_release_vs_other_holder)" "SIGSEGV"
+entry doomed-take-relaxed.patch "$(model s11_last_release_vs_other_holder)" "SIGSEGV"
 
 # The spare generation (src/standby.rs).
-entry spare-published-relaxed.patch "$loom loom_s12_spare_built_by_a_pass" "$causality"
-entry spare-taken-relaxed.patch "$loom loom_s12_spare_built_by_a_pass" "$causality"
+entry spare-published-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
+entry spare-taken-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
 
 # The domain (src/reclaim/domain.rs): users, passes and grace periods for flush.
-entry user-not-counted.patch "$loom loom_s1_pin_vs_clear" "Arc leaked"
-entry user-removal-not-counted.patch "$loom loom_s1_pin_vs_clear" "Arc leaked"
-entry pass-count-relaxed.patch "$loom loom_s13_flush_vs_grace_period" \
+entry user-not-counted.patch "$(model s1_pin_vs_clear)" "Arc leaked"
+entry user-removal-not-counted.patch "$(model s1_pin_vs_clear)" "Arc leaked"
+entry pass-count-relaxed.patch "$(model s13_flush_vs_grace_period)" \
     "flush said everything released was destroyed"
-entry pass-count-read-relaxed.patch "$loom loom_s13_flush_vs_grace_period" \
+entry pass-count-read-relaxed.patch "$(model s13_flush_vs_grace_period)" \
     "flush said everything released was destroyed"
-entry grace-end-relaxed.patch "$loom loom_s13_flush_vs_grace_period" \
+entry grace-end-relaxed.patch "$(model s13_flush_vs_grace_period)" \
     "flush said everything released was destroyed"
-entry grace-count-read-relaxed.patch "$loom loom_s13_flush_vs_grace_period" \
+entry grace-count-read-relaxed.patch "$(model s13_flush_vs_grace_period)" \
     "flush said everything released was destroyed"
 
 # A map's account (src/reclaim/home.rs).
-entry home-owner-not-counted.patch "$loom loom_s14_ticket_seen_reclaimed_elsewhere" \
+entry home-owner-not-counted.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \
     "index out of bounds"
-entry owner-release-not-counted.patch "$loom loom_s1_pin_vs_clear" \
+entry owner-release-not-counted.patch "$(model s1_pin_vs_clear)" \
     "attempted to access lazy_static during shutdown"
 
 # Retired tickets (src/reclaim/retired.rs).
-entry torn-down-flag-relaxed.patch "$loom loom_s14_ticket_seen_reclaimed_elsewhere" \
+entry torn-down-flag-relaxed.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \
     "the ticket is reclaimed but the counters do not show it"
-entry torn-down-flag-read-relaxed.patch "$loom loom_s14_ticket_seen_reclaimed_elsewhere" \
+entry torn-down-flag-read-relaxed.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \
     "the ticket is reclaimed but the counters do not show it"
 
 # Pinned reads: the Rust guard (src/read.rs) and the C read section (ffi/src/read.rs).
-entry read-guard-unpinned.patch "$loom loom_s3_remove_vs_pinned_read" "$causality"
+entry read-guard-unpinned.patch "$(model s3_remove_vs_pinned_read)" "$causality"
 entry c-read-section-unpinned.patch "bash ffi/tests/run-c-tests.sh test_flush" \
     "expected AMAP_TIMED_OUT"
 
