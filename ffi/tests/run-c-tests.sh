@@ -15,8 +15,26 @@
 # at exit); .ci/run passes its own and runs the Go step against $AMAP_INSTALL_ROOT/prefix.
 # AMAP_C_TEST_MS and AMAP_TORTURE_MS set the storms' length for the sanitizer run
 # (valgrind runs 1500 ms each); test_reload runs 1,000 reloads in both.
+# With arguments (names of programs in ffi/tests/c, e.g. `test_flush`), builds the
+# library in the build tree (honouring CARGO_TARGET_DIR), installs nothing, and runs
+# only those, statically linked under ASan/UBSan (docs/broken-builds/run.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [ $# -gt 0 ]; then
+    cargo build --release -p atomic-map-ffi
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    mkdir -p "$target_dir/ctest"
+    rel=$(cd "$target_dir/release" && pwd)
+    for t in "$@"; do
+        gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iffi/include \
+            -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+            "ffi/tests/c/$t.c" "$rel/libamap.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc \
+            -o "$target_dir/ctest/$t.asan"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            "$target_dir/ctest/$t.asan"
+    done
+    exit 0
+fi
 root=${AMAP_INSTALL_ROOT:-}
 if [ -z "$root" ]; then
     root=$(mktemp -d)

@@ -126,6 +126,27 @@ static void flush_from_a_destructor_would_deadlock(uint32_t mode) {
     amap_free(map);
 }
 
+/* The data a read section lent stays valid until the section ends, even if the key
+ * is removed and everything released is flushed meanwhile: the section's pin holds
+ * the value's grace period. */
+static void borrowed_data_outlives_a_remove_and_a_flush(void) {
+    atomic_store(&destroyed, 0);
+    amap_t *map = map_in(AMAP_RECLAIM_MANUAL);
+    CHECK_OK(amap_insert(map, K("lent"), 4, payload(42), count_dtor, NULL));
+    amap_read_t *read = NULL;
+    CHECK_OK(amap_read_begin(map, &read));
+    void *data = NULL;
+    CHECK_OK(amap_read_get(read, K("lent"), 4, &data));
+    CHECK_OK(amap_remove(map, K("lent"), 4));
+    CHECK_STATUS(amap_flush(map, 100), AMAP_TIMED_OUT);
+    CHECK(atomic_load(&destroyed) == 0);
+    CHECK(*(int *)data == 42);
+    amap_read_end(read);
+    CHECK_OK(amap_flush(map, 10000));
+    CHECK(atomic_load(&destroyed) == 1);
+    amap_free(map);
+}
+
 int main(void) {
     released_after_free_without_another_call(AMAP_RECLAIM_BACKGROUND);
     released_after_free_without_another_call(AMAP_RECLAIM_MANUAL);
@@ -134,6 +155,7 @@ int main(void) {
     flush_times_out_behind_a_read_section();
     flush_from_a_destructor_would_deadlock(AMAP_RECLAIM_BACKGROUND);
     flush_from_a_destructor_would_deadlock(AMAP_RECLAIM_MANUAL);
+    borrowed_data_outlives_a_remove_and_a_flush();
     /* Nothing left for a leak checker. */
     CHECK_OK(amap_flush(NULL, 10000));
     puts("test_flush: ok");
