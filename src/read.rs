@@ -90,11 +90,12 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let cell = self.generation.store().get_raw(key)?;
-        // SAFETY: `borrow_raw`'s contract: `cell` was just read from this guard's
+        // Soundness: `borrow_raw`'s contract: `cell` was just read from this guard's
         // generation, whose epoch guard was pinned when the guard was built (`new`),
         // before this lookup, and both guards live as long as `&self`. A value
         // unlinked after the lookup is destroyed only after a grace period past this
         // epoch guard; the generation is never torn down under its guard.
+        // SAFETY: `cell` read under this guard's epoch pin and generation guard (above).
         Some(unsafe { ValueRef::borrow_raw(cell) })
     }
 

@@ -105,11 +105,12 @@ unsafe impl<V: Send + Sync> Sync for ValueRef<V> {}
 
 impl<V> ValueRef<V> {
     fn cell(&self) -> &ValueCell<V> {
-        // SAFETY: `self.cell` is the pointer `alloc_cell` returned (or one with its
+        // Soundness: `self.cell` is the pointer `alloc_cell` returned (or one with its
         // provenance, from `cell_of`), written whole in `new`; this handle owns a
         // reference, so the count is at least 1 and the cell is not destroyed for as
         // long as `&self` lives (`destroy` needs the count at 0). Only shared access:
         // the count is atomic and `value` is mutated only by `destroy`.
+        // SAFETY: this handle's reference keeps the cell alive (above).
         unsafe { self.cell.as_ref() }
     }
 
@@ -181,10 +182,11 @@ impl<V> ValueRef<V> {
     pub fn into_raw(this: Self) -> *const V {
         let cell = this.cell;
         std::mem::forget(this);
-        // SAFETY: the reference now owned by the pointer keeps the cell alive, so the
+        // Soundness: the reference now owned by the pointer keeps the cell alive, so the
         // place is in bounds of a live allocation. The result is derived from the
         // cell pointer and keeps the whole cell's provenance, which `cell_of`
         // (in `from_raw`, `increment_count`, `decrement_count`) relies on.
+        // SAFETY: the pointer's reference keeps the cell alive; whole-cell provenance (above).
         unsafe { &raw const (*cell.as_ptr()).value }
     }
 
@@ -318,12 +320,13 @@ impl<V> ValueRef<V> {
         // A raw pointer to the domain: the home and the domain may be freed by a pass
         // before `doom` returns (see `Domain::submit`).
         let domain = Arc::as_ptr(home.domain());
-        // SAFETY: the domain is alive at the call (the home, alive until this cell is
+        // Soundness: the domain is alive at the call (the home, alive until this cell is
         // destroyed, holds an `Arc` on it). The count reached 0 with this release, the
         // last (`doom`'s contract: the cell is handed over here). The cast keeps
         // `cell`'s provenance over the whole cell (this function's contract), which
         // the destruction needs; `ValueCell` starts with `CellHead`'s fields
         // (`repr(C)`, checked above), so the list can use the head.
+        // SAFETY: the domain is alive at the call and the cell is handed over (above).
         unsafe { Domain::doom(domain, cell.cast()) };
     }
 
@@ -333,10 +336,11 @@ impl<V> ValueRef<V> {
     /// `cell` is a doomed `ValueCell<V>` (with the whole cell's provenance) past its
     /// grace period, destroyed once.
     pub(crate) unsafe fn destroy_doomed(cell: NonNull<()>) -> DropOutcome {
-        // SAFETY: `destroy`'s contract: doomed means the count reached 0; past the
+        // Soundness: `destroy`'s contract: doomed means the count reached 0; past the
         // grace period, every reader that could have loaded the pointer (pinned
         // before its unlink) is gone (`doomed.rs`); once and with the whole cell's
         // provenance, by the caller's contract.
+        // SAFETY: the caller's contract (a ripe doomed cell of this `V`, destroyed once).
         unsafe { Self::destroy(cell.cast()) }.0
     }
 
@@ -358,11 +362,12 @@ impl<V> ValueRef<V> {
         }
         // Acquire: pairs with the Release decrements of every other holder.
         fence(Ordering::Acquire);
-        // SAFETY: the count reached 0, and the generation that held it is
+        // Soundness: the count reached 0, and the generation that held it is
         // unreachable: a borrowed read needs a guard on the generation mapping the
         // cell, and a cell is mapped by one generation only (module docs); called
         // once, by the release that took the count to 0. Like every handle's
         // pointer, `cell` has the whole cell's provenance.
+        // SAFETY: count reached 0 and no guard can reach the cell (above).
         Some(unsafe { Self::destroy(cell) }.0)
     }
 
@@ -439,10 +444,11 @@ impl<V> TableRef<V> {
     pub(crate) fn new(value: V, home: HomeRef) -> Self {
         home.get().count_created();
         let cell = recycle::alloc_cell::<ValueCell<V>>();
-        // SAFETY: `alloc_cell` returns fresh memory valid for writes of one
+        // Soundness: `alloc_cell` returns fresh memory valid for writes of one
         // `ValueCell<V>` and aligned for it (its own layout, or a size class at least
         // as large with alignment 8, which `class_of` grants only to types aligned to
         // at most 8); it is written whole here, before any use.
+        // SAFETY: fresh memory for one `ValueCell<V>`, written whole before use (above).
         unsafe {
             cell.as_ptr().write(ValueCell {
                 refs: AtomicUsize::new(MAPPED),

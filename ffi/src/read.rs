@@ -158,10 +158,11 @@ pub unsafe extern "C" fn amap_read_for_each(
         // `iter_borrowed` holds no shard lock between items, and each `value` is
         // borrowed from `read.guard`, which lives until `amap_read_end`.
         for (key, value) in read.guard.iter_borrowed() {
-            // SAFETY: `key` (our copy) lives for the call; `value.data` is the C
+            // Soundness: `key` (our copy) lives for the call; `value.data` is the C
             // pointer given to `amap_insert`, kept alive by the section (the borrow
             // of `read.guard`: epoch pin + generation guard, `ReadGuard::new`); the
             // callback's validity is the caller's contract.
+            // SAFETY: the key copy and the section-held value outlive the call (above).
             let stop = unsafe { callback(key.as_ptr(), key.len(), value.data, user) } != 0;
             if stop {
                 break;

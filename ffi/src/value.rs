@@ -48,10 +48,11 @@ impl CValue {
 impl Drop for CValue {
     fn drop(&mut self) {
         if let Some(dtor) = self.dtor {
-            // SAFETY: the destructor and its arguments come from `amap_insert`,
+            // Soundness: the destructor and its arguments come from `amap_insert`,
             // whose contract makes this call valid once, on any thread, once nothing
             // uses `data` any more (the map drops a `CValue` in `ValueRef::destroy`:
             // count 0, no reader left); `Drop` runs once.
+            // SAFETY: amap_insert's contract, called once with nothing using `data` (above).
             unsafe { dtor(self.data, self.ctx) }
         }
     }
@@ -118,10 +119,11 @@ pub unsafe extern "C" fn amap_value_retain(value: *const amap_value_t) -> amap_s
         if value.is_null() {
             return Err(amap_status_t::AMAP_NULL_ARGUMENT);
         }
-        // SAFETY: a retained value (the contract) comes from `into_c`
+        // Soundness: a retained value (the contract) comes from `into_c`
         // (`ValueRef::into_raw`), and its reference is held across this call, by the
         // caller or by whoever lent it the pointer (`amap_snapshot_foreach`):
         // `increment_count`'s contract.
+        // SAFETY: a pointer from `into_raw` whose reference is held during the call (above).
         unsafe { ValueRef::increment_count(from_c(value)) };
         Ok(())
     })

@@ -486,10 +486,11 @@ impl Domain {
             if !home.get().drained() {
                 return true;
             }
-            // SAFETY: orphaned (on this list: `HomeOwner::drop` pushes a home onto
+            // Soundness: orphaned (on this list: `HomeOwner::drop` pushes a home onto
             // its own domain's list when its last owner goes) and drained (just
             // checked), freed once (removed from the list here), by a pass of its
             // domain (this one).
+            // SAFETY: an orphaned, drained home, freed once by its own domain's pass (above).
             unsafe { Home::free(home) };
             // Relaxed: see `home_created`.
             this.homes.fetch_sub(1, Ordering::Relaxed);

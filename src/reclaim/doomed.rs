@@ -54,16 +54,18 @@ impl DoomedValue {
     /// taken from the ripe stack. Returns how its destructor ended and the home of
     /// its map, for the accounting.
     pub(crate) fn destroy(self) -> (DropOutcome, HomeRef) {
-        // SAFETY: the pointer is the cell's own (cast in `release_raw`, whole-cell
+        // Soundness: the pointer is the cell's own (cast in `release_raw`, whole-cell
         // provenance) and the cell is alive until destroyed below (a doomed cell is
         // owned by its batch); it starts with `CellHead`'s fields (`repr(C)`, checked
         // in `value.rs`), and `home` was written when the cell was made.
+        // SAFETY: a live doomed cell with whole-cell provenance (above).
         let home = unsafe { self.0.as_ref().home };
-        // SAFETY: `destroy_doomed`'s contract. The home outlives its cells
+        // Soundness: `destroy_doomed`'s contract. The home outlives its cells
         // (`home.rs`); its destroy function is `destroy_doomed` of this cell's `V`
         // (`AtomicMap::from_builder`, and every cell is made with its own map's home);
         // the batch is ripe (the caller, above), and a doomed value is destroyed once
         // (this consumes it).
+        // SAFETY: `destroy_doomed`'s contract, as established above.
         let outcome = unsafe { (home.get().destroy_fn())(self.0.cast()) };
         (outcome, home)
     }
@@ -130,10 +132,11 @@ impl DoomedList {
         let mut node = self.head.swap(ptr::null_mut(), Ordering::Acquire);
         let mut cells = Vec::new();
         while let Some(cell) = NonNull::new(node) {
-            // SAFETY: the swap made us the owner of the chain; each cell is alive
+            // Soundness: the swap made us the owner of the chain; each cell is alive
             // (pushed alive, destroyed only once taken) and its pointer is the one
             // pushed, with its provenance (the head as stored, the rest through the
             // exposed links). Relaxed: the link was published by the push's Release.
+            // SAFETY: we own the taken chain; each cell is alive (above).
             node = ptr::with_exposed_provenance_mut(unsafe {
                 cell.as_ref().refs.load(Ordering::Relaxed)
             });

@@ -125,10 +125,11 @@ unsafe impl Sync for HomeRef {}
 impl HomeRef {
     /// The home; see the type's docs for why it is alive.
     pub(crate) fn get(&self) -> &Home {
-        // SAFETY: the pointer is `Box::leak`'s from `HomeOwner::new`. The type's
+        // Soundness: the pointer is `Box::leak`'s from `HomeOwner::new`. The type's
         // contract: every `HomeRef` in the crate is held by an owner (`HomeOwner`), a
         // live value cell, or a pass of the home's domain, and a home is freed only
         // by such a pass once it has neither (`Home::free`, module docs).
+        // SAFETY: the home outlives every `HomeRef` in the crate (above).
         unsafe { self.0.as_ref() }
     }
 }
@@ -309,10 +310,11 @@ impl Home {
     /// # Safety
     /// `home` must be orphaned and drained, freed once, by a pass of its domain.
     pub(crate) unsafe fn free(home: HomeRef) {
-        // SAFETY: the pointer is `Box::leak`'s from `HomeOwner::new` (a `Box<Home>`,
+        // Soundness: the pointer is `Box::leak`'s from `HomeOwner::new` (a `Box<Home>`,
         // whole provenance). Orphaned and drained (the contract): no owner is left,
         // so no cell can be made for it, and every cell made has been destroyed; the
         // passes, serialized, are the only other users; freed once.
+        // SAFETY: `Box::leak`'s pointer, orphaned and drained, freed once (above).
         drop(unsafe { Box::from_raw(home.0.as_ptr()) });
     }
 }

@@ -90,10 +90,11 @@ impl<T: Job + Send + 'static> JobNode<T> {
     /// `header` heads a `JobNode<T>` from `Box::into_raw` (with the whole node's
     /// provenance), owned by the caller, who gives it up here.
     unsafe fn run_erased(header: NonNull<JobHeader>) -> JobReport {
-        // SAFETY: `repr(C)` puts the header at offset 0 of the `JobNode<T>`, and the
+        // Soundness: `repr(C)` puts the header at offset 0 of the `JobNode<T>`, and the
         // pointer is the one `push` cast from `Box::into_raw` (the whole node's
         // provenance): casting back gives that `Box`'s pointer, rebuilt once, here
         // (the caller gives the node up).
+        // SAFETY: the `Box::into_raw` pointer of this very node, rebuilt once (above).
         let node = unsafe { Box::from_raw(header.cast::<Self>().as_ptr()) };
         node.payload.run()
     }
@@ -151,10 +152,11 @@ impl JobList {
         let count = jobs.len();
         let mut sum = JobReport::default();
         for header in jobs.into_iter().rev() {
-            // SAFETY: `run_erased`'s contract: the node's `run` was set by
+            // Soundness: `run_erased`'s contract: the node's `run` was set by
             // `JobNode::<T>::new` for this very node's `T`, the pointer is the one
             // `push` made from `Box::into_raw`, and we own the node (above) and give
             // it up here, once.
+            // SAFETY: `run_erased`'s contract for this node, given up once (above).
             let report = unsafe { (header.as_ref().run)(header) };
             sum.torn_down += report.torn_down;
             sum.trim += report.trim;

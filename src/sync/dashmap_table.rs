@@ -111,10 +111,11 @@ where
     /// Runs `f` on every entry of shard `shard`, under its read lock.
     pub(crate) fn read_shard(&self, shard: usize, mut f: impl FnMut(&K, &V)) {
         let table = self.map.shards()[shard].read();
-        // SAFETY: the read guard keeps the raw table alive and unmodified for the
+        // Soundness: the read guard keeps the raw table alive and unmodified for the
         // whole loop, so the `RawIter` does not outlive it and every bucket it yields
         // is a full one of this table; the borrows end with each call to `f`, inside
         // the guard's scope.
+        // SAFETY: the read guard keeps the table alive and unmodified (above).
         unsafe {
             for bucket in table.iter() {
                 let (key, value) = bucket.as_ref();
