@@ -65,7 +65,7 @@
 //! |---|---|
 //! | [`AtomicMap::get`] | a retained [`ValueRef`] (one atomic increment) |
 //! | [`AtomicMap::pin`] → [`ReadGuard::get_borrowed`] | a borrowed `&V`, valid while the guard lives |
-//! | [`ReadGuard::iter_borrowed`] | every entry of the pinned generation, values borrowed (no counting) |
+//! | [`ReadGuard::iter`] | every entry of the pinned generation, keys and values borrowed (no counting, no lock) |
 //! | [`AtomicMap::insert`], [`remove`](AtomicMap::remove), [`upsert`](AtomicMap::upsert) | writes to the current generation |
 //! | [`AtomicMap::compute`] with an [`Operation`] → [`Compute`] | insert, remove, keep or abort, decided from the current value in one step |
 //! | [`AtomicMap::get_or_insert_with`], [`try_insert`](AtomicMap::try_insert) | insert only if absent (read-through caches) |
@@ -87,7 +87,7 @@
 //! | `get` | `Option<ValueRef<V>>`, a retained handle (one atomic increment) | [`AtomicMap`], [`Snapshot`], [`ReadGuard`] | as long as you keep it: past clears, removes and the map |
 //! | `get_borrowed` | `Option<&V>`, a borrow (no count touched) | [`ReadGuard`] only (the one handle that pins) | while the guard lives |
 //! | `iter` | `(K, ValueRef<V>)` pairs: keys cloned, values retained | [`Snapshot`] | as long as you keep them |
-//! | `iter_borrowed` | `(K, &V)` pairs: keys cloned, values borrowed (no count touched) | [`ReadGuard`] | the values: while the guard lives |
+//! | `iter` (and `keys`, `values`) | `(&K, &V)` pairs, borrowed (no count touched, no lock held) | [`ReadGuard`] | while the guard lives |
 //! | `contains_key`, `len`, `is_empty`, `generation` | the same answers, for the generation the receiver sees | [`AtomicMap`] (the current one), [`Snapshot`], [`ReadGuard`] (their own) | — |
 //! | `pin` | [`ReadGuard`]: a short borrowed-read section | [`AtomicMap`], [`Snapshot`] | the section |
 //! | `snapshot` | [`Snapshot`]: a long-lived, `Send` view | [`AtomicMap`] | as long as you keep it |
@@ -280,13 +280,14 @@ mod standby;
 mod stats;
 mod store;
 mod sync;
+mod table;
 mod value;
 
 pub use builder::Builder;
 pub use compute::{Compute, Operation};
 pub use map::AtomicMap;
 pub use occupied::Occupied;
-pub use read::{IterBorrowed, ReadGuard};
+pub use read::{BorrowedIter, ReadGuard};
 pub use reclaim::{ReclaimMode, Reclaimer, Retired};
 pub use snapshot::{Iter, Snapshot};
 pub use stats::Stats;

@@ -4,10 +4,10 @@ use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::ptr::NonNull;
 
 use crate::generation::{Generation, one_generation_reads};
 use crate::sync::{SlotGuard, epoch};
+use crate::table::Entries;
 use crate::value::{ValueCell, ValueRef};
 
 /// A pinned read section on one generation, from [`AtomicMap::pin`](crate::AtomicMap::pin)
@@ -49,7 +49,7 @@ use crate::value::{ValueCell, ValueRef};
 pub struct ReadGuard<K, V, S = RandomState> {
     generation: SlotGuard<Generation<K, V, S>>,
     /// Declared after `generation`; the order of the two drops does not matter.
-    _epoch: epoch::Guard,
+    epoch: epoch::Guard,
 }
 
 impl<K, V, S> ReadGuard<K, V, S>
@@ -63,10 +63,7 @@ where
     /// the guard. The order of the pin and the load of `generation` does not matter
     /// (`Snapshot::pin` pins long after its generation was loaded).
     pub(crate) fn new(generation: SlotGuard<Generation<K, V, S>>, epoch: epoch::Guard) -> Self {
-        ReadGuard {
-            generation,
-            _epoch: epoch,
-        }
+        ReadGuard { generation, epoch }
     }
 
     /// Borrows the value for `key`, valid until the guard drops: no reference
@@ -89,7 +86,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let cell = self.generation.store().get_raw(key)?;
+        let cell = self.generation.store().get_raw(key, &self.epoch)?;
         // Soundness: `borrow_raw`'s contract: `cell` was just read from this guard's
         // generation, whose epoch guard was pinned when the guard was built (`new`),
         // before this lookup, and both guards live as long as `&self`. A value
@@ -99,43 +96,46 @@ where
         Some(unsafe { ValueRef::borrow_raw(cell) })
     }
 
-    /// Iterates over this guard's generation as `(key, &value)` pairs: keys cloned,
-    /// values borrowed until the guard drops, no reference count touched (the
-    /// borrowing twin of [`Snapshot::iter`](crate::Snapshot::iter), which retains
-    /// each value instead).
+    /// Iterates over this guard's generation as `(&key, &value)` pairs, borrowed
+    /// until the guard drops: nothing is cloned, no reference count is touched and
+    /// no lock is held, so the loop body may write to the map, even to the entries
+    /// it is visiting ([`Snapshot::iter`](crate::Snapshot::iter) is the owned,
+    /// long-lived twin).
     ///
-    /// The iterator copies one shard at a time (each key cloned, each value's
-    /// address taken) under that shard's read lock and yields from the copy, so no
-    /// lock is held while the loop body runs: the body may write to the map, even
-    /// to the entries it is visiting. Entries written to this generation while the
-    /// iteration runs may or may not be seen (each shard is seen as of the moment it
-    /// was copied); entries of any other generation never are. A value removed after
-    /// its shard was copied is still yielded, and stays readable until the guard
-    /// drops, like a [`get_borrowed`](Self::get_borrowed) borrow.
+    /// # Consistency
+    /// The iteration walks this guard's generation shard by shard, slot by slot,
+    /// while writers may change it (clears and replaces never do: they publish
+    /// another generation, which the iteration never sees). An entry present for
+    /// the whole walk is yielded exactly once, with the value it had when its slot
+    /// was passed; an entry inserted, removed or replaced during the walk may or
+    /// may not be yielded, in either state; a key is never yielded twice, except
+    /// that a key removed and inserted again during the walk may be yielded once
+    /// for each. Everything yielded stays readable until the guard drops, even if
+    /// it is removed meanwhile. Like a `HashMap`'s, the order is unspecified.
     ///
     /// ```
     /// let map: atomic_map::AtomicMap<u32, String> =
     ///     (1..=3).map(|i| (i, i.to_string())).collect();
     /// let guard = map.pin();
     /// let mut seen = Vec::new();
-    /// for (key, value) in guard.iter_borrowed() {
-    ///     map.remove(&key); // no lock is held: writes are fine, even to this entry
+    /// for (key, value) in guard.iter() {
+    ///     map.remove(key); // no lock is held: writes are fine, even to this entry
     ///     seen.push((key, value));
     /// }
     /// map.clear_async();
     /// seen.sort();
-    /// // Every borrowed value is still readable: the guard pins them.
-    /// assert_eq!(seen, [(1, &"1".to_string()), (2, &"2".to_string()), (3, &"3".to_string())]);
+    /// // Every borrowed key and value is still readable: the guard pins them.
+    /// assert_eq!(seen, [(&1, &"1".to_string()), (&2, &"2".to_string()), (&3, &"3".to_string())]);
     /// ```
     ///
-    /// A borrowed value cannot outlive its guard:
+    /// A borrowed entry cannot outlive its guard:
     ///
     /// ```compile_fail
     /// let map = atomic_map::AtomicMap::new();
     /// map.insert(1, String::from("one"));
     /// let values: Vec<&String> = {
     ///     let guard = map.pin();
-    ///     guard.iter_borrowed().map(|(_, v)| v).collect()
+    ///     guard.iter().map(|(_, v)| v).collect()
     /// };
     /// println!("{values:?}");
     /// ```
@@ -146,85 +146,75 @@ where
     /// let map = atomic_map::AtomicMap::new();
     /// map.insert(1, String::from("one"));
     /// let guard = map.pin();
-    /// let values: Vec<&String> = guard.iter_borrowed().map(|(_, v)| v).collect();
+    /// let values: Vec<&String> = guard.iter().map(|(_, v)| v).collect();
     /// println!("{values:?}");
     /// ```
-    pub fn iter_borrowed(&self) -> IterBorrowed<'_, K, V, S>
-    where
-        K: Clone,
-    {
-        IterBorrowed {
-            guard: self,
-            next_shard: 0,
-            batch: Vec::new().into_iter(),
+    pub fn iter(&self) -> BorrowedIter<'_, K, V> {
+        BorrowedIter {
+            entries: self.generation.store().entries(&self.epoch),
         }
+    }
+
+    /// The keys of this guard's generation, borrowed (see [`iter`](Self::iter)
+    /// for what a walk sees of concurrent writes).
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<u8, ()> = [(1, ()), (2, ())].into_iter().collect();
+    /// let guard = map.pin();
+    /// let mut keys: Vec<u8> = guard.keys().copied().collect();
+    /// keys.sort();
+    /// assert_eq!(keys, [1, 2]);
+    /// ```
+    pub fn keys(&self) -> impl Iterator<Item = &K> + '_ {
+        self.iter().map(|(key, _)| key)
+    }
+
+    /// The values of this guard's generation, borrowed (see [`iter`](Self::iter)
+    /// for what a walk sees of concurrent writes).
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<u8, u32> = [(1, 10), (2, 20)].into_iter().collect();
+    /// let guard = map.pin();
+    /// assert_eq!(guard.values().sum::<u32>(), 30);
+    /// ```
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.iter().map(|(_, value)| value)
     }
 
     one_generation_reads!();
 }
 
-/// Iterator over a [`ReadGuard`]'s generation, yielding `(key, &value)` pairs
-/// borrowed from the guard; see [`ReadGuard::iter_borrowed`].
+/// Iterator over a [`ReadGuard`]'s generation, yielding `(&key, &value)` pairs
+/// borrowed from the guard; see [`ReadGuard::iter`].
 ///
 /// ```
 /// let map: atomic_map::AtomicMap<u8, u32> = [(1, 10), (2, 20)].into_iter().collect();
 /// let guard = map.pin();
-/// let sum: u32 = guard.iter_borrowed().map(|(_, v)| *v).sum();
+/// let sum: u32 = guard.iter().map(|(_, v)| *v).sum();
 /// assert_eq!(sum, 30);
 /// ```
-pub struct IterBorrowed<'g, K, V, S = RandomState> {
-    guard: &'g ReadGuard<K, V, S>,
-    next_shard: usize,
-    /// The current shard's entries: key clones and cell addresses, copied under
-    /// the shard's read lock (`Store::collect_shard_raw`).
-    batch: std::vec::IntoIter<(K, NonNull<ValueCell<V>>)>,
+pub struct BorrowedIter<'g, K, V> {
+    entries: Entries<'g, K, ValueCell<V>>,
 }
 
-impl<'g, K, V, S> Iterator for IterBorrowed<'g, K, V, S>
-where
-    K: Eq + Hash + Clone + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    type Item = (K, &'g V);
+impl<'g, K, V> Iterator for BorrowedIter<'g, K, V> {
+    type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((key, cell)) = self.batch.next() {
-                // `cell` was read from `self.guard`'s generation, under the shard's
-                // read lock, while the table held a reference to it, so the cell was
-                // alive when read, and its last release (if any) comes after this
-                // read, hence after the guard's epoch pin (taken before its
-                // generation was loaded: `ReadGuard::new`): the cell is destroyed
-                // only after a grace period past that pin. The generation cannot be
-                // torn down under the guard's `SlotGuard`. Both live for `'g`, the
-                // borrow of the guard this iterator holds. The same invariant as
-                // `ReadGuard::get_borrowed`, whose lock is also released before use.
-                // SAFETY: the cell outlives `'g` (above: epoch guard + generation
-                // guard of `self.guard`, established in `ReadGuard::new`).
-                return Some((key, unsafe { ValueRef::borrow_raw(cell) }));
-            }
-            let store = self.guard.generation.store();
-            if self.next_shard >= store.shard_count() {
-                return None;
-            }
-            self.batch = store.collect_shard_raw(self.next_shard).into_iter();
-            self.next_shard += 1;
-        }
+        let (key, cell) = self.entries.next()?;
+        // Soundness: `borrow_raw`'s contract, as in `ReadGuard::get_borrowed`: `cell`
+        // was loaded from the guard's generation under the guard's epoch pin, and
+        // `'g` borrows the guard, which holds both the pin and the generation.
+        // SAFETY: loaded under the guard's pin, generation held for `'g` (above).
+        Some((key, unsafe { ValueRef::borrow_raw(cell) }))
     }
 }
 
-impl<K, V, S> fmt::Debug for IterBorrowed<'_, K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+impl<K, V> std::iter::FusedIterator for BorrowedIter<'_, K, V> {}
+
+impl<K, V> fmt::Debug for BorrowedIter<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IterBorrowed")
-            .field("generation", &self.guard.generation())
-            .field("next_shard", &self.next_shard)
-            .finish_non_exhaustive()
+        f.debug_struct("BorrowedIter").finish_non_exhaustive()
     }
 }
 

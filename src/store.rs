@@ -2,11 +2,10 @@
 //!
 //! The table maps each key to a `TableRef`, i.e. it owns the table's reference to
 //! each value (the `MAPPED` bit of its count, kept apart from the holders'); what
-//! leaves the table for a caller becomes a [`ValueRef`]. Everything the protocol needs from the table is here, so that another
-//! table can be measured later without touching the protocol. The table itself
-//! comes from the `sync` shim: `dashmap` in production, a loom-visible stand-in under
-//! `--features loom`. Its shard locks are taken only inside its methods and never
-//! held when they return.
+//! leaves the table for a caller becomes a [`ValueRef`]. Everything the protocol
+//! needs from the table is here. The table (`src/table/`) is read without locks
+//! under an epoch guard; its writers' shard locks are taken only inside its methods
+//! and never held when they return.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -14,7 +13,8 @@ use std::ptr::NonNull;
 
 use crate::compute::{Compute, Operation};
 use crate::reclaim::report::{TeardownReport, contain_panic};
-use crate::sync::Table;
+use crate::sync::epoch;
+use crate::table::{Entries, Table};
 use crate::value::{TableRef, ValueCell, ValueRef};
 
 /// What an update does to an entry.
@@ -42,7 +42,8 @@ pub(crate) struct Store<K, V, S> {
 
 impl<K, V, S> Store<K, V, S>
 where
-    K: Eq + Hash,
+    K: Eq + Hash + Send + 'static,
+    V: 'static,
     S: BuildHasher + Clone,
 {
     /// An empty table with `shards` shards (a power of two, at least 2), sized for
@@ -57,28 +58,41 @@ where
         }
     }
 
-    /// A new handle on the value for `key` (one refcount increment under the shard
-    /// read lock, so the table's own reference keeps the cell alive meanwhile).
+    /// A new handle on the value for `key`: a lock-free lookup under an epoch pin
+    /// and one compare-and-swap on the value's count.
     pub(crate) fn get_retained<Q>(&self, key: &Q) -> Option<ValueRef<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.read(key, TableRef::retain)
+        let guard = epoch::pin();
+        loop {
+            let cell = self.table.get(key, &guard)?;
+            // Soundness: `retain_if_mapped`'s contract: `cell` was just loaded from
+            // this table under `guard`, pinned before the load and held across the
+            // call; the caller holds a guard on this generation (every caller reads
+            // through a `Generation` it holds).
+            // SAFETY: loaded under `guard`, generation held (above).
+            if let Some(handle) = unsafe { ValueRef::retain_if_mapped(cell) } {
+                return Some(handle);
+            }
+            // Unmapped after our load (a remove, or a replacing insert): probe again,
+            // and see what the writer left.
+        }
     }
 
-    /// The cell for `key`, without touching its count. The shard lock is released
-    /// on return: the caller must hold an epoch guard and a guard on this
-    /// generation to dereference it (see `ValueRef::borrow_raw`).
+    /// The cell for `key`, without touching its count. The caller must hold
+    /// `guard` and a guard on this generation to dereference it (see
+    /// `ValueRef::borrow_raw`).
     // Inlined down to the table, so that the read is one flat function in every
-    // crate: see `Table::read`.
+    // crate: see `Table::get`.
     #[inline(always)]
-    pub(crate) fn get_raw<Q>(&self, key: &Q) -> Option<NonNull<ValueCell<V>>>
+    pub(crate) fn get_raw<Q>(&self, key: &Q, guard: &epoch::Guard) -> Option<NonNull<ValueCell<V>>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.read(key, TableRef::as_raw)
+        self.table.get(key, guard)
     }
 
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
@@ -86,7 +100,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.read(key, |_| ()).is_some()
+        self.table.get(key, &epoch::pin()).is_some()
     }
 
     /// Number of entries (sums the shards: O(shards)).
@@ -201,33 +215,32 @@ where
         self.table.shard_count()
     }
 
-    /// Copies out shard `shard`'s entries (keys cloned, values retained) under its
-    /// read lock, so that no lock is held while the caller's code runs.
+    /// Copies out shard `shard`'s entries (keys cloned, values retained), lock-free,
+    /// so that nothing is held while the caller's code runs. An entry unmapped
+    /// while it is copied is looked up again (a replacing insert maps the key to
+    /// another value; a remove leaves it out).
     pub(crate) fn collect_shard(&self, shard: usize) -> Vec<(K, ValueRef<V>)>
     where
         K: Clone,
     {
+        let guard = epoch::pin();
         let mut entries = Vec::new();
-        self.table.read_shard(shard, |key, value| {
-            entries.push((key.clone(), value.retain()))
+        self.table.for_each_in_shard(shard, &guard, |key, cell| {
+            // SAFETY: as in `get_retained`: loaded under `guard`, generation held.
+            let handle =
+                unsafe { ValueRef::retain_if_mapped(cell) }.or_else(|| self.get_retained(key));
+            if let Some(handle) = handle {
+                entries.push((key.clone(), handle));
+            }
         });
         entries
     }
 
-    /// Copies out shard `shard`'s entries as (key cloned, cell pointer) under its
-    /// read lock, without touching any count, so that no lock is held while the
-    /// caller's code runs. As with [`get_raw`](Self::get_raw), dereferencing a cell
-    /// after the lock is released needs an epoch guard and a guard on this
-    /// generation, both taken before this call and kept meanwhile.
-    pub(crate) fn collect_shard_raw(&self, shard: usize) -> Vec<(K, NonNull<ValueCell<V>>)>
-    where
-        K: Clone,
-    {
-        let mut entries = Vec::new();
-        self.table.read_shard(shard, |key, value| {
-            entries.push((key.clone(), value.as_raw()))
-        });
-        entries
+    /// The live entries as (key, cell pointer), lock-free, borrowed for the life
+    /// of `guard`. As with [`get_raw`](Self::get_raw), dereferencing a cell needs
+    /// `guard` and a guard on this generation, held meanwhile.
+    pub(crate) fn entries<'g>(&'g self, guard: &'g epoch::Guard) -> Entries<'g, K, ValueCell<V>> {
+        self.table.entries(guard)
     }
 
     /// Teardown of a whole retired table, run by the reclaimer: releases the table's

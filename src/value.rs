@@ -28,6 +28,7 @@ use crate::reclaim::home::HomeRef;
 use crate::reclaim::recycle;
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
 use crate::sync::{Arc, AtomicUsize, Ordering, fence};
+use crate::table::SlotPointer;
 
 /// The count's top bit: set while a table maps the value. The table's reference is
 /// this bit, not a unit of the count, so that the bits below count the *holders*
@@ -278,6 +279,60 @@ impl<V> ValueRef<V> {
         }
     }
 
+    /// A new handle on the cell behind `cell` if a table still maps it (its count
+    /// has `MAPPED`); `None` once it is unmapped, and then the caller's next probe
+    /// of the table sees the slot as the unmapping writer left it.
+    ///
+    /// This is how a lock-free reader takes a reference: the table's reference may
+    /// be given up between the reader's load of the pointer and this call, and a
+    /// count that reached 0 must never be raised again (the value is doomed, and
+    /// its count word becomes the doomed list's link, which never has `MAPPED`:
+    /// `reclaim/doomed.rs`). While `MAPPED` is set the count is at least the
+    /// table's reference, so adding one is sound.
+    ///
+    /// # Safety
+    /// `cell` was loaded from a table slot, under an epoch guard pinned before that
+    /// load and held across this call (so the cell's memory is not freed: its
+    /// destruction waits out a grace period past that guard), and a guard on the
+    /// table's generation is held (so no teardown destroys it at once).
+    pub(crate) unsafe fn retain_if_mapped(cell: NonNull<ValueCell<V>>) -> Option<Self> {
+        // SAFETY: the cell's memory outlives the caller's guards (the contract);
+        // only the atomic count is used.
+        let refs = unsafe { &cell.as_ref().refs };
+        // Relaxed: the value is checked and raised by the compare-and-swap below.
+        let mut current = refs.load(Ordering::Relaxed);
+        loop {
+            if current & MAPPED == 0 {
+                // Acquire: pairs with the Release of the read-modify-write that
+                // cleared `MAPPED` (`into_handle`, or a release of the table's
+                // reference), made after the writer changed the slot, so that the
+                // caller's next probe sees the change instead of this cell again.
+                fence(Ordering::Acquire);
+                return None;
+            }
+            if current & !MAPPED >= MAX_REFS {
+                abort_with("atomic-map: value reference count overflow (leaked handles?)");
+            }
+            // Relaxed: as `Arc::clone` (the table's reference, seen in `current`,
+            // keeps the value alive); the compare-and-swap only makes sure that it
+            // still is when the count goes up.
+            match refs.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(ValueRef {
+                        cell,
+                        _owns: PhantomData,
+                    });
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
     /// Drops the reference owned by `cell`, as the handle's `Drop` does.
     ///
     /// # Safety
@@ -463,8 +518,9 @@ impl<V> TableRef<V> {
     }
 
     /// A new holder's handle on the value (one atomic increment): the table's
-    /// reference keeps the cell alive meanwhile (the caller holds the shard lock
-    /// or a guard on the generation).
+    /// reference keeps the cell alive meanwhile (the caller holds the shard's lock,
+    /// so no writer can give that reference up; a lock-free reader uses
+    /// [`ValueRef::retain_if_mapped`] instead).
     pub(crate) fn retain(&self) -> ValueRef<V> {
         // SAFETY: this table reference keeps the cell alive during the call.
         unsafe { ValueRef::retain_raw(self.cell) };
@@ -474,11 +530,6 @@ impl<V> TableRef<V> {
         }
     }
 
-    /// The raw cell pointer, for borrowed reads under a pin.
-    pub(crate) fn as_raw(&self) -> NonNull<ValueCell<V>> {
-        self.cell
-    }
-
     /// The table's reference, turned into a holder's (`MAPPED` → 1 in one step):
     /// what `remove` and a replacing `insert` hand to their caller.
     pub(crate) fn into_handle(self) -> ValueRef<V> {
@@ -486,11 +537,14 @@ impl<V> TableRef<V> {
         std::mem::forget(self);
         // SAFETY: the reference owned by `self` keeps the cell alive.
         let refs = unsafe { &cell.as_ref().refs };
-        // Relaxed: the number of references does not change (the table's becomes
-        // the handle's), so nothing is released or acquired; the read-modify-write
-        // continues the release sequence of the holders' decrements, which the last
-        // one's Acquire fence still synchronizes with.
-        let old = refs.fetch_sub(MAPPED - 1, Ordering::Relaxed);
+        // Release: pairs with the Acquire fence of a lock-free reader that finds
+        // the cell unmapped (`retain_if_mapped`): the table's slot was changed
+        // before this call, and that reader's next probe must see the change. The
+        // number of references does not change (the table's becomes the handle's),
+        // so nothing else is released or acquired; the read-modify-write continues
+        // the release sequence of the holders' decrements, which the last one's
+        // Acquire fence still synchronizes with.
+        let old = refs.fetch_sub(MAPPED - 1, Ordering::Release);
         if old & MAPPED == 0 {
             abort_with("atomic-map: internal error: a table handed over a value it did not map");
         }
@@ -515,6 +569,26 @@ impl<V> TableRef<V> {
         // SAFETY: the table's reference owned by `self` is given up here, and its
         // generation is being torn down (the only caller is `Store::teardown`).
         unsafe { ValueRef::release_unreachable(cell) }
+    }
+}
+
+// SAFETY: `into_raw` hands the table the cell pointer with the table's reference
+// (the `MAPPED` bit) and `from_raw` takes it back; the cell stays alive while that
+// reference is held.
+unsafe impl<V> SlotPointer for TableRef<V> {
+    type Target = ValueCell<V>;
+
+    fn into_raw(self) -> NonNull<ValueCell<V>> {
+        let cell = self.cell;
+        std::mem::forget(self);
+        cell
+    }
+
+    unsafe fn from_raw(cell: NonNull<ValueCell<V>>) -> Self {
+        TableRef {
+            cell,
+            _owns: PhantomData,
+        }
     }
 }
 

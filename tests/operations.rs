@@ -81,10 +81,11 @@ fn pinned_read_survives_remove_and_clear() {
     ledger.assert_all_dropped_once();
 }
 
-/// `ReadGuard::iter_borrowed`: every entry of the pinned generation once, values
-/// borrowed without touching their counts; the body may write to the map (no shard
-/// lock is held), and values removed or cleared away meanwhile stay readable until
-/// the guard drops; the destructors then run exactly once.
+/// `ReadGuard::iter`: every entry of the pinned generation once, keys and values
+/// borrowed without touching their counts; the body may write to the map (no lock
+/// is held), even enough to make shards rehash, and keys and values removed or
+/// cleared away meanwhile stay readable until the guard drops; the destructors then
+/// run exactly once.
 #[test]
 fn pinned_iteration_borrows_and_survives_writes() {
     let ledger = DropLedger::new(400);
@@ -96,7 +97,7 @@ fn pinned_iteration_borrows_and_survives_writes() {
     let before = ValueRef::ref_count(&held);
     let guard = map.pin();
     let mut seen = Vec::new();
-    for (key, value) in guard.iter_borrowed() {
+    for (&key, value) in guard.iter() {
         assert_eq!(value.check(), key);
         if key == 7 {
             assert_eq!(ValueRef::ref_count(&held), before, "the iteration counted");
@@ -112,7 +113,7 @@ fn pinned_iteration_borrows_and_survives_writes() {
     map.reclaim();
     seen.sort_by_key(|(k, _)| *k);
     // Entries inserted during the walk may or may not be seen (their shard may
-    // have been copied already); every original one is seen exactly once.
+    // have been walked already); every original one is seen exactly once.
     let originals: Vec<u64> = seen.iter().map(|(k, _)| *k).filter(|k| *k < 200).collect();
     assert_eq!(originals, (0..200).collect::<Vec<_>>());
     for (key, value) in &seen {
@@ -130,16 +131,17 @@ fn pinned_iteration_borrows_and_survives_writes() {
 
     // An empty generation, and a generation seen by a guard after a clear.
     let map: AtomicMap<u8, u8> = manual();
-    assert_eq!(map.pin().iter_borrowed().count(), 0);
+    assert_eq!(map.pin().iter().count(), 0);
     map.insert(1, 1);
     let old = map.pin();
     map.replace([(2, 2), (3, 3)]);
     let new = map.pin();
-    assert_eq!(old.iter_borrowed().collect::<Vec<_>>(), [(1, &1)]);
-    let mut keys: Vec<u8> = new.iter_borrowed().map(|(k, _)| k).collect();
+    assert_eq!(old.iter().collect::<Vec<_>>(), [(&1, &1)]);
+    let mut keys: Vec<u8> = new.keys().copied().collect();
     keys.sort();
     assert_eq!(keys, [2, 3]);
-    assert!(format!("{:?}", new.iter_borrowed()).starts_with("IterBorrowed"));
+    assert_eq!(new.values().copied().sum::<u8>(), 5);
+    assert!(format!("{:?}", new.iter()).starts_with("BorrowedIter"));
 }
 
 #[test]

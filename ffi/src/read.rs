@@ -155,10 +155,10 @@ pub unsafe extern "C" fn amap_read_for_each(
         read.walks.set(read.walks.get() + 1);
         // Counted down however the walk ends (a panic included).
         let _walking = Walking(&read.walks);
-        // `iter_borrowed` holds no shard lock between items, and each `value` is
-        // borrowed from `read.guard`, which lives until `amap_read_end`.
-        for (key, value) in read.guard.iter_borrowed() {
-            // Soundness: `key` (our copy) lives for the call; `value.data` is the C
+        // `iter` holds no lock, and each key and value is borrowed from
+        // `read.guard`, which lives until `amap_read_end`.
+        for (key, value) in read.guard.iter() {
+            // Soundness: `key` (borrowed from the section) lives for the call; `value.data` is the C
             // pointer given to `amap_insert`, kept alive by the section (the borrow
             // of `read.guard`: epoch pin + generation guard, `ReadGuard::new`); the
             // callback's validity is the caller's contract.

@@ -113,6 +113,10 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
     }
+    // Each map operation walks the table's atomics (shard arrays, slots) as well
+    // as the protocol's: one execution of the larger models takes more than loom's
+    // default 1,000 branch points.
+    builder.max_branches = builder.max_branches.max(20_000);
     let bound = builder.preemption_bound;
     builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -140,4 +144,18 @@ pub fn spawn_with<T: Send + 'static>(
 ) -> loom::thread::JoinHandle<T> {
     let map = loom::sync::Arc::clone(map);
     loom::thread::spawn(move || body(map))
+}
+
+/// `n` distinct keys that the models' fixed hasher puts in the same shard of a
+/// 2-shard table (the hash's top bit chooses it: `src/table/`), so that a model
+/// can fill one shard's smallest array (4 slots under loom) and make it rehash.
+pub fn keys_in_one_shard(n: usize) -> Vec<u8> {
+    use std::hash::BuildHasher;
+    let hasher = Fixed::default();
+    let shard = |k: u8| hasher.hash_one(k) >> 63;
+    let first = shard(1);
+    (1..=u8::MAX)
+        .filter(|&k| shard(k) == first)
+        .take(n)
+        .collect()
 }

@@ -40,6 +40,9 @@ pub(crate) struct CellHead {
     pub(crate) home: HomeRef,
 }
 
+// The doomed list's link is a cell's address shifted right by one (`push`).
+const _: () = assert!(align_of::<CellHead>() >= 2);
+
 /// A doomed value cell, type-erased, owned by the list or batch holding it.
 pub(crate) struct DoomedValue(NonNull<CellHead>);
 
@@ -108,10 +111,22 @@ impl DoomedList {
         // Relaxed: the value read is only a guess for the CAS below.
         let mut current = head.load(Ordering::Relaxed);
         loop {
-            // Relaxed: published by the Release exchange below. The link shares the
+            // Release: pairs with the Acquire fence of a lock-free reader that reads
+            // this word as "unmapped" (`ValueRef::retain_if_mapped`). The pusher's
+            // Acquire fence (`release_units`) made the unmapping of the cell its own,
+            // so a reader that sees the link also sees the table's slot as the
+            // unmapping writer left it, and its next probe does not find this cell
+            // again (a plain store would end the release sequence the reader relies
+            // on). The list's own consumer is served by the exchange below. The link
+            // shares the
             // count word, so it travels as an address with exposed provenance
-            // (taken back with `with_exposed_provenance_mut` in `take_all`).
-            link.store(current.expose_provenance(), Ordering::Relaxed);
+            // (taken back with `with_exposed_provenance_mut` in `take_all`), shifted
+            // right by one so that its top bit is clear: a lock-free reader that
+            // reaches a doomed cell through a stale table pointer reads the word as
+            // a count without the table's bit, i.e. unmapped, and never raises it
+            // (`ValueRef::retain_if_mapped`). Cells are aligned to at least 2
+            // (checked below), so the shift loses nothing.
+            link.store(current.expose_provenance() >> 1, Ordering::Release);
             // Release on success: publishes the link (and the release of the value)
             // to the Acquire swap in `take_all`. Relaxed on failure: a new guess.
             match head.compare_exchange_weak(
@@ -137,9 +152,9 @@ impl DoomedList {
             // pushed, with its provenance (the head as stored, the rest through the
             // exposed links). Relaxed: the link was published by the push's Release.
             // SAFETY: we own the taken chain; each cell is alive (above).
-            node = ptr::with_exposed_provenance_mut(unsafe {
-                cell.as_ref().refs.load(Ordering::Relaxed)
-            });
+            node = ptr::with_exposed_provenance_mut(
+                unsafe { cell.as_ref().refs.load(Ordering::Relaxed) } << 1,
+            );
             cells.push(DoomedValue(cell));
         }
         cells

@@ -1,22 +1,19 @@
-//! The synchronization shim: every atomic, `Arc`, lock, thread, epoch primitive and
-//! the per-generation table that the crate's own code uses come from here.
+//! The synchronization shim: every atomic, `Arc`, lock, cell, thread and epoch
+//! primitive that the crate's own code uses comes from here.
 //!
-//! Without the `loom` feature this re-exports `std`, `arc-swap`, `crossbeam-epoch`
-//! and an adapter over `dashmap`. With `--features loom` it hands out loom's types
-//! and, for the three dependencies loom cannot see into, loom-visible stand-ins with
-//! the same contract (see `docs/DESIGN.md`, "What loom checks"). No other module
-//! mentions loom.
+//! Without the `loom` feature this re-exports `std`, `arc-swap` and
+//! `crossbeam-epoch`. With `--features loom` it hands out loom's types and, for the
+//! two dependencies loom cannot see into, loom-visible stand-ins with the same
+//! contract (see `docs/DESIGN.md`, "What loom checks"). The per-generation table
+//! (`src/table/`) is the crate's own code on these primitives, so the models run it
+//! as it is. No other module mentions loom.
 
-#[cfg(not(feature = "loom"))]
-mod dashmap_table;
 #[cfg(not(feature = "loom"))]
 mod real;
 #[cfg(not(feature = "loom"))]
-pub(crate) use {dashmap_table::Table, real::*};
+pub(crate) use real::*;
 
 #[cfg(feature = "loom")]
 mod model;
 #[cfg(feature = "loom")]
-mod model_table;
-#[cfg(feature = "loom")]
-pub(crate) use {model::*, model_table::Table};
+pub(crate) use model::*;

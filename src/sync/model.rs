@@ -10,11 +10,16 @@
 //!   is ripe. Modelled with pin ids and a horizon per deferred closure, behind a loom
 //!   `Mutex`, in a per-model `lazy_static`.
 
+pub(crate) use loom::cell::UnsafeCell;
 pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
 };
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use loom::thread_local;
+
+/// The smallest slot array of a table shard (`src/table/`): small, so that a model
+/// that inserts three keys into one shard makes it rehash.
+pub(crate) const TABLE_MIN_CAPACITY: usize = 4;
 /// An `Arc` that can hold a trait object: std's in both builds, since loom's `Arc`
 /// cannot be unsized. Used only for a map's `Standby`, which its domain's registry
 /// holds as an `Arc<dyn MapService>`; its count orders nothing the models check

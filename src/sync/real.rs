@@ -1,4 +1,4 @@
-//! The production side of the shim: `std`, `arc-swap`, `crossbeam-epoch`, `dashmap`.
+//! The production side of the shim: `std`, `arc-swap`, `crossbeam-epoch`.
 
 /// An `Arc` that can hold a trait object: std's in both builds, since loom's `Arc`
 /// cannot be unsized. Used only for a map's `Standby`, which its domain's registry
@@ -49,3 +49,29 @@ impl<T> ProcessWide<T> {
         Arc::clone(self.0.get_or_init(init))
     }
 }
+
+/// `std`'s `UnsafeCell` behind loom's closure-based interface, so that the table's
+/// key cells are loom cells under `--features loom` (which then checks every access
+/// against the happens-before order) and cost nothing here.
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer for reading.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a pointer for writing.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// The smallest slot array of a table shard (`src/table/`).
+pub(crate) const TABLE_MIN_CAPACITY: usize = 8;
