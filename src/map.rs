@@ -20,7 +20,7 @@ use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, Slot, SlotGuard as Guard, WeakableArc, epoch};
-use crate::value::{TableRef, ValueRef};
+use crate::value::ValueRef;
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
 /// generations, and whose values outlive clears for whoever still holds them.
@@ -124,7 +124,7 @@ where
         let owner = HomeOwner::new(
             reclaimer.domain(),
             builder.trim_memory,
-            ValueRef::<V>::destroy_doomed,
+            ValueRef::<V>::destroy_doomed::<K>,
         );
         let standby = Standby::new(owner, builder.hasher, builder.shards);
         let mut first = standby.generation(standby.store_for(builder.capacity));
@@ -264,8 +264,7 @@ where
     /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
-        let value = TableRef::new(value, self.home());
-        self.current.load().store().insert(key, value)
+        self.current.load().store().insert(key, value, self.home())
     }
 
     /// Unmaps `key` in the current generation. Returns a handle on its value (the
@@ -302,11 +301,10 @@ where
     where
         F: FnOnce() -> V,
     {
-        let home = self.home();
         self.current
             .load()
             .store()
-            .get_or_insert_with(key, || TableRef::new(make(), home))
+            .get_or_insert_with(key, make, self.home())
             .0
     }
 
@@ -321,11 +319,12 @@ where
     /// assert_eq!((*occupied.current, occupied.not_inserted), ("first", "second"));
     /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<ValueRef<V>, Occupied<V>> {
-        let home = self.home();
         let mut value = Some(value);
-        let (found, inserted) = self.current.load().store().get_or_insert_with(key, || {
-            TableRef::new(value.take().expect("built once"), home)
-        });
+        let (found, inserted) = self.current.load().store().get_or_insert_with(
+            key,
+            || value.take().expect("built once"),
+            self.home(),
+        );
         match value {
             Some(not_inserted) if !inserted => Err(Occupied {
                 current: found,
@@ -444,12 +443,7 @@ where
         let home = self.home();
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
-        generation.store().compute(key, |old| match f(old) {
-            Operation::Insert(v) => Operation::Insert(TableRef::new(v, home)),
-            Operation::Remove => Operation::Remove,
-            Operation::Keep => Operation::Keep,
-            Operation::Abort(t) => Operation::Abort(t),
-        })
+        generation.store().compute(key, f, home)
     }
 
     /// A long-lived, consistent view of the current generation.
@@ -543,7 +537,7 @@ where
         let store: Store<K, V, S> = self.standby.store_for(entries.size_hint().0);
         let home = self.home();
         for (key, value) in entries {
-            drop(store.insert(key, TableRef::new(value, home)));
+            drop(store.insert(key, value, home));
         }
         self.publish(Arc::new(self.standby.generation(store)))
     }

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hash};
 use crate::generation::{Generation, one_generation_reads};
 use crate::sync::{SlotGuard, epoch};
 use crate::table::Entries;
-use crate::value::{ValueCell, ValueRef};
+use crate::value::{TableRef, ValueRef};
 
 /// A pinned read section on one generation, from [`AtomicMap::pin`](crate::AtomicMap::pin)
 /// or [`Snapshot::pin`](crate::Snapshot::pin).
@@ -193,11 +193,11 @@ where
 /// let sum: u32 = guard.iter().map(|(_, v)| *v).sum();
 /// assert_eq!(sum, 30);
 /// ```
-pub struct BorrowedIter<'g, K, V> {
-    entries: Entries<'g, K, ValueCell<V>>,
+pub struct BorrowedIter<'g, K: 'g, V: 'g> {
+    entries: Entries<'g, TableRef<K, V>>,
 }
 
-impl<'g, K, V> Iterator for BorrowedIter<'g, K, V> {
+impl<'g, K: 'g, V: 'g> Iterator for BorrowedIter<'g, K, V> {
     type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -206,7 +206,7 @@ impl<'g, K, V> Iterator for BorrowedIter<'g, K, V> {
         // was loaded from the guard's generation under the guard's epoch pin, and
         // `'g` borrows the guard, which holds both the pin and the generation.
         // SAFETY: loaded under the guard's pin, generation held for `'g` (above).
-        Some((key, unsafe { ValueRef::borrow_raw(cell) }))
+        Some((key, unsafe { ValueRef::borrow_raw(cell.cast()) }))
     }
 }
 

@@ -12,7 +12,8 @@ use std::hash::{BuildHasher, Hash};
 use std::ptr::NonNull;
 
 use crate::compute::{Compute, Operation};
-use crate::reclaim::report::{TeardownReport, contain_panic};
+use crate::reclaim::home::HomeRef;
+use crate::reclaim::report::TeardownReport;
 use crate::sync::epoch;
 use crate::table::{Entries, Table};
 use crate::value::{TableRef, ValueCell, ValueRef};
@@ -37,12 +38,12 @@ enum Done<V, T> {
 
 /// One generation's key → value table.
 pub(crate) struct Store<K, V, S> {
-    table: Table<K, TableRef<V>, S>,
+    table: Table<K, TableRef<K, V>, S>,
 }
 
 impl<K, V, S> Store<K, V, S>
 where
-    K: Eq + Hash + Send + 'static,
+    K: Eq + Hash + 'static,
     V: 'static,
     S: BuildHasher + Clone,
 {
@@ -67,7 +68,7 @@ where
     {
         let guard = epoch::pin();
         loop {
-            let cell = self.table.get(key, &guard)?;
+            let cell = self.table.get(key, &guard)?.cast();
             // Soundness: `retain_if_mapped`'s contract: `cell` was just loaded from
             // this table under `guard`, pinned before the load and held across the
             // call; the caller holds a guard on this generation (every caller reads
@@ -92,7 +93,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.get(key, guard)
+        // The cell as its handles see it (`ValueCell<V>`: the prefix before the key).
+        self.table.get(key, guard).map(NonNull::cast)
     }
 
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
@@ -108,10 +110,12 @@ where
         self.table.len()
     }
 
-    /// Maps `key` to `value`; returns the table's reference to the old value,
-    /// handed over as a handle.
-    pub(crate) fn insert(&self, key: K, value: TableRef<V>) -> Option<ValueRef<V>> {
-        self.table.insert(key, value).map(TableRef::into_handle)
+    /// Maps `key` to a new cell holding `value` (made for `home`, the map's account);
+    /// returns the table's reference to the old value, handed over as a handle.
+    pub(crate) fn insert(&self, key: K, value: V, home: HomeRef) -> Option<ValueRef<V>> {
+        self.table
+            .insert(TableRef::new(key, value, home))
+            .map(TableRef::into_handle)
     }
 
     /// Unmaps `key`; returns the table's reference to its value, handed over as a
@@ -131,12 +135,14 @@ where
     pub(crate) fn compute<T>(
         &self,
         key: K,
-        f: impl FnOnce(Option<&V>) -> Operation<TableRef<V>, T>,
+        f: impl FnOnce(Option<&V>) -> Operation<V, T>,
+        home: HomeRef,
     ) -> Compute<V, T> {
         let mut done = None;
-        let replaced = self.table.update(key, |old| {
+        let replaced = self.table.update(key, |old, key| {
             let (update, outcome) = match f(old.map(|v| &**v)) {
-                Operation::Insert(new) => {
+                Operation::Insert(value) => {
+                    let new = TableRef::new(key, value, home);
                     let handle = new.retain();
                     (Update::Set(new), Done::Set(handle))
                 }
@@ -168,17 +174,18 @@ where
     pub(crate) fn get_or_insert_with(
         &self,
         key: K,
-        make: impl FnOnce() -> TableRef<V>,
+        make: impl FnOnce() -> V,
+        home: HomeRef,
     ) -> (ValueRef<V>, bool) {
         let mut found = None;
         let mut inserted = false;
-        self.table.update(key, |current| match current {
+        self.table.update(key, |current, key| match current {
             Some(value) => {
                 found = Some(value.retain());
                 Update::Keep
             }
             None => {
-                let value = make();
+                let value = TableRef::new(key, make(), home);
                 found = Some(value.retain());
                 inserted = true;
                 Update::Set(value)
@@ -216,30 +223,30 @@ where
     }
 
     /// Copies out shard `shard`'s entries (keys cloned, values retained), lock-free,
-    /// so that nothing is held while the caller's code runs. An entry unmapped
-    /// while it is copied is looked up again (a replacing insert maps the key to
-    /// another value; a remove leaves it out).
+    /// so that nothing is held while the caller's code runs. An entry unmapped while
+    /// it is copied is handled as `Table::visit_shard` says: an entry mapped
+    /// throughout is copied once, none twice.
     pub(crate) fn collect_shard(&self, shard: usize) -> Vec<(K, ValueRef<V>)>
     where
         K: Clone,
     {
         let guard = epoch::pin();
         let mut entries = Vec::new();
-        self.table.for_each_in_shard(shard, &guard, |key, cell| {
+        self.table.visit_shard(
+            shard,
+            &guard,
             // SAFETY: as in `get_retained`: loaded under `guard`, generation held.
-            let handle =
-                unsafe { ValueRef::retain_if_mapped(cell) }.or_else(|| self.get_retained(key));
-            if let Some(handle) = handle {
-                entries.push((key.clone(), handle));
-            }
-        });
+            |cell| unsafe { ValueRef::retain_if_mapped(cell.cast()) },
+            |key| self.get_retained(key),
+            |key, handle| entries.push((key.clone(), handle)),
+        );
         entries
     }
 
     /// The live entries as (key, cell pointer), lock-free, borrowed for the life
     /// of `guard`. As with [`get_raw`](Self::get_raw), dereferencing a cell needs
     /// `guard` and a guard on this generation, held meanwhile.
-    pub(crate) fn entries<'g>(&'g self, guard: &'g epoch::Guard) -> Entries<'g, K, ValueCell<V>> {
+    pub(crate) fn entries<'g>(&'g self, guard: &'g epoch::Guard) -> Entries<'g, TableRef<K, V>> {
         self.table.entries(guard)
     }
 
@@ -250,11 +257,10 @@ where
     /// reference is gone), which is what lets `release_unreachable` free at once.
     pub(crate) fn teardown(self) -> TeardownReport {
         let mut report = TeardownReport::default();
-        self.table.drain(|key, value| {
+        self.table.drain(|value| {
             report.entries += 1;
-            if contain_panic(move || drop(key)) {
-                report.panics += 1;
-            }
+            // The key lives in the cell: it is dropped with the value, here if the
+            // table's reference was the last, else by the last holder's release.
             report.record(value.release_unreachable());
         });
         report

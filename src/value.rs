@@ -44,13 +44,25 @@ const MAPPED: usize = 1 << (usize::BITS - 1);
 const MAX_REFS: usize = isize::MAX as usize;
 
 /// The heap cell behind every value of the map: what a holder needs (the count and
-/// the value) and what the last release must reach (the map's account).
+/// the value), what the last release must reach (the map's account), and the key
+/// the table maps to it.
 ///
 /// `repr(C)`, starting with the fields of [`CellHead`] in the same order, so that
 /// the reclaimer can reach the count word (the doomed list's link) and the home of a
-/// type-erased cell.
+/// type-erased cell. The key comes last: the offsets of `refs`, `home` and `value`
+/// depend only on the fields before them, so a `ValueCell<V, K>` starts with a
+/// `ValueCell<V>` (= `ValueCell<V, ()>`), which is what handles point at (checked
+/// below). A handle never touches the key; the table reads it, and the cell's
+/// destruction (which knows `K`: `destroy_doomed::<K>`, a teardown) drops it.
+///
+/// Why the key lives here and not in the table's slots: a table's rehash would
+/// have to move the keys to a new array while readers pinned before it still
+/// borrow them from the old one, i.e. two live copies of one key, which is unsound
+/// for a key with interior mutability (a `Mutex<String>` field that `Eq` ignores,
+/// mutated through one copy, frees memory the other still points at). Here a key
+/// never moves, and a rehash moves only pointers (docs/DESIGN.md, "The table").
 #[repr(C)]
-pub(crate) struct ValueCell<V> {
+pub(crate) struct ValueCell<V, K = ()> {
     /// `MAPPED` while a table maps the value, plus one per Rust handle and C retain;
     /// once the cell is doomed (the count reached 0), the doomed list's link
     /// (`reclaim/doomed.rs`).
@@ -58,6 +70,8 @@ pub(crate) struct ValueCell<V> {
     /// The map's account: alive until this cell is destroyed (`reclaim/home.rs`).
     home: HomeRef,
     value: V,
+    /// The key a table maps to this value; immutable, dropped with the value.
+    key: K,
 }
 
 // `repr(C)` puts `refs` and `home` first, at offsets that do not depend on `V`:
@@ -70,6 +84,10 @@ const _: () = {
     assert!(offset_of!(ValueCell<u8>, home) == offset_of!(CellHead, home));
     assert!(offset_of!(ValueCell<Wide>, refs) == offset_of!(CellHead, refs));
     assert!(offset_of!(ValueCell<Wide>, home) == offset_of!(CellHead, home));
+    // The key, whatever its type, comes after the value: `value` keeps its offset.
+    assert!(offset_of!(ValueCell<u8, Wide>, value) == offset_of!(ValueCell<u8>, value));
+    assert!(offset_of!(ValueCell<Wide, u8>, value) == offset_of!(ValueCell<Wide>, value));
+    assert!(offset_of!(ValueCell<u8, String>, value) == offset_of!(ValueCell<u8>, value));
 };
 
 /// A retained handle on a value of an [`AtomicMap`](crate::AtomicMap).
@@ -390,13 +408,14 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// `cell` is a doomed `ValueCell<V>` (with the whole cell's provenance) past its
     /// grace period, destroyed once.
-    pub(crate) unsafe fn destroy_doomed(cell: NonNull<()>) -> DropOutcome {
+    pub(crate) unsafe fn destroy_doomed<K>(cell: NonNull<()>) -> DropOutcome {
         // Soundness: `destroy`'s contract: doomed means the count reached 0; past the
         // grace period, every reader that could have loaded the pointer (pinned
         // before its unlink) is gone (`doomed.rs`); once and with the whole cell's
         // provenance, by the caller's contract.
-        // SAFETY: the caller's contract (a ripe doomed cell of this `V`, destroyed once).
-        unsafe { Self::destroy(cell.cast()) }.0
+        // SAFETY: the caller's contract (a ripe doomed cell of this `V` and `K`,
+        // destroyed once).
+        unsafe { Self::destroy::<K>(cell.cast()) }.0
     }
 
     /// Gives up the table's reference of a generation being torn down on the
@@ -405,7 +424,7 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The caller owns the table's reference (`MAPPED`) and gives it up; no guard can
     /// reach the cell through a table any more.
-    unsafe fn release_unreachable(cell: NonNull<ValueCell<V>>) -> Option<DropOutcome> {
+    unsafe fn release_unreachable<K>(cell: NonNull<ValueCell<V, K>>) -> Option<DropOutcome> {
         // SAFETY: the caller owns the table's reference (the contract), so the cell
         // is alive until the decrement below.
         let c = unsafe { cell.as_ref() };
@@ -423,11 +442,12 @@ impl<V> ValueRef<V> {
         // once, by the release that took the count to 0. Like every handle's
         // pointer, `cell` has the whole cell's provenance.
         // SAFETY: count reached 0 and no guard can reach the cell (above).
-        Some(unsafe { Self::destroy(cell) }.0)
+        Some(unsafe { Self::destroy::<K>(cell) }.0)
     }
 
-    /// Runs `V`'s destructor in place, containing a panic, then frees the cell.
-    /// Returns how the destructor ended and the cell's home, for the accounting.
+    /// Runs `V`'s destructor and then `K`'s in place, containing a panic of either,
+    /// then frees the cell. Returns how the destructors ended and the cell's home,
+    /// for the accounting.
     ///
     /// In place, not moved out first: whatever the destructor writes into the value
     /// (a test's canary, a poisoned field) lands in the cell, where a reader that
@@ -436,18 +456,24 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell;
     /// `cell` has the provenance of the whole cell (as every handle's pointer does).
-    unsafe fn destroy(cell: NonNull<ValueCell<V>>) -> (DropOutcome, HomeRef) {
+    unsafe fn destroy<K>(cell: NonNull<ValueCell<V, K>>) -> (DropOutcome, HomeRef) {
         let ptr = cell.as_ptr();
-        let outcome = match catch_unwind(AssertUnwindSafe(|| {
+        let value = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the cell was written whole in `new` and its value is dropped
             // once, here (the count is 0 and no reader can reach it: the caller's
             // contract); the cell is not used as a `V` afterwards.
             unsafe { ptr::drop_in_place(&raw mut (*ptr).value) }
-        })) {
-            Ok(()) => DropOutcome::Clean,
-            // The value counts as dropped after a panic in its destructor (as
-            // `drop_in_place` leaves it); the cell is freed all the same.
-            Err(_) => DropOutcome::Panicked,
+        }));
+        let key = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as for the value: the key is dropped once, here.
+            unsafe { ptr::drop_in_place(&raw mut (*ptr).key) }
+        }));
+        // A value or key counts as dropped after a panic in its destructor (as
+        // `drop_in_place` leaves it); the cell is freed all the same.
+        let outcome = if value.is_ok() && key.is_ok() {
+            DropOutcome::Clean
+        } else {
+            DropOutcome::Panicked
         };
         // SAFETY: as above; `home` is a plain pointer (`Copy`), read before the
         // cell's memory is given back.
@@ -455,7 +481,7 @@ impl<V> ValueRef<V> {
         // SAFETY: as above: the count is dropped once, here (a no-op for std's
         // atomics; the shim's type may differ).
         unsafe { ptr::drop_in_place(&raw mut (*ptr).refs) };
-        // SAFETY: allocated by `alloc_cell::<ValueCell<V>>` in `new`, and `cell`
+        // SAFETY: allocated by `alloc_cell::<ValueCell<V, K>>` in `new`, and `cell`
         // carries that allocation's provenance (the contract); every field was
         // dropped above and nothing uses the cell again.
         unsafe { recycle::free_cell(cell) };
@@ -482,33 +508,34 @@ fn check_release(old: usize, unit: usize) {
 /// one atomic step: `remove` hands the table's reference over) or is released
 /// (its drop: an eviction; [`release_unreachable`](Self::release_unreachable): a
 /// teardown).
-pub(crate) struct TableRef<V> {
-    cell: NonNull<ValueCell<V>>,
-    _owns: PhantomData<ValueCell<V>>,
+pub(crate) struct TableRef<K, V> {
+    cell: NonNull<ValueCell<V, K>>,
+    _owns: PhantomData<ValueCell<V, K>>,
 }
 
-// SAFETY: as for `ValueRef`: the table shares `&V` with every reader's thread and
-// its release may destroy `V` on another thread.
-unsafe impl<V: Send + Sync> Send for TableRef<V> {}
-// SAFETY: as above; `&TableRef` only gives `&V` and new handles.
-unsafe impl<V: Send + Sync> Sync for TableRef<V> {}
+// SAFETY: as for `ValueRef`: the table shares `&V` and `&K` with every reader's
+// thread and its release may destroy both on another thread.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for TableRef<K, V> {}
+// SAFETY: as above; `&TableRef` only gives `&V`, `&K` and new handles.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for TableRef<K, V> {}
 
-impl<V> TableRef<V> {
-    /// Allocates a cell holding `value`, mapped: its count is `MAPPED` (no holder
-    /// yet). The caller holds an owner of `home` (a map or a generation).
-    pub(crate) fn new(value: V, home: HomeRef) -> Self {
+impl<K, V> TableRef<K, V> {
+    /// Allocates a cell holding `value` for `key`, mapped: its count is `MAPPED`
+    /// (no holder yet). The caller holds an owner of `home` (a map or a generation).
+    pub(crate) fn new(key: K, value: V, home: HomeRef) -> Self {
         home.get().count_created();
-        let cell = recycle::alloc_cell::<ValueCell<V>>();
+        let cell = recycle::alloc_cell::<ValueCell<V, K>>();
         // Soundness: `alloc_cell` returns fresh memory valid for writes of one
-        // `ValueCell<V>` and aligned for it (its own layout, or a size class at least
-        // as large with alignment 8, which `class_of` grants only to types aligned to
-        // at most 8); it is written whole here, before any use.
-        // SAFETY: fresh memory for one `ValueCell<V>`, written whole before use (above).
+        // `ValueCell<V, K>` and aligned for it (its own layout, or a size class at
+        // least as large with alignment 8, which `class_of` grants only to types
+        // aligned to at most 8); it is written whole here, before any use.
+        // SAFETY: fresh memory for one cell, written whole before use (above).
         unsafe {
             cell.as_ptr().write(ValueCell {
                 refs: AtomicUsize::new(MAPPED),
                 home,
                 value,
+                key,
             })
         };
         TableRef {
@@ -517,15 +544,20 @@ impl<V> TableRef<V> {
         }
     }
 
+    /// The cell as its handles see it (the prefix without the key).
+    fn head(&self) -> NonNull<ValueCell<V>> {
+        self.cell.cast()
+    }
+
     /// A new holder's handle on the value (one atomic increment): the table's
     /// reference keeps the cell alive meanwhile (the caller holds the shard's lock,
     /// so no writer can give that reference up; a lock-free reader uses
     /// [`ValueRef::retain_if_mapped`] instead).
     pub(crate) fn retain(&self) -> ValueRef<V> {
         // SAFETY: this table reference keeps the cell alive during the call.
-        unsafe { ValueRef::retain_raw(self.cell) };
+        unsafe { ValueRef::retain_raw(self.head()) };
         ValueRef {
-            cell: self.cell,
+            cell: self.head(),
             _owns: PhantomData,
         }
     }
@@ -533,7 +565,7 @@ impl<V> TableRef<V> {
     /// The table's reference, turned into a holder's (`MAPPED` → 1 in one step):
     /// what `remove` and a replacing `insert` hand to their caller.
     pub(crate) fn into_handle(self) -> ValueRef<V> {
-        let cell = self.cell;
+        let cell = self.head();
         std::mem::forget(self);
         // SAFETY: the reference owned by `self` keeps the cell alive.
         let refs = unsafe { &cell.as_ref().refs };
@@ -568,31 +600,42 @@ impl<V> TableRef<V> {
         std::mem::forget(self);
         // SAFETY: the table's reference owned by `self` is given up here, and its
         // generation is being torn down (the only caller is `Store::teardown`).
-        unsafe { ValueRef::release_unreachable(cell) }
+        unsafe { ValueRef::<V>::release_unreachable(cell) }
     }
 }
 
 // SAFETY: `into_raw` hands the table the cell pointer with the table's reference
 // (the `MAPPED` bit) and `from_raw` takes it back; the cell stays alive while that
-// reference is held.
-unsafe impl<V> SlotPointer for TableRef<V> {
-    type Target = ValueCell<V>;
+// reference is held, and longer for a pinned reader (`key`'s contract).
+unsafe impl<K, V> SlotPointer for TableRef<K, V> {
+    type Target = ValueCell<V, K>;
+    type Key = K;
 
-    fn into_raw(self) -> NonNull<ValueCell<V>> {
+    fn into_raw(self) -> NonNull<ValueCell<V, K>> {
         let cell = self.cell;
         std::mem::forget(self);
         cell
     }
 
-    unsafe fn from_raw(cell: NonNull<ValueCell<V>>) -> Self {
+    fn as_raw(&self) -> NonNull<ValueCell<V, K>> {
+        self.cell
+    }
+
+    unsafe fn from_raw(cell: NonNull<ValueCell<V, K>>) -> Self {
         TableRef {
             cell,
             _owns: PhantomData,
         }
     }
+
+    unsafe fn key<'a>(cell: NonNull<ValueCell<V, K>>) -> &'a K {
+        // SAFETY: the caller keeps the cell alive for `'a` (the trait's contract);
+        // the key is never written after `new` and dropped only by `destroy`.
+        unsafe { &(*cell.as_ptr()).key }
+    }
 }
 
-impl<V> Deref for TableRef<V> {
+impl<K, V> Deref for TableRef<K, V> {
     type Target = V;
     fn deref(&self) -> &V {
         // SAFETY: the table's reference keeps the cell alive (its count has `MAPPED`).
@@ -600,12 +643,12 @@ impl<V> Deref for TableRef<V> {
     }
 }
 
-impl<V> Drop for TableRef<V> {
+impl<K, V> Drop for TableRef<K, V> {
     /// The table lets go of the value (an eviction): released like a holder's last
     /// reference would be, so readers pinned before are waited for.
     fn drop(&mut self) {
         // SAFETY: the table's reference is given up here, once.
-        unsafe { ValueRef::release_units(self.cell, MAPPED) }
+        unsafe { ValueRef::release_units(self.head(), MAPPED) }
     }
 }
 

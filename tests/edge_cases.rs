@@ -401,3 +401,81 @@ fn shard_count_is_bounded() {
     map.insert(1, 1);
     assert_eq!(map.len(), 1);
 }
+
+/// A key whose `Hash` panics once its shard must rehash (armed after it was
+/// inserted): a rehash moves stored hashes, never hashing a key again, so it
+/// cannot panic or free the key (with keys hashed during a rehash, the panic freed
+/// a key the table still held: a double free when the map was dropped).
+#[test]
+fn a_rehash_hashes_no_key() {
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    #[derive(PartialEq, Eq)]
+    struct Fuse(u64);
+    impl Hash for Fuse {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            assert!(
+                !(ARMED.load(Ordering::SeqCst) && self.0 == 5),
+                "hashed again"
+            );
+            self.0.hash(state)
+        }
+    }
+    let ledger = DropLedger::new(2_000);
+    let map: AtomicMap<Fuse, Tracked> = Builder::new()
+        .reclaim_mode(ReclaimMode::Manual)
+        .shards(2)
+        .build();
+    map.insert(Fuse(5), ledger.make(5));
+    ARMED.store(true, Ordering::SeqCst);
+    // Enough inserts that both shards rehash several times.
+    for i in 100..1_100 {
+        map.insert(Fuse(i), ledger.make(i));
+    }
+    ARMED.store(false, Ordering::SeqCst);
+    assert_eq!(map.get(&Fuse(5)).unwrap().check(), 5);
+    drop(map);
+    let probe = map_in(ReclaimMode::Manual);
+    reclaim_until(&probe, LIMIT, || ledger.dropped() == ledger.created());
+    ledger.assert_all_dropped_once();
+}
+
+/// A key's destructor runs with its value's (the key lives in the value's cell),
+/// contained and counted like a value's: a panicking key drop neither stops a
+/// teardown nor escapes into a reader's or a writer's thread.
+#[test]
+fn panicking_key_drop_is_contained_and_counted() {
+    /// Panics in drop if `.1` (keys in the map: not the lookup keys).
+    struct Grenade(u64, bool);
+    impl PartialEq for Grenade {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Grenade {}
+    impl Hash for Grenade {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            self.0.hash(state)
+        }
+    }
+    impl Drop for Grenade {
+        fn drop(&mut self) {
+            if self.1 && self.0 % 10 == 3 {
+                panic!("key {} panics in drop", self.0);
+            }
+        }
+    }
+    let ledger = DropLedger::new(100);
+    let map: AtomicMap<Grenade, Tracked> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    for i in 0..50 {
+        map.insert(Grenade(i, true), ledger.make(i));
+    }
+    // Removed ones (doomed, destroyed by a pass) and the rest (a teardown).
+    for i in 0..25 {
+        drop(map.remove(&Grenade(i, false)));
+    }
+    let retired = map.clear_async();
+    reclaim_until(&map, LIMIT, || ledger.dropped() == ledger.created());
+    assert!(retired.wait_timeout(LIMIT));
+    assert_eq!(map.stats().destructor_panics, 5, "{:?}", map.stats());
+    ledger.assert_all_dropped_once();
+}

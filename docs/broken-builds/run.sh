@@ -94,6 +94,28 @@ entry torn-down-flag-read-relaxed.patch "$(model s14_ticket_seen_reclaimed_elsew
 # Pinned reads: the Rust guard (src/read.rs) and the C read section (ffi/src/read.rs).
 entry read-guard-unpinned.patch "$(model s3_remove_vs_pinned_read)" "$causality"
 
+# The table (src/table/) and its lock-free readers: publication of entries and
+# arrays, the grace period of a retired array, and the retained get's reference
+# taken only while the table maps the value (src/value.rs, src/reclaim/doomed.rs).
+entry table-entry-published-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
+entry table-slot-read-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
+entry table-array-published-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
+entry table-array-read-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
+entry table-iteration-slot-read-relaxed.patch "$(model s17_iteration_vs_writers_and_clear)" \
+    "$causality"
+# The reader probes an array already freed: loom reports whatever the freed memory
+# held (a misaligned pointer, here); the model fails in every run.
+entry table-no-grace-for-retired-array.patch "$(model s15_pinned_read_vs_rehash)" "panicked at"
+# Without the pairing, a retained get that finds the old value unmapped may read
+# the stale slot forever: loom reports a reader that cannot make progress.
+spin="Model exceeded maximum number of branches"
+entry unmapping-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
+entry retain-if-mapped-without-fence.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
+entry doomed-link-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
+entry locked-retain-without-increment.patch "cargo test --test operations -- --nocapture" \
+    "value released more times than retained"
+entry retained-get-revives.patch "$(model s16_retained_get_vs_replacing_insert)" "SIGSEGV"
+
 if [ $# -gt 0 ]; then
     for patch in "$@"; do
         [ -n "${command[$patch]:-}" ] || { echo "unknown patch: $patch"; exit 2; }

@@ -2,16 +2,16 @@
 //! epoch guard; writers lock one shard.
 //!
 //! The table is split into shards by the hash's top bits. Each shard has an
-//! open-addressing array of slots (`array.rs`: a key and an owning pointer per
-//! slot, linear probing), a lock that its writers take, and a count of entries.
-//! A reader loads the shard's current array (Acquire) and probes it: no lock, no
-//! read-modify-write, no store. A writer takes the shard's lock, and inserts into a
-//! never-used slot, swaps a live slot's pointer, or marks it removed (a tombstone);
-//! when the used slots (live and removed) would pass three quarters of the array,
-//! it rehashes the live entries into a new array, publishes it (Release) and retires
-//! the old one through an epoch deferral, so that a reader still probing it finishes
-//! first. Keys live in the slots; a removed key stays in its slot until the array
-//! is retired (see `array.rs`).
+//! open-addressing array of slots (`array.rs`: a pointer to an entry and the hash
+//! of its key per slot, linear probing), a lock that its writers take, and a count
+//! of entries. An entry is a value cell, which holds its key (`value.rs`): the
+//! table never copies a key. A reader loads the shard's current array (Acquire) and
+//! probes it: no lock, no read-modify-write, no store. A writer takes the shard's
+//! lock and inserts into a never-used slot, swaps a live slot's pointer, or marks it
+//! removed (a tombstone); when the used slots (live and removed) would pass three
+//! quarters of the array, it rehashes the live entries into a new array, publishes
+//! it (Release) and, once its lock is released, retires the old one through an
+//! epoch deferral, so that a reader still probing it finishes first.
 //!
 //! What a reader sees of concurrent writes: each lookup sees, for its key, either
 //! the state before or after each write to that key (a slot's pointer is one atomic
@@ -35,59 +35,79 @@ use array::{Array, Probe};
 use crate::store::Update;
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering, TABLE_MIN_CAPACITY, epoch};
 
-/// An owning pointer a table can keep in a slot: the table holds the raw pointer
-/// and gives the owner back when the entry leaves.
+/// An owning pointer to an entry that a table can keep in a slot: the table holds
+/// the raw pointer and gives the owner back when the entry leaves; the entry holds
+/// its key.
 ///
 /// # Safety
-/// `from_raw(into_raw(p))` gives back `p`'s ownership; the pointer is not null and
-/// its target stays valid while the owner is held.
+/// `from_raw(into_raw(p))` gives back `p`'s ownership; the pointer is not null,
+/// aligned to at least 2, and its target stays valid while the owner is held.
 pub(crate) unsafe trait SlotPointer {
     type Target;
+    type Key;
     fn into_raw(self) -> NonNull<Self::Target>;
+    /// The pointer, ownership kept.
+    fn as_raw(&self) -> NonNull<Self::Target>;
     /// # Safety
     /// `raw` came from `into_raw`, and its ownership is taken back once.
     unsafe fn from_raw(raw: NonNull<Self::Target>) -> Self;
+    /// The entry's key, never written while the entry is reachable.
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw`, and the caller keeps the entry alive for `'a`
+    /// (its owner is held, or the caller's protocol defers its destruction).
+    unsafe fn key<'a>(raw: NonNull<Self::Target>) -> &'a Self::Key;
 }
 
 /// One shard: its current array (null until the first insert), its entry count and
 /// its writers' lock (which guards the count of used slots in the current array).
 /// Aligned so that two shards never share a cache line.
 #[repr(align(128))]
-struct Shard<K, T> {
-    array: AtomicPtr<Array<K, T>>,
+struct Shard<T> {
+    array: AtomicPtr<Array<T>>,
     len: AtomicUsize,
     used: Mutex<usize>,
 }
 
-/// A sharded hash table of keys to owning pointers `P`.
-pub(crate) struct Table<K, P: SlotPointer, S> {
+/// A sharded hash table of keys to owning pointers `P` (each entry holding its key).
+pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
     hasher: S,
     /// `64 - log2(shards)`: the hash's top bits choose the shard.
     shift: u32,
-    shards: Box<[Shard<K, P::Target>]>,
+    shards: Box<[Shard<P::Target>]>,
     _owns: PhantomData<P>,
 }
 
-// SAFETY: the table owns keys and pointers: sending it sends them (`K: Send`, and
-// `P: Send` for what the pointers own).
-unsafe impl<K: Send, P: SlotPointer + Send, S: Send> Send for Table<K, P, S> {}
-// SAFETY: shared, it hands out `&K` to readers on any thread (`K: Sync`) and moves
-// keys and owners between threads through its writers (`K: Send`, `P: Send`);
-// readers get `&P::Target` through `P`'s own protocol (`P: Sync`). Every shared
-// mutation goes through the shard's lock or an atomic.
-unsafe impl<K: Send + Sync, P: SlotPointer + Send + Sync, S: Sync> Sync for Table<K, P, S> {}
+// SAFETY: the table owns its entries through `P`: sending it sends them (`P: Send`,
+// which covers the keys the entries hold).
+unsafe impl<K, P: SlotPointer<Key = K> + Send, S: Send> Send for Table<K, P, S> {}
+// SAFETY: shared, it hands out `&K` and `&P` (lent under a lock) to any thread and
+// moves owners between threads through its writers: `P: Send + Sync`, with `K`
+// inside the entries `P` owns. Every shared mutation goes through the shard's lock
+// or an atomic.
+unsafe impl<K, P: SlotPointer<Key = K> + Send + Sync, S: Sync> Sync for Table<K, P, S> {}
 
-/// An array retired by a rehash, on its way to `Array::free_retired`.
-struct RetiredArray<K, T>(*mut Array<K, T>);
+/// An array retired by a rehash, on its way to being freed past a grace period.
+struct RetiredArray<T>(*mut Array<T>);
 
-// SAFETY: freeing the array drops the keys of its removed entries (`K: Send`), on
-// whichever thread runs the deferred closure; it touches no pointee.
-unsafe impl<K: Send, T> Send for RetiredArray<K, T> {}
+// SAFETY: freeing the array touches only its own slots (atomics and hashes), never
+// an entry, on whichever thread runs the deferred closure.
+unsafe impl<T> Send for RetiredArray<T> {}
+
+/// A shard's lock, held by a writer, and what the writer retired under it: the
+/// array replaced by a rehash is deferred for freeing once the lock is released
+/// (`Drop`), so that the epoch's collection, which may run anyone's deferred
+/// closures, never runs under a shard lock.
+struct Writer<'a, T: 'static> {
+    shard: &'a Shard<T>,
+    used: Option<MutexGuard<'a, usize>>,
+    retired: Option<RetiredArray<T>>,
+}
 
 impl<K, P, S> Table<K, P, S>
 where
-    K: Eq + Hash + Send + 'static,
-    P: SlotPointer,
+    K: Eq + Hash,
+    P: SlotPointer<Key = K>,
     P::Target: 'static,
     S: BuildHasher,
 {
@@ -120,13 +140,26 @@ where
     }
 
     #[inline(always)]
-    fn shard_of(&self, hash: u64) -> &Shard<K, P::Target> {
+    fn shard_of(&self, hash: u64) -> &Shard<P::Target> {
         &self.shards[(hash >> self.shift) as usize]
     }
 
-    /// The pointer `key` maps to. Lock-free: the caller's epoch guard, pinned before
+    /// Whether `entry`'s key is `key`.
+    #[inline(always)]
+    fn is_key<Q>(key: &Q) -> impl Fn(NonNull<P::Target>) -> bool + '_
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        // SAFETY: called only with live entries of an array the caller may probe
+        // (a reader under its epoch guard, a writer under the shard's lock), which
+        // the entries' protocol keeps alive meanwhile (`Store`).
+        move |entry| unsafe { P::key(entry) }.borrow() == key
+    }
+
+    /// The entry `key` maps to. Lock-free: the caller's epoch guard, pinned before
     /// this call and held while the result is used, keeps every array this probes
-    /// alive; the pointee's liveness is the caller's protocol (`Store`).
+    /// alive; the entry's liveness is the caller's protocol (`Store`).
     #[inline(always)]
     pub(crate) fn get<Q>(&self, key: &Q, _guard: &epoch::Guard) -> Option<NonNull<P::Target>>
     where
@@ -139,10 +172,10 @@ where
         let array = self.shard_of(hash).array.load(Ordering::Acquire);
         // Soundness: a shard's array is freed only by `Drop` (the table is borrowed
         // here) or, once replaced, after a grace period past every guard pinned
-        // before the replacement (`grow`); the caller's guard was pinned before
-        // this load.
+        // before it was retired (`Writer::drop`); the caller's guard was pinned
+        // before this load.
         // SAFETY: the array outlives the caller's guard (above).
-        unsafe { array.as_ref() }?.get(hash, key)
+        unsafe { array.as_ref() }?.get(hash, Self::is_key(key))
     }
 
     /// Number of entries (sums the shards: O(shards), racy while writers run).
@@ -158,10 +191,24 @@ where
         self.shards.len()
     }
 
-    /// Maps `key` to `value`; returns the owner it replaced (the key already in the
-    /// table is kept, `key` dropped, as `HashMap::insert` does).
-    pub(crate) fn insert(&self, key: K, value: P) -> Option<P> {
-        self.update(key, |_| Update::Set(value))
+    /// Maps the key of `entry` to it; returns the owner it replaced (whose entry,
+    /// with its own copy of the key, leaves the table).
+    pub(crate) fn insert(&self, entry: P) -> Option<P> {
+        // SAFETY: `entry` is held (owned) for the whole call, so its key is alive;
+        // it is kept owned until the slot takes it, so that a panicking `Hash` or
+        // `Eq` drops it instead of leaking it.
+        let key = unsafe { P::key(entry.as_raw()) };
+        let hash = self.hasher.hash_one(key);
+        let mut writer = self.lock(hash);
+        let array = writer.array_for_one_more();
+        match array.probe(hash, Self::is_key(key)) {
+            // SAFETY: the replaced pointer's ownership leaves the table once.
+            Probe::Found(i) => Some(unsafe { P::from_raw(array.replace(i, entry.into_raw())) }),
+            Probe::Vacant(i) => {
+                writer.occupy(array, i, hash, entry.into_raw());
+                None
+            }
+        }
     }
 
     /// Unmaps `key`; returns its owner.
@@ -173,51 +220,40 @@ where
         self.remove_if(key, |_, _| true)
     }
 
-    /// Applies what `f` decides for the entry of `key` (`None`: no entry), under
-    /// the shard's lock. Returns the owner replaced or removed.
-    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&P>) -> Update<P>) -> Option<P> {
+    /// Applies what `f` decides for the entry of `key` (`None`: no entry), under the
+    /// shard's lock. `f` gets `key` back, to build the new entry with (or drop).
+    /// Returns the owner replaced or removed.
+    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&P>, K) -> Update<P>) -> Option<P> {
         let hash = self.hasher.hash_one(&key);
-        let shard = self.shard_of(hash);
-        let mut used = lock(shard);
-        let Some(array) = shard.current() else {
-            // No array yet: the key is absent.
-            return match f(None) {
-                Update::Set(new) => {
-                    let array = self.grow(shard, &mut used);
-                    let Probe::Vacant(i) = array.probe(hash, &key) else {
-                        unreachable!("a new array is empty")
-                    };
-                    shard.occupy(array, &mut used, i, key, new);
-                    None
-                }
-                Update::Keep | Update::Remove => None,
-            };
-        };
-        match array.probe(hash, &key) {
-            Probe::Found(i) => {
+        let mut writer = self.lock(hash);
+        let found = writer
+            .current()
+            .map(|array| (array, array.probe(hash, Self::is_key(&key))));
+        match found {
+            Some((array, Probe::Found(i))) => {
                 // SAFETY: the slot's owner stays the table's while the lock is held;
                 // the `ManuallyDrop` lends it to `f` without taking it.
                 let current = ManuallyDrop::new(unsafe { P::from_raw(array.pointer(i)) });
-                match f(Some(&current)) {
+                match f(Some(&current), key) {
                     Update::Keep => None,
-                    // SAFETY: the replaced pointer's ownership leaves the table once.
                     Update::Set(new) => {
-                        Some(unsafe { P::from_raw(array.replace(i, new.into_raw())) })
+                        let old = array.replace(i, new.into_raw());
+                        // SAFETY: the replaced pointer's ownership leaves the table once.
+                        Some(unsafe { P::from_raw(old) })
                     }
-                    Update::Remove => Some(shard.remove(array, i)),
+                    Update::Remove => Some(writer.remove(array, i)),
                 }
             }
-            Probe::Vacant(i) => match f(None) {
+            _ => match f(None, key) {
                 Update::Set(new) => {
-                    if Shard::<K, P::Target>::has_room(array, *used) {
-                        shard.occupy(array, &mut used, i, key, new);
-                    } else {
-                        let array = self.grow(shard, &mut used);
-                        let Probe::Vacant(i) = array.probe(hash, &key) else {
-                            unreachable!("the key was absent before the rehash")
-                        };
-                        shard.occupy(array, &mut used, i, key, new);
-                    }
+                    // The probe again: the array may be new (a first one, a rehash).
+                    let array = writer.array_for_one_more();
+                    // SAFETY: `new` is held (owned) across the probe, as in `insert`.
+                    let key = unsafe { P::key(new.as_raw()) };
+                    let Probe::Vacant(i) = array.probe(hash, Self::is_key(key)) else {
+                        unreachable!("the key was absent under the lock")
+                    };
+                    writer.occupy(array, i, hash, new.into_raw());
                     None
                 }
                 Update::Keep | Update::Remove => None,
@@ -232,54 +268,90 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let shard = self.shard_of(hash);
-        let _used = lock(shard);
-        let array = shard.current()?;
-        let Probe::Found(i) = array.probe(hash, key) else {
+        let mut writer = self.lock(hash);
+        let array = writer.current()?;
+        let Probe::Found(i) = array.probe(hash, Self::is_key(key)) else {
             return None;
         };
-        // SAFETY: lent under the lock, as in `update`.
-        let current = ManuallyDrop::new(unsafe { P::from_raw(array.pointer(i)) });
-        f(array.key(i), &current).then(|| shard.remove(array, i))
+        let entry = array.pointer(i);
+        // SAFETY: lent under the lock, as in `update`; the key lives in the entry.
+        let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
+        // SAFETY: the entry is alive while the table owns it (under the lock).
+        f(unsafe { P::key(entry) }, &current).then(|| writer.remove(array, i))
     }
 
     /// Keeps the entries `f` approves, one shard at a time under its lock; the
     /// others' owners are dropped there.
     pub(crate) fn retain(&self, mut f: impl FnMut(&K, &P) -> bool) {
         for shard in self.shards.iter() {
-            let _used = lock(shard);
-            let Some(array) = shard.current() else {
+            let mut writer = Writer::lock(shard);
+            let Some(array) = writer.current() else {
                 continue;
             };
-            array.for_each_live(|i, key, pointer| {
+            let mut from = 0;
+            while let Some((i, entry)) = array.next_live(from) {
+                from = i + 1;
                 // SAFETY: lent under the lock, as in `update`.
-                let current = ManuallyDrop::new(unsafe { P::from_raw(pointer) });
-                if !f(key, &current) {
-                    drop(shard.remove::<P>(array, i));
+                let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
+                // SAFETY: the entry is alive while the table owns it.
+                if !f(unsafe { P::key(entry) }, &current) {
+                    drop(writer.remove::<P>(array, i));
                 }
-            });
+            }
         }
     }
 
-    /// Calls `f` with every entry of shard `shard`, lock-free: the caller's epoch
-    /// guard keeps the array and the keys alive (as for [`get`](Self::get)).
-    pub(crate) fn for_each_in_shard(
+    /// Calls `f` with what `take` makes of each entry of shard `shard` and its key,
+    /// lock-free (the caller's epoch guard keeps the array and the entries alive, as
+    /// for [`get`](Self::get)). `take` may refuse an entry that a writer has just
+    /// unmapped: the slot is then read again, and a new entry there is offered
+    /// instead; a removed one is skipped; if the slot still holds the refused entry
+    /// (the array was retired by a rehash, and the entry unmapped in its successor),
+    /// `lookup` finds what the key maps to now. So an entry mapped throughout is
+    /// visited once, and none twice.
+    pub(crate) fn visit_shard<R>(
         &self,
         shard: usize,
         _guard: &epoch::Guard,
-        mut f: impl FnMut(&K, NonNull<P::Target>),
+        take: impl Fn(NonNull<P::Target>) -> Option<R>,
+        lookup: impl Fn(&K) -> Option<R>,
+        mut f: impl FnMut(&K, R),
     ) {
         // Acquire: as in `get`.
         let array = self.shards[shard].array.load(Ordering::Acquire);
         // SAFETY: as in `get`: the caller's guard keeps the array alive.
-        if let Some(array) = unsafe { array.as_ref() } {
-            array.for_each_live(|_, key, pointer| f(key, pointer));
+        let Some(array) = (unsafe { array.as_ref() }) else {
+            return;
+        };
+        let mut from = 0;
+        while let Some((i, mut entry)) = array.next_live(from) {
+            from = i + 1;
+            loop {
+                // SAFETY: an entry of an array the guard keeps alive; its own protocol
+                // keeps it alive while the guard is held (`Store`).
+                let key = unsafe { P::key(entry) };
+                if let Some(taken) = take(entry) {
+                    f(key, taken);
+                    break;
+                }
+                match array.reload(i) {
+                    Some(now) if now != entry => entry = now,
+                    Some(_) => {
+                        if let Some(found) = lookup(key) {
+                            f(key, found);
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+            }
         }
     }
 
     /// The live entries, lock-free, borrowed for `'g` (the life of the caller's
-    /// epoch guard, which keeps every array and key they come from alive).
-    pub(crate) fn entries<'g>(&'g self, _guard: &'g epoch::Guard) -> Entries<'g, K, P::Target> {
+    /// epoch guard, which keeps every array they come from alive; the entries'
+    /// protocol keeps them alive meanwhile).
+    pub(crate) fn entries<'g>(&'g self, _guard: &'g epoch::Guard) -> Entries<'g, P> {
         Entries {
             shards: &self.shards,
             next_shard: 0,
@@ -289,108 +361,18 @@ where
     }
 
     /// Consumes the table, handing every entry to `f`.
-    pub(crate) fn drain(mut self, f: impl FnMut(K, P)) {
+    pub(crate) fn drain(mut self, f: impl FnMut(P)) {
         self.take_all(f);
     }
 
-    /// Rehashes `shard` into an array with room for its entries and one more (the
-    /// first array if it has none), publishes it and retires the old one past an
-    /// epoch grace period. Under the shard's lock (`used`).
-    fn grow<'a>(
-        &self,
-        shard: &'a Shard<K, P::Target>,
-        used: &mut MutexGuard<'_, usize>,
-    ) -> &'a Array<K, P::Target> {
-        // Relaxed: written under the lock we hold.
-        let live = shard.len.load(Ordering::Relaxed);
-        let new = Box::new(Array::new(capacity_for(live + 1)));
-        let old = shard.array.load(Ordering::Relaxed);
-        // SAFETY: the current array, alive while it is current (we hold the lock).
-        if let Some(old) = unsafe { old.as_ref() } {
-            let moved = old.move_live_into(&new, |key| self.hasher.hash_one(key));
-            debug_assert_eq!(moved, live);
-        }
-        **used = live;
-        let new = Box::into_raw(new);
-        // Release: publishes the new array's slots (keys and pointers, written by
-        // the rehash) to readers' Acquire loads (`get`, `for_each_in_shard`,
-        // `Entries`).
-        shard.array.store(new, Ordering::Release);
-        if !old.is_null() {
-            let retired = RetiredArray(old);
-            // The grace period: readers that loaded `old` were pinned before this
-            // deferral, and the closure runs once all of them have unpinned.
-            epoch::pin().defer(move || {
-                let retired = retired;
-                // SAFETY: retired by `move_live_into` above, unreachable once every
-                // guard pinned before the deferral is gone (the grace period).
-                unsafe { Array::free_retired(retired.0) }
-            });
-        }
-        // SAFETY: just published; freed only by a later rehash under the lock
-        // (after a grace period) or by `Drop`.
-        unsafe { &*new }
+    fn lock(&self, hash: u64) -> Writer<'_, P::Target> {
+        Writer::lock(self.shard_of(hash))
     }
 }
 
-impl<K, T> Shard<K, T> {
-    /// The current array, under the shard's lock.
-    fn current(&self) -> Option<&Array<K, T>> {
-        // Relaxed: written only under the lock, which the caller holds.
-        let array = self.array.load(Ordering::Relaxed);
-        // SAFETY: the current array is alive while it is current (under the lock).
-        unsafe { array.as_ref() }
-    }
-
-    /// Whether `array` has a never-used slot to spare after one more insert (a
-    /// probe must always find one to stop at).
-    fn has_room(array: &Array<K, T>, used: usize) -> bool {
-        (used + 1) * 4 <= array.capacity() * 3
-    }
-
-    fn occupy<P: SlotPointer<Target = T>>(
-        &self,
-        array: &Array<K, T>,
-        used: &mut MutexGuard<'_, usize>,
-        i: usize,
-        key: K,
-        value: P,
-    ) {
-        array.occupy(i, key, value.into_raw());
-        **used += 1;
-        // Relaxed: a count for `len`; written under the lock.
-        self.len
-            .store(self.len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-
-    fn remove<P: SlotPointer<Target = T>>(&self, array: &Array<K, T>, i: usize) -> P {
-        let pointer = array.remove(i);
-        // Relaxed: as in `occupy`.
-        self.len
-            .store(self.len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
-        // SAFETY: the removed pointer's ownership leaves the table once.
-        unsafe { P::from_raw(pointer) }
-    }
-}
-
-/// Takes a shard's writer lock. A panic in a caller's closure under the lock (in
-/// `update`, `remove_if`, `retain`) leaves the shard consistent (every change is
-/// whole before the next closure runs), so a poisoned lock is taken as it is.
-fn lock<K, T>(shard: &Shard<K, T>) -> MutexGuard<'_, usize> {
-    shard
-        .used
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The array capacity for `entries` entries: at most half full after a rehash.
-fn capacity_for(entries: usize) -> usize {
-    (entries * 2).next_power_of_two().max(TABLE_MIN_CAPACITY)
-}
-
-impl<K, P: SlotPointer, S> Table<K, P, S> {
+impl<K, P: SlotPointer<Key = K>, S> Table<K, P, S> {
     /// Empties every shard, handing each entry to `f`; the arrays are freed.
-    fn take_all(&mut self, mut f: impl FnMut(K, P)) {
+    fn take_all(&mut self, mut f: impl FnMut(P)) {
         for shard in self.shards.iter() {
             // Relaxed: `&mut self`: the table is ours alone.
             let array = shard.array.swap(ptr::null_mut(), Ordering::Relaxed);
@@ -399,37 +381,152 @@ impl<K, P: SlotPointer, S> Table<K, P, S> {
                 // unlinked above, so freed once).
                 let array = unsafe { Box::from_raw(array) };
                 // SAFETY: each live pointer's ownership leaves the table once.
-                array.drain(|key, pointer| f(key, unsafe { P::from_raw(pointer) }));
+                array.drain(|entry| f(unsafe { P::from_raw(entry) }));
             }
         }
     }
 }
 
-impl<K, P: SlotPointer, S> Drop for Table<K, P, S> {
-    /// Drops every key and owner left (a table dropped without `drain`: one built
-    /// for a generation that was never published, for example).
+impl<K, P: SlotPointer<Key = K>, S> Drop for Table<K, P, S> {
+    /// Drops every owner left (a table dropped without `drain`: one built for a
+    /// generation that was never published, for example).
     fn drop(&mut self) {
-        self.take_all(|key, owner| drop((key, owner)));
+        self.take_all(drop);
     }
 }
 
-/// The live entries of a table, lock-free: see [`Table::entries`].
-pub(crate) struct Entries<'g, K, T> {
-    shards: &'g [Shard<K, T>],
+impl<'a, T: 'static> Writer<'a, T> {
+    /// Takes `shard`'s lock. A panic in a caller's closure under the lock (in
+    /// `update`, `remove_if`, `retain`) leaves the shard consistent (every change is
+    /// whole before the next closure runs), so a poisoned lock is taken as it is.
+    fn lock(shard: &'a Shard<T>) -> Self {
+        let used = shard
+            .used
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Writer {
+            shard,
+            used: Some(used),
+            retired: None,
+        }
+    }
+
+    fn used(&mut self) -> &mut usize {
+        self.used.as_mut().expect("held until the writer drops")
+    }
+
+    /// The current array, under the lock. (Tied to the shard, not to the lock: every
+    /// caller uses it only while its `Writer` lives.)
+    fn current(&self) -> Option<&'a Array<T>> {
+        // Relaxed: written only under the lock, which we hold.
+        let array = self.shard.array.load(Ordering::Relaxed);
+        // SAFETY: the current array is alive while it is current (under the lock);
+        // once replaced, it is freed only after this writer has dropped the lock.
+        unsafe { array.as_ref() }
+    }
+
+    /// The current array if it has room for one more used slot (a probe must
+    /// always find a never-used one to stop at); otherwise a new one, rehashed from
+    /// it, with room for its entries and one more.
+    fn array_for_one_more(&mut self) -> &'a Array<T> {
+        let used = *self.used();
+        match self.current() {
+            Some(array) if (used + 1) * 4 <= array.capacity() * 3 => array,
+            current => self.grow(current),
+        }
+    }
+
+    /// Rehashes into an array with room for the shard's entries and one more,
+    /// publishes it and keeps the old one to be retired when the lock is released.
+    fn grow(&mut self, old: Option<&'a Array<T>>) -> &'a Array<T> {
+        // Relaxed: written under the lock we hold.
+        let live = self.shard.len.load(Ordering::Relaxed);
+        let new = Box::new(Array::new(capacity_for(live + 1)));
+        if let Some(old) = old {
+            let moved = old.move_live_into(&new);
+            debug_assert_eq!(moved, live);
+        }
+        *self.used() = live;
+        let new = Box::into_raw(new);
+        // Release: publishes the new array's slots (hashes and pointers, written by
+        // the rehash) to readers' Acquire loads (`get`, `visit_shard`, `Entries`).
+        let old = self.shard.array.swap(new, Ordering::Release);
+        if !old.is_null() {
+            debug_assert!(self.retired.is_none(), "one rehash per write");
+            self.retired = Some(RetiredArray(old));
+        }
+        // SAFETY: just published; freed only by a later rehash (after a grace
+        // period that starts once that writer has released the lock) or by `Drop`.
+        unsafe { &*new }
+    }
+
+    fn occupy(&mut self, array: &Array<T>, i: usize, hash: u64, entry: NonNull<T>) {
+        array.occupy(i, hash, entry);
+        *self.used() += 1;
+        // Relaxed: a count for `len`; written under the lock.
+        let len = &self.shard.len;
+        len.store(len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn remove<P: SlotPointer<Target = T>>(&mut self, array: &Array<T>, i: usize) -> P {
+        let entry = array.remove(i);
+        // Relaxed: as in `occupy`.
+        let len = &self.shard.len;
+        len.store(len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        // SAFETY: the removed pointer's ownership leaves the table once.
+        unsafe { P::from_raw(entry) }
+    }
+}
+
+impl<T: 'static> Drop for Writer<'_, T> {
+    /// Releases the lock, then retires the array a rehash replaced: its free is
+    /// deferred past every epoch guard pinned now (a reader that loaded it pinned
+    /// before the new array's publication, which came earlier), and the deferral is
+    /// flushed to the global queue so that any thread's next collection can run it
+    /// (a writer that then goes idle would otherwise keep it in its private bag).
+    fn drop(&mut self) {
+        drop(self.used.take());
+        if let Some(retired) = self.retired.take() {
+            let guard = epoch::pin();
+            guard.defer(move || {
+                let retired = retired;
+                // SAFETY: retired by a rehash, unreachable once every guard pinned
+                // before the deferral is gone (the grace period); from
+                // `Box::into_raw`, freed once, here.
+                drop(unsafe { Box::from_raw(retired.0) })
+            });
+            guard.flush();
+        }
+    }
+}
+
+/// The array capacity for `entries` entries: at most half full after a rehash.
+fn capacity_for(entries: usize) -> usize {
+    (entries * 2).next_power_of_two().max(TABLE_MIN_CAPACITY)
+}
+
+/// The live entries of a table, lock-free, with their keys: see [`Table::entries`].
+pub(crate) struct Entries<'g, P: SlotPointer> {
+    shards: &'g [Shard<P::Target>],
     next_shard: usize,
-    array: Option<&'g Array<K, T>>,
+    array: Option<&'g Array<P::Target>>,
     next_slot: usize,
 }
 
-impl<'g, K, T> Iterator for Entries<'g, K, T> {
-    type Item = (&'g K, NonNull<T>);
+impl<'g, P: SlotPointer> Iterator for Entries<'g, P>
+where
+    P::Key: 'g,
+{
+    type Item = (&'g P::Key, NonNull<P::Target>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(array) = self.array {
-                if let Some((i, key, pointer)) = array.next_live(self.next_slot) {
+                if let Some((i, entry)) = array.next_live(self.next_slot) {
                     self.next_slot = i + 1;
-                    return Some((key, pointer));
+                    // SAFETY: an entry of an array the guard `'g` keeps alive, whose
+                    // protocol keeps it alive while that guard is held (`Store`).
+                    return Some((unsafe { P::key(entry) }, entry));
                 }
                 self.array = None;
             }
