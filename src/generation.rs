@@ -2,10 +2,14 @@
 //!
 //! A generation is its id, its table and a completion flag shared with the
 //! [`Retired`](crate::Retired) tickets that wait for it. It is reference-counted
-//! (`Arc`): the map's slot, arc-swap guards of pinned readers, snapshots and
-//! in-flight writers each hold it. Dropping the last reference costs O(1): `Drop`
-//! hands the table to the reclaimer instead of walking it (the trap of a plain
-//! `Arc<HashMap>`, whose last holder pays the whole teardown).
+//! (`Arc`): the map's slot (arc-swap), snapshots, and a `ReadGuard` made from a
+//! snapshot each hold it. Pinned readers and writers hold no count: they reach
+//! the current generation through the map's `pinned` pointer under an epoch
+//! guard, and the slot's reference to a generation is released only after a grace
+//! period past the moment the pointer moved off it ([`release_after_grace`]).
+//! Dropping the last reference costs O(1): `Drop` hands the table to the reclaimer
+//! instead of walking it (the trap of a plain `Arc<HashMap>`, whose last holder
+//! pays the whole teardown).
 
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
@@ -16,7 +20,7 @@ use crate::reclaim::jobs::{Job, JobNode, JobReport};
 use crate::reclaim::retired::Retirement;
 use crate::standby::Standby;
 use crate::store::Store;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicPtr};
 
 /// One version of the map's contents.
 ///
@@ -29,6 +33,9 @@ pub(crate) struct Generation<K, V, S> {
     /// last reference is dropped, allocated with the generation so that retiring it
     /// allocates nothing.
     teardown: ManuallyDrop<Box<JobNode<RetiredTable<K, V, S>>>>,
+    /// The link of the standby's list of retired generations parked for release
+    /// (`standby.rs`, `hand_off`), written by the clearer that parks this one.
+    parked: AtomicPtr<Generation<K, V, S>>,
     /// This generation's ownership of its map's account.
     owner: ManuallyDrop<HomeOwner>,
     store: ManuallyDrop<Store<K, V, S>>,
@@ -56,6 +63,7 @@ where
             id: 0,
             store: ManuallyDrop::new(store),
             teardown: ManuallyDrop::new(teardown),
+            parked: AtomicPtr::new(std::ptr::null_mut()),
             owner: ManuallyDrop::new(owner),
         }
     }
@@ -72,6 +80,13 @@ where
 
     pub(crate) fn store(&self) -> &Store<K, V, S> {
         &self.store
+    }
+}
+
+impl<K, V, S> Generation<K, V, S> {
+    /// The link of the standby's parked list (see the field).
+    pub(crate) fn parked(&self) -> &AtomicPtr<Generation<K, V, S>> {
+        &self.parked
     }
 
     /// What a `Retired` ticket for this generation waits on.
@@ -175,7 +190,9 @@ macro_rules! one_generation_reads {
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.generation.store().get_retained(key)
+            self.generation
+                .store()
+                .get_retained(key, &crate::sync::epoch::pin())
         }
 
         /// Whether this generation maps `key`.
@@ -195,7 +212,9 @@ macro_rules! one_generation_reads {
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.generation.store().contains_key(key)
+            self.generation
+                .store()
+                .contains_key(key, &crate::sync::epoch::pin())
         }
 
         /// Number of entries in this generation (sums the shards).
@@ -236,3 +255,41 @@ macro_rules! one_generation_reads {
     };
 }
 pub(crate) use one_generation_reads;
+
+/// Releases `generation` once every epoch guard pinned now has been dropped: how
+/// the map gives up the slot's reference to a generation that pinned readers and
+/// writers may have reached through its `pinned` pointer without a count. Counted
+/// by the generation's domain until done (`Domain::after_grace`), so that a
+/// `flush` waits for it. O(1) apart from the collections `after_grace` runs; the
+/// release itself is O(1) wherever it runs (a hand-off to the reclaimer if it was
+/// the last reference: `Drop`).
+pub(crate) fn release_after_grace<K, V, S>(generation: Arc<Generation<K, V, S>>) {
+    /// An `Arc<Generation>` as a raw pointer and its release, so that the deferred
+    /// closure names no `K`, `V`, `S` (which the map's `Drop`, with no bounds, cannot
+    /// prove `'static`).
+    struct Erased {
+        generation: *const (),
+        release: unsafe fn(*const ()),
+    }
+    // SAFETY: it carries an `Arc<Generation<K, V, S>>`, and every generation is
+    // built by the map's constructors and clears, which require `K`, `V` and `S` to
+    // be `Send + Sync + 'static`: the reference may be released on any thread, at
+    // any later time.
+    unsafe impl Send for Erased {}
+    /// # Safety
+    /// `generation` came from `Arc::<G>::into_raw` and is released once.
+    unsafe fn release<G>(generation: *const ()) {
+        // SAFETY: the contract.
+        drop(unsafe { Arc::from_raw(generation.cast::<G>()) })
+    }
+    let domain = Arc::clone(generation.owner.home().get().domain());
+    let erased = Erased {
+        generation: Arc::into_raw(generation).cast(),
+        release: release::<Generation<K, V, S>>,
+    };
+    Domain::after_grace(&domain, move || {
+        let erased = erased;
+        // SAFETY: from `Arc::into_raw` above, released once, here.
+        unsafe { (erased.release)(erased.generation) }
+    });
+}

@@ -5,11 +5,12 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::builder::Builder;
 use crate::compute::{Compute, Operation};
-use crate::generation::Generation;
+use crate::generation::{Generation, release_after_grace};
 use crate::occupied::Occupied;
 use crate::read::ReadGuard;
 use crate::reclaim::domain::Domain;
@@ -19,7 +20,7 @@ use crate::snapshot::Snapshot;
 use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::sync::{Arc, Slot, SlotGuard as Guard, WeakableArc, epoch};
+use crate::sync::{Arc, AtomicPtr, Ordering, Slot, SlotGuard as Guard, WeakableArc, epoch, thread};
 use crate::value::ValueRef;
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -44,8 +45,17 @@ use crate::value::ValueRef;
 /// ```
 pub struct AtomicMap<K, V, S = RandomState> {
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
-    /// closing the reclaimer.
+    /// closing the reclaimer. Snapshots and clears go through it.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
+    /// The current generation again, as a plain pointer, for pinned readers and
+    /// writers: under an epoch guard they load it (one Acquire load) instead of
+    /// taking an arc-swap guard (a debt slot written, a fence, and a
+    /// compare-and-swap to give it back). Follows `current`: each clear moves it
+    /// with a compare-and-swap right after its own swap of `current`, and the
+    /// slot's reference to a generation is released only after a grace period
+    /// past that move (`release_after_grace`), so a generation reached through it
+    /// outlives every guard pinned before the move.
+    pinned: AtomicPtr<Generation<K, V, S>>,
     /// The next empty generation (built ahead by the reclaimer), the map's account,
     /// and the hasher and shard count every generation is built with.
     standby: WeakableArc<Standby<K, V, S>>,
@@ -129,10 +139,48 @@ where
         let standby = Standby::new(owner, builder.hasher, builder.shards);
         let mut first = standby.generation(standby.store_for(builder.capacity));
         first.prepare_publish(0);
+        let current = Slot::from_pointee(first);
+        let pinned = AtomicPtr::new(Arc::as_ptr(&current.load_full()).cast_mut());
         AtomicMap {
-            current: ManuallyDrop::new(Slot::from_pointee(first)),
+            current: ManuallyDrop::new(current),
+            pinned,
             standby,
             reclaimer,
+        }
+    }
+
+    /// The current generation, for a reader or writer pinned by `guard`: no count
+    /// is taken.
+    #[inline(always)]
+    fn pinned<'g>(&self, _guard: &'g epoch::Guard) -> &'g Generation<K, V, S> {
+        // Acquire: pairs with the Release of `advance_pinned` (and with the map's
+        // construction, for the first generation): the generation is seen as built.
+        let generation = self.pinned.load(Ordering::Acquire);
+        // Soundness: the pointer is always to a generation the slot holds a
+        // reference to, or held until a grace period past the moment the pointer
+        // moved off it (`publish` hands the slot's reference over only after
+        // `advance_pinned`, and the reclaimer releases it through
+        // `release_after_grace`; `Drop` does the same for the last one). `guard`
+        // was pinned before this load and lives for `'g`.
+        // SAFETY: the generation outlives the grace period `guard` holds up (above).
+        unsafe { &*generation }
+    }
+
+    /// Moves `pinned` from `old` to `new`, after this clearer's swap of `current`.
+    /// Clears are ordered by their swaps of `current`, and each moves `pinned` off
+    /// the generation the one before moved it onto, so a clearer that finds
+    /// `pinned` not yet at `old` waits for the one before it to get there (a few
+    /// instructions, unless that thread was preempted).
+    fn advance_pinned(&self, old: *mut Generation<K, V, S>, new: *mut Generation<K, V, S>) {
+        // Release: publishes the new generation (built before, on this thread or,
+        // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s Acquire
+        // loads. Relaxed on failure: nothing is read but the value compared.
+        while self
+            .pinned
+            .compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            thread::yield_now();
         }
     }
 
@@ -178,7 +226,11 @@ where
         // (they all come later, see `ReadGuard::new`); its order relative to the
         // load of the generation does not matter.
         let epoch = epoch::pin();
-        ReadGuard::new(self.current.load(), epoch)
+        let generation = NonNull::from(self.pinned(&epoch));
+        // Soundness: `ReadGuard::new`'s contract: `generation` was loaded under
+        // `epoch`, which the guard keeps (see `pinned`).
+        // SAFETY: loaded under `epoch`, kept by the guard (above).
+        unsafe { ReadGuard::new(generation, None, epoch) }
     }
 
     /// A retained handle on the value for `key`, or `None`.
@@ -198,7 +250,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.current.load().store().get_retained(key)
+        let guard = epoch::pin();
+        self.pinned(&guard).store().get_retained(key, &guard)
     }
 
     /// Whether the current generation maps `key`.
@@ -213,7 +266,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.current.load().store().contains_key(key)
+        let guard = epoch::pin();
+        self.pinned(&guard).store().contains_key(key, &guard)
     }
 
     /// Number of entries in the current generation (sums the shards).
@@ -225,7 +279,7 @@ where
     /// assert_eq!(map.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.current.load().store().len()
+        self.pinned(&epoch::pin()).store().len()
     }
 
     /// Whether the current generation is empty.
@@ -248,7 +302,7 @@ where
     /// assert_eq!(map.generation(), 1);
     /// ```
     pub fn generation(&self) -> u64 {
-        self.current.load().id()
+        self.pinned(&epoch::pin()).id()
     }
 
     /// Maps `key` to `value` in the current generation. Returns a handle on the
@@ -264,7 +318,9 @@ where
     /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
-        self.current.load().store().insert(key, value, self.home())
+        self.pinned(&epoch::pin())
+            .store()
+            .insert(key, value, self.home())
     }
 
     /// Unmaps `key` in the current generation. Returns a handle on its value (the
@@ -282,7 +338,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.current.load().store().remove(key)
+        self.pinned(&epoch::pin()).store().remove(key)
     }
 
     /// A handle on the value for `key`, inserting `make()` first if the key is
@@ -301,8 +357,7 @@ where
     where
         F: FnOnce() -> V,
     {
-        self.current
-            .load()
+        self.pinned(&epoch::pin())
             .store()
             .get_or_insert_with(key, make, self.home())
             .0
@@ -320,7 +375,7 @@ where
     /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<ValueRef<V>, Occupied<V>> {
         let mut value = Some(value);
-        let (found, inserted) = self.current.load().store().get_or_insert_with(
+        let (found, inserted) = self.pinned(&epoch::pin()).store().get_or_insert_with(
             key,
             || value.take().expect("built once"),
             self.home(),
@@ -351,7 +406,7 @@ where
         Q: Hash + Eq + ?Sized,
         F: FnOnce(&K, &V) -> bool,
     {
-        self.current.load().store().remove_if(key, f)
+        self.pinned(&epoch::pin()).store().remove_if(key, f)
     }
 
     /// Keeps only the entries of the current generation that `f` approves (cache
@@ -372,7 +427,7 @@ where
     where
         F: FnMut(&K, &V) -> bool,
     {
-        self.current.load().store().retain(f)
+        self.pinned(&epoch::pin()).store().retain(f)
     }
 
     /// Sets `key` to what `f` makes of its current value (`None` if absent), as one
@@ -439,7 +494,8 @@ where
     where
         F: FnOnce(Option<&V>) -> Operation<V, T>,
     {
-        let generation = self.current.load();
+        let guard = epoch::pin();
+        let generation = self.pinned(&guard);
         let home = self.home();
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
@@ -479,8 +535,13 @@ where
             let previous = self.current.compare_and_swap(&*current, Arc::clone(&next));
             if Arc::ptr_eq(&*previous, &*current) {
                 let retired = Retired::new(current.id(), Arc::clone(current.retirement()));
+                self.advance_pinned(
+                    Arc::as_ptr(&*current).cast_mut(),
+                    Arc::as_ptr(&next).cast_mut(),
+                );
                 // `previous` holds the reference the slot had: hand it to the
-                // reclaimer to release, so that no generation is dropped here.
+                // reclaimer to release after a grace period (pinned readers and
+                // writers may still be in it), so that no generation is dropped here.
                 self.standby.hand_off(Guard::into_inner(previous));
                 return retired;
             }
@@ -676,6 +737,10 @@ impl<K, V, S> Drop for AtomicMap<K, V, S> {
     /// when this was the reclaimer's last map and handle, here, on the dropping
     /// thread.
     fn drop(&mut self) {
+        // Pinned readers (a `ReadGuard` may outlive the map) and writers may be in
+        // the current generation through `pinned`, without a count: its release
+        // waits out a grace period, like a cleared one's.
+        release_after_grace(self.current.load_full());
         // SAFETY: `current` is dropped exactly once, here (`drop` runs once and
         // `ManuallyDrop` drops nothing itself), and not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.current) };

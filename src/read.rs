@@ -4,9 +4,10 @@ use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::ptr::NonNull;
 
 use crate::generation::{Generation, one_generation_reads};
-use crate::sync::{SlotGuard, epoch};
+use crate::sync::{Arc, epoch};
 use crate::table::Entries;
 use crate::value::{TableRef, ValueRef};
 
@@ -47,9 +48,29 @@ use crate::value::{TableRef, ValueRef};
 /// std::thread::spawn(move || drop(guard));
 /// ```
 pub struct ReadGuard<K, V, S = RandomState> {
-    generation: SlotGuard<Generation<K, V, S>>,
+    generation: PinnedGeneration<K, V, S>,
     /// Declared after `generation`; the order of the two drops does not matter.
     epoch: epoch::Guard,
+}
+
+/// The generation a [`ReadGuard`] reads: reached through the map's `pinned`
+/// pointer under the guard's epoch pin (no count), or a snapshot's, whose count the
+/// guard then holds too (`keep`).
+struct PinnedGeneration<K, V, S> {
+    generation: NonNull<Generation<K, V, S>>,
+    _keep: Option<Arc<Generation<K, V, S>>>,
+}
+
+impl<K, V, S> std::ops::Deref for PinnedGeneration<K, V, S> {
+    type Target = Generation<K, V, S>;
+
+    fn deref(&self) -> &Generation<K, V, S> {
+        // Soundness: a `PinnedGeneration` lives only inside a `ReadGuard`, whose
+        // epoch guard (or the count in `_keep`) keeps the generation alive: the
+        // contract of `ReadGuard::new`.
+        // SAFETY: the enclosing guard keeps the generation alive (above).
+        unsafe { self.generation.as_ref() }
+    }
 }
 
 impl<K, V, S> ReadGuard<K, V, S>
@@ -60,10 +81,24 @@ where
 {
     /// `epoch` must be pinned; that it was pinned before each lookup's read of a cell
     /// pointer, which is what `get_borrowed` needs, holds for every lookup through
-    /// the guard. The order of the pin and the load of `generation` does not matter
-    /// (`Snapshot::pin` pins long after its generation was loaded).
-    pub(crate) fn new(generation: SlotGuard<Generation<K, V, S>>, epoch: epoch::Guard) -> Self {
-        ReadGuard { generation, epoch }
+    /// the guard.
+    ///
+    /// # Safety
+    /// `generation` stays alive while `epoch` is held: it was loaded from the map's
+    /// `pinned` pointer under `epoch` (`AtomicMap::pin`), or `keep` holds a count on
+    /// it (`Snapshot::pin`, which pins long after its generation was loaded).
+    pub(crate) unsafe fn new(
+        generation: NonNull<Generation<K, V, S>>,
+        keep: Option<Arc<Generation<K, V, S>>>,
+        epoch: epoch::Guard,
+    ) -> Self {
+        ReadGuard {
+            generation: PinnedGeneration {
+                generation,
+                _keep: keep,
+            },
+            epoch,
+        }
     }
 
     /// Borrows the value for `key`, valid until the guard drops: no reference

@@ -4,10 +4,11 @@ use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::ptr::NonNull;
 
 use crate::generation::{Generation, one_generation_reads};
 use crate::read::ReadGuard;
-use crate::sync::{Arc, SlotGuard, epoch};
+use crate::sync::{Arc, epoch};
 use crate::value::ValueRef;
 
 /// A long-lived handle on one generation, from [`AtomicMap::snapshot`](crate::AtomicMap::snapshot).
@@ -65,7 +66,9 @@ where
     /// ```
     pub fn pin(&self) -> ReadGuard<K, V, S> {
         let epoch = epoch::pin();
-        ReadGuard::new(SlotGuard::from_inner(Arc::clone(&self.generation)), epoch)
+        let generation = Arc::clone(&self.generation);
+        // SAFETY: `new`'s contract: the guard keeps a count on its generation.
+        unsafe { ReadGuard::new(NonNull::from(&*generation), Some(generation), epoch) }
     }
 
     /// Iterates over the entries of this generation as `(key, handle)` pairs.

@@ -10,13 +10,16 @@
 //!   reclaimer builds the next empty generation and parks it here; `clear_async`
 //!   takes it with one atomic swap and builds one inline only when none is ready
 //!   (a map's first clear, a burst of clears, manual mode between passes).
-//! * The **hand-off**: the clearer's reference to the generation it just retired.
-//!   Dropping it on the clearer would, when it is the last, run the generation's
-//!   drop there (touching cold lines, freeing its `Arc`). Instead the clearer parks
-//!   it here with one swap, in the same cache line as the spare it has just taken
-//!   (so a clear misses one line of the map, not two), and the reclaimer releases
-//!   it at its next pass. If one is still parked (a burst of clears), the clearer
-//!   releases that older one itself: still O(1).
+//! * The **hand-off**: the slot's reference to the generation a clear just retired.
+//!   It may not be dropped on the clearer: pinned readers and writers may still be
+//!   using the generation through the map's `pinned` pointer, without a count, so
+//!   the reference must outlive an epoch grace period; and dropping it there would,
+//!   when it is the last, run the generation's drop on the clearer (cold lines).
+//!   Instead the clearer pushes it here with one compare-and-swap (linked through
+//!   the generation's own `parked` field: no allocation), in the same cache line as
+//!   the spare it has just taken (so a clear misses one line of the map, not two),
+//!   and the reclaimer's next pass releases every parked generation after a grace
+//!   period (`release_after_grace`).
 //!
 //! The reclaimer reaches every map's standby through its domain's registry: a map
 //! registers its standby as a [`MapService`] when it is built (one push), each pass
@@ -31,7 +34,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::ptr;
 
-use crate::generation::Generation;
+use crate::generation::{Generation, release_after_grace};
 use crate::reclaim::domain::MapService;
 use crate::reclaim::home::HomeOwner;
 use crate::store::Store;
@@ -48,7 +51,8 @@ use crate::sync::{Arc, AtomicBool, AtomicPtr, Ordering, WeakableArc};
 pub(crate) struct Standby<K, V, S> {
     /// The spare: an `Arc<Generation>` turned into a raw pointer, or null.
     slot: AtomicPtr<Generation<K, V, S>>,
-    /// The hand-off: an `Arc<Generation>` turned into a raw pointer, or null.
+    /// The hand-off: a list of `Arc<Generation>`s turned into raw pointers, linked
+    /// through their `parked` fields; null when empty.
     retired: AtomicPtr<Generation<K, V, S>>,
     /// Set by the map's drop: the next pass releases what is parked and lets go.
     dropped: AtomicBool,
@@ -145,31 +149,49 @@ impl<K, V, S> Standby<K, V, S> {
         (!raw.is_null()).then(|| unsafe { Arc::from_raw(raw) })
     }
 
-    /// Parks the clearer's reference to the generation it just retired; releases
-    /// an older one still parked. O(1).
+    /// Parks the slot's reference to the generation a clear just retired, for the
+    /// reclaimer to release after a grace period. O(1), lock-free.
     pub(crate) fn hand_off(&self, retired: Arc<Generation<K, V, S>>) {
         let raw = Arc::into_raw(retired).cast_mut();
-        // AcqRel: Release hands the reference to the Acquire swap in
-        // `release_handed_off`; Acquire takes over an older one from another clearer.
-        let older = self.retired.swap(raw, Ordering::AcqRel);
-        if !older.is_null() {
-            // SAFETY: `retired` holds only pointers from `Arc::into_raw` in this
-            // function (on some clearer), each owning one count; the swap made us its
-            // only owner.
-            drop(unsafe { Arc::from_raw(older) });
+        // Relaxed: a guess for the compare-and-swap below.
+        let mut head = self.retired.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `raw` is the reference just turned into a pointer: alive, and
+            // ours until the push below publishes it.
+            // Relaxed: published by the Release of the push.
+            unsafe { &*raw }.parked().store(head, Ordering::Relaxed);
+            // Release: publishes the link and the clearer's reference (with the
+            // generation it was built with) to the Acquire swap in
+            // `release_handed_off`. Relaxed on failure: a new guess.
+            match self.retired.compare_exchange_weak(
+                head,
+                raw,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
         }
     }
 
-    /// Releases the parked retired generation, if any. Runs on the reclaimer.
+    /// Releases every parked retired generation, each after a grace period.
+    /// Runs on the reclaimer (or in the standby's drop). Returns whether there was
+    /// any.
     fn release_handed_off(&self) -> bool {
-        // Acquire: pairs with the AcqRel swap in `hand_off`.
-        let raw = self.retired.swap(ptr::null_mut(), Ordering::Acquire);
-        if raw.is_null() {
-            return false;
+        // Acquire: pairs with the Release of every push in `hand_off`.
+        let mut raw = self.retired.swap(ptr::null_mut(), Ordering::Acquire);
+        let any = !raw.is_null();
+        while !raw.is_null() {
+            // SAFETY: the list holds only pointers from `Arc::into_raw` in
+            // `hand_off`, each owning one count; the swap made us the owner of the
+            // whole chain, each taken once as we walk it.
+            let generation = unsafe { Arc::from_raw(raw) };
+            // Relaxed: the link was published by the push's Release (taken above).
+            raw = generation.parked().load(Ordering::Relaxed);
+            release_after_grace(generation);
         }
-        // SAFETY: as in `hand_off`: ours after the swap.
-        drop(unsafe { Arc::from_raw(raw) });
-        true
+        any
     }
 
     /// The map is being dropped: the next pass releases what is parked here and

@@ -61,14 +61,13 @@ where
 
     /// A new handle on the value for `key`: a lock-free lookup under an epoch pin
     /// and one compare-and-swap on the value's count.
-    pub(crate) fn get_retained<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    pub(crate) fn get_retained<Q>(&self, key: &Q, guard: &epoch::Guard) -> Option<ValueRef<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let guard = epoch::pin();
         loop {
-            let cell = self.table.get(key, &guard)?.cast();
+            let cell = self.table.get(key, guard)?.cast();
             // Soundness: `retain_if_mapped`'s contract: `cell` was just loaded from
             // this table under `guard`, pinned before the load and held across the
             // call; the caller holds a guard on this generation (every caller reads
@@ -97,12 +96,12 @@ where
         self.table.get(key, guard).map(NonNull::cast)
     }
 
-    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
+    pub(crate) fn contains_key<Q>(&self, key: &Q, guard: &epoch::Guard) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.get(key, &epoch::pin()).is_some()
+        self.table.get(key, guard).is_some()
     }
 
     /// Number of entries (sums the shards: O(shards)).
@@ -237,7 +236,7 @@ where
             &guard,
             // SAFETY: as in `get_retained`: loaded under `guard`, generation held.
             |cell| unsafe { ValueRef::retain_if_mapped(cell.cast()) },
-            |key| self.get_retained(key),
+            |key| self.get_retained(key, &guard),
             |key, handle| entries.push((key.clone(), handle)),
         );
         entries

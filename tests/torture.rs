@@ -20,10 +20,13 @@
 //! * **Generation age**: pinned readers record how many generations behind the
 //!   current one their pinned generation is (printed); a reader seeing a value
 //!   stamped with a newer generation than the one it pinned is a failure.
-//! * **Bounded garbage**: while a reader stalls 300 ms pinned, retired generations
-//!   keep being torn down (the stall holds only its own generation): in the second
-//!   half of the stall they drop below `STALL_BOUND` at least once; after it unpins
-//!   they drain below 64 before the run ends. Outside the stall the peak is
+//! * **Bounded garbage**: while a reader stalls 300 ms pinned, the generations
+//!   retired meanwhile wait for it (a pinned reader holds up every generation
+//!   retired while it is pinned, as it holds up removed values: the slot's
+//!   reference to a generation is released after an epoch grace period; see
+//!   docs/DESIGN.md, "One protection per read"): at most the stall's clears, plus
+//!   what was retired before it, are pending at any sample of the stall; after it
+//!   unpins they drain below 64 before the run ends. Outside the stall the peak is
 //!   reported (bursts of 1,000 clears pile up between two reclaimer passes).
 //!
 //! Size: `ATOMIC_MAP_TORTURE_MS` (default 2000; release checks run 60000).
@@ -43,19 +46,6 @@ use atomic_map::{AtomicMap, Operation, ValueRef};
 const SLOTS: usize = 100;
 const POISON: u64 = u64::MAX;
 const KEYS: u64 = 32;
-/// Retired generations that the count must drop below at least once in the second
-/// half of a reader's 300 ms stall (from `STALL_LATE` on). A reader pins only its
-/// own generation, so the later ones keep being torn down: the count falls back to
-/// what the reclaimer has not reached yet (tens) after each of its passes. If the
-/// stall held every later generation, the count would only grow, with each clear
-/// of the stall (about 3 per ms: the clearer sleeps 300 µs between clears and skips
-/// its bursts of 1,000 while the reader stalls): past this bound within 100 ms, and
-/// never below it again before the stall ends. (Every sample under the bound was
-/// the check before: a reclaimer starved of CPU or slowed by the torture's
-/// panicking destructors for a few tens of milliseconds on a loaded 2-core machine
-/// broke it, 624 generations at one sample, with nothing held up.)
-const STALL_BOUND: usize = 256;
-const STALL_LATE: Duration = Duration::from_millis(150);
 
 struct Pool {
     owner: Vec<AtomicU64>,
@@ -421,22 +411,27 @@ fn torture() {
     let mut stall_clears = None;
     let mut drained_after_stall = None;
     let mut stall_peak = 0;
-    // The fewest retired generations seen from `STALL_LATE` into the stall, if any
-    // sample fell there.
-    let mut stall_late_min: Option<usize> = None;
+    // Retired generations pending when the stall began: the stall may hold up
+    // these and every one retired during it, no more.
+    let mut backlog = 0;
     while start.elapsed() < run_for.max(Duration::from_millis(1500)) {
         let s = map.stats();
         peak_retired = peak_retired.max(s.retired_generations);
         peak_pending = peak_pending.max(s.pending_values);
         if stalled.load(SeqCst) {
-            let (began, _) =
+            if stall_began.is_none() {
+                backlog = peak_retired;
+            }
+            let (_, before) =
                 *stall_began.get_or_insert_with(|| (Instant::now(), clears.load(SeqCst)));
             stall_peak = stall_peak.max(s.retired_generations);
-            if began.elapsed() >= STALL_LATE {
-                stall_late_min = Some(
-                    stall_late_min.map_or(s.retired_generations, |m| m.min(s.retired_generations)),
-                );
-            }
+            let cleared = clears.load(SeqCst) - before;
+            assert!(
+                s.retired_generations as u64 <= backlog as u64 + cleared + 1,
+                "{} generations pending during the stall: more than the {backlog} before it \
+                 and the {cleared} retired during it",
+                s.retired_generations
+            );
         } else if let Some((_, before)) = stall_began.filter(|_| stall_clears.is_none()) {
             stall_clears = Some(clears.load(SeqCst) - before);
         }
@@ -453,18 +448,10 @@ fn torture() {
     let conservation_samples = sampler.join().expect("a conservation check failed");
     assert!(conservation_samples >= 3, "too few conservation samples");
     assert!(stall_began.is_some(), "the long stall did not happen");
-    // The bound can only catch a stall that holds later generations if the stall saw
-    // more clears than the bound.
     let stall_clears = stall_clears.expect("the end of the stall was not seen");
-    let late_min = stall_late_min.expect("no sample in the second half of the stall");
-    assert!(
-        late_min < STALL_BOUND,
-        "a stalled reader held up generations other than its own: in the second half \
-         of the stall, never fewer than {late_min} retired generations (peak {stall_peak})"
-    );
-    assert!(
-        stall_clears > STALL_BOUND as u64,
-        "only {stall_clears} clears during the stall: the bound {STALL_BOUND} checks nothing"
+    println!(
+        "stall: {stall_clears} clears during it, peak {stall_peak} retired generations \
+         pending (backlog {backlog} before it)"
     );
     assert!(
         drained_after_stall.is_some(),

@@ -426,6 +426,37 @@ impl Domain {
         Some(PassReport { torn_down, work })
     }
 
+    /// Runs `release` once every epoch guard pinned now has been dropped (on
+    /// whichever thread collects then), counted in `in_grace` until it has run, so
+    /// that a `flush` waits for it: how a map gives up the slot's reference to a
+    /// generation that pinned readers and writers may still be in
+    /// (`generation::release_after_grace`). The deferral is flushed to the global
+    /// queue at once (left in this thread's private bag, it could wait there for as
+    /// long as the thread stays idle), then two more collections run from fresh
+    /// pins: with no other thread pinned, the epoch advances twice and `release`
+    /// runs here, now (in a pass, the teardown it queues then runs in the same
+    /// pass). Each collection runs at most what crossbeam runs per collection (8
+    /// bags of 64 closures).
+    pub(crate) fn after_grace(this: &Arc<Self>, release: impl FnOnce() + Send + 'static) {
+        // Relaxed: as in `reclaim_values` (published by the pass's `passes` Release,
+        // or, from a map's drop, seen by that thread's own later `flush`).
+        this.in_grace.fetch_add(1, Ordering::Relaxed);
+        let domain = Arc::clone(this);
+        {
+            let guard = epoch::pin();
+            guard.defer(move || {
+                release();
+                // Release: as in `reclaim_values`: a flush that sees the count drop
+                // sees what `release` queued (a teardown on the job list).
+                domain.in_grace.fetch_sub(1, Ordering::Release);
+            });
+            guard.flush();
+        }
+        for _ in 0..2 {
+            epoch::pin().flush();
+        }
+    }
+
     /// Starts the grace period of the values doomed so far, and destroys the
     /// batches whose grace period is over (`doomed.rs`). Returns the number of
     /// values destroyed, and how many of them count towards trimming.

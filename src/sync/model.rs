@@ -28,7 +28,7 @@ pub(crate) use std::sync::Arc as WeakableArc;
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{Builder, JoinHandle, current};
+    pub(crate) use loom::thread::{Builder, JoinHandle, current, yield_now};
 
     /// A timed park, modelled as a yield (loom explores both orders anyway).
     pub(crate) fn park_timeout(_timeout: std::time::Duration) {

@@ -13,7 +13,7 @@ pub(crate) use std::thread_local;
 
 /// Threads: spawning the background reclaimer and parking it between passes.
 pub(crate) mod thread {
-    pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout};
+    pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout, yield_now};
 }
 
 /// The slot holding the current generation: `arc_swap::ArcSwap`.
