@@ -151,6 +151,9 @@ impl<K, V, S> Standby<K, V, S> {
         let raw = Arc::into_raw(retired).cast_mut();
         // AcqRel: Release hands the reference to the Acquire swap in
         // `release_handed_off`; Acquire takes over an older one from another clearer.
+        // Both publish the generation's `Arc` itself: one built on a clearer's
+        // thread (inline, or by `replace`) reaches the thread that drops this
+        // reference by no other path, and that drop's decrement reads its count.
         let older = self.retired.swap(raw, Ordering::AcqRel);
         if !older.is_null() {
             // SAFETY: `retired` holds only pointers from `Arc::into_raw` in this
@@ -175,9 +178,12 @@ impl<K, V, S> Standby<K, V, S> {
     /// The map is being dropped: the next pass releases what is parked here and
     /// lets go of the standby.
     pub(crate) fn map_dropped(&self) {
-        // Release: pairs with the Acquire load in `service`, which then sees every
-        // hand-off the map made.
-        self.dropped.store(true, Ordering::Release);
+        // Relaxed: the flag orders nothing. After it the pass only swaps the two
+        // slots (read-modify-writes: each reads the latest value, and its own
+        // Acquire pairs with whatever was parked there) and lets go of the standby,
+        // whose drop, wherever it runs, the standby's `Arc` count orders (scenario 9
+        // drops a map while a pass runs).
+        self.dropped.store(true, Ordering::Relaxed);
     }
 }
 
@@ -189,8 +195,8 @@ where
 {
     fn service(&self) -> bool {
         let released = self.release_handed_off();
-        // Acquire: pairs with the Release store in `map_dropped`.
-        if self.dropped.load(Ordering::Acquire) {
+        // Relaxed: see `map_dropped`.
+        if self.dropped.load(Ordering::Relaxed) {
             // A hand-off parked just before the drop was released above; the spare
             // (unpublished, not counted as retired) goes with the rest.
             drop(self.take());
