@@ -428,8 +428,13 @@ impl<V> ValueRef<V> {
         // SAFETY: the caller owns the table's reference (the contract), so the cell
         // is alive until the decrement below.
         let c = unsafe { cell.as_ref() };
-        // Release: pairs with the Acquire fence below, as in `release_units`.
-        let old = c.refs.fetch_sub(MAPPED, Ordering::Release);
+        // Relaxed, unlike `release_units`'s Release: when this is not the last
+        // reference, a holder's later release dooms the value and a pass of this
+        // domain destroys it, which the pass mutex orders after this teardown (run by
+        // a pass too: scenario 2 has both orders); this thread never used the value
+        // through the table's reference. As a read-modify-write it still continues
+        // the holders' release sequence for the Acquire fence of the last one.
+        let old = c.refs.fetch_sub(MAPPED, Ordering::Relaxed);
         check_release(old, MAPPED);
         if old != MAPPED {
             return None;

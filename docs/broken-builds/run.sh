@@ -67,9 +67,14 @@ entry doomed-take-relaxed.patch "$(model s11_last_release_vs_other_holder)" "SIG
 entry spare-published-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
 entry spare-taken-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
 
-# The domain (src/reclaim/domain.rs): users, passes and grace periods for flush.
+# The domain (src/reclaim/domain.rs): users (under a lock), passes and grace periods
+# for flush.
 entry user-not-counted.patch "$(model s1_pin_vs_clear)" "Arc leaked"
 entry user-removal-not-counted.patch "$(model s1_pin_vs_clear)" "Arc leaked"
+entry user-removal-decided-outside-the-lock.patch "$(model s18_last_user_leaves)" \
+    "the last user of the reclaimer left its work undone"
+entry worker-checks-before-the-users-lock.patch "$(model s18_last_user_leaves)" \
+    "the reclaimer's thread exited with its last user's work left"
 entry pass-count-relaxed.patch "$(model s13_flush_vs_grace_period)" \
     "flush said everything released was destroyed"
 entry pass-count-read-relaxed.patch "$(model s13_flush_vs_grace_period)" \

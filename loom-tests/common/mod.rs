@@ -20,11 +20,17 @@ pub const DEAD: u64 = u64::MAX;
 pub struct Drops(std::sync::Arc<AtomicUsize>);
 
 impl Drops {
+    /// A probe holding `payload`, written after the cell is made: loom tracks that
+    /// write, so a read on another thread not ordered after it (a value published
+    /// without Release, read without Acquire) is a causality violation too.
     pub fn probe(&self, payload: u64) -> Probe {
-        Probe {
-            payload: UnsafeCell::new(payload),
+        let probe = Probe {
+            payload: UnsafeCell::new(0),
             drops: self.clone(),
-        }
+        };
+        // SAFETY: the probe is not shared yet.
+        probe.payload.with_mut(|p| unsafe { *p = payload });
+        probe
     }
 
     pub fn count(&self) -> usize {

@@ -36,7 +36,7 @@ use super::jobs::{JobList, JobNode};
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
+    Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
     ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local,
 };
 
@@ -102,6 +102,14 @@ struct PassState {
     last_trim: Option<Instant>,
 }
 
+/// The users of a domain, under a lock (see `Domain::remove_user`).
+#[derive(Default)]
+struct Users {
+    count: usize,
+    /// Set when the last user is gone (`count` only grows from a user it has).
+    unused: bool,
+}
+
 /// One reclaimer (see the module docs).
 pub(crate) struct Domain {
     mode: ReclaimMode,
@@ -123,10 +131,10 @@ pub(crate) struct Domain {
     passes: AtomicU64,
     /// Threads in `wait_until`: passes notify them even when idle.
     waiters: AtomicUsize,
-    /// Maps and `Reclaimer` handles using the domain; homes not yet freed.
-    users: AtomicUsize,
-    /// Set when the last user is gone (`users` only grows from a user it has).
-    unused: AtomicBool,
+    /// Maps and `Reclaimer` handles using the domain, and whether the last is gone
+    /// (see `remove_user`).
+    users: Mutex<Users>,
+    /// Homes not yet freed.
     homes: AtomicUsize,
     /// The background thread, to wake it from waiters (never from a clear).
     worker: Mutex<Option<thread::JoinHandle<()>>>,
@@ -186,8 +194,7 @@ impl Domain {
             pass: Mutex::new(PassState::default()),
             passes: AtomicU64::new(0),
             waiters: AtomicUsize::new(0),
-            users: AtomicUsize::new(0),
-            unused: AtomicBool::new(false),
+            users: Mutex::new(Users::default()),
             homes: AtomicUsize::new(0),
             worker: Mutex::new(None),
             done_lock: Mutex::new(()),
@@ -241,9 +248,9 @@ impl Domain {
 
     /// A map or handle starts using the domain.
     pub(crate) fn add_user(this: &Arc<Self>) {
-        // Relaxed: the caller holds an `Arc` on the domain; the count only decides
-        // when the last user is gone (see `remove_user`).
-        this.users.fetch_add(1, Ordering::Relaxed);
+        // Under the users lock (see `remove_user`); the caller holds an `Arc` on the
+        // domain.
+        lock(&this.users).count += 1;
     }
 
     /// A map or handle stops using the domain. The last user of a manual domain
@@ -251,14 +258,19 @@ impl Domain {
     /// process-wide domain; the last user of a dedicated background domain wakes
     /// its thread so that it can finish and exit.
     pub(crate) fn remove_user(this: &Arc<Self>) {
-        // AcqRel: the last user sees every other user's work (their pushes) and
-        // decides alone.
-        if this.users.fetch_sub(1, Ordering::AcqRel) != 1 {
-            return;
+        // A lock, not an atomic count: every user's work (its pushes) comes before
+        // its removal under this lock, so the last user, which decides under it,
+        // sees all of it, and so do the worker's exit check and `join_if_unused`,
+        // which read `unused` under it (scenario 18). A cold path: a map or handle
+        // dropped.
+        {
+            let mut users = lock(&this.users);
+            users.count -= 1;
+            if users.count != 0 {
+                return;
+            }
+            users.unused = true;
         }
-        // Release: pairs with the Acquire loads in `run_background` and
-        // `join_if_unused`, which then see every user's work.
-        this.unused.store(true, Ordering::Release);
         match this.mode {
             ReclaimMode::Manual => {
                 if PassMark::inside(this) {
@@ -353,9 +365,11 @@ impl Domain {
         let mut park = MIN_PARK;
         loop {
             let worked = Domain::pass(this, false).is_some_and(|r| r.work > 0);
-            // Acquire: pairs with the Release store in `remove_user`. (A thread
+            // The flag under the users lock, then what is queued: once the flag is
+            // set, the check sees every user's work (see `remove_user`). (A thread
             // spawned before its domain's first user arrives sees `unused` false.)
-            if this.unused.load(Ordering::Acquire) && this.finished() {
+            let unused = lock(&this.users).unused;
+            if unused && this.finished() {
                 return;
             }
             park = if worked || !this.jobs.is_empty() {
@@ -550,8 +564,9 @@ impl Domain {
     /// Waits for the background thread to exit if the domain has no user left
     /// (`Reclaimer::shutdown`). Not from the thread itself.
     pub(crate) fn join_if_unused(this: &Arc<Self>) {
-        // Acquire: pairs with the Release store in `remove_user`.
-        if this.mode != ReclaimMode::Background || !this.unused.load(Ordering::Acquire) {
+        // Under the users lock (see `remove_user`); the `join` below waits for the
+        // thread's exit anyway.
+        if this.mode != ReclaimMode::Background || !lock(&this.users).unused {
             return;
         }
         let worker = lock(&this.worker).take();

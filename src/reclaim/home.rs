@@ -174,10 +174,13 @@ impl Clone for HomeOwner {
 impl Drop for HomeOwner {
     fn drop(&mut self) {
         let home = self.0.get();
-        // AcqRel: Release publishes this owner's writes (cells it created, counted
-        // in `created`) to whoever releases the last owner; Acquire makes the last
-        // one see all of them before it hands the home to the pass (whose take
-        // acquires the push).
+        // AcqRel, as `Arc`'s drop: Release orders this owner's uses of the home
+        // (reads of its fields, this decrement) before its free; Acquire brings every
+        // owner's to the last one, whose orphan push hands them to the pass (whose
+        // take acquires it). The `created` counts reach the pass by other paths too
+        // (shard locks, the doomed list), but the map's own owner, dropped on the
+        // map's thread, reaches the free by this one only. Loom cannot see it (the
+        // home is plain memory): see "Atomic orderings" in `docs/DESIGN.md`.
         if home.owners.fetch_sub(1, Ordering::AcqRel) == 1 {
             // A local handle on the domain: once pushed, the home may be freed by the
             // next pass before `orphan` returns, and with it its own `Arc<Domain>`

@@ -73,5 +73,9 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+/// Whether a table's freed arrays are written over first (`src/table/array.rs`):
+/// only under loom, where the write shows a missing grace period as a race.
+pub(crate) const POISON_FREED_ARRAYS: bool = false;
+
 /// The smallest slot array of a table shard (`src/table/`).
 pub(crate) const TABLE_MIN_CAPACITY: usize = 8;

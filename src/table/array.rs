@@ -17,7 +17,7 @@
 
 use std::ptr::{self, NonNull};
 
-use crate::sync::{AtomicPtr, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, Ordering, POISON_FREED_ARRAYS, UnsafeCell};
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is
 /// aligned to more than 1, checked in `Array::new`), and never dereferenced.
@@ -213,6 +213,21 @@ impl<T> Array<T> {
             // Relaxed: the array is ours alone (`self`).
             if let Some(entry) = live(slot.pointer.load(Ordering::Relaxed)) {
                 f(entry);
+            }
+        }
+    }
+}
+
+impl<T> Drop for Array<T> {
+    /// Under loom, writes every slot's hash before the slots are freed, so that a
+    /// reader still probing a freed array (a missing grace period) races a write
+    /// that loom sees, whatever the freed memory then holds. Nothing in production.
+    fn drop(&mut self) {
+        if POISON_FREED_ARRAYS {
+            for slot in self.slots.iter() {
+                // SAFETY: `&mut self`: the array is ours alone (its grace period, or
+                // its table's teardown, is over).
+                slot.hash.with_mut(|h| unsafe { *h = u64::MAX });
             }
         }
     }
