@@ -138,7 +138,7 @@ where
 impl<K, V, S> Drop for Generation<K, V, S> {
     /// O(1) and allocation-free: the table moves into the node allocated with the
     /// generation, and the node is linked onto the reclaimer's list. No
-    /// `store.len()` here either: it would read every shard lock, lines that readers
+    /// `store.len()` here either: it would read every shard's count, lines that writers
     /// were writing a moment ago (about 1 µs on the clearer); the reclaimer counts.
     ///
     /// Unbounded, so that the types holding a generation carry no bounds: the node

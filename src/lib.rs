@@ -140,10 +140,12 @@
 //! * Memory: each value is its own allocation with a reference count (an extra
 //!   pointer-sized count and a pointer to the map's account). After a clear, the old
 //!   generation's memory comes back only once its last holder lets go.
-//! * A pinned [`ReadGuard`] delays the reclamation of its generation and of every
-//!   value removed while it lives: keep pins short; use snapshots to hold on.
-//! * Reads go through `dashmap`'s shard read locks (a write to a shared cache line),
-//!   so raw read throughput is below that of lock-free maps such as `papaya`.
+//! * A pinned [`ReadGuard`] (like any `crossbeam-epoch` guard) delays the
+//!   reclamation of every generation retired and every value removed while it lives,
+//!   in every map of the process: keep pins short; use snapshots to hold on.
+//! * A value lives in a cell of its own (with its key), so a get reads the table's
+//!   slot and then the cell: two cache misses on a large map where `DashMap<K, V>`
+//!   with small values reads one (`docs/BENCHMARKS.md` has the figures).
 //! * Background mode costs one thread for the whole process (the process-wide
 //!   [`Reclaimer`], started with the first map, parked between passes: 1 ms after
 //!   work, up to 16 ms when idle), shared by every map. Destructors of all those
@@ -208,13 +210,17 @@
 //!
 //! # How it works
 //!
-//! * The current generation sits in an `arc_swap::ArcSwap`. `pin` loads it with a
-//!   cheap guard and enters a `crossbeam-epoch` epoch; `snapshot` takes a full `Arc`.
-//! * Each generation owns a `dashmap::DashMap<K, ValueRef<V>>`, i.e. one reference
-//!   to each of its values.
-//! * `clear_async` builds an empty generation and compare-and-swaps it in. The old
-//!   generation's `Arc` drops when its last holder lets go; its `Drop` pushes the
-//!   table onto a lock-free list in O(1). The reclaimer (the process-wide
+//! * The current generation sits in an `arc_swap::ArcSwap`, through which
+//!   `snapshot` takes a full `Arc`. `pin`, `get` and the writes enter a
+//!   `crossbeam-epoch` epoch and follow a plain pointer to the same generation (one
+//!   protection per read, no count).
+//! * Each generation owns a hash table of its own (`src/table/`) mapping each key to
+//!   a value cell, i.e. one reference to each of its values; readers probe it
+//!   without locks, writers lock one shard.
+//! * `clear_async` takes an empty generation (built ahead by the reclaimer) and
+//!   compare-and-swaps it in. The slot's reference to the old generation is
+//!   released after an epoch grace period; when the generation's last reference
+//!   goes, its `Drop` pushes the table onto a lock-free list in O(1). The reclaimer (the process-wide
 //!   background thread, a dedicated one, or [`AtomicMap::reclaim`]) walks the table, releasing its reference to every
 //!   value and destroying the values nobody else holds.
 //! * Releasing a value's last reference anywhere else (a dropped handle, a
@@ -234,8 +240,8 @@
 //!   to values, e.g. to load a config cache from JSON and dump it back
 //!   (`serde_json::from_str`, `serde_json::to_string(&map)`). Serializing writes
 //!   exactly one generation (through a snapshot; a concurrent clear or replace never
-//!   mixes two) and needs `K: Clone` (keys are copied out of each shard so that no
-//!   lock is held while user code runs). Deserializing keeps the last of duplicate
+//!   mixes two) and needs `K: Clone` (keys are copied out of each shard, so that
+//!   nothing is borrowed while user code runs). Deserializing keeps the last of duplicate
 //!   keys, as `HashMap` does.
 //!
 //! ```

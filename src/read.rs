@@ -114,7 +114,7 @@ where
     /// assert_eq!(*five, 5);
     /// ```
     // Inlined down to the table, so that the read is one flat function in every
-    // crate: see `Table::read`.
+    // crate: see `Table::get`.
     #[inline(always)]
     pub fn get_borrowed<Q>(&self, key: &Q) -> Option<&V>
     where

@@ -73,9 +73,9 @@ where
 
     /// Iterates over the entries of this generation as `(key, handle)` pairs.
     ///
-    /// The iterator copies one shard at a time (keys cloned, values retained) under
-    /// that shard's read lock and yields from the copy, so no lock is held while the
-    /// loop body runs. Entries written to this generation while the iteration runs
+    /// The iterator copies one shard at a time (keys cloned, values retained),
+    /// lock-free, and yields from the copy, so nothing is held while the loop body
+    /// runs. Entries written to this generation while the iteration runs
     /// may or may not be seen (each shard is seen as of the moment it was copied);
     /// entries of any other generation never are.
     ///

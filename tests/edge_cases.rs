@@ -71,6 +71,39 @@ fn snapshot_outlives_clear_and_map_drop() {
     }
 }
 
+/// A pinned guard outlives the map it came from: the map's drop gives up the
+/// current generation only after a grace period past the guard, so everything the
+/// guard borrows (values and keys) stays readable until it drops, in either mode
+/// (in manual mode the drop of the map's last handle tears down what it can at
+/// once, on the dropping thread).
+#[test]
+fn read_guard_outlives_map_drop() {
+    for mode in MODES {
+        let ledger = DropLedger::new(10);
+        let map = map_in(mode);
+        for i in 0..5 {
+            map.insert(i, ledger.make(i));
+        }
+        let guard = map.pin();
+        let three = guard.get_borrowed(&3).unwrap();
+        drop(map);
+        let probe = map_in(ReclaimMode::Manual); // drives passes and the epoch
+        for _ in 0..10 {
+            probe.reclaim();
+        }
+        assert_eq!(
+            three.check(),
+            3,
+            "{mode:?}: a value freed under a pinned guard"
+        );
+        assert_eq!(guard.iter().count(), 5);
+        assert_eq!(ledger.dropped(), 0, "{mode:?}");
+        drop(guard);
+        reclaim_until(&probe, LIMIT, || ledger.dropped() == 5);
+        ledger.assert_all_dropped_once();
+    }
+}
+
 #[test]
 fn manual_mode_never_reclaimed_then_dropped_frees_everything() {
     let ledger = DropLedger::new(1000);

@@ -127,13 +127,14 @@ pub type amap_read_fn = Option<
 /// generation, until it returns non-zero. Returns `AMAP_OK` whether or not the
 /// callback stopped early.
 ///
-/// No lock is held while the callback runs: the entries are copied one shard at a
-/// time (key bytes copied, value addresses taken, no reference count touched) under
-/// that shard's read lock, and the callback runs on the copy. So the callback may
-/// call into the map, including `amap_insert`, `amap_remove`, `amap_get` and
-/// `amap_read_get` on this section; it must not end this section. Entries written
-/// to the generation during the walk may or may not be seen; entries of another
-/// generation (after a clear or replace) never are. Each entry is seen at most once.
+/// No lock is held while the callback runs: the walk reads the section's
+/// generation lock-free, and `key` and `data` are borrowed from it (no copy, no
+/// reference count touched). So the callback may call into the map, including
+/// `amap_insert`, `amap_remove`, `amap_get` and `amap_read_get` on this section; it
+/// must not end this section. An entry present for the whole walk is seen exactly
+/// once; entries written to the generation during the walk may or may not be seen
+/// (a key removed and inserted again during the walk may be seen twice); entries
+/// of another generation (after a clear or replace) never are.
 ///
 /// Ownership: as `amap_read_fn` says: `data` borrowed until `amap_read_end`, `key`
 /// for the call. `user` is passed through untouched.

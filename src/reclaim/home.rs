@@ -178,7 +178,7 @@ impl Drop for HomeOwner {
         // (reads of its fields, this decrement) before its free; Acquire brings every
         // owner's to the last one, whose orphan push hands them to the pass (whose
         // take acquires it). The `created` counts reach the pass by other paths too
-        // (shard locks, the doomed list), but the map's own owner, dropped on the
+        // (the generation's hand-off, the doomed list), but the map's own owner, dropped on the
         // map's thread, reaches the free by this one only. Loom cannot see it (the
         // home is plain memory): see "Atomic orderings" in `docs/DESIGN.md`.
         if home.owners.fetch_sub(1, Ordering::AcqRel) == 1 {
