@@ -124,8 +124,15 @@ fn manual_mode_never_reclaimed_then_dropped_frees_everything() {
         0,
         "manual mode must not reclaim by itself"
     );
-    drop(map); // the dropping thread tears down the 10 retired + the current one
-    assert_eq!(ledger.dropped(), 550);
+    // The dropping thread tears down the 10 retired generations and the current one
+    // once their grace periods are over: at once if no other thread is pinned,
+    // else the process-wide reclaimer finishes what is left (tests run side by side).
+    drop(map);
+    let deadline = std::time::Instant::now() + LIMIT;
+    while ledger.dropped() < 550 || !tickets.iter().all(|t| t.is_reclaimed()) {
+        assert!(std::time::Instant::now() < deadline, "{} dropped", ledger.dropped());
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(tickets.iter().all(|t| t.is_reclaimed()));
     ledger.assert_all_dropped_once();
 }

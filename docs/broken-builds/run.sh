@@ -121,6 +121,22 @@ entry locked-retain-without-increment.patch "cargo test --test operations -- --n
     "value released more times than retained"
 entry retained-get-revives.patch "$(model s16_retained_get_vs_replacing_insert)" "SIGSEGV"
 
+# Generations reached without a count (src/map.rs, src/generation.rs, src/standby.rs):
+# the map's pointer, its publication, the grace period of the slot's reference, and
+# the parked list the reclaimer releases them from.
+entry pinned-read-relaxed.patch "$(model s19_replace_vs_pinned_reader)" "$causality"
+entry pinned-published-relaxed.patch "$(model s19_replace_vs_pinned_reader)" "$causality"
+# The reader probes a generation freed under it: loom reports whatever the freed
+# memory held (an index out of bounds, here); the model fails in every run.
+entry generation-released-without-grace.patch "$(model s1_pin_vs_clear)" "panicked at"
+entry map-drop-without-grace.patch \
+    "cargo test --test edge_cases read_guard_outlives_map_drop -- --nocapture" \
+    "panicked at tests/edge_cases.rs"
+entry generation-grace-not-counted.patch "cargo test --test stress storm_background_reclaimer" \
+    "assertion failed: last.is_reclaimed()"
+entry hand-off-push-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
+entry hand-off-take-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
+
 if [ $# -gt 0 ]; then
     for patch in "$@"; do
         [ -n "${command[$patch]:-}" ] || { echo "unknown patch: $patch"; exit 2; }

@@ -301,6 +301,9 @@ impl Domain {
     fn finished(&self) -> bool {
         self.homes.load(Ordering::Relaxed) == 0
             && self.registered.load(Ordering::Relaxed) == 0
+            // Acquire: as in `idle`: a release that left its grace period has
+            // queued what it queues (a teardown) by the time the count drops.
+            && self.in_grace.load(Ordering::Acquire) == 0
             && self.jobs.is_empty()
             && self.doomed.iter().all(DoomedList::is_empty)
             && self.ripe.is_empty()
