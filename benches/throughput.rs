@@ -13,7 +13,8 @@
 //!   over keys of which 75% are present at the start (100,000 filled, operations
 //!   over 133,333 keys, uniform);
 //!
-//! each with 1 and 2 threads, or the thread counts in `ATOMIC_MAP_BENCH_THREADS`
+//! (the read groups' 100,000 entries are `ATOMIC_MAP_BENCH_ENTRIES` if set, e.g.
+//! `1000000`), each with 1 and 2 threads, or the thread counts in `ATOMIC_MAP_BENCH_THREADS`
 //! (comma-separated, e.g. `1,2,4,8,16` on a machine with 16 cores). Every thread replays its own precomputed sequence of
 //! operations, so no random number is drawn while timed. Criterion reports the time
 //! of one round (one operation on every thread) and, as throughput, operations per
@@ -36,7 +37,16 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use peers::{Peer, Rng, uniform_indices, zipf_indices};
 
-const READ_ENTRIES: u64 = 100_000;
+/// Entries of the read groups: `ATOMIC_MAP_BENCH_ENTRIES`, else 100,000.
+fn read_entries() -> u64 {
+    match std::env::var("ATOMIC_MAP_BENCH_ENTRIES") {
+        Ok(n) => match n.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("ATOMIC_MAP_BENCH_ENTRIES: not an entry count: {n:?}"),
+        },
+        Err(_) => 100_000,
+    }
+}
 const WRITE_KEYS: u64 = 10_000;
 /// Operations precomputed per thread; replayed in a loop.
 const SEQUENCE: usize = 1 << 16;
@@ -159,18 +169,19 @@ fn group(
 }
 
 fn reads(c: &mut Criterion) {
+    let entries = read_entries();
     for (dist, zipf) in [("uniform", false), ("zipf", true)] {
         let indices = move |t: usize| {
             if zipf {
-                zipf_indices(READ_ENTRIES, 1.0, SEQUENCE, t as u64 + 1)
+                zipf_indices(entries, 1.0, SEQUENCE, t as u64 + 1)
             } else {
-                uniform_indices(READ_ENTRIES, SEQUENCE, t as u64 + 1)
+                uniform_indices(entries, SEQUENCE, t as u64 + 1)
             }
         };
         group(
             c,
             &format!("read_only/{dist}"),
-            READ_ENTRIES,
+            entries,
             |t| (mix(indices(t), 100, t as u64), Vec::new()),
             true,
             1,
@@ -178,7 +189,7 @@ fn reads(c: &mut Criterion) {
         group(
             c,
             &format!("read_mostly/{dist}"),
-            READ_ENTRIES,
+            entries,
             |t| (mix(indices(t), 94, t as u64), Vec::new()),
             true,
             1,
@@ -188,9 +199,9 @@ fn reads(c: &mut Criterion) {
             group(
                 c,
                 "read_heavy",
-                READ_ENTRIES,
+                entries,
                 |t| {
-                    let keys = uniform_indices(READ_ENTRIES * 4 / 3, SEQUENCE, t as u64 + 51);
+                    let keys = uniform_indices(entries * 4 / 3, SEQUENCE, t as u64 + 51);
                     (mix(keys, 98, t as u64 + 61), Vec::new())
                 },
                 true,
@@ -201,7 +212,7 @@ fn reads(c: &mut Criterion) {
         group(
             c,
             &format!("read_section/{dist}"),
-            READ_ENTRIES,
+            entries,
             |t| {
                 let keys = indices(t);
                 let ops = (0..keys.len() / SECTION)

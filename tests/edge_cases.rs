@@ -130,7 +130,11 @@ fn manual_mode_never_reclaimed_then_dropped_frees_everything() {
     drop(map);
     let deadline = std::time::Instant::now() + LIMIT;
     while ledger.dropped() < 550 || !tickets.iter().all(|t| t.is_reclaimed()) {
-        assert!(std::time::Instant::now() < deadline, "{} dropped", ledger.dropped());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} dropped",
+            ledger.dropped()
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(tickets.iter().all(|t| t.is_reclaimed()));

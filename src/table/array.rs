@@ -224,11 +224,19 @@ impl<T> Drop for Array<T> {
     /// that loom sees, whatever the freed memory then holds. Nothing in production.
     fn drop(&mut self) {
         if POISON_FREED_ARRAYS {
-            for slot in self.slots.iter() {
-                // SAFETY: `&mut self`: the array is ours alone (its grace period, or
-                // its table's teardown, is over).
-                slot.hash.with_mut(|h| unsafe { *h = u64::MAX });
-            }
+            self.poison();
+        }
+    }
+}
+
+impl<T> Array<T> {
+    /// Writes every slot's hash over: what a free does to the array, as loom sees
+    /// it (see `Drop`).
+    fn poison(&self) {
+        for slot in self.slots.iter() {
+            // SAFETY: called on an array no reader can reach any more (its grace
+            // period, or its table's teardown, is over), so nothing reads the hashes.
+            slot.hash.with_mut(|h| unsafe { *h = u64::MAX });
         }
     }
 }
