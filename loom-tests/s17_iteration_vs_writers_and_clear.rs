@@ -26,6 +26,9 @@ fn iteration_vs_writers_and_clear() {
             let map = Arc::clone(&map);
             thread::spawn(move || {
                 let guard = map.pin();
+                // Lets the writer run between the pin and the walk without spending
+                // a preemption of loom's bound on it.
+                thread::yield_now();
                 let mut seen = Vec::new();
                 for (key, value) in guard.iter() {
                     assert_eq!(u64::from(*key), value.read(), "a torn entry");
