@@ -729,6 +729,37 @@ mod tests {
 
     const CHILD: &str = "ATOMIC_MAP_OVERFLOW_CHILD";
 
+    /// A lock-free reader's `retain_if_mapped` takes a reference only while a table
+    /// maps the value: never on a value that was removed (even if a holder keeps it
+    /// alive: the reader's next probe finds the table's current state), and never
+    /// on a doomed one, whose count word is by then the doomed list's link.
+    #[test]
+    fn retain_if_mapped_never_revives() {
+        let map: AtomicMap<u8, u8> = crate::Builder::new()
+            .reclaim_mode(crate::ReclaimMode::Manual)
+            .build();
+        map.insert(1, 7);
+        let held = map.get(&1).unwrap();
+        let cell = held.cell;
+        // Holds the grace period open: the doomed cell's memory stays readable.
+        let guard = crate::sync::epoch::pin();
+        // SAFETY: `held` keeps the cell alive; the generation is current.
+        let again = unsafe { ValueRef::retain_if_mapped(cell) };
+        assert_eq!(again.as_deref(), Some(&7), "a mapped value was not retained");
+        drop(again);
+        drop(map.remove(&1));
+        // SAFETY: `held` still keeps the cell alive.
+        let removed = unsafe { ValueRef::retain_if_mapped(cell) };
+        assert!(removed.is_none(), "an unmapped value was retained");
+        drop(held); // the last reference: the value is doomed
+        // SAFETY: doomed, not destroyed: `guard` holds its grace period open (and
+        // no pass runs in manual mode unless called).
+        let doomed = unsafe { ValueRef::retain_if_mapped(cell) };
+        assert!(doomed.is_none(), "a doomed value was revived");
+        drop(guard);
+        map.reclaim();
+    }
+
     /// In a child process: brings the value's count to the limit, then takes one
     /// reference more (a `clone`, or the raw increment behind `amap_value_retain`)
     /// and another, which must abort; or (`underflow`) brings it to 0 and gives one
