@@ -745,7 +745,11 @@ mod tests {
         let guard = crate::sync::epoch::pin();
         // SAFETY: `held` keeps the cell alive; the generation is current.
         let again = unsafe { ValueRef::retain_if_mapped(cell) };
-        assert_eq!(again.as_deref(), Some(&7), "a mapped value was not retained");
+        assert_eq!(
+            again.as_deref(),
+            Some(&7),
+            "a mapped value was not retained"
+        );
         drop(again);
         drop(map.remove(&1));
         // SAFETY: `held` still keeps the cell alive.
