@@ -29,7 +29,9 @@ use std::ptr::NonNull;
 
 use super::domain::Domain;
 use super::report::DropOutcome;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering};
+use crate::sync::{
+    Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, TRACK_FREES, UnsafeCell,
+};
 
 /// One stripe of the per-value counters, alone on its cache line.
 #[repr(align(128))]
@@ -62,6 +64,10 @@ pub(crate) struct Home {
     trim: bool,
     /// Destroys one of this map's doomed value cells (type-erased `V`).
     destroy: DestroyFn,
+    /// Under loom (`TRACK_FREES`): read at every `HomeRef::get`, written by
+    /// `Home::free`, so that a use of the home not ordered before its free is a
+    /// causality violation. Unused otherwise.
+    uses: UnsafeCell<u8>,
 }
 
 /// Destroys a type-erased value cell: runs the value's destructor (containing a
@@ -130,7 +136,13 @@ impl HomeRef {
         // live value cell, or a pass of the home's domain, and a home is freed only
         // by such a pass once it has neither (`Home::free`, module docs).
         // SAFETY: the home outlives every `HomeRef` in the crate (above).
-        unsafe { self.0.as_ref() }
+        let home = unsafe { self.0.as_ref() };
+        if TRACK_FREES {
+            // A read that loom orders against the free's write (`Home::free`).
+            // SAFETY: a read of a byte that only `free` writes.
+            home.uses.with(|u| unsafe { u.read() });
+        }
+        home
     }
 }
 
@@ -148,6 +160,7 @@ impl HomeOwner {
             reclaimed_generations: AtomicU64::new(0),
             reclaimed_values: AtomicU64::new(0),
             doomed_destroyed: AtomicU64::new(0),
+            uses: UnsafeCell::new(0),
             destructor_panics: AtomicU64::new(0),
             walking: AtomicUsize::new(0),
             submitted: AtomicU64::new(0),
@@ -318,6 +331,11 @@ impl Home {
         // so no cell can be made for it, and every cell made has been destroyed; the
         // passes, serialized, are the only other users; freed once.
         // SAFETY: `Box::leak`'s pointer, orphaned and drained, freed once (above).
-        drop(unsafe { Box::from_raw(home.0.as_ptr()) });
+        let home = unsafe { Box::from_raw(home.0.as_ptr()) };
+        if TRACK_FREES {
+            // SAFETY: `home` is ours alone now; loom checks that every use came before.
+            home.uses.with_mut(|u| unsafe { u.write(0) });
+        }
+        drop(home);
     }
 }

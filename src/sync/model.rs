@@ -17,9 +17,10 @@ pub(crate) use loom::sync::atomic::{
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use loom::thread_local;
 
-/// Whether a table's freed arrays are written over first (`src/table/array.rs`):
-/// under loom, so that a reader probing a freed array races a write loom sees.
-pub(crate) const POISON_FREED_ARRAYS: bool = true;
+/// Whether our plain-memory objects make their uses and their frees visible to
+/// loom (a table's arrays, a map's home): yes, so that a use not ordered before the
+/// free races a write loom sees.
+pub(crate) const TRACK_FREES: bool = true;
 
 /// The smallest slot array of a table shard (`src/table/`): small, so that a model
 /// that inserts three keys into one shard makes it rehash.

@@ -73,9 +73,11 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-/// Whether a table's freed arrays are written over first (`src/table/array.rs`):
-/// only under loom, where the write shows a missing grace period as a race.
-pub(crate) const POISON_FREED_ARRAYS: bool = false;
+/// Whether our plain-memory objects make their uses and their frees visible to
+/// loom (a table's arrays, `src/table/array.rs`; a map's home,
+/// `src/reclaim/home.rs`): only under loom, where a use not ordered before the free
+/// then shows as a race.
+pub(crate) const TRACK_FREES: bool = false;
 
 /// The smallest slot array of a table shard (`src/table/`).
 pub(crate) const TABLE_MIN_CAPACITY: usize = 8;

@@ -17,7 +17,7 @@
 
 use std::ptr::{self, NonNull};
 
-use crate::sync::{AtomicPtr, Ordering, POISON_FREED_ARRAYS, UnsafeCell};
+use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell};
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is
 /// aligned to more than 1, checked in `Array::new`), and never dereferenced.
@@ -223,7 +223,7 @@ impl<T> Drop for Array<T> {
     /// reader still probing a freed array (a missing grace period) races a write
     /// that loom sees, whatever the freed memory then holds. Nothing in production.
     fn drop(&mut self) {
-        if POISON_FREED_ARRAYS {
+        if TRACK_FREES {
             self.poison();
         }
     }
