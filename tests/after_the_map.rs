@@ -86,15 +86,22 @@ fn flush_destroys_everything_released_before_it() {
     }
 }
 
+/// A manual reclaimer and a map on it with one value (key 1), whose drops are
+/// counted.
+fn one_counted_value() -> (Reclaimer, AtomicMap<u32, Counted>, Arc<AtomicUsize>) {
+    let reclaimer = Reclaimer::manual();
+    let map: AtomicMap<u32, Counted> = Builder::new().reclaimer(&reclaimer).build();
+    let drops = Arc::new(AtomicUsize::new(0));
+    map.insert(1, Counted(drops.clone()));
+    (reclaimer, map, drops)
+}
+
 /// A pinned guard (of any map) holds every grace period up: flush says so, and
 /// succeeds once the guard is gone.
 #[test]
 fn flush_reports_a_grace_period_held_up_by_a_pin() {
-    let reclaimer = Reclaimer::manual();
-    let map: AtomicMap<u32, Counted> = Builder::new().reclaimer(&reclaimer).build();
+    let (reclaimer, map, drops) = one_counted_value();
     let other = AtomicMap::<u8, u8>::new();
-    let drops = Arc::new(AtomicUsize::new(0));
-    map.insert(1, Counted(drops.clone()));
     let guard = other.pin();
     drop(map.remove(&1));
     assert!(!reclaimer.flush(Duration::from_millis(100)));
@@ -114,11 +121,8 @@ fn flush_reports_a_grace_period_held_up_by_a_pin() {
 /// once the pin goes, a flush finishes it.
 #[test]
 fn flush_reports_a_cleared_generation_held_up_by_a_pin() {
-    let reclaimer = Reclaimer::manual();
-    let map: AtomicMap<u32, Counted> = Builder::new().reclaimer(&reclaimer).build();
+    let (reclaimer, map, drops) = one_counted_value();
     let other = AtomicMap::<u8, u8>::new();
-    let drops = Arc::new(AtomicUsize::new(0));
-    map.insert(1, Counted(drops.clone()));
     let guard = other.pin();
     let retired = map.clear_async();
     let flushed = reclaimer.flush(Duration::from_millis(100));
