@@ -95,6 +95,69 @@ void hand_over(std::unique_ptr<T> &value, Give give) {
     check(s);
 }
 
+/// Sole ownership of one C handle, given back with `Free` (which takes null) when
+/// this is destroyed or assigned over. Move-only: what every move-only class below
+/// holds instead of writing out its own moves and destructor.
+template <class H, auto Free> class Owned {
+  public:
+    Owned() noexcept = default;
+    explicit Owned(H *handle) noexcept : handle_(handle) {}
+    Owned(const Owned &) = delete;
+    Owned &operator=(const Owned &) = delete;
+    Owned(Owned &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Owned &operator=(Owned &&other) noexcept {
+        if (this != &other) {
+            Free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    ~Owned() { Free(handle_); }
+    H *get() const noexcept { return handle_; }
+    /// Where a C constructor writes the new handle (this must be empty).
+    H **out() noexcept { return &handle_; }
+    H *release() noexcept { return std::exchange(handle_, nullptr); }
+
+  private:
+    H *handle_ = nullptr;
+};
+
+/// `key` -> `data` through `c_insert` (amap_insert, amap_batch_insert), whose
+/// target is `into`; `dtor(data, ctx)` runs exactly once.
+template <class Into, class CInsert>
+void insert(CInsert c_insert, Into *into, std::string_view key, void *data, amap_dtor_fn dtor, void *ctx) {
+    check(c_insert(into, bytes(key), key.size(), data, dtor, ctx));
+}
+
+/// `key` -> an object that `into` then owns (deleted as a T, on any thread), as
+/// `insert`, through `hand_over`.
+template <class Into, class T, class CInsert>
+void insert_owned(CInsert c_insert, Into *into, std::string_view key, std::unique_ptr<T> &value) {
+    hand_over(value, [&](T *raw) { return c_insert(into, bytes(key), key.size(), raw, delete_as<T>, nullptr); });
+}
+
+/// What every forward iterator here shares (CRTP): the standard member types, the
+/// postfix ++ and !=; `Derived` provides *, the prefix ++ and ==.
+template <class Derived, class E> class ForwardIterator {
+  public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = E;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const E *;
+    using reference = E;
+
+    Derived operator++(int) {
+        Derived before = self();
+        ++self();
+        return before;
+    }
+    bool operator!=(const Derived &other) const { return !(self() == other); }
+
+  private:
+    Derived &self() { return static_cast<Derived &>(*this); }
+    const Derived &self() const { return static_cast<const Derived &>(*this); }
+};
+
 template <class T> struct is_unique_ptr : std::false_type {};
 template <class T, class D> struct is_unique_ptr<std::unique_ptr<T, D>> : std::true_type {};
 template <class T> using plain_t = std::remove_cv_t<std::remove_reference_t<T>>;
@@ -140,22 +203,11 @@ class Ticket {
   public:
     /// Takes over `ticket` (from amap_clear_async or amap_replace).
     explicit Ticket(amap_ticket_t *ticket) noexcept : ticket_(ticket) {}
-    Ticket(const Ticket &) = delete;
-    Ticket &operator=(const Ticket &) = delete;
-    Ticket(Ticket &&other) noexcept : ticket_(std::exchange(other.ticket_, nullptr)) {}
-    Ticket &operator=(Ticket &&other) noexcept {
-        if (this != &other) {
-            amap_ticket_free(ticket_);
-            ticket_ = std::exchange(other.ticket_, nullptr);
-        }
-        return *this;
-    }
-    ~Ticket() { amap_ticket_free(ticket_); }
 
     /// Whether the generation was torn down within `timeout` (negative: no limit).
     /// From a value's destructor run by the same reclaimer it returns at once.
     bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
-        amap_status_t s = amap_ticket_wait(ticket_, static_cast<int64_t>(timeout.count()));
+        amap_status_t s = amap_ticket_wait(ticket_.get(), static_cast<int64_t>(timeout.count()));
         if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;
         detail::check(s);
         return true;
@@ -163,21 +215,21 @@ class Ticket {
     /// Whether the generation has been torn down (never blocks).
     bool is_reclaimed() const {
         uint8_t reclaimed = 0;
-        detail::check(amap_ticket_is_reclaimed(ticket_, &reclaimed));
+        detail::check(amap_ticket_is_reclaimed(ticket_.get(), &reclaimed));
         return reclaimed != 0;
     }
     /// Id of the retired generation.
     uint64_t id() const {
         uint64_t id = 0;
-        if (ticket_) detail::check(amap_ticket_id(ticket_, &id));
+        if (ticket_.get()) detail::check(amap_ticket_id(ticket_.get(), &id));
         return id;
     }
-    explicit operator bool() const noexcept { return ticket_ != nullptr; }
+    explicit operator bool() const noexcept { return ticket_.get() != nullptr; }
     /// The C handle, still owned by this Ticket.
-    const amap_ticket_t *get() const noexcept { return ticket_; }
+    const amap_ticket_t *get() const noexcept { return ticket_.get(); }
 
   private:
-    amap_ticket_t *ticket_;
+    detail::Owned<amap_ticket_t, amap_ticket_free> ticket_;
 };
 
 class Map;
@@ -190,39 +242,26 @@ class Snapshot;
 class Batch {
   public:
     inline explicit Batch(const Map &map);
-    Batch(const Batch &) = delete;
-    Batch &operator=(const Batch &) = delete;
-    Batch(Batch &&other) noexcept : batch_(std::exchange(other.batch_, nullptr)) {}
-    Batch &operator=(Batch &&other) noexcept {
-        if (this != &other) {
-            amap_batch_free(batch_);
-            batch_ = std::exchange(other.batch_, nullptr);
-        }
-        return *this;
-    }
-    ~Batch() { amap_batch_free(batch_); }
 
     /// Adds `key` -> `data`; `dtor(data, ctx)` runs exactly once (as Map::insert).
     void insert(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
-        detail::check(amap_batch_insert(batch_, detail::bytes(key), key.size(), data, dtor, ctx));
+        detail::insert(amap_batch_insert, batch_.get(), key, data, dtor, ctx);
     }
     /// Adds `key` -> an object the batch now owns (deleted as a T, on any thread).
     template <class T> void insert(std::string_view key, std::unique_ptr<T> value) {
-        detail::hand_over(value, [&](T *raw) {
-            return amap_batch_insert(batch_, detail::bytes(key), key.size(), raw, detail::delete_as<T>, nullptr);
-        });
+        detail::insert_owned(amap_batch_insert, batch_.get(), key, value);
     }
     /// Entries added so far (a key added twice counts twice; the later one wins).
     size_t size() const {
         size_t n = 0;
-        detail::check(amap_batch_len(batch_, &n));
+        detail::check(amap_batch_len(batch_.get(), &n));
         return n;
     }
     /// Gives the C batch up (for amap_replace, which consumes it).
-    amap_batch_t *release() noexcept { return std::exchange(batch_, nullptr); }
+    amap_batch_t *release() noexcept { return batch_.release(); }
 
   private:
-    amap_batch_t *batch_ = nullptr;
+    detail::Owned<amap_batch_t, amap_batch_free> batch_;
 };
 
 /// Options for Map; the defaults are the C defaults.
@@ -243,34 +282,21 @@ class Map {
         o.reclaim_mode = options.reclaim_mode;
         o.shards = options.shards;
         o.trim_memory = options.trim_memory ? 1 : 0;
-        detail::check(amap_new_with(&o, &map_));
+        detail::check(amap_new_with(&o, map_.out()));
     }
-    Map(const Map &) = delete;
-    Map &operator=(const Map &) = delete;
-    Map(Map &&other) noexcept : map_(std::exchange(other.map_, nullptr)) {}
-    Map &operator=(Map &&other) noexcept {
-        if (this != &other) {
-            amap_free(map_);
-            map_ = std::exchange(other.map_, nullptr);
-        }
-        return *this;
-    }
-    ~Map() { amap_free(map_); }
 
     /// Maps `key` to `data`; `dtor(data, ctx)` runs exactly once, on any thread,
     /// after the last holder lets go.
     void insert(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
-        detail::check(amap_insert(map_, detail::bytes(key), key.size(), data, dtor, ctx));
+        detail::insert(amap_insert, map_.get(), key, data, dtor, ctx);
     }
     /// Maps `key` to an object the map now owns (deleted as a T, on any thread).
     template <class T> void insert(std::string_view key, std::unique_ptr<T> value) {
-        detail::hand_over(value, [&](T *raw) {
-            return amap_insert(map_, detail::bytes(key), key.size(), raw, detail::delete_as<T>, nullptr);
-        });
+        detail::insert_owned(amap_insert, map_.get(), key, value);
     }
     /// Removes `key`; returns whether it was there.
     bool remove(std::string_view key) {
-        amap_status_t s = amap_remove(map_, detail::bytes(key), key.size());
+        amap_status_t s = amap_remove(map_.get(), detail::bytes(key), key.size());
         if (s == AMAP_NOT_FOUND) return false;
         detail::check(s);
         return true;
@@ -278,26 +304,26 @@ class Map {
     /// A retained value, or nullopt.
     std::optional<Value> get(std::string_view key) const {
         amap_value_t *v = nullptr;
-        amap_status_t s = amap_get(map_, detail::bytes(key), key.size(), &v);
+        amap_status_t s = amap_get(map_.get(), detail::bytes(key), key.size(), &v);
         if (s == AMAP_NOT_FOUND) return std::nullopt;
         detail::check(s);
         return Value(v);
     }
     bool contains(std::string_view key) const {
         uint8_t present = 0;
-        detail::check(amap_contains(map_, detail::bytes(key), key.size(), &present));
+        detail::check(amap_contains(map_.get(), detail::bytes(key), key.size(), &present));
         return present != 0;
     }
     size_t size() const {
         size_t n = 0;
-        detail::check(amap_len(map_, &n));
+        detail::check(amap_len(map_.get(), &n));
         return n;
     }
     /// O(1) clear; returns a Ticket for the retired generation (ignore it if you
     /// do not need it: it is freed at once).
     Ticket clear_async() {
         amap_ticket_t *ticket = nullptr;
-        detail::check(amap_clear_async(map_, &ticket));
+        detail::check(amap_clear_async(map_.get(), &ticket));
         return Ticket(ticket);
     }
     /// Publishes `batch` (made for this map) as the whole contents, with one swap:
@@ -306,7 +332,7 @@ class Map {
     Ticket replace(Batch &&batch) {
         Batch taken = std::move(batch);
         amap_ticket_t *ticket = nullptr;
-        detail::check(amap_replace(map_, taken.release(), &ticket));
+        detail::check(amap_replace(map_.get(), taken.release(), &ticket));
         return Ticket(ticket);
     }
     /// Publishes a range of (key, std::unique_ptr<T>) pairs as the whole contents,
@@ -324,20 +350,20 @@ class Map {
     /// Manual mode: tears retired generations down on this thread.
     size_t reclaim() {
         size_t n = 0;
-        detail::check(amap_reclaim(map_, &n));
+        detail::check(amap_reclaim(map_.get(), &n));
         return n;
     }
     Stats stats() const {
         Stats s{};
-        detail::check(amap_stats(map_, &s));
+        detail::check(amap_stats(map_.get(), &s));
         return s;
     }
     inline Snapshot snapshot() const;
     /// The C handle, still owned by this Map.
-    const amap_t *get() const noexcept { return map_; }
+    const amap_t *get() const noexcept { return map_.get(); }
 
   private:
-    amap_t *map_ = nullptr;
+    detail::Owned<amap_t, amap_free> map_;
 };
 
 /// A pinned read section: borrowed reads without reference counting. It belongs
@@ -366,14 +392,8 @@ class ReadSection {
     };
 
     /// Forward iterator over the entries collected by begin().
-    class iterator {
+    class iterator : public detail::ForwardIterator<iterator, Entry> {
       public:
-        using iterator_category = std::forward_iterator_tag;
-        using value_type = Entry;
-        using difference_type = std::ptrdiff_t;
-        using pointer = const Entry *;
-        using reference = Entry;
-
         iterator() = default;
         Entry operator*() const {
             const Stored &e = (*entries_)[i_];
@@ -383,13 +403,8 @@ class ReadSection {
             ++i_;
             return *this;
         }
-        iterator operator++(int) {
-            iterator before = *this;
-            ++i_;
-            return before;
-        }
+        using detail::ForwardIterator<iterator, Entry>::operator++;
         bool operator==(const iterator &other) const { return entries_ == other.entries_ && i_ == other.i_; }
-        bool operator!=(const iterator &other) const { return !(*this == other); }
 
       private:
         friend class ReadSection;
@@ -403,14 +418,13 @@ class ReadSection {
         size_t i_ = 0;
     };
 
-    explicit ReadSection(const Map &map) { detail::check(amap_read_begin(map.get(), &read_)); }
+    explicit ReadSection(const Map &map) { detail::check(amap_read_begin(map.get(), read_.out())); }
     ReadSection(const ReadSection &) = delete;
     ReadSection &operator=(const ReadSection &) = delete;
     ReadSection(ReadSection &&) = delete;
     ReadSection &operator=(ReadSection &&) = delete;
     static void *operator new(size_t) = delete;
     static void *operator new[](size_t) = delete;
-    ~ReadSection() { amap_read_end(read_); }
 
     /// Calls `f(data)` with the borrowed data for `key`; returns whether found.
     template <class F> bool visit(std::string_view key, F &&f) const {
@@ -422,7 +436,7 @@ class ReadSection {
     /// The borrowed data for `key` or nullptr; valid until this section ends.
     void *get_unchecked(std::string_view key) const {
         void *data = nullptr;
-        amap_status_t s = amap_read_get(read_, detail::bytes(key), key.size(), &data);
+        amap_status_t s = amap_read_get(read_.get(), detail::bytes(key), key.size(), &data);
         if (s == AMAP_NOT_FOUND) return nullptr;
         detail::check(s);
         return data;
@@ -434,7 +448,7 @@ class ReadSection {
     /// crosses the C frames).
     template <class F> void for_each(F &&f) const {
         Walk<F> walk{f};
-        detail::check(amap_read_for_each(read_, &call<F>, &walk));
+        detail::check(amap_read_for_each(read_.get(), &call<F>, &walk));
 #if AMAP_HPP_EXCEPTIONS
         if (walk.error) std::rethrow_exception(walk.error);
 #endif
@@ -479,7 +493,7 @@ class ReadSection {
 #endif
     }
 
-    amap_read_t *read_ = nullptr;
+    detail::Owned<amap_read_t, amap_read_end> read_;
     /// The entries of every loop over this section (kept until it ends).
     std::vector<std::shared_ptr<const iterator::Entries>> walks_;
 };
@@ -495,36 +509,23 @@ class Snapshot {
     };
 
     explicit Snapshot(amap_snapshot_t *snap) noexcept : snap_(snap) {}
-    Snapshot(const Snapshot &) = delete;
-    Snapshot &operator=(const Snapshot &) = delete;
-    Snapshot(Snapshot &&other) noexcept
-        : snap_(std::exchange(other.snap_, nullptr)), entries_(std::move(other.entries_)) {}
-    Snapshot &operator=(Snapshot &&other) noexcept {
-        if (this != &other) {
-            amap_snapshot_release(snap_);
-            snap_ = std::exchange(other.snap_, nullptr);
-            entries_ = std::move(other.entries_);
-        }
-        return *this;
-    }
-    ~Snapshot() { amap_snapshot_release(snap_); }
 
     std::optional<Value> get(std::string_view key) const {
         amap_value_t *v = nullptr;
-        amap_status_t s = amap_snapshot_get(snap_, detail::bytes(key), key.size(), &v);
+        amap_status_t s = amap_snapshot_get(snap_.get(), detail::bytes(key), key.size(), &v);
         if (s == AMAP_NOT_FOUND) return std::nullopt;
         detail::check(s);
         return Value(v);
     }
     size_t size() const {
         size_t n = 0;
-        detail::check(amap_snapshot_len(snap_, &n));
+        detail::check(amap_snapshot_len(snap_.get(), &n));
         return n;
     }
     /// All entries, keys copied and values retained.
     std::vector<Entry> entries() const {
         Collected out;
-        detail::check(amap_snapshot_foreach(snap_, &collect, &out));
+        detail::check(amap_snapshot_foreach(snap_.get(), &collect, &out));
         if (out.failed) detail::check(AMAP_PANIC);
         return std::move(out.entries);
     }
@@ -563,17 +564,17 @@ class Snapshot {
         bool failed = false;
     };
 
-    amap_snapshot_t *snap_;
+    detail::Owned<amap_snapshot_t, amap_snapshot_release> snap_;
     std::vector<Entry> entries_;
 };
 
 inline Snapshot Map::snapshot() const {
     amap_snapshot_t *snap = nullptr;
-    detail::check(amap_snapshot(map_, &snap));
+    detail::check(amap_snapshot(map_.get(), &snap));
     return Snapshot(snap);
 }
 
-inline Batch::Batch(const Map &map) { detail::check(amap_batch_new(map.get(), &batch_)); }
+inline Batch::Batch(const Map &map) { detail::check(amap_batch_new(map.get(), batch_.out())); }
 
 /// A retained T from a TypedMap<T>: one reference, as Value (copy = retain, move =
 /// transfer, destruction = release). Read-only: the T is shared with every reader.
@@ -657,14 +658,8 @@ template <class T> class TypedReadSection {
         std::string_view key;
         const T &value;
     };
-    class iterator {
+    class iterator : public detail::ForwardIterator<iterator, Entry> {
       public:
-        using iterator_category = std::forward_iterator_tag;
-        using value_type = Entry;
-        using difference_type = std::ptrdiff_t;
-        using pointer = const Entry *;
-        using reference = Entry;
-
         iterator() = default;
         explicit iterator(ReadSection::iterator it) : it_(it) {}
         Entry operator*() const {
@@ -675,13 +670,8 @@ template <class T> class TypedReadSection {
             ++it_;
             return *this;
         }
-        iterator operator++(int) {
-            iterator before = *this;
-            ++it_;
-            return before;
-        }
+        using detail::ForwardIterator<iterator, Entry>::operator++;
         bool operator==(const iterator &other) const { return it_ == other.it_; }
-        bool operator!=(const iterator &other) const { return it_ != other.it_; }
 
       private:
         ReadSection::iterator it_;

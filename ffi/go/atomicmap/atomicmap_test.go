@@ -91,6 +91,27 @@ func TestOperations(t *testing.T) {
 	}
 }
 
+// closeAndCheckReleased drains m, closes it, waits for the deferred releases and
+// checks that every value in values was released exactly once.
+func closeAndCheckReleased(t *testing.T, m *Map, values []*tracked) {
+	t.Helper()
+	drain(t, m)
+	m.Close()
+	drainWith(t, func() bool {
+		for _, v := range values {
+			if atomic.LoadInt32(&v.released) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, v := range values {
+		if n := atomic.LoadInt32(&v.released); n != 1 {
+			t.Fatalf("value %d released %d times", v.id, n)
+		}
+	}
+}
+
 // drainWith drives deferred releases (which wait for the epoch) from a throwaway
 // map until done holds.
 func drainWith(t *testing.T, done func() bool) {
@@ -182,21 +203,7 @@ func TestHoldersSurviveClearLoop(t *testing.T) {
 	}
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
-	drain(t, m)
-	m.Close()
-	drainWith(t, func() bool {
-		for _, v := range created {
-			if atomic.LoadInt32(&v.released) == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	for _, v := range created {
-		if n := atomic.LoadInt32(&v.released); n != 1 {
-			t.Fatalf("value %d released %d times", v.id, n)
-		}
-	}
+	closeAndCheckReleased(t, m, created)
 	t.Logf("%d values, %d clears", len(created), clears)
 }
 
@@ -363,21 +370,11 @@ func TestReloadsAreAtomic(t *testing.T) {
 		t.Fatalf("a consumed batch: %v", err)
 	}
 	other.Close()
-	drain(t, m)
-	m.Close()
-	drainWith(t, func() bool {
-		for _, v := range created {
-			if atomic.LoadInt32(&v.released) == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	for _, v := range created {
-		if n := atomic.LoadInt32(&v.released); n != 1 {
-			t.Fatalf("value %d (version %d) released %d times", v.id, v.version, n)
-		}
+	values := make([]*tracked, len(created))
+	for i, x := range created {
+		values[i] = &x.tracked
 	}
+	closeAndCheckReleased(t, m, values)
 	t.Logf("%d reloads, %d values (%d discarded), %d read sections", reloads, len(created), discarded, sections)
 }
 

@@ -21,46 +21,31 @@
 #include "amap.h"
 #include "check.h"
 
-#define LIVE 0x5AFEC0DEu
-#define DEAD 0xDEADDEADu
 #define KEYS 16
 #define READERS 3
 #define MAX_VALUES (20000 * (KEYS + 1))
 #define LOSER UINT32_MAX /* the version of a duplicate that loses within its batch */
 
+#include "counted.h"
+
 typedef struct {
-    unsigned magic;
+    counted_t counted; /* first: destroy_counted sees the item as a counted_t */
     uint32_t version;
     uint32_t key;
-    uint32_t id;
 } item_t;
 
-static atomic_uchar destroyed_times[MAX_VALUES];
-static atomic_uint created, destroyed;
 static atomic_int readers_ready, done;
 static amap_t *map;
-
-static void destroy_item(void *data, void *ctx) {
-    item_t *item = data;
-    CHECK(ctx == &created);
-    CHECK(item->magic == LIVE);
-    item->magic = DEAD;
-    CHECK(atomic_fetch_add(&destroyed_times[item->id], 1) == 0);
-    free(item);
-    atomic_fetch_add(&destroyed, 1);
-}
 
 static void key_of(uint32_t k, uint8_t key[6]) { memcpy(key, "key-", 4), key[4] = 'a' + k / 16, key[5] = 'a' + k % 16; }
 
 static void add(amap_batch_t *batch, uint32_t key, uint32_t version) {
-    unsigned id = atomic_fetch_add(&created, 1);
-    CHECK(id < MAX_VALUES);
-    item_t *item = malloc(sizeof *item);
-    CHECK(item != NULL);
-    *item = (item_t){LIVE, version, key, id};
+    item_t *item = counted_new(sizeof *item);
+    item->version = version;
+    item->key = key;
     uint8_t k[6];
     key_of(key, k);
-    CHECK_OK(amap_batch_insert(batch, k, sizeof k, item, destroy_item, &created));
+    CHECK_OK(amap_batch_insert(batch, k, sizeof k, item, destroy_counted, &created));
 }
 
 /* Version `version` of the whole contents, published at once. */
@@ -73,7 +58,7 @@ static void publish(uint32_t version, amap_ticket_t **ticket) {
 }
 
 static void check_item(const item_t *item, uint32_t key) {
-    CHECK(item->magic == LIVE);
+    CHECK(item->counted.magic == LIVE);
     CHECK(item->key == key);
     CHECK(item->version != LOSER);
 }

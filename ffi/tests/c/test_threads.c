@@ -15,34 +15,18 @@
 #include "amap.h"
 #include "check.h"
 
-#define LIVE 0x5AFEC0DEu
-#define DEAD 0xDEADDEADu
 #define READERS 4
 #define KEYS 64
 #define HELD 8
 #define MAX_VALUES 4000000
 #define MIN_GENERATIONS 5
 #define MIN_VALUES 100
+#include "counted.h"
 
-typedef struct {
-    unsigned magic;
-    uint32_t id;
-} item_t;
+typedef counted_t item_t;
 
-static atomic_uchar destroyed_times[MAX_VALUES];
-static atomic_uint created, destroyed;
 static atomic_int stop;
 static amap_t *map;
-
-static void destroy_item(void *data, void *ctx) {
-    item_t *item = data;
-    CHECK(ctx == &created);
-    CHECK(item->magic == LIVE);
-    item->magic = DEAD;
-    CHECK(atomic_fetch_add(&destroyed_times[item->id], 1) == 0);
-    free(item);
-    atomic_fetch_add(&destroyed, 1);
-}
 
 static uint64_t next_random(uint64_t *s) {
     *s ^= *s << 13;
@@ -125,18 +109,11 @@ static void *inserter(void *arg) {
     (void)arg;
     uint64_t seed = 12345;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        unsigned id = atomic_fetch_add(&created, 1);
-        if (id >= MAX_VALUES - 1) {
-            atomic_fetch_sub(&created, 1);
-            break;
-        }
-        item_t *item = malloc(sizeof *item);
-        CHECK(item != NULL);
-        item->magic = LIVE;
-        item->id = id;
+        if (atomic_load(&created) >= MAX_VALUES - 1) break; /* the only thread that makes values */
+        item_t *item = counted_new(sizeof *item);
         uint8_t key[2];
         key_of(next_random(&seed) % KEYS, key);
-        CHECK_OK(amap_insert(map, key, sizeof key, item, destroy_item, &created));
+        CHECK_OK(amap_insert(map, key, sizeof key, item, destroy_counted, &created));
         if (next_random(&seed) % 8 == 0) {
             key_of(next_random(&seed) % KEYS, key);
             amap_status_t s = amap_remove(map, key, sizeof key);
