@@ -15,7 +15,6 @@
 // when the old contents have been torn down. Range walks the current contents
 // inside one read section.
 //
-//
 // The package links the installed C library found by pkg-config (module amap),
 // like any cgo package over a system library: install it first (`make -C ffi
 // install`, from the repository root) and, for a prefix pkg-config does not search,
