@@ -89,6 +89,10 @@ entry home-owner-not-counted.patch "$(model s14_ticket_seen_reclaimed_elsewhere)
     "index out of bounds"
 entry owner-release-not-counted.patch "$(model s1_pin_vs_clear)" \
     "attempted to access lazy_static during shutdown"
+entry home-owner-release-dropped.patch \
+    "$(model s20_shutdown_while_a_snapshot_is_held)" "$causality"
+entry home-owner-acquire-dropped.patch \
+    "$(model s20_shutdown_while_a_snapshot_is_held)" "$causality"
 
 # Retired tickets (src/reclaim/retired.rs).
 entry torn-down-flag-relaxed.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \

@@ -37,7 +37,7 @@ use super::stack::Stack;
 use super::trim;
 use crate::sync::{
     Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
-    ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local,
+    ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local, timed_wait,
 };
 
 /// Who runs a domain's passes.
@@ -714,11 +714,7 @@ impl Domain {
             // A pass that did something notifies under `done_lock`, so a wake-up
             // cannot be lost between the check above and this wait; the slice bounds
             // the wait anyway.
-            drop(
-                this.done_cv
-                    .wait_timeout(guard, slice)
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            timed_wait(&this.done_cv, guard, slice);
             this.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -190,10 +190,10 @@ impl Drop for HomeOwner {
         // AcqRel, as `Arc`'s drop: Release orders this owner's uses of the home
         // (reads of its fields, this decrement) before its free; Acquire brings every
         // owner's to the last one, whose orphan push hands them to the pass (whose
-        // take acquires it). The `created` counts reach the pass by other paths too
-        // (the generation's hand-off, the doomed list), but the map's own owner, dropped on the
-        // map's thread, reaches the free by this one only. Loom cannot see it (the
-        // home is plain memory): see "Atomic orderings" in `docs/DESIGN.md`.
+        // take acquires it). Owners dropped by passes reach the free by other paths
+        // too, but `AtomicMap::shutdown`'s, dropped on the map's thread after its
+        // last read of the home, reaches it by this one only: scenario 20, where a
+        // snapshot's generation holds the last owner, fails with either half removed.
         if home.owners.fetch_sub(1, Ordering::AcqRel) == 1 {
             // A local handle on the domain: once pushed, the home may be freed by the
             // next pass before `orphan` returns, and with it its own `Arc<Domain>`

@@ -41,6 +41,21 @@ pub(crate) mod thread {
     }
 }
 
+/// A timed wait on `cv`. Loom has no clock, and its `Condvar::wait_timeout` waits
+/// for a notification, which a timed wait of the real code never needs (its time
+/// runs out): modelled as a wait that times out at once, releasing the lock and
+/// yielding. The waiter re-checks its condition either way, so a model still fails
+/// if the condition is never met, and a lost notification costs only latency, as
+/// it does in the real code.
+pub(crate) fn timed_wait<T>(
+    _cv: &Condvar,
+    guard: MutexGuard<'_, T>,
+    _timeout: std::time::Duration,
+) {
+    drop(guard);
+    loom::thread::yield_now();
+}
+
 /// Stand-in for `arc_swap::ArcSwap<T>`.
 pub(crate) struct Slot<T> {
     current: Mutex<Arc<T>>,

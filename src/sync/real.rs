@@ -11,6 +11,15 @@ pub(crate) use std::sync::atomic::{
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use std::thread_local;
 
+/// Waits on `cv` (releasing `guard`) until notified or `timeout` passes; the
+/// guard is dropped on return. The waiter re-checks its condition either way.
+pub(crate) fn timed_wait<T>(cv: &Condvar, guard: MutexGuard<'_, T>, timeout: std::time::Duration) {
+    drop(
+        cv.wait_timeout(guard, timeout)
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+}
+
 /// Threads: spawning the background reclaimer and parking it between passes.
 pub(crate) mod thread {
     pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout, yield_now};
