@@ -86,7 +86,7 @@ entry grace-count-read-relaxed.patch "$(model s13_flush_vs_grace_period)" \
 
 # A map's account (src/reclaim/home.rs).
 entry home-owner-not-counted.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \
-    "index out of bounds"
+    "$causality"
 entry owner-release-not-counted.patch "$(model s1_pin_vs_clear)" \
     "attempted to access lazy_static during shutdown"
 entry home-owner-release-dropped.patch \

@@ -1,19 +1,25 @@
 //! `Array`: one shard's open-addressing slot array, probed by readers without a
 //! lock and written by the shard's writer under its lock.
 //!
-//! A slot holds a pointer to an entry (the value cell, which also holds the key:
-//! `value.rs`) and the key's hash. The pointer is the slot's state:
+//! A slot is one atomic word: a pointer to an entry (the value cell, which also
+//! holds the key: `value.rs`), carrying in its top 16 bits a *tag* of the key's hash
+//! (see [`Word`]). The word is the slot's whole state:
 //!
 //! * null: never used; a probe stops here (the array is never full: see
-//!   `Shard::has_room`);
-//! * [`tombstone`]: its entry was removed; a probe goes on past it. The slot is never
-//!   written again;
-//! * anything else: a live entry. The hash was written before the pointer was
-//!   published (Release), and is never written again.
+//!   `Writer::array_for_one_more`);
+//! * [`tombstone`]: its entry was removed; a probe goes on past it, and an insert
+//!   may reuse the slot;
+//! * anything else: a live entry, with its tag.
 //!
-//! Keys never live in an array, so a rehash moves only hashes and pointers into a
-//! new array and retires this one, whose slots are then freed after an epoch grace
-//! period: no key is ever copied, and freeing an array runs no user code.
+//! A reader compares a slot's tag with its key's before it reads the entry, so that
+//! a probe past other keys' slots reads no entry (one word per slot, no second
+//! cache line). Since nothing but the word is ever written, a removed entry's slot
+//! can be reused without racing a reader that still holds the old word.
+//!
+//! Keys never live in an array, so a rehash moves only words into a new array
+//! (recomputing each entry's hash from its key: the word keeps only the tag) and
+//! retires this one, whose slots are then freed after an epoch grace period: no key
+//! is ever copied, and freeing an array runs no user code.
 
 use std::ptr::{self, NonNull};
 
@@ -25,22 +31,76 @@ pub(super) fn tombstone<T>() -> *mut T {
     ptr::without_provenance_mut(1)
 }
 
-/// One entry's pointer and the hash of its key.
-pub(super) struct Slot<T> {
-    pointer: AtomicPtr<T>,
-    hash: UnsafeCell<u64>,
+/// A slot's word: an entry's address, with its key's tag in the top 16 bits when
+/// the address leaves them clear (on 64-bit targets, user-space addresses fit in 48
+/// bits unless a program maps memory above on purpose: an entry there is stored
+/// untagged). Tag 0 means untagged: a reader then compares the key.
+struct Word;
+
+impl Word {
+    #[cfg(target_pointer_width = "64")]
+    const TAG_SHIFT: u32 = 48;
+
+    /// The tag of `hash`: its bits 32 to 47 (the shard is chosen by at most its top
+    /// 16, a slot index by its low 32 at most), never 0.
+    #[inline(always)]
+    fn tag(hash: u64) -> usize {
+        if cfg!(target_pointer_width = "64") {
+            ((hash >> 32) as u16 | 1) as usize
+        } else {
+            0
+        }
+    }
+
+    /// The word for `pointer`, tagged with `tag` if its address allows.
+    #[inline(always)]
+    fn pack<T>(pointer: NonNull<T>, tag: usize) -> *mut T {
+        #[cfg(target_pointer_width = "64")]
+        if pointer.as_ptr().addr() >> Self::TAG_SHIFT == 0 {
+            return pointer
+                .as_ptr()
+                .map_addr(|address| address | tag << Self::TAG_SHIFT);
+        }
+        let _ = tag;
+        pointer.as_ptr()
+    }
+
+    /// A word's tag and pointer (its provenance kept).
+    #[inline(always)]
+    fn unpack<T>(word: *mut T) -> (usize, *mut T) {
+        #[cfg(target_pointer_width = "64")]
+        {
+            let tag = word.addr() >> Self::TAG_SHIFT;
+            let pointer = word.map_addr(|address| address & ((1 << Self::TAG_SHIFT) - 1));
+            (tag, pointer)
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        (0, word)
+    }
+
+    /// The live entry a word points at, if any (neither never used nor removed).
+    #[inline(always)]
+    fn live<T>(word: *mut T) -> Option<NonNull<T>> {
+        let (_, pointer) = Self::unpack(word);
+        NonNull::new(pointer).filter(|p| p.as_ptr() != tombstone())
+    }
 }
 
 /// What a probe for a key found.
 pub(super) enum Probe {
     /// The key's live slot.
     Found(usize),
-    /// The key is absent; the first never-used slot of its probe sequence.
+    /// The key is absent; where to insert it: the first removed slot of its probe
+    /// sequence, or else the never-used slot that ended it.
     Vacant(usize),
 }
 
 pub(super) struct Array<T> {
-    slots: Box<[Slot<T>]>,
+    slots: Box<[AtomicPtr<T>]>,
+    /// Under loom (`TRACK_FREES`), read by every probe and written by the free: a
+    /// probe of a freed array (a missing grace period), or of one whose publication
+    /// it is not ordered after, races a write that loom sees. Unused otherwise.
+    freed: UnsafeCell<bool>,
 }
 
 impl<T> Array<T> {
@@ -53,40 +113,59 @@ impl<T> Array<T> {
             )
         };
         debug_assert!(capacity.is_power_of_two());
-        Array {
+        let array = Array {
             slots: (0..capacity)
-                .map(|_| Slot {
-                    pointer: AtomicPtr::new(ptr::null_mut()),
-                    hash: UnsafeCell::new(0),
-                })
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
+            freed: UnsafeCell::new(false),
+        };
+        if TRACK_FREES {
+            // SAFETY: the array is not shared yet. A write loom sees, so that a probe
+            // not ordered after the array's publication races it.
+            array.freed.with_mut(|f| unsafe { *f = false });
         }
+        array
     }
 
     pub(super) fn capacity(&self) -> usize {
         self.slots.len()
     }
 
+    /// Under loom, the read that a free of this array races (see `freed`).
+    #[inline(always)]
+    fn probed(&self) {
+        if TRACK_FREES {
+            // SAFETY: written only at creation (before publication) and by the free
+            // (after the grace period); loom checks both orders.
+            assert!(!self.freed.with(|f| unsafe { *f }), "probed a freed array");
+        }
+    }
+
     /// The live entry of hash `hash` that `is_key` accepts, if any: the read path.
     /// Runs without a lock, concurrently with the shard's writer. `is_key` is called
-    /// only with live entries whose hash matches.
+    /// only with live entries whose tag matches the hash's (or that are untagged).
     #[inline(always)]
     pub(super) fn get(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Option<NonNull<T>> {
+        self.probed();
+        let want = Word::tag(hash);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
-            let slot = &self.slots[i];
             // Acquire: pairs with the Release store that published the entry
             // (`occupy`, `replace`, or the array's own publication after a rehash,
-            // which happens before this array was loaded): the hash and the entry
-            // written before it are visible.
-            let pointer = slot.pointer.load(Ordering::Acquire);
-            let live = NonNull::new(pointer)?;
-            // SAFETY: a live pointer was published after its slot's hash was
-            // written (the Acquire above), and a used slot's hash is never written
-            // again (module docs).
-            if pointer != tombstone() && unsafe { slot.hash_is(hash) } && is_key(live) {
-                return Some(live);
+            // which happens before this array was loaded): the entry written before
+            // it is visible.
+            let word = self.slots[i].load(Ordering::Acquire);
+            if word.is_null() {
+                return None;
+            }
+            let (tag, pointer) = Word::unpack(word);
+            if tag == want || tag == 0 {
+                if let Some(live) = NonNull::new(pointer).filter(|p| p.as_ptr() != tombstone()) {
+                    if is_key(live) {
+                        return Some(live);
+                    }
+                }
             }
             i = (i + 1) & mask;
         }
@@ -96,18 +175,23 @@ impl<T> Array<T> {
     /// the writer's probe, under the shard's lock (so no slot of this array changes
     /// meanwhile).
     pub(super) fn probe(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Probe {
+        let want = Word::tag(hash);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
+        let mut removed = None;
         loop {
-            let slot = &self.slots[i];
             // Relaxed: the caller holds the shard's lock, under which every write to
             // this array is made; the lock orders them.
-            let pointer = slot.pointer.load(Ordering::Relaxed);
-            let Some(live) = NonNull::new(pointer) else {
-                return Probe::Vacant(i);
-            };
-            // SAFETY: a used slot's hash was written under the lock, which we hold.
-            if pointer != tombstone() && unsafe { slot.hash_is(hash) } && is_key(live) {
+            let word = self.slots[i].load(Ordering::Relaxed);
+            if word.is_null() {
+                return Probe::Vacant(removed.unwrap_or(i));
+            }
+            let (tag, pointer) = Word::unpack(word);
+            if pointer == tombstone() {
+                removed.get_or_insert(i);
+            } else if (tag == want || tag == 0)
+                && is_key(NonNull::new(pointer).expect("a used slot's pointer"))
+            {
                 return Probe::Found(i);
             }
             i = (i + 1) & mask;
@@ -115,13 +199,13 @@ impl<T> Array<T> {
     }
 
     /// The first never-used slot of `hash`'s probe sequence: where a rehash puts an
-    /// entry (keys are unique, so none needs comparing). Under the shard's lock, or
-    /// on an array not yet published.
+    /// entry (keys are unique, so none needs comparing). On an array not yet
+    /// published, which has no removed slots.
     fn first_unused(&self, hash: u64) -> usize {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         // Relaxed: as in `probe`.
-        while !self.slots[i].pointer.load(Ordering::Relaxed).is_null() {
+        while !self.slots[i].load(Ordering::Relaxed).is_null() {
             i = (i + 1) & mask;
         }
         i
@@ -130,77 +214,79 @@ impl<T> Array<T> {
     /// The live pointer in slot `i` (a `Probe::Found`), under the shard's lock.
     pub(super) fn pointer(&self, i: usize) -> NonNull<T> {
         // Relaxed: under the shard's lock (as in `probe`).
-        let pointer = self.slots[i].pointer.load(Ordering::Relaxed);
-        live(pointer).expect("a found slot is live")
+        Word::live(self.slots[i].load(Ordering::Relaxed)).expect("a found slot is live")
     }
 
-    /// Writes `hash` into never-used slot `i` and publishes it mapped to `pointer`.
+    /// Publishes slot `i` (never used, or removed: a `Probe::Vacant`) mapped to
+    /// `pointer`, an entry of hash `hash`. Returns whether the slot was never used.
     /// Under the shard's lock, or on an array not yet published.
-    pub(super) fn occupy(&self, i: usize, hash: u64, pointer: NonNull<T>) {
+    pub(super) fn occupy(&self, i: usize, hash: u64, pointer: NonNull<T>) -> bool {
         let slot = &self.slots[i];
-        debug_assert!(slot.pointer.load(Ordering::Relaxed).is_null());
-        // SAFETY: a never-used slot's hash is read by nobody: readers stop at a null
-        // pointer before reading it, and the lock we hold keeps other writers out.
-        // The Release store below publishes the write.
-        slot.hash.with_mut(|h| unsafe { *h = hash });
-        // Release: publishes the hash and the entry (the value cell and its key,
-        // written before the insert) to readers' Acquire loads in `get` and
-        // `next_live`.
-        slot.pointer.store(pointer.as_ptr(), Ordering::Release);
+        // Relaxed: under the lock (as in `probe`).
+        let was = slot.load(Ordering::Relaxed);
+        debug_assert!(was.is_null() || was == tombstone());
+        // Release: publishes the entry (the value cell and its key, written before
+        // the insert) to readers' Acquire loads in `get` and `next_live`.
+        slot.store(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
+        was.is_null()
     }
 
-    /// Maps live slot `i` to `pointer` instead (an entry for an equal key, so of
-    /// the same hash); returns the pointer it held. Under the shard's lock.
-    pub(super) fn replace(&self, i: usize, pointer: NonNull<T>) -> NonNull<T> {
+    /// Maps live slot `i` to `pointer` instead (an entry for an equal key, of hash
+    /// `hash`); returns the pointer it held. Under the shard's lock.
+    pub(super) fn replace(&self, i: usize, hash: u64, pointer: NonNull<T>) -> NonNull<T> {
         // Release: publishes the new entry to readers' Acquire loads in `get` and
         // `next_live`.
-        let old = self.slots[i]
-            .pointer
-            .swap(pointer.as_ptr(), Ordering::Release);
-        live(old).expect("a replaced slot is live")
+        let old = self.slots[i].swap(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
+        Word::live(old).expect("a replaced slot is live")
     }
 
     /// Marks live slot `i` removed; returns the pointer it held. Under the shard's
     /// lock.
     pub(super) fn remove(&self, i: usize) -> NonNull<T> {
-        // Relaxed: a tombstone publishes nothing (readers skip it). A reader that
-        // still loads the old pointer is served by it: the entry's own protocol
-        // keeps it alive past the removal (`Store`), and a retained read that finds
-        // it unmapped probes again, ordered by the unmapping's Release (`value.rs`).
-        let old = self.slots[i].pointer.swap(tombstone(), Ordering::Relaxed);
-        live(old).expect("a removed slot was live")
+        // Relaxed: a tombstone publishes nothing (readers skip it; an insert that
+        // reuses the slot publishes its own entry with Release). A reader that
+        // still loads the old word is served by it: the entry's own protocol keeps
+        // it alive past the removal (`Store`), and a retained read that finds it
+        // unmapped probes again, ordered by the unmapping's Release (`value.rs`).
+        let old = self.slots[i].swap(tombstone(), Ordering::Relaxed);
+        Word::live(old).expect("a removed slot was live")
     }
 
     /// The first live entry at or after slot `from`: `(index, pointer)`. Lock-free
-    /// (the pointers are loaded as in `get`), or under the shard's lock.
+    /// (the words are loaded as in `get`), or under the shard's lock.
     pub(super) fn next_live(&self, from: usize) -> Option<(usize, NonNull<T>)> {
+        self.probed();
         self.slots
             .iter()
             .enumerate()
             .skip(from)
             // Acquire: as in `get`.
-            .find_map(|(i, slot)| Some((i, live(slot.pointer.load(Ordering::Acquire))?)))
+            .find_map(|(i, slot)| Some((i, Word::live(slot.load(Ordering::Acquire))?)))
     }
 
     /// The pointer in slot `i` now: live, or `None` (removed). Lock-free, as
-    /// `next_live`.
+    /// `next_live`. (A removed slot may since hold another key's entry.)
     pub(super) fn reload(&self, i: usize) -> Option<NonNull<T>> {
+        self.probed();
         // Acquire: as in `get`.
-        live(self.slots[i].pointer.load(Ordering::Acquire))
+        Word::live(self.slots[i].load(Ordering::Acquire))
     }
 
     /// Moves every live entry into `into` (a new array, not yet published, with
-    /// room for them all) and returns how many. Under the shard's lock.
-    pub(super) fn move_live_into(&self, into: &Array<T>) -> usize {
+    /// room for them all; `hash_of` gives an entry's hash back) and returns how
+    /// many. Under the shard's lock.
+    pub(super) fn move_live_into(
+        &self,
+        into: &Array<T>,
+        hash_of: impl Fn(NonNull<T>) -> u64,
+    ) -> usize {
         let mut moved = 0;
         for slot in self.slots.iter() {
             // Relaxed: under the shard's lock.
-            let Some(entry) = live(slot.pointer.load(Ordering::Relaxed)) else {
+            let Some(entry) = Word::live(slot.load(Ordering::Relaxed)) else {
                 continue;
             };
-            // SAFETY: a live slot's hash was written under the lock we hold and is
-            // not written again.
-            let hash = slot.hash.with(|h| unsafe { *h });
+            let hash = hash_of(entry);
             into.occupy(into.first_unused(hash), hash, entry);
             moved += 1;
         }
@@ -211,7 +297,7 @@ impl<T> Array<T> {
     pub(super) fn drain(self, mut f: impl FnMut(NonNull<T>)) {
         for slot in self.slots.iter() {
             // Relaxed: the array is ours alone (`self`).
-            if let Some(entry) = live(slot.pointer.load(Ordering::Relaxed)) {
+            if let Some(entry) = Word::live(slot.load(Ordering::Relaxed)) {
                 f(entry);
             }
         }
@@ -219,41 +305,21 @@ impl<T> Array<T> {
 }
 
 impl<T> Drop for Array<T> {
-    /// Under loom, writes every slot's hash before the slots are freed, so that a
-    /// reader still probing a freed array (a missing grace period) races a write
-    /// that loom sees, whatever the freed memory then holds. Nothing in production.
+    /// Under loom, marks the array freed with a write loom sees, so that a reader
+    /// still probing it (a missing grace period) races that write, whatever the
+    /// freed memory then holds. Nothing in production.
     fn drop(&mut self) {
-        if TRACK_FREES {
-            self.poison();
-        }
+        self.mark_freed();
     }
 }
 
 impl<T> Array<T> {
-    /// Writes every slot's hash over: what a free does to the array, as loom sees
-    /// it (see `Drop`).
-    fn poison(&self) {
-        for slot in self.slots.iter() {
+    /// Under loom, what a free does to the array as loom sees it (see `freed`).
+    fn mark_freed(&self) {
+        if TRACK_FREES {
             // SAFETY: called on an array no reader can reach any more (its grace
-            // period, or its table's teardown, is over), so nothing reads the hashes.
-            slot.hash.with_mut(|h| unsafe { *h = u64::MAX });
+            // period, or its table's teardown, is over).
+            self.freed.with_mut(|f| unsafe { *f = true });
         }
-    }
-}
-
-/// A slot's pointer, if it is a live entry's (neither never used nor removed).
-fn live<T>(pointer: *mut T) -> Option<NonNull<T>> {
-    NonNull::new(pointer).filter(|p| p.as_ptr() != tombstone())
-}
-
-impl<T> Slot<T> {
-    /// Whether the slot's hash is `hash`.
-    ///
-    /// # Safety
-    /// The slot is used (its hash written and published to the caller).
-    #[inline(always)]
-    unsafe fn hash_is(&self, hash: u64) -> bool {
-        // SAFETY: the caller's contract: written once, before publication.
-        self.hash.with(|h| unsafe { *h } == hash)
     }
 }

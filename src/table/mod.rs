@@ -2,16 +2,18 @@
 //! epoch guard; writers lock one shard.
 //!
 //! The table is split into shards by the hash's top bits. Each shard has an
-//! open-addressing array of slots (`array.rs`: a pointer to an entry and the hash
-//! of its key per slot, linear probing), a lock that its writers take, and a count
-//! of entries. An entry is a value cell, which holds its key (`value.rs`): the
-//! table never copies a key. A reader loads the shard's current array (Acquire) and
-//! probes it: no lock, no read-modify-write, no store. A writer takes the shard's
-//! lock and inserts into a never-used slot, swaps a live slot's pointer, or marks it
-//! removed (a tombstone); when the used slots (live and removed) would pass three
-//! quarters of the array, it rehashes the live entries into a new array, publishes
-//! it (Release) and, once its lock is released, retires the old one through an
-//! epoch deferral, so that a reader still probing it finishes first.
+//! open-addressing array of slots (`array.rs`: one word per slot, a pointer to an
+//! entry tagged with 16 bits of its key's hash, linear probing), a lock that its
+//! writers take, and a count of entries. An entry is a value cell, which holds its
+//! key (`value.rs`): the table never copies a key. A reader loads the shard's
+//! current array (Acquire) and probes it: no lock, no read-modify-write, no store.
+//! A writer takes the shard's lock and inserts into the first removed slot of the
+//! key's probe sequence (or the never-used one that ends it), swaps a live slot's
+//! pointer, or marks it removed (a tombstone); when the slots ever used would pass
+//! three quarters of the array, it rehashes the live entries into a new array
+//! (hashing their keys again), publishes it (Release) and, once its lock is
+//! released, retires the old one through an epoch deferral, so that a reader still
+//! probing it finishes first.
 //!
 //! What a reader sees of concurrent writes: each lookup sees, for its key, either
 //! the state before or after each write to that key (a slot's pointer is one atomic
@@ -60,7 +62,7 @@ pub(crate) unsafe trait SlotPointer {
 }
 
 /// One shard: its current array (null until the first insert), its entry count and
-/// its writers' lock (which guards the count of used slots in the current array).
+/// its writers' lock (which guards the count of slots ever used in the current array).
 /// Aligned so that two shards never share a cache line.
 #[repr(align(128))]
 struct Shard<T> {
@@ -90,7 +92,7 @@ unsafe impl<K, P: SlotPointer<Key = K> + Send + Sync, S: Sync> Sync for Table<K,
 /// An array retired by a rehash, on its way to being freed past a grace period.
 struct RetiredArray<T>(*mut Array<T>);
 
-// SAFETY: freeing the array touches only its own slots (atomics and hashes), never
+// SAFETY: freeing the array touches only its own slots (atomic words), never
 // an entry, on whichever thread runs the deferred closure.
 unsafe impl<T> Send for RetiredArray<T> {}
 
@@ -142,6 +144,14 @@ where
     #[inline(always)]
     fn shard_of(&self, hash: u64) -> &Shard<P::Target> {
         &self.shards[(hash >> self.shift) as usize]
+    }
+
+    /// The hash of `entry`'s key: what a rehash places it by (a slot keeps only a
+    /// tag of it).
+    fn hash_of(&self) -> impl Fn(NonNull<P::Target>) -> u64 + '_ {
+        // SAFETY: called only by a rehash, under the shard's lock, with live entries
+        // of the shard, which the table owns meanwhile.
+        move |entry| self.hasher.hash_one(unsafe { P::key(entry) })
     }
 
     /// Whether `entry`'s key is `key`.
@@ -200,10 +210,13 @@ where
         let key = unsafe { P::key(entry.as_raw()) };
         let hash = self.hasher.hash_one(key);
         let mut writer = self.lock(hash);
-        let array = writer.array_for_one_more();
+        let array = writer.array_for_one_more(self.hash_of());
         match array.probe(hash, Self::is_key(key)) {
-            // SAFETY: the replaced pointer's ownership leaves the table once.
-            Probe::Found(i) => Some(unsafe { P::from_raw(array.replace(i, entry.into_raw())) }),
+            Probe::Found(i) => {
+                let old = array.replace(i, hash, entry.into_raw());
+                // SAFETY: the replaced pointer's ownership leaves the table once.
+                Some(unsafe { P::from_raw(old) })
+            }
             Probe::Vacant(i) => {
                 writer.occupy(array, i, hash, entry.into_raw());
                 None
@@ -237,7 +250,7 @@ where
                 match f(Some(&current), key) {
                     Update::Keep => None,
                     Update::Set(new) => {
-                        let old = array.replace(i, new.into_raw());
+                        let old = array.replace(i, hash, new.into_raw());
                         // SAFETY: the replaced pointer's ownership leaves the table once.
                         Some(unsafe { P::from_raw(old) })
                     }
@@ -247,7 +260,7 @@ where
             _ => match f(None, key) {
                 Update::Set(new) => {
                     // The probe again: the array may be new (a first one, a rehash).
-                    let array = writer.array_for_one_more();
+                    let array = writer.array_for_one_more(self.hash_of());
                     // SAFETY: `new` is held (owned) across the probe, as in `insert`.
                     let key = unsafe { P::key(new.as_raw()) };
                     let Probe::Vacant(i) = array.probe(hash, Self::is_key(key)) else {
@@ -304,8 +317,8 @@ where
     /// Calls `f` with what `take` makes of each entry of shard `shard` and its key,
     /// lock-free (the caller's epoch guard keeps the array and the entries alive, as
     /// for [`get`](Self::get)). `take` may refuse an entry that a writer has just
-    /// unmapped: the slot is then read again, and a new entry there is offered
-    /// instead; a removed one is skipped; if the slot still holds the refused entry
+    /// unmapped: the slot is then read again, and a new entry there (its key's, or
+    /// another key's in a reused slot) is offered instead; a removed one is skipped; if the slot still holds the refused entry
     /// (the array was retired by a rehash, and the entry unmapped in its successor),
     /// `lookup` finds what the key maps to now. So an entry mapped throughout is
     /// visited once, and none twice.
@@ -428,27 +441,31 @@ impl<'a, T: 'static> Writer<'a, T> {
     /// The current array if it has room for one more used slot (a probe must
     /// always find a never-used one to stop at); otherwise a new one, rehashed from
     /// it, with room for its entries and one more.
-    fn array_for_one_more(&mut self) -> &'a Array<T> {
+    fn array_for_one_more(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) -> &'a Array<T> {
         let used = *self.used();
         match self.current() {
             Some(array) if (used + 1) * 4 <= array.capacity() * 3 => array,
-            current => self.grow(current),
+            current => self.grow(current, hash_of),
         }
     }
 
     /// Rehashes into an array with room for the shard's entries and one more,
     /// publishes it and keeps the old one to be retired when the lock is released.
-    fn grow(&mut self, old: Option<&'a Array<T>>) -> &'a Array<T> {
+    fn grow(
+        &mut self,
+        old: Option<&'a Array<T>>,
+        hash_of: impl Fn(NonNull<T>) -> u64,
+    ) -> &'a Array<T> {
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
         let new = Box::new(Array::new(capacity_for(live + 1)));
         if let Some(old) = old {
-            let moved = old.move_live_into(&new);
+            let moved = old.move_live_into(&new, hash_of);
             debug_assert_eq!(moved, live);
         }
         *self.used() = live;
         let new = Box::into_raw(new);
-        // Release: publishes the new array's slots (hashes and pointers, written by
+        // Release: publishes the new array's slots (tagged pointers, written by
         // the rehash) to readers' Acquire loads (`get`, `visit_shard`, `Entries`).
         let old = self.shard.array.swap(new, Ordering::Release);
         if !old.is_null() {
@@ -461,8 +478,9 @@ impl<'a, T: 'static> Writer<'a, T> {
     }
 
     fn occupy(&mut self, array: &Array<T>, i: usize, hash: u64, entry: NonNull<T>) {
-        array.occupy(i, hash, entry);
-        *self.used() += 1;
+        if array.occupy(i, hash, entry) {
+            *self.used() += 1;
+        }
         // Relaxed: a count for `len`; written under the lock.
         let len = &self.shard.len;
         len.store(len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
