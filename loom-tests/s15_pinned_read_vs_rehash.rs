@@ -1,11 +1,10 @@
 //! Scenario 15: a pinned reader probing a shard's array while a writer removes the
 //! key it is reading and inserts another, which makes the shard rehash: the new
-//! array is published (Release, against the reader's Acquire load) and the old one,
-//! with the removed key still in its slot, is retired through an epoch deferral.
-//! The reader, pinned before, must be able to finish comparing keys in the old
-//! array (the grace period) and must see every slot of the new one as the rehash
-//! wrote it (the publication). The keys live in loom cells, so a key read racing
-//! its write or its drop is a loom error.
+//! array is published (Release, against the reader's Acquire load) and the old one is
+//! retired through an epoch deferral. The reader, pinned before, must be able to
+//! finish probing the old array (the grace period: under loom an array's free is a
+//! write loom sees) and must see the new one as the rehash built it (the
+//! publication).
 
 mod common;
 
@@ -41,8 +40,8 @@ fn pinned_read_vs_rehash() {
                 }
             })
         };
-        // Remove `a` (its key stays in the old array, as a tombstone's) and insert
-        // `d`: the fourth used slot makes the shard rehash.
+        // Remove `a` (a tombstone in the old array) and insert `d`: the fourth slot
+        // ever used makes the shard rehash.
         drop(map.remove(&a));
         map.insert(d, drops.probe(13));
         map.reclaim();

@@ -106,8 +106,12 @@ entry read-guard-unpinned.patch "$(model s3_remove_vs_pinned_read)" "$causality"
 # The table (src/table/) and its lock-free readers: publication of entries and
 # arrays, the grace period of a retired array, and the retained get's reference
 # taken only while the table maps the value (src/value.rs, src/reclaim/doomed.rs).
-entry table-entry-published-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
-entry table-slot-read-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
+# An insert that does not rehash publishes its entry by the slot's word alone: the
+# iteration (s17) and the retained get (s16) read such an entry's value.
+entry table-entry-published-relaxed.patch "$(model s17_iteration_vs_writers_and_clear)" \
+    "$causality"
+entry table-slot-read-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" \
+    "$causality"
 entry table-array-published-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
 entry table-array-read-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
 entry table-iteration-slot-read-relaxed.patch "$(model s17_iteration_vs_writers_and_clear)" \
