@@ -276,6 +276,7 @@ mod builder;
 mod compute;
 mod generation;
 mod map;
+mod mapped;
 mod occupied;
 mod read;
 mod reclaim;

@@ -18,8 +18,8 @@
 //!
 //! Passes run on the domain's background thread (one per process by default), or
 //! where the program calls them (manual mode). Freed value cells go back to the
-//! writers in batches ([`recycle`]); after large passes, memory goes back to the OS
-//! ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
+//! writers in batches ([`recycle`]), or to the pages they were carved from
+//! ([`pages`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
 //! the outcome types are in a leaf module ([`report`]).
 
 pub(crate) mod domain;
@@ -27,6 +27,7 @@ pub(crate) mod doomed;
 pub(crate) mod handle;
 pub(crate) mod home;
 pub(crate) mod jobs;
+pub(crate) mod pages;
 pub(crate) mod recycle;
 pub(crate) mod report;
 pub(crate) mod retired;

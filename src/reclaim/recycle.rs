@@ -11,10 +11,12 @@
 //! (Bonwick's design): each thread keeps a stack of free cells per size class
 //! (8-byte steps); a thread that frees many (the reclaimer) moves them to a shared
 //! **depot** in batches of [`BATCH`], and a thread that runs out takes a whole batch
-//! back. One lock per batch on either side, no atomic per cell. The depot keeps at
-//! most [`DEPOT_BATCHES`] batches per class; beyond that, cells go back to the
-//! allocator, and before the reclaimer trims after a large teardown it gives the
-//! whole depot back ([`flush`]), so that the teardown still returns its memory (see
+//! back. One lock per batch on either side, no atomic per cell. A thread with no
+//! recycled cell at hand carves a new one from a page (`pages.rs`: no allocator
+//! header per cell). The depot keeps at most [`DEPOT_BATCHES`] batches per class;
+//! beyond that, cells go back to their pages, and before the reclaimer trims after a
+//! large teardown it gives the whole depot (and its own magazines) back
+//! ([`flush`]), so that the teardown's pages are freed and its memory returned (see
 //! `trim.rs`). A thread's magazines go to the depot when it exits.
 //!
 //! Under loom (`RECYCLE_CELLS` is false in the shim) cells come from the allocator
@@ -25,6 +27,7 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 
+use super::pages;
 use crate::sync::RECYCLE_CELLS;
 
 /// Cells moved between a thread and the depot at once.
@@ -47,9 +50,9 @@ fn class_of(layout: Layout) -> Option<usize> {
         .then(|| layout.size().div_ceil(8) - 1)
 }
 
-/// The layout every cell of `class` is allocated with.
-fn class_layout(class: usize) -> Layout {
-    Layout::from_size_align((class + 1) * 8, 8).expect("a valid size class")
+/// The size of every cell of `class`.
+fn class_size(class: usize) -> usize {
+    (class + 1) * 8
 }
 
 static DEPOT: [Mutex<Vec<Vec<FreeCell>>>; CLASSES] = [const { Mutex::new(Vec::new()) }; CLASSES];
@@ -82,7 +85,7 @@ impl Magazines {
     }
 }
 
-/// Gives `batch` to the depot, or back to the allocator if the depot is full.
+/// Gives `batch` to the depot, or back to its pages if the depot is full.
 fn to_depot(class: usize, batch: Vec<FreeCell>) {
     let mut depot = DEPOT[class].lock().unwrap_or_else(PoisonError::into_inner);
     if depot.len() < DEPOT_BATCHES {
@@ -90,7 +93,7 @@ fn to_depot(class: usize, batch: Vec<FreeCell>) {
         return;
     }
     drop(depot);
-    dealloc_all(class, batch);
+    dealloc_all(batch);
 }
 
 impl Drop for Magazines {
@@ -111,53 +114,53 @@ std::thread_local! {
     };
 }
 
-/// Gives every cell of the depot, and of this thread's magazines, back to the
-/// allocator. Before a trim (`trim.rs`): a few thousand recycled cells scattered
+/// Gives every cell of the depot, and of this thread's magazines, back to its page
+/// (`pages.rs`). Before a trim (`trim.rs`): a few thousand recycled cells scattered
 /// over the heap pin as many pages (a 1,000,000-value teardown kept 16 MiB of RSS
-/// that way), and after a large teardown the writers do not need them.
+/// that way when cells were `malloc` chunks), and after a large teardown the
+/// writers do not need them.
 pub(crate) fn flush() {
     let _ = MAGAZINES.try_with(|m| {
         let mut m = m.borrow_mut();
-        for (class, free) in m.free.iter_mut().enumerate() {
-            dealloc_all(class, std::mem::take(free));
+        for free in m.free.iter_mut() {
+            dealloc_all(std::mem::take(free));
         }
     });
-    for (class, depot) in DEPOT.iter().enumerate() {
+    for depot in DEPOT.iter() {
         let batches = std::mem::take(&mut *depot.lock().unwrap_or_else(PoisonError::into_inner));
         for batch in batches {
-            dealloc_all(class, batch);
+            dealloc_all(batch);
         }
     }
 }
 
-fn dealloc_all(class: usize, cells: Vec<FreeCell>) {
+/// Gives cells of a class back to their pages (`pages.rs`).
+fn dealloc_all(cells: Vec<FreeCell>) {
     for cell in cells {
-        // SAFETY: every cell kept for `class` was allocated by `alloc_cell` with
-        // `alloc(class_layout(class))` (a recycled one originally so), is owned by
-        // this `Vec` alone and is freed once.
-        unsafe { dealloc(cell.0.as_ptr(), class_layout(class)) };
+        // SAFETY: every cell kept for a class was carved from a page by
+        // `alloc_cell` (a recycled one originally so), with its page's provenance;
+        // it is owned by this `Vec` alone and given back once.
+        unsafe { pages::give_back(cell.0) };
     }
 }
 
-/// Memory for one `T` (a value cell): a recycled cell if one is at hand.
+/// Memory for one `T` (a value cell): a recycled cell if one is at hand, else one
+/// carved from a page (`pages.rs`); a `T` of no class comes from the allocator.
 pub(crate) fn alloc_cell<T>() -> NonNull<T> {
     let layout = Layout::new::<T>();
-    let layout = match class_of(layout) {
-        Some(class) => {
-            let cell = MAGAZINES
-                .try_with(|m| m.borrow_mut().pop(class))
-                .ok()
-                .flatten();
-            if let Some(cell) = cell {
-                return cell.0.cast();
-            }
-            class_layout(class)
-        }
-        None => layout,
-    };
-    // SAFETY: `alloc` needs a non-zero size: a class layout has at least 8 bytes,
-    // and otherwise `layout` is `T`'s own, non-zero because the only caller,
-    // `ValueRef::new`, allocates a `ValueCell` (at least its count and home).
+    if let Some(class) = class_of(layout) {
+        let recycled = MAGAZINES
+            .try_with(|m| m.borrow_mut().pop(class))
+            .ok()
+            .flatten();
+        return match recycled {
+            Some(cell) => cell.0.cast(),
+            None => pages::carve(class_size(class)).cast(),
+        };
+    }
+    // SAFETY: `alloc` needs a non-zero size: `layout` is `T`'s own, non-zero because
+    // the only caller, `ValueRef::new`, allocates a `ValueCell` (at least its count
+    // and home).
     let raw = unsafe { alloc(layout) };
     NonNull::new(raw)
         .unwrap_or_else(|| handle_alloc_error(layout))
@@ -179,10 +182,10 @@ pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>) {
                 .try_with(|m| m.borrow_mut().push(class, cell))
                 .is_err()
             {
-                // SAFETY: `alloc_cell::<T>` allocated it with this class's layout (the
-                // contract), and it is freed once, here: this thread is exiting, its
-                // magazines are gone, so none kept it.
-                unsafe { dealloc(cell.0.as_ptr(), class_layout(class)) };
+                // SAFETY: `alloc_cell::<T>` carved it from a page for this class (the
+                // contract), and it is given back once, here: this thread is exiting,
+                // its magazines are gone, so none kept it.
+                unsafe { pages::give_back(cell.0) };
             }
         }
         // SAFETY: `alloc_cell::<T>` allocated it with `T`'s own layout when `T` has

@@ -22,6 +22,10 @@ pub(crate) use loom::thread_local;
 /// free races a write loom sees.
 pub(crate) const TRACK_FREES: bool = true;
 
+/// Whether an all-zero `AtomicPtr` of the shim is a null one: not loom's, which
+/// tracks each atomic's history, so slot arrays are built element by element.
+pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = false;
+
 /// The smallest slot array of a table shard (`src/table/`): small, so that a model
 /// that inserts three keys into one shard makes it rehash.
 pub(crate) const TABLE_MIN_CAPACITY: usize = 4;

@@ -88,5 +88,10 @@ impl<T> UnsafeCell<T> {
 /// then shows as a race.
 pub(crate) const TRACK_FREES: bool = false;
 
+/// Whether an all-zero `AtomicPtr` of the shim is a null one, so that a large slot
+/// array may be mapped zeroed (`src/table/array.rs`, `src/mapped.rs`): yes, std's
+/// is a plain pointer.
+pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = true;
+
 /// The smallest slot array of a table shard (`src/table/`).
 pub(crate) const TABLE_MIN_CAPACITY: usize = 8;

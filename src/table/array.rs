@@ -23,7 +23,8 @@
 
 use std::ptr::{self, NonNull};
 
-use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell};
+use crate::mapped;
+use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell, ZEROED_ATOMIC_PTR_IS_NULL};
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is
 /// aligned to more than 1, checked in `Array::new`), and never dereferenced.
@@ -96,7 +97,7 @@ pub(super) enum Probe {
 }
 
 pub(super) struct Array<T> {
-    slots: Box<[AtomicPtr<T>]>,
+    slots: Slots<T>,
     /// Under loom (`TRACK_FREES`), read by every probe and written by the free: a
     /// probe of a freed array (a missing grace period), or of one whose publication
     /// it is not ordered after, races a write that loom sees. Unused otherwise.
@@ -114,9 +115,7 @@ impl<T> Array<T> {
         };
         debug_assert!(capacity.is_power_of_two());
         let array = Array {
-            slots: (0..capacity)
-                .map(|_| AtomicPtr::new(ptr::null_mut()))
-                .collect(),
+            slots: Slots::new(capacity),
             freed: UnsafeCell::new(false),
         };
         if TRACK_FREES {
@@ -128,7 +127,7 @@ impl<T> Array<T> {
     }
 
     pub(super) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.slots.get().len()
     }
 
     /// Under loom, the read that a free of this array races (see `freed`).
@@ -148,14 +147,14 @@ impl<T> Array<T> {
     pub(super) fn get(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Option<NonNull<T>> {
         self.probed();
         let want = Word::tag(hash);
-        let mask = self.slots.len() - 1;
+        let mask = self.slots.get().len() - 1;
         let mut i = hash as usize & mask;
         loop {
             // Acquire: pairs with the Release store that published the entry
             // (`occupy`, `replace`, or the array's own publication after a rehash,
             // which happens before this array was loaded): the entry written before
             // it is visible.
-            let word = self.slots[i].load(Ordering::Acquire);
+            let word = self.slots.get()[i].load(Ordering::Acquire);
             if word.is_null() {
                 return None;
             }
@@ -176,13 +175,13 @@ impl<T> Array<T> {
     /// meanwhile).
     pub(super) fn probe(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Probe {
         let want = Word::tag(hash);
-        let mask = self.slots.len() - 1;
+        let mask = self.slots.get().len() - 1;
         let mut i = hash as usize & mask;
         let mut removed = None;
         loop {
             // Relaxed: the caller holds the shard's lock, under which every write to
             // this array is made; the lock orders them.
-            let word = self.slots[i].load(Ordering::Relaxed);
+            let word = self.slots.get()[i].load(Ordering::Relaxed);
             if word.is_null() {
                 return Probe::Vacant(removed.unwrap_or(i));
             }
@@ -202,10 +201,10 @@ impl<T> Array<T> {
     /// entry (keys are unique, so none needs comparing). On an array not yet
     /// published, which has no removed slots.
     fn first_unused(&self, hash: u64) -> usize {
-        let mask = self.slots.len() - 1;
+        let mask = self.slots.get().len() - 1;
         let mut i = hash as usize & mask;
         // Relaxed: as in `probe`.
-        while !self.slots[i].load(Ordering::Relaxed).is_null() {
+        while !self.slots.get()[i].load(Ordering::Relaxed).is_null() {
             i = (i + 1) & mask;
         }
         i
@@ -214,14 +213,14 @@ impl<T> Array<T> {
     /// The live pointer in slot `i` (a `Probe::Found`), under the shard's lock.
     pub(super) fn pointer(&self, i: usize) -> NonNull<T> {
         // Relaxed: under the shard's lock (as in `probe`).
-        Word::live(self.slots[i].load(Ordering::Relaxed)).expect("a found slot is live")
+        Word::live(self.slots.get()[i].load(Ordering::Relaxed)).expect("a found slot is live")
     }
 
     /// Publishes slot `i` (never used, or removed: a `Probe::Vacant`) mapped to
     /// `pointer`, an entry of hash `hash`. Returns whether the slot was never used.
     /// Under the shard's lock, or on an array not yet published.
     pub(super) fn occupy(&self, i: usize, hash: u64, pointer: NonNull<T>) -> bool {
-        let slot = &self.slots[i];
+        let slot = &self.slots.get()[i];
         // Relaxed: under the lock (as in `probe`).
         let was = slot.load(Ordering::Relaxed);
         debug_assert!(was.is_null() || was == tombstone());
@@ -236,7 +235,7 @@ impl<T> Array<T> {
     pub(super) fn replace(&self, i: usize, hash: u64, pointer: NonNull<T>) -> NonNull<T> {
         // Release: publishes the new entry to readers' Acquire loads in `get` and
         // `next_live`.
-        let old = self.slots[i].swap(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
+        let old = self.slots.get()[i].swap(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
         Word::live(old).expect("a replaced slot is live")
     }
 
@@ -248,7 +247,7 @@ impl<T> Array<T> {
         // still loads the old word is served by it: the entry's own protocol keeps
         // it alive past the removal (`Store`), and a retained read that finds it
         // unmapped probes again, ordered by the unmapping's Release (`value.rs`).
-        let old = self.slots[i].swap(tombstone(), Ordering::Relaxed);
+        let old = self.slots.get()[i].swap(tombstone(), Ordering::Relaxed);
         Word::live(old).expect("a removed slot was live")
     }
 
@@ -257,6 +256,7 @@ impl<T> Array<T> {
     pub(super) fn next_live(&self, from: usize) -> Option<(usize, NonNull<T>)> {
         self.probed();
         self.slots
+            .get()
             .iter()
             .enumerate()
             .skip(from)
@@ -269,7 +269,7 @@ impl<T> Array<T> {
     pub(super) fn reload(&self, i: usize) -> Option<NonNull<T>> {
         self.probed();
         // Acquire: as in `get`.
-        Word::live(self.slots[i].load(Ordering::Acquire))
+        Word::live(self.slots.get()[i].load(Ordering::Acquire))
     }
 
     /// Moves every live entry into `into` (a new array, not yet published, with
@@ -281,7 +281,7 @@ impl<T> Array<T> {
         hash_of: impl Fn(NonNull<T>) -> u64,
     ) -> usize {
         let mut moved = 0;
-        for slot in self.slots.iter() {
+        for slot in self.slots.get().iter() {
             // Relaxed: under the shard's lock.
             let Some(entry) = Word::live(slot.load(Ordering::Relaxed)) else {
                 continue;
@@ -295,7 +295,7 @@ impl<T> Array<T> {
 
     /// Hands every live pointer to `f`: the end of an array no reader can reach.
     pub(super) fn drain(self, mut f: impl FnMut(NonNull<T>)) {
-        for slot in self.slots.iter() {
+        for slot in self.slots.get().iter() {
             // Relaxed: the array is ours alone (`self`).
             if let Some(entry) = Word::live(slot.load(Ordering::Relaxed)) {
                 f(entry);
@@ -320,6 +320,60 @@ impl<T> Array<T> {
             // SAFETY: called on an array no reader can reach any more (its grace
             // period, or its table's teardown, is over).
             self.freed.with_mut(|f| unsafe { *f = true });
+        }
+    }
+}
+
+/// An array's slots: from the allocator, or, when large, mapped zeroed
+/// (`src/mapped.rs`: freed memory of large arrays then leaves the process at once
+/// instead of fragmenting the allocator's heap).
+struct Slots<T> {
+    slots: NonNull<[AtomicPtr<T>]>,
+    mapped: bool,
+}
+
+/// Arrays of at least this many bytes are mapped.
+const MAPPED_BYTES: usize = 64 * 1024;
+
+impl<T> Slots<T> {
+    fn new(capacity: usize) -> Self {
+        let bytes = capacity * size_of::<AtomicPtr<T>>();
+        if ZEROED_ATOMIC_PTR_IS_NULL && bytes >= MAPPED_BYTES {
+            let block = mapped::map_zeroed(bytes, align_of::<AtomicPtr<T>>());
+            // Soundness: `capacity` pointer-sized, pointer-aligned slots of zeroed
+            // memory, and an all-zero `AtomicPtr` is a null one (the shim's
+            // `ZEROED_ATOMIC_PTR_IS_NULL`, checked above).
+            let slots = NonNull::slice_from_raw_parts(block.cast::<AtomicPtr<T>>(), capacity);
+            return Slots {
+                slots,
+                mapped: true,
+            };
+        }
+        let boxed: Box<[AtomicPtr<T>]> = (0..capacity)
+            .map(|_| AtomicPtr::new(ptr::null_mut()))
+            .collect();
+        Slots {
+            slots: NonNull::from(Box::leak(boxed)),
+            mapped: false,
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self) -> &[AtomicPtr<T>] {
+        // SAFETY: initialized slots (`new`), alive until `drop`, only shared.
+        unsafe { self.slots.as_ref() }
+    }
+}
+
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        if self.mapped {
+            let bytes = self.slots.len() * size_of::<AtomicPtr<T>>();
+            // SAFETY: mapped by `new` with these arguments; freed once, here.
+            unsafe { mapped::unmap(self.slots.cast(), bytes, align_of::<AtomicPtr<T>>()) };
+        } else {
+            // SAFETY: leaked from a `Box` by `new`; taken back once, here.
+            drop(unsafe { Box::from_raw(self.slots.as_ptr()) });
         }
     }
 }

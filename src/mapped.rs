@@ -1,0 +1,93 @@
+//! Large blocks of zeroed memory mapped from the OS: value-cell pages
+//! (`reclaim/pages.rs`) and large slot arrays (`table/array.rs`).
+//!
+//! Through `malloc`, such blocks come out of the allocator's heap (once glibc has
+//! freed one mapped chunk it raises its mapping threshold to that size), where the
+//! small allocations made meanwhile fragment what the blocks leave when freed:
+//! after a clear of 1,000,000 entries, 300–400 KiB of a thread's arena stayed
+//! resident that `malloc_trim` could not return (`tests/memory.rs`). A mapped block
+//! leaves the process when it is unmapped, and its pages cost nothing until
+//! touched. On Unix outside Miri (which cannot call `mmap`) blocks are mapped;
+//! elsewhere they come from the global allocator, zeroed.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+/// The layout of a block (for the allocator's path, and for its error).
+fn layout(bytes: usize, align: usize) -> Layout {
+    Layout::from_size_align(bytes, align).expect("a valid block layout")
+}
+
+/// `bytes` (non-zero) of zeroed memory aligned to `align` (a power of two).
+#[cfg(all(unix, not(miri)))]
+pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
+    use std::ptr;
+    debug_assert!(bytes > 0 && align.is_power_of_two());
+    // The system page alignment comes free; a larger one takes `align` more bytes,
+    // whose misaligned head and tail are unmapped again.
+    let extra = if align > 4096 { align } else { 0 };
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing:
+    // no memory of ours is affected.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            bytes + extra,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        std::alloc::handle_alloc_error(layout(bytes, align));
+    }
+    let raw = raw.cast::<u8>();
+    let head = raw.addr().next_multiple_of(align) - raw.addr();
+    debug_assert!(head <= extra);
+    // SAFETY: `head <= extra`: the block lies inside the mapping.
+    let block = unsafe { raw.add(head) };
+    let tail = extra - head;
+    // SAFETY: the head and the tail around the block are parts of the mapping just
+    // made that nothing uses; empty ones are skipped.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw.cast(), head);
+        }
+        if tail > 0 {
+            libc::munmap(block.add(bytes).cast(), tail);
+        }
+    }
+    NonNull::new(block).expect("a mapping is not at address 0")
+}
+
+/// Gives back a block of [`map_zeroed`].
+///
+/// # Safety
+/// `block` came from `map_zeroed(bytes, align)` with these arguments, is given back
+/// once and not used afterwards.
+#[cfg(all(unix, not(miri)))]
+pub(crate) unsafe fn unmap(block: NonNull<u8>, bytes: usize, _align: usize) {
+    // SAFETY: the mapping `map_zeroed` left is exactly `bytes` at `block` (the
+    // contract), unmapped once.
+    unsafe { libc::munmap(block.as_ptr().cast(), bytes) };
+}
+
+/// `bytes` (non-zero) of zeroed memory aligned to `align` (a power of two).
+#[cfg(not(all(unix, not(miri))))]
+pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
+    let layout = layout(bytes, align);
+    // SAFETY: the layout has a non-zero size (the contract above).
+    let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+    NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+}
+
+/// Gives back a block of [`map_zeroed`].
+///
+/// # Safety
+/// `block` came from `map_zeroed(bytes, align)` with these arguments, is given back
+/// once and not used afterwards.
+#[cfg(not(all(unix, not(miri))))]
+pub(crate) unsafe fn unmap(block: NonNull<u8>, bytes: usize, align: usize) {
+    // SAFETY: allocated by `map_zeroed` with this layout, freed once (the contract).
+    unsafe { std::alloc::dealloc(block.as_ptr(), layout(bytes, align)) };
+}
