@@ -94,6 +94,13 @@ entry home-owner-release-dropped.patch \
 entry home-owner-acquire-dropped.patch \
     "$(model s20_shutdown_while_a_snapshot_is_held)" "$causality"
 
+# Cell pages (src/reclaim/pages.rs): the count of a page's cells out, whose last
+# decrement frees the page.
+entry page-cell-not-counted.patch "cargo test --release --test memory" "after 5 s: RSS"
+entry page-freed-with-cells-out.patch \
+    "env MIRIFLAGS=-Zmiri-tree-borrows cargo +nightly miri test --lib pages" \
+    "Undefined Behavior"
+
 # Retired tickets (src/reclaim/retired.rs).
 entry torn-down-flag-relaxed.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \
     "the ticket is reclaimed but the counters do not show it"
