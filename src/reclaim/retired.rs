@@ -52,9 +52,12 @@ use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 ///   [`wait`](Self::wait) does), so the future completes without anyone blocking.
 /// * [`ReclaimMode::Manual`](crate::ReclaimMode::Manual): a poll runs one
 ///   reclamation pass on the polling thread, destructors included (none if another
-///   thread is running one at that moment: a poll never waits for it). A ticket whose generation has no
-///   holder left is therefore ready on its first poll. Otherwise the future is woken
-///   by the later pass that tears the generation down: someone must call
+///   thread is running one at that moment: a poll never waits for it). A ticket whose
+///   generation has no holder left is therefore usually ready on its first poll;
+///   not if the map's own reference to it still waits for its grace period, which
+///   a thread pinned elsewhere (a `ReadGuard`, any map's operation in progress)
+///   holds up. Otherwise the future is woken by the later pass that tears the
+///   generation down: someone must call
 ///   [`reclaim`](crate::AtomicMap::reclaim) (or poll again) after the last holder
 ///   lets go, since nothing else runs passes in this mode.
 /// * Polled from a value's destructor that a pass of the same reclaimer is running,
