@@ -18,7 +18,8 @@ fn layout(bytes: usize, align: usize) -> Layout {
     Layout::from_size_align(bytes, align).expect("a valid block layout")
 }
 
-/// `bytes` (non-zero) of zeroed memory aligned to `align` (a power of two).
+/// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
+/// than 4 KiB) of zeroed memory aligned to `align` (a power of two).
 #[cfg(all(unix, not(miri)))]
 pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
     use std::ptr;
@@ -31,7 +32,9 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
     let raw = unsafe {
         libc::mmap(
             ptr::null_mut(),
-            bytes + extra,
+            bytes
+                .checked_add(extra)
+                .expect("a block size that fits in memory"),
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
@@ -51,10 +54,12 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
     // made that nothing uses; empty ones are skipped.
     unsafe {
         if head > 0 {
-            libc::munmap(raw.cast(), head);
+            let unmapped = libc::munmap(raw.cast(), head);
+            debug_assert_eq!(unmapped, 0, "the head of a fresh mapping");
         }
         if tail > 0 {
-            libc::munmap(block.add(bytes).cast(), tail);
+            let unmapped = libc::munmap(block.add(bytes).cast(), tail);
+            debug_assert_eq!(unmapped, 0, "the tail of a fresh mapping");
         }
     }
     NonNull::new(block).expect("a mapping is not at address 0")
@@ -69,10 +74,12 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
 pub(crate) unsafe fn unmap(block: NonNull<u8>, bytes: usize, _align: usize) {
     // SAFETY: the mapping `map_zeroed` left is exactly `bytes` at `block` (the
     // contract), unmapped once.
-    unsafe { libc::munmap(block.as_ptr().cast(), bytes) };
+    let unmapped = unsafe { libc::munmap(block.as_ptr().cast(), bytes) };
+    debug_assert_eq!(unmapped, 0, "a block of `map_zeroed`");
 }
 
-/// `bytes` (non-zero) of zeroed memory aligned to `align` (a power of two).
+/// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
+/// than 4 KiB) of zeroed memory aligned to `align` (a power of two).
 #[cfg(not(all(unix, not(miri))))]
 pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
     let layout = layout(bytes, align);

@@ -86,9 +86,12 @@ impl Drop for Carving {
     /// never carved are given back at once.
     fn drop(&mut self) {
         let left = self.left();
-        // SAFETY: the page is alive: this carver's uncarved cells are still counted
-        // out, and `left` of them are given back once, here.
-        unsafe { release(self.page, left) };
+        if left > 0 {
+            // SAFETY: the page is alive: this carver's `left` uncarved cells are still
+            // counted out, and they are given back once, here. (With none left, the
+            // page may already be gone: every cell carved and given back.)
+            unsafe { release(self.page, left) };
+        }
     }
 }
 
@@ -119,8 +122,10 @@ pub(crate) fn carve(size: usize) -> NonNull<u8> {
             cell
         })
         .unwrap_or_else(|_| {
-            // The thread is exiting, its pages are gone: a page for this cell alone
-            // (its carver leaves it at once, giving back the rest).
+            // The thread is exiting and its carvers have left their pages: a page for
+            // this cell alone (its carver leaves it at once, giving back the rest).
+            // A thread-local destructor that makes many values pays a page each:
+            // rare enough not to keep a shared carver for it.
             let mut alone = Carving::new(size);
             alone.carve().expect("a new page holds a cell")
         })
@@ -143,15 +148,14 @@ pub(crate) unsafe fn give_back(cell: NonNull<u8>) {
     unsafe { release(NonNull::new_unchecked(page), 1) };
 }
 
-/// Counts `cells` of `page` given back, and frees the page if they were its last.
+/// Counts `cells` (at least 1) of `page` given back, and frees the page if they were
+/// its last.
 ///
 /// # Safety
 /// `page` is a live page, and `cells` of its cells out are given back once, by this
 /// call.
 unsafe fn release(page: NonNull<PageHead>, cells: usize) {
-    if cells == 0 {
-        return;
-    }
+    debug_assert!(cells > 0);
     // SeqCst (as `Arc`'s drop, which needs AcqRel: the recycler is not modelled
     // under loom, so no weaker ordering): every use of a cell of the page by the
     // thread that gave it back happens before the free by whichever thread gives

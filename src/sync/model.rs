@@ -117,11 +117,11 @@ impl<T> Slot<T> {
 /// (which thread got which stripe) can differ between executions.
 pub(crate) const COUNTER_STRIPES: usize = 1;
 
-/// Statics do not outlive one execution of a model: see `ProcessWide`.
 /// Whether freed value cells are recycled to writers (`reclaim/recycle.rs`); not
 /// under loom, whose models check the protocol, not the allocator.
 pub(crate) const RECYCLE_CELLS: bool = false;
 
+/// Statics do not outlive one execution of a model: see `ProcessWide`.
 pub(crate) const SHARED_STATICS: bool = false;
 
 /// Stand-in for a process-wide value: loom runs many executions in one process,

@@ -39,11 +39,11 @@ pub(crate) mod epoch {
 /// enough that threads rarely share one.
 pub(crate) const COUNTER_STRIPES: usize = 8;
 
-/// Whether a `static` lives for the whole process (it does, outside loom).
 /// Whether freed value cells are recycled to writers (`reclaim/recycle.rs`); not
 /// under loom, whose models check the protocol, not the allocator.
 pub(crate) const RECYCLE_CELLS: bool = true;
 
+/// Whether a `static` lives for the whole process (it does, outside loom).
 pub(crate) const SHARED_STATICS: bool = true;
 
 /// A value shared by the whole process, built on first use.

@@ -33,9 +33,14 @@ pub(super) fn tombstone<T>() -> *mut T {
 }
 
 /// A slot's word: an entry's address, with its key's tag in the top 16 bits when
-/// the address leaves them clear (on 64-bit targets, user-space addresses fit in 48
-/// bits unless a program maps memory above on purpose: an entry there is stored
-/// untagged). Tag 0 means untagged: a reader then compares the key.
+/// the address leaves them clear, and then the lowest bit set to say so (entries
+/// are aligned to at least 2, so an address never has it). On 64-bit targets
+/// user-space addresses usually fit in 48 bits; an entry whose address does not
+/// (a program that maps memory above on purpose, a platform that keeps a tag of its
+/// own in the top byte, such as Android's heap on arm64) is stored as its plain
+/// address, untagged, and read back unchanged. Untagged (tag 0) means a reader
+/// compares the key. The tombstone (address 1) has the low bit but no tag: it reads
+/// back as untagged address 1.
 struct Word;
 
 impl Word {
@@ -53,29 +58,32 @@ impl Word {
         }
     }
 
-    /// The word for `pointer`, tagged with `tag` if its address allows.
+    /// The word for `pointer`, tagged with `tag` (never 0) if its address allows.
     #[inline(always)]
     fn pack<T>(pointer: NonNull<T>, tag: usize) -> *mut T {
+        debug_assert!(pointer.as_ptr().addr() & 1 == 0, "entries are aligned to 2");
         #[cfg(target_pointer_width = "64")]
         if pointer.as_ptr().addr() >> Self::TAG_SHIFT == 0 {
+            debug_assert!(tag != 0 && tag >> 16 == 0);
             return pointer
                 .as_ptr()
-                .map_addr(|address| address | tag << Self::TAG_SHIFT);
+                .map_addr(|address| address | tag << Self::TAG_SHIFT | 1);
         }
         let _ = tag;
         pointer.as_ptr()
     }
 
-    /// A word's tag and pointer (its provenance kept).
+    /// A word's tag (0: untagged) and pointer (its provenance kept).
     #[inline(always)]
     fn unpack<T>(word: *mut T) -> (usize, *mut T) {
         #[cfg(target_pointer_width = "64")]
         {
             let tag = word.addr() >> Self::TAG_SHIFT;
-            let pointer = word.map_addr(|address| address & ((1 << Self::TAG_SHIFT) - 1));
-            (tag, pointer)
+            if word.addr() & 1 != 0 && tag != 0 {
+                let address_bits = (1 << Self::TAG_SHIFT) - 2;
+                return (tag, word.map_addr(|address| address & address_bits));
+            }
         }
-        #[cfg(not(target_pointer_width = "64"))]
         (0, word)
     }
 
@@ -337,7 +345,9 @@ const MAPPED_BYTES: usize = 64 * 1024;
 
 impl<T> Slots<T> {
     fn new(capacity: usize) -> Self {
-        let bytes = capacity * size_of::<AtomicPtr<T>>();
+        let bytes = capacity
+            .checked_mul(size_of::<AtomicPtr<T>>())
+            .expect("a slot array that fits in memory");
         if ZEROED_ATOMIC_PTR_IS_NULL && bytes >= MAPPED_BYTES {
             let block = mapped::map_zeroed(bytes, align_of::<AtomicPtr<T>>());
             // Soundness: `capacity` pointer-sized, pointer-aligned slots of zeroed
@@ -375,5 +385,42 @@ impl<T> Drop for Slots<T> {
             // SAFETY: leaked from a `Box` by `new`; taken back once, here.
             drop(unsafe { Box::from_raw(self.slots.as_ptr()) });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pointer at `address`, never dereferenced.
+    fn at(address: usize) -> NonNull<u64> {
+        NonNull::new(ptr::without_provenance_mut(address)).unwrap()
+    }
+
+    #[test]
+    fn words_read_back_what_was_packed() {
+        let hash = 0x0123_4567_89ab_cdef_u64;
+        let tag = Word::tag(hash);
+        // An ordinary address: tagged on 64-bit targets, read back whole.
+        let word = Word::pack(at(0x7f12_3456_7890), tag);
+        assert_eq!(Word::unpack(word).1.addr(), 0x7f12_3456_7890);
+        assert_eq!(Word::live(word), Some(at(0x7f12_3456_7890)));
+        if cfg!(target_pointer_width = "64") {
+            assert_eq!(Word::unpack(word).0, tag);
+            assert_ne!(tag, 0);
+        }
+        // An address that uses the top bits (Android's tagged heap on arm64, for
+        // one): stored untagged, read back unchanged, never taken for a tagged word.
+        #[cfg(target_pointer_width = "64")]
+        {
+            let high = 0xb400_0071_2345_6780_usize;
+            let word = Word::pack(at(high), tag);
+            assert_eq!(Word::unpack(word), (0, at(high).as_ptr()));
+            assert_eq!(Word::live(word), Some(at(high)));
+        }
+        // The tombstone: untagged, and never live.
+        assert_eq!(Word::unpack(tombstone::<u64>()).0, 0);
+        assert_eq!(Word::live(tombstone::<u64>()), None);
+        assert_eq!(Word::live(ptr::null_mut::<u64>()), None);
     }
 }
