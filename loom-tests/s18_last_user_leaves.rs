@@ -18,8 +18,7 @@ fn two_users_leave_a_manual_reclaimer_at_once() {
     common::model("two_users_leave_a_manual_reclaimer_at_once", || {
         let drops = Drops::default();
         let reclaimer = Reclaimer::manual();
-        let map = common::builder().reclaimer(&reclaimer).build();
-        map.insert(1u8, drops.probe(7));
+        let map = common::map_on(&reclaimer, &drops);
 
         // The map's handle on the reclaimer goes on one thread, the model's on the
         // other: whichever is last runs the passes that destroy the value.
@@ -42,8 +41,7 @@ fn background_thread_exits_after_the_last_users_work() {
         // The thread starts before the map exists: it may see nothing queued and no
         // home before the map's work arrives.
         let reclaimer = Reclaimer::new();
-        let map = common::builder().reclaimer(&reclaimer).build();
-        map.insert(1u8, drops.probe(7));
+        let map = common::map_on(&reclaimer, &drops);
         drop(map);
         // The last user: `shutdown` joins the thread once it has exited.
         reclaimer.shutdown();

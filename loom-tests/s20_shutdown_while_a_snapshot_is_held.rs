@@ -18,8 +18,7 @@ fn shutdown_while_a_snapshot_is_held() {
     common::model("shutdown_while_a_snapshot_is_held", || {
         let drops = Drops::default();
         let reclaimer = Reclaimer::manual();
-        let map = common::builder().reclaimer(&reclaimer).build();
-        map.insert(1u8, drops.probe(7));
+        let map = common::map_on(&reclaimer, &drops);
         let snapshot = map.snapshot();
         let passes = reclaimer.clone();
         let holder = thread::spawn(move || {

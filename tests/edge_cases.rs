@@ -24,6 +24,18 @@ fn map_in(mode: ReclaimMode) -> AtomicMap<u64, Tracked> {
 
 const MODES: [ReclaimMode; 2] = [ReclaimMode::Background, ReclaimMode::Manual];
 
+/// Drops `map`, waits until every value `ledger` made is destroyed, and checks
+/// each was destroyed once. The map's last generation waits for its grace period,
+/// which another test's pin can hold up past the drop (this failed in CI): the
+/// process-wide reclaimer, which adopts the dropped map's work, finishes it, and a
+/// manual probe map drives the epoch from here meanwhile.
+fn drop_and_check_all_destroyed<K, S>(map: AtomicMap<K, Tracked, S>, ledger: &DropLedger) {
+    drop(map);
+    let probe = map_in(ReclaimMode::Manual);
+    reclaim_until(&probe, LIMIT, || ledger.dropped() == ledger.created());
+    ledger.assert_all_dropped_once();
+}
+
 #[test]
 fn value_ref_outlives_clear_and_map_drop() {
     for mode in MODES {
@@ -229,10 +241,7 @@ fn panicking_hash_and_eq_leave_the_map_usable() {
     assert_eq!(map.len(), 20);
     map.insert(Touchy(21), ledger.make(21));
     map.clear_async();
-    drop(map);
-    let probe = map_in(ReclaimMode::Manual);
-    reclaim_until(&probe, LIMIT, || ledger.dropped() == ledger.created());
-    ledger.assert_all_dropped_once();
+    drop_and_check_all_destroyed(map, &ledger);
 }
 
 #[test]
@@ -301,13 +310,7 @@ fn panicking_replace_iterator_publishes_nothing() {
     assert_eq!(map.generation(), 0);
     assert_eq!(map.len(), 1);
     reclaim_until(&map, LIMIT, || ledger.dropped() == 4);
-    drop(map);
-    // The map's last generation waits for its grace period, which another test's
-    // pin can hold up past the drop (this failed in CI): the process-wide reclaimer,
-    // which adopts the dropped map's work, finishes it.
-    let probe = map_in(ReclaimMode::Manual);
-    reclaim_until(&probe, LIMIT, || ledger.dropped() == ledger.created());
-    ledger.assert_all_dropped_once();
+    drop_and_check_all_destroyed(map, &ledger);
 }
 
 #[test]
@@ -511,10 +514,7 @@ fn a_panicking_hash_in_a_rehash_fails_only_the_insert() {
         map.insert(Fuse(i), ledger.make(i));
     }
     assert_eq!(map.len(), 1_001);
-    drop(map);
-    let probe = map_in(ReclaimMode::Manual);
-    reclaim_until(&probe, LIMIT, || ledger.dropped() == ledger.created());
-    ledger.assert_all_dropped_once();
+    drop_and_check_all_destroyed(map, &ledger);
 }
 
 /// A key's destructor runs with its value's (the key lives in the value's cell),

@@ -143,6 +143,14 @@ pub fn map_with_one_value() -> (Drops, loom::sync::Arc<Map>) {
     (drops, map)
 }
 
+/// A map served by `reclaimer` (one of its users), with key 1 mapped to a probe
+/// holding 7 made from `drops`.
+pub fn map_on(reclaimer: &atomic_map::Reclaimer, drops: &Drops) -> Map {
+    let map = builder().reclaimer(reclaimer).build();
+    map.insert(1, drops.probe(7));
+    map
+}
+
 /// Runs `body` on a new loom thread with its own handle on `map`.
 pub fn spawn_with<T: Send + 'static>(
     map: &loom::sync::Arc<Map>,

@@ -141,11 +141,12 @@ pub(crate) unsafe fn give_back(cell: NonNull<u8>) {
         .as_ptr()
         .map_addr(|address| address & !(PAGE - 1))
         .cast::<PageHead>();
-    // SAFETY: a carved cell lies in its page, which starts at the cell's address
-    // rounded down to `PAGE` (pages are aligned to `PAGE`), with the page's
-    // provenance (the contract); the page is alive while the cell is out, and the
-    // cell is given back once.
-    unsafe { release(NonNull::new_unchecked(page), 1) };
+    // A carved cell lies in its page, which starts at the cell's address rounded
+    // down to `PAGE` (pages are aligned to `PAGE`), and the cell carries the page's
+    // provenance (the contract): `page` is the page's head, never null.
+    let page = NonNull::new(page).expect("a page is never at address 0");
+    // SAFETY: the page is alive while the cell is out, and the cell is given back once (the contract).
+    unsafe { release(page, 1) };
 }
 
 /// Counts `cells` (at least 1) of `page` given back, and frees the page if they were
