@@ -542,7 +542,7 @@ where
                 // `previous` holds the reference the slot had: hand it to the
                 // reclaimer to release after a grace period (pinned readers and
                 // writers may still be in it), so that no generation is dropped here.
-                self.standby.hand_off(Guard::into_inner(previous));
+                Standby::hand_off_and_register(&self.standby, Guard::into_inner(previous));
                 return retired;
             }
             // Lost the race: renumber after the winner and try again. The failed

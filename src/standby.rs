@@ -21,10 +21,16 @@
 //!   and the reclaimer's next pass releases every parked generation after a grace
 //!   period (`release_after_grace`).
 //!
-//! The reclaimer reaches every map's standby through its domain's registry: a map
-//! registers its standby as a [`MapService`] when it is built (one push), each pass
-//! calls [`MapService::service`] on every registered map, and the map's drop marks
-//! its standby so that the next pass lets go of it. (A job pushed by each clear onto
+//! The reclaimer reaches a map's standby through its domain's registry: a map
+//! registers its standby as a [`MapService`] at its first hand-off (one push, by
+//! the first clear or replace), each pass calls [`MapService::service`] on every
+//! registered map, and the map's drop marks its standby so that the next pass lets
+//! go of it. A map never cleared is never registered: it has nothing to hand off
+//! and needs no spare, so building it pushes nothing to the reclaimer, and passes
+//! never visit it (with 100,000 maps registered at creation, each pass walked them
+//! all, and the registry's nodes, allocated by the creating thread and freed by the
+//! reclaimer's, contended for the allocator's arena lock with the next maps being
+//! built: `docs/BENCHMARKS.md`, map creation). (A job pushed by each clear onto
 //! the domain's shared list instead cost one more cold line per clear: 3.7–5.4 µs
 //! against 3.0–3.9 µs at 1,000,000 entries, `docs/BENCHMARKS.md`.)
 //!
@@ -56,6 +62,8 @@ pub(crate) struct Standby<K, V, S> {
     retired: AtomicPtr<Generation<K, V, S>>,
     /// Set by the map's drop: the next pass releases what is parked and lets go.
     dropped: AtomicBool,
+    /// Set by the first hand-off, which registers the standby with the domain.
+    registered: AtomicBool,
     /// The map's ownership of its account.
     owner: HomeOwner,
     hasher: S,
@@ -68,19 +76,41 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// A standby, registered with its map's reclaimer.
+    /// A standby, registered with its map's reclaimer by its first hand-off.
     pub(crate) fn new(owner: HomeOwner, hasher: S, shards: usize) -> WeakableArc<Self> {
-        let standby = WeakableArc::new(Standby {
+        WeakableArc::new(Standby {
             slot: AtomicPtr::new(ptr::null_mut()),
             retired: AtomicPtr::new(ptr::null_mut()),
             dropped: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
             owner,
             hasher,
             shards,
-        });
-        let service: WeakableArc<dyn MapService> = standby.clone();
-        standby.owner.home().get().domain().register(service);
-        standby
+        })
+    }
+
+    /// Parks the slot's reference to the generation a clear just retired (see
+    /// [`hand_off`](Self::hand_off)), and registers the standby with the domain if
+    /// this is the map's first hand-off, so that a pass releases it.
+    pub(crate) fn hand_off_and_register(
+        this: &WeakableArc<Self>,
+        retired: Arc<Generation<K, V, S>>,
+    ) {
+        this.hand_off(retired);
+        // The push above comes first: the pass that takes the registration (with
+        // Acquire) then finds the hand-off. A clearer that loses the swap to a
+        // racing first clearer leaves its hand-off for whichever pass, after that
+        // registration, comes next; the map is serviced until it drops.
+        // Relaxed load: a hint that skips the swap on every later clear (a stale
+        // `false` only leads to the swap). Relaxed swap: exactly one caller sees
+        // `false`, whatever the ordering; the registration is published by the
+        // registry's own push.
+        if !this.registered.load(Ordering::Relaxed)
+            && !this.registered.swap(true, Ordering::Relaxed)
+        {
+            let service: WeakableArc<dyn MapService> = this.clone();
+            this.owner.home().get().domain().register(service);
+        }
     }
 
     pub(crate) fn owner(&self) -> &HomeOwner {
@@ -151,7 +181,7 @@ impl<K, V, S> Standby<K, V, S> {
 
     /// Parks the slot's reference to the generation a clear just retired, for the
     /// reclaimer to release after a grace period. O(1), lock-free.
-    pub(crate) fn hand_off(&self, retired: Arc<Generation<K, V, S>>) {
+    fn hand_off(&self, retired: Arc<Generation<K, V, S>>) {
         let raw = Arc::into_raw(retired).cast_mut();
         // Relaxed: a guess for the compare-and-swap below.
         let mut head = self.retired.load(Ordering::Relaxed);

@@ -11,6 +11,13 @@
 //! and each thread adds to the stripe of its own index. Everything else is written by
 //! the domain's pass only (one thread at a time) or once per generation.
 //!
+//! The stripes (`COUNTER_STRIPES` lines of 128 bytes: 1 KiB) are allocated by the
+//! first cell the map creates, not with the map: a map that is built and never
+//! written (one per tenant, most of them idle) costs a 100-byte home, not 1.1 KiB
+//! of fresh, 128-byte aligned memory. That was a third of the bytes a new map
+//! touched, and its aligned allocation the slowest of its allocations
+//! (`docs/BENCHMARKS.md`, map creation).
+//!
 //! # Lifetime
 //!
 //! A home is freed by a pass of its domain, once nothing can reach it:
@@ -30,7 +37,7 @@ use std::ptr::NonNull;
 use super::domain::Domain;
 use super::report::DropOutcome;
 use crate::sync::{
-    Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, TRACK_FREES, UnsafeCell,
+    Arc, AtomicPtr, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, TRACK_FREES, UnsafeCell,
 };
 
 /// One stripe of the per-value counters, alone on its cache line.
@@ -48,7 +55,9 @@ pub(crate) struct Home {
     domain: Arc<Domain>,
     /// The map (through its standby) and its live generations.
     owners: AtomicUsize,
-    stripes: [Stripe; COUNTER_STRIPES],
+    /// The per-value counters: a `Box<Stripes>` installed by the first cell created
+    /// (`stripes`), null until then; freed with the home.
+    stripes: AtomicPtr<Stripes>,
     /// Written by passes only.
     reclaimed_generations: AtomicU64,
     reclaimed_values: AtomicU64,
@@ -69,6 +78,9 @@ pub(crate) struct Home {
     /// causality violation. Unused otherwise.
     uses: UnsafeCell<u8>,
 }
+
+/// The per-value counters, one stripe per thread index.
+type Stripes = [Stripe; COUNTER_STRIPES];
 
 /// Destroys a type-erased value cell: runs the value's destructor (containing a
 /// panic) and frees the cell. Unsafe to call: the cell must be doomed, past its
@@ -156,7 +168,7 @@ impl HomeOwner {
         let home = Box::new(Home {
             domain: Arc::clone(domain),
             owners: AtomicUsize::new(1),
-            stripes: Default::default(),
+            stripes: AtomicPtr::new(std::ptr::null_mut()),
             reclaimed_generations: AtomicU64::new(0),
             reclaimed_values: AtomicU64::new(0),
             doomed_destroyed: AtomicU64::new(0),
@@ -204,6 +216,18 @@ impl Drop for HomeOwner {
     }
 }
 
+impl Drop for Home {
+    /// Frees the stripes, if a cell ever installed them.
+    fn drop(&mut self) {
+        // Relaxed: `&mut self`: the home is ours alone.
+        let stripes = self.stripes.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if !stripes.is_null() {
+            // SAFETY: `install_stripes`' `Box::into_raw`, unlinked above, freed once.
+            drop(unsafe { Box::from_raw(stripes) });
+        }
+    }
+}
+
 impl Home {
     pub(crate) fn domain(&self) -> &Arc<Domain> {
         &self.domain
@@ -218,10 +242,51 @@ impl Home {
         self.destroy
     }
 
+    /// The stripes, installed by the first caller.
+    #[inline]
+    fn stripes(&self) -> &Stripes {
+        // SeqCst: the install below publishes the zeroed counters; a load of the
+        // installed pointer must see them (Acquire would do, pairing with the
+        // install's Release; on x86 either is a plain load, and the install runs
+        // once per map).
+        let mut stripes = self.stripes.load(Ordering::SeqCst);
+        if stripes.is_null() {
+            stripes = self.install_stripes();
+        }
+        // Soundness: non-null pointers in `stripes` come from `Box::into_raw` in
+        // `install_stripes` and are freed only by the home's drop (`&mut self`), so
+        // they live as long as `&self`.
+        // SAFETY: a live box, freed only with the home (above).
+        unsafe { &*stripes }
+    }
+
+    /// Allocates the stripes; the first of racing callers installs its own, the
+    /// others free theirs and use it.
+    #[cold]
+    #[inline(never)]
+    fn install_stripes(&self) -> *mut Stripes {
+        let new = Box::into_raw(Box::<Stripes>::default());
+        // SeqCst: see `stripes`.
+        match self.stripes.compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => new,
+            Err(installed) => {
+                // SAFETY: `new` is `Box::into_raw`'s, just above, and never published
+                // (the exchange failed): ours to free, once.
+                drop(unsafe { Box::from_raw(new) });
+                installed
+            }
+        }
+    }
+
     /// A value cell was created for this map (by a thread holding an owner).
     pub(crate) fn count_created(&self) {
         // Relaxed: a count; the owner's release orders it before the orphan check.
-        self.stripes[my_stripe()]
+        self.stripes()[my_stripe()]
             .created
             .fetch_add(1, Ordering::Relaxed);
     }
@@ -229,7 +294,7 @@ impl Home {
     /// A value's last reference was released outside a teardown.
     pub(crate) fn count_doomed(&self) {
         // Relaxed: statistics only.
-        self.stripes[my_stripe()]
+        self.stripes()[my_stripe()]
             .doomed
             .fetch_add(1, Ordering::Relaxed);
     }
@@ -284,9 +349,16 @@ impl Home {
         }
     }
 
-    /// The sum of one counter over the stripes (Relaxed loads: see the callers).
+    /// The sum of one counter over the stripes (Relaxed loads: see the callers);
+    /// 0 before the first cell.
     fn stripe_sum(&self, counter: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
-        self.stripes
+        // SeqCst: see `stripes`.
+        let stripes = self.stripes.load(Ordering::SeqCst);
+        if stripes.is_null() {
+            return 0;
+        }
+        // SAFETY: a live box, freed only with the home (see `stripes`).
+        unsafe { &*stripes }
             .iter()
             .map(|s| counter(s).load(Ordering::Relaxed))
             .sum()
