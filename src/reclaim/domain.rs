@@ -30,9 +30,10 @@ use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use super::doomed::{CellHead, DoomedList, DoomedValue};
+use super::doomed::{CellHead, DoomedChain, DoomedList};
 use super::home::{Home, HomeRef, my_stripe};
 use super::jobs::{JobList, JobNode};
+use super::report::DropOutcome;
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
@@ -117,7 +118,7 @@ pub(crate) struct Domain {
     /// Values whose last reference is gone, waiting for a grace period (see
     /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
     doomed: [DoomedList; COUNTER_STRIPES],
-    ripe: Stack<Vec<DoomedValue>>,
+    ripe: Stack<Vec<DoomedChain>>,
     /// Batches deferred to the epoch and not yet moved to `ripe` (for `flush`).
     in_grace: AtomicUsize,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
@@ -478,10 +479,11 @@ impl Domain {
     /// batches whose grace period is over (`doomed.rs`). Returns the number of
     /// values destroyed, and how many of them count towards trimming.
     fn reclaim_values(this: &Arc<Self>) -> (usize, usize) {
-        let mut batch = Vec::new();
-        for list in &this.doomed {
-            batch.extend(list.take_all());
-        }
+        let batch: Vec<DoomedChain> = this
+            .doomed
+            .iter()
+            .filter_map(DoomedList::take_all)
+            .collect();
         let guard = epoch::pin();
         if !batch.is_empty() {
             let domain = Arc::clone(this);
@@ -502,17 +504,14 @@ impl Domain {
         // (this one's next pass included) runs it, and collect what is ripe now.
         guard.flush();
         drop(guard);
-        let (mut destroyed, mut trim_count) = (0, 0);
+        let mut tally = Tally::default();
         for batch in this.ripe.take_all() {
-            for value in batch {
-                let (outcome, home) = value.destroy();
-                let home = home.get();
-                home.doomed_value_destroyed(outcome);
-                destroyed += 1;
-                trim_count += usize::from(home.trim());
+            for chain in batch {
+                chain.destroy_each(|outcome, home| tally.add(home, outcome));
             }
         }
-        (destroyed, trim_count)
+        tally.flush();
+        (tally.destroyed, tally.trim_count)
     }
 
     /// Services every registered map; lets go of the dropped ones.
@@ -738,4 +737,43 @@ impl Drop for Domain {
 /// poisoning is ignored.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The counts of a pass's destroyed values, added to each map's home once per run
+/// of consecutive values of that map (see `Home::doomed_values_destroyed`).
+#[derive(Default)]
+struct Tally {
+    /// The map of the current run, and the run's counts.
+    home: Option<HomeRef>,
+    run: u64,
+    run_panicked: u64,
+    /// Totals of the pass: values destroyed, and those of maps that trim memory.
+    destroyed: usize,
+    trim_count: usize,
+}
+
+impl Tally {
+    fn add(&mut self, home: HomeRef, outcome: DropOutcome) {
+        if self.home != Some(home) {
+            self.flush();
+            self.home = Some(home);
+        }
+        self.run += 1;
+        self.run_panicked += u64::from(outcome == DropOutcome::Panicked);
+    }
+
+    /// Adds the current run to its home. Before the pass's orphan check, which
+    /// reads the count (`Home::drained`).
+    fn flush(&mut self) {
+        if let Some(home) = self.home.take() {
+            let home = home.get();
+            home.doomed_values_destroyed(self.run, self.run_panicked);
+            self.destroyed += self.run as usize;
+            if home.trim() {
+                self.trim_count += self.run as usize;
+            }
+        }
+        self.run = 0;
+        self.run_panicked = 0;
+    }
 }

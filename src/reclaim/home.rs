@@ -338,14 +338,22 @@ impl Home {
         self.walking.fetch_sub(entries, Ordering::Relaxed);
     }
 
-    /// The pass destroyed one doomed value of this map.
-    pub(crate) fn doomed_value_destroyed(&self, outcome: DropOutcome) {
+    /// The pass destroyed `destroyed` doomed values of this map, of which
+    /// `panicked` panicked. Counted per run of values of one map, not per value:
+    /// the counters share a line with what every writer of the map reads (the
+    /// domain, the stripes), and a locked increment per value on the reclaimer
+    /// kept that line moving between cores (87% of the pass's samples in an
+    /// upsert profile).
+    pub(crate) fn doomed_values_destroyed(&self, destroyed: u64, panicked: u64) {
         // Relaxed: written by the pass only; read as statistics and by the pass's
         // orphan check (same thread, or an earlier pass under the pass lock).
-        self.reclaimed_values.fetch_add(1, Ordering::Relaxed);
-        self.doomed_destroyed.fetch_add(1, Ordering::Relaxed);
-        if outcome == DropOutcome::Panicked {
-            self.destructor_panics.fetch_add(1, Ordering::Relaxed);
+        self.reclaimed_values
+            .fetch_add(destroyed, Ordering::Relaxed);
+        self.doomed_destroyed
+            .fetch_add(destroyed, Ordering::Relaxed);
+        if panicked != 0 {
+            self.destructor_panics
+                .fetch_add(panicked, Ordering::Relaxed);
         }
     }
 
