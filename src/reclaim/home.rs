@@ -73,10 +73,11 @@ pub(crate) struct Home {
     trim: bool,
     /// Destroys one of this map's doomed value cells (type-erased `V`).
     destroy: DestroyFn,
-    /// Under loom (`TRACK_FREES`): read at every `HomeRef::get`, written by
-    /// `Home::free`, so that a use of the home not ordered before its free is a
-    /// causality violation. Unused otherwise.
-    uses: UnsafeCell<u8>,
+    /// Under loom (`TRACK_FREES`): whether the home was freed; read at every
+    /// `HomeRef::get`, written by `Home::free`, so that a use of the home not
+    /// ordered before its free is a causality violation, and one ordered after it
+    /// a panic. Unused otherwise.
+    freed: UnsafeCell<bool>,
 }
 
 /// The per-value counters, one stripe per thread index.
@@ -151,8 +152,9 @@ impl HomeRef {
         let home = unsafe { self.0.as_ref() };
         if TRACK_FREES {
             // A read that loom orders against the free's write (`Home::free`).
-            // SAFETY: a read of a byte that only `free` writes.
-            home.uses.with(|u| unsafe { u.read() });
+            // SAFETY: a read of a flag that only `free` writes.
+            let freed = home.freed.with(|f| unsafe { f.read() });
+            assert!(!freed, "a map's home used after its free");
         }
         home
     }
@@ -172,7 +174,7 @@ impl HomeOwner {
             reclaimed_generations: AtomicU64::new(0),
             reclaimed_values: AtomicU64::new(0),
             doomed_destroyed: AtomicU64::new(0),
-            uses: UnsafeCell::new(0),
+            freed: UnsafeCell::new(false),
             destructor_panics: AtomicU64::new(0),
             walking: AtomicUsize::new(0),
             submitted: AtomicU64::new(0),
@@ -414,12 +416,13 @@ impl Home {
         let home = unsafe { Box::from_raw(home.0.as_ptr()) };
         if TRACK_FREES {
             // SAFETY: `home` is ours alone now; loom checks that every use came before.
-            home.uses.with_mut(|u| unsafe { u.write(0) });
+            home.freed.with_mut(|f| unsafe { f.write(true) });
             // Under loom the home's fields are dropped but its memory is kept (leaked:
             // about 150 bytes per execution of a model that frees a home). A use after
-            // the free then reads the tracking byte where it was, in memory no later
-            // allocation has taken, and loom reports it racing the write above in
-            // every execution; had the memory gone back to the allocator, the next
+            // the free then reads the flag where it was, in memory no later
+            // allocation has taken: loom reports it racing the write above, or, if
+            // ordered after it, the flag fails `HomeRef::get`'s check, in every
+            // execution. Had the memory gone back to the allocator, the next
             // allocation of that size would take it, and the use would read whatever
             // that wrote (a crash, or nothing at all). The home was 1.1 KiB, and
             // rarely reused, until its stripes moved out of it.
