@@ -41,7 +41,7 @@ use std::hash::{BuildHasher, Hash};
 use std::ptr;
 
 use crate::generation::{Generation, release_after_grace};
-use crate::reclaim::domain::MapService;
+use crate::reclaim::domain::{MapService, Serviced};
 use crate::reclaim::home::HomeOwner;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicBool, AtomicPtr, Ordering, WeakableArc};
@@ -209,6 +209,13 @@ impl<K, V, S> Standby<K, V, S> {
     /// Runs on the reclaimer (or in the standby's drop). Returns whether there was
     /// any.
     fn release_handed_off(&self) -> bool {
+        // Relaxed: a look before the swap, so that a walk past a map with nothing
+        // parked writes nothing (the swap would take the line from the clearer's
+        // cache at every pass). A push it misses is taken by the next walk, or by
+        // the standby's drop.
+        if self.retired.load(Ordering::Relaxed).is_null() {
+            return false;
+        }
         // Acquire: pairs with the Release of every push in `hand_off`.
         let mut raw = self.retired.swap(ptr::null_mut(), Ordering::Acquire);
         let any = !raw.is_null();
@@ -239,19 +246,20 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    fn service(&self) -> bool {
+    fn service(&self) -> Serviced {
         let released = self.release_handed_off();
         // Acquire: pairs with the Release store in `map_dropped`.
         if self.dropped.load(Ordering::Acquire) {
             // A hand-off parked just before the drop was released above; the spare
             // (unpublished, not counted as retired) goes with the rest.
             drop(self.take());
-            return false;
+            return Serviced::Gone;
         }
         if released {
             self.refill();
+            return Serviced::Released;
         }
-        true
+        Serviced::Idle
     }
 }
 

@@ -29,7 +29,8 @@ patches=()
 # once on 2026-11-30); loom scenario 3 catches it in every run.
 entry no-grace-period.patch "$(model s3_remove_vs_pinned_read)" "$causality"
 entry leak-one-in-64.patch "$torture" "conservation: after draining"
-entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" "panicked at"
+entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" \
+    "a map's home used after its free"
 # The child process prints "no abort" when the double release went through; then it
 # exits, or aborts in the teardown if the reclaimer thread gets there first.
 entry over-release-takes-the-tables-reference.patch "cargo test -p atomic-map --lib" "no abort"
@@ -91,7 +92,7 @@ entry grace-count-read-relaxed.patch "$(model s13_flush_vs_grace_period)" \
 
 # A map's account (src/reclaim/home.rs).
 entry home-owner-not-counted.patch "$(model s14_ticket_seen_reclaimed_elsewhere)" \
-    "$causality"
+    "a map's home used after its free"
 entry owner-release-not-counted.patch "$(model s1_pin_vs_clear)" \
     "attempted to access lazy_static during shutdown"
 entry home-owner-release-dropped.patch \

@@ -37,8 +37,9 @@ use super::report::DropOutcome;
 use super::stack::Stack;
 use super::trim;
 use crate::sync::{
-    Arc, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
-    ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local, timed_wait,
+    Arc, AtomicBool, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
+    PACED_MAP_WALKS, ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local,
+    timed_wait,
 };
 
 /// Who runs a domain's passes.
@@ -74,10 +75,20 @@ pub enum ReclaimMode {
 }
 
 /// What a pass does for each map of its domain: release the generation the map's
-/// last clear handed off and build the map's next spare (`standby.rs`). Returns
-/// `false` once the map is gone, and the registry lets go of it.
+/// last clear handed off and build the map's next spare (`standby.rs`).
 pub(crate) trait MapService: Send + Sync {
-    fn service(&self) -> bool;
+    fn service(&self) -> Serviced;
+}
+
+/// What [`MapService::service`] found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serviced {
+    /// Nothing parked: a look at the map's slot, no more.
+    Idle,
+    /// Released what the map's clears handed off.
+    Released,
+    /// The map is gone: the registry lets go of it.
+    Gone,
 }
 
 /// What one pass did.
@@ -101,7 +112,44 @@ struct PassState {
     /// Values destroyed since the last trim, and when that was.
     untrimmed: usize,
     last_trim: Option<Instant>,
+    /// When the background thread's passes walk the maps next, and what a visit
+    /// to a map with nothing parked costs, as the last such walk measured (see
+    /// `MAP_WALK_DUTY`).
+    next_walk: Option<Instant>,
+    visit_cost: Option<Duration>,
 }
+
+/// Whether a pass walks the registered maps (releasing what their clears handed
+/// off, and letting go of dropped ones).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Every pass a program runs or waits for (manual mode, `reclaim`, waits).
+    Always,
+    /// The background thread's own passes: at most one part in `MAP_WALK_DUTY` of
+    /// the thread's time, unless a thread waits or polls (`paced_walk_due`).
+    Paced,
+}
+
+/// The background thread spends at most one part in this many of its time
+/// visiting maps with nothing parked: after a walk over `n` maps, the next comes
+/// `n × visit × MAP_WALK_DUTY` later, where `visit` is what one such visit cost in
+/// the last walk that released nothing (time spent releasing is not counted: a
+/// walk that releases a generation may run its grace period's collection), unless
+/// a thread waits or polls meanwhile. A walk visits every map that was ever
+/// cleared, each a cold line: 37 ns a map here, so with 100,000 such maps a walk at
+/// every idle pass (each 16 ms) kept the idle thread at 24% of a core
+/// (`benches/idle_reclaimer.rs`). With few maps the pace is below a pass's and
+/// every pass walks, as before; with 100,000, a walk every 0.4 s, which is then how
+/// long a cleared generation may wait for its release.
+const MAP_WALK_DUTY: u32 = 100;
+
+/// What a visit to a map is taken to cost before a walk has measured it.
+const FIRST_VISIT_COST: Duration = Duration::from_nanos(40);
+
+/// The longest wait between two walks, whatever they measured (a walk preempted
+/// midway measures the preemption): how long, at most, a cleared generation waits
+/// for the background thread to release it.
+const MAX_WALK_PACE: Duration = Duration::from_secs(1);
 
 /// The users of a domain, under a lock (see `Domain::remove_user`).
 #[derive(Default)]
@@ -130,8 +178,12 @@ pub(crate) struct Domain {
     pass: Mutex<PassState>,
     /// Passes completed, for bounded waits.
     passes: AtomicU64,
-    /// Threads in `wait_until`: passes notify them even when idle.
+    /// Threads in `wait_until`: passes notify them even when idle (and the
+    /// background thread's walk the maps at once).
     waiters: AtomicUsize,
+    /// Set by a poll of a `Retired` future (`nudge`): the background thread's next
+    /// pass walks the maps, whatever its pace.
+    walk_requested: AtomicBool,
     /// Maps and `Reclaimer` handles using the domain, and whether the last is gone
     /// (see `remove_user`).
     users: Mutex<Users>,
@@ -195,6 +247,7 @@ impl Domain {
             pass: Mutex::new(PassState::default()),
             passes: AtomicU64::new(0),
             waiters: AtomicUsize::new(0),
+            walk_requested: AtomicBool::new(false),
             users: Mutex::new(Users::default()),
             homes: AtomicUsize::new(0),
             worker: Mutex::new(None),
@@ -368,7 +421,7 @@ impl Domain {
     fn run_background(this: &Arc<Self>) {
         let mut park = MIN_PARK;
         loop {
-            let worked = Domain::pass(this, false).is_some_and(|r| r.work > 0);
+            let worked = Domain::run_pass(this, false, Walk::Paced).is_some_and(|r| r.work > 0);
             // The flag under the users lock, then what is queued: once the flag is
             // set, the check sees every user's work (see `remove_user`). (A thread
             // spawned before its domain's first user arrives sees `unused` false.)
@@ -390,6 +443,10 @@ impl Domain {
     /// if one is running. Also `None` from inside a pass of this domain (a
     /// destructor calling back).
     pub(crate) fn pass(this: &Arc<Self>, wait: bool) -> Option<PassReport> {
+        Domain::run_pass(this, wait, Walk::Always)
+    }
+
+    fn run_pass(this: &Arc<Self>, wait: bool, walk: Walk) -> Option<PassReport> {
         if PassMark::inside(this) {
             return None;
         }
@@ -408,7 +465,20 @@ impl Domain {
         let mut torn_down = 0;
         // The maps first: releasing a handed-off generation queues its teardown,
         // which the jobs below run in this same pass.
-        work += Self::service_maps(this, &mut state);
+        if walk == Walk::Always || Self::paced_walk_due(this, &state) {
+            let began = PACED_MAP_WALKS.then(Instant::now);
+            let (gone, released) = Self::service_maps(this, &mut state);
+            work += gone;
+            if let Some(began) = began {
+                let maps = u32::try_from(state.maps.len().max(1)).unwrap_or(u32::MAX);
+                if !released && gone == 0 {
+                    state.visit_cost = Some(began.elapsed() / maps);
+                }
+                let visit = state.visit_cost.unwrap_or(FIRST_VISIT_COST);
+                let pace = visit.saturating_mul(maps.saturating_mul(MAP_WALK_DUTY));
+                state.next_walk = Some(Instant::now() + pace.min(MAX_WALK_PACE));
+            }
+        }
         for _ in 0..4 {
             let (jobs, report) = this.jobs.run_all();
             if jobs == 0 {
@@ -514,15 +584,38 @@ impl Domain {
         (tally.destroyed, tally.trim_count)
     }
 
+    /// Whether a background pass walks the maps now: its pace allows it, or a
+    /// thread waits (`wait_until`) or has polled (`nudge`). Always under loom,
+    /// whose executions must not depend on the clock (`PACED_MAP_WALKS`).
+    fn paced_walk_due(this: &Self, state: &PassState) -> bool {
+        !PACED_MAP_WALKS
+            // Relaxed: hints. A waiter re-checks its condition after each pass, and
+            // what a walk releases is ordered by the standbys' own Release/Acquire,
+            // not by these.
+            || this.waiters.load(Ordering::Relaxed) > 0
+            || (this.walk_requested.load(Ordering::Relaxed)
+                && this.walk_requested.swap(false, Ordering::Relaxed))
+            || state.next_walk.is_none_or(|at| Instant::now() >= at)
+    }
+
     /// Services every registered map; lets go of the dropped ones.
-    fn service_maps(this: &Arc<Self>, state: &mut PassState) -> usize {
+    /// Returns how many maps are gone, and whether any had something released.
+    fn service_maps(this: &Arc<Self>, state: &mut PassState) -> (usize, bool) {
         state.maps.extend(this.new_maps.take_all());
         let before = state.maps.len();
-        state.maps.retain(|map| map.service());
+        let mut released = false;
+        state.maps.retain(|map| match map.service() {
+            Serviced::Idle => true,
+            Serviced::Released => {
+                released = true;
+                true
+            }
+            Serviced::Gone => false,
+        });
         let gone = before - state.maps.len();
         // Relaxed: see `register`.
         this.registered.fetch_sub(gone, Ordering::Relaxed);
-        gone
+        (gone, released)
     }
 
     /// Frees the orphaned homes whose last value is gone.
@@ -657,7 +750,11 @@ impl Domain {
             ReclaimMode::Manual => {
                 Domain::pass(this, false);
             }
-            ReclaimMode::Background => this.wake(),
+            ReclaimMode::Background => {
+                // Relaxed: a hint, see `paced_walk_due`.
+                this.walk_requested.store(true, Ordering::Relaxed);
+                this.wake();
+            }
         }
     }
 

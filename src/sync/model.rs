@@ -117,6 +117,10 @@ impl<T> Slot<T> {
 /// (which thread got which stripe) can differ between executions.
 pub(crate) const COUNTER_STRIPES: usize = 1;
 
+/// Not under loom: an execution must not depend on the clock, so every pass walks
+/// the registered maps.
+pub(crate) const PACED_MAP_WALKS: bool = false;
+
 /// Whether freed value cells are recycled to writers (`reclaim/recycle.rs`); not
 /// under loom, whose models check the protocol, not the allocator.
 pub(crate) const RECYCLE_CELLS: bool = false;

@@ -39,6 +39,10 @@ pub(crate) mod epoch {
 /// enough that threads rarely share one.
 pub(crate) const COUNTER_STRIPES: usize = 8;
 
+/// Whether the background thread paces its walks of the registered maps by the
+/// clock (`reclaim/domain.rs`, `MAP_WALK_DUTY`).
+pub(crate) const PACED_MAP_WALKS: bool = true;
+
 /// Whether freed value cells are recycled to writers (`reclaim/recycle.rs`); not
 /// under loom, whose models check the protocol, not the allocator.
 pub(crate) const RECYCLE_CELLS: bool = true;
