@@ -171,7 +171,10 @@ entry hand-off-take-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causali
 # paced by the whole walk, releases included, they fall far behind a clear storm,
 # and the torture test's conservation check waits for garbage that is never
 # released in time.
-entry walk-paced-by-its-releases.patch "$torture" "panicked at tests/torture.rs"
+# (The debug build: its slower releases make the walks' pace longer; the release
+# build's run passed on it once.)
+entry walk-paced-by-its-releases.patch "cargo test --test torture -- --nocapture" \
+    "panicked at tests/torture.rs"
 
 if [ $# -gt 0 ]; then
     for patch in "$@"; do
