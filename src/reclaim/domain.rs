@@ -116,7 +116,30 @@ struct PassState {
     /// to a map with nothing parked costs, as the last such walk measured (see
     /// `MAP_WALK_DUTY`).
     next_walk: Option<Instant>,
-    visit_cost: Option<Duration>,
+    walk_pace: WalkPace,
+}
+
+/// The pace of the background thread's walks of the maps (see `MAP_WALK_DUTY`):
+/// what a visit to a map with nothing parked costs, as the last walk that released
+/// nothing measured.
+#[derive(Default)]
+struct WalkPace {
+    visit: Option<Duration>,
+}
+
+impl WalkPace {
+    /// After a walk over `maps` maps that took `elapsed` (`idle`: it released
+    /// nothing and let go of no map), how long until the next.
+    fn after_walk(&mut self, maps: usize, elapsed: Duration, idle: bool) -> Duration {
+        let maps = u32::try_from(maps.max(1)).unwrap_or(u32::MAX);
+        if idle {
+            self.visit = Some(elapsed / maps);
+        }
+        let visit = self.visit.unwrap_or(FIRST_VISIT_COST);
+        visit
+            .saturating_mul(maps.saturating_mul(MAP_WALK_DUTY))
+            .min(MAX_WALK_PACE)
+    }
 }
 
 /// Whether a pass walks the registered maps (releasing what their clears handed
@@ -470,13 +493,9 @@ impl Domain {
             let (gone, released) = Self::service_maps(this, &mut state);
             work += gone;
             if let Some(began) = began {
-                let maps = u32::try_from(state.maps.len().max(1)).unwrap_or(u32::MAX);
-                if !released && gone == 0 {
-                    state.visit_cost = Some(began.elapsed() / maps);
-                }
-                let visit = state.visit_cost.unwrap_or(FIRST_VISIT_COST);
-                let pace = visit.saturating_mul(maps.saturating_mul(MAP_WALK_DUTY));
-                state.next_walk = Some(Instant::now() + pace.min(MAX_WALK_PACE));
+                let (maps, idle) = (state.maps.len(), !released && gone == 0);
+                let pace = state.walk_pace.after_walk(maps, began.elapsed(), idle);
+                state.next_walk = Some(Instant::now() + pace);
             }
         }
         for _ in 0..4 {
@@ -872,5 +891,41 @@ impl Tally {
         }
         self.run = 0;
         self.run_panicked = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walk_that_released_leaves_the_pace_to_idle_visits() {
+        let mut pace = WalkPace::default();
+        // Before any measure: 40 ns a visit, times 100.
+        assert_eq!(
+            pace.after_walk(1_000, Duration::from_millis(9), false),
+            Duration::from_micros(4_000)
+        );
+        // An idle walk of 1,000 maps in 50 µs: 50 ns a visit, 5 ms between walks.
+        assert_eq!(
+            pace.after_walk(1_000, Duration::from_micros(50), true),
+            Duration::from_millis(5)
+        );
+        // A walk that released a generation (its grace period ran a collection)
+        // took 10 ms: the pace stays that of the idle visits.
+        assert_eq!(
+            pace.after_walk(1_000, Duration::from_millis(10), false),
+            Duration::from_millis(5)
+        );
+        // A few maps: below any pass's interval, so every pass walks.
+        assert_eq!(
+            pace.after_walk(2, Duration::from_nanos(100), true),
+            Duration::from_micros(10)
+        );
+        // A walk preempted midway measures the preemption: capped at 1 s.
+        assert_eq!(
+            pace.after_walk(2, Duration::from_millis(100), true),
+            MAX_WALK_PACE
+        );
     }
 }
