@@ -663,6 +663,9 @@ where
         let owner = self.standby.owner().clone();
         let domain = Arc::clone(self.reclaimer.domain());
         drop(self);
+        // Before the pass count is read: the passes counted below walk the maps
+        // (see `Domain::flush`).
+        domain.request_walk();
         let home = owner.home();
         // Values released before the call wait for their grace period, which a
         // guard pinned elsewhere (or by this thread) can hold up: they get a few

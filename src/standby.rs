@@ -247,10 +247,13 @@ where
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
     fn service(&self) -> Serviced {
+        // Acquire: pairs with the Release store in `map_dropped`, which comes after
+        // every hand-off of the map: read first, so that the look of
+        // `release_handed_off` sees them all once the map is dropped.
+        let dropped = self.dropped.load(Ordering::Acquire);
         let released = self.release_handed_off();
-        // Acquire: pairs with the Release store in `map_dropped`.
-        if self.dropped.load(Ordering::Acquire) {
-            // A hand-off parked just before the drop was released above; the spare
+        if dropped {
+            // A hand-off parked before the drop was released above; the spare
             // (unpublished, not counted as retired) goes with the rest.
             drop(self.take());
             return Serviced::Gone;

@@ -23,7 +23,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 
 use crate::reclaim::domain::Domain;
-use crate::reclaim::doomed::CellHead;
+use crate::reclaim::doomed::{CellHead, DOOMED};
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::recycle;
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
@@ -40,8 +40,9 @@ const MAPPED: usize = 1 << (usize::BITS - 1);
 
 /// Holder counts above this abort the process instead of risking a wrap-around
 /// into the `MAPPED` bit: like `std::sync::Arc`, a count cannot reach it without a
-/// leak of handles.
-const MAX_REFS: usize = isize::MAX as usize;
+/// leak of handles. Below `DOOMED`, the tag of a doomed cell's count word, so that
+/// no count is ever mistaken for one (`check_retain`, `check_release`).
+const MAX_REFS: usize = DOOMED - 1;
 
 /// The heap cell behind every value of the map: what a holder needs (the count and
 /// the value), what the last release must reach (the map's account), and the key
@@ -292,9 +293,7 @@ impl<V> ValueRef<V> {
         // caller's own reference already keeps the cell alive, and the Release/Acquire
         // pair in `release` orders every use before the free.
         let old = refs.fetch_add(1, Ordering::Relaxed);
-        if old & !MAPPED >= MAX_REFS {
-            abort_with("atomic-map: value reference count overflow (leaked handles?)");
-        }
+        check_retain(old);
     }
 
     /// A new handle on the cell behind `cell` if a table still maps it (its count
@@ -501,8 +500,21 @@ fn check_release(old: usize, unit: usize) {
         if old & MAPPED == 0 {
             abort_with("atomic-map: internal error: a table released a value it did not map");
         }
-    } else if old & !MAPPED == 0 {
+    } else if old & !MAPPED == 0 || old & DOOMED != 0 {
+        // 0: no reference was left. `DOOMED`: the word is a doomed list's link, so the
+        // last reference is gone and the value is waiting for its destruction.
         abort_with("atomic-map: value released more times than retained");
+    }
+}
+
+/// Aborts if a retain found the count word `old` of a value whose last reference
+/// is gone (a doomed list's link, tagged `DOOMED`), or a count at its limit.
+fn check_retain(old: usize) {
+    if old & DOOMED != 0 {
+        abort_with("atomic-map: value retained after its last release");
+    }
+    if old & !MAPPED >= MAX_REFS {
+        abort_with("atomic-map: value reference count overflow (leaked handles?)");
     }
 }
 
@@ -770,6 +782,31 @@ mod tests {
     /// back through the raw decrement behind `amap_value_release`, which must abort.
     /// Exits normally if it did not.
     fn overflow_in_child(path: &str) {
+        if path == "over-release-doomed" || path == "retain-doomed" {
+            // A C caller's extra release, or retain, of a value whose last
+            // reference is gone: the cell waits on a doomed list (a manual map runs
+            // no pass unless asked), its count word a link that must not change.
+            let map: AtomicMap<u8, u8> = crate::Builder::new()
+                .reclaim_mode(crate::ReclaimMode::Manual)
+                .build();
+            map.insert(1, 7);
+            let raw = ValueRef::into_raw(map.get(&1).unwrap());
+            drop(map.remove(&1));
+            // SAFETY: the reference taken by `get` is given back once here: the
+            // last one, so the value is doomed...
+            unsafe { ValueRef::decrement_count(raw) };
+            if path == "over-release-doomed" {
+                // SAFETY: ...and deliberately once more: the doomed cell is not
+                // destroyed (no pass ran), so the check can run.
+                unsafe { ValueRef::decrement_count(raw) };
+            } else {
+                // SAFETY: deliberately not: no reference is left. The doomed cell is
+                // not destroyed, so the check can run.
+                unsafe { ValueRef::increment_count(raw) };
+            }
+            eprintln!("no abort");
+            return;
+        }
         let map = AtomicMap::new();
         map.insert(1, 7u8);
         if path == "over-release-mapped" {
@@ -836,6 +873,14 @@ mod tests {
             (
                 "over-release-mapped",
                 "atomic-map: value released more times than retained",
+            ),
+            (
+                "over-release-doomed",
+                "atomic-map: value released more times than retained",
+            ),
+            (
+                "retain-doomed",
+                "atomic-map: value retained after its last release",
             ),
         ] {
             let out = Command::new(std::env::current_exe().unwrap())

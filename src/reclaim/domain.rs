@@ -363,7 +363,11 @@ impl Domain {
                     Domain::adopt(&Domain::process_wide(), Arc::clone(this));
                 }
             }
-            ReclaimMode::Background => this.wake(),
+            ReclaimMode::Background => {
+                // The thread exits once a walk has let go of every map.
+                this.request_walk();
+                this.wake();
+            }
         }
     }
 
@@ -612,8 +616,11 @@ impl Domain {
             // what a walk releases is ordered by the standbys' own Release/Acquire,
             // not by these.
             || this.waiters.load(Ordering::Relaxed) > 0
+            // Acquire (the swap): pairs with `request_walk`'s Release. The load
+            // before it is a Relaxed look, so that passes write nothing when no
+            // walk was asked for.
             || (this.walk_requested.load(Ordering::Relaxed)
-                && this.walk_requested.swap(false, Ordering::Relaxed))
+                && this.walk_requested.swap(false, Ordering::Acquire))
             || state.next_walk.is_none_or(|at| Instant::now() >= at)
     }
 
@@ -733,7 +740,11 @@ impl Domain {
     pub(crate) fn flush(this: &Arc<Self>, timeout: Duration) -> bool {
         // Two passes that end after this call: the first may have started before it
         // (and serviced the maps before a hand-off this thread made), the second
-        // starts after it.
+        // starts after it. The walk requested first: a background pass that starts
+        // after the request walks the maps (whatever its pace), and so does one that
+        // takes the request midway; `idle` does not see what is parked in a map, only
+        // what a walk took from it.
+        this.request_walk();
         let start = this.passes();
         Domain::wait_until(
             this,
@@ -770,11 +781,19 @@ impl Domain {
                 Domain::pass(this, false);
             }
             ReclaimMode::Background => {
-                // Relaxed: a hint, see `paced_walk_due`.
-                this.walk_requested.store(true, Ordering::Relaxed);
+                this.request_walk();
                 this.wake();
             }
         }
+    }
+
+    /// Makes the background thread's next pass walk the maps, whatever its pace:
+    /// for a thread that waits on, or polls for, what a walk releases.
+    pub(crate) fn request_walk(&self) {
+        // Release: pairs with the Acquire swap in `paced_walk_due`, so that the walk
+        // it triggers starts after, and sees, whatever this thread did before (its
+        // hand-off, the registration of its map).
+        self.walk_requested.store(true, Ordering::Release);
     }
 
     /// Waits until `done()` holds or `timeout` passes (`None`: forever). In manual

@@ -40,8 +40,25 @@ pub(crate) struct CellHead {
     pub(crate) home: HomeRef,
 }
 
-// The doomed list's link is a cell's address shifted right by one (`push`).
-const _: () = assert!(align_of::<CellHead>() >= 2);
+// The doomed list's link is a cell's address shifted right by two (`push`).
+const _: () = assert!(align_of::<CellHead>() >= 4);
+
+/// Set in every doomed list link (`push`): the count word of a doomed cell. No
+/// count reaches it (`value.rs`: `MAX_REFS` is below it), so a release or a retain
+/// that finds it set came after the value's last release, and aborts
+/// (`check_release`, the overflow checks) instead of changing the link.
+pub(crate) const DOOMED: usize = 1 << (usize::BITS - 2);
+
+/// A doomed list link for `next` (null: the end): its address shifted right by
+/// two, which clears the top two bits (`MAPPED` and `DOOMED`), and `DOOMED` set.
+fn encode_link(next: *mut CellHead) -> usize {
+    (next.expose_provenance() >> 2) | DOOMED
+}
+
+/// The next cell a link names (null: the end), with its exposed provenance.
+fn decode_link(link: usize) -> *mut CellHead {
+    ptr::with_exposed_provenance_mut((link & !DOOMED) << 2)
+}
 
 /// A doomed value cell, type-erased, owned by the list or batch holding it.
 pub(crate) struct DoomedValue(NonNull<CellHead>);
@@ -98,7 +115,8 @@ impl DoomedChain {
             // since, through the ripe stack) ordered before this read.
             // SAFETY: an owned, live cell of the chain (above).
             let link = unsafe { cell.as_ref().refs.load(Ordering::Relaxed) };
-            next = NonNull::new(ptr::with_exposed_provenance_mut(link << 1));
+            debug_assert!(link & DOOMED != 0, "a doomed cell's link lost its tag");
+            next = NonNull::new(decode_link(link));
             let (outcome, home) = DoomedValue(cell).destroy();
             f(outcome, home);
         }
@@ -149,15 +167,15 @@ impl DoomedList {
             // unmapping writer left it, and its next probe does not find this cell
             // again (a plain store would end the release sequence the reader relies
             // on). The list's own consumer is served by the exchange below. The link
-            // shares the
-            // count word, so it travels as an address with exposed provenance
-            // (taken back with `with_exposed_provenance_mut` in `take_all`), shifted
-            // right by one so that its top bit is clear: a lock-free reader that
-            // reaches a doomed cell through a stale table pointer reads the word as
-            // a count without the table's bit, i.e. unmapped, and never raises it
-            // (`ValueRef::retain_if_mapped`). Cells are aligned to at least 2
-            // (checked below), so the shift loses nothing.
-            link.store(current.expose_provenance() >> 1, Ordering::Release);
+            // shares the count word, so it travels as an address with exposed
+            // provenance (taken back in `DoomedChain::destroy_each`), shifted right
+            // by two so that its top bit is clear: a lock-free reader that reaches a
+            // doomed cell through a stale table pointer reads the word as a count
+            // without the table's bit, i.e. unmapped, and never raises it
+            // (`ValueRef::retain_if_mapped`); and tagged `DOOMED`, so that a release
+            // made after the last one aborts instead of changing the link. Cells
+            // are aligned to at least 4 (checked above), so the shift loses nothing.
+            link.store(encode_link(current), Ordering::Release);
             // Release on success: publishes the link (and the release of the value)
             // to the Acquire swap in `take_all`. Relaxed on failure: a new guess.
             match head.compare_exchange_weak(
@@ -178,7 +196,8 @@ impl DoomedList {
     /// walk read the cell again: two cold misses per value where one does; three
     /// quarters of the pass's samples in an upsert profile were that walk.)
     pub(crate) fn take_all(&self) -> Option<DoomedChain> {
-        // Acquire: pairs with the Release of every push.
+        // Acquire: pairs with the Release of every push; the links are read by
+        // `DoomedChain::destroy_each`.
         NonNull::new(self.head.swap(ptr::null_mut(), Ordering::Acquire)).map(DoomedChain)
     }
 
