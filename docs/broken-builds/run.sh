@@ -34,6 +34,11 @@ entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" \
 # The child process prints "no abort" when the double release went through; then it
 # exits, or aborts in the teardown if the reclaimer thread gets there first.
 entry over-release-takes-the-tables-reference.patch "cargo test -p atomic-map --lib" "no abort"
+# A doomed cell's count word is its list's link, tagged DOOMED: untagged (taken for
+# a count), an extra release changes the link instead of aborting.
+entry doomed-link-untagged.patch \
+    "cargo test -p atomic-map --lib reference_count_overflow_and_underflow_abort" \
+    "over-release-doomed: the child did not abort"
 entry flush-ignores-the-grace-period.patch "cargo test --test after_the_map" \
     "panicked at tests/after_the_map.rs"
 entry poll-checks-before-the-waker-lock.patch "$(model s10_retired_future_wake)" \
