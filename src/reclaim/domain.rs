@@ -9,8 +9,11 @@
 //! `Retired` future).
 //!
 //! A pass, in order:
-//! 1. runs the jobs: releases handed-off generations (building each map's next
-//!    spare) and tears retired tables down, destroying the values whose last
+//! 1. walks the maps registered with the domain (every map cleared at least once),
+//!    releasing the generations their clears handed off (building each map's next
+//!    spare): every pass a program runs, and the background thread's at a pace that
+//!    keeps visits to idle maps under 1% of its time (`MAP_WALK_DUTY`);
+//!    then runs the jobs: tears retired tables down, destroying the values whose last
 //!    reference was the table's, at once (no guard can reach a retired table);
 //! 2. starts the grace period of the values doomed since the last pass (an epoch
 //!    deferral that only moves the batch to the ripe stack) and destroys the
