@@ -34,10 +34,11 @@ use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::doomed::{CellHead, DoomedChain, DoomedList};
-use super::home::{Home, HomeRef, my_stripe};
+use super::home::{Home, HomeRef};
 use super::jobs::{JobList, JobNode};
 use super::report::DropOutcome;
 use super::stack::Stack;
+use super::stripe::my_stripe;
 use super::trim;
 use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,

@@ -8,7 +8,8 @@
 //!
 //! Nothing per value writes a line that other threads write: the two per-value
 //! counters (cells created, values doomed) are *striped*, one cache line per stripe,
-//! and each thread adds to the stripe of its own index. Everything else is written by
+//! and each thread adds to the stripe of its own index, without a locked instruction
+//! if it claimed that index (`stripe.rs`). Everything else is written by
 //! the domain's pass only (one thread at a time) or once per generation.
 //!
 //! The stripes (`COUNTER_STRIPES` lines of 128 bytes: 1 KiB) are allocated by the
@@ -36,6 +37,7 @@ use std::ptr::NonNull;
 
 use super::domain::Domain;
 use super::report::DropOutcome;
+use super::stripe::{StripedCount, thread_stripe};
 use crate::sync::{
     Arc, AtomicPtr, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, TRACK_FREES, UnsafeCell,
 };
@@ -45,9 +47,9 @@ use crate::sync::{
 #[derive(Default)]
 struct Stripe {
     /// Value cells created by threads of this stripe.
-    created: AtomicU64,
+    created: StripedCount,
     /// Values whose last reference threads of this stripe released (doomed).
-    doomed: AtomicU64,
+    doomed: StripedCount,
 }
 
 /// One map's account (see the module docs).
@@ -95,38 +97,6 @@ pub(crate) struct CounterSample {
     pub(crate) reclaimed_generations: u64,
     pub(crate) reclaimed_values: u64,
     pub(crate) destructor_panics: u64,
-}
-
-std::thread_local! {
-    /// This thread's stripe, assigned round-robin on first use (`usize::MAX`
-    /// until then). Std's `thread_local!`, not the shim's: an index, not
-    /// synchronization (under loom there is one stripe and this is never read).
-    static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-}
-
-/// This thread's stripe: the index of the per-thread counters and lists it writes.
-#[inline]
-pub(crate) fn my_stripe() -> usize {
-    if COUNTER_STRIPES == 1 {
-        return 0;
-    }
-    STRIPE
-        .try_with(|s| {
-            let mut stripe = s.get();
-            if stripe == usize::MAX {
-                stripe = next_stripe();
-                s.set(stripe);
-            }
-            stripe
-        })
-        .unwrap_or(0)
-}
-
-fn next_stripe() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    #[allow(clippy::modulo_one)] // one stripe under loom
-    let stripe = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_STRIPES;
-    stripe
 }
 
 /// A pointer to a live home. `Copy`; whoever dereferences it must know the home is
@@ -287,18 +257,17 @@ impl Home {
 
     /// A value cell was created for this map (by a thread holding an owner).
     pub(crate) fn count_created(&self) {
-        // Relaxed: a count; the owner's release orders it before the orphan check.
-        self.stripes()[my_stripe()]
-            .created
-            .fetch_add(1, Ordering::Relaxed);
+        // A count (Relaxed, `stripe.rs`); the owner's release orders it before the
+        // orphan check.
+        let stripe = thread_stripe();
+        self.stripes()[stripe.index].created.add_one(stripe);
     }
 
     /// A value's last reference was released outside a teardown.
     pub(crate) fn count_doomed(&self) {
-        // Relaxed: statistics only.
-        self.stripes()[my_stripe()]
-            .doomed
-            .fetch_add(1, Ordering::Relaxed);
+        // Statistics only (Relaxed, `stripe.rs`).
+        let stripe = thread_stripe();
+        self.stripes()[stripe.index].doomed.add_one(stripe);
     }
 
     /// A teardown of this map is about to be submitted.
@@ -361,17 +330,14 @@ impl Home {
 
     /// The sum of one counter over the stripes (Relaxed loads: see the callers);
     /// 0 before the first cell.
-    fn stripe_sum(&self, counter: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+    fn stripe_sum(&self, counter: impl Fn(&Stripe) -> &StripedCount) -> u64 {
         // SeqCst: see `stripes`.
         let stripes = self.stripes.load(Ordering::SeqCst);
         if stripes.is_null() {
             return 0;
         }
         // SAFETY: a live box, freed only with the home (see `stripes`).
-        unsafe { &*stripes }
-            .iter()
-            .map(|s| counter(s).load(Ordering::Relaxed))
-            .sum()
+        unsafe { &*stripes }.iter().map(|s| counter(s).sum()).sum()
     }
 
     pub(crate) fn sample(&self) -> CounterSample {

@@ -32,6 +32,7 @@ pub(crate) mod recycle;
 pub(crate) mod report;
 pub(crate) mod retired;
 pub(crate) mod stack;
+pub(crate) mod stripe;
 pub(crate) mod trim;
 
 pub use domain::ReclaimMode;

@@ -1,0 +1,169 @@
+//! Which stripe of the per-value counters (and doomed lists) a thread writes, and
+//! whether it writes that stripe's counters alone.
+//!
+//! A map counts every value cell created and every value doomed, in
+//! `COUNTER_STRIPES` stripes of one cache line each (`home.rs`). A locked
+//! read-modify-write per count is what striping alone leaves: an insert and a
+//! remove paid two of them (`lock xadd`, each draining the store buffer) out of
+//! about nine, for counts that only statistics and the home's free read. So the
+//! first `COUNTER_STRIPES` threads that count each *claim* a stripe index of their
+//! own, process-wide: in every map, only the claimant writes the `owned` counters
+//! of that stripe, with a plain load and store (no locked instruction). Threads
+//! beyond those share the stripes round-robin and add to each stripe's `shared`
+//! counters with `fetch_add`, as every thread did before. A reader sums both.
+//!
+//! A claim ends with its thread (the thread-local's destructor gives the index
+//! back); a later thread may claim the same index and go on from the counts its
+//! predecessor left. Both the give-back and the claim are `SeqCst` read-modify-writes
+//! on the claim word, once per thread: the give-back follows the old claimant's
+//! last store to its counters, the claim precedes the new claimant's first load, so
+//! the new claimant reads what the old one wrote last (a `Relaxed` claim could read
+//! an older count and lose the difference; `tests/threads.rs`,
+//! "counts_exact_across_claimed_stripes", counts every value of sixteen threads, two
+//! generations of claimants, and fails if two threads ever write one stripe's
+//! `owned` counters).
+//!
+//! A thread whose claim is gone (in its thread-locals' destructors, after this
+//! one's) counts on the shared counters of stripe 0.
+//!
+//! Under loom there is one stripe and no claim (`COUNTER_STRIPES` is 1): every
+//! thread uses the shared counters, and the claim word, a std static that cannot be
+//! rebuilt per execution, is never touched.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::sync::{AtomicU64, COUNTER_STRIPES, Ordering as ShimOrdering};
+
+/// The stripe a thread counts on.
+#[derive(Clone, Copy)]
+pub(crate) struct ThreadStripe {
+    /// Index into a map's stripes and a domain's doomed lists.
+    pub(crate) index: usize,
+    /// Whether this thread claimed `index`: it alone writes its `owned` counters.
+    pub(crate) claimed: bool,
+}
+
+/// One counter of a stripe: the claimant's part and everyone else's.
+#[derive(Default)]
+pub(crate) struct StripedCount {
+    /// Written only by the thread that claimed the stripe's index.
+    owned: AtomicU64,
+    /// Added to by threads without a claim.
+    shared: AtomicU64,
+}
+
+impl StripedCount {
+    /// Adds one, as `stripe`'s thread.
+    #[inline]
+    pub(crate) fn add_one(&self, stripe: ThreadStripe) {
+        if stripe.claimed {
+            // Relaxed, and not a read-modify-write: the claimant is the only writer of
+            // `owned` (module docs); the load reads its own last store, or its
+            // predecessor's, ordered before by the claim. Readers sum racy samples.
+            let n = self.owned.load(ShimOrdering::Relaxed);
+            self.owned.store(n + 1, ShimOrdering::Relaxed);
+        } else {
+            // Relaxed: a count, as the claimant's.
+            self.shared.fetch_add(1, ShimOrdering::Relaxed);
+        }
+    }
+
+    /// Both parts (Relaxed: see the callers).
+    pub(crate) fn sum(&self) -> u64 {
+        self.owned.load(ShimOrdering::Relaxed) + self.shared.load(ShimOrdering::Relaxed)
+    }
+}
+
+/// Bit `i` is set while a thread holds a claim on stripe index `i`.
+static CLAIMS: AtomicUsize = AtomicUsize::new(0);
+/// Round-robin indices for threads without a claim.
+static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
+
+/// No stripe chosen yet.
+const UNSET: usize = usize::MAX;
+/// Marks a claimed index in `Mine`.
+const CLAIMED: usize = 1 << (usize::BITS - 1);
+
+/// This thread's stripe (`UNSET` until its first count), with `CLAIMED` set if it
+/// holds the index's claim; the claim is given back when the thread exits.
+struct Mine(Cell<usize>);
+
+impl Drop for Mine {
+    fn drop(&mut self) {
+        let mine = self.0.get();
+        if mine != UNSET && mine & CLAIMED != 0 {
+            // SeqCst: after every count this thread made; the next claim of the index
+            // reads them (module docs).
+            CLAIMS.fetch_and(!(1 << (mine & !CLAIMED)), Ordering::SeqCst);
+        }
+    }
+}
+
+std::thread_local! {
+    static MINE: Mine = const { Mine(Cell::new(UNSET)) };
+}
+
+/// This thread's stripe; chooses (and claims, if an index is free) on first use.
+#[inline]
+pub(crate) fn thread_stripe() -> ThreadStripe {
+    if COUNTER_STRIPES == 1 {
+        return ThreadStripe {
+            index: 0,
+            claimed: false,
+        };
+    }
+    MINE.try_with(|m| {
+        let mut mine = m.0.get();
+        if mine == UNSET {
+            mine = choose();
+            m.0.set(mine);
+        }
+        ThreadStripe {
+            index: mine & !CLAIMED,
+            claimed: mine & CLAIMED != 0,
+        }
+    })
+    // The thread-local is gone (this thread is exiting): its claim was given back.
+    .unwrap_or(ThreadStripe {
+        index: 0,
+        claimed: false,
+    })
+}
+
+/// The index of this thread's stripe (doomed lists: every thread pushes with a
+/// compare-and-swap, claimed or not).
+#[inline]
+pub(crate) fn my_stripe() -> usize {
+    thread_stripe().index
+}
+
+/// Claims the lowest free index, or, if all are held, picks one round-robin.
+#[cold]
+fn choose() -> usize {
+    const _: () = assert!(COUNTER_STRIPES < usize::BITS as usize - 1);
+    let all = (1usize << COUNTER_STRIPES) - 1;
+    // SeqCst: see `Mine::drop` (the claim's read-modify-write must follow the
+    // previous claimant's give-back).
+    let mut claims = CLAIMS.load(Ordering::SeqCst);
+    loop {
+        let free = !claims & all;
+        if free == 0 {
+            break;
+        }
+        let index = free.trailing_zeros() as usize;
+        match CLAIMS.compare_exchange_weak(
+            claims,
+            claims | (1 << index),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => return index | CLAIMED,
+            Err(now) => claims = now,
+        }
+    }
+    // Relaxed: an index, not synchronization.
+    #[allow(clippy::modulo_one)] // one stripe under loom
+    let index = NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % COUNTER_STRIPES;
+    index
+}
