@@ -282,7 +282,12 @@ pub(crate) fn release_after_grace<K, V, S>(generation: Arc<Generation<K, V, S>>)
         // SAFETY: the contract.
         drop(unsafe { Arc::from_raw(generation.cast::<G>()) })
     }
-    let domain = Arc::clone(generation.owner.home().get().domain());
+    // An owner of the home of its own, so that the count below can be given back
+    // after the release, whose teardown may free everything else of the map.
+    let owner = HomeOwner::clone(&generation.owner);
+    let home = owner.home();
+    let domain = Arc::clone(home.get().domain());
+    home.get().grace_begins();
     let erased = Erased {
         generation: Arc::into_raw(generation).cast(),
         release: release::<Generation<K, V, S>>,
@@ -290,6 +295,8 @@ pub(crate) fn release_after_grace<K, V, S>(generation: Arc<Generation<K, V, S>>)
     Domain::after_grace(&domain, move || {
         let erased = erased;
         // SAFETY: from `Arc::into_raw` above, released once, here.
-        unsafe { (erased.release)(erased.generation) }
+        unsafe { (erased.release)(erased.generation) };
+        owner.home().get().grace_ends();
+        drop(owner);
     });
 }

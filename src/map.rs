@@ -631,9 +631,11 @@ where
 
     /// Drops the map and waits (at most 10 s) until its reclaimer has torn down
     /// what the map handed it: its generations that no snapshot or guard still
-    /// holds, and the values released before the call (past their grace period;
-    /// for these it waits at most 8 passes, since a guard pinned elsewhere, or by
-    /// this thread, holds the grace period up).
+    /// holds, and the values released before the call. Both wait for a grace period,
+    /// which an epoch guard pinned on any thread (a [`ReadGuard`] of any map) holds
+    /// up until it is dropped: `shutdown` waits for guards of other threads, but if
+    /// the calling thread is pinned itself, it gives the values 8 passes of the
+    /// reclaimer and does not wait for the generation.
     /// Generations still held by snapshots or guards are torn down later, once their
     /// last holder lets go.
     ///
@@ -678,7 +680,20 @@ where
             || {
                 let home = home.get();
                 let ran = domain.passes() - passes;
-                ran >= 2 && home.jobs_done() && (home.sample().pending_values == 0 || ran >= 8)
+                // The drop released the map's generation after a grace period
+                // (`release_after_grace`), which a guard pinned on another thread
+                // holds up: until the release runs, its teardown is not submitted,
+                // and `jobs_done` would hold without it. Read first: a release that
+                // has run has submitted its teardown. A guard of this thread would
+                // hold it up for as long as this wait: not waited for.
+                // The same for the values released before the call: a grace period
+                // this thread holds up gets 8 passes, not the whole wait.
+                let pinned = epoch::is_pinned();
+                let released = home.generations_released() || pinned;
+                released
+                    && ran >= 2
+                    && home.jobs_done()
+                    && (home.sample().pending_values == 0 || (pinned && ran >= 8))
             },
             Some(SHUTDOWN_WAIT),
         );

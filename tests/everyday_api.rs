@@ -195,3 +195,31 @@ fn static_borrowed_keys_work() {
     map.insert("tenant", 1);
     assert_eq!(map.get("tenant").as_deref(), Some(&1));
 }
+
+#[test]
+fn shutdown_waits_for_the_generation_a_pinned_reader_elsewhere_held_up() {
+    // A reader of another map, pinned across the drop: the map's generation is
+    // released after its grace period, which that pin holds up for a while.
+    let other: AtomicMap<u8, u8> = AtomicMap::new();
+    let pinned = Arc::new(std::sync::Barrier::new(2));
+    let reader = {
+        let pinned = Arc::clone(&pinned);
+        std::thread::spawn(move || {
+            let guard = other.pin();
+            pinned.wait();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(guard);
+        })
+    };
+    let drops = Arc::new(AtomicUsize::new(0));
+    let map = AtomicMap::new();
+    map.insert(1, Counted(1, drops.clone()));
+    pinned.wait();
+    map.shutdown();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "shutdown returned before the teardown"
+    );
+    reader.join().unwrap();
+}

@@ -71,6 +71,10 @@ pub(crate) struct Home {
     /// run; `shutdown` waits for the two to meet.
     submitted: AtomicU64,
     done: AtomicU64,
+    /// Generations of this map released after a grace period
+    /// (`generation::release_after_grace`) whose release has not run yet: until it
+    /// runs, their teardown is not submitted, so `shutdown` waits for this too.
+    generations_in_grace: AtomicUsize,
     /// Whether large teardowns of this map return memory to the OS (`trim.rs`).
     trim: bool,
     /// Destroys one of this map's doomed value cells (type-erased `V`).
@@ -148,6 +152,7 @@ impl HomeOwner {
             destructor_panics: AtomicU64::new(0),
             walking: AtomicUsize::new(0),
             submitted: AtomicU64::new(0),
+            generations_in_grace: AtomicUsize::new(0),
             done: AtomicU64::new(0),
             trim,
             destroy,
@@ -274,6 +279,27 @@ impl Home {
     pub(crate) fn count_submitted(&self) {
         // Relaxed: read by `settled`, a bounded wait that re-reads.
         self.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A generation of this map is released after a grace period.
+    pub(crate) fn grace_begins(&self) {
+        // SeqCst: read by `shutdown` (see `generations_released`); once per
+        // generation, off every hot path.
+        self.generations_in_grace.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// That release has run (and submitted the teardown it led to, if any).
+    pub(crate) fn grace_ends(&self) {
+        // SeqCst: after the release, so that a `shutdown` that sees the count drop
+        // sees the teardown counted in `submitted`.
+        self.generations_in_grace.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether every release of a generation of this map after a grace period has
+    /// run. Read before `jobs_done`.
+    pub(crate) fn generations_released(&self) -> bool {
+        // SeqCst: pairs with `grace_ends`.
+        self.generations_in_grace.load(Ordering::SeqCst) == 0
     }
 
     /// A teardown of this map has run (on the pass).

@@ -171,7 +171,18 @@ pub(crate) mod epoch {
         _not_send: std::marker::PhantomData<*mut ()>,
     }
 
+    loom::thread_local! {
+        /// Guards this thread holds (for `is_pinned`).
+        static PINS: std::cell::Cell<usize> = std::cell::Cell::new(0);
+    }
+
+    /// As `crossbeam_epoch::is_pinned`: whether this thread holds a guard.
+    pub(crate) fn is_pinned() -> bool {
+        PINS.with(|p| p.get() > 0)
+    }
+
     pub(crate) fn pin() -> Guard {
+        PINS.with(|p| p.set(p.get() + 1));
         let mut c = COLLECTOR.lock().unwrap();
         let id = c.next_pin;
         c.next_pin += 1;
@@ -200,6 +211,7 @@ pub(crate) mod epoch {
 
     impl Drop for Guard {
         fn drop(&mut self) {
+            PINS.with(|p| p.set(p.get() - 1));
             collect(Some(self.id));
         }
     }

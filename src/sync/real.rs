@@ -32,7 +32,7 @@ pub(crate) type SlotGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
 
 /// Epoch-based deferral of frees: `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
-    pub(crate) use crossbeam_epoch::{Guard, pin};
+    pub(crate) use crossbeam_epoch::{Guard, is_pinned, pin};
 }
 
 /// Stripes of the per-map counters that every value touches (`reclaim/home.rs`):
