@@ -44,6 +44,19 @@ const MAPPED: usize = 1 << (usize::BITS - 1);
 /// no count is ever mistaken for one (`check_retain`, `check_release`).
 const MAX_REFS: usize = DOOMED - 1;
 
+/// Set in a handle's cell pointer (its lowest bit: cells are aligned to at least 8)
+/// when the handle owns the table's reference (`MAPPED`) rather than a holder's:
+/// the handle that `remove`, a replacing `insert` or `compute` returns. Handing the
+/// table's reference over thus costs no atomic step; dropping the handle gives up
+/// `MAPPED` (one `fetch_sub`, as an eviction does), which is the only step most such
+/// handles ever take: a `remove` whose result is dropped at once paid two locked
+/// read-modify-writes on the count before (`MAPPED` → 1, then 1 → 0), and pays one.
+/// Until the handle goes, a reader that loaded the cell pointer before the remove
+/// may still take a reference on the value (`retain_if_mapped`): its `get` began
+/// before the remove ended, so returning the removed value is a linearizable
+/// outcome (`docs/DESIGN.md`, "Linearizability").
+const HANDED_OVER: usize = 1;
+
 /// The heap cell behind every value of the map: what a holder needs (the count and
 /// the value), what the last release must reach (the map's account), and the key
 /// the table maps to it.
@@ -110,6 +123,7 @@ const _: () = {
 /// assert_eq!(*held, [1, 2, 3]); // still valid: the handle holds the value
 /// ```
 pub struct ValueRef<V> {
+    /// The cell, with `HANDED_OVER` set if this handle owns the table's reference.
     cell: NonNull<ValueCell<V>>,
     _owns: PhantomData<ValueCell<V>>,
 }
@@ -124,14 +138,34 @@ unsafe impl<V: Send + Sync> Send for ValueRef<V> {}
 unsafe impl<V: Send + Sync> Sync for ValueRef<V> {}
 
 impl<V> ValueRef<V> {
+    /// The cell, without the `HANDED_OVER` tag.
+    #[inline(always)]
+    fn ptr(&self) -> NonNull<ValueCell<V>> {
+        // The tag is the lowest bit of an address aligned to at least 8: the address
+        // without it is the cell's, non-zero, with the same provenance.
+        self.cell.map_addr(|addr| {
+            std::num::NonZero::new(addr.get() & !HANDED_OVER).expect("a cell's address")
+        })
+    }
+
+    /// The reference this handle owns: the table's (`MAPPED`) or a holder's (1).
+    #[inline(always)]
+    fn unit(&self) -> usize {
+        if self.cell.addr().get() & HANDED_OVER != 0 {
+            MAPPED
+        } else {
+            1
+        }
+    }
+
     fn cell(&self) -> &ValueCell<V> {
-        // Soundness: `self.cell` is the pointer `alloc_cell` returned (or one with its
+        // Soundness: `self.ptr()` is the pointer `alloc_cell` returned (or one with its
         // provenance, from `cell_of`), written whole in `new`; this handle owns a
         // reference, so the count is at least 1 and the cell is not destroyed for as
         // long as `&self` lives (`destroy` needs the count at 0). Only shared access:
         // the count is atomic and `value` is mutated only by `destroy`.
         // SAFETY: this handle's reference keeps the cell alive (above).
-        unsafe { self.cell.as_ref() }
+        unsafe { self.ptr().as_ref() }
     }
 
     /// Borrows the value behind a raw cell pointer.
@@ -181,7 +215,7 @@ impl<V> ValueRef<V> {
     /// assert!(ValueRef::ptr_eq(&a, &map.get(&1).unwrap()));
     /// ```
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        a.cell == b.cell
+        a.ptr() == b.ptr()
     }
 
     /// Consumes the handle, returning a pointer to the value; the reference the
@@ -200,7 +234,12 @@ impl<V> ValueRef<V> {
     /// assert_eq!(*back, "held by C");
     /// ```
     pub fn into_raw(this: Self) -> *const V {
-        let cell = this.cell;
+        let cell = this.ptr();
+        if this.unit() == MAPPED {
+            // C counts holders only: the table's reference becomes a holder's first.
+            // SAFETY: `this` owns the table's reference, given up here.
+            unsafe { Self::unmap_into_holder(cell) };
+        }
         std::mem::forget(this);
         // Soundness: the reference now owned by the pointer keeps the cell alive, so the
         // place is in bounds of a live allocation. The result is derived from the
@@ -297,8 +336,9 @@ impl<V> ValueRef<V> {
     }
 
     /// A new handle on the cell behind `cell` if a table still maps it (its count
-    /// has `MAPPED`); `None` once it is unmapped, and then the caller's next probe
-    /// of the table sees the slot as the unmapping writer left it.
+    /// has `MAPPED`), or the handle a `remove` made of the table's reference still
+    /// holds it (`HANDED_OVER`); `None` once it is unmapped, and then the caller's
+    /// next probe of the table sees the slot as the unmapping writer left it.
     ///
     /// This is how a lock-free reader takes a reference: the table's reference may
     /// be given up between the reader's load of the pointer and this call, and a
@@ -347,6 +387,32 @@ impl<V> ValueRef<V> {
                 }
                 Err(now) => current = now,
             }
+        }
+    }
+
+    /// Turns the table's reference into a holder's (`MAPPED` → 1 in one step): a
+    /// handed-over handle (`HANDED_OVER`) leaving for C (`into_raw`), which counts
+    /// holders only.
+    ///
+    /// # Safety
+    /// The caller owns the table's reference to `cell` and trades it here for a
+    /// holder's.
+    unsafe fn unmap_into_holder(cell: NonNull<ValueCell<V>>) {
+        // SAFETY: the reference owned by the caller keeps the cell alive.
+        let refs = unsafe { &cell.as_ref().refs };
+        // SeqCst: Release would do (and on x86 every ordering of a read-modify-write
+        // is the same instruction): it pairs with the Acquire fence of a lock-free
+        // reader that finds the cell unmapped (`retain_if_mapped`), which must then
+        // see the slot's change on its next probe (the change came before the
+        // remove returned this handle). The number of references does not change,
+        // so nothing else is released or acquired; the read-modify-write continues
+        // the release sequence of the holders' decrements.
+        let old = refs.fetch_sub(MAPPED - 1, Ordering::SeqCst);
+        if old & MAPPED == 0 {
+            abort_with("atomic-map: internal error: a table handed over a value it did not map");
+        }
+        if old & !MAPPED >= MAX_REFS {
+            abort_with("atomic-map: value reference count overflow (leaked handles?)");
         }
     }
 
@@ -521,8 +587,8 @@ fn check_retain(old: usize) {
 /// The table's own reference to a value: what a generation's table stores. It is
 /// the count's `MAPPED` bit, kept apart from the holders' count (see `MAPPED`).
 ///
-/// Leaving the table, it becomes a holder's [`ValueRef`] ([`into_handle`](Self::into_handle),
-/// one atomic step: `remove` hands the table's reference over) or is released
+/// Leaving the table, it becomes the caller's [`ValueRef`] ([`into_handle`](Self::into_handle),
+/// no atomic step: `remove` hands the table's reference over) or is released
 /// (its drop: an eviction; [`release_unreachable`](Self::release_unreachable): a
 /// teardown).
 pub(crate) struct TableRef<K, V> {
@@ -579,29 +645,16 @@ impl<K, V> TableRef<K, V> {
         }
     }
 
-    /// The table's reference, turned into a holder's (`MAPPED` → 1 in one step):
-    /// what `remove` and a replacing `insert` hand to their caller.
+    /// The table's reference, handed over to the caller as a handle, with no
+    /// atomic step (see `HANDED_OVER`): what `remove` and a replacing `insert`
+    /// return.
     pub(crate) fn into_handle(self) -> ValueRef<V> {
         let cell = self.head();
         std::mem::forget(self);
-        // SAFETY: the reference owned by `self` keeps the cell alive.
-        let refs = unsafe { &cell.as_ref().refs };
-        // Release: pairs with the Acquire fence of a lock-free reader that finds
-        // the cell unmapped (`retain_if_mapped`): the table's slot was changed
-        // before this call, and that reader's next probe must see the change. The
-        // number of references does not change (the table's becomes the handle's),
-        // so nothing else is released or acquired; the read-modify-write continues
-        // the release sequence of the holders' decrements, which the last one's
-        // Acquire fence still synchronizes with.
-        let old = refs.fetch_sub(MAPPED - 1, Ordering::Release);
-        if old & MAPPED == 0 {
-            abort_with("atomic-map: internal error: a table handed over a value it did not map");
-        }
-        if old & !MAPPED >= MAX_REFS {
-            abort_with("atomic-map: value reference count overflow (leaked handles?)");
-        }
         ValueRef {
-            cell,
+            // A cell's address is aligned to at least 8 (`ValueCell` holds a
+            // `usize`): the lowest bit is free for the tag.
+            cell: cell.map_addr(|addr| addr | HANDED_OVER),
             _owns: PhantomData,
         }
     }
@@ -670,11 +723,13 @@ impl<K, V> Drop for TableRef<K, V> {
 }
 
 impl<V> Clone for ValueRef<V> {
+    /// A holder's reference (one increment), whichever reference `self` owns.
     fn clone(&self) -> Self {
+        let cell = self.ptr();
         // SAFETY: `self` owns a reference.
-        unsafe { Self::retain_raw(self.cell) };
+        unsafe { Self::retain_raw(cell) };
         ValueRef {
-            cell: self.cell,
+            cell,
             _owns: PhantomData,
         }
     }
@@ -682,8 +737,9 @@ impl<V> Clone for ValueRef<V> {
 
 impl<V> Drop for ValueRef<V> {
     fn drop(&mut self) {
-        // SAFETY: `self` owns a reference and gives it up.
-        unsafe { Self::release_raw(self.cell) }
+        // SAFETY: `self` owns a reference, a holder's or (`HANDED_OVER`) the table's,
+        // and gives it up.
+        unsafe { Self::release_units(self.ptr(), self.unit()) }
     }
 }
 
@@ -742,9 +798,11 @@ mod tests {
     const CHILD: &str = "ATOMIC_MAP_OVERFLOW_CHILD";
 
     /// A lock-free reader's `retain_if_mapped` takes a reference only while a table
-    /// maps the value: never on a value that was removed (even if a holder keeps it
-    /// alive: the reader's next probe finds the table's current state), and never
-    /// on a doomed one, whose count word is by then the doomed list's link.
+    /// maps the value (or the remove's handle holds the table's reference): never
+    /// on a value that was removed and whose remove handle is gone (even if a
+    /// holder keeps it alive: the reader's next probe finds the table's current
+    /// state), and never on a doomed one, whose count word is by then the doomed
+    /// list's link.
     #[test]
     fn retain_if_mapped_never_revives() {
         let map: AtomicMap<u8, u8> = crate::Builder::new()
@@ -752,7 +810,7 @@ mod tests {
             .build();
         map.insert(1, 7);
         let held = map.get(&1).unwrap();
-        let cell = held.cell;
+        let cell = held.ptr();
         // Holds the grace period open: the doomed cell's memory stays readable.
         let guard = crate::sync::epoch::pin();
         // SAFETY: `held` keeps the cell alive; the generation is current.
@@ -823,7 +881,7 @@ mod tests {
         }
         let held = map.get(&1).unwrap();
         // SAFETY: `held` owns a reference, so the cell is alive.
-        let refs = unsafe { &held.cell.as_ref().refs };
+        let refs = unsafe { &held.ptr().as_ref().refs };
         // A pointer with the whole cell's provenance, as C gets it (its reference is
         // leaked on purpose: the child aborts or exits).
         let raw = ValueRef::into_raw(held.clone());

@@ -452,6 +452,36 @@ fn raw_pointer_retain_release_like_c() {
     ledger.assert_all_dropped_once();
 }
 
+/// The handle `remove` returns owns the table's reference itself (no atomic step
+/// at the hand-over): cloned, it adds a holder; sent to C (`into_raw`), it becomes a
+/// holder's reference first, since C counts holders only; dropped, it gives the
+/// table's reference up. The value is destroyed once, after the last of them.
+#[test]
+fn a_removed_value_handed_over_cloned_and_sent_to_c() {
+    let ledger = DropLedger::new(3);
+    let map = manual();
+    map.insert(1u8, ledger.make(5));
+    map.insert(2u8, ledger.make(6));
+    let removed = map.remove(&1).unwrap();
+    assert_eq!(ValueRef::ref_count(&removed), 1);
+    let clone = removed.clone();
+    assert_eq!(ValueRef::ref_count(&clone), 2);
+    assert!(ValueRef::ptr_eq(&removed, &clone));
+    let raw = ValueRef::into_raw(removed);
+    assert_eq!(ValueRef::ref_count(&clone), 2, "into_raw kept the count");
+    // SAFETY: `raw` owns the reference `removed` owned, given back once here.
+    unsafe { ValueRef::decrement_count(raw) };
+    assert_eq!(ValueRef::ref_count(&clone), 1);
+    drop(clone);
+    common::reclaim_until(&map, Duration::from_secs(10), || ledger.dropped() == 1);
+    // A replaced value's handle, dropped at once.
+    drop(map.insert(2u8, ledger.make(7)));
+    common::reclaim_until(&map, Duration::from_secs(10), || ledger.dropped() == 2);
+    assert_eq!(map.get(&2).unwrap().check(), 7);
+    map.shutdown();
+    ledger.assert_all_dropped_once();
+}
+
 #[test]
 fn shutdown_waits_for_the_background_reclaimer() {
     let ledger = DropLedger::new(1000);
