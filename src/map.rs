@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::builder::Builder;
 use crate::compute::{Compute, Operation};
@@ -66,6 +66,9 @@ pub struct AtomicMap<K, V, S = RandomState> {
 
 /// The longest `shutdown` waits for the map's garbage.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+/// How long `shutdown` waits for grace periods that guards pinned on other threads
+/// hold up (the epoch is the process's: any guard of any map does).
+const GRACE_PATIENCE: Duration = Duration::from_millis(100);
 
 impl<K, V> AtomicMap<K, V, RandomState>
 where
@@ -630,14 +633,14 @@ where
     }
 
     /// Drops the map and waits (at most 10 s) until its reclaimer has torn down
-    /// what the map handed it: its generations that no snapshot or guard still
-    /// holds, and the values released before the call. Both wait for a grace period,
-    /// which an epoch guard pinned on any thread (a [`ReadGuard`] of any map) holds
-    /// up until it is dropped: `shutdown` waits for guards of other threads, but if
-    /// the calling thread is pinned itself, it gives the values 8 passes of the
-    /// reclaimer and does not wait for the generation.
-    /// Generations still held by snapshots or guards are torn down later, once their
-    /// last holder lets go.
+    /// what the map handed it: its generations that no snapshot still holds, and
+    /// the values released before the call. Both wait for a grace period, which an
+    /// epoch guard pinned on any thread (a [`ReadGuard`] of any map, a C read
+    /// section) holds up until it is dropped: `shutdown` waits up to 100 ms for
+    /// guards of other threads; if the calling thread is pinned itself, or a guard
+    /// stays pinned longer, it gives the values 8 passes of the reclaimer and
+    /// returns without the generation, which is torn down after those guards go,
+    /// as are generations still held by snapshots, once their last holder lets go.
     ///
     /// For orderly shutdowns, and for tests and leak checkers that want every
     /// value destroyed before they look. Called from a destructor that a pass of the
@@ -669,12 +672,10 @@ where
         // (see `Domain::flush`).
         domain.request_walk();
         let home = owner.home();
-        // Values released before the call wait for their grace period, which a
-        // guard pinned elsewhere (or by this thread) can hold up: they get a few
-        // passes, not the whole wait.
         // Two passes run any hand-off queued before the drop (its release submits
         // the teardown it leads to, counted in `jobs_done`).
         let passes = domain.passes();
+        let started = Instant::now();
         Domain::wait_until(
             &domain,
             || {
@@ -684,16 +685,17 @@ where
                 // (`release_after_grace`), which a guard pinned on another thread
                 // holds up: until the release runs, its teardown is not submitted,
                 // and `jobs_done` would hold without it. Read first: a release that
-                // has run has submitted its teardown. A guard of this thread would
-                // hold it up for as long as this wait: not waited for.
-                // The same for the values released before the call: a grace period
-                // this thread holds up gets 8 passes, not the whole wait.
-                let pinned = epoch::is_pinned();
-                let released = home.generations_released() || pinned;
+                // has run has submitted its teardown. The values released before
+                // the call wait for a grace period too. A guard of this thread would
+                // hold both up for as long as this wait, and a guard elsewhere may
+                // stay pinned for as long as its owner likes (a long read section):
+                // such grace periods get `GRACE_PATIENCE`, and the values 8 passes.
+                let patience_over = epoch::is_pinned() || started.elapsed() >= GRACE_PATIENCE;
+                let released = home.generations_released() || patience_over;
                 released
                     && ran >= 2
                     && home.jobs_done()
-                    && (home.sample().pending_values == 0 || (pinned && ran >= 8))
+                    && (home.sample().pending_values == 0 || (patience_over && ran >= 8))
             },
             Some(SHUTDOWN_WAIT),
         );

@@ -44,7 +44,8 @@ const MAPPED: usize = 1 << (usize::BITS - 1);
 /// no count is ever mistaken for one (`check_retain`, `check_release`).
 const MAX_REFS: usize = DOOMED - 1;
 
-/// Set in a handle's cell pointer (its lowest bit: cells are aligned to at least 8)
+/// Set in a handle's cell pointer (its lowest bit: a cell holds a `usize`, so its
+/// address is aligned to at least 4)
 /// when the handle owns the table's reference (`MAPPED`) rather than a holder's:
 /// the handle that `remove`, a replacing `insert` or `compute` returns. Handing the
 /// table's reference over thus costs no atomic step; dropping the handle gives up
@@ -141,7 +142,7 @@ impl<V> ValueRef<V> {
     /// The cell, without the `HANDED_OVER` tag.
     #[inline(always)]
     fn ptr(&self) -> NonNull<ValueCell<V>> {
-        // The tag is the lowest bit of an address aligned to at least 8: the address
+        // The tag is the lowest bit of an address aligned to at least 4: the address
         // without it is the cell's, non-zero, with the same provenance.
         self.cell.map_addr(|addr| {
             std::num::NonZero::new(addr.get() & !HANDED_OVER).expect("a cell's address")
@@ -361,9 +362,10 @@ impl<V> ValueRef<V> {
         loop {
             if current & MAPPED == 0 {
                 // Acquire: pairs with the Release of the read-modify-write that
-                // cleared `MAPPED` (`into_handle`, or a release of the table's
-                // reference), made after the writer changed the slot, so that the
-                // caller's next probe sees the change instead of this cell again.
+                // cleared `MAPPED` (the drop of a handle that owned it, such as
+                // `remove`'s, an eviction, or `unmap_into_holder`), made after the
+                // writer changed the slot, so that the caller's next probe sees the
+                // change instead of this cell again.
                 fence(Ordering::Acquire);
                 return None;
             }
@@ -652,7 +654,7 @@ impl<K, V> TableRef<K, V> {
         let cell = self.head();
         std::mem::forget(self);
         ValueRef {
-            // A cell's address is aligned to at least 8 (`ValueCell` holds a
+            // A cell's address is aligned to at least 4 (`ValueCell` holds a
             // `usize`): the lowest bit is free for the tag.
             cell: cell.map_addr(|addr| addr | HANDED_OVER),
             _owns: PhantomData,

@@ -150,9 +150,11 @@ pub unsafe extern "C" fn amap_new_with(
 }
 
 /// Frees the map: releases its hold on its current generation, then waits until
-/// its reclaimer has torn down what it was handed (at most 10 s; the process-wide
-/// reclaimer thread stays, parked, for the other maps). Values still retained by C, read sections and snapshots
-/// survive: their destructors run when those let go. `NULL` is a no-op.
+/// its reclaimer has torn down what it was handed (at most 10 s; a grace period
+/// that a read section open on another thread holds up gets 100 ms, and what it
+/// holds up is torn down after it closes; the process-wide reclaimer thread stays,
+/// parked, for the other maps). Values still retained by C, read sections and
+/// snapshots survive: their destructors run when those let go. `NULL` is a no-op.
 ///
 /// # Safety
 /// `map` must be `NULL` or a map from `amap_new`/`amap_new_with` that no other

@@ -6,10 +6,12 @@
 //! the thread that releases a value's last reference must reach the domain and count
 //! the value as pending.
 //!
-//! Nothing per value writes a line that other threads write: the two per-value
-//! counters (cells created, values doomed) are *striped*, one cache line per stripe,
-//! and each thread adds to the stripe of its own index, without a locked instruction
-//! if it claimed that index (`stripe.rs`). Everything else is written by
+//! Nothing per value writes a line that other threads write, up to 8 threads: the
+//! two per-value counters (cells created, values doomed) are *striped*, one cache
+//! line per stripe, and each thread adds to the stripe of its own index, without a
+//! locked instruction if it claimed that index (`stripe.rs`). Threads beyond the
+//! 8 claimants share the stripes (and their lines) round-robin, with `fetch_add`.
+//! Everything else is written by
 //! the domain's pass only (one thread at a time) or once per generation.
 //!
 //! The stripes (`COUNTER_STRIPES` lines of 128 bytes: 1 KiB) are allocated by the

@@ -13,7 +13,7 @@
 //! **depot** in batches of [`BATCH`], and a thread that runs out takes a whole batch
 //! back. One lock per batch on either side, no atomic per cell. A thread with no
 //! recycled cell at hand carves a new one from a page (`pages.rs`: no allocator
-//! header per cell). The depot keeps at most [`DEPOT_BATCHES`] batches per class;
+//! header per cell). The depot keeps at most `DEPOT_BYTES` of cells per class;
 //! beyond that, cells go back to their pages, and before the reclaimer trims after a
 //! large teardown it gives the whole depot (and its own magazines) back
 //! ([`flush`]), so that the teardown's pages are freed and its memory returned (see
@@ -32,14 +32,20 @@ use crate::sync::RECYCLE_CELLS;
 
 /// Cells moved between a thread and the depot at once.
 pub(crate) const BATCH: usize = 64;
-/// Batches the depot keeps per size class (256 × 64 = 16,384 cells, 512 KiB of
-/// `u64 → u64` cells). At 64 batches, a writer doing 5 M upserts/s outran it
-/// between two passes of the reclaimer (a pass every 1 ms under load destroys
-/// about 5,000 values): the surplus went back to its pages, the pages to the OS,
-/// and the writer carved cells from fresh pages again, taking a page fault per 64
-/// KiB (`perf`: page faults and their memcg charging about 4% of the samples,
-/// `to_depot` 3.9%; at 512 batches none in the top 16, `to_depot` 1.4%).
-pub(crate) const DEPOT_BATCHES: usize = 256;
+/// Bytes of cells the depot keeps per size class: 512 KiB, i.e. 16,384 cells of
+/// 32 bytes (a `u64 → u64` cell), 2,048 of the largest class; at most 16 MiB over
+/// all 32 classes, as with the 4,096 cells per class it kept before. With 4,096
+/// `u64` cells, a writer doing 5 M upserts/s outran the depot between two passes of
+/// the reclaimer (a pass every 1 ms under load destroys about 5,000 values): the
+/// surplus went back to its pages, the pages to the OS, and the writer carved cells
+/// from fresh pages again, a page fault per 64 KiB (`perf`: page faults and their
+/// memory-cgroup charging about 4% of the samples, `to_depot` 3.9%).
+const DEPOT_BYTES: usize = 512 * 1024;
+
+/// Batches the depot keeps of `class`.
+fn depot_batches(class: usize) -> usize {
+    DEPOT_BYTES / (BATCH * class_size(class))
+}
 /// Size classes: 8, 16, ..., 256 bytes.
 const CLASSES: usize = 32;
 
@@ -72,7 +78,7 @@ impl Magazines {
     fn pop(&mut self, class: usize) -> Option<FreeCell> {
         if let Some(cell) = self.free[class].pop() {
             if let Some(next) = self.free[class].last() {
-                prefetch_for_write(next.0);
+                prefetch(next.0);
             }
             return Some(cell);
         }
@@ -94,15 +100,18 @@ impl Magazines {
     }
 }
 
-/// Asks the CPU to fetch `cell`'s line for writing, without waiting for it.
+/// Asks the CPU to bring `cell`'s line into its caches, without waiting for it:
+/// the line of the cell the next `pop` hands out, which the reclaimer's core
+/// touched last. A read prefetch (`prefetcht0`): x86-64's baseline has no
+/// prefetch-for-write (`prefetchw` needs the `prfchw` feature).
 #[inline(always)]
-fn prefetch_for_write(cell: NonNull<u8>) {
+fn prefetch(cell: NonNull<u8>) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` is a hint: it never faults and reads nothing the
     // program sees, whatever the address (here a free cell this thread owns).
     unsafe {
-        use std::arch::x86_64::{_MM_HINT_ET0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_ET0>(cell.as_ptr().cast::<i8>());
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(cell.as_ptr().cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = cell;
@@ -111,7 +120,7 @@ fn prefetch_for_write(cell: NonNull<u8>) {
 /// Gives `batch` to the depot, or back to its pages if the depot is full.
 fn to_depot(class: usize, batch: Vec<FreeCell>) {
     let mut depot = DEPOT[class].lock().unwrap_or_else(PoisonError::into_inner);
-    if depot.len() < DEPOT_BATCHES {
+    if depot.len() < depot_batches(class) {
         depot.push(batch);
         return;
     }

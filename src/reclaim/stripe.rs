@@ -18,10 +18,12 @@
 //! on the claim word, once per thread: the give-back follows the old claimant's
 //! last store to its counters, the claim precedes the new claimant's first load, so
 //! the new claimant reads what the old one wrote last (a `Relaxed` claim could read
-//! an older count and lose the difference; `tests/threads.rs`,
-//! "counts_exact_across_claimed_stripes", counts every value of sixteen threads, two
-//! generations of claimants, and fails if two threads ever write one stripe's
-//! `owned` counters).
+//! an older count and lose the difference; x86 compiles both orderings alike, so
+//! no test here can tell). `tests/counters.rs` counts every value doomed by two
+//! rounds of twelve threads (more than the stripes, and a second generation of
+//! claimants); two writers of one stripe's `owned` counter lose counts, which it
+//! catches when their load-and-store pairs overlap (hundreds lost per run when it
+//! was broken on purpose, in 3 runs of 3).
 //!
 //! A thread whose claim is gone (in its thread-locals' destructors, after this
 //! one's) counts on the shared counters of stripe 0.
