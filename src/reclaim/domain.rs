@@ -924,31 +924,43 @@ mod tests {
     #[test]
     fn a_walk_that_released_leaves_the_pace_to_idle_visits() {
         let mut pace = WalkPace::default();
-        // Before any measure: 40 ns a visit, times 100.
-        assert_eq!(
-            pace.after_walk(1_000, Duration::from_millis(9), false),
-            Duration::from_micros(4_000)
-        );
-        // An idle walk of 1,000 maps in 50 µs: 50 ns a visit, 5 ms between walks.
-        assert_eq!(
-            pace.after_walk(1_000, Duration::from_micros(50), true),
-            Duration::from_millis(5)
-        );
-        // A walk that released a generation (its grace period ran a collection)
-        // took 10 ms: the pace stays that of the idle visits.
-        assert_eq!(
-            pace.after_walk(1_000, Duration::from_millis(10), false),
-            Duration::from_millis(5)
-        );
-        // A few maps: below any pass's interval, so every pass walks.
-        assert_eq!(
-            pace.after_walk(2, Duration::from_nanos(100), true),
-            Duration::from_micros(10)
-        );
-        // A walk preempted midway measures the preemption: capped at 1 s.
-        assert_eq!(
-            pace.after_walk(2, Duration::from_millis(100), true),
-            MAX_WALK_PACE
-        );
+        // Each step: maps walked, how long the walk took, whether it was idle (it
+        // released nothing), and the pace that must follow.
+        let steps = [
+            // Before any measure: 40 ns a visit, times 100.
+            (
+                1_000,
+                Duration::from_millis(9),
+                false,
+                Duration::from_micros(4_000),
+            ),
+            // An idle walk of 1,000 maps in 50 µs: 50 ns a visit, 5 ms between walks.
+            (
+                1_000,
+                Duration::from_micros(50),
+                true,
+                Duration::from_millis(5),
+            ),
+            // A walk that released a generation (its grace period ran a
+            // collection) took 10 ms: the pace stays that of the idle visits.
+            (
+                1_000,
+                Duration::from_millis(10),
+                false,
+                Duration::from_millis(5),
+            ),
+            // A few maps: below any pass's interval, so every pass walks.
+            (
+                2,
+                Duration::from_nanos(100),
+                true,
+                Duration::from_micros(10),
+            ),
+            // A walk preempted midway measures the preemption: capped at 1 s.
+            (2, Duration::from_millis(100), true, MAX_WALK_PACE),
+        ];
+        for (i, (maps, took, idle, expected)) in steps.into_iter().enumerate() {
+            assert_eq!(pace.after_walk(maps, took, idle), expected, "step {i}");
+        }
     }
 }
