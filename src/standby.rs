@@ -234,9 +234,11 @@ impl<K, V, S> Standby<K, V, S> {
     /// The map is being dropped: the next pass releases what is parked here and
     /// lets go of the standby.
     pub(crate) fn map_dropped(&self) {
-        // Release: pairs with the Acquire load in `service`, which then sees every
-        // hand-off the map made.
-        self.dropped.store(true, Ordering::Release);
+        // SeqCst: Release would do (it pairs with the load in `service`, which then
+        // sees every hand-off the map made), but nothing can fail on a weaker one:
+        // the standby's own drop releases whatever a pass missed. Once per map, so
+        // it takes the ordering that needs no model.
+        self.dropped.store(true, Ordering::SeqCst);
     }
 }
 
@@ -247,10 +249,11 @@ where
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
     fn service(&self) -> Serviced {
-        // Acquire: pairs with the Release store in `map_dropped`, which comes after
-        // every hand-off of the map: read first, so that the look of
-        // `release_handed_off` sees them all once the map is dropped.
-        let dropped = self.dropped.load(Ordering::Acquire);
+        // SeqCst: pairs with the store in `map_dropped` (Acquire would do; see
+        // there), which comes after every hand-off of the map: read first, so that
+        // the look of `release_handed_off` sees them all once the map is dropped.
+        // (A plain load on x86.)
+        let dropped = self.dropped.load(Ordering::SeqCst);
         let released = self.release_handed_off();
         if dropped {
             // A hand-off parked before the drop was released above; the spare

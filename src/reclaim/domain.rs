@@ -620,11 +620,11 @@ impl Domain {
             // what a walk releases is ordered by the standbys' own Release/Acquire,
             // not by these.
             || this.waiters.load(Ordering::Relaxed) > 0
-            // Acquire (the swap): pairs with `request_walk`'s Release. The load
-            // before it is a Relaxed look, so that passes write nothing when no
-            // walk was asked for.
+            // SeqCst (the swap): pairs with `request_walk`'s store (Acquire would
+            // do; see there). The load before it is a Relaxed look, so that passes
+            // write nothing when no walk was asked for.
             || (this.walk_requested.load(Ordering::Relaxed)
-                && this.walk_requested.swap(false, Ordering::Acquire))
+                && this.walk_requested.swap(false, Ordering::SeqCst))
             || state.next_walk.is_none_or(|at| Instant::now() >= at)
     }
 
@@ -794,10 +794,13 @@ impl Domain {
     /// Makes the background thread's next pass walk the maps, whatever its pace:
     /// for a thread that waits on, or polls for, what a walk releases.
     pub(crate) fn request_walk(&self) {
-        // Release: pairs with the Acquire swap in `paced_walk_due`, so that the walk
-        // it triggers starts after, and sees, whatever this thread did before (its
-        // hand-off, the registration of its map).
-        self.walk_requested.store(true, Ordering::Release);
+        // SeqCst: Release would do (it pairs with the swap in `paced_walk_due`, so
+        // that the walk it triggers starts after, and sees, whatever this thread
+        // did before: its hand-off, the registration of its map), but loom walks
+        // the maps at every pass, so no model can fail on a weaker ordering here;
+        // off the hot path (one store per wait or poll), it takes the one that
+        // needs none.
+        self.walk_requested.store(true, Ordering::SeqCst);
     }
 
     /// Waits until `done()` holds or `timeout` passes (`None`: forever). In manual
