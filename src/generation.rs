@@ -24,11 +24,18 @@ use crate::sync::{Arc, AtomicPtr};
 
 /// One version of the map's contents.
 ///
-/// `repr(C)`: what a clear touches (`id`, and `teardown` for the ticket) comes
-/// first, in the line of the `Arc`'s counts, before the table that writers use.
+/// `repr(C)`: what a clear touches (`id`, `published`, `retirement` for the
+/// ticket, and `parked`) comes first, in the line of the `Arc`'s counts, before the
+/// table that writers use: a clear reads and writes no other line of the new and the
+/// retired generation.
 #[repr(C)]
 pub(crate) struct Generation<K, V, S> {
     id: u64,
+    /// Whether the generation was ever made current (moved into the teardown job
+    /// with `retirement`, see `Drop`).
+    published: bool,
+    /// Shared with `Retired` tickets; moves into the teardown job in `Drop`.
+    retirement: ManuallyDrop<Arc<Retirement>>,
     /// The node the table will travel in to the reclaimer when the generation's
     /// last reference is dropped, allocated with the generation so that retiring it
     /// allocates nothing.
@@ -55,12 +62,14 @@ where
         let domain = home.get().domain();
         let teardown = JobNode::new(RetiredTable {
             store: None,
-            retirement: Arc::new(Retirement::new(domain)),
+            retirement: None,
             published: false,
             owner: None,
         });
         Generation {
             id: 0,
+            published: false,
+            retirement: ManuallyDrop::new(Arc::new(Retirement::new(domain))),
             store: ManuallyDrop::new(store),
             teardown: ManuallyDrop::new(teardown),
             parked: AtomicPtr::new(std::ptr::null_mut()),
@@ -75,7 +84,7 @@ where
     /// Numbers a generation about to be published (it is unshared until then).
     pub(crate) fn prepare_publish(&mut self, id: u64) {
         self.id = id;
-        self.teardown.payload.published = true;
+        self.published = true;
     }
 
     pub(crate) fn store(&self) -> &Store<K, V, S> {
@@ -91,17 +100,18 @@ impl<K, V, S> Generation<K, V, S> {
 
     /// What a `Retired` ticket for this generation waits on.
     pub(crate) fn retirement(&self) -> &Arc<Retirement> {
-        &self.teardown.payload.retirement
+        &self.retirement
     }
 }
 
 /// A generation's table on its way to the teardown, plus the flag to raise once it
 /// is torn down: a job of the reclaimer.
 pub(crate) struct RetiredTable<K, V, S> {
-    /// Filled in when the generation's last reference is dropped.
+    /// Filled in when the generation's last reference is dropped (as are
+    /// `retirement`, `published` and `owner`).
     store: Option<Store<K, V, S>>,
     /// Shared with `Retired` tickets; marked once the table has been torn down.
-    retirement: Arc<Retirement>,
+    retirement: Option<Arc<Retirement>>,
     /// Whether the generation was ever made current. A spare that never was is
     /// not counted among the reclaimed generations when it is torn down.
     published: bool,
@@ -117,6 +127,9 @@ where
 {
     fn run(self) -> JobReport {
         let owner = self.owner.expect("a submitted table has its owner");
+        let retirement = self
+            .retirement
+            .expect("a submitted table has its retirement");
         let home = owner.home();
         let home = home.get();
         let entries = self.store.as_ref().map_or(0, Store::len);
@@ -125,7 +138,7 @@ where
         home.walk_ends(entries, report.destroyed, report.panics, self.published);
         home.count_done();
         // After the counters: a waiter that sees the ticket reclaimed sees them too.
-        self.retirement.mark_torn_down();
+        retirement.mark_torn_down();
         let trim = if home.trim() { report.destroyed } else { 0 };
         drop(owner);
         JobReport {
@@ -145,19 +158,22 @@ impl<K, V, S> Drop for Generation<K, V, S> {
     /// was built by `JobNode::new` in `Generation::new`, which checked that the
     /// table may be torn down on another thread, later (`Job + Send + 'static`).
     fn drop(&mut self) {
-        // SAFETY: `store`, `teardown` and `owner` are initialized (`new`) and taken
-        // exactly once, here (`drop` runs once and `ManuallyDrop` drops nothing
-        // itself); they are never touched again.
-        let (store, mut node, owner) = unsafe {
+        // SAFETY: `store`, `teardown`, `owner` and `retirement` are initialized
+        // (`new`) and taken exactly once, here (`drop` runs once and `ManuallyDrop`
+        // drops nothing itself); they are never touched again.
+        let (store, mut node, owner, retirement) = unsafe {
             (
                 ManuallyDrop::take(&mut self.store),
                 ManuallyDrop::take(&mut self.teardown),
                 ManuallyDrop::take(&mut self.owner),
+                ManuallyDrop::take(&mut self.retirement),
             )
         };
         let home = owner.home();
         node.payload.store = Some(store);
         node.payload.owner = Some(owner);
+        node.payload.retirement = Some(retirement);
+        node.payload.published = self.published;
         home.get().count_submitted();
         // The owner in the node keeps the home (and its domain) alive until the push;
         // nothing is touched after it (the next pass may free both).

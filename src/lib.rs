@@ -278,6 +278,7 @@ mod generation;
 mod map;
 mod mapped;
 mod occupied;
+mod prefetch;
 mod read;
 mod reclaim;
 #[cfg(feature = "serde")]

@@ -12,6 +12,7 @@ use crate::builder::Builder;
 use crate::compute::{Compute, Operation};
 use crate::generation::{Generation, release_after_grace};
 use crate::occupied::Occupied;
+use crate::prefetch::prefetch_arc;
 use crate::read::ReadGuard;
 use crate::reclaim::domain::Domain;
 use crate::reclaim::home::{HomeOwner, HomeRef};
@@ -530,7 +531,16 @@ where
     /// (retried only if another clear or replace won the race). O(1): the old
     /// generation is handed on, never walked here.
     fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
+        // After a large fill every line a clear touches is cold, and each miss
+        // would stall it in turn: the fetches of the lines it touches outside
+        // arc-swap start early, to overlap arc-swap's own misses (its load and
+        // compare-and-swap walk this thread's and every thread's debt slots).
+        // The new generation's head (counts, `id`, `published`), last written by
+        // the reclaimer's core that built the spare:
+        prefetch_arc(Arc::as_ptr(&next));
         let mut current = self.current.load();
+        // The retired generation's ticket counts, raised for the `Retired` below:
+        prefetch_arc(Arc::as_ptr(current.retirement()));
         loop {
             Arc::get_mut(&mut next)
                 .expect("an unpublished generation has no other holder")

@@ -22,6 +22,7 @@
 //! Under loom (`RECYCLE_CELLS` is false in the shim) cells come from the allocator
 //! directly: this is allocation, not the protocol the models check.
 
+use crate::prefetch::prefetch_line;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::RefCell;
 use std::ptr::NonNull;
@@ -78,7 +79,9 @@ impl Magazines {
     fn pop(&mut self, class: usize) -> Option<FreeCell> {
         if let Some(cell) = self.free[class].pop() {
             if let Some(next) = self.free[class].last() {
-                prefetch(next.0);
+                // The line of the cell the next `pop` hands out, which the
+                // reclaimer's core touched last: fetched while this one is used.
+                prefetch_line(next.0.as_ptr());
             }
             return Some(cell);
         }
@@ -98,23 +101,6 @@ impl Magazines {
             to_depot(class, batch);
         }
     }
-}
-
-/// Asks the CPU to bring `cell`'s line into its caches, without waiting for it:
-/// the line of the cell the next `pop` hands out, which the reclaimer's core
-/// touched last. A read prefetch (`prefetcht0`): x86-64's baseline has no
-/// prefetch-for-write (`prefetchw` needs the `prfchw` feature).
-#[inline(always)]
-fn prefetch(cell: NonNull<u8>) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is a hint: it never faults and reads nothing the
-    // program sees, whatever the address (here a free cell this thread owns).
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(cell.as_ptr().cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = cell;
 }
 
 /// Gives `batch` to the depot, or back to its pages if the depot is full.

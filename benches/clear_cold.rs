@@ -1,0 +1,72 @@
+//! One `clear_async` after a large fill, alone: what the clear costs when the fill
+//! has evicted every line it touches (on a 2-core VM, a cold line costs more than
+//! the clear's whole instruction count). `clear_latency` times clears among the
+//! peers and with readers; this one is small enough to run under
+//! `valgrind --tool=callgrind --cache-sim=yes`, which counts the clear's
+//! instructions and first-level misses exactly where a timing is noisy.
+//!
+//! Fills `--entries` `u64` entries (1,000,000), times one clear and waits for its
+//! teardown; `--rounds` times (25, after one untimed round that registers the map,
+//! so that every timed clear takes a spare the reclaimer parked). Prints the
+//! median and the spread.
+//!
+//! ```text
+//! cargo bench -p atomic-map-benches --bench clear_cold                     # 1,000,000 entries, 25 rounds
+//! cargo bench -p atomic-map-benches --bench clear_cold -- --entries 1000 --rounds 201
+//! cargo bench -p atomic-map-benches --bench clear_cold -- --test           # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench clear_cold --no-run            # then, on the binary it names:
+//! valgrind --tool=callgrind --cache-sim=yes --LL=4194304,16,64 --toggle-collect='*clear_once*' \
+//!     target/release/deps/clear_cold-<hash> --rounds 3                      # misses in the 3 timed clears
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use atomic_map::{AtomicMap, Retired};
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn fill(map: &AtomicMap<u64, u64>, entries: usize) {
+    for k in 0..entries as u64 {
+        map.insert(k, k);
+    }
+}
+
+/// The timed call (a symbol of its own, for callgrind's `--toggle-collect`).
+#[inline(never)]
+fn clear_once(map: &AtomicMap<u64, u64>) -> Retired {
+    black_box(map).clear_async()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let test = args.iter().any(|a| a == "--test");
+    let entries = arg(&args, "--entries", if test { 1000 } else { 1_000_000 });
+    let rounds = arg(&args, "--rounds", if test { 2 } else { 25 });
+    let map = AtomicMap::new();
+    // The first clear registers the map with the reclaimer, which then parks a
+    // spare as it releases each clear's hand-off, before the teardown that
+    // `wait` waits for: every later clear takes one.
+    fill(&map, 1);
+    map.clear_async().wait();
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        fill(&map, entries);
+        let start = Instant::now();
+        let retired = clear_once(&map);
+        times.push(start.elapsed());
+        retired.wait();
+    }
+    times.sort();
+    println!(
+        "clear_async after a fill of {entries} u64 entries ({rounds} rounds): median {:.2?}, min {:.2?}, max {:.2?}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}
