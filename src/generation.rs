@@ -25,9 +25,10 @@ use crate::sync::{Arc, AtomicPtr};
 /// One version of the map's contents.
 ///
 /// `repr(C)`: what a clear touches (`id`, `published`, `retirement` for the
-/// ticket, and `parked`) comes first, in the line of the `Arc`'s counts, before the
-/// table that writers use: a clear reads and writes no other line of the new and the
-/// retired generation.
+/// ticket, and `parked`) comes first, right after the `Arc`'s counts (the first 56
+/// bytes of the allocation, one or two cache lines), before the table that writers
+/// use: a clear reads and writes no other line of the new and the retired
+/// generation.
 #[repr(C)]
 pub(crate) struct Generation<K, V, S> {
     id: u64,
