@@ -5,6 +5,8 @@
 /// holds as an `Arc<dyn MapService>`; its count orders nothing the models check
 /// (std's own code, trusted).
 pub(crate) use std::sync::Arc as WeakableArc;
+// (`fence` goes unused under `--cfg atomic_map_sanitize_thread`: see `value.rs`.)
+#[cfg_attr(atomic_map_sanitize_thread, allow(unused_imports))]
 pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
 };
