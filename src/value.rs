@@ -477,7 +477,7 @@ impl<V> ValueRef<V> {
         // The home is alive until this cell is destroyed, which needs the push below;
         // after the push neither the cell nor the home is touched again.
         let home = c.home.get();
-        home.count_doomed();
+        let stripe = home.count_doomed();
         // A raw pointer to the domain: the home and the domain may be freed by a pass
         // before `doom` returns (see `Domain::submit`).
         let domain = Arc::as_ptr(home.domain());
@@ -488,7 +488,7 @@ impl<V> ValueRef<V> {
         // the destruction needs; `ValueCell` starts with `CellHead`'s fields
         // (`repr(C)`, checked above), so the list can use the head.
         // SAFETY: the domain is alive at the call and the cell is handed over (above).
-        unsafe { Domain::doom(domain, cell.cast()) };
+        unsafe { Domain::doom(domain, cell.cast(), stripe) };
     }
 
     /// The map's `DestroyFn` (`reclaim/home.rs`): destroys a doomed cell of `V`.

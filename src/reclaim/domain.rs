@@ -1,8 +1,8 @@
 //! `Domain`: one reclaimer, serving any number of maps.
 //!
 //! A domain owns the queues on which work waits (hand-offs and retired tables on
-//! a [`JobList`], doomed values on [`DoomedList`]s, one per stripe of threads, ripe
-//! batches and orphaned homes on [`Stack`]s) and
+//! a [`JobList`], doomed values on [`DoomRing`]s and [`DoomedList`]s, one of each
+//! per stripe of threads, ripe batches and orphaned homes on [`Stack`]s) and
 //! runs *passes* over them, one at a time. Passes are run by the domain's background
 //! thread (the process-wide default domain, or a dedicated one of the user's), or by
 //! the program ([`ReclaimMode::Manual`]: `reclaim()`, `Retired::wait`, a poll of a
@@ -33,17 +33,18 @@ use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use super::doomed::{CellHead, DoomedChain, DoomedList};
+use super::doom_ring::{BACKGROUND_RING_SLOTS, DoomRing, MANUAL_RING_SLOTS};
+use super::doomed::{CellHead, DoomedBatch, DoomedList};
 use super::home::{Home, HomeRef};
 use super::jobs::{JobList, JobNode};
 use super::report::DropOutcome;
 use super::stack::Stack;
-use super::stripe::my_stripe;
+use super::stripe::ThreadStripe;
 use super::trim;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex, MutexGuard, Ordering,
-    PACED_MAP_WALKS, ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread, thread_local,
-    timed_wait,
+    Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex,
+    MutexGuard, Ordering, PACED_MAP_WALKS, ProcessWide, SHARED_STATICS, WeakableArc, epoch, thread,
+    thread_local, timed_wait,
 };
 
 /// Who runs a domain's passes.
@@ -191,9 +192,12 @@ pub(crate) struct Domain {
     mode: ReclaimMode,
     jobs: JobList,
     /// Values whose last reference is gone, waiting for a grace period (see
-    /// `doomed.rs`), and batches past theirs, waiting to be destroyed.
+    /// `doomed.rs`): a ring per claimed stripe, allocated by its claimant's first
+    /// doom here (`doom_ring.rs`), and a list per stripe for the rest; and batches
+    /// past their grace period, waiting to be destroyed.
+    rings: [AtomicPtr<DoomRing>; COUNTER_STRIPES],
     doomed: [DoomedList; COUNTER_STRIPES],
-    ripe: Stack<Vec<DoomedChain>>,
+    ripe: Stack<DoomedBatch>,
     /// Batches deferred to the epoch and not yet moved to `ripe` (for `flush`).
     in_grace: AtomicUsize,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
@@ -264,6 +268,7 @@ impl Domain {
         Domain {
             mode,
             jobs: JobList::new(),
+            rings: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             doomed: std::array::from_fn(|_| DoomedList::new()),
             ripe: Stack::new(),
             in_grace: AtomicUsize::new(0),
@@ -390,7 +395,7 @@ impl Domain {
             // queued what it queues (a teardown) by the time the count drops.
             && self.in_grace.load(Ordering::Acquire) == 0
             && self.jobs.is_empty()
-            && self.doomed.iter().all(DoomedList::is_empty)
+            && self.doomed_empty()
             && self.ripe.is_empty()
             && self.orphans.is_empty()
             && self.adoptions.is_empty()
@@ -415,19 +420,68 @@ impl Domain {
         jobs.push(node);
     }
 
-    /// Takes a value whose last reference is gone (see `doomed.rs`). O(1), no
-    /// allocation. A raw pointer, not `&self`, for the reason given at `submit`.
+    /// Takes a value whose last reference is gone (see `doomed.rs`), released by
+    /// a thread of `stripe`: onto the stripe's ring if the thread holds the stripe's
+    /// claim and the ring has room (no locked instruction), else onto the stripe's
+    /// list. O(1); the ring's first use here allocates it. A raw pointer, not
+    /// `&self`, for the reason given at `submit`.
     ///
     /// # Safety
     /// `this` points at a live domain when the call begins (the cell's home holds an
-    /// `Arc` on it); `cell` as for `DoomedList::push`.
-    pub(crate) unsafe fn doom(this: *const Domain, cell: NonNull<CellHead>) {
+    /// `Arc` on it); `stripe` is the calling thread's (`thread_stripe`); `cell` as
+    /// for `DoomedList::push`.
+    pub(crate) unsafe fn doom(this: *const Domain, cell: NonNull<CellHead>, stripe: ThreadStripe) {
+        if stripe.claimed {
+            // SAFETY: live at the call (the contract); only the atomic slot is
+            // borrowed, before the push.
+            let slot = unsafe { &(*this).rings[stripe.index] };
+            // Relaxed: the claimant is the only thread that stores a ring here, and
+            // it reads its own store (or its predecessor's, ordered before by the
+            // claim, `stripe.rs`).
+            let mut ring = slot.load(Ordering::Relaxed);
+            if ring.is_null() {
+                // SAFETY: live at the call (the contract).
+                let slots = match unsafe { (*this).mode } {
+                    ReclaimMode::Background => BACKGROUND_RING_SLOTS,
+                    ReclaimMode::Manual => MANUAL_RING_SLOTS,
+                };
+                ring = Box::into_raw(Box::new(DoomRing::new(slots)));
+                // SeqCst (Release would do: it publishes the ring's initialization
+                // to the pass's load in `ring`). Once per ring, and no model here can
+                // tell the two apart, so the stronger one.
+                slot.store(ring, Ordering::SeqCst);
+            }
+            // SAFETY: the caller's contract for `cell`. (If the ring is full, the
+            // list's push below replaces the tag with its tagged link.)
+            unsafe { DoomedList::tag(cell) };
+            // SAFETY: the ring lives as long as the domain (freed in its `Drop`),
+            // which is live at the call; this thread holds the stripe's claim, so it
+            // is the ring's only producer; the cell is handed over (the contract).
+            if unsafe { DoomRing::push(ring, cell) } {
+                return;
+            }
+        }
         // SAFETY: live at the call (the contract); only the list's atomic head is
         // borrowed across the push (`DoomedList::head`'s borrow of the list ends
         // before it).
-        let head = unsafe { (*this).doomed[my_stripe()].head() };
+        let head = unsafe { (*this).doomed[stripe.index].head() };
         // SAFETY: the caller's contract for `cell`.
         unsafe { DoomedList::push(head, cell) }
+    }
+
+    /// The stripe's ring, if its claimant has doomed a value here.
+    fn ring(&self, stripe: usize) -> Option<&DoomRing> {
+        // SeqCst: pairs with the store in `doom` (Acquire would do; see there). A
+        // plain load on x86-64.
+        let ring = self.rings[stripe].load(Ordering::SeqCst);
+        // SAFETY: a ring, once stored, lives until the domain is dropped (`Drop`).
+        (!ring.is_null()).then(|| unsafe { &*ring })
+    }
+
+    /// Whether no doomed value waits for its grace period (a racy reading).
+    fn doomed_empty(&self) -> bool {
+        self.doomed.iter().all(DoomedList::is_empty)
+            && (0..COUNTER_STRIPES).all(|i| self.ring(i).is_none_or(DoomRing::is_empty))
     }
 
     /// Registers a map (its standby) for the passes' service. One push.
@@ -576,11 +630,15 @@ impl Domain {
     /// batches whose grace period is over (`doomed.rs`). Returns the number of
     /// values destroyed, and how many of them count towards trimming.
     fn reclaim_values(this: &Arc<Self>) -> (usize, usize) {
-        let batch: Vec<DoomedChain> = this
-            .doomed
-            .iter()
-            .filter_map(DoomedList::take_all)
-            .collect();
+        let mut batch = DoomedBatch::default();
+        for stripe in 0..COUNTER_STRIPES {
+            if let Some(ring) = this.ring(stripe) {
+                ring.take_into(batch.cells());
+            }
+            if let Some(chain) = this.doomed[stripe].take_all() {
+                batch.add_chain(chain);
+            }
+        }
         let guard = epoch::pin();
         if !batch.is_empty() {
             let domain = Arc::clone(this);
@@ -603,9 +661,7 @@ impl Domain {
         drop(guard);
         let mut tally = Tally::default();
         for batch in this.ripe.take_all() {
-            for chain in batch {
-                chain.destroy_each(|outcome, home| tally.add(home, outcome));
-            }
+            batch.destroy_each(|outcome, home| tally.add(home, outcome));
         }
         tally.flush();
         (tally.destroyed, tally.trim_count)
@@ -714,7 +770,7 @@ impl Domain {
         // closure, so a batch that left its grace period is seen on `ripe` below.
         let own = this.in_grace.load(Ordering::Acquire) == 0
             && this.jobs.is_empty()
-            && this.doomed.iter().all(DoomedList::is_empty)
+            && this.doomed_empty()
             && this.ripe.is_empty()
             && this.adoptions.is_empty();
         if !own {
@@ -870,6 +926,16 @@ impl Drop for Domain {
             // The thread holds an `Arc` on the domain, so this drop runs on it, or
             // after it returned: never wait for it here.
             drop(worker);
+        }
+        for slot in &self.rings {
+            // Relaxed: `&mut self`: no other thread holds the domain.
+            let ring = slot.load(Ordering::Relaxed);
+            if !ring.is_null() {
+                // SAFETY: from `Box::into_raw` in `doom`, stored once per slot, freed
+                // once, here; empty (every doomed value keeps its home, and every
+                // home its domain).
+                drop(unsafe { Box::from_raw(ring) });
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ use std::ptr::{self, NonNull};
 
 use super::home::HomeRef;
 use super::report::DropOutcome;
+use crate::prefetch::prefetch_line;
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 
 /// The head of every value cell, as the reclaimer sees a type-erased one: the
@@ -70,8 +71,9 @@ unsafe impl Send for DoomedValue {}
 
 impl DoomedValue {
     /// Destroys the value. Only after the grace period (a ripe batch), which is not
-    /// checked here: the one caller, `DoomedChain::destroy_each`, is called by
-    /// `Domain::reclaim_values` only on chains taken from the ripe stack. Returns how its destructor ended and the home of
+    /// checked here: the callers, `DoomedBatch::destroy_each` and
+    /// `DoomedChain::destroy_each`, are called by `Domain::reclaim_values` only on
+    /// batches taken from the ripe stack. Returns how its destructor ended and the home of
     /// its map, for the accounting.
     pub(crate) fn destroy(self) -> (DropOutcome, HomeRef) {
         // Soundness: the pointer is the cell's own (cast in `release_raw`, whole-cell
@@ -123,6 +125,59 @@ impl DoomedChain {
     }
 }
 
+/// Doomed cells taken by one pass, on their way through the grace period: cells
+/// from the stripes' rings (`doom_ring.rs`), as an array, and chains from the
+/// stripes' lists.
+#[derive(Default)]
+pub(crate) struct DoomedBatch {
+    cells: Vec<NonNull<CellHead>>,
+    chains: Vec<DoomedChain>,
+}
+
+// SAFETY: as `DoomedValue`'s: the batch owns its cells (moved, never shared), and
+// they may be destroyed on any thread.
+unsafe impl Send for DoomedBatch {}
+
+impl DoomedBatch {
+    /// Where a ring's take puts its cells (`DoomRing::take_into`).
+    pub(crate) fn cells(&mut self) -> &mut Vec<NonNull<CellHead>> {
+        &mut self.cells
+    }
+
+    /// Adds a chain taken off a list.
+    pub(crate) fn add_chain(&mut self, chain: DoomedChain) {
+        self.chains.push(chain);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cells.is_empty() && self.chains.is_empty()
+    }
+
+    /// Destroys every value of the batch and reports each one's outcome and home to
+    /// `f`. Only after the grace period, as [`DoomedValue::destroy`]. The array's
+    /// cells are fetched `AHEAD` cells before they are destroyed: each is a line the
+    /// releasing thread wrote last, a cross-core miss that the walk would otherwise
+    /// wait for, one cell at a time.
+    pub(crate) fn destroy_each(self, mut f: impl FnMut(DropOutcome, HomeRef)) {
+        const AHEAD: usize = 8;
+        for cell in self.cells.iter().take(AHEAD) {
+            prefetch_line(cell.as_ptr().cast());
+        }
+        for (i, &cell) in self.cells.iter().enumerate() {
+            if let Some(ahead) = self.cells.get(i + AHEAD) {
+                prefetch_line(ahead.as_ptr().cast());
+            }
+            // Each cell was pushed once and is destroyed once, here (the batch owns
+            // it, and is consumed).
+            let (outcome, home) = DoomedValue(cell).destroy();
+            f(outcome, home);
+        }
+        for chain in self.chains {
+            chain.destroy_each(&mut f);
+        }
+    }
+}
+
 /// A multi-producer list of doomed cells linked through their dead count word, so
 /// that dooming a value allocates nothing; the consumer takes all at once. A
 /// domain keeps one per stripe (see `home.rs`), each alone on its cache line, so
@@ -142,6 +197,23 @@ impl DoomedList {
     /// The list's head, for `push`.
     pub(crate) fn head(&self) -> &AtomicPtr<CellHead> {
         &self.head
+    }
+
+    /// Tags the count word of a cell on its way into a `DoomRing` as doomed (a
+    /// list's push tags it with the link instead).
+    ///
+    /// # Safety
+    /// As for [`push`](Self::push): the cell's count has reached 0 and the caller
+    /// gave up the last reference.
+    pub(crate) unsafe fn tag(cell: NonNull<CellHead>) {
+        // SAFETY: the cell is alive and its count dead (the contract): the word is
+        // ours to reuse.
+        let refs = unsafe { &cell.as_ref().refs };
+        // Release, as the list's link (`push` says why): a lock-free reader that
+        // reads the tag as "unmapped" also sees the table's slot as the unmapping
+        // writer left it. The tag makes a release or a retain after the last one
+        // abort (`check_release`, `check_retain`).
+        refs.store(DOOMED, Ordering::Release);
     }
 
     /// Links `cell` in at `head` (a `DoomedList`'s). Takes the atomic head rather

@@ -39,7 +39,7 @@ use std::ptr::NonNull;
 
 use super::domain::Domain;
 use super::report::DropOutcome;
-use super::stripe::{StripedCount, thread_stripe};
+use super::stripe::{StripedCount, ThreadStripe, thread_stripe};
 use crate::sync::{
     Arc, AtomicPtr, AtomicU64, AtomicUsize, COUNTER_STRIPES, Ordering, TRACK_FREES, UnsafeCell,
 };
@@ -270,11 +270,13 @@ impl Home {
         self.stripes()[stripe.index].created.add_one(stripe);
     }
 
-    /// A value's last reference was released outside a teardown.
-    pub(crate) fn count_doomed(&self) {
+    /// A value's last reference was released outside a teardown. Returns the
+    /// calling thread's stripe, for the doom that follows (`Domain::doom`).
+    pub(crate) fn count_doomed(&self) -> ThreadStripe {
         // Statistics only (Relaxed, `stripe.rs`).
         let stripe = thread_stripe();
         self.stripes()[stripe.index].doomed.add_one(stripe);
+        stripe
     }
 
     /// A teardown of this map is about to be submitted.

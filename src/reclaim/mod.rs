@@ -12,7 +12,8 @@
 //!    [`Retired`] ticket is marked ([`retired`]).
 //!
 //! Follow a released value (a handle dropped after a `remove`, a C release):
-//! 1. Its last release pushes it onto the domain's doomed stack ([`doomed`]).
+//! 1. Its last release puts it in the domain's ring for the releasing thread's
+//!    stripe ([`doom_ring`]), or on the stripe's doomed list ([`doomed`]).
 //! 2. A pass starts its grace period (a crossbeam-epoch deferral that moves the batch
 //!    to the ripe stack), and a later pass destroys it, on the pass's thread.
 //!
@@ -23,6 +24,7 @@
 //! the outcome types are in a leaf module ([`report`]).
 
 pub(crate) mod domain;
+pub(crate) mod doom_ring;
 pub(crate) mod doomed;
 pub(crate) mod handle;
 pub(crate) mod home;

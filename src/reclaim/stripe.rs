@@ -1,5 +1,5 @@
-//! Which stripe of the per-value counters (and doomed lists) a thread writes, and
-//! whether it writes that stripe's counters alone.
+//! Which stripe of the per-value counters (and doomed rings and lists) a thread
+//! writes, and whether it writes that stripe's counters and ring alone.
 //!
 //! A map counts every value cell created and every value doomed, in
 //! `COUNTER_STRIPES` stripes of one cache line each (`home.rs`). A locked
@@ -11,6 +11,10 @@
 //! of that stripe, with a plain load and store (no locked instruction). Threads
 //! beyond those share the stripes round-robin and add to each stripe's `shared`
 //! counters with `fetch_add`, as every thread did before. A reader sums both.
+//!
+//! The claimant of a stripe is also the only thread that dooms values through
+//! the stripe's ring in every domain (`doom_ring.rs`), so a doom needs no locked
+//! instruction either; other threads push onto the stripe's doomed list.
 //!
 //! A claim ends with its thread (the thread-local's destructor gives the index
 //! back); a later thread may claim the same index and go on from the counts its
@@ -28,14 +32,16 @@
 //! A thread whose claim is gone (in its thread-locals' destructors, after this
 //! one's) counts on the shared counters of stripe 0.
 //!
-//! Under loom there is one stripe and no claim (`COUNTER_STRIPES` is 1): every
-//! thread uses the shared counters, and the claim word, a std static that cannot be
-//! rebuilt per execution, is never touched.
+//! Under loom there is one stripe (`COUNTER_STRIPES` is 1), and the claim word, a
+//! std static that cannot be rebuilt per execution, is never touched: the shim
+//! gives the stripe's claim to the first thread of each execution that counts
+//! (`holds_the_stripe_claim`), so that the models run both the claimant's paths
+//! and the others'.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::sync::{AtomicU64, COUNTER_STRIPES, Ordering as ShimOrdering};
+use crate::sync::{AtomicU64, COUNTER_STRIPES, Ordering as ShimOrdering, holds_the_stripe_claim};
 
 /// The stripe a thread counts on.
 #[derive(Clone, Copy)]
@@ -112,7 +118,7 @@ pub(crate) fn thread_stripe() -> ThreadStripe {
     if COUNTER_STRIPES == 1 {
         return ThreadStripe {
             index: 0,
-            claimed: false,
+            claimed: holds_the_stripe_claim(),
         };
     }
     MINE.try_with(|m| {
@@ -131,13 +137,6 @@ pub(crate) fn thread_stripe() -> ThreadStripe {
         index: 0,
         claimed: false,
     })
-}
-
-/// The index of this thread's stripe (doomed lists: every thread pushes with a
-/// compare-and-swap, claimed or not).
-#[inline]
-pub(crate) fn my_stripe() -> usize {
-    thread_stripe().index
 }
 
 /// Claims the lowest free index, or, if all are held, picks one round-robin.

@@ -117,6 +117,29 @@ impl<T> Slot<T> {
 /// (which thread got which stripe) can differ between executions.
 pub(crate) const COUNTER_STRIPES: usize = 1;
 
+/// Whether this thread holds the one stripe's claim (`reclaim/stripe.rs`): the
+/// first thread of each execution that asks does, for the rest of the execution,
+/// so that the models run the claimant's paths (its plain counter stores, its
+/// doomed ring) beside everyone else's (the shared counters, the doomed list). A
+/// loom static and thread-local, rebuilt for every execution.
+pub(crate) fn holds_the_stripe_claim() -> bool {
+    loom::lazy_static! {
+        static ref TAKEN: loom::sync::atomic::AtomicBool = loom::sync::atomic::AtomicBool::new(false);
+    }
+    loom::thread_local! {
+        static MINE: std::cell::Cell<Option<bool>> = std::cell::Cell::new(None);
+    }
+    MINE.with(|mine| match mine.get() {
+        Some(claimed) => claimed,
+        None => {
+            // SeqCst: as the real claim (`stripe.rs`).
+            let claimed = !TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst);
+            mine.set(Some(claimed));
+            claimed
+        }
+    })
+}
+
 /// Not under loom: an execution must not depend on the clock, so every pass walks
 /// the registered maps.
 pub(crate) const PACED_MAP_WALKS: bool = false;

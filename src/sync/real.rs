@@ -41,6 +41,11 @@ pub(crate) mod epoch {
 /// enough that threads rarely share one.
 pub(crate) const COUNTER_STRIPES: usize = 8;
 
+/// Only under loom, where there is one stripe (`model.rs`); never called here.
+pub(crate) fn holds_the_stripe_claim() -> bool {
+    false
+}
+
 /// Whether the background thread paces its walks of the registered maps by the
 /// clock (`reclaim/domain.rs`, `MAP_WALK_DUTY`).
 pub(crate) const PACED_MAP_WALKS: bool = true;

@@ -1,0 +1,281 @@
+//! `DoomRing`: the doomed values of one claimed stripe, in an array.
+//!
+//! A thread that holds a stripe's claim (`stripe.rs`) is the only thread that
+//! dooms values through that stripe's ring, in every domain, and a domain's passes
+//! take from it under the pass lock: one producer, one consumer at a time. So a
+//! doom is two plain stores and a `Release` store of the tail (no locked
+//! instruction, where the doomed list's push is a `lock cmpxchg`), and a pass gets
+//! the cells' addresses as an array, which its destroy walk fetches ahead of use
+//! (`DoomedBatch::destroy_each`); a list's walk must read each cell to find the
+//! next, one cross-core miss after the other.
+//!
+//! A ring is allocated by its stripe's first claimant to doom a value in the
+//! domain, and freed with the domain. When it is full (more dooms between two
+//! passes than it holds), or the thread holds no claim, the value goes to the
+//! stripe's doomed list instead (`Domain::doom`).
+
+use std::ptr::{self, NonNull};
+
+use super::doomed::CellHead;
+use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+
+/// Cells a ring of a background domain holds between two passes: 256 KiB of
+/// addresses per claimed stripe, at most 2 MiB per domain. Passes come every
+/// millisecond or two under load (the background thread's shortest park, plus the
+/// pass), so this keeps up with 16 M dooms per second per thread. With 4,096 a
+/// 1-thread upsert loop (9 M dooms per second) filled the ring between passes, and
+/// 92% of the pass's samples were again on the lists' chains (`perf`).
+#[cfg(not(feature = "loom"))]
+pub(crate) const BACKGROUND_RING_SLOTS: usize = 32 * 1024;
+/// A manual domain's ring: 8 KiB. Its passes run when the program says, so no
+/// size keeps up with them; this one only spares small programs the lists' CAS,
+/// and many manual maps (one domain each) do not cost much memory.
+#[cfg(not(feature = "loom"))]
+pub(crate) const MANUAL_RING_SLOTS: usize = 1024;
+/// Small under loom, so that a model can fill it.
+#[cfg(feature = "loom")]
+pub(crate) const BACKGROUND_RING_SLOTS: usize = 2;
+#[cfg(feature = "loom")]
+pub(crate) const MANUAL_RING_SLOTS: usize = 2;
+
+/// A word alone on its cache line (and the next: adjacent-line prefetch).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A single-producer, single-consumer ring of doomed cells (see the module docs).
+pub(crate) struct DoomRing {
+    /// Cells pushed so far (a running count; the slot is `tail & mask`).
+    /// Written by the producer; read by the consumer.
+    tail: Padded<AtomicUsize>,
+    /// The producer's last reading of `head`, so that it reads the consumer's line
+    /// only when the ring looks full. The producer's alone.
+    head_seen: Padded<UnsafeCell<usize>>,
+    /// Cells taken so far. Written by the consumer; read by the producer when the
+    /// ring looks full.
+    head: Padded<AtomicUsize>,
+    slots: Box<[UnsafeCell<*mut CellHead>]>,
+    /// The number of slots (a power of two) less one.
+    mask: usize,
+}
+
+// SAFETY: the slots hold addresses of doomed cells, which any thread may destroy
+// (see `DoomedValue`); each field is accessed by one side only, or through atomics
+// (the protocol above).
+unsafe impl Send for DoomRing {}
+// SAFETY: as above: `head_seen` and a slot past `tail` are the producer's alone
+// (one claimant at a time), a slot between `head` and `tail` the consumer's (one
+// pass at a time).
+unsafe impl Sync for DoomRing {}
+
+impl DoomRing {
+    /// A ring of `slots` slots, a power of two.
+    pub(crate) fn new(slots: usize) -> Self {
+        assert!(slots.is_power_of_two(), "a ring's size is a power of two");
+        DoomRing {
+            tail: Padded(AtomicUsize::new(0)),
+            head_seen: Padded(UnsafeCell::new(0)),
+            head: Padded(AtomicUsize::new(0)),
+            slots: (0..slots)
+                .map(|_| UnsafeCell::new(ptr::null_mut()))
+                .collect(),
+            mask: slots - 1,
+        }
+    }
+
+    /// Adds `cell` to the ring at `ring`; `false` (and nothing done) if it is full.
+    /// Takes a raw pointer rather than `&self`: once the tail is stored, a pass may
+    /// destroy the cell, then its home and the domain holding this ring, before the
+    /// call returns (as for `DoomedList::push`); nothing is touched after that store.
+    ///
+    /// The ring only stores and hands back the address: the caller tags the cell's
+    /// count word (`Domain::doom`).
+    ///
+    /// # Safety
+    /// `ring` is live at the call; the caller is the only producer of the ring (the
+    /// claimant of its stripe), and hands `cell` to the ring's consumer.
+    pub(crate) unsafe fn push(ring: *const DoomRing, cell: NonNull<CellHead>) -> bool {
+        // SAFETY: live at the call (the contract); this borrow ends before the
+        // tail's store below (the last use of `ring` is through `tail` alone).
+        let r = unsafe { &*ring };
+        // Relaxed: the producer's own last store (or its predecessor's, ordered
+        // before by the stripe's claim, `stripe.rs`).
+        let tail = r.tail.0.load(Ordering::Relaxed);
+        // SAFETY: `head_seen` is the producer's alone (the contract).
+        let mut head = r.head_seen.0.with(|p| unsafe { *p });
+        if tail - head > r.mask {
+            // Acquire: pairs with the Release store of `head` in `take_into`, made
+            // after the consumer read the slots it frees: the store below to a freed
+            // slot comes after that read.
+            head = r.head.0.load(Ordering::Acquire);
+            // SAFETY: as above.
+            r.head_seen.0.with_mut(|p| unsafe { *p = head });
+            if tail - head > r.mask {
+                return false;
+            }
+        }
+        // SAFETY: the slot at `tail` is outside `head..tail`, so the consumer does
+        // not read it until the store of the tail below publishes it; the producer
+        // is alone (the contract).
+        r.slots[tail & r.mask].with_mut(|p| unsafe { *p = cell.as_ptr() });
+        // Release: publishes the slot (and the release of the value) to the Acquire
+        // load in `take_into`.
+        r.tail.0.store(tail + 1, Ordering::Release);
+        true
+    }
+
+    /// Moves every cell pushed since the last take into `out`. Only one thread at a
+    /// time (the domain's pass lock).
+    pub(crate) fn take_into(&self, out: &mut Vec<NonNull<CellHead>>) {
+        // Relaxed: written by the consumer only, and consumers are ordered by the
+        // pass lock.
+        let head = self.head.0.load(Ordering::Relaxed);
+        // Acquire: pairs with the Release store in `push`: the slots before it, and
+        // the cells' releases, are seen.
+        let tail = self.tail.0.load(Ordering::Acquire);
+        out.reserve(tail - head);
+        for i in head..tail {
+            // SAFETY: `head..tail` is the consumer's (the producer writes only past
+            // `tail`, and into freed slots only after the store of `head` below).
+            let cell = self.slots[i & self.mask].with(|p| unsafe { *p });
+            out.push(NonNull::new(cell).expect("a pushed slot holds a cell"));
+        }
+        // Release: pairs with the Acquire load of `head` in `push`: the reads above
+        // come before the producer reuses these slots.
+        self.head.0.store(tail, Ordering::Release);
+    }
+
+    /// Whether nothing is waiting (a racy reading).
+    pub(crate) fn is_empty(&self) -> bool {
+        // Relaxed: a hint; whoever acts on it takes with `take_into`.
+        self.tail.0.load(Ordering::Relaxed) == self.head.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The ring's protocol under loom (`cargo test --features loom --lib doom_ring`): a
+/// producer pushes three cells into a two-slot ring while the consumer takes, so
+/// that the third push reuses a slot the consumer read. Each cell must be taken
+/// once (or refused, when the ring is full), and the consumer must see what the
+/// producer wrote into a cell before pushing it: loom reports a causality
+/// violation if the tail's publication or the head's hand-back is weakened
+/// (`docs/broken-builds/doom-ring-*.patch`). The real domain never uses a ring
+/// under loom (one unclaimed stripe), so this model is the ring's check.
+#[cfg(all(test, feature = "loom"))]
+mod model {
+    use super::*;
+    use crate::sync::Arc;
+
+    /// What a producer writes into a cell before dooming it.
+    struct Cell {
+        written: UnsafeCell<usize>,
+    }
+
+    #[test]
+    fn each_cell_is_handed_over_once_and_whole() {
+        loom::model(|| {
+            let ring = Arc::new(DoomRing::new(BACKGROUND_RING_SLOTS));
+            let cells: Vec<usize> = (0..3)
+                .map(|_| {
+                    Box::into_raw(Box::new(Cell {
+                        written: UnsafeCell::new(0),
+                    })) as usize
+                })
+                .collect();
+            let producer = {
+                let (ring, cells) = (Arc::clone(&ring), cells.clone());
+                loom::thread::spawn(move || {
+                    let mut refused = Vec::new();
+                    for (i, &cell) in cells.iter().enumerate() {
+                        let cell = cell as *mut Cell;
+                        // SAFETY: the producer's cell until it is pushed.
+                        unsafe { (*cell).written.with_mut(|w| *w = i + 1) };
+                        let head = NonNull::new(cell.cast::<CellHead>()).unwrap();
+                        // SAFETY: the ring is alive (the `Arc`); this thread is its
+                        // only producer; the ring never reads through the address.
+                        if !unsafe { DoomRing::push(Arc::as_ptr(&ring), head) } {
+                            refused.push(cell as usize);
+                        }
+                    }
+                    refused
+                })
+            };
+            let mut taken = Vec::new();
+            // Without this yield loom never ran the producer before this first take
+            // (6 executions, every take empty; 34 with it).
+            loom::thread::yield_now();
+            ring.take_into(&mut taken);
+            let check = |taken: &[NonNull<CellHead>]| {
+                for cell in taken {
+                    let cell = cell.as_ptr().cast::<Cell>();
+                    // SAFETY: taken from the ring: the producer is done with it.
+                    let written = unsafe { (*cell).written.with(|w| *w) };
+                    assert_ne!(written, 0, "a cell was taken before it was written");
+                }
+            };
+            check(&taken);
+            let seen = taken.len();
+            let refused = producer.join().unwrap();
+            ring.take_into(&mut taken);
+            check(&taken[seen..]);
+            let mut handed: Vec<usize> = taken.iter().map(|c| c.as_ptr() as usize).collect();
+            handed.extend(&refused);
+            handed.sort_unstable();
+            let mut expected = cells.clone();
+            expected.sort_unstable();
+            assert_eq!(handed, expected, "a cell was lost or taken twice");
+            for cell in cells {
+                // SAFETY: from `Box::into_raw` above, freed once.
+                drop(unsafe { Box::from_raw(cell as *mut Cell) });
+            }
+        });
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::MANUAL_RING_SLOTS;
+    use crate::{AtomicMap, Builder, ReclaimMode};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Three rings' worth of values released between two passes of a manual map,
+    /// on a thread of its own (which claims a stripe if one is free, and so fills
+    /// its ring and spills onto the list): each destroyed once, none before the
+    /// passes, all by them.
+    #[test]
+    fn a_full_ring_spills_onto_the_list_and_every_value_is_destroyed_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map: Arc<AtomicMap<usize, Counted>> =
+            Arc::new(Builder::new().reclaim_mode(ReclaimMode::Manual).build());
+        let n = 3 * MANUAL_RING_SLOTS;
+        for i in 0..n {
+            map.insert(i, Counted(Arc::clone(&drops)));
+        }
+        let releaser = Arc::clone(&map);
+        std::thread::spawn(move || {
+            for i in 0..n {
+                drop(releaser.remove(&i));
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(map.stats().pending_values, n);
+        assert_eq!(drops.load(Ordering::Relaxed), 0, "destroyed before a pass");
+        for _ in 0..100 {
+            map.reclaim();
+            if drops.load(Ordering::Relaxed) == n {
+                break;
+            }
+        }
+        assert_eq!(drops.load(Ordering::Relaxed), n);
+        assert_eq!(map.stats().pending_values, 0);
+        assert_eq!(map.stats().reclaimed_values, n as u64);
+    }
+}
