@@ -153,6 +153,21 @@ spin="Model exceeded maximum number of branches"
 entry unmapping-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
 entry retain-if-mapped-without-fence.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
 entry doomed-link-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
+# A claimant's doom tags the dead count word before its ring's push (the list's
+# link does it for the others): scenario 16, where the claimant dooms the value.
+entry doom-tag-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
+
+# The doomed ring (src/reclaim/doom_ring.rs): its own loom model, in the library.
+ring_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib doom_ring -- --nocapture"
+entry doom-ring-tail-published-relaxed.patch "$ring_model" "$causality"
+entry doom-ring-tail-read-relaxed.patch "$ring_model" "$causality"
+entry doom-ring-head-read-relaxed.patch "$ring_model" "$causality"
+entry doom-ring-head-returned-relaxed.patch "$ring_model" "$causality"
+# A full ring that overwrites its oldest cell loses values: the spill test counts
+# the destructors.
+entry doom-ring-overwrites-when-full.patch \
+    "cargo test --release -p atomic-map --lib a_full_ring_spills" \
+    "panicked at src/reclaim/doom_ring.rs"
 entry locked-retain-without-increment.patch "cargo test --test operations -- --nocapture" \
     "value released more times than retained"
 # (Scenario 16 crashes or hangs on it, depending on the interleaving loom tries
