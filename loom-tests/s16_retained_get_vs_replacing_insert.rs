@@ -9,28 +9,50 @@
 
 mod common;
 
-use common::{finish, map_with_one_value, spawn_with, unwrap};
+use common::{finish, manual_map, map_with_one_value, spawn_with, unwrap};
 
 #[test]
 fn retained_get_vs_replacing_insert() {
-    common::model("retained_get_vs_replacing_insert", || {
-        let (drops, map) = map_with_one_value();
+    common::model("retained_get_vs_replacing_insert", || scenario(false));
+}
 
-        let reader = spawn_with(&map, |map| {
-            let handle = map.get(&1).expect("key 1 is mapped throughout");
-            let v = handle.read();
-            assert!(v == 7 || v == 8, "read {v}");
-        });
-        let probe = drops.probe(8);
-        let old = map.insert(1, probe).expect("key 1 was mapped");
-        assert_eq!(old.read(), 7);
-        drop(old); // the old value's last reference, unless the reader holds one
-        map.reclaim();
-        reader.join().unwrap();
-        map.reclaim();
-        map.reclaim();
-        assert_eq!(drops.count(), 1, "the old value, destroyed once");
-        finish(unwrap(map));
-        assert_eq!(drops.count(), 2);
+/// The same, with the one stripe's claim taken first by another thread (the shim
+/// gives it to the first thread that counts): the main thread's release then
+/// pushes the old value onto the doomed list, whose tagged link a stale reader
+/// reads as "unmapped", where the claimant puts it into its ring with a tag.
+#[test]
+fn retained_get_vs_replacing_insert_claim_elsewhere() {
+    common::model("retained_get_vs_replacing_insert_claim_elsewhere", || {
+        scenario(true)
     });
+}
+
+fn scenario(claim_elsewhere: bool) {
+    if claim_elsewhere {
+        loom::thread::spawn(|| {
+            let scratch = manual_map();
+            scratch.insert(0, common::Drops::default().probe(0));
+            finish(scratch);
+        })
+        .join()
+        .unwrap();
+    }
+    let (drops, map) = map_with_one_value();
+
+    let reader = spawn_with(&map, |map| {
+        let handle = map.get(&1).expect("key 1 is mapped throughout");
+        let v = handle.read();
+        assert!(v == 7 || v == 8, "read {v}");
+    });
+    let probe = drops.probe(8);
+    let old = map.insert(1, probe).expect("key 1 was mapped");
+    assert_eq!(old.read(), 7);
+    drop(old); // the old value's last reference, unless the reader holds one
+    map.reclaim();
+    reader.join().unwrap();
+    map.reclaim();
+    map.reclaim();
+    assert_eq!(drops.count(), 1, "the old value, destroyed once");
+    finish(unwrap(map));
+    assert_eq!(drops.count(), 2);
 }

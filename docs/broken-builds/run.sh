@@ -152,6 +152,8 @@ entry table-no-grace-for-retired-array.patch "$(model s15_pinned_read_vs_rehash)
 spin="Model exceeded maximum number of branches"
 entry unmapping-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
 entry retain-if-mapped-without-fence.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
+# The list's link: scenario 16's second model, where the releasing thread holds no
+# claim (since 2026-12-01 the claimant's release goes to its ring instead).
 entry doomed-link-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
 # A claimant's doom tags the dead count word before its ring's push (the list's
 # link does it for the others): scenario 16, where the claimant dooms the value.

@@ -233,49 +233,73 @@ mod model {
 #[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::MANUAL_RING_SLOTS;
+    use crate::reclaim::stripe::thread_stripe;
     use crate::{AtomicMap, Builder, ReclaimMode};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Counted(Arc<AtomicUsize>);
+    /// A value that counts its destructions, per value.
+    struct Counted {
+        id: usize,
+        drops: Arc<Vec<AtomicUsize>>,
+    }
 
     impl Drop for Counted {
         fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::Relaxed);
+            self.drops[self.id].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Three rings' worth of values released between two passes of a manual map,
-    /// on a thread of its own (which claims a stripe if one is free, and so fills
-    /// its ring and spills onto the list): each destroyed once, none before the
-    /// passes, all by them.
+    /// by a thread that holds a stripe's claim, so that its ring fills and the rest
+    /// spills onto the list: each value destroyed once (a ring that overwrote its
+    /// oldest cells would destroy the newest three times and the oldest never), none
+    /// before the passes, all by them.
     #[test]
     fn a_full_ring_spills_onto_the_list_and_every_value_is_destroyed_once() {
-        let drops = Arc::new(AtomicUsize::new(0));
+        let n = 3 * MANUAL_RING_SLOTS;
+        let drops: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
         let map: Arc<AtomicMap<usize, Counted>> =
             Arc::new(Builder::new().reclaim_mode(ReclaimMode::Manual).build());
-        let n = 3 * MANUAL_RING_SLOTS;
-        for i in 0..n {
-            map.insert(i, Counted(Arc::clone(&drops)));
+        for id in 0..n {
+            let drops = Arc::clone(&drops);
+            map.insert(id, Counted { id, drops });
         }
         let releaser = Arc::clone(&map);
-        std::thread::spawn(move || {
-            for i in 0..n {
-                drop(releaser.remove(&i));
+        let claimed = std::thread::spawn(move || {
+            let claimed = thread_stripe().claimed;
+            for id in 0..n {
+                drop(releaser.remove(&id));
             }
+            claimed
         })
         .join()
         .unwrap();
+        assert!(
+            claimed,
+            "the releasing thread holds no stripe claim (more than 8 threads counting?)"
+        );
+        let destroyed = || {
+            drops
+                .iter()
+                .map(|d| d.load(Ordering::Relaxed))
+                .sum::<usize>()
+        };
         assert_eq!(map.stats().pending_values, n);
-        assert_eq!(drops.load(Ordering::Relaxed), 0, "destroyed before a pass");
+        assert_eq!(destroyed(), 0, "destroyed before a pass");
         for _ in 0..100 {
             map.reclaim();
-            if drops.load(Ordering::Relaxed) == n {
+            if map.stats().pending_values == 0 {
                 break;
             }
         }
-        assert_eq!(drops.load(Ordering::Relaxed), n);
-        assert_eq!(map.stats().pending_values, 0);
+        for (id, d) in drops.iter().enumerate() {
+            assert_eq!(
+                d.load(Ordering::Relaxed),
+                1,
+                "value {id} destroyed {d:?} times"
+            );
+        }
         assert_eq!(map.stats().reclaimed_values, n as u64);
     }
 }
