@@ -625,8 +625,11 @@ where
     ///
     /// A value removed or replaced (rather than cleared away with its generation) is
     /// destroyed after a grace period: one call starts it, a later call destroys the
-    /// value once every guard pinned before has been dropped. In manual mode, call
-    /// this periodically rather than once; `stats().pending_values` counts the values
+    /// value once every guard pinned before has been dropped. A cleared generation
+    /// waits for one too (pinned readers may still be in it): when no other thread
+    /// is pinned, one call tears it down, as below; otherwise a later one does. In
+    /// manual mode, call this periodically rather than once;
+    /// `stats().retired_generations` and `stats().pending_values` count what is
     /// still waiting.
     ///
     /// ```

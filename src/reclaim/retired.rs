@@ -432,6 +432,19 @@ mod tests {
         Builder::new().reclaim_mode(ReclaimMode::Manual).build()
     }
 
+    /// Runs passes until `done` holds (at most 10,000). One pass is enough when no
+    /// other thread is pinned; tests running beside this one (and ThreadSanitizer's
+    /// slowness) can hold a retired generation's grace period open across a pass.
+    fn reclaim_until(map: &AtomicMap<u8, u8>, done: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            map.reclaim();
+            if done() {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn poll(ticket: &mut Retired, waker: &Waker) -> Poll<()> {
         Pin::new(ticket).poll(&mut Context::from_waker(waker))
     }
@@ -473,7 +486,7 @@ mod tests {
         assert_eq!(registry(&ticket), (51, 0));
 
         drop(snapshot);
-        map.reclaim();
+        reclaim_until(&map, || ticket.is_reclaimed());
         assert!(ticket.is_reclaimed());
         assert_eq!(
             last.0.load(Ordering::SeqCst),
@@ -517,7 +530,7 @@ mod tests {
         }
         assert!(poll(&mut clone, &waker).is_pending());
         drop(snapshot);
-        map.reclaim();
+        reclaim_until(&map, || counter.0.load(Ordering::SeqCst) > 0);
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         drop(clone);
         assert_eq!(Arc::strong_count(&counter), 2);
