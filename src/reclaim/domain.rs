@@ -934,7 +934,9 @@ impl Drop for Domain {
                 // SAFETY: from `Box::into_raw` in `doom`, stored once per slot, freed
                 // once, here; empty (every doomed value keeps its home, and every
                 // home its domain).
-                drop(unsafe { Box::from_raw(ring) });
+                let ring = unsafe { Box::from_raw(ring) };
+                debug_assert!(ring.is_empty(), "a domain dropped with doomed values");
+                drop(ring);
             }
         }
     }

@@ -10,7 +10,12 @@
 //! next, one cross-core miss after the other.
 //!
 //! A ring is allocated by its stripe's first claimant to doom a value in the
-//! domain, and freed with the domain. When it is full (more dooms between two
+//! domain, and freed with the domain.
+//!
+//! One producer means one *call* at a time: a value released from a signal handler
+//! that interrupted its thread's own push would take the same slot (a cell never
+//! destroyed). Releasing values is not async-signal-safe in any case (the claimant's
+//! plain counter stores, the allocator); do not do it from a signal handler. When it is full (more dooms between two
 //! passes than it holds), or the thread holds no claim, the value goes to the
 //! stripe's doomed list instead (`Domain::doom`).
 
@@ -27,11 +32,12 @@ use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 /// 92% of the pass's samples were again on the lists' chains (`perf`).
 #[cfg(not(feature = "loom"))]
 pub(crate) const BACKGROUND_RING_SLOTS: usize = 32 * 1024;
-/// A manual domain's ring: 8 KiB. Its passes run when the program says, so no
+/// A manual domain's ring: 2 KiB. Its passes run when the program says, so no
 /// size keeps up with them; this one only spares small programs the lists' CAS,
-/// and many manual maps (one domain each) do not cost much memory.
+/// and a manual map has a domain of its own, so a thousand of them with eight
+/// claimed stripes each hold 16 MiB at most.
 #[cfg(not(feature = "loom"))]
-pub(crate) const MANUAL_RING_SLOTS: usize = 1024;
+pub(crate) const MANUAL_RING_SLOTS: usize = 256;
 /// Small under loom, so that a model can fill it.
 #[cfg(feature = "loom")]
 pub(crate) const BACKGROUND_RING_SLOTS: usize = 2;
@@ -102,14 +108,16 @@ impl DoomRing {
         let tail = r.tail.0.load(Ordering::Relaxed);
         // SAFETY: `head_seen` is the producer's alone (the contract).
         let mut head = r.head_seen.0.with(|p| unsafe { *p });
-        if tail - head > r.mask {
+        // Wrapping: the counts run past `usize::MAX` (after 2^32 dooms on a 32-bit
+        // target); their difference stays right, and the mask finds the slot.
+        if tail.wrapping_sub(head) > r.mask {
             // Acquire: pairs with the Release store of `head` in `take_into`, made
             // after the consumer read the slots it frees: the store below to a freed
             // slot comes after that read.
             head = r.head.0.load(Ordering::Acquire);
             // SAFETY: as above.
             r.head_seen.0.with_mut(|p| unsafe { *p = head });
-            if tail - head > r.mask {
+            if tail.wrapping_sub(head) > r.mask {
                 return false;
             }
         }
@@ -119,7 +127,7 @@ impl DoomRing {
         r.slots[tail & r.mask].with_mut(|p| unsafe { *p = cell.as_ptr() });
         // Release: publishes the slot (and the release of the value) to the Acquire
         // load in `take_into`.
-        r.tail.0.store(tail + 1, Ordering::Release);
+        r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
         true
     }
 
@@ -132,8 +140,9 @@ impl DoomRing {
         // Acquire: pairs with the Release store in `push`: the slots before it, and
         // the cells' releases, are seen.
         let tail = self.tail.0.load(Ordering::Acquire);
-        out.reserve(tail - head);
-        for i in head..tail {
+        let pushed = tail.wrapping_sub(head);
+        out.reserve(pushed);
+        for i in (0..pushed).map(|k| head.wrapping_add(k)) {
             // SAFETY: `head..tail` is the consumer's (the producer writes only past
             // `tail`, and into freed slots only after the store of `head` below).
             let cell = self.slots[i & self.mask].with(|p| unsafe { *p });
@@ -157,8 +166,9 @@ impl DoomRing {
 /// once (or refused, when the ring is full), and the consumer must see what the
 /// producer wrote into a cell before pushing it: loom reports a causality
 /// violation if the tail's publication or the head's hand-back is weakened
-/// (`docs/broken-builds/doom-ring-*.patch`). The real domain never uses a ring
-/// under loom (one unclaimed stripe), so this model is the ring's check.
+/// (`docs/broken-builds/doom-ring-*.patch`). The scenarios run the real domain's
+/// rings too (the shim gives the one stripe's claim to the first thread that
+/// counts), but their ring's producer and consumer are mostly one thread.
 #[cfg(all(test, feature = "loom"))]
 mod model {
     use super::*;
@@ -171,6 +181,9 @@ mod model {
 
     #[test]
     fn each_cell_is_handed_over_once_and_whole() {
+        // Executions in which the third push reused a slot the first take had
+        // freed: the interleaving the head's ordering guards must be explored.
+        static REUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         loom::model(|| {
             let ring = Arc::new(DoomRing::new(BACKGROUND_RING_SLOTS));
             let cells: Vec<usize> = (0..3)
@@ -214,6 +227,9 @@ mod model {
             check(&taken);
             let seen = taken.len();
             let refused = producer.join().unwrap();
+            if seen > 0 && refused.is_empty() {
+                REUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             ring.take_into(&mut taken);
             check(&taken[seen..]);
             let mut handed: Vec<usize> = taken.iter().map(|c| c.as_ptr() as usize).collect();
@@ -227,6 +243,10 @@ mod model {
                 drop(unsafe { Box::from_raw(cell as *mut Cell) });
             }
         });
+        assert!(
+            REUSED.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "no execution reused a slot"
+        );
     }
 }
 
@@ -248,6 +268,38 @@ mod tests {
         fn drop(&mut self) {
             self.drops[self.id].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The running counts wrap past `usize::MAX` (a 32-bit target after 2^32 dooms):
+    /// a ring started just below it hands over every cell pushed across the wrap.
+    #[test]
+    fn counts_that_wrap_lose_no_cell() {
+        use super::{DoomRing, Ordering};
+        use std::ptr::NonNull;
+        let ring = DoomRing::new(4);
+        ring.tail.0.store(usize::MAX - 1, Ordering::Relaxed);
+        ring.head.0.store(usize::MAX - 1, Ordering::Relaxed);
+        // SAFETY: `head_seen` is the producer's, and this thread is the only one.
+        ring.head_seen
+            .0
+            .with_mut(|p| unsafe { *p = usize::MAX - 1 });
+        let cells: Vec<NonNull<super::CellHead>> = (1..=4usize)
+            .map(|i| NonNull::new((i * 64) as *mut _).unwrap())
+            .collect();
+        for &cell in &cells {
+            // SAFETY: the ring is alive; this thread is its only producer; the ring
+            // never reads through the (dangling) addresses.
+            assert!(unsafe { DoomRing::push(&ring, cell) });
+        }
+        // SAFETY: as above.
+        assert!(
+            !unsafe { DoomRing::push(&ring, cells[0]) },
+            "a fifth cell fits in four slots"
+        );
+        let mut taken = Vec::new();
+        ring.take_into(&mut taken);
+        assert_eq!(taken, cells);
+        assert!(ring.is_empty());
     }
 
     /// Three rings' worth of values released between two passes of a manual map,
