@@ -24,7 +24,11 @@
 use std::ptr::{self, NonNull};
 
 use crate::mapped;
+use crate::prefetch::prefetch_line;
 use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell, ZEROED_ATOMIC_PTR_IS_NULL};
+
+/// How many slots ahead of the one it hands over `Array::drain` fetches an entry.
+const DRAIN_AHEAD: usize = 8;
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is
 /// aligned to more than 1, checked in `Array::new`), and never dereferenced.
@@ -310,10 +314,28 @@ impl<T> Array<T> {
     }
 
     /// Hands every live pointer to `f`: the end of an array no reader can reach.
+    ///
+    /// The entry `DRAIN_AHEAD` slots on is fetched before `f` runs on this one: a
+    /// teardown's `f` writes each entry's count, a line the inserting thread wrote
+    /// last, and one such miss at a time was the whole cost of a teardown (`perf
+    /// annotate` of the clear storm's reclaimer: 92% of `release_unreachable`'s
+    /// samples on the count's `lock xadd`).
     pub(super) fn drain(self, mut f: impl FnMut(NonNull<T>)) {
-        for slot in self.slots.get().iter() {
-            // Relaxed: the array is ours alone (`self`).
-            if let Some(entry) = Word::live(slot.load(Ordering::Relaxed)) {
+        let slots = self.slots.get();
+        // Relaxed: the array is ours alone (`self`).
+        let live = |i: usize| Word::live(slots[i].load(Ordering::Relaxed));
+        for i in 0..slots.len().min(DRAIN_AHEAD) {
+            if let Some(entry) = live(i) {
+                prefetch_line(entry.as_ptr().cast());
+            }
+        }
+        for i in 0..slots.len() {
+            if let Some(ahead) = slots.get(i + DRAIN_AHEAD) {
+                if let Some(entry) = Word::live(ahead.load(Ordering::Relaxed)) {
+                    prefetch_line(entry.as_ptr().cast());
+                }
+            }
+            if let Some(entry) = live(i) {
                 f(entry);
             }
         }
