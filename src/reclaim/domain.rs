@@ -260,6 +260,53 @@ impl Drop for PassMark {
 const MIN_PARK: Duration = Duration::from_millis(1);
 const MAX_PARK: Duration = Duration::from_millis(16);
 
+/// How long the background thread parks after each pass: `MIN_PARK` after one that
+/// worked (or left jobs queued), and while something waits in its grace period, for
+/// up to `GRACE_POLLS` idle passes in a row; otherwise twice the last park, up to
+/// `MAX_PARK`.
+struct Park {
+    last: Duration,
+    /// Idle passes in a row that found something in its grace period.
+    grace_polls: u32,
+}
+
+impl Default for Park {
+    fn default() -> Self {
+        Park {
+            last: MIN_PARK,
+            grace_polls: 0,
+        }
+    }
+}
+
+impl Park {
+    fn after_pass(&mut self, worked: bool, in_grace: bool) -> Duration {
+        self.last = if worked {
+            self.grace_polls = 0;
+            MIN_PARK
+        } else if in_grace && self.grace_polls < GRACE_POLLS {
+            self.grace_polls += 1;
+            MIN_PARK
+        } else {
+            (self.last * 2).min(MAX_PARK)
+        };
+        self.last
+    }
+}
+
+/// How many idle passes in a row the background thread runs `MIN_PARK` apart while
+/// something waits in its grace period, before its park backs off again. A
+/// generation's release and its teardown are two passes with a grace period
+/// between them, which ends when the pinned threads move on (usually within a
+/// millisecond, or a scheduler slice when a pinned thread is preempted), and the
+/// pass after it finds the teardown queued. With the park doubling over passes that
+/// found no job (1, 2, 4, 8, 16 ms) those teardowns waited up to 16 ms, and under
+/// 10,000 clears a second the retired generations piled up (the clear storm,
+/// `docs/BENCHMARKS.md`: 305–1,045 at the peak). Bounded, so that a thread pinned
+/// for long (holding every grace period up) costs 16 wakes and not one a
+/// millisecond.
+const GRACE_POLLS: u32 = 16;
+
 /// The process-wide default domain, started with the first map that uses it.
 static PROCESS_WIDE: ProcessWide<Domain> = ProcessWide::new();
 
@@ -504,7 +551,7 @@ impl Domain {
     }
 
     fn run_background(this: &Arc<Self>) {
-        let mut park = MIN_PARK;
+        let mut park = Park::default();
         loop {
             let worked = Domain::run_pass(this, false, Walk::Paced).is_some_and(|r| r.work > 0);
             // The flag under the users lock, then what is queued: once the flag is
@@ -514,12 +561,10 @@ impl Domain {
             if unused && this.finished() {
                 return;
             }
-            park = if worked || !this.jobs.is_empty() {
-                MIN_PARK
-            } else {
-                (park * 2).min(MAX_PARK)
-            };
-            thread::park_timeout(park);
+            // Relaxed: a hint for the pace; what the grace period releases is
+            // ordered by the job list and the ripe stack, not by this count.
+            let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;
+            thread::park_timeout(park.after_pass(worked || !this.jobs.is_empty(), in_grace));
         }
     }
 
@@ -991,6 +1036,26 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_park_stays_short_while_something_is_in_its_grace_period_then_backs_off() {
+        let mut park = Park::default();
+        // Idle, nothing in grace: the park doubles up to its longest.
+        let backing_off: Vec<_> = (0..6).map(|_| park.after_pass(false, false)).collect();
+        assert_eq!(backing_off.last(), Some(&MAX_PARK));
+        assert!(backing_off.windows(2).all(|w| w[0] <= w[1]));
+        // Work: the shortest park at once.
+        assert_eq!(park.after_pass(true, false), MIN_PARK);
+        // Something in grace: short parks for `GRACE_POLLS` idle passes, then the
+        // back-off again (a thread pinned for long costs that many wakes, no more).
+        for _ in 0..GRACE_POLLS {
+            assert_eq!(park.after_pass(false, true), MIN_PARK);
+        }
+        assert_eq!(park.after_pass(false, true), MIN_PARK * 2);
+        // Work resets the count.
+        assert_eq!(park.after_pass(true, true), MIN_PARK);
+        assert_eq!(park.after_pass(false, true), MIN_PARK);
+    }
 
     #[test]
     fn a_walk_that_released_leaves_the_pace_to_idle_visits() {
