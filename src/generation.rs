@@ -14,9 +14,10 @@
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
 
-use crate::reclaim::domain::Domain;
+use crate::reclaim::domain::{Domain, ReclaimMode};
 use crate::reclaim::home::HomeOwner;
 use crate::reclaim::jobs::{Job, JobNode, JobReport};
+use crate::reclaim::report::TeardownReport;
 use crate::reclaim::retired::Retirement;
 use crate::standby::Standby;
 use crate::store::Store;
@@ -66,6 +67,7 @@ where
             retirement: None,
             published: false,
             owner: None,
+            progress: None,
         });
         Generation {
             id: 0,
@@ -118,7 +120,25 @@ pub(crate) struct RetiredTable<K, V, S> {
     published: bool,
     /// The generation's ownership of its map's account, given up after the teardown.
     owner: Option<HomeOwner>,
+    /// What the slices run so far did, once the first has run (see `run`).
+    progress: Option<TeardownProgress>,
 }
+
+/// A teardown run a slice at a time: the entries the table held when it began, and
+/// what the slices did.
+struct TeardownProgress {
+    entries: usize,
+    report: TeardownReport,
+}
+
+/// Slots of a retired table a background reclaimer drains per run of its teardown
+/// job, before it queues the rest behind the jobs waiting meanwhile: about 0.5–1 ms
+/// of cold entries. A whole 1,000,000-entry teardown (60–125 ms here) otherwise
+/// held up every other map's teardown on the process-wide reclaimer for as long,
+/// and in the clear storm (`docs/BENCHMARKS.md`) the prefilled 100,000-entry table
+/// (26 ms) held up the 200 small ones queued behind it. A manual domain's pass
+/// (`reclaim()`) runs a teardown whole: the program asked for it on its own thread.
+const TEARDOWN_SLICE_SLOTS: usize = 16 * 1024;
 
 impl<K, V, S> Job for RetiredTable<K, V, S>
 where
@@ -126,22 +146,53 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    fn run(self) -> JobReport {
-        let owner = self.owner.expect("a submitted table has its owner");
-        let retirement = self
-            .retirement
-            .expect("a submitted table has its retirement");
-        let home = owner.home();
+    fn run(mut self) -> JobReport {
+        let home = self
+            .owner
+            .as_ref()
+            .expect("a submitted table has its owner")
+            .home();
         let home = home.get();
-        let entries = self.store.as_ref().map_or(0, Store::len);
-        home.walk_begins(entries);
-        let report = self.store.map(Store::teardown).unwrap_or_default();
+        let domain = home.domain();
+        let slots = match domain.mode() {
+            ReclaimMode::Background => TEARDOWN_SLICE_SLOTS,
+            ReclaimMode::Manual => usize::MAX,
+        };
+        let progress = self.progress.get_or_insert_with(|| {
+            let entries = self.store.as_ref().map_or(0, Store::len);
+            home.walk_begins(entries);
+            TeardownProgress {
+                entries,
+                report: TeardownReport::default(),
+            }
+        });
+        let (slice, empty) = self
+            .store
+            .as_mut()
+            .map_or((TeardownReport::default(), true), |store| {
+                store.teardown_slice(slots)
+            });
+        progress.report.add(slice);
+        let trim = if home.trim() { slice.destroyed } else { 0 };
+        if !empty {
+            // The rest goes behind the jobs queued meanwhile (run by this pass's
+            // next round of jobs, or the next pass), in a node of its own.
+            let domain = Arc::as_ptr(domain);
+            // SAFETY: the domain is alive at the call: the owner in the node keeps
+            // the home, which holds an `Arc` on it.
+            unsafe { Domain::submit(domain, JobNode::new(self)) };
+            return JobReport { torn_down: 0, trim };
+        }
+        let (entries, report) = (progress.entries, progress.report);
+        drop(self.store.take());
         home.walk_ends(entries, report.destroyed, report.panics, self.published);
         home.count_done();
         // After the counters: a waiter that sees the ticket reclaimed sees them too.
-        retirement.mark_torn_down();
-        let trim = if home.trim() { report.destroyed } else { 0 };
-        drop(owner);
+        self.retirement
+            .take()
+            .expect("a submitted table has its retirement")
+            .mark_torn_down();
+        drop(self.owner.take());
         JobReport {
             torn_down: usize::from(self.published),
             trim,

@@ -249,19 +249,21 @@ where
         self.table.entries(guard)
     }
 
-    /// Teardown of a whole retired table, run by the reclaimer: releases the table's
-    /// reference to every value, destroying those it was the last holder of.
+    /// Teardown of a retired table, run by the reclaimer, `slots` slots at a time
+    /// (see `Table::drain_slice`): releases the table's reference to the values
+    /// there, destroying those it was the last holder of. Returns what it did, and
+    /// whether the table is now empty.
     ///
     /// Only for a table no guard can reach any more (its generation's last
     /// reference is gone), which is what lets `release_unreachable` free at once.
-    pub(crate) fn teardown(self) -> TeardownReport {
+    pub(crate) fn teardown_slice(&mut self, slots: usize) -> (TeardownReport, bool) {
         let mut report = TeardownReport::default();
-        self.table.drain(|value| {
+        let empty = self.table.drain_slice(slots, |value| {
             report.entries += 1;
             // The key lives in the cell: it is dropped with the value, here if the
             // table's reference was the last, else by the last holder's release.
             report.record(value.release_unreachable());
         });
-        report
+        (report, empty)
     }
 }

@@ -261,7 +261,7 @@ const MIN_PARK: Duration = Duration::from_millis(1);
 const MAX_PARK: Duration = Duration::from_millis(16);
 
 /// How long the background thread parks after each pass: `MIN_PARK` after one that
-/// worked (or left jobs queued), and while something waits in its grace period, for
+/// worked, and while something waits in its grace period, for
 /// up to `GRACE_POLLS` idle passes in a row; otherwise twice the last park, up to
 /// `MAX_PARK`.
 struct Park {
@@ -553,7 +553,8 @@ impl Domain {
     fn run_background(this: &Arc<Self>) {
         let mut park = Park::default();
         loop {
-            let worked = Domain::run_pass(this, false, Walk::Paced).is_some_and(|r| r.work > 0);
+            let report = Domain::run_pass(this, false, Walk::Paced);
+            let worked = report.is_some_and(|r| r.work > 0);
             // The flag under the users lock, then what is queued: once the flag is
             // set, the check sees every user's work (see `remove_user`). (A thread
             // spawned before its domain's first user arrives sees `unused` false.)
@@ -561,10 +562,17 @@ impl Domain {
             if unused && this.finished() {
                 return;
             }
+            if report.is_some() && !this.jobs.is_empty() {
+                // Jobs left for the next pass (the rest of a large teardown, queued
+                // behind the others): no park. (Not when another thread's pass held
+                // the lock: that pass runs them, and this thread would spin.)
+                park.after_pass(true, false);
+                continue;
+            }
             // Relaxed: a hint for the pace; what the grace period releases is
             // ordered by the job list and the ripe stack, not by this count.
             let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;
-            thread::park_timeout(park.after_pass(worked || !this.jobs.is_empty(), in_grace));
+            thread::park_timeout(park.after_pass(worked, in_grace));
         }
     }
 

@@ -24,6 +24,13 @@ pub(crate) struct TeardownReport {
 }
 
 impl TeardownReport {
+    /// Adds what another slice of the same teardown did.
+    pub(crate) fn add(&mut self, other: TeardownReport) {
+        self.entries += other.entries;
+        self.destroyed += other.destroyed;
+        self.panics += other.panics;
+    }
+
     /// Records the end of one value's release: `None` if a holder remains.
     pub(crate) fn record(&mut self, outcome: Option<DropOutcome>) {
         match outcome {

@@ -21,6 +21,7 @@
 //! retires this one, whose slots are then freed after an epoch grace period: no key
 //! is ever copied, and freeing an array runs no user code.
 
+use std::ops::Range;
 use std::ptr::{self, NonNull};
 
 use crate::mapped;
@@ -313,23 +314,24 @@ impl<T> Array<T> {
         moved
     }
 
-    /// Hands every live pointer to `f`: the end of an array no reader can reach.
+    /// Hands the live pointers of the slots in `range` to `f`: the end of an array
+    /// no reader can reach (the caller owns it, and frees it after its last range).
     ///
     /// The entry `DRAIN_AHEAD` slots on is fetched before `f` runs on this one: a
     /// teardown's `f` writes each entry's count, a line the inserting thread wrote
     /// last, and one such miss at a time was the whole cost of a teardown (`perf
     /// annotate` of the clear storm's reclaimer: 92% of `release_unreachable`'s
     /// samples on the count's `lock xadd`).
-    pub(super) fn drain(self, mut f: impl FnMut(NonNull<T>)) {
+    pub(super) fn drain_range(&self, range: Range<usize>, mut f: impl FnMut(NonNull<T>)) {
         let slots = self.slots.get();
-        // Relaxed: the array is ours alone (`self`).
+        // Relaxed: the array is the caller's alone.
         let live = |i: usize| Word::live(slots[i].load(Ordering::Relaxed));
-        for i in 0..slots.len().min(DRAIN_AHEAD) {
+        for i in range.start..range.end.min(range.start + DRAIN_AHEAD) {
             if let Some(entry) = live(i) {
                 prefetch_line(entry.as_ptr().cast());
             }
         }
-        for i in 0..slots.len() {
+        for i in range {
             if let Some(ahead) = slots.get(i + DRAIN_AHEAD) {
                 if let Some(entry) = Word::live(ahead.load(Ordering::Relaxed)) {
                     prefetch_line(entry.as_ptr().cast());

@@ -77,7 +77,18 @@ pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
     /// `64 - log2(shards)`: the hash's top bits choose the shard.
     shift: u32,
     shards: Box<[Shard<P::Target>]>,
+    /// How far a teardown has drained the table (`drain_slice`), so that whatever
+    /// drains it next (the next slice, or `Drop`) hands each entry over once.
+    drained: Drained,
     _owns: PhantomData<P>,
+}
+
+/// A place in a table being drained: the shards before `shard` are empty (their
+/// arrays freed), and in `shard`'s array the slots before `slot` were handed over.
+#[derive(Clone, Copy, Default)]
+struct Drained {
+    shard: usize,
+    slot: usize,
 }
 
 // SAFETY: the table owns its entries through `P`: sending it sends them (`P: Send`,
@@ -137,6 +148,7 @@ where
             hasher,
             shift: 64 - shards.len().trailing_zeros(),
             shards,
+            drained: Drained::default(),
             _owns: PhantomData,
         }
     }
@@ -373,38 +385,55 @@ where
         }
     }
 
-    /// Consumes the table, handing every entry to `f`.
-    pub(crate) fn drain(mut self, f: impl FnMut(P)) {
-        self.take_all(f);
-    }
-
     fn lock(&self, hash: u64) -> Writer<'_, P::Target> {
         Writer::lock(self.shard_of(hash))
     }
 }
 
 impl<K, P: SlotPointer<Key = K>, S> Table<K, P, S> {
-    /// Empties every shard, handing each entry to `f`; the arrays are freed.
-    fn take_all(&mut self, mut f: impl FnMut(P)) {
-        for shard in self.shards.iter() {
+    /// Hands the entries of the next `slots` slots (shard after shard) to `f`,
+    /// freeing each array once past its last slot. Returns whether the table is now
+    /// empty. A teardown drains a large table a slice at a time, so that other
+    /// jobs of its reclaimer run in between (`generation.rs`).
+    pub(crate) fn drain_slice(&mut self, mut slots: usize, mut f: impl FnMut(P)) -> bool {
+        while let Some(shard) = self.shards.get(self.drained.shard) {
             // Relaxed: `&mut self`: the table is ours alone.
-            let array = shard.array.swap(ptr::null_mut(), Ordering::Relaxed);
+            let array = shard.array.load(Ordering::Relaxed);
             if !array.is_null() {
-                // SAFETY: a current array, from `Box::into_raw`, ours alone now (and
-                // unlinked above, so freed once).
-                let array = unsafe { Box::from_raw(array) };
-                // SAFETY: each live pointer's ownership leaves the table once.
-                array.drain(|entry| f(unsafe { P::from_raw(entry) }));
+                // SAFETY: a current array, from `Box::into_raw`, ours alone (`&mut
+                // self`); freed below only after the shard stops linking it.
+                let live = unsafe { &*array };
+                let (from, to) = (
+                    self.drained.slot,
+                    live.capacity().min(self.drained.slot.saturating_add(slots)),
+                );
+                // SAFETY: the slots before `from` were handed over by earlier
+                // slices (`drained`), so each live pointer's ownership leaves the
+                // table once, here.
+                live.drain_range(from..to, |entry| f(unsafe { P::from_raw(entry) }));
+                slots -= to - from;
+                self.drained.slot = to;
+                if to < live.capacity() {
+                    return false;
+                }
+                shard.array.store(ptr::null_mut(), Ordering::Relaxed);
+                // SAFETY: from `Box::into_raw`, unlinked just above, so freed once.
+                drop(unsafe { Box::from_raw(array) });
             }
+            self.drained = Drained {
+                shard: self.drained.shard + 1,
+                slot: 0,
+            };
         }
+        true
     }
 }
 
 impl<K, P: SlotPointer<Key = K>, S> Drop for Table<K, P, S> {
-    /// Drops every owner left (a table dropped without `drain`: one built for a
+    /// Drops every owner left (a table dropped undrained: one built for a
     /// generation that was never published, for example).
     fn drop(&mut self) {
-        self.take_all(drop);
+        self.drain_slice(usize::MAX, drop);
     }
 }
 
@@ -556,5 +585,90 @@ where
             // SAFETY: as in `Table::get`: the guard `'g` borrows keeps it alive.
             self.array = unsafe { array.as_ref() };
         }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::hash::RandomState;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize as Count;
+
+    /// An entry that counts its drops.
+    struct Entry {
+        key: u64,
+        drops: Arc<Count>,
+    }
+
+    impl Drop for Entry {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    struct Owned(Box<Entry>);
+
+    // SAFETY: a `Box`'s pointer, given back once by `from_raw`; `Entry` is aligned
+    // to 8.
+    unsafe impl SlotPointer for Owned {
+        type Target = Entry;
+        type Key = u64;
+        fn into_raw(self) -> NonNull<Entry> {
+            NonNull::from(Box::leak(self.0))
+        }
+        fn as_raw(&self) -> NonNull<Entry> {
+            NonNull::from(&*self.0)
+        }
+        unsafe fn from_raw(raw: NonNull<Entry>) -> Self {
+            // SAFETY: from `into_raw`'s `Box::leak`, taken back once (the contract).
+            Owned(unsafe { Box::from_raw(raw.as_ptr()) })
+        }
+        unsafe fn key<'a>(raw: NonNull<Entry>) -> &'a u64 {
+            // SAFETY: alive for `'a` (the contract).
+            unsafe { &(*raw.as_ptr()).key }
+        }
+    }
+
+    fn filled(n: u64, drops: &Arc<Count>) -> Table<u64, Owned, RandomState> {
+        let table = Table::new(RandomState::new(), 8);
+        for key in 0..n {
+            let entry = Owned(Box::new(Entry {
+                key,
+                drops: Arc::clone(drops),
+            }));
+            assert!(table.insert(entry).is_none());
+        }
+        table
+    }
+
+    #[test]
+    fn a_table_drained_in_slices_hands_over_every_entry_once() {
+        let drops = Arc::new(Count::new(0));
+        let mut table = filled(10_000, &drops);
+        let (mut seen, mut slices) = (HashSet::new(), 0);
+        while !table.drain_slice(1_000, |entry| assert!(seen.insert(entry.0.key))) {
+            slices += 1;
+        }
+        assert_eq!(seen.len(), 10_000);
+        assert!(slices >= 10, "{slices} slices of 1,000 slots");
+        assert_eq!(drops.load(Ordering::Relaxed), 10_000);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 10_000);
+    }
+
+    #[test]
+    fn a_table_dropped_midway_through_its_drain_drops_only_the_rest() {
+        let drops = Arc::new(Count::new(0));
+        let mut table = filled(10_000, &drops);
+        let mut handed = 0;
+        for _ in 0..3 {
+            assert!(!table.drain_slice(1_000, |_| handed += 1));
+        }
+        assert!(handed > 0 && handed < 10_000);
+        assert_eq!(drops.load(Ordering::Relaxed), handed);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 10_000);
     }
 }
