@@ -200,6 +200,14 @@ entry hand-off-take-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causali
 entry walk-paced-by-its-releases.patch \
     "cargo test -p atomic-map --lib a_walk_that_released_leaves_the_pace_to_idle_visits" \
     "assertion \`left == right\` failed"
+# Teardowns in slices (src/generation.rs, src/table/mod.rs): a table that forgets
+# how far it was drained hands entries over twice; a background teardown run whole
+# holds up a small map's behind it.
+entry teardown-slice-forgets-its-place.patch \
+    "cargo test -p atomic-map --lib a_table_drained_in_slices_hands_over_every_entry_once" \
+    "seen.insert"
+entry teardown-runs-whole.patch "cargo test --test teardown_slices" \
+    "the small map's teardown waited for the whole large one"
 
 if [ $# -gt 0 ]; then
     for patch in "$@"; do
