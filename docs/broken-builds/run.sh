@@ -203,9 +203,11 @@ entry walk-paced-by-its-releases.patch \
 # Teardowns in slices (src/generation.rs, src/table/mod.rs): a table that forgets
 # how far it was drained hands entries over twice; a background teardown run whole
 # holds up a small map's behind it.
+# (--nocapture: the panic's message is printed before the unwinding drops the
+# second owner of the entry, which may then crash the process.)
 entry teardown-slice-forgets-its-place.patch \
-    "cargo test -p atomic-map --lib a_table_drained_in_slices_hands_over_every_entry_once" \
-    "seen.insert"
+    "cargo test -p atomic-map --lib a_table_drained_in_slices_hands_over_every_entry_once -- --nocapture" \
+    "an entry handed over twice"
 entry teardown-runs-whole.patch "cargo test --test teardown_slices" \
     "the small map's teardown waited for the whole large one"
 

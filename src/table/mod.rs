@@ -647,12 +647,19 @@ mod tests {
     fn a_table_drained_in_slices_hands_over_every_entry_once() {
         let drops = Arc::new(Count::new(0));
         let mut table = filled(10_000, &drops);
-        let (mut seen, mut slices) = (HashSet::new(), 0);
-        while !table.drain_slice(1_000, |entry| assert!(seen.insert(entry.0.key))) {
+        // The entries handed over are kept until the end, so that one handed over
+        // twice is told by its address, not read after its drop.
+        let (mut seen, mut handed, mut slices) = (HashSet::new(), Vec::new(), 0);
+        while !table.drain_slice(1_000, |entry| {
+            assert!(seen.insert(entry.as_raw()), "an entry handed over twice");
+            handed.push(entry);
+        }) {
             slices += 1;
         }
-        assert_eq!(seen.len(), 10_000);
         assert!(slices >= 10, "{slices} slices of 1,000 slots");
+        let keys: HashSet<u64> = handed.iter().map(|entry| entry.0.key).collect();
+        assert_eq!(keys, (0..10_000).collect());
+        drop(handed);
         assert_eq!(drops.load(Ordering::Relaxed), 10_000);
         drop(table);
         assert_eq!(drops.load(Ordering::Relaxed), 10_000);
