@@ -14,7 +14,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
 
-use crate::reclaim::domain::{Domain, ReclaimMode};
+use crate::reclaim::domain::{Domain, on_background_thread};
 use crate::reclaim::home::HomeOwner;
 use crate::reclaim::jobs::{Job, JobNode, JobReport};
 use crate::reclaim::report::TeardownReport;
@@ -136,8 +136,10 @@ struct TeardownProgress {
 /// of cold entries. A whole 1,000,000-entry teardown (60–125 ms here) otherwise
 /// held up every other map's teardown on the process-wide reclaimer for as long,
 /// and in the clear storm (`docs/BENCHMARKS.md`) the prefilled 100,000-entry table
-/// (26 ms) held up the 200 small ones queued behind it. A manual domain's pass
-/// (`reclaim()`) runs a teardown whole: the program asked for it on its own thread.
+/// (26 ms) held up the 200 small ones queued behind it. Only on a background
+/// reclaimer's thread (its own domain's passes, and the manual domains it adopted):
+/// a pass the program runs on its own thread (`reclaim()`, a manual domain's last
+/// user) runs a teardown whole, as it asked.
 const TEARDOWN_SLICE_SLOTS: usize = 16 * 1024;
 
 impl<K, V, S> Job for RetiredTable<K, V, S>
@@ -154,9 +156,10 @@ where
             .home();
         let home = home.get();
         let domain = home.domain();
-        let slots = match domain.mode() {
-            ReclaimMode::Background => TEARDOWN_SLICE_SLOTS,
-            ReclaimMode::Manual => usize::MAX,
+        let slots = if on_background_thread() {
+            TEARDOWN_SLICE_SLOTS
+        } else {
+            usize::MAX
         };
         let progress = self.progress.get_or_insert_with(|| {
             let entries = self.store.as_ref().map_or(0, Store::len);

@@ -692,7 +692,7 @@ impl<K, V> TableRef<K, V> {
         let cell = self.cell;
         std::mem::forget(self);
         // SAFETY: the table's reference owned by `self` is given up here, and its
-        // generation is being torn down (the only caller is `Store::teardown`).
+        // generation is being torn down (the only caller is `Store::teardown_slice`).
         unsafe { ValueRef::<V>::release_unreachable(cell) }
     }
 }

@@ -233,6 +233,16 @@ thread_local! {
     // Not `const { .. }`: loom's `thread_local!` does not accept it.
     #[allow(clippy::missing_const_for_thread_local)]
     static IN_PASS: std::cell::Cell<*const Domain> = std::cell::Cell::new(std::ptr::null());
+    /// Whether this thread is a background reclaimer's (`run_background`): its
+    /// passes, and those of the manual domains it adopted, serve many maps, so they
+    /// run teardowns in slices (`generation.rs`).
+    #[allow(clippy::missing_const_for_thread_local)]
+    static BACKGROUND_THREAD: std::cell::Cell<bool> = std::cell::Cell::new(false);
+}
+
+/// Whether the calling thread is a background reclaimer's (see `BACKGROUND_THREAD`).
+pub(crate) fn on_background_thread() -> bool {
+    BACKGROUND_THREAD.with(std::cell::Cell::get)
 }
 
 /// Marks this thread as running a pass of one domain until dropped (restoring the
@@ -284,7 +294,12 @@ impl Park {
         self.last = if worked {
             self.grace_polls = 0;
             MIN_PARK
-        } else if in_grace && self.grace_polls < GRACE_POLLS {
+        } else if !in_grace {
+            // The run of idle passes in grace is over: the next one gets the whole
+            // budget again.
+            self.grace_polls = 0;
+            (self.last * 2).min(MAX_PARK)
+        } else if self.grace_polls < GRACE_POLLS {
             self.grace_polls += 1;
             MIN_PARK
         } else {
@@ -551,6 +566,7 @@ impl Domain {
     }
 
     fn run_background(this: &Arc<Self>) {
+        BACKGROUND_THREAD.with(|b| b.set(true));
         let mut park = Park::default();
         loop {
             let report = Domain::run_pass(this, false, Walk::Paced);
@@ -821,12 +837,14 @@ impl Domain {
     fn idle(this: &Arc<Self>) -> Option<bool> {
         // Acquire: pairs with the Release decrement in `reclaim_values`'s deferred
         // closure, so a batch that left its grace period is seen on `ripe` below.
-        let own = this.in_grace.load(Ordering::Acquire) == 0
-            && this.jobs.is_empty()
-            && this.doomed_empty()
-            && this.ripe.is_empty()
-            && this.adoptions.is_empty();
-        if !own {
+        let own = || {
+            this.in_grace.load(Ordering::Acquire) == 0
+                && this.jobs.is_empty()
+                && this.doomed_empty()
+                && this.ripe.is_empty()
+                && this.adoptions.is_empty()
+        };
+        if !own() {
             return Some(false);
         }
         let state = match this.pass.try_lock() {
@@ -834,6 +852,13 @@ impl Domain {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
+        // Again under the pass lock: a pass that ran between the look above and the
+        // lock may have left work the look could not see, having taken the job
+        // chain (the rest of a sliced teardown, queued again at the end of its
+        // slice) or the doomed cells (values a destructor doomed).
+        if !own() {
+            return Some(false);
+        }
         let adopted: Vec<Arc<Domain>> = state.adopted.clone();
         drop(state);
         for domain in &adopted {
@@ -1062,6 +1087,15 @@ mod tests {
         assert_eq!(park.after_pass(false, true), MIN_PARK * 2);
         // Work resets the count.
         assert_eq!(park.after_pass(true, true), MIN_PARK);
+        assert_eq!(park.after_pass(false, true), MIN_PARK);
+        // So does an idle pass with nothing in grace: a grace period held up until
+        // the short parks ran out, then over with no work for this thread (a
+        // released generation a snapshot still holds), leaves the next one the
+        // whole budget.
+        for _ in 0..=GRACE_POLLS {
+            park.after_pass(false, true);
+        }
+        park.after_pass(false, false);
         assert_eq!(park.after_pass(false, true), MIN_PARK);
     }
 

@@ -28,7 +28,7 @@ use crate::mapped;
 use crate::prefetch::prefetch_line;
 use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell, ZEROED_ATOMIC_PTR_IS_NULL};
 
-/// How many slots ahead of the one it hands over `Array::drain` fetches an entry.
+/// How many slots ahead of the one it hands over `Array::drain_range` fetches an entry.
 const DRAIN_AHEAD: usize = 8;
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is
@@ -322,7 +322,8 @@ impl<T> Array<T> {
     /// last, and one such miss at a time was the whole cost of a teardown (`perf
     /// annotate` of the clear storm's reclaimer: 92% of `release_unreachable`'s
     /// samples on the count's `lock xadd`).
-    pub(super) fn drain_range(&self, range: Range<usize>, mut f: impl FnMut(NonNull<T>)) {
+    /// `f` gets each slot's index with its pointer.
+    pub(super) fn drain_range(&self, range: Range<usize>, mut f: impl FnMut(usize, NonNull<T>)) {
         let slots = self.slots.get();
         // Relaxed: the array is the caller's alone.
         let live = |i: usize| Word::live(slots[i].load(Ordering::Relaxed));
@@ -338,7 +339,7 @@ impl<T> Array<T> {
                 }
             }
             if let Some(entry) = live(i) {
-                f(entry);
+                f(i, entry);
             }
         }
     }

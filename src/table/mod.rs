@@ -407,10 +407,18 @@ impl<K, P: SlotPointer<Key = K>, S> Table<K, P, S> {
                     self.drained.slot,
                     live.capacity().min(self.drained.slot.saturating_add(slots)),
                 );
-                // SAFETY: the slots before `from` were handed over by earlier
-                // slices (`drained`), so each live pointer's ownership leaves the
-                // table once, here.
-                live.drain_range(from..to, |entry| f(unsafe { P::from_raw(entry) }));
+                // The cursor moves past each slot before its entry leaves, so that
+                // if `f` unwinds, whatever drains next (the next slice, `Drop`)
+                // starts after that entry (now `f`'s, dropped by the unwinding).
+                let cursor = &mut self.drained.slot;
+                live.drain_range(from..to, |i, entry| {
+                    *cursor = i + 1;
+                    // SAFETY: the slots before `from` were handed over by earlier
+                    // slices (`drained`), and the cursor moved past this one
+                    // above, so each live pointer's ownership leaves the table once,
+                    // here.
+                    f(unsafe { P::from_raw(entry) })
+                });
                 slots -= to - from;
                 self.drained.slot = to;
                 if to < live.capacity() {
@@ -661,6 +669,25 @@ mod tests {
         assert_eq!(keys, (0..10_000).collect());
         drop(handed);
         assert_eq!(drops.load(Ordering::Relaxed), 10_000);
+        drop(table);
+        assert_eq!(drops.load(Ordering::Relaxed), 10_000);
+    }
+
+    #[test]
+    fn a_slice_that_unwinds_leaves_the_rest_to_the_next_drain() {
+        let drops = Arc::new(Count::new(0));
+        let mut table = filled(10_000, &drops);
+        let mut handed = 0;
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            table.drain_slice(1_000, |_| {
+                handed += 1;
+                assert!(handed < 100, "a slice's f panics midway");
+            })
+        }));
+        assert!(unwound.is_err());
+        // The 100 entries handed over are dropped (the last by the unwinding);
+        // whatever drains next drops only the rest.
+        assert_eq!(drops.load(Ordering::Relaxed), 100);
         drop(table);
         assert_eq!(drops.load(Ordering::Relaxed), 10_000);
     }
