@@ -16,10 +16,11 @@ fn retained_get_vs_replacing_insert() {
     common::model("retained_get_vs_replacing_insert", || scenario(false));
 }
 
-/// The same, with the one stripe's claim taken first by another thread (the shim
-/// gives it to the first thread that counts): the main thread's release then
-/// pushes the old value onto the doomed list, whose tagged link a stale reader
-/// reads as "unmapped", where the claimant puts it into its ring with a tag.
+/// The same, with the one stripe's claim held by another thread (the shim gives
+/// it to the first thread that counts, until that thread exits): the main thread's
+/// release then pushes the old value onto the doomed list, whose tagged link a
+/// stale reader reads as "unmapped", where the claimant puts it into its ring with
+/// a tag.
 #[test]
 fn retained_get_vs_replacing_insert_claim_elsewhere() {
     common::model("retained_get_vs_replacing_insert_claim_elsewhere", || {
@@ -28,15 +29,21 @@ fn retained_get_vs_replacing_insert_claim_elsewhere() {
 }
 
 fn scenario(claim_elsewhere: bool) {
-    if claim_elsewhere {
-        loom::thread::spawn(|| {
+    // The claimant counts first, then waits until the scenario is over: its exit
+    // would give the claim back.
+    let claimant = claim_elsewhere.then(|| {
+        let (counted, claimed) = loom::sync::mpsc::channel();
+        let (over, wait) = loom::sync::mpsc::channel::<()>();
+        let thread = loom::thread::spawn(move || {
             let scratch = manual_map();
             scratch.insert(0, common::Drops::default().probe(0));
             finish(scratch);
-        })
-        .join()
-        .unwrap();
-    }
+            counted.send(()).unwrap();
+            wait.recv().unwrap();
+        });
+        claimed.recv().unwrap();
+        (over, thread)
+    });
     let (drops, map) = map_with_one_value();
 
     let reader = spawn_with(&map, |map| {
@@ -55,4 +62,8 @@ fn scenario(claim_elsewhere: bool) {
     assert_eq!(drops.count(), 1, "the old value, destroyed once");
     finish(unwrap(map));
     assert_eq!(drops.count(), 2);
+    if let Some((over, thread)) = claimant {
+        over.send(()).unwrap();
+        thread.join().unwrap();
+    }
 }

@@ -35,8 +35,10 @@
 //! Under loom there is one stripe (`COUNTER_STRIPES` is 1), and the claim word, a
 //! std static that cannot be rebuilt per execution, is never touched: the shim
 //! gives the stripe's claim to the first thread of each execution that counts
-//! (`holds_the_stripe_claim`), so that the models run both the claimant's paths
-//! and the others'.
+//! while no other holds it, and takes it back when that thread exits
+//! (`holds_the_stripe_claim`, with the same orderings), so that the models run
+//! both the claimant's paths and the others', and a claim's hand-over (loom
+//! scenario 21).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

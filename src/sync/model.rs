@@ -118,23 +118,47 @@ impl<T> Slot<T> {
 pub(crate) const COUNTER_STRIPES: usize = 1;
 
 /// Whether this thread holds the one stripe's claim (`reclaim/stripe.rs`): the
-/// first thread of each execution that asks does, for the rest of the execution,
-/// so that the models run the claimant's paths (its plain counter stores, its
-/// doomed ring) beside everyone else's (the shared counters, the doomed list). A
-/// loom static and thread-local, rebuilt for every execution.
+/// first thread of each execution that asks while no other holds it does, until it
+/// exits, when its thread-local's destructor gives the claim back (as the real
+/// claim's does) and the next thread to ask takes it over, with the ring and the
+/// counts its predecessor left. So the models run the claimant's paths (its plain
+/// counter stores, its doomed ring) beside everyone else's (the shared counters,
+/// the doomed list), and the hand-over of a claim (scenario 21). A loom static and
+/// thread-local, rebuilt for every execution.
 pub(crate) fn holds_the_stripe_claim() -> bool {
+    type Flag = std::sync::Arc<loom::sync::atomic::AtomicBool>;
     loom::lazy_static! {
-        static ref TAKEN: loom::sync::atomic::AtomicBool = loom::sync::atomic::AtomicBool::new(false);
+        static ref TAKEN: Flag = Flag::default();
+    }
+    /// This thread's answer, once asked; gives the claim back when the thread exits.
+    /// It keeps its own handle on the flag: loom drops the main thread's
+    /// thread-locals after the execution's statics.
+    #[derive(Default)]
+    struct Mine {
+        answer: std::cell::Cell<Option<bool>>,
+        claim: std::cell::RefCell<Option<Flag>>,
+    }
+    impl Drop for Mine {
+        fn drop(&mut self) {
+            if let Some(taken) = self.claim.get_mut().take() {
+                // SeqCst: as the real give-back (`stripe.rs`): after this thread's
+                // last use of the claim, before the next claimant's first.
+                taken.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
     }
     loom::thread_local! {
-        static MINE: std::cell::Cell<Option<bool>> = std::cell::Cell::new(None);
+        static MINE: Mine = Mine::default();
     }
-    MINE.with(|mine| match mine.get() {
+    MINE.with(|mine| match mine.answer.get() {
         Some(claimed) => claimed,
         None => {
             // SeqCst: as the real claim (`stripe.rs`).
             let claimed = !TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst);
-            mine.set(Some(claimed));
+            if claimed {
+                *mine.claim.borrow_mut() = Some(Flag::clone(&TAKEN));
+            }
+            mine.answer.set(Some(claimed));
             claimed
         }
     })
