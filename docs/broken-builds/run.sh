@@ -200,6 +200,13 @@ entry hand-off-take-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causali
 entry walk-paced-by-its-releases.patch \
     "cargo test -p atomic-map --lib a_walk_that_released_leaves_the_pace_to_idle_visits" \
     "assertion \`left == right\` failed"
+# A stripe's claim handed over between running threads (loom scenario 21): the
+# shim's stand-in for the claim word (src/sync/model.rs, as src/reclaim/stripe.rs)
+# weakened to Relaxed; the second claimant reuses its predecessor's ring slot or
+# allocates a second ring, and a doomed cell is never destroyed.
+entry claim-hand-over-relaxed.patch "$(model s21_claim_handed_over)" \
+    "each doomed value destroyed once"
+
 # Teardowns in slices (src/generation.rs, src/table/mod.rs): a table that forgets
 # how far it was drained hands entries over twice; a background teardown run whole
 # holds up a small map's behind it.
