@@ -19,17 +19,14 @@
 //!     target/release/deps/clear_cold-<hash> --rounds 3                      # misses in the 3 timed clears
 //! ```
 
+mod args;
+
+use args::arg;
+
 use std::hint::black_box;
 use std::time::Instant;
 
 use atomic_map::{AtomicMap, Retired};
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 fn fill(map: &AtomicMap<u64, u64>, entries: usize) {
     for k in 0..entries as u64 {
@@ -46,8 +43,8 @@ fn clear_once(map: &AtomicMap<u64, u64>) -> Retired {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let test = args.iter().any(|a| a == "--test");
-    let entries = arg(&args, "--entries", if test { 1000 } else { 1_000_000 });
-    let rounds = arg(&args, "--rounds", if test { 2 } else { 25 });
+    let entries: usize = arg(&args, "--entries", if test { 1000 } else { 1_000_000 });
+    let rounds: usize = arg(&args, "--rounds", if test { 2 } else { 25 });
     let map = AtomicMap::new();
     // The first clear registers the map with the reclaimer, which then parks a
     // spare as it releases each clear's hand-off, before the teardown that

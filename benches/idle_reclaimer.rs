@@ -13,16 +13,13 @@
 //!
 //! Linux only (reads `/proc`).
 
+mod args;
+
+use args::arg;
+
 use std::time::Duration;
 
 use atomic_map::AtomicMap;
-
-fn arg(args: &[String], name: &str, default: f64) -> f64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 /// The CPU time (user + system, in clock ticks) of the reclaimer's thread.
 fn reclaimer_ticks() -> u64 {
@@ -50,8 +47,8 @@ fn reclaimer_ticks() -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let test = args.iter().any(|a| a == "--test");
-    let maps = arg(&args, "--maps", if test { 1000.0 } else { 100_000.0 }) as usize;
-    let seconds = arg(&args, "--seconds", if test { 0.5 } else { 5.0 });
+    let maps = arg::<f64>(&args, "--maps", if test { 1000.0 } else { 100_000.0 }) as usize;
+    let seconds: f64 = arg(&args, "--seconds", if test { 0.5 } else { 5.0 });
     let built: Vec<AtomicMap<u64, u64>> = (0..maps).map(|_| AtomicMap::new()).collect();
     let retired: Vec<_> = built
         .iter()

@@ -12,8 +12,12 @@
 //! cargo bench -p atomic-map-benches --bench map_creation -- --test          # smoke run (CI)
 //! ```
 
+mod args;
+
+use args::{arg, median};
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use atomic_map::AtomicMap;
 use dashmap::DashMap;
@@ -22,23 +26,11 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let test = args.iter().any(|a| a == "--test");
-    let maps = arg(&args, "--maps", if test { 10 } else { 1000 });
-    let rounds = arg(&args, "--rounds", if test { 1 } else { 9 });
+    let maps: usize = arg(&args, "--maps", if test { 10 } else { 1000 });
+    let rounds: usize = arg(&args, "--rounds", if test { 1 } else { 9 });
     let before = threads();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {

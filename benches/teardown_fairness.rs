@@ -14,27 +14,19 @@
 //! cargo bench -p atomic-map-benches --bench teardown_fairness -- --test             # smoke run (CI)
 //! ```
 
-use std::time::{Duration, Instant};
+mod args;
+
+use args::{arg, median};
+
+use std::time::Instant;
 
 use atomic_map::AtomicMap;
-
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let test = args.iter().any(|a| a == "--test");
-    let entries = arg(&args, "--entries", if test { 20_000 } else { 1_000_000 });
-    let rounds = arg(&args, "--rounds", if test { 1 } else { 9 });
+    let entries: u64 = arg(&args, "--entries", if test { 20_000 } else { 1_000_000 });
+    let rounds: u64 = arg(&args, "--rounds", if test { 1 } else { 9 });
     let large: AtomicMap<u64, u64> = AtomicMap::new();
     let small: AtomicMap<u64, u64> = AtomicMap::new();
     let (mut small_waits, mut large_waits) = (Vec::new(), Vec::new());
