@@ -321,10 +321,12 @@ fn torture() {
                 let turn = world.read().unwrap();
                 match xorshift(&mut rng) % 50 {
                     0 if !stalled.load(SeqCst) => {
+                        // Counted one by one: a burst that began before the stall
+                        // goes on during it, and the stall's bound counts its clears.
                         for _ in 0..1000 {
                             map.clear_async();
+                            clears.fetch_add(1, SeqCst);
                         }
-                        clears.fetch_add(1000, SeqCst);
                     }
                     1..=5 => {
                         let generation = map.generation();
@@ -415,6 +417,10 @@ fn torture() {
     // these and every one retired during it, no more.
     let mut backlog = 0;
     while start.elapsed() < run_for.max(Duration::from_millis(1500)) {
+        // The clears counted before the sample: a clear that ends between the two
+        // is then counted among the stall's, not lost between its backlog (the
+        // sample) and its count.
+        let clears_seen = clears.load(SeqCst);
         let s = map.stats();
         peak_retired = peak_retired.max(s.retired_generations);
         peak_pending = peak_pending.max(s.pending_values);
@@ -422,8 +428,7 @@ fn torture() {
             if stall_began.is_none() {
                 backlog = peak_retired;
             }
-            let (_, before) =
-                *stall_began.get_or_insert_with(|| (Instant::now(), clears.load(SeqCst)));
+            let (_, before) = *stall_began.get_or_insert_with(|| (Instant::now(), clears_seen));
             stall_peak = stall_peak.max(s.retired_generations);
             let cleared = clears.load(SeqCst) - before;
             assert!(
