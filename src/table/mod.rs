@@ -413,11 +413,11 @@ impl<K, P: SlotPointer<Key = K>, S> Table<K, P, S> {
                 let cursor = &mut self.drained.slot;
                 live.drain_range(from..to, |i, entry| {
                     *cursor = i + 1;
-                    // SAFETY: the slots before `from` were handed over by earlier
-                    // slices (`drained`), and the cursor moved past this one
-                    // above, so each live pointer's ownership leaves the table once,
-                    // here.
-                    f(unsafe { P::from_raw(entry) })
+                    // SAFETY: earlier slices handed over only slots before `from`
+                    // (`drained`), and the cursor is now past this one: the entry's
+                    // ownership leaves the table once, here.
+                    let owner = unsafe { P::from_raw(entry) };
+                    f(owner)
                 });
                 slots -= to - from;
                 self.drained.slot = to;
@@ -673,36 +673,43 @@ mod tests {
         assert_eq!(drops.load(Ordering::Relaxed), 10_000);
     }
 
-    #[test]
-    fn a_slice_that_unwinds_leaves_the_rest_to_the_next_drain() {
+    /// Drains part of a 10,000-entry table with `drain_part` (which returns how
+    /// many entries it was handed), then drops the table: exactly those entries
+    /// are dropped first, and the table's `Drop` drops only the rest.
+    fn drops_only_the_rest(drain_part: impl FnOnce(&mut Table<u64, Owned, RandomState>) -> usize) {
         let drops = Arc::new(Count::new(0));
         let mut table = filled(10_000, &drops);
-        let mut handed = 0;
-        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            table.drain_slice(1_000, |_| {
-                handed += 1;
-                assert!(handed < 100, "a slice's f panics midway");
-            })
-        }));
-        assert!(unwound.is_err());
-        // The 100 entries handed over are dropped (the last by the unwinding);
-        // whatever drains next drops only the rest.
-        assert_eq!(drops.load(Ordering::Relaxed), 100);
+        let handed = drain_part(&mut table);
+        assert!(handed > 0 && handed < 10_000);
+        assert_eq!(drops.load(Ordering::Relaxed), handed);
         drop(table);
         assert_eq!(drops.load(Ordering::Relaxed), 10_000);
     }
 
     #[test]
+    fn a_slice_that_unwinds_leaves_the_rest_to_the_next_drain() {
+        // The 100 entries handed over are dropped (the last by the unwinding).
+        drops_only_the_rest(|table| {
+            let mut handed = 0;
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                table.drain_slice(1_000, |_| {
+                    handed += 1;
+                    assert!(handed < 100, "a slice's f panics midway");
+                })
+            }));
+            assert!(unwound.is_err());
+            handed
+        });
+    }
+
+    #[test]
     fn a_table_dropped_midway_through_its_drain_drops_only_the_rest() {
-        let drops = Arc::new(Count::new(0));
-        let mut table = filled(10_000, &drops);
-        let mut handed = 0;
-        for _ in 0..3 {
-            assert!(!table.drain_slice(1_000, |_| handed += 1));
-        }
-        assert!(handed > 0 && handed < 10_000);
-        assert_eq!(drops.load(Ordering::Relaxed), handed);
-        drop(table);
-        assert_eq!(drops.load(Ordering::Relaxed), 10_000);
+        drops_only_the_rest(|table| {
+            let mut handed = 0;
+            for _ in 0..3 {
+                assert!(!table.drain_slice(1_000, |_| handed += 1));
+            }
+            handed
+        });
     }
 }
