@@ -1,7 +1,7 @@
 //! `Builder`: how a map reclaims, how many shards each generation's table has, and
 //! which hasher it uses.
 
-use std::collections::hash_map::RandomState;
+use crate::hasher::DefaultHashBuilder;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
@@ -23,7 +23,7 @@ use crate::reclaim::{ReclaimMode, Reclaimer};
 /// assert!(retired.is_reclaimed());
 /// ```
 #[derive(Clone)]
-pub struct Builder<S = RandomState> {
+pub struct Builder<S = DefaultHashBuilder> {
     pub(crate) mode: ReclaimMode,
     pub(crate) reclaimer: Option<Reclaimer>,
     pub(crate) shards: usize,
@@ -32,13 +32,13 @@ pub struct Builder<S = RandomState> {
     pub(crate) hasher: S,
 }
 
-impl Builder<RandomState> {
+impl Builder<DefaultHashBuilder> {
     /// The most shards a table may have ([`shards`](Self::shards) panics above it,
     /// whatever the hasher): 65,536, 8 MiB of shard locks per generation, far past
     /// any core count.
     pub const MAX_SHARDS: usize = 1 << 16;
 
-    /// Background reclamation, the default shard count, `RandomState`.
+    /// Background reclamation, the default shard count, [`DefaultHashBuilder`](crate::DefaultHashBuilder).
     ///
     /// ```
     /// let map: atomic_map::AtomicMap<u32, u32> = atomic_map::Builder::new().build();
@@ -51,12 +51,12 @@ impl Builder<RandomState> {
             shards: default_shards(),
             capacity: 0,
             trim_memory: true,
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::new(),
         }
     }
 }
 
-impl Default for Builder<RandomState> {
+impl Default for Builder<DefaultHashBuilder> {
     fn default() -> Self {
         Self::new()
     }

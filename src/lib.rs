@@ -275,6 +275,7 @@
 mod builder;
 mod compute;
 mod generation;
+mod hasher;
 mod map;
 mod mapped;
 mod occupied;
@@ -293,6 +294,7 @@ mod value;
 
 pub use builder::Builder;
 pub use compute::{Compute, Operation};
+pub use hasher::{DefaultHashBuilder, DefaultHasher};
 pub use map::AtomicMap;
 pub use occupied::Occupied;
 pub use read::{BorrowedIter, ReadGuard};

@@ -1,7 +1,7 @@
 //! `AtomicMap`: the current-generation slot and the operations on it.
 
+use crate::hasher::DefaultHashBuilder;
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem::ManuallyDrop;
@@ -44,7 +44,7 @@ use crate::value::ValueRef;
 /// config.replace([("region".to_string(), "us-east".to_string())]);
 /// assert_eq!(config.get("region").as_deref().map(String::as_str), Some("us-east"));
 /// ```
-pub struct AtomicMap<K, V, S = RandomState> {
+pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
     /// closing the reclaimer. Snapshots and clears go through it.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
@@ -71,7 +71,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// hold up (the epoch is the process's: any guard of any map does).
 const GRACE_PATIENCE: Duration = Duration::from_millis(100);
 
-impl<K, V> AtomicMap<K, V, RandomState>
+impl<K, V> AtomicMap<K, V, DefaultHashBuilder>
 where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -783,7 +783,7 @@ impl<K, V, S> Drop for AtomicMap<K, V, S> {
     }
 }
 
-impl<K, V> Default for AtomicMap<K, V, RandomState>
+impl<K, V> Default for AtomicMap<K, V, DefaultHashBuilder>
 where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -844,7 +844,7 @@ where
     }
 }
 
-impl<K, V> FromIterator<(K, V)> for AtomicMap<K, V, RandomState>
+impl<K, V> FromIterator<(K, V)> for AtomicMap<K, V, DefaultHashBuilder>
 where
     K: Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,

@@ -1,7 +1,7 @@
 //! `ReadGuard`: a short read section pinned on one generation.
 
+use crate::hasher::DefaultHashBuilder;
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::ptr::NonNull;
@@ -47,7 +47,7 @@ use crate::value::{TableRef, ValueRef};
 /// let guard = map.pin();
 /// std::thread::spawn(move || drop(guard));
 /// ```
-pub struct ReadGuard<K, V, S = RandomState> {
+pub struct ReadGuard<K, V, S = DefaultHashBuilder> {
     generation: PinnedGeneration<K, V, S>,
     /// Declared after `generation`; the order of the two drops does not matter.
     epoch: epoch::Guard,

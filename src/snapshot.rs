@@ -1,7 +1,7 @@
 //! `Snapshot`: a long-lived handle on one generation, and its iterator.
 
+use crate::hasher::DefaultHashBuilder;
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::ptr::NonNull;
@@ -37,7 +37,7 @@ use crate::value::ValueRef;
 /// });
 /// assert_eq!(report.join().unwrap(), ["a"]);
 /// ```
-pub struct Snapshot<K, V, S = RandomState> {
+pub struct Snapshot<K, V, S = DefaultHashBuilder> {
     generation: Arc<Generation<K, V, S>>,
 }
 
@@ -145,7 +145,7 @@ where
 /// map.clear_async();
 /// assert_eq!(iter.map(|(_, v)| *v).sum::<u32>(), 60);
 /// ```
-pub struct Iter<K, V, S = RandomState> {
+pub struct Iter<K, V, S = DefaultHashBuilder> {
     generation: Arc<Generation<K, V, S>>,
     next_shard: usize,
     batch: std::vec::IntoIter<(K, ValueRef<V>)>,

@@ -422,6 +422,7 @@ fn send_and_sync() {
         atomic_map::Snapshot<String, Vec<u8>, std::collections::hash_map::RandomState>,
     >();
     assert_send_sync::<atomic_map::Retired>();
+    assert_send_sync::<atomic_map::DefaultHashBuilder>();
 }
 
 #[test]

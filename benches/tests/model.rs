@@ -16,7 +16,7 @@ use common::{DropLedger, Tracked, reclaim_until};
 use proptest::prelude::*;
 
 type Map = AtomicMap<u8, Tracked>;
-type Snap = Snapshot<u8, Tracked, std::collections::hash_map::RandomState>;
+type Snap = Snapshot<u8, Tracked>;
 
 #[derive(Clone, Debug)]
 enum Op {

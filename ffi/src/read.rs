@@ -1,7 +1,6 @@
 //! `amap_read_t`: a pinned read section for hot paths (borrowed reads, no counts).
 
 use std::cell::Cell;
-use std::collections::hash_map::RandomState;
 use std::ffi::c_void;
 
 use atomic_map::ReadGuard;
@@ -19,7 +18,7 @@ use crate::value::CValue;
 /// meanwhile, so keep it short.
 #[allow(non_camel_case_types)]
 pub struct amap_read_t {
-    guard: ReadGuard<Box<[u8]>, CValue, RandomState>,
+    guard: ReadGuard<Box<[u8]>, CValue>,
     owner: usize,
     /// How many `amap_read_for_each` calls on this section are running (nested
     /// calls from a callback count each): `amap_read_end` from a callback would

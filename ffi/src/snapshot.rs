@@ -1,6 +1,5 @@
 //! `amap_snapshot_t`: a long-lived view of one generation, with iteration.
 
-use std::collections::hash_map::RandomState;
 use std::ffi::c_void;
 
 use atomic_map::Snapshot;
@@ -18,7 +17,7 @@ use crate::value::{CValue, amap_value_t, from_c_owned, into_c};
 /// the functions are thread-safe).
 #[allow(non_camel_case_types)]
 pub struct amap_snapshot_t {
-    snapshot: Snapshot<Box<[u8]>, CValue, RandomState>,
+    snapshot: Snapshot<Box<[u8]>, CValue>,
 }
 
 /// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
