@@ -13,6 +13,10 @@
 //!   over keys of which 75% are present at the start (100,000 filled, operations
 //!   over 133,333 keys, uniform);
 //!
+//! Every group runs `DashMap` twice: on its default hasher (std's SipHash, as a
+//! user gets it) and as "DashMap (foldhash)" on `AtomicMap`'s default hasher, so
+//! that the ratios can be read with and without the hasher's share.
+//!
 //! (the read groups' 100,000 entries are `ATOMIC_MAP_BENCH_ENTRIES` if set, e.g.
 //! `1000000`), each with 1 and 2 threads, or the thread counts in `ATOMIC_MAP_BENCH_THREADS`
 //! (comma-separated, e.g. `1,2,4,8,16` on a machine with 16 cores). Every thread replays its own precomputed sequence of
@@ -156,7 +160,15 @@ fn group(
             (Arc::new(ops), Arc::new(keys))
         })
         .unzip();
-    for map in peers::all::<u64>(with_retained) {
+    let mut maps = peers::all::<u64>(with_retained);
+    // Beside `DashMap` on its default hasher, `DashMap` on ours: how much of a
+    // ratio is the hasher (foldhash against SipHash).
+    let at = maps
+        .iter()
+        .position(|m| m.name() == "DashMap")
+        .map_or(0, |i| i + 1);
+    maps.insert(at, Arc::new(peers::DashMapSameHasher::default()));
+    for map in maps {
         map.fill(entries);
         for &threads in &thread_counts {
             g.throughput(Throughput::Elements(threads as u64 * per_op));

@@ -584,6 +584,7 @@ impl<V> ValueRef<V> {
 
 /// Aborts on a release the count shows was never taken: a holder's (`unit` 1) when
 /// no holder is counted (`MAPPED` alone, or 0), the table's when it is not mapped.
+#[inline]
 fn check_release(old: usize, unit: usize) {
     if unit == MAPPED {
         if old & MAPPED == 0 {

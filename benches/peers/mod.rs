@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use atomic_map::{AtomicMap, Retired};
+use atomic_map::{AtomicMap, DefaultHashBuilder, Retired};
 use dashmap::DashMap;
 
 /// A key type of the benchmarks: `u64`, or `String` (with 64-byte `Vec<u8>` values).
@@ -176,29 +176,52 @@ atomic_peer!(AtomicRetained, "AtomicMap (retained get)", |map, k| map
     .get(k)
     .map_or(0, |v| K::touch(&v)));
 
-impl<K: Key> Peer<K> for DashMap<K, K::Value> {
-    fn name(&self) -> &'static str {
-        "DashMap"
-    }
-    fn read(&self, k: &K) -> u64 {
-        self.get(k).map_or(0, |v| K::touch(&v))
-    }
-    fn insert(&self, k: K, v: K::Value) {
-        DashMap::insert(self, k, v);
-    }
-    fn remove(&self, k: &K) {
-        DashMap::remove(self, k);
-    }
-    fn update(&self, k: &K) {
-        if let Some(mut v) = self.get_mut(k) {
-            *v = K::value(1);
+/// `DashMap` on its default hasher (std's SipHash), or on ours (`AtomicMap`'s
+/// default, foldhash): the second shows how much of a ratio is the hasher.
+macro_rules! dashmap_peer {
+    ($ty:ty, $name:literal, |$map:ident| $inner:expr) => {
+        impl<K: Key> Peer<K> for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn read(&self, k: &K) -> u64 {
+                let $map = self;
+                $inner.get(k).map_or(0, |v| K::touch(&v))
+            }
+            fn insert(&self, k: K, v: K::Value) {
+                let $map = self;
+                $inner.insert(k, v);
+            }
+            fn remove(&self, k: &K) {
+                let $map = self;
+                $inner.remove(k);
+            }
+            fn update(&self, k: &K) {
+                let $map = self;
+                if let Some(mut v) = $inner.get_mut(k) {
+                    *v = K::value(1);
+                }
+            }
+            fn clear(&self) -> (Duration, Leftover) {
+                let $map = self;
+                (timed(|| $inner.clear()).0, None)
+            }
+            fn len(&self) -> usize {
+                let $map = self;
+                $inner.len()
+            }
         }
-    }
-    fn clear(&self) -> (Duration, Leftover) {
-        (timed(|| DashMap::clear(self)).0, None)
-    }
-    fn len(&self) -> usize {
-        DashMap::len(self)
+    };
+}
+dashmap_peer!(DashMap<K, K::Value>, "DashMap", |map| map);
+dashmap_peer!(DashMapSameHasher<K>, "DashMap (foldhash)", |map| map.0);
+
+/// `DashMap` with `AtomicMap`'s default hasher ([`DefaultHashBuilder`]).
+pub struct DashMapSameHasher<K: Key>(pub DashMap<K, K::Value, DefaultHashBuilder>);
+
+impl<K: Key> Default for DashMapSameHasher<K> {
+    fn default() -> Self {
+        DashMapSameHasher(DashMap::with_hasher(DefaultHashBuilder::new()))
     }
 }
 

@@ -503,15 +503,7 @@ impl Domain {
             let mut ring = slot.load(Ordering::Relaxed);
             if ring.is_null() {
                 // SAFETY: live at the call (the contract).
-                let slots = match unsafe { (*this).mode } {
-                    ReclaimMode::Background => BACKGROUND_RING_SLOTS,
-                    ReclaimMode::Manual => MANUAL_RING_SLOTS,
-                };
-                ring = Box::into_raw(Box::new(DoomRing::new(slots)));
-                // SeqCst (Release would do: it publishes the ring's initialization
-                // to the pass's load in `ring`). Once per ring, and no model here can
-                // tell the two apart, so the stronger one.
-                slot.store(ring, Ordering::SeqCst);
+                ring = Self::first_ring(slot, unsafe { (*this).mode });
             }
             // SAFETY: the caller's contract for `cell`. (If the ring is full, the
             // list's push below replaces the tag with its tagged link.)
@@ -529,6 +521,23 @@ impl Domain {
         let head = unsafe { (*this).doomed[stripe.index].head() };
         // SAFETY: the caller's contract for `cell`.
         unsafe { DoomedList::push(head, cell) }
+    }
+
+    /// Makes and publishes the ring of the stripe whose slot is `slot`, on its
+    /// claimant's first doom in this domain (off `doom`'s inlined path).
+    #[cold]
+    #[inline(never)]
+    fn first_ring(slot: &AtomicPtr<DoomRing>, mode: ReclaimMode) -> *mut DoomRing {
+        let slots = match mode {
+            ReclaimMode::Background => BACKGROUND_RING_SLOTS,
+            ReclaimMode::Manual => MANUAL_RING_SLOTS,
+        };
+        let ring = Box::into_raw(Box::new(DoomRing::new(slots)));
+        // SeqCst (Release would do: it publishes the ring's initialization to the
+        // pass's load in `ring`). Once per ring, and no model here can tell the two
+        // apart, so the stronger one.
+        slot.store(ring, Ordering::SeqCst);
+        ring
     }
 
     /// The stripe's ring, if its claimant has doomed a value here.

@@ -263,6 +263,7 @@ impl Home {
     }
 
     /// A value cell was created for this map (by a thread holding an owner).
+    #[inline]
     pub(crate) fn count_created(&self) {
         // A count (Relaxed, `stripe.rs`); the owner's release orders it before the
         // orphan check.
@@ -272,6 +273,7 @@ impl Home {
 
     /// A value's last reference was released outside a teardown. Returns the
     /// calling thread's stripe, for the doom that follows (`Domain::doom`).
+    #[inline]
     pub(crate) fn count_doomed(&self) -> ThreadStripe {
         // Statistics only (Relaxed, `stripe.rs`).
         let stripe = thread_stripe();

@@ -76,6 +76,7 @@ struct Magazines {
 }
 
 impl Magazines {
+    #[inline]
     fn pop(&mut self, class: usize) -> Option<FreeCell> {
         if let Some(cell) = self.free[class].pop() {
             if let Some(next) = self.free[class].last() {
@@ -85,6 +86,13 @@ impl Magazines {
             }
             return Some(cell);
         }
+        self.refill(class)
+    }
+
+    /// Takes a batch from the depot, off the inlined path of `pop`.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, class: usize) -> Option<FreeCell> {
         let batch = DEPOT[class]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -93,6 +101,7 @@ impl Magazines {
         self.free[class].pop()
     }
 
+    #[inline]
     fn push(&mut self, class: usize, cell: FreeCell) {
         let mine = &mut self.free[class];
         mine.push(cell);
@@ -104,6 +113,8 @@ impl Magazines {
 }
 
 /// Gives `batch` to the depot, or back to its pages if the depot is full.
+#[cold]
+#[inline(never)]
 fn to_depot(class: usize, batch: Vec<FreeCell>) {
     let mut depot = DEPOT[class].lock().unwrap_or_else(PoisonError::into_inner);
     if depot.len() < depot_batches(class) {

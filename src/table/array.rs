@@ -186,6 +186,7 @@ impl<T> Array<T> {
     /// Where the key of hash `hash` that `is_key` accepts is, or where it would go:
     /// the writer's probe, under the shard's lock (so no slot of this array changes
     /// meanwhile).
+    #[inline]
     pub(super) fn probe(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Probe {
         let want = Word::tag(hash);
         let mask = self.slots.get().len() - 1;

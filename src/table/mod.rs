@@ -449,6 +449,7 @@ impl<'a, T: 'static> Writer<'a, T> {
     /// Takes `shard`'s lock. A panic in a caller's closure under the lock (in
     /// `update`, `remove_if`, `retain`) leaves the shard consistent (every change is
     /// whole before the next closure runs), so a poisoned lock is taken as it is.
+    #[inline]
     fn lock(shard: &'a Shard<T>) -> Self {
         let used = shard
             .used
@@ -478,6 +479,7 @@ impl<'a, T: 'static> Writer<'a, T> {
     /// The current array if it has room for one more used slot (a probe must
     /// always find a never-used one to stop at); otherwise a new one, rehashed from
     /// it, with room for its entries and one more.
+    #[inline]
     fn array_for_one_more(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) -> &'a Array<T> {
         let used = *self.used();
         match self.current() {
@@ -488,6 +490,8 @@ impl<'a, T: 'static> Writer<'a, T> {
 
     /// Rehashes into an array with room for the shard's entries and one more,
     /// publishes it and keeps the old one to be retired when the lock is released.
+    #[cold]
+    #[inline(never)]
     fn grow(
         &mut self,
         old: Option<&'a Array<T>>,
@@ -539,19 +543,30 @@ impl<T: 'static> Drop for Writer<'_, T> {
     /// before the new array's publication, which came earlier), and the deferral is
     /// flushed to the global queue so that any thread's next collection can run it
     /// (a writer that then goes idle would otherwise keep it in its private bag).
+    #[inline]
     fn drop(&mut self) {
         drop(self.used.take());
         if let Some(retired) = self.retired.take() {
-            let guard = epoch::pin();
-            guard.defer(move || {
-                let retired = retired;
-                // SAFETY: retired by a rehash, unreachable once every guard pinned
-                // before the deferral is gone (the grace period); from
-                // `Box::into_raw`, freed once, here.
-                drop(unsafe { Box::from_raw(retired.0) })
-            });
-            guard.flush();
+            retired.defer_free();
         }
+    }
+}
+
+impl<T: 'static> RetiredArray<T> {
+    /// Defers the free past the grace period (see `Writer::drop`), off the
+    /// writers' inlined path: a rehash is rare.
+    #[cold]
+    #[inline(never)]
+    fn defer_free(self) {
+        let guard = epoch::pin();
+        guard.defer(move || {
+            let retired = self;
+            // SAFETY: retired by a rehash, unreachable once every guard pinned
+            // before the deferral is gone (the grace period); from
+            // `Box::into_raw`, freed once, here.
+            drop(unsafe { Box::from_raw(retired.0) })
+        });
+        guard.flush();
     }
 }
 
