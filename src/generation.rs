@@ -140,7 +140,9 @@ struct TeardownProgress {
 /// reclaimer's thread (its own domain's passes, and the manual domains it adopted):
 /// a pass the program runs on its own thread (`reclaim()`, a manual domain's last
 /// user) runs a teardown whole, as it asked.
-const TEARDOWN_SLICE_SLOTS: usize = 16 * 1024;
+/// (The shim's constant: 16 Ki slots; under loom one smallest array, so that the
+/// models run the slices.)
+const TEARDOWN_SLICE_SLOTS: usize = crate::sync::TEARDOWN_SLICE;
 
 impl<K, V, S> Job for RetiredTable<K, V, S>
 where

@@ -173,3 +173,16 @@ pub fn keys_in_one_shard(n: usize) -> Vec<u8> {
         .take(n)
         .collect()
 }
+
+/// A key that the models' fixed hasher puts in shard 0 of a 2-shard table, and one
+/// it puts in shard 1 (the hash's top bit chooses: `src/table/`).
+pub fn one_key_per_shard() -> (u8, u8) {
+    use std::hash::BuildHasher;
+    let hasher = Fixed::default();
+    let in_shard = |shard: u64| {
+        (1..=u8::MAX)
+            .find(|&k| hasher.hash_one(k) >> 63 == shard)
+            .expect("the fixed hasher uses both shards")
+    };
+    (in_shard(0), in_shard(1))
+}

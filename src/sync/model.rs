@@ -29,6 +29,11 @@ pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = false;
 /// The smallest slot array of a table shard (`src/table/`): small, so that a model
 /// that inserts three keys into one shard makes it rehash.
 pub(crate) const TABLE_MIN_CAPACITY: usize = 4;
+
+/// Slots per slice of a background teardown (`src/generation.rs`): one smallest
+/// array, so that a model's table with entries in both shards is torn down in two
+/// slices and the models run the re-submission of the rest.
+pub(crate) const TEARDOWN_SLICE: usize = TABLE_MIN_CAPACITY;
 /// An `Arc` that can hold a trait object: std's in both builds, since loom's `Arc`
 /// cannot be unsized. Used only for a map's `Standby`, which its domain's registry
 /// holds as an `Arc<dyn MapService>`; its count orders nothing the models check

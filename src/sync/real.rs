@@ -106,3 +106,7 @@ pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = true;
 
 /// The smallest slot array of a table shard (`src/table/`).
 pub(crate) const TABLE_MIN_CAPACITY: usize = 8;
+
+/// Slots of a retired table that a background reclaimer drains per run of its
+/// teardown job (`src/generation.rs`, `TEARDOWN_SLICE_SLOTS`).
+pub(crate) const TEARDOWN_SLICE: usize = 16 * 1024;
