@@ -217,6 +217,11 @@ entry teardown-slice-forgets-its-place.patch \
     "an entry handed over twice"
 entry teardown-runs-whole.patch "cargo test --test teardown_slices" \
     "the small map's teardown waited for the whole large one"
+# A ticket marked done at the first slice of its teardown (loom scenario 22, where
+# a slice is one smallest array): the program reads the ticket reclaimed while the
+# rest of the table, with a value to destroy, is still queued.
+entry ticket-marked-at-the-first-slice.patch "$(model s22_teardown_in_slices)" \
+    "the ticket read reclaimed after the first slice"
 
 if [ $# -gt 0 ]; then
     for patch in "$@"; do
