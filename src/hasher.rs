@@ -1,10 +1,17 @@
 //! `DefaultHashBuilder`: the hasher a map uses unless it is given another.
 //!
-//! foldhash (the hash hashbrown uses by default), seeded per map from std's
-//! `RandomState`, which draws its keys from the operating system's randomness: as
-//! fast as foldhash, and no caller can predict the seed to force collisions (the
-//! contract in ARCHITECTURE.md, "hashing"). std's SipHash cost about 90
-//! instructions of a 1-thread `u64` upsert's 746 (callgrind, `docs/BENCHMARKS.md`).
+//! foldhash (the hash hashbrown uses by default), with every seed drawn from the
+//! operating system's randomness through std's `RandomState`: the six seeds foldhash
+//! shares between hashers, once per process, and a per-map seed. foldhash on its
+//! own seeds the shared ones from ASLR addresses, the clock and a heap address, and
+//! shares them with every other foldhash user in the process; knowing them, keys
+//! that collide in every map can be built (a word equal to a seed zeroes a multiply).
+//! std's SipHash cost about 80 instructions of every operation: a 1-thread `u64`
+//! upsert took 677 with it and 594 with foldhash (callgrind, `docs/BENCHMARKS.md`).
+//! foldhash is "minimally DoS-resistant": it does not claim to withstand an attacker
+//! who studies a long-running program's behaviour (iteration order, timings) to
+//! recover its seeds; SipHash does. Maps with untrusted keys whose order or timing
+//! an attacker can observe can take std's hasher (`Builder::hasher`).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -12,14 +19,37 @@ use std::hash::{BuildHasher, Hasher};
 use foldhash::SharedSeed;
 use foldhash::fast::{FoldHasher, SeedableRandomState};
 
+use crate::sync::ProcessOnce;
+
+/// The seeds shared by every `DefaultHashBuilder` of the process: from the OS, once.
+static SHARED_SEED: ProcessOnce<SharedSeed> = ProcessOnce::new();
+
+/// A fresh 64-bit seed from the OS's randomness: std's `RandomState` keys come from
+/// the OS once per thread and change with each `new`; hashing a constant with them
+/// gives an unpredictable value.
+fn os_random_u64() -> u64 {
+    std::hash::RandomState::new().hash_one(0x5eed_u64)
+}
+
 /// The default hasher builder of [`AtomicMap`](crate::AtomicMap) (and of the C
-/// ABI's maps): [foldhash](https://docs.rs/foldhash), randomly seeded for each map
-/// from the operating system's randomness (through std's
-/// [`RandomState`](std::hash::RandomState)), so that no caller can choose keys that
-/// collide. Like std's, the hashes differ from map to map and from run to run.
+/// ABI's maps): [foldhash](https://docs.rs/foldhash), every seed of it drawn from the
+/// operating system's randomness (through std's
+/// [`RandomState`](std::hash::RandomState)): the seeds foldhash shares, once per
+/// process, and one per map, so that no caller can predict a hash. Like std's, the
+/// hashes differ from map to map and from run to run.
 ///
-/// Any other `BuildHasher + Clone` can be given instead
-/// ([`Builder::hasher`](crate::Builder::hasher)).
+/// foldhash is much faster than std's SipHash (about 80 instructions less per
+/// operation on `u64` keys) but, unlike SipHash, does not claim to withstand an
+/// attacker who studies the program's behaviour (the order an iteration yields,
+/// timings) to recover its seeds and then chooses colliding keys. A map whose keys
+/// come from such an attacker can use std's hasher, as any other `BuildHasher +
+/// Clone`:
+///
+/// ```
+/// let map: atomic_map::AtomicMap<String, u32, std::hash::RandomState> =
+///     atomic_map::Builder::new().hasher(std::hash::RandomState::new()).build();
+/// map.insert("k".to_string(), 1);
+/// ```
 ///
 /// ```
 /// use std::hash::BuildHasher;
@@ -35,11 +65,9 @@ pub struct DefaultHashBuilder {
 impl DefaultHashBuilder {
     /// A hasher builder with a fresh random seed.
     pub fn new() -> Self {
-        // std's `RandomState` keys come from the OS once per thread and change with
-        // each `new`: hashing a constant with them gives a fresh unpredictable seed.
-        let seed = std::hash::RandomState::new().hash_one(0x5eed_u64);
+        let shared = SHARED_SEED.get_or_init(|| SharedSeed::from_u64(os_random_u64()));
         DefaultHashBuilder {
-            foldhash: SeedableRandomState::with_seed(seed, SharedSeed::global_random()),
+            foldhash: SeedableRandomState::with_seed(os_random_u64(), shared),
         }
     }
 }
@@ -58,22 +86,23 @@ impl fmt::Debug for DefaultHashBuilder {
 }
 
 impl BuildHasher for DefaultHashBuilder {
-    type Hasher = DefaultHasher;
+    type Hasher = DefaultMapHasher;
 
     #[inline(always)]
-    fn build_hasher(&self) -> DefaultHasher {
-        DefaultHasher(self.foldhash.build_hasher())
+    fn build_hasher(&self) -> DefaultMapHasher {
+        DefaultMapHasher(self.foldhash.build_hasher())
     }
 }
 
-/// The [`Hasher`] of [`DefaultHashBuilder`].
+/// The [`Hasher`] of [`DefaultHashBuilder`] (foldhash; not std's SipHash
+/// `DefaultHasher`).
 #[derive(Clone)]
-pub struct DefaultHasher(FoldHasher<'static>);
+pub struct DefaultMapHasher(FoldHasher<'static>);
 
-impl fmt::Debug for DefaultHasher {
+impl fmt::Debug for DefaultMapHasher {
     /// Never shows the seed or the state.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultHasher").finish_non_exhaustive()
+        f.debug_struct("DefaultMapHasher").finish_non_exhaustive()
     }
 }
 
@@ -89,7 +118,7 @@ macro_rules! forward_writes {
     };
 }
 
-impl Hasher for DefaultHasher {
+impl Hasher for DefaultMapHasher {
     #[inline(always)]
     fn finish(&self) -> u64 {
         self.0.finish()
@@ -148,6 +177,19 @@ mod tests {
         let mut ours = s.build_hasher();
         ours.write_u64(7);
         assert_eq!(ours.finish(), as_int);
+    }
+
+    #[test]
+    fn the_shared_seed_is_not_foldhashs_own() {
+        // foldhash's own shared seed comes from addresses and the clock; ours from the
+        // OS. With the same per-map seed, hashes differ unless the shared seeds match.
+        let _sets_the_shared_seed = DefaultHashBuilder::new();
+        let ours = SeedableRandomState::with_seed(0, SHARED_SEED.get().unwrap());
+        let theirs = SeedableRandomState::with_seed(0, SharedSeed::global_random());
+        let differ = (0u64..8)
+            .filter(|k| ours.hash_one(k) != theirs.hash_one(k))
+            .count();
+        assert_eq!(differ, 8);
     }
 
     #[test]

@@ -294,7 +294,7 @@ mod value;
 
 pub use builder::Builder;
 pub use compute::{Compute, Operation};
-pub use hasher::{DefaultHashBuilder, DefaultHasher};
+pub use hasher::{DefaultHashBuilder, DefaultMapHasher};
 pub use map::AtomicMap;
 pub use occupied::Occupied;
 pub use read::{BorrowedIter, ReadGuard};

@@ -39,6 +39,12 @@ pub(crate) const TEARDOWN_SLICE: usize = TABLE_MIN_CAPACITY;
 /// holds as an `Arc<dyn MapService>`; its count orders nothing the models check
 /// (std's own code, trusted).
 pub(crate) use std::sync::Arc as WeakableArc;
+/// A cell set once per process: std's in both builds. Holds only the default
+/// hasher's process-wide seed (`src/hasher.rs`), set from the OS's randomness by the
+/// first map built; nothing the models check is ordered by it (std's own code,
+/// trusted), and a seed kept across loom's executions changes none of them (the
+/// models hash with a fixed hasher).
+pub(crate) use std::sync::OnceLock as ProcessOnce;
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {

@@ -5,6 +5,12 @@
 /// holds as an `Arc<dyn MapService>`; its count orders nothing the models check
 /// (std's own code, trusted).
 pub(crate) use std::sync::Arc as WeakableArc;
+/// A cell set once per process: std's in both builds. Holds only the default
+/// hasher's process-wide seed (`src/hasher.rs`), set from the OS's randomness by the
+/// first map built; nothing the models check is ordered by it (std's own code,
+/// trusted), and a seed kept across loom's executions changes none of them (the
+/// models hash with a fixed hasher).
+pub(crate) use std::sync::OnceLock as ProcessOnce;
 // (`fence` goes unused under `--cfg atomic_map_sanitize_thread`: see `value.rs`.)
 #[cfg_attr(atomic_map_sanitize_thread, allow(unused_imports))]
 pub(crate) use std::sync::atomic::{
