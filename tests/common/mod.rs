@@ -72,7 +72,9 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    /// Panics if the value has been dropped (the canary was overwritten).
+    /// Panics if the value has been dropped (the canary was overwritten), at the
+    /// caller's line.
+    #[track_caller]
     pub fn check(&self) -> u64 {
         let c = self.canary.load(Ordering::SeqCst);
         assert_eq!(c, LIVE, "read a dropped value (id {})", self.id);
