@@ -454,19 +454,38 @@ impl<V> ValueRef<V> {
     /// the table's. The last reference dooms the value (deferred destruction).
     ///
     /// # Safety
-    /// The caller must own that reference to the cell and give it up here.
+    /// The caller must own that reference to the cell and give it up here; `cell`
+    /// has the provenance of the whole cell (as every handle's pointer does).
+    #[inline]
     unsafe fn release_units(cell: NonNull<ValueCell<V>>, unit: usize) {
         // SAFETY: the caller owns a reference (the contract), so the cell is alive
-        // until the decrement below; `c` is not used after the push.
+        // until the decrement below.
         let c = unsafe { cell.as_ref() };
-        // Release: pairs with the Acquire fence below on the thread that drops the
-        // last reference, so every use of the value through this reference happens
-        // before its destruction.
+        // Release: pairs with the Acquire fence in `doom_last` on the thread that
+        // drops the last reference, so every use of the value through this
+        // reference happens before its destruction.
         let old = c.refs.fetch_sub(unit, Ordering::Release);
         check_release(old, unit);
-        if old != unit {
-            return;
+        if old == unit {
+            // SAFETY: this release was the last (the count reached 0): the cell is
+            // handed over, once.
+            unsafe { Self::doom_last(cell) }
         }
+    }
+
+    /// The rest of a release that dropped the last reference: dooms the value.
+    /// Off `release_units`' inlined path (most releases are not the last).
+    ///
+    /// # Safety
+    /// The calling release took the count to 0 (so it is called once per cell), and
+    /// `cell` has the provenance of the whole cell (`release_units`' contract).
+    #[cold]
+    #[inline(never)]
+    unsafe fn doom_last(cell: NonNull<ValueCell<V>>) {
+        // SAFETY: the count just reached 0 with the caller's release, and nothing
+        // frees the cell before the push below (its destruction needs that push);
+        // `c` is not used after the push.
+        let c = unsafe { cell.as_ref() };
         // Acquire: pairs with the Release decrements of every other holder.
         acquire_fence(&c.refs);
         // The count reached 0, so no holder is left and no table maps to the cell any
