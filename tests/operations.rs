@@ -502,3 +502,96 @@ fn shutdown_waits_for_the_background_reclaimer() {
     );
     ledger.assert_all_dropped_once();
 }
+
+/// A hasher that sends the keys to a few homes (its hash's low bits, which pick
+/// the slot, are `key % 3`; its high bits, which pick the shard and the tag, are
+/// constant), so that keys collide in runs, removals land in the middle and at the
+/// ends of runs, and a lookup must probe past removed slots.
+#[derive(Clone, Default)]
+struct FewHomes;
+
+struct FewHomesHasher(u64);
+
+impl std::hash::Hasher for FewHomesHasher {
+    fn finish(&self) -> u64 {
+        0xabcd_0000_0000_0000 | (self.0 % 3)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl std::hash::BuildHasher for FewHomes {
+    type Hasher = FewHomesHasher;
+    fn build_hasher(&self) -> FewHomesHasher {
+        FewHomesHasher(0)
+    }
+}
+
+fn sorted(model: &HashMap<u64, u64>) -> Vec<(u64, u64)> {
+    let mut entries: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
+    entries.sort_unstable();
+    entries
+}
+
+#[test]
+fn random_writes_on_colliding_keys_match_a_std_hash_map() {
+    let map: AtomicMap<u64, u64, FewHomes> = Builder::new()
+        .reclaim_mode(ReclaimMode::Manual)
+        .shards(2)
+        .hasher(FewHomes)
+        .build();
+    let mut model = HashMap::new();
+    // xorshift64: the same sequence on every run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for step in 0..20_000u64 {
+        let (key, op) = (next() % 24, next() % 8);
+        match op {
+            0..=2 => assert_eq!(
+                map.insert(key, step).map(|v| *v),
+                model.insert(key, step),
+                "insert {key} at step {step}"
+            ),
+            3..=5 => assert_eq!(
+                map.remove(&key).map(|v| *v),
+                model.remove(&key),
+                "remove {key} at step {step}"
+            ),
+            6 => {
+                let mut seen: Vec<_> = map.snapshot().iter().map(|(k, v)| (k, *v)).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, sorted(&model), "snapshot at step {step}");
+            }
+            _ => {
+                let mut seen: Vec<_> = map.pin().iter().map(|(k, v)| (*k, *v)).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, sorted(&model), "iteration at step {step}");
+            }
+        }
+        // Every key looked up after every step: a key cut off from its home by a
+        // freed slot would read as absent here.
+        let guard = map.pin();
+        for k in 0..24 {
+            assert_eq!(
+                guard.get_borrowed(&k).copied(),
+                model.get(&k).copied(),
+                "get {k} after step {step}"
+            );
+        }
+        assert_eq!(map.len(), model.len(), "len after step {step}");
+        if step % 1_000 == 0 {
+            map.reclaim();
+        }
+    }
+}

@@ -5,10 +5,11 @@
 //! holds the key: `value.rs`), carrying in its top 16 bits a *tag* of the key's hash
 //! (see [`Word`]). The word is the slot's whole state:
 //!
-//! * null: never used; a probe stops here (the array is never full: see
-//!   `Writer::array_for_one_more`);
-//! * [`tombstone`]: its entry was removed; a probe goes on past it, and an insert
-//!   may reuse the slot;
+//! * null: never used, or freed again by a removal that left no probe sequence
+//!   running through it (`Array::remove`); a probe stops here (the array is never
+//!   full: see `Writer::array_for_one_more`);
+//! * [`tombstone`]: its entry was removed where later slots are used; a probe goes
+//!   on past it, and an insert may reuse the slot;
 //! * anything else: a live entry, with its tag.
 //!
 //! A reader compares a slot's tag with its key's before it reads the entry, so that
@@ -258,19 +259,49 @@ impl<T> Array<T> {
         Word::live(old).expect("a replaced slot is live")
     }
 
-    /// Marks live slot `i` removed; returns the pointer it held. Under the shard's
-    /// lock.
-    pub(super) fn remove(&self, i: usize) -> NonNull<T> {
-        // Relaxed: a tombstone publishes nothing (readers skip it; an insert that
-        // reuses the slot publishes its own entry with Release). A reader that
-        // still loads the old word is served by it: the entry's own protocol keeps
-        // it alive past the removal (`Store`), and a retained read that finds it
-        // unmapped probes again, ordered by the unmapping's Release (`value.rs`).
-        let slot = &self.slots.get()[i];
+    /// Marks live slot `i` removed; returns the pointer it held and how many slots
+    /// became never-used again. Under the shard's lock.
+    ///
+    /// A removed slot whose successor is never used ends no other key's probe
+    /// sequence, so it goes back to never used (null) instead of a tombstone, and
+    /// so does every tombstone right before it: removals then leave no tombstones
+    /// behind where the array has room, and probes (an insert's runs to a
+    /// never-used slot) stay as short as the live entries alone make them. Why no
+    /// key is cut off: a key in slot `j` was inserted after a probe that found
+    /// every slot from its home to `j - 1` used, and a slot becomes null only while
+    /// its successor is null, so none of them can while `j` holds the key (by
+    /// induction backwards from `j`); a reader probing for a key present throughout
+    /// its probe therefore finds only used slots before it, as before. (This is
+    /// what hashbrown's `erase` does per group: a slot whose neighbourhood never
+    /// filled is marked empty, not deleted.)
+    pub(super) fn remove(&self, i: usize) -> (NonNull<T>, usize) {
+        let slots = self.slots.get();
+        let mask = slots.len() - 1;
+        let slot = &slots[i];
         // A load and a store, as in `replace` (Relaxed: the lock orders them).
         let old = slot.load(Ordering::Relaxed);
-        slot.store(tombstone(), Ordering::Relaxed);
-        Word::live(old).expect("a removed slot was live")
+        let entry = Word::live(old).expect("a removed slot was live");
+        // Relaxed, for the tombstone and for null: neither publishes anything
+        // (readers skip a tombstone and stop at null; an insert that reuses the
+        // slot publishes its own entry with Release). A reader that still loads
+        // the old word is served by it: the entry's own protocol keeps it alive
+        // past the removal (`Store`), and a retained read that finds it unmapped
+        // probes again, ordered by the unmapping's Release (`value.rs`).
+        if !slots[(i + 1) & mask].load(Ordering::Relaxed).is_null() {
+            slot.store(tombstone(), Ordering::Relaxed);
+            return (entry, 0);
+        }
+        slot.store(ptr::null_mut(), Ordering::Relaxed);
+        let mut freed = 1;
+        // The tombstones right before it now end nothing either. The walk stops:
+        // the array is never full, so a used slot or a null comes before it wraps.
+        let mut j = i.wrapping_sub(1) & mask;
+        while slots[j].load(Ordering::Relaxed) == tombstone() {
+            slots[j].store(ptr::null_mut(), Ordering::Relaxed);
+            freed += 1;
+            j = j.wrapping_sub(1) & mask;
+        }
+        (entry, freed)
     }
 
     /// The first live entry at or after slot `from`: `(index, pointer)`. Lock-free
@@ -456,5 +487,54 @@ mod tests {
         assert_eq!(Word::unpack(tombstone::<u64>()).0, 0);
         assert_eq!(Word::live(tombstone::<u64>()), None);
         assert_eq!(Word::live(ptr::null_mut::<u64>()), None);
+    }
+
+    /// Slot `i`'s word is the tombstone (`Some(false)`), null (`Some(true)`), or
+    /// live (`None`).
+    fn unused(array: &Array<u64>, i: usize) -> Option<bool> {
+        let word = array.slots.get()[i].load(Ordering::Relaxed);
+        if word.is_null() {
+            Some(true)
+        } else if word == tombstone() {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    #[test]
+    fn a_removal_frees_the_slots_no_probe_runs_through() {
+        // Eight slots; hash `h` starts its probe at slot `h % 8`.
+        let array = Array::new(8);
+        let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
+        // A run of three entries of home 2 in slots 2, 3, 4.
+        for (slot, address) in [(2, 0x20), (3, 0x30), (4, 0x40)] {
+            assert!(matches!(array.probe(2, is(address)), Probe::Vacant(i) if i == slot));
+            assert!(array.occupy(slot, 2, at(address)));
+        }
+        // The middle one: a tombstone, since the entry in slot 4 is found through it.
+        assert_eq!(array.remove(3), (at(0x30), 0));
+        assert_eq!(unused(&array, 3), Some(false));
+        assert_eq!(array.get(2, is(0x40)), Some(at(0x40)));
+        assert!(matches!(array.probe(2, is(0x40)), Probe::Found(4)));
+        // The last one: slot 5 is unused, so slot 4 is freed, and the tombstone
+        // before it with it; the entry in slot 2 stays.
+        assert_eq!(array.remove(4), (at(0x40), 2));
+        assert_eq!(
+            (unused(&array, 3), unused(&array, 4)),
+            (Some(true), Some(true))
+        );
+        assert_eq!(array.get(2, is(0x20)), Some(at(0x20)));
+        assert_eq!(array.get(2, is(0x40)), None);
+        assert_eq!(array.remove(2), (at(0x20), 1));
+        assert!((0..8).all(|i| unused(&array, i) == Some(true)));
+
+        // Around the end: entries of home 7 in slots 7 and 0, slot 1 unused.
+        assert!(array.occupy(7, 7, at(0x70)));
+        assert!(array.occupy(0, 7, at(0x80)));
+        assert_eq!(array.remove(7), (at(0x70), 0));
+        assert_eq!(array.get(7, is(0x80)), Some(at(0x80)));
+        assert_eq!(array.remove(0), (at(0x80), 2));
+        assert!((0..8).all(|i| unused(&array, i) == Some(true)));
     }
 }

@@ -9,8 +9,9 @@
 //! current array (Acquire) and probes it: no lock, no read-modify-write, no store.
 //! A writer takes the shard's lock and inserts into the first removed slot of the
 //! key's probe sequence (or the never-used one that ends it), swaps a live slot's
-//! pointer, or marks it removed (a tombstone); when the slots ever used would pass
-//! three quarters of the array, it rehashes the live entries into a new array
+//! pointer, or marks it removed (a tombstone, or never used again where no probe
+//! sequence runs past it: `Array::remove`); when the used slots (live entries and
+//! tombstones) would pass three quarters of the array, it rehashes the live entries into a new array
 //! (hashing their keys again), publishes it (Release) and, once its lock is
 //! released, retires the old one through an epoch deferral, so that a reader still
 //! probing it finishes first.
@@ -62,7 +63,8 @@ pub(crate) unsafe trait SlotPointer {
 }
 
 /// One shard: its current array (null until the first insert), its entry count and
-/// its writers' lock (which guards the count of slots ever used in the current array).
+/// its writers' lock (which guards the count of used slots, live or tombstones, in
+/// the current array).
 /// Aligned so that two shards never share a cache line.
 #[repr(align(128))]
 struct Shard<T> {
@@ -528,7 +530,8 @@ impl<'a, T: 'static> Writer<'a, T> {
     }
 
     fn remove<P: SlotPointer<Target = T>>(&mut self, array: &Array<T>, i: usize) -> P {
-        let entry = array.remove(i);
+        let (entry, freed) = array.remove(i);
+        *self.used() -= freed;
         // Relaxed: as in `occupy`.
         let len = &self.shard.len;
         len.store(len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
