@@ -106,7 +106,7 @@ pub(super) enum Probe {
     /// The key's live slot.
     Found(usize),
     /// The key is absent; where to insert it: the first removed slot of its probe
-    /// sequence, or else the never-used slot that ended it.
+    /// sequence, or else the unused (null) slot that ended it.
     Vacant(usize),
 }
 
@@ -260,13 +260,14 @@ impl<T> Array<T> {
     }
 
     /// Marks live slot `i` removed; returns the pointer it held and how many slots
-    /// became never-used again. Under the shard's lock.
+    /// became unused (null) again. Under the shard's lock.
     ///
-    /// A removed slot whose successor is never used ends no other key's probe
-    /// sequence, so it goes back to never used (null) instead of a tombstone, and
-    /// so does every tombstone right before it: removals then leave no tombstones
-    /// behind where the array has room, and probes (an insert's runs to a
-    /// never-used slot) stay as short as the live entries alone make them. Why no
+    /// A removed slot whose successor is unused ends no other key's probe
+    /// sequence, so it goes back to unused (null) instead of a tombstone, and so
+    /// does every tombstone right before it: a removal at the end of a run leaves
+    /// no tombstone behind, and probes (an insert's runs to an unused slot, a
+    /// lookup's of an absent key) pass fewer of them. Only a removal inside a run
+    /// leaves one, until the rest of the run goes or a rehash. Why no
     /// key is cut off: a key in slot `j` was inserted after a probe that found
     /// every slot from its home to `j - 1` used, and a slot becomes null only while
     /// its successor is null, so none of them can while `j` holds the key (by
