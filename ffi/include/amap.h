@@ -99,6 +99,22 @@ typedef struct amap_batch_t amap_batch_t;
 typedef struct amap_read_t amap_read_t;
 
 /**
+ * A reclaimer: what tears down the retired generations and runs the value
+ * destructors of the maps given it through `amap_options_t.reclaimer`. By default
+ * every map uses the process-wide reclaimer (one thread for the whole process); a
+ * map whose destructors are slow (they take locks, do I/O) can be given one of its
+ * own, shared with whichever maps the caller chooses, so that its destructors
+ * never delay other maps' reclamation, and theirs never delay it.
+ *
+ * Obtained from `amap_reclaimer_new`; owned by the caller, who frees it with
+ * `amap_reclaimer_free` (the maps given it keep it alive meanwhile).
+ * Thread-safe: every function taking an `amap_reclaimer_t *` may be called from
+ * any number of threads at once, except `amap_reclaimer_free`, which must be the
+ * caller's last call on it.
+ */
+typedef struct amap_reclaimer_t amap_reclaimer_t;
+
+/**
  * A snapshot of one generation of a map: it never sees a clear, and keeps that
  * generation (and its values) alive until released. It sees later writes made to
  * that same generation. Unlike a read section it may be kept for long, and used
@@ -176,6 +192,14 @@ typedef struct {
    * freed memory to the OS (glibc `malloc_trim`).
    */
   uint8_t trim_memory;
+  /**
+   * `NULL` (default): the map's reclaimer is the one `reclaim_mode` names.
+   * Otherwise a reclaimer from `amap_reclaimer_new`, which the map then uses
+   * (in its mode, whatever `reclaim_mode` says) and keeps alive until its last
+   * value is destroyed; it may be freed with `amap_reclaimer_free` at any time
+   * after `amap_new_with` returns.
+   */
+  const amap_reclaimer_t *reclaimer;
 } amap_options_t;
 
 /**
@@ -356,8 +380,9 @@ amap_t *amap_new(void);
  * only read during the call.
  *
  * # Safety
- * `options` must be `NULL` or point at an initialized `amap_options_t`; `out_map`
- * must be `NULL` or valid for a write.
+ * `options` must be `NULL` or point at an initialized `amap_options_t` whose
+ * `reclaimer` is `NULL` or a live reclaimer; `out_map` must be `NULL` or valid for
+ * a write.
  */
 amap_status_t amap_new_with(const amap_options_t *options, amap_t **out_map);
 
@@ -494,7 +519,9 @@ amap_status_t amap_replace(const amap_t *map, amap_batch_t *batch, amap_ticket_t
  * Tears down, on the calling thread, every retired generation nobody holds any
  * more, and writes how many to `*out_count` (may be `NULL`). Required in
  * `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
- * values it frees run on this thread.
+ * values it frees run on this thread. A map on a reclaimer of the caller's
+ * (`amap_options_t.reclaimer`) shares the pass with that reclaimer's other maps:
+ * this is `amap_reclaimer_reclaim` on it.
  *
  * A value removed or replaced (rather than cleared away with its generation) is
  * destroyed after a grace period: one call starts it, a later call destroys the
@@ -581,6 +608,73 @@ amap_status_t amap_read_for_each(const amap_read_t *read, amap_read_fn callback,
  * `read` must be `NULL` or a live section; it is invalid afterwards.
  */
 void amap_read_end(amap_read_t *read);
+
+/**
+ * A new reclaimer, written to `*out_reclaimer`. `mode`: `AMAP_RECLAIM_BACKGROUND`
+ * (a thread of its own, named `atomic-map-reclaim`, which runs the destructors of
+ * the values of its maps; parked when idle) or `AMAP_RECLAIM_MANUAL` (no thread:
+ * destructors run on the threads that call `amap_reclaimer_reclaim`,
+ * `amap_reclaimer_flush`, `amap_reclaim`, `amap_flush` or `amap_ticket_wait` on it
+ * or its maps). Any other `mode` is `AMAP_INVALID_ARGUMENT`; `AMAP_PANIC` if the
+ * thread could not be started.
+ *
+ * Ownership: the caller owns `*out_reclaimer` and frees it with
+ * `amap_reclaimer_free`.
+ *
+ * # Safety
+ * `out_reclaimer` must be `NULL` or valid for a write.
+ */
+amap_status_t amap_reclaimer_new(uint32_t mode, amap_reclaimer_t **out_reclaimer);
+
+/**
+ * Runs one reclamation pass on the calling thread, for every map of this
+ * reclaimer (live or freed): tears down every retired generation nobody holds any
+ * more, starts the grace period of values released since the last pass and
+ * destroys those past theirs (their destructors run on this thread). Writes the
+ * number of generations torn down to `*out_count` (may be `NULL`). Needed in
+ * `AMAP_RECLAIM_MANUAL` mode, where nothing else runs passes; with a background
+ * reclaimer it writes 0 at once while the thread is in a pass of its own. From a
+ * destructor run by this reclaimer it writes 0 and returns `AMAP_OK`.
+ *
+ * Ownership: `reclaimer` is only borrowed.
+ *
+ * # Safety
+ * `reclaimer` must be `NULL` or a live reclaimer; `out_count` `NULL` or valid for
+ * a write.
+ */
+amap_status_t amap_reclaimer_reclaim(const amap_reclaimer_t *reclaimer, size_t *out_count);
+
+/**
+ * Destroys everything released to this reclaimer and not yet destroyed, then
+ * returns, as `amap_flush` does for a map's reclaimer: every retired generation
+ * no snapshot or read section holds any more and every value whose last holder
+ * let go, of every map of this reclaimer, freed maps included (manual mode: the
+ * passes run on this thread; background mode: this waits for the thread's).
+ * `AMAP_OK` once done, `AMAP_TIMED_OUT` if `timeout_ms` passed first (a read
+ * section open on some thread holds grace periods up), `AMAP_WOULD_DEADLOCK` at
+ * once from a destructor that this reclaimer is running.
+ *
+ * Ownership: `reclaimer` is only borrowed.
+ *
+ * # Safety
+ * `reclaimer` must be `NULL` or a live reclaimer.
+ */
+amap_status_t amap_reclaimer_flush(const amap_reclaimer_t *reclaimer, uint32_t timeout_ms);
+
+/**
+ * Frees the caller's handle on the reclaimer. It does not wait: the maps given the
+ * reclaimer keep using it, and a background reclaimer's thread exits by itself
+ * once no handle and no map of it is left and the last value of its maps is
+ * destroyed (values retained by C, snapshots and read sections keep it running
+ * until they let go). Call `amap_reclaimer_flush` first to have everything
+ * released destroyed before the program exits. `NULL` is a no-op.
+ *
+ * # Safety
+ * `reclaimer` must be `NULL` or a reclaimer from `amap_reclaimer_new` that no other
+ * thread uses any more; it is invalid afterwards (maps created with it stay
+ * valid).
+ */
+void amap_reclaimer_free(amap_reclaimer_t *reclaimer);
 
 /**
  * Takes a snapshot of the map's current generation and writes it to `*out_snap`.

@@ -4,6 +4,7 @@
 //   amap::Value             a retained value; copy = retain, move = transfer, destroy = release
 //   amap::Batch             the next contents of a Map, built off to the side; Map::replace publishes it
 //   amap::Ticket            a retired generation: wait() for its teardown; move-only, owns the C ticket
+//   amap::Reclaimer         a reclaimer of the program's own (Options::reclaimer), for maps with slow destructors
 //   amap::ReadSection       a pinned read section: visit(key, f), and range-for over its entries
 //   amap::Snapshot          a view of one generation, iterable with range-for
 //   amap::TypedMap<T>       a Map whose values are T objects (new T, deleted exactly once)
@@ -264,11 +265,48 @@ class Batch {
     detail::Owned<amap_batch_t, amap_batch_free> batch_;
 };
 
+/// A reclaimer of the program's own, for maps whose destructors are slow: given to
+/// them through Options::reclaimer, it tears their generations down and runs their
+/// destructors (on a thread of its own, or, manual, on the threads that call
+/// reclaim() or flush()), so that they never delay other maps, nor others them.
+/// Move-only; destroying it frees the handle only: its maps keep it alive.
+class Reclaimer {
+  public:
+    /// AMAP_RECLAIM_BACKGROUND (a thread of its own) or AMAP_RECLAIM_MANUAL.
+    explicit Reclaimer(uint32_t mode = AMAP_RECLAIM_BACKGROUND) {
+        detail::check(amap_reclaimer_new(mode, reclaimer_.out()));
+    }
+    /// Runs one pass on this thread for every map of this reclaimer; returns the
+    /// generations torn down.
+    size_t reclaim() {
+        size_t n = 0;
+        detail::check(amap_reclaimer_reclaim(reclaimer_.get(), &n));
+        return n;
+    }
+    /// Destroys everything released to this reclaimer; false if `timeout` passed
+    /// first (or when called from a destructor this reclaimer runs).
+    bool flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
+        auto ms = timeout.count() < 0 ? 0 : timeout.count() > UINT32_MAX ? UINT32_MAX : timeout.count();
+        amap_status_t s = amap_reclaimer_flush(reclaimer_.get(), static_cast<uint32_t>(ms));
+        if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;
+        detail::check(s);
+        return true;
+    }
+    /// The C handle, still owned by this Reclaimer.
+    const amap_reclaimer_t *get() const noexcept { return reclaimer_.get(); }
+
+  private:
+    detail::Owned<amap_reclaimer_t, amap_reclaimer_free> reclaimer_;
+};
+
 /// Options for Map; the defaults are the C defaults.
 struct Options {
     uint32_t reclaim_mode = AMAP_RECLAIM_BACKGROUND;
     size_t shards = 0;
     bool trim_memory = true;
+    /// A reclaimer for the map instead of the one reclaim_mode names (nullptr: none).
+    /// Only read while the Map is built; the map keeps the reclaimer alive.
+    const Reclaimer *reclaimer = nullptr;
 };
 
 /// A map from byte-string keys to values. Move-only; the destructor frees the map
@@ -282,6 +320,7 @@ class Map {
         o.reclaim_mode = options.reclaim_mode;
         o.shards = options.shards;
         o.trim_memory = options.trim_memory ? 1 : 0;
+        o.reclaimer = options.reclaimer ? options.reclaimer->get() : nullptr;
         detail::check(amap_new_with(&o, map_.out()));
     }
 

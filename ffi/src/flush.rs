@@ -1,12 +1,11 @@
 //! `amap_flush`: destroy everything released and not yet destroyed, before exit.
 
-use std::time::Duration;
-
 use atomic_map::Reclaimer;
 
 use crate::error::amap_status_t;
 use crate::map::amap_t;
 use crate::panic::guard;
+use crate::reclaimer::flush;
 
 /// Destroys everything released so far and not yet destroyed, then returns: every
 /// retired generation no snapshot or read section holds any more, and every value
@@ -31,7 +30,6 @@ use crate::panic::guard;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_flush(map: *const amap_t, timeout_ms: u32) -> amap_status_t {
     guard(|| {
-        let timeout = Duration::from_millis(u64::from(timeout_ms));
         let reclaimer = if map.is_null() {
             Reclaimer::process_wide()
         } else {
@@ -39,13 +37,6 @@ pub unsafe extern "C" fn amap_flush(map: *const amap_t, timeout_ms: u32) -> amap
             let map = unsafe { &*map };
             map.map.reclaimer()
         };
-        if reclaimer.in_pass() {
-            return Err(amap_status_t::AMAP_WOULD_DEADLOCK);
-        }
-        if reclaimer.flush(timeout) {
-            Ok(())
-        } else {
-            Err(amap_status_t::AMAP_TIMED_OUT)
-        }
+        flush(&reclaimer, timeout_ms)
     })
 }

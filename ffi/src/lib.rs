@@ -23,6 +23,7 @@ mod flush;
 mod map;
 mod panic;
 mod read;
+mod reclaimer;
 mod snapshot;
 mod ticket;
 mod value;
@@ -37,6 +38,10 @@ pub use map::{
 };
 pub use read::{
     amap_read_begin, amap_read_end, amap_read_fn, amap_read_for_each, amap_read_get, amap_read_t,
+};
+pub use reclaimer::{
+    amap_reclaimer_flush, amap_reclaimer_free, amap_reclaimer_new, amap_reclaimer_reclaim,
+    amap_reclaimer_t,
 };
 pub use snapshot::{
     amap_foreach_fn, amap_snapshot, amap_snapshot_foreach, amap_snapshot_get, amap_snapshot_len,

@@ -8,6 +8,7 @@ use crate::args::{arg, key, out};
 use crate::batch::amap_batch_t;
 use crate::error::amap_status_t;
 use crate::panic::guard;
+use crate::reclaimer::{amap_reclaimer_t, write_count};
 use crate::ticket::{amap_ticket_t, hand_out};
 use crate::value::{CValue, amap_dtor_fn, amap_value_t, into_c};
 
@@ -41,6 +42,12 @@ pub struct amap_options_t {
     /// Non-zero (default): after a large teardown, ask the allocator to return
     /// freed memory to the OS (glibc `malloc_trim`).
     pub trim_memory: u8,
+    /// `NULL` (default): the map's reclaimer is the one `reclaim_mode` names.
+    /// Otherwise a reclaimer from `amap_reclaimer_new`, which the map then uses
+    /// (in its mode, whatever `reclaim_mode` says) and keeps alive until its last
+    /// value is destroyed; it may be freed with `amap_reclaimer_free` at any time
+    /// after `amap_new_with` returns.
+    pub reclaimer: *const amap_reclaimer_t,
 }
 
 /// Generation and garbage counters of a map (see `amap_stats`).
@@ -77,6 +84,7 @@ pub unsafe extern "C" fn amap_options_init(options: *mut amap_options_t) -> amap
             reclaim_mode: AMAP_RECLAIM_BACKGROUND,
             shards: 0,
             trim_memory: 1,
+            reclaimer: std::ptr::null(),
         });
         Ok(())
     })
@@ -88,7 +96,10 @@ pub const AMAP_MAX_SHARDS: usize = 65536;
 // The C bound is the Rust one (a literal above, so that cbindgen can write it).
 const _: () = assert!(AMAP_MAX_SHARDS == Builder::MAX_SHARDS);
 
-fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
+/// # Safety
+/// `options.reclaimer` must be `NULL` or a live reclaimer (`amap_new_with`'s
+/// contract).
+unsafe fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
     let mode = match options.reclaim_mode {
         AMAP_RECLAIM_BACKGROUND => ReclaimMode::Background,
         AMAP_RECLAIM_MANUAL => ReclaimMode::Manual,
@@ -97,6 +108,10 @@ fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
     let mut builder = Builder::new()
         .reclaim_mode(mode)
         .trim_memory(options.trim_memory != 0);
+    // SAFETY: `NULL` or a live reclaimer (the contract), borrowed for this call.
+    if let Some(own) = unsafe { options.reclaimer.as_ref() } {
+        builder = builder.reclaimer(&own.reclaimer);
+    }
     if options.shards > AMAP_MAX_SHARDS {
         return Err(amap_status_t::AMAP_INVALID_ARGUMENT);
     }
@@ -119,6 +134,7 @@ pub extern "C" fn amap_new() -> *mut amap_t {
         reclaim_mode: AMAP_RECLAIM_BACKGROUND,
         shards: 0,
         trim_memory: 1,
+        reclaimer: std::ptr::null(),
     };
     // SAFETY: both pointers are valid locals.
     match unsafe { amap_new_with(&options, &mut map) } {
@@ -133,8 +149,9 @@ pub extern "C" fn amap_new() -> *mut amap_t {
 /// only read during the call.
 ///
 /// # Safety
-/// `options` must be `NULL` or point at an initialized `amap_options_t`; `out_map`
-/// must be `NULL` or valid for a write.
+/// `options` must be `NULL` or point at an initialized `amap_options_t` whose
+/// `reclaimer` is `NULL` or a live reclaimer; `out_map` must be `NULL` or valid for
+/// a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_new_with(
     options: *const amap_options_t,
@@ -143,7 +160,8 @@ pub unsafe extern "C" fn amap_new_with(
     guard(|| {
         // SAFETY: the contract of this function, for both pointers.
         let (options, out_map) = unsafe { (arg(options)?, out(out_map)?) };
-        let map = build(options)?;
+        // SAFETY: `options.reclaimer` is `NULL` or a live reclaimer (the contract).
+        let map = unsafe { build(options) }?;
         out_map.set(Box::into_raw(Box::new(map)));
         Ok(())
     })
@@ -368,7 +386,9 @@ pub unsafe extern "C" fn amap_replace(
 /// Tears down, on the calling thread, every retired generation nobody holds any
 /// more, and writes how many to `*out_count` (may be `NULL`). Required in
 /// `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
-/// values it frees run on this thread.
+/// values it frees run on this thread. A map on a reclaimer of the caller's
+/// (`amap_options_t.reclaimer`) shares the pass with that reclaimer's other maps:
+/// this is `amap_reclaimer_reclaim` on it.
 ///
 /// A value removed or replaced (rather than cleared away with its generation) is
 /// destroyed after a grace period: one call starts it, a later call destroys the
@@ -383,10 +403,8 @@ pub unsafe extern "C" fn amap_reclaim(map: *const amap_t, out_count: *mut usize)
         // SAFETY: the contract of this function.
         let map = unsafe { arg(map) }?;
         let count = map.map.reclaim();
-        if !out_count.is_null() {
-            // SAFETY: non-null, valid for a write by the contract.
-            unsafe { out_count.write(count) };
-        }
+        // SAFETY: `out_count` is `NULL` or valid for a write (the contract).
+        unsafe { write_count(out_count, count) };
         Ok(())
     })
 }

@@ -6,7 +6,8 @@
 #  * the C example and the C++ example, each linked dynamically (rpath from
 #    pkg-config's libdir) and statically (`pkg-config --static --libs` over the
 #    static-only install), and run;
-#  * the C test programs (test_api, test_threads, test_reload, torture, test_flush): static with
+#  * the C test programs (test_api, test_threads, test_reload, torture, test_flush,
+#    test_reclaimer): static with
 #    AddressSanitizer + UndefinedBehaviorSanitizer, dynamic under valgrind memcheck
 #    (no error, no definitely-lost block);
 #  * the C++ binding's test (g++ -std=c++17 with ASan/UBSan, and dynamic under
@@ -103,7 +104,7 @@ fi
 "$out/service_cpp.static"
 AMAP_PREFIX="$prefix" bash ffi/examples/cpp/run.sh
 
-for t in test_api test_threads test_reload torture test_flush; do
+for t in test_api test_threads test_reload torture test_flush test_reclaimer; do
     # shellcheck disable=SC2046,SC2086
     gcc $cflags $san "ffi/tests/c/$t.c" $(sta --cflags --libs amap) -o "$out/$t.asan"
     # shellcheck disable=SC2046,SC2086
@@ -117,6 +118,7 @@ AMAP_C_TEST_MS="${AMAP_C_TEST_MS:-2000}" "$out/test_threads.asan"
 "$out/test_reload.asan"
 AMAP_TORTURE_MS="${AMAP_TORTURE_MS:-2000}" "$out/torture.asan"
 "$out/test_flush.asan"
+"$out/test_reclaimer.asan"
 
 echo "--- valgrind memcheck (shared library)"
 vg=(valgrind -q --fair-sched=yes --child-silent-after-fork=yes --error-exitcode=1
@@ -126,6 +128,7 @@ AMAP_C_TEST_MS=1500 "${vg[@]}" "$out/test_threads.dyn"
 "${vg[@]}" "$out/test_reload.dyn"
 AMAP_TORTURE_MS=1500 "${vg[@]}" "$out/torture.dyn"
 "${vg[@]}" "$out/test_flush.dyn"
+"${vg[@]}" "$out/test_reclaimer.dyn"
 
 echo "--- C++ binding (amap.hpp) under sanitizers"
 # shellcheck disable=SC2046,SC2086

@@ -1,7 +1,8 @@
 // The C++ binding: its API, what it prevents at compile time, and the scenario
 // that motivates the project: reader threads keep amap::Values across
 // clear_async() called from another thread; every destructor runs exactly once.
-// Then batches and Map::replace, tickets, range-for over a ReadSection, the typed
+// Then batches and Map::replace, tickets, range-for over a ReadSection, a reclaimer
+// of the program's own (amap::Reclaimer, Options::reclaimer), the typed
 // layer (TypedMap<T>: every T destroyed exactly once, counted), and reader threads
 // that never see a mix of two versions across 1,000 reloads.
 #include <atomic>
@@ -30,6 +31,8 @@ static_assert(!std::is_copy_constructible_v<amap::ReadSection> && !std::is_move_
 static_assert(!std::is_copy_constructible_v<amap::Snapshot> && std::is_move_constructible_v<amap::Snapshot>);
 static_assert(!std::is_copy_constructible_v<amap::Ticket> && std::is_nothrow_move_constructible_v<amap::Ticket>);
 static_assert(!std::is_copy_constructible_v<amap::Batch> && std::is_nothrow_move_constructible_v<amap::Batch>);
+static_assert(!std::is_copy_constructible_v<amap::Reclaimer> &&
+              std::is_nothrow_move_constructible_v<amap::Reclaimer>);
 static_assert(!std::is_copy_constructible_v<amap::TypedMap<int>> && std::is_move_constructible_v<amap::TypedMap<int>>);
 static_assert(std::is_copy_constructible_v<amap::TypedValue<int>> &&
               std::is_nothrow_move_constructible_v<amap::TypedValue<int>>);
@@ -73,6 +76,25 @@ void drain(amap::Map &map) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     CHECK(!"garbage did not drain");
+}
+
+// Two maps on a manual reclaimer of their own: nothing is torn down until the
+// program calls it, then both generations are, on this thread.
+void own_reclaimer() {
+    amap::Reclaimer manual(AMAP_RECLAIM_MANUAL);
+    amap::Options options;
+    options.reclaimer = &manual;
+    amap::Map a(options), b(options);
+    a.insert("a", make());
+    b.insert("b", make());
+    amap::Ticket ta = a.clear_async(), tb = b.clear_async();
+    CHECK(!ta.is_reclaimed() && !tb.is_reclaimed());
+    CHECK(manual.reclaim() == 2);
+    CHECK(ta.is_reclaimed() && tb.is_reclaimed());
+    a.insert("c", make());
+    CHECK(a.remove("c"));
+    CHECK(manual.flush()); // the removed value's grace period, then its destructor
+    CHECK(a.stats().pending_values == 0);
 }
 
 void api() {
@@ -434,6 +456,7 @@ int main() {
     readers_keep_values_across_clears();
     batch_and_replace();
     read_section_iteration();
+    own_reclaimer();
     std::printf("test_bindings: batches, replace, tickets, read-section iteration: ok\n");
     CHECK(destroyed.load() == created.load());
     for (size_t i = 0; i < created.load(); i++) CHECK(destroyed_times[i].load() == 1);

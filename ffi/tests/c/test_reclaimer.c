@@ -1,0 +1,183 @@
+/* Reclaimers of the caller's own (amap_reclaimer_t, amap_options_t.reclaimer): a map
+ * whose destructor blocks delays no map on another reclaimer; destructors run on
+ * the thread of the map's reclaimer; a manual reclaimer serves every map given it
+ * from the thread that calls it; a reclaimer's handle may be freed while its maps
+ * live. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "amap.h"
+#include "check.h"
+
+#define K(s) ((const uint8_t *)(s))
+
+static atomic_int destroyed;
+
+/* Where each destructor ran, by the value's tag. */
+typedef struct {
+    atomic_int ran;
+    pthread_t thread;
+} ran_on_t;
+
+static void recording_dtor(void *data, void *ctx) {
+    ran_on_t *where = ctx;
+    where->thread = pthread_self();
+    atomic_store(&where->ran, 1);
+    free(data);
+    atomic_fetch_add(&destroyed, 1);
+}
+
+/* A destructor that blocks until `release_slow` is set (at most 10 s, so that a
+ * broken build fails its checks instead of hanging). */
+static atomic_int slow_entered, release_slow;
+
+static void slow_dtor(void *data, void *ctx) {
+    atomic_store(&slow_entered, 1);
+    for (int i = 0; i < 10000 && !atomic_load(&release_slow); i++) usleep(1000);
+    recording_dtor(data, ctx);
+}
+
+static void *payload(int v) {
+    int *p = malloc(sizeof *p);
+    CHECK(p != NULL);
+    *p = v;
+    return p;
+}
+
+static amap_t *map_on(const amap_reclaimer_t *reclaimer) {
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    CHECK(options.reclaimer == NULL);
+    options.reclaimer = reclaimer;
+    amap_t *map = NULL;
+    CHECK_OK(amap_new_with(&options, &map));
+    return map;
+}
+
+static int within_ms(atomic_int *flag, int ms) {
+    for (int i = 0; i < ms && !atomic_load(flag); i++) usleep(1000);
+    return atomic_load(flag);
+}
+
+static void bad_arguments(void) {
+    amap_reclaimer_t *r = NULL;
+    CHECK_STATUS(amap_reclaimer_new(7, &r), AMAP_INVALID_ARGUMENT);
+    CHECK(r == NULL);
+    CHECK_STATUS(amap_reclaimer_new(AMAP_RECLAIM_MANUAL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_reclaimer_reclaim(NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_reclaimer_flush(NULL, 0), AMAP_NULL_ARGUMENT);
+    amap_reclaimer_free(NULL);
+}
+
+/* A map on a reclaimer of its own whose destructor blocks: a map on the
+ * process-wide reclaimer is cleared and torn down meanwhile, on another thread. */
+static void a_blocked_destructor_delays_no_other_reclaimer(void) {
+    amap_reclaimer_t *own = NULL;
+    CHECK_OK(amap_reclaimer_new(AMAP_RECLAIM_BACKGROUND, &own));
+    amap_t *slow = map_on(own);
+    amap_t *other = map_on(NULL);
+    static ran_on_t slow_ran, other_ran;
+
+    CHECK_OK(amap_insert(slow, K("s"), 1, payload(1), slow_dtor, &slow_ran));
+    amap_ticket_t *slow_ticket = NULL;
+    CHECK_OK(amap_clear_async(slow, &slow_ticket));
+    CHECK(within_ms(&slow_entered, 10000)); /* `own`'s thread is now blocked */
+
+    CHECK_OK(amap_insert(other, K("o"), 1, payload(2), recording_dtor, &other_ran));
+    amap_ticket_t *other_ticket = NULL;
+    CHECK_OK(amap_clear_async(other, &other_ticket));
+    CHECK_OK(amap_ticket_wait(other_ticket, 5000));
+    CHECK(atomic_load(&other_ran.ran));
+    CHECK(!atomic_load(&slow_ran.ran)); /* still blocked */
+    CHECK(!pthread_equal(other_ran.thread, pthread_self()));
+
+    atomic_store(&release_slow, 1);
+    CHECK_OK(amap_ticket_wait(slow_ticket, 10000));
+    CHECK(atomic_load(&slow_ran.ran));
+    CHECK(!pthread_equal(slow_ran.thread, other_ran.thread));
+    CHECK(!pthread_equal(slow_ran.thread, pthread_self()));
+
+    amap_ticket_free(slow_ticket);
+    amap_ticket_free(other_ticket);
+    amap_free(slow);
+    amap_free(other);
+    amap_reclaimer_free(own);
+}
+
+/* Two maps on one manual reclaimer: nothing is torn down until the program calls
+ * it, then both are, on the calling thread; `reclaim_mode` gives way to it. */
+static void a_manual_reclaimer_serves_its_maps_on_the_calling_thread(void) {
+    amap_reclaimer_t *manual = NULL;
+    CHECK_OK(amap_reclaimer_new(AMAP_RECLAIM_MANUAL, &manual));
+    amap_t *a = map_on(manual); /* reclaim_mode is AMAP_RECLAIM_BACKGROUND */
+    amap_t *b = map_on(manual);
+    static ran_on_t a_ran, b_ran;
+    CHECK_OK(amap_insert(a, K("a"), 1, payload(1), recording_dtor, &a_ran));
+    CHECK_OK(amap_insert(b, K("b"), 1, payload(2), recording_dtor, &b_ran));
+    amap_ticket_t *ta = NULL, *tb = NULL;
+    CHECK_OK(amap_clear_async(a, &ta));
+    CHECK_OK(amap_clear_async(b, &tb));
+    usleep(50 * 1000); /* no thread would tear them down */
+    uint8_t done = 1;
+    CHECK_OK(amap_ticket_is_reclaimed(ta, &done));
+    CHECK(!done);
+
+    size_t torn_down = 0;
+    CHECK_OK(amap_reclaimer_reclaim(manual, &torn_down));
+    CHECK(torn_down == 2);
+    CHECK_OK(amap_ticket_is_reclaimed(ta, &done));
+    CHECK(done);
+    CHECK_OK(amap_ticket_is_reclaimed(tb, &done));
+    CHECK(done);
+    CHECK(atomic_load(&a_ran.ran) && atomic_load(&b_ran.ran));
+    CHECK(pthread_equal(a_ran.thread, pthread_self()));
+    CHECK(pthread_equal(b_ran.thread, pthread_self()));
+
+    /* The handle goes first; the maps keep the reclaimer, and a removed value's
+     * grace period is run by the reclaimer's flush and by a map's. */
+    amap_reclaimer_free(manual);
+    int before = atomic_load(&destroyed);
+    CHECK_OK(amap_insert(a, K("x"), 1, payload(3), recording_dtor, &a_ran));
+    CHECK_OK(amap_remove(a, K("x"), 1));
+    CHECK_OK(amap_flush(b, 10000)); /* b's reclaimer is a's */
+    CHECK(atomic_load(&destroyed) == before + 1);
+    amap_ticket_free(ta);
+    amap_ticket_free(tb);
+    amap_free(a);
+    amap_free(b);
+}
+
+/* A background reclaimer whose handle is freed at once: its map works as before,
+ * and its garbage is destroyed on its thread. */
+static void a_freed_handle_leaves_the_maps_working(void) {
+    amap_reclaimer_t *own = NULL;
+    CHECK_OK(amap_reclaimer_new(AMAP_RECLAIM_BACKGROUND, &own));
+    amap_t *map = map_on(own);
+    amap_reclaimer_free(own);
+    static ran_on_t ran;
+    char key[16];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        CHECK_OK(amap_insert(map, K(key), (size_t)n, payload(i), recording_dtor, &ran));
+    }
+    amap_ticket_t *ticket = NULL;
+    CHECK_OK(amap_clear_async(map, &ticket));
+    CHECK_OK(amap_ticket_wait(ticket, 10000));
+    CHECK(!pthread_equal(ran.thread, pthread_self()));
+    amap_ticket_free(ticket);
+    amap_free(map);
+}
+
+int main(void) {
+    bad_arguments();
+    a_blocked_destructor_delays_no_other_reclaimer();
+    a_manual_reclaimer_serves_its_maps_on_the_calling_thread();
+    a_freed_handle_leaves_the_maps_working();
+    CHECK_OK(amap_flush(NULL, 10000));
+    CHECK(atomic_load(&destroyed) == 1 + 1 + 1 + 1 + 1 + 1000);
+    printf("test_reclaimer: ok\n");
+    return 0;
+}
