@@ -86,6 +86,117 @@ func New() *Map {
 	return &Map{ptr: ptr}
 }
 
+// Options for NewWithOptions; the zero value gives New's map.
+type Options struct {
+	// Manual: no background thread; retired generations and released values wait
+	// for Reclaim (on this map's reclaimer, a manual one of its own).
+	Manual bool
+	// Shards per generation's table; 0 for the default (4 × CPUs), at most
+	// 65,536.
+	Shards int
+	// Reclaimer, if not nil: the map's reclaimer instead of the one Manual names
+	// (its own mode applies). The map keeps it alive; it may be freed at once.
+	Reclaimer *Reclaimer
+}
+
+// NewWithOptions returns an empty map built with o.
+func NewWithOptions(o Options) (*Map, error) {
+	var c C.amap_options_t
+	if err := check(C.amap_options_init(&c)); err != nil {
+		return nil, err
+	}
+	if o.Manual {
+		c.reclaim_mode = C.AMAP_RECLAIM_MANUAL
+	}
+	if o.Shards < 0 {
+		return nil, &Error{Status: int(C.AMAP_INVALID_ARGUMENT), Text: "negative shard count"}
+	}
+	c.shards = C.size_t(o.Shards)
+	if o.Reclaimer != nil {
+		if o.Reclaimer.ptr == nil {
+			return nil, ErrReclaimerFreed
+		}
+		c.reclaimer = o.Reclaimer.ptr
+	}
+	var ptr *C.amap_t
+	err := check(C.amap_new_with(&c, &ptr))
+	runtime.KeepAlive(o.Reclaimer) // not freed by its finalizer during the call
+	if err != nil {
+		return nil, err
+	}
+	return &Map{ptr: ptr}, nil
+}
+
+// ErrReclaimerFreed is returned when a freed Reclaimer is used.
+var ErrReclaimerFreed = errors.New("atomicmap: reclaimer already freed")
+
+// Reclaimer is a reclaimer of the program's own, for maps whose release callbacks
+// are slow (they take locks, do I/O): given to them through Options.Reclaimer, it
+// tears their generations down and runs their release callbacks on a thread of
+// its own (or, manual, on the threads that call Reclaim and Flush), so that they
+// never delay the other maps' reclamation, nor do the others delay them. Its
+// methods are safe for concurrent use, except Free, which must be the last call.
+type Reclaimer struct {
+	ptr *C.amap_reclaimer_t
+}
+
+// NewReclaimer returns a reclaimer with a background thread of its own, or with
+// none if manual is true.
+func NewReclaimer(manual bool) (*Reclaimer, error) {
+	mode := C.uint32_t(C.AMAP_RECLAIM_BACKGROUND)
+	if manual {
+		mode = C.AMAP_RECLAIM_MANUAL
+	}
+	var ptr *C.amap_reclaimer_t
+	if err := check(C.amap_reclaimer_new(mode, &ptr)); err != nil {
+		return nil, err
+	}
+	r := &Reclaimer{ptr: ptr}
+	runtime.SetFinalizer(r, (*Reclaimer).Free)
+	return r, nil
+}
+
+// Reclaim runs one reclamation pass on the calling goroutine's thread for every
+// map of this reclaimer (release callbacks included); it returns how many
+// generations it tore down.
+func (r *Reclaimer) Reclaim() int {
+	var n C.size_t
+	if r != nil && r.ptr != nil {
+		_ = check(C.amap_reclaimer_reclaim(r.ptr, &n))
+		runtime.KeepAlive(r)
+	}
+	return int(n)
+}
+
+// Flush destroys everything released to this reclaimer and not yet destroyed; it
+// reports whether that was done within timeout (a read section left open holds it
+// up; from a release callback this reclaimer runs, it returns false at once).
+func (r *Reclaimer) Flush(timeout time.Duration) bool {
+	if r == nil || r.ptr == nil {
+		return false
+	}
+	ms := timeout.Milliseconds()
+	if ms < 0 {
+		ms = 0
+	} else if ms > 1<<32-1 {
+		ms = 1<<32 - 1
+	}
+	ok := C.amap_reclaimer_flush(r.ptr, C.uint32_t(ms)) == C.AMAP_OK
+	runtime.KeepAlive(r)
+	return ok
+}
+
+// Free releases the program's handle; the maps given the reclaimer keep using it
+// (its thread exits once they are closed and their last value is released). It is
+// idempotent.
+func (r *Reclaimer) Free() {
+	if r != nil && r.ptr != nil {
+		C.amap_reclaimer_free(r.ptr)
+		r.ptr = nil
+		runtime.SetFinalizer(r, nil)
+	}
+}
+
 // Close frees the map, after its reclaimer has torn down what it was handed.
 // Values still held through *Value or snapshots survive it. Close is idempotent.
 func (m *Map) Close() {

@@ -433,3 +433,90 @@ func TestRange(t *testing.T) {
 		snap.ForEach(func([]byte, any) bool { panic("not called") })
 	}()
 }
+
+// A map on a reclaimer of its own whose release callback blocks: a map on the
+// process-wide reclaimer is cleared and torn down meanwhile.
+func TestOwnReclaimerIsolatesSlowReleases(t *testing.T) {
+	own, err := NewReclaimer(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := NewWithOptions(Options{Reclaimer: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own.Free() // the map keeps it
+	other := New()
+	entered, unblock := make(chan struct{}), make(chan struct{})
+	if err := slow.Insert([]byte("s"), 1, func(any) { close(entered); <-unblock }); err != nil {
+		t.Fatal(err)
+	}
+	slowTicket := slow.ClearAsync()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow release never ran")
+	}
+	if err := other.Insert([]byte("o"), 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	otherTicket := other.ClearAsync()
+	if !otherTicket.Wait(5 * time.Second) {
+		t.Fatal("the other map's teardown waited behind the blocked release")
+	}
+	close(unblock)
+	if !slowTicket.Wait(10 * time.Second) {
+		t.Fatal("the slow map's teardown did not finish")
+	}
+	slowTicket.Free()
+	otherTicket.Free()
+	slow.Close()
+	other.Close()
+}
+
+// Two maps on one manual reclaimer: nothing is torn down until it is called.
+func TestManualReclaimerServesItsMaps(t *testing.T) {
+	manual, err := NewReclaimer(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manual.Free()
+	var maps []*Map
+	var tickets []*Ticket
+	for i := 0; i < 2; i++ {
+		m, err := NewWithOptions(Options{Reclaimer: manual, Shards: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Insert([]byte("k"), i, nil); err != nil {
+			t.Fatal(err)
+		}
+		maps = append(maps, m)
+		tickets = append(tickets, m.ClearAsync())
+	}
+	time.Sleep(50 * time.Millisecond) // no thread would tear them down
+	if tickets[0].IsReclaimed() || tickets[1].IsReclaimed() {
+		t.Fatal("torn down without a call to the manual reclaimer")
+	}
+	if n := manual.Reclaim(); n != 2 {
+		t.Fatalf("Reclaim tore down %d generations, want 2", n)
+	}
+	if !tickets[0].IsReclaimed() || !tickets[1].IsReclaimed() {
+		t.Fatal("not torn down by Reclaim")
+	}
+	if !manual.Flush(10 * time.Second) {
+		t.Fatal("Flush timed out")
+	}
+	if _, err := NewWithOptions(Options{Shards: -1}); err == nil {
+		t.Fatal("a negative shard count was accepted")
+	}
+	freed, _ := NewReclaimer(true)
+	freed.Free()
+	if _, err := NewWithOptions(Options{Reclaimer: freed}); err != ErrReclaimerFreed {
+		t.Fatalf("a freed reclaimer gave %v", err)
+	}
+	for _, tk := range tickets {
+		tk.Free()
+	}
+}
