@@ -13,6 +13,9 @@ use std::thread;
 
 use atomic_map::{AtomicMap, Builder};
 
+mod common;
+use common::FewHomes;
+
 /// Keys that stay mapped for the whole test, each to a value derived from it.
 const STABLE: u64 = if cfg!(miri) { 8 } else { 64 };
 /// Keys a writer inserts and removes meanwhile, making shards rehash.
@@ -178,4 +181,54 @@ fn a_key_borrowed_across_a_rehash_is_one_object() {
     *old.label.lock().unwrap() = "changed through the old borrow".to_string();
     assert_eq!(*new.label.lock().unwrap(), "changed through the old borrow");
     assert!(std::ptr::eq(old, new), "two copies of one key");
+}
+
+/// Lock-free readers look up keys that stay mapped while a writer inserts and
+/// removes other keys of the same three homes (`FewHomes`), in the same runs:
+/// removals at a run's end free slots (and the tombstones before them), which must
+/// never cut a reader off from a stable key further along its run. Both home
+/// layouts: at the array's start and at its end (runs that wrap around).
+#[test]
+fn lookups_of_colliding_keys_race_removals_that_free_slots() {
+    const STABLE_HERE: u64 = 6;
+    const CHURN_HERE: u64 = 24;
+    let rounds: u64 = if cfg!(miri) { 50 } else { 200_000 };
+    for homes in [FewHomes::FIRST_SLOTS, FewHomes::LAST_SLOTS] {
+        let map: AtomicMap<u64, u64, FewHomes> = Builder::new().shards(2).hasher(homes).build();
+        for key in 0..STABLE_HERE {
+            map.insert(key, key * 7);
+        }
+        let done = AtomicBool::new(false);
+        thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut lookups = 0u64;
+                    while !done.load(Ordering::Relaxed) || lookups == 0 {
+                        let guard = map.pin();
+                        for key in 0..STABLE_HERE {
+                            assert_eq!(
+                                guard.get_borrowed(&key).copied(),
+                                Some(key * 7),
+                                "stable key {key} missed ({homes:?})"
+                            );
+                        }
+                        lookups += 1;
+                    }
+                });
+            }
+            // The writer: churn keys interleaved with the stable ones in their runs.
+            for round in 0..rounds {
+                let key = STABLE_HERE + round % CHURN_HERE;
+                if (round / CHURN_HERE) % 2 == 0 {
+                    map.insert(key, round);
+                } else {
+                    map.remove(&key);
+                }
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        for key in 0..STABLE_HERE {
+            assert_eq!(map.get(&key).map(|v| *v), Some(key * 7));
+        }
+    }
 }

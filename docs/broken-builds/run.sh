@@ -228,11 +228,12 @@ entry teardown-runs-whole.patch "cargo test --test teardown_slices" \
 entry ticket-marked-at-the-first-slice.patch "$(model s22_teardown_in_slices)" \
     "the ticket read reclaimed after the first slice"
 
-# The C ABI (ffi/): a map built with amap_options_t.reclaimer that ignores it and
-# stays on the process-wide reclaimer, where the other map's teardown waits behind
-# the blocked destructor (the C test, built with ASan/UBSan against this tree).
-entry c-options-reclaimer-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
-    "amap_ticket_wait(other_ticket, 5000) returned 4"
+# The C ABI (ffi/): a map built by amap_new_with_reclaimer that ignores the
+# reclaimer and stays on the process-wide one, where the other map's teardown waits
+# behind the blocked destructor (the C test, built with ASan/UBSan against this
+# tree; it waits 30 s before it fails).
+entry c-reclaimer-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
+    "amap_ticket_wait(other_ticket, 30000) returned 4"
 
 if [ $# -gt 0 ]; then
     for patch in "$@"; do

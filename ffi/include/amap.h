@@ -100,7 +100,7 @@ typedef struct amap_read_t amap_read_t;
 
 /**
  * A reclaimer: what tears down the retired generations and runs the value
- * destructors of the maps given it through `amap_options_t.reclaimer`. By default
+ * destructors of the maps built on it with `amap_new_with_reclaimer`. By default
  * every map uses the process-wide reclaimer (one thread for the whole process); a
  * map whose destructors are slow (they take locks, do I/O) can be given one of its
  * own, shared with whichever maps the caller chooses, so that its destructors
@@ -192,14 +192,6 @@ typedef struct {
    * freed memory to the OS (glibc `malloc_trim`).
    */
   uint8_t trim_memory;
-  /**
-   * `NULL` (default): the map's reclaimer is the one `reclaim_mode` names.
-   * Otherwise a reclaimer from `amap_reclaimer_new`, which the map then uses
-   * (in its mode, whatever `reclaim_mode` says) and keeps alive until its last
-   * value is destroyed; it may be freed with `amap_reclaimer_free` at any time
-   * after `amap_new_with` returns.
-   */
-  const amap_reclaimer_t *reclaimer;
 } amap_options_t;
 
 /**
@@ -325,7 +317,7 @@ void amap_batch_free(amap_batch_t *batch);
 const char *amap_status_str(int32_t status);
 
 /**
- * The library's version, e.g. "0.1.0", as a static NUL-terminated string.
+ * The library's version, e.g. "0.2.0", as a static NUL-terminated string.
  *
  * Ownership: static; never free it.
  */
@@ -380,11 +372,32 @@ amap_t *amap_new(void);
  * only read during the call.
  *
  * # Safety
- * `options` must be `NULL` or point at an initialized `amap_options_t` whose
- * `reclaimer` is `NULL` or a live reclaimer; `out_map` must be `NULL` or valid for
- * a write.
+ * `options` must be `NULL` or point at an initialized `amap_options_t`; `out_map`
+ * must be `NULL` or valid for a write.
  */
 amap_status_t amap_new_with(const amap_options_t *options, amap_t **out_map);
+
+/**
+ * A new, empty map with `options`, on `reclaimer` (from `amap_reclaimer_new`)
+ * instead of the reclaimer `options.reclaim_mode` names, written to `*out_map`:
+ * the map's generations are torn down and its destructors run by that reclaimer
+ * only, in its mode (whatever `reclaim_mode` says). For maps whose destructors are
+ * slow, so that they delay no other map's reclamation. Several maps may share a
+ * reclaimer.
+ *
+ * Ownership: the caller owns `*out_map` and frees it with `amap_free`; `options`
+ * is only read during the call; `reclaimer` stays the caller's (the map keeps the
+ * reclaimer itself alive: the handle may be freed with `amap_reclaimer_free` as
+ * soon as this returns).
+ *
+ * # Safety
+ * `options` must be `NULL` or point at an initialized `amap_options_t`;
+ * `reclaimer` must be `NULL` or a live reclaimer; `out_map` must be `NULL` or
+ * valid for a write.
+ */
+amap_status_t amap_new_with_reclaimer(const amap_options_t *options,
+                                      const amap_reclaimer_t *reclaimer,
+                                      amap_t **out_map);
 
 /**
  * Frees the map: releases its hold on its current generation, then waits until
@@ -520,7 +533,7 @@ amap_status_t amap_replace(const amap_t *map, amap_batch_t *batch, amap_ticket_t
  * more, and writes how many to `*out_count` (may be `NULL`). Required in
  * `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
  * values it frees run on this thread. A map on a reclaimer of the caller's
- * (`amap_options_t.reclaimer`) shares the pass with that reclaimer's other maps:
+ * (`amap_new_with_reclaimer`) shares the pass with that reclaimer's other maps:
  * this is `amap_reclaimer_reclaim` on it.
  *
  * A value removed or replaced (rather than cleared away with its generation) is
@@ -662,12 +675,15 @@ amap_status_t amap_reclaimer_reclaim(const amap_reclaimer_t *reclaimer, size_t *
 amap_status_t amap_reclaimer_flush(const amap_reclaimer_t *reclaimer, uint32_t timeout_ms);
 
 /**
- * Frees the caller's handle on the reclaimer. It does not wait: the maps given the
- * reclaimer keep using it, and a background reclaimer's thread exits by itself
- * once no handle and no map of it is left and the last value of its maps is
- * destroyed (values retained by C, snapshots and read sections keep it running
- * until they let go). Call `amap_reclaimer_flush` first to have everything
- * released destroyed before the program exits. `NULL` is a no-op.
+ * Frees the caller's handle on the reclaimer. The maps built on the reclaimer
+ * keep using it. A background reclaimer's thread exits by itself once no handle
+ * and no map of it is left and the last value of its maps is destroyed (values
+ * retained by C, snapshots and read sections keep it running until they let go);
+ * this does not wait for that. A manual reclaimer whose maps are all freed runs
+ * its last passes here, on the calling thread (destructors included), and hands
+ * whatever is still held to the process-wide reclaimer. Call
+ * `amap_reclaimer_flush` first to have everything released destroyed before the
+ * program exits. `NULL` is a no-op.
  *
  * # Safety
  * `reclaimer` must be `NULL` or a reclaimer from `amap_reclaimer_new` that no other

@@ -266,10 +266,13 @@ class Batch {
 };
 
 /// A reclaimer of the program's own, for maps whose destructors are slow: given to
-/// them through Options::reclaimer, it tears their generations down and runs their
-/// destructors (on a thread of its own, or, manual, on the threads that call
-/// reclaim() or flush()), so that they never delay other maps, nor others them.
-/// Move-only; destroying it frees the handle only: its maps keep it alive.
+/// them through Options::reclaimer (amap_new_with_reclaimer), it tears their
+/// generations down and runs their destructors (on a thread of its own, or, manual,
+/// on the threads that call reclaim() or flush()), so that they never delay other
+/// maps, nor others them.
+/// Move-only; destroying it frees the handle (amap_reclaimer_free: a manual
+/// reclaimer whose maps are all gone runs its last passes there); its maps keep
+/// the reclaimer itself alive.
 class Reclaimer {
   public:
     /// AMAP_RECLAIM_BACKGROUND (a thread of its own) or AMAP_RECLAIM_MANUAL.
@@ -284,9 +287,10 @@ class Reclaimer {
         return n;
     }
     /// Destroys everything released to this reclaimer; false if `timeout` passed
-    /// first (or when called from a destructor this reclaimer runs).
-    bool flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
-        auto ms = timeout.count() < 0 ? 0 : timeout.count() > UINT32_MAX ? UINT32_MAX : timeout.count();
+    /// first (negative: no limit, as for Ticket::wait; in fact 2^32 - 1 ms) or when
+    /// called from a destructor this reclaimer runs.
+    bool flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
+        auto ms = timeout.count() < 0 || timeout.count() > UINT32_MAX ? UINT32_MAX : timeout.count();
         amap_status_t s = amap_reclaimer_flush(reclaimer_.get(), static_cast<uint32_t>(ms));
         if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;
         detail::check(s);
@@ -320,8 +324,10 @@ class Map {
         o.reclaim_mode = options.reclaim_mode;
         o.shards = options.shards;
         o.trim_memory = options.trim_memory ? 1 : 0;
-        o.reclaimer = options.reclaimer ? options.reclaimer->get() : nullptr;
-        detail::check(amap_new_with(&o, map_.out()));
+        if (options.reclaimer)
+            detail::check(amap_new_with_reclaimer(&o, options.reclaimer->get(), map_.out()));
+        else
+            detail::check(amap_new_with(&o, map_.out()));
     }
 
     /// Maps `key` to `data`; `dtor(data, ctx)` runs exactly once, on any thread,

@@ -52,7 +52,7 @@ pub extern "C" fn amap_status_str(status: i32) -> *const c_char {
     text.as_ptr().cast()
 }
 
-/// The library's version, e.g. "0.1.0", as a static NUL-terminated string.
+/// The library's version, e.g. "0.2.0", as a static NUL-terminated string.
 ///
 /// Ownership: static; never free it.
 #[unsafe(no_mangle)]

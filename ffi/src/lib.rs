@@ -33,8 +33,9 @@ pub use error::{amap_status_str, amap_status_t, amap_version};
 pub use flush::amap_flush;
 pub use map::{
     AMAP_MAX_SHARDS, AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL, amap_clear_async, amap_contains,
-    amap_free, amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_options_init,
-    amap_options_t, amap_reclaim, amap_remove, amap_replace, amap_stats, amap_stats_t, amap_t,
+    amap_free, amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_new_with_reclaimer,
+    amap_options_init, amap_options_t, amap_reclaim, amap_remove, amap_replace, amap_stats,
+    amap_stats_t, amap_t,
 };
 pub use read::{
     amap_read_begin, amap_read_end, amap_read_fn, amap_read_for_each, amap_read_get, amap_read_t,

@@ -42,12 +42,6 @@ pub struct amap_options_t {
     /// Non-zero (default): after a large teardown, ask the allocator to return
     /// freed memory to the OS (glibc `malloc_trim`).
     pub trim_memory: u8,
-    /// `NULL` (default): the map's reclaimer is the one `reclaim_mode` names.
-    /// Otherwise a reclaimer from `amap_reclaimer_new`, which the map then uses
-    /// (in its mode, whatever `reclaim_mode` says) and keeps alive until its last
-    /// value is destroyed; it may be freed with `amap_reclaimer_free` at any time
-    /// after `amap_new_with` returns.
-    pub reclaimer: *const amap_reclaimer_t,
 }
 
 /// Generation and garbage counters of a map (see `amap_stats`).
@@ -84,7 +78,6 @@ pub unsafe extern "C" fn amap_options_init(options: *mut amap_options_t) -> amap
             reclaim_mode: AMAP_RECLAIM_BACKGROUND,
             shards: 0,
             trim_memory: 1,
-            reclaimer: std::ptr::null(),
         });
         Ok(())
     })
@@ -96,10 +89,12 @@ pub const AMAP_MAX_SHARDS: usize = 65536;
 // The C bound is the Rust one (a literal above, so that cbindgen can write it).
 const _: () = assert!(AMAP_MAX_SHARDS == Builder::MAX_SHARDS);
 
-/// # Safety
-/// `options.reclaimer` must be `NULL` or a live reclaimer (`amap_new_with`'s
-/// contract).
-unsafe fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
+/// A map built with `options`, on `reclaimer` if there is one (instead of the one
+/// `reclaim_mode` names).
+fn build(
+    options: &amap_options_t,
+    reclaimer: Option<&amap_reclaimer_t>,
+) -> Result<amap_t, amap_status_t> {
     let mode = match options.reclaim_mode {
         AMAP_RECLAIM_BACKGROUND => ReclaimMode::Background,
         AMAP_RECLAIM_MANUAL => ReclaimMode::Manual,
@@ -108,8 +103,7 @@ unsafe fn build(options: &amap_options_t) -> Result<amap_t, amap_status_t> {
     let mut builder = Builder::new()
         .reclaim_mode(mode)
         .trim_memory(options.trim_memory != 0);
-    // SAFETY: `NULL` or a live reclaimer (the contract), borrowed for this call.
-    if let Some(own) = unsafe { options.reclaimer.as_ref() } {
+    if let Some(own) = reclaimer {
         builder = builder.reclaimer(&own.reclaimer);
     }
     if options.shards > AMAP_MAX_SHARDS {
@@ -134,7 +128,6 @@ pub extern "C" fn amap_new() -> *mut amap_t {
         reclaim_mode: AMAP_RECLAIM_BACKGROUND,
         shards: 0,
         trim_memory: 1,
-        reclaimer: std::ptr::null(),
     };
     // SAFETY: both pointers are valid locals.
     match unsafe { amap_new_with(&options, &mut map) } {
@@ -149,9 +142,8 @@ pub extern "C" fn amap_new() -> *mut amap_t {
 /// only read during the call.
 ///
 /// # Safety
-/// `options` must be `NULL` or point at an initialized `amap_options_t` whose
-/// `reclaimer` is `NULL` or a live reclaimer; `out_map` must be `NULL` or valid for
-/// a write.
+/// `options` must be `NULL` or point at an initialized `amap_options_t`; `out_map`
+/// must be `NULL` or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_new_with(
     options: *const amap_options_t,
@@ -160,8 +152,39 @@ pub unsafe extern "C" fn amap_new_with(
     guard(|| {
         // SAFETY: the contract of this function, for both pointers.
         let (options, out_map) = unsafe { (arg(options)?, out(out_map)?) };
-        // SAFETY: `options.reclaimer` is `NULL` or a live reclaimer (the contract).
-        let map = unsafe { build(options) }?;
+        let map = build(options, None)?;
+        out_map.set(Box::into_raw(Box::new(map)));
+        Ok(())
+    })
+}
+
+/// A new, empty map with `options`, on `reclaimer` (from `amap_reclaimer_new`)
+/// instead of the reclaimer `options.reclaim_mode` names, written to `*out_map`:
+/// the map's generations are torn down and its destructors run by that reclaimer
+/// only, in its mode (whatever `reclaim_mode` says). For maps whose destructors are
+/// slow, so that they delay no other map's reclamation. Several maps may share a
+/// reclaimer.
+///
+/// Ownership: the caller owns `*out_map` and frees it with `amap_free`; `options`
+/// is only read during the call; `reclaimer` stays the caller's (the map keeps the
+/// reclaimer itself alive: the handle may be freed with `amap_reclaimer_free` as
+/// soon as this returns).
+///
+/// # Safety
+/// `options` must be `NULL` or point at an initialized `amap_options_t`;
+/// `reclaimer` must be `NULL` or a live reclaimer; `out_map` must be `NULL` or
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_new_with_reclaimer(
+    options: *const amap_options_t,
+    reclaimer: *const amap_reclaimer_t,
+    out_map: *mut *mut amap_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function, for the three pointers.
+        let (options, reclaimer, out_map) =
+            unsafe { (arg(options)?, arg(reclaimer)?, out(out_map)?) };
+        let map = build(options, Some(reclaimer))?;
         out_map.set(Box::into_raw(Box::new(map)));
         Ok(())
     })
@@ -387,7 +410,7 @@ pub unsafe extern "C" fn amap_replace(
 /// more, and writes how many to `*out_count` (may be `NULL`). Required in
 /// `AMAP_RECLAIM_MANUAL` mode; harmless in background mode. Destructors of the
 /// values it frees run on this thread. A map on a reclaimer of the caller's
-/// (`amap_options_t.reclaimer`) shares the pass with that reclaimer's other maps:
+/// (`amap_new_with_reclaimer`) shares the pass with that reclaimer's other maps:
 /// this is `amap_reclaimer_reclaim` on it.
 ///
 /// A value removed or replaced (rather than cleared away with its generation) is

@@ -1,5 +1,5 @@
-//! `amap_reclaimer_t`: a reclaimer of the caller's own, shared by the maps given it
-//! through `amap_options_t.reclaimer`, so that slow destructors delay no other map.
+//! `amap_reclaimer_t`: a reclaimer of the caller's own, shared by the maps built on
+//! it (`amap_new_with_reclaimer`), so that slow destructors delay no other map.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use crate::map::{AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL};
 use crate::panic::guard;
 
 /// A reclaimer: what tears down the retired generations and runs the value
-/// destructors of the maps given it through `amap_options_t.reclaimer`. By default
+/// destructors of the maps built on it with `amap_new_with_reclaimer`. By default
 /// every map uses the process-wide reclaimer (one thread for the whole process); a
 /// map whose destructors are slow (they take locks, do I/O) can be given one of its
 /// own, shared with whichever maps the caller chooses, so that its destructors
@@ -112,12 +112,15 @@ pub unsafe extern "C" fn amap_reclaimer_flush(
     })
 }
 
-/// Frees the caller's handle on the reclaimer. It does not wait: the maps given the
-/// reclaimer keep using it, and a background reclaimer's thread exits by itself
-/// once no handle and no map of it is left and the last value of its maps is
-/// destroyed (values retained by C, snapshots and read sections keep it running
-/// until they let go). Call `amap_reclaimer_flush` first to have everything
-/// released destroyed before the program exits. `NULL` is a no-op.
+/// Frees the caller's handle on the reclaimer. The maps built on the reclaimer
+/// keep using it. A background reclaimer's thread exits by itself once no handle
+/// and no map of it is left and the last value of its maps is destroyed (values
+/// retained by C, snapshots and read sections keep it running until they let go);
+/// this does not wait for that. A manual reclaimer whose maps are all freed runs
+/// its last passes here, on the calling thread (destructors included), and hands
+/// whatever is still held to the process-wide reclaimer. Call
+/// `amap_reclaimer_flush` first to have everything released destroyed before the
+/// program exits. `NULL` is a no-op.
 ///
 /// # Safety
 /// `reclaimer` must be `NULL` or a reclaimer from `amap_reclaimer_new` that no other

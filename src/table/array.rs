@@ -144,6 +144,17 @@ impl<T> Array<T> {
         self.slots.get().len()
     }
 
+    /// Slots not unused (live or tombstones): what the writer's count of used
+    /// slots must equal.
+    #[cfg(test)]
+    pub(super) fn used_slots(&self) -> usize {
+        self.slots
+            .get()
+            .iter()
+            .filter(|slot| !slot.load(Ordering::Relaxed).is_null())
+            .count()
+    }
+
     /// Under loom, the read that a free of this array races (see `freed`).
     #[inline(always)]
     fn probed(&self) {
@@ -157,13 +168,20 @@ impl<T> Array<T> {
     /// The live entry of hash `hash` that `is_key` accepts, if any: the read path.
     /// Runs without a lock, concurrently with the shard's writer. `is_key` is called
     /// only with live entries whose tag matches the hash's (or that are untagged).
+    ///
+    /// At most one lap of the array: since removals free slots (`remove`), unused
+    /// slots can come and go while a reader probes, and a writer that kept freeing
+    /// the slot behind a run's end while filling the one past it could keep the
+    /// reader from ever meeting one. After a lap the key was absent at some moment
+    /// of the lookup: a key present throughout lies less than a lap from its home,
+    /// behind slots that stay used, so the lap found it.
     #[inline(always)]
     pub(super) fn get(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Option<NonNull<T>> {
         self.probed();
         let want = Word::tag(hash);
         let mask = self.slots.get().len() - 1;
         let mut i = hash as usize & mask;
-        loop {
+        for _ in 0..=mask {
             // Acquire: pairs with the Release store that published the entry
             // (`occupy`, `replace`, or the array's own publication after a rehash,
             // which happens before this array was loaded): the entry written before
@@ -182,6 +200,7 @@ impl<T> Array<T> {
             }
             i = (i + 1) & mask;
         }
+        None
     }
 
     /// Where the key of hash `hash` that `is_key` accepts is, or where it would go:
@@ -267,14 +286,18 @@ impl<T> Array<T> {
     /// does every tombstone right before it: a removal at the end of a run leaves
     /// no tombstone behind, and probes (an insert's runs to an unused slot, a
     /// lookup's of an absent key) pass fewer of them. Only a removal inside a run
-    /// leaves one, until the rest of the run goes or a rehash. Why no
-    /// key is cut off: a key in slot `j` was inserted after a probe that found
+    /// leaves one, until the rest of the run goes or a rehash. (hashbrown's
+    /// `erase` rests on the same idea for its groups of 16: it marks a slot empty
+    /// rather than deleted when the 16 slots before it and the 16 from it both
+    /// include an empty one; it does not walk back.)
+    ///
+    /// Why no key is cut off: a key in slot `j` was inserted after a probe that found
     /// every slot from its home to `j - 1` used, and a slot becomes null only while
     /// its successor is null, so none of them can while `j` holds the key (by
     /// induction backwards from `j`); a reader probing for a key present throughout
-    /// its probe therefore finds only used slots before it, as before. (This is
-    /// what hashbrown's `erase` does per group: a slot whose neighbourhood never
-    /// filled is marked empty, not deleted.)
+    /// its probe therefore finds only used slots before it, as before. A lookup
+    /// can no longer count on meeting an unused slot within a lap, though: `get`
+    /// stops after one.
     pub(super) fn remove(&self, i: usize) -> (NonNull<T>, usize) {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
@@ -537,5 +560,20 @@ mod tests {
         assert_eq!(array.get(7, is(0x80)), Some(at(0x80)));
         assert_eq!(array.remove(0), (at(0x80), 2));
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
+    }
+
+    #[test]
+    fn a_lookup_stops_after_one_lap() {
+        // No unused slot left (a state a reader can meet when removals free slots
+        // behind it while inserts fill those ahead): a lookup of an absent key
+        // ends after one lap, and a present key is still found from any home.
+        let array = Array::new(8);
+        for slot in 0..8 {
+            assert!(array.occupy(slot, 5, at(0x100 * (slot + 1))));
+        }
+        let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
+        assert_eq!(array.get(5, is(0x42)), None);
+        assert_eq!(array.get(5, is(0x500)), Some(at(0x500)));
+        assert_eq!(array.get(6, is(0x500)), Some(at(0x500)));
     }
 }

@@ -8,7 +8,7 @@
 //! key (`value.rs`): the table never copies a key. A reader loads the shard's
 //! current array (Acquire) and probes it: no lock, no read-modify-write, no store.
 //! A writer takes the shard's lock and inserts into the first removed slot of the
-//! key's probe sequence (or the never-used one that ends it), swaps a live slot's
+//! key's probe sequence (or the unused one that ends it), swaps a live slot's
 //! pointer, or marks it removed (a tombstone, or never used again where no probe
 //! sequence runs past it: `Array::remove`); when the used slots (live entries and
 //! tombstones) would pass three quarters of the array, it rehashes the live entries into a new array
@@ -479,7 +479,7 @@ impl<'a, T: 'static> Writer<'a, T> {
     }
 
     /// The current array if it has room for one more used slot (a probe must
-    /// always find a never-used one to stop at); otherwise a new one, rehashed from
+    /// always find an unused one to stop at); otherwise a new one, rehashed from
     /// it, with room for its entries and one more.
     #[inline]
     fn array_for_one_more(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) -> &'a Array<T> {
@@ -667,6 +667,62 @@ mod tests {
             assert!(table.insert(entry).is_none());
         }
         table
+    }
+
+    /// Sends every key to home `key % 3` of its array (shard 0 of 2).
+    #[derive(Clone)]
+    struct ThreeHomes;
+    struct ThreeHomesHasher(u64);
+    impl std::hash::Hasher for ThreeHomesHasher {
+        fn finish(&self) -> u64 {
+            self.0 % 3
+        }
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("only u64 keys")
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+    impl BuildHasher for ThreeHomes {
+        type Hasher = ThreeHomesHasher;
+        fn build_hasher(&self) -> ThreeHomesHasher {
+            ThreeHomesHasher(0)
+        }
+    }
+
+    /// The writers' count of used slots (the rehash trigger) stays the number of
+    /// slots that are not unused, through removals that free slots and the
+    /// tombstones before them: too low, and an array could fill up and a probe
+    /// never end; too high, and it rehashes early.
+    #[test]
+    fn used_counts_the_used_slots_through_removals_that_free_them() {
+        let drops = Arc::new(Count::new(0));
+        let table: Table<u64, Owned, ThreeHomes> = Table::new(ThreeHomes, 2);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for step in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let key = state % 40;
+            if state >> 60 < 8 {
+                let entry = Owned(Box::new(Entry {
+                    key,
+                    drops: Arc::clone(&drops),
+                }));
+                drop(table.insert(entry));
+            } else {
+                drop(table.remove(&key));
+            }
+            for shard in table.shards.iter() {
+                let used = *shard.used.lock().unwrap();
+                // Relaxed: this thread is the only writer.
+                let array = shard.array.load(Ordering::Relaxed);
+                // SAFETY: current, and no other thread replaces or frees it.
+                let slots = unsafe { array.as_ref() }.map_or(0, Array::used_slots);
+                assert_eq!(used, slots, "used slots after step {step}");
+            }
+        }
     }
 
     #[test]

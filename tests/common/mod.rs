@@ -112,3 +112,50 @@ where
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// A hasher that sends every key to one of three homes: the hash's low bits, which
+/// pick the slot, are `base + key % 3` (for a `u64` key; other keys are folded
+/// first); its high bits, which pick the shard and the tag, are constant. Keys
+/// collide in runs, so that removals land in the middle and at the ends of runs
+/// and lookups probe past removed slots.
+#[derive(Clone, Copy, Debug)]
+pub struct FewHomes {
+    base: u64,
+}
+
+impl FewHomes {
+    /// Homes 0, 1 and 2: the first slots of every array.
+    pub const FIRST_SLOTS: FewHomes = FewHomes { base: 0 };
+    /// Homes `2^32 - 3` to `2^32 - 1`: the last three slots of every array (whose
+    /// length is a power of two up to 2^32), so that runs wrap around its end.
+    pub const LAST_SLOTS: FewHomes = FewHomes { base: 0xffff_fffd };
+}
+
+pub struct FewHomesHasher {
+    base: u64,
+    folded: u64,
+}
+
+impl std::hash::Hasher for FewHomesHasher {
+    fn finish(&self) -> u64 {
+        0xabcd_0000_0000_0000 | (self.base + self.folded % 3)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.folded = self.folded.wrapping_mul(31).wrapping_add(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.folded = n;
+    }
+}
+
+impl std::hash::BuildHasher for FewHomes {
+    type Hasher = FewHomesHasher;
+    fn build_hasher(&self) -> FewHomesHasher {
+        FewHomesHasher {
+            base: self.base,
+            folded: 0,
+        }
+    }
+}

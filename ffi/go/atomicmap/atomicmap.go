@@ -112,16 +112,17 @@ func NewWithOptions(o Options) (*Map, error) {
 		return nil, &Error{Status: int(C.AMAP_INVALID_ARGUMENT), Text: "negative shard count"}
 	}
 	c.shards = C.size_t(o.Shards)
+	var ptr *C.amap_t
+	var status C.amap_status_t
 	if o.Reclaimer != nil {
 		if o.Reclaimer.ptr == nil {
 			return nil, ErrReclaimerFreed
 		}
-		c.reclaimer = o.Reclaimer.ptr
+		status = C.amap_new_with_reclaimer(&c, o.Reclaimer.ptr, &ptr)
+	} else {
+		status = C.amap_new_with(&c, &ptr)
 	}
-	var ptr *C.amap_t
-	err := check(C.amap_new_with(&c, &ptr))
-	runtime.KeepAlive(o.Reclaimer) // not freed by its finalizer during the call
-	if err != nil {
+	if err := check(status); err != nil {
 		return nil, err
 	}
 	return &Map{ptr: ptr}, nil
@@ -136,6 +137,8 @@ var ErrReclaimerFreed = errors.New("atomicmap: reclaimer already freed")
 // its own (or, manual, on the threads that call Reclaim and Flush), so that they
 // never delay the other maps' reclamation, nor do the others delay them. Its
 // methods are safe for concurrent use, except Free, which must be the last call.
+// Like a Map, a Reclaimer has no finalizer: call Free (a manual reclaimer whose
+// maps are all closed runs its last passes, release callbacks included, in Free).
 type Reclaimer struct {
 	ptr *C.amap_reclaimer_t
 }
@@ -151,9 +154,7 @@ func NewReclaimer(manual bool) (*Reclaimer, error) {
 	if err := check(C.amap_reclaimer_new(mode, &ptr)); err != nil {
 		return nil, err
 	}
-	r := &Reclaimer{ptr: ptr}
-	runtime.SetFinalizer(r, (*Reclaimer).Free)
-	return r, nil
+	return &Reclaimer{ptr: ptr}, nil
 }
 
 // Reclaim runs one reclamation pass on the calling goroutine's thread for every
@@ -163,37 +164,33 @@ func (r *Reclaimer) Reclaim() int {
 	var n C.size_t
 	if r != nil && r.ptr != nil {
 		_ = check(C.amap_reclaimer_reclaim(r.ptr, &n))
-		runtime.KeepAlive(r)
 	}
 	return int(n)
 }
 
 // Flush destroys everything released to this reclaimer and not yet destroyed; it
-// reports whether that was done within timeout (a read section left open holds it
-// up; from a release callback this reclaimer runs, it returns false at once).
+// reports whether that was done within timeout (negative: without limit, as for
+// Ticket.Wait; a part of a millisecond counts as one). A read section left open
+// holds it up; from a release callback this reclaimer runs, it returns false at
+// once.
 func (r *Reclaimer) Flush(timeout time.Duration) bool {
 	if r == nil || r.ptr == nil {
 		return false
 	}
-	ms := timeout.Milliseconds()
-	if ms < 0 {
-		ms = 0
-	} else if ms > 1<<32-1 {
-		ms = 1<<32 - 1
+	ms := int64(1<<32 - 1)
+	if timeout >= 0 && timeout < time.Duration(ms)*time.Millisecond {
+		ms = int64((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
-	ok := C.amap_reclaimer_flush(r.ptr, C.uint32_t(ms)) == C.AMAP_OK
-	runtime.KeepAlive(r)
-	return ok
+	return C.amap_reclaimer_flush(r.ptr, C.uint32_t(ms)) == C.AMAP_OK
 }
 
-// Free releases the program's handle; the maps given the reclaimer keep using it
-// (its thread exits once they are closed and their last value is released). It is
-// idempotent.
+// Free releases the program's handle; the maps built on the reclaimer keep using
+// it (its thread exits once they are closed and their last value is released). It
+// is idempotent.
 func (r *Reclaimer) Free() {
 	if r != nil && r.ptr != nil {
 		C.amap_reclaimer_free(r.ptr)
 		r.ptr = nil
-		runtime.SetFinalizer(r, nil)
 	}
 }
 

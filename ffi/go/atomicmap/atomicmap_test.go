@@ -448,6 +448,9 @@ func TestOwnReclaimerIsolatesSlowReleases(t *testing.T) {
 	own.Free() // the map keeps it
 	other := New()
 	entered, unblock := make(chan struct{}), make(chan struct{})
+	var unblockOnce sync.Once
+	release := func() { unblockOnce.Do(func() { close(unblock) }) }
+	defer release() // also on a failed check: the reclaimer's thread must not stay blocked
 	if err := slow.Insert([]byte("s"), 1, func(any) { close(entered); <-unblock }); err != nil {
 		t.Fatal(err)
 	}
@@ -461,11 +464,13 @@ func TestOwnReclaimerIsolatesSlowReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherTicket := other.ClearAsync()
-	if !otherTicket.Wait(5 * time.Second) {
+	// 30 s: far above the milliseconds it takes, for -race on a loaded machine; the
+	// slow release stays blocked meanwhile whatever the wait.
+	if !otherTicket.Wait(30 * time.Second) {
 		t.Fatal("the other map's teardown waited behind the blocked release")
 	}
-	close(unblock)
-	if !slowTicket.Wait(10 * time.Second) {
+	release()
+	if !slowTicket.Wait(30 * time.Second) {
 		t.Fatal("the slow map's teardown did not finish")
 	}
 	slowTicket.Free()

@@ -565,7 +565,7 @@ static void bad_input_and_reentrancy(void) {
 }
 
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.1.0") == 0);
+    CHECK(strcmp(amap_version(), "0.2.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);

@@ -1,4 +1,4 @@
-/* Reclaimers of the caller's own (amap_reclaimer_t, amap_options_t.reclaimer): a map
+/* Reclaimers of the caller's own (amap_reclaimer_t, amap_new_with_reclaimer): a map
  * whose destructor blocks delays no map on another reclaimer; destructors run on
  * the thread of the map's reclaimer; a manual reclaimer serves every map given it
  * from the thread that calls it; a reclaimer's handle may be freed while its maps
@@ -30,13 +30,13 @@ static void recording_dtor(void *data, void *ctx) {
     atomic_fetch_add(&destroyed, 1);
 }
 
-/* A destructor that blocks until `release_slow` is set (at most 10 s, so that a
+/* A destructor that blocks until `release_slow` is set (at most 60 s, so that a
  * broken build fails its checks instead of hanging). */
 static atomic_int slow_entered, release_slow;
 
 static void slow_dtor(void *data, void *ctx) {
     atomic_store(&slow_entered, 1);
-    for (int i = 0; i < 10000 && !atomic_load(&release_slow); i++) usleep(1000);
+    for (int i = 0; i < 60000 && !atomic_load(&release_slow); i++) usleep(1000);
     recording_dtor(data, ctx);
 }
 
@@ -47,13 +47,15 @@ static void *payload(int v) {
     return p;
 }
 
+/* A map on `reclaimer`, or on the process-wide one (NULL). */
 static amap_t *map_on(const amap_reclaimer_t *reclaimer) {
     amap_options_t options;
     CHECK_OK(amap_options_init(&options));
-    CHECK(options.reclaimer == NULL);
-    options.reclaimer = reclaimer;
     amap_t *map = NULL;
-    CHECK_OK(amap_new_with(&options, &map));
+    if (reclaimer)
+        CHECK_OK(amap_new_with_reclaimer(&options, reclaimer, &map));
+    else
+        CHECK_OK(amap_new_with(&options, &map));
     return map;
 }
 
@@ -66,6 +68,17 @@ static void bad_arguments(void) {
     amap_reclaimer_t *r = NULL;
     CHECK_STATUS(amap_reclaimer_new(7, &r), AMAP_INVALID_ARGUMENT);
     CHECK(r == NULL);
+    CHECK_OK(amap_reclaimer_new(AMAP_RECLAIM_MANUAL, &r));
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    amap_t *map = NULL;
+    CHECK_STATUS(amap_new_with_reclaimer(&options, NULL, &map), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_new_with_reclaimer(NULL, r, &map), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_new_with_reclaimer(&options, r, NULL), AMAP_NULL_ARGUMENT);
+    options.reclaim_mode = 9;
+    CHECK_STATUS(amap_new_with_reclaimer(&options, r, &map), AMAP_INVALID_ARGUMENT);
+    CHECK(map == NULL);
+    amap_reclaimer_free(r);
     CHECK_STATUS(amap_reclaimer_new(AMAP_RECLAIM_MANUAL, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_reclaimer_reclaim(NULL, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_reclaimer_flush(NULL, 0), AMAP_NULL_ARGUMENT);
@@ -89,13 +102,15 @@ static void a_blocked_destructor_delays_no_other_reclaimer(void) {
     CHECK_OK(amap_insert(other, K("o"), 1, payload(2), recording_dtor, &other_ran));
     amap_ticket_t *other_ticket = NULL;
     CHECK_OK(amap_clear_async(other, &other_ticket));
-    CHECK_OK(amap_ticket_wait(other_ticket, 5000));
+    /* 30 s: far above the milliseconds it takes, for loaded machines and
+     * valgrind; the slow destructor stays blocked meanwhile whatever the wait. */
+    CHECK_OK(amap_ticket_wait(other_ticket, 30000));
     CHECK(atomic_load(&other_ran.ran));
     CHECK(!atomic_load(&slow_ran.ran)); /* still blocked */
     CHECK(!pthread_equal(other_ran.thread, pthread_self()));
 
     atomic_store(&release_slow, 1);
-    CHECK_OK(amap_ticket_wait(slow_ticket, 10000));
+    CHECK_OK(amap_ticket_wait(slow_ticket, 30000));
     CHECK(atomic_load(&slow_ran.ran));
     CHECK(!pthread_equal(slow_ran.thread, other_ran.thread));
     CHECK(!pthread_equal(slow_ran.thread, pthread_self()));
@@ -108,11 +123,12 @@ static void a_blocked_destructor_delays_no_other_reclaimer(void) {
 }
 
 /* Two maps on one manual reclaimer: nothing is torn down until the program calls
- * it, then both are, on the calling thread; `reclaim_mode` gives way to it. */
+ * it, then both are, on the calling thread (the options' `reclaim_mode`,
+ * AMAP_RECLAIM_BACKGROUND, gives way to it). */
 static void a_manual_reclaimer_serves_its_maps_on_the_calling_thread(void) {
     amap_reclaimer_t *manual = NULL;
     CHECK_OK(amap_reclaimer_new(AMAP_RECLAIM_MANUAL, &manual));
-    amap_t *a = map_on(manual); /* reclaim_mode is AMAP_RECLAIM_BACKGROUND */
+    amap_t *a = map_on(manual);
     amap_t *b = map_on(manual);
     static ran_on_t a_ran, b_ran;
     CHECK_OK(amap_insert(a, K("a"), 1, payload(1), recording_dtor, &a_ran));
