@@ -162,10 +162,14 @@ typedef struct amap_value_t amap_value_t;
  * (`atomic-map-reclaim`, one for the whole process, shared by every map, before
  * and after `amap_free`); in manual mode a thread calling `amap_reclaim`,
  * `amap_ticket_wait` or `amap_free`, and after `amap_free` of a manual map the
- * process-wide reclaimer thread. Never on a thread that merely reads or releases.
- * A value of a batch that is never published is destroyed by the thread calling
- * `amap_batch_free` (or the `amap_replace` that failed).
- * A slow destructor delays the other maps' reclamation on that thread. It may
+ * process-wide reclaimer thread; for a map made by `amap_new_with_reclaimer`, that
+ * reclaimer's own thread (background) or a thread calling it or one of its maps
+ * (manual: also `amap_reclaimer_reclaim`, `amap_reclaimer_flush`, and the
+ * `amap_reclaimer_free` that drops its last user). Never on a thread that merely
+ * reads or releases. A value of a batch that is never published is destroyed by
+ * the thread calling `amap_batch_free` (or the `amap_replace` that failed).
+ * A slow destructor delays the reclamation of the other maps on its reclaimer:
+ * give maps with slow destructors a reclaimer of their own. It may
  * call into the same map (insert, get, remove, clear), except
  * while that map is being freed by `amap_free`. May be `NULL` for values that need
  * no destructor.
