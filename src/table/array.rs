@@ -146,7 +146,7 @@ impl<T> Array<T> {
 
     /// Slots not unused (live or tombstones): what the writer's count of used
     /// slots must equal.
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "loom")))]
     pub(super) fn used_slots(&self) -> usize {
         self.slots
             .get()
