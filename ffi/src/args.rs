@@ -55,3 +55,21 @@ pub(crate) unsafe fn out<'a, T>(ptr: *mut T) -> Result<Out<'a, T>, amap_status_t
         .map(Out)
         .ok_or(amap_status_t::AMAP_NULL_ARGUMENT)
 }
+
+/// Frees a handle that an `amap_*_new`-like function made with `Box::into_raw`:
+/// the body of every `amap_*_free` / `amap_*_release` of a boxed handle. `NULL` is a
+/// no-op; a panic in the handle's drop does not cross the boundary.
+///
+/// # Safety
+/// A non-null `handle` must be a `Box::into_raw` of a `T` that no other thread
+/// uses any more and that nothing frees again (the exported function's contract):
+/// it is rebuilt once, here.
+pub(crate) unsafe fn free_boxed<T>(handle: *mut T) {
+    let _ = crate::panic::guard(|| {
+        if !handle.is_null() {
+            // SAFETY: the caller's contract, above.
+            drop(unsafe { Box::from_raw(handle) });
+        }
+        Ok(())
+    });
+}

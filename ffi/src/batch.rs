@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use crate::args::{arg, key, out};
+use crate::args::{arg, free_boxed, key, out};
 use crate::error::amap_status_t;
 use crate::map::amap_t;
 use crate::panic::guard;
@@ -109,11 +109,7 @@ pub unsafe extern "C" fn amap_batch_len(
 /// invalid afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_batch_free(batch: *mut amap_batch_t) {
-    let _ = guard(|| {
-        if !batch.is_null() {
-            // SAFETY: the contract: ours to free, once.
-            drop(unsafe { Box::from_raw(batch) });
-        }
-        Ok(())
-    });
+    // SAFETY: `NULL` or a live batch from `amap_batch_new` (`Box::into_raw`'s) that no other
+    // thread is using (the contract).
+    unsafe { free_boxed(batch) }
 }

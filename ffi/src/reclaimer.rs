@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use atomic_map::Reclaimer;
 
-use crate::args::{arg, out};
+use crate::args::{arg, free_boxed, out};
 use crate::error::amap_status_t;
 use crate::map::{AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL};
 use crate::panic::guard;
@@ -128,15 +128,9 @@ pub unsafe extern "C" fn amap_reclaimer_flush(
 /// valid).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_reclaimer_free(reclaimer: *mut amap_reclaimer_t) {
-    let _ = guard(|| {
-        if !reclaimer.is_null() {
-            // SAFETY: a reclaimer from `amap_reclaimer_new` (the contract) is
-            // `Box::into_raw`'s; no other thread uses it any more, so it is rebuilt
-            // once, here.
-            drop(unsafe { Box::from_raw(reclaimer) });
-        }
-        Ok(())
-    });
+    // SAFETY: `NULL` or a reclaimer from `amap_reclaimer_new` (`Box::into_raw`'s) that no
+    // other thread uses any more (the contract).
+    unsafe { free_boxed(reclaimer) }
 }
 
 /// `reclaimer.flush(timeout_ms)` as a status: what `amap_flush` and

@@ -4,7 +4,7 @@ use std::ffi::c_void;
 
 use atomic_map::Snapshot;
 
-use crate::args::{arg, key, out};
+use crate::args::{arg, free_boxed, key, out};
 use crate::error::amap_status_t;
 use crate::map::amap_t;
 use crate::panic::guard;
@@ -147,12 +147,7 @@ pub unsafe extern "C" fn amap_snapshot_foreach(
 /// `snap` must be `NULL` or a live snapshot; it is invalid afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_snapshot_release(snap: *mut amap_snapshot_t) {
-    let _ = guard(|| {
-        if !snap.is_null() {
-            // SAFETY: a live snapshot (the contract) is `Box::into_raw`'s from
-            // `amap_snapshot`; the caller gives it up, so it is rebuilt once, here.
-            drop(unsafe { Box::from_raw(snap) });
-        }
-        Ok(())
-    });
+    // SAFETY: `NULL` or a live snapshot from `amap_snapshot` (`Box::into_raw`'s), which the
+    // caller gives up (the contract).
+    unsafe { free_boxed(snap) }
 }

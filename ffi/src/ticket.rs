@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use atomic_map::Retired;
 
-use crate::args::{arg, out};
+use crate::args::{arg, free_boxed, out};
 use crate::error::amap_status_t;
 use crate::panic::guard;
 
@@ -130,11 +130,7 @@ pub unsafe extern "C" fn amap_ticket_id(
 /// is invalid afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_ticket_free(ticket: *mut amap_ticket_t) {
-    let _ = guard(|| {
-        if !ticket.is_null() {
-            // SAFETY: the contract: a ticket from `hand_out`, ours to free, once.
-            drop(unsafe { Box::from_raw(ticket) });
-        }
-        Ok(())
-    });
+    // SAFETY: `NULL` or a live ticket from `hand_out` (`Box::into_raw`'s) that no other
+    // thread uses any more (the contract).
+    unsafe { free_boxed(ticket) }
 }

@@ -59,6 +59,16 @@ static amap_t *map_on(const amap_reclaimer_t *reclaimer) {
     return map;
 }
 
+/* Maps `key` to a new value destroyed by `dtor` (which records where it ran in
+ * `where`), then clears the map; returns the ticket of the retired generation. */
+static amap_ticket_t *insert_then_clear(amap_t *map, const char *key, int v, amap_dtor_fn dtor,
+                                        ran_on_t *where) {
+    CHECK_OK(amap_insert(map, K(key), strlen(key), payload(v), dtor, where));
+    amap_ticket_t *ticket = NULL;
+    CHECK_OK(amap_clear_async(map, &ticket));
+    return ticket;
+}
+
 static int within_ms(atomic_int *flag, int ms) {
     for (int i = 0; i < ms && !atomic_load(flag); i++) usleep(1000);
     return atomic_load(flag);
@@ -94,14 +104,10 @@ static void a_blocked_destructor_delays_no_other_reclaimer(void) {
     amap_t *other = map_on(NULL);
     static ran_on_t slow_ran, other_ran;
 
-    CHECK_OK(amap_insert(slow, K("s"), 1, payload(1), slow_dtor, &slow_ran));
-    amap_ticket_t *slow_ticket = NULL;
-    CHECK_OK(amap_clear_async(slow, &slow_ticket));
+    amap_ticket_t *slow_ticket = insert_then_clear(slow, "s", 1, slow_dtor, &slow_ran);
     CHECK(within_ms(&slow_entered, 10000)); /* `own`'s thread is now blocked */
 
-    CHECK_OK(amap_insert(other, K("o"), 1, payload(2), recording_dtor, &other_ran));
-    amap_ticket_t *other_ticket = NULL;
-    CHECK_OK(amap_clear_async(other, &other_ticket));
+    amap_ticket_t *other_ticket = insert_then_clear(other, "o", 2, recording_dtor, &other_ran);
     /* 30 s: far above the milliseconds it takes, for loaded machines and
      * valgrind; the slow destructor stays blocked meanwhile whatever the wait. */
     CHECK_OK(amap_ticket_wait(other_ticket, 30000));
@@ -131,11 +137,8 @@ static void a_manual_reclaimer_serves_its_maps_on_the_calling_thread(void) {
     amap_t *a = map_on(manual);
     amap_t *b = map_on(manual);
     static ran_on_t a_ran, b_ran;
-    CHECK_OK(amap_insert(a, K("a"), 1, payload(1), recording_dtor, &a_ran));
-    CHECK_OK(amap_insert(b, K("b"), 1, payload(2), recording_dtor, &b_ran));
-    amap_ticket_t *ta = NULL, *tb = NULL;
-    CHECK_OK(amap_clear_async(a, &ta));
-    CHECK_OK(amap_clear_async(b, &tb));
+    amap_ticket_t *ta = insert_then_clear(a, "a", 1, recording_dtor, &a_ran);
+    amap_ticket_t *tb = insert_then_clear(b, "b", 2, recording_dtor, &b_ran);
     usleep(50 * 1000); /* no thread would tear them down */
     uint8_t done = 1;
     CHECK_OK(amap_ticket_is_reclaimed(ta, &done));
