@@ -210,8 +210,9 @@
 //!
 //! # How it works
 //!
-//! * The current generation sits in an `arc_swap::ArcSwap`, through which
-//!   `snapshot` takes a full `Arc`. `pin`, `get` and the writes enter a
+//! * The current generation sits in an `arc_swap::ArcSwapAny` (on arc-swap's
+//!   `RwLock<()>` strategy: a clear's compare-and-swap takes a short lock instead of
+//!   walking every thread's debt slots), through which `snapshot` takes a full `Arc`. `pin`, `get` and the writes enter a
 //!   `crossbeam-epoch` epoch and follow a plain pointer to the same generation (one
 //!   protection per read, no count).
 //! * Each generation owns a hash table of its own (`src/table/`) mapping each key to

@@ -50,8 +50,8 @@ pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
     /// The current generation again, as a plain pointer, for pinned readers and
     /// writers: under an epoch guard they load it (one Acquire load) instead of
-    /// taking an arc-swap guard (a debt slot written, a fence, and a
-    /// compare-and-swap to give it back). Follows `current`: each clear moves it
+    /// loading the slot (a lock taken and released, and a count raised and later
+    /// dropped: `sync::Slot`). Follows `current`: each clear moves it
     /// with a compare-and-swap right after its own swap of `current`, and the
     /// slot's reference to a generation is released only after a grace period
     /// past that move (`release_after_grace`), so a generation reached through it
@@ -533,8 +533,8 @@ where
     fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
         // After a large fill every line a clear touches is cold, and each miss
         // would stall it in turn: the fetches of the lines it touches outside
-        // arc-swap start early, to overlap arc-swap's own misses (its load and
-        // compare-and-swap walk this thread's and every thread's debt slots).
+        // the slot start early, to overlap the slot's own misses (its lock and
+        // pointer, and the current generation's count).
         // The new generation's head (counts, `id`, `published`), last written by
         // the reclaimer's core that built the spare:
         prefetch_arc(Arc::as_ptr(&next));

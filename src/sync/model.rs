@@ -2,9 +2,11 @@
 //! loom-visible stand-ins for `arc-swap` and `crossbeam-epoch`, which loom cannot
 //! see into. Each stand-in keeps the contract the crate relies on, no more:
 //!
-//! * `Slot` (for `arc_swap::ArcSwap`): loads, full loads and compare-and-swaps of an
-//!   `Arc` are linearizable, and a loaded guard keeps its `Arc` alive. Modelled with
-//!   a loom `Mutex<Arc<T>>`; the guard is a real `Arc` clone.
+//! * `Slot` (for `arc_swap::ArcSwapAny` on its `RwLock<()>` strategy): loads, full
+//!   loads and compare-and-swaps of an `Arc` are linearizable, and a loaded guard
+//!   keeps its `Arc` alive. Modelled with a loom `Mutex<Arc<T>>`; the guard is a real
+//!   `Arc` clone, as on that strategy. The real slot is a lock around a pointer too,
+//!   so the stand-in differs from it only in letting one load in at a time.
 //! * `epoch` (for `crossbeam_epoch`): a closure deferred while guards are pinned runs
 //!   only after every guard pinned before the deferral is dropped; `flush` runs what
 //!   is ripe. Modelled with pin ids and a horizon per deferred closure, behind a loom
@@ -71,12 +73,12 @@ pub(crate) fn timed_wait<T>(
     loom::thread::yield_now();
 }
 
-/// Stand-in for `arc_swap::ArcSwap<T>`.
+/// Stand-in for `arc_swap::ArcSwapAny<Arc<T>, RwLock<()>>`.
 pub(crate) struct Slot<T> {
     current: Mutex<Arc<T>>,
 }
 
-/// Stand-in for `arc_swap::Guard<Arc<T>>`: a full `Arc` clone.
+/// Stand-in for `arc_swap::Guard<Arc<T>, RwLock<()>>`: a full `Arc` clone.
 pub(crate) struct SlotGuard<T> {
     inner: Arc<T>,
 }
