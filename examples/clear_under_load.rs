@@ -411,9 +411,12 @@ fn return_free_memory() {
     }
 }
 
-/// Releases the background reclaimer's epoch garbage and waits for RSS to settle.
+/// Releases the background reclaimer's epoch garbage and waits for RSS to settle:
+/// 200 ms, longer than the reclaimer's shortest time between two returns of memory
+/// to the OS (100 ms, `src/reclaim/trim.rs`) plus its longest park (16 ms), since
+/// the last teardown's return may follow one made during that teardown.
 fn settle() {
-    for _ in 0..20 {
+    for _ in 0..40 {
         crossbeam_epoch_flush();
         thread::sleep(Duration::from_millis(5));
     }

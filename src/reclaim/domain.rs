@@ -114,9 +114,8 @@ struct PassState {
     adopted: Vec<Arc<Domain>>,
     /// The maps of this domain (their standbys).
     maps: Vec<WeakableArc<dyn MapService>>,
-    /// Values destroyed since the last trim, and when that was.
-    untrimmed: usize,
-    last_trim: Option<Instant>,
+    /// When to return memory to the OS.
+    trim: trim::TrimPolicy,
     /// When the background thread's passes walk the maps next, and what a visit
     /// to a map with nothing parked costs, as the last such walk measured (see
     /// `MAP_WALK_DUTY`).
@@ -652,15 +651,8 @@ impl Domain {
         trim_count += values_trim;
         work += Self::free_orphans(this, &mut state);
         work += Self::run_adopted(this, &mut state);
-        state.untrimmed += trim_count;
-        if state.untrimmed >= trim::TRIM_THRESHOLD
-            && state
-                .last_trim
-                .is_none_or(|t| t.elapsed() >= trim::TRIM_INTERVAL)
-        {
+        if state.trim.after_pass(trim_count, work == 0, Instant::now()) {
             trim::release_free_memory();
-            state.untrimmed = 0;
-            state.last_trim = Some(Instant::now());
         }
         // Release: pairs with the Acquire load in `passes`: a flush that counts this
         // pass sees what it did (the batches it put in their grace period).
