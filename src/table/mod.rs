@@ -65,28 +65,13 @@ pub(crate) unsafe trait SlotPointer {
 /// One shard: its current array (null until the first insert), its entry count and
 /// its writers' lock (which guards the count of used slots, live or tombstones, in
 /// the current array).
-///
-/// Padded to 128 bytes, not aligned to them: the fields (`SHARD_FIELDS` bytes, at
-/// most 64) of two shards 128 bytes apart never share a cache line wherever the
-/// allocation starts, and a 128-byte alignment would put every map's creation on
-/// glibc's `posix_memalign` path (about 670 of the 2,160 instructions of an
-/// `AtomicMap::new`, callgrind: `docs/BENCHMARKS.md`, "History").
-#[repr(C)]
+/// Aligned so that two shards never share a cache line.
+#[repr(align(128))]
 struct Shard<T> {
     array: AtomicPtr<Array<T>>,
     len: AtomicUsize,
     used: Mutex<usize>,
-    _pad: [u8; SHARD_PAD],
 }
-
-/// The bytes of a shard's fields (the same for every `T`: `array` is one pointer).
-const SHARD_FIELDS: usize = size_of::<(AtomicPtr<()>, AtomicUsize, Mutex<usize>)>();
-/// What pads a shard to 128 bytes (none where the fields are larger: under loom).
-const SHARD_PAD: usize = 128usize.saturating_sub(SHARD_FIELDS);
-// At most a line of fields, so that shards 128 bytes apart never share one (not
-// under loom, whose `Mutex` is larger and whose models measure no lines).
-#[cfg(not(feature = "loom"))]
-const _: () = assert!(SHARD_FIELDS <= 64);
 
 /// A sharded hash table of keys to owning pointers `P` (each entry holding its key).
 pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
@@ -159,7 +144,6 @@ where
                 }),
                 len: AtomicUsize::new(0),
                 used: Mutex::new(0),
-                _pad: [0; SHARD_PAD],
             })
             .collect::<Box<[_]>>();
         Table {
@@ -637,21 +621,6 @@ mod tests {
     use std::hash::RandomState;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize as Count;
-
-    #[test]
-    fn shards_are_128_bytes_apart_and_need_no_aligned_allocation() {
-        // Two shards' fields never share a line: each starts 128 bytes after the
-        // one before and spans at most 64 (`SHARD_FIELDS`, checked where defined).
-        assert_eq!(size_of::<Shard<Entry>>(), 128);
-        assert_eq!(size_of::<Shard<u8>>(), 128);
-        // glibc's `malloc` aligns to 16: a larger alignment takes `posix_memalign`.
-        assert!(align_of::<Shard<Entry>>() <= 16);
-        let table: Table<u64, Owned, RandomState> = Table::new(RandomState::new(), 8);
-        let first = table.shards.as_ptr().addr();
-        for (i, shard) in table.shards.iter().enumerate() {
-            assert_eq!(std::ptr::from_ref(shard).addr() - first, 128 * i);
-        }
-    }
 
     /// An entry that counts its drops.
     struct Entry {
