@@ -44,10 +44,19 @@ use crate::value::ValueRef;
 /// config.replace([("region".to_string(), "us-east".to_string())]);
 /// assert_eq!(config.get("region").as_deref().map(String::as_str), Some("us-east"));
 /// ```
+// `repr(C)`: the fields in this order, so that `apart` keeps `pinned` (which every
+// read and write loads) off the line of the slot's lock (which every snapshot
+// writes twice).
+#[repr(C)]
 pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
     /// closing the reclaimer. Snapshots and clears go through it.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
+    /// 64 bytes between the slot and `pinned`: whatever the map's address, the line
+    /// of the slot's last byte ends before `pinned` begins. Without it a snapshot
+    /// (which takes and releases the slot's read lock) would take the line every
+    /// pinned reader loads `pinned` from away from their cores.
+    apart: [u8; 64],
     /// The current generation again, as a plain pointer, for pinned readers and
     /// writers: under an epoch guard they load it (one Acquire load) instead of
     /// loading the slot (a lock taken and released, and a count raised and later
@@ -147,6 +156,7 @@ where
         let pinned = AtomicPtr::new(Arc::as_ptr(&current.load_full()).cast_mut());
         AtomicMap {
             current: ManuallyDrop::new(current),
+            apart: [0; 64],
             pinned,
             standby,
             reclaimer,
@@ -567,7 +577,9 @@ where
     /// Retires the current generation and publishes an empty one, in O(1).
     ///
     /// One compare-and-swap of the generation pointer; nothing is freed or
-    /// allocated here and no lock is taken. The empty generation is normally built
+    /// allocated here. The slot's lock is held for the few instructions of a load
+    /// and of the compare-and-swap (a snapshot taken on another thread holds it as
+    /// briefly; readers and writers never take it). The empty generation is normally built
     /// ahead of time by the reclaimer; when none is ready (a burst of clears, or
     /// manual mode between `reclaim` calls) it is built here, a small fixed
     /// allocation. The old generation is parked for the reclaimer to release. Readers
@@ -853,5 +865,24 @@ where
         let mut map = Self::new();
         map.extend(iter);
         map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn pinned_is_off_the_line_of_the_slots_lock() {
+        type Map = AtomicMap<u64, u64>;
+        let slot_end = offset_of!(Map, current)
+            + size_of::<ManuallyDrop<Slot<Generation<u64, u64, DefaultHashBuilder>>>>();
+        // The line holding the slot's last byte ends at most 63 bytes after it.
+        assert!(
+            offset_of!(Map, pinned) >= slot_end - 1 + 64,
+            "pinned at {}, the slot ends at {slot_end}",
+            offset_of!(Map, pinned)
+        );
     }
 }

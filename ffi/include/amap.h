@@ -491,8 +491,10 @@ amap_status_t amap_get(const amap_t *map,
 
 /**
  * Retires the current generation and publishes an empty one, in O(1): one
- * compare-and-swap, no lock, no syscall (the empty generation is normally built
- * ahead by the reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
+ * compare-and-swap under the generation slot's lock, held for a few instructions
+ * (a snapshot taken on another thread holds it as briefly; reads and writes never
+ * take it), no allocation (the empty generation is normally built ahead by the
+ * reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
  * retired generation to `*out_ticket` (one small allocation); with `NULL`, no
  * ticket is made and nothing is allocated.
  *

@@ -5,8 +5,10 @@
 //! * `Slot` (for `arc_swap::ArcSwapAny` on its `RwLock<()>` strategy): loads, full
 //!   loads and compare-and-swaps of an `Arc` are linearizable, and a loaded guard
 //!   keeps its `Arc` alive. Modelled with a loom `Mutex<Arc<T>>`; the guard is a real
-//!   `Arc` clone, as on that strategy. The real slot is a lock around a pointer too,
-//!   so the stand-in differs from it only in letting one load in at a time.
+//!   `Arc` clone, as on that strategy. The real slot is a lock around a pointer too;
+//!   the stand-in lets one load in at a time where the real lock lets loads share
+//!   it, and drops a losing compare-and-swap's `Arc` after unlocking, not before
+//!   (a clone: no destructor runs either way).
 //! * `epoch` (for `crossbeam_epoch`): a closure deferred while guards are pinned runs
 //!   only after every guard pinned before the deferral is dropped; `flush` runs what
 //!   is ripe. Modelled with pin ids and a horizon per deferred closure, behind a loom
