@@ -651,7 +651,7 @@ impl Domain {
         trim_count += values_trim;
         work += Self::free_orphans(this, &mut state);
         work += Self::run_adopted(this, &mut state);
-        if state.trim.after_pass(trim_count, work == 0, Instant::now()) {
+        if state.trim.after_pass(trim_count, Instant::now()) {
             trim::release_free_memory();
         }
         // Release: pairs with the Acquire load in `passes`: a flush that counts this
