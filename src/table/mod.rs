@@ -26,6 +26,7 @@
 //! models run this very table.
 
 mod array;
+mod shards;
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -34,6 +35,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 
 use array::{Array, Probe};
+use shards::ShardArray;
 
 use crate::store::Update;
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering, TABLE_MIN_CAPACITY, epoch};
@@ -78,7 +80,7 @@ pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
     hasher: S,
     /// `64 - log2(shards)`: the hash's top bits choose the shard.
     shift: u32,
-    shards: Box<[Shard<P::Target>]>,
+    shards: ShardArray<Shard<P::Target>>,
     /// How far a teardown has drained the table (`drain_slice`), so that whatever
     /// drains it next (the next slice, or `Drop`) hands each entry over once.
     drained: Drained,
@@ -135,17 +137,15 @@ where
     pub(crate) fn with_capacity(capacity: usize, hasher: S, shards: usize) -> Self {
         assert!(shards.is_power_of_two() && shards >= 2);
         let per_shard = capacity.div_ceil(shards);
-        let shards = (0..shards)
-            .map(|_| Shard {
-                array: AtomicPtr::new(if per_shard == 0 {
-                    ptr::null_mut()
-                } else {
-                    Box::into_raw(Box::new(Array::new(capacity_for(per_shard))))
-                }),
-                len: AtomicUsize::new(0),
-                used: Mutex::new(0),
-            })
-            .collect::<Box<[_]>>();
+        let shards = ShardArray::new(shards, || Shard {
+            array: AtomicPtr::new(if per_shard == 0 {
+                ptr::null_mut()
+            } else {
+                Box::into_raw(Box::new(Array::new(capacity_for(per_shard))))
+            }),
+            len: AtomicUsize::new(0),
+            used: Mutex::new(0),
+        });
         Table {
             hasher,
             shift: 64 - shards.len().trailing_zeros(),
