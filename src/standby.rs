@@ -2,7 +2,8 @@
 //! map needs to make new generations.
 //!
 //! * The **spare**: the next empty generation, built ahead. Building an empty table
-//!   allocates its shard array (`shards × 128` bytes); on the clearer that
+//!   allocates its shard array (`shards × 128` bytes, plus 127 to align it:
+//!   `table/shards.rs`); on the clearer that
 //!   allocation was the costly part of a clear: at 64 shards it misses the
 //!   allocator's per-thread cache and contends for the arena lock with the
 //!   reclaimer, which is freeing the previous generation into the same arena

@@ -7,11 +7,13 @@
 //! next small allocations down (`malloc_consolidate`). Under callgrind, creating
 //! 1,000 maps spent 632 instructions per map in `posix_memalign` and its frees, of
 //! about 2,280 per `AtomicMap::new` (`docs/BENCHMARKS.md`, "History"). Padding the
-//! shards to a 128-byte stride at the allocator's own alignment saved most of it but
-//! let a shard's fields straddle two lines at one start address in four (tried and
-//! reverted, 2026-12-01). Here the array is one ordinary allocation 127 bytes longer
-//! than the shards, and they start at its first 128-byte boundary: the alignment of
-//! the typed box, the cost of a plain `malloc`.
+//! shards to a 128-byte stride at the allocator's own alignment saved about 400
+//! instructions per map but let a shard's fields straddle two lines at one start
+//! address in four (tried and reverted, 2026-12-01). Here the array is one ordinary
+//! allocation 127 bytes longer than the shards, and they start at its first
+//! 128-byte boundary: the alignment of the typed box, the cost of a plain `malloc`.
+//! (The boundary is found from the address; Miri's default alignment check accepts
+//! that, its `-Zmiri-symbolic-alignment-check` would not.)
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ops::Deref;
@@ -48,8 +50,8 @@ impl<T> ShardArray<T> {
         }
         assert!(n > 0, "a table has shards");
         let layout = Self::layout(n);
-        // SAFETY: the layout's size is at least `ALIGN - 1 + size_of::<T>()`,
-        // non-zero.
+        // SAFETY: the layout's size is at least `ALIGN - 1 + size_of::<T>()` (`n`
+        // is at least 1, asserted above), non-zero.
         let block =
             NonNull::new(unsafe { alloc(layout) }).unwrap_or_else(|| handle_alloc_error(layout));
         let head = block.as_ptr().addr().next_multiple_of(ALIGN) - block.as_ptr().addr();
@@ -87,24 +89,36 @@ impl<T> Deref for ShardArray<T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
-        // SAFETY: `len` values, written in `new` and alive until `drop`.
+        // SAFETY: `first` is aligned for `T` and the `len` values from it lie inside
+        // the allocation (both established in `new`); they were written there and
+        // stay alive until `drop`; nothing hands out `&mut` to them (no `DerefMut`).
         unsafe { std::slice::from_raw_parts(self.first.as_ptr(), self.len) }
     }
 }
 
 impl<T> Drop for ShardArray<T> {
     fn drop(&mut self) {
+        /// Frees the allocation when dropped: after the values, and also if one of
+        /// their destructors panics (as a `Box<[T]>` would).
+        struct Block(NonNull<u8>, Layout);
+        impl Drop for Block {
+            fn drop(&mut self) {
+                // SAFETY: `new`'s allocation, with the layout it was made with (for
+                // `capacity` values, below), freed once: this guard is made once, in
+                // `ShardArray::drop`, and dropped after the values are.
+                unsafe { dealloc(self.0.as_ptr(), self.1) };
+            }
+        }
+        let _block = Block(self.block, Self::layout(self.capacity));
         // SAFETY: the `len` values written in `new` (all of them, or those written
-        // before a panic in `make`), dropped once, here.
+        // before a panic in `make`), dropped once, here; the memory stays allocated
+        // until `_block` drops, after this.
         unsafe {
             std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
                 self.first.as_ptr(),
                 self.len,
             ));
         }
-        // SAFETY: `new`'s allocation, with the layout it was made with (for
-        // `capacity` values), freed once, here; the values in it are dropped above.
-        unsafe { dealloc(self.block.as_ptr(), Self::layout(self.capacity)) };
     }
 }
 
@@ -136,6 +150,24 @@ mod tests {
             }
         }
         assert_eq!(drops.get(), 1 + 2 + 3 + 8 + 64, "each value dropped once");
+    }
+
+    /// A value whose destructor panics.
+    #[repr(align(128))]
+    struct PanicsOnDrop(#[allow(dead_code)] u8);
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("a destructor that panics");
+        }
+    }
+
+    /// The array is still freed (Miri's leak check, in `.ci/run`, fails the test
+    /// otherwise).
+    #[test]
+    fn a_destructor_that_panics_does_not_leak_the_array() {
+        let array = ShardArray::new(1, || PanicsOnDrop(0));
+        assert!(catch_unwind(AssertUnwindSafe(|| drop(array))).is_err());
     }
 
     #[test]
