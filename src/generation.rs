@@ -329,13 +329,14 @@ macro_rules! one_generation_reads {
 }
 pub(crate) use one_generation_reads;
 
-/// Releases `generation` once every epoch guard pinned now has been dropped: how
-/// the map gives up the slot's reference to a generation that pinned readers and
-/// writers may have reached through its `pinned` pointer without a count. Counted
-/// by the generation's domain until done (`Domain::after_grace`), so that a
-/// `flush` waits for it. O(1) apart from the collections `after_grace` runs; the
-/// release itself is O(1) wherever it runs (a hand-off to the reclaimer if it was
-/// the last reference: `Drop`).
+/// Releases `generation` once every epoch guard pinned now (or later: the grace
+/// period starts at the domain's next pass) has been dropped: how the map gives up
+/// the slot's reference to a generation that pinned readers and writers may have
+/// reached through its `pinned` pointer without a count. Counted by the
+/// generation's domain until done (`Domain::after_grace`), so that a `flush` waits
+/// for it. O(1): a push onto the domain's queue; the release itself is O(1)
+/// wherever it runs (a hand-off to the reclaimer if it was the last reference:
+/// `Drop`).
 pub(crate) fn release_after_grace<K, V, S>(generation: Arc<Generation<K, V, S>>) {
     /// An `Arc<Generation>` as a raw pointer and its release, so that the deferred
     /// closure names no `K`, `V`, `S` (which the map's `Drop`, with no bounds, cannot

@@ -202,6 +202,9 @@ pub(crate) struct Domain {
     /// Homes whose last owner is gone, and manual domains handed over to this one.
     orphans: Stack<HomeRef>,
     adoptions: Stack<Arc<Domain>>,
+    /// Releases waiting for their grace period to begin (`after_grace`), counted in
+    /// `in_grace` from their push: the next pass starts it for all of them at once.
+    grace_queue: Stack<Box<dyn FnOnce() + Send>>,
     /// Maps registered since the last pass, and how many are registered in all.
     new_maps: Stack<WeakableArc<dyn MapService>>,
     registered: AtomicUsize,
@@ -335,6 +338,7 @@ impl Domain {
             in_grace: AtomicUsize::new(0),
             orphans: Stack::new(),
             adoptions: Stack::new(),
+            grace_queue: Stack::new(),
             new_maps: Stack::new(),
             registered: AtomicUsize::new(0),
             pass: Mutex::new(PassState::default()),
@@ -637,6 +641,10 @@ impl Domain {
                 state.next_walk = Some(Instant::now() + pace);
             }
         }
+        // The releases the walk just queued, and those of dropped maps: when no
+        // other thread is pinned, they run here, and the teardowns they queue run
+        // in the jobs below.
+        work += Self::start_grace_periods(this);
         for _ in 0..4 {
             let (jobs, report) = this.jobs.run_all();
             if jobs == 0 {
@@ -669,31 +677,52 @@ impl Domain {
     /// whichever thread collects then), counted in `in_grace` until it has run, so
     /// that a `flush` waits for it: how a map gives up the slot's reference to a
     /// generation that pinned readers and writers may still be in
-    /// (`generation::release_after_grace`). The deferral is flushed to the global
-    /// queue at once (left in this thread's private bag, it could wait there for as
-    /// long as the thread stays idle), then two more collections run from fresh
-    /// pins: with no other thread pinned, the epoch advances twice and `release`
-    /// runs here, now (in a pass, the teardown it queues then runs in the same
-    /// pass). Each collection runs at most what crossbeam runs per collection (8
-    /// bags of 64 closures).
+    /// (`generation::release_after_grace`). Here it is only queued; the next pass
+    /// starts the grace period of everything queued with one deferral
+    /// (`start_grace_periods`). Starting it later than the caller's moment is
+    /// sound (the caller's generation was unreachable for new readers already), and
+    /// it spares the caller (a map's `Drop`, a pass releasing many hand-offs) a
+    /// flush and two collections each: about 5,900 of the 6,400 instructions a
+    /// map's drop took (docs/BENCHMARKS.md, "History", "A map's drop without its
+    /// own grace period").
     pub(crate) fn after_grace(this: &Arc<Self>, release: impl FnOnce() + Send + 'static) {
         // Relaxed: as in `reclaim_values` (published by the pass's `passes` Release,
-        // or, from a map's drop, seen by that thread's own later `flush`).
+        // or, from a map's drop, seen by that thread's own later `flush`); the
+        // queue's push publishes the release itself.
         this.in_grace.fetch_add(1, Ordering::Relaxed);
+        this.grace_queue.push(Box::new(release));
+    }
+
+    /// Starts the grace period of the releases queued by `after_grace`: one
+    /// deferral for all of them, flushed to the global queue at once (left in this
+    /// thread's private bag, it could wait there for as long as the thread stays
+    /// idle), then two more collections from fresh pins: with no other thread
+    /// pinned, the epoch advances twice and the releases run here, now. Each
+    /// collection runs at most what crossbeam runs per collection (8 bags of 64
+    /// closures). Returns how many releases it queued.
+    fn start_grace_periods(this: &Arc<Self>) -> usize {
+        let releases = this.grace_queue.take_all();
+        let count = releases.len();
+        if count == 0 {
+            return 0;
+        }
         let domain = Arc::clone(this);
         {
             let guard = epoch::pin();
             guard.defer(move || {
-                release();
+                for release in releases {
+                    release();
+                }
                 // Release: as in `reclaim_values`: a flush that sees the count drop
-                // sees what `release` queued (a teardown on the job list).
-                domain.in_grace.fetch_sub(1, Ordering::Release);
+                // sees what the releases queued (teardowns on the job list).
+                domain.in_grace.fetch_sub(count, Ordering::Release);
             });
             guard.flush();
         }
         for _ in 0..2 {
             epoch::pin().flush();
         }
+        count
     }
 
     /// Starts the grace period of the values doomed so far, and destroys the
