@@ -24,7 +24,7 @@
 
 use crate::prefetch::prefetch_line;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 
@@ -136,11 +136,29 @@ impl Drop for Magazines {
 }
 
 std::thread_local! {
-    static MAGAZINES: RefCell<Magazines> = const {
-        RefCell::new(Magazines {
+    /// Accessed only through [`with_magazines`].
+    static MAGAZINES: UnsafeCell<Magazines> = const {
+        UnsafeCell::new(Magazines {
             free: [const { Vec::new() }; CLASSES],
         })
     };
+}
+
+/// Runs `f` on this thread's magazines; `None` once they are gone (the thread is
+/// exiting). Not a `RefCell`: its borrow flag was a load, a test and two stores
+/// on every allocation and free of a cell, and no borrow can overlap another
+/// here. `f` is one of this module's magazine operations, none of which reaches
+/// `MAGAZINES` again (they call the depot's lock, `pages` and the allocator, and
+/// no user code), and a thread's magazines are used by that thread alone.
+#[inline(always)]
+fn with_magazines<R>(f: impl FnOnce(&mut Magazines) -> R) -> Option<R> {
+    MAGAZINES
+        .try_with(|m| {
+            // SAFETY: the only `&mut` to this thread's magazines while `f` runs:
+            // `f` does not come back here (above), and no other thread sees them.
+            f(unsafe { &mut *m.get() })
+        })
+        .ok()
 }
 
 /// Gives every cell of the depot, and of this thread's magazines, back to its page
@@ -149,8 +167,7 @@ std::thread_local! {
 /// that way when cells were `malloc` chunks), and after a large teardown the
 /// writers do not need them.
 pub(crate) fn flush() {
-    let _ = MAGAZINES.try_with(|m| {
-        let mut m = m.borrow_mut();
+    with_magazines(|m| {
         for free in m.free.iter_mut() {
             dealloc_all(std::mem::take(free));
         }
@@ -178,10 +195,7 @@ fn dealloc_all(cells: Vec<FreeCell>) {
 pub(crate) fn alloc_cell<T>() -> NonNull<T> {
     let layout = Layout::new::<T>();
     if let Some(class) = class_of(layout) {
-        let recycled = MAGAZINES
-            .try_with(|m| m.borrow_mut().pop(class))
-            .ok()
-            .flatten();
+        let recycled = with_magazines(|m| m.pop(class)).flatten();
         return match recycled {
             Some(cell) => cell.0.cast(),
             None => pages::carve(class_size(class)).cast(),
@@ -207,10 +221,7 @@ pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>) {
     match class_of(layout) {
         Some(class) => {
             let cell = FreeCell(cell.cast());
-            if MAGAZINES
-                .try_with(|m| m.borrow_mut().push(class, cell))
-                .is_err()
-            {
+            if with_magazines(|m| m.push(class, cell)).is_none() {
                 // SAFETY: `alloc_cell::<T>` carved it from a page for this class (the
                 // contract), and it is given back once, here: this thread is exiting,
                 // its magazines are gone, so none kept it.
