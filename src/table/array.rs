@@ -102,9 +102,10 @@ impl Word {
 }
 
 /// What a probe for a key found.
-pub(super) enum Probe {
-    /// The key's live slot.
-    Found(usize),
+pub(super) enum Probe<T> {
+    /// The key's live slot, and the entry in it (which stays there while the
+    /// prober holds the shard's lock).
+    Found(usize, NonNull<T>),
     /// The key is absent; where to insert it: the first removed slot of its probe
     /// sequence, or else the unused (null) slot that ended it.
     Vacant(usize),
@@ -207,7 +208,7 @@ impl<T> Array<T> {
     /// the writer's probe, under the shard's lock (so no slot of this array changes
     /// meanwhile).
     #[inline]
-    pub(super) fn probe(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Probe {
+    pub(super) fn probe(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Probe<T> {
         let want = Word::tag(hash);
         let mask = self.slots.get().len() - 1;
         let mut i = hash as usize & mask;
@@ -222,10 +223,11 @@ impl<T> Array<T> {
             let (tag, pointer) = Word::unpack(word);
             if pointer == tombstone() {
                 removed.get_or_insert(i);
-            } else if (tag == want || tag == 0)
-                && is_key(NonNull::new(pointer).expect("a used slot's pointer"))
-            {
-                return Probe::Found(i);
+            } else if tag == want || tag == 0 {
+                let entry = NonNull::new(pointer).expect("a used slot's pointer");
+                if is_key(entry) {
+                    return Probe::Found(i, entry);
+                }
             }
             i = (i + 1) & mask;
         }
@@ -244,12 +246,6 @@ impl<T> Array<T> {
         i
     }
 
-    /// The live pointer in slot `i` (a `Probe::Found`), under the shard's lock.
-    pub(super) fn pointer(&self, i: usize) -> NonNull<T> {
-        // Relaxed: under the shard's lock (as in `probe`).
-        Word::live(self.slots.get()[i].load(Ordering::Relaxed)).expect("a found slot is live")
-    }
-
     /// Publishes slot `i` (never used, or removed: a `Probe::Vacant`) mapped to
     /// `pointer`, an entry of hash `hash`. Returns whether the slot was never used.
     /// Under the shard's lock, or on an array not yet published.
@@ -264,22 +260,21 @@ impl<T> Array<T> {
         was.is_null()
     }
 
-    /// Maps live slot `i` to `pointer` instead (an entry for an equal key, of hash
-    /// `hash`); returns the pointer it held. Under the shard's lock.
-    pub(super) fn replace(&self, i: usize, hash: u64, pointer: NonNull<T>) -> NonNull<T> {
-        let slot = &self.slots.get()[i];
-        // A load and a store, not a swap: under the shard's lock this writer is the
-        // slot's only one, and a swap is a locked instruction on x86 (a tenth of an
-        // upsert's samples). Relaxed: the lock orders the slot's writes.
-        let old = slot.load(Ordering::Relaxed);
+    /// Maps live slot `i` (a `Probe::Found`, whose entry the caller takes over) to
+    /// `pointer` instead (an entry for an equal key, of hash `hash`). Under the
+    /// shard's lock.
+    pub(super) fn replace(&self, i: usize, hash: u64, pointer: NonNull<T>) {
+        // A store, not a swap: under the shard's lock this writer is the slot's
+        // only one, and the probe that found the slot read the entry it replaces (a
+        // swap is a locked instruction on x86: a tenth of an upsert's samples).
         // Release: publishes the new entry to readers' Acquire loads in `get` and
         // `next_live`.
-        slot.store(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
-        Word::live(old).expect("a replaced slot is live")
+        self.slots.get()[i].store(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
     }
 
-    /// Marks live slot `i` removed; returns the pointer it held and how many slots
-    /// became unused (null) again. Under the shard's lock.
+    /// Marks live slot `i` (a `Probe::Found`, whose entry the caller takes over)
+    /// removed; returns how many slots became unused (null) again. Under the
+    /// shard's lock.
     ///
     /// A removed slot whose successor is unused ends no other key's probe
     /// sequence, so it goes back to unused (null) instead of a tombstone, and so
@@ -298,14 +293,11 @@ impl<T> Array<T> {
     /// its probe therefore finds only used slots before it, as before. A lookup
     /// can no longer count on meeting an unused slot within a lap, though: `get`
     /// stops after one.
-    pub(super) fn remove(&self, i: usize) -> (NonNull<T>, usize) {
+    pub(super) fn remove(&self, i: usize) -> usize {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
         let slot = &slots[i];
-        // A load and a store, as in `replace` (Relaxed: the lock orders them).
-        let old = slot.load(Ordering::Relaxed);
-        let entry = Word::live(old).expect("a removed slot was live");
-        // Relaxed, for the tombstone and for null: neither publishes anything
+        // A store, as in `replace`. Relaxed, for the tombstone and for null: neither publishes anything
         // (readers skip a tombstone and stop at null; an insert that reuses the
         // slot publishes its own entry with Release). A reader that still loads
         // the old word is served by it: the entry's own protocol keeps it alive
@@ -313,7 +305,7 @@ impl<T> Array<T> {
         // probes again, ordered by the unmapping's Release (`value.rs`).
         if !slots[(i + 1) & mask].load(Ordering::Relaxed).is_null() {
             slot.store(tombstone(), Ordering::Relaxed);
-            return (entry, 0);
+            return 0;
         }
         slot.store(ptr::null_mut(), Ordering::Relaxed);
         let mut freed = 1;
@@ -325,7 +317,7 @@ impl<T> Array<T> {
             freed += 1;
             j = j.wrapping_sub(1) & mask;
         }
-        (entry, freed)
+        freed
     }
 
     /// The first live entry at or after slot `from`: `(index, pointer)`. Lock-free
@@ -540,28 +532,32 @@ mod tests {
             assert!(array.occupy(slot, 2, at(address)));
         }
         // The middle one: a tombstone, since the entry in slot 4 is found through it.
-        assert_eq!(array.remove(3), (at(0x30), 0));
+        assert!(matches!(array.probe(2, is(0x30)), Probe::Found(3, p) if p == at(0x30)));
+        assert_eq!(array.remove(3), 0);
         assert_eq!(unused(&array, 3), Some(false));
         assert_eq!(array.get(2, is(0x40)), Some(at(0x40)));
-        assert!(matches!(array.probe(2, is(0x40)), Probe::Found(4)));
+        assert!(matches!(array.probe(2, is(0x40)), Probe::Found(4, p) if p == at(0x40)));
         // The last one: slot 5 is unused, so slot 4 is freed, and the tombstone
         // before it with it; the entry in slot 2 stays.
-        assert_eq!(array.remove(4), (at(0x40), 2));
+        assert_eq!(array.remove(4), 2);
         assert_eq!(
             (unused(&array, 3), unused(&array, 4)),
             (Some(true), Some(true))
         );
         assert_eq!(array.get(2, is(0x20)), Some(at(0x20)));
         assert_eq!(array.get(2, is(0x40)), None);
-        assert_eq!(array.remove(2), (at(0x20), 1));
+        assert!(matches!(array.probe(2, is(0x20)), Probe::Found(2, p) if p == at(0x20)));
+        assert_eq!(array.remove(2), 1);
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
 
         // Around the end: entries of home 7 in slots 7 and 0, slot 1 unused.
         assert!(array.occupy(7, 7, at(0x70)));
         assert!(array.occupy(0, 7, at(0x80)));
-        assert_eq!(array.remove(7), (at(0x70), 0));
+        assert!(matches!(array.probe(7, is(0x70)), Probe::Found(7, p) if p == at(0x70)));
+        assert_eq!(array.remove(7), 0);
         assert_eq!(array.get(7, is(0x80)), Some(at(0x80)));
-        assert_eq!(array.remove(0), (at(0x80), 2));
+        assert!(matches!(array.probe(7, is(0x80)), Probe::Found(0, p) if p == at(0x80)));
+        assert_eq!(array.remove(0), 2);
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
     }
 

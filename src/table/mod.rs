@@ -226,8 +226,8 @@ where
         let mut writer = self.lock(hash);
         let array = writer.array_for_one_more(self.hash_of());
         match array.probe(hash, Self::is_key(key)) {
-            Probe::Found(i) => {
-                let old = array.replace(i, hash, entry.into_raw());
+            Probe::Found(i, old) => {
+                array.replace(i, hash, entry.into_raw());
                 // SAFETY: the replaced pointer's ownership leaves the table once.
                 Some(unsafe { P::from_raw(old) })
             }
@@ -257,18 +257,18 @@ where
             .current()
             .map(|array| (array, array.probe(hash, Self::is_key(&key))));
         match found {
-            Some((array, Probe::Found(i))) => {
+            Some((array, Probe::Found(i, entry))) => {
                 // SAFETY: the slot's owner stays the table's while the lock is held;
                 // the `ManuallyDrop` lends it to `f` without taking it.
-                let current = ManuallyDrop::new(unsafe { P::from_raw(array.pointer(i)) });
+                let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
                 match f(Some(&current), key) {
                     Update::Keep => None,
                     Update::Set(new) => {
-                        let old = array.replace(i, hash, new.into_raw());
+                        array.replace(i, hash, new.into_raw());
                         // SAFETY: the replaced pointer's ownership leaves the table once.
-                        Some(unsafe { P::from_raw(old) })
+                        Some(unsafe { P::from_raw(entry) })
                     }
-                    Update::Remove => Some(writer.remove(array, i)),
+                    Update::Remove => Some(writer.remove(array, i, entry)),
                 }
             }
             _ => match f(None, key) {
@@ -297,14 +297,13 @@ where
         let hash = self.hasher.hash_one(key);
         let mut writer = self.lock(hash);
         let array = writer.current()?;
-        let Probe::Found(i) = array.probe(hash, Self::is_key(key)) else {
+        let Probe::Found(i, entry) = array.probe(hash, Self::is_key(key)) else {
             return None;
         };
-        let entry = array.pointer(i);
         // SAFETY: lent under the lock, as in `update`; the key lives in the entry.
         let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
         // SAFETY: the entry is alive while the table owns it (under the lock).
-        f(unsafe { P::key(entry) }, &current).then(|| writer.remove(array, i))
+        f(unsafe { P::key(entry) }, &current).then(|| writer.remove(array, i, entry))
     }
 
     /// Keeps the entries `f` approves, one shard at a time under its lock; the
@@ -322,7 +321,7 @@ where
                 let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
                 // SAFETY: the entry is alive while the table owns it.
                 if !f(unsafe { P::key(entry) }, &current) {
-                    drop(writer.remove::<P>(array, i));
+                    drop(writer.remove::<P>(array, i, entry));
                 }
             }
         }
@@ -529,8 +528,14 @@ impl<'a, T: 'static> Writer<'a, T> {
         len.store(len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    fn remove<P: SlotPointer<Target = T>>(&mut self, array: &Array<T>, i: usize) -> P {
-        let (entry, freed) = array.remove(i);
+    /// Unmaps slot `i`, which holds `entry`; returns its owner.
+    fn remove<P: SlotPointer<Target = T>>(
+        &mut self,
+        array: &Array<T>,
+        i: usize,
+        entry: NonNull<T>,
+    ) -> P {
+        let freed = array.remove(i);
         *self.used() -= freed;
         // Relaxed: as in `occupy`.
         let len = &self.shard.len;
