@@ -21,6 +21,25 @@ pub(crate) use loom::sync::atomic::{
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use loom::thread_local;
 
+/// The table shards' writer lock: loom's `Mutex`, with the real one's interface
+/// (`parking_lot`'s: `lock` returns the guard; no poisoning).
+pub(crate) struct ShardLock<T>(Mutex<T>);
+/// A held [`ShardLock`].
+pub(crate) type ShardGuard<'a, T> = MutexGuard<'a, T>;
+
+impl<T> ShardLock<T> {
+    pub(crate) fn new(value: T) -> Self {
+        ShardLock(Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> ShardGuard<'_, T> {
+        // The real lock does not poison: a panic under it is ignored here too.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Whether our plain-memory objects make their uses and their frees visible to
 /// loom (a table's arrays, a map's home): yes, so that a use not ordered before the
 /// free races a write loom sees.

@@ -38,7 +38,9 @@ use array::{Array, Probe};
 use shards::ShardArray;
 
 use crate::store::Update;
-use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering, TABLE_MIN_CAPACITY, epoch};
+use crate::sync::{
+    AtomicPtr, AtomicUsize, Ordering, ShardGuard, ShardLock, TABLE_MIN_CAPACITY, epoch,
+};
 
 /// An owning pointer to an entry that a table can keep in a slot: the table holds
 /// the raw pointer and gives the owner back when the entry leaves; the entry holds
@@ -72,7 +74,7 @@ pub(crate) unsafe trait SlotPointer {
 struct Shard<T> {
     array: AtomicPtr<Array<T>>,
     len: AtomicUsize,
-    used: Mutex<usize>,
+    used: ShardLock<usize>,
 }
 
 /// A sharded hash table of keys to owning pointers `P` (each entry holding its key).
@@ -117,7 +119,7 @@ unsafe impl<T> Send for RetiredArray<T> {}
 /// closures, never runs under a shard lock.
 struct Writer<'a, T: 'static> {
     shard: &'a Shard<T>,
-    used: Option<MutexGuard<'a, usize>>,
+    used: Option<ShardGuard<'a, usize>>,
     retired: Option<RetiredArray<T>>,
 }
 
@@ -144,7 +146,7 @@ where
                 Box::into_raw(Box::new(Array::new(capacity_for(per_shard))))
             }),
             len: AtomicUsize::new(0),
-            used: Mutex::new(0),
+            used: ShardLock::new(0),
         });
         Table {
             hasher,
@@ -449,13 +451,11 @@ impl<K, P: SlotPointer<Key = K>, S> Drop for Table<K, P, S> {
 impl<'a, T: 'static> Writer<'a, T> {
     /// Takes `shard`'s lock. A panic in a caller's closure under the lock (in
     /// `update`, `remove_if`, `retain`) leaves the shard consistent (every change is
-    /// whole before the next closure runs), so a poisoned lock is taken as it is.
+    /// whole before the next closure runs), so the lock does not poison
+    /// (`ShardLock`): the next writer goes on.
     #[inline]
     fn lock(shard: &'a Shard<T>) -> Self {
-        let used = shard
-            .used
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let used = shard.used.lock();
         Writer {
             shard,
             used: Some(used),
@@ -720,7 +720,7 @@ mod tests {
                 drop(table.remove(&key));
             }
             for shard in table.shards.iter() {
-                let used = *shard.used.lock().unwrap();
+                let used = *shard.used.lock();
                 // Relaxed: this thread is the only writer.
                 let array = shard.array.load(Ordering::Relaxed);
                 // SAFETY: current, and no other thread replaces or frees it.
