@@ -495,7 +495,8 @@ impl<V> ValueRef<V> {
         // by every public constructor of a map, so destroying it elsewhere is sound.
         // The home is alive until this cell is destroyed, which needs the push below;
         // after the push neither the cell nor the home is touched again.
-        let home = c.home.get();
+        let home_ref = c.home;
+        let home = home_ref.get();
         let stripe = home.count_doomed();
         // A raw pointer to the domain: the home and the domain may be freed by a pass
         // before `doom` returns (see `Domain::submit`).
@@ -507,7 +508,7 @@ impl<V> ValueRef<V> {
         // the destruction needs; `ValueCell` starts with `CellHead`'s fields
         // (`repr(C)`, checked above), so the list can use the head.
         // SAFETY: the domain is alive at the call and the cell is handed over (above).
-        unsafe { Domain::doom(domain, cell.cast(), stripe) };
+        unsafe { Domain::doom(domain, cell.cast(), home_ref, stripe) };
     }
 
     /// The map's `DestroyFn` (`reclaim/home.rs`): destroys a doomed cell of `V`.
@@ -522,7 +523,7 @@ impl<V> ValueRef<V> {
         // provenance, by the caller's contract.
         // SAFETY: the caller's contract (a ripe doomed cell of this `V` and `K`,
         // destroyed once).
-        unsafe { Self::destroy::<K>(cell.cast()) }.0
+        unsafe { Self::destroy::<K>(cell.cast()) }
     }
 
     /// Gives up the table's reference of a generation being torn down on the
@@ -554,12 +555,11 @@ impl<V> ValueRef<V> {
         // once, by the release that took the count to 0. Like every handle's
         // pointer, `cell` has the whole cell's provenance.
         // SAFETY: count reached 0 and no guard can reach the cell (above).
-        Some(unsafe { Self::destroy::<K>(cell) }.0)
+        Some(unsafe { Self::destroy::<K>(cell) })
     }
 
     /// Runs `V`'s destructor and then `K`'s in place, containing a panic of either,
-    /// then frees the cell. Returns how the destructors ended and the cell's home,
-    /// for the accounting.
+    /// then frees the cell. Returns how the destructors ended.
     ///
     /// In place, not moved out first: whatever the destructor writes into the value
     /// (a test's canary, a poisoned field) lands in the cell, where a reader that
@@ -568,7 +568,7 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell;
     /// `cell` has the provenance of the whole cell (as every handle's pointer does).
-    unsafe fn destroy<K>(cell: NonNull<ValueCell<V, K>>) -> (DropOutcome, HomeRef) {
+    unsafe fn destroy<K>(cell: NonNull<ValueCell<V, K>>) -> DropOutcome {
         let ptr = cell.as_ptr();
         let value = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the cell was written whole in `new` and its value is dropped
@@ -587,9 +587,10 @@ impl<V> ValueRef<V> {
         } else {
             DropOutcome::Panicked
         };
-        // SAFETY: as above; `home` is a plain pointer (`Copy`), read before the
-        // cell's memory is given back.
-        let home = unsafe { (&raw const (*ptr).home).read() };
+        // The home (a plain pointer, `Copy`) is not read: for a key and value with
+        // no destructor this function touches no byte of the cell, so that the
+        // reclaimer's core does not take the line a writer will reuse (the doomed
+        // rings carry the home: `doomed.rs`).
         // SAFETY: as above: the count is dropped once, here (a no-op for std's
         // atomics; the shim's type may differ).
         unsafe { ptr::drop_in_place(&raw mut (*ptr).refs) };
@@ -597,7 +598,7 @@ impl<V> ValueRef<V> {
         // carries that allocation's provenance (the contract); every field was
         // dropped above and nothing uses the cell again.
         unsafe { recycle::free_cell(cell) };
-        (outcome, home)
+        outcome
     }
 }
 

@@ -34,7 +34,7 @@ use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::doom_ring::{BACKGROUND_RING_SLOTS, DoomRing, MANUAL_RING_SLOTS};
-use super::doomed::{CellHead, DoomedBatch, DoomedList};
+use super::doomed::{CellHead, Doomed, DoomedBatch, DoomedList};
 use super::home::{Home, HomeRef};
 use super::jobs::{JobList, JobNode};
 use super::report::DropOutcome;
@@ -194,7 +194,7 @@ pub(crate) struct Domain {
     /// `doomed.rs`): a ring per claimed stripe, allocated by its claimant's first
     /// doom here (`doom_ring.rs`), and a list per stripe for the rest; and batches
     /// past their grace period, waiting to be destroyed.
-    rings: [AtomicPtr<DoomRing>; COUNTER_STRIPES],
+    rings: [AtomicPtr<DoomRing<Doomed>>; COUNTER_STRIPES],
     doomed: [DoomedList; COUNTER_STRIPES],
     ripe: Stack<DoomedBatch>,
     /// Batches deferred to the epoch and not yet moved to `ripe` (for `flush`).
@@ -494,8 +494,14 @@ impl Domain {
     /// # Safety
     /// `this` points at a live domain when the call begins (the cell's home holds an
     /// `Arc` on it); `stripe` is the calling thread's (`thread_stripe`); `cell` as
-    /// for `DoomedList::push`.
-    pub(crate) unsafe fn doom(this: *const Domain, cell: NonNull<CellHead>, stripe: ThreadStripe) {
+    /// for `DoomedList::push`; `home` is the cell's own (a ring carries it to the
+    /// pass: `Doomed`).
+    pub(crate) unsafe fn doom(
+        this: *const Domain,
+        cell: NonNull<CellHead>,
+        home: HomeRef,
+        stripe: ThreadStripe,
+    ) {
         if stripe.claimed {
             // SAFETY: live at the call (the contract); only the atomic slot is
             // borrowed, before the push.
@@ -514,7 +520,7 @@ impl Domain {
             // SAFETY: the ring lives as long as the domain (freed in its `Drop`),
             // which is live at the call; this thread holds the stripe's claim, so it
             // is the ring's only producer; the cell is handed over (the contract).
-            if unsafe { DoomRing::push(ring, cell) } {
+            if unsafe { DoomRing::push(ring, Doomed { cell, home }) } {
                 return;
             }
         }
@@ -530,7 +536,7 @@ impl Domain {
     /// claimant's first doom in this domain (off `doom`'s inlined path).
     #[cold]
     #[inline(never)]
-    fn first_ring(slot: &AtomicPtr<DoomRing>, mode: ReclaimMode) -> *mut DoomRing {
+    fn first_ring(slot: &AtomicPtr<DoomRing<Doomed>>, mode: ReclaimMode) -> *mut DoomRing<Doomed> {
         let slots = match mode {
             ReclaimMode::Background => BACKGROUND_RING_SLOTS,
             ReclaimMode::Manual => MANUAL_RING_SLOTS,
@@ -544,7 +550,7 @@ impl Domain {
     }
 
     /// The stripe's ring, if its claimant has doomed a value here.
-    fn ring(&self, stripe: usize) -> Option<&DoomRing> {
+    fn ring(&self, stripe: usize) -> Option<&DoomRing<Doomed>> {
         // SeqCst: pairs with the store in `doom` (Acquire would do; see there). A
         // plain load on x86-64.
         let ring = self.rings[stripe].load(Ordering::SeqCst);

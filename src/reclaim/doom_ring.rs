@@ -5,7 +5,8 @@
 //! take from it under the pass lock: one producer, one consumer at a time. So a
 //! doom is two plain stores and a `Release` store of the tail (no locked
 //! instruction, where the doomed list's push is a `lock cmpxchg`), and a pass gets
-//! the cells' addresses as an array, which its destroy walk fetches ahead of use
+//! the doomed cells as an array of entries that carry each cell's home beside its
+//! address (`Doomed`), so that its destroy walk reads no cell it need not touch
 //! (`DoomedBatch::destroy_each`); a list's walk must read each cell to find the
 //! next, one cross-core miss after the other.
 //!
@@ -19,23 +20,21 @@
 //! passes than it holds), or the thread holds no claim, the value goes to the
 //! stripe's doomed list instead (`Domain::doom`).
 
-use std::ptr::{self, NonNull};
-
-use super::doomed::CellHead;
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 
-/// Cells a ring of a background domain holds between two passes: 256 KiB of
-/// addresses per claimed stripe, at most 2 MiB per domain. Passes come every
+/// Cells a ring of a background domain holds between two passes: 512 KiB of
+/// entries (an address and a home each) per claimed stripe, at most 4 MiB per
+/// domain. Passes come every
 /// millisecond or two under load (the background thread's shortest park, plus the
 /// pass), so this keeps up with 16 M dooms per second per thread. With 4,096 a
 /// 1-thread upsert loop (9 M dooms per second) filled the ring between passes, and
 /// 92% of the pass's samples were again on the lists' chains (`perf`).
 #[cfg(not(feature = "loom"))]
 pub(crate) const BACKGROUND_RING_SLOTS: usize = 32 * 1024;
-/// A manual domain's ring: 2 KiB. Its passes run when the program says, so no
+/// A manual domain's ring: 4 KiB. Its passes run when the program says, so no
 /// size keeps up with them; this one only spares small programs the lists' CAS,
 /// and a manual map has a domain of its own, so a thousand of them with eight
-/// claimed stripes each hold 16 MiB at most.
+/// claimed stripes each hold 32 MiB at most.
 #[cfg(not(feature = "loom"))]
 pub(crate) const MANUAL_RING_SLOTS: usize = 256;
 /// Small under loom, so that a model can fill it.
@@ -48,8 +47,10 @@ pub(crate) const MANUAL_RING_SLOTS: usize = 2;
 #[repr(align(128))]
 struct Padded<T>(T);
 
-/// A single-producer, single-consumer ring of doomed cells (see the module docs).
-pub(crate) struct DoomRing {
+/// A single-producer, single-consumer ring of doomed cells (see the module docs):
+/// entries of `E` (`Doomed` in a domain), copied in and out; the ring never reads
+/// through them.
+pub(crate) struct DoomRing<E> {
     /// Cells pushed so far (a running count; the slot is `tail & mask`).
     /// Written by the producer; read by the consumer.
     tail: Padded<AtomicUsize>,
@@ -59,7 +60,7 @@ pub(crate) struct DoomRing {
     /// Cells taken so far. Written by the consumer; read by the producer when the
     /// ring looks full.
     head: Padded<AtomicUsize>,
-    slots: Box<[UnsafeCell<*mut CellHead>]>,
+    slots: Box<[UnsafeCell<Option<E>>]>,
     /// The number of slots (a power of two) less one.
     mask: usize,
 }
@@ -67,13 +68,13 @@ pub(crate) struct DoomRing {
 // SAFETY: the slots hold addresses of doomed cells, which any thread may destroy
 // (see `DoomedValue`); each field is accessed by one side only, or through atomics
 // (the protocol above).
-unsafe impl Send for DoomRing {}
+unsafe impl<E> Send for DoomRing<E> {}
 // SAFETY: as above: `head_seen` and a slot past `tail` are the producer's alone
 // (one claimant at a time), a slot between `head` and `tail` the consumer's (one
 // pass at a time).
-unsafe impl Sync for DoomRing {}
+unsafe impl<E> Sync for DoomRing<E> {}
 
-impl DoomRing {
+impl<E: Copy> DoomRing<E> {
     /// A ring of `slots` slots, a power of two.
     pub(crate) fn new(slots: usize) -> Self {
         assert!(slots.is_power_of_two(), "a ring's size is a power of two");
@@ -81,25 +82,24 @@ impl DoomRing {
             tail: Padded(AtomicUsize::new(0)),
             head_seen: Padded(UnsafeCell::new(0)),
             head: Padded(AtomicUsize::new(0)),
-            slots: (0..slots)
-                .map(|_| UnsafeCell::new(ptr::null_mut()))
-                .collect(),
+            slots: (0..slots).map(|_| UnsafeCell::new(None)).collect(),
             mask: slots - 1,
         }
     }
 
-    /// Adds `cell` to the ring at `ring`; `false` (and nothing done) if it is full.
-    /// Takes a raw pointer rather than `&self`: once the tail is stored, a pass may
-    /// destroy the cell, then its home and the domain holding this ring, before the
-    /// call returns (as for `DoomedList::push`); nothing is touched after that store.
+    /// Adds `entry` (a doomed cell) to the ring at `ring`; `false` (and nothing
+    /// done) if it is full. Takes a raw pointer rather than `&self`: once the tail is
+    /// stored, a pass may destroy the cell, then its home and the domain holding this
+    /// ring, before the call returns (as for `DoomedList::push`); nothing is touched
+    /// after that store.
     ///
-    /// The ring only stores and hands back the address: the caller tags the cell's
+    /// The ring only stores and hands back the entry: the caller tags the cell's
     /// count word (`Domain::doom`).
     ///
     /// # Safety
     /// `ring` is live at the call; the caller is the only producer of the ring (the
-    /// claimant of its stripe), and hands `cell` to the ring's consumer.
-    pub(crate) unsafe fn push(ring: *const DoomRing, cell: NonNull<CellHead>) -> bool {
+    /// claimant of its stripe), and hands the entry's cell to the ring's consumer.
+    pub(crate) unsafe fn push(ring: *const Self, entry: E) -> bool {
         // SAFETY: live at the call (the contract); this borrow ends before the
         // tail's store below (the last use of `ring` is through `tail` alone).
         let r = unsafe { &*ring };
@@ -124,7 +124,7 @@ impl DoomRing {
         // SAFETY: the slot at `tail` is outside `head..tail`, so the consumer does
         // not read it until the store of the tail below publishes it; the producer
         // is alone (the contract).
-        r.slots[tail & r.mask].with_mut(|p| unsafe { *p = cell.as_ptr() });
+        r.slots[tail & r.mask].with_mut(|p| unsafe { *p = Some(entry) });
         // Release: publishes the slot (and the release of the value) to the Acquire
         // load in `take_into`.
         r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
@@ -133,7 +133,7 @@ impl DoomRing {
 
     /// Moves every cell pushed since the last take into `out`. Only one thread at a
     /// time (the domain's pass lock).
-    pub(crate) fn take_into(&self, out: &mut Vec<NonNull<CellHead>>) {
+    pub(crate) fn take_into(&self, out: &mut Vec<E>) {
         // Relaxed: written by the consumer only, and consumers are ordered by the
         // pass lock.
         let head = self.head.0.load(Ordering::Relaxed);
@@ -145,8 +145,8 @@ impl DoomRing {
         for i in (0..pushed).map(|k| head.wrapping_add(k)) {
             // SAFETY: `head..tail` is the consumer's (the producer writes only past
             // `tail`, and into freed slots only after the store of `head` below).
-            let cell = self.slots[i & self.mask].with(|p| unsafe { *p });
-            out.push(NonNull::new(cell).expect("a pushed slot holds a cell"));
+            let entry = self.slots[i & self.mask].with(|p| unsafe { *p });
+            out.push(entry.expect("a pushed slot holds an entry"));
         }
         // Release: pairs with the Acquire load of `head` in `push`: the reads above
         // come before the producer reuses these slots.
@@ -173,6 +173,7 @@ impl DoomRing {
 mod model {
     use super::*;
     use crate::sync::Arc;
+    use std::ptr::NonNull;
 
     /// What a producer writes into a cell before dooming it.
     struct Cell {
@@ -185,7 +186,7 @@ mod model {
         // freed: the interleaving the head's ordering guards must be explored.
         static REUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         loom::model(|| {
-            let ring = Arc::new(DoomRing::new(BACKGROUND_RING_SLOTS));
+            let ring = Arc::new(DoomRing::<NonNull<Cell>>::new(BACKGROUND_RING_SLOTS));
             let cells: Vec<usize> = (0..3)
                 .map(|_| {
                     Box::into_raw(Box::new(Cell {
@@ -201,10 +202,10 @@ mod model {
                         let cell = cell as *mut Cell;
                         // SAFETY: the producer's cell until it is pushed.
                         unsafe { (*cell).written.with_mut(|w| *w = i + 1) };
-                        let head = NonNull::new(cell.cast::<CellHead>()).unwrap();
+                        let entry = NonNull::new(cell).unwrap();
                         // SAFETY: the ring is alive (the `Arc`); this thread is its
                         // only producer; the ring never reads through the address.
-                        if !unsafe { DoomRing::push(Arc::as_ptr(&ring), head) } {
+                        if !unsafe { DoomRing::push(Arc::as_ptr(&ring), entry) } {
                             refused.push(cell as usize);
                         }
                     }
@@ -216,9 +217,9 @@ mod model {
             // (6 executions, every take empty; 34 with it).
             loom::thread::yield_now();
             ring.take_into(&mut taken);
-            let check = |taken: &[NonNull<CellHead>]| {
+            let check = |taken: &[NonNull<Cell>]| {
                 for cell in taken {
-                    let cell = cell.as_ptr().cast::<Cell>();
+                    let cell = cell.as_ptr();
                     // SAFETY: taken from the ring: the producer is done with it.
                     let written = unsafe { (*cell).written.with(|w| *w) };
                     assert_ne!(written, 0, "a cell was taken before it was written");
@@ -283,7 +284,7 @@ mod tests {
         ring.head_seen
             .0
             .with_mut(|p| unsafe { *p = usize::MAX - 1 });
-        let cells: Vec<NonNull<super::CellHead>> = (1..=4usize)
+        let cells: Vec<NonNull<u64>> = (1..=4usize)
             .map(|i| NonNull::new((i * 64) as *mut _).unwrap())
             .collect();
         for &cell in &cells {

@@ -82,15 +82,36 @@ impl DoomedValue {
         // in `value.rs`), and `home` was written when the cell was made.
         // SAFETY: a live doomed cell with whole-cell provenance (above).
         let home = unsafe { self.0.as_ref().home };
+        (self.destroy_of(home), home)
+    }
+
+    /// [`destroy`](Self::destroy), for a cell whose home the caller already has (a
+    /// ring's entry carries it: `Doomed`), so that the cell itself is read only if
+    /// its map's destructor reads it. `home` must be the cell's own.
+    fn destroy_of(self, home: HomeRef) -> DropOutcome {
         // Soundness: `destroy_doomed`'s contract. The home outlives its cells
         // (`home.rs`); its destroy function is `destroy_doomed` of this cell's `V`
-        // (`AtomicMap::from_builder`, and every cell is made with its own map's home);
-        // the batch is ripe (the caller, above), and a doomed value is destroyed once
-        // (this consumes it).
+        // (`AtomicMap::from_builder`, and every cell is made with its own map's home,
+        // which `home` is: the caller's contract); the batch is ripe (as for
+        // `destroy`), and a doomed value is destroyed once (this consumes it).
         // SAFETY: `destroy_doomed`'s contract, as established above.
-        let outcome = unsafe { (home.get().destroy_fn())(self.0.cast()) };
-        (outcome, home)
+        unsafe { (home.get().destroy_fn())(self.0.cast()) }
     }
+}
+
+/// A doomed cell as a ring holds it (`doom_ring.rs`): its address, and its map's
+/// home, copied from the cell by the releasing thread (which had the cell's line at
+/// hand), so that the pass that destroys the cell need not read it to find the
+/// home. For a map whose keys and values have no destructor the pass then touches
+/// no byte of the cell: the line stays with the writers' cores, which reuse the
+/// cell through the magazines (`recycle.rs`); a pass that read it (the home, a
+/// prefetch) made each write after it wait for the line to come back (`docs/BENCHMARKS.md`,
+/// "History", "Doomed rings that carry the home").
+#[derive(Clone, Copy)]
+pub(crate) struct Doomed {
+    pub(crate) cell: NonNull<CellHead>,
+    /// The cell's own home (`CellHead::home`).
+    pub(crate) home: HomeRef,
 }
 
 /// Doomed cells taken off a list, linked through their dead count words (`push`),
@@ -130,7 +151,7 @@ impl DoomedChain {
 /// stripes' lists.
 #[derive(Default)]
 pub(crate) struct DoomedBatch {
-    cells: Vec<NonNull<CellHead>>,
+    cells: Vec<Doomed>,
     chains: Vec<DoomedChain>,
 }
 
@@ -140,7 +161,7 @@ unsafe impl Send for DoomedBatch {}
 
 impl DoomedBatch {
     /// Where a ring's take puts its cells (`DoomRing::take_into`).
-    pub(crate) fn cells(&mut self) -> &mut Vec<NonNull<CellHead>> {
+    pub(crate) fn cells(&mut self) -> &mut Vec<Doomed> {
         &mut self.cells
     }
 
@@ -155,22 +176,27 @@ impl DoomedBatch {
 
     /// Destroys every value of the batch and reports each one's outcome and home to
     /// `f`. Only after the grace period, as [`DoomedValue::destroy`]. The array's
-    /// cells are fetched `AHEAD` cells before they are destroyed: each is a line the
-    /// releasing thread wrote last, a cross-core miss that the walk would otherwise
-    /// wait for, one cell at a time.
+    /// cells whose destructor reads them are fetched `AHEAD` cells before they are
+    /// destroyed: each is a line the releasing thread wrote last, a cross-core miss
+    /// that the walk would otherwise wait for, one cell at a time.
     pub(crate) fn destroy_each(self, mut f: impl FnMut(DropOutcome, HomeRef)) {
         const AHEAD: usize = 8;
-        for cell in self.cells.iter().take(AHEAD) {
-            prefetch_line(cell.as_ptr().cast());
-        }
-        for (i, &cell) in self.cells.iter().enumerate() {
+        // Only cells whose destructor reads them: the others are never touched here
+        // (`Doomed`).
+        let fetch = |doomed: &Doomed| {
+            if doomed.home.get().destroy_reads_cells() {
+                prefetch_line(doomed.cell.as_ptr().cast());
+            }
+        };
+        self.cells.iter().take(AHEAD).for_each(fetch);
+        for (i, &doomed) in self.cells.iter().enumerate() {
             if let Some(ahead) = self.cells.get(i + AHEAD) {
-                prefetch_line(ahead.as_ptr().cast());
+                fetch(ahead);
             }
             // Each cell was pushed once and is destroyed once, here (the batch owns
-            // it, and is consumed).
-            let (outcome, home) = DoomedValue(cell).destroy();
-            f(outcome, home);
+            // it, and is consumed); its entry carries its own home (`Domain::doom`).
+            let outcome = DoomedValue(doomed.cell).destroy_of(doomed.home);
+            f(outcome, doomed.home);
         }
         for chain in self.chains {
             chain.destroy_each(&mut f);

@@ -81,6 +81,10 @@ pub(crate) struct Home {
     trim: bool,
     /// Destroys one of this map's doomed value cells (type-erased `V`).
     destroy: DestroyFn,
+    /// Whether `destroy` reads the cell: whether the map's key or value has a
+    /// destructor to run (`std::mem::needs_drop`). If not, a pass destroys a cell
+    /// from a ring without touching it (`doomed.rs`, `Doomed`).
+    destroy_reads_cells: bool,
     /// Under loom (`TRACK_FREES`): whether the home was freed; read at every
     /// `HomeRef::get`, written by `Home::free`, so that a use of the home not
     /// ordered before its free is a causality violation, and one ordered after it
@@ -141,7 +145,14 @@ pub(crate) struct HomeOwner(HomeRef);
 
 impl HomeOwner {
     /// A new home in `domain`, owned by the returned handle.
-    pub(crate) fn new(domain: &Arc<Domain>, trim: bool, destroy: DestroyFn) -> Self {
+    /// `destroy_reads_cells`: whether `destroy` reads the cells it is given (their
+    /// key or value has a destructor).
+    pub(crate) fn new(
+        domain: &Arc<Domain>,
+        trim: bool,
+        destroy: DestroyFn,
+        destroy_reads_cells: bool,
+    ) -> Self {
         Domain::home_created(domain);
         let home = Box::new(Home {
             domain: Arc::clone(domain),
@@ -158,6 +169,7 @@ impl HomeOwner {
             done: AtomicU64::new(0),
             trim,
             destroy,
+            destroy_reads_cells,
         });
         HomeOwner(HomeRef(NonNull::from(Box::leak(home))))
     }
@@ -219,6 +231,11 @@ impl Home {
     /// How to destroy this map's doomed values.
     pub(crate) fn destroy_fn(&self) -> DestroyFn {
         self.destroy
+    }
+
+    /// Whether destroying one of this map's cells reads it (see the field).
+    pub(crate) fn destroy_reads_cells(&self) -> bool {
+        self.destroy_reads_cells
     }
 
     /// The stripes, installed by the first caller.
