@@ -588,9 +588,11 @@ impl<V> ValueRef<V> {
             DropOutcome::Panicked
         };
         // The home (a plain pointer, `Copy`) is not read: for a key and value with
-        // no destructor this function touches no byte of the cell, so that the
-        // reclaimer's core does not take the line a writer will reuse (the doomed
-        // rings carry the home: `doomed.rs`).
+        // no destructor this function touches no byte of a recycled cell (one of
+        // up to 256 bytes, aligned to at most 8: `recycle.rs`; a larger one goes
+        // back to the allocator, which reads its header), so that the reclaimer's
+        // core does not take the line a writer will reuse (the doomed rings carry
+        // the home: `doomed.rs`).
         // SAFETY: as above: the count is dropped once, here (a no-op for std's
         // atomics; the shim's type may differ).
         unsafe { ptr::drop_in_place(&raw mut (*ptr).refs) };

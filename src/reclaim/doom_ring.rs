@@ -65,14 +65,14 @@ pub(crate) struct DoomRing<E> {
     mask: usize,
 }
 
-// SAFETY: the slots hold addresses of doomed cells, which any thread may destroy
-// (see `DoomedValue`); each field is accessed by one side only, or through atomics
-// (the protocol above).
-unsafe impl<E> Send for DoomRing<E> {}
+// SAFETY: the slots hold entries (`Doomed`: doomed cells, which any thread may
+// destroy), moved from the producer's thread to the consumer's, hence `E: Send`;
+// each field is accessed by one side only, or through atomics (the protocol above).
+unsafe impl<E: Send> Send for DoomRing<E> {}
 // SAFETY: as above: `head_seen` and a slot past `tail` are the producer's alone
 // (one claimant at a time), a slot between `head` and `tail` the consumer's (one
-// pass at a time).
-unsafe impl<E> Sync for DoomRing<E> {}
+// pass at a time); an entry crosses threads only by being copied out (`E: Send`).
+unsafe impl<E: Send> Sync for DoomRing<E> {}
 
 impl<E: Copy> DoomRing<E> {
     /// A ring of `slots` slots, a power of two.

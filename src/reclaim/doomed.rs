@@ -114,6 +114,11 @@ pub(crate) struct Doomed {
     pub(crate) home: HomeRef,
 }
 
+// SAFETY: as `DoomedValue`'s: a doomed cell is owned by whoever holds its entry
+// (moved from the releasing thread to a pass through a ring), and may be
+// destroyed on any thread; `HomeRef` is `Send`.
+unsafe impl Send for Doomed {}
+
 /// Doomed cells taken off a list, linked through their dead count words (`push`),
 /// owned by the taker: destroyed with [`destroy_each`](Self::destroy_each) once
 /// their grace period is over.
@@ -194,7 +199,11 @@ impl DoomedBatch {
                 fetch(ahead);
             }
             // Each cell was pushed once and is destroyed once, here (the batch owns
-            // it, and is consumed); its entry carries its own home (`Domain::doom`).
+            // it, and is consumed); its entry carries its own home (`Domain::doom`),
+            // which a debug build checks against the cell (a read the release
+            // build avoids).
+            // SAFETY: a live doomed cell (owned by the batch, destroyed just below).
+            debug_assert!(unsafe { doomed.cell.as_ref().home } == doomed.home);
             let outcome = DoomedValue(doomed.cell).destroy_of(doomed.home);
             f(outcome, doomed.home);
         }

@@ -115,8 +115,8 @@ pub(crate) struct CounterSample {
 pub(crate) struct HomeRef(NonNull<Home>);
 
 // SAFETY: a `HomeRef` only gives `&Home` (freeing is `Home::free`'s, unsafe), and a
-// `Home` is `Sync`: atomics, an `Arc<Domain>`, and a `bool` and a fn pointer that
-// are never written after `HomeOwner::new`.
+// `Home` is `Sync`: atomics, an `Arc<Domain>`, and two `bool`s and a fn pointer
+// that are never written after `HomeOwner::new`.
 unsafe impl Send for HomeRef {}
 // SAFETY: as above.
 unsafe impl Sync for HomeRef {}

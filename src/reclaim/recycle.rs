@@ -149,7 +149,10 @@ std::thread_local! {
 /// on every allocation and free of a cell, and no borrow can overlap another
 /// here. `f` is one of this module's magazine operations, none of which reaches
 /// `MAGAZINES` again (they call the depot's lock, `pages` and the allocator, and
-/// no user code), and a thread's magazines are used by that thread alone.
+/// no user code), and a thread's magazines are used by that thread alone. (A
+/// program's own global allocator that wrote into an `AtomicMap` from inside an
+/// allocation would come back here; no allocator may re-enter the code that
+/// called it, and with a `RefCell` it was a panic instead.)
 #[inline(always)]
 fn with_magazines<R>(f: impl FnOnce(&mut Magazines) -> R) -> Option<R> {
     MAGAZINES

@@ -264,6 +264,8 @@ impl<T> Array<T> {
     /// `pointer` instead (an entry for an equal key, of hash `hash`). Under the
     /// shard's lock.
     pub(super) fn replace(&self, i: usize, hash: u64, pointer: NonNull<T>) {
+        // Relaxed: under the lock (as in `probe`); a debug build's check only.
+        debug_assert!(Word::live(self.slots.get()[i].load(Ordering::Relaxed)).is_some());
         // A store, not a swap: under the shard's lock this writer is the slot's
         // only one, and the probe that found the slot read the entry it replaces (a
         // swap is a locked instruction on x86: a tenth of an upsert's samples).
@@ -272,9 +274,9 @@ impl<T> Array<T> {
         self.slots.get()[i].store(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
     }
 
-    /// Marks live slot `i` (a `Probe::Found`, whose entry the caller takes over)
-    /// removed; returns how many slots became unused (null) again. Under the
-    /// shard's lock.
+    /// Marks live slot `i` (found by a probe or a walk under the same hold of the
+    /// shard's lock; the caller takes its entry over) removed; returns how many
+    /// slots became unused (null) again. Under the shard's lock.
     ///
     /// A removed slot whose successor is unused ends no other key's probe
     /// sequence, so it goes back to unused (null) instead of a tombstone, and so
@@ -297,6 +299,8 @@ impl<T> Array<T> {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
         let slot = &slots[i];
+        // Relaxed: under the lock (as in `probe`); a debug build's check only.
+        debug_assert!(Word::live(slot.load(Ordering::Relaxed)).is_some());
         // A store, as in `replace`. Relaxed, for the tombstone and for null: neither publishes anything
         // (readers skip a tombstone and stop at null; an insert that reuses the
         // slot publishes its own entry with Release). A reader that still loads
