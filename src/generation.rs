@@ -4,9 +4,11 @@
 //! [`Retired`](crate::Retired) tickets that wait for it. It is reference-counted
 //! (`Arc`): the map's slot (arc-swap), snapshots, and a `ReadGuard` made from a
 //! snapshot each hold it. Pinned readers and writers hold no count: they reach
-//! the current generation through the map's `pinned` pointer under an epoch
-//! guard, and the slot's reference to a generation is released only after a grace
-//! period past the moment the pointer moved off it ([`release_after_grace`]).
+//! the current generation through the map's `pinned` pointer, readers under an
+//! epoch guard, writers under a shard lock of the map, and the slot's reference to
+//! a generation is released only after the map's shard locks were each taken once
+//! (`Standby::release_handed_off`) and a grace period ([`release_after_grace`]),
+//! both past the moment the pointer moved off it.
 //! Dropping the last reference costs O(1): `Drop` hands the table to the reclaimer
 //! instead of walking it (the trap of a plain `Arc<HashMap>`, whose last holder
 //! pays the whole teardown).
@@ -331,8 +333,10 @@ pub(crate) use one_generation_reads;
 
 /// Releases `generation` once every epoch guard pinned now (or later: the grace
 /// period starts at the domain's next pass) has been dropped: how the map gives up
-/// the slot's reference to a generation that pinned readers and writers may have
-/// reached through its `pinned` pointer without a count. Counted by the
+/// the slot's reference to a generation that pinned readers may have reached
+/// through its `pinned` pointer without a count (writers, which hold a shard lock
+/// instead, were waited for before: `Standby::release_handed_off`; or there are
+/// none: the map's drop). Counted by the
 /// generation's domain until done (`Domain::after_grace`), so that a `flush` waits
 /// for it. O(1): a push onto the domain's queue; the release itself is O(1)
 /// wherever it runs (a hand-off to the reclaimer if it was the last reference:

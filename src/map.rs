@@ -22,6 +22,7 @@ use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicPtr, Ordering, Slot, SlotGuard as Guard, WeakableArc, epoch, thread};
+use crate::table::{Locked, ShardLocks};
 use crate::value::ValueRef;
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -58,14 +59,23 @@ pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     /// pinned reader loads `pinned` from away from their cores.
     apart: [u8; 64],
     /// The current generation again, as a plain pointer, for pinned readers and
-    /// writers: under an epoch guard they load it (one Acquire load) instead of
-    /// loading the slot (a lock taken and released, and a count raised and later
-    /// dropped: `sync::Slot`). Follows `current`: each clear moves it
-    /// with a compare-and-swap right after its own swap of `current`, and the
-    /// slot's reference to a generation is released only after a grace period
-    /// past that move (`release_after_grace`), so a generation reached through it
-    /// outlives every guard pinned before the move.
+    /// for writers holding a shard lock: they load it (one Acquire load) instead
+    /// of loading the slot (a lock taken and released, and a count raised and
+    /// later dropped: `sync::Slot`). Follows `current`: each clear moves it with a
+    /// compare-and-swap right after its own swap of `current`, and the slot's
+    /// reference to a generation is released only after the map's shard locks
+    /// were each taken once past that move and then a grace period
+    /// (`Standby::release_handed_off`, `release_after_grace`), so a generation
+    /// reached through it outlives every guard pinned, and every shard lock held,
+    /// before the move.
     pinned: AtomicPtr<Generation<K, V, S>>,
+    /// The writers' shard locks, shared by every generation's table (the
+    /// standby's, here too so that a write reaches them from the map's line).
+    locks: Arc<ShardLocks>,
+    /// The hasher every generation's table hashes with (a clone of theirs): a
+    /// writer hashes its key before it takes the shard lock, and so before it
+    /// knows the generation.
+    hasher: S,
     /// The next empty generation (built ahead by the reclaimer), the map's account,
     /// and the hasher and shard count every generation is built with.
     standby: WeakableArc<Standby<K, V, S>>,
@@ -159,6 +169,8 @@ where
             current: ManuallyDrop::new(current),
             apart: [0; 64],
             pinned,
+            locks: Arc::clone(standby.locks()),
+            hasher: standby.hasher().clone(),
             standby,
             reclaimer,
         }
@@ -179,6 +191,37 @@ where
         // was pinned before this load and lives for `'g`.
         // SAFETY: the generation outlives the grace period `guard` holds up (above).
         unsafe { &*generation }
+    }
+
+    /// Runs the write `f` on the current generation's table, under the lock of the
+    /// shard of `hash` (the hash of the key written, by the map's hasher). No epoch
+    /// is pinned: the lock, taken before the generation is loaded and held until
+    /// `f` returns, keeps that generation alive (`table/locks.rs`). What `f`
+    /// returns (a replaced value's handle) is released by the caller, after the
+    /// lock.
+    #[inline(always)]
+    fn write<R>(&self, hash: u64, f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R) -> R {
+        let mut locked = self.locks.lock(hash);
+        // SeqCst: Acquire would do (it pairs with the Release of `advance_pinned`,
+        // and with the map's construction for the first generation: the generation
+        // is seen as built). No model can tell the two apart: a writer into a
+        // table that `replace` filled is ordered after the fill by the shard's lock
+        // as well, and a spare's construction writes no memory loom tracks. A
+        // SeqCst load is a plain load on x86-64. Loaded after the lock is taken
+        // (below: why).
+        let generation = self.pinned.load(Ordering::SeqCst);
+        // Soundness: the slot's reference to a generation is released only after
+        // every shard lock was taken and released once past the moment `pinned`
+        // moved off it (`Standby::release_handed_off`; `Drop` releases the last one
+        // with `&mut self`, when no writer can be here). This thread took its lock
+        // before the load above and holds it until `f` has returned, so either the
+        // quiesce's take of this lock comes after our release (the generation is
+        // still referenced meanwhile), or it came before our take, and then so did
+        // the move of `pinned`, and this load saw a later generation.
+        // SAFETY: the generation outlives the lock held across `f` (above).
+        let result = f(unsafe { &*generation }.store(), &mut locked);
+        drop(locked);
+        result
     }
 
     /// Moves `pinned` from `old` to `new`, after this clearer's swap of `current`.
@@ -215,7 +258,7 @@ where
     /// assert_eq!(map.hasher().hash_one(7u8), h);
     /// ```
     pub fn hasher(&self) -> &S {
-        self.standby.hasher()
+        &self.hasher
     }
 
     /// Pins the current generation for a short read section.
@@ -333,9 +376,11 @@ where
     /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
-        self.pinned(&epoch::pin())
-            .store()
-            .insert(key, value, self.home())
+        let hash = self.hasher.hash_one(&key);
+        let home = self.home();
+        self.write(hash, |store, locked| {
+            store.insert(locked, hash, key, value, home)
+        })
     }
 
     /// Unmaps `key` in the current generation. Returns a handle on its value (the
@@ -353,7 +398,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.pinned(&epoch::pin()).store().remove(key)
+        let hash = self.hasher.hash_one(key);
+        self.write(hash, |store, locked| store.remove(locked, hash, key))
     }
 
     /// A handle on the value for `key`, inserting `make()` first if the key is
@@ -372,10 +418,11 @@ where
     where
         F: FnOnce() -> V,
     {
-        self.pinned(&epoch::pin())
-            .store()
-            .get_or_insert_with(key, make, self.home())
-            .0
+        let hash = self.hasher.hash_one(&key);
+        let home = self.home();
+        self.write(hash, |store, locked| {
+            store.get_or_insert_with(locked, hash, key, make, home).0
+        })
     }
 
     /// Maps `key` to `value` only if the key is absent, returning a handle on the
@@ -390,11 +437,17 @@ where
     /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<ValueRef<V>, Occupied<V>> {
         let mut value = Some(value);
-        let (found, inserted) = self.pinned(&epoch::pin()).store().get_or_insert_with(
-            key,
-            || value.take().expect("built once"),
-            self.home(),
-        );
+        let hash = self.hasher.hash_one(&key);
+        let home = self.home();
+        let (found, inserted) = self.write(hash, |store, locked| {
+            store.get_or_insert_with(
+                locked,
+                hash,
+                key,
+                || value.take().expect("built once"),
+                home,
+            )
+        });
         match value {
             Some(not_inserted) if !inserted => Err(Occupied {
                 current: found,
@@ -421,7 +474,8 @@ where
         Q: Hash + Eq + ?Sized,
         F: FnOnce(&K, &V) -> bool,
     {
-        self.pinned(&epoch::pin()).store().remove_if(key, f)
+        let hash = self.hasher.hash_one(key);
+        self.write(hash, |store, locked| store.remove_if(locked, hash, key, f))
     }
 
     /// Keeps only the entries of the current generation that `f` approves (cache
@@ -509,12 +563,13 @@ where
     where
         F: FnOnce(Option<&V>) -> Operation<V, T>,
     {
-        let guard = epoch::pin();
-        let generation = self.pinned(&guard);
+        let hash = self.hasher.hash_one(&key);
         let home = self.home();
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
-        generation.store().compute(key, f, home)
+        self.write(hash, |store, locked| {
+            store.compute(locked, hash, key, f, home)
+        })
     }
 
     /// A long-lived, consistent view of the current generation.
@@ -564,8 +619,9 @@ where
                     Arc::as_ptr(&next).cast_mut(),
                 );
                 // `previous` holds the reference the slot had: hand it to the
-                // reclaimer to release after a grace period (pinned readers and
-                // writers may still be in it), so that no generation is dropped here.
+                // reclaimer to release once the map's shard locks are quiesced and
+                // a grace period has passed (writers and pinned readers may still be
+                // in it), so that no generation is dropped here.
                 Standby::hand_off_and_register(&self.standby, Guard::into_inner(previous));
                 return retired;
             }
@@ -624,7 +680,11 @@ where
         let store: Store<K, V, S> = self.standby.store_for(entries.size_hint().0);
         let home = self.home();
         for (key, value) in entries {
-            drop(store.insert(key, value, home));
+            let hash = store.hash(&key);
+            // Under the map's lock of the key's shard, as every write (the table
+            // is not published yet, so no other writer is in it).
+            let replaced = store.insert(&mut store.locks().lock(hash), hash, key, value, home);
+            drop(replaced);
         }
         self.publish(Arc::new(self.standby.generation(store)))
     }
@@ -783,9 +843,10 @@ impl<K, V, S> Drop for AtomicMap<K, V, S> {
     /// when this was the reclaimer's last map and handle, here, on the dropping
     /// thread.
     fn drop(&mut self) {
-        // Pinned readers (a `ReadGuard` may outlive the map) and writers may be in
-        // the current generation through `pinned`, without a count: its release
-        // waits out a grace period, like a cleared one's.
+        // Pinned readers (a `ReadGuard` may outlive the map) may be in the current
+        // generation through `pinned`, without a count: its release waits out a
+        // grace period, like a cleared one's. No writer can be (`&mut self`), so no
+        // quiesce of the shard locks.
         release_after_grace(self.current.load_full());
         // SAFETY: `current` is dropped exactly once, here (`drop` runs once and
         // `ManuallyDrop` drops nothing itself), and not used afterwards.

@@ -14,7 +14,8 @@
 //! * The **hand-off**: the slot's reference to the generation a clear just retired.
 //!   It may not be dropped on the clearer: pinned readers and writers may still be
 //!   using the generation through the map's `pinned` pointer, without a count, so
-//!   the reference must outlive an epoch grace period; and dropping it there would,
+//!   the reference must outlive the writers' shard locks and an epoch grace period
+//!   (below); and dropping it there would,
 //!   when it is the last, run the generation's drop on the clearer (cold lines).
 //!   Instead the clearer pushes it here with one compare-and-swap (linked through
 //!   the generation's own `parked` field: no allocation), in the same cache line as
@@ -35,8 +36,15 @@
 //! the domain's shared list instead cost one more cold line per clear: 3.7–5.4 µs
 //! against 3.0–3.9 µs at 1,000,000 entries, `docs/BENCHMARKS.md`.)
 //!
+//! A pass releases a map's parked generations only once it has *quiesced* the
+//! map's shard locks (taken and released each once, `table/locks.rs`): writers
+//! pin no epoch, and hold their shard's lock while they use the generation they
+//! found current, so the grace period alone would not wait for them. A lock held
+//! through the quiesce's tries (a writer's long closure) leaves the generations
+//! parked for a later pass.
+//!
 //! The standby also holds the map's ownership of its account (`reclaim/home.rs`),
-//! and the hasher and shard count every generation is built with.
+//! and the hasher and shard locks every generation is built with.
 
 use std::hash::{BuildHasher, Hash};
 use std::ptr;
@@ -46,6 +54,7 @@ use crate::reclaim::domain::{MapService, Serviced};
 use crate::reclaim::home::HomeOwner;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicBool, AtomicPtr, Ordering, WeakableArc};
+use crate::table::ShardLocks;
 
 /// What the map and its reclaimer need to build and release generations.
 ///
@@ -68,7 +77,8 @@ pub(crate) struct Standby<K, V, S> {
     /// The map's ownership of its account.
     owner: HomeOwner,
     hasher: S,
-    shards: usize,
+    /// The writers' locks of every generation's table.
+    locks: Arc<ShardLocks>,
 }
 
 impl<K, V, S> Standby<K, V, S>
@@ -86,7 +96,7 @@ where
             registered: AtomicBool::new(false),
             owner,
             hasher,
-            shards,
+            locks: Arc::new(ShardLocks::new(shards)),
         })
     }
 
@@ -122,6 +132,11 @@ where
         &self.hasher
     }
 
+    /// The writers' locks of every generation's table.
+    pub(crate) fn locks(&self) -> &Arc<ShardLocks> {
+        &self.locks
+    }
+
     /// An empty table with this map's hasher and shard count.
     pub(crate) fn empty_store(&self) -> Store<K, V, S> {
         self.store_for(0)
@@ -130,7 +145,7 @@ where
     /// An empty table with this map's hasher and shard count, sized for about
     /// `capacity` entries.
     pub(crate) fn store_for(&self, capacity: usize) -> Store<K, V, S> {
-        Store::new(self.hasher.clone(), self.shards, capacity)
+        Store::new(self.hasher.clone(), Arc::clone(&self.locks), capacity)
     }
 
     /// A new unpublished generation holding `store`.
@@ -206,10 +221,12 @@ impl<K, V, S> Standby<K, V, S> {
         }
     }
 
-    /// Releases every parked retired generation, each after a grace period.
-    /// Runs on the reclaimer (or in the standby's drop). Returns whether there was
-    /// any.
-    fn release_handed_off(&self) -> bool {
+    /// Releases every parked retired generation, each after a grace period, once
+    /// the map's shard locks are quiesced (see the module docs; `wait`: waiting
+    /// for each lock, else giving up, the generations left parked, if one stays
+    /// held). Runs on the reclaimer (or in the standby's drop). Returns whether it
+    /// released any.
+    fn release_handed_off(&self, wait: bool) -> bool {
         // Relaxed: a look before the swap, so that a walk past a map with nothing
         // parked writes nothing (the swap would take the line from the clearer's
         // cache at every pass). A push it misses is taken by the next walk, or by
@@ -217,9 +234,19 @@ impl<K, V, S> Standby<K, V, S> {
         if self.retired.load(Ordering::Relaxed).is_null() {
             return false;
         }
-        // Acquire: pairs with the Release of every push in `hand_off`.
+        // Acquire: pairs with the Release of every push in `hand_off`, which comes
+        // after the clear's move of `pinned` off the generation: the quiesce below
+        // comes after that move too.
         let mut raw = self.retired.swap(ptr::null_mut(), Ordering::Acquire);
         let any = !raw.is_null();
+        let quiesced = !any || {
+            if wait {
+                self.locks.quiesce();
+                true
+            } else {
+                self.locks.try_quiesce()
+            }
+        };
         while !raw.is_null() {
             // SAFETY: the list holds only pointers from `Arc::into_raw` in
             // `hand_off`, each owning one count; the swap made us the owner of the
@@ -227,9 +254,15 @@ impl<K, V, S> Standby<K, V, S> {
             let generation = unsafe { Arc::from_raw(raw) };
             // Relaxed: the link was published by the push's Release (taken above).
             raw = generation.parked().load(Ordering::Relaxed);
-            release_after_grace(generation);
+            if quiesced {
+                release_after_grace(generation);
+            } else {
+                // Parked again, for a later pass (the move of `pinned` off it
+                // happened before, as for every parked generation).
+                self.hand_off(generation);
+            }
         }
-        any
+        any && quiesced
     }
 
     /// The map is being dropped: the next pass releases what is parked here and
@@ -255,7 +288,13 @@ where
         // the look of `release_handed_off` sees them all once the map is dropped.
         // (A plain load on x86.)
         let dropped = self.dropped.load(Ordering::SeqCst);
-        let released = self.release_handed_off();
+        // Once the map is dropped, no writer is left to wait for.
+        let released = self.release_handed_off(dropped);
+        if !dropped && !released && !self.retired.load(Ordering::Relaxed).is_null() {
+            // Relaxed: a look, as in `release_handed_off`; a hand-off parked again
+            // (or a new one) is found by the next walk either way.
+            return Serviced::Deferred;
+        }
         if dropped {
             // A hand-off parked before the drop was released above; the spare
             // (unpublished, not counted as retired) goes with the rest.
@@ -275,6 +314,7 @@ impl<K, V, S> Drop for Standby<K, V, S> {
         // Normally empty (the last pass took both); a map dropped with no pass after
         // it (a domain dropped meanwhile) still hands its generations over here.
         drop(self.take());
-        self.release_handed_off();
+        // No writer is left: the map is gone (it holds the standby).
+        self.release_handed_off(true);
     }
 }

@@ -4,8 +4,10 @@
 //! each value (the `MAPPED` bit of its count, kept apart from the holders'); what
 //! leaves the table for a caller becomes a [`ValueRef`]. Everything the protocol
 //! needs from the table is here. The table (`src/table/`) is read without locks
-//! under an epoch guard; its writers' shard locks are taken only inside its methods
-//! and never held when they return.
+//! under an epoch guard; its writers hold the shard's lock (the map's
+//! [`ShardLocks`], taken by the caller, who chose the shard by the key's hash), and
+//! a value a write replaces or removes comes back to the caller, to be released
+//! after the lock.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -14,8 +16,9 @@ use std::ptr::NonNull;
 use crate::compute::{Compute, Operation};
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::report::TeardownReport;
+use crate::sync::Arc;
 use crate::sync::epoch;
-use crate::table::{Entries, Table};
+use crate::table::{Entries, Locked, ShardLocks, Table};
 use crate::value::{TableRef, ValueCell, ValueRef};
 
 /// What an update does to an entry.
@@ -47,16 +50,23 @@ where
     V: 'static,
     S: BuildHasher + Clone,
 {
-    /// An empty table with `shards` shards (a power of two, at least 2), sized for
-    /// about `capacity` entries.
-    pub(crate) fn new(hasher: S, shards: usize, capacity: usize) -> Self {
+    /// An empty table written under `locks` (one shard per lock), sized for about
+    /// `capacity` entries.
+    pub(crate) fn new(hasher: S, locks: Arc<ShardLocks>, capacity: usize) -> Self {
         Store {
-            table: if capacity == 0 {
-                Table::new(hasher, shards)
-            } else {
-                Table::with_capacity(capacity, hasher, shards)
-            },
+            table: Table::with_capacity(capacity, hasher, locks),
         }
+    }
+
+    /// The hash of `key` (which picks the shard lock a write of it needs).
+    #[inline(always)]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.table.hash(key)
+    }
+
+    /// The writers' locks of this table (its map's).
+    pub(crate) fn locks(&self) -> &ShardLocks {
+        self.table.locks()
     }
 
     /// A new handle on the value for `key`: a lock-free lookup under an epoch pin
@@ -109,22 +119,39 @@ where
         self.table.len()
     }
 
-    /// Maps `key` to a new cell holding `value` (made for `home`, the map's account);
-    /// returns the table's reference to the old value, handed over as a handle.
-    pub(crate) fn insert(&self, key: K, value: V, home: HomeRef) -> Option<ValueRef<V>> {
+    /// Maps `key` (of hash `hash`, whose shard's lock is `locked`) to a new cell
+    /// holding `value` (made for `home`, the map's account); returns the table's
+    /// reference to the old value, handed over as a handle.
+    #[inline]
+    pub(crate) fn insert(
+        &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
+        key: K,
+        value: V,
+        home: HomeRef,
+    ) -> Option<ValueRef<V>> {
         self.table
-            .insert(TableRef::new(key, value, home))
+            .insert(locked, hash, TableRef::new(key, value, home))
             .map(TableRef::into_handle)
     }
 
-    /// Unmaps `key`; returns the table's reference to its value, handed over as a
-    /// handle.
-    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<ValueRef<V>>
+    /// Unmaps `key` (of hash `hash`, under `locked`); returns the table's
+    /// reference to its value, handed over as a handle.
+    #[inline]
+    pub(crate) fn remove<Q>(
+        &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<ValueRef<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table.remove(key).map(TableRef::into_handle)
+        self.table
+            .remove(locked, hash, key)
+            .map(TableRef::into_handle)
     }
 
     /// Atomically (with respect to other writers of `key`) applies the operation `f`
@@ -133,12 +160,14 @@ where
     /// handed over), for the caller to drop after the lock is released.
     pub(crate) fn compute<T>(
         &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
         key: K,
         f: impl FnOnce(Option<&V>) -> Operation<V, T>,
         home: HomeRef,
     ) -> Compute<V, T> {
         let mut done = None;
-        let replaced = self.table.update(key, |old, key| {
+        let replaced = self.table.update(locked, hash, key, |old, key| {
             let (update, outcome) = match f(old.map(|v| &**v)) {
                 Operation::Insert(value) => {
                     let new = TableRef::new(key, value, home);
@@ -172,24 +201,27 @@ where
     /// whether it was inserted here.
     pub(crate) fn get_or_insert_with(
         &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
         key: K,
         make: impl FnOnce() -> V,
         home: HomeRef,
     ) -> (ValueRef<V>, bool) {
         let mut found = None;
         let mut inserted = false;
-        self.table.update(key, |current, key| match current {
-            Some(value) => {
-                found = Some(value.retain());
-                Update::Keep
-            }
-            None => {
-                let value = TableRef::new(key, make(), home);
-                found = Some(value.retain());
-                inserted = true;
-                Update::Set(value)
-            }
-        });
+        self.table
+            .update(locked, hash, key, |current, key| match current {
+                Some(value) => {
+                    found = Some(value.retain());
+                    Update::Keep
+                }
+                None => {
+                    let value = TableRef::new(key, make(), home);
+                    found = Some(value.retain());
+                    inserted = true;
+                    Update::Set(value)
+                }
+            });
         (
             found.expect("update saw the entry or inserted one"),
             inserted,
@@ -199,6 +231,8 @@ where
     /// Unmaps `key` if `f` approves its entry (under the shard's write lock).
     pub(crate) fn remove_if<Q>(
         &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
         key: &Q,
         f: impl FnOnce(&K, &V) -> bool,
     ) -> Option<ValueRef<V>>
@@ -207,7 +241,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.table
-            .remove_if(key, |k, v| f(k, v))
+            .remove_if(locked, hash, key, |k, v| f(k, v))
             .map(TableRef::into_handle)
     }
 

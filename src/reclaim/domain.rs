@@ -92,6 +92,10 @@ pub(crate) enum Serviced {
     Idle,
     /// Released what the map's clears handed off.
     Released,
+    /// Left what the map's clears handed off parked for a later walk: a writer
+    /// held one of the map's shard locks throughout (`standby.rs`). Paced as a walk
+    /// that released, so that the next one comes soon.
+    Deferred,
     /// The map is gone: the registry lets go of it.
     Gone,
 }
@@ -682,7 +686,7 @@ impl Domain {
     /// Runs `release` once every epoch guard pinned now has been dropped (on
     /// whichever thread collects then), counted in `in_grace` until it has run, so
     /// that a `flush` waits for it: how a map gives up the slot's reference to a
-    /// generation that pinned readers and writers may still be in
+    /// generation that pinned readers may still be in
     /// (`generation::release_after_grace`). Here it is only queued; the next pass
     /// starts the grace period of everything queued with one deferral
     /// (`start_grace_periods`). Starting it later than the caller's moment is
@@ -797,7 +801,7 @@ impl Domain {
         let mut released = false;
         state.maps.retain(|map| match map.service() {
             Serviced::Idle => true,
-            Serviced::Released => {
+            Serviced::Released | Serviced::Deferred => {
                 released = true;
                 true
             }

@@ -38,6 +38,15 @@ impl<T> ShardLock<T> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The guard, if the lock is free now (as `parking_lot`'s `try_lock`).
+    pub(crate) fn try_lock(&self) -> Option<ShardGuard<'_, T>> {
+        match self.0.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
 }
 
 /// Whether our plain-memory objects make their uses and their frees visible to
@@ -48,6 +57,11 @@ pub(crate) const TRACK_FREES: bool = true;
 /// Whether an all-zero `AtomicPtr` of the shim is a null one: not loom's, which
 /// tracks each atomic's history, so slot arrays are built element by element.
 pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = false;
+
+/// How many times a quiesce tries a held lock (`src/table/locks.rs`): once, so
+/// that a model explores the quiesce that gives up (and the pass that retries)
+/// without spinning through loom's branch budget.
+pub(crate) const QUIESCE_TRIES: usize = 1;
 
 /// The smallest slot array of a table shard (`src/table/`): small, so that a model
 /// that inserts three keys into one shard makes it rehash.

@@ -45,8 +45,8 @@ pub(crate) mod thread {
 /// `RwLock<()>` strategy (the `rwlock-strategy` feature), not its default one.
 ///
 /// Only snapshots (a full load) and clears (a load and a compare-and-swap) use the
-/// slot: pinned readers and writers follow the map's `pinned` pointer under their
-/// epoch guard instead. The default strategy makes loads cheap and lock-free and
+/// slot: pinned readers (under their epoch guard) and writers (under a shard lock)
+/// follow the map's `pinned` pointer instead. The default strategy makes loads cheap and lock-free and
 /// makes every compare-and-swap walk every thread's debt node (`Debt::pay_all`):
 /// after a large fill those nodes are cold, about a dozen misses, half of a clear's
 /// time at 1,000,000 entries. With the lock, a compare-and-swap touches the slot's
@@ -133,6 +133,11 @@ pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = true;
 
 /// The smallest slot array of a table shard (`src/table/`).
 pub(crate) const TABLE_MIN_CAPACITY: usize = 8;
+
+/// How many times a quiesce of a map's shard locks tries a lock that is held
+/// before it gives up for this pass (`src/table/locks.rs`): a writer holds one
+/// for tens of nanoseconds, unless its closure runs long.
+pub(crate) const QUIESCE_TRIES: usize = 64;
 
 /// Slots of a retired table that a background reclaimer drains per run of its
 /// teardown job (`src/generation.rs`, `TEARDOWN_SLICE_SLOTS`).

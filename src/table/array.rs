@@ -209,6 +209,8 @@ impl<T> Array<T> {
     /// meanwhile).
     #[inline]
     pub(super) fn probe(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Probe<T> {
+        // A writer's probe of a freed array is a missing quiesce (`locks.rs`).
+        self.probed();
         let want = Word::tag(hash);
         let mask = self.slots.get().len() - 1;
         let mut i = hash as usize & mask;

@@ -7,8 +7,9 @@
 //! writers take, and a count of entries. An entry is a value cell, which holds its
 //! key (`value.rs`): the table never copies a key. A reader loads the shard's
 //! current array (Acquire) and probes it: no lock, no read-modify-write, no store.
-//! A writer takes the shard's lock and inserts into the first removed slot of the
-//! key's probe sequence (or the unused one that ends it), swaps a live slot's
+//! A writer holds the shard's lock (the map's: `locks.rs`, taken before the writer
+//! loads the generation, and shared by every generation's table) and inserts into
+//! the first removed slot of the key's probe sequence (or the unused one that ends it), swaps a live slot's
 //! pointer, or marks it removed (a tombstone, or never used again where no probe
 //! sequence runs past it: `Array::remove`); when the used slots (live entries and
 //! tombstones) would pass three quarters of the array, it rehashes the live entries into a new array
@@ -26,6 +27,7 @@
 //! models run this very table.
 
 mod array;
+mod locks;
 mod shards;
 
 use std::borrow::Borrow;
@@ -35,12 +37,12 @@ use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 
 use array::{Array, Probe};
+use locks::RetiredArray;
+pub(crate) use locks::{Locked, ShardLocks};
 use shards::ShardArray;
 
 use crate::store::Update;
-use crate::sync::{
-    AtomicPtr, AtomicUsize, Ordering, ShardGuard, ShardLock, TABLE_MIN_CAPACITY, epoch,
-};
+use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, epoch};
 
 /// An owning pointer to an entry that a table can keep in a slot: the table holds
 /// the raw pointer and gives the owner back when the entry leaves; the entry holds
@@ -67,14 +69,14 @@ pub(crate) unsafe trait SlotPointer {
 }
 
 /// One shard: its current array (null until the first insert), its entry count and
-/// its writers' lock (which guards the count of used slots, live or tombstones, in
-/// the current array).
+/// the count of used slots (live or tombstones) in the current array. Written only
+/// under the shard's lock (`ShardLocks`, the map's).
 /// Aligned so that two shards never share a cache line.
 #[repr(align(128))]
 struct Shard<T> {
     array: AtomicPtr<Array<T>>,
     len: AtomicUsize,
-    used: ShardLock<usize>,
+    used: AtomicUsize,
 }
 
 /// A sharded hash table of keys to owning pointers `P` (each entry holding its key).
@@ -83,6 +85,9 @@ pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
     /// `64 - log2(shards)`: the hash's top bits choose the shard.
     shift: u32,
     shards: ShardArray<Shard<P::Target>>,
+    /// The writers' locks, one per shard: the map's, shared with every other
+    /// generation's table (`locks.rs`).
+    locks: Arc<ShardLocks>,
     /// How far a teardown has drained the table (`drain_slice`), so that whatever
     /// drains it next (the next slice, or `Drop`) hands each entry over once.
     drained: Drained,
@@ -106,21 +111,11 @@ unsafe impl<K, P: SlotPointer<Key = K> + Send, S: Send> Send for Table<K, P, S> 
 // or an atomic.
 unsafe impl<K, P: SlotPointer<Key = K> + Send + Sync, S: Sync> Sync for Table<K, P, S> {}
 
-/// An array retired by a rehash, on its way to being freed past a grace period.
-struct RetiredArray<T>(*mut Array<T>);
-
-// SAFETY: freeing the array touches only its own slots (atomic words), never
-// an entry, on whichever thread runs the deferred closure.
-unsafe impl<T> Send for RetiredArray<T> {}
-
-/// A shard's lock, held by a writer, and what the writer retired under it: the
-/// array replaced by a rehash is deferred for freeing once the lock is released
-/// (`Drop`), so that the epoch's collection, which may run anyone's deferred
-/// closures, never runs under a shard lock.
-struct Writer<'a, T: 'static> {
-    shard: &'a Shard<T>,
-    used: Option<ShardGuard<'a, usize>>,
-    retired: Option<RetiredArray<T>>,
+/// A writer of one shard: the shard, and the held lock (which keeps the array a
+/// rehash replaces until it is released: `Locked`).
+struct Writer<'w, 'l, T: 'static> {
+    shard: &'w Shard<T>,
+    locked: &'w mut Locked<'l>,
 }
 
 impl<K, P, S> Table<K, P, S>
@@ -130,14 +125,16 @@ where
     P::Target: 'static,
     S: BuildHasher,
 {
-    /// `shards` must be a power of two, at least 2 (the builder ensures it).
+    /// A table of its own locks' shards (a power of two, at least 2).
+    #[cfg(all(test, not(feature = "loom")))]
     pub(crate) fn new(hasher: S, shards: usize) -> Self {
-        Self::with_capacity(0, hasher, shards)
+        Self::with_capacity(0, hasher, Arc::new(ShardLocks::new(shards)))
     }
 
-    /// A table with room for about `capacity` entries before its first rehash.
-    pub(crate) fn with_capacity(capacity: usize, hasher: S, shards: usize) -> Self {
-        assert!(shards.is_power_of_two() && shards >= 2);
+    /// A table written under `locks` (one shard per lock), with room for about
+    /// `capacity` entries before its first rehash.
+    pub(crate) fn with_capacity(capacity: usize, hasher: S, locks: Arc<ShardLocks>) -> Self {
+        let shards = locks.len();
         let per_shard = capacity.div_ceil(shards);
         let shards = ShardArray::new(shards, || Shard {
             array: AtomicPtr::new(if per_shard == 0 {
@@ -146,12 +143,13 @@ where
                 Box::into_raw(Box::new(Array::new(capacity_for(per_shard))))
             }),
             len: AtomicUsize::new(0),
-            used: ShardLock::new(0),
+            used: AtomicUsize::new(0),
         });
         Table {
             hasher,
             shift: 64 - shards.len().trailing_zeros(),
             shards,
+            locks,
             drained: Drained::default(),
             _owns: PhantomData,
         }
@@ -217,15 +215,27 @@ where
         self.shards.len()
     }
 
-    /// Maps the key of `entry` to it; returns the owner it replaced (whose entry,
-    /// with its own copy of the key, leaves the table).
-    pub(crate) fn insert(&self, entry: P) -> Option<P> {
+    /// The hash of `key`, which picks its shard and its slots.
+    #[inline(always)]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The writers' locks (the map's).
+    pub(crate) fn locks(&self) -> &ShardLocks {
+        &self.locks
+    }
+
+    /// Maps the key of `entry`, of hash `hash`, to it, under `locked` (the lock of
+    /// that hash's shard); returns the owner it replaced (whose entry, with its
+    /// own copy of the key, leaves the table).
+    pub(crate) fn insert(&self, locked: &mut Locked<'_>, hash: u64, entry: P) -> Option<P> {
         // SAFETY: `entry` is held (owned) for the whole call, so its key is alive;
-        // it is kept owned until the slot takes it, so that a panicking `Hash` or
-        // `Eq` drops it instead of leaking it.
+        // it is kept owned until the slot takes it, so that a panicking `Eq` drops
+        // it instead of leaking it.
         let key = unsafe { P::key(entry.as_raw()) };
-        let hash = self.hasher.hash_one(key);
-        let mut writer = self.lock(hash);
+        debug_assert_eq!(hash, self.hash(key), "the key's own hash");
+        let mut writer = self.writer(locked, hash);
         let array = writer.array_for_one_more(self.hash_of());
         match array.probe(hash, Self::is_key(key)) {
             Probe::Found(i, old) => {
@@ -240,21 +250,27 @@ where
         }
     }
 
-    /// Unmaps `key`; returns its owner.
-    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<P>
+    /// Unmaps `key`, of hash `hash`, under `locked`; returns its owner.
+    pub(crate) fn remove<Q>(&self, locked: &mut Locked<'_>, hash: u64, key: &Q) -> Option<P>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.remove_if(key, |_, _| true)
+        self.remove_if(locked, hash, key, |_, _| true)
     }
 
-    /// Applies what `f` decides for the entry of `key` (`None`: no entry), under the
-    /// shard's lock. `f` gets `key` back, to build the new entry with (or drop).
-    /// Returns the owner replaced or removed.
-    pub(crate) fn update(&self, key: K, f: impl FnOnce(Option<&P>, K) -> Update<P>) -> Option<P> {
-        let hash = self.hasher.hash_one(&key);
-        let mut writer = self.lock(hash);
+    /// Applies what `f` decides for the entry of `key`, of hash `hash` (`None`: no
+    /// entry), under `locked`. `f` gets `key` back, to build the new entry with (or
+    /// drop). Returns the owner replaced or removed.
+    pub(crate) fn update(
+        &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
+        key: K,
+        f: impl FnOnce(Option<&P>, K) -> Update<P>,
+    ) -> Option<P> {
+        debug_assert_eq!(hash, self.hash(&key), "the key's own hash");
+        let mut writer = self.writer(locked, hash);
         let found = writer
             .current()
             .map(|array| (array, array.probe(hash, Self::is_key(&key))));
@@ -290,14 +306,20 @@ where
         }
     }
 
-    /// Unmaps `key` if `f` approves its entry, under the shard's lock.
-    pub(crate) fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&K, &P) -> bool) -> Option<P>
+    /// Unmaps `key`, of hash `hash`, if `f` approves its entry, under `locked`.
+    pub(crate) fn remove_if<Q>(
+        &self,
+        locked: &mut Locked<'_>,
+        hash: u64,
+        key: &Q,
+        f: impl FnOnce(&K, &P) -> bool,
+    ) -> Option<P>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
-        let mut writer = self.lock(hash);
+        debug_assert_eq!(hash, self.hash(key), "the key's own hash");
+        let mut writer = self.writer(locked, hash);
         let array = writer.current()?;
         let Probe::Found(i, entry) = array.probe(hash, Self::is_key(key)) else {
             return None;
@@ -311,8 +333,12 @@ where
     /// Keeps the entries `f` approves, one shard at a time under its lock; the
     /// others' owners are dropped there.
     pub(crate) fn retain(&self, mut f: impl FnMut(&K, &P) -> bool) {
-        for shard in self.shards.iter() {
-            let mut writer = Writer::lock(shard);
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut locked = self.locks.lock_shard(i);
+            let mut writer = Writer {
+                shard,
+                locked: &mut locked,
+            };
             let Some(array) = writer.current() else {
                 continue;
             };
@@ -388,8 +414,22 @@ where
         }
     }
 
-    fn lock(&self, hash: u64) -> Writer<'_, P::Target> {
-        Writer::lock(self.shard_of(hash))
+    /// The writer of the shard of `hash`, whose lock `locked` must be.
+    #[inline(always)]
+    fn writer<'w, 'l>(
+        &'w self,
+        locked: &'w mut Locked<'l>,
+        hash: u64,
+    ) -> Writer<'w, 'l, P::Target> {
+        let shard = (hash >> self.shift) as usize;
+        assert!(
+            locked.shard() == shard && locked.is_of(&self.locks),
+            "a write under another shard's lock"
+        );
+        Writer {
+            shard: &self.shards[shard],
+            locked,
+        }
     }
 }
 
@@ -448,32 +488,26 @@ impl<K, P: SlotPointer<Key = K>, S> Drop for Table<K, P, S> {
     }
 }
 
-impl<'a, T: 'static> Writer<'a, T> {
-    /// Takes `shard`'s lock. A panic in a caller's closure under the lock (in
-    /// `update`, `remove_if`, `retain`) leaves the shard consistent (every change is
-    /// whole before the next closure runs), so the lock does not poison
-    /// (`ShardLock`): the next writer goes on.
-    #[inline]
-    fn lock(shard: &'a Shard<T>) -> Self {
-        let used = shard.used.lock();
-        Writer {
-            shard,
-            used: Some(used),
-            retired: None,
-        }
+impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
+    /// The count of used slots in the current array. Relaxed, load and store: it
+    /// is written only under the shard's lock, which orders them.
+    fn used(&self) -> usize {
+        self.shard.used.load(Ordering::Relaxed)
     }
 
-    fn used(&mut self) -> &mut usize {
-        self.used.as_mut().expect("held until the writer drops")
+    fn set_used(&self, used: usize) {
+        // Relaxed: as in `used`.
+        self.shard.used.store(used, Ordering::Relaxed);
     }
 
     /// The current array, under the lock. (Tied to the shard, not to the lock: every
     /// caller uses it only while its `Writer` lives.)
-    fn current(&self) -> Option<&'a Array<T>> {
+    fn current(&self) -> Option<&'w Array<T>> {
         // Relaxed: written only under the lock, which we hold.
         let array = self.shard.array.load(Ordering::Relaxed);
         // SAFETY: the current array is alive while it is current (under the lock);
-        // once replaced, it is freed only after this writer has dropped the lock.
+        // once replaced, it is freed only after this writer has released the lock
+        // (`Locked`).
         unsafe { array.as_ref() }
     }
 
@@ -481,8 +515,8 @@ impl<'a, T: 'static> Writer<'a, T> {
     /// always find an unused one to stop at); otherwise a new one, rehashed from
     /// it, with room for its entries and one more.
     #[inline]
-    fn array_for_one_more(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) -> &'a Array<T> {
-        let used = *self.used();
+    fn array_for_one_more(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) -> &'w Array<T> {
+        let used = self.used();
         match self.current() {
             Some(array) if (used + 1) * 4 <= array.capacity() * 3 => array,
             current => self.grow(current, hash_of),
@@ -495,9 +529,9 @@ impl<'a, T: 'static> Writer<'a, T> {
     #[inline(never)]
     fn grow(
         &mut self,
-        old: Option<&'a Array<T>>,
+        old: Option<&'w Array<T>>,
         hash_of: impl Fn(NonNull<T>) -> u64,
-    ) -> &'a Array<T> {
+    ) -> &'w Array<T> {
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
         let new = Box::new(Array::new(capacity_for(live + 1)));
@@ -505,14 +539,18 @@ impl<'a, T: 'static> Writer<'a, T> {
             let moved = old.move_live_into(&new, hash_of);
             debug_assert_eq!(moved, live);
         }
-        *self.used() = live;
+        self.set_used(live);
         let new = Box::into_raw(new);
         // Release: publishes the new array's slots (tagged pointers, written by
         // the rehash) to readers' Acquire loads (`get`, `visit_shard`, `Entries`).
         let old = self.shard.array.swap(new, Ordering::Release);
         if !old.is_null() {
-            debug_assert!(self.retired.is_none(), "one rehash per write");
-            self.retired = Some(RetiredArray(old));
+            // SAFETY: from `Box::into_raw` (the shard's arrays all are); unlinked
+            // just above, so unreachable for a guard pinned after the lock's
+            // release (a reader loads the shard's array after pinning); freeing an
+            // array drops its slots only, never an entry.
+            self.locked
+                .retire_after_unlock(unsafe { RetiredArray::new(old) });
         }
         // SAFETY: just published; freed only by a later rehash (after a grace
         // period that starts once that writer has released the lock) or by `Drop`.
@@ -521,7 +559,7 @@ impl<'a, T: 'static> Writer<'a, T> {
 
     fn occupy(&mut self, array: &Array<T>, i: usize, hash: u64, entry: NonNull<T>) {
         if array.occupy(i, hash, entry) {
-            *self.used() += 1;
+            self.set_used(self.used() + 1);
         }
         // Relaxed: a count for `len`; written under the lock.
         let len = &self.shard.len;
@@ -536,45 +574,12 @@ impl<'a, T: 'static> Writer<'a, T> {
         entry: NonNull<T>,
     ) -> P {
         let freed = array.remove(i);
-        *self.used() -= freed;
+        self.set_used(self.used() - freed);
         // Relaxed: as in `occupy`.
         let len = &self.shard.len;
         len.store(len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         // SAFETY: the removed pointer's ownership leaves the table once.
         unsafe { P::from_raw(entry) }
-    }
-}
-
-impl<T: 'static> Drop for Writer<'_, T> {
-    /// Releases the lock, then retires the array a rehash replaced: its free is
-    /// deferred past every epoch guard pinned now (a reader that loaded it pinned
-    /// before the new array's publication, which came earlier), and the deferral is
-    /// flushed to the global queue so that any thread's next collection can run it
-    /// (a writer that then goes idle would otherwise keep it in its private bag).
-    #[inline]
-    fn drop(&mut self) {
-        drop(self.used.take());
-        if let Some(retired) = self.retired.take() {
-            retired.defer_free();
-        }
-    }
-}
-
-impl<T: 'static> RetiredArray<T> {
-    /// Defers the free past the grace period (see `Writer::drop`), off the
-    /// writers' inlined path: a rehash is rare.
-    #[cold]
-    #[inline(never)]
-    fn defer_free(self) {
-        let guard = epoch::pin();
-        guard.defer(move || {
-            let retired = self;
-            // SAFETY: retired by a rehash, unreachable once every guard pinned
-            // before the deferral is gone (the grace period); from
-            // `Box::into_raw`, freed once, here.
-            drop(unsafe { Box::from_raw(retired.0) })
-        });
-        guard.flush();
     }
 }
 
@@ -669,9 +674,27 @@ mod tests {
                 key,
                 drops: Arc::clone(drops),
             }));
-            assert!(table.insert(entry).is_none());
+            assert!(table.insert_alone(entry).is_none());
         }
         table
+    }
+
+    impl<P: SlotPointer<Key = u64>, S: BuildHasher> Table<u64, P, S>
+    where
+        P::Target: 'static,
+    {
+        /// `insert`, under a lock taken here.
+        fn insert_alone(&self, entry: P) -> Option<P> {
+            // SAFETY: `entry` is owned here, so its key is alive.
+            let hash = self.hash(unsafe { P::key(entry.as_raw()) });
+            self.insert(&mut self.locks.lock(hash), hash, entry)
+        }
+
+        /// `remove`, under a lock taken here.
+        fn remove_alone(&self, key: &u64) -> Option<P> {
+            let hash = self.hash(key);
+            self.remove(&mut self.locks.lock(hash), hash, key)
+        }
     }
 
     /// Sends every key to home `key % 3` of its array (shard 0 of 2).
@@ -715,12 +738,13 @@ mod tests {
                     key,
                     drops: Arc::clone(&drops),
                 }));
-                drop(table.insert(entry));
+                drop(table.insert_alone(entry));
             } else {
-                drop(table.remove(&key));
+                drop(table.remove_alone(&key));
             }
             for shard in table.shards.iter() {
-                let used = *shard.used.lock();
+                // Relaxed: this thread is the only writer.
+                let used = shard.used.load(Ordering::Relaxed);
                 // Relaxed: this thread is the only writer.
                 let array = shard.array.load(Ordering::Relaxed);
                 // SAFETY: current, and no other thread replaces or frees it.

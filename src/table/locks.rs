@@ -1,0 +1,199 @@
+//! `ShardLocks`: a map's writer locks, one per shard, shared by every generation's
+//! table, so that a writer takes its lock *before* it finds the generation.
+//!
+//! A writer takes the lock of its key's shard from the map, then loads the map's
+//! current generation and writes into that generation's shard under the lock. It
+//! pins no epoch: the lock is what keeps the generation it loaded alive. A
+//! generation's slot reference (the one a clear parks for release) is released
+//! only after its map's reclaimer has *quiesced* the locks
+//! ([`ShardLocks::try_quiesce`]): taken and released each of them once, after the
+//! generation stopped being current. A writer that loaded the generation held one
+//! of the locks from before that load until it was done, so the quiesce's take of
+//! that lock waits for it (the unlock happens before the take); a writer that takes
+//! a lock after the quiesce has released it loads the map's current generation
+//! after the clear's move of it (the release happens before its take, and the
+//! clear's move before the quiesce), so it cannot load the retired one. Pinned
+//! readers are still covered by the grace period that follows.
+//!
+//! Why: an epoch pin is a locked instruction and about 40 more instructions per
+//! write, a tenth of a write's time at one thread (`docs/BENCHMARKS.md`,
+//! "History", "Writes without an epoch pin"). The cost: a writer of a retired
+//! generation and one of the current generation share a shard's lock, and the
+//! lock's line is the map's, not the generation's (one more line per write, which
+//! stays in the writer's cache while it keeps writing that shard).
+
+use std::mem::ManuallyDrop;
+
+use super::shards::ShardArray;
+use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, epoch};
+
+/// A shard's lock alone on its cache lines (two, for the adjacent-line
+/// prefetcher), so that writers of different shards do not share a line.
+#[repr(align(128))]
+struct PaddedLock(ShardLock<()>);
+
+/// One lock per shard of a map's tables (a power of two, at least 2: the hash's
+/// top bits choose the shard, as in the table).
+pub(crate) struct ShardLocks {
+    locks: ShardArray<PaddedLock>,
+    /// `64 - log2(shards)`.
+    shift: u32,
+}
+
+impl ShardLocks {
+    /// `shards` locks (a power of two, at least 2).
+    pub(crate) fn new(shards: usize) -> Self {
+        assert!(shards.is_power_of_two() && shards >= 2);
+        ShardLocks {
+            locks: ShardArray::new(shards, || PaddedLock(ShardLock::new(()))),
+            shift: 64 - shards.trailing_zeros(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.locks.len()
+    }
+
+    /// The shard of `hash`: its top bits.
+    #[inline(always)]
+    pub(crate) fn shard_of(&self, hash: u64) -> usize {
+        (hash >> self.shift) as usize
+    }
+
+    /// Takes the lock of the shard of `hash`.
+    #[inline(always)]
+    pub(crate) fn lock(&self, hash: u64) -> Locked<'_> {
+        self.lock_shard(self.shard_of(hash))
+    }
+
+    /// Takes the lock of shard `shard`.
+    #[inline(always)]
+    pub(crate) fn lock_shard(&self, shard: usize) -> Locked<'_> {
+        Locked {
+            guard: ManuallyDrop::new(self.locks[shard].0.lock()),
+            shard,
+            locks: self,
+            retired: None,
+        }
+    }
+
+    /// Takes and releases every lock once, in order, and says whether it did: a
+    /// lock held through `QUIESCE_TRIES` tries (a writer inside a long closure,
+    /// or this very thread holding it) makes it give up, and the caller tries
+    /// again later. Never blocks, so that a reclaimer's pass that calls it (on
+    /// the background thread, or inside a program's `reclaim` called under a
+    /// shard lock) neither waits for a writer's closure nor deadlocks on its own
+    /// thread's lock. Locks already taken and released stay quiesced: the retry
+    /// starts over only for simplicity (a lock is a few instructions).
+    pub(crate) fn try_quiesce(&self) -> bool {
+        self.locks.iter().all(|padded| {
+            (0..QUIESCE_TRIES).any(|_| {
+                // The take (an Acquire) and the release: see the module docs.
+                let taken = padded.0.try_lock().is_some();
+                if !taken {
+                    std::hint::spin_loop();
+                }
+                taken
+            })
+        })
+    }
+
+    /// Takes and releases every lock once, waiting for each: only where no
+    /// writer can hold one for long (a map's last standby going away).
+    pub(crate) fn quiesce(&self) {
+        for padded in self.locks.iter() {
+            drop(padded.0.lock());
+        }
+    }
+}
+
+/// A held shard lock of a map's [`ShardLocks`]. A table's writer keeps here the
+/// array a rehash replaced, which is retired once the lock is released (`Drop`):
+/// the epoch's collection that the retirement may run, which runs anyone's
+/// deferred closures, never runs under a shard lock.
+pub(crate) struct Locked<'l> {
+    guard: ManuallyDrop<ShardGuard<'l, ()>>,
+    shard: usize,
+    locks: &'l ShardLocks,
+    retired: Option<RetiredArray>,
+}
+
+impl Locked<'_> {
+    /// The shard whose lock this is.
+    pub(crate) fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// Whether this is a lock of `locks`.
+    pub(crate) fn is_of(&self, locks: &ShardLocks) -> bool {
+        std::ptr::eq(self.locks, locks)
+    }
+
+    /// Keeps `retired` (one per hold of the lock) to be retired once the lock is
+    /// released.
+    pub(crate) fn retire_after_unlock(&mut self, retired: RetiredArray) {
+        debug_assert!(self.retired.is_none(), "one rehash per hold of the lock");
+        self.retired = Some(retired);
+    }
+}
+
+impl Drop for Locked<'_> {
+    /// Releases the lock, then retires the array a rehash replaced under it.
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here, and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        if let Some(retired) = self.retired.take() {
+            retired.defer_free();
+        }
+    }
+}
+
+/// An array retired by a rehash, on its way to being freed past a grace period:
+/// its pointer and how to free it (so that a `Locked` names no entry type).
+pub(crate) struct RetiredArray {
+    array: *mut (),
+    free: unsafe fn(*mut ()),
+}
+
+// SAFETY: freeing the array touches only its own slots (atomic words), never an
+// entry, on whichever thread runs the deferred closure (`RetiredArray::new`'s
+// contract).
+unsafe impl Send for RetiredArray {}
+
+impl RetiredArray {
+    /// # Safety
+    /// `array` came from `Box::<A>::into_raw`, is unreachable for every guard pinned
+    /// after this call's caller releases its lock, and freeing it (`A`'s drop) reads
+    /// nothing but its own memory.
+    pub(crate) unsafe fn new<A>(array: *mut A) -> Self {
+        /// # Safety
+        /// `array` came from `Box::<A>::into_raw` and is freed once.
+        unsafe fn free<A>(array: *mut ()) {
+            // SAFETY: the contract.
+            drop(unsafe { Box::from_raw(array.cast::<A>()) })
+        }
+        RetiredArray {
+            array: array.cast(),
+            free: free::<A>,
+        }
+    }
+
+    /// Defers the free past the grace period, and flushes the deferral to the
+    /// global queue so that any thread's next collection can run it (a writer
+    /// that then goes idle would otherwise keep it in its private bag). Off the
+    /// writers' inlined path: a rehash is rare.
+    #[cold]
+    #[inline(never)]
+    fn defer_free(self) {
+        let guard = epoch::pin();
+        guard.defer(move || {
+            let retired = self;
+            // SAFETY: retired by a rehash, unreachable once every guard pinned
+            // before the deferral is gone (the grace period, `new`'s contract); from
+            // `Box::into_raw`, freed once, here.
+            unsafe { (retired.free)(retired.array) }
+        });
+        guard.flush();
+    }
+}
