@@ -22,7 +22,7 @@ use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicPtr, Ordering, Slot, SlotGuard as Guard, WeakableArc, epoch, thread};
-use crate::table::{Locked, ShardLocks};
+use crate::table::Locked;
 use crate::value::ValueRef;
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -69,15 +69,10 @@ pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     /// reached through it outlives every guard pinned, and every shard lock held,
     /// before the move.
     pinned: AtomicPtr<Generation<K, V, S>>,
-    /// The writers' shard locks, shared by every generation's table (the
-    /// standby's, here too so that a write reaches them from the map's line).
-    locks: Arc<ShardLocks>,
-    /// The hasher every generation's table hashes with (a clone of theirs): a
-    /// writer hashes its key before it takes the shard lock, and so before it
-    /// knows the generation.
-    hasher: S,
     /// The next empty generation (built ahead by the reclaimer), the map's account,
-    /// and the hasher and shard count every generation is built with.
+    /// the hasher every generation's table is built with (a clone of it: a writer
+    /// hashes its key with this one before it knows the generation) and the
+    /// writers' shard locks, used for every generation's table.
     standby: WeakableArc<Standby<K, V, S>>,
     /// The reclaimer serving this map (this map counts as one of its users).
     /// Declared after `standby`, so dropped after it.
@@ -169,8 +164,6 @@ where
             current: ManuallyDrop::new(current),
             apart: [0; 64],
             pinned,
-            locks: Arc::clone(standby.locks()),
-            hasher: standby.hasher().clone(),
             standby,
             reclaimer,
         }
@@ -201,7 +194,7 @@ where
     /// lock.
     #[inline(always)]
     fn write<R>(&self, hash: u64, f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R) -> R {
-        let mut locked = self.locks.lock(hash);
+        let mut locked = self.standby.locks().lock(hash);
         // SeqCst: Acquire would do (it pairs with the Release of `advance_pinned`,
         // and with the map's construction for the first generation: the generation
         // is seen as built). No model can tell the two apart: a writer into a
@@ -258,7 +251,7 @@ where
     /// assert_eq!(map.hasher().hash_one(7u8), h);
     /// ```
     pub fn hasher(&self) -> &S {
-        &self.hasher
+        self.standby.hasher()
     }
 
     /// Pins the current generation for a short read section.
@@ -376,7 +369,7 @@ where
     /// assert_eq!((*old, *map.get("k").unwrap()), (1, 2));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
-        let hash = self.hasher.hash_one(&key);
+        let hash = self.hasher().hash_one(&key);
         let home = self.home();
         self.write(hash, |store, locked| {
             store.insert(locked, hash, key, value, home)
@@ -398,7 +391,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher().hash_one(key);
         self.write(hash, |store, locked| store.remove(locked, hash, key))
     }
 
@@ -418,7 +411,7 @@ where
     where
         F: FnOnce() -> V,
     {
-        let hash = self.hasher.hash_one(&key);
+        let hash = self.hasher().hash_one(&key);
         let home = self.home();
         self.write(hash, |store, locked| {
             store.get_or_insert_with(locked, hash, key, make, home).0
@@ -437,7 +430,7 @@ where
     /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<ValueRef<V>, Occupied<V>> {
         let mut value = Some(value);
-        let hash = self.hasher.hash_one(&key);
+        let hash = self.hasher().hash_one(&key);
         let home = self.home();
         let (found, inserted) = self.write(hash, |store, locked| {
             store.get_or_insert_with(
@@ -474,7 +467,7 @@ where
         Q: Hash + Eq + ?Sized,
         F: FnOnce(&K, &V) -> bool,
     {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher().hash_one(key);
         self.write(hash, |store, locked| store.remove_if(locked, hash, key, f))
     }
 
@@ -496,7 +489,9 @@ where
     where
         F: FnMut(&K, &V) -> bool,
     {
-        self.pinned(&epoch::pin()).store().retain(f)
+        self.pinned(&epoch::pin())
+            .store()
+            .retain(self.standby.locks(), f)
     }
 
     /// Sets `key` to what `f` makes of its current value (`None` if absent), as one
@@ -563,7 +558,7 @@ where
     where
         F: FnOnce(Option<&V>) -> Operation<V, T>,
     {
-        let hash = self.hasher.hash_one(&key);
+        let hash = self.hasher().hash_one(&key);
         let home = self.home();
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
@@ -683,7 +678,8 @@ where
             let hash = store.hash(&key);
             // Under the map's lock of the key's shard, as every write (the table
             // is not published yet, so no other writer is in it).
-            let replaced = store.insert(&mut store.locks().lock(hash), hash, key, value, home);
+            let locks = self.standby.locks();
+            let replaced = store.insert(&mut locks.lock(hash), hash, key, value, home);
             drop(replaced);
         }
         self.publish(Arc::new(self.standby.generation(store)))

@@ -78,7 +78,7 @@ pub(crate) struct Standby<K, V, S> {
     owner: HomeOwner,
     hasher: S,
     /// The writers' locks of every generation's table.
-    locks: Arc<ShardLocks>,
+    locks: ShardLocks,
 }
 
 impl<K, V, S> Standby<K, V, S>
@@ -96,7 +96,7 @@ where
             registered: AtomicBool::new(false),
             owner,
             hasher,
-            locks: Arc::new(ShardLocks::new(shards)),
+            locks: ShardLocks::new(shards),
         })
     }
 
@@ -133,7 +133,7 @@ where
     }
 
     /// The writers' locks of every generation's table.
-    pub(crate) fn locks(&self) -> &Arc<ShardLocks> {
+    pub(crate) fn locks(&self) -> &ShardLocks {
         &self.locks
     }
 
@@ -145,7 +145,7 @@ where
     /// An empty table with this map's hasher and shard count, sized for about
     /// `capacity` entries.
     pub(crate) fn store_for(&self, capacity: usize) -> Store<K, V, S> {
-        Store::new(self.hasher.clone(), Arc::clone(&self.locks), capacity)
+        Store::new(self.hasher.clone(), self.locks.len(), capacity)
     }
 
     /// A new unpublished generation holding `store`.

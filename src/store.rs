@@ -16,7 +16,6 @@ use std::ptr::NonNull;
 use crate::compute::{Compute, Operation};
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::report::TeardownReport;
-use crate::sync::Arc;
 use crate::sync::epoch;
 use crate::table::{Entries, Locked, ShardLocks, Table};
 use crate::value::{TableRef, ValueCell, ValueRef};
@@ -50,11 +49,11 @@ where
     V: 'static,
     S: BuildHasher + Clone,
 {
-    /// An empty table written under `locks` (one shard per lock), sized for about
-    /// `capacity` entries.
-    pub(crate) fn new(hasher: S, locks: Arc<ShardLocks>, capacity: usize) -> Self {
+    /// An empty table with `shards` shards (a power of two, at least 2: one per
+    /// lock of its map's `ShardLocks`), sized for about `capacity` entries.
+    pub(crate) fn new(hasher: S, shards: usize, capacity: usize) -> Self {
         Store {
-            table: Table::with_capacity(capacity, hasher, locks),
+            table: Table::with_capacity(capacity, hasher, shards),
         }
     }
 
@@ -62,11 +61,6 @@ where
     #[inline(always)]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.table.hash(key)
-    }
-
-    /// The writers' locks of this table (its map's).
-    pub(crate) fn locks(&self) -> &ShardLocks {
-        self.table.locks()
     }
 
     /// A new handle on the value for `key`: a lock-free lookup under an epoch pin
@@ -245,9 +239,10 @@ where
             .map(TableRef::into_handle)
     }
 
-    /// Keeps the entries `f` approves, one shard at a time under its write lock.
-    pub(crate) fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) {
-        self.table.retain(|k, v| f(k, v))
+    /// Keeps the entries `f` approves, one shard at a time under its write lock
+    /// (of `locks`, the map's).
+    pub(crate) fn retain(&self, locks: &ShardLocks, mut f: impl FnMut(&K, &V) -> bool) {
+        self.table.retain(locks, |k, v| f(k, v))
     }
 
     /// Number of shards, for shard-at-a-time iteration.

@@ -1,5 +1,7 @@
-//! `ShardLocks`: a map's writer locks, one per shard, shared by every generation's
-//! table, so that a writer takes its lock *before* it finds the generation.
+//! `ShardLocks`: a map's writer locks, one per shard, used for every generation's
+//! table, so that a writer takes its lock *before* it finds the generation. The
+//! map's standby owns them: it outlives the map, and a table needs no lock once
+//! its map, and so every writer, is gone.
 //!
 //! A writer takes the lock of its key's shard from the map, then loads the map's
 //! current generation and writes into that generation's shard under the lock. It
@@ -21,21 +23,46 @@
 //! generation and one of the current generation share a shard's lock, and the
 //! lock's line is the map's, not the generation's (one more line per write, which
 //! stays in the writer's cache while it keeps writing that shard).
+//!
+//! The locks are one allocation of 64 bytes per shard (512 for the default 8), at
+//! the allocator's own alignment: see `PaddedLock`. It is the one allocation a
+//! map's creation gained (about 430 instructions: 1,807 → 2,236 per
+//! `AtomicMap::new` in `--bench map_creation`, whose 1,000 maps are carved from
+//! the top of the heap: `docs/DESIGN.md`, "Writers without an epoch pin").
+//! Keeping up to 8 locks inline in the standby instead cost more (2,373): the
+//! standby, 600 bytes larger, was copied on its way into its `Arc`, and its
+//! allocation left glibc's per-thread cache.
 
 use std::mem::ManuallyDrop;
 
-use super::shards::ShardArray;
 use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, epoch};
 
-/// A shard's lock alone on its cache lines (two, for the adjacent-line
-/// prefetcher), so that writers of different shards do not share a line.
-#[repr(align(128))]
-struct PaddedLock(ShardLock<()>);
+/// The bytes after a lock up to the next one: a lock is one byte (`parking_lot`'s;
+/// loom's is larger), so locks 64 bytes apart never share a cache line, with no
+/// alignment asked of the allocation that holds them (an aligned allocation takes
+/// glibc's `memalign` path: `shards.rs`).
+const LOCK_PAD: usize = 64usize.saturating_sub(size_of::<ShardLock<()>>());
+
+/// A shard's lock on a 64-byte stride, so that writers of different shards do not
+/// share a line.
+struct PaddedLock {
+    lock: ShardLock<()>,
+    _pad: [u8; LOCK_PAD],
+}
+
+impl PaddedLock {
+    fn new() -> Self {
+        PaddedLock {
+            lock: ShardLock::new(()),
+            _pad: [0; LOCK_PAD],
+        }
+    }
+}
 
 /// One lock per shard of a map's tables (a power of two, at least 2: the hash's
 /// top bits choose the shard, as in the table).
 pub(crate) struct ShardLocks {
-    locks: ShardArray<PaddedLock>,
+    locks: Box<[PaddedLock]>,
     /// `64 - log2(shards)`.
     shift: u32,
 }
@@ -45,13 +72,19 @@ impl ShardLocks {
     pub(crate) fn new(shards: usize) -> Self {
         assert!(shards.is_power_of_two() && shards >= 2);
         ShardLocks {
-            locks: ShardArray::new(shards, || PaddedLock(ShardLock::new(()))),
+            locks: (0..shards).map(|_| PaddedLock::new()).collect(),
             shift: 64 - shards.trailing_zeros(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.locks.len()
+    }
+
+    /// The locks, one per shard.
+    #[inline(always)]
+    fn locks(&self) -> &[PaddedLock] {
+        &self.locks
     }
 
     /// The shard of `hash`: its top bits.
@@ -70,9 +103,8 @@ impl ShardLocks {
     #[inline(always)]
     pub(crate) fn lock_shard(&self, shard: usize) -> Locked<'_> {
         Locked {
-            guard: ManuallyDrop::new(self.locks[shard].0.lock()),
+            guard: ManuallyDrop::new(self.locks()[shard].lock.lock()),
             shard,
-            locks: self,
             retired: None,
         }
     }
@@ -86,10 +118,10 @@ impl ShardLocks {
     /// thread's lock. Locks already taken and released stay quiesced: the retry
     /// starts over only for simplicity (a lock is a few instructions).
     pub(crate) fn try_quiesce(&self) -> bool {
-        self.locks.iter().all(|padded| {
+        self.locks().iter().all(|padded| {
             (0..QUIESCE_TRIES).any(|_| {
                 // The take (an Acquire) and the release: see the module docs.
-                let taken = padded.0.try_lock().is_some();
+                let taken = padded.lock.try_lock().is_some();
                 if !taken {
                     std::hint::spin_loop();
                 }
@@ -101,8 +133,8 @@ impl ShardLocks {
     /// Takes and releases every lock once, waiting for each: only where no
     /// writer can hold one for long (a map's last standby going away).
     pub(crate) fn quiesce(&self) {
-        for padded in self.locks.iter() {
-            drop(padded.0.lock());
+        for padded in self.locks() {
+            drop(padded.lock.lock());
         }
     }
 }
@@ -114,7 +146,6 @@ impl ShardLocks {
 pub(crate) struct Locked<'l> {
     guard: ManuallyDrop<ShardGuard<'l, ()>>,
     shard: usize,
-    locks: &'l ShardLocks,
     retired: Option<RetiredArray>,
 }
 
@@ -122,11 +153,6 @@ impl Locked<'_> {
     /// The shard whose lock this is.
     pub(crate) fn shard(&self) -> usize {
         self.shard
-    }
-
-    /// Whether this is a lock of `locks`.
-    pub(crate) fn is_of(&self, locks: &ShardLocks) -> bool {
-        std::ptr::eq(self.locks, locks)
     }
 
     /// Keeps `retired` (one per hold of the lock) to be retired once the lock is

@@ -42,7 +42,7 @@ pub(crate) use locks::{Locked, ShardLocks};
 use shards::ShardArray;
 
 use crate::store::Update;
-use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, epoch};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, epoch};
 
 /// An owning pointer to an entry that a table can keep in a slot: the table holds
 /// the raw pointer and gives the owner back when the entry leaves; the entry holds
@@ -85,9 +85,6 @@ pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
     /// `64 - log2(shards)`: the hash's top bits choose the shard.
     shift: u32,
     shards: ShardArray<Shard<P::Target>>,
-    /// The writers' locks, one per shard: the map's, shared with every other
-    /// generation's table (`locks.rs`).
-    locks: Arc<ShardLocks>,
     /// How far a teardown has drained the table (`drain_slice`), so that whatever
     /// drains it next (the next slice, or `Drop`) hands each entry over once.
     drained: Drained,
@@ -125,16 +122,16 @@ where
     P::Target: 'static,
     S: BuildHasher,
 {
-    /// A table of its own locks' shards (a power of two, at least 2).
+    /// `shards` must be a power of two, at least 2 (the builder ensures it).
     #[cfg(all(test, not(feature = "loom")))]
     pub(crate) fn new(hasher: S, shards: usize) -> Self {
-        Self::with_capacity(0, hasher, Arc::new(ShardLocks::new(shards)))
+        Self::with_capacity(0, hasher, shards)
     }
 
-    /// A table written under `locks` (one shard per lock), with room for about
-    /// `capacity` entries before its first rehash.
-    pub(crate) fn with_capacity(capacity: usize, hasher: S, locks: Arc<ShardLocks>) -> Self {
-        let shards = locks.len();
+    /// A table with room for about `capacity` entries before its first rehash,
+    /// written under a map's `ShardLocks` of as many shards.
+    pub(crate) fn with_capacity(capacity: usize, hasher: S, shards: usize) -> Self {
+        assert!(shards.is_power_of_two() && shards >= 2);
         let per_shard = capacity.div_ceil(shards);
         let shards = ShardArray::new(shards, || Shard {
             array: AtomicPtr::new(if per_shard == 0 {
@@ -149,7 +146,6 @@ where
             hasher,
             shift: 64 - shards.len().trailing_zeros(),
             shards,
-            locks,
             drained: Drained::default(),
             _owns: PhantomData,
         }
@@ -219,11 +215,6 @@ where
     #[inline(always)]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
-    }
-
-    /// The writers' locks (the map's).
-    pub(crate) fn locks(&self) -> &ShardLocks {
-        &self.locks
     }
 
     /// Maps the key of `entry`, of hash `hash`, to it, under `locked` (the lock of
@@ -330,11 +321,11 @@ where
         f(unsafe { P::key(entry) }, &current).then(|| writer.remove(array, i, entry))
     }
 
-    /// Keeps the entries `f` approves, one shard at a time under its lock; the
-    /// others' owners are dropped there.
-    pub(crate) fn retain(&self, mut f: impl FnMut(&K, &P) -> bool) {
+    /// Keeps the entries `f` approves, one shard at a time under its lock (of
+    /// `locks`, the map's); the others' owners are dropped there.
+    pub(crate) fn retain(&self, locks: &ShardLocks, mut f: impl FnMut(&K, &P) -> bool) {
         for (i, shard) in self.shards.iter().enumerate() {
-            let mut locked = self.locks.lock_shard(i);
+            let mut locked = locks.lock_shard(i);
             let mut writer = Writer {
                 shard,
                 locked: &mut locked,
@@ -423,7 +414,7 @@ where
     ) -> Writer<'w, 'l, P::Target> {
         let shard = (hash >> self.shift) as usize;
         assert!(
-            locked.shard() == shard && locked.is_of(&self.locks),
+            locked.shard() == shard,
             "a write under another shard's lock"
         );
         Writer {
@@ -683,17 +674,19 @@ mod tests {
     where
         P::Target: 'static,
     {
-        /// `insert`, under a lock taken here.
+        /// `insert`, under a lock of its own (no other thread writes the table).
         fn insert_alone(&self, entry: P) -> Option<P> {
             // SAFETY: `entry` is owned here, so its key is alive.
             let hash = self.hash(unsafe { P::key(entry.as_raw()) });
-            self.insert(&mut self.locks.lock(hash), hash, entry)
+            let locks = ShardLocks::new(self.shards.len());
+            self.insert(&mut locks.lock(hash), hash, entry)
         }
 
-        /// `remove`, under a lock taken here.
+        /// `remove`, under a lock of its own (no other thread writes the table).
         fn remove_alone(&self, key: &u64) -> Option<P> {
             let hash = self.hash(key);
-            self.remove(&mut self.locks.lock(hash), hash, key)
+            let locks = ShardLocks::new(self.shards.len());
+            self.remove(&mut locks.lock(hash), hash, key)
         }
     }
 
