@@ -1,0 +1,271 @@
+//! The write mixes of `--bench throughput`, as a plain loop that alternates the maps
+//! (so that each comparison is made in one run, interleaved against the host's
+//! drift) and that callgrind can count exactly.
+//!
+//! Each thread runs a fixed sequence of 65,536 operations over `--keys` keys
+//! (10,000 by default, prefilled; Exchange draws from 4/3 as many, as
+//! conc-map-bench does), `--rounds` times, after a `--rounds`-long warm-up, and the
+//! probe prints nanoseconds per operation per thread. `--repeat` runs every map that
+//! many times, alternating, then prints each map's median and each one's ratio to
+//! `dashmap`'s median.
+//!
+//! Maps (`--maps`, comma-separated): `atomic` (`AtomicMap::new()`: the process's
+//! background reclaimer), `atomic-manual` (manual reclamation, `reclaim()` every
+//! 256 operations on the writer's thread, and foldhash with a fixed seed: every
+//! run executes the same instructions, so that callgrind's counts repeat to the
+//! instruction), `dashmap` (std's SipHash, as it ships) and `dashmap-foldhash`.
+//!
+//! ```text
+//! cargo bench -p atomic-map-benches --bench write_probe -- --mix exchange --repeat 8
+//! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --threads 2
+//! cargo bench -p atomic-map-benches --bench write_probe -- --test       # smoke run (CI)
+//! # Instructions per operation (the loop alone; divide by 65,536 × rounds):
+//! cargo bench -p atomic-map-benches --bench write_probe --no-run
+//! valgrind --tool=callgrind --toggle-collect='write_probe::run_atomic_manual' \
+//!     target/release/deps/write_probe-* --maps atomic-manual --mix exchange --rounds 4 --repeat 1
+//! ```
+
+mod args;
+
+use args::arg;
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::Instant;
+
+use atomic_map::{AtomicMap, Builder, Operation, ReclaimMode};
+use dashmap::DashMap;
+use foldhash::fast::FixedState;
+
+/// Operations per thread per round.
+const OPS: usize = 1 << 16;
+/// How often the manual map's writer reclaims.
+const RECLAIM_EVERY: usize = 256;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Get(u64),
+    Insert(u64),
+    Remove(u64),
+    Update(u64),
+}
+
+/// A fixed sequence of `OPS` operations of `mix` over `keys` keys, its order
+/// rotated by `thread` so that threads do not walk it in step.
+fn operations(mix: &str, keys: u64, thread: usize) -> Vec<Op> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut ops: Vec<Op> = (0..OPS)
+        .map(|_| {
+            let (key, pick) = (next() % keys, next() % 100);
+            match mix {
+                // conc-map-bench's Exchange: 10% get, 10% update, 40% insert, 40% remove.
+                "exchange" => match pick % 10 {
+                    0 => Op::Get(key),
+                    1 => Op::Update(key),
+                    2..=5 => Op::Insert(key),
+                    _ => Op::Remove(key),
+                },
+                "upsert" => Op::Insert(key),
+                "insert-remove" if pick < 50 => Op::Insert(key),
+                "insert-remove" => Op::Remove(key),
+                other => panic!("--mix {other}: exchange, upsert or insert-remove"),
+            }
+        })
+        .collect();
+    ops.rotate_left(thread * 7919 % OPS);
+    ops
+}
+
+/// One thread's rounds on an `AtomicMap` with a background reclaimer.
+#[inline(never)]
+fn run_atomic(map: &AtomicMap<u64, u64>, ops: &[Op], rounds: usize) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..rounds {
+        for op in ops {
+            match *op {
+                Op::Get(k) => {
+                    sum = sum.wrapping_add(map.pin().get_borrowed(&k).copied().unwrap_or(0))
+                }
+                Op::Insert(k) => drop(map.insert(k, k)),
+                Op::Remove(k) => drop(map.remove(&k)),
+                Op::Update(k) => drop(map.compute(k, |old| match old {
+                    Some(_) => Operation::<u64>::Insert(1),
+                    None => Operation::Keep,
+                })),
+            }
+        }
+    }
+    sum
+}
+
+/// One thread's rounds on a manual-mode `AtomicMap` that it reclaims itself.
+#[inline(never)]
+fn run_atomic_manual(map: &AtomicMap<u64, u64, FixedState>, ops: &[Op], rounds: usize) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..rounds {
+        for chunk in ops.chunks(RECLAIM_EVERY) {
+            for op in chunk {
+                match *op {
+                    Op::Get(k) => {
+                        sum = sum.wrapping_add(map.pin().get_borrowed(&k).copied().unwrap_or(0))
+                    }
+                    Op::Insert(k) => drop(map.insert(k, k)),
+                    Op::Remove(k) => drop(map.remove(&k)),
+                    Op::Update(k) => drop(map.compute(k, |old| match old {
+                        Some(_) => Operation::<u64>::Insert(1),
+                        None => Operation::Keep,
+                    })),
+                }
+            }
+            map.reclaim();
+        }
+    }
+    sum
+}
+
+/// One thread's rounds on a `DashMap`.
+#[inline(never)]
+fn run_dashmap<S: std::hash::BuildHasher + Clone>(
+    map: &DashMap<u64, u64, S>,
+    ops: &[Op],
+    rounds: usize,
+) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..rounds {
+        for op in ops {
+            match *op {
+                Op::Get(k) => sum = sum.wrapping_add(map.get(&k).map_or(0, |v| *v)),
+                Op::Insert(k) => {
+                    map.insert(k, k);
+                }
+                Op::Remove(k) => {
+                    map.remove(&k);
+                }
+                Op::Update(k) => {
+                    if let Some(mut v) = map.get_mut(&k) {
+                        *v = 1;
+                    }
+                }
+            }
+        }
+    }
+    sum
+}
+
+/// Runs `body` on `threads` threads (each with its own sequence), a warm-up of
+/// `rounds` rounds and then `rounds` timed ones; returns ns per operation per
+/// thread.
+fn timed(
+    threads: usize,
+    seqs: &[Vec<Op>],
+    rounds: usize,
+    body: impl Fn(&[Op], usize) -> u64 + Sync,
+) -> f64 {
+    let start = Barrier::new(threads + 1);
+    let done = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for seq in seqs.iter().take(threads) {
+            let (body, start, done) = (&body, &start, &done);
+            s.spawn(move || {
+                black_box(body(seq, rounds));
+                start.wait();
+                black_box(body(seq, rounds));
+                done.wait();
+            });
+        }
+        start.wait();
+        let began = Instant::now();
+        done.wait();
+        began.elapsed().as_nanos() as f64 / (rounds * OPS) as f64
+    })
+}
+
+/// One run of `map` (a fresh map, prefilled with `keys` keys): ns per operation.
+fn run(map: &str, seqs: &[Vec<Op>], threads: usize, keys: u64, rounds: usize) -> f64 {
+    match map {
+        "atomic" => {
+            let m: AtomicMap<u64, u64> = AtomicMap::new();
+            (0..keys).for_each(|k| drop(m.insert(k, k)));
+            timed(threads, seqs, rounds, |ops, r| run_atomic(&m, ops, r))
+        }
+        "atomic-manual" => {
+            let m = Builder::new()
+                .reclaim_mode(ReclaimMode::Manual)
+                .hasher(FixedState::with_seed(42))
+                .build();
+            (0..keys).for_each(|k| drop(m.insert(k, k)));
+            timed(threads, seqs, rounds, |ops, r| {
+                run_atomic_manual(&m, ops, r)
+            })
+        }
+        "dashmap" => {
+            let m: DashMap<u64, u64> = DashMap::new();
+            (0..keys).for_each(|k| {
+                m.insert(k, k);
+            });
+            timed(threads, seqs, rounds, |ops, r| run_dashmap(&m, ops, r))
+        }
+        "dashmap-foldhash" => {
+            let m: DashMap<u64, u64, foldhash::fast::RandomState> = DashMap::default();
+            (0..keys).for_each(|k| {
+                m.insert(k, k);
+            });
+            timed(threads, seqs, rounds, |ops, r| run_dashmap(&m, ops, r))
+        }
+        other => panic!("--maps {other}: atomic, atomic-manual, dashmap or dashmap-foldhash"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let test = args.iter().any(|a| a == "--test");
+    let mix: String = arg(&args, "--mix", "exchange".to_string());
+    let maps: String = arg(&args, "--maps", "atomic,dashmap".to_string());
+    let threads: usize = arg(&args, "--threads", 1);
+    let keys: u64 = arg(&args, "--keys", if test { 100 } else { 10_000 });
+    let rounds: usize = arg(&args, "--rounds", if test { 1 } else { 100 });
+    let repeat: usize = arg(&args, "--repeat", if test { 1 } else { 5 });
+    assert!(threads >= 1 && keys >= 1 && rounds >= 1 && repeat >= 1);
+    let range = if mix == "exchange" {
+        keys * 4 / 3
+    } else {
+        keys
+    };
+    let seqs: Vec<Vec<Op>> = (0..threads).map(|t| operations(&mix, range, t)).collect();
+    let maps: Vec<&str> = maps.split(',').collect();
+    println!("write_probe: --mix {mix} --threads {threads} --keys {keys} --rounds {rounds}");
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); maps.len()];
+    for round in 0..repeat {
+        for (i, map) in maps.iter().enumerate() {
+            let ns = run(map, &seqs, threads, keys, rounds);
+            println!("run {round}: {map}: {ns:.1} ns/op/thread");
+            times[i].push(ns);
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect();
+    let dashmap = maps
+        .iter()
+        .position(|m| *m == "dashmap")
+        .map(|i| medians[i]);
+    for (map, median) in maps.iter().zip(&medians) {
+        match dashmap {
+            Some(d) => println!(
+                "median {map}: {median:.1} ns/op/thread ({:.2}x dashmap)",
+                d / median
+            ),
+            None => println!("median {map}: {median:.1} ns/op/thread"),
+        }
+    }
+}
