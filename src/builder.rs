@@ -161,6 +161,12 @@ impl<S> Builder<S> {
 
     /// The hasher used by every generation (each new generation gets a clone).
     ///
+    /// A clone must hash exactly as the original does (std's `RandomState`,
+    /// foldhash's and `BuildHasherDefault` do; `HashMap: Clone` asks the same): a
+    /// write hashes its key with the map's own hasher before it knows which
+    /// generation it writes into, and a lookup with that generation's clone. A
+    /// hasher whose clones hash differently makes entries unreachable.
+    ///
     /// ```
     /// use std::hash::BuildHasherDefault;
     /// use std::collections::hash_map::DefaultHasher;

@@ -22,8 +22,8 @@ use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicPtr, Ordering, Slot, SlotGuard as Guard, WeakableArc, epoch, thread};
-use crate::table::Locked;
-use crate::value::ValueRef;
+use crate::table::{Locked, ShardLocks};
+use crate::value::{TableRef, ValueRef};
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
 /// generations, and whose values outlive clears for whoever still holds them.
@@ -195,14 +195,11 @@ where
     #[inline(always)]
     fn write<R>(&self, hash: u64, f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R) -> R {
         let mut locked = self.standby.locks().lock(hash);
-        // SeqCst: Acquire would do (it pairs with the Release of `advance_pinned`,
-        // and with the map's construction for the first generation: the generation
-        // is seen as built). No model can tell the two apart: a writer into a
-        // table that `replace` filled is ordered after the fill by the shard's lock
-        // as well, and a spare's construction writes no memory loom tracks. A
-        // SeqCst load is a plain load on x86-64. Loaded after the lock is taken
-        // (below: why).
-        let generation = self.pinned.load(Ordering::SeqCst);
+        // Acquire: pairs with the Release of `advance_pinned` (and with the map's
+        // construction, for the first generation): the generation, and its table as
+        // built, are seen (loom scenario 5). Loaded after the lock is taken (below:
+        // why).
+        let generation = self.pinned.load(Ordering::Acquire);
         // Soundness: the slot's reference to a generation is released only after
         // every shard lock was taken and released once past the moment `pinned`
         // moved off it (`Standby::release_handed_off`; `Drop` releases the last one
@@ -370,10 +367,9 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
         let hash = self.hasher().hash_one(&key);
-        let home = self.home();
-        self.write(hash, |store, locked| {
-            store.insert(locked, hash, key, value, home)
-        })
+        // The value's cell is made before the lock is taken, not under it.
+        let entry = TableRef::new(key, value, self.home());
+        self.write(hash, |store, locked| store.insert(locked, hash, entry))
     }
 
     /// Unmaps `key` in the current generation. Returns a handle on its value (the
@@ -674,12 +670,15 @@ where
         let entries = entries.into_iter();
         let store: Store<K, V, S> = self.standby.store_for(entries.size_hint().0);
         let home = self.home();
+        // The table is not published yet: no other writer can be in it, so it is
+        // filled under locks of its own, not the map's (which the map's writers
+        // hold, and which a `replace` from inside a write's closure would wait for
+        // forever).
+        let locks = ShardLocks::new(self.standby.locks().len());
         for (key, value) in entries {
             let hash = store.hash(&key);
-            // Under the map's lock of the key's shard, as every write (the table
-            // is not published yet, so no other writer is in it).
-            let locks = self.standby.locks();
-            let replaced = store.insert(&mut locks.lock(hash), hash, key, value, home);
+            let replaced =
+                store.insert(&mut locks.lock(hash), hash, TableRef::new(key, value, home));
             drop(replaced);
         }
         self.publish(Arc::new(self.standby.generation(store)))

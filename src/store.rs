@@ -113,20 +113,18 @@ where
         self.table.len()
     }
 
-    /// Maps `key` (of hash `hash`, whose shard's lock is `locked`) to a new cell
-    /// holding `value` (made for `home`, the map's account); returns the table's
-    /// reference to the old value, handed over as a handle.
+    /// Maps the key of `entry` (a new cell, whose key is of hash `hash` and whose
+    /// shard's lock is `locked`) to it; returns the table's reference to the old
+    /// value, handed over as a handle.
     #[inline]
     pub(crate) fn insert(
         &self,
         locked: &mut Locked<'_>,
         hash: u64,
-        key: K,
-        value: V,
-        home: HomeRef,
+        entry: TableRef<K, V>,
     ) -> Option<ValueRef<V>> {
         self.table
-            .insert(locked, hash, TableRef::new(key, value, home))
+            .insert(locked, hash, entry)
             .map(TableRef::into_handle)
     }
 

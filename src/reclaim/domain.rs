@@ -94,7 +94,8 @@ pub(crate) enum Serviced {
     Released,
     /// Left what the map's clears handed off parked for a later walk: a writer
     /// held one of the map's shard locks throughout (`standby.rs`). Paced as a walk
-    /// that released, so that the next one comes soon.
+    /// that released (the pace of map walks stays short), counted in
+    /// `PassState::deferred_maps` until a walk releases them.
     Deferred,
     /// The map is gone: the registry lets go of it.
     Gone,
@@ -125,6 +126,10 @@ struct PassState {
     /// `MAP_WALK_DUTY`).
     next_walk: Option<Instant>,
     walk_pace: WalkPace,
+    /// Maps whose last walk left retired generations parked (`Serviced::Deferred`:
+    /// a writer held a shard lock through the quiesce): until a walk releases them,
+    /// the domain is not idle, so that a `flush` does not report them destroyed.
+    deferred_maps: usize,
 }
 
 /// The pace of the background thread's walks of the maps (see `MAP_WALK_DUTY`):
@@ -799,14 +804,21 @@ impl Domain {
         state.maps.extend(this.new_maps.take_all());
         let before = state.maps.len();
         let mut released = false;
+        let mut deferred = 0;
         state.maps.retain(|map| match map.service() {
             Serviced::Idle => true,
-            Serviced::Released | Serviced::Deferred => {
+            Serviced::Released => {
                 released = true;
+                true
+            }
+            Serviced::Deferred => {
+                released = true;
+                deferred += 1;
                 true
             }
             Serviced::Gone => false,
         });
+        state.deferred_maps = deferred;
         let gone = before - state.maps.len();
         // Relaxed: see `register`.
         this.registered.fetch_sub(gone, Ordering::Relaxed);
@@ -895,8 +907,9 @@ impl Domain {
         // Again under the pass lock: a pass that ran between the look above and the
         // lock may have left work the look could not see, having taken the job
         // chain (the rest of a sliced teardown, queued again at the end of its
-        // slice) or the doomed cells (values a destructor doomed).
-        if !own() {
+        // slice) or the doomed cells (values a destructor doomed). And generations
+        // the last walk had to leave parked (`Serviced::Deferred`).
+        if !own() || state.deferred_maps > 0 {
             return Some(false);
         }
         let adopted: Vec<Arc<Domain>> = state.adopted.clone();

@@ -99,6 +99,49 @@ impl Word {
         let (_, pointer) = Self::unpack(word);
         NonNull::new(pointer).filter(|p| p.as_ptr() != tombstone())
     }
+
+    /// What a probe for a key of tag `want` makes of a slot's word. The same cases
+    /// as `unpack` and `live`, tested in the order that makes the common one, a
+    /// slot of another key (tagged, another tag), cheapest: its low bit, the
+    /// tombstone, its tag (5 instructions, against 10 when the word was unpacked
+    /// first; a probe visits 3 to 4 slots per write in the Exchange mix).
+    #[inline(always)]
+    fn see<T>(word: *mut T, want: usize) -> Seen<T> {
+        if word.addr() & 1 != 0 {
+            // The tombstone (address 1, no tag), or a tagged entry.
+            if word == tombstone() {
+                return Seen::Removed;
+            }
+            #[cfg(target_pointer_width = "64")]
+            if word.addr() >> Self::TAG_SHIFT == want {
+                let address_bits = (1 << Self::TAG_SHIFT) - 2;
+                let pointer = word.map_addr(|address| address & address_bits);
+                // SAFETY: a tagged word packs a non-null entry pointer (`pack`),
+                // whose address bits are kept here.
+                return Seen::Candidate(unsafe { NonNull::new_unchecked(pointer) });
+            }
+            let _ = want;
+            return Seen::Other;
+        }
+        // Low bit clear: never used (null), or an untagged entry.
+        match NonNull::new(word) {
+            None => Seen::Unused,
+            Some(entry) => Seen::Candidate(entry),
+        }
+    }
+}
+
+/// A slot's word as a probe sees it ([`Word::see`]).
+enum Seen<T> {
+    /// An entry whose key may be the one probed for: tagged with its tag, or
+    /// untagged (compared by key).
+    Candidate(NonNull<T>),
+    /// An entry of another key (tagged with another tag).
+    Other,
+    /// A removed entry's slot.
+    Removed,
+    /// Never used, or freed: the probe ends here.
+    Unused,
 }
 
 /// What a probe for a key found.
@@ -188,16 +231,10 @@ impl<T> Array<T> {
             // which happens before this array was loaded): the entry written before
             // it is visible.
             let word = self.slots.get()[i].load(Ordering::Acquire);
-            if word.is_null() {
-                return None;
-            }
-            let (tag, pointer) = Word::unpack(word);
-            if tag == want || tag == 0 {
-                if let Some(live) = NonNull::new(pointer).filter(|p| p.as_ptr() != tombstone()) {
-                    if is_key(live) {
-                        return Some(live);
-                    }
-                }
+            match Word::see(word, want) {
+                Seen::Candidate(entry) if is_key(entry) => return Some(entry),
+                Seen::Unused => return None,
+                Seen::Candidate(_) | Seen::Other | Seen::Removed => {}
             }
             i = (i + 1) & mask;
         }
@@ -219,17 +256,13 @@ impl<T> Array<T> {
             // Relaxed: the caller holds the shard's lock, under which every write to
             // this array is made; the lock orders them.
             let word = self.slots.get()[i].load(Ordering::Relaxed);
-            if word.is_null() {
-                return Probe::Vacant(removed.unwrap_or(i));
-            }
-            let (tag, pointer) = Word::unpack(word);
-            if pointer == tombstone() {
-                removed.get_or_insert(i);
-            } else if tag == want || tag == 0 {
-                let entry = NonNull::new(pointer).expect("a used slot's pointer");
-                if is_key(entry) {
-                    return Probe::Found(i, entry);
+            match Word::see(word, want) {
+                Seen::Candidate(entry) if is_key(entry) => return Probe::Found(i, entry),
+                Seen::Unused => return Probe::Vacant(removed.unwrap_or(i)),
+                Seen::Removed => {
+                    removed.get_or_insert(i);
                 }
+                Seen::Candidate(_) | Seen::Other => {}
             }
             i = (i + 1) & mask;
         }
@@ -509,6 +542,44 @@ mod tests {
         assert_eq!(Word::unpack(tombstone::<u64>()).0, 0);
         assert_eq!(Word::live(tombstone::<u64>()), None);
         assert_eq!(Word::live(ptr::null_mut::<u64>()), None);
+    }
+
+    /// A probe's view of each kind of word matches what `unpack` and `live` say:
+    /// an entry tagged with the probed tag or untagged is a candidate (its pointer
+    /// whole), one tagged otherwise is skipped, and neither the tombstone nor null
+    /// is ever taken for an entry.
+    #[test]
+    fn a_probe_sees_each_kind_of_word() {
+        fn kind(seen: Seen<u64>) -> (&'static str, Option<NonNull<u64>>) {
+            match seen {
+                Seen::Candidate(entry) => ("candidate", Some(entry)),
+                Seen::Other => ("other", None),
+                Seen::Removed => ("removed", None),
+                Seen::Unused => ("unused", None),
+            }
+        }
+        let hash = 0x0123_4567_89ab_cdef_u64;
+        let want = Word::tag(hash);
+        let mine = Word::pack(at(0x7f12_3456_7890), want);
+        assert_eq!(
+            kind(Word::see(mine, want)),
+            ("candidate", Some(at(0x7f12_3456_7890)))
+        );
+        assert_eq!(kind(Word::see(tombstone::<u64>(), want)), ("removed", None));
+        assert_eq!(
+            kind(Word::see(ptr::null_mut::<u64>(), want)),
+            ("unused", None)
+        );
+        #[cfg(target_pointer_width = "64")]
+        {
+            let other = Word::pack(at(0x7f12_3456_7890), Word::tag(hash ^ (1 << 40)));
+            assert_eq!(kind(Word::see(other, want)), ("other", None));
+            // Untagged (an address using the top bits): a candidate, compared by
+            // key, even when its top bits equal the probed tag.
+            let high = (want << Word::TAG_SHIFT) | 0x1234_5678;
+            let word = Word::pack(at(high), want);
+            assert_eq!(kind(Word::see(word, want)), ("candidate", Some(at(high))));
+        }
     }
 
     // Real atomics (under loom an array's slots exist only inside a model).

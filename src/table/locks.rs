@@ -24,7 +24,8 @@
 //! lock's line is the map's, not the generation's (one more line per write, which
 //! stays in the writer's cache while it keeps writing that shard).
 //!
-//! The locks are one allocation of 64 bytes per shard (512 for the default 8), at
+//! The locks are one allocation of 64 bytes per shard (512 for 8 shards, the
+//! default on 2 CPUs), at
 //! the allocator's own alignment: see `PaddedLock`. It is the one allocation a
 //! map's creation gained (about 430 instructions: 1,807 → 2,236 per
 //! `AtomicMap::new` in `--bench map_creation`, whose 1,000 maps are carved from

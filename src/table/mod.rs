@@ -42,7 +42,9 @@ pub(crate) use locks::{Locked, ShardLocks};
 use shards::ShardArray;
 
 use crate::store::Update;
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, epoch};
+use crate::sync::{
+    AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, TRACK_FREES, UnsafeCell, epoch,
+};
 
 /// An owning pointer to an entry that a table can keep in a slot: the table holds
 /// the raw pointer and gives the owner back when the entry leaves; the entry holds
@@ -88,6 +90,11 @@ pub(crate) struct Table<K, P: SlotPointer<Key = K>, S> {
     /// How far a teardown has drained the table (`drain_slice`), so that whatever
     /// drains it next (the next slice, or `Drop`) hands each entry over once.
     drained: Drained,
+    /// Under loom (`TRACK_FREES`), read by every write and written by the drop: a
+    /// write into a table its teardown is freeing (a writer the quiesce of the
+    /// shard locks missed: `locks.rs`) races a write that loom sees. Unused
+    /// otherwise.
+    freed: UnsafeCell<bool>,
     _owns: PhantomData<P>,
 }
 
@@ -147,6 +154,7 @@ where
             shift: 64 - shards.len().trailing_zeros(),
             shards,
             drained: Drained::default(),
+            freed: UnsafeCell::new(false),
             _owns: PhantomData,
         }
     }
@@ -417,6 +425,14 @@ where
             locked.shard() == shard,
             "a write under another shard's lock"
         );
+        if TRACK_FREES {
+            // SAFETY: written only at creation (before any writer can reach the
+            // table) and by the drop (once no writer can); loom checks both orders.
+            assert!(
+                !self.freed.with(|f| unsafe { *f }),
+                "wrote into a freed table"
+            );
+        }
         Writer {
             shard: &self.shards[shard],
             locked,
@@ -476,6 +492,11 @@ impl<K, P: SlotPointer<Key = K>, S> Drop for Table<K, P, S> {
     /// generation that was never published, for example).
     fn drop(&mut self) {
         self.drain_slice(usize::MAX, drop);
+        if TRACK_FREES {
+            // SAFETY: `&mut self`: no other access (loom checks that no writer's
+            // read races this write).
+            self.freed.with_mut(|f| unsafe { *f = true });
+        }
     }
 }
 
