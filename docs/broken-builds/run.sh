@@ -194,6 +194,8 @@ entry generation-released-without-grace.patch "$(model s1_pin_vs_clear)" "panick
 # the table under a writer, whose read of the freed shard makes loom panic.
 entry teardown-without-quiescing-the-writers.patch \
     "$(model s23_unpinned_write_vs_teardown)" "panicked at"
+entry quiesce-before-the-take.patch "$(model s23_unpinned_write_vs_teardown)" "$causality"
+entry writer-pinned-read-relaxed.patch "$(model s5_insert_vs_clear)" "$causality"
 entry map-drop-without-grace.patch \
     "cargo test --test edge_cases read_guard_outlives_map_drop -- --nocapture" \
     "panicked at tests/edge_cases.rs"
