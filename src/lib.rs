@@ -212,15 +212,19 @@
 //!
 //! * The current generation sits in an `arc_swap::ArcSwapAny` (on arc-swap's
 //!   `RwLock<()>` strategy: a clear's compare-and-swap takes a short lock instead of
-//!   walking every thread's debt slots), through which `snapshot` takes a full `Arc`. `pin`, `get` and the writes enter a
+//!   walking every thread's debt slots), through which `snapshot` takes a full `Arc`. `pin` and `get` enter a
 //!   `crossbeam-epoch` epoch and follow a plain pointer to the same generation (one
-//!   protection per read, no count).
+//!   protection per read, no count); a write takes its key's shard lock (the map's,
+//!   used for every generation) and then follows that pointer, with no epoch pin:
+//!   the reclaimer takes each shard lock once before it releases a retired
+//!   generation.
 //! * Each generation owns a hash table of its own (`src/table/`) mapping each key to
 //!   a value cell, i.e. one reference to each of its values; readers probe it
 //!   without locks, writers lock one shard.
 //! * `clear_async` takes an empty generation (built ahead by the reclaimer) and
 //!   compare-and-swaps it in. The slot's reference to the old generation is
-//!   released after an epoch grace period; when the generation's last reference
+//!   released after the writers' shard locks were each taken once and an epoch
+//!   grace period; when the generation's last reference
 //!   goes, its `Drop` pushes the table onto a lock-free list in O(1). The reclaimer (the process-wide
 //!   background thread, a dedicated one, or [`AtomicMap::reclaim`]) walks the table, releasing its reference to every
 //!   value and destroying the values nobody else holds.
