@@ -25,9 +25,8 @@
 //! stays in the writer's cache while it keeps writing that shard).
 //!
 //! The locks are one allocation of 64 bytes per shard (512 for 8 shards, the
-//! default on 2 CPUs), at
-//! the allocator's own alignment: see `PaddedLock`. It is the one allocation a
-//! map's creation gained (about 430 instructions: 1,807 → 2,236 per
+//! default on 2 CPUs), at the allocator's own alignment: see `PaddedLock`. It is
+//! the one allocation a map's creation gained (about 430 instructions: 1,807 → 2,236 per
 //! `AtomicMap::new` in `--bench map_creation`, whose 1,000 maps are carved from
 //! the top of the heap: `docs/DESIGN.md`, "Writers without an epoch pin").
 //! Keeping up to 8 locks inline in the standby instead cost more (2,373): the
