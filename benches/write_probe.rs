@@ -29,6 +29,7 @@ mod args;
 
 use args::arg;
 
+use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::Instant;
@@ -82,23 +83,30 @@ fn operations(mix: &str, keys: u64, thread: usize) -> Vec<Op> {
     ops
 }
 
+/// One operation on an `AtomicMap`; a get adds what it read to `sum`.
+#[inline(always)]
+fn apply<S>(map: &AtomicMap<u64, u64, S>, op: Op, sum: &mut u64)
+where
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    match op {
+        Op::Get(k) => *sum = sum.wrapping_add(map.pin().get_borrowed(&k).copied().unwrap_or(0)),
+        Op::Insert(k) => drop(map.insert(k, k)),
+        Op::Remove(k) => drop(map.remove(&k)),
+        Op::Update(k) => drop(map.compute(k, |old| match old {
+            Some(_) => Operation::<u64>::Insert(1),
+            None => Operation::Keep,
+        })),
+    }
+}
+
 /// One thread's rounds on an `AtomicMap` with a background reclaimer.
 #[inline(never)]
 fn run_atomic(map: &AtomicMap<u64, u64>, ops: &[Op], rounds: usize) -> u64 {
     let mut sum = 0u64;
     for _ in 0..rounds {
-        for op in ops {
-            match *op {
-                Op::Get(k) => {
-                    sum = sum.wrapping_add(map.pin().get_borrowed(&k).copied().unwrap_or(0))
-                }
-                Op::Insert(k) => drop(map.insert(k, k)),
-                Op::Remove(k) => drop(map.remove(&k)),
-                Op::Update(k) => drop(map.compute(k, |old| match old {
-                    Some(_) => Operation::<u64>::Insert(1),
-                    None => Operation::Keep,
-                })),
-            }
+        for &op in ops {
+            apply(map, op, &mut sum);
         }
     }
     sum
@@ -110,18 +118,8 @@ fn run_atomic_manual(map: &AtomicMap<u64, u64, FixedState>, ops: &[Op], rounds: 
     let mut sum = 0u64;
     for _ in 0..rounds {
         for chunk in ops.chunks(RECLAIM_EVERY) {
-            for op in chunk {
-                match *op {
-                    Op::Get(k) => {
-                        sum = sum.wrapping_add(map.pin().get_borrowed(&k).copied().unwrap_or(0))
-                    }
-                    Op::Insert(k) => drop(map.insert(k, k)),
-                    Op::Remove(k) => drop(map.remove(&k)),
-                    Op::Update(k) => drop(map.compute(k, |old| match old {
-                        Some(_) => Operation::<u64>::Insert(1),
-                        None => Operation::Keep,
-                    })),
-                }
+            for &op in chunk {
+                apply(map, op, &mut sum);
             }
             map.reclaim();
         }
@@ -131,7 +129,7 @@ fn run_atomic_manual(map: &AtomicMap<u64, u64, FixedState>, ops: &[Op], rounds: 
 
 /// One thread's rounds on a `DashMap`.
 #[inline(never)]
-fn run_dashmap<S: std::hash::BuildHasher + Clone>(
+fn run_dashmap<S: BuildHasher + Clone>(
     map: &DashMap<u64, u64, S>,
     ops: &[Op],
     rounds: usize,

@@ -561,8 +561,8 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
             // just above, so unreachable for a guard pinned after the lock's
             // release (a reader loads the shard's array after pinning); freeing an
             // array drops its slots only, never an entry.
-            self.locked
-                .retire_after_unlock(unsafe { RetiredArray::new(old) });
+            let retired = unsafe { RetiredArray::new(old) };
+            self.locked.retire_after_unlock(retired);
         }
         // SAFETY: just published; freed only by a later rehash (after a grace
         // period that starts once that writer has released the lock) or by `Drop`.
