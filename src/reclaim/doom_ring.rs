@@ -280,10 +280,10 @@ mod tests {
         let ring = DoomRing::new(4);
         ring.tail.0.store(usize::MAX - 1, Ordering::Relaxed);
         ring.head.0.store(usize::MAX - 1, Ordering::Relaxed);
-        // SAFETY: `head_seen` is the producer's, and this thread is the only one.
-        ring.head_seen
-            .0
-            .with_mut(|p| unsafe { *p = usize::MAX - 1 });
+        ring.head_seen.0.with_mut(|p| {
+            // SAFETY: `head_seen` is the producer's, and this thread is the only one.
+            unsafe { *p = usize::MAX - 1 }
+        });
         let cells: Vec<NonNull<u64>> = (1..=4usize)
             .map(|i| NonNull::new((i * 64) as *mut _).unwrap())
             .collect();
@@ -293,10 +293,8 @@ mod tests {
             assert!(unsafe { DoomRing::push(&ring, cell) });
         }
         // SAFETY: as above.
-        assert!(
-            !unsafe { DoomRing::push(&ring, cells[0]) },
-            "a fifth cell fits in four slots"
-        );
+        let fifth = unsafe { DoomRing::push(&ring, cells[0]) };
+        assert!(!fifth, "a fifth cell fits in four slots");
         let mut taken = Vec::new();
         ring.take_into(&mut taken);
         assert_eq!(taken, cells);

@@ -426,12 +426,13 @@ where
             "a write under another shard's lock"
         );
         if TRACK_FREES {
-            // SAFETY: written only at creation (before any writer can reach the
-            // table) and by the drop (once no writer can); loom checks both orders.
-            assert!(
-                !self.freed.with(|f| unsafe { *f }),
-                "wrote into a freed table"
-            );
+            let freed = self.freed.with(|f| {
+                // SAFETY: written only at creation (before any writer can reach
+                // the table) and by the drop (once no writer can); loom checks both
+                // orders.
+                unsafe { *f }
+            });
+            assert!(!freed, "wrote into a freed table");
         }
         Writer {
             shard: &self.shards[shard],

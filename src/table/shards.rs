@@ -52,8 +52,8 @@ impl<T> ShardArray<T> {
         let layout = Self::layout(n);
         // SAFETY: the layout's size is at least `ALIGN - 1 + size_of::<T>()` (`n`
         // is at least 1, asserted above), non-zero.
-        let block =
-            NonNull::new(unsafe { alloc(layout) }).unwrap_or_else(|| handle_alloc_error(layout));
+        let raw = unsafe { alloc(layout) };
+        let block = NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout));
         let head = block.as_ptr().addr().next_multiple_of(ALIGN) - block.as_ptr().addr();
         // SAFETY: `head < ALIGN`, so the `n` values from `head` on lie inside the
         // allocation (`layout`: `ALIGN - 1` bytes more than they need).
