@@ -1,13 +1,11 @@
 //! `JobList`: the lock-free list on which work waits for a domain's next pass.
 //!
-//! Two kinds of job travel here, both in nodes allocated ahead of time so that
-//! handing work over allocates nothing (no lock, no allocation, hence no syscall):
-//!
-//! * a **hand-off**: the clearer's reference to the generation it just retired,
-//!   released by the pass (so that the clearer never drops a generation), after
-//!   which the pass builds the map's next spare (see `standby.rs`);
-//! * a **teardown**: a retired generation's table, pushed by whichever thread drops
-//!   the generation's last reference and walked by the pass.
+//! The jobs are teardowns: a retired generation's table, pushed by whichever thread
+//! drops the generation's last reference (usually the reclaimer's pass, which
+//! releases the generations that clears hand off: `standby.rs`) and walked by a
+//! pass, a slice at a time on a background reclaimer (the rest of a table goes back
+//! in a node of its own). The node is allocated by that drop, not with the
+//! generation: see `generation.rs`, `submit_teardown`.
 //!
 //! Taking is all-at-once (`take_all` swaps the head for null), so there is no pop of
 //! single nodes and no ABA problem: a node is owned by the list from its push until
@@ -73,7 +71,7 @@ pub(crate) struct JobNode<T> {
 }
 
 impl<T: Job + Send + 'static> JobNode<T> {
-    /// A node for `payload`, allocated now so that submitting later allocates nothing.
+    /// A node for `payload`.
     ///
     /// The bounds are checked here, once: a node can only be built through this
     /// function, so every node that exists may be run on another thread, later

@@ -33,7 +33,7 @@
 //! standby, 600 bytes larger, was copied on its way into its `Arc`, and its
 //! allocation left glibc's per-thread cache.
 
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 
 use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, epoch};
 
@@ -44,17 +44,20 @@ use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, epoch};
 const LOCK_PAD: usize = 64usize.saturating_sub(size_of::<ShardLock<()>>());
 
 /// A shard's lock on a 64-byte stride, so that writers of different shards do not
-/// share a line.
+/// share a line. The pad is never read, so it is left uninitialized: building the
+/// locks is then one store per lock into a plain `malloc` chunk, where zeroed pad
+/// bytes made the whole array a `calloc` (`memset` of 512 bytes for 8 shards: 331
+/// instructions of a map's creation, against about 200 for the `malloc`).
 struct PaddedLock {
     lock: ShardLock<()>,
-    _pad: [u8; LOCK_PAD],
+    _pad: [MaybeUninit<u8>; LOCK_PAD],
 }
 
 impl PaddedLock {
     fn new() -> Self {
         PaddedLock {
             lock: ShardLock::new(()),
-            _pad: [0; LOCK_PAD],
+            _pad: [MaybeUninit::uninit(); LOCK_PAD],
         }
     }
 }
