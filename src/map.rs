@@ -692,8 +692,9 @@ where
     /// background mode, where it does some of the background thread's work.
     ///
     /// A value removed or replaced (rather than cleared away with its generation) is
-    /// destroyed after a grace period: one call starts it, a later call destroys the
-    /// value once every guard pinned before has been dropped. A cleared generation
+    /// destroyed after a grace period: when no other thread is pinned, one call
+    /// starts it and destroys the value; otherwise a later call does, once every
+    /// guard pinned before has been dropped. A cleared generation
     /// waits for one too (pinned readers may still be in it): when no other thread
     /// is pinned, one call tears it down, as below; otherwise a later one does. In
     /// manual mode, call this periodically rather than once;

@@ -543,8 +543,9 @@ amap_status_t amap_replace(const amap_t *map, amap_batch_t *batch, amap_ticket_t
  * this is `amap_reclaimer_reclaim` on it.
  *
  * A value removed or replaced (rather than cleared away with its generation) is
- * destroyed after a grace period: one call starts it, a later call destroys the
- * value once every read section begun before has ended. In manual mode, call this
+ * destroyed after a grace period: when no other thread is in a read section, one
+ * call starts it and destroys the value; otherwise a later call does, once every
+ * read section begun before has ended. In manual mode, call this
  * periodically rather than once; `amap_stats` counts the values still pending.
  *
  * # Safety

@@ -108,7 +108,33 @@ pub(crate) struct PassReport {
     pub(crate) torn_down: usize,
     /// Jobs run, values destroyed, homes freed: 0 for an idle pass.
     pub(crate) work: usize,
+    /// Doomed values taken off the stripes' rings (the pace of the background
+    /// thread follows it: `Park`).
+    pub(crate) values_taken: usize,
 }
+
+/// What a pass did with doomed values (`Domain::reclaim_values`).
+#[derive(Default)]
+struct ValuesReport {
+    /// Taken off the stripes' rings, into a batch in its grace period.
+    taken: usize,
+    destroyed: usize,
+    /// Destroyed values of maps that return memory to the OS (`trim.rs`).
+    trim: usize,
+}
+
+/// Values a pass destroys between two takes of the stripes' rings and lists. A ring
+/// holds `BACKGROUND_RING_SLOTS` (32 Ki) values and a full one spills onto its
+/// stripe's list, whose cells cost the pass a cross-core miss each (it follows
+/// their links): about 10 M/s, fewer than one thread upserting dooms (15 M/s
+/// here). A pass that took a long list (its thread kept off the core for a few
+/// milliseconds) destroyed it for longer than a ring lasts, the ring spilled again,
+/// and the garbage grew without bound: to 1–11 M values within 3 s in about one run
+/// in ten of a one-thread upsert loop (`docs/BENCHMARKS.md`, "History", "A
+/// reclaimer that keeps pace"). Taking the rings every 4,096 destroyed values (at
+/// most about 0.4 ms of list cells) keeps them from spilling while a list is worked
+/// off.
+const RELIEF_EVERY: usize = 4096;
 
 /// The state only a running pass touches.
 #[derive(Default)]
@@ -289,6 +315,8 @@ struct Park {
     last: Duration,
     /// Idle passes in a row that found something in its grace period.
     grace_polls: u32,
+    /// When the last pass that `for_values` was told of ended.
+    last_pass: Option<Instant>,
 }
 
 impl Default for Park {
@@ -296,11 +324,40 @@ impl Default for Park {
         Park {
             last: MIN_PARK,
             grace_polls: 0,
+            last_pass: None,
         }
     }
 }
 
+/// The shortest park while values are doomed fast (see `Park::for_values`).
+const MIN_BUSY_PARK: Duration = Duration::from_micros(50);
+
+/// The values a background pass aims to take off the rings (see
+/// `Park::for_values`).
+const VALUES_PER_PASS: usize = 2048;
+
 impl Park {
+    /// A park shorter than `MIN_PARK` when the pass that ended at `now` took
+    /// `taken` values off the rings: as long as it takes the program to doom
+    /// `VALUES_PER_PASS` values at the rate of the last interval, at least
+    /// `MIN_BUSY_PARK`. `None` when no value came (or for the first pass).
+    ///
+    /// Why: a doomed value's memory is reused once its pass has destroyed it, and
+    /// until then it is a line the writers' caches lose. With a pass every
+    /// millisecond, one thread upserting 10,000 keys (15 M/s) kept 30,000–50,000
+    /// values in flight, three to five times the live ones, and its upserts ran
+    /// 30% slower than with a pass every 100 µs (`docs/BENCHMARKS.md`, "History",
+    /// "A reclaimer that keeps pace"). At 2,048 values a pass, that rate parks about
+    /// 130 µs; 1 M values a second, the full millisecond.
+    fn for_values(&mut self, taken: usize, now: Instant) -> Option<Duration> {
+        let since = now.saturating_duration_since(self.last_pass.replace(now)?);
+        if taken == 0 {
+            return None;
+        }
+        let pace = since.mul_f64(VALUES_PER_PASS as f64 / taken as f64);
+        Some(pace.clamp(MIN_BUSY_PARK, MIN_PARK))
+    }
+
     fn after_pass(&mut self, worked: bool, in_grace: bool) -> Duration {
         self.last = if worked {
             self.grace_polls = 0;
@@ -615,7 +672,12 @@ impl Domain {
             // Relaxed: a hint for the pace; what the grace period releases is
             // ordered by the job list and the ripe stack, not by this count.
             let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;
-            thread::park_timeout(park.after_pass(worked, in_grace));
+            let pace = park.after_pass(worked, in_grace);
+            let taken = report.map_or(0, |r| r.values_taken);
+            let pace = park
+                .for_values(taken, Instant::now())
+                .map_or(pace, |busy| busy.min(pace));
+            thread::park_timeout(pace);
         }
     }
 
@@ -669,9 +731,10 @@ impl Domain {
             trim_count += report.trim;
             torn_down += report.torn_down;
         }
-        let (values, values_trim) = Self::reclaim_values(this);
-        work += values;
-        trim_count += values_trim;
+        let values = Self::reclaim_values(this);
+        let values_taken = values.taken;
+        work += values.destroyed;
+        trim_count += values.trim;
         work += Self::free_orphans(this, &mut state);
         work += Self::run_adopted(this, &mut state);
         if state.trim.after_pass(trim_count, Instant::now()) {
@@ -685,7 +748,11 @@ impl Domain {
             let _g = lock(&this.done_lock);
             this.done_cv.notify_all();
         }
-        Some(PassReport { torn_down, work })
+        Some(PassReport {
+            torn_down,
+            work,
+            values_taken,
+        })
     }
 
     /// Runs `release` once every epoch guard pinned now has been dropped (on
@@ -701,7 +768,7 @@ impl Domain {
     /// map's drop took (docs/BENCHMARKS.md, "History", "A map's drop without its
     /// own grace period").
     pub(crate) fn after_grace(this: &Arc<Self>, release: impl FnOnce() + Send + 'static) {
-        // Relaxed: as in `reclaim_values` (published by the pass's `passes` Release,
+        // Relaxed: as in `start_value_grace` (published by the pass's `passes` Release,
         // or, from a map's drop, seen by that thread's own later `flush`); the
         // queue's push publishes the release itself.
         this.in_grace.fetch_add(1, Ordering::Relaxed);
@@ -728,7 +795,7 @@ impl Domain {
                 for release in releases {
                     release();
                 }
-                // Release: as in `reclaim_values`: a flush that sees the count drop
+                // Release: as in `start_value_grace`: a flush that sees the count drop
                 // sees what the releases queued (teardowns on the job list).
                 domain.in_grace.fetch_sub(count, Ordering::Release);
             });
@@ -741,10 +808,49 @@ impl Domain {
     }
 
     /// Starts the grace period of the values doomed so far, and destroys the
-    /// batches whose grace period is over (`doomed.rs`). Returns the number of
-    /// values destroyed, and how many of them count towards trimming.
-    fn reclaim_values(this: &Arc<Self>) -> (usize, usize) {
+    /// batches whose grace period is over (`doomed.rs`), this pass's own batch
+    /// included when no thread pinned before it is still pinned.
+    fn reclaim_values(this: &Arc<Self>) -> ValuesReport {
+        let mut report = ValuesReport::default();
         let mut batch = DoomedBatch::default();
+        report.taken += Self::take_doomed(this, &mut batch);
+        Self::start_value_grace(this, batch);
+        // One more collection: with the one of the deferral above, the epoch
+        // advances twice if no thread pinned before the deferral is still pinned,
+        // and the batch just deferred (and any left by earlier passes) is then ripe
+        // (on the ripe stack) below. With one collection per pass, as before, a
+        // batch waited for the next pass (a park later: 1 ms under load), and the
+        // cells doomed meanwhile, 30,000–50,000 for one thread upserting 10,000
+        // keys, were that many lines the writer's cache no longer held when it
+        // reused them (`docs/BENCHMARKS.md`, "History", "A reclaimer that keeps
+        // pace"; `tests/one_reclaim.rs` fails without it).
+        epoch::pin().flush();
+        let mut tally = Tally::default();
+        // Values doomed while the ripe batches are destroyed: see `RELIEF_EVERY`.
+        let mut relief = DoomedBatch::default();
+        let mut since_relief = 0;
+        for ripe in this.ripe.take_all() {
+            ripe.destroy_each(|outcome, home| {
+                tally.add(home, outcome);
+                since_relief += 1;
+                if since_relief == RELIEF_EVERY {
+                    since_relief = 0;
+                    report.taken += Self::take_doomed(this, &mut relief);
+                }
+            });
+        }
+        tally.flush();
+        Self::start_value_grace(this, relief);
+        report.destroyed = tally.destroyed;
+        report.trim = tally.trim_count;
+        report
+    }
+
+    /// Moves what the stripes' rings and lists hold into `batch`; returns the number
+    /// of ring entries moved (a list's cells are not counted: counting them would
+    /// walk them).
+    fn take_doomed(this: &Domain, batch: &mut DoomedBatch) -> usize {
+        let before = batch.cells().len();
         for stripe in 0..COUNTER_STRIPES {
             if let Some(ring) = this.ring(stripe) {
                 ring.take_into(batch.cells());
@@ -753,12 +859,22 @@ impl Domain {
                 batch.add_chain(chain);
             }
         }
-        let guard = epoch::pin();
-        if !batch.is_empty() {
-            let domain = Arc::clone(this);
-            // Relaxed: published by the Release increment of `passes` at the end of
-            // this pass, which `flush` loads with Acquire before it reads this count.
-            this.in_grace.fetch_add(1, Ordering::Relaxed);
+        batch.cells().len() - before
+    }
+
+    /// Starts the grace period of `batch` (nothing if it is empty): its deferral
+    /// goes to the global queue, where any thread's collection runs it once every
+    /// guard pinned before this call is gone.
+    fn start_value_grace(this: &Arc<Self>, batch: DoomedBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let domain = Arc::clone(this);
+        // Relaxed: published by the Release increment of `passes` at the end of
+        // this pass, which `flush` loads with Acquire before it reads this count.
+        this.in_grace.fetch_add(1, Ordering::Relaxed);
+        {
+            let guard = epoch::pin();
             // The closure only moves the batch to the ripe stack; it runs on
             // whichever thread collects, after every guard pinned before this call
             // is dropped.
@@ -768,17 +884,10 @@ impl Domain {
                 // the count drop sees the batch on the ripe stack.
                 domain.in_grace.fetch_sub(1, Ordering::Release);
             });
+            // Push this thread's bag to the global queue, where any thread's
+            // collection (this pass's next ones included) runs it.
+            guard.flush();
         }
-        // Push this thread's bag to the global queue, where any thread's collection
-        // (this one's next pass included) runs it, and collect what is ripe now.
-        guard.flush();
-        drop(guard);
-        let mut tally = Tally::default();
-        for batch in this.ripe.take_all() {
-            batch.destroy_each(|outcome, home| tally.add(home, outcome));
-        }
-        tally.flush();
-        (tally.destroyed, tally.trim_count)
     }
 
     /// Whether a background pass walks the maps now: its pace allows it, or a
@@ -887,7 +996,7 @@ impl Domain {
     /// queued, no value doomed, in its grace period or ripe. A racy reading (see
     /// `flush`); `None` if a pass holds the pass lock (ask again later).
     fn idle(this: &Arc<Self>) -> Option<bool> {
-        // Acquire: pairs with the Release decrement in `reclaim_values`'s deferred
+        // Acquire: pairs with the Release decrement in `start_value_grace`'s deferred
         // closure, so a batch that left its grace period is seen on `ripe` below.
         let own = || {
             this.in_grace.load(Ordering::Acquire) == 0
@@ -1150,6 +1259,31 @@ mod tests {
         }
         park.after_pass(false, false);
         assert_eq!(park.after_pass(false, true), MIN_PARK);
+    }
+
+    #[test]
+    fn the_park_follows_the_rate_of_doomed_values() {
+        let mut park = Park::default();
+        let start = Instant::now();
+        let at = |micros| start + Duration::from_micros(micros);
+        // The first pass gives no rate.
+        assert_eq!(park.for_values(5_000, at(0)), None);
+        // 20,480 values in 1 ms: 20 M/s, so 2,048 values take 100 µs.
+        assert_eq!(
+            park.for_values(20_480, at(1_000)),
+            Some(Duration::from_micros(100))
+        );
+        // 1,024 values in 1 ms: a pass of 2,048 would take 2 ms; at most `MIN_PARK`.
+        assert_eq!(park.for_values(1_024, at(2_000)), Some(MIN_PARK));
+        // 1,000,000 values in 1 ms: at least `MIN_BUSY_PARK`.
+        assert_eq!(park.for_values(1_000_000, at(3_000)), Some(MIN_BUSY_PARK));
+        // No value: no busy park (the idle back-off decides).
+        assert_eq!(park.for_values(0, at(4_000)), None);
+        // The interval runs from the last pass, even one that took nothing.
+        assert_eq!(
+            park.for_values(2_048, at(4_200)),
+            Some(Duration::from_micros(200))
+        );
     }
 
     #[test]
