@@ -220,14 +220,16 @@ impl<S> fmt::Debug for Builder<S> {
     }
 }
 
-/// Four times the number of CPUs, rounded up to a power of two. Computed once:
-/// `available_parallelism` reads `/proc` and cgroup files (about 10 µs, most of the
-/// cost of building a map before it was cached). A plain `OnceLock` of a constant,
-/// not part of the map's synchronization (hence not from the `sync` shim).
+/// Four times the number of CPUs, rounded up to a power of two.
 fn default_shards() -> usize {
-    static SHARDS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *SHARDS.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        (cpus * 4).max(2).next_power_of_two()
-    })
+    (cpus() * 4).max(2).next_power_of_two()
+}
+
+/// The CPUs the process may run on, computed once: `available_parallelism` reads
+/// `/proc` and cgroup files (about 10 µs, most of the cost of building a map before
+/// it was cached). A plain `OnceLock` of a constant, not part of the map's
+/// synchronization (hence not from the `sync` shim).
+pub(crate) fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }

@@ -108,9 +108,10 @@ pub(crate) struct PassReport {
     pub(crate) torn_down: usize,
     /// Jobs run, values destroyed, homes freed: 0 for an idle pass.
     pub(crate) work: usize,
-    /// Doomed values taken off the stripes' rings (the pace of the background
-    /// thread follows it: `Park`).
+    /// Doomed values taken off the stripes' rings, and from how many rings (the
+    /// pace of the background thread follows them: `Park::for_values`).
     pub(crate) values_taken: usize,
+    pub(crate) rings_taken: usize,
 }
 
 /// What a pass did with doomed values (`Domain::reclaim_values`).
@@ -118,6 +119,8 @@ pub(crate) struct PassReport {
 struct ValuesReport {
     /// Taken off the stripes' rings, into a batch in its grace period.
     taken: usize,
+    /// Rings that had values (each is one thread's: `stripe.rs`).
+    rings: usize,
     destroyed: usize,
     /// Destroyed values of maps that return memory to the OS (`trim.rs`).
     trim: usize,
@@ -338,9 +341,15 @@ const VALUES_PER_PASS: usize = 2048;
 
 impl Park {
     /// A park shorter than `MIN_PARK` when the pass that ended at `now` took
-    /// `taken` values off the rings: as long as it takes the program to doom
+    /// `taken` values off `rings` rings: as long as it takes the program to doom
     /// `VALUES_PER_PASS` values at the rate of the last interval, at least
-    /// `MIN_BUSY_PARK`. `None` when no value came (or for the first pass).
+    /// `MIN_BUSY_PARK`. `None` when no value came (or for the first pass), and when
+    /// the dooming threads are at least as many as the CPUs (`cpus`): each ring is
+    /// one thread's, and when they keep every core busy, a pass every 100 µs takes
+    /// a core from one of them each time (at 2 threads on 2 cores, the
+    /// insert/remove mix fell from 1.00× to 0.59× `DashMap` in the medians of
+    /// seven alternating runs; `docs/BENCHMARKS.md`, "History", "A reclaimer that
+    /// keeps pace").
     ///
     /// Why: a doomed value's memory is reused once its pass has destroyed it, and
     /// until then it is a line the writers' caches lose. With a pass every
@@ -349,9 +358,15 @@ impl Park {
     /// 30% slower than with a pass every 100 µs (`docs/BENCHMARKS.md`, "History",
     /// "A reclaimer that keeps pace"). At 2,048 values a pass, that rate parks about
     /// 130 µs; 1 M values a second, the full millisecond.
-    fn for_values(&mut self, taken: usize, now: Instant) -> Option<Duration> {
+    fn for_values(
+        &mut self,
+        taken: usize,
+        rings: usize,
+        cpus: usize,
+        now: Instant,
+    ) -> Option<Duration> {
         let since = now.saturating_duration_since(self.last_pass.replace(now)?);
-        if taken == 0 {
+        if taken == 0 || rings >= cpus {
             return None;
         }
         let pace = since.mul_f64(VALUES_PER_PASS as f64 / taken as f64);
@@ -673,9 +688,9 @@ impl Domain {
             // ordered by the job list and the ripe stack, not by this count.
             let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;
             let pace = park.after_pass(worked, in_grace);
-            let taken = report.map_or(0, |r| r.values_taken);
+            let (taken, rings) = report.map_or((0, 0), |r| (r.values_taken, r.rings_taken));
             let pace = park
-                .for_values(taken, Instant::now())
+                .for_values(taken, rings, crate::builder::cpus(), Instant::now())
                 .map_or(pace, |busy| busy.min(pace));
             thread::park_timeout(pace);
         }
@@ -732,7 +747,7 @@ impl Domain {
             torn_down += report.torn_down;
         }
         let values = Self::reclaim_values(this);
-        let values_taken = values.taken;
+        let (values_taken, rings_taken) = (values.taken, values.rings);
         work += values.destroyed;
         trim_count += values.trim;
         work += Self::free_orphans(this, &mut state);
@@ -752,6 +767,7 @@ impl Domain {
             torn_down,
             work,
             values_taken,
+            rings_taken,
         })
     }
 
@@ -813,7 +829,8 @@ impl Domain {
     fn reclaim_values(this: &Arc<Self>) -> ValuesReport {
         let mut report = ValuesReport::default();
         let mut batch = DoomedBatch::default();
-        report.taken += Self::take_doomed(this, &mut batch);
+        let (taken, rings) = Self::take_doomed(this, &mut batch);
+        (report.taken, report.rings) = (taken, rings);
         Self::start_value_grace(this, batch);
         // One more collection: with the one of the deferral above, the epoch
         // advances twice if no thread pinned before the deferral is still pinned,
@@ -835,7 +852,7 @@ impl Domain {
                 since_relief += 1;
                 if since_relief == RELIEF_EVERY {
                     since_relief = 0;
-                    report.taken += Self::take_doomed(this, &mut relief);
+                    report.taken += Self::take_doomed(this, &mut relief).0;
                 }
             });
         }
@@ -848,18 +865,20 @@ impl Domain {
 
     /// Moves what the stripes' rings and lists hold into `batch`; returns the number
     /// of ring entries moved (a list's cells are not counted: counting them would
-    /// walk them).
-    fn take_doomed(this: &Domain, batch: &mut DoomedBatch) -> usize {
-        let before = batch.cells().len();
+    /// walk them) and of the rings that had any.
+    fn take_doomed(this: &Domain, batch: &mut DoomedBatch) -> (usize, usize) {
+        let (before, mut rings) = (batch.cells().len(), 0);
         for stripe in 0..COUNTER_STRIPES {
             if let Some(ring) = this.ring(stripe) {
+                let at = batch.cells().len();
                 ring.take_into(batch.cells());
+                rings += usize::from(batch.cells().len() > at);
             }
             if let Some(chain) = this.doomed[stripe].take_all() {
                 batch.add_chain(chain);
             }
         }
-        batch.cells().len() - before
+        (batch.cells().len() - before, rings)
     }
 
     /// Starts the grace period of `batch` (nothing if it is empty): its deferral
@@ -1266,23 +1285,33 @@ mod tests {
         let mut park = Park::default();
         let start = Instant::now();
         let at = |micros| start + Duration::from_micros(micros);
-        // The first pass gives no rate.
-        assert_eq!(park.for_values(5_000, at(0)), None);
+        // One dooming thread (one ring) on 2 CPUs. The first pass gives no rate.
+        assert_eq!(park.for_values(5_000, 1, 2, at(0)), None);
         // 20,480 values in 1 ms: 20 M/s, so 2,048 values take 100 µs.
         assert_eq!(
-            park.for_values(20_480, at(1_000)),
+            park.for_values(20_480, 1, 2, at(1_000)),
             Some(Duration::from_micros(100))
         );
         // 1,024 values in 1 ms: a pass of 2,048 would take 2 ms; at most `MIN_PARK`.
-        assert_eq!(park.for_values(1_024, at(2_000)), Some(MIN_PARK));
+        assert_eq!(park.for_values(1_024, 1, 2, at(2_000)), Some(MIN_PARK));
         // 1,000,000 values in 1 ms: at least `MIN_BUSY_PARK`.
-        assert_eq!(park.for_values(1_000_000, at(3_000)), Some(MIN_BUSY_PARK));
+        assert_eq!(
+            park.for_values(1_000_000, 1, 2, at(3_000)),
+            Some(MIN_BUSY_PARK)
+        );
         // No value: no busy park (the idle back-off decides).
-        assert_eq!(park.for_values(0, at(4_000)), None);
+        assert_eq!(park.for_values(0, 0, 2, at(4_000)), None);
         // The interval runs from the last pass, even one that took nothing.
         assert_eq!(
-            park.for_values(2_048, at(4_200)),
+            park.for_values(2_048, 1, 2, at(4_200)),
             Some(Duration::from_micros(200))
+        );
+        // As many dooming threads as CPUs: no busy park, whatever the rate...
+        assert_eq!(park.for_values(20_480, 2, 2, at(5_200)), None);
+        // ...but with a CPU to spare, one.
+        assert_eq!(
+            park.for_values(20_480, 2, 4, at(6_200)),
+            Some(Duration::from_micros(100))
         );
     }
 
