@@ -115,7 +115,8 @@ type SubmitTeardown<K, V, S> = unsafe fn(RetiredTable<K, V, S>, *const Domain);
 /// of its 2,245 instructions under callgrind, `docs/BENCHMARKS.md`, "History", "One
 /// allocation fewer per map"), and a spare that is never used costs no node.
 /// The cost moves to the thread that drops the last reference: usually the
-/// reclaimer's pass releasing a hand-off, else a snapshot or a guard made from one.
+/// reclaimer's pass releasing a hand-off, else a snapshot or a guard made from one,
+/// or any pinning thread whose epoch collection runs the deferred release.
 ///
 /// # Safety
 /// `domain` is live at the call (`table.owner` holds the home, which holds an
@@ -126,8 +127,19 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
+    let node = JobNode::new(table);
+    // Counted once the node exists (an allocation that unwound before would
+    // otherwise leave the count above what can ever be done), and before the push
+    // (after it, the next pass may run the job and count it done).
+    node.payload
+        .owner
+        .as_ref()
+        .expect("a submitted table has its owner")
+        .home()
+        .get()
+        .count_submitted();
     // SAFETY: the domain is live at the call (the contract).
-    unsafe { Domain::submit(domain, JobNode::new(table)) };
+    unsafe { Domain::submit(domain, node) };
 }
 
 /// A generation's table on its way to the teardown, plus the flag to raise once it
@@ -247,7 +259,6 @@ impl<K, V, S> Drop for Generation<K, V, S> {
                 ManuallyDrop::take(&mut self.retirement),
             )
         };
-        owner.home().get().count_submitted();
         // The owner in the job keeps the home (and its domain) alive until the push;
         // nothing is touched after it (the next pass may free both).
         let domain = Arc::as_ptr(owner.home().get().domain());

@@ -1,8 +1,9 @@
 //! `Domain`: one reclaimer, serving any number of maps.
 //!
-//! A domain owns the queues on which work waits (hand-offs and retired tables on
-//! a [`JobList`], doomed values on [`DoomRing`]s and [`DoomedList`]s, one of each
-//! per stripe of threads, ripe batches and orphaned homes on [`Stack`]s) and
+//! A domain owns the queues on which work waits (retired tables on a [`JobList`],
+//! the maps whose clears park generations on their standbys, doomed values on
+//! [`DoomRing`]s and [`DoomedList`]s, one of each per stripe of threads, ripe
+//! batches and orphaned homes on [`Stack`]s) and
 //! runs *passes* over them, one at a time. Passes are run by the domain's background
 //! thread (the process-wide default domain, or a dedicated one of the user's), or by
 //! the program ([`ReclaimMode::Manual`]: `reclaim()`, `Retired::wait`, a poll of a
@@ -71,8 +72,9 @@ pub enum ReclaimMode {
     /// No thread: passes run when the program calls
     /// [`AtomicMap::reclaim`](crate::AtomicMap::reclaim) or
     /// [`Reclaimer::reclaim`](crate::Reclaimer::reclaim), or waits on (or polls) a
-    /// [`Retired`](crate::Retired) ticket. Removed and replaced values need more
-    /// than one pass (a grace period lies between them): call it periodically.
+    /// [`Retired`](crate::Retired) ticket. Removed and replaced values wait for a
+    /// grace period, which one pass ends only if no other thread is pinned: call it
+    /// periodically.
     /// Dropping the last map (and handle) of a manual domain runs its remaining work
     /// on the dropping thread; values still held after that (by handles or C) are
     /// destroyed by the process-wide reclaimer thread.
@@ -313,7 +315,7 @@ const MAX_PARK: Duration = Duration::from_millis(16);
 /// How long the background thread parks after each pass: `MIN_PARK` after one that
 /// worked, and while something waits in its grace period, for
 /// up to `GRACE_POLLS` idle passes in a row; otherwise twice the last park, up to
-/// `MAX_PARK`.
+/// `MAX_PARK`. Shorter while values are doomed fast (`for_values`).
 struct Park {
     last: Duration,
     /// Idle passes in a row that found something in its grace period.
@@ -344,8 +346,8 @@ impl Park {
     /// `taken` values off `rings` rings: as long as it takes the program to doom
     /// `VALUES_PER_PASS` values at the rate of the last interval, at least
     /// `MIN_BUSY_PARK`. `None` when no value came (or for the first pass), and when
-    /// the dooming threads are at least as many as the CPUs (`cpus`): each ring is
-    /// one thread's, and when they keep every core busy, a pass every 100 µs takes
+    /// the dooming threads are at least as many as the CPUs (`cpus`), or fill every
+    /// ring: each ring is one thread's, and when they keep every core busy, a pass every 100 µs takes
     /// a core from one of them each time (at 2 threads on 2 cores, the
     /// insert/remove mix fell from 1.00× to 0.59× `DashMap` in the medians of
     /// seven alternating runs; `docs/BENCHMARKS.md`, "History", "A reclaimer that
@@ -366,7 +368,10 @@ impl Park {
         now: Instant,
     ) -> Option<Duration> {
         let since = now.saturating_duration_since(self.last_pass.replace(now)?);
-        if taken == 0 || rings >= cpus {
+        // Rings are `COUNTER_STRIPES` at most (the first threads that count claim
+        // them; later ones doom onto the lists, uncounted): all of them busy means
+        // as many dooming threads as CPUs, or more than can be counted.
+        if taken == 0 || rings >= cpus.min(COUNTER_STRIPES) {
             return None;
         }
         let pace = since.mul_f64(VALUES_PER_PASS as f64 / taken as f64);
@@ -547,7 +552,7 @@ impl Domain {
             && self.adoptions.is_empty()
     }
 
-    /// Hands a job over (a hand-off or a retired table). O(1), no allocation: a push.
+    /// Hands a job over (a retired table). O(1), no allocation: a push.
     ///
     /// A raw pointer, not `&self`: the pushed job may be run by the very next pass,
     /// on another thread, and with it the last reference keeping the domain alive
@@ -670,6 +675,10 @@ impl Domain {
         loop {
             let report = Domain::run_pass(this, false, Walk::Paced);
             let worked = report.is_some_and(|r| r.work > 0);
+            // Told of every pass, also of those after which the thread does not
+            // park, so that the rate's interval starts at the last pass.
+            let (taken, rings) = report.map_or((0, 0), |r| (r.values_taken, r.rings_taken));
+            let busy = park.for_values(taken, rings, crate::builder::cpus(), Instant::now());
             // The flag under the users lock, then what is queued: once the flag is
             // set, the check sees every user's work (see `remove_user`). (A thread
             // spawned before its domain's first user arrives sees `unused` false.)
@@ -688,11 +697,7 @@ impl Domain {
             // ordered by the job list and the ripe stack, not by this count.
             let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;
             let pace = park.after_pass(worked, in_grace);
-            let (taken, rings) = report.map_or((0, 0), |r| (r.values_taken, r.rings_taken));
-            let pace = park
-                .for_values(taken, rings, crate::builder::cpus(), Instant::now())
-                .map_or(pace, |busy| busy.min(pace));
-            thread::park_timeout(pace);
+            thread::park_timeout(busy.map_or(pace, |busy| busy.min(pace)));
         }
     }
 

@@ -13,7 +13,8 @@
 //! 1. **doomed**: pushed by releasing threads;
 //! 2. each pass takes the doomed values as one batch and defers, through the epoch,
 //!    a closure that only moves the batch to **ripe**, then flushes its own bag so
-//!    that any thread's collection (its own next pass included) can run it: the
+//!    that any thread's collection (its own next one, in the same pass, included)
+//!    can run it: the
 //!    grace period starts after the values were unlinked, so every reader that
 //!    could see them has unpinned by the time the batch is ripe;
 //! 3. each pass destroys the **ripe** batches, on the reclaimer.
@@ -303,6 +304,13 @@ impl DoomedList {
     /// walk read the cell again: two cold misses per value where one does; three
     /// quarters of the pass's samples in an upsert profile were that walk.)
     pub(crate) fn take_all(&self) -> Option<DoomedChain> {
+        // A look first, so that an empty list's line (which releasing threads
+        // write) is not taken for a swap: a pass takes every stripe's list, and
+        // again every `RELIEF_EVERY` values it destroys. Relaxed: a push it misses
+        // is taken by the next pass.
+        if self.head.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
         // Acquire: pairs with the Release of every push; the links are read by
         // `DoomedChain::destroy_each`.
         NonNull::new(self.head.swap(ptr::null_mut(), Ordering::Acquire)).map(DoomedChain)

@@ -1,11 +1,12 @@
 //! Reclamation: everything between "nobody needs this any more" and its destructor.
 //!
 //! Follow a retired generation:
-//! 1. `clear_async` swaps the generation out and hands the slot's reference to its
-//!    map's reclaimer as a *hand-off* job ([`jobs`], submitted to a [`domain`]).
-//! 2. A pass of the domain releases that reference. Whoever drops the generation's
-//!    last reference (that pass, a reader's guard, a snapshot) pushes its table as a
-//!    *teardown* job: O(1), no allocation.
+//! 1. `clear_async` swaps the generation out and parks the slot's reference on its
+//!    map's standby (`standby.rs`), which its [`domain`]'s passes walk.
+//! 2. A pass of the domain releases that reference after a grace period. Whoever
+//!    drops the generation's last reference (usually that pass; a snapshot, or a
+//!    guard made from one) pushes its table as a *teardown* job ([`jobs`]): O(1),
+//!    one small allocation (the job's node).
 //! 3. The next pass walks the table: each value whose last reference was the
 //!    table's is destroyed at once, on the pass's thread (no guard can reach a
 //!    retired table). The map's account ([`home`]) is updated, then the generation's
@@ -15,7 +16,8 @@
 //! 1. Its last release puts it in the domain's ring for the releasing thread's
 //!    stripe ([`doom_ring`]), or on the stripe's doomed list ([`doomed`]).
 //! 2. A pass starts its grace period (a crossbeam-epoch deferral that moves the batch
-//!    to the ripe stack), and a later pass destroys it, on the pass's thread.
+//!    to the ripe stack) and destroys it, on the pass's thread: that same pass when
+//!    no thread pinned before is still pinned, else a later one.
 //!
 //! Passes run on the domain's background thread (one per process by default), or
 //! where the program calls them (manual mode). Freed value cells go back to the
