@@ -334,6 +334,14 @@ impl Default for Park {
     }
 }
 
+/// The number of rings with values at which the dooming threads are taken to keep
+/// every core busy (`Park::for_values`): the CPUs, or every ring if there are
+/// fewer (`COUNTER_STRIPES`: the first threads that count claim the rings; later
+/// ones doom onto the lists, which a pass does not count).
+fn busy_rings() -> usize {
+    crate::builder::cpus().min(COUNTER_STRIPES)
+}
+
 /// The shortest park while values are doomed fast (see `Park::for_values`).
 const MIN_BUSY_PARK: Duration = Duration::from_micros(50);
 
@@ -346,8 +354,8 @@ impl Park {
     /// `taken` values off `rings` rings: as long as it takes the program to doom
     /// `VALUES_PER_PASS` values at the rate of the last interval, at least
     /// `MIN_BUSY_PARK`. `None` when no value came (or for the first pass), and when
-    /// the dooming threads are at least as many as the CPUs (`cpus`), or fill every
-    /// ring: each ring is one thread's, and when they keep every core busy, a pass every 100 µs takes
+    /// `rings` reaches `busy_rings` (`busy_rings()`: the CPUs, or every ring): each
+    /// ring is one thread's, and when the dooming threads keep every core busy, a pass every 100 µs takes
     /// a core from one of them each time (at 2 threads on 2 cores, the
     /// insert/remove mix fell from 1.00× to 0.59× `DashMap` in the medians of
     /// seven alternating runs; `docs/BENCHMARKS.md`, "History", "A reclaimer that
@@ -364,14 +372,11 @@ impl Park {
         &mut self,
         taken: usize,
         rings: usize,
-        cpus: usize,
+        busy_rings: usize,
         now: Instant,
     ) -> Option<Duration> {
         let since = now.saturating_duration_since(self.last_pass.replace(now)?);
-        // Rings are `COUNTER_STRIPES` at most (the first threads that count claim
-        // them; later ones doom onto the lists, uncounted): all of them busy means
-        // as many dooming threads as CPUs, or more than can be counted.
-        if taken == 0 || rings >= cpus.min(COUNTER_STRIPES) {
+        if taken == 0 || rings >= busy_rings {
             return None;
         }
         let pace = since.mul_f64(VALUES_PER_PASS as f64 / taken as f64);
@@ -678,7 +683,7 @@ impl Domain {
             // Told of every pass, also of those after which the thread does not
             // park, so that the rate's interval starts at the last pass.
             let (taken, rings) = report.map_or((0, 0), |r| (r.values_taken, r.rings_taken));
-            let busy = park.for_values(taken, rings, crate::builder::cpus(), Instant::now());
+            let busy = park.for_values(taken, rings, busy_rings(), Instant::now());
             // The flag under the users lock, then what is queued: once the flag is
             // set, the check sees every user's work (see `remove_user`). (A thread
             // spawned before its domain's first user arrives sees `unused` false.)
@@ -1290,7 +1295,8 @@ mod tests {
         let mut park = Park::default();
         let start = Instant::now();
         let at = |micros| start + Duration::from_micros(micros);
-        // One dooming thread (one ring) on 2 CPUs. The first pass gives no rate.
+        // One dooming thread (one ring) on 2 CPUs (`busy_rings` 2). The first pass
+        // gives no rate.
         assert_eq!(park.for_values(5_000, 1, 2, at(0)), None);
         // 20,480 values in 1 ms: 20 M/s, so 2,048 values take 100 µs.
         assert_eq!(
@@ -1311,7 +1317,8 @@ mod tests {
             park.for_values(2_048, 1, 2, at(4_200)),
             Some(Duration::from_micros(200))
         );
-        // As many dooming threads as CPUs: no busy park, whatever the rate...
+        // As many dooming threads as CPUs (or rings): no busy park, whatever the
+        // rate...
         assert_eq!(park.for_values(20_480, 2, 2, at(5_200)), None);
         // ...but with a CPU to spare, one.
         assert_eq!(
