@@ -304,13 +304,6 @@ impl DoomedList {
     /// walk read the cell again: two cold misses per value where one does; three
     /// quarters of the pass's samples in an upsert profile were that walk.)
     pub(crate) fn take_all(&self) -> Option<DoomedChain> {
-        // A look first, so that an empty list's line (which releasing threads
-        // write) is not taken for a swap: a pass takes every stripe's list, and
-        // again every `RELIEF_EVERY` values it destroys. Relaxed: a push it misses
-        // is taken by the next pass.
-        if self.head.load(Ordering::Relaxed).is_null() {
-            return None;
-        }
         // Acquire: pairs with the Release of every push; the links are read by
         // `DoomedChain::destroy_each`.
         NonNull::new(self.head.swap(ptr::null_mut(), Ordering::Acquire)).map(DoomedChain)
