@@ -11,44 +11,37 @@
 // loom's, which only work inside a model (the models are in `loom-tests/`).
 #![cfg(not(feature = "loom"))]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
 use atomic_map::{AtomicMap, Builder, ReclaimMode};
-
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use common::{DropLedger, Tracked};
 
 #[test]
 fn one_reclaim_destroys_what_was_removed_before_it() {
-    let map: AtomicMap<u32, Counted> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
-    let drops = Arc::new(AtomicUsize::new(0));
+    let map: AtomicMap<u32, Tracked> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    let ledger = DropLedger::new(5);
     for k in 0..3 {
-        map.insert(k, Counted(drops.clone()));
+        map.insert(k, ledger.make(k.into()));
     }
     for k in 0..3 {
         drop(map.remove(&k));
     }
     // Replaced, not removed: the same path.
-    map.insert(7, Counted(drops.clone()));
-    drop(map.insert(7, Counted(drops.clone())));
+    map.insert(7, ledger.make(7));
+    drop(map.insert(7, ledger.make(8)));
     assert_eq!(map.stats().pending_values, 4);
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "destroyed before a pass");
+    assert_eq!(ledger.dropped(), 0, "destroyed before a pass");
     map.reclaim();
-    assert_eq!(drops.load(Ordering::SeqCst), 4);
+    assert_eq!(ledger.dropped(), 4);
     assert_eq!(map.stats().pending_values, 0);
     // A pinned guard of this thread holds the next grace period up: the value
     // removed under it survives the call.
     let guard = map.pin();
     drop(map.remove(&7));
     map.reclaim();
-    assert_eq!(drops.load(Ordering::SeqCst), 4, "destroyed under a pin");
+    assert_eq!(ledger.dropped(), 4, "destroyed under a pin");
     drop(guard);
     map.reclaim();
-    assert_eq!(drops.load(Ordering::SeqCst), 5);
+    assert_eq!(ledger.dropped(), 5);
+    ledger.assert_all_dropped_once();
 }

@@ -181,8 +181,8 @@ pub unsafe extern "C" fn amap_new_with_reclaimer(
     out_map: *mut *mut amap_t,
 ) -> amap_status_t {
     guard(|| {
-        // SAFETY: the contract of this function, for the three pointers.
         let (options, reclaimer, out_map) =
+            // SAFETY: the contract of this function, for the three pointers.
             unsafe { (arg(options)?, arg(reclaimer)?, out(out_map)?) };
         let map = build(options, Some(reclaimer))?;
         out_map.set(Box::into_raw(Box::new(map)));
@@ -296,8 +296,8 @@ pub unsafe extern "C" fn amap_contains(
     out_present: *mut u8,
 ) -> amap_status_t {
     guard(|| {
-        // SAFETY: the contract of this function.
         let (map, key, out_present) =
+            // SAFETY: the contract of this function.
             unsafe { (arg(map)?, self::key(key, key_len)?, out(out_present)?) };
         out_present.set(u8::from(map.map.contains_key(key)));
         Ok(())
@@ -322,8 +322,8 @@ pub unsafe extern "C" fn amap_get(
     out_value: *mut *mut amap_value_t,
 ) -> amap_status_t {
     guard(|| {
-        // SAFETY: the contract of this function.
         let (map, key, out_value) =
+            // SAFETY: the contract of this function.
             unsafe { (arg(map)?, self::key(key, key_len)?, out(out_value)?) };
         let value = map.map.get(key).ok_or(amap_status_t::AMAP_NOT_FOUND)?;
         out_value.set(into_c(value));

@@ -91,8 +91,8 @@ pub unsafe extern "C" fn amap_read_get(
     out_data: *mut *mut c_void,
 ) -> amap_status_t {
     guard(|| {
-        // SAFETY: the contract of this function.
         let (read, key, out_data) =
+            // SAFETY: the contract of this function.
             unsafe { (arg(read)?, self::key(key, key_len)?, out(out_data)?) };
         read.check_thread()?;
         let value = read

@@ -75,8 +75,8 @@ pub unsafe extern "C" fn amap_snapshot_get(
     out_value: *mut *mut amap_value_t,
 ) -> amap_status_t {
     guard(|| {
-        // SAFETY: the contract of this function.
         let (snap, key, out_value) =
+            // SAFETY: the contract of this function.
             unsafe { (arg(snap)?, self::key(key, key_len)?, out(out_value)?) };
         let value = snap
             .snapshot

@@ -558,10 +558,11 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // the rehash) to readers' Acquire loads (`get`, `visit_shard`, `Entries`).
         let old = self.shard.array.swap(new, Ordering::Release);
         if !old.is_null() {
-            // SAFETY: from `Box::into_raw` (the shard's arrays all are); unlinked
-            // just above, so unreachable for a guard pinned after the lock's
-            // release (a reader loads the shard's array after pinning); freeing an
+            // `old` came from `Box::into_raw` (the shard's arrays all do) and was
+            // unlinked just above, so no guard pinned after the lock's release can
+            // reach it (a reader loads the shard's array after pinning); freeing an
             // array drops its slots only, never an entry.
+            // SAFETY: `RetiredArray::new`'s contract, as established just above.
             let retired = unsafe { RetiredArray::new(old) };
             self.locked.retire_after_unlock(retired);
         }
