@@ -3,10 +3,11 @@
 //! flushes once (`Duration::ZERO`: one look, one pass of its own, one more look);
 //! the main thread holds a guard pinned across two passes, then unpins (which
 //! moves the batch to the ripe stack). `flush` may only say "idle" once the value
-//! is destroyed. What it reads is racy by design; what makes the answer true is the
-//! pass count's Release/Acquire (a flush that counts a pass sees the batch it put in
-//! its grace period, `in_grace`) and `in_grace`'s Release decrement / Acquire load
-//! (a flush that sees the count drop sees the batch on the ripe stack).
+//! is destroyed. What it reads is racy by design; what makes the answer true is
+//! `idle`'s second look under the pass lock (a flush that counts a pass sees the
+//! batch it put in its grace period, `in_grace`: the pass count itself is Relaxed)
+//! and `in_grace`'s Release decrement / Acquire load (a flush that sees the count
+//! drop sees the batch on the ripe stack).
 
 mod common;
 

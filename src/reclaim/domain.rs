@@ -482,10 +482,14 @@ impl Domain {
         self.mode
     }
 
-    /// Passes completed so far (a racy reading).
+    /// Passes completed so far (a racy reading): a count to wait on, not a
+    /// publication. A waiter that counts a pass sees what the pass did through the
+    /// pass lock, which `idle` takes before its answer (see the increment in `pass`).
     pub(crate) fn passes(&self) -> u64 {
-        // Acquire: pairs with the Release increment at the end of `pass`.
-        self.passes.load(Ordering::Acquire)
+        // Relaxed: the increments are totally ordered (one counter), so a count read
+        // after `start` belongs to a pass that began after it; what that pass did
+        // is published by the pass lock (the increment in `pass`).
+        self.passes.load(Ordering::Relaxed)
     }
 
     /// A map or handle starts using the domain.
@@ -765,9 +769,13 @@ impl Domain {
         if state.trim.after_pass(trim_count, Instant::now()) {
             trim::release_free_memory();
         }
-        // Release: pairs with the Acquire load in `passes`: a flush that counts this
-        // pass sees what it did (the batches it put in their grace period).
-        this.passes.fetch_add(1, Ordering::Release);
+        // Relaxed: what this pass did (the batches it put in their grace period, the
+        // `in_grace` increments) is published by the release of the pass lock just
+        // below, which `idle` takes before it answers; `flush` only counts. (A
+        // Release/Acquire pair here once did that job; since `idle` looks again
+        // under the lock, loom scenario 13 passed with it weakened, and it fails
+        // without that second look: `idle-skips-its-look-under-the-lock.patch`.)
+        this.passes.fetch_add(1, Ordering::Relaxed);
         drop(state);
         if work > 0 || this.waiters.load(Ordering::Relaxed) > 0 {
             let _g = lock(&this.done_lock);
@@ -794,7 +802,7 @@ impl Domain {
     /// map's drop took (docs/BENCHMARKS.md, "History", "A map's drop without its
     /// own grace period").
     pub(crate) fn after_grace(this: &Arc<Self>, release: impl FnOnce() + Send + 'static) {
-        // Relaxed: as in `start_value_grace` (published by the pass's `passes` Release,
+        // Relaxed: as in `start_value_grace` (published by the pass lock's release,
         // or, from a map's drop, seen by that thread's own later `flush`); the
         // queue's push publishes the release itself.
         this.in_grace.fetch_add(1, Ordering::Relaxed);
@@ -899,8 +907,8 @@ impl Domain {
             return;
         }
         let domain = Arc::clone(this);
-        // Relaxed: published by the Release increment of `passes` at the end of
-        // this pass, which `flush` loads with Acquire before it reads this count.
+        // Relaxed: published by the release of the pass lock at the end of this
+        // pass, which `idle` takes before it answers.
         this.in_grace.fetch_add(1, Ordering::Relaxed);
         {
             let guard = epoch::pin();
@@ -1046,7 +1054,9 @@ impl Domain {
         // lock may have left work the look could not see, having taken the job
         // chain (the rest of a sliced teardown, queued again at the end of its
         // slice) or the doomed cells (values a destructor doomed). And generations
-        // the last walk had to leave parked (`Serviced::Deferred`).
+        // the last walk had to leave parked (`Serviced::Deferred`). The lock is also
+        // what publishes each finished pass to this look (the `in_grace` increments
+        // of the batches it put in their grace period): `passes` is only counted.
         if !own() || state.deferred_maps > 0 {
             return Some(false);
         }
