@@ -1,10 +1,11 @@
-//! The write mixes of `--bench throughput`, as a plain loop that alternates the maps
-//! (so that each comparison is made in one run, interleaved against the host's
-//! drift) and that callgrind can count exactly.
+//! The write mixes of `--bench throughput`, and its read-heavy one, as a plain loop
+//! that alternates the maps (so that each comparison is made in one run,
+//! interleaved against the host's drift) and that callgrind can count exactly.
 //!
 //! Each thread runs a fixed sequence of 65,536 operations over `--keys` keys
-//! (10,000 by default, prefilled; Exchange draws from 4/3 as many, as
-//! conc-map-bench does), `--rounds` times, after a `--rounds`-long warm-up, and the
+//! (10,000 by default, prefilled; Exchange and `read-heavy` draw from 4/3 as many,
+//! as conc-map-bench does; `throughput`'s read-heavy group has `--keys 100000`),
+//! `--rounds` times, after a `--rounds`-long warm-up, and the
 //! probe prints nanoseconds per operation per thread. `--repeat` runs every map that
 //! many times, alternating, then prints each map's median and each one's ratio to
 //! `dashmap`'s median.
@@ -18,6 +19,7 @@
 //! ```text
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix exchange --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --threads 2
+//! cargo bench -p atomic-map-benches --bench write_probe -- --mix read-heavy --keys 100000 --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --test       # smoke run (CI)
 //! # Instructions per operation (the loop alone; divide by 65,536 × rounds):
 //! cargo bench -p atomic-map-benches --bench write_probe --no-run
@@ -75,7 +77,13 @@ fn operations(mix: &str, keys: u64, thread: usize) -> Vec<Op> {
                 "upsert" => Op::Insert(key),
                 "insert-remove" if pick < 50 => Op::Insert(key),
                 "insert-remove" => Op::Remove(key),
-                other => panic!("--mix {other}: exchange, upsert or insert-remove"),
+                // conc-map-bench's ReadHeavy: 98% get, 1% insert, 1% remove.
+                "read-heavy" => match pick {
+                    0..=97 => Op::Get(key),
+                    98 => Op::Insert(key),
+                    _ => Op::Remove(key),
+                },
+                other => panic!("--mix {other}: exchange, upsert, insert-remove or read-heavy"),
             }
         })
         .collect();
@@ -230,7 +238,7 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds", if test { 1 } else { 100 });
     let repeat: usize = arg(&args, "--repeat", if test { 1 } else { 5 });
     assert!(threads >= 1 && keys >= 1 && rounds >= 1 && repeat >= 1);
-    let range = if mix == "exchange" {
+    let range = if mix == "exchange" || mix == "read-heavy" {
         keys * 4 / 3
     } else {
         keys
