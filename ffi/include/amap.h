@@ -69,7 +69,8 @@ typedef enum {
   /**
    * atomic-map panicked (a bug, or the reclaimer thread could not be started).
    * The panic was stopped at the boundary; the call had no effect, except that
-   * a value passed to `amap_insert` may already have been destroyed.
+   * a value passed to `amap_insert` or `amap_try_insert` may already have been
+   * destroyed.
    */
   AMAP_PANIC = 6,
   /**
@@ -78,6 +79,11 @@ typedef enum {
    * cannot finish until that destructor returns. Nothing was waited for.
    */
   AMAP_WOULD_DEADLOCK = 7,
+  /**
+   * The key is already in the map (`amap_try_insert`): nothing was inserted, and
+   * the value passed in is still the caller's.
+   */
+  AMAP_EXISTS = 8,
 } amap_status_t;
 
 /**
@@ -488,6 +494,74 @@ amap_status_t amap_get(const amap_t *map,
                        const uint8_t *key,
                        size_t key_len,
                        amap_value_t **out_value);
+
+/**
+ * Maps `key[0..key_len]` to a new value `data` only if the key is absent from the
+ * current generation, in one step with respect to other writers of the key (a
+ * `get` followed by an `insert` would let two threads both insert, one
+ * replacing the other's value). Returns `AMAP_OK` if it inserted, `AMAP_EXISTS`
+ * if the key was present (the map is unchanged).
+ *
+ * Ownership: on `AMAP_OK` the map owns the value, as with `amap_insert`. On
+ * `AMAP_EXISTS` (and every other status but `AMAP_PANIC`) the map took nothing:
+ * `dtor` will never be called for `data`, which is still the caller's. If
+ * `out_value` is not `NULL`, `*out_value` receives a **retained** value on
+ * `AMAP_OK` (the one inserted) and on `AMAP_EXISTS` (the one already mapped),
+ * and is left untouched otherwise; the caller gives it back with
+ * `amap_value_release`.
+ *
+ * # Safety
+ * `map` must be a live map; `key`, `data`, `dtor` and `ctx` as in `amap_insert`;
+ * `out_value` `NULL` or valid for a write.
+ */
+amap_status_t amap_try_insert(const amap_t *map,
+                              const uint8_t *key,
+                              size_t key_len,
+                              void *data,
+                              amap_dtor_fn dtor,
+                              void *ctx,
+                              amap_value_t **out_value);
+
+/**
+ * Removes `key` from the current generation and writes its value, **retained**,
+ * to `*out_value`: the value the removal took out, which no other writer can
+ * have replaced in between (`amap_get` then `amap_remove` could remove a newer
+ * value than the one it read). Returns `AMAP_NOT_FOUND` if the key was absent
+ * (leaving `*out_value` untouched).
+ *
+ * Ownership: the caller owns one reference to `*out_value` (the map's own, handed
+ * over) and gives it back with `amap_value_release`; the destructor runs after
+ * that, once nothing else holds the value.
+ *
+ * # Safety
+ * `map` must be a live map; `key` as in `amap_insert`; `out_value` valid for a
+ * write.
+ */
+amap_status_t amap_take(const amap_t *map,
+                        const uint8_t *key,
+                        size_t key_len,
+                        amap_value_t **out_value);
+
+/**
+ * Removes `key` from the current generation only if it still maps to the value
+ * `expected` is a handle on (compared by identity: the value a `get` returned, not
+ * its `data`), in one step with respect to other writers of the key: an
+ * invalidation that does not remove a newer value inserted meanwhile. Returns
+ * `AMAP_OK` if it removed the entry, `AMAP_NOT_FOUND` if the key is absent or
+ * maps to another value (the map is unchanged). The removed value is released as
+ * with `amap_remove`.
+ *
+ * Ownership: `expected` stays the caller's (still retained after the call).
+ *
+ * # Safety
+ * `map` must be a live map; `key` as in `amap_insert`; `expected` a retained
+ * value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_snapshot_get` or
+ * `amap_value_retain`), not yet released.
+ */
+amap_status_t amap_remove_if_same(const amap_t *map,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const amap_value_t *expected);
 
 /**
  * Retires the current generation and publishes an empty one, in O(1): one

@@ -339,9 +339,48 @@ class Map {
     template <class T> void insert(std::string_view key, std::unique_ptr<T> value) {
         detail::insert_owned(amap_insert, map_.get(), key, value);
     }
+    /// Maps `key` to `data` only if the key is absent (one step: no other writer of
+    /// the key comes between the look and the insert). Returns the value now mapped
+    /// (the new one, or the one already there) and whether it was inserted. If it
+    /// was not, the map took nothing and `dtor` will never be called for `data`.
+    std::pair<Value, bool> try_insert(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
+        amap_value_t *v = nullptr;
+        amap_status_t s = amap_try_insert(map_.get(), detail::bytes(key), key.size(), data, dtor, ctx, &v);
+        if (s != AMAP_EXISTS) detail::check(s);
+        return {Value(v), s == AMAP_OK};
+    }
+    /// Maps `key` to an object the map then owns, only if the key is absent, as
+    /// above. If it was not inserted, `value` still owns the object.
+    template <class T> std::pair<Value, bool> try_insert(std::string_view key, std::unique_ptr<T> &value) {
+        amap_value_t *v = nullptr;
+        amap_status_t s = amap_try_insert(map_.get(), detail::bytes(key), key.size(), value.get(),
+                                          detail::delete_as<T>, nullptr, &v);
+        // After AMAP_PANIC the library may have destroyed it: let it go (see hand_over).
+        if (s == AMAP_OK || s == AMAP_PANIC) value.release();
+        if (s != AMAP_EXISTS) detail::check(s);
+        return {Value(v), s == AMAP_OK};
+    }
     /// Removes `key`; returns whether it was there.
     bool remove(std::string_view key) {
         amap_status_t s = amap_remove(map_.get(), detail::bytes(key), key.size());
+        if (s == AMAP_NOT_FOUND) return false;
+        detail::check(s);
+        return true;
+    }
+    /// Removes `key` and returns the value the removal took out (retained), or
+    /// nullopt if the key was absent.
+    std::optional<Value> take(std::string_view key) {
+        amap_value_t *v = nullptr;
+        amap_status_t s = amap_take(map_.get(), detail::bytes(key), key.size(), &v);
+        if (s == AMAP_NOT_FOUND) return std::nullopt;
+        detail::check(s);
+        return Value(v);
+    }
+    /// Removes `key` only if it still maps to the value `expected` holds (by
+    /// identity), in one step; returns whether it did. A newer value inserted
+    /// meanwhile stays.
+    bool remove_if_same(std::string_view key, const Value &expected) {
+        amap_status_t s = amap_remove_if_same(map_.get(), detail::bytes(key), key.size(), expected.get());
         if (s == AMAP_NOT_FOUND) return false;
         detail::check(s);
         return true;
@@ -665,7 +704,25 @@ template <class T> class TypedMap {
         if (!v) return std::nullopt;
         return TypedValue<T>(std::move(*v));
     }
+    /// Maps `key` to `value`, moved into a new T, only if the key is absent (one
+    /// step). Returns the T now mapped (the new one, or the one already there) and
+    /// whether it was inserted; if it was not, the new T is deleted here.
+    std::pair<TypedValue<T>, bool> try_insert(std::string_view key, T value) {
+        auto owned = std::make_unique<T>(std::move(value));
+        auto [v, inserted] = map_.try_insert(key, owned);
+        return {TypedValue<T>(std::move(v)), inserted};
+    }
     bool remove(std::string_view key) { return map_.remove(key); }
+    /// Removes `key` and returns its T (retained), or nullopt.
+    std::optional<TypedValue<T>> take(std::string_view key) {
+        std::optional<Value> v = map_.take(key);
+        if (!v) return std::nullopt;
+        return TypedValue<T>(std::move(*v));
+    }
+    /// Removes `key` only if it still maps to `expected`'s T (by identity).
+    bool remove_if_same(std::string_view key, const TypedValue<T> &expected) {
+        return map_.remove_if_same(key, expected.untyped());
+    }
     bool contains(std::string_view key) const { return map_.contains(key); }
     size_t size() const { return map_.size(); }
     /// O(1) clear (see Map::clear_async).

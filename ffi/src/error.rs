@@ -24,12 +24,16 @@ pub enum amap_status_t {
     AMAP_WRONG_THREAD = 5,
     /// atomic-map panicked (a bug, or the reclaimer thread could not be started).
     /// The panic was stopped at the boundary; the call had no effect, except that
-    /// a value passed to `amap_insert` may already have been destroyed.
+    /// a value passed to `amap_insert` or `amap_try_insert` may already have been
+    /// destroyed.
     AMAP_PANIC = 6,
     /// The call would wait for itself: `amap_ticket_wait` or `amap_flush` called from
     /// a value's destructor that the same reclaimer is running, for work that
     /// cannot finish until that destructor returns. Nothing was waited for.
     AMAP_WOULD_DEADLOCK = 7,
+    /// The key is already in the map (`amap_try_insert`): nothing was inserted, and
+    /// the value passed in is still the caller's.
+    AMAP_EXISTS = 8,
 }
 
 /// A static, NUL-terminated description of `status` (an `amap_status_t` value).
@@ -47,6 +51,7 @@ pub extern "C" fn amap_status_str(status: i32) -> *const c_char {
         5 => b"read section used on a thread other than the one that began it\0",
         6 => b"atomic-map panicked (the panic was stopped at the C boundary)\0",
         7 => b"would wait for itself (called from a destructor the same reclaimer runs)\0",
+        8 => b"the key is already in the map\0",
         _ => b"unknown status\0",
     };
     text.as_ptr().cast()

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use atomic_map::{AtomicMap, Builder, ReclaimMode};
+use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
 
 use crate::args::{arg, key, out};
 use crate::batch::amap_batch_t;
@@ -10,7 +10,7 @@ use crate::error::amap_status_t;
 use crate::panic::guard;
 use crate::reclaimer::{amap_reclaimer_t, write_count};
 use crate::ticket::{amap_ticket_t, hand_out};
-use crate::value::{CValue, amap_dtor_fn, amap_value_t, into_c};
+use crate::value::{CValue, amap_dtor_fn, amap_value_t, from_c, into_c};
 
 /// A map from byte-string keys to C values.
 ///
@@ -321,13 +321,119 @@ pub unsafe extern "C" fn amap_get(
     key_len: usize,
     out_value: *mut *mut amap_value_t,
 ) -> amap_status_t {
+    // SAFETY: the contract of this function, which is `hand_out_value`'s.
+    unsafe { hand_out_value(map, key, key_len, out_value, |map, key| map.get(key)) }
+}
+
+/// Maps `key[0..key_len]` to a new value `data` only if the key is absent from the
+/// current generation, in one step with respect to other writers of the key (a
+/// `get` followed by an `insert` would let two threads both insert, one
+/// replacing the other's value). Returns `AMAP_OK` if it inserted, `AMAP_EXISTS`
+/// if the key was present (the map is unchanged).
+///
+/// Ownership: on `AMAP_OK` the map owns the value, as with `amap_insert`. On
+/// `AMAP_EXISTS` (and every other status but `AMAP_PANIC`) the map took nothing:
+/// `dtor` will never be called for `data`, which is still the caller's. If
+/// `out_value` is not `NULL`, `*out_value` receives a **retained** value on
+/// `AMAP_OK` (the one inserted) and on `AMAP_EXISTS` (the one already mapped),
+/// and is left untouched otherwise; the caller gives it back with
+/// `amap_value_release`.
+///
+/// # Safety
+/// `map` must be a live map; `key`, `data`, `dtor` and `ctx` as in `amap_insert`;
+/// `out_value` `NULL` or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_try_insert(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    data: *mut c_void,
+    dtor: amap_dtor_fn,
+    ctx: *mut c_void,
+    out_value: *mut *mut amap_value_t,
+) -> amap_status_t {
     guard(|| {
-        let (map, key, out_value) =
-            // SAFETY: the contract of this function.
-            unsafe { (arg(map)?, self::key(key, key_len)?, out(out_value)?) };
-        let value = map.map.get(key).ok_or(amap_status_t::AMAP_NOT_FOUND)?;
-        out_value.set(into_c(value));
-        Ok(())
+        // SAFETY: the contract of this function.
+        let (map, key) = unsafe { (arg(map)?, self::key(key, key_len)?) };
+        // Checked before the map takes anything.
+        let out_value = if out_value.is_null() {
+            None
+        } else {
+            // SAFETY: not `NULL`, so valid for a write (the contract).
+            Some(unsafe { out(out_value) }?)
+        };
+        let (status, value) = match map.map.try_insert(key.into(), CValue::new(data, dtor, ctx)) {
+            Ok(inserted) => (Ok(()), inserted),
+            Err(occupied) => {
+                occupied.not_inserted.give_back();
+                (Err(amap_status_t::AMAP_EXISTS), occupied.current)
+            }
+        };
+        if let Some(out_value) = out_value {
+            out_value.set(into_c(value));
+        }
+        status
+    })
+}
+
+/// Removes `key` from the current generation and writes its value, **retained**,
+/// to `*out_value`: the value the removal took out, which no other writer can
+/// have replaced in between (`amap_get` then `amap_remove` could remove a newer
+/// value than the one it read). Returns `AMAP_NOT_FOUND` if the key was absent
+/// (leaving `*out_value` untouched).
+///
+/// Ownership: the caller owns one reference to `*out_value` (the map's own, handed
+/// over) and gives it back with `amap_value_release`; the destructor runs after
+/// that, once nothing else holds the value.
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`; `out_value` valid for a
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_take(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut *mut amap_value_t,
+) -> amap_status_t {
+    // SAFETY: the contract of this function, which is `hand_out_value`'s.
+    unsafe { hand_out_value(map, key, key_len, out_value, |map, key| map.remove(key)) }
+}
+
+/// Removes `key` from the current generation only if it still maps to the value
+/// `expected` is a handle on (compared by identity: the value a `get` returned, not
+/// its `data`), in one step with respect to other writers of the key: an
+/// invalidation that does not remove a newer value inserted meanwhile. Returns
+/// `AMAP_OK` if it removed the entry, `AMAP_NOT_FOUND` if the key is absent or
+/// maps to another value (the map is unchanged). The removed value is released as
+/// with `amap_remove`.
+///
+/// Ownership: `expected` stays the caller's (still retained after the call).
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`; `expected` a retained
+/// value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_snapshot_get` or
+/// `amap_value_retain`), not yet released.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_remove_if_same(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    expected: *const amap_value_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, key) = unsafe { (arg(map)?, self::key(key, key_len)?) };
+        if expected.is_null() {
+            return Err(amap_status_t::AMAP_NULL_ARGUMENT);
+        }
+        // Compared as addresses only: the caller's retain keeps `expected`'s cell
+        // alive, so no other value can have its address meanwhile.
+        let expected = from_c(expected);
+        map.map
+            .remove_if(key, |_, current| std::ptr::eq(current, expected))
+            .map(drop)
+            .ok_or(amap_status_t::AMAP_NOT_FOUND)
     })
 }
 
@@ -457,6 +563,31 @@ pub unsafe extern "C" fn amap_stats(
             reclaimed_values: s.reclaimed_values,
             destructor_panics: s.destructor_panics,
         });
+        Ok(())
+    })
+}
+
+/// The body of `amap_get` and `amap_take`: runs `find` on the map and `key`, and
+/// hands the value it returns to C as a retained `*out_value`, or returns
+/// `AMAP_NOT_FOUND` (leaving `*out_value` untouched).
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`; `out_value` valid for a
+/// write.
+#[inline(always)]
+unsafe fn hand_out_value(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut *mut amap_value_t,
+    find: impl FnOnce(&AtomicMap<Box<[u8]>, CValue>, &[u8]) -> Option<ValueRef<CValue>>,
+) -> amap_status_t {
+    guard(|| {
+        let (map, key, out_value) =
+            // SAFETY: the contract of this function.
+            unsafe { (arg(map)?, self::key(key, key_len)?, out(out_value)?) };
+        let value = find(&map.map, key).ok_or(amap_status_t::AMAP_NOT_FOUND)?;
+        out_value.set(into_c(value));
         Ok(())
     })
 }

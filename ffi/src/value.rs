@@ -47,6 +47,12 @@ impl CValue {
     pub(crate) fn new(data: *mut c_void, dtor: amap_dtor_fn, ctx: *mut c_void) -> Self {
         CValue { data, dtor, ctx }
     }
+
+    /// Gives the value back to C without calling its destructor: for a call that
+    /// took nothing (`amap_try_insert` on a present key).
+    pub(crate) fn give_back(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for CValue {
@@ -77,7 +83,7 @@ pub(crate) fn into_c(value: ValueRef<CValue>) -> *mut amap_value_t {
     ValueRef::into_raw(value).cast_mut().cast()
 }
 
-fn from_c(value: *const amap_value_t) -> *const CValue {
+pub(crate) fn from_c(value: *const amap_value_t) -> *const CValue {
     value.cast()
 }
 

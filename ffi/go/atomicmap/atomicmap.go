@@ -28,6 +28,8 @@ package atomicmap
 #include "amap.h"
 
 amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle);
+amap_status_t amap_go_try_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle,
+                                amap_value_t **out_value);
 amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
 amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
@@ -226,6 +228,74 @@ func (m *Map) Insert(key []byte, value any, release func(any)) error {
 	}
 	runtime.KeepAlive(key)
 	return nil
+}
+
+// TryInsert maps key to value only if the key is absent, in one step with respect
+// to other writers of the key (a Get followed by an Insert could let two
+// goroutines both insert, one replacing the other's value). It returns the value
+// now mapped, retained (the new one, or the one already there: Release it), and
+// whether it was inserted. If it was not, the map took nothing and release is
+// never called for value.
+func (m *Map) TryInsert(key []byte, value any, release func(any)) (*Value, bool, error) {
+	if m.ptr == nil {
+		return nil, false, ErrClosed
+	}
+	h := cgo.NewHandle(&entry{value: value, release: release})
+	var out *C.amap_value_t
+	k, n := keyPtr(key)
+	status := C.amap_go_try_insert(m.ptr, k, n, C.uintptr_t(h), &out)
+	runtime.KeepAlive(key)
+	switch status {
+	case C.AMAP_OK:
+		return newValue(out), true, nil
+	case C.AMAP_EXISTS:
+		h.Delete() // the map did not take it
+		return newValue(out), false, nil
+	default:
+		h.Delete()
+		return nil, false, check(status)
+	}
+}
+
+// Take unmaps key and returns the value it took out, retained (Release it): the
+// value no other writer can have replaced in between, where Get then Remove could
+// remove a newer one. It reports false if the key was absent.
+func (m *Map) Take(key []byte) (*Value, bool, error) {
+	if m.ptr == nil {
+		return nil, false, ErrClosed
+	}
+	var out *C.amap_value_t
+	k, n := keyPtr(key)
+	status := C.amap_take(m.ptr, k, n, &out)
+	runtime.KeepAlive(key)
+	if status == C.AMAP_NOT_FOUND {
+		return nil, false, nil
+	}
+	if err := check(status); err != nil {
+		return nil, false, err
+	}
+	return newValue(out), true, nil
+}
+
+// RemoveIfSame unmaps key only if it still maps to the value expected holds (by
+// identity, not by equality of the Go values), in one step: a newer value inserted
+// meanwhile stays. It reports whether it removed the entry. expected stays the
+// caller's (still to be released); it panics if expected was released.
+func (m *Map) RemoveIfSame(key []byte, expected *Value) (bool, error) {
+	if m.ptr == nil {
+		return false, ErrClosed
+	}
+	if atomic.LoadInt32(&expected.released) != 0 {
+		panic("atomicmap: Value used after Release")
+	}
+	k, n := keyPtr(key)
+	status := C.amap_remove_if_same(m.ptr, k, n, expected.ptr)
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(expected)
+	if status == C.AMAP_NOT_FOUND {
+		return false, nil
+	}
+	return status == C.AMAP_OK, check(status)
 }
 
 // Remove unmaps key; it reports whether the key was there.

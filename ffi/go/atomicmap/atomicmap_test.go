@@ -525,3 +525,113 @@ func TestManualReclaimerServesItsMaps(t *testing.T) {
 		tk.Free()
 	}
 }
+
+// The conditional writes: TryInsert keeps what it could not insert (its release is
+// never called), Take hands the removed value over, RemoveIfSame leaves a newer
+// value in place; goroutines racing TryInsert and Take conserve the values (every
+// win is taken out or still mapped) and release each value once.
+func TestConditionalWrites(t *testing.T) {
+	m := New()
+	defer m.Close()
+	first, second := &tracked{id: 1}, &tracked{id: 2}
+	now, inserted, err := m.TryInsert([]byte("k"), first, releaseTracked)
+	if err != nil || !inserted || now.Get().(*tracked) != first {
+		t.Fatalf("first TryInsert: inserted %v, err %v", inserted, err)
+	}
+	there, inserted, err := m.TryInsert([]byte("k"), second, releaseTracked)
+	if err != nil || inserted || there.Get().(*tracked) != first {
+		t.Fatalf("second TryInsert: inserted %v, err %v", inserted, err)
+	}
+	there.Release()
+	third, fourth := &tracked{id: 3}, &tracked{id: 4}
+	if err := m.Insert([]byte("k"), third, releaseTracked); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := m.RemoveIfSame([]byte("k"), now); removed || err != nil {
+		t.Fatalf("RemoveIfSame with a stale value: %v, %v", removed, err)
+	}
+	fresh, _ := m.Get([]byte("k"))
+	if removed, err := m.RemoveIfSame([]byte("k"), fresh); !removed || err != nil {
+		t.Fatalf("RemoveIfSame with the current value: %v, %v", removed, err)
+	}
+	if m.Len() != 0 {
+		t.Fatalf("len %d after RemoveIfSame", m.Len())
+	}
+	fresh.Release()
+	now.Release()
+	if err := m.Insert([]byte("t"), fourth, releaseTracked); err != nil {
+		t.Fatal(err)
+	}
+	taken, ok, err := m.Take([]byte("t"))
+	if !ok || err != nil || taken.Get().(*tracked).id != 4 || m.Len() != 0 {
+		t.Fatalf("Take: %v, %v", ok, err)
+	}
+	if _, ok, _ := m.Take([]byte("t")); ok {
+		t.Fatal("took an absent key")
+	}
+	taken.Release()
+
+	// The race.
+	const racers, keys, rounds = 4, 8, 5000
+	var wins, takes int64
+	var made, refused sync.Map // id -> *tracked
+	var ids int64 = 100
+	var wg sync.WaitGroup
+	for r := 0; r < racers; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				key := []byte{byte((i*7 + r) % keys)}
+				if i%4 == 3 {
+					if v, ok, err := m.Take(key); err != nil {
+						t.Error(err)
+						return
+					} else if ok {
+						atomic.AddInt64(&takes, 1)
+						v.Release()
+					}
+					continue
+				}
+				tr := &tracked{id: int(atomic.AddInt64(&ids, 1))}
+				v, inserted, err := m.TryInsert(key, tr, releaseTracked)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if inserted {
+					made.Store(tr.id, tr)
+					atomic.AddInt64(&wins, 1)
+				} else {
+					refused.Store(tr.id, tr)
+					if v.Get().(*tracked) == tr {
+						t.Error("refused, but the value mapped is the one refused")
+					}
+				}
+				v.Release()
+			}
+		}(r)
+	}
+	wg.Wait()
+	if wins != takes+int64(m.Len()) {
+		t.Fatalf("%d wins, %d takes, %d left", wins, takes, m.Len())
+	}
+	drain(t, m)
+	for v, want := range map[*tracked]int32{first: 1, second: 0, third: 1, fourth: 1} {
+		if n := atomic.LoadInt32(&v.released); n != want {
+			t.Fatalf("value %d released %d times, want %d", v.id, n, want)
+		}
+	}
+	made.Range(func(_, v any) bool {
+		if n := atomic.LoadInt32(&v.(*tracked).released); n != 1 {
+			t.Fatalf("a value inserted by TryInsert released %d times, want 1", n)
+		}
+		return true
+	})
+	refused.Range(func(_, v any) bool {
+		if n := atomic.LoadInt32(&v.(*tracked).released); n != 0 {
+			t.Fatalf("a value TryInsert refused released %d times, want 0", n)
+		}
+		return true
+	})
+}

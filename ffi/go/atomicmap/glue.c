@@ -16,6 +16,11 @@ amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_l
     return amap_insert(map, key, key_len, (void *)handle, go_value_dtor, NULL);
 }
 
+amap_status_t amap_go_try_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle,
+                                amap_value_t **out_value) {
+    return amap_try_insert(map, key, key_len, (void *)handle, go_value_dtor, NULL, out_value);
+}
+
 amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle) {
     return amap_batch_insert(batch, key, key_len, (void *)handle, go_value_dtor, NULL);
 }

@@ -266,12 +266,19 @@ static int32_t end_inside(const uint8_t *key, size_t key_len, void *data, void *
     return 0;
 }
 
-static void read_iteration(void) {
+/* A map in manual mode (nothing is reclaimed until the test calls amap_reclaim). */
+static amap_t *new_manual_map(void) {
     amap_options_t options;
     CHECK_OK(amap_options_init(&options));
     options.reclaim_mode = AMAP_RECLAIM_MANUAL;
     amap_t *map = NULL;
     CHECK_OK(amap_new_with(&options, &map));
+    CHECK(map != NULL);
+    return map;
+}
+
+static void read_iteration(void) {
+    amap_t *map = new_manual_map();
     int before = atomic_load(&destroyed);
     for (int i = 0; i < 40; i++) {
         char key[4] = {'k', (char)('0' + i / 10), (char)('0' + i % 10), 0};
@@ -342,12 +349,7 @@ static void read_end_inside_walk_aborts(void) {
 /* ---- batches and amap_replace ---- */
 
 static void batch_and_replace(void) {
-    amap_options_t options;
-    CHECK_OK(amap_options_init(&options));
-    options.reclaim_mode = AMAP_RECLAIM_MANUAL;
-    amap_t *map = NULL, *other = NULL;
-    CHECK_OK(amap_new_with(&options, &map));
-    CHECK_OK(amap_new_with(&options, &other));
+    amap_t *map = new_manual_map(), *other = new_manual_map();
     int before = atomic_load(&destroyed);
     CHECK_OK(insert(map, "old", 1));
 
@@ -564,8 +566,95 @@ static void bad_input_and_reentrancy(void) {
     }
 }
 
+/* Reclaims a manual map until `destroyed` reaches `expected` (checked), for at most
+ * about a second. */
+static void reclaim_until_destroyed(amap_t *map, int expected) {
+    for (int i = 0; i < 1000 && atomic_load(&destroyed) < expected; i++) {
+        CHECK_OK(amap_reclaim(map, NULL));
+        usleep(1000);
+    }
+    CHECK(atomic_load(&destroyed) == expected);
+}
+
+/* The conditional writes: insert only if absent, remove and hand over, remove only
+ * if the key still maps to a given value. Each is one step with respect to other
+ * writers of the key, so a caller never replaces or removes a value it did not
+ * see; ownership of the value passed in stays with the caller when nothing is
+ * inserted. */
+static void conditional_writes(void) {
+    amap_t *map = new_manual_map();
+    int before = atomic_load(&destroyed);
+    CHECK(strcmp(amap_status_str(AMAP_EXISTS), "the key is already in the map") == 0);
+
+    /* amap_try_insert: absent, so inserted; the handle is on the new value */
+    amap_value_t *first = NULL;
+    CHECK_OK(amap_try_insert(map, K("k"), 1, new_item(1), destroy_item, &destroyed, &first));
+    CHECK(first != NULL && payload_of(first) == 1);
+    /* present: nothing inserted, the handle is on the value already there, and the
+     * item offered stays the caller's (its destructor is never called) */
+    item_t *refused = new_item(2);
+    amap_value_t *current = (amap_value_t *)0x1;
+    CHECK_STATUS(amap_try_insert(map, K("k"), 1, refused, destroy_item, &destroyed, &current),
+                 AMAP_EXISTS);
+    CHECK(current == first && payload_of(current) == 1);
+    CHECK_OK(amap_value_release(current));
+    CHECK_STATUS(amap_try_insert(map, K("k"), 1, refused, destroy_item, &destroyed, NULL), AMAP_EXISTS);
+    CHECK(refused->magic == LIVE);
+    /* no out-parameter: inserted all the same; the empty key too */
+    CHECK_OK(amap_try_insert(map, K("j"), 1, new_item(3), destroy_item, &destroyed, NULL));
+    CHECK_OK(amap_try_insert(map, NULL, 0, new_item(4), destroy_item, &destroyed, NULL));
+    size_t n = 0;
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 3);
+
+    /* amap_remove_if_same: a stale handle removes nothing */
+    CHECK_OK(insert(map, "k", 5)); /* replaces 1, which `first` still holds */
+    CHECK_STATUS(amap_remove_if_same(map, K("k"), 1, first), AMAP_NOT_FOUND);
+    amap_value_t *fresh = NULL;
+    CHECK_OK(amap_get(map, K("k"), 1, &fresh));
+    CHECK(payload_of(fresh) == 5);
+    CHECK_STATUS(amap_remove_if_same(map, K("absent"), 6, fresh), AMAP_NOT_FOUND);
+    CHECK_STATUS(amap_remove_if_same(map, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_remove_if_same(NULL, K("k"), 1, fresh), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_remove_if_same(map, NULL, 1, fresh), AMAP_NULL_ARGUMENT);
+    /* the value the key maps to: removed; the handle still holds it */
+    CHECK_OK(amap_remove_if_same(map, K("k"), 1, fresh));
+    uint8_t present = 1;
+    CHECK_OK(amap_contains(map, K("k"), 1, &present));
+    CHECK(present == 0);
+    CHECK(payload_of(fresh) == 5);
+    CHECK_STATUS(amap_remove_if_same(map, K("k"), 1, fresh), AMAP_NOT_FOUND);
+
+    /* amap_take: the removed value, handed over */
+    amap_value_t *taken = (amap_value_t *)0x1;
+    CHECK_STATUS(amap_take(map, K("k"), 1, &taken), AMAP_NOT_FOUND);
+    CHECK(taken == (amap_value_t *)0x1);
+    CHECK_STATUS(amap_take(map, K("j"), 1, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_take(NULL, K("j"), 1, &taken), AMAP_NULL_ARGUMENT);
+    CHECK_OK(amap_take(map, K("j"), 1, &taken));
+    CHECK(payload_of(taken) == 3);
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 1);
+
+    /* nothing held is destroyed, however many passes run */
+    CHECK_OK(amap_reclaim(map, NULL));
+    CHECK_OK(amap_reclaim(map, NULL));
+    CHECK(atomic_load(&destroyed) == before);
+    CHECK(payload_of(first) == 1 && payload_of(fresh) == 5 && payload_of(taken) == 3);
+    /* each released value is destroyed once: 1, 5, 3, then the empty key's 4 */
+    CHECK_OK(amap_value_release(first));
+    CHECK_OK(amap_value_release(fresh));
+    CHECK_OK(amap_value_release(taken));
+    reclaim_until_destroyed(map, before + 3);
+    CHECK_OK(amap_clear_async(map, NULL));
+    reclaim_until_destroyed(map, before + 4);
+    amap_free(map);
+    CHECK(atomic_load(&destroyed) == before + 4);
+    destroy_item(refused, &destroyed); /* the caller's all along */
+}
+
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.2.0") == 0);
+    CHECK(strcmp(amap_version(), "0.3.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
@@ -703,6 +792,7 @@ int main(void) {
     bad_input_and_reentrancy();
     read_iteration();
     batch_and_replace();
+    conditional_writes();
     ticket_wait_inside_destructor();
     release_below_zero_aborts();
     over_release_while_mapped_aborts();

@@ -4,6 +4,9 @@
  * value was freed while retained (each value carries a magic word that readers
  * check and the destructor poisons; AddressSanitizer and valgrind also watch).
  *
+ * Then threads race the conditional writes (`amap_try_insert`, `amap_take`) on a
+ * few keys, checked by conservation.
+ *
  * AMAP_C_TEST_MS sets how long the storm runs (default 2000). */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -123,6 +126,71 @@ static void *inserter(void *arg) {
     return NULL;
 }
 
+/* The conditional writes under contention: threads race `amap_try_insert` and
+ * `amap_take` on a few keys. A try_insert that reports AMAP_OK must have found the
+ * key absent (so the map holds what the wins put in minus what the takes took
+ * out), a refused value stays with its thread (which destroys it itself), and
+ * every value is destroyed exactly once. */
+#define RACERS 4
+#define RACE_KEYS 8
+#define RACE_ROUNDS 20000
+static amap_t *race_map;
+static atomic_long wins, takes;
+
+static void *racer(void *arg) {
+    uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        uint8_t key[2];
+        key_of(next_random(&seed) % RACE_KEYS, key);
+        if (next_random(&seed) % 4 == 0) {
+            amap_value_t *taken = NULL;
+            amap_status_t status = amap_take(race_map, key, 2, &taken);
+            CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
+            if (status == AMAP_OK) {
+                check_alive(taken);
+                CHECK_OK(amap_value_release(taken));
+                atomic_fetch_add(&takes, 1);
+            }
+            continue;
+        }
+        item_t *item = counted_new(sizeof(item_t));
+        amap_value_t *now = NULL;
+        amap_status_t status = amap_try_insert(race_map, key, 2, item, destroy_counted, &created, &now);
+        CHECK(status == AMAP_OK || status == AMAP_EXISTS);
+        check_alive(now);
+        if (status == AMAP_OK) {
+            CHECK(amap_value_data(now) == item);
+            atomic_fetch_add(&wins, 1);
+        } else {
+            CHECK(amap_value_data(now) != item);
+            destroy_counted(item, &created); /* refused: still ours */
+        }
+        CHECK_OK(amap_value_release(now));
+    }
+    return NULL;
+}
+
+static void race_try_insert_and_take(void) {
+    race_map = amap_new();
+    CHECK(race_map != NULL);
+    pthread_t racers[RACERS];
+    for (uintptr_t i = 0; i < RACERS; i++) {
+        CHECK(pthread_create(&racers[i], NULL, racer, (void *)(i + 1)) == 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        CHECK(pthread_join(racers[i], NULL) == 0);
+    }
+    size_t left = 0;
+    CHECK_OK(amap_len(race_map, &left));
+    printf("test_threads: try_insert race: %ld wins, %ld takes, %zu left\n", atomic_load(&wins),
+           atomic_load(&takes), left);
+    CHECK(atomic_load(&wins) == atomic_load(&takes) + (long)left);
+    CHECK(atomic_load(&takes) > 0);
+    amap_stats_t stats;
+    clear_and_drain(race_map, 10000, &stats);
+    amap_free(race_map);
+}
+
 int main(void) {
     const char *ms_env = getenv("AMAP_C_TEST_MS");
     long run_ms = ms_env ? atol(ms_env) : 2000;
@@ -159,6 +227,7 @@ int main(void) {
     amap_stats_t stats;
     clear_and_drain(map, 10000, &stats);
     amap_free(map);
+    race_try_insert_and_take();
 
     unsigned made = atomic_load(&created), gone = atomic_load(&destroyed);
     printf("test_threads: %u values created, %u destroyed, %lu clears, %llu generations\n", made, gone,

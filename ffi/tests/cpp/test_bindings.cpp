@@ -1,7 +1,8 @@
 // The C++ binding: its API, what it prevents at compile time, and the scenario
 // that motivates the project: reader threads keep amap::Values across
 // clear_async() called from another thread; every destructor runs exactly once.
-// Then batches and Map::replace, tickets, range-for over a ReadSection, a reclaimer
+// Then batches and Map::replace, tickets, the conditional writes (try_insert, take,
+// remove_if_same), range-for over a ReadSection, a reclaimer
 // of the program's own (amap::Reclaimer, Options::reclaimer), the typed
 // layer (TypedMap<T>: every T destroyed exactly once, counted), and reader threads
 // that never see a mix of two versions across 1,000 reloads.
@@ -448,6 +449,49 @@ void readers_during_reloads() {
 
 } // namespace
 
+// The conditional writes: try_insert keeps what it could not insert, take hands the
+// removed value over, remove_if_same leaves a newer value in place; then the typed
+// forms. Every Tracked is destroyed once (checked in main).
+void conditional_writes() {
+    amap::Options manual;
+    manual.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    amap::Map map(manual);
+    {
+        std::unique_ptr<Tracked> first = make();
+        Tracked *first_raw = first.get();
+        auto [now, inserted] = map.try_insert("k", first);
+        CHECK(inserted && !first && now.as<Tracked>() == first_raw);
+        std::unique_ptr<Tracked> second = make();
+        auto [there, second_inserted] = map.try_insert("k", second);
+        CHECK(!second_inserted && second && there.as<Tracked>() == first_raw); // still ours
+        CHECK(map.size() == 1);
+
+        map.insert("k", make()); // replaces the first, which `now` still holds
+        CHECK(!map.remove_if_same("k", now));
+        std::optional<amap::Value> fresh = map.get("k");
+        CHECK(fresh && map.remove_if_same("k", *fresh) && !map.contains("k"));
+        CHECK(!map.remove_if_same("k", *fresh));
+        fresh->as<Tracked>()->check();
+
+        map.insert("t", std::move(second));
+        std::optional<amap::Value> taken = map.take("t");
+        CHECK(taken && !map.contains("t") && !map.take("t"));
+        taken->as<Tracked>()->check();
+        now.as<Tracked>()->check();
+    }
+    drain(map); // every handle above is gone: all three values destroyed here
+
+    amap::TypedMap<Counted> typed(manual);
+    auto [one, made] = typed.try_insert("a", Counted(1));
+    auto [again, made_again] = typed.try_insert("a", Counted(2)); // the new T is deleted here
+    CHECK(made && !made_again && again->get() == 1 && one->id == again->id);
+    std::optional<amap::TypedValue<Counted>> gone = typed.take("a");
+    CHECK(gone && gone->get()->get() == 1 && !typed.contains("a"));
+    typed.emplace("b", 3);
+    std::optional<amap::TypedValue<Counted>> b = typed.get("b");
+    CHECK(b && typed.remove_if_same("b", *b) && !typed.remove_if_same("b", *b));
+}
+
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0); // progress lines as they come, even into a pipe
     for (size_t i = 0; i < kMaxValues; i++) destroyed_times[i].store(0);
@@ -457,6 +501,7 @@ int main() {
     batch_and_replace();
     read_section_iteration();
     own_reclaimer();
+    conditional_writes();
     std::printf("test_bindings: batches, replace, tickets, read-section iteration: ok\n");
     CHECK(destroyed.load() == created.load());
     for (size_t i = 0; i < created.load(); i++) CHECK(destroyed_times[i].load() == 1);
