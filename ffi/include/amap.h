@@ -205,6 +205,16 @@ typedef struct {
 } amap_options_t;
 
 /**
+ * Called by `amap_retain` for each entry: the key bytes, the value's `data` and
+ * the caller's `user` pointer. Return non-zero to keep the entry, 0 to remove it.
+ *
+ * Ownership: `key` and `data` are borrowed for the call only. Runs under the write
+ * lock of the entry's shard: it must not write to the same map (see
+ * `amap_retain`).
+ */
+typedef int32_t (*amap_keep_fn)(const uint8_t *key, size_t key_len, void *data, void *user);
+
+/**
  * Generation and garbage counters of a map (see `amap_stats`).
  */
 typedef struct {
@@ -562,6 +572,27 @@ amap_status_t amap_remove_if_same(const amap_t *map,
                                   const uint8_t *key,
                                   size_t key_len,
                                   const amap_value_t *expected);
+
+/**
+ * Keeps only the entries of the current generation for which `keep` returns
+ * non-zero: cache eviction (entries past their time, of a tenant that left) in one
+ * call, each decision taken with no other writer of the entry's shard between the
+ * look and the removal. It visits one shard at a time under that shard's write
+ * lock, so writers of other shards go on meanwhile, and an entry inserted during
+ * the call may or may not be visited. Removed values are released as with
+ * `amap_remove` (holders keep them). If `out_removed` is not `NULL`, writes the
+ * number of entries removed there.
+ *
+ * `keep` must not write to this map (`amap_insert`, `amap_remove`, the conditional
+ * writes, `amap_clear_async`, `amap_replace`): a write to the shard being visited
+ * would wait for itself. Reads are fine (`amap_get`, `amap_contains`, read
+ * sections, snapshots), and so are writes to other maps.
+ *
+ * # Safety
+ * `map` must be a live map; `keep` a valid function; `out_removed` `NULL` or valid
+ * for a write.
+ */
+amap_status_t amap_retain(const amap_t *map, amap_keep_fn keep, void *user, size_t *out_removed);
 
 /**
  * Retires the current generation and publishes an empty one, in O(1): one

@@ -137,6 +137,37 @@ void insert_owned(CInsert c_insert, Into *into, std::string_view key, std::uniqu
     hand_over(value, [&](T *raw) { return c_insert(into, bytes(key), key.size(), raw, delete_as<T>, nullptr); });
 }
 
+/// A C++ callable handed to a C walk (`amap_read_for_each`, `amap_retain`) through
+/// its `user` pointer. An exception the callable throws is caught (it must never
+/// cross the C frames), kept, and rethrown by `rethrow` once the C call has
+/// returned; from then on the callable is not called again.
+template <class F> struct Callback {
+    F &f;
+#if AMAP_HPP_EXCEPTIONS
+    std::exception_ptr error{};
+#endif
+    /// `f(args...)` as a bool, or `on_throw` if `f` throws now or has thrown before.
+    template <class... A> bool call(bool on_throw, A &&...args) noexcept {
+#if AMAP_HPP_EXCEPTIONS
+        if (error) return on_throw;
+        try {
+            return static_cast<bool>(f(std::forward<A>(args)...));
+        } catch (...) {
+            error = std::current_exception();
+            return on_throw;
+        }
+#else
+        (void)on_throw;
+        return static_cast<bool>(f(std::forward<A>(args)...));
+#endif
+    }
+    void rethrow() const {
+#if AMAP_HPP_EXCEPTIONS
+        if (error) std::rethrow_exception(error);
+#endif
+    }
+};
+
 /// What every forward iterator here shares (CRTP): the standard member types, the
 /// postfix ++ and !=; `Derived` provides *, the prefix ++ and ==.
 template <class Derived, class E> class ForwardIterator {
@@ -385,6 +416,18 @@ class Map {
         detail::check(s);
         return true;
     }
+    /// Keeps only the entries for which `keep(key, data)` returns true, and returns
+    /// how many it removed (amap_retain: eviction, one shard at a time under that
+    /// shard's write lock, so `keep` must not write to this map; reads are fine).
+    /// Removed values are released as by remove(): holders keep them. An exception
+    /// thrown by `keep` keeps that entry and every one after it, and is rethrown here.
+    template <class F> size_t retain(F &&keep) {
+        detail::Callback<F> callback{keep};
+        size_t removed = 0;
+        detail::check(amap_retain(map_.get(), &keep_call<F>, &callback, &removed));
+        callback.rethrow();
+        return removed;
+    }
     /// A retained value, or nullopt.
     std::optional<Value> get(std::string_view key) const {
         amap_value_t *v = nullptr;
@@ -447,6 +490,12 @@ class Map {
     const amap_t *get() const noexcept { return map_.get(); }
 
   private:
+    // Called from C: never throws (an exception keeps the rest: `retain`).
+    template <class F> static int32_t keep_call(const uint8_t *key, size_t len, void *data, void *user) noexcept {
+        std::string_view k(reinterpret_cast<const char *>(key), len);
+        return static_cast<detail::Callback<F> *>(user)->call(true, k, static_cast<const void *>(data)) ? 1 : 0;
+    }
+
     detail::Owned<amap_t, amap_free> map_;
 };
 
@@ -531,11 +580,9 @@ class ReadSection {
     /// An exception thrown by `f` stops the walk and is rethrown here (it never
     /// crosses the C frames).
     template <class F> void for_each(F &&f) const {
-        Walk<F> walk{f};
+        detail::Callback<F> walk{f};
         detail::check(amap_read_for_each(read_.get(), &call<F>, &walk));
-#if AMAP_HPP_EXCEPTIONS
-        if (walk.error) std::rethrow_exception(walk.error);
-#endif
+        walk.rethrow();
     }
 
     /// Collects the entries (see the class comment) and returns the first.
@@ -555,26 +602,11 @@ class ReadSection {
     }
 
   private:
-    template <class F> struct Walk {
-        F &f;
-#if AMAP_HPP_EXCEPTIONS
-        std::exception_ptr error{};
-#endif
-    };
-    // Called from C: must not throw through it.
+    // Called from C: never throws (an exception stops the walk: `for_each`).
     template <class F> static int32_t call(const uint8_t *key, size_t len, void *data, void *user) noexcept {
-        auto *walk = static_cast<Walk<F> *>(user);
         std::string_view k(reinterpret_cast<const char *>(key), len);
-#if AMAP_HPP_EXCEPTIONS
-        try {
-            return walk->f(k, static_cast<const void *>(data)) ? 0 : 1;
-        } catch (...) {
-            walk->error = std::current_exception();
-            return 1;
-        }
-#else
-        return walk->f(k, static_cast<const void *>(data)) ? 0 : 1;
-#endif
+        bool go_on = static_cast<detail::Callback<F> *>(user)->call(false, k, static_cast<const void *>(data));
+        return go_on ? 0 : 1;
     }
 
     detail::Owned<amap_read_t, amap_read_end> read_;
@@ -724,6 +756,13 @@ template <class T> class TypedMap {
         return map_.remove_if_same(key, expected.untyped());
     }
     bool contains(std::string_view key) const { return map_.contains(key); }
+    /// Keeps only the entries for which `keep(key, const T &)` returns true; returns
+    /// how many it removed (see Map::retain: `keep` must not write to this map).
+    template <class F> size_t retain(F &&keep) {
+        return map_.retain([&keep](std::string_view key, const void *data) {
+            return keep(key, *static_cast<const T *>(data));
+        });
+    }
     size_t size() const { return map_.size(); }
     /// O(1) clear (see Map::clear_async).
     Ticket clear_async() { return map_.clear_async(); }

@@ -437,6 +437,65 @@ pub unsafe extern "C" fn amap_remove_if_same(
     })
 }
 
+/// Called by `amap_retain` for each entry: the key bytes, the value's `data` and
+/// the caller's `user` pointer. Return non-zero to keep the entry, 0 to remove it.
+///
+/// Ownership: `key` and `data` are borrowed for the call only. Runs under the write
+/// lock of the entry's shard: it must not write to the same map (see
+/// `amap_retain`).
+#[allow(non_camel_case_types)]
+pub type amap_keep_fn = Option<
+    unsafe extern "C" fn(
+        key: *const u8,
+        key_len: usize,
+        data: *mut c_void,
+        user: *mut c_void,
+    ) -> i32,
+>;
+
+/// Keeps only the entries of the current generation for which `keep` returns
+/// non-zero: cache eviction (entries past their time, of a tenant that left) in one
+/// call, each decision taken with no other writer of the entry's shard between the
+/// look and the removal. It visits one shard at a time under that shard's write
+/// lock, so writers of other shards go on meanwhile, and an entry inserted during
+/// the call may or may not be visited. Removed values are released as with
+/// `amap_remove` (holders keep them). If `out_removed` is not `NULL`, writes the
+/// number of entries removed there.
+///
+/// `keep` must not write to this map (`amap_insert`, `amap_remove`, the conditional
+/// writes, `amap_clear_async`, `amap_replace`): a write to the shard being visited
+/// would wait for itself. Reads are fine (`amap_get`, `amap_contains`, read
+/// sections, snapshots), and so are writes to other maps.
+///
+/// # Safety
+/// `map` must be a live map; `keep` a valid function; `out_removed` `NULL` or valid
+/// for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_retain(
+    map: *const amap_t,
+    keep: amap_keep_fn,
+    user: *mut c_void,
+    out_removed: *mut usize,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let map = unsafe { arg(map) }?;
+        let keep = keep.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
+        let mut removed = 0;
+        map.map.retain(|key, value| {
+            // Soundness: `key` and `value` are borrowed from the map for this call
+            // (the entry's shard is locked); `keep` is valid (the contract).
+            // SAFETY: the key and the value outlive the call (above).
+            let kept = unsafe { keep(key.as_ptr(), key.len(), value.data, user) } != 0;
+            removed += usize::from(!kept);
+            kept
+        });
+        // SAFETY: `NULL` or valid for a write (the contract).
+        unsafe { write_count(out_removed, removed) };
+        Ok(())
+    })
+}
+
 /// Retires the current generation and publishes an empty one, in O(1): one
 /// compare-and-swap under the generation slot's lock, held for a few instructions
 /// (a snapshot taken on another thread holds it as briefly; reads and writes never

@@ -140,10 +140,19 @@ echo "--- C++ binding under valgrind memcheck (shared library)"
 g++ -std=c++17 -Wall -Wextra -Werror -g -O1 ffi/tests/cpp/test_bindings.cpp \
     $(dyn --cflags --libs amap) "$rpath" -lpthread -o "$out/test_bindings.dyn"
 "${vg[@]}" "$out/test_bindings.dyn"
-# The header also compiles without exceptions.
+# The header also compiles without exceptions, its callback templates included.
 # shellcheck disable=SC2046
 echo '#include <amap.hpp>
-int main() { amap::Map m; m.insert("k", std::make_unique<int>(1)); return m.get("k") ? 0 : 1; }' |
+int main() {
+    amap::Map m;
+    m.insert("k", std::make_unique<int>(1));
+    auto j = std::make_unique<int>(2);
+    if (!m.try_insert("j", j).second || !m.get("k")) return 1;
+    amap::ReadSection r(m);
+    int seen = 0;
+    r.for_each([&seen](std::string_view, const void *) { return ++seen > 0; });
+    return seen == 2 && m.retain([](std::string_view key, const void *) { return key == "k"; }) == 1 ? 0 : 1;
+}' |
     g++ -std=c++17 -fno-exceptions -Wall -Wextra -Werror -x c++ - -x none $(sta --cflags --libs amap) \
         -o "$out/no_exceptions"
 "$out/no_exceptions"

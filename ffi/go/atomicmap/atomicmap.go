@@ -33,6 +33,7 @@ amap_status_t amap_go_try_insert(const amap_t *map, const uint8_t *key, size_t k
 amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
 amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
+amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
 */
 import "C"
 
@@ -375,6 +376,28 @@ func (m *Map) Replace(b *Batch) (*Ticket, error) {
 	return newTicket(t), nil
 }
 
+// Retain keeps only the entries of the current generation for which keep returns
+// true (cache eviction), and returns how many it removed. It visits one shard at a
+// time under that shard's write lock, so keep must not write to this map (a write
+// to the shard being visited would wait for itself; reads are fine). Removed
+// values are released as by Remove: holders keep them. key is borrowed for the
+// call. A panic in keep keeps that entry and every later one, and is raised again
+// from Retain.
+func (m *Map) Retain(keep func(key []byte, value any) bool) (int, error) {
+	if m.ptr == nil {
+		return 0, ErrClosed
+	}
+	walk := &rangeWalk{f: keep}
+	h := cgo.NewHandle(walk)
+	defer h.Delete()
+	var removed C.size_t
+	err := check(C.amap_go_retain(m.ptr, C.uintptr_t(h), &removed))
+	if walk.panicked != nil {
+		panic(walk.panicked)
+	}
+	return int(removed), err
+}
+
 // Range calls f for each entry of the current generation until f returns false,
 // inside one read section (no reference count is touched, and no lock is held
 // while f runs: f may call into the map, even write to it). Entries written while
@@ -397,22 +420,27 @@ func (m *Map) Range(f func(key []byte, value any) bool) {
 	}
 }
 
-// rangeWalk is what a Range or ForEach callback's handle holds: the function, and
+// rangeWalk is what a Range, ForEach or Retain callback's handle holds: the function, and
 // a panic it raised, carried back across the C frames (never through them).
 type rangeWalk struct {
 	f        func(key []byte, value any) bool
 	panicked any
 }
 
-// call runs the walk's function; a panic is recorded and stops the walk.
-func (w *rangeWalk) call(key []byte, value any) (goOn bool) {
+// call runs the walk's function on e and returns its answer; once the function
+// has panicked (the panic recorded, to be raised again after the C call), it
+// returns onPanic instead, and the function is not called again.
+func (w *rangeWalk) call(e walkEntry, onPanic bool) (answer bool) {
+	if w.panicked != nil {
+		return onPanic
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			w.panicked = r
-			goOn = false
+			answer = onPanic
 		}
 	}()
-	return w.f(key, value)
+	return w.f(e.key, e.value)
 }
 
 // Ticket is a retired generation's ticket, from ClearAsync or Replace: it tells

@@ -635,3 +635,57 @@ func TestConditionalWrites(t *testing.T) {
 		return true
 	})
 }
+
+// Retain evicts what its function refuses (holders keep their values), may read the
+// map from the function, and carries a panic out after keeping the rest.
+func TestRetain(t *testing.T) {
+	m := New()
+	defer m.Close()
+	values := make([]*tracked, 10)
+	for i := range values {
+		values[i] = &tracked{id: i}
+		if err := m.Insert([]byte{'r', byte('0' + i)}, values[i], releaseTracked); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, _ := m.Get([]byte("r3"))
+	removed, err := m.Retain(func(key []byte, value any) bool {
+		if v, ok := m.Get(key); ok { // a read of the same map
+			v.Release()
+		} else {
+			t.Errorf("%s not found from inside Retain", key)
+		}
+		return value.(*tracked).id%2 == 0
+	})
+	if err != nil || removed != 5 || m.Len() != 5 {
+		t.Fatalf("Retain removed %d (err %v), %d left", removed, err, m.Len())
+	}
+	if held.Get().(*tracked).id != 3 {
+		t.Fatal("a held value changed")
+	}
+	held.Release()
+	func() {
+		defer func() {
+			if r := recover(); r != "refused" {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		calls := 0
+		m.Retain(func([]byte, any) bool {
+			calls++
+			if calls > 1 {
+				t.Error("called again after its panic")
+			}
+			panic("refused")
+		})
+	}()
+	if m.Len() != 5 {
+		t.Fatalf("%d left after a panicking Retain, want 5", m.Len())
+	}
+	drain(t, m)
+	for _, v := range values {
+		if n := atomic.LoadInt32(&v.released); n != 1 {
+			t.Fatalf("value %d released %d times", v.id, n)
+		}
+	}
+}

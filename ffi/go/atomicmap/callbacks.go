@@ -41,16 +41,40 @@ func goAtomicMapRange(key *C.uint8_t, keyLen C.size_t, data C.uintptr_t, user C.
 }
 
 // walkOne calls the walk's function with the key and the Go value of a handle;
-// a panic is caught there (it must not unwind through the C frames).
+// a panic is caught there (it must not unwind through the C frames) and stops the
+// walk.
 func walkOne(key *C.uint8_t, keyLen C.size_t, handle uintptr, user C.uintptr_t) C.int32_t {
 	w := cgo.Handle(user).Value().(*rangeWalk)
+	if w.call(entryOf(key, keyLen, handle), false) {
+		return 0
+	}
+	return 1
+}
+
+// goAtomicMapKeep is Map.Retain's callback: data is the value's handle, borrowed
+// for the call; 1 keeps the entry, 0 removes it. After a panic in the function,
+// every remaining entry is kept.
+//
+//export goAtomicMapKeep
+func goAtomicMapKeep(key *C.uint8_t, keyLen C.size_t, data C.uintptr_t, user C.uintptr_t) C.int32_t {
+	w := cgo.Handle(user).Value().(*rangeWalk)
+	if w.call(entryOf(key, keyLen, uintptr(data)), true) {
+		return 1
+	}
+	return 0
+}
+
+// walkEntry is one entry handed to a walk's function: the key, borrowed from C for
+// the call, and the Go value of the value's handle.
+type walkEntry struct {
+	key   []byte
+	value any
+}
+
+func entryOf(key *C.uint8_t, keyLen C.size_t, handle uintptr) walkEntry {
 	var k []byte
 	if keyLen > 0 {
 		k = unsafe.Slice((*byte)(unsafe.Pointer(key)), int(keyLen))
 	}
-	v := cgo.Handle(handle).Value().(*entry).value
-	if w.call(k, v) {
-		return 0
-	}
-	return 1
+	return walkEntry{key: k, value: cgo.Handle(handle).Value().(*entry).value}
 }

@@ -1,7 +1,8 @@
-// C glue between cgo and the atomic-map C ABI: the destructor and walk
-// trampolines that call back into Go, inserts that carry a cgo.Handle (an integer,
-// never a Go pointer) as the value's data, and Range's read section, begun, walked
-// and ended within one cgo call (so on one thread, as a read section requires).
+// C glue between cgo and the atomic-map C ABI: the trampolines that call back into
+// Go (the destructor, the walks, Retain's predicate), inserts that carry a
+// cgo.Handle (an integer, never a Go pointer) as the value's data, and Range's read
+// section, begun, walked and ended within one cgo call (so on one thread, as a read
+// section requires).
 #include <stdint.h>
 
 #include "amap.h"
@@ -44,4 +45,12 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
     s = amap_read_for_each(read, go_range, (void *)callback);
     amap_read_end(read);
     return s;
+}
+
+static int32_t go_keep(const uint8_t *key, size_t key_len, void *data, void *user) {
+    return goAtomicMapKeep((uint8_t *)key, key_len, (uintptr_t)data, (uintptr_t)user);
+}
+
+amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed) {
+    return amap_retain(map, go_keep, (void *)callback, out_removed);
 }

@@ -653,6 +653,67 @@ static void conditional_writes(void) {
     destroy_item(refused, &destroyed); /* the caller's all along */
 }
 
+/* amap_retain's callback: keeps the items whose payload is even, and checks that
+ * reads of the same map work from inside (a write would wait for itself). */
+typedef struct {
+    amap_t *map;
+    int visits;
+} evict_t;
+
+static int32_t keep_even(const uint8_t *key, size_t key_len, void *data, void *user) {
+    evict_t *e = user;
+    item_t *item = data;
+    CHECK(item->magic == LIVE);
+    CHECK(key_len == 2 && key[0] == 'e');
+    uint8_t present = 0;
+    CHECK_OK(amap_contains(e->map, key, key_len, &present)); /* a read, under the lock */
+    CHECK(present == 1);
+    e->visits++;
+    return item->payload % 2 == 0;
+}
+
+/* Eviction in one call: the entries the callback refuses are removed (released as
+ * by amap_remove: a holder keeps its value), the others stay. */
+static void eviction(void) {
+    amap_t *map = new_manual_map();
+    int before = atomic_load(&destroyed);
+    for (int i = 0; i < 10; i++) {
+        char key[3] = {'e', (char)('0' + i), 0};
+        CHECK_OK(insert(map, key, i));
+    }
+    amap_value_t *held = NULL;
+    CHECK_OK(amap_get(map, K("e3"), 2, &held)); /* odd: evicted, but held */
+    CHECK_STATUS(amap_retain(NULL, keep_even, NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_retain(map, NULL, NULL, NULL), AMAP_NULL_ARGUMENT);
+    evict_t e = {map, 0};
+    size_t removed = 0;
+    CHECK_OK(amap_retain(map, keep_even, &e, &removed));
+    CHECK(e.visits == 10 && removed == 5);
+    size_t n = 0;
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 5);
+    uint8_t present = 1;
+    CHECK_OK(amap_contains(map, K("e3"), 2, &present));
+    CHECK(present == 0);
+    CHECK_OK(amap_contains(map, K("e4"), 2, &present));
+    CHECK(present == 1);
+    e.visits = 0;
+    CHECK_OK(amap_retain(map, keep_even, &e, NULL)); /* nothing left to evict */
+    CHECK(e.visits == 5);
+    reclaim_until_destroyed(map, before + 4); /* the four odd ones no one holds */
+    CHECK(payload_of(held) == 3);
+    CHECK_OK(amap_value_release(held));
+    reclaim_until_destroyed(map, before + 5);
+    amap_free(map);
+    amap_t *driver = amap_new();
+    for (int i = 0; i < 1000 && atomic_load(&destroyed) < before + 10; i++) {
+        CHECK_OK(amap_reclaim(driver, NULL));
+        usleep(1000);
+    }
+    amap_free(driver);
+    CHECK(atomic_load(&destroyed) == before + 10);
+}
+
 int main(void) {
     CHECK(strcmp(amap_version(), "0.3.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
@@ -793,6 +854,7 @@ int main(void) {
     read_iteration();
     batch_and_replace();
     conditional_writes();
+    eviction();
     ticket_wait_inside_destructor();
     release_below_zero_aborts();
     over_release_while_mapped_aborts();

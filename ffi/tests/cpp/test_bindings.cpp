@@ -490,6 +490,31 @@ void conditional_writes() {
     typed.emplace("b", 3);
     std::optional<amap::TypedValue<Counted>> b = typed.get("b");
     CHECK(b && typed.remove_if_same("b", *b) && !typed.remove_if_same("b", *b));
+
+    // Eviction: the entries the callback refuses go; an exception keeps the rest and
+    // comes out of retain.
+    for (int i = 0; i < 6; i++) typed.emplace(std::string(1, char('p' + i)), i);
+    CHECK(typed.retain([](std::string_view, const Counted &c) { return c.get() % 2 == 0; }) == 3);
+    CHECK(typed.size() == 3 && typed.contains("p") && !typed.contains("q"));
+#if AMAP_HPP_EXCEPTIONS
+    int visited = 0;
+    bool thrown = false;
+    try {
+        map.insert("x", make());
+        map.insert("y", make());
+        map.retain([&visited](std::string_view, const void *) -> bool {
+            visited++;
+            throw std::runtime_error("stop");
+        });
+    } catch (const std::runtime_error &) {
+        thrown = true;
+    }
+    CHECK(thrown && visited == 1 && map.size() == 2); // nothing removed
+#endif
+    CHECK(map.retain([](std::string_view key, const void *) { return key != "x"; }) == 1);
+    CHECK(map.size() == 1 && map.contains("y"));
+    map.clear_async();
+    drain(map);
 }
 
 int main() {
