@@ -70,7 +70,7 @@ typedef enum {
    * atomic-map panicked (a bug, or the reclaimer thread could not be started).
    * The panic was stopped at the boundary; the call had no effect, except that
    * a value passed to `amap_insert` or `amap_try_insert` may already have been
-   * destroyed.
+   * destroyed, and `amap_retain` may already have removed entries.
    */
   AMAP_PANIC = 6,
   /**
@@ -154,7 +154,8 @@ typedef struct amap_ticket_t amap_ticket_t;
 /**
  * A retained value: the pointer itself carries one reference.
  *
- * Obtained from `amap_get` or `amap_snapshot_get`; it stays valid, with its
+ * Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert` or `amap_take`
+ * (and lent to `amap_snapshot_foreach`'s callback); it stays valid, with its
  * `data`, until it is given to `amap_value_release`, whatever happens to the map
  * (clears, removes, `amap_free`).
  */
@@ -583,10 +584,19 @@ amap_status_t amap_remove_if_same(const amap_t *map,
  * `amap_remove` (holders keep them). If `out_removed` is not `NULL`, writes the
  * number of entries removed there.
  *
- * `keep` must not write to this map (`amap_insert`, `amap_remove`, the conditional
- * writes, `amap_clear_async`, `amap_replace`): a write to the shard being visited
- * would wait for itself. Reads are fine (`amap_get`, `amap_contains`, read
- * sections, snapshots), and so are writes to other maps.
+ * What `keep` may do: read this map or any other (`amap_get`, `amap_contains`,
+ * read sections, snapshots). What it must not:
+ * * write to this map (`amap_insert`, `amap_remove`, the conditional writes,
+ *   `amap_retain`, `amap_clear_async`, `amap_replace`): a write to the shard being
+ *   visited would wait for itself;
+ * * write to a map that another thread may be retaining with a callback that
+ *   writes to this one: each would wait for the other's shard lock;
+ * * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`): the walk
+ *   holds an epoch pin, the grace periods they wait for cannot end before it
+ *   returns.
+ *
+ * While the walk runs, its pin holds reclamation up (every map's), and the writers
+ * of the shard being visited wait for `keep` to return: keep it short.
  *
  * # Safety
  * `map` must be a live map; `keep` a valid function; `out_removed` `NULL` or valid

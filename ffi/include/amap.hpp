@@ -418,14 +418,16 @@ class Map {
     }
     /// Keeps only the entries for which `keep(key, data)` returns true, and returns
     /// how many it removed (amap_retain: eviction, one shard at a time under that
-    /// shard's write lock, so `keep` must not write to this map; reads are fine).
+    /// shard's write lock, so `keep` must not write to this map, nor wait for
+    /// reclamation; reads are fine: the header's amap_retain says it all).
     /// Removed values are released as by remove(): holders keep them. An exception
     /// thrown by `keep` keeps that entry and every one after it, and is rethrown here.
     template <class F> size_t retain(F &&keep) {
         detail::Callback<F> callback{keep};
         size_t removed = 0;
-        detail::check(amap_retain(map_.get(), &keep_call<F>, &callback, &removed));
-        callback.rethrow();
+        amap_status_t s = amap_retain(map_.get(), &keep_call<F>, &callback, &removed);
+        callback.rethrow(); // the predicate's exception first: it explains the rest
+        detail::check(s);
         return removed;
     }
     /// A retained value, or nullopt.
@@ -581,8 +583,9 @@ class ReadSection {
     /// crosses the C frames).
     template <class F> void for_each(F &&f) const {
         detail::Callback<F> walk{f};
-        detail::check(amap_read_for_each(read_.get(), &call<F>, &walk));
-        walk.rethrow();
+        amap_status_t s = amap_read_for_each(read_.get(), &call<F>, &walk);
+        walk.rethrow(); // the callback's exception first: it explains the rest
+        detail::check(s);
     }
 
     /// Collects the entries (see the class comment) and returns the first.

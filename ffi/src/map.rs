@@ -462,10 +462,19 @@ pub type amap_keep_fn = Option<
 /// `amap_remove` (holders keep them). If `out_removed` is not `NULL`, writes the
 /// number of entries removed there.
 ///
-/// `keep` must not write to this map (`amap_insert`, `amap_remove`, the conditional
-/// writes, `amap_clear_async`, `amap_replace`): a write to the shard being visited
-/// would wait for itself. Reads are fine (`amap_get`, `amap_contains`, read
-/// sections, snapshots), and so are writes to other maps.
+/// What `keep` may do: read this map or any other (`amap_get`, `amap_contains`,
+/// read sections, snapshots). What it must not:
+/// * write to this map (`amap_insert`, `amap_remove`, the conditional writes,
+///   `amap_retain`, `amap_clear_async`, `amap_replace`): a write to the shard being
+///   visited would wait for itself;
+/// * write to a map that another thread may be retaining with a callback that
+///   writes to this one: each would wait for the other's shard lock;
+/// * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`): the walk
+///   holds an epoch pin, the grace periods they wait for cannot end before it
+///   returns.
+///
+/// While the walk runs, its pin holds reclamation up (every map's), and the writers
+/// of the shard being visited wait for `keep` to return: keep it short.
 ///
 /// # Safety
 /// `map` must be a live map; `keep` a valid function; `out_removed` `NULL` or valid

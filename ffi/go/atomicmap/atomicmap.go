@@ -221,14 +221,42 @@ func (m *Map) Insert(key []byte, value any, release func(any)) error {
 	if m.ptr == nil {
 		return ErrClosed
 	}
-	h := cgo.NewHandle(&entry{value: value, release: release})
+	h := newValueHandle(value, release)
 	k, n := keyPtr(key)
-	if err := check(C.amap_go_insert(m.ptr, k, n, C.uintptr_t(h))); err != nil {
-		h.Delete() // the map did not take it
-		return err
-	}
+	status := C.amap_go_insert(m.ptr, k, n, C.uintptr_t(h))
 	runtime.KeepAlive(key)
+	if status != C.AMAP_OK {
+		untaken(h, status)
+		return check(status)
+	}
 	return nil
+}
+
+// liveHandles counts the values' handles made and not yet deleted: every one is
+// deleted exactly once, by the value's destructor or by the call that did not
+// hand it over (the tests check that it comes back).
+var liveHandles int64
+
+// newValueHandle makes the handle a value crosses into C as.
+func newValueHandle(value any, release func(any)) cgo.Handle {
+	atomic.AddInt64(&liveHandles, 1)
+	return cgo.NewHandle(&entry{value: value, release: release})
+}
+
+// deleteValueHandle deletes a value's handle (once).
+func deleteValueHandle(h cgo.Handle) {
+	h.Delete()
+	atomic.AddInt64(&liveHandles, -1)
+}
+
+// untaken deletes the handle of a value that a call did not take (its status is
+// not AMAP_OK). After AMAP_PANIC the library may already have destroyed the value,
+// deleting the handle: it is left alone then (a leak at worst, never a second
+// Delete, which would panic or free another value's handle).
+func untaken(h cgo.Handle, status C.amap_status_t) {
+	if status != C.AMAP_PANIC {
+		deleteValueHandle(h)
+	}
 }
 
 // TryInsert maps key to value only if the key is absent, in one step with respect
@@ -241,7 +269,7 @@ func (m *Map) TryInsert(key []byte, value any, release func(any)) (*Value, bool,
 	if m.ptr == nil {
 		return nil, false, ErrClosed
 	}
-	h := cgo.NewHandle(&entry{value: value, release: release})
+	h := newValueHandle(value, release)
 	var out *C.amap_value_t
 	k, n := keyPtr(key)
 	status := C.amap_go_try_insert(m.ptr, k, n, C.uintptr_t(h), &out)
@@ -250,10 +278,10 @@ func (m *Map) TryInsert(key []byte, value any, release func(any)) (*Value, bool,
 	case C.AMAP_OK:
 		return newValue(out), true, nil
 	case C.AMAP_EXISTS:
-		h.Delete() // the map did not take it
+		untaken(h, status)
 		return newValue(out), false, nil
 	default:
-		h.Delete()
+		untaken(h, status)
 		return nil, false, check(status)
 	}
 }
@@ -379,7 +407,9 @@ func (m *Map) Replace(b *Batch) (*Ticket, error) {
 // Retain keeps only the entries of the current generation for which keep returns
 // true (cache eviction), and returns how many it removed. It visits one shard at a
 // time under that shard's write lock, so keep must not write to this map (a write
-// to the shard being visited would wait for itself; reads are fine). Removed
+// to the shard being visited would wait for itself), nor to a map another goroutine
+// may be retaining with a function that writes to this one, nor wait for
+// reclamation (Reclaimer.Flush, Ticket.Wait, Close); reads are fine. Removed
 // values are released as by Remove: holders keep them. key is borrowed for the
 // call. A panic in keep keeps that entry and every later one, and is raised again
 // from Retain.
@@ -392,7 +422,7 @@ func (m *Map) Retain(keep func(key []byte, value any) bool) (int, error) {
 	defer h.Delete()
 	var removed C.size_t
 	err := check(C.amap_go_retain(m.ptr, C.uintptr_t(h), &removed))
-	if walk.panicked != nil {
+	if walk.failed {
 		panic(walk.panicked)
 	}
 	return int(removed), err
@@ -412,7 +442,7 @@ func (m *Map) Range(f func(key []byte, value any) bool) {
 	h := cgo.NewHandle(walk)
 	defer h.Delete()
 	err := check(C.amap_go_range(m.ptr, C.uintptr_t(h)))
-	if walk.panicked != nil {
+	if walk.failed {
 		panic(walk.panicked)
 	}
 	if err != nil {
@@ -424,6 +454,7 @@ func (m *Map) Range(f func(key []byte, value any) bool) {
 // a panic it raised, carried back across the C frames (never through them).
 type rangeWalk struct {
 	f        func(key []byte, value any) bool
+	failed   bool // f panicked (possibly with nil, which recover cannot tell apart)
 	panicked any
 }
 
@@ -431,16 +462,21 @@ type rangeWalk struct {
 // has panicked (the panic recorded, to be raised again after the C call), it
 // returns onPanic instead, and the function is not called again.
 func (w *rangeWalk) call(e walkEntry, onPanic bool) (answer bool) {
-	if w.panicked != nil {
+	if w.failed {
 		return onPanic
 	}
+	returned := false
 	defer func() {
-		if r := recover(); r != nil {
-			w.panicked = r
+		if !returned {
+			// A panic, `panic(nil)` included (recover gives nil for it before Go
+			// 1.21): f did not return.
+			w.failed, w.panicked = true, recover()
 			answer = onPanic
 		}
 	}()
-	return w.f(e.key, e.value)
+	answer = w.f(e.key, e.value)
+	returned = true
+	return answer
 }
 
 // Ticket is a retired generation's ticket, from ClearAsync or Replace: it tells
@@ -539,14 +575,14 @@ func (b *Batch) Insert(key []byte, value any, release func(any)) error {
 	if b.ptr == nil {
 		return ErrBatchUsed
 	}
-	h := cgo.NewHandle(&entry{value: value, release: release})
+	h := newValueHandle(value, release)
 	k, n := keyPtr(key)
-	err := check(C.amap_go_batch_insert(b.ptr, k, n, C.uintptr_t(h)))
+	status := C.amap_go_batch_insert(b.ptr, k, n, C.uintptr_t(h))
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(b)
-	if err != nil {
-		h.Delete() // the batch did not take it
-		return err
+	if status != C.AMAP_OK {
+		untaken(h, status)
+		return check(status)
 	}
 	return nil
 }
@@ -704,7 +740,7 @@ func (s *Snapshot) ForEach(f func(key []byte, value any) bool) {
 	h := cgo.NewHandle(walk)
 	defer h.Delete()
 	err := check(C.amap_go_snapshot_foreach(s.ptr, C.uintptr_t(h)))
-	if walk.panicked != nil {
+	if walk.failed {
 		panic(walk.panicked)
 	}
 	if err != nil {

@@ -531,6 +531,7 @@ func TestManualReclaimerServesItsMaps(t *testing.T) {
 // value in place; goroutines racing TryInsert and Take conserve the values (every
 // win is taken out or still mapped) and release each value once.
 func TestConditionalWrites(t *testing.T) {
+	handles := atomic.LoadInt64(&liveHandles)
 	m := New()
 	defer m.Close()
 	first, second := &tracked{id: 1}, &tracked{id: 2}
@@ -559,6 +560,14 @@ func TestConditionalWrites(t *testing.T) {
 	}
 	fresh.Release()
 	now.Release()
+	func() {
+		defer func() {
+			if r := recover(); r != "atomicmap: Value used after Release" {
+				t.Fatalf("RemoveIfSame with a released Value: recovered %v", r)
+			}
+		}()
+		m.RemoveIfSame([]byte("k"), now)
+	}()
 	if err := m.Insert([]byte("t"), fourth, releaseTracked); err != nil {
 		t.Fatal(err)
 	}
@@ -634,6 +643,15 @@ func TestConditionalWrites(t *testing.T) {
 		}
 		return true
 	})
+	// Every handle made here was deleted: by its value's destructor, or, refused,
+	// by TryInsert. (Values other tests left to the process-wide reclaimer can only
+	// take the count lower meanwhile.)
+	for i := 0; i < 5000 && atomic.LoadInt64(&liveHandles) > handles; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if now := atomic.LoadInt64(&liveHandles); now > handles {
+		t.Fatalf("%d value handles never deleted", now-handles)
+	}
 }
 
 // Retain evicts what its function refuses (holders keep their values), may read the
@@ -681,6 +699,17 @@ func TestRetain(t *testing.T) {
 	}()
 	if m.Len() != 5 {
 		t.Fatalf("%d left after a panicking Retain, want 5", m.Len())
+	}
+	// panic(nil), which recover cannot tell from no panic before Go 1.21, is
+	// carried out too, not taken for "remove".
+	returned := false
+	func() {
+		defer func() { recover() }()
+		m.Retain(func([]byte, any) bool { panic(nil) })
+		returned = true
+	}()
+	if returned || m.Len() != 5 {
+		t.Fatalf("Retain returned after panic(nil) (%v), %d left", returned, m.Len())
 	}
 	drain(t, m)
 	for _, v := range values {

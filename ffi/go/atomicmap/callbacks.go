@@ -18,7 +18,7 @@ import (
 func goAtomicMapDeleteHandle(handle C.uintptr_t) {
 	h := cgo.Handle(handle)
 	e := h.Value().(*entry)
-	h.Delete()
+	deleteValueHandle(h)
 	if e.release != nil {
 		e.release(e.value)
 	}

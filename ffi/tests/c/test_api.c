@@ -665,9 +665,23 @@ static int32_t keep_even(const uint8_t *key, size_t key_len, void *data, void *u
     item_t *item = data;
     CHECK(item->magic == LIVE);
     CHECK(key_len == 2 && key[0] == 'e');
+    /* reads of the same map, under the shard's lock: each documented as allowed */
     uint8_t present = 0;
-    CHECK_OK(amap_contains(e->map, key, key_len, &present)); /* a read, under the lock */
+    CHECK_OK(amap_contains(e->map, key, key_len, &present));
     CHECK(present == 1);
+    amap_value_t *v = NULL;
+    CHECK_OK(amap_get(e->map, key, key_len, &v));
+    CHECK(amap_value_data(v) == data);
+    CHECK_OK(amap_value_release(v));
+    amap_snapshot_t *snap = NULL;
+    CHECK_OK(amap_snapshot(e->map, &snap));
+    amap_snapshot_release(snap);
+    amap_read_t *read = NULL;
+    CHECK_OK(amap_read_begin(e->map, &read));
+    void *borrowed = NULL;
+    CHECK_OK(amap_read_get(read, key, key_len, &borrowed));
+    CHECK(borrowed == data);
+    amap_read_end(read);
     e->visits++;
     return item->payload % 2 == 0;
 }
