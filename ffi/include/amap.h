@@ -206,14 +206,30 @@ typedef struct {
 } amap_options_t;
 
 /**
+ * Called by `amap_read_for_each` for each entry: the key bytes, the value's
+ * `data`, and the caller's `user` pointer. Return 0 to go on, anything else to
+ * stop.
+ *
+ * Ownership: `key` is **borrowed for the call only** (a copy: keep the bytes by
+ * copying them). `data` is **borrowed for the section**, as from `amap_read_get`:
+ * valid until `amap_read_end`, even if the key is removed or the map cleared
+ * meanwhile. Never free either.
+ */
+typedef int32_t (*amap_read_fn)(const uint8_t *key, size_t key_len, void *data, void *user);
+
+/**
  * Called by `amap_retain` for each entry: the key bytes, the value's `data` and
  * the caller's `user` pointer. Return non-zero to keep the entry, 0 to remove it.
  *
  * Ownership: `key` and `data` are borrowed for the call only. Runs under the write
  * lock of the entry's shard: it must not write to the same map (see
  * `amap_retain`).
+ *
+ * The same C type as `amap_read_fn`, whose return value means "stop" instead:
+ * one type under two names, the name saying which meaning a callback gives its
+ * return value.
  */
-typedef int32_t (*amap_keep_fn)(const uint8_t *key, size_t key_len, void *data, void *user);
+typedef amap_read_fn amap_keep_fn;
 
 /**
  * Generation and garbage counters of a map (see `amap_stats`).
@@ -244,18 +260,6 @@ typedef struct {
    */
   uint64_t destructor_panics;
 } amap_stats_t;
-
-/**
- * Called by `amap_read_for_each` for each entry: the key bytes, the value's
- * `data`, and the caller's `user` pointer. Return 0 to go on, anything else to
- * stop.
- *
- * Ownership: `key` is **borrowed for the call only** (a copy: keep the bytes by
- * copying them). `data` is **borrowed for the section**, as from `amap_read_get`:
- * valid until `amap_read_end`, even if the key is removed or the map cleared
- * meanwhile. Never free either.
- */
-typedef int32_t (*amap_read_fn)(const uint8_t *key, size_t key_len, void *data, void *user);
 
 /**
  * Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and

@@ -443,15 +443,12 @@ pub unsafe extern "C" fn amap_remove_if_same(
 /// Ownership: `key` and `data` are borrowed for the call only. Runs under the write
 /// lock of the entry's shard: it must not write to the same map (see
 /// `amap_retain`).
+///
+/// The same C type as `amap_read_fn`, whose return value means "stop" instead:
+/// one type under two names, the name saying which meaning a callback gives its
+/// return value.
 #[allow(non_camel_case_types)]
-pub type amap_keep_fn = Option<
-    unsafe extern "C" fn(
-        key: *const u8,
-        key_len: usize,
-        data: *mut c_void,
-        user: *mut c_void,
-    ) -> i32,
->;
+pub type amap_keep_fn = crate::amap_read_fn;
 
 /// Keeps only the entries of the current generation for which `keep` returns
 /// non-zero: cache eviction (entries past their time, of a tenant that left) in one
