@@ -29,6 +29,10 @@ use crate::mapped;
 use crate::prefetch::prefetch_line;
 use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell, ZEROED_ATOMIC_PTR_IS_NULL};
 
+/// How many slots after a removed one `Array::probed_through` looks at before it
+/// takes the slot for probed through (a tombstone, as before displacements).
+const RUN_SCAN: usize = 16;
+
 /// How many slots ahead of the one it hands over `Array::drain_range` fetches an entry.
 const DRAIN_AHEAD: usize = 8;
 
@@ -40,7 +44,12 @@ pub(super) fn tombstone<T>() -> *mut T {
 
 /// A slot's word: an entry's address, with its key's tag in the top 16 bits when
 /// the address leaves them clear, and then the lowest bit set to say so (entries
-/// are aligned to at least 2, so an address never has it). On 64-bit targets
+/// are aligned to at least 2, so an address never has it) and, in the bits above
+/// it that the entry's alignment leaves clear (up to 3), its *displacement*: how
+/// many slots past its home slot the entry lies, saturated (the largest value
+/// means "at least that many"; a value cell, aligned to 8, has 2 such bits: 0, 1,
+/// 2, or 3 and more). A removal reads the displacements of the entries after a
+/// slot to tell whether any probe runs through it (`Array::remove`). On 64-bit targets
 /// user-space addresses usually fit in 48 bits; an entry whose address does not
 /// (a program that maps memory above on purpose, a platform that keeps a tag of its
 /// own in the top byte, such as Android's heap on arm64) is stored as its plain
@@ -64,19 +73,55 @@ impl Word {
         }
     }
 
-    /// The word for `pointer`, tagged with `tag` (never 0) if its address allows.
+    /// The largest displacement a tagged word records for entries of type `T`:
+    /// `2^bits - 1`, where `bits` is what `T`'s alignment leaves clear above the
+    /// tag bit (at most 3); a word holding it means "this many or more".
+    const fn max_displacement<T>() -> usize {
+        let clear = align_of::<T>().trailing_zeros();
+        let bits = if clear > 3 {
+            3
+        } else {
+            clear.saturating_sub(1)
+        };
+        (1 << bits) - 1
+    }
+
+    /// The bits of a tagged word that hold the address (the tag, the tag bit and
+    /// the displacement cleared).
+    #[cfg(target_pointer_width = "64")]
+    const fn address_bits<T>() -> usize {
+        ((1 << Self::TAG_SHIFT) - 1) & !((Self::max_displacement::<T>() << 1) | 1)
+    }
+
+    /// The word for `pointer`, which lies `displacement` slots past its home,
+    /// tagged with `tag` (never 0) if its address allows.
     #[inline(always)]
-    fn pack<T>(pointer: NonNull<T>, tag: usize) -> *mut T {
+    fn pack<T>(pointer: NonNull<T>, tag: usize, displacement: usize) -> *mut T {
         debug_assert!(pointer.as_ptr().addr() & 1 == 0, "entries are aligned to 2");
         #[cfg(target_pointer_width = "64")]
         if pointer.as_ptr().addr() >> Self::TAG_SHIFT == 0 {
             debug_assert!(tag != 0 && tag >> 16 == 0);
+            let recorded = displacement.min(Self::max_displacement::<T>());
             return pointer
                 .as_ptr()
-                .map_addr(|address| address | tag << Self::TAG_SHIFT | 1);
+                .map_addr(|address| address | tag << Self::TAG_SHIFT | recorded << 1 | 1);
         }
-        let _ = tag;
+        let _ = (tag, displacement);
         pointer.as_ptr()
+    }
+
+    /// The displacement a live word records for its entry, if it records an exact
+    /// one: `None` for an untagged word (which records none) and for the largest
+    /// value (which means "at least").
+    #[inline(always)]
+    fn displacement<T>(word: *mut T) -> Option<usize> {
+        #[cfg(target_pointer_width = "64")]
+        if word.addr() & 1 != 0 && word.addr() >> Self::TAG_SHIFT != 0 {
+            let recorded = (word.addr() >> 1) & Self::max_displacement::<T>();
+            return (recorded < Self::max_displacement::<T>()).then_some(recorded);
+        }
+        let _ = word;
+        None
     }
 
     /// A word's tag (0: untagged) and pointer (its provenance kept).
@@ -86,8 +131,10 @@ impl Word {
         {
             let tag = word.addr() >> Self::TAG_SHIFT;
             if word.addr() & 1 != 0 && tag != 0 {
-                let address_bits = (1 << Self::TAG_SHIFT) - 2;
-                return (tag, word.map_addr(|address| address & address_bits));
+                return (
+                    tag,
+                    word.map_addr(|address| address & Self::address_bits::<T>()),
+                );
             }
         }
         (0, word)
@@ -114,8 +161,7 @@ impl Word {
             }
             #[cfg(target_pointer_width = "64")]
             if word.addr() >> Self::TAG_SHIFT == want {
-                let address_bits = (1 << Self::TAG_SHIFT) - 2;
-                let pointer = word.map_addr(|address| address & address_bits);
+                let pointer = word.map_addr(|address| address & Self::address_bits::<T>());
                 // SAFETY: a tagged word packs a non-null entry pointer (`pack`),
                 // whose address bits are kept here.
                 return Seen::Candidate(unsafe { NonNull::new_unchecked(pointer) });
@@ -281,6 +327,15 @@ impl<T> Array<T> {
         i
     }
 
+    /// The word that maps slot `i` to `pointer`, an entry of hash `hash`: tagged,
+    /// with its displacement from its home (`hash`'s slot).
+    #[inline(always)]
+    fn word(&self, i: usize, hash: u64, pointer: NonNull<T>) -> *mut T {
+        let mask = self.slots.get().len() - 1;
+        let displacement = i.wrapping_sub(hash as usize) & mask;
+        Word::pack(pointer, Word::tag(hash), displacement)
+    }
+
     /// Publishes slot `i` (never used, or removed: a `Probe::Vacant`) mapped to
     /// `pointer`, an entry of hash `hash`. Returns whether the slot was never used.
     /// Under the shard's lock, or on an array not yet published.
@@ -291,7 +346,7 @@ impl<T> Array<T> {
         debug_assert!(was.is_null() || was == tombstone());
         // Release: publishes the entry (the value cell and its key, written before
         // the insert) to readers' Acquire loads in `get` and `next_live`.
-        slot.store(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
+        slot.store(self.word(i, hash, pointer), Ordering::Release);
         was.is_null()
     }
 
@@ -306,30 +361,40 @@ impl<T> Array<T> {
         // swap is a locked instruction on x86: a tenth of an upsert's samples).
         // Release: publishes the new entry to readers' Acquire loads in `get` and
         // `next_live`.
-        self.slots.get()[i].store(Word::pack(pointer, Word::tag(hash)), Ordering::Release);
+        self.slots.get()[i].store(self.word(i, hash, pointer), Ordering::Release);
     }
 
     /// Marks live slot `i` (found by a probe or a walk under the same hold of the
     /// shard's lock; the caller takes its entry over) removed; returns how many
     /// slots became unused (null) again. Under the shard's lock.
     ///
-    /// A removed slot whose successor is unused ends no other key's probe
-    /// sequence, so it goes back to unused (null) instead of a tombstone, and so
-    /// does every tombstone right before it: a removal at the end of a run leaves
-    /// no tombstone behind, and probes (an insert's runs to an unused slot, a
-    /// lookup's of an absent key) pass fewer of them. Only a removal inside a run
-    /// leaves one, until the rest of the run goes or a rehash. (hashbrown's
-    /// `erase` rests on the same idea for its groups of 16: it marks a slot empty
+    /// A removed slot that no live entry's probe sequence runs through goes back to
+    /// unused (null) instead of a tombstone, and so does every tombstone right
+    /// before it: probes (an insert's runs to an unused slot, a lookup's of an
+    /// absent key) then pass fewer tombstones. Whether a probe runs through the
+    /// slot, `probed_through` tells from the words after it alone: each records
+    /// how far its entry lies from its home ([`Word`]). So a removal at the end of
+    /// a run leaves no tombstone, and one inside a run leaves one only where a
+    /// later entry of the run was displaced past the slot (or its word records too
+    /// large a displacement to tell). Until 2026-12-02 every removal inside a run
+    /// left one: in the Exchange mix at 1 thread a shard of 2,048 slots then held
+    /// about 360 tombstones beside 840 entries, and a probe visited 4.03 slots on
+    /// average; with the displacements about 200 and 3.01 (`docs/BENCHMARKS.md`,
+    /// "History", "Displacements in the slot words"). (hashbrown's `erase` rests
+    /// on a cruder form of the idea for its groups of 16: it marks a slot empty
     /// rather than deleted when the 16 slots before it and the 16 from it both
-    /// include an empty one; it does not walk back.)
+    /// include an empty one.)
     ///
     /// Why no key is cut off: a key in slot `j` was inserted after a probe that found
     /// every slot from its home to `j - 1` used, and a slot becomes null only while
-    /// its successor is null, so none of them can while `j` holds the key (by
-    /// induction backwards from `j`); a reader probing for a key present throughout
-    /// its probe therefore finds only used slots before it, as before. A lookup
-    /// can no longer count on meeting an unused slot within a lap, though: `get`
-    /// stops after one.
+    /// no live entry's probe runs through it (the entries of its own run are
+    /// checked; an entry of a later run lies past an unused slot, so by the same
+    /// rule none of its probe runs through this one; a tombstone right before the
+    /// freed slot is passed only by probes that would also pass the freed slot), so
+    /// none of them can while `j` holds the key; a reader probing for a key
+    /// present throughout its probe therefore finds only used slots before it, as
+    /// before. A lookup can no longer count on meeting an unused slot within a
+    /// lap, though: `get` stops after one.
     pub(super) fn remove(&self, i: usize) -> usize {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
@@ -342,7 +407,7 @@ impl<T> Array<T> {
         // the old word is served by it: the entry's own protocol keeps it alive
         // past the removal (`Store`), and a retained read that finds it unmapped
         // probes again, ordered by the unmapping's Release (`value.rs`).
-        if !slots[(i + 1) & mask].load(Ordering::Relaxed).is_null() {
+        if self.probed_through(i) {
             slot.store(tombstone(), Ordering::Relaxed);
             return 0;
         }
@@ -357,6 +422,36 @@ impl<T> Array<T> {
             j = j.wrapping_sub(1) & mask;
         }
         freed
+    }
+
+    /// Whether a probe for some live entry may run through slot `i`: whether an
+    /// entry in the run of used slots after `i` lies past `i` from a home at or
+    /// before it. Exact from the words' displacements; `true` when a word cannot
+    /// tell (untagged, or a displacement at the largest value it records) or the run
+    /// goes on past `RUN_SCAN` slots. No entry is read: only this array's words,
+    /// under the shard's lock.
+    ///
+    /// Entries of a later run (past an unused slot) need no look: a probe reaching
+    /// them from a home at or before `i` would have run through that unused slot,
+    /// which no probe of a live entry does (see `remove`).
+    fn probed_through(&self, i: usize) -> bool {
+        let slots = self.slots.get();
+        let mask = slots.len() - 1;
+        for distance in 1..=RUN_SCAN {
+            // Relaxed: under the lock (as in `probe`).
+            let word = slots[(i + distance) & mask].load(Ordering::Relaxed);
+            if word.is_null() {
+                return false;
+            }
+            if word == tombstone() {
+                continue;
+            }
+            match Word::displacement(word) {
+                Some(displacement) if displacement < distance => {}
+                _ => return true,
+            }
+        }
+        true
     }
 
     /// The first live entry at or after slot `from`: `(index, pointer)`. Lock-free
@@ -522,21 +617,35 @@ mod tests {
         let hash = 0x0123_4567_89ab_cdef_u64;
         let tag = Word::tag(hash);
         // An ordinary address: tagged on 64-bit targets, read back whole.
-        let word = Word::pack(at(0x7f12_3456_7890), tag);
+        let word = Word::pack(at(0x7f12_3456_7890), tag, 2);
         assert_eq!(Word::unpack(word).1.addr(), 0x7f12_3456_7890);
         assert_eq!(Word::live(word), Some(at(0x7f12_3456_7890)));
         if cfg!(target_pointer_width = "64") {
             assert_eq!(Word::unpack(word).0, tag);
             assert_ne!(tag, 0);
+            // The displacement: exact below the largest value the alignment of a
+            // `u64` (8: two bits) records, "at least" (`None`) from it on.
+            assert_eq!(Word::max_displacement::<u64>(), 3);
+            assert_eq!(Word::displacement(word), Some(2));
+            for (displacement, recorded) in [(0, Some(0)), (1, Some(1)), (3, None), (9, None)] {
+                let word = Word::pack(at(0x7f12_3456_7890), tag, displacement);
+                assert_eq!(Word::displacement(word), recorded);
+                assert_eq!(Word::live(word), Some(at(0x7f12_3456_7890)));
+            }
         }
+        assert_eq!(Word::max_displacement::<u8>(), 0);
+        assert_eq!(Word::max_displacement::<u16>(), 0);
+        assert_eq!(Word::max_displacement::<u32>(), 1);
+        assert_eq!(Word::max_displacement::<u128>(), 7);
         // An address that uses the top bits (Android's tagged heap on arm64, for
         // one): stored untagged, read back unchanged, never taken for a tagged word.
         #[cfg(target_pointer_width = "64")]
         {
             let high = 0xb400_0071_2345_6780_usize;
-            let word = Word::pack(at(high), tag);
+            let word = Word::pack(at(high), tag, 1);
             assert_eq!(Word::unpack(word), (0, at(high).as_ptr()));
             assert_eq!(Word::live(word), Some(at(high)));
+            assert_eq!(Word::displacement(word), None);
         }
         // The tombstone: untagged, and never live.
         assert_eq!(Word::unpack(tombstone::<u64>()).0, 0);
@@ -560,7 +669,7 @@ mod tests {
         }
         let hash = 0x0123_4567_89ab_cdef_u64;
         let want = Word::tag(hash);
-        let mine = Word::pack(at(0x7f12_3456_7890), want);
+        let mine = Word::pack(at(0x7f12_3456_7890), want, 1);
         assert_eq!(
             kind(Word::see(mine, want)),
             ("candidate", Some(at(0x7f12_3456_7890)))
@@ -572,12 +681,12 @@ mod tests {
         );
         #[cfg(target_pointer_width = "64")]
         {
-            let other = Word::pack(at(0x7f12_3456_7890), Word::tag(hash ^ (1 << 40)));
+            let other = Word::pack(at(0x7f12_3456_7890), Word::tag(hash ^ (1 << 40)), 0);
             assert_eq!(kind(Word::see(other, want)), ("other", None));
             // Untagged (an address using the top bits): a candidate, compared by
             // key, even when its top bits equal the probed tag.
             let high = (want << Word::TAG_SHIFT) | 0x1234_5678;
-            let word = Word::pack(at(high), want);
+            let word = Word::pack(at(high), want, 0);
             assert_eq!(kind(Word::see(word, want)), ("candidate", Some(at(high))));
         }
     }
@@ -636,6 +745,59 @@ mod tests {
         assert!(matches!(array.probe(7, is(0x80)), Probe::Found(0, p) if p == at(0x80)));
         assert_eq!(array.remove(0), 2);
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
+    }
+
+    #[test]
+    #[cfg(not(feature = "loom"))]
+    fn a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through() {
+        let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
+        // Sixteen slots; entries at their homes 2, 3 and 4: a run, but no probe
+        // runs through slot 3 (the entry after it is at home), so its removal
+        // frees it, and a later one of slot 2 frees that too.
+        let array = Array::new(16);
+        for slot in [2, 3, 4] {
+            assert!(array.occupy(slot, slot as u64, at(0x100 * slot)));
+        }
+        assert_eq!(array.remove(3), 1);
+        assert_eq!(unused(&array, 3), Some(true));
+        assert_eq!(array.get(4, is(0x400)), Some(at(0x400)));
+        assert_eq!(array.remove(2), 1);
+        assert_eq!(array.get(4, is(0x400)), Some(at(0x400)));
+        // Slot 5 holds an entry of home 4 and slot 6 one of home 5, each displaced
+        // by 1. Removing slot 5 leaves a tombstone (slot 6's entry is found through
+        // it); removing slot 4 then frees it: past the tombstone, slot 6's entry
+        // lies 2 slots on but is displaced by 1 only, so it is not found through
+        // slot 4.
+        assert!(array.occupy(5, 4, at(0x500)));
+        assert!(array.occupy(6, 5, at(0x600)));
+        assert_eq!(array.remove(5), 0);
+        assert_eq!(unused(&array, 5), Some(false));
+        assert_eq!(array.get(5, is(0x600)), Some(at(0x600)));
+        assert_eq!(array.remove(4), 1);
+        assert_eq!(unused(&array, 4), Some(true));
+        assert_eq!(array.get(5, is(0x600)), Some(at(0x600)));
+        // Removing slot 6 frees it and the tombstone before it.
+        assert_eq!(array.remove(6), 2);
+        assert!((0..16).all(|i| unused(&array, i) == Some(true)));
+
+        // A displacement past what the word records (3 and more, for a `u64`):
+        // slots 8 to 12 hold entries of homes 8, 9, 10, 11 and 9 (the last one 3
+        // past its home). Removing slot 10 leaves a tombstone: slot 12's entry
+        // runs through it, and its word says only "3 or more".
+        for (slot, home) in [(8, 8), (9, 9), (10, 10), (11, 11), (12, 9)] {
+            assert!(array.occupy(slot, home, at(0x100 * slot)));
+        }
+        assert_eq!(array.remove(10), 0);
+        assert_eq!(array.get(9, is(0xc00)), Some(at(0xc00)));
+        // Slot 9's removal: slot 12's entry runs through it too. A tombstone.
+        assert_eq!(array.remove(9), 0);
+        assert_eq!(array.get(9, is(0xc00)), Some(at(0xc00)));
+        // Once slot 12's entry is gone, slot 11's removal frees it and both
+        // tombstones (nothing after slot 11 is probed through them), and slot 8 stays.
+        assert_eq!(array.remove(12), 1);
+        assert_eq!(array.remove(11), 3);
+        assert_eq!(array.get(8, is(0x800)), Some(at(0x800)));
+        assert!((9..16).all(|i| unused(&array, i) == Some(true)));
     }
 
     #[test]
