@@ -781,23 +781,30 @@ mod tests {
         assert!((0..16).all(|i| unused(&array, i) == Some(true)));
 
         // A displacement past what the word records (3 and more, for a `u64`):
-        // slots 8 to 12 hold entries of homes 8, 9, 10, 11 and 9 (the last one 3
-        // past its home). Removing slot 10 leaves a tombstone: slot 12's entry
-        // runs through it, and its word says only "3 or more".
-        for (slot, home) in [(8, 8), (9, 9), (10, 10), (11, 11), (12, 9)] {
+        // slots 8 to 13 hold entries of homes 8, 9, 10, 11, 12 and 8 (the last one
+        // 5 past its home, recorded as "3 or more"). Removing slot 9 leaves a
+        // tombstone: slot 13's entry may run through it (it does), and its word
+        // cannot say it does not.
+        for (slot, home) in [(8, 8), (9, 9), (10, 10), (11, 11), (12, 12), (13, 8)] {
             assert!(array.occupy(slot, home, at(0x100 * slot)));
         }
-        assert_eq!(array.remove(10), 0);
-        assert_eq!(array.get(9, is(0xc00)), Some(at(0xc00)));
-        // Slot 9's removal: slot 12's entry runs through it too. A tombstone.
         assert_eq!(array.remove(9), 0);
-        assert_eq!(array.get(9, is(0xc00)), Some(at(0xc00)));
-        // Once slot 12's entry is gone, slot 11's removal frees it and both
-        // tombstones (nothing after slot 11 is probed through them), and slot 8 stays.
-        assert_eq!(array.remove(12), 1);
-        assert_eq!(array.remove(11), 3);
-        assert_eq!(array.get(8, is(0x800)), Some(at(0x800)));
-        assert!((9..16).all(|i| unused(&array, i) == Some(true)));
+        assert_eq!(unused(&array, 9), Some(false));
+        assert_eq!(array.get(8, is(0xd00)), Some(at(0xd00)));
+        // Once slot 13's entry is gone, slot 10's removal frees it and the tombstone
+        // before it (slots 11 and 12 hold entries at their homes), and the rest stay.
+        assert_eq!(array.remove(13), 1);
+        assert_eq!(array.remove(10), 2);
+        assert_eq!(
+            (9..=13).map(|i| unused(&array, i)).collect::<Vec<_>>(),
+            [Some(true), Some(true), None, None, Some(true)]
+        );
+        for slot in [8, 11, 12] {
+            assert_eq!(
+                array.get(slot as u64, is(0x100 * slot)),
+                Some(at(0x100 * slot))
+            );
+        }
     }
 
     #[test]
