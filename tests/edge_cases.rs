@@ -517,6 +517,67 @@ fn a_panicking_hash_in_a_rehash_fails_only_the_insert() {
     drop_and_check_all_destroyed(map, &ledger);
 }
 
+/// A removal may hash another key of its shard (`Array::remove` reads the
+/// displacement of an entry whose slot word records only "3 or more" from its
+/// hash): a `Hash` that panics there fails that removal alone, and leaves the
+/// entry mapped and the map as it was.
+#[test]
+fn a_panicking_hash_in_a_removal_fails_only_that_removal() {
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    /// Hashes to `.1`, and panics when armed if it is key 5.
+    #[derive(PartialEq, Eq)]
+    struct Placed(u64, u64);
+    impl Hash for Placed {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            assert!(
+                !(ARMED.load(Ordering::SeqCst) && self.0 == 5),
+                "hashed again"
+            );
+            state.write_u64(self.1)
+        }
+    }
+    /// The hash is the last `u64` written: the home slot, in shard 0.
+    #[derive(Clone, Default)]
+    struct Identity(u64);
+    impl Hasher for Identity {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("keys write one u64")
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n
+        }
+    }
+    let ledger = DropLedger::new(5);
+    let map: AtomicMap<Placed, Tracked, _> = Builder::new()
+        .reclaim_mode(ReclaimMode::Manual)
+        .shards(2)
+        .hasher(std::hash::BuildHasherDefault::<Identity>::default())
+        .build();
+    // Keys 10 to 13 at their homes, slots 0 to 3; key 5, of home 1, lands in
+    // slot 4, 3 past its home: its word records "3 or more".
+    for (key, home) in [(10, 0), (11, 1), (12, 2), (13, 3), (5, 1)] {
+        map.insert(Placed(key, home), ledger.make(key));
+    }
+    // Removing key 10 (slot 0) asks key 5's hash whether its probe runs through.
+    ARMED.store(true, Ordering::SeqCst);
+    let mut panicked = false;
+    quietly(|| panicked = catch_unwind(AssertUnwindSafe(|| map.remove(&Placed(10, 0)))).is_err());
+    assert!(panicked, "the removal did not hash key 5");
+    ARMED.store(false, Ordering::SeqCst);
+    assert_eq!(map.len(), 5);
+    for (key, home) in [(10, 0), (11, 1), (12, 2), (13, 3), (5, 1)] {
+        assert_eq!(map.get(&Placed(key, home)).unwrap().check(), key);
+    }
+    // Disarmed, the removal goes through, and key 5 is still found.
+    assert_eq!(map.remove(&Placed(10, 0)).unwrap().check(), 10);
+    assert_eq!(map.get(&Placed(5, 1)).unwrap().check(), 5);
+    assert_eq!(map.len(), 4);
+    drop_and_check_all_destroyed(map, &ledger);
+}
+
 /// A key's destructor runs with its value's (the key lives in the value's cell),
 /// contained and counted like a value's: a panicking key drop neither stops a
 /// teardown nor escapes into a reader's or a writer's thread.

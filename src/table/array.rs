@@ -110,15 +110,14 @@ impl Word {
         pointer.as_ptr()
     }
 
-    /// The displacement a live word records for its entry, if it records an exact
-    /// one: `None` for an untagged word (which records none) and for the largest
-    /// value (which means "at least").
+    /// The displacement a live word records for its entry: exact below
+    /// `max_displacement`, "at least" at it; `None` for an untagged word, which
+    /// records none.
     #[inline(always)]
-    fn displacement<T>(word: *mut T) -> Option<usize> {
+    fn recorded_displacement<T>(word: *mut T) -> Option<usize> {
         #[cfg(target_pointer_width = "64")]
         if word.addr() & 1 != 0 && word.addr() >> Self::TAG_SHIFT != 0 {
-            let recorded = (word.addr() >> 1) & Self::max_displacement::<T>();
-            return (recorded < Self::max_displacement::<T>()).then_some(recorded);
+            return Some((word.addr() >> 1) & Self::max_displacement::<T>());
         }
         let _ = word;
         None
@@ -366,7 +365,9 @@ impl<T> Array<T> {
 
     /// Marks live slot `i` (found by a probe or a walk under the same hold of the
     /// shard's lock; the caller takes its entry over) removed; returns how many
-    /// slots became unused (null) again. Under the shard's lock.
+    /// slots became unused (null) again. Under the shard's lock. `hash_of` gives a
+    /// live entry's hash back (it may be called for entries after slot `i`, see
+    /// `probed_through`; a panic in it leaves the array as it was).
     ///
     /// A removed slot that no live entry's probe sequence runs through goes back to
     /// unused (null) instead of a tombstone, and so does every tombstone right
@@ -395,7 +396,7 @@ impl<T> Array<T> {
     /// present throughout its probe therefore finds only used slots before it, as
     /// before. A lookup can no longer count on meeting an unused slot within a
     /// lap, though: `get` stops after one.
-    pub(super) fn remove(&self, i: usize) -> usize {
+    pub(super) fn remove(&self, i: usize, hash_of: impl Fn(NonNull<T>) -> u64) -> usize {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
         let slot = &slots[i];
@@ -407,7 +408,7 @@ impl<T> Array<T> {
         // the old word is served by it: the entry's own protocol keeps it alive
         // past the removal (`Store`), and a retained read that finds it unmapped
         // probes again, ordered by the unmapping's Release (`value.rs`).
-        if self.probed_through(i) {
+        if self.probed_through(i, hash_of) {
             slot.store(tombstone(), Ordering::Relaxed);
             return 0;
         }
@@ -424,31 +425,39 @@ impl<T> Array<T> {
         freed
     }
 
-    /// Whether a probe for some live entry may run through slot `i`: whether an
-    /// entry in the run of used slots after `i` lies past `i` from a home at or
-    /// before it. Exact from the words' displacements; `true` when a word cannot
-    /// tell (untagged, or a displacement at the largest value it records) or the run
-    /// goes on past `RUN_SCAN` slots. No entry is read: only this array's words,
-    /// under the shard's lock.
+    /// Whether a probe for some live entry runs through slot `i`: whether an entry
+    /// in the run of used slots after `i` lies past `i` from a home at or before
+    /// it. From the words' displacements, and, where a word cannot tell (it records
+    /// "this many or more" for an entry further away than that, or it is
+    /// untagged), from the entry's hash (`hash_of`, which reads its key): in the
+    /// Exchange mix about one removal in eleven (`benches/tombstone_sim.py`).
+    /// `true` when the run goes on past `RUN_SCAN` slots. Under the shard's lock.
     ///
     /// Entries of a later run (past an unused slot) need no look: a probe reaching
     /// them from a home at or before `i` would have run through that unused slot,
     /// which no probe of a live entry does (see `remove`).
-    fn probed_through(&self, i: usize) -> bool {
+    fn probed_through(&self, i: usize, hash_of: impl Fn(NonNull<T>) -> u64) -> bool {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
+        let max = Word::max_displacement::<T>();
         for distance in 1..=RUN_SCAN {
+            let j = (i + distance) & mask;
             // Relaxed: under the lock (as in `probe`).
-            let word = slots[(i + distance) & mask].load(Ordering::Relaxed);
+            let word = slots[j].load(Ordering::Relaxed);
             if word.is_null() {
                 return false;
             }
-            if word == tombstone() {
-                continue;
-            }
-            match Word::displacement(word) {
-                Some(displacement) if displacement < distance => {}
-                _ => return true,
+            let Some(entry) = Word::live(word) else {
+                continue; // a tombstone
+            };
+            let displacement = match Word::recorded_displacement(word) {
+                Some(exact) if exact < max => exact,
+                // "`max` or more", and `max` already reaches slot `i`.
+                Some(_) if distance <= max => return true,
+                _ => j.wrapping_sub(hash_of(entry) as usize) & mask,
+            };
+            if displacement >= distance {
+                return true;
             }
         }
         true
@@ -624,12 +633,12 @@ mod tests {
             assert_eq!(Word::unpack(word).0, tag);
             assert_ne!(tag, 0);
             // The displacement: exact below the largest value the alignment of a
-            // `u64` (8: two bits) records, "at least" (`None`) from it on.
+            // `u64` (8: two bits) records, which means "at least" (3 for 9).
             assert_eq!(Word::max_displacement::<u64>(), 3);
-            assert_eq!(Word::displacement(word), Some(2));
-            for (displacement, recorded) in [(0, Some(0)), (1, Some(1)), (3, None), (9, None)] {
+            assert_eq!(Word::recorded_displacement(word), Some(2));
+            for (displacement, recorded) in [(0, 0), (1, 1), (3, 3), (9, 3)] {
                 let word = Word::pack(at(0x7f12_3456_7890), tag, displacement);
-                assert_eq!(Word::displacement(word), recorded);
+                assert_eq!(Word::recorded_displacement(word), Some(recorded));
                 assert_eq!(Word::live(word), Some(at(0x7f12_3456_7890)));
             }
         }
@@ -645,7 +654,7 @@ mod tests {
             let word = Word::pack(at(high), tag, 1);
             assert_eq!(Word::unpack(word), (0, at(high).as_ptr()));
             assert_eq!(Word::live(word), Some(at(high)));
-            assert_eq!(Word::displacement(word), None);
+            assert_eq!(Word::recorded_displacement(word), None);
         }
         // The tombstone: untagged, and never live.
         assert_eq!(Word::unpack(tombstone::<u64>()).0, 0);
@@ -706,12 +715,28 @@ mod tests {
         }
     }
 
+    /// A `hash_of` for the tests' entries: the hash (home) each address was
+    /// inserted with, from `homes`; counts its calls in `calls`.
+    fn hash_from<'a>(
+        homes: &'a [(usize, u64)],
+        calls: &'a std::cell::Cell<usize>,
+    ) -> impl Fn(NonNull<u64>) -> u64 + 'a {
+        move |p| {
+            calls.set(calls.get() + 1);
+            let entry = homes.iter().find(|(address, _)| *address == p.addr().get());
+            entry.expect("an entry of the test").1
+        }
+    }
+
     #[test]
     #[cfg(not(feature = "loom"))]
     fn a_removal_frees_the_slots_no_probe_runs_through() {
         // Eight slots; hash `h` starts its probe at slot `h % 8`.
         let array = Array::new(8);
         let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
+        let homes = [(0x20, 2), (0x30, 2), (0x40, 2), (0x70, 7), (0x80, 7)];
+        let calls = std::cell::Cell::new(0);
+        let hash = hash_from(&homes, &calls);
         // A run of three entries of home 2 in slots 2, 3, 4.
         for (slot, address) in [(2, 0x20), (3, 0x30), (4, 0x40)] {
             assert!(matches!(array.probe(2, is(address)), Probe::Vacant(i) if i == slot));
@@ -719,13 +744,13 @@ mod tests {
         }
         // The middle one: a tombstone, since the entry in slot 4 is found through it.
         assert!(matches!(array.probe(2, is(0x30)), Probe::Found(3, p) if p == at(0x30)));
-        assert_eq!(array.remove(3), 0);
+        assert_eq!(array.remove(3, &hash), 0);
         assert_eq!(unused(&array, 3), Some(false));
         assert_eq!(array.get(2, is(0x40)), Some(at(0x40)));
         assert!(matches!(array.probe(2, is(0x40)), Probe::Found(4, p) if p == at(0x40)));
         // The last one: slot 5 is unused, so slot 4 is freed, and the tombstone
         // before it with it; the entry in slot 2 stays.
-        assert_eq!(array.remove(4), 2);
+        assert_eq!(array.remove(4, &hash), 2);
         assert_eq!(
             (unused(&array, 3), unused(&array, 4)),
             (Some(true), Some(true))
@@ -733,17 +758,17 @@ mod tests {
         assert_eq!(array.get(2, is(0x20)), Some(at(0x20)));
         assert_eq!(array.get(2, is(0x40)), None);
         assert!(matches!(array.probe(2, is(0x20)), Probe::Found(2, p) if p == at(0x20)));
-        assert_eq!(array.remove(2), 1);
+        assert_eq!(array.remove(2, &hash), 1);
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
 
         // Around the end: entries of home 7 in slots 7 and 0, slot 1 unused.
         assert!(array.occupy(7, 7, at(0x70)));
         assert!(array.occupy(0, 7, at(0x80)));
         assert!(matches!(array.probe(7, is(0x70)), Probe::Found(7, p) if p == at(0x70)));
-        assert_eq!(array.remove(7), 0);
+        assert_eq!(array.remove(7, &hash), 0);
         assert_eq!(array.get(7, is(0x80)), Some(at(0x80)));
         assert!(matches!(array.probe(7, is(0x80)), Probe::Found(0, p) if p == at(0x80)));
-        assert_eq!(array.remove(0), 2);
+        assert_eq!(array.remove(0, &hash), 2);
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
     }
 
@@ -751,6 +776,26 @@ mod tests {
     #[cfg(not(feature = "loom"))]
     fn a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through() {
         let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
+        let homes = [
+            (0x200, 2),
+            (0x300, 3),
+            (0x400, 4),
+            (0x500, 4),
+            (0x600, 5),
+            (0x800, 8),
+            (0x900, 9),
+            (0xa00, 10),
+            (0xb00, 11),
+            (0xc00, 12),
+            (0xd00, 8),
+            (0x1000, 0),
+            (0x1100, 1),
+            (0x1200, 2),
+            (0x1300, 3),
+            (0x1400, 1),
+        ];
+        let calls = std::cell::Cell::new(0);
+        let hash = hash_from(&homes, &calls);
         // Sixteen slots; entries at their homes 2, 3 and 4: a run, but no probe
         // runs through slot 3 (the entry after it is at home), so its removal
         // frees it, and a later one of slot 2 frees that too.
@@ -758,10 +803,10 @@ mod tests {
         for slot in [2, 3, 4] {
             assert!(array.occupy(slot, slot as u64, at(0x100 * slot)));
         }
-        assert_eq!(array.remove(3), 1);
+        assert_eq!(array.remove(3, &hash), 1);
         assert_eq!(unused(&array, 3), Some(true));
         assert_eq!(array.get(4, is(0x400)), Some(at(0x400)));
-        assert_eq!(array.remove(2), 1);
+        assert_eq!(array.remove(2, &hash), 1);
         assert_eq!(array.get(4, is(0x400)), Some(at(0x400)));
         // Slot 5 holds an entry of home 4 and slot 6 one of home 5, each displaced
         // by 1. Removing slot 5 leaves a tombstone (slot 6's entry is found through
@@ -770,31 +815,33 @@ mod tests {
         // slot 4.
         assert!(array.occupy(5, 4, at(0x500)));
         assert!(array.occupy(6, 5, at(0x600)));
-        assert_eq!(array.remove(5), 0);
+        assert_eq!(array.remove(5, &hash), 0);
         assert_eq!(unused(&array, 5), Some(false));
         assert_eq!(array.get(5, is(0x600)), Some(at(0x600)));
-        assert_eq!(array.remove(4), 1);
+        assert_eq!(array.remove(4, &hash), 1);
         assert_eq!(unused(&array, 4), Some(true));
         assert_eq!(array.get(5, is(0x600)), Some(at(0x600)));
         // Removing slot 6 frees it and the tombstone before it.
-        assert_eq!(array.remove(6), 2);
+        assert_eq!(array.remove(6, &hash), 2);
         assert!((0..16).all(|i| unused(&array, i) == Some(true)));
+
+        assert_eq!(calls.get(), 0, "every word so far told the displacement");
 
         // A displacement past what the word records (3 and more, for a `u64`):
         // slots 8 to 13 hold entries of homes 8, 9, 10, 11, 12 and 8 (the last one
         // 5 past its home, recorded as "3 or more"). Removing slot 9 leaves a
-        // tombstone: slot 13's entry may run through it (it does), and its word
-        // cannot say it does not.
+        // tombstone: slot 13's entry, 4 slots on, runs through it, which its word
+        // cannot tell and its hash does (one call).
         for (slot, home) in [(8, 8), (9, 9), (10, 10), (11, 11), (12, 12), (13, 8)] {
             assert!(array.occupy(slot, home, at(0x100 * slot)));
         }
-        assert_eq!(array.remove(9), 0);
+        assert_eq!(array.remove(9, &hash), 0);
         assert_eq!(unused(&array, 9), Some(false));
         assert_eq!(array.get(8, is(0xd00)), Some(at(0xd00)));
         // Once slot 13's entry is gone, slot 10's removal frees it and the tombstone
         // before it (slots 11 and 12 hold entries at their homes), and the rest stay.
-        assert_eq!(array.remove(13), 1);
-        assert_eq!(array.remove(10), 2);
+        assert_eq!(array.remove(13, &hash), 1);
+        assert_eq!(array.remove(10, &hash), 2);
         assert_eq!(
             (9..=13).map(|i| unused(&array, i)).collect::<Vec<_>>(),
             [Some(true), Some(true), None, None, Some(true)]
@@ -805,6 +852,17 @@ mod tests {
                 Some(at(0x100 * slot))
             );
         }
+        assert_eq!(calls.get(), 1);
+
+        // And one its hash says does not run through: slots 0 to 4 hold entries of
+        // homes 0, 1, 2, 3 and 1 (the last one 3 past its home, recorded "3 or
+        // more"); removing slot 0, 4 slots before it, frees the slot.
+        for (slot, home) in [(0, 0), (1, 1), (2, 2), (3, 3), (4, 1)] {
+            assert!(array.occupy(slot, home, at(0x1000 + 0x100 * slot)));
+        }
+        assert_eq!(array.remove(0, &hash), 1);
+        assert_eq!(calls.get(), 2);
+        assert_eq!(array.get(1, is(0x1400)), Some(at(0x1400)));
     }
 
     #[test]

@@ -165,10 +165,11 @@ where
     }
 
     /// The hash of `entry`'s key: what a rehash places it by (a slot keeps only a
-    /// tag of it).
+    /// tag of it), and what a removal reads a displacement from where the slot's
+    /// word cannot tell it (`Array::remove`).
     fn hash_of(&self) -> impl Fn(NonNull<P::Target>) -> u64 + '_ {
-        // SAFETY: called only by a rehash, under the shard's lock, with live entries
-        // of the shard, which the table owns meanwhile.
+        // SAFETY: called only by a rehash or a removal, under the shard's lock, with
+        // live entries of the shard, which the table owns meanwhile.
         move |entry| self.hasher.hash_one(unsafe { P::key(entry) })
     }
 
@@ -285,7 +286,7 @@ where
                         // SAFETY: the replaced pointer's ownership leaves the table once.
                         Some(unsafe { P::from_raw(entry) })
                     }
-                    Update::Remove => Some(writer.remove(array, i, entry)),
+                    Update::Remove => Some(writer.remove(array, i, entry, self.hash_of())),
                 }
             }
             _ => match f(None, key) {
@@ -326,7 +327,8 @@ where
         // SAFETY: lent under the lock, as in `update`; the key lives in the entry.
         let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
         // SAFETY: the entry is alive while the table owns it (under the lock).
-        f(unsafe { P::key(entry) }, &current).then(|| writer.remove(array, i, entry))
+        f(unsafe { P::key(entry) }, &current)
+            .then(|| writer.remove(array, i, entry, self.hash_of()))
     }
 
     /// Keeps the entries `f` approves, one shard at a time under its lock (of
@@ -348,7 +350,7 @@ where
                 let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
                 // SAFETY: the entry is alive while the table owns it.
                 if !f(unsafe { P::key(entry) }, &current) {
-                    drop(writer.remove::<P>(array, i, entry));
+                    drop(writer.remove::<P>(array, i, entry, self.hash_of()));
                 }
             }
         }
@@ -580,14 +582,17 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         len.store(len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    /// Unmaps slot `i`, which holds `entry`; returns its owner.
+    /// Unmaps slot `i`, which holds `entry`; returns its owner. `hash_of` as for
+    /// `Array::remove`: a panic in it leaves the entry mapped and the shard as it
+    /// was.
     fn remove<P: SlotPointer<Target = T>>(
         &mut self,
         array: &Array<T>,
         i: usize,
         entry: NonNull<T>,
+        hash_of: impl Fn(NonNull<T>) -> u64,
     ) -> P {
-        let freed = array.remove(i);
+        let freed = array.remove(i, hash_of);
         self.set_used(self.used() - freed);
         // Relaxed: as in `occupy`.
         let len = &self.shard.len;
