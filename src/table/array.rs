@@ -373,15 +373,15 @@ impl<T> Array<T> {
     /// unused (null) instead of a tombstone, and so does every tombstone right
     /// before it: probes (an insert's runs to an unused slot, a lookup's of an
     /// absent key) then pass fewer tombstones. Whether a probe runs through the
-    /// slot, `probed_through` tells from the words after it alone: each records
-    /// how far its entry lies from its home ([`Word`]). So a removal at the end of
-    /// a run leaves no tombstone, and one inside a run leaves one only where a
-    /// later entry of the run was displaced past the slot (or its word records too
-    /// large a displacement to tell). Until 2026-12-02 every removal inside a run
-    /// left one: in the Exchange mix at 1 thread a shard of 2,048 slots then held
-    /// about 360 tombstones beside 840 entries, and a probe visited 4.03 slots on
-    /// average; with the displacements about 200 and 3.01 (`docs/BENCHMARKS.md`,
-    /// "History", "Displacements in the slot words"). (hashbrown's `erase` rests
+    /// slot, `probed_through` tells from the words after it: each records how far
+    /// its entry lies from its home ([`Word`]), up to "3 or more", past which the
+    /// entry's hash tells. So a removal at the end of a run leaves no tombstone,
+    /// and one inside a run leaves one only where a later entry of the run was
+    /// displaced past the slot (or the run is longer than `RUN_SCAN`). Until
+    /// 2026-12-02 every removal inside a run left one: in the Exchange mix at 1
+    /// thread a shard of 2,048 slots then held about 360 tombstones beside 840
+    /// entries, and a probe visited 4.03 slots on average; now 2.54
+    /// (`docs/BENCHMARKS.md`, "History", "Displacements in the slot words"). (hashbrown's `erase` rests
     /// on a cruder form of the idea for its groups of 16: it marks a slot empty
     /// rather than deleted when the 16 slots before it and the 16 from it both
     /// include an empty one.)
