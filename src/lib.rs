@@ -146,6 +146,14 @@
 //! * A value lives in a cell of its own (with its key), so a get reads the table's
 //!   slot and then the cell: two cache misses on a large map where `DashMap<K, V>`
 //!   with small values reads one (`docs/BENCHMARKS.md` has the figures).
+//! * Writers call `Hash` on keys other than their own, under the write lock of
+//!   the shard: a growing shard hashes its live keys again (its slots keep 16 bits
+//!   of each hash), and a removal may hash a key that lies just after it (to tell
+//!   whether the slot it frees is on that key's probe path). So a key's `Hash`
+//!   must not call into the same map (that deadlocks), and one that panics fails
+//!   the write that called it, whichever key the write was for; the map stays as
+//!   it was (as with `HashMap`, a key whose `Hash` changes while it is mapped is a
+//!   logic error: lookups may miss it, nothing unsound follows).
 //! * Background mode costs one thread for the whole process (the process-wide
 //!   [`Reclaimer`], started with the first map, parked between passes: 1 ms after
 //!   work, up to 16 ms when idle), shared by every map. Destructors of all those

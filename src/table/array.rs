@@ -432,7 +432,7 @@ impl<T> Array<T> {
     /// more" for an entry further away than that, from the entry's hash
     /// (`hash_of`, which reads its key): in the Exchange mix 9% of removals
     /// (9,625 of 104,618 with the probe's fixed seed; `benches/tombstone_sim.py`:
-    /// 8.9–9.1%). `true`, as before displacements, at an untagged word (which
+    /// 8.6–8.9%). `true`, as before displacements, at an untagged word (which
     /// records none: every word on 32-bit targets) and when the run goes on past
     /// `RUN_SCAN` slots. Under the shard's lock.
     ///
