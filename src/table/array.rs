@@ -726,6 +726,7 @@ mod tests {
 
     /// A `hash_of` for the tests' entries: the hash (home) each address was
     /// inserted with, from `homes`; counts its calls in `calls`.
+    #[cfg(not(feature = "loom"))]
     fn hash_from<'a>(
         homes: &'a [(usize, u64)],
         calls: &'a std::cell::Cell<usize>,
