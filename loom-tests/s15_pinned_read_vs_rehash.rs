@@ -40,8 +40,12 @@ fn pinned_read_vs_rehash() {
                 }
             })
         };
-        // Remove `a` (a tombstone in the old array) and insert `d`: the fourth slot
-        // ever used makes the shard rehash.
+        // Remove `a` (a tombstone in the old array, not a freed slot: with the
+        // models' fixed hasher `c` has `a`'s home and lies past it, so its probe
+        // runs through `a`'s slot) and insert `d`: the fourth slot ever used makes
+        // the shard rehash. (That it does is shown by the broken builds this
+        // scenario catches: `table-no-grace-for-retired-array.patch` and the
+        // array's publication patches, docs/broken-builds/run.sh.)
         drop(map.remove(&a));
         map.insert(d, drops.probe(13));
         map.reclaim();

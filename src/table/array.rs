@@ -418,6 +418,8 @@ impl<T> Array<T> {
         // The tombstones right before it now end nothing either. The walk stops:
         // the array is never full, so a used slot or a null comes before it wraps.
         let mut j = i.wrapping_sub(1) & mask;
+        // Relaxed, the load and the store: under the lock, and a null publishes
+        // nothing, as above.
         while slots[j].load(Ordering::Relaxed) == tombstone() {
             slots[j].store(ptr::null_mut(), Ordering::Relaxed);
             freed += 1;
