@@ -587,6 +587,29 @@ where
     /// Publishes `store` as the new current generation with one compare-and-swap
     /// (retried only if another clear or replace won the race). O(1): the old
     /// generation is handed on, never walked here.
+    /// Starts fetching the two lines a publish reaches first and that nothing
+    /// else keeps warm: the slot's (its lock and pointer: no read or write takes
+    /// it, so a large fill evicts it) and the current generation's head (its count,
+    /// id and retirement pointer; writers reach the table past it). Issued before
+    /// the spare is taken, so that the two misses overlap each other and the
+    /// spare's, instead of following one another (the head's address is known only
+    /// from the slot). `pinned` names the current generation without the slot's
+    /// lock, and its line is warm (every write loads it); a stale pointer only
+    /// wastes the fetch. Callgrind's cache model: a read miss on each of the two
+    /// lines per clear after a fill of 1,000,000 entries.
+    /// Not under loom: a hint is not protocol, and its load of `pinned` would only
+    /// add interleavings to the models.
+    #[inline(always)]
+    fn prefetch_for_publish(&self) {
+        #[cfg(not(feature = "loom"))]
+        {
+            crate::prefetch::prefetch_line(std::ptr::from_ref(&self.current).cast());
+            // Relaxed: a hint; `publish` loads the slot itself and reads the
+            // generation only through it.
+            prefetch_arc(self.pinned.load(Ordering::Relaxed).cast_const());
+        }
+    }
+
     fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
         // After a large fill every line a clear touches is cold, and each miss
         // would stall it in turn: the fetches of the lines it touches outside
@@ -644,6 +667,7 @@ where
     /// retired.wait(); // the old generation has been torn down
     /// ```
     pub fn clear_async(&self) -> Retired {
+        self.prefetch_for_publish();
         self.publish(self.standby.take_or_build())
     }
 
@@ -681,6 +705,7 @@ where
                 store.insert(&mut locks.lock(hash), hash, TableRef::new(key, value, home));
             drop(replaced);
         }
+        self.prefetch_for_publish();
         self.publish(Arc::new(self.standby.generation(store)))
     }
 

@@ -155,9 +155,17 @@ where
 
     /// The parked spare, or a new empty generation built here. The result is
     /// unshared (its id can still be set).
+    #[inline]
     pub(crate) fn take_or_build(&self) -> Arc<Generation<K, V, S>> {
-        self.take()
-            .unwrap_or_else(|| Arc::new(self.generation(self.empty_store())))
+        self.take().unwrap_or_else(|| self.build_empty())
+    }
+
+    /// A new empty generation, built here: the slow path of `take_or_build`, kept
+    /// out of line so that a clear's code stays on as few lines as it can.
+    #[cold]
+    #[inline(never)]
+    fn build_empty(&self) -> Arc<Generation<K, V, S>> {
+        Arc::new(self.generation(self.empty_store()))
     }
 
     /// Parks a new empty generation if none is parked. Runs on the reclaimer.
@@ -185,6 +193,7 @@ where
 /// map dropped (used by the unbounded `Drop` impls of the map and the standby).
 impl<K, V, S> Standby<K, V, S> {
     /// Takes the parked spare, if any.
+    #[inline]
     pub(crate) fn take(&self) -> Option<Arc<Generation<K, V, S>>> {
         // Acquire: pairs with the Release of the exchange in `refill`, so the
         // generation built there is fully visible here.
