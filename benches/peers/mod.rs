@@ -67,7 +67,12 @@ pub type Leftover = Option<Retired>;
 pub trait Peer<K: Key>: Send + Sync + 'static {
     /// The row label in tables and plots.
     fn name(&self) -> &'static str;
-    /// Fills keys `0..n` (replacing the contents); not timed.
+    /// Fills keys `0..n` into the (empty) map; not timed. Every map is filled the
+    /// same way, one insert per key, as a user fills a map: `AtomicMap` was filled
+    /// with `replace` until 2026-12-02, which sized its tables ahead (half as full
+    /// as inserts leave them at 10,000 keys) and ended with a publish that warmed
+    /// the lines the next clear touches (`docs/BENCHMARKS.md`, "History",
+    /// "Every map filled alike").
     fn fill(&self, n: u64) {
         for i in 0..n {
             self.insert(K::key(i), K::value(i));
@@ -124,9 +129,6 @@ macro_rules! atomic_peer {
         impl<K: Key> Peer<K> for $ty<K> {
             fn name(&self) -> &'static str {
                 $name
-            }
-            fn fill(&self, n: u64) {
-                self.0.replace((0..n).map(|i| (K::key(i), K::value(i))));
             }
             fn read(&self, $k: &K) -> u64 {
                 let $map = &self.0;
