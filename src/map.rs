@@ -584,9 +584,6 @@ where
         Snapshot::new(self.current.load_full())
     }
 
-    /// Publishes `store` as the new current generation with one compare-and-swap
-    /// (retried only if another clear or replace won the race). O(1): the old
-    /// generation is handed on, never walked here.
     /// Starts fetching the two lines a publish reaches first and that nothing
     /// else keeps warm: the slot's (its lock and pointer: no read or write takes
     /// it, so a large fill evicts it) and the current generation's head (its count,
@@ -597,6 +594,7 @@ where
     /// lock, and its line is warm (every write loads it); a stale pointer only
     /// wastes the fetch. Callgrind's cache model: a read miss on each of the two
     /// lines per clear after a fill of 1,000,000 entries.
+    ///
     /// Not under loom: a hint is not protocol, and its load of `pinned` would only
     /// add interleavings to the models.
     #[inline(always)]
@@ -610,6 +608,9 @@ where
         }
     }
 
+    /// Publishes `store` as the new current generation with one compare-and-swap
+    /// (retried only if another clear or replace won the race). O(1): the old
+    /// generation is handed on, never walked here.
     fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
         // After a large fill every line a clear touches is cold, and each miss
         // would stall it in turn: the fetches of the lines it touches outside
