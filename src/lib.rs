@@ -23,7 +23,7 @@
 //! # This crate
 //!
 //! [`AtomicMap`] keeps the contents in *generations*. Readers pin one; a clear
-//! publishes a fresh empty generation with one atomic compare-and-swap and returns.
+//! publishes a fresh empty generation with one atomic swap and returns.
 //! Every value is reference-counted on its own, so a [`ValueRef`] (or a C retain)
 //! outlives clears, removes and the map. Retired generations are torn down off the
 //! hot path by a reclaimer, once their last holder lets go; value frees are deferred
@@ -219,7 +219,7 @@
 //! # How it works
 //!
 //! * The current generation sits in an `arc_swap::ArcSwapAny` (on arc-swap's
-//!   `RwLock<()>` strategy: a clear's compare-and-swap takes a short lock instead of
+//!   `RwLock<()>` strategy: a clear's swap takes a short lock instead of
 //!   walking every thread's debt slots), through which `snapshot` takes a full `Arc`. `pin` and `get` enter a
 //!   `crossbeam-epoch` epoch and follow a plain pointer to the same generation (one
 //!   protection per read, no count); a write takes its key's shard lock (the map's,
@@ -230,7 +230,7 @@
 //!   a value cell, i.e. one reference to each of its values; readers probe it
 //!   without locks, writers lock one shard.
 //! * `clear_async` takes an empty generation (built ahead by the reclaimer) and
-//!   compare-and-swaps it in. The slot's reference to the old generation is
+//!   swaps it in, under a lock only clears and replaces take. The slot's reference to the old generation is
 //!   released after the writers' shard locks were each taken once and an epoch
 //!   grace period; when the generation's last reference
 //!   goes, its `Drop` pushes the table onto a lock-free list in O(1). The reclaimer (the process-wide

@@ -21,7 +21,7 @@ use crate::snapshot::Snapshot;
 use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::sync::{Arc, AtomicPtr, Ordering, Slot, SlotGuard as Guard, WeakableArc, epoch, thread};
+use crate::sync::{Arc, AtomicPtr, Ordering, PublishLock, Slot, WeakableArc, epoch};
 use crate::table::{Locked, ShardLocks};
 use crate::value::{TableRef, ValueRef};
 
@@ -47,22 +47,29 @@ use crate::value::{TableRef, ValueRef};
 /// ```
 // `repr(C)`: the fields in this order, so that `apart` keeps `pinned` (which every
 // read and write loads) off the line of the slot's lock (which every snapshot
-// writes twice).
+// writes twice) and of the publish lock.
 #[repr(C)]
 pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     /// The current generation. `ManuallyDrop` so that `Drop` can release it before
     /// closing the reclaimer. Snapshots and clears go through it.
     current: ManuallyDrop<Slot<Generation<K, V, S>>>,
-    /// 64 bytes between the slot and `pinned`: whatever the map's address, the line
-    /// of the slot's last byte ends before `pinned` begins. Without it a snapshot
-    /// (which takes and releases the slot's read lock) would take the line every
-    /// pinned reader loads `pinned` from away from their cores.
+    /// Taken by `publish` (clears and replaces) around its swap of `current` and
+    /// move of `pinned`, so that `pinned` names the slot's generation whenever the
+    /// lock is free, and a publisher learns the generation it retires (and its id)
+    /// from `pinned` without loading the slot. Next to the slot: a clear touches
+    /// both. Readers, writers and snapshots never take it.
+    publishing: PublishLock<()>,
+    /// 64 bytes between the slot (and the publish lock) and `pinned`: whatever the
+    /// map's address, the line of the publish lock's last byte ends before `pinned`
+    /// begins. Without it a snapshot (which takes and releases the slot's read
+    /// lock) would take the line every pinned reader loads `pinned` from away from
+    /// their cores.
     apart: [u8; 64],
     /// The current generation again, as a plain pointer, for pinned readers and
     /// for writers holding a shard lock: they load it (one Acquire load) instead
     /// of loading the slot (a lock taken and released, and a count raised and
-    /// later dropped: `sync::Slot`). Follows `current`: each clear moves it with a
-    /// compare-and-swap right after its own swap of `current`, and the slot's
+    /// later dropped: `sync::Slot`). Follows `current`: each clear moves it right
+    /// after its own swap of `current`, under the publish lock, and the slot's
     /// reference to a generation is released only after the map's shard locks
     /// were each taken once past that move and then a grace period
     /// (`Standby::release_handed_off`, `release_after_grace`), so a generation
@@ -162,6 +169,7 @@ where
         let pinned = AtomicPtr::new(Arc::as_ptr(&current.load_full()).cast_mut());
         AtomicMap {
             current: ManuallyDrop::new(current),
+            publishing: PublishLock::new(()),
             apart: [0; 64],
             pinned,
             standby,
@@ -173,13 +181,13 @@ where
     /// is taken.
     #[inline(always)]
     fn pinned<'g>(&self, _guard: &'g epoch::Guard) -> &'g Generation<K, V, S> {
-        // Acquire: pairs with the Release of `advance_pinned` (and with the map's
+        // Acquire: pairs with the Release of `publish`'s store (and with the map's
         // construction, for the first generation): the generation is seen as built.
         let generation = self.pinned.load(Ordering::Acquire);
         // Soundness: the pointer is always to a generation the slot holds a
         // reference to, or held until a grace period past the moment the pointer
         // moved off it (`publish` hands the slot's reference over only after
-        // `advance_pinned`, and the reclaimer releases it through
+        // moving it, and the reclaimer releases it through
         // `release_after_grace`; `Drop` does the same for the last one). `guard`
         // was pinned before this load and lives for `'g`.
         // SAFETY: the generation outlives the grace period `guard` holds up (above).
@@ -195,7 +203,7 @@ where
     #[inline(always)]
     fn write<R>(&self, hash: u64, f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R) -> R {
         let mut locked = self.standby.locks().lock(hash);
-        // Acquire: pairs with the Release of `advance_pinned` (and with the map's
+        // Acquire: pairs with the Release of `publish`'s store (and with the map's
         // construction, for the first generation): the generation, and its table as
         // built, are seen (loom scenario 5). Loaded after the lock is taken (below:
         // why).
@@ -212,24 +220,6 @@ where
         let result = f(unsafe { &*generation }.store(), &mut locked);
         drop(locked);
         result
-    }
-
-    /// Moves `pinned` from `old` to `new`, after this clearer's swap of `current`.
-    /// Clears are ordered by their swaps of `current`, and each moves `pinned` off
-    /// the generation the one before moved it onto, so a clearer that finds
-    /// `pinned` not yet at `old` waits for the one before it to get there (a few
-    /// instructions, unless that thread was preempted).
-    fn advance_pinned(&self, old: *mut Generation<K, V, S>, new: *mut Generation<K, V, S>) {
-        // Release: publishes the new generation (built before, on this thread or,
-        // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s Acquire
-        // loads. Relaxed on failure: nothing is read but the value compared.
-        while self
-            .pinned
-            .compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            thread::yield_now();
-        }
     }
 
     /// The map's account, which every value cell of the map points at.
@@ -585,15 +575,14 @@ where
     }
 
     /// Starts fetching the two lines a publish reaches first and that nothing
-    /// else keeps warm: the slot's (its lock and pointer: no read or write takes
-    /// it, so a large fill evicts it) and the current generation's head (its count,
+    /// else keeps warm: the slot's and the publish lock's (no read or write takes
+    /// them, so a large fill evicts them) and the current generation's head (its
     /// id and retirement pointer; writers reach the table past it). Issued before
-    /// the spare is taken, so that the two misses overlap each other and the
-    /// spare's, instead of following one another (the head's address is known only
-    /// from the slot). `pinned` names the current generation without the slot's
-    /// lock, and its line is warm (every write loads it); a stale pointer only
-    /// wastes the fetch. Callgrind's cache model: a read miss on each of the two
-    /// lines per clear after a fill of 1,000,000 entries.
+    /// the spare is taken, so that the misses overlap each other and the spare's,
+    /// instead of following one another. `pinned`'s line is warm (every write
+    /// loads it); read before the publish lock is held it may already be stale,
+    /// which only wastes the fetch. Callgrind's cache model: a read miss on each of
+    /// the two lines per clear after a fill of 1,000,000 entries.
     ///
     /// Not under loom: a hint is not protocol, and its load of `pinned` would only
     /// add interleavings to the models.
@@ -602,56 +591,76 @@ where
         #[cfg(not(feature = "loom"))]
         {
             crate::prefetch::prefetch_line(std::ptr::from_ref(&self.current).cast());
-            // Relaxed: a hint; `publish` loads the slot itself and reads the
-            // generation only through it.
+            crate::prefetch::prefetch_line(std::ptr::from_ref(&self.publishing).cast());
+            // Relaxed: a hint; `publish` loads `pinned` again under the lock.
             prefetch_arc(self.pinned.load(Ordering::Relaxed).cast_const());
         }
     }
 
-    /// Publishes `store` as the new current generation with one compare-and-swap
-    /// (retried only if another clear or replace won the race). O(1): the old
-    /// generation is handed on, never walked here.
+    /// Publishes `next` as the new current generation with one swap of the slot,
+    /// under the publish lock (a racing clear or replace waits for the few
+    /// instructions between the lock and its release). O(1): the old generation is
+    /// handed on, never walked here.
+    ///
+    /// The lock is what lets a publish skip loading the slot (its read lock taken
+    /// and released, a count raised on the retired generation and dropped again)
+    /// and comparing before it swaps: with every move of `current` and `pinned`
+    /// made under it, `pinned` names the slot's generation while the lock is held,
+    /// and the retired generation's id and ticket are read through it. Each of
+    /// those steps was a locked instruction on a line readers or snapshots share,
+    /// and a call into code a large fill leaves cold (`docs/BENCHMARKS.md`,
+    /// "History").
     fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
         // After a large fill every line a clear touches is cold, and each miss
         // would stall it in turn: the fetches of the lines it touches outside
-        // the slot start early, to overlap the slot's own misses (its lock and
-        // pointer, and the current generation's count).
+        // the slot start early, to overlap the slot's own misses.
         // The new generation's head (counts, `id`, `published`), last written by
         // the reclaimer's core that built the spare:
         prefetch_arc(Arc::as_ptr(&next));
-        let mut current = self.current.load();
+        let publishing = self.publishing.lock();
+        // Relaxed: `pinned` is written only here, under the lock this thread now
+        // holds, whose acquisition synchronizes with the previous holder's release
+        // (after its store), or it is still the value `from_builder` gave it
+        // before the map was shared. A publish that saw a stale pointer here fails
+        // the assertion below (loom scenario 4 runs two publishes at once).
+        let retiring = self.pinned.load(Ordering::Relaxed);
+        // SAFETY: `retiring` is the generation the slot holds a reference to
+        // (above: `pinned` follows the slot under this lock), and only a publish,
+        // under this lock, takes that reference out of the slot.
+        let retiring_ref = unsafe { &*retiring };
         // The retired generation's ticket counts, raised for the `Retired` below:
-        prefetch_arc(Arc::as_ptr(current.retirement()));
-        loop {
-            Arc::get_mut(&mut next)
-                .expect("an unpublished generation has no other holder")
-                .prepare_publish(current.id() + 1);
-            let previous = self.current.compare_and_swap(&*current, Arc::clone(&next));
-            if Arc::ptr_eq(&*previous, &*current) {
-                let retired = Retired::new(current.id(), Arc::clone(current.retirement()));
-                self.advance_pinned(
-                    Arc::as_ptr(&*current).cast_mut(),
-                    Arc::as_ptr(&next).cast_mut(),
-                );
-                // `previous` holds the reference the slot had: hand it to the
-                // reclaimer to release once the map's shard locks are quiesced and
-                // a grace period has passed (writers and pinned readers may still be
-                // in it), so that no generation is dropped here.
-                Standby::hand_off_and_register(&self.standby, Guard::into_inner(previous));
-                return retired;
-            }
-            // Lost the race: renumber after the winner and try again. The failed
-            // exchange dropped its clone, so `next` is unshared again.
-            current = previous;
-        }
+        prefetch_arc(Arc::as_ptr(retiring_ref.retirement()));
+        Arc::get_mut(&mut next)
+            .expect("an unpublished generation has no other holder")
+            .prepare_publish(retiring_ref.id() + 1);
+        let retired = Retired::new(retiring_ref.id(), Arc::clone(retiring_ref.retirement()));
+        let next_raw = Arc::as_ptr(&next).cast_mut();
+        let previous = self.current.swap(next);
+        assert!(
+            std::ptr::eq(Arc::as_ptr(&previous), retiring),
+            "the slot is moved only under the publish lock"
+        );
+        // Release: publishes the new generation (built before, on this thread or,
+        // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s
+        // Acquire loads in `pinned()` and `write`.
+        self.pinned.store(next_raw, Ordering::Release);
+        drop(publishing);
+        // `previous` is the reference the slot had: hand it to the reclaimer to
+        // release once the map's shard locks are quiesced and a grace period has
+        // passed (writers and pinned readers may still be in it), so that no
+        // generation is dropped here. After the move of `pinned` (the push's
+        // Release carries it to the pass that takes the hand-off).
+        Standby::hand_off_and_register(&self.standby, previous);
+        retired
     }
 
     /// Retires the current generation and publishes an empty one, in O(1).
     ///
-    /// One compare-and-swap of the generation pointer; nothing is freed or
-    /// allocated here. The slot's lock is held for the few instructions of a load
-    /// and of the compare-and-swap (a snapshot taken on another thread holds it as
-    /// briefly; readers and writers never take it). The empty generation is normally built
+    /// One swap of the generation pointer; nothing is freed or allocated here.
+    /// The slot's lock is held for the few instructions of the swap (a snapshot
+    /// taken on another thread holds it as briefly), and the map's publish lock,
+    /// which only clears and replaces take, a few more; readers and writers never
+    /// take either. The empty generation is normally built
     /// ahead of time by the reclaimer; when none is ready (a burst of clears, or
     /// manual mode between `reclaim` calls) it is built here, a small fixed
     /// allocation. The old generation is parked for the reclaimer to release. Readers

@@ -195,6 +195,10 @@ entry retained-get-revives.patch "cargo test -p atomic-map --lib retain_if_mappe
 # the parked list the reclaimer releases them from.
 entry pinned-read-relaxed.patch "$(model s19_replace_vs_pinned_reader)" "$causality"
 entry pinned-published-relaxed.patch "$(model s19_replace_vs_pinned_reader)" "$causality"
+# Two publishes at once: the second reads `pinned` before the first moved it, and
+# retires (and numbers after) a generation the slot no longer holds.
+entry publish-without-the-lock.patch "$(model s4_concurrent_clears)" \
+    "the slot is moved only under the publish lock"
 # The reader probes a generation freed under it: loom reports whatever the freed
 # memory held (an index out of bounds, here); the model fails in every run.
 entry generation-released-without-grace.patch "$(model s1_pin_vs_clear)" "panicked at"

@@ -610,7 +610,7 @@ amap_status_t amap_retain(const amap_t *map, amap_keep_fn keep, void *user, size
 
 /**
  * Retires the current generation and publishes an empty one, in O(1): one
- * compare-and-swap under the generation slot's lock, held for a few instructions
+ * swap under the generation slot's lock, held for a few instructions
  * (a snapshot taken on another thread holds it as briefly; reads and writes never
  * take it), no allocation (the empty generation is normally built ahead by the
  * reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
@@ -634,7 +634,7 @@ amap_status_t amap_clear_async(const amap_t *map, amap_ticket_t **out_ticket);
  * Publishes `batch` as the map's whole contents, atomically: builds its table on
  * the calling thread (O(entries in the batch); readers are not blocked meanwhile
  * and see nothing of it), then retires the current generation and publishes the
- * new one with one compare-and-swap. A reader sees either all of the old contents
+ * new one with one swap. A reader sees either all of the old contents
  * or all of the batch, never a mix and never an empty map in between. Writes made
  * to the old generation while the table is being built are retired with it.
  * If `out_ticket` is not `NULL`, writes a ticket for the retired generation to

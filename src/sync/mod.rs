@@ -17,3 +17,8 @@ pub(crate) use real::*;
 mod model;
 #[cfg(feature = "loom")]
 pub(crate) use model::*;
+
+/// The lock clears and replaces take around their swap of the slot (`map.rs`,
+/// `publish`): the writers' lock type, which neither poisons nor reads the panic
+/// count, and under loom a loom mutex.
+pub(crate) use ShardLock as PublishLock;

@@ -2,13 +2,11 @@
 //! loom-visible stand-ins for `arc-swap` and `crossbeam-epoch`, which loom cannot
 //! see into. Each stand-in keeps the contract the crate relies on, no more:
 //!
-//! * `Slot` (for `arc_swap::ArcSwapAny` on its `RwLock<()>` strategy): loads, full
-//!   loads and compare-and-swaps of an `Arc` are linearizable, and a loaded guard
-//!   keeps its `Arc` alive. Modelled with a loom `Mutex<Arc<T>>`; the guard is a real
-//!   `Arc` clone, as on that strategy. The real slot is a lock around a pointer too;
-//!   the stand-in lets one load in at a time where the real lock lets loads share
-//!   it, and drops a losing compare-and-swap's `Arc` after unlocking, not before
-//!   (a clone: no destructor runs either way).
+//! * `Slot` (for `arc_swap::ArcSwapAny` on its `RwLock<()>` strategy): full loads
+//!   and swaps of an `Arc` are linearizable, and a loaded `Arc` stays alive.
+//!   Modelled with a loom `Mutex<Arc<T>>`. The real slot is a lock around a pointer
+//!   too; the stand-in lets one load in at a time where the real lock lets loads
+//!   share it.
 //! * `epoch` (for `crossbeam_epoch`): a closure deferred while guards are pinned runs
 //!   only after every guard pinned before the deferral is dropped; `flush` runs what
 //!   is ripe. Modelled with pin ids and a horizon per deferred closure, behind a loom
@@ -85,7 +83,7 @@ pub(crate) use std::sync::OnceLock as ProcessOnce;
 
 /// Threads. Loom has no timed park: a timed park is a yield.
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{Builder, JoinHandle, current, yield_now};
+    pub(crate) use loom::thread::{Builder, JoinHandle, current};
 
     /// A timed park, modelled as a yield (loom explores both orders anyway).
     pub(crate) fn park_timeout(_timeout: std::time::Duration) {
@@ -113,28 +111,6 @@ pub(crate) struct Slot<T> {
     current: Mutex<Arc<T>>,
 }
 
-/// Stand-in for `arc_swap::Guard<Arc<T>, RwLock<()>>`: a full `Arc` clone.
-pub(crate) struct SlotGuard<T> {
-    inner: Arc<T>,
-}
-
-impl<T> SlotGuard<T> {
-    pub(crate) fn from_inner(inner: Arc<T>) -> Self {
-        SlotGuard { inner }
-    }
-
-    pub(crate) fn into_inner(this: Self) -> Arc<T> {
-        this.inner
-    }
-}
-
-impl<T> std::ops::Deref for SlotGuard<T> {
-    type Target = Arc<T>;
-    fn deref(&self) -> &Arc<T> {
-        &self.inner
-    }
-}
-
 impl<T> Slot<T> {
     pub(crate) fn from_pointee(value: T) -> Self {
         Slot {
@@ -142,22 +118,13 @@ impl<T> Slot<T> {
         }
     }
 
-    pub(crate) fn load(&self) -> SlotGuard<T> {
-        SlotGuard::from_inner(self.load_full())
-    }
-
     pub(crate) fn load_full(&self) -> Arc<T> {
         Arc::clone(&self.current.lock().unwrap())
     }
 
-    /// Stores `new` if the slot still holds `current`; returns what it held.
-    pub(crate) fn compare_and_swap(&self, current: &Arc<T>, new: Arc<T>) -> SlotGuard<T> {
-        let mut slot = self.current.lock().unwrap();
-        if Arc::ptr_eq(&slot, current) {
-            SlotGuard::from_inner(std::mem::replace(&mut *slot, new))
-        } else {
-            SlotGuard::from_inner(Arc::clone(&slot))
-        }
+    /// Stores `new`; returns what the slot held.
+    pub(crate) fn swap(&self, new: Arc<T>) -> Arc<T> {
+        std::mem::replace(&mut *self.current.lock().unwrap(), new)
     }
 }
 

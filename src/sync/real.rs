@@ -38,26 +38,23 @@ pub(crate) fn timed_wait<T>(cv: &Condvar, guard: MutexGuard<'_, T>, timeout: std
 
 /// Threads: spawning the background reclaimer and parking it between passes.
 pub(crate) mod thread {
-    pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout, yield_now};
+    pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout};
 }
 
 /// The slot holding the current generation: an `arc_swap::ArcSwapAny` on arc-swap's
 /// `RwLock<()>` strategy (the `rwlock-strategy` feature), not its default one.
 ///
-/// Only snapshots (a full load) and clears (a load and a compare-and-swap) use the
-/// slot: pinned readers (under their epoch guard) and writers (under a shard lock)
+/// Only snapshots (a full load) and publishes (a swap, under the map's publish
+/// lock) use the slot: pinned readers (under their epoch guard) and writers (under a shard lock)
 /// follow the map's `pinned` pointer instead. The default strategy makes loads cheap and lock-free and
-/// makes every compare-and-swap walk every thread's debt node (`Debt::pay_all`):
-/// after a large fill those nodes are cold, about a dozen misses, half of a clear's
-/// time at 1,000,000 entries. With the lock, a compare-and-swap touches the slot's
-/// own line and no other thread's. What it costs: a clear and a snapshot each take
+/// makes every swap walk every thread's debt node (`Debt::pay_all`): after a
+/// large fill those nodes are cold, about a dozen misses, half of a clear's time at
+/// 1,000,000 entries. With the lock, a swap touches the slot's own line and no
+/// other thread's. What it costs: a clear and a snapshot each take
 /// the lock for a handful of instructions, so one that is preempted inside delays
 /// the other; concurrent snapshots share the lock's line (figures for both in
 /// `docs/DESIGN.md`, "A clear, step by step").
 pub(crate) type Slot<T> = arc_swap::ArcSwapAny<std::sync::Arc<T>, std::sync::RwLock<()>>;
-/// A load of the slot: on the `RwLock<()>` strategy, a full `Arc` clone (taken
-/// under the read lock, which is released before the load returns).
-pub(crate) type SlotGuard<T> = arc_swap::Guard<std::sync::Arc<T>, std::sync::RwLock<()>>;
 
 /// Epoch-based deferral of frees: `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
