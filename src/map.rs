@@ -574,15 +574,16 @@ where
         Snapshot::new(self.current.load_full())
     }
 
-    /// Starts fetching the two lines a publish reaches first and that nothing
-    /// else keeps warm: the slot's and the publish lock's (no read or write takes
-    /// them, so a large fill evicts them) and the current generation's head (its
+    /// Starts fetching the lines a publish reaches first and that nothing else
+    /// keeps warm: the slot's and the publish lock's (no read or write takes them,
+    /// so a large fill evicts them; usually one line) and the current generation's head (its
     /// id and retirement pointer; writers reach the table past it). Issued before
     /// the spare is taken, so that the misses overlap each other and the spare's,
     /// instead of following one another. `pinned`'s line is warm (every write
     /// loads it); read before the publish lock is held it may already be stale,
-    /// which only wastes the fetch. Callgrind's cache model: a read miss on each of
-    /// the two lines per clear after a fill of 1,000,000 entries.
+    /// which only wastes the fetch. Callgrind's cache model: without these, a read
+    /// miss on the slot's line and on the head per clear after a fill of 1,000,000
+    /// entries, one after the other.
     ///
     /// Not under loom: a hint is not protocol, and its load of `pinned` would only
     /// add interleavings to the models.
@@ -621,8 +622,9 @@ where
         // Relaxed: `pinned` is written only here, under the lock this thread now
         // holds, whose acquisition synchronizes with the previous holder's release
         // (after its store), or it is still the value `from_builder` gave it
-        // before the map was shared. A publish that saw a stale pointer here fails
-        // the assertion below (loom scenario 4 runs two publishes at once).
+        // before the map was shared. (Should that ever not hold, the assertion
+        // at the end reports it; loom scenario 4, two publishes at once, fails
+        // there when the lock is left out.)
         let retiring = self.pinned.load(Ordering::Relaxed);
         // SAFETY: `retiring` is the generation the slot holds a reference to
         // (above: `pinned` follows the slot under this lock), and only a publish,
@@ -636,10 +638,7 @@ where
         let retired = Retired::new(retiring_ref.id(), Arc::clone(retiring_ref.retirement()));
         let next_raw = Arc::as_ptr(&next).cast_mut();
         let previous = self.current.swap(next);
-        assert!(
-            std::ptr::eq(Arc::as_ptr(&previous), retiring),
-            "the slot is moved only under the publish lock"
-        );
+        let swapped_out = Arc::as_ptr(&previous);
         // Release: publishes the new generation (built before, on this thread or,
         // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s
         // Acquire loads in `pinned()` and `write`.
@@ -651,6 +650,13 @@ where
         // generation is dropped here. After the move of `pinned` (the push's
         // Release carries it to the pass that takes the hand-off).
         Standby::hand_off_and_register(&self.standby, previous);
+        // Checked only now, with `pinned` moved, the lock released and the slot's
+        // reference handed off as on every other publish: a failure leaves the
+        // map as consistent as it can be, and drops no generation here.
+        assert!(
+            std::ptr::eq(swapped_out, retiring),
+            "the slot is moved only under the publish lock"
+        );
         retired
     }
 
@@ -967,15 +973,18 @@ mod tests {
     use std::mem::offset_of;
 
     #[test]
-    fn pinned_is_off_the_line_of_the_slots_lock() {
+    fn pinned_is_off_the_lines_of_the_slot_and_the_publish_lock() {
         type Map = AtomicMap<u64, u64>;
         let slot_end = offset_of!(Map, current)
             + size_of::<ManuallyDrop<Slot<Generation<u64, u64, DefaultHashBuilder>>>>();
-        // The line holding the slot's last byte ends at most 63 bytes after it.
-        assert!(
-            offset_of!(Map, pinned) >= slot_end - 1 + 64,
-            "pinned at {}, the slot ends at {slot_end}",
-            offset_of!(Map, pinned)
-        );
+        let lock_end = offset_of!(Map, publishing) + size_of::<PublishLock<()>>();
+        // The line holding the last byte of either ends at most 63 bytes after it.
+        for end in [slot_end, lock_end] {
+            assert!(
+                offset_of!(Map, pinned) >= end - 1 + 64,
+                "pinned at {}, a field before it ends at {end}",
+                offset_of!(Map, pinned)
+            );
+        }
     }
 }

@@ -610,9 +610,10 @@ amap_status_t amap_retain(const amap_t *map, amap_keep_fn keep, void *user, size
 
 /**
  * Retires the current generation and publishes an empty one, in O(1): one
- * swap under the generation slot's lock, held for a few instructions
- * (a snapshot taken on another thread holds it as briefly; reads and writes never
- * take it), no allocation (the empty generation is normally built ahead by the
+ * swap of the generation pointer under the map's publish lock (which only
+ * clears and replaces take), then the generation slot's lock taken and released,
+ * each held for a few instructions (a snapshot taken on another thread holds the
+ * slot's as briefly; reads and writes never take either), no allocation (the empty generation is normally built ahead by the
  * reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
  * retired generation to `*out_ticket` (one small allocation); with `NULL`, no
  * ticket is made and nothing is allocated.
@@ -628,7 +629,8 @@ amap_status_t amap_retain(const amap_t *map, amap_keep_fn keep, void *user, size
  * # Safety
  * `map` must be a live map; `out_ticket` `NULL` or valid for a write.
  */
-amap_status_t amap_clear_async(const amap_t *map, amap_ticket_t **out_ticket);
+amap_status_t amap_clear_async(const amap_t *map,
+                               amap_ticket_t **out_ticket);
 
 /**
  * Publishes `batch` as the map's whole contents, atomically: builds its table on

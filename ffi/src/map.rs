@@ -503,9 +503,10 @@ pub unsafe extern "C" fn amap_retain(
 }
 
 /// Retires the current generation and publishes an empty one, in O(1): one
-/// swap under the generation slot's lock, held for a few instructions
-/// (a snapshot taken on another thread holds it as briefly; reads and writes never
-/// take it), no allocation (the empty generation is normally built ahead by the
+/// swap of the generation pointer under the map's publish lock (which only
+/// clears and replaces take), then the generation slot's lock taken and released,
+/// each held for a few instructions (a snapshot taken on another thread holds the
+/// slot's as briefly; reads and writes never take either), no allocation (the empty generation is normally built ahead by the
 /// reclaimer). If `out_ticket` is not `NULL`, writes a ticket for the
 /// retired generation to `*out_ticket` (one small allocation); with `NULL`, no
 /// ticket is made and nothing is allocated.
