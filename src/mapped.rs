@@ -9,9 +9,32 @@
 //! leaves the process when it is unmapped, and its pages cost nothing until
 //! touched. On Unix outside Miri (which cannot call `mmap`) blocks are mapped;
 //! elsewhere they come from the global allocator, zeroed.
+//!
+//! A block about to be written all over (a rehash's new slot array) is mapped
+//! with its pages committed at once ([`Commit::Now`], `MAP_POPULATE`). Left to
+//! fault in, such an array's pages were first *read* by the rehash's probes, which
+//! maps the kernel's shared zero page, and then written, a copy-on-write fault
+//! that must flush the old mapping from every CPU running a thread of the process:
+//! an inter-processor interrupt to each reader per 4 KiB of slots, and two page
+//! faults instead of one. Measured (`docs/BENCHMARKS.md`, "History", "Rehash
+//! arrays committed at once"): a fill of 1,000,000 entries beside one reader made
+//! the reader's CPU take about 8,100 flushes (300 since) and took 1.6–2.7× as long
+//! as the same fill with no reader.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
+
+/// When a block's pages are committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// As they are first touched: a block that may stay partly unused (an array
+    /// sized by a capacity hint, a cell page carved over time by writes).
+    Lazily,
+    /// At once, zeroed and writable: a block that is written all over right away
+    /// (a rehash's new array). Only a request: where the system does not populate
+    /// (or outside Unix), pages are committed as they are touched.
+    Now,
+}
 
 /// The layout of a block (for the allocator's path, and for its error).
 fn layout(bytes: usize, align: usize) -> Layout {
@@ -19,11 +42,21 @@ fn layout(bytes: usize, align: usize) -> Layout {
 }
 
 /// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
-/// than 4 KiB) of zeroed memory aligned to `align` (a power of two).
+/// than 4 KiB) of zeroed memory aligned to `align` (a power of two), its pages
+/// committed as `commit` says.
 #[cfg(all(unix, not(miri)))]
-pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
+pub(crate) fn map_zeroed(bytes: usize, align: usize, commit: Commit) -> NonNull<u8> {
     use std::ptr;
     debug_assert!(bytes > 0 && align.is_power_of_two());
+    // Populating a mapping whose head and tail are unmapped again below would
+    // commit them too, and their unmapping would flush them from every CPU: only
+    // blocks with no alignment of their own to make are populated.
+    debug_assert!(commit == Commit::Lazily || align <= 4096);
+    let populate = match commit {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Commit::Now if align <= 4096 => libc::MAP_POPULATE,
+        _ => 0,
+    };
     // The system page alignment comes free; a larger one takes `align` more bytes,
     // whose misaligned head and tail are unmapped again.
     let extra = if align > 4096 { align } else { 0 };
@@ -36,7 +69,7 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
                 .checked_add(extra)
                 .expect("a block size that fits in memory"),
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate,
             -1,
             0,
         )
@@ -79,9 +112,10 @@ pub(crate) unsafe fn unmap(block: NonNull<u8>, bytes: usize, _align: usize) {
 }
 
 /// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
-/// than 4 KiB) of zeroed memory aligned to `align` (a power of two).
+/// than 4 KiB) of zeroed memory aligned to `align` (a power of two). `commit` is a
+/// request the global allocator has no way to take.
 #[cfg(not(all(unix, not(miri))))]
-pub(crate) fn map_zeroed(bytes: usize, align: usize) -> NonNull<u8> {
+pub(crate) fn map_zeroed(bytes: usize, align: usize, _commit: Commit) -> NonNull<u8> {
     let layout = layout(bytes, align);
     // SAFETY: the layout has a non-zero size (the contract above).
     let raw = unsafe { std::alloc::alloc_zeroed(layout) };

@@ -47,7 +47,7 @@ impl Carving {
     /// A new page for cells of `size` bytes (at most 256, a multiple of 8), all of
     /// them counted out: the carver's until carved.
     fn new(size: usize) -> Self {
-        let page = mapped::map_zeroed(PAGE, PAGE).cast::<PageHead>();
+        let page = mapped::map_zeroed(PAGE, PAGE, mapped::Commit::Lazily).cast::<PageHead>();
         let cells = (PAGE - FIRST_CELL) / size;
         // SAFETY: a fresh allocation of `PAGE` bytes aligned to `PAGE`, which holds a
         // `PageHead` at its start; written before any cell of it exists.

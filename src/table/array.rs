@@ -26,7 +26,7 @@
 use std::ops::Range;
 use std::ptr::{self, NonNull};
 
-use crate::mapped;
+use crate::mapped::{self, Commit};
 use crate::prefetch::prefetch_line;
 use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell, ZEROED_ATOMIC_PTR_IS_NULL};
 
@@ -209,8 +209,9 @@ pub(super) struct Array<T> {
 }
 
 impl<T> Array<T> {
-    /// An array of `capacity` never-used slots (`capacity` a power of two).
-    pub(super) fn new(capacity: usize) -> Self {
+    /// An array of `capacity` never-used slots (`capacity` a power of two), a large
+    /// one's pages committed as `commit` says (`src/mapped.rs`).
+    pub(super) fn new(capacity: usize, commit: Commit) -> Self {
         const {
             assert!(
                 align_of::<T>() >= 2,
@@ -219,7 +220,7 @@ impl<T> Array<T> {
         };
         debug_assert!(capacity.is_power_of_two());
         let array = Array {
-            slots: Slots::new(capacity),
+            slots: Slots::new(capacity, commit),
             freed: UnsafeCell::new(false),
         };
         if TRACK_FREES {
@@ -577,12 +578,12 @@ struct Slots<T> {
 const MAPPED_BYTES: usize = 64 * 1024;
 
 impl<T> Slots<T> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, commit: Commit) -> Self {
         let bytes = capacity
             .checked_mul(size_of::<AtomicPtr<T>>())
             .expect("a slot array that fits in memory");
         if ZEROED_ATOMIC_PTR_IS_NULL && bytes >= MAPPED_BYTES {
-            let block = mapped::map_zeroed(bytes, align_of::<AtomicPtr<T>>());
+            let block = mapped::map_zeroed(bytes, align_of::<AtomicPtr<T>>(), commit);
             // Soundness: `capacity` pointer-sized, pointer-aligned slots of zeroed
             // memory, and an all-zero `AtomicPtr` is a null one (the shim's
             // `ZEROED_ATOMIC_PTR_IS_NULL`, checked above).
@@ -628,6 +629,45 @@ mod tests {
     /// A pointer at `address`, never dereferenced.
     fn at(address: usize) -> NonNull<u64> {
         NonNull::new(ptr::without_provenance_mut(address)).unwrap()
+    }
+
+    /// How many of the pages under `slots` are resident (`mincore`).
+    #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
+    fn resident_pages(slots: &Slots<u64>) -> usize {
+        let page = 4096;
+        let bytes = size_of_val(slots.get());
+        let mut residency = vec![0u8; bytes.div_ceil(page)];
+        // SAFETY: `mincore` only reads the page tables of the range, which `slots`
+        // maps (page-aligned: a fresh mapping), and writes one byte per page into
+        // `residency`, which has one per page.
+        let status = unsafe {
+            libc::mincore(
+                slots.slots.as_ptr().cast(),
+                bytes,
+                residency.as_mut_ptr().cast(),
+            )
+        };
+        assert_eq!(status, 0, "mincore: {}", std::io::Error::last_os_error());
+        residency.iter().filter(|&&r| r & 1 != 0).count()
+    }
+
+    /// A rehash's new array is committed when it is made (`Commit::Now`), not
+    /// faulted in through the zero page by the rehash's probes (`src/mapped.rs`);
+    /// an array sized by a capacity hint is not (`Commit::Lazily`).
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
+    fn a_rehash_array_is_committed_when_made() {
+        // 512 KiB of slots: mapped (`MAPPED_BYTES`), 128 pages.
+        let capacity = 64 * 1024;
+        let now = Slots::<u64>::new(capacity, Commit::Now);
+        assert!(now.mapped);
+        assert_eq!(resident_pages(&now), 128, "every page committed at once");
+        let lazily = Slots::<u64>::new(capacity, Commit::Lazily);
+        assert!(lazily.mapped);
+        assert_eq!(resident_pages(&lazily), 0, "no page before it is touched");
+        lazily.get()[capacity / 2].store(at(64).as_ptr(), Ordering::Relaxed);
+        assert_eq!(resident_pages(&lazily), 1, "the page a store touched");
+        lazily.get()[capacity / 2].store(ptr::null_mut(), Ordering::Relaxed);
     }
 
     #[test]
@@ -744,7 +784,7 @@ mod tests {
     #[cfg(not(feature = "loom"))]
     fn a_removal_frees_the_slots_no_probe_runs_through() {
         // Eight slots; hash `h` starts its probe at slot `h % 8`.
-        let array = Array::new(8);
+        let array = Array::new(8, Commit::Lazily);
         let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
         let homes = [(0x20, 2), (0x30, 2), (0x40, 2), (0x70, 7), (0x80, 7)];
         let calls = std::cell::Cell::new(0);
@@ -811,7 +851,7 @@ mod tests {
         // Sixteen slots; entries at their homes 2, 3 and 4: a run, but no probe
         // runs through slot 3 (the entry after it is at home), so its removal
         // frees it, and a later one of slot 2 frees that too.
-        let array = Array::new(16);
+        let array = Array::new(16, Commit::Lazily);
         for slot in [2, 3, 4] {
             assert!(array.occupy(slot, slot as u64, at(0x100 * slot)));
         }
@@ -894,7 +934,7 @@ mod tests {
         // No unused slot left (a state a reader can meet when removals free slots
         // behind it while inserts fill those ahead): a lookup of an absent key
         // ends after one lap, and a present key is still found from any home.
-        let array = Array::new(8);
+        let array = Array::new(8, Commit::Lazily);
         for slot in 0..8 {
             assert!(array.occupy(slot, 5, at(0x100 * (slot + 1))));
         }

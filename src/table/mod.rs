@@ -41,6 +41,7 @@ use locks::RetiredArray;
 pub(crate) use locks::{Locked, ShardLocks};
 use shards::ShardArray;
 
+use crate::mapped::Commit;
 use crate::store::Update;
 use crate::sync::{
     AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, TRACK_FREES, UnsafeCell, epoch,
@@ -144,7 +145,10 @@ where
             array: AtomicPtr::new(if per_shard == 0 {
                 ptr::null_mut()
             } else {
-                Box::into_raw(Box::new(Array::new(capacity_for(per_shard))))
+                Box::into_raw(Box::new(Array::new(
+                    capacity_for(per_shard),
+                    Commit::Lazily,
+                )))
             }),
             len: AtomicUsize::new(0),
             used: AtomicUsize::new(0),
@@ -549,7 +553,10 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
     ) -> &'w Array<T> {
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
-        let new = Box::new(Array::new(capacity_for(live + 1)));
+        // Committed at once: the rehash below writes entries all over it, and a
+        // page it first read would cost a copy-on-write fault that interrupts
+        // every other CPU running the process (`src/mapped.rs`).
+        let new = Box::new(Array::new(capacity_for(live + 1), Commit::Now));
         if let Some(old) = old {
             let moved = old.move_live_into(&new, hash_of);
             debug_assert_eq!(moved, live);
