@@ -36,8 +36,9 @@ trait Fillable: Send + Sync + 'static {
     fn make() -> Self;
     fn insert(&self, key: u64, value: u64);
     fn contains(&self, key: u64) -> bool;
-    /// Empties the map and waits until its memory is given back, so that the next
-    /// fill starts from the same state.
+    /// Empties the map, and for `AtomicMap` waits for the teardown of what it held
+    /// (the map's own small remains go to the reclaimer with its drop), so that the
+    /// next fill does not share the cores with it.
     fn empty(self);
 }
 
@@ -143,6 +144,10 @@ fn main() {
         .split(',')
         .map(String::from)
         .collect();
+    assert!(
+        entries > 0 && repeat > 0,
+        "fill_probe: --entries and --repeat must be at least 1"
+    );
     println!("fill_probe: --entries {entries} --readers {readers} --repeat {repeat}");
     let keys = Arc::new(keys(entries));
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); maps.len()];

@@ -18,8 +18,8 @@
 //! an inter-processor interrupt to each reader per 4 KiB of slots, and two page
 //! faults instead of one. Measured (`docs/BENCHMARKS.md`, "History", "Rehash
 //! arrays committed at once"): a fill of 1,000,000 entries beside one reader made
-//! the reader's CPU take about 8,100 flushes (300 since) and took 1.6–2.7× as long
-//! as the same fill with no reader.
+//! the reader's CPU take about 8,100 flushes, counting the teardown's (300
+//! since), and took 1.7–2.6× as long as the same fill with no reader.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -32,9 +32,16 @@ pub(crate) enum Commit {
     Lazily,
     /// At once, zeroed and writable: a block that is written all over right away
     /// (a rehash's new array). Only a request: where the system does not populate
-    /// (or outside Unix), pages are committed as they are touched.
+    /// (outside Linux), for a block aligned to more than 4 KiB (whose mapping is
+    /// trimmed) and under Miri, pages are committed as they are touched.
     Now,
 }
+
+/// The `mmap` flag that commits a mapping's pages at once, where there is one.
+#[cfg(all(unix, not(miri), any(target_os = "linux", target_os = "android")))]
+const POPULATE: libc::c_int = libc::MAP_POPULATE;
+#[cfg(all(unix, not(miri), not(any(target_os = "linux", target_os = "android"))))]
+const POPULATE: libc::c_int = 0;
 
 /// The layout of a block (for the allocator's path, and for its error).
 fn layout(bytes: usize, align: usize) -> Layout {
@@ -52,10 +59,10 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize, commit: Commit) -> NonNull<
     // commit them too, and their unmapping would flush them from every CPU: only
     // blocks with no alignment of their own to make are populated.
     debug_assert!(commit == Commit::Lazily || align <= 4096);
-    let populate = match commit {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        Commit::Now if align <= 4096 => libc::MAP_POPULATE,
-        _ => 0,
+    let populate = if commit == Commit::Now && align <= 4096 {
+        POPULATE
+    } else {
+        0
     };
     // The system page alignment comes free; a larger one takes `align` more bytes,
     // whose misaligned head and tail are unmapped again.

@@ -634,7 +634,8 @@ mod tests {
     /// How many of the pages under `slots` are resident (`mincore`).
     #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
     fn resident_pages(slots: &Slots<u64>) -> usize {
-        let page = 4096;
+        assert!(slots.mapped, "a mapped array");
+        let page = page_size();
         let bytes = size_of_val(slots.get());
         let mut residency = vec![0u8; bytes.div_ceil(page)];
         // SAFETY: `mincore` only reads the page tables of the range, which `slots`
@@ -651,17 +652,26 @@ mod tests {
         residency.iter().filter(|&&r| r & 1 != 0).count()
     }
 
+    /// The system's page size.
+    #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
+    fn page_size() -> usize {
+        // SAFETY: `sysconf` reads a system setting; no memory of ours is involved.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).expect("a page size")
+    }
+
     /// A rehash's new array is committed when it is made (`Commit::Now`), not
     /// faulted in through the zero page by the rehash's probes (`src/mapped.rs`);
     /// an array sized by a capacity hint is not (`Commit::Lazily`).
     #[test]
     #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
     fn a_rehash_array_is_committed_when_made() {
-        // 512 KiB of slots: mapped (`MAPPED_BYTES`), 128 pages.
+        // 512 KiB of slots on a 64-bit target: mapped (`MAPPED_BYTES`).
         let capacity = 64 * 1024;
+        let pages = (capacity * size_of::<AtomicPtr<u64>>()).div_ceil(page_size());
         let now = Slots::<u64>::new(capacity, Commit::Now);
         assert!(now.mapped);
-        assert_eq!(resident_pages(&now), 128, "every page committed at once");
+        assert_eq!(resident_pages(&now), pages, "every page committed at once");
         let lazily = Slots::<u64>::new(capacity, Commit::Lazily);
         assert!(lazily.mapped);
         assert_eq!(resident_pages(&lazily), 0, "no page before it is touched");

@@ -553,9 +553,11 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
     ) -> &'w Array<T> {
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
-        // Committed at once: the rehash below writes entries all over it, and a
-        // page it first read would cost a copy-on-write fault that interrupts
-        // every other CPU running the process (`src/mapped.rs`).
+        // Committed at once: the rehash below writes entries all over it (it is
+        // at least a quarter full, `capacity_for`; a mapped array has 64 KiB of
+        // slots or more), and a page it first read would cost a copy-on-write
+        // fault that interrupts every other CPU running the process
+        // (`src/mapped.rs`).
         let new = Box::new(Array::new(capacity_for(live + 1), Commit::Now));
         if let Some(old) = old {
             let moved = old.move_live_into(&new, hash_of);
@@ -609,7 +611,8 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
     }
 }
 
-/// The array capacity for `entries` entries: at most half full after a rehash.
+/// The array capacity for `entries` entries: at most half full after a rehash, and
+/// more than a quarter full when above `TABLE_MIN_CAPACITY`.
 fn capacity_for(entries: usize) -> usize {
     (entries * 2).next_power_of_two().max(TABLE_MIN_CAPACITY)
 }
