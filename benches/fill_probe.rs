@@ -1,6 +1,8 @@
 //! A fill while readers run: the time to insert `--entries` new keys into an empty
-//! map (1,000,000 by default) on one thread while `--readers` threads (1 by
-//! default) look keys up in it, and the page faults the process took meanwhile.
+//! map (1,000,000 by default) on one thread, as every benchmark fills its maps
+//! (`Peer::fill` in `peers/mod.rs`: `u64` keys `0..n`), while `--readers` threads (1
+//! by default) look those keys up, and the page faults the process took meanwhile.
+//! The maps are the other benchmarks' peers (`AtomicMap` read pinned, `DashMap`).
 //!
 //! This is where a table's growth meets its readers: every rehash makes a new slot
 //! array, and on Linux a page of it that is first read (by the rehash's probes) maps
@@ -19,8 +21,10 @@
 //! ```
 
 mod args;
+mod peers;
 
 use args::{arg, median};
+use peers::{AtomicPinned, Key, Peer};
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -30,56 +34,6 @@ use std::time::{Duration, Instant};
 
 use atomic_map::AtomicMap;
 use dashmap::DashMap;
-
-/// The maps this probe fills.
-trait Fillable: Send + Sync + 'static {
-    fn make() -> Self;
-    fn insert(&self, key: u64, value: u64);
-    fn contains(&self, key: u64) -> bool;
-    /// Empties the map, and for `AtomicMap` waits for the teardown of what it held
-    /// (the map's own small remains go to the reclaimer with its drop), so that the
-    /// next fill does not share the cores with it.
-    fn empty(self);
-}
-
-impl Fillable for AtomicMap<u64, u64> {
-    fn make() -> Self {
-        AtomicMap::new()
-    }
-    fn insert(&self, key: u64, value: u64) {
-        AtomicMap::insert(self, key, value);
-    }
-    fn contains(&self, key: u64) -> bool {
-        self.get(&key).is_some()
-    }
-    fn empty(self) {
-        // The teardown runs on the reclaimer: waiting for it keeps it out of the
-        // next fill.
-        self.clear_async().wait();
-    }
-}
-
-impl Fillable for DashMap<u64, u64> {
-    fn make() -> Self {
-        DashMap::new()
-    }
-    fn insert(&self, key: u64, value: u64) {
-        DashMap::insert(self, key, value);
-    }
-    fn contains(&self, key: u64) -> bool {
-        self.contains_key(&key)
-    }
-    fn empty(self) {
-        drop(self);
-    }
-}
-
-/// The keys of a fill: distinct, in no order a table could exploit.
-fn keys(entries: usize) -> Vec<u64> {
-    (0..entries as u64)
-        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5555)
-        .collect()
-}
 
 /// Minor page faults of the whole process so far (`getrusage`).
 fn page_faults() -> u64 {
@@ -92,20 +46,22 @@ fn page_faults() -> u64 {
     u64::try_from(usage.ru_minflt).unwrap_or(0)
 }
 
-/// One fill of a fresh map with `readers` threads looking up its keys meanwhile:
-/// the time and the page faults it took.
-fn fill<M: Fillable>(keys: &Arc<Vec<u64>>, readers: usize) -> (Duration, u64) {
-    let map = Arc::new(M::make());
+/// One fill of `map` (empty) with keys `0..entries`, as every benchmark fills
+/// (`Peer::fill`), while `readers` threads look those keys up: the time and the
+/// page faults it took. Then the map is cleared and, for `AtomicMap`, its
+/// teardown waited for, so that the next fill does not share the cores with it.
+fn fill<M: Peer<u64>>(map: M, entries: u64, readers: usize) -> (Duration, u64) {
+    let map = Arc::new(map);
     let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..readers)
+    let threads: Vec<_> = (0..readers as u64)
         .map(|r| {
-            let (map, keys, stop) = (Arc::clone(&map), Arc::clone(keys), Arc::clone(&stop));
+            let (map, stop) = (Arc::clone(&map), Arc::clone(&stop));
             thread::spawn(move || {
                 let mut i = r * 7919;
-                let mut found = 0usize;
+                let mut found = 0u64;
                 // Relaxed: a flag to stop; it orders nothing.
                 while !stop.load(Ordering::Relaxed) {
-                    found += usize::from(map.contains(keys[i % keys.len()]));
+                    found = found.wrapping_add(map.read(&u64::key(i % entries)));
                     i += 1;
                 }
                 black_box(found);
@@ -116,24 +72,23 @@ fn fill<M: Fillable>(keys: &Arc<Vec<u64>>, readers: usize) -> (Duration, u64) {
     thread::sleep(Duration::from_millis(10));
     let faults = page_faults();
     let start = Instant::now();
-    for (value, &key) in keys.iter().enumerate() {
-        map.insert(key, value as u64);
-    }
+    map.fill(entries);
     let took = start.elapsed();
     let faults = page_faults() - faults;
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("a reader panicked");
     }
-    let map = Arc::into_inner(map).expect("the readers are gone");
-    map.empty();
+    if let (_, Some(retired)) = map.clear() {
+        retired.wait();
+    }
     (took, faults)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let test = args.iter().any(|a| a == "--test");
-    let entries: usize = arg(&args, "--entries", if test { 10_000 } else { 1_000_000 });
+    let entries: u64 = arg(&args, "--entries", if test { 10_000 } else { 1_000_000 });
     let readers: usize = arg(&args, "--readers", 1);
     let repeat: usize = arg(&args, "--repeat", if test { 1 } else { 5 });
     let maps: Vec<String> = args
@@ -149,13 +104,12 @@ fn main() {
         "fill_probe: --entries and --repeat must be at least 1"
     );
     println!("fill_probe: --entries {entries} --readers {readers} --repeat {repeat}");
-    let keys = Arc::new(keys(entries));
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); maps.len()];
     for run in 0..repeat {
         for (m, name) in maps.iter().enumerate() {
             let (took, faults) = match name.as_str() {
-                "atomic" => fill::<AtomicMap<u64, u64>>(&keys, readers),
-                "dashmap" => fill::<DashMap<u64, u64>>(&keys, readers),
+                "atomic" => fill(AtomicPinned(AtomicMap::new()), entries, readers),
+                "dashmap" => fill(DashMap::new(), entries, readers),
                 other => panic!("unknown map {other} (atomic, dashmap)"),
             };
             println!(
