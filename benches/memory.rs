@@ -1,5 +1,9 @@
 //! Memory of every map: bytes per entry at 1,000,000 entries, and resident memory
-//! after a clear (and, for `AtomicMap`, the reclamation of the retired generation).
+//! after a clear (and, for `AtomicMap`, the reclamation of the retired generation);
+//! then, in `churn.csv`, bytes per entry of 100,000 entries whose values one thread
+//! has replaced `CHURN_REPLACEMENTS` times at random (a cache's refreshes: at most
+//! for `CHURN_LIMIT`, which the copy-on-write map, whose every write copies the
+//! whole map, and `String` keys reach first).
 //!
 //! Each map and key type runs in its own child process, so that what one case left
 //! in the allocator is not counted against the next. RSS after the clear is read
@@ -9,16 +13,16 @@
 //! Results go to `target/bench-results/memory.csv`.
 //!
 //! ```text
-//! cargo bench -p atomic-map-benches --bench memory              # full run (1,000,000 entries)
+//! cargo bench -p atomic-map-benches --bench memory              # full run (1,000,000 entries; churn: 100,000)
 //! cargo bench -p atomic-map-benches --bench memory -- --test    # smoke run (CI)
 //! ```
 
 mod peers;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use peers::Key;
 use peers::process::rss_bytes;
+use peers::{Key, Rng};
 
 /// One case, in the child: `key:index:entries`. Prints a CSV line.
 fn case<K: Key>(index: usize, entries: u64) -> String {
@@ -48,6 +52,43 @@ fn case<K: Key>(index: usize, entries: u64) -> String {
     )
 }
 
+/// Replacements in a churn case.
+const CHURN_REPLACEMENTS: u64 = 20_000_000;
+/// A churn stops after this long, done or not.
+const CHURN_LIMIT: Duration = Duration::from_secs(3);
+
+/// One churn case, in the child: `churn-key:index:entries`. Prints a CSV line.
+fn churn<K: Key>(index: usize, entries: u64, replacements: u64) -> String {
+    let map = peers::all::<K>(false).swap_remove(index);
+    trim();
+    let before = rss_bytes();
+    map.fill(entries);
+    let filled = rss_bytes();
+    let began = Instant::now();
+    let mut rng = Rng::new(7);
+    let mut replaced = 0;
+    while replaced < replacements && began.elapsed() < CHURN_LIMIT {
+        let i = rng.below(entries);
+        map.insert(K::key(i), K::value(i));
+        replaced += 1;
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    // Give deferred frees (papaya's, the reclaimer's values) a moment to land.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(20));
+        map.read(&K::key(0));
+    }
+    let churned = rss_bytes();
+    let per_entry = |rss: u64| rss.saturating_sub(before) as f64 / entries as f64;
+    format!(
+        "{},{},{entries},{before},{filled},{:.1},{replaced},{seconds:.2},{churned},{:.1}",
+        K::NAME,
+        map.name(),
+        per_entry(filled),
+        per_entry(churned),
+    )
+}
+
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the OS; no pointer is involved.
@@ -60,9 +101,12 @@ fn main() {
     let test = peers::process::child_or_parent(|spec| {
         let spec: Vec<&str> = spec.split(':').collect();
         let (index, entries) = (spec[1].parse().unwrap(), spec[2].parse().unwrap());
+        let replacements = spec.get(3).map_or(0, |r| r.parse().unwrap());
         match spec[0] {
             "u64" => case::<u64>(index, entries),
-            _ => case::<String>(index, entries),
+            "string" => case::<String>(index, entries),
+            "churn-u64" => churn::<u64>(index, entries, replacements),
+            _ => churn::<String>(index, entries, replacements),
         }
     });
     let entries: u64 = if test { 10_000 } else { 1_000_000 };
@@ -76,5 +120,22 @@ fn main() {
         &specs,
         "key,map,entries,rss_before,rss_filled,bytes_per_entry,rss_after_clear,rss_after_trim",
         "memory.csv",
+    );
+    let (entries, replacements) = if test {
+        (10_000, 100_000)
+    } else {
+        (100_000, CHURN_REPLACEMENTS)
+    };
+    let specs: Vec<String> = ["churn-u64", "churn-string"]
+        .iter()
+        .flat_map(|key| {
+            (0..maps).map(move |index| format!("{key}:{index}:{entries}:{replacements}"))
+        })
+        .collect();
+    peers::process::run_cases(
+        test,
+        &specs,
+        "key,map,entries,rss_before,rss_filled,bytes_per_entry,replaced,seconds,rss_churned,bytes_per_entry_churned",
+        "churn.csv",
     );
 }

@@ -2,7 +2,7 @@
 """Regenerates the tables and plots of docs/BENCHMARKS.md from benchmark output.
 
 Reads target/bench-results/{clear,stall}.csv (benches/clear_latency.rs),
-storm.csv (benches/clear_storm.rs), memory.csv (benches/memory.rs) and criterion's
+storm.csv (benches/clear_storm.rs), memory.csv and churn.csv (benches/memory.rs) and criterion's
 estimates under target/criterion (benches/throughput.rs); writes
 docs/bench/tables.md and the SVG plots in docs/bench/. Python 3 standard library
 only.
@@ -127,6 +127,19 @@ def memory_table(rows):
             f"{fmt_mib(float(r['rss_filled']) - base)} | {fmt_mib(float(r['rss_after_clear']) - base)} | "
             f"{fmt_mib(float(r['rss_after_trim']) - base)} |")
     out.append(f"\nRSS figures are above the level before the fill ({int(rows[0]['entries']):,} entries).")
+    return out
+
+
+def churn_table(rows):
+    out = ["| key | map | bytes per entry, filled | values replaced | in | bytes per entry after | after / filled |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        filled, churned = float(r["bytes_per_entry"]), float(r["bytes_per_entry_churned"])
+        out.append(
+            f"| {r['key']} | {label(r['map'])} | {filled:.0f} | {int(r['replaced']):,} | {float(r['seconds']):.1f} s | "
+            f"{churned:.0f} | {churned / filled:.2f}× |")
+    out.append(f"\nRSS above the level before the fill of {int(rows[0]['entries']):,} entries, "
+               "then after one thread replaced the values of random keys (at most for 3 s).")
     return out
 
 
@@ -313,6 +326,8 @@ def main():
         lines += ["\n### Clear storm\n", *storm_table(read_csv("storm.csv"))]
     if os.path.exists(os.path.join(RESULTS, "memory.csv")):
         lines += ["\n### Memory\n", *memory_table(read_csv("memory.csv"))]
+    if os.path.exists(os.path.join(RESULTS, "churn.csv")):
+        lines += ["\n### Memory under churn\n", *churn_table(read_csv("churn.csv"))]
     with open(os.path.join(OUT, "tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     made = plots(clear, stall)

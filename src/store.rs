@@ -285,11 +285,14 @@ where
     /// reference is gone), which is what lets `release_unreachable` free at once.
     pub(crate) fn teardown_slice(&mut self, slots: usize) -> (TeardownReport, bool) {
         let mut report = TeardownReport::default();
+        // The shards' counts are left as they were by the drain: every slice of
+        // one table decides alike.
+        let to = TableRef::<K, V>::teardown_recycling(self.table.len());
         let empty = self.table.drain_slice(slots, |value| {
             report.entries += 1;
             // The key lives in the cell: it is dropped with the value, here if the
             // table's reference was the last, else by the last holder's release.
-            report.record(value.release_unreachable());
+            report.record(value.release_unreachable(to));
         });
         (report, empty)
     }

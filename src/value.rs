@@ -25,7 +25,7 @@ use std::ptr::{self, NonNull};
 use crate::reclaim::domain::Domain;
 use crate::reclaim::doomed::{CellHead, DOOMED};
 use crate::reclaim::home::HomeRef;
-use crate::reclaim::recycle;
+use crate::reclaim::recycle::{self, Recycle};
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::table::SlotPointer;
@@ -523,7 +523,7 @@ impl<V> ValueRef<V> {
         // provenance, by the caller's contract.
         // SAFETY: the caller's contract (a ripe doomed cell of this `V` and `K`,
         // destroyed once).
-        unsafe { Self::destroy::<K>(cell.cast()) }
+        unsafe { Self::destroy::<K>(cell.cast(), Recycle::ToWriters) }
     }
 
     /// Gives up the table's reference of a generation being torn down on the
@@ -532,7 +532,10 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The caller owns the table's reference (`MAPPED`) and gives it up; no guard can
     /// reach the cell through a table any more.
-    unsafe fn release_unreachable<K>(cell: NonNull<ValueCell<V, K>>) -> Option<DropOutcome> {
+    unsafe fn release_unreachable<K>(
+        cell: NonNull<ValueCell<V, K>>,
+        to: Recycle,
+    ) -> Option<DropOutcome> {
         // SAFETY: the caller owns the table's reference (the contract), so the cell
         // is alive until the decrement below.
         let c = unsafe { cell.as_ref() };
@@ -555,11 +558,11 @@ impl<V> ValueRef<V> {
         // once, by the release that took the count to 0. Like every handle's
         // pointer, `cell` has the whole cell's provenance.
         // SAFETY: count reached 0 and no guard can reach the cell (above).
-        Some(unsafe { Self::destroy::<K>(cell) })
+        Some(unsafe { Self::destroy::<K>(cell, to) })
     }
 
     /// Runs `V`'s destructor and then `K`'s in place, containing a panic of either,
-    /// then frees the cell. Returns how the destructors ended.
+    /// then frees the cell to `to`. Returns how the destructors ended.
     ///
     /// In place, not moved out first: whatever the destructor writes into the value
     /// (a test's canary, a poisoned field) lands in the cell, where a reader that
@@ -568,7 +571,7 @@ impl<V> ValueRef<V> {
     /// # Safety
     /// The count is 0 and no reader can reach the cell; called once per cell;
     /// `cell` has the provenance of the whole cell (as every handle's pointer does).
-    unsafe fn destroy<K>(cell: NonNull<ValueCell<V, K>>) -> DropOutcome {
+    unsafe fn destroy<K>(cell: NonNull<ValueCell<V, K>>, to: Recycle) -> DropOutcome {
         let ptr = cell.as_ptr();
         let value = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the cell was written whole in `new` and its value is dropped
@@ -599,7 +602,7 @@ impl<V> ValueRef<V> {
         // SAFETY: allocated by `alloc_cell::<ValueCell<V, K>>` in `new`, and `cell`
         // carries that allocation's provenance (the contract); every field was
         // dropped above and nothing uses the cell again.
-        unsafe { recycle::free_cell(cell) };
+        unsafe { recycle::free_cell(cell, to) };
         outcome
     }
 }
@@ -711,12 +714,20 @@ impl<K, V> TableRef<K, V> {
     /// last reference the value is destroyed here, at once; otherwise a handle or a C
     /// retain still holds it and its own release will defer the free. Returns how
     /// the destructor ended if the value was destroyed.
-    pub(crate) fn release_unreachable(self) -> Option<DropOutcome> {
+    /// A value destroyed here frees its cell to `to` (a teardown's
+    /// [`teardown_recycling`](Self::teardown_recycling)).
+    pub(crate) fn release_unreachable(self, to: Recycle) -> Option<DropOutcome> {
         let cell = self.cell;
         std::mem::forget(self);
         // SAFETY: the table's reference owned by `self` is given up here, and its
         // generation is being torn down (the only caller is `Store::teardown_slice`).
-        unsafe { ValueRef::<V>::release_unreachable(cell) }
+        unsafe { ValueRef::<V>::release_unreachable(cell, to) }
+    }
+
+    /// Where a teardown of a table of `entries` entries frees the cells it
+    /// destroys ([`recycle::for_teardown`]).
+    pub(crate) fn teardown_recycling(entries: usize) -> Recycle {
+        recycle::for_teardown::<ValueCell<V, K>>(entries)
     }
 }
 

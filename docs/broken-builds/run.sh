@@ -112,8 +112,11 @@ entry home-stripes-leaked.patch "bash .ci/stress-under-valgrind.sh" \
     "definitely lost"
 
 # Cell pages (src/reclaim/pages.rs): the count of a page's cells out, whose last
-# decrement frees the page.
+# decrement frees the page, and the shelf that hands cells given back out again.
 entry page-cell-not-counted.patch "cargo test --release --test memory" "after 5 s: RSS"
+entry page-given-back-cells-not-reused.patch \
+    "cargo test -p atomic-map --lib cells_given_back_are_handed_out_again" \
+    "panicked at src/reclaim/pages.rs"
 # Miri builds in a target directory of this run's own: its runner remembers the
 # directory it was built in, which is a new scratch worktree each run.
 entry page-freed-with-cells-out.patch \

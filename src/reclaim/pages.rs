@@ -4,173 +4,389 @@
 //! rounds a 32-byte `u64 → u64` cell up to a 48-byte chunk (an 8-byte header, 16-byte
 //! granularity), a third of the cell's memory. Cells of a class are all the same
 //! size, so they are carved instead from 64 KiB *pages*, aligned to their size, with
-//! no header per cell: a thread carves the cells of its current page of a class one
-//! after another (a bump of a thread-local offset, no atomic), and a cell given back
-//! finds its page by masking its address.
+//! no header per cell, and a cell given back finds its page by masking its address.
 //!
-//! A page counts the cells it still has out (carved and not given back, plus the
-//! ones its carver has yet to carve); the last one given back frees the page, so a
-//! teardown's memory goes back to the allocator (and, through `trim.rs`, to the OS)
-//! once its cells leave the recycler. A cell kept by a magazine or the depot keeps
-//! its page: the trim after a large teardown flushes both first (`recycle::flush`).
+//! A page has two stores of cells it can hand out: the cells it has never handed out
+//! (from `bump` to its end) and the cells given back to it (a list linked through
+//! their first word). A thread carving cells of a class *holds* one page at a time:
+//! it takes both stores of the page at once, under its class's lock, and then hands
+//! out their cells one after another with no lock or atomic (a pop of its own list,
+//! a bump of its own offset). Cells given back (by the recycler, when its depot is
+//! full or it flushes before a trim, and by large teardowns: `recycle::Recycle`) go
+//! on their page's list under the lock. A page whose stores reach a quarter of its
+//! cells goes on its class's *shelf*, and a thread whose page is used up takes a
+//! shelved page before it maps a new one, so that cells given back are used again
+//! instead of sitting in pages that other cells keep. When every cell of a page is
+//! back in its stores, the page is unmapped, so a teardown's memory goes back to the
+//! OS once its cells leave the recycler.
+//!
+//! Why the lists and the shelf: until 2026-12-03 a cell given back only counted
+//! down its page, which freed the page when the last came back; the cells before
+//! it could not be used again, and every cell still in use anywhere kept its whole
+//! page. Under a steady stream of replacements the recycler's depot overflows, and
+//! its surplus went back to pages whose other cells the writers' values still
+//! used: one thread replacing the values of 100,000 `u64` keys 20,000,000 times
+//! took the map from 55.8 to 136.4 bytes per entry; with the lists and the shelf,
+//! to 93.9 (`docs/BENCHMARKS.md`, "History", "Cells given back are used again").
 //!
 //! Under loom the recycler is off (`RECYCLE_CELLS`), and so are pages.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
+use std::ptr::{self, NonNull};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::mapped;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes per page (and its alignment).
 pub(crate) const PAGE: usize = 64 * 1024;
 
-/// The head of a page: its count of cells out. A cache line of its own, so that
-/// the first cell does not share it.
+/// Size classes of cells: 8, 16, ..., 256 bytes.
+const CLASSES: usize = 32;
+
+/// The head of a page, a cache line of its own so that the first cell does not
+/// share it.
 #[repr(C, align(64))]
 struct PageHead {
-    out: AtomicUsize,
+    /// The size of the page's cells: written when the page is mapped, before any
+    /// cell of it exists, and never again.
+    size: usize,
+    /// Read and written only under the lock of the page's class (`SHELVES`).
+    stores: UnsafeCell<Stores>,
+}
+
+/// What a page can hand out, and how many of its cells are out.
+struct Stores {
+    /// Cells not in this page's stores: handed out and not given back, or in the
+    /// stores a thread holds.
+    out: usize,
+    /// Cells given back, linked through their first word (null ends the list).
+    given_back: *mut u8,
+    /// Cells on `given_back`.
+    given_back_len: usize,
+    /// Offset of the first cell never handed out (`PAGE` once there is none).
+    bump: usize,
+    /// The page's place on its class's shelf, while it is there.
+    shelved_at: Option<usize>,
 }
 
 /// The first cell's offset in a page.
 const FIRST_CELL: usize = size_of::<PageHead>();
 
-/// The page a thread is carving cells of one size from.
-struct Carving {
+/// Cells in a page of cells of `size` bytes.
+fn cells_per_page(size: usize) -> usize {
+    (PAGE - FIRST_CELL) / size
+}
+
+/// A page whose stores hold at least this share of its cells is shelved.
+fn shelve_at(size: usize) -> usize {
+    cells_per_page(size) / 4
+}
+
+/// A page's head pointer, shelved under its class's lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct PagePtr(NonNull<PageHead>);
+
+// SAFETY: a page is shared memory whose stores are only used under its class's
+// lock; the pointer itself is plain data.
+unsafe impl Send for PagePtr {}
+
+/// The pages of one class whose stores hold at least `shelve_at` cells. Its lock is
+/// the lock of every page of the class.
+struct Shelf {
+    pages: Vec<PagePtr>,
+}
+
+static SHELVES: [Mutex<Shelf>; CLASSES] =
+    [const { Mutex::new(Shelf { pages: Vec::new() }) }; CLASSES];
+
+/// The lock of the class of cells of `size` bytes.
+fn lock(size: usize) -> MutexGuard<'static, Shelf> {
+    // A poisoned lock still guards consistent pages: nothing under it calls code
+    // that could panic midway through an update (only arithmetic, list links and
+    // `Vec` pushes, whose allocation failure aborts).
+    SHELVES[size / 8 - 1]
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shelf {
+    /// The stores of `page`, a page of this shelf's class.
+    ///
+    /// # Safety
+    /// `page` is a live page of this class; no other reference to its stores is
+    /// alive (they are only reached through this function, under the class's lock,
+    /// which `&mut self` holds).
+    unsafe fn stores(&mut self, page: NonNull<PageHead>) -> &mut Stores {
+        // SAFETY: the contract: a live page, its stores reached under the lock only.
+        unsafe { &mut *page.as_ref().stores.get() }
+    }
+
+    /// Takes off the shelf the page shelved at `at`.
+    fn unshelve(&mut self, at: usize) {
+        self.pages.swap_remove(at);
+        if let Some(&moved) = self.pages.get(at) {
+            // SAFETY: a shelved page is live (a page leaves the shelf before it is
+            // unmapped), of this class, reached under the lock.
+            unsafe { self.stores(moved.0) }.shelved_at = Some(at);
+        }
+    }
+
+    /// Takes the stores of a shelved page, if there is one.
+    fn take_shelved(&mut self) -> Option<Holding> {
+        let page = *self.pages.last()?;
+        self.unshelve(self.pages.len() - 1);
+        // SAFETY: a shelved page is live, of this class, reached under the lock.
+        let stores = unsafe { self.stores(page.0) };
+        stores.shelved_at = None;
+        Some(take_stores(page.0, stores))
+    }
+
+    /// Puts `cell` on its page's list: one cell out fewer (see [`returned`](Self::returned)).
+    ///
+    /// # Safety
+    /// `cell` was handed out by a page of this class, is not in use and is given
+    /// back once, with its page's provenance.
+    unsafe fn give_back(&mut self, cell: NonNull<u8>) {
+        let page = page_of(cell);
+        // SAFETY: the page of a cell that is out is live (it is unmapped only when
+        // no cell is out), of this class (the contract); under the lock.
+        let stores = unsafe { self.stores(page) };
+        // SAFETY: the cell is free (the contract) and at least 8 bytes, aligned to
+        // 8 (a class's cells are multiples of 8 in an aligned page): its first word
+        // is the link.
+        unsafe { link(cell, stores) };
+        // SAFETY: the page is live, the cell just put in its stores was out.
+        unsafe { self.returned(page, 1) };
+    }
+
+    /// Counts `cells` of `page` back in its stores (put there by the caller). Unmaps
+    /// the page if no cell is out any more; shelves it if its stores now hold at
+    /// least `shelve_at` cells.
+    ///
+    /// # Safety
+    /// `page` is a live page of this class, and the caller has just put `cells` of
+    /// its cells that were out in its stores.
+    unsafe fn returned(&mut self, page: NonNull<PageHead>, cells: usize) {
+        // SAFETY: live (the contract); `size` never changes.
+        let size = unsafe { page.as_ref() }.size;
+        let shelved = self.pages.len();
+        // SAFETY: live, of this class (the contract); under the lock.
+        let stores = unsafe { self.stores(page) };
+        debug_assert!(stores.out >= cells, "more cells given back than were out");
+        stores.out -= cells;
+        if stores.out == 0 {
+            // Every cell is in the page's stores: nobody holds or uses any of it.
+            if let Some(at) = stores.shelved_at {
+                self.unshelve(at);
+            }
+            // SAFETY: mapped by `Holding::fresh` with this size and alignment; no
+            // cell of it is out or held, and it is off the shelf: no other use of
+            // it remains, and with `out` at 0 this happens once.
+            unsafe { mapped::unmap(page.cast(), PAGE, PAGE) };
+            return;
+        }
+        let available = stores.given_back_len + (PAGE - stores.bump) / size;
+        if stores.shelved_at.is_none() && available >= shelve_at(size) {
+            stores.shelved_at = Some(shelved);
+            self.pages.push(PagePtr(page));
+        }
+    }
+}
+
+/// Puts a free `cell` on the list of `stores`, its page's.
+///
+/// # Safety
+/// `cell` is free, of at least 8 bytes and aligned to 8, a cell of the page of
+/// `stores`, and on no list.
+unsafe fn link(cell: NonNull<u8>, stores: &mut Stores) {
+    // SAFETY: the contract: its first word is free for the link.
+    unsafe { cell.as_ptr().cast::<*mut u8>().write(stores.given_back) };
+    stores.given_back = cell.as_ptr();
+    stores.given_back_len += 1;
+}
+
+/// The page a cell lies in.
+fn page_of(cell: NonNull<u8>) -> NonNull<PageHead> {
+    let page = cell
+        .as_ptr()
+        .map_addr(|address| address & !(PAGE - 1))
+        .cast::<PageHead>();
+    // A cell lies in its page, which starts at the cell's address rounded down to
+    // `PAGE` (pages are aligned to `PAGE`), and carries the page's provenance.
+    NonNull::new(page).expect("a page is never at address 0")
+}
+
+/// Moves both stores of `page` to a thread: they count as out from now on.
+fn take_stores(page: NonNull<PageHead>, stores: &mut Stores) -> Holding {
+    // SAFETY: `stores` belongs to `page`, live, its `size` written at its mapping.
+    let size = unsafe { page.as_ref() }.size;
+    let holding = Holding {
+        page,
+        given_back: stores.given_back,
+        bump: stores.bump,
+        size,
+    };
+    stores.out += stores.given_back_len + (PAGE - stores.bump) / size;
+    stores.given_back = ptr::null_mut();
+    stores.given_back_len = 0;
+    stores.bump = PAGE;
+    holding
+}
+
+/// The stores of one page a thread holds, to hand out cells of one size.
+struct Holding {
     page: NonNull<PageHead>,
-    /// Offset of the next cell to carve.
-    next: usize,
+    /// Cells given back to the page before this thread took them.
+    given_back: *mut u8,
+    /// Offset of the next cell never handed out.
+    bump: usize,
     size: usize,
 }
 
-impl Carving {
-    /// A new page for cells of `size` bytes (at most 256, a multiple of 8), all of
-    /// them counted out: the carver's until carved.
-    fn new(size: usize) -> Self {
+impl Holding {
+    /// A newly mapped page for cells of `size` bytes (at most 256, a multiple of
+    /// 8), held by the caller: all of its cells out.
+    fn fresh(size: usize) -> Self {
         let page = mapped::map_zeroed(PAGE, PAGE, mapped::Commit::Lazily).cast::<PageHead>();
-        let cells = (PAGE - FIRST_CELL) / size;
-        // SAFETY: a fresh allocation of `PAGE` bytes aligned to `PAGE`, which holds a
+        // SAFETY: a fresh mapping of `PAGE` bytes aligned to `PAGE`, which holds a
         // `PageHead` at its start; written before any cell of it exists.
         unsafe {
             page.write(PageHead {
-                out: AtomicUsize::new(cells),
+                size,
+                stores: UnsafeCell::new(Stores {
+                    out: cells_per_page(size),
+                    given_back: ptr::null_mut(),
+                    given_back_len: 0,
+                    bump: PAGE,
+                    shelved_at: None,
+                }),
             })
         };
-        Carving {
+        Holding {
             page,
-            next: FIRST_CELL,
+            given_back: ptr::null_mut(),
+            bump: FIRST_CELL,
             size,
         }
     }
 
-    /// The next cell, if the page has one left.
-    fn carve(&mut self) -> Option<NonNull<u8>> {
-        if self.next + self.size > PAGE {
+    /// The next cell, if the held stores have one left.
+    fn hand_out(&mut self) -> Option<NonNull<u8>> {
+        if let Some(cell) = NonNull::new(self.given_back) {
+            // SAFETY: a cell on the list this thread took: free, at least 8
+            // bytes, its first word the link written when it was given back
+            // (under the lock this thread took after).
+            self.given_back = unsafe { cell.as_ptr().cast::<*mut u8>().read() };
+            return Some(cell);
+        }
+        if self.bump + self.size > PAGE {
             return None;
         }
-        // SAFETY: `next + size <= PAGE`: the cell lies inside the page's allocation,
-        // after its head, and is carved once (the offset moves past it).
-        let cell = unsafe { self.page.cast::<u8>().add(self.next) };
-        self.next += self.size;
+        // SAFETY: `bump + size <= PAGE`: the cell lies inside the page, after its
+        // head, and is handed out once (the offset moves past it).
+        let cell = unsafe { self.page.cast::<u8>().add(self.bump) };
+        self.bump += self.size;
         Some(cell)
-    }
-
-    /// Cells of this page not carved yet.
-    fn left(&self) -> usize {
-        (PAGE - self.next) / self.size
     }
 }
 
-impl Drop for Carving {
-    /// The carver leaves the page (its thread exits, or it is used up): the cells it
-    /// never carved are given back at once.
+impl Drop for Holding {
+    /// The thread lets go of the page (its thread exits, or its stores are used
+    /// up): the cells it still holds go back to the page's stores.
     fn drop(&mut self) {
-        let left = self.left();
-        if left > 0 {
-            // SAFETY: the page is alive: this carver's `left` uncarved cells are still
-            // counted out, and they are given back once, here. (With none left, the
-            // page may already be gone: every cell carved and given back.)
-            unsafe { release(self.page, left) };
+        let unused = (PAGE - self.bump) / self.size;
+        if self.given_back.is_null() && unused == 0 {
+            // Nothing held: the page may be gone already (every cell given back).
+            return;
         }
+        let mut shelf = lock(self.size);
+        // SAFETY: the page is live: the cells held here are counted out; under the
+        // lock.
+        let stores = unsafe { shelf.stores(self.page) };
+        let mut returned = 0;
+        let mut next = self.given_back;
+        while let Some(cell) = NonNull::new(next) {
+            // SAFETY: a cell of the held list: its first word is its link (as in
+            // `hand_out`).
+            next = unsafe { cell.as_ptr().cast::<*mut u8>().read() };
+            // SAFETY: a held cell of this page, free, now on the page's list only.
+            unsafe { link(cell, stores) };
+            returned += 1;
+        }
+        if unused > 0 {
+            debug_assert_eq!(stores.bump, PAGE, "a held page's bump is its holder's");
+            stores.bump = self.bump;
+            returned += unused;
+        }
+        // SAFETY: the page is live, and `returned` held cells are back in its stores.
+        unsafe { shelf.returned(self.page, returned) };
     }
 }
 
 std::thread_local! {
-    /// This thread's current page per size class (8, 16, ..., 256 bytes).
-    static CARVING: RefCell<[Option<Carving>; 32]> = const {
-        RefCell::new([const { None }; 32])
+    /// The page this thread hands out cells from, per size class.
+    static HELD: RefCell<[Option<Holding>; CLASSES]> = const {
+        RefCell::new([const { None }; CLASSES])
     };
 }
 
-/// A cell of `size` bytes (a multiple of 8, at most 256), aligned to 8, carved
-/// from a page. Give it back with [`give_back`].
+/// A page's stores for a thread: a shelved page's, or a new page's.
+fn hold(size: usize) -> Holding {
+    // The lock is not held while a new page is mapped.
+    let shelved = lock(size).take_shelved();
+    shelved.unwrap_or_else(|| Holding::fresh(size))
+}
+
+/// A cell of `size` bytes (a multiple of 8, at most 256), aligned to 8, from this
+/// thread's page of its class. Give it back with [`give_back`].
 pub(crate) fn carve(size: usize) -> NonNull<u8> {
     debug_assert!(size % 8 == 0 && (8..=256).contains(&size));
     let class = size / 8 - 1;
-    CARVING
-        .try_with(|carving| {
-            let mut carving = carving.borrow_mut();
-            let slot = &mut carving[class];
-            if let Some(cell) = slot.as_mut().and_then(Carving::carve) {
-                return cell;
-            }
-            // The page is used up (or this is the first): the old one's carver
-            // leaves it (its cells count until given back), a new one starts.
-            let mut fresh = Carving::new(size);
-            let cell = fresh.carve().expect("a new page holds a cell");
-            *slot = Some(fresh);
-            cell
-        })
-        .unwrap_or_else(|_| {
-            // The thread is exiting and its carvers have left their pages: a page for
-            // this cell alone (its carver leaves it at once, giving back the rest).
-            // A thread-local destructor that makes many values pays a page each:
-            // rare enough not to keep a shared carver for it.
-            let mut alone = Carving::new(size);
-            alone.carve().expect("a new page holds a cell")
-        })
+    HELD.try_with(|held| {
+        let mut held = held.borrow_mut();
+        let slot = &mut held[class];
+        if let Some(cell) = slot.as_mut().and_then(Holding::hand_out) {
+            return cell;
+        }
+        // Used up (or this is the first): the next page's stores replace them.
+        // The old holding is empty, and its drop gives nothing back.
+        let mut next = hold(size);
+        let cell = next.hand_out().expect("a held page has a cell");
+        *slot = Some(next);
+        cell
+    })
+    .unwrap_or_else(|_| {
+        // The thread is exiting and has let go of its pages: a page's stores for
+        // this cell alone (given back at once).
+        let mut alone = hold(size);
+        alone.hand_out().expect("a held page has a cell")
+    })
 }
 
-/// Gives back a cell from [`carve`]; the last cell of its page out frees the page.
+/// Gives back a cell from [`carve`] to its page; the last cell of a page out unmaps
+/// the page.
 ///
 /// # Safety
 /// `cell` came from `carve` (with the provenance `carve` gave it, which covers its
 /// whole page), is given back once and not used afterwards.
 pub(crate) unsafe fn give_back(cell: NonNull<u8>) {
-    let page = cell
-        .as_ptr()
-        .map_addr(|address| address & !(PAGE - 1))
-        .cast::<PageHead>();
-    // A carved cell lies in its page, which starts at the cell's address rounded
-    // down to `PAGE` (pages are aligned to `PAGE`), and the cell carries the page's
-    // provenance (the contract): `page` is the page's head, never null.
-    let page = NonNull::new(page).expect("a page is never at address 0");
-    // SAFETY: the page is alive while the cell is out, and the cell is given back once (the contract).
-    unsafe { release(page, 1) };
+    // SAFETY: the page of a cell that is out is live; its size never changes.
+    let size = unsafe { page_of(cell).as_ref() }.size;
+    // SAFETY: the contract.
+    unsafe { lock(size).give_back(cell) };
 }
 
-/// Counts `cells` (at least 1) of `page` given back, and frees the page if they were
-/// its last.
+/// Gives back cells of `size` bytes from [`carve`], under one lock.
 ///
 /// # Safety
-/// `page` is a live page, and `cells` of its cells out are given back once, by this
-/// call.
-unsafe fn release(page: NonNull<PageHead>, cells: usize) {
-    debug_assert!(cells > 0);
-    // SeqCst (as `Arc`'s drop, which needs AcqRel: the recycler is not modelled
-    // under loom, so no weaker ordering): every use of a cell of the page by the
-    // thread that gave it back happens before the free by whichever thread gives
-    // back the last.
-    // SAFETY: the page is alive (the contract).
-    let out = unsafe { page.as_ref() }
-        .out
-        .fetch_sub(cells, Ordering::SeqCst);
-    debug_assert!(out >= cells, "more cells given back than were out");
-    if out == cells {
-        // SAFETY: mapped by `Carving::new` with this size and alignment; no cell of
-        // it is out and no carver holds it (the count was 0 only once both were
-        // gone), so this is the last use, and it happens once.
-        unsafe { mapped::unmap(page.cast(), PAGE, PAGE) };
+/// As for [`give_back`], for each cell; every cell is of `size` bytes.
+pub(crate) unsafe fn give_back_all(size: usize, cells: impl IntoIterator<Item = NonNull<u8>>) {
+    let mut shelf = lock(size);
+    for cell in cells {
+        // SAFETY: the contract.
+        debug_assert_eq!(unsafe { page_of(cell).as_ref() }.size, size);
+        // SAFETY: the contract.
+        unsafe { shelf.give_back(cell) };
     }
 }
 
@@ -198,14 +414,14 @@ mod tests {
         }
     }
 
-    /// Cells out of the page of `cell`.
+    /// Cells out of the page of `cell`, a cell that is out.
     fn out_of(cell: NonNull<u8>) -> usize {
-        let page = cell
-            .as_ptr()
-            .map_addr(|a| a & !(PAGE - 1))
-            .cast::<PageHead>();
-        // SAFETY: the page of a cell that is out is alive.
-        unsafe { &*page }.out.load(Ordering::SeqCst)
+        let page = page_of(cell);
+        // SAFETY: the page of a cell that is out is live; `size` never changes.
+        let size = unsafe { page.as_ref() }.size;
+        let mut shelf = lock(size);
+        // SAFETY: live, of this class, under its lock.
+        unsafe { shelf.stores(page) }.out
     }
 
     struct Sent(NonNull<u8>);
@@ -246,6 +462,58 @@ mod tests {
         for cell in others {
             // SAFETY: carved above, given back once.
             unsafe { give_back(cell) };
+        }
+    }
+
+    /// Cells given back to a page its holder has let go of are handed out again
+    /// before a new page is mapped (until 2026-12-03 they were lost until the
+    /// page's last cell came back).
+    #[test]
+    fn cells_given_back_are_handed_out_again() {
+        // A size no value cell of the other tests has: the shelf is the process's.
+        const SIZE: usize = 248;
+        let per_page = cells_per_page(SIZE);
+        // Two pages used up: the first let go of, the second held, empty.
+        let cells: Vec<_> = (0..2 * per_page).map(|_| carve(SIZE)).collect();
+        let first = page_of(cells[0]);
+        let (mine, others): (Vec<_>, Vec<_>) =
+            cells.into_iter().partition(|&c| page_of(c) == first);
+        assert_eq!(mine.len(), per_page);
+        // Half of the first page's cells come back: more than a quarter, so it is
+        // shelved.
+        let (back, kept) = mine.split_at(per_page / 2);
+        // SAFETY: carved above, each given back once.
+        unsafe { give_back_all(SIZE, back.iter().copied()) };
+        assert_eq!(out_of(kept[0]), per_page - back.len());
+        // The held page is used up: the next cells come from the shelved page's list.
+        let again: Vec<_> = (0..back.len()).map(|_| carve(SIZE)).collect();
+        assert!(again.iter().all(|&c| page_of(c) == first));
+        let mut reused: Vec<usize> = again.iter().map(|c| c.as_ptr().addr()).collect();
+        let mut given: Vec<usize> = back.iter().map(|c| c.as_ptr().addr()).collect();
+        reused.sort_unstable();
+        given.sort_unstable();
+        assert_eq!(reused, given);
+        assert_eq!(out_of(kept[0]), per_page);
+        for cell in again.into_iter().chain(kept.iter().copied()).chain(others) {
+            // SAFETY: carved above, given back once.
+            unsafe { give_back(cell) };
+        }
+    }
+
+    /// A thread that exits gives its held cells back to their page: with every
+    /// handed-out cell given back too, the page is unmapped (Miri reports a page
+    /// that is not, as a leak, and any later use of it).
+    #[test]
+    fn an_exiting_thread_gives_back_what_it_holds() {
+        const SIZE: usize = 240;
+        let cells: Vec<Sent> = std::thread::spawn(|| (0..3).map(|_| Sent(carve(SIZE))).collect())
+            .join()
+            .unwrap();
+        // The exited thread's unused cells are back: only the three are out.
+        assert_eq!(out_of(cells[0].0), 3);
+        for cell in cells {
+            // SAFETY: carved above, given back once.
+            unsafe { give_back(cell.0) };
         }
     }
 }

@@ -122,7 +122,7 @@ fn to_depot(class: usize, batch: Vec<FreeCell>) {
         return;
     }
     drop(depot);
-    dealloc_all(batch);
+    dealloc_all(class, batch);
 }
 
 impl Drop for Magazines {
@@ -171,26 +171,24 @@ fn with_magazines<R>(f: impl FnOnce(&mut Magazines) -> R) -> Option<R> {
 /// writers do not need them.
 pub(crate) fn flush() {
     with_magazines(|m| {
-        for free in m.free.iter_mut() {
-            dealloc_all(std::mem::take(free));
+        for (class, free) in m.free.iter_mut().enumerate() {
+            dealloc_all(class, std::mem::take(free));
         }
     });
-    for depot in DEPOT.iter() {
+    for (class, depot) in DEPOT.iter().enumerate() {
         let batches = std::mem::take(&mut *depot.lock().unwrap_or_else(PoisonError::into_inner));
         for batch in batches {
-            dealloc_all(batch);
+            dealloc_all(class, batch);
         }
     }
 }
 
-/// Gives cells of a class back to their pages (`pages.rs`).
-fn dealloc_all(cells: Vec<FreeCell>) {
-    for cell in cells {
-        // SAFETY: every cell kept for a class was carved from a page by
-        // `alloc_cell` (a recycled one originally so), with its page's provenance;
-        // it is owned by this `Vec` alone and given back once.
-        unsafe { pages::give_back(cell.0) };
-    }
+/// Gives cells of `class` back to their pages (`pages.rs`), under one lock.
+fn dealloc_all(class: usize, cells: Vec<FreeCell>) {
+    // SAFETY: every cell kept for a class was carved from a page by `alloc_cell`
+    // (a recycled one originally so) with the class's size and its page's
+    // provenance; it is owned by this `Vec` alone and given back once.
+    unsafe { pages::give_back_all(class_size(class), cells.into_iter().map(|c| c.0)) };
 }
 
 /// Memory for one `T` (a value cell): a recycled cell if one is at hand, else one
@@ -213,15 +211,57 @@ pub(crate) fn alloc_cell<T>() -> NonNull<T> {
         .cast()
 }
 
+/// Where a freed cell goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recycle {
+    /// To this thread's magazines, and on to the depot: the cells of values
+    /// writers replaced or removed, and of small teardowns, which writers will
+    /// want again soon.
+    ToWriters,
+    /// Straight back to its page (`pages.rs`): the cells of a teardown larger
+    /// than the depot keeps ([`for_teardown`]).
+    ToPages,
+}
+
+/// Where a teardown of `entries` cells of `T` frees them: back to their pages
+/// when they are more than the depot keeps of their class.
+///
+/// Recycled, they would be handed to whichever writer is writing meanwhile, one
+/// at a time, from every page of the torn-down table (a teardown walks its table
+/// in hash order, not in the order the cells were carved): each cell a writer
+/// then keeps keeps its whole 64 KiB page, so a map cleared while it was being
+/// written to held on to the old generation's pages with a few live cells each
+/// (a writer keeping 16,384 `u64` keys through a clear of 1,000,000 held 19 MiB
+/// after the teardown and a trim, for about 1 MiB of entries;
+/// `docs/BENCHMARKS.md`, "History", "Cells given back are used again").
+/// Given back, the pages of a large teardown empty and leave together, and the
+/// writers carve new pages, densely. Small teardowns (the clear storm's) still
+/// feed the writers, who would otherwise carve and map a page every 2,000 cells.
+pub(crate) fn for_teardown<T>(entries: usize) -> Recycle {
+    let recycled = class_of(Layout::new::<T>()).is_some();
+    if recycled && entries.saturating_mul(size_of::<T>()) > DEPOT_BYTES {
+        Recycle::ToPages
+    } else {
+        Recycle::ToWriters
+    }
+}
+
 /// Gives back the memory of one `T` from [`alloc_cell`], whose value has been moved
-/// out or dropped.
+/// out or dropped, to `to` ([`Recycle`]; a `T` of no class goes back to the
+/// allocator either way).
 ///
 /// # Safety
 /// `cell` came from `alloc_cell::<T>()` (and has that allocation's provenance) and
 /// is not used afterwards.
-pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>) {
+pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>, to: Recycle) {
     let layout = Layout::new::<T>();
     match class_of(layout) {
+        Some(_) if to == Recycle::ToPages => {
+            // SAFETY: `alloc_cell::<T>` carved it from a page for its class (a
+            // class exists: the match), recycled or fresh, with the page's
+            // provenance (the contract); given back once, here.
+            unsafe { pages::give_back(cell.cast()) };
+        }
         Some(class) => {
             let cell = FreeCell(cell.cast());
             if with_magazines(|m| m.push(class, cell)).is_none() {
