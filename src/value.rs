@@ -593,9 +593,11 @@ impl<V> ValueRef<V> {
         // The home (a plain pointer, `Copy`) is not read: for a key and value with
         // no destructor this function touches no byte of a recycled cell (one of
         // up to 256 bytes, aligned to at most 8: `recycle.rs`; a larger one goes
-        // back to the allocator, which reads its header), so that the reclaimer's
-        // core does not take the line a writer will reuse (the doomed rings carry
-        // the home: `doomed.rs`).
+        // back to the allocator, which reads its header) when it goes to this
+        // thread's magazine (`Recycle::ToWriters`), so that the reclaimer's core
+        // does not take the line a writer will reuse (the doomed rings carry the
+        // home: `doomed.rs`). A cell given back to its page (`Recycle::ToPages`, or
+        // later, from a full depot) has its first word written: the page's list.
         // SAFETY: as above: the count is dropped once, here (a no-op for std's
         // atomics; the shim's type may differ).
         unsafe { ptr::drop_in_place(&raw mut (*ptr).refs) };

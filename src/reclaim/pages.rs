@@ -12,8 +12,9 @@
 //! it takes both stores of the page at once, under its class's lock, and then hands
 //! out their cells one after another with no lock or atomic (a pop of its own list,
 //! a bump of its own offset). Cells given back (by the recycler, when its depot is
-//! full or it flushes before a trim, and by large teardowns: `recycle::Recycle`) go
-//! on their page's list under the lock. A page whose stores reach a quarter of its
+//! full or it flushes before a trim, by large teardowns: `recycle::Recycle`, and by
+//! threads that free cells while they exit) go on their page's list under the
+//! lock, as do the stores a thread holds when it exits. A page whose stores reach a quarter of its
 //! cells goes on its class's *shelf*, and a thread whose page is used up takes a
 //! shelved page before it maps a new one, so that cells given back are used again
 //! instead of sitting in pages that other cells keep. When every cell of a page is
@@ -101,9 +102,12 @@ static SHELVES: [Mutex<Shelf>; CLASSES] =
 
 /// The lock of the class of cells of `size` bytes.
 fn lock(size: usize) -> MutexGuard<'static, Shelf> {
-    // A poisoned lock still guards consistent pages: nothing under it calls code
-    // that could panic midway through an update (only arithmetic, list links and
-    // `Vec` pushes, whose allocation failure aborts).
+    // A poisoned lock still guards consistent pages as far as a panic under it can
+    // leave them: what runs under it is arithmetic, list links and `Vec` pushes
+    // (whose allocation failure aborts; a capacity overflow cannot happen with
+    // fewer pages than addresses), besides debug assertions of invariants that a
+    // panic there has already found broken, and `give_back_all`'s iterator of
+    // cells (the recycler's `Vec`s).
     SHELVES[size / 8 - 1]
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -138,7 +142,8 @@ impl Shelf {
         // SAFETY: a shelved page is live, of this class, reached under the lock.
         let stores = unsafe { self.stores(page.0) };
         stores.shelved_at = None;
-        Some(take_stores(page.0, stores))
+        // SAFETY: a shelved page is live; these are its stores, under the lock.
+        Some(unsafe { take_stores(page.0, stores) })
     }
 
     /// Puts `cell` on its page's list: one cell out fewer (see [`returned`](Self::returned)).
@@ -217,8 +222,11 @@ fn page_of(cell: NonNull<u8>) -> NonNull<PageHead> {
 }
 
 /// Moves both stores of `page` to a thread: they count as out from now on.
-fn take_stores(page: NonNull<PageHead>, stores: &mut Stores) -> Holding {
-    // SAFETY: `stores` belongs to `page`, live, its `size` written at its mapping.
+///
+/// # Safety
+/// `page` is a live page, `stores` its stores, reached under its class's lock.
+unsafe fn take_stores(page: NonNull<PageHead>, stores: &mut Stores) -> Holding {
+    // SAFETY: `page` is live (the contract); its `size` was written at its mapping.
     let size = unsafe { page.as_ref() }.size;
     let holding = Holding {
         page,
@@ -291,8 +299,9 @@ impl Holding {
 }
 
 impl Drop for Holding {
-    /// The thread lets go of the page (its thread exits, or its stores are used
-    /// up): the cells it still holds go back to the page's stores.
+    /// The thread lets go of the page: when it exits, the cells it still holds go
+    /// back to the page's stores (a holding replaced because it is used up holds
+    /// none, and does nothing).
     fn drop(&mut self) {
         let unused = (PAGE - self.bump) / self.size;
         if self.given_back.is_null() && unused == 0 {

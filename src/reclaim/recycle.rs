@@ -224,7 +224,10 @@ pub(crate) enum Recycle {
 }
 
 /// Where a teardown of `entries` cells of `T` frees them: back to their pages
-/// when they are more than the depot keeps of their class.
+/// when they are more than the depot keeps of their class (roughly: `entries`
+/// counts the table's entries, some of whose values outlive the teardown in
+/// handles and are freed later to the writers, and the depot keeps whole batches,
+/// a little under `DEPOT_BYTES` for some classes).
 ///
 /// Recycled, they would be handed to whichever writer is writing meanwhile, one
 /// at a time, from every page of the torn-down table (a teardown walks its table
