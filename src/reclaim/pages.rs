@@ -414,6 +414,12 @@ mod tests {
             let offset = cell.as_ptr().addr() % PAGE;
             assert!(offset >= FIRST_CELL && offset + 32 <= PAGE);
             assert_eq!(cell.as_ptr().addr() % 8, 0);
+            // A cell whose size divides a line lies in one line (the head fills one).
+            assert_eq!(
+                offset / 64,
+                (offset + 31) / 64,
+                "a 32-byte cell spans two lines"
+            );
             // SAFETY: 32 bytes of a carved cell, ours alone.
             unsafe { cell.as_ptr().cast::<[u64; 4]>().write([7; 4]) };
         }
