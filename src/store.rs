@@ -15,6 +15,7 @@ use std::ptr::NonNull;
 
 use crate::compute::{Compute, Operation};
 use crate::reclaim::home::HomeRef;
+use crate::reclaim::recycle::{self, Recycle};
 use crate::reclaim::report::TeardownReport;
 use crate::sync::epoch;
 use crate::table::{Entries, Locked, ShardLocks, Table};
@@ -294,6 +295,11 @@ where
             // table's reference was the last, else by the last holder's release.
             report.record(value.release_unreachable(to));
         });
+        if to == Recycle::ToPages {
+            // The slice's last cells, held for their pages: the pages it emptied
+            // leave now, not with some later teardown.
+            recycle::give_back_held();
+        }
         (report, empty)
     }
 }

@@ -399,6 +399,17 @@ pub(crate) unsafe fn give_back_all(size: usize, cells: impl IntoIterator<Item = 
     }
 }
 
+/// Cells out of the page of `cell`, a cell that is out: for tests.
+#[cfg(test)]
+pub(crate) fn out_of(cell: NonNull<u8>) -> usize {
+    let page = page_of(cell);
+    // SAFETY: the page of a cell that is out is live; `size` never changes.
+    let size = unsafe { page.as_ref() }.size;
+    let mut shelf = lock(size);
+    // SAFETY: live, of this class, under its lock.
+    unsafe { shelf.stores(page) }.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,16 +438,6 @@ mod tests {
             // SAFETY: carved above, given back once.
             unsafe { give_back(cell) };
         }
-    }
-
-    /// Cells out of the page of `cell`, a cell that is out.
-    fn out_of(cell: NonNull<u8>) -> usize {
-        let page = page_of(cell);
-        // SAFETY: the page of a cell that is out is live; `size` never changes.
-        let size = unsafe { page.as_ref() }.size;
-        let mut shelf = lock(size);
-        // SAFETY: live, of this class, under its lock.
-        unsafe { shelf.stores(page) }.out
     }
 
     struct Sent(NonNull<u8>);
