@@ -318,7 +318,7 @@ impl CAbi {
             }
             f
         };
-        // SAFETY (each transmute): the symbol is the exported function of that name,
+        // SAFETY: (each transmute) the symbol is the exported function of that name,
         // whose signature in `ffi/include/amap.h` is the type it is cast to;
         // data and function pointers have the same size on the platforms dlsym serves.
         unsafe {

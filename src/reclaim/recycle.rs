@@ -227,10 +227,8 @@ pub(crate) fn flush() {
 
 /// Gives cells of `class` back to their pages (`pages.rs`), under one lock.
 fn dealloc_all(class: usize, cells: impl IntoIterator<Item = FreeCell>) {
-    // SAFETY: every cell kept for a class was carved from a page by `alloc_cell`
-    // (a recycled one originally so) with the class's size and its page's
-    // provenance; it is owned by the collection it is taken from alone and given
-    // back once.
+    // SAFETY: each cell of a class was carved from a page by `alloc_cell` with the
+    // class's size and the page's provenance; owned by `cells` alone, given back once.
     unsafe { pages::give_back_all(class_size(class), cells.into_iter().map(|c| c.0)) };
 }
 
@@ -314,10 +312,9 @@ pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>, to: Recycle) {
         Some(class) if to == Recycle::ToPages => {
             let cell = FreeCell(cell.cast());
             if with_magazines(|m| m.hold_for_page(class, cell)).is_none() {
-                // SAFETY: `alloc_cell::<T>` carved it from a page for its class (a
-                // class exists: the match), recycled or fresh, with the page's
-                // provenance (the contract); given back once, here: this thread is
-                // exiting, so its magazines did not take it.
+                // SAFETY: `alloc_cell::<T>` carved it from its class's page, with the
+                // page's provenance (the contract; the match: a class); given back once,
+                // here: this thread is exiting, so its magazines did not take it.
                 unsafe { pages::give_back(cell.0) };
             }
         }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every `unsafe` block in the tracked Rust sources has a `// SAFETY:` comment on
+# its line or within the three lines above it (docs/TESTING.md). Prints each one
+# that has none and fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+git ls-files '*.rs' | xargs awk '
+    FNR == 1 { h1 = h2 = h3 = "" }
+    {
+        code = $0
+        sub(/^[ \t]+/, "", code)
+        if (code !~ /^\/\// && $0 ~ /(^|[^A-Za-z_])unsafe[ \t]*\{/ &&
+            (h1 h2 h3 $0) !~ /SAFETY:/) {
+            printf "%s:%d: %s\n", FILENAME, FNR, code
+            bad = 1
+        }
+        h3 = h2; h2 = h1; h1 = $0
+    }
+    END { exit bad }
+' || { echo "unsafe code without a // SAFETY: comment within the three lines above (see above)"; exit 1; }
