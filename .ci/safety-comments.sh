@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every `unsafe` block in the tracked Rust sources has a `// SAFETY:` comment on
-# its line or within the three lines above it (docs/TESTING.md). Prints each one
-# that has none and fails.
+# Every `unsafe` block and `unsafe impl` in the tracked Rust sources has a
+# `// SAFETY:` comment on its line or within the three lines above it
+# (docs/TESTING.md). Prints each one that has none and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 git ls-files '*.rs' | xargs awk '
@@ -9,7 +9,7 @@ git ls-files '*.rs' | xargs awk '
     {
         code = $0
         sub(/^[ \t]+/, "", code)
-        if (code !~ /^\/\// && $0 ~ /(^|[^A-Za-z_])unsafe[ \t]*\{/ &&
+        if (code !~ /^\/\// && $0 ~ /(^|[^A-Za-z_])unsafe[ \t]*(\{|impl[ \t<])/ &&
             (h1 h2 h3 $0) !~ /SAFETY:/) {
             printf "%s:%d: %s\n", FILENAME, FNR, code
             bad = 1
@@ -17,4 +17,4 @@ git ls-files '*.rs' | xargs awk '
         h3 = h2; h2 = h1; h1 = $0
     }
     END { exit bad }
-' || { echo "unsafe code without a // SAFETY: comment within the three lines above (see above)"; exit 1; }
+' || { echo "unsafe code (block or impl) without a // SAFETY: comment within the three lines above (see above)"; exit 1; }

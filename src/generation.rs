@@ -381,10 +381,9 @@ pub(crate) fn release_after_grace<K, V, S>(generation: Arc<Generation<K, V, S>>)
         generation: *const (),
         release: unsafe fn(*const ()),
     }
-    // SAFETY: it carries an `Arc<Generation<K, V, S>>`, and every generation is
-    // built by the map's constructors and clears, which require `K`, `V` and `S` to
-    // be `Send + Sync + 'static`: the reference may be released on any thread, at
-    // any later time.
+    // SAFETY: it carries an `Arc<Generation<K, V, S>>`; the map's constructors and
+    // clears, which build every generation, require `K, V, S: Send + Sync + 'static`,
+    // so the reference may be released on any thread, at any later time.
     unsafe impl Send for Erased {}
     /// # Safety
     /// `generation` came from `Arc::<G>::into_raw` and is released once.

@@ -150,10 +150,9 @@ pub struct ValueRef<V> {
     _owns: PhantomData<ValueCell<V>>,
 }
 
-// SAFETY: a `ValueRef` hands out `&V` on whichever thread holds it, and its last
-// release hands `V` to the reclaimer, whose pass drops it on the pass's thread
-// (`release_raw`, `doomed.rs`): like `Arc<V>`, this needs `V: Send + Sync`. The rest
-// of the cell is an atomic count and a `HomeRef` (itself `Send + Sync`).
+// SAFETY: like `Arc<V>` it needs `V: Send + Sync`: it lends `&V` on its thread, and
+// its last release hands `V` to the reclaimer's pass (`release_raw`, `doomed.rs`);
+// the rest of the cell is an atomic count and a `HomeRef` (`Send + Sync`).
 unsafe impl<V: Send + Sync> Send for ValueRef<V> {}
 // SAFETY: as above; `&ValueRef` only gives `&V` and clones (an atomic increment),
 // and a clone may carry the value to another thread (hence `V: Send` too).

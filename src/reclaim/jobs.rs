@@ -54,10 +54,9 @@ impl JobHeader {
     }
 }
 
-// SAFETY: the link is written only by the node's owner before the push publishes
-// it, and read only by the one `run_all` that owns the chain afterwards; the function
-// pointer is plain code. Whether a node may cross threads is decided by its
-// payload's own auto traits (`JobNode::new` requires `T: Send + 'static`).
+// SAFETY: the link is written by the node's owner before the push publishes it and
+// read by the one `run_all` owning the chain after; `run` is plain code, and the
+// payload's own traits decide the rest (`JobNode::new` requires `T: Send + 'static`).
 unsafe impl Send for JobHeader {}
 // SAFETY: a shared `&JobHeader` exposes nothing mutable (see above).
 unsafe impl Sync for JobHeader {}

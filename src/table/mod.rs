@@ -110,10 +110,9 @@ struct Drained {
 // SAFETY: the table owns its entries through `P`: sending it sends them (`P: Send`,
 // which covers the keys the entries hold).
 unsafe impl<K, P: SlotPointer<Key = K> + Send, S: Send> Send for Table<K, P, S> {}
-// SAFETY: shared, it hands out `&K` and `&P` (lent under a lock) to any thread and
-// moves owners between threads through its writers: `P: Send + Sync`, with `K`
-// inside the entries `P` owns. Every shared mutation goes through the shard's lock
-// or an atomic.
+// SAFETY: shared, it lends `&K` and `&P` to any thread and moves owners between
+// threads through its writers (`P: Send + Sync`, `K` inside the entries `P` owns);
+// every shared mutation goes through the shard's lock or an atomic.
 unsafe impl<K, P: SlotPointer<Key = K> + Send + Sync, S: Sync> Sync for Table<K, P, S> {}
 
 /// A writer of one shard: the shard, and the held lock (which keeps the array a
