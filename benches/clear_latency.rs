@@ -66,7 +66,7 @@ fn options() -> Options {
         readers: vec![0, 1, 2],
         keys: vec!["u64".into(), "string".into()],
         rounds_small: 200,
-        out_dir: std::path::PathBuf::from(peers::process::results_dir(false)),
+        out_dir: std::path::PathBuf::from(peers::cases::results_dir(false)),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -77,7 +77,7 @@ fn options() -> Options {
                 o.sizes = vec![1_000];
                 o.readers = vec![0, 1];
                 o.rounds_small = 2;
-                o.out_dir = std::path::PathBuf::from(peers::process::results_dir(true));
+                o.out_dir = std::path::PathBuf::from(peers::cases::results_dir(true));
             }
             "--sizes" => o.sizes = list().split(',').map(|s| s.parse().unwrap()).collect(),
             "--readers" => o.readers = list().split(',').map(|s| s.parse().unwrap()).collect(),

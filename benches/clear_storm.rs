@@ -118,7 +118,7 @@ fn case(index: usize, millis: u64) -> String {
 }
 
 fn main() {
-    let test = peers::process::child_or_parent(|spec| {
+    let test = peers::cases::child_or_parent(|spec| {
         let (index, millis) = spec.split_once(':').expect("index:millis");
         case(index.parse().unwrap(), millis.parse().unwrap())
     });
@@ -126,7 +126,7 @@ fn main() {
     let specs: Vec<String> = (0..peers::all::<u64>(false).len())
         .map(|index| format!("{index}:{millis}"))
         .collect();
-    peers::process::run_cases(
+    peers::cases::run_cases(
         test,
         &specs,
         "map,reads_per_s,writes_per_s,clears_per_s,peak_retired,peak_pending,footprint_bytes,peak_rss_bytes,peak_rss_over_footprint",

@@ -98,7 +98,7 @@ fn trim() {
 }
 
 fn main() {
-    let test = peers::process::child_or_parent(|spec| {
+    let test = peers::cases::child_or_parent(|spec| {
         let spec: Vec<&str> = spec.split(':').collect();
         let (index, entries) = (spec[1].parse().unwrap(), spec[2].parse().unwrap());
         let replacements = spec.get(3).map_or(0, |r| r.parse().unwrap());
@@ -115,7 +115,7 @@ fn main() {
         .iter()
         .flat_map(|key| (0..maps).map(move |index| format!("{key}:{index}:{entries}")))
         .collect();
-    peers::process::run_cases(
+    peers::cases::run_cases(
         test,
         &specs,
         "key,map,entries,rss_before,rss_filled,bytes_per_entry,rss_after_clear,rss_after_trim",
@@ -132,7 +132,7 @@ fn main() {
             (0..maps).map(move |index| format!("{key}:{index}:{entries}:{replacements}"))
         })
         .collect();
-    peers::process::run_cases(
+    peers::cases::run_cases(
         test,
         &specs,
         "key,map,entries,rss_before,rss_filled,bytes_per_entry,replaced,seconds,rss_churned,bytes_per_entry_churned",

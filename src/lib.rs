@@ -160,6 +160,14 @@
 //!   maps run on it, one after another: give maps with slow destructors a
 //!   [`Reclaimer`] of their own ([`Builder::reclaimer`]). [`ReclaimMode::Manual`]
 //!   has no thread.
+//! * Keys and values that own heap memory are dropped on the reclaimer's thread,
+//!   not the writer's. glibc's `malloc` serves a thread from the chunks that thread
+//!   freed, so a writer that replaces such values takes its allocator's slow path
+//!   for each new one: replacing `String` → 64-byte `Vec<u8>` entries ran at
+//!   0.45–0.64× `DashMap`'s rate on glibc, 0.67–0.84× with both maps on mimalloc,
+//!   an allocator built for frees on other threads (`docs/BENCHMARKS.md`, "Values
+//!   that own heap memory, on mimalloc"). Value cells themselves are recycled by
+//!   the crate and need no such help.
 //!
 //! # Bounds: where they are and why
 //!

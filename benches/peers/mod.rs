@@ -7,7 +7,14 @@
 
 #![allow(dead_code)] // each bench binary uses a different part of this module
 
+pub mod cases;
 pub mod process;
+
+/// With the `mimalloc` feature, every benchmark that compares the peers allocates
+/// through mimalloc instead of the system's allocator (glibc's here).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::hash::Hash;
