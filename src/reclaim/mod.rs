@@ -19,8 +19,9 @@
 //!    to the ripe stack) and destroys it, on the pass's thread: that same pass when
 //!    no thread pinned before is still pinned, else a later one.
 //!
-//! Passes run on the domain's background thread (one per process by default), or
-//! where the program calls them (manual mode). Freed value cells go back to the
+//! Passes run on the domain's background thread (one per process by default, parked
+//! between passes as [`pace`] decides), or where the program calls them (manual
+//! mode). Freed value cells go back to the
 //! writers in batches ([`recycle`]), or to the pages they were carved from
 //! ([`pages`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
 //! the outcome types are in a leaf module ([`report`]).
@@ -31,6 +32,7 @@ pub(crate) mod doomed;
 pub(crate) mod handle;
 pub(crate) mod home;
 pub(crate) mod jobs;
+pub(crate) mod pace;
 pub(crate) mod pages;
 pub(crate) mod recycle;
 pub(crate) mod report;

@@ -71,7 +71,7 @@ pub(crate) fn holds_the_stripe_claim() -> bool {
 }
 
 /// Whether the background thread paces its walks of the registered maps by the
-/// clock (`reclaim/domain.rs`, `MAP_WALK_DUTY`).
+/// clock (`reclaim/pace.rs`, `MAP_WALK_DUTY`).
 pub(crate) const PACED_MAP_WALKS: bool = true;
 
 /// Whether freed value cells are recycled to writers (`reclaim/recycle.rs`); not
