@@ -19,6 +19,25 @@
 #include <stdint.h>
 
 /**
+ * What an `amap_compute_fn` returns: map the key to the value written to
+ * `*out_new` (inserting it, or replacing the current value, which is released as
+ * by `amap_insert`).
+ */
+#define AMAP_COMPUTE_INSERT 0
+
+/**
+ * What an `amap_compute_fn` returns: unmap the key (nothing happens if it is
+ * absent); the removed value is released as by `amap_remove`.
+ */
+#define AMAP_COMPUTE_REMOVE 1
+
+/**
+ * What an `amap_compute_fn` returns: leave the entry as it is (the same value
+ * stays mapped, or the key stays absent).
+ */
+#define AMAP_COMPUTE_KEEP 2
+
+/**
  * Reclaim mode: the process-wide reclaimer thread (one per process, shared by
  * every map in this mode) tears retired generations down.
  */
@@ -69,8 +88,9 @@ typedef enum {
   /**
    * atomic-map panicked (a bug, or the reclaimer thread could not be started).
    * The panic was stopped at the boundary; the call had no effect, except that
-   * a value passed to `amap_insert` or `amap_try_insert` may already have been
-   * destroyed, and `amap_retain` may already have removed entries.
+   * a value passed to `amap_insert` or `amap_try_insert` (or by an
+   * `amap_compute` callback) may already have been destroyed, and `amap_retain`
+   * may already have removed entries.
    */
   AMAP_PANIC = 6,
   /**
@@ -182,6 +202,48 @@ typedef struct amap_value_t amap_value_t;
  * no destructor.
  */
 typedef void (*amap_dtor_fn)(void *data, void *ctx);
+
+/**
+ * The value an `amap_compute_fn` asks to map, with its destructor: the same three
+ * arguments `amap_insert` takes, with the same ownership once the callback returns
+ * `AMAP_COMPUTE_INSERT`.
+ */
+typedef struct {
+  /**
+   * The new value's data.
+   */
+  void *data;
+  /**
+   * Called exactly once as `dtor(data, ctx)` after the last holder lets go (as
+   * `amap_insert`'s); `NULL` for none.
+   */
+  amap_dtor_fn dtor;
+  /**
+   * The destructor's second argument.
+   */
+  void *ctx;
+} amap_new_value_t;
+
+/**
+ * Called by `amap_compute`, exactly once, with the current value's `data`
+ * (`NULL` if `present` is 0: the key is absent), the caller's `user` pointer, and
+ * `out_new`, which `amap_compute` zeroes before the call. Returns
+ * `AMAP_COMPUTE_INSERT` after filling `*out_new` with the value to map,
+ * `AMAP_COMPUTE_REMOVE` or `AMAP_COMPUTE_KEEP`; any other value leaves the entry
+ * as it was, and `amap_compute` returns `AMAP_INVALID_ARGUMENT`.
+ *
+ * Ownership: `current` is borrowed for the call only (to keep the value, look it
+ * up again or ask `amap_compute` for the value mapped after the call). The value
+ * in `*out_new` becomes the map's only if the callback returns
+ * `AMAP_COMPUTE_INSERT`; otherwise it stays the caller's and its destructor is
+ * never called. Runs under the write lock of the key's shard: see `amap_compute`
+ * for what it must not do. It must return normally (no C++ exception, no
+ * `longjmp` out of it).
+ */
+typedef int32_t (*amap_compute_fn)(void *current,
+                                   uint8_t present,
+                                   void *user,
+                                   amap_new_value_t *out_new);
 
 /**
  * Options for `amap_new_with`. Fill with `amap_options_init` first, then change
@@ -332,6 +394,50 @@ amap_status_t amap_batch_len(const amap_batch_t *batch, size_t *out_len);
  * invalid afterwards.
  */
 void amap_batch_free(amap_batch_t *batch);
+
+/**
+ * Sets the entry of `key[0..key_len]` to what `compute` decides from its current
+ * value, in one step with respect to other writers of the key: a counter's
+ * increment, a merge, an insert-or-update, a remove-when-empty. No other writer
+ * of the key comes between the look and the write (an `amap_get` followed by an
+ * `amap_insert` would let two threads both read the old value and one overwrite
+ * the other's update). Values are shared with readers, so an update maps a new
+ * value; readers and holders of the old one keep it until they let go.
+ *
+ * `compute` is called exactly once (unless an argument is rejected first: then
+ * not at all). Returns `AMAP_OK` when it returned one of the three
+ * `AMAP_COMPUTE_*` values, `AMAP_INVALID_ARGUMENT` (the map unchanged) for any
+ * other. If `out_value` is not `NULL`, `*out_value` receives on `AMAP_OK` a
+ * **retained** value: the one mapped after the call (the new one, or the one
+ * kept), or `NULL` if the key is absent after it; it is left untouched on any
+ * other status.
+ *
+ * What `compute` may do: read this map or any other (`amap_get`,
+ * `amap_contains`, read sections, snapshots), and retain or read other values.
+ * What it must not: write to this map (a write to the locked shard would wait
+ * for itself), write to a map that another thread may be computing on with a
+ * callback that writes to this one (each would wait for the other's lock), or
+ * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`). Other
+ * writers of the key's shard wait for it to return: keep it short.
+ *
+ * Ownership: the key bytes are copied; `user` is passed through untouched. The
+ * value the callback puts in `*out_new` with `AMAP_COMPUTE_INSERT` is the map's,
+ * as with `amap_insert` (its destructor runs exactly once, after its last holder;
+ * after `AMAP_PANIC` it may already have run). A replaced or removed value is
+ * released as by `amap_insert` and `amap_remove`. The caller owns the reference
+ * in `*out_value` and gives it back with `amap_value_release`.
+ *
+ * # Safety
+ * `map` must be a live map; `key` as in `amap_insert`; `compute` a valid
+ * function (`NULL` is `AMAP_NULL_ARGUMENT`); `out_value` `NULL` or valid for a
+ * write.
+ */
+amap_status_t amap_compute(const amap_t *map,
+                           const uint8_t *key,
+                           size_t key_len,
+                           amap_compute_fn compute,
+                           void *user,
+                           amap_value_t **out_value);
 
 /**
  * A static, NUL-terminated description of `status` (an `amap_status_t` value).

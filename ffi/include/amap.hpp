@@ -759,6 +759,22 @@ template <class T> class TypedMap {
         return map_.remove_if_same(key, expected.untyped());
     }
     bool contains(std::string_view key) const { return map_.contains(key); }
+    /// Sets `key` to a new T made by `f(current)` (`current`: the T mapped, or
+    /// nullptr if the key is absent), in one step with respect to other writers of
+    /// the key (amap_compute): a counter's increment, a merge, no update lost to a
+    /// racing writer. Returns the T now mapped; holders of the old one keep it. `f`
+    /// runs under the key's shard lock: it must not write to this map nor wait for
+    /// reclamation (reads are fine). An exception thrown by `f` leaves the entry as
+    /// it was and is rethrown here.
+    template <class F> TypedValue<T> upsert(std::string_view key, F &&f) {
+        Upsert<F> call{f};
+        amap_value_t *v = nullptr;
+        amap_status_t s = amap_compute(map_.get(), detail::bytes(key), key.size(), &Upsert<F>::call, &call, &v);
+        Value now(v); // owned before anything throws: a kept value is retained too
+        call.rethrow();
+        detail::check(s);
+        return TypedValue<T>(std::move(now));
+    }
     /// Keeps only the entries for which `keep(key, const T &)` returns true; returns
     /// how many it removed (see Map::retain: `keep` must not write to this map).
     template <class F> size_t retain(F &&keep) {
@@ -791,6 +807,37 @@ template <class T> class TypedMap {
     const Map &untyped() const noexcept { return map_; }
 
   private:
+    /// upsert's callable, called by amap_compute through its `user` pointer. An
+    /// exception is caught there (it must never cross the C frames): the entry is
+    /// kept, and `rethrow` throws it once amap_compute has returned.
+    template <class F> struct Upsert {
+        F &f;
+#if AMAP_HPP_EXCEPTIONS
+        std::exception_ptr error{};
+#endif
+        static int32_t call(void *current, uint8_t present, void *user, amap_new_value_t *out_new) noexcept {
+            auto *self = static_cast<Upsert *>(user);
+#if AMAP_HPP_EXCEPTIONS
+            try {
+#endif
+                const T *now = present ? static_cast<const T *>(current) : nullptr;
+                out_new->data = std::make_unique<T>(self->f(now)).release();
+                out_new->dtor = detail::delete_as<T>;
+                return AMAP_COMPUTE_INSERT;
+#if AMAP_HPP_EXCEPTIONS
+            } catch (...) {
+                self->error = std::current_exception();
+                return AMAP_COMPUTE_KEEP;
+            }
+#endif
+        }
+        void rethrow() const {
+#if AMAP_HPP_EXCEPTIONS
+            if (error) std::rethrow_exception(error);
+#endif
+        }
+    };
+
     Map map_;
 };
 

@@ -24,8 +24,9 @@ pub enum amap_status_t {
     AMAP_WRONG_THREAD = 5,
     /// atomic-map panicked (a bug, or the reclaimer thread could not be started).
     /// The panic was stopped at the boundary; the call had no effect, except that
-    /// a value passed to `amap_insert` or `amap_try_insert` may already have been
-    /// destroyed, and `amap_retain` may already have removed entries.
+    /// a value passed to `amap_insert` or `amap_try_insert` (or by an
+    /// `amap_compute` callback) may already have been destroyed, and `amap_retain`
+    /// may already have removed entries.
     AMAP_PANIC = 6,
     /// The call would wait for itself: `amap_ticket_wait` or `amap_flush` called from
     /// a value's destructor that the same reclaimer is running, for work that

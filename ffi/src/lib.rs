@@ -18,6 +18,7 @@
 
 mod args;
 mod batch;
+mod compute;
 mod error;
 mod flush;
 mod map;
@@ -29,6 +30,10 @@ mod ticket;
 mod value;
 
 pub use batch::{amap_batch_free, amap_batch_insert, amap_batch_len, amap_batch_new, amap_batch_t};
+pub use compute::{
+    AMAP_COMPUTE_INSERT, AMAP_COMPUTE_KEEP, AMAP_COMPUTE_REMOVE, amap_compute, amap_compute_fn,
+    amap_new_value_t,
+};
 pub use error::{amap_status_str, amap_status_t, amap_version};
 pub use flush::amap_flush;
 pub use map::{

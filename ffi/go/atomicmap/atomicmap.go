@@ -34,6 +34,8 @@ amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
 amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
 amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
+amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
+                              amap_value_t **out_value);
 */
 import "C"
 
@@ -283,6 +285,102 @@ func (m *Map) TryInsert(key []byte, value any, release func(any)) (*Value, bool,
 	default:
 		untaken(h, status)
 		return nil, false, check(status)
+	}
+}
+
+// Op is what a Compute function decides for its entry.
+type Op int
+
+const (
+	// ComputeInsert maps the key to the value the function returned (inserting
+	// it, or replacing the current value, which is released as by Insert).
+	ComputeInsert Op = iota
+	// ComputeRemove unmaps the key (nothing happens if it is absent); the value is
+	// released as by Remove.
+	ComputeRemove
+	// ComputeKeep leaves the entry as it is: the same value stays mapped, or the
+	// key stays absent.
+	ComputeKeep
+)
+
+// Compute sets the entry of key to what f decides from its current value
+// (present false: the key is absent), in one step with respect to other writers
+// of the key: a counter's increment, a merge, an insert-or-update, a
+// remove-when-empty, with no update lost to a racing writer (a Get followed by an
+// Insert could let two goroutines both read the old value). f returns the Op, and
+// with ComputeInsert the new value and its release function (as Insert takes
+// them; ignored for the other ops). It returns the value mapped after the call,
+// retained (Release it), or nil if the key is absent after it.
+//
+// f runs once, under the write lock of the key's shard: it must not write to this
+// map (a write to the locked shard would wait for itself), nor to a map another
+// goroutine may be computing on with a function that writes to this one, nor wait
+// for reclamation (Reclaimer.Flush, Ticket.Wait, Close); reads are fine. current
+// is borrowed for the call. An Op other than the three leaves the entry as it was
+// and returns an error (status AMAP_INVALID_ARGUMENT). A panic in f leaves the
+// entry as it was and is raised again from Compute.
+func (m *Map) Compute(key []byte, f func(current any, present bool) (op Op, value any, release func(any))) (*Value, error) {
+	if m.ptr == nil {
+		return nil, ErrClosed
+	}
+	call := &computeCall{f: f}
+	h := cgo.NewHandle(call)
+	defer h.Delete()
+	var out *C.amap_value_t
+	k, n := keyPtr(key)
+	status := C.amap_go_compute(m.ptr, k, n, C.uintptr_t(h), &out)
+	runtime.KeepAlive(key)
+	if call.made && status != C.AMAP_OK {
+		untaken(call.handle, status)
+	}
+	var now *Value
+	if status == C.AMAP_OK && out != nil {
+		now = newValue(out)
+	}
+	if call.failed {
+		if now != nil {
+			now.Release()
+		}
+		panic(call.panicked)
+	}
+	return now, check(status)
+}
+
+// computeCall is what a Compute callback's handle holds: the function, the handle
+// of the value it made (if it asked for ComputeInsert), and a panic it raised,
+// carried back across the C frames (never through them).
+type computeCall struct {
+	f        func(current any, present bool) (Op, any, func(any))
+	made     bool
+	handle   cgo.Handle
+	failed   bool
+	panicked any
+}
+
+// decide runs the function on the current value and returns the C answer, with
+// the new value's handle in *out for ComputeInsert; after a panic (recorded, to
+// be raised again after the C call) it keeps the entry.
+func (c *computeCall) decide(current any, present bool, out *C.uintptr_t) (answer C.int32_t) {
+	returned := false
+	defer func() {
+		if !returned {
+			c.failed, c.panicked = true, recover()
+			answer = C.AMAP_COMPUTE_KEEP
+		}
+	}()
+	op, value, release := c.f(current, present)
+	returned = true
+	switch op {
+	case ComputeInsert:
+		c.handle, c.made = newValueHandle(value, release), true
+		*out = C.uintptr_t(c.handle)
+		return C.AMAP_COMPUTE_INSERT
+	case ComputeRemove:
+		return C.AMAP_COMPUTE_REMOVE
+	case ComputeKeep:
+		return C.AMAP_COMPUTE_KEEP
+	default:
+		return -1 // amap_compute answers AMAP_INVALID_ARGUMENT, the entry unchanged
 	}
 }
 

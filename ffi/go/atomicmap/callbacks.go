@@ -64,6 +64,20 @@ func goAtomicMapKeep(key *C.uint8_t, keyLen C.size_t, data C.uintptr_t, user C.u
 	return 0
 }
 
+// goAtomicMapCompute is Map.Compute's callback: current is the value's handle,
+// borrowed for the call (meaningless when present is 0); the new value's handle
+// goes to *out for AMAP_COMPUTE_INSERT.
+//
+//export goAtomicMapCompute
+func goAtomicMapCompute(current C.uintptr_t, present C.uint8_t, user C.uintptr_t, out *C.uintptr_t) C.int32_t {
+	c := cgo.Handle(user).Value().(*computeCall)
+	var value any
+	if present != 0 {
+		value = cgo.Handle(current).Value().(*entry).value
+	}
+	return c.decide(value, present != 0, out)
+}
+
 // walkEntry is one entry handed to a walk's function: the key, borrowed from C for
 // the call, and the Go value of the value's handle.
 type walkEntry struct {

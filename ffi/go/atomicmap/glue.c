@@ -1,5 +1,5 @@
 // C glue between cgo and the atomic-map C ABI: the trampolines that call back into
-// Go (the destructor, the walks, Retain's predicate), inserts that carry a
+// Go (the destructor, the walks, Retain's predicate, Compute's function), inserts that carry a
 // cgo.Handle (an integer, never a Go pointer) as the value's data, and Range's read
 // section, begun, walked and ended within one cgo call (so on one thread, as a read
 // section requires).
@@ -53,4 +53,19 @@ static int32_t go_keep(const uint8_t *key, size_t key_len, void *data, void *use
 
 amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed) {
     return amap_retain(map, go_keep, (void *)callback, out_removed);
+}
+
+static int32_t go_compute(void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
+    uintptr_t handle = 0;
+    int32_t op = goAtomicMapCompute((uintptr_t)current, present, (uintptr_t)user, &handle);
+    if (op == AMAP_COMPUTE_INSERT) {
+        out_new->data = (void *)handle;
+        out_new->dtor = go_value_dtor;
+    }
+    return op;
+}
+
+amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
+                              amap_value_t **out_value) {
+    return amap_compute(map, key, key_len, go_compute, (void *)callback, out_value);
 }

@@ -656,6 +656,106 @@ static void conditional_writes(void) {
     destroy_item(refused, &destroyed); /* the caller's all along */
 }
 
+/* amap_compute's callback: what `op` says, with a new item whose payload is one
+ * more than the current one's (1 if absent) for AMAP_COMPUTE_INSERT; checks the
+ * current value it is lent and that reads of the same map work from inside. */
+typedef struct {
+    amap_t *map;
+    int32_t op;
+    int calls;
+    int seen;          /* the current payload, or -1 if absent */
+    item_t *offered;   /* what the last call put in *out_new */
+} compute_t;
+
+static int32_t bump(void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
+    compute_t *c = user;
+    c->calls++;
+    CHECK(out_new != NULL && out_new->data == NULL && out_new->dtor == NULL && out_new->ctx == NULL);
+    CHECK(present == (current != NULL));
+    c->seen = -1;
+    if (present) {
+        item_t *item = current;
+        CHECK(item->magic == LIVE);
+        c->seen = item->payload;
+        /* a read of the same map, under the shard's lock: allowed */
+        amap_value_t *v = NULL;
+        CHECK_OK(amap_get(c->map, K("c"), 1, &v));
+        CHECK(amap_value_data(v) == current);
+        CHECK_OK(amap_value_release(v));
+    }
+    c->offered = new_item(c->seen < 0 ? 1 : c->seen + 1);
+    out_new->data = c->offered;
+    out_new->dtor = destroy_item;
+    out_new->ctx = &destroyed;
+    return c->op;
+}
+
+/* A read-modify-write of one entry: insert when absent, update from the current
+ * value, keep, remove; an unknown answer changes nothing and takes nothing; the
+ * values replaced or removed are released (holders keep them), each destroyed
+ * once. */
+static void compute_writes(void) {
+    amap_t *map = new_manual_map();
+    int before = atomic_load(&destroyed);
+    compute_t c = {map, AMAP_COMPUTE_INSERT, 0, 0, NULL};
+
+    CHECK_STATUS(amap_compute(NULL, K("c"), 1, bump, &c, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_compute(map, NULL, 1, bump, &c, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_compute(map, K("c"), 1, NULL, &c, NULL), AMAP_NULL_ARGUMENT);
+    CHECK(c.calls == 0); /* rejected before the callback */
+
+    /* absent: inserted; the out-parameter holds the value now mapped */
+    amap_value_t *first = NULL;
+    CHECK_OK(amap_compute(map, K("c"), 1, bump, &c, &first));
+    CHECK(c.calls == 1 && c.seen == -1 && payload_of(first) == 1);
+    /* present: updated from the current value; the old one stays with its holder */
+    CHECK_OK(amap_compute(map, K("c"), 1, bump, &c, NULL));
+    amap_value_t *second = NULL;
+    CHECK_OK(amap_compute(map, K("c"), 1, bump, &c, &second));
+    CHECK(c.calls == 3 && c.seen == 2 && payload_of(second) == 3 && payload_of(first) == 1);
+
+    /* keep: the very same value stays mapped; the item offered stays the caller's */
+    c.op = AMAP_COMPUTE_KEEP;
+    amap_value_t *kept = NULL;
+    CHECK_OK(amap_compute(map, K("c"), 1, bump, &c, &kept));
+    CHECK(kept == second);
+    destroy_item(c.offered, &destroyed);
+
+    /* an unknown answer: nothing changes, nothing is taken, the out-parameter is
+     * left alone */
+    c.op = 7;
+    amap_value_t *untouched = (amap_value_t *)0x1;
+    CHECK_STATUS(amap_compute(map, K("c"), 1, bump, &c, &untouched), AMAP_INVALID_ARGUMENT);
+    CHECK(untouched == (amap_value_t *)0x1);
+    CHECK(c.offered->magic == LIVE);
+    destroy_item(c.offered, &destroyed);
+    amap_value_t *now = NULL;
+    CHECK_OK(amap_get(map, K("c"), 1, &now));
+    CHECK(now == second);
+    CHECK_OK(amap_value_release(now));
+
+    /* remove: unmapped, the out-parameter says absent; again on the absent key */
+    c.op = AMAP_COMPUTE_REMOVE;
+    amap_value_t *gone = (amap_value_t *)0x1;
+    CHECK_OK(amap_compute(map, K("c"), 1, bump, &c, &gone));
+    CHECK(gone == NULL && c.seen == 3 && !has(map, "c"));
+    destroy_item(c.offered, &destroyed);
+    CHECK_OK(amap_compute(map, K("c"), 1, bump, &c, &gone));
+    CHECK(gone == NULL && c.seen == -1);
+    destroy_item(c.offered, &destroyed);
+
+    /* the four callbacks' own items (kept, unknown, two removes) were destroyed
+     * here; of the map's three values (1, 2, 3), 2 is held by no one */
+    reclaim_until_destroyed(map, before + 4 + 1);
+    CHECK(payload_of(first) == 1 && payload_of(second) == 3 && payload_of(kept) == 3);
+    CHECK_OK(amap_value_release(first));
+    CHECK_OK(amap_value_release(second));
+    reclaim_until_destroyed(map, before + 4 + 2);
+    CHECK_OK(amap_value_release(kept));
+    reclaim_until_destroyed(map, before + 4 + 3);
+    amap_free(map);
+}
+
 /* amap_retain's callback: keeps the items whose payload is even, and checks that
  * reads of the same map work from inside (a write would wait for itself). */
 typedef struct {
@@ -729,7 +829,7 @@ static void eviction(void) {
 }
 
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.3.0") == 0);
+    CHECK(strcmp(amap_version(), "0.4.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
@@ -865,6 +965,7 @@ int main(void) {
     read_iteration();
     batch_and_replace();
     conditional_writes();
+    compute_writes();
     eviction();
     ticket_wait_inside_destructor();
     release_below_zero_aborts();

@@ -5,7 +5,8 @@
  * check and the destructor poisons; AddressSanitizer and valgrind also watch).
  *
  * Then threads race the conditional writes (`amap_try_insert`, `amap_take`) on a
- * few keys, checked by conservation.
+ * few keys, and `amap_compute` increments of a few counters, each checked by
+ * conservation.
  *
  * AMAP_C_TEST_MS sets how long the storm runs (default 2000). */
 #include <pthread.h>
@@ -22,6 +23,8 @@
 #define KEYS 64
 #define HELD 8
 #define MAX_VALUES 4000000
+/* Values the races after the storm may make (checked where they are defined). */
+#define AFTER_STORM_VALUES 200000
 #define MIN_GENERATIONS 5
 #define MIN_VALUES 100
 #include "counted.h"
@@ -112,7 +115,9 @@ static void *inserter(void *arg) {
     (void)arg;
     uint64_t seed = 12345;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        if (atomic_load(&created) >= MAX_VALUES - 1) break; /* the only thread that makes values */
+        /* the only thread that makes values during the storm; the races after it
+         * make up to AFTER_STORM_VALUES more */
+        if (atomic_load(&created) >= MAX_VALUES - AFTER_STORM_VALUES) break;
         item_t *item = counted_new(sizeof *item);
         uint8_t key[2];
         key_of(next_random(&seed) % KEYS, key);
@@ -124,6 +129,18 @@ static void *inserter(void *arg) {
         }
     }
     return NULL;
+}
+
+/* Runs `body` on `n` threads (each given its number, from 1) and joins them. */
+static void run_threads(uintptr_t n, void *(*body)(void *)) {
+    pthread_t threads[8];
+    CHECK(n <= 8);
+    for (uintptr_t i = 0; i < n; i++) {
+        CHECK(pthread_create(&threads[i], NULL, body, (void *)(i + 1)) == 0);
+    }
+    for (uintptr_t i = 0; i < n; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+    }
 }
 
 /* The conditional writes under contention: threads race `amap_try_insert` and
@@ -173,13 +190,7 @@ static void *racer(void *arg) {
 static void race_try_insert_and_take(void) {
     race_map = amap_new();
     CHECK(race_map != NULL);
-    pthread_t racers[RACERS];
-    for (uintptr_t i = 0; i < RACERS; i++) {
-        CHECK(pthread_create(&racers[i], NULL, racer, (void *)(i + 1)) == 0);
-    }
-    for (int i = 0; i < RACERS; i++) {
-        CHECK(pthread_join(racers[i], NULL) == 0);
-    }
+    run_threads(RACERS, racer);
     size_t left = 0;
     CHECK_OK(amap_len(race_map, &left));
     printf("test_threads: try_insert race: %ld wins, %ld takes, %zu left\n", atomic_load(&wins),
@@ -189,6 +200,92 @@ static void race_try_insert_and_take(void) {
     amap_stats_t stats;
     clear_and_drain(race_map, 10000, &stats);
     amap_free(race_map);
+}
+
+/* Threads race amap_compute increments of a few counters (and amap_take, which
+ * hands a counter out and starts the key over): an increment is one step with
+ * respect to the other writers of its key, so no increment is lost, whatever the
+ * interleaving. Each counter is a new value per increment (the old one released),
+ * so the destructor count also checks that every replaced value is destroyed
+ * once. */
+#define COMPUTERS 4
+#define COMPUTE_KEYS 4
+#define COMPUTE_ROUNDS 20000
+typedef struct {
+    counted_t head;
+    long count;
+} counter_t;
+_Static_assert(RACERS * RACE_ROUNDS + COMPUTERS * COMPUTE_ROUNDS <= AFTER_STORM_VALUES,
+               "the races after the storm make at most AFTER_STORM_VALUES values");
+static amap_t *compute_map;
+static atomic_long increments, taken_total;
+
+static int32_t increment(void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
+    (void)user;
+    long now = 1;
+    if (present) {
+        counter_t *old = current;
+        CHECK(old->head.magic == LIVE);
+        now = old->count + 1;
+    }
+    counter_t *next = counted_new(sizeof(counter_t));
+    next->count = now;
+    out_new->data = next;
+    out_new->dtor = destroy_counted;
+    out_new->ctx = &created;
+    return AMAP_COMPUTE_INSERT;
+}
+
+static void *computer(void *arg) {
+    uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < COMPUTE_ROUNDS; round++) {
+        uint8_t key[2];
+        key_of(next_random(&seed) % COMPUTE_KEYS, key);
+        if (next_random(&seed) % 64 == 0) {
+            amap_value_t *out = NULL;
+            amap_status_t status = amap_take(compute_map, key, 2, &out);
+            CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
+            if (status == AMAP_OK) {
+                counter_t *c = amap_value_data(out);
+                CHECK(c->head.magic == LIVE);
+                atomic_fetch_add(&taken_total, c->count);
+                CHECK_OK(amap_value_release(out));
+            }
+            continue;
+        }
+        amap_value_t *now = NULL;
+        CHECK_OK(amap_compute(compute_map, key, 2, increment, NULL, &now));
+        counter_t *c = amap_value_data(now);
+        CHECK(c != NULL && c->head.magic == LIVE && c->count >= 1);
+        CHECK_OK(amap_value_release(now));
+        atomic_fetch_add(&increments, 1);
+    }
+    return NULL;
+}
+
+static void race_compute(void) {
+    compute_map = amap_new();
+    CHECK(compute_map != NULL);
+    run_threads(COMPUTERS, computer);
+    long left = 0;
+    for (uint64_t k = 0; k < COMPUTE_KEYS; k++) {
+        uint8_t key[2];
+        key_of(k, key);
+        amap_value_t *v = NULL;
+        amap_status_t status = amap_get(compute_map, key, 2, &v);
+        CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
+        if (status == AMAP_OK) {
+            left += ((counter_t *)amap_value_data(v))->count;
+            CHECK_OK(amap_value_release(v));
+        }
+    }
+    printf("test_threads: compute race: %ld increments, %ld taken, %ld left\n", atomic_load(&increments),
+           atomic_load(&taken_total), left);
+    CHECK(atomic_load(&increments) == atomic_load(&taken_total) + left);
+    CHECK(atomic_load(&taken_total) > 0);
+    amap_stats_t stats;
+    clear_and_drain(compute_map, 10000, &stats);
+    amap_free(compute_map);
 }
 
 int main(void) {
@@ -228,6 +325,7 @@ int main(void) {
     clear_and_drain(map, 10000, &stats);
     amap_free(map);
     race_try_insert_and_take();
+    race_compute();
 
     unsigned made = atomic_load(&created), gone = atomic_load(&destroyed);
     printf("test_threads: %u values created, %u destroyed, %lu clears, %llu generations\n", made, gone,

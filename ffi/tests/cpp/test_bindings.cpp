@@ -2,7 +2,7 @@
 // that motivates the project: reader threads keep amap::Values across
 // clear_async() called from another thread; every destructor runs exactly once.
 // Then batches and Map::replace, tickets, the conditional writes (try_insert, take,
-// remove_if_same), range-for over a ReadSection, a reclaimer
+// remove_if_same, TypedMap::upsert), range-for over a ReadSection, a reclaimer
 // of the program's own (amap::Reclaimer, Options::reclaimer), the typed
 // layer (TypedMap<T>: every T destroyed exactly once, counted), and reader threads
 // that never see a mix of two versions across 1,000 reloads.
@@ -490,6 +490,25 @@ void conditional_writes() {
     typed.emplace("b", 3);
     std::optional<amap::TypedValue<Counted>> b = typed.get("b");
     CHECK(b && typed.remove_if_same("b", *b) && !typed.remove_if_same("b", *b));
+
+    // upsert: inserted when absent, then made from the current T; the old T stays
+    // with its holder; an exception leaves the entry as it was and comes out.
+    amap::TypedValue<Counted> first =
+        typed.upsert("u", [](const Counted *now) { return Counted(now ? now->get() + 1 : 1); });
+    CHECK(first->get() == 1);
+    for (int i = 0; i < 4; i++) typed.upsert("u", [](const Counted *now) { return Counted(now->get() + 1); });
+    amap::TypedValue<Counted> fifth = typed.upsert("u", [](const Counted *now) { return Counted(now->get() * 10); });
+    CHECK(fifth->get() == 50 && first->get() == 1 && typed.get("u")->get()->get() == 50);
+#if AMAP_HPP_EXCEPTIONS
+    bool upsert_threw = false;
+    try {
+        typed.upsert("u", [](const Counted *) -> Counted { throw std::runtime_error("no"); });
+    } catch (const std::runtime_error &) {
+        upsert_threw = true;
+    }
+    CHECK(upsert_threw && typed.get("u")->get()->id == fifth->id);
+#endif
+    CHECK(typed.remove("u"));
 
     // Eviction: the entries the callback refuses go; an exception keeps the rest and
     // comes out of retain.
