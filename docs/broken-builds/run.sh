@@ -48,7 +48,7 @@ entry flush-ignores-the-grace-period.patch "cargo test --test after_the_map" \
 entry poll-checks-before-the-waker-lock.patch "$(model s10_retired_future_wake)" \
     "its waker was never woken"
 
-# Value counts (src/value.rs): the steps, the orderings, the fences.
+# Value counts (src/value/): the steps, the orderings, the fences.
 entry value-created-unmapped.patch "$(model s2_get_vs_last_release)" \
     "a table released a value it did not map"
 entry get-without-increment.patch "$(model s2_get_vs_last_release)" "$causality"
@@ -134,7 +134,7 @@ entry read-guard-unpinned.patch "$(model s3_remove_vs_pinned_read)" "$causality"
 
 # The table (src/table/) and its lock-free readers: publication of entries and
 # arrays, the grace period of a retired array, and the retained get's reference
-# taken only while the table maps the value (src/value.rs, src/reclaim/doomed.rs).
+# taken only while the table maps the value (src/value/, src/reclaim/doomed.rs).
 # An insert that does not rehash publishes its entry by the slot's word alone: the
 # iteration (s17) and the retained get (s16) read such an entry's value.
 entry table-entry-published-relaxed.patch "$(model s17_iteration_vs_writers_and_clear)" \

@@ -32,7 +32,7 @@ use crate::prefetch::prefetch_line;
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 
 /// The head of every value cell, as the reclaimer sees a type-erased one: the
-/// layout `ValueCell<V>` starts with (it is `repr(C)`, see `value.rs`).
+/// layout `ValueCell<V>` starts with (it is `repr(C)`, see `value/mod.rs`).
 #[repr(C)]
 pub(crate) struct CellHead {
     /// The reference count; once it has reached 0 and the cell is doomed, the link
@@ -46,7 +46,7 @@ pub(crate) struct CellHead {
 const _: () = assert!(align_of::<CellHead>() >= 4);
 
 /// Set in every doomed list link (`push`): the count word of a doomed cell. No
-/// count reaches it (`value.rs`: `MAX_REFS` is below it), so a release or a retain
+/// count reaches it (`value/mod.rs`: `MAX_REFS` is below it), so a release or a retain
 /// that finds it set came after the value's last release, and aborts
 /// (`check_release`, the overflow checks) instead of changing the link.
 pub(crate) const DOOMED: usize = 1 << (usize::BITS - 2);
@@ -80,7 +80,7 @@ impl DoomedValue {
         // Soundness: the pointer is the cell's own (cast in `release_raw`, whole-cell
         // provenance) and the cell is alive until destroyed below (a doomed cell is
         // owned by its batch); it starts with `CellHead`'s fields (`repr(C)`, checked
-        // in `value.rs`), and `home` was written when the cell was made.
+        // in `value/mod.rs`), and `home` was written when the cell was made.
         // SAFETY: a live doomed cell with whole-cell provenance (above).
         let home = unsafe { self.0.as_ref().home };
         (self.destroy_of(home), home)

@@ -11,7 +11,7 @@ pub(crate) use std::sync::Arc as WeakableArc;
 /// trusted), and a seed kept across loom's executions changes none of them (the
 /// models hash with a fixed hasher).
 pub(crate) use std::sync::OnceLock as ProcessOnce;
-// (`fence` goes unused under `--cfg atomic_map_sanitize_thread`: see `value.rs`.)
+// (`fence` goes unused under `--cfg atomic_map_sanitize_thread`: see `value/mod.rs`.)
 #[cfg_attr(atomic_map_sanitize_thread, allow(unused_imports))]
 pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,

@@ -2,7 +2,7 @@
 //! lock and written by the shard's writer under its lock.
 //!
 //! A slot is one atomic word: a pointer to an entry (the value cell, which also
-//! holds the key: `value.rs`), carrying in its top 16 bits a *tag* of the key's hash
+//! holds the key: `value/mod.rs`), carrying in its top 16 bits a *tag* of the key's hash
 //! (see [`Word`]). The word is the slot's whole state:
 //!
 //! * null: never used, or freed again by a removal that left no probe sequence
@@ -413,7 +413,7 @@ impl<T> Array<T> {
         // slot publishes its own entry with Release). A reader that still loads
         // the old word is served by it: the entry's own protocol keeps it alive
         // past the removal (`Store`), and a retained read that finds it unmapped
-        // probes again, ordered by the unmapping's Release (`value.rs`).
+        // probes again, ordered by the unmapping's Release (`value/mod.rs`).
         if self.probed_through(i, hash_of) {
             slot.store(tombstone(), Ordering::Relaxed);
             return 0;

@@ -5,7 +5,7 @@
 //! open-addressing array of slots (`array.rs`: one word per slot, a pointer to an
 //! entry tagged with 16 bits of its key's hash, linear probing), a lock that its
 //! writers take, and a count of entries. An entry is a value cell, which holds its
-//! key (`value.rs`): the table never copies a key. A reader loads the shard's
+//! key (`value/mod.rs`): the table never copies a key. A reader loads the shard's
 //! current array (Acquire) and probes it: no lock, no read-modify-write, no store.
 //! A writer holds the shard's lock (the map's: `locks.rs`, taken before the writer
 //! loads the generation, and shared by every generation's table) and inserts into
