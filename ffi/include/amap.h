@@ -174,7 +174,8 @@ typedef struct amap_ticket_t amap_ticket_t;
 /**
  * A retained value: the pointer itself carries one reference.
  *
- * Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert` or `amap_take`
+ * Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert`, `amap_take` or
+ * `amap_compute`
  * (and lent to `amap_snapshot_foreach`'s callback); it stays valid, with its
  * `data`, until it is given to `amap_value_release`, whatever happens to the map
  * (clears, removes, `amap_free`).
@@ -232,15 +233,19 @@ typedef struct {
  * `AMAP_COMPUTE_REMOVE` or `AMAP_COMPUTE_KEEP`; any other value leaves the entry
  * as it was, and `amap_compute` returns `AMAP_INVALID_ARGUMENT`.
  *
- * Ownership: `current` is borrowed for the call only (to keep the value, look it
- * up again or ask `amap_compute` for the value mapped after the call). The value
+ * Ownership: `current` is borrowed for the call only, and read-only: readers on
+ * other threads may be reading it meanwhile (the lock excludes writers only), so
+ * never write through it (an in-place increment returned as `AMAP_COMPUTE_KEEP`
+ * is a data race: make a new value), and never hand it back in `*out_new` (its
+ * destructor would then run twice). To keep the value, look it up again or ask
+ * `amap_compute` for the value mapped after the call. The value
  * in `*out_new` becomes the map's only if the callback returns
  * `AMAP_COMPUTE_INSERT`; otherwise it stays the caller's and its destructor is
  * never called. Runs under the write lock of the key's shard: see `amap_compute`
  * for what it must not do. It must return normally (no C++ exception, no
  * `longjmp` out of it).
  */
-typedef int32_t (*amap_compute_fn)(void *current,
+typedef int32_t (*amap_compute_fn)(const void *current,
                                    uint8_t present,
                                    void *user,
                                    amap_new_value_t *out_new);
@@ -416,9 +421,11 @@ void amap_batch_free(amap_batch_t *batch);
  * `amap_contains`, read sections, snapshots), and retain or read other values.
  * What it must not: write to this map (a write to the locked shard would wait
  * for itself), write to a map that another thread may be computing on with a
- * callback that writes to this one (each would wait for the other's lock), or
- * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`). Other
- * writers of the key's shard wait for it to return: keep it short.
+ * callback that writes to this one (each would wait for the other's lock), wait
+ * for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`), or run
+ * destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
+ * `amap_batch_free`: a destructor may write to this map). Other writers of the
+ * key's shard wait for it to return: keep it short.
  *
  * Ownership: the key bytes are copied; `user` is passed through untouched. The
  * value the callback puts in `*out_new` with `AMAP_COMPUTE_INSERT` is the map's,
@@ -676,8 +683,8 @@ amap_status_t amap_take(const amap_t *map,
  *
  * # Safety
  * `map` must be a live map; `key` as in `amap_insert`; `expected` a retained
- * value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_snapshot_get` or
- * `amap_value_retain`), not yet released.
+ * value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_compute`,
+ * `amap_snapshot_get` or `amap_value_retain`), not yet released.
  */
 amap_status_t amap_remove_if_same(const amap_t *map,
                                   const uint8_t *key,
@@ -703,7 +710,9 @@ amap_status_t amap_remove_if_same(const amap_t *map,
  *   writes to this one: each would wait for the other's shard lock;
  * * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`): the walk
  *   holds an epoch pin, the grace periods they wait for cannot end before it
- *   returns.
+ *   returns;
+ * * run destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
+ *   `amap_batch_free`): a destructor may write to this map.
  *
  * While the walk runs, its pin holds reclamation up (every map's), and the writers
  * of the shard being visited wait for `keep` to return: keep it short.

@@ -763,9 +763,10 @@ template <class T> class TypedMap {
     /// nullptr if the key is absent), in one step with respect to other writers of
     /// the key (amap_compute): a counter's increment, a merge, no update lost to a
     /// racing writer. Returns the T now mapped; holders of the old one keep it. `f`
-    /// runs under the key's shard lock: it must not write to this map nor wait for
-    /// reclamation (reads are fine). An exception thrown by `f` leaves the entry as
-    /// it was and is rethrown here.
+    /// runs under the key's shard lock: it must not write to this map, nor wait for
+    /// reclamation or run it (reclaim(), a Batch's destruction: a destructor may
+    /// write to this map); reads are fine. An exception thrown by `f` leaves the
+    /// entry as it was and is rethrown here.
     template <class F> TypedValue<T> upsert(std::string_view key, F &&f) {
         Upsert<F> call{f};
         amap_value_t *v = nullptr;
@@ -815,7 +816,7 @@ template <class T> class TypedMap {
 #if AMAP_HPP_EXCEPTIONS
         std::exception_ptr error{};
 #endif
-        static int32_t call(void *current, uint8_t present, void *user, amap_new_value_t *out_new) noexcept {
+        static int32_t call(const void *current, uint8_t present, void *user, amap_new_value_t *out_new) noexcept {
             auto *self = static_cast<Upsert *>(user);
 #if AMAP_HPP_EXCEPTIONS
             try {

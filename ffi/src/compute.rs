@@ -46,8 +46,12 @@ pub struct amap_new_value_t {
 /// `AMAP_COMPUTE_REMOVE` or `AMAP_COMPUTE_KEEP`; any other value leaves the entry
 /// as it was, and `amap_compute` returns `AMAP_INVALID_ARGUMENT`.
 ///
-/// Ownership: `current` is borrowed for the call only (to keep the value, look it
-/// up again or ask `amap_compute` for the value mapped after the call). The value
+/// Ownership: `current` is borrowed for the call only, and read-only: readers on
+/// other threads may be reading it meanwhile (the lock excludes writers only), so
+/// never write through it (an in-place increment returned as `AMAP_COMPUTE_KEEP`
+/// is a data race: make a new value), and never hand it back in `*out_new` (its
+/// destructor would then run twice). To keep the value, look it up again or ask
+/// `amap_compute` for the value mapped after the call. The value
 /// in `*out_new` becomes the map's only if the callback returns
 /// `AMAP_COMPUTE_INSERT`; otherwise it stays the caller's and its destructor is
 /// never called. Runs under the write lock of the key's shard: see `amap_compute`
@@ -56,7 +60,7 @@ pub struct amap_new_value_t {
 #[allow(non_camel_case_types)]
 pub type amap_compute_fn = Option<
     unsafe extern "C" fn(
-        current: *mut c_void,
+        current: *const c_void,
         present: u8,
         user: *mut c_void,
         out_new: *mut amap_new_value_t,
@@ -83,9 +87,11 @@ pub type amap_compute_fn = Option<
 /// `amap_contains`, read sections, snapshots), and retain or read other values.
 /// What it must not: write to this map (a write to the locked shard would wait
 /// for itself), write to a map that another thread may be computing on with a
-/// callback that writes to this one (each would wait for the other's lock), or
-/// wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`). Other
-/// writers of the key's shard wait for it to return: keep it short.
+/// callback that writes to this one (each would wait for the other's lock), wait
+/// for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`), or run
+/// destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
+/// `amap_batch_free`: a destructor may write to this map). Other writers of the
+/// key's shard wait for it to return: keep it short.
 ///
 /// Ownership: the key bytes are copied; `user` is passed through untouched. The
 /// value the callback puts in `*out_new` with `AMAP_COMPUTE_INSERT` is the map's,
@@ -111,20 +117,13 @@ pub unsafe extern "C" fn amap_compute(
         // SAFETY: the contract of this function.
         let (map, key) = unsafe { (arg(map)?, self::key(key, key_len)?) };
         let compute = compute.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
-        // Checked before the callback runs and the map takes anything.
-        let out_value = if out_value.is_null() {
-            None
-        } else {
-            // SAFETY: not `NULL`, so valid for a write (the contract).
-            Some(unsafe { out(out_value) }?)
-        };
         let done = map.map.compute(key.into(), |current| {
             let mut new = amap_new_value_t {
                 data: ptr::null_mut(),
                 dtor: None,
                 ctx: ptr::null_mut(),
             };
-            let (data, present) = current.map_or((ptr::null_mut(), 0), |v| (v.data, 1));
+            let (data, present) = current.map_or((ptr::null(), 0), |v| (v.data.cast_const(), 1));
             // SAFETY: `compute` is valid (the contract); `new` is a live local,
             // and `data` stays valid for the call (the shard's lock keeps the entry).
             match unsafe { compute(data, present, user, &mut new) } {
@@ -137,8 +136,12 @@ pub unsafe extern "C" fn amap_compute(
         if let Compute::Aborted(()) = done {
             return Err(amap_status_t::AMAP_INVALID_ARGUMENT);
         }
-        if let Some(out_value) = out_value {
-            out_value.set(done.into_current().map_or(ptr::null_mut(), into_c));
+        // The out-parameter becomes a reference only now, after the callback (which
+        // may reach `*out_value` through `user`) has returned.
+        if !out_value.is_null() {
+            // SAFETY: not `NULL`, so valid for a write (the contract), and no
+            // callback runs any more.
+            unsafe { out(out_value) }?.set(done.into_current().map_or(ptr::null_mut(), into_c));
         }
         Ok(())
     })

@@ -412,8 +412,8 @@ pub unsafe extern "C" fn amap_take(
 ///
 /// # Safety
 /// `map` must be a live map; `key` as in `amap_insert`; `expected` a retained
-/// value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_snapshot_get` or
-/// `amap_value_retain`), not yet released.
+/// value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_compute`,
+/// `amap_snapshot_get` or `amap_value_retain`), not yet released.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_remove_if_same(
     map: *const amap_t,
@@ -468,7 +468,9 @@ pub type amap_keep_fn = crate::amap_read_fn;
 ///   writes to this one: each would wait for the other's shard lock;
 /// * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`): the walk
 ///   holds an epoch pin, the grace periods they wait for cannot end before it
-///   returns.
+///   returns;
+/// * run destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
+///   `amap_batch_free`): a destructor may write to this map.
 ///
 /// While the walk runs, its pin holds reclamation up (every map's), and the writers
 /// of the shard being visited wait for `keep` to return: keep it short.

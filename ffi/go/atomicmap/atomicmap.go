@@ -315,8 +315,10 @@ const (
 // f runs once, under the write lock of the key's shard: it must not write to this
 // map (a write to the locked shard would wait for itself), nor to a map another
 // goroutine may be computing on with a function that writes to this one, nor wait
-// for reclamation (Reclaimer.Flush, Ticket.Wait, Close); reads are fine. current
-// is borrowed for the call. An Op other than the three leaves the entry as it was
+// for reclamation (Reclaimer.Flush, Ticket.Wait, Close) or run it (Reclaim,
+// Reclaimer.Reclaim, Batch.Discard: a release function may write to this map);
+// reads are fine. current is borrowed for the call: read it, never change it
+// (readers may be reading it meanwhile). An Op other than the three leaves the entry as it was
 // and returns an error (status AMAP_INVALID_ARGUMENT). A panic in f leaves the
 // entry as it was and is raised again from Compute.
 func (m *Map) Compute(key []byte, f func(current any, present bool) (op Op, value any, release func(any))) (*Value, error) {

@@ -55,7 +55,7 @@ amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_
     return amap_retain(map, go_keep, (void *)callback, out_removed);
 }
 
-static int32_t go_compute(void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
+static int32_t go_compute(const void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
     uintptr_t handle = 0;
     int32_t op = goAtomicMapCompute((uintptr_t)current, present, (uintptr_t)user, &handle);
     if (op == AMAP_COMPUTE_INSERT) {

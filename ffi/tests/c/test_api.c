@@ -667,14 +667,14 @@ typedef struct {
     item_t *offered;   /* what the last call put in *out_new */
 } compute_t;
 
-static int32_t bump(void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
+static int32_t bump(const void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
     compute_t *c = user;
     c->calls++;
     CHECK(out_new != NULL && out_new->data == NULL && out_new->dtor == NULL && out_new->ctx == NULL);
     CHECK(present == (current != NULL));
     c->seen = -1;
     if (present) {
-        item_t *item = current;
+        const item_t *item = current;
         CHECK(item->magic == LIVE);
         c->seen = item->payload;
         /* a read of the same map, under the shard's lock: allowed */

@@ -220,11 +220,11 @@ _Static_assert(RACERS * RACE_ROUNDS + COMPUTERS * COMPUTE_ROUNDS <= AFTER_STORM_
 static amap_t *compute_map;
 static atomic_long increments, taken_total;
 
-static int32_t increment(void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
+static int32_t increment(const void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
     (void)user;
     long now = 1;
     if (present) {
-        counter_t *old = current;
+        const counter_t *old = current;
         CHECK(old->head.magic == LIVE);
         now = old->count + 1;
     }
