@@ -277,7 +277,10 @@ impl<K, V, S> Drop for Generation<K, V, S> {
 
 /// The read-only accessors of every handle that sees exactly one generation
 /// (`Snapshot`, `ReadGuard`), written once. Expands inside an `impl` whose type has a
-/// field `generation` that derefs to a `Generation`.
+/// field `generation` that derefs to a `Generation`, and a method `with_read_pin`
+/// that runs a lookup under an epoch pin: the guard's own (a `ReadGuard` is pinned
+/// already: until 2026-12-03 its `get` and `contains_key` pinned again inside it),
+/// or a new one (a `Snapshot` holds a count, not a pin).
 macro_rules! one_generation_reads {
     () => {
         /// A retained handle on the value for `key` in this generation (one atomic
@@ -297,9 +300,7 @@ macro_rules! one_generation_reads {
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.generation
-                .store()
-                .get_retained(key, &crate::sync::epoch::pin())
+            self.with_read_pin(|pin| self.generation.store().get_retained(key, pin))
         }
 
         /// Whether this generation maps `key`.
@@ -319,9 +320,7 @@ macro_rules! one_generation_reads {
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.generation
-                .store()
-                .contains_key(key, &crate::sync::epoch::pin())
+            self.with_read_pin(|pin| self.generation.store().contains_key(key, pin))
         }
 
         /// Number of entries in this generation (sums the shards).

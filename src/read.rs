@@ -217,6 +217,13 @@ where
     }
 
     one_generation_reads!();
+
+    /// Runs `f` under this guard's own epoch pin, for the lookups of
+    /// `one_generation_reads!` (a second pin inside the guard's would only nest).
+    #[inline(always)]
+    fn with_read_pin<R>(&self, f: impl FnOnce(&epoch::Guard) -> R) -> R {
+        f(&self.epoch)
+    }
 }
 
 /// Iterator over a [`ReadGuard`]'s generation, yielding `(&key, &value)` pairs

@@ -53,6 +53,13 @@ where
 
     one_generation_reads!();
 
+    /// Runs `f` under an epoch pin of its own, for the lookups of
+    /// `one_generation_reads!` (a snapshot holds a count on its generation, not a pin).
+    #[inline(always)]
+    fn with_read_pin<R>(&self, f: impl FnOnce(&epoch::Guard) -> R) -> R {
+        f(&epoch::pin())
+    }
+
     /// A short pinned read section on this snapshot's generation, for borrowed
     /// reads without reference counting.
     ///
