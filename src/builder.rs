@@ -38,7 +38,7 @@ impl Builder<DefaultHashBuilder> {
     /// any core count.
     pub const MAX_SHARDS: usize = 1 << 16;
 
-    /// Background reclamation, the default shard count, [`DefaultHashBuilder`](crate::DefaultHashBuilder).
+    /// Background reclamation, the default shard count, [`DefaultHashBuilder`].
     ///
     /// ```
     /// let map: atomic_map::AtomicMap<u32, u32> = atomic_map::Builder::new().build();

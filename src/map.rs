@@ -729,7 +729,7 @@ where
     /// calling thread, and helps deferred value frees along. Returns the number of
     /// generations torn down.
     ///
-    /// Required in [`ReclaimMode::Manual`](crate::ReclaimMode::Manual); harmless in
+    /// Required in [`ReclaimMode::Manual`]; harmless in
     /// background mode, where it does some of the background thread's work.
     ///
     /// A value removed or replaced (rather than cleared away with its generation) is

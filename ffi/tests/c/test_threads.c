@@ -143,6 +143,15 @@ static void run_threads(uintptr_t n, void *(*body)(void *)) {
     }
 }
 
+/* `amap_take` of a 2-byte key: the value handed out (the caller releases it), or
+ * NULL if the key was absent; any other status fails the test. */
+static amap_value_t *take_or_null(amap_t *m, const uint8_t key[2]) {
+    amap_value_t *taken = NULL;
+    amap_status_t status = amap_take(m, key, 2, &taken);
+    CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
+    return status == AMAP_OK ? taken : NULL;
+}
+
 /* The conditional writes under contention: threads race `amap_try_insert` and
  * `amap_take` on a few keys. A try_insert that reports AMAP_OK must have found the
  * key absent (so the map holds what the wins put in minus what the takes took
@@ -160,10 +169,8 @@ static void *racer(void *arg) {
         uint8_t key[2];
         key_of(next_random(&seed) % RACE_KEYS, key);
         if (next_random(&seed) % 4 == 0) {
-            amap_value_t *taken = NULL;
-            amap_status_t status = amap_take(race_map, key, 2, &taken);
-            CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
-            if (status == AMAP_OK) {
+            amap_value_t *taken = take_or_null(race_map, key);
+            if (taken != NULL) {
                 check_alive(taken);
                 CHECK_OK(amap_value_release(taken));
                 atomic_fetch_add(&takes, 1);
@@ -242,10 +249,8 @@ static void *computer(void *arg) {
         uint8_t key[2];
         key_of(next_random(&seed) % COMPUTE_KEYS, key);
         if (next_random(&seed) % 64 == 0) {
-            amap_value_t *out = NULL;
-            amap_status_t status = amap_take(compute_map, key, 2, &out);
-            CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
-            if (status == AMAP_OK) {
+            amap_value_t *out = take_or_null(compute_map, key);
+            if (out != NULL) {
                 counter_t *c = amap_value_data(out);
                 CHECK(c->head.magic == LIVE);
                 atomic_fetch_add(&taken_total, c->count);
