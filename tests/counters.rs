@@ -66,30 +66,27 @@ impl Drop for Counted {
 /// Maps sharing one reclaimer have their doomed values in the same batches, in
 /// runs of one map's values: those of maps whose cells need no destructor are
 /// given back a run at a time (`DoomedBatch::destroy_each`), the others one by
-/// one. Runs of 1, 3 and 300 values (more than a run's 256), alternating between
-/// two such maps and one whose values count their drops, must each be counted
-/// to their own map, and every counted value dropped once.
-#[test]
-fn counts_exact_per_map_in_mixed_batches() {
-    use atomic_map::Reclaimer;
+/// one. Runs alternating between two such maps and one whose values count their
+/// drops must each be counted to their own map, and every counted value dropped
+/// once: a run that went on into another map's cells would count them to the
+/// wrong map (or free the counted map's without their drop), and a run reported
+/// as one value would leave the rest pending.
+///
+/// `pattern` gives each run as (map, values); `reclaim` runs after each round.
+fn mixed_batches(reclaimer: &atomic_map::Reclaimer, pattern: &[(usize, u64)], reclaim: impl Fn()) {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    let reclaimer = Reclaimer::manual();
-    let plain_a: AtomicMap<u64, u64> = Builder::new().reclaimer(&reclaimer).build();
-    let plain_b: AtomicMap<u32, [u64; 3]> = Builder::new().reclaimer(&reclaimer).build();
-    let counted: AtomicMap<u64, Counted> = Builder::new().reclaimer(&reclaimer).build();
+    let plain_a: AtomicMap<u64, u64> = Builder::new().reclaimer(reclaimer).build();
+    let plain_b: AtomicMap<u32, [u64; 3]> = Builder::new().reclaimer(reclaimer).build();
+    let counted: AtomicMap<u64, Counted> = Builder::new().reclaimer(reclaimer).build();
     let drops = Arc::new(AtomicU64::new(0));
     let mut expected = [0u64; 3];
     let mut key = 0u64;
     for round in 0..40u64 {
-        for (map, run) in [
-            (0, 1 + round % 3),
-            (1, 3),
-            (0, 300),
-            (2, 2),
-            (1, 1),
-            (2, 257),
-        ] {
+        for (k, &(map, run)) in pattern.iter().enumerate() {
+            // The first run 0 to 2 values longer, so that the runs fall differently
+            // in each round.
+            let run = if k == 0 { run + round % 3 } else { run };
             for _ in 0..run {
                 key += 1;
                 // Each value is inserted and removed at once: its handle's drop
@@ -110,9 +107,7 @@ fn counts_exact_per_map_in_mixed_batches() {
                 expected[map] += 1;
             }
         }
-        if round % 8 == 7 {
-            reclaimer.reclaim();
-        }
+        reclaim();
     }
     // Nothing else is pinned: a few passes destroy everything (a count attributed
     // to the wrong map would leave another's pending for good).
@@ -134,4 +129,35 @@ fn counts_exact_per_map_in_mixed_batches() {
     assert_eq!(counted.stats().reclaimed_values, expected[2]);
     assert_eq!(drops.load(Ordering::Relaxed), expected[2]);
     assert!(plain_a.is_empty() && plain_b.is_empty() && counted.is_empty());
+}
+
+/// A manual reclaimer's ring holds 256 values (more spill onto the lists, whose
+/// cells are destroyed one by one): a round of 239 values at most, reclaimed after
+/// each round, puts every run of the round into one pass's array.
+#[test]
+fn counts_exact_per_map_in_mixed_batches() {
+    let reclaimer = atomic_map::Reclaimer::manual();
+    let pattern = [
+        (0, 1),
+        (1, 3),
+        (0, 100),
+        (2, 2),
+        (1, 1),
+        (2, 50),
+        (0, 60),
+        (1, 20),
+    ];
+    mixed_batches(&reclaimer, &pattern, || {
+        reclaimer.reclaim();
+    });
+}
+
+/// A background reclaimer's ring holds 32,768 values: runs longer than the 256
+/// that a pass gives back at once, taken whenever its thread passes.
+#[test]
+fn counts_exact_per_map_in_long_runs() {
+    let reclaimer = atomic_map::Reclaimer::new();
+    let pattern = [(0, 1), (1, 3), (0, 300), (2, 2), (1, 1), (2, 257), (1, 600)];
+    mixed_batches(&reclaimer, &pattern, || {});
+    assert!(reclaimer.flush(std::time::Duration::from_secs(10)));
 }

@@ -211,9 +211,15 @@ impl DoomedBatch {
             }
         };
         let cells = &self.cells[..];
-        cells.iter().take(AHEAD).for_each(fetch);
-        let mut i = 0;
+        // Entries before `fetched` have been offered to `fetch`: each once, the
+        // entries a run skipped never.
+        let (mut i, mut fetched) = (0, 0);
         while let Some(&doomed) = cells.get(i) {
+            fetched = fetched.max(i);
+            while fetched < cells.len().min(i + AHEAD + 1) {
+                fetch(&cells[fetched]);
+                fetched += 1;
+            }
             // Each cell was pushed once and is destroyed once, here (the batch owns
             // it, and is consumed); its entry carries its own home (`Domain::doom`),
             // which a debug build checks against the cell (a read the release
@@ -231,21 +237,19 @@ impl DoomedBatch {
                 };
                 debug_assert!(run_cells.iter().all(own_home));
                 // Soundness: `free_cells`' contract. Each cell is a ripe doomed cell
-                // of `doomed.home`'s map (its entry's home is the cell's own), made
-                // by `alloc_cell::<ValueCell<V, K>>` (`TableRef::new`) with the
-                // class that `plain_cells` recorded for that very type
-                // (`AtomicMap::from_builder`), none of whose fields needs a drop;
-                // the batch owns each once and is consumed.
+                // of `doomed.home`'s map: its entry's home is the cell's own, copied
+                // from the cell by the release that doomed it (`ValueRef::doom_last`).
+                // A home's cells are all made by `alloc_cell::<ValueCell<V, K>>`
+                // (`TableRef::new`) for its map's one `K` and `V`, and its class is
+                // the one `plain_cells` recorded for that very type, set only when
+                // no part of it needs a drop (`HomeOwner::new`'s one caller,
+                // `AtomicMap::from_builder`); the batch owns each once and is
+                // consumed. The iterator only reads the batch's array.
                 // SAFETY: ripe, owned, plain cells of `class` (above).
                 unsafe { recycle::free_cells(class, run_cells.iter().map(|d| d.cell.cast())) };
                 f(DropOutcome::Clean, doomed.home, run);
                 i += run;
-                // The cells after the run were not fetched ahead by it.
-                cells.iter().skip(i).take(AHEAD).for_each(fetch);
                 continue;
-            }
-            if let Some(ahead) = cells.get(i + AHEAD) {
-                fetch(ahead);
             }
             // SAFETY: a live doomed cell (owned by the batch, destroyed just below).
             debug_assert!(unsafe { doomed.cell.as_ref().home } == doomed.home);

@@ -347,7 +347,10 @@ pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>, to: Recycle) {
 /// # Safety
 /// Each cell came from `alloc_cell::<T>()` (with that allocation's provenance) for
 /// a `T` of class `class` ([`cell_class`]), its fields need no drop or were
-/// dropped, and it is not used afterwards; `cells` yields each once.
+/// dropped, and it is not used afterwards; `cells` yields each once. Advancing
+/// `cells` runs no user code and does not come back to this module's magazine
+/// operations (`alloc_cell`, `free_cell`, `free_cells`): it is driven while this
+/// thread's magazines are borrowed ([`with_magazines`]'s rule).
 pub(crate) unsafe fn free_cells(class: CellClass, cells: impl Iterator<Item = NonNull<u8>>) {
     let mut cells = cells.map(FreeCell);
     if with_magazines(|m| cells.by_ref().for_each(|cell| m.push(class.0, cell))).is_none() {
