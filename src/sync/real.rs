@@ -38,7 +38,28 @@ pub(crate) fn timed_wait<T>(cv: &Condvar, guard: MutexGuard<'_, T>, timeout: std
 
 /// Threads: spawning the background reclaimer and parking it between passes.
 pub(crate) mod thread {
-    pub(crate) use std::thread::{Builder, JoinHandle, current, park_timeout};
+    pub(crate) use std::thread::{Builder, JoinHandle, current};
+
+    /// Parks the calling thread for at most `timeout` (`std::thread::park_timeout`),
+    /// `MIRI_CLOCK_SCALE` times longer under Miri.
+    pub(crate) fn park_timeout(timeout: std::time::Duration) {
+        let scale = if cfg!(miri) { MIRI_CLOCK_SCALE } else { 1 };
+        std::thread::park_timeout(timeout.saturating_mul(scale));
+    }
+
+    /// How much longer the background thread parks under Miri. With isolation on
+    /// (as `.ci/run` runs it) Miri's clock advances 5 µs per interpreted basic
+    /// block (its `NANOSECONDS_PER_BASIC_BLOCK`), a thousand times or more what a
+    /// basic block takes on hardware. So the longest park, 16 ms, lasted 3,200
+    /// basic blocks of the program's work, and the process-wide thread's idle
+    /// passes, each a collection and a look at every ring, took most of the
+    /// interpreter: `tests/operations.rs`'s
+    /// `random_writes_on_colliding_keys_match_a_std_hash_map`, 2 minutes on its
+    /// own, ran for 8 to 16 minutes after the tests that start the thread (stopped
+    /// unfinished; with this scale the whole file ran in 220 s, 340 s in the one
+    /// earlier run that had not stalled). Threads that wait for a pass are not
+    /// slowed: they wake the thread themselves (`Domain::wait_until`, `nudge`).
+    const MIRI_CLOCK_SCALE: u32 = 1000;
 }
 
 /// The slot holding the current generation: an `arc_swap::ArcSwapAny` on arc-swap's
