@@ -161,6 +161,7 @@ where
             builder.trim_memory,
             ValueRef::<V>::destroy_doomed::<K>,
             std::mem::needs_drop::<V>() || std::mem::needs_drop::<K>(),
+            ValueRef::<V>::plain_cells::<K>(),
         );
         let standby = Standby::new(owner, builder.hasher, builder.shards);
         let mut first = standby.generation(standby.store_for(builder.capacity));

@@ -53,3 +53,111 @@ fn counts_exact_across_claimed_stripes() {
     assert_eq!(map.stats().reclaimed_values, total);
     assert!(map.is_empty());
 }
+
+/// A value that counts its drops.
+struct Counted(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Maps sharing one reclaimer have their doomed values in the same batches, in
+/// runs of one map's values: those of maps whose cells need no destructor are
+/// given back a run at a time (`DoomedBatch::destroy_each`), the others one by
+/// one. Runs alternating between two such maps and one whose values count their
+/// drops must each be counted to their own map, and every counted value dropped
+/// once: a run that went on into another map's cells would count them to the
+/// wrong map (or free the counted map's without their drop), and a run reported
+/// as one value would leave the rest pending.
+///
+/// `pattern` gives each run as (map, values); `reclaim` runs after each round.
+fn mixed_batches(reclaimer: &atomic_map::Reclaimer, pattern: &[(usize, u64)], reclaim: impl Fn()) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let plain_a: AtomicMap<u64, u64> = Builder::new().reclaimer(reclaimer).build();
+    let plain_b: AtomicMap<u32, [u64; 3]> = Builder::new().reclaimer(reclaimer).build();
+    let counted: AtomicMap<u64, Counted> = Builder::new().reclaimer(reclaimer).build();
+    let drops = Arc::new(AtomicU64::new(0));
+    let mut expected = [0u64; 3];
+    let mut key = 0u64;
+    for round in 0..40u64 {
+        for (k, &(map, run)) in pattern.iter().enumerate() {
+            // The first run 0 to 2 values longer, so that the runs fall differently
+            // in each round.
+            let run = if k == 0 { run + round % 3 } else { run };
+            for _ in 0..run {
+                key += 1;
+                // Each value is inserted and removed at once: its handle's drop
+                // dooms it, in this thread's ring, in this order.
+                match map {
+                    0 => drop(plain_a.insert(key, key).or(plain_a.remove(&key))),
+                    1 => drop(
+                        plain_b
+                            .insert(key as u32, [key; 3])
+                            .or(plain_b.remove(&(key as u32))),
+                    ),
+                    _ => drop(
+                        counted
+                            .insert(key, Counted(Arc::clone(&drops)))
+                            .or(counted.remove(&key)),
+                    ),
+                }
+                expected[map] += 1;
+            }
+        }
+        reclaim();
+    }
+    // Nothing else is pinned: a few passes destroy everything (a count attributed
+    // to the wrong map would leave another's pending for good).
+    let pending = || {
+        plain_a.stats().pending_values
+            + plain_b.stats().pending_values
+            + counted.stats().pending_values
+    };
+    for _ in 0..100 {
+        if pending() == 0 {
+            break;
+        }
+        reclaimer.reclaim();
+        thread::yield_now();
+    }
+    assert_eq!(pending(), 0);
+    assert_eq!(plain_a.stats().reclaimed_values, expected[0]);
+    assert_eq!(plain_b.stats().reclaimed_values, expected[1]);
+    assert_eq!(counted.stats().reclaimed_values, expected[2]);
+    assert_eq!(drops.load(Ordering::Relaxed), expected[2]);
+    assert!(plain_a.is_empty() && plain_b.is_empty() && counted.is_empty());
+}
+
+/// A manual reclaimer's ring holds 256 values (more spill onto the lists, whose
+/// cells are destroyed one by one): a round of 239 values at most, reclaimed after
+/// each round, puts every run of the round into one pass's array.
+#[test]
+fn counts_exact_per_map_in_mixed_batches() {
+    let reclaimer = atomic_map::Reclaimer::manual();
+    let pattern = [
+        (0, 1),
+        (1, 3),
+        (0, 100),
+        (2, 2),
+        (1, 1),
+        (2, 50),
+        (0, 60),
+        (1, 20),
+    ];
+    mixed_batches(&reclaimer, &pattern, || {
+        reclaimer.reclaim();
+    });
+}
+
+/// A background reclaimer's ring holds 32,768 values: runs longer than the 256
+/// that a pass gives back at once, taken whenever its thread passes.
+#[test]
+fn counts_exact_per_map_in_long_runs() {
+    let reclaimer = atomic_map::Reclaimer::new();
+    let pattern = [(0, 1), (1, 3), (0, 300), (2, 2), (1, 1), (2, 257), (1, 600)];
+    mixed_batches(&reclaimer, &pattern, || {});
+    assert!(reclaimer.flush(std::time::Duration::from_secs(10)));
+}

@@ -43,6 +43,8 @@ entry doomed-link-untagged.patch \
 # lost, and the map reports fewer pending values than it doomed.
 entry stripe-written-without-its-claim.patch "cargo test --test counters" \
     "panicked at tests/counters.rs"
+entry plain-run-crosses-maps.patch "cargo test --test counters counts_exact_per_map_in_mixed_batches" \
+    "panicked at tests/counters.rs"
 entry flush-ignores-the-grace-period.patch "cargo test --test after_the_map" \
     "panicked at tests/after_the_map.rs"
 entry poll-checks-before-the-waker-lock.patch "$(model s10_retired_future_wake)" \

