@@ -118,6 +118,20 @@ pub(crate) unsafe fn unmap(block: NonNull<u8>, bytes: usize, _align: usize) {
     debug_assert_eq!(unmapped, 0, "a block of `map_zeroed`");
 }
 
+/// Unmaps `bytes` from `start`: pages of blocks of [`map_zeroed`] (a part of one, or
+/// parts of adjacent ones), a range in which nothing is used any more.
+///
+/// # Safety
+/// The range lies inside blocks that `map_zeroed` left mapped (not unmapped
+/// before), starts and ends on a system page boundary, and no part of it is used
+/// afterwards.
+#[cfg(all(unix, not(miri)))]
+pub(crate) unsafe fn unmap_range(start: NonNull<u8>, bytes: usize) {
+    // SAFETY: mapped memory of ours that nothing uses any more (the contract).
+    let unmapped = unsafe { libc::munmap(start.as_ptr().cast(), bytes) };
+    debug_assert_eq!(unmapped, 0, "pages of blocks of `map_zeroed`");
+}
+
 /// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
 /// than 4 KiB) of zeroed memory aligned to `align` (a power of two). `commit` is a
 /// request the global allocator has no way to take.

@@ -15,6 +15,7 @@ use std::ptr::NonNull;
 
 use crate::compute::{Compute, Operation};
 use crate::reclaim::home::HomeRef;
+use crate::reclaim::page_runs::Deferral;
 use crate::reclaim::recycle::{self, Recycle};
 use crate::reclaim::report::TeardownReport;
 use crate::sync::epoch;
@@ -289,6 +290,9 @@ where
         // The shards' counts are left as they were by the drain: every slice of
         // one table decides alike.
         let to = TableRef::<K, V>::teardown_recycling(self.table.len());
+        // Pages this slice empties wait for the teardown's end, to leave together
+        // (`page_runs.rs`).
+        let deferral = (to == Recycle::ToPages).then(Deferral::begin);
         let empty = self.table.drain_slice(slots, |value| {
             report.entries += 1;
             // The key lives in the cell: it is dropped with the value, here if the
@@ -296,9 +300,14 @@ where
             report.record(value.release_unreachable(to));
         });
         if to == Recycle::ToPages {
-            // The slice's last cells, held for their pages: the pages it emptied
-            // leave now, not with some later teardown.
+            // The slice's last cells, held for their pages: given back now, not
+            // with some later teardown.
             recycle::give_back_held();
+        }
+        if let Some(deferral) = deferral {
+            // After the teardown's last slice, the pages its slices emptied leave,
+            // adjacent ones with one `munmap`.
+            deferral.end(empty);
         }
         (report, empty)
     }

@@ -23,7 +23,7 @@
 //! between passes as [`pace`] decides), or where the program calls them (manual
 //! mode). Freed value cells go back to the
 //! writers in batches ([`recycle`]), or to the pages they were carved from
-//! ([`pages`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
+//! ([`pages`], mapped and unmapped in runs: [`page_runs`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
 //! the outcome types are in a leaf module ([`report`]).
 
 pub(crate) mod domain;
@@ -33,6 +33,7 @@ pub(crate) mod handle;
 pub(crate) mod home;
 pub(crate) mod jobs;
 pub(crate) mod pace;
+pub(crate) mod page_runs;
 pub(crate) mod pages;
 pub(crate) mod recycle;
 pub(crate) mod report;

@@ -18,8 +18,9 @@
 //! cells goes on its class's *shelf*, and a thread whose page is used up takes a
 //! shelved page before it maps a new one, so that cells given back are used again
 //! instead of sitting in pages that other cells keep. When every cell of a page is
-//! back in its stores, the page is unmapped, so a teardown's memory goes back to the
-//! OS once its cells leave the recycler.
+//! back in its stores, the page is released to be unmapped (`page_runs.rs`: with its
+//! adjacent pages, at the end of the teardown slice at the latest), so a teardown's
+//! memory goes back to the OS once its cells leave the recycler.
 //!
 //! Why the lists and the shelf: until 2026-12-03 a cell given back only counted
 //! down its page, which freed the page when the last came back; the cells before
@@ -36,7 +37,7 @@ use std::cell::{RefCell, UnsafeCell};
 use std::ptr::{self, NonNull};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::mapped;
+use super::page_runs;
 
 /// Bytes per page (and its alignment).
 pub(crate) const PAGE: usize = 64 * 1024;
@@ -184,10 +185,10 @@ impl Shelf {
             if let Some(at) = stores.shelved_at {
                 self.unshelve(at);
             }
-            // SAFETY: mapped by `Holding::fresh` with this size and alignment; no
-            // cell of it is out or held, and it is off the shelf: no other use of
-            // it remains, and with `out` at 0 this happens once.
-            unsafe { mapped::unmap(page.cast(), PAGE, PAGE) };
+            // SAFETY: from `page_runs::map_page` (`Holding::fresh`); no cell of it is
+            // out or held, and it is off the shelf: no other use of it remains, and
+            // with `out` at 0 this happens once.
+            unsafe { page_runs::release(page.cast()) };
             return;
         }
         let available = stores.given_back_len + (PAGE - stores.bump) / size;
@@ -255,8 +256,8 @@ impl Holding {
     /// A newly mapped page for cells of `size` bytes (at most 256, a multiple of
     /// 8), held by the caller: all of its cells out.
     fn fresh(size: usize) -> Self {
-        let page = mapped::map_zeroed(PAGE, PAGE, mapped::Commit::Lazily).cast::<PageHead>();
-        // SAFETY: a fresh mapping of `PAGE` bytes aligned to `PAGE`, which holds a
+        let page = page_runs::map_page().cast::<PageHead>();
+        // SAFETY: a fresh page: `PAGE` bytes, zeroed, aligned to `PAGE`, which holds a
         // `PageHead` at its start; written before any cell of it exists.
         unsafe {
             page.write(PageHead {

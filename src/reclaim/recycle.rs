@@ -28,7 +28,7 @@ use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 
-use super::pages;
+use super::{page_runs, pages};
 use crate::sync::RECYCLE_CELLS;
 
 /// Cells moved between a thread and the depot at once.
@@ -234,6 +234,7 @@ pub(crate) fn flush() {
             dealloc_all(class, batch);
         }
     }
+    page_runs::unmap_pending();
 }
 
 /// Gives cells of `class` back to their pages (`pages.rs`), under one lock.
