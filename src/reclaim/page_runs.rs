@@ -199,10 +199,10 @@ pub(crate) fn unmap_pending() {
         let mut pages =
             std::mem::take(&mut PENDING.lock().unwrap_or_else(PoisonError::into_inner).0);
         for (start, count) in adjacent_runs(&mut pages) {
-            // SAFETY: `count` adjacent pages from `start`, each from `map_page` (a
-            // page of a run's mapping, or a whole one) and released once, so pending
-            // once and taken out of the list here: unmapped once, and nothing uses
-            // them (`release`'s contract).
+            // Each of these pages came from `map_page` and was released once, so it
+            // was pending once and is taken out of the list here.
+            // SAFETY: `count` adjacent pages of runs' mappings, unmapped once, which
+            // nothing uses any more (`release`'s contract).
             unsafe { mapped::unmap_range(start, count * PAGE) };
         }
     }
