@@ -441,6 +441,7 @@ impl Domain {
     /// `Arc` on it); `stripe` is the calling thread's (`thread_stripe`); `cell` as
     /// for `DoomedList::push`; `home` is the cell's own (a ring carries it to the
     /// pass: `Doomed`).
+    #[inline]
     pub(crate) unsafe fn doom(
         this: *const Domain,
         cell: NonNull<CellHead>,
