@@ -200,9 +200,22 @@ where
     /// is pinned: the lock, taken before the generation is loaded and held until
     /// `f` returns, keeps that generation alive (`table/locks.rs`). What `f`
     /// returns (a replaced value's handle) is released by the caller, after the
-    /// lock.
+    /// lock. The probe's first slot is fetched before the lock is taken
+    /// (`ShardLocks::prefetch_home_slot`).
     #[inline(always)]
     fn write<R>(&self, hash: u64, f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R) -> R {
+        self.standby.locks().prefetch_home_slot(hash);
+        self.write_fetched(hash, f)
+    }
+
+    /// [`write`](Self::write) for a caller that fetched the probe's first slot
+    /// itself, earlier (`insert`, before it makes the value's cell).
+    #[inline(always)]
+    fn write_fetched<R>(
+        &self,
+        hash: u64,
+        f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R,
+    ) -> R {
         let mut locked = self.standby.locks().lock(hash);
         // Acquire: pairs with the Release of `publish`'s store (and with the map's
         // construction, for the first generation): the generation, and its table as
@@ -358,9 +371,11 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
         let hash = self.hasher().hash_one(&key);
+        // The slot's line is fetched while the cell is made.
+        self.standby.locks().prefetch_home_slot(hash);
         // The value's cell is made before the lock is taken, not under it.
         let entry = TableRef::new(key, value, self.home());
-        self.write(hash, |store, locked| store.insert(locked, hash, entry))
+        self.write_fetched(hash, |store, locked| store.insert(locked, hash, entry))
     }
 
     /// Unmaps `key` in the current generation. Returns a handle on its value (the

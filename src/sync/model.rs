@@ -297,3 +297,18 @@ pub(crate) mod epoch {
         }
     }
 }
+
+/// The real build's prefetch hint (`real.rs`), empty: not part of the protocol.
+pub(crate) struct SlotsHint;
+
+impl SlotsHint {
+    pub(crate) fn new() -> Self {
+        SlotsHint
+    }
+
+    pub(crate) fn get(&self) -> (*const u8, usize) {
+        (std::ptr::null(), 0)
+    }
+
+    pub(crate) fn set(&self, _base: *const u8, _mask: usize) {}
+}

@@ -160,3 +160,36 @@ pub(crate) const QUIESCE_TRIES: usize = 64;
 /// Slots of a retired table that a background reclaimer drains per run of its
 /// teardown job (`src/generation.rs`, `TEARDOWN_SLICE_SLOTS`).
 pub(crate) const TEARDOWN_SLICE: usize = 16 * 1024;
+
+/// Where a shard's current slots are, as its last writer saw them: a hint for a
+/// prefetch before the shard's lock is taken (`table/locks.rs`), never
+/// dereferenced, so it synchronizes nothing (Relaxed; a torn pair only fetches a
+/// useless line). Under loom it is empty: it is not part of the protocol.
+pub(crate) struct SlotsHint {
+    base: std::sync::atomic::AtomicPtr<u8>,
+    mask: std::sync::atomic::AtomicUsize,
+}
+
+impl SlotsHint {
+    pub(crate) fn new() -> Self {
+        SlotsHint {
+            base: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+            mask: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> (*const u8, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Relaxed: a hint (above).
+        (self.base.load(Relaxed), self.mask.load(Relaxed))
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(&self, base: *const u8, mask: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Relaxed: a hint (above).
+        self.base.store(base.cast_mut(), Relaxed);
+        self.mask.store(mask, Relaxed);
+    }
+}

@@ -239,6 +239,19 @@ impl<T> Array<T> {
         self.slots.get().len()
     }
 
+    /// The address of slot `i`.
+    #[cfg(all(test, not(feature = "loom")))]
+    pub(super) fn slot_address(&self, i: usize) -> *const u8 {
+        std::ptr::from_ref(&self.slots.get()[i]).cast()
+    }
+
+    /// The first slot's address and the mask of the slots' indices: where a probe
+    /// of a hash starts (`probe`), for a writer's prefetch hint (`locks.rs`).
+    pub(super) fn slots_hint(&self) -> (*const u8, usize) {
+        let slots = self.slots.get();
+        (slots.as_ptr().cast(), slots.len() - 1)
+    }
+
     /// Slots not unused (live or tombstones): what the writer's count of used
     /// slots must equal.
     #[cfg(all(test, not(feature = "loom")))]

@@ -22,7 +22,10 @@
 //! "History", "Writes without an epoch pin"). The cost: a writer of a retired
 //! generation and one of the current generation share a shard's lock, and the
 //! lock's line is the map's, not the generation's (one more line per write, which
-//! stays in the writer's cache while it keeps writing that shard).
+//! stays in the writer's cache while it keeps writing that shard). The same line
+//! holds the shard's `SlotsHint`, where its slots were at its last write, so that
+//! a writer fetches its probe's first slot before it takes the lock
+//! ([`ShardLocks::prefetch_home_slot`]; `docs/DESIGN.md`, "The table").
 //!
 //! The locks are one allocation of 64 bytes per shard (512 for 8 shards, the
 //! default on 2 CPUs), at the allocator's own alignment: see `PaddedLock`. It is
@@ -35,28 +38,37 @@
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 
-use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, epoch};
+use crate::prefetch::prefetch_line;
+use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, SlotsHint, epoch};
 
 /// The bytes after a lock up to the next one: a lock is one byte (`parking_lot`'s;
 /// loom's is larger), so locks 64 bytes apart never share a cache line, with no
 /// alignment asked of the allocation that holds them (an aligned allocation takes
 /// glibc's `memalign` path: `shards.rs`).
-const LOCK_PAD: usize = 64usize.saturating_sub(size_of::<ShardLock<()>>());
+const LOCK_PAD: usize = 64usize.saturating_sub(size_of::<ShardLock<()>>() + size_of::<SlotsHint>());
 
 /// A shard's lock on a 64-byte stride, so that writers of different shards do not
-/// share a line. The pad is never read, so it is left uninitialized: building the
+/// share a line, and beside it the shard's [`SlotsHint`]: where its current slots
+/// were when its last writer held the lock, so that the next writer fetches its
+/// probe's first slot before it takes the lock ([`ShardLocks::prefetch_home_slot`]). The pad is never read, so it is left uninitialized: building the
 /// locks is then one store per lock into a plain `malloc` chunk, where zeroed pad
 /// bytes made the whole array a `calloc` (`memset` of 512 bytes for 8 shards: 331
 /// instructions of a map's creation, against about 200 for the `malloc`).
 struct PaddedLock {
     lock: ShardLock<()>,
+    hint: SlotsHint,
     _pad: [MaybeUninit<u8>; LOCK_PAD],
 }
+
+// The stride the pad is for (the loom build's lock is larger).
+#[cfg(not(feature = "loom"))]
+const _: () = assert!(size_of::<PaddedLock>() == 64);
 
 impl PaddedLock {
     fn new() -> Self {
         PaddedLock {
             lock: ShardLock::new(()),
+            hint: SlotsHint::new(),
             _pad: [MaybeUninit::uninit(); LOCK_PAD],
         }
     }
@@ -103,10 +115,33 @@ impl ShardLocks {
     }
 
     /// Takes the lock of shard `shard`.
+    /// Fetches the slot where a probe for `hash` would start in the shard's
+    /// current array, as the shard's last writer left its hint: before the lock is
+    /// taken, so that the slot's line arrives while it is.
+    #[inline(always)]
+    pub(crate) fn prefetch_home_slot(&self, hash: u64) {
+        if let Some(slot) = self.home_slot_hint(hash) {
+            prefetch_line(slot);
+        }
+    }
+
+    /// The address of the slot where a probe for `hash` starts in the shard's
+    /// array, as the shard's last writer saw the array (`None` before any write
+    /// to the shard). The array may have been replaced and freed since: the
+    /// address is for a prefetch, which reads nothing.
+    #[inline(always)]
+    pub(super) fn home_slot_hint(&self, hash: u64) -> Option<*const u8> {
+        let (base, mask) = self.locks()[self.shard_of(hash)].hint.get();
+        // A slot is one word (`table/array.rs`); `wrapping_add`: no access.
+        (!base.is_null()).then(|| base.wrapping_add((hash as usize & mask) * size_of::<usize>()))
+    }
+
     #[inline(always)]
     pub(crate) fn lock_shard(&self, shard: usize) -> Locked<'_> {
+        let padded = &self.locks()[shard];
         Locked {
-            guard: ManuallyDrop::new(self.locks()[shard].lock.lock()),
+            guard: ManuallyDrop::new(padded.lock.lock()),
+            hint: &padded.hint,
             shard,
             retired: None,
         }
@@ -148,6 +183,7 @@ impl ShardLocks {
 /// deferred closures, never runs under a shard lock.
 pub(crate) struct Locked<'l> {
     guard: ManuallyDrop<ShardGuard<'l, ()>>,
+    hint: &'l SlotsHint,
     shard: usize,
     retired: Option<RetiredArray>,
 }
@@ -156,6 +192,13 @@ impl Locked<'_> {
     /// The shard whose lock this is.
     pub(crate) fn shard(&self) -> usize {
         self.shard
+    }
+
+    /// Records where the shard's current slots are (`base`, `mask`), for the next
+    /// writer's prefetch ([`ShardLocks::prefetch_home_slot`]).
+    #[inline(always)]
+    pub(crate) fn hint_slots(&self, base: *const u8, mask: usize) {
+        self.hint.set(base, mask);
     }
 
     /// Keeps `retired` (one per hold of the lock) to be retired once the lock is

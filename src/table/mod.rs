@@ -526,7 +526,14 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // SAFETY: the current array is alive while it is current (under the lock);
         // once replaced, it is freed only after this writer has released the lock
         // (`Locked`).
-        unsafe { array.as_ref() }
+        let array = unsafe { array.as_ref() };
+        if let Some(array) = array {
+            // For the next writer's prefetch (`ShardLocks::prefetch_home_slot`);
+            // `grow` leaves its new array's.
+            let (base, mask) = array.slots_hint();
+            self.locked.hint_slots(base, mask);
+        }
+        array
     }
 
     /// The current array if it has room for one more used slot (a probe must
@@ -578,7 +585,10 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         }
         // SAFETY: just published; freed only by a later rehash (after a grace
         // period that starts once that writer has released the lock) or by `Drop`.
-        unsafe { &*new }
+        let new = unsafe { &*new };
+        let (base, mask) = new.slots_hint();
+        self.locked.hint_slots(base, mask);
+        new
     }
 
     fn occupy(&mut self, array: &Array<T>, i: usize, hash: u64, entry: NonNull<T>) {
@@ -724,6 +734,41 @@ mod tests {
             let hash = self.hash(key);
             let locks = ShardLocks::new(self.shards.len());
             self.remove(&mut locks.lock(hash), hash, key)
+        }
+    }
+
+    /// A write leaves the shard's prefetch hint at the slot where a probe of its
+    /// key starts in the shard's current array, through the rehashes of a fill
+    /// (`grow`) and through removals: a hint left at the array before a rehash, or
+    /// at another slot, would fetch a line the writer does not read.
+    #[test]
+    fn a_write_leaves_the_hint_at_the_first_slot_of_its_probe() {
+        let drops = Arc::new(Count::new(0));
+        let table: Table<u64, Owned, RandomState> = Table::new(RandomState::new(), 2);
+        let locks = ShardLocks::new(2);
+        let home_slot = |key: u64| {
+            let hash = table.hash(&key);
+            let shard = &table.shards[(hash >> table.shift) as usize];
+            // SAFETY: a shard's array lives while the table does (no rehash
+            // meanwhile: this thread is the only writer).
+            let array = unsafe { &*shard.array.load(Ordering::Relaxed) };
+            (hash, array.slot_address(hash as usize % array.capacity()))
+        };
+        for key in 0..5_000 {
+            let hash = table.hash(&key);
+            let entry = Owned(Box::new(Entry {
+                key,
+                drops: Arc::clone(&drops),
+            }));
+            assert!(table.insert(&mut locks.lock(hash), hash, entry).is_none());
+            let (hash, slot) = home_slot(key);
+            assert_eq!(locks.home_slot_hint(hash), Some(slot), "key {key}");
+        }
+        for key in (0..5_000).step_by(3) {
+            let hash = table.hash(&key);
+            assert!(table.remove(&mut locks.lock(hash), hash, &key).is_some());
+            let (hash, slot) = home_slot(key);
+            assert_eq!(locks.home_slot_hint(hash), Some(slot), "key {key}");
         }
     }
 
