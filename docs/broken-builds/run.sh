@@ -121,6 +121,11 @@ entry page-cell-not-counted.patch "cargo test --release --test memory" "after 5 
 entry teardown-leaves-its-pages-pending.patch \
     "cargo test --release --test memory memory_returns_after_clear_without_the_trim" \
     "after 5 s: RSS"
+# A rehash leaves the shard's prefetch hint at the array it replaced (src/table/locks.rs):
+# the next writer fetches a line of a retired array instead of its probe's first slot.
+entry rehash-leaves-the-old-slots-hint.patch \
+    "cargo test -p atomic-map --lib a_write_leaves_the_hint_at_the_first_slot_of_its_probe" \
+    "panicked at src/table/mod.rs"
 entry page-given-back-cells-not-reused.patch \
     "cargo test -p atomic-map --lib cells_given_back_are_handed_out_again" \
     "panicked at src/reclaim/pages.rs"
