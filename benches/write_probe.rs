@@ -3,8 +3,9 @@
 //! interleaved against the host's drift) and that callgrind can count exactly.
 //!
 //! Each thread runs a fixed sequence of 65,536 operations over `--keys` keys
-//! (10,000 by default, prefilled; Exchange and `read-heavy` draw from 4/3 as many,
-//! as conc-map-bench does; `throughput`'s read-heavy group has `--keys 100000`),
+//! (10,000 by default, prefilled; Exchange, `read-heavy` and `retained` draw from
+//! 4/3 as many, as conc-map-bench does; `throughput`'s read-heavy group has `--keys
+//! 100000`; `retained` is gets only, through `AtomicMap::get`'s retained handle),
 //! `--rounds` times, after a `--rounds`-long warm-up, and the
 //! probe prints nanoseconds per operation per thread. `--repeat` runs every map that
 //! many times, alternating, then prints each map's median and each one's ratio to
@@ -20,6 +21,7 @@
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix exchange --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --threads 2
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix read-heavy --keys 100000 --repeat 8
+//! cargo bench -p atomic-map-benches --bench write_probe -- --mix retained --keys 100000 --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --test       # smoke run (CI)
 //! # Instructions per operation (the loop alone; divide by 65,536 × rounds):
 //! cargo bench -p atomic-map-benches --bench write_probe --no-run
@@ -48,6 +50,8 @@ const RECLAIM_EVERY: usize = 256;
 #[derive(Clone, Copy)]
 enum Op {
     Get(u64),
+    /// A get through a retained handle (`AtomicMap::get`); `DashMap::get` for `DashMap`.
+    GetRetained(u64),
     Insert(u64),
     Remove(u64),
     Update(u64),
@@ -83,7 +87,10 @@ fn operations(mix: &str, keys: u64, thread: usize) -> Vec<Op> {
                     98 => Op::Insert(key),
                     _ => Op::Remove(key),
                 },
-                other => panic!("--mix {other}: exchange, upsert, insert-remove or read-heavy"),
+                "retained" => Op::GetRetained(key),
+                other => {
+                    panic!("--mix {other}: exchange, upsert, insert-remove, read-heavy or retained")
+                }
             }
         })
         .collect();
@@ -99,6 +106,7 @@ where
 {
     match op {
         Op::Get(k) => *sum = sum.wrapping_add(map.pin().get_borrowed(&k).copied().unwrap_or(0)),
+        Op::GetRetained(k) => *sum = sum.wrapping_add(map.get(&k).map_or(0, |v| *v)),
         Op::Insert(k) => drop(map.insert(k, k)),
         Op::Remove(k) => drop(map.remove(&k)),
         Op::Update(k) => drop(map.compute(k, |old| match old {
@@ -146,7 +154,9 @@ fn run_dashmap<S: BuildHasher + Clone>(
     for _ in 0..rounds {
         for op in ops {
             match *op {
-                Op::Get(k) => sum = sum.wrapping_add(map.get(&k).map_or(0, |v| *v)),
+                Op::Get(k) | Op::GetRetained(k) => {
+                    sum = sum.wrapping_add(map.get(&k).map_or(0, |v| *v))
+                }
                 Op::Insert(k) => {
                     map.insert(k, k);
                 }
@@ -238,7 +248,7 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds", if test { 1 } else { 100 });
     let repeat: usize = arg(&args, "--repeat", if test { 1 } else { 5 });
     assert!(threads >= 1 && keys >= 1 && rounds >= 1 && repeat >= 1);
-    let range = if mix == "exchange" || mix == "read-heavy" {
+    let range = if ["exchange", "read-heavy", "retained"].contains(&mix.as_str()) {
         keys * 4 / 3
     } else {
         keys

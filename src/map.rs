@@ -22,7 +22,7 @@ use crate::standby::Standby;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicPtr, Ordering, PublishLock, Slot, WeakableArc, epoch};
-use crate::table::{Locked, ShardLocks};
+use crate::table::{Fetched, Locked, ShardLocks};
 use crate::value::{TableRef, ValueRef};
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -201,22 +201,21 @@ where
     /// `f` returns, keeps that generation alive (`table/locks.rs`). What `f`
     /// returns (a replaced value's handle) is released by the caller, after the
     /// lock. The probe's first slot is fetched before the lock is taken
-    /// (`ShardLocks::prefetch_home_slot`).
+    /// (`ShardLocks::fetch`).
     #[inline(always)]
     fn write<R>(&self, hash: u64, f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R) -> R {
-        self.standby.locks().prefetch_home_slot(hash);
-        self.write_fetched(hash, f)
+        self.write_fetched(self.standby.locks().fetch(hash), f)
     }
 
-    /// [`write`](Self::write) for a caller that fetched the probe's first slot
-    /// itself, earlier (`insert`, before it makes the value's cell).
+    /// [`write`](Self::write) under `fetched`, the lock of the key's shard, which
+    /// the caller fetched earlier (`insert`, before it makes the value's cell).
     #[inline(always)]
     fn write_fetched<R>(
         &self,
-        hash: u64,
+        fetched: Fetched<'_>,
         f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R,
     ) -> R {
-        let mut locked = self.standby.locks().lock(hash);
+        let mut locked = fetched.lock();
         // Acquire: pairs with the Release of `publish`'s store (and with the map's
         // construction, for the first generation): the generation, and its table as
         // built, are seen (loom scenario 5). Loaded after the lock is taken (below:
@@ -372,10 +371,10 @@ where
     pub fn insert(&self, key: K, value: V) -> Option<ValueRef<V>> {
         let hash = self.hasher().hash_one(&key);
         // The slot's line is fetched while the cell is made.
-        self.standby.locks().prefetch_home_slot(hash);
+        let fetched = self.standby.locks().fetch(hash);
         // The value's cell is made before the lock is taken, not under it.
         let entry = TableRef::new(key, value, self.home());
-        self.write_fetched(hash, |store, locked| store.insert(locked, hash, entry))
+        self.write_fetched(fetched, |store, locked| store.insert(locked, hash, entry))
     }
 
     /// Unmaps `key` in the current generation. Returns a handle on its value (the
@@ -388,6 +387,7 @@ where
     /// assert_eq!(*map.remove(&1).unwrap(), "one");
     /// assert!(map.remove(&1).is_none());
     /// ```
+    #[inline]
     pub fn remove<Q>(&self, key: &Q) -> Option<ValueRef<V>>
     where
         K: Borrow<Q>,

@@ -43,6 +43,11 @@ pub(crate) const BATCH: usize = 64;
 /// memory-cgroup charging about 4% of the samples, `to_depot` 3.9%).
 const DEPOT_BYTES: usize = 512 * 1024;
 
+/// Emptied batch buffers the depot keeps per class, for the next batches given to
+/// it (`Depot`): enough for the batches that move between two passes of the
+/// reclaimer at a writer's pace, 4 KiB of buffers for 8 bytes of `FreeCell`.
+const SPARE_BUFFERS: usize = 8;
+
 /// Batches the depot keeps of `class`.
 fn depot_batches(class: usize) -> usize {
     DEPOT_BYTES / (BATCH * class_size(class))
@@ -79,7 +84,31 @@ fn class_size(class: usize) -> usize {
     (class + 1) * 8
 }
 
-static DEPOT: [Mutex<Vec<Vec<FreeCell>>>; CLASSES] = [const { Mutex::new(Vec::new()) }; CLASSES];
+static DEPOT: [Mutex<Depot>; CLASSES] = [const { Mutex::new(Depot::new()) }; CLASSES];
+
+/// One class's share of the depot: whole batches of free cells, and the buffers of
+/// batches the writers emptied, which the next batch given to the depot is copied
+/// into. Without them each batch was a `Vec` allocated by the thread that gave it
+/// (the reclaimer's `split_off`) and freed by the thread that took it and emptied
+/// it (a writer): one allocation and one cross-thread free per `BATCH` cells,
+/// the worst case of glibc's allocator (see the module's docs).
+struct Depot {
+    batches: Vec<Vec<FreeCell>>,
+    spare: Vec<Vec<FreeCell>>,
+}
+
+impl Depot {
+    const fn new() -> Self {
+        Depot {
+            batches: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    fn lock(class: usize) -> std::sync::MutexGuard<'static, Depot> {
+        DEPOT[class].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// One thread's free cells, per class.
 struct Magazines {
@@ -115,14 +144,18 @@ impl Magazines {
     #[cold]
     #[inline(never)]
     fn refill(&mut self, class: usize) -> FreeCell {
-        let batch = DEPOT[class]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
         let free = &mut self.free[class];
-        match batch {
-            Some(batch) => *free = batch,
+        let mut depot = Depot::lock(class);
+        match depot.batches.pop() {
+            Some(batch) => {
+                // The emptied magazine's buffer goes back for the next batch.
+                let emptied = std::mem::replace(free, batch);
+                if emptied.capacity() >= BATCH && depot.spare.len() < SPARE_BUFFERS {
+                    depot.spare.push(emptied);
+                }
+            }
             None => {
+                drop(depot);
                 let size = class_size(class);
                 free.extend((0..BATCH).map(|_| FreeCell(pages::carve(size))));
                 // Handed out in the order they were carved (`pop` takes the last).
@@ -156,31 +189,44 @@ impl Magazines {
         let mine = &mut self.free[class];
         mine.push(cell);
         if mine.len() >= 2 * BATCH {
-            let batch = mine.split_off(mine.len() - BATCH);
-            to_depot(class, batch);
+            to_depot(class, mine);
         }
     }
 }
 
-/// Gives `batch` to the depot, or back to its pages if the depot is full.
+/// Moves the last `BATCH` cells of `mine` to the depot (into a spare buffer when
+/// it has one), or back to their pages if the depot is full.
 #[cold]
 #[inline(never)]
-fn to_depot(class: usize, batch: Vec<FreeCell>) {
-    let mut depot = DEPOT[class].lock().unwrap_or_else(PoisonError::into_inner);
-    if depot.len() < depot_batches(class) {
-        depot.push(batch);
+fn to_depot(class: usize, mine: &mut Vec<FreeCell>) {
+    let from = mine.len() - BATCH;
+    let mut depot = Depot::lock(class);
+    if depot.batches.len() < depot_batches(class) {
+        let mut batch = depot.spare.pop().unwrap_or_default();
+        batch.extend(mine.drain(from..));
+        depot.batches.push(batch);
         return;
     }
     drop(depot);
-    dealloc_all(class, batch);
+    dealloc_all(class, mine.drain(from..));
 }
 
 impl Drop for Magazines {
     fn drop(&mut self) {
         self.give_back_held();
         for (class, free) in self.free.iter_mut().enumerate() {
-            for batch in std::mem::take(free).chunks(BATCH) {
-                to_depot(class, batch.to_vec());
+            while free.len() >= BATCH {
+                to_depot(class, free);
+            }
+            if !free.is_empty() {
+                let rest = std::mem::take(free);
+                let mut depot = Depot::lock(class);
+                if depot.batches.len() < depot_batches(class) {
+                    depot.batches.push(rest);
+                } else {
+                    drop(depot);
+                    dealloc_all(class, rest);
+                }
             }
         }
     }
@@ -228,8 +274,9 @@ pub(crate) fn flush() {
             dealloc_all(class, std::mem::take(free));
         }
     });
-    for (class, depot) in DEPOT.iter().enumerate() {
-        let batches = std::mem::take(&mut *depot.lock().unwrap_or_else(PoisonError::into_inner));
+    for class in 0..CLASSES {
+        let Depot { batches, spare } = std::mem::replace(&mut *Depot::lock(class), Depot::new());
+        drop(spare);
         for batch in batches {
             dealloc_all(class, batch);
         }
@@ -369,6 +416,37 @@ pub(crate) unsafe fn free_cells(class: CellClass, cells: impl Iterator<Item = No
 #[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
+
+    /// A batch taken from the depot leaves the taker's emptied buffer there, and
+    /// the next batch given to the depot is copied into it: no buffer allocated by
+    /// one thread and freed by another per batch.
+    #[test]
+    fn batches_move_in_buffers_the_depot_keeps() {
+        /// A size class no other test uses (216 bytes): the depot is the process's.
+        type Cell = [u64; 27];
+        let class = class_of(Layout::new::<Cell>()).expect("a recycled class");
+        let spare = move || Depot::lock(class).spare.len();
+        std::thread::spawn(move || {
+            let cells: Vec<NonNull<Cell>> = (0..3 * BATCH).map(|_| alloc_cell::<Cell>()).collect();
+            for &cell in &cells {
+                // SAFETY: from `alloc_cell::<Cell>` above, freed once; nothing to drop.
+                unsafe { free_cell(cell, Recycle::ToWriters) };
+            }
+            // The magazine kept one batch and gave the two others to the depot;
+            // the cell after the magazine's batch is the first of a depot's batch.
+            let before = spare();
+            let taken: Vec<NonNull<Cell>> = (0..=BATCH).map(|_| alloc_cell::<Cell>()).collect();
+            assert_eq!(spare(), before + 1, "the emptied magazine's buffer is kept");
+            // Back to two batches in the magazine, of which one goes to the depot.
+            for &cell in &taken {
+                // SAFETY: as above.
+                unsafe { free_cell(cell, Recycle::ToWriters) };
+            }
+            assert_eq!(spare(), before, "the next batch given went into it");
+        })
+        .join()
+        .unwrap();
+    }
 
     /// A cell of a size class no other test uses (232 bytes): the depot is the
     /// process's.

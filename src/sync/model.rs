@@ -306,8 +306,8 @@ impl SlotsHint {
         SlotsHint
     }
 
-    pub(crate) fn get(&self) -> (*const u8, usize) {
-        (std::ptr::null(), 0)
+    pub(crate) fn home_slot(&self, _hash: u64) -> Option<*const u8> {
+        None
     }
 
     pub(crate) fn set(&self, _base: *const u8, _mask: usize) {}

@@ -178,13 +178,25 @@ impl SlotsHint {
         }
     }
 
+    /// The address of the slot where a probe for `hash` starts in the slots of the
+    /// last [`set`](Self::set) (`None` before one); `wrapping_add`: nothing is
+    /// accessed, and the slots may be gone.
     #[inline(always)]
-    pub(crate) fn get(&self) -> (*const u8, usize) {
+    pub(crate) fn home_slot(&self, hash: u64) -> Option<*const u8> {
         use std::sync::atomic::Ordering::Relaxed;
         // Relaxed: a hint (above).
-        (self.base.load(Relaxed), self.mask.load(Relaxed))
+        let (base, mask) = (self.base.load(Relaxed), self.mask.load(Relaxed));
+        // A slot is one word (`table/array.rs`).
+        (!base.is_null()).then(|| {
+            base.cast_const()
+                .wrapping_add((hash as usize & mask) * size_of::<usize>())
+        })
     }
 
+    /// Records slots starting at `base`, whose indices `mask` masks. Two plain
+    /// stores into the line of the lock the writer holds: fewer instructions than
+    /// comparing first (1-thread Exchange mix under callgrind: 1.6 M more in
+    /// 524,288 operations with the comparison).
     #[inline(always)]
     pub(crate) fn set(&self, base: *const u8, mask: usize) {
         use std::sync::atomic::Ordering::Relaxed;

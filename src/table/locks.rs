@@ -25,7 +25,7 @@
 //! stays in the writer's cache while it keeps writing that shard). The same line
 //! holds the shard's `SlotsHint`, where its slots were at its last write, so that
 //! a writer fetches its probe's first slot before it takes the lock
-//! ([`ShardLocks::prefetch_home_slot`]; `docs/DESIGN.md`, "The table").
+//! ([`ShardLocks::fetch`]; `docs/DESIGN.md`, "The table").
 //!
 //! The locks are one allocation of 64 bytes per shard (512 for 8 shards, the
 //! default on 2 CPUs), at the allocator's own alignment: see `PaddedLock`. It is
@@ -50,7 +50,9 @@ const LOCK_PAD: usize = 64usize.saturating_sub(size_of::<ShardLock<()>>() + size
 /// A shard's lock on a 64-byte stride, so that writers of different shards do not
 /// share a line, and beside it the shard's [`SlotsHint`]: where its current slots
 /// were when its last writer held the lock, so that the next writer fetches its
-/// probe's first slot before it takes the lock ([`ShardLocks::prefetch_home_slot`]). The pad is never read, so it is left uninitialized: building the
+/// probe's first slot before it takes the lock ([`ShardLocks::fetch`]).
+///
+/// The pad is never read, so it is left uninitialized: building the
 /// locks is then one store per lock into a plain `malloc` chunk, where zeroed pad
 /// bytes made the whole array a `calloc` (`memset` of 512 bytes for 8 shards: 331
 /// instructions of a map's creation, against about 200 for the `malloc`).
@@ -114,37 +116,34 @@ impl ShardLocks {
         self.lock_shard(self.shard_of(hash))
     }
 
-    /// Takes the lock of shard `shard`.
-    /// Fetches the slot where a probe for `hash` would start in the shard's
-    /// current array, as the shard's last writer left its hint: before the lock is
-    /// taken, so that the slot's line arrives while it is.
+    /// The lock of the shard of `hash`, with the slot where a probe for `hash`
+    /// starts in the shard's current array fetched (as the shard's last writer
+    /// left its hint): before the lock is taken ([`Fetched::lock`]), so that the
+    /// slot's line arrives meanwhile.
     #[inline(always)]
-    pub(crate) fn prefetch_home_slot(&self, hash: u64) {
-        if let Some(slot) = self.home_slot_hint(hash) {
+    pub(crate) fn fetch(&self, hash: u64) -> Fetched<'_> {
+        let shard = self.shard_of(hash);
+        let padded = &self.locks()[shard];
+        if let Some(slot) = padded.hint.home_slot(hash) {
             prefetch_line(slot);
         }
+        Fetched { padded, shard }
     }
 
-    /// The address of the slot where a probe for `hash` starts in the shard's
-    /// array, as the shard's last writer saw the array (`None` before any write
-    /// to the shard). The array may have been replaced and freed since: the
-    /// address is for a prefetch, which reads nothing.
-    #[inline(always)]
+    /// The address of the slot where a probe for `hash` starts, as [`fetch`](Self::fetch) computes it.
+    #[cfg(all(test, not(feature = "loom")))]
     pub(super) fn home_slot_hint(&self, hash: u64) -> Option<*const u8> {
-        let (base, mask) = self.locks()[self.shard_of(hash)].hint.get();
-        // A slot is one word (`table/array.rs`); `wrapping_add`: no access.
-        (!base.is_null()).then(|| base.wrapping_add((hash as usize & mask) * size_of::<usize>()))
+        self.locks()[self.shard_of(hash)].hint.home_slot(hash)
     }
 
+    /// Takes the lock of shard `shard`.
     #[inline(always)]
     pub(crate) fn lock_shard(&self, shard: usize) -> Locked<'_> {
-        let padded = &self.locks()[shard];
-        Locked {
-            guard: ManuallyDrop::new(padded.lock.lock()),
-            hint: &padded.hint,
+        Fetched {
+            padded: &self.locks()[shard],
             shard,
-            retired: None,
         }
+        .lock()
     }
 
     /// Takes and releases every lock once, in order, and says whether it did: a
@@ -177,6 +176,26 @@ impl ShardLocks {
     }
 }
 
+/// A shard's lock, not taken yet, whose probe's first slot is on its way
+/// ([`ShardLocks::fetch`]).
+pub(crate) struct Fetched<'l> {
+    padded: &'l PaddedLock,
+    shard: usize,
+}
+
+impl<'l> Fetched<'l> {
+    /// Takes the lock.
+    #[inline(always)]
+    pub(crate) fn lock(self) -> Locked<'l> {
+        Locked {
+            guard: ManuallyDrop::new(self.padded.lock.lock()),
+            hint: &self.padded.hint,
+            shard: self.shard,
+            retired: None,
+        }
+    }
+}
+
 /// A held shard lock of a map's [`ShardLocks`]. A table's writer keeps here the
 /// array a rehash replaced, which is retired once the lock is released (`Drop`):
 /// the epoch's collection that the retirement may run, which runs anyone's
@@ -195,7 +214,7 @@ impl Locked<'_> {
     }
 
     /// Records where the shard's current slots are (`base`, `mask`), for the next
-    /// writer's prefetch ([`ShardLocks::prefetch_home_slot`]).
+    /// writer's prefetch ([`ShardLocks::fetch`]).
     #[inline(always)]
     pub(crate) fn hint_slots(&self, base: *const u8, mask: usize) {
         self.hint.set(base, mask);

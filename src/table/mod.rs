@@ -38,7 +38,7 @@ use std::ptr::{self, NonNull};
 
 use array::{Array, Probe};
 use locks::RetiredArray;
-pub(crate) use locks::{Locked, ShardLocks};
+pub(crate) use locks::{Fetched, Locked, ShardLocks};
 use shards::ShardArray;
 
 use crate::mapped::Commit;
@@ -528,7 +528,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // (`Locked`).
         let array = unsafe { array.as_ref() };
         if let Some(array) = array {
-            // For the next writer's prefetch (`ShardLocks::prefetch_home_slot`);
+            // For the next writer's prefetch (`ShardLocks::fetch`);
             // `grow` leaves its new array's.
             let (base, mask) = array.slots_hint();
             self.locked.hint_slots(base, mask);
