@@ -200,8 +200,16 @@ impl DoomedBatch {
     /// their destructor reads them: each is a line the releasing thread wrote
     /// last, a cross-core miss that the walk would otherwise wait for, one cell at
     /// a time.
-    pub(crate) fn destroy_each(self, mut f: impl FnMut(DropOutcome, HomeRef, usize)) {
+    ///
+    /// Returns an empty batch that keeps this one's array of cells, for a later
+    /// pass: a pass's batch then grows its array only when it takes more cells
+    /// than an earlier one did.
+    pub(crate) fn destroy_each(self, mut f: impl FnMut(DropOutcome, HomeRef, usize)) -> Self {
         const AHEAD: usize = 8;
+        let DoomedBatch {
+            cells: mut array,
+            chains,
+        } = self;
         const RUN: usize = 256;
         // Only cells whose destructor reads them: the others are never touched here
         // (`Doomed`).
@@ -210,7 +218,7 @@ impl DoomedBatch {
                 prefetch_line(doomed.cell.as_ptr().cast());
             }
         };
-        let cells = &self.cells[..];
+        let cells = &array[..];
         // Entries before `fetched` have been offered to `fetch`: each once, the
         // entries a run skipped never.
         let (mut i, mut fetched) = (0, 0);
@@ -257,9 +265,19 @@ impl DoomedBatch {
             f(outcome, doomed.home, 1);
             i += 1;
         }
-        for chain in self.chains {
+        for chain in chains {
             chain.destroy_each(|outcome, home| f(outcome, home, 1));
         }
+        array.clear();
+        DoomedBatch {
+            cells: array,
+            chains: Vec::new(),
+        }
+    }
+
+    /// How many cells the batch's array has room for.
+    pub(crate) fn room(&self) -> usize {
+        self.cells.capacity()
     }
 }
 
