@@ -308,6 +308,7 @@ impl DoomedList {
     /// # Safety
     /// As for [`push`](Self::push): the cell's count has reached 0 and the caller
     /// gave up the last reference.
+    #[inline]
     pub(crate) unsafe fn tag(cell: NonNull<CellHead>) {
         // SAFETY: the cell is alive and its count dead (the contract): the word is
         // ours to reuse.

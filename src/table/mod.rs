@@ -232,6 +232,7 @@ where
     /// Maps the key of `entry`, of hash `hash`, to it, under `locked` (the lock of
     /// that hash's shard); returns the owner it replaced (whose entry, with its
     /// own copy of the key, leaves the table).
+    #[inline]
     pub(crate) fn insert(&self, locked: &mut Locked<'_>, hash: u64, entry: P) -> Option<P> {
         // SAFETY: `entry` is held (owned) for the whole call, so its key is alive;
         // it is kept owned until the slot takes it, so that a panicking `Eq` drops

@@ -33,6 +33,7 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Sync for TableRef<K, V> {}
 impl<K, V> TableRef<K, V> {
     /// Allocates a cell holding `value` for `key`, mapped: its count is `MAPPED`
     /// (no holder yet). The caller holds an owner of `home` (a map or a generation).
+    #[inline]
     pub(crate) fn new(key: K, value: V, home: HomeRef) -> Self {
         home.get().count_created();
         let cell = recycle::alloc_cell::<ValueCell<V, K>>();
