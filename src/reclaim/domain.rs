@@ -465,10 +465,11 @@ impl Domain {
             // Relaxed: the claimant is the only thread that stores a ring here, and
             // it reads its own store (or its predecessor's, ordered before by the
             // claim, `stripe.rs`).
-            let mut ring = slot.load(Ordering::Relaxed);
+            let ring = slot.load(Ordering::Relaxed);
             if ring.is_null() {
-                // SAFETY: live at the call (the contract).
-                ring = Self::first_ring(slot, unsafe { (*this).mode });
+                // A tail call, so that this inlined path saves no register.
+                // SAFETY: passed on (the contract).
+                return unsafe { Self::doom_in_first_ring(this, cell, home, stripe) };
             }
             // SAFETY: the caller's contract for `cell`. (If the ring is full, the
             // list's push below replaces the tag with its tagged link.)
@@ -488,11 +489,30 @@ impl Domain {
         unsafe { DoomedList::push(head, cell) }
     }
 
-    /// Makes and publishes the ring of the stripe whose slot is `slot`, on its
-    /// claimant's first doom in this domain (off `doom`'s inlined path).
+    /// [`doom`](Self::doom) for the stripe's claimant's first doom in this domain:
+    /// makes the stripe's ring, then dooms into it.
+    ///
+    /// # Safety
+    /// As for `doom`, with `stripe` claimed.
     #[cold]
     #[inline(never)]
-    fn first_ring(slot: &AtomicPtr<DoomRing<Doomed>>, mode: ReclaimMode) -> *mut DoomRing<Doomed> {
+    unsafe fn doom_in_first_ring(
+        this: *const Domain,
+        cell: NonNull<CellHead>,
+        home: HomeRef,
+        stripe: ThreadStripe,
+    ) {
+        // SAFETY: live at the call (the contract); only the atomic slot and the mode
+        // are borrowed, before the doom.
+        let (slot, mode) = unsafe { (&(*this).rings[stripe.index], (*this).mode) };
+        Self::first_ring(slot, mode);
+        // SAFETY: passed on (the contract); the ring is made now.
+        unsafe { Self::doom(this, cell, home, stripe) }
+    }
+
+    /// Makes and publishes the ring of the stripe whose slot is `slot`, on its
+    /// claimant's first doom in this domain.
+    fn first_ring(slot: &AtomicPtr<DoomRing<Doomed>>, mode: ReclaimMode) {
         let slots = match mode {
             ReclaimMode::Background => BACKGROUND_RING_SLOTS,
             ReclaimMode::Manual => MANUAL_RING_SLOTS,
@@ -502,7 +522,6 @@ impl Domain {
         // pass's load in `ring`). Once per ring, and no model here can tell the two
         // apart, so the stronger one.
         slot.store(ring, Ordering::SeqCst);
-        ring
     }
 
     /// The stripe's ring, if its claimant has doomed a value here.

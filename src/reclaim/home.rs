@@ -313,6 +313,23 @@ impl Home {
         stripe
     }
 
+    /// [`count_doomed`](Self::count_doomed) as the thread of `stripe` (its chosen
+    /// one), if this map's counters are installed already: no call on the way.
+    /// Returns whether it counted.
+    #[inline]
+    pub(crate) fn count_doomed_on(&self, stripe: ThreadStripe) -> bool {
+        // SeqCst: as in `stripes`.
+        let stripes = self.stripes.load(Ordering::SeqCst);
+        if stripes.is_null() {
+            return false;
+        }
+        // SAFETY: a live box, freed only with the home (`stripes`).
+        let stripes = unsafe { &*stripes };
+        // Statistics only (Relaxed, `stripe.rs`).
+        stripes[stripe.index].doomed.add_one(stripe);
+        true
+    }
+
     /// A teardown of this map is about to be submitted.
     pub(crate) fn count_submitted(&self) {
         // Relaxed: read by `settled`, a bounded wait that re-reads.

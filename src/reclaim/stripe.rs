@@ -92,16 +92,28 @@ static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
 
 /// No stripe chosen yet.
 const UNSET: usize = usize::MAX;
-/// Marks a claimed index in `Mine`.
+/// Marks a claimed index in `MINE`.
 const CLAIMED: usize = 1 << (usize::BITS - 1);
 
-/// This thread's stripe (`UNSET` until its first count), with `CLAIMED` set if it
-/// holds the index's claim; the claim is given back when the thread exits.
-struct Mine(Cell<usize>);
+std::thread_local! {
+    /// This thread's stripe (`UNSET` until its first count), with `CLAIMED` set if
+    /// it holds the index's claim. A thread-local with no destructor, so that
+    /// reading it is one load: one with a destructor is checked for being alive (and
+    /// registered) on every access, which every insert and every doom paid. The
+    /// claim is given back by `CLAIM_GIVEN_BACK`'s destructor.
+    static MINE: Cell<usize> = const { Cell::new(UNSET) };
+}
 
-impl Drop for Mine {
+/// Gives this thread's claim back when the thread exits; registered by the claim
+/// (`choose`), before the claim is made.
+struct ClaimGuard;
+
+impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        let mine = self.0.get();
+        // `MINE` has no destructor: readable in every thread-local's destructor.
+        // Counts made after this one (by later destructors) go to stripe 0's shared
+        // counters.
+        let mine = MINE.replace(0);
         if mine != UNSET && mine & CLAIMED != 0 {
             // SeqCst: after every count this thread made; the next claim of the index
             // reads them (module docs).
@@ -111,7 +123,8 @@ impl Drop for Mine {
 }
 
 std::thread_local! {
-    static MINE: Mine = const { Mine(Cell::new(UNSET)) };
+    /// Holds nothing; its destructor gives the claim back.
+    static CLAIM_GIVEN_BACK: ClaimGuard = const { ClaimGuard };
 }
 
 /// This thread's stripe; chooses (and claims, if an index is free) on first use.
@@ -123,30 +136,45 @@ pub(crate) fn thread_stripe() -> ThreadStripe {
             claimed: holds_the_stripe_claim(),
         };
     }
-    MINE.try_with(|m| {
-        let mut mine = m.0.get();
-        if mine == UNSET {
-            mine = choose();
-            m.0.set(mine);
-        }
-        ThreadStripe {
-            index: mine & !CLAIMED,
-            claimed: mine & CLAIMED != 0,
-        }
+    chosen_thread_stripe().unwrap_or_else(|| {
+        let mine = choose();
+        MINE.set(mine);
+        decode(mine)
     })
-    // The thread-local is gone (this thread is exiting): its claim was given back.
-    .unwrap_or(ThreadStripe {
-        index: 0,
-        claimed: false,
-    })
+}
+
+/// This thread's stripe if it has chosen one: one load, no call (a doom's common
+/// path, `ValueRef::doom_last`, whose only calls are then tail calls); `None`
+/// before the thread's first count.
+#[inline]
+pub(crate) fn chosen_thread_stripe() -> Option<ThreadStripe> {
+    if COUNTER_STRIPES == 1 {
+        return Some(thread_stripe());
+    }
+    let mine = MINE.get();
+    (mine != UNSET).then(|| decode(mine))
+}
+
+/// The stripe `MINE` holds.
+#[inline]
+fn decode(mine: usize) -> ThreadStripe {
+    ThreadStripe {
+        index: mine & !CLAIMED,
+        claimed: mine & CLAIMED != 0,
+    }
 }
 
 /// Claims the lowest free index, or, if all are held, picks one round-robin.
 #[cold]
 fn choose() -> usize {
     const _: () = assert!(COUNTER_STRIPES < usize::BITS as usize - 1);
+    // A claim is given back by the guard's destructor, so none is made once the
+    // guard can no longer be registered (this thread is exiting).
+    if CLAIM_GIVEN_BACK.try_with(|_| ()).is_err() {
+        return 0;
+    }
     let all = (1usize << COUNTER_STRIPES) - 1;
-    // SeqCst: see `Mine::drop` (the claim's read-modify-write must follow the
+    // SeqCst: see `ClaimGuard::drop` (the claim's read-modify-write must follow the
     // previous claimant's give-back).
     let mut claims = CLAIMS.load(Ordering::SeqCst);
     loop {

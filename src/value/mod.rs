@@ -27,6 +27,7 @@ use crate::reclaim::doomed::{CellHead, DOOMED};
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::recycle::{self, CellClass, Recycle};
 pub(crate) use crate::reclaim::report::{DropOutcome, abort_with};
+use crate::reclaim::stripe::{ThreadStripe, chosen_thread_stripe};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 
 mod table_ref;
@@ -498,10 +499,41 @@ impl<V> ValueRef<V> {
         // after the push neither the cell nor the home is touched again.
         let home_ref = c.home;
         let home = home_ref.get();
-        let stripe = home.count_doomed();
+        let stripe = match chosen_thread_stripe() {
+            Some(stripe) if home.count_doomed_on(stripe) => stripe,
+            // This thread's first count, or this map's first value: `doom_first`
+            // makes what the line above reads. Apart, so that the common path's
+            // only calls are tail calls and it saves no register.
+            // SAFETY: this function's contract, passed on whole.
+            _ => return unsafe { Self::doom_first(cell, home_ref) },
+        };
+        // SAFETY: the cell's home and the count that reached 0 (above).
+        unsafe { Self::doom_counted(cell, home_ref, stripe) }
+    }
+
+    /// [`doom_last`](Self::doom_last) on a thread that has not counted yet, or for
+    /// a map whose counters are not installed yet: chooses the stripe, installs the
+    /// counters, counts and dooms.
+    ///
+    /// # Safety
+    /// As for `doom_last`, past its fence; `home_ref` is the cell's home.
+    #[cold]
+    #[inline(never)]
+    unsafe fn doom_first(cell: NonNull<ValueCell<V>>, home_ref: HomeRef) {
+        let stripe = home_ref.get().count_doomed();
+        // SAFETY: passed on (the contract).
+        unsafe { Self::doom_counted(cell, home_ref, stripe) }
+    }
+
+    /// The doom itself, once counted on `stripe` (this thread's).
+    ///
+    /// # Safety
+    /// As for [`doom_first`](Self::doom_first).
+    #[inline(always)]
+    unsafe fn doom_counted(cell: NonNull<ValueCell<V>>, home_ref: HomeRef, stripe: ThreadStripe) {
         // A raw pointer to the domain: the home and the domain may be freed by a pass
         // before `doom` returns (see `Domain::submit`).
-        let domain = Arc::as_ptr(home.domain());
+        let domain = Arc::as_ptr(home_ref.get().domain());
         // Soundness: the domain is alive at the call (the home, alive until this cell is
         // destroyed, holds an `Arc` on it). The count reached 0 with this release, the
         // last (`doom`'s contract: the cell is handed over here). The cast keeps
