@@ -161,3 +161,54 @@ fn counts_exact_per_map_in_long_runs() {
     mixed_batches(&reclaimer, &pattern, || {});
     assert!(reclaimer.flush(std::time::Duration::from_secs(10)));
 }
+
+/// Values whose last handles a thread's thread-locals drop while the thread exits
+/// are counted and destroyed once each, whether that drop comes before or after
+/// the destructor that gives the thread's stripe claim back (`src/reclaim/stripe.rs`:
+/// after it, the thread counts on stripe 0's shared counters and dooms onto its
+/// list). Thread-local destructors run in the reverse order of their registration,
+/// so the handles' thread-local is registered once before the thread's first count
+/// (its destructor runs after the give-back) and once after.
+#[test]
+fn values_released_while_their_thread_exits_are_counted_once() {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    thread_local! {
+        static HELD: RefCell<Vec<atomic_map::ValueRef<Counted>>> =
+            const { RefCell::new(Vec::new()) };
+    }
+    const VALUES: u64 = 300;
+    let map: Arc<AtomicMap<u64, Counted>> =
+        Arc::new(Builder::new().reclaim_mode(ReclaimMode::Manual).build());
+    let drops = Arc::new(AtomicU64::new(0));
+    for (round, held_first) in [true, false].into_iter().enumerate() {
+        let (thread_map, thread_drops) = (Arc::clone(&map), Arc::clone(&drops));
+        thread::spawn(move || {
+            let (map, drops) = (thread_map, thread_drops);
+            if held_first {
+                HELD.with(|_| ());
+            }
+            let base = round as u64 * VALUES;
+            for key in base..base + VALUES {
+                map.insert(key, Counted(Arc::clone(&drops)));
+                let value = map.remove(&key).expect("just inserted");
+                HELD.with(|held| held.borrow_mut().push(value));
+            }
+        })
+        .join()
+        .unwrap();
+        // Every handle was dropped as the thread exited: none is left to destroy.
+        assert_eq!(map.stats().pending_values as u64, VALUES);
+        for _ in 0..100 {
+            if map.stats().pending_values == 0 {
+                break;
+            }
+            map.reclaim();
+            thread::yield_now();
+        }
+        assert_eq!(map.stats().pending_values, 0);
+        assert_eq!(map.stats().reclaimed_values, (round as u64 + 1) * VALUES);
+        assert_eq!(drops.load(Ordering::Relaxed), (round as u64 + 1) * VALUES);
+    }
+}
