@@ -287,9 +287,12 @@ impl<T> Array<T> {
     pub(super) fn get(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Option<NonNull<T>> {
         self.probed();
         let want = Word::tag(hash);
-        let mask = self.slots.get().len() - 1;
+        let len = self.slots.get().len();
+        let mask = len - 1;
         let mut i = hash as usize & mask;
-        for _ in 0..=mask {
+        // `0..len`, not `0..=mask`: an inclusive range keeps an "exhausted" flag,
+        // instructions on every slot of the probe.
+        for _ in 0..len {
             // Acquire: pairs with the Release store that published the entry
             // (`occupy`, `replace`, or the array's own publication after a rehash,
             // which happens before this array was loaded): the entry written before
@@ -463,22 +466,29 @@ impl<T> Array<T> {
         let slots = self.slots.get();
         let mask = slots.len() - 1;
         let max = Word::max_displacement::<T>();
-        for distance in 1..=RUN_SCAN {
+        // An exclusive range: an inclusive one kept an "exhausted" flag, five more
+        // instructions a slot.
+        for distance in 1..RUN_SCAN + 1 {
             let j = (i + distance) & mask;
             // Relaxed: under the lock (as in `probe`).
             let word = slots[j].load(Ordering::Relaxed);
             if word.is_null() {
                 return false;
             }
-            let Some(entry) = Word::live(word) else {
-                continue; // a tombstone
-            };
+            if word == tombstone() {
+                continue;
+            }
+            // A live word: its recorded displacement first, its entry (unpacked)
+            // only when the entry's hash must tell.
             let displacement = match Word::recorded_displacement(word) {
                 Some(exact) if exact < max => exact,
                 // "`max` or more", and `max` already reaches slot `i`.
                 Some(_) if distance <= max => return true,
                 // "`max` or more", further away: the entry's hash tells.
-                Some(_) => j.wrapping_sub(hash_of(entry) as usize) & mask,
+                Some(_) => match Word::live(word) {
+                    Some(entry) => j.wrapping_sub(hash_of(entry) as usize) & mask,
+                    None => continue,
+                },
                 // Untagged (every word on 32-bit targets): a tombstone, as before
                 // displacements, rather than a key hashed for every entry after.
                 None => return true,
