@@ -526,8 +526,8 @@ impl Domain {
 
     /// The stripe's ring, if its claimant has doomed a value here.
     fn ring(&self, stripe: usize) -> Option<&DoomRing<Doomed>> {
-        // SeqCst: pairs with the store in `doom` (Acquire would do; see there). A
-        // plain load on x86-64.
+        // SeqCst: pairs with the store in `first_ring` (Acquire would do; see there).
+        // A plain load on x86-64.
         let ring = self.rings[stripe].load(Ordering::SeqCst);
         // SAFETY: a ring, once stored, lives until the domain is dropped (`Drop`).
         (!ring.is_null()).then(|| unsafe { &*ring })

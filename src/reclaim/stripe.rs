@@ -16,8 +16,8 @@
 //! the stripe's ring in every domain (`doom_ring.rs`), so a doom needs no locked
 //! instruction either; other threads push onto the stripe's doomed list.
 //!
-//! A claim ends with its thread (the thread-local's destructor gives the index
-//! back); a later thread may claim the same index and go on from the counts its
+//! A claim ends with its thread (a thread-local guard's destructor, `ClaimGuard`'s,
+//! gives the index back); a later thread may claim the same index and go on from the counts its
 //! predecessor left. Both the give-back and the claim are `SeqCst` read-modify-writes
 //! on the claim word, once per thread: the give-back follows the old claimant's
 //! last store to its counters, the claim precedes the new claimant's first load, so
@@ -104,8 +104,12 @@ std::thread_local! {
     static MINE: Cell<usize> = const { Cell::new(UNSET) };
 }
 
-/// Gives this thread's claim back when the thread exits; registered by the claim
-/// (`choose`), before the claim is made.
+/// Gives this thread's claim back when the thread exits, and sends its later counts
+/// to stripe 0's shared counters; registered by `choose`, before it tries to claim.
+/// (A thread whose first count comes after the C runtime has run its thread-local
+/// destructors, from a `pthread_key` destructor say, registers a guard that never
+/// runs: its claim is never given back, and the index stays shared for the rest of
+/// the process.)
 struct ClaimGuard;
 
 impl Drop for ClaimGuard {
