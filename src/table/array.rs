@@ -287,7 +287,10 @@ impl<T> Array<T> {
     pub(super) fn get(&self, hash: u64, is_key: impl Fn(NonNull<T>) -> bool) -> Option<NonNull<T>> {
         self.probed();
         let want = Word::tag(hash);
-        let len = self.slots.get().len();
+        // The slice taken once: re-read after each Acquire load below, its address
+        // and length were two more loads a slot.
+        let slots = self.slots.get();
+        let len = slots.len();
         let mask = len - 1;
         let mut i = hash as usize & mask;
         // `0..len`, not `0..=mask`: an inclusive range keeps an "exhausted" flag,
@@ -297,7 +300,7 @@ impl<T> Array<T> {
             // (`occupy`, `replace`, or the array's own publication after a rehash,
             // which happens before this array was loaded): the entry written before
             // it is visible.
-            let word = self.slots.get()[i].load(Ordering::Acquire);
+            let word = slots[i].load(Ordering::Acquire);
             match Word::see(word, want) {
                 Seen::Candidate(entry) if is_key(entry) => return Some(entry),
                 Seen::Unused => return None,
