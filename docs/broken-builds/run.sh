@@ -28,6 +28,9 @@ patches=()
 # The torture test catches no-grace-period.patch in most runs, not all (it missed it
 # once on 2026-11-30); loom scenario 3 catches it in every run.
 entry no-grace-period.patch "$(model s3_remove_vs_pinned_read)" "$causality"
+# A releasing thread's help must leave values with destructors to the reclaimer.
+entry help-destroys-values-with-destructors.patch \
+    "$(model s25_release_helps_its_reclaimer)" "a value's destructor ran on the thread that released it"
 entry leak-one-in-64.patch "$torture" "conservation: after draining"
 entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" \
     "a map's home used after its free"

@@ -30,6 +30,8 @@
 //! work on that user's thread, and if values of it are still held (by handles or
 //! C), it is *adopted* by the process-wide domain, whose thread finishes it.
 
+mod help;
+
 use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
@@ -142,6 +144,17 @@ struct ValuesReport {
 /// off.
 const RELIEF_EVERY: usize = 4096;
 
+/// The stack on which a batch waits once its grace period is over
+/// (`Domain::start_value_grace`).
+#[derive(Clone, Copy)]
+enum Ripe {
+    /// `ripe`: any cells, destroyed by a pass.
+    Mixed,
+    /// `ripe_plain`: cells whose destruction runs no destructor, destroyed by a
+    /// help or a pass.
+    Plain,
+}
+
 /// The state only a running pass touches.
 #[derive(Default)]
 struct PassState {
@@ -204,6 +217,12 @@ pub(crate) struct Domain {
     rings: [AtomicPtr<DoomRing<Doomed>>; COUNTER_STRIPES],
     doomed: [DoomedList; COUNTER_STRIPES],
     ripe: Stack<DoomedBatch>,
+    /// Ripe batches of cells whose destruction runs no destructor, deferred by
+    /// releasing threads' helps (`help`): destroyed by the next help, or pass.
+    ripe_plain: Stack<DoomedBatch>,
+    /// Values destroyed by releasing threads' helps (`help.rs`): a count for
+    /// tests and figures.
+    helped: AtomicU64,
     /// Batches deferred to the epoch and not yet moved to `ripe` (for `flush`).
     in_grace: AtomicUsize,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
@@ -286,6 +305,8 @@ impl Domain {
             rings: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             doomed: std::array::from_fn(|_| DoomedList::new()),
             ripe: Stack::new(),
+            ripe_plain: Stack::new(),
+            helped: AtomicU64::new(0),
             in_grace: AtomicUsize::new(0),
             orphans: Stack::new(),
             adoptions: Stack::new(),
@@ -417,6 +438,7 @@ impl Domain {
             && self.jobs.is_empty()
             && self.doomed_empty()
             && self.ripe.is_empty()
+            && self.ripe_plain.is_empty()
             && self.orphans.is_empty()
             && self.adoptions.is_empty()
     }
@@ -471,6 +493,14 @@ impl Domain {
                 // SAFETY: passed on (the contract).
                 return unsafe { Self::doom_in_first_ring(this, cell, home, stripe) };
             }
+            // Before the push, while the cell (not handed over yet) keeps its home,
+            // and the home the domain, alive.
+            // SAFETY: the ring lives as long as the domain, live at the call; this
+            // thread is its producer (it holds the stripe's claim).
+            if unsafe { DoomRing::help_due(ring) } {
+                // SAFETY: `cell` is not handed over yet and its home is `home`.
+                unsafe { Self::help_before_doom(home, stripe) };
+            }
             // SAFETY: the caller's contract for `cell`. (If the ring is full, the
             // list's push below replaces the tag with its tagged link.)
             unsafe { DoomedList::tag(cell) };
@@ -487,6 +517,14 @@ impl Domain {
         let head = unsafe { (*this).doomed[stripe.index].head() };
         // SAFETY: the caller's contract for `cell`.
         unsafe { DoomedList::push(head, cell) }
+    }
+
+    /// Keeps `emptied` (a destroyed batch's array) as the next batch if its room
+    /// is the largest yet, up to `SPARE_ROOM`.
+    fn keep_spare(spare: &mut DoomedBatch, emptied: DoomedBatch) {
+        if emptied.room() > spare.room() && emptied.room() <= SPARE_ROOM {
+            *spare = emptied;
+        }
     }
 
     /// [`doom`](Self::doom) for the stripe's claimant's first doom in this domain:
@@ -732,7 +770,7 @@ impl Domain {
         debug_assert!(batch.is_empty());
         let (taken, rings) = Self::take_doomed(this, &mut batch);
         (report.taken, report.rings) = (taken, rings);
-        Self::start_value_grace(this, batch);
+        Self::start_value_grace(this, batch, Ripe::Mixed);
         // One more collection: with the one of the deferral above, the epoch
         // advances twice if no thread pinned before the deferral is still pinned,
         // and the batch just deferred (and any left by earlier passes) is then ripe
@@ -747,7 +785,8 @@ impl Domain {
         // Values doomed while the ripe batches are destroyed: see `RELIEF_EVERY`.
         let mut relief = DoomedBatch::default();
         let mut since_relief = 0;
-        for ripe in this.ripe.take_all() {
+        let helped = this.ripe_plain.take_all();
+        for ripe in this.ripe.take_all().into_iter().chain(helped) {
             let emptied = ripe.destroy_each(|outcome, home, count| {
                 tally.add(home, outcome, count);
                 since_relief += count;
@@ -756,12 +795,10 @@ impl Domain {
                     report.taken += Self::take_doomed(this, &mut relief).0;
                 }
             });
-            if emptied.room() > spare.room() && emptied.room() <= SPARE_ROOM {
-                *spare = emptied;
-            }
+            Self::keep_spare(spare, emptied);
         }
         tally.flush();
-        Self::start_value_grace(this, relief);
+        Self::start_value_grace(this, relief, Ripe::Mixed);
         report.destroyed = tally.destroyed;
         report.trim = tally.trim_count;
         report
@@ -788,7 +825,9 @@ impl Domain {
     /// Starts the grace period of `batch` (nothing if it is empty): its deferral
     /// goes to the global queue, where any thread's collection runs it once every
     /// guard pinned before this call is gone.
-    fn start_value_grace(this: &Arc<Self>, batch: DoomedBatch) {
+    /// `to` names the stack on which the ripe batch waits: `Plain` only for a
+    /// batch whose cells have no destructor (a help's).
+    fn start_value_grace(this: &Arc<Self>, batch: DoomedBatch, to: Ripe) {
         if batch.is_empty() {
             return;
         }
@@ -802,7 +841,10 @@ impl Domain {
             // whichever thread collects, after every guard pinned before this call
             // is dropped.
             guard.defer(move || {
-                domain.ripe.push(batch);
+                match to {
+                    Ripe::Mixed => domain.ripe.push(batch),
+                    Ripe::Plain => domain.ripe_plain.push(batch),
+                }
                 // Release: pairs with the Acquire load in `idle`: a flush that sees
                 // the count drop sees the batch on the ripe stack.
                 domain.in_grace.fetch_sub(1, Ordering::Release);
@@ -926,6 +968,7 @@ impl Domain {
                 && this.jobs.is_empty()
                 && this.doomed_empty()
                 && this.ripe.is_empty()
+                && this.ripe_plain.is_empty()
                 && this.adoptions.is_empty()
         };
         if !own() {

@@ -2,7 +2,8 @@
 //!
 //! A thread that holds a stripe's claim (`stripe.rs`) is the only thread that
 //! dooms values through that stripe's ring, in every domain, and a domain's passes
-//! take from it under the pass lock: one producer, one consumer at a time. So a
+//! take from it under the pass lock (and so does its producer's help, under the
+//! same lock: `Domain::help`): one producer, one consumer at a time. So a
 //! doom is two plain stores and a `Release` store of the tail (no locked
 //! instruction, where the doomed list's push is a `lock cmpxchg`), and a pass gets
 //! the doomed cells as an array of entries that carry each cell's home beside its
@@ -42,6 +43,18 @@ pub(crate) const MANUAL_RING_SLOTS: usize = 256;
 pub(crate) const BACKGROUND_RING_SLOTS: usize = 2;
 #[cfg(feature = "loom")]
 pub(crate) const MANUAL_RING_SLOTS: usize = 2;
+
+/// How often a ring's producer helps its background domain (`Domain::help`):
+/// before every `HELP_EVERY`th push. A power of two. 256 dooms are 4 KiB of ring
+/// entries and, for a `u64 → u64` map, 8 KiB of cells, which the writer's cache
+/// still holds when the help gives them back to its own magazines; the help's
+/// fixed cost (two epoch pins and collections, one deferral, the pass lock) is
+/// then under 1 ns per doom.
+#[cfg(not(feature = "loom"))]
+pub(crate) const HELP_EVERY: usize = 256;
+/// Every other push under loom, so that a model's few dooms reach a help.
+#[cfg(feature = "loom")]
+pub(crate) const HELP_EVERY: usize = 2;
 
 /// A word alone on its cache line (and the next: adjacent-line prefetch).
 #[repr(align(128))]
@@ -129,6 +142,20 @@ impl<E: Copy> DoomRing<E> {
         // load in `take_into`.
         r.tail.0.store(tail.wrapping_add(1), Ordering::Release);
         true
+    }
+
+    /// Whether the producer's next push is one before which it helps
+    /// (`HELP_EVERY`). One load of the producer's own tail.
+    ///
+    /// # Safety
+    /// As for [`push`](Self::push): `ring` is live and the caller is its producer.
+    #[inline]
+    pub(crate) unsafe fn help_due(ring: *const Self) -> bool {
+        // SAFETY: live at the call (the contract).
+        let r = unsafe { &*ring };
+        // Relaxed: the producer's own last store (as in `push`).
+        let tail = r.tail.0.load(Ordering::Relaxed);
+        tail & (HELP_EVERY - 1) == HELP_EVERY - 1
     }
 
     /// Moves every cell pushed since the last take into `out`. Only one thread at a

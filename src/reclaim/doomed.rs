@@ -275,6 +275,26 @@ impl DoomedBatch {
         }
     }
 
+    /// Moves the cells whose destruction runs a destructor (their map's key or
+    /// value has one: `Home::destroy_reads_cells`) into the returned batch, and
+    /// keeps those whose destruction only frees memory: the help's split
+    /// (`Domain::help`), which destroys the latter on the releasing thread and
+    /// leaves the others to the reclaimer. Only for a batch of ring cells (no
+    /// chains: a chain's cells are read to be walked).
+    pub(crate) fn split_off_destructors(&mut self) -> DoomedBatch {
+        debug_assert!(self.chains.is_empty(), "a help takes no list");
+        let mut others = DoomedBatch::default();
+        // Each entry's home is alive: its cell is doomed, not destroyed (`HomeRef`).
+        self.cells.retain(|doomed| {
+            let plain = !doomed.home.get().destroy_reads_cells();
+            if !plain {
+                others.cells.push(*doomed);
+            }
+            plain
+        });
+        others
+    }
+
     /// How many cells the batch's array has room for.
     pub(crate) fn room(&self) -> usize {
         self.cells.capacity()

@@ -45,6 +45,13 @@ pub(crate) struct TrimPolicy {
 }
 
 impl TrimPolicy {
+    /// Counts `destroyed` values of trimming maps destroyed outside a pass (by a
+    /// releasing thread's help, `Domain::help`): the next pass's decision counts
+    /// them, as if that pass had destroyed them.
+    pub(crate) fn count(&mut self, destroyed: usize) {
+        self.untrimmed += destroyed;
+    }
+
     /// After a pass (at `now`) that destroyed `destroyed` values of trimming maps:
     /// whether to trim now. A threshold trim waits for the interval; the follow-up
     /// it owes does not (it comes once per threshold trim, so trims at most double),

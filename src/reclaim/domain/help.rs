@@ -1,0 +1,202 @@
+//! A releasing thread's help: the thread that dooms values with no destructor
+//! destroys them itself, a batch at a time, after their grace period, so that
+//! their cells go back to its own magazines while its cache still holds them.
+//!
+//! Why: in a background domain every doomed cell crossed to the reclaimer's core
+//! and back. On the 1-thread upsert loop (`--bench write_probe --mix upsert`),
+//! a throwaway build with no doom at all ran 26 ns per operation against 43, and
+//! manual mode (the same pass, on the writer's thread) 35.5: most of the
+//! difference was that hand-off, not the pass's instructions (`docs/DESIGN.md`,
+//! "Who destroys a doomed value"). What a help does and does not do is in
+//! [`Domain::help`]; values with destructors are never destroyed here, so the
+//! contract on which thread runs a destructor is unchanged.
+
+use super::ReclaimMode;
+use super::{Domain, PassMark, Ripe, Tally, lock};
+use crate::reclaim::home::HomeRef;
+use crate::reclaim::report::DropOutcome;
+use crate::reclaim::stripe::ThreadStripe;
+use crate::sync::{Arc, Ordering, epoch};
+
+impl Domain {
+    /// The help of [`doom`](Self::doom), every `HELP_EVERY` pushes into a ring,
+    /// when the value doomed has no destructor (a thread that dooms only values
+    /// with one never helps): see [`help`](Self::help).
+    ///
+    /// # Safety
+    /// `home` is the home of a doomed cell that the caller has not handed over yet
+    /// (so the home, and the domain it holds, outlive the call).
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn help_before_doom(home: HomeRef, stripe: ThreadStripe) {
+        let home = home.get();
+        if !home.destroy_reads_cells() {
+            Domain::help(home.domain(), stripe.index);
+        }
+    }
+
+    /// A releasing thread's help, in a background domain: while no pass runs
+    /// (the pass lock is free: a try, never a wait), it takes what its own ring
+    /// (`stripe`'s) holds, starts the grace period of that batch, and destroys
+    /// the ripe batches of cells with no destructor (its own of earlier helps,
+    /// and this one when no other thread is pinned: the pass's two collections).
+    /// Those cells go back to this thread's magazines (`recycle::free_cells`),
+    /// a run at a time, while its cache still holds them; a pass would take them
+    /// to the reclaimer's core and back through the depot. Cells of maps with
+    /// destructors taken here start their grace period as a pass's do, and the
+    /// reclaimer destroys them: no value's destructor runs on a releasing thread.
+    ///
+    /// A bounded amount of work: the ring's cells since the last take (at most
+    /// `BACKGROUND_RING_SLOTS`, `HELP_EVERY` in the steady state) and the other
+    /// helps' ripe batches. Not from inside a pass of this domain (a destructor
+    /// releasing a value), which holds the lock anyway.
+    fn help(this: &Arc<Self>, stripe: usize) {
+        if this.mode != ReclaimMode::Background || PassMark::inside(this) {
+            return;
+        }
+        let mut state = match this.pass.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let Some(ring) = this.ring(stripe) else {
+            return;
+        };
+        let mut batch = std::mem::take(&mut state.spare);
+        debug_assert!(batch.is_empty());
+        // Under the pass lock: the ring's one consumer (`DoomRing::take_into`).
+        ring.take_into(batch.cells());
+        let others = batch.split_off_destructors();
+        Self::start_value_grace(this, others, Ripe::Mixed);
+        Self::start_value_grace(this, batch, Ripe::Plain);
+        // The second collection, as in `reclaim_values`.
+        epoch::pin().flush();
+        let mut tally = Tally::default();
+        for ripe in this.ripe_plain.take_all() {
+            let emptied = ripe.destroy_each(|outcome, home, count| {
+                debug_assert!(outcome == DropOutcome::Clean);
+                tally.add(home, outcome, count);
+            });
+            Self::keep_spare(&mut state.spare, emptied);
+        }
+        // Before the pass lock goes: a home is freed only by a pass (under it)
+        // that reads these counts (`free_orphans`).
+        tally.flush();
+        state.trim.count(tally.trim_count);
+        drop(state);
+        // Relaxed: a count for tests and figures, ordered with nothing.
+        this.helped
+            .fetch_add(tally.destroyed as u64, Ordering::Relaxed);
+        // Relaxed: a hint, as in `run_pass`.
+        if tally.destroyed > 0 && this.waiters.load(Ordering::Relaxed) > 0 {
+            let _g = lock(&this.done_lock);
+            this.done_cv.notify_all();
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use crate::reclaim::doom_ring::HELP_EVERY;
+    use crate::reclaim::stripe::thread_stripe;
+    use crate::sync::Ordering;
+    use crate::{AtomicMap, Builder, Reclaimer};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// Runs `release` on a thread that holds a stripe's claim (a ring is its
+    /// claimant's alone): other tests of this binary may hold all eight for a
+    /// while, so a thread that finds none exits, and another tries a little later.
+    fn on_a_claimed_thread(release: impl Fn() + Send + Sync + 'static) {
+        let release = Arc::new(release);
+        let released = (0..500).any(|_| {
+            let release = Arc::clone(&release);
+            let done = std::thread::spawn(move || {
+                if !thread_stripe().claimed {
+                    return false;
+                }
+                release();
+                true
+            })
+            .join()
+            .unwrap();
+            if !done {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done
+        });
+        assert!(released, "no thread got a stripe claim in 5 s");
+    }
+
+    /// A value whose destructor records whether it ran on a reclaimer's thread.
+    struct WhereDropped(Arc<(AtomicUsize, AtomicUsize)>);
+
+    impl Drop for WhereDropped {
+        fn drop(&mut self) {
+            let on_reclaimer = std::thread::current().name() == Some("atomic-map-reclaim");
+            let counter = if on_reclaimer { &self.0.0 } else { &self.0.1 };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// A thread that releases values of a map without destructors helps its
+    /// background reclaimer: some are destroyed by its helps (without them,
+    /// none: the count stays 0). A thread that also releases values with a
+    /// destructor, into the same ring, leaves every one of those to the
+    /// reclaimer's thread. Every value is destroyed once, and each map's
+    /// statistics count its own.
+    #[test]
+    fn releases_help_and_destructors_stay_on_the_reclaimer() {
+        const ROUNDS: usize = 8 * HELP_EVERY;
+        let reclaimer = Reclaimer::new();
+        let plain: Arc<AtomicMap<usize, u64>> =
+            Arc::new(Builder::new().reclaimer(&reclaimer).build());
+        let with_drop: Arc<AtomicMap<usize, WhereDropped>> =
+            Arc::new(Builder::new().reclaimer(&reclaimer).build());
+        let drops = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (p, w, d) = (
+            Arc::clone(&plain),
+            Arc::clone(&with_drop),
+            Arc::clone(&drops),
+        );
+        let r = reclaimer.clone();
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&rounds);
+        on_a_claimed_thread(move || {
+            // A help's batch is destroyed by the help itself only when no other
+            // thread is pinned (other tests of this binary may be): then by a later
+            // help, or the reclaimer's pass. A few rounds, until one helped.
+            // Relaxed: a count, read on this thread.
+            while r.domain().helped.load(Ordering::Relaxed) == 0 {
+                let round = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                assert!(round < 100, "no release helped in 100 rounds");
+                for i in 0..ROUNDS {
+                    p.insert(i, i as u64);
+                    drop(p.remove(&i));
+                    if i % 4 == 0 {
+                        w.insert(i, WhereDropped(Arc::clone(&d)));
+                        drop(w.remove(&i));
+                    }
+                }
+            }
+        });
+        let rounds = rounds.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            reclaimer.flush(Duration::from_secs(10)),
+            "not reclaimed in 10 s"
+        );
+        let with_drop_values = rounds * ROUNDS.div_ceil(4);
+        assert_eq!(
+            (
+                drops.0.load(std::sync::atomic::Ordering::Relaxed),
+                drops.1.load(std::sync::atomic::Ordering::Relaxed)
+            ),
+            (with_drop_values, 0),
+            "a destructor ran off the reclaimer's thread"
+        );
+        assert_eq!(plain.stats().reclaimed_values, (rounds * ROUNDS) as u64);
+        assert_eq!(with_drop.stats().reclaimed_values, with_drop_values as u64);
+        assert_eq!(plain.stats().pending_values, 0);
+    }
+}
