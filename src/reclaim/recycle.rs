@@ -28,11 +28,24 @@ use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 
+use super::doom_ring::HELP_EVERY;
 use super::{page_runs, pages};
 use crate::sync::RECYCLE_CELLS;
 
 /// Cells moved between a thread and the depot at once.
 pub(crate) const BATCH: usize = 64;
+/// Cells a thread's magazine holds per class before it gives a batch to the depot:
+/// a writer's headroom of two batches, plus one help's worth (`HELP_EVERY`: a
+/// thread that releases values with no destructor destroys about that many at a
+/// time into its own magazine, `domain/help.rs`, and allocates as many again
+/// before its next help). With two batches only, each help's cells overflowed to
+/// the depot and came back by refills: about 380,000 of each in a 1-thread
+/// insert/remove run of criterion's (a throwaway counter build), nearly every cell
+/// of the helping writer, and 1.8% of an upsert loop's samples (`to_depot`,
+/// `refill`; `docs/BENCHMARKS.md`, "History", "A magazine that holds a help").
+/// At most 384 cells per class a thread keeps idle: 12 KiB of `u64 → u64` cells,
+/// 96 KiB of the largest class.
+const MAGAZINE_CELLS: usize = 2 * BATCH + HELP_EVERY;
 /// Bytes of cells the depot keeps per size class: 512 KiB, i.e. 16,384 cells of
 /// 32 bytes (a `u64 → u64` cell), 2,048 of the largest class; at most 16 MiB over
 /// all 32 classes, as with the 4,096 cells per class it kept before. With 4,096
@@ -188,7 +201,7 @@ impl Magazines {
     fn push(&mut self, class: usize, cell: FreeCell) {
         let mine = &mut self.free[class];
         mine.push(cell);
-        if mine.len() >= 2 * BATCH {
+        if mine.len() >= MAGAZINE_CELLS {
             to_depot(class, mine);
         }
     }
@@ -427,22 +440,61 @@ mod tests {
         let class = class_of(Layout::new::<Cell>()).expect("a recycled class");
         let spare = move || Depot::lock(class).spare.len();
         std::thread::spawn(move || {
-            let cells: Vec<NonNull<Cell>> = (0..3 * BATCH).map(|_| alloc_cell::<Cell>()).collect();
+            let cells: Vec<NonNull<Cell>> = (0..MAGAZINE_CELLS + BATCH)
+                .map(|_| alloc_cell::<Cell>())
+                .collect();
             for &cell in &cells {
                 // SAFETY: from `alloc_cell::<Cell>` above, freed once; nothing to drop.
                 unsafe { free_cell(cell, Recycle::ToWriters) };
             }
-            // The magazine kept one batch and gave the two others to the depot;
-            // the cell after the magazine's batch is the first of a depot's batch.
+            // The magazine kept all but two batches, which went to the depot; the
+            // cell after the magazine's is the first of a depot's batch.
+            let kept = MAGAZINE_CELLS - BATCH;
             let before = spare();
-            let taken: Vec<NonNull<Cell>> = (0..=BATCH).map(|_| alloc_cell::<Cell>()).collect();
+            let taken: Vec<NonNull<Cell>> = (0..=kept).map(|_| alloc_cell::<Cell>()).collect();
             assert_eq!(spare(), before + 1, "the emptied magazine's buffer is kept");
-            // Back to two batches in the magazine, of which one goes to the depot.
+            // Back to a full magazine, of which one batch goes to the depot.
             for &cell in &taken {
                 // SAFETY: as above.
                 unsafe { free_cell(cell, Recycle::ToWriters) };
             }
             assert_eq!(spare(), before, "the next batch given went into it");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A help's run of `HELP_EVERY` cells (`free_cells`, as `Domain::help` gives
+    /// them back) fits in the magazine of a writer that holds less than two
+    /// batches: none goes to the depot, and the writer's next `HELP_EVERY`
+    /// allocations take them back without a refill.
+    #[test]
+    fn a_helps_run_stays_in_the_helpers_magazine() {
+        /// A size class no other test uses (248 bytes): the depot is the process's.
+        type Cell = [u64; 31];
+        let class = cell_class::<Cell>().expect("a recycled class");
+        let depot = move || Depot::lock(class.0).batches.len();
+        std::thread::spawn(move || {
+            // A writer that took a batch and a half (two refills, carved).
+            let held: Vec<NonNull<Cell>> = (0..BATCH + BATCH / 2)
+                .map(|_| alloc_cell::<Cell>())
+                .collect();
+            let run: Vec<NonNull<Cell>> = (0..HELP_EVERY).map(|_| alloc_cell::<Cell>()).collect();
+            let before = depot();
+            // SAFETY: from `alloc_cell::<Cell>` above, of `class`, each given back
+            // once; nothing to drop; the iterator runs no user code.
+            unsafe { free_cells(class, run.iter().map(|c| c.cast::<u8>())) };
+            assert_eq!(depot(), before, "a help's run overflowed to the depot");
+            let again: Vec<NonNull<Cell>> = (0..HELP_EVERY).map(|_| alloc_cell::<Cell>()).collect();
+            assert_eq!(depot(), before, "taken back through the depot");
+            assert!(
+                again.iter().all(|c| run.contains(c)),
+                "the run's cells are the next allocations"
+            );
+            for &cell in held.iter().chain(&again) {
+                // SAFETY: as above, given back once.
+                unsafe { free_cell(cell, Recycle::ToWriters) };
+            }
         })
         .join()
         .unwrap();
