@@ -190,6 +190,11 @@ entry doomed-link-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" 
 # link does it for the others): scenario 16, where the claimant dooms the value.
 entry doom-tag-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$spin"
 
+# The shard lock (src/sync/shard_lock.rs): its own loom model, in the library.
+lock_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib shard_lock -- --nocapture"
+entry shard-lock-release-relaxed.patch "$lock_model" "$causality"
+entry shard-lock-take-relaxed.patch "$lock_model" "$causality"
+
 # The doomed ring (src/reclaim/doom_ring.rs): its own loom model, in the library.
 ring_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib doom_ring -- --nocapture"
 entry doom-ring-tail-published-relaxed.patch "$ring_model" "$causality"

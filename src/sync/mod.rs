@@ -8,6 +8,8 @@
 //! (`src/table/`) is the crate's own code on these primitives, so the models run it
 //! as it is. No other module mentions loom.
 
+mod shard_lock;
+
 #[cfg(not(feature = "loom"))]
 mod real;
 #[cfg(not(feature = "loom"))]
@@ -19,6 +21,6 @@ mod model;
 pub(crate) use model::*;
 
 /// The lock clears and replaces take around their swap of the slot (`map.rs`,
-/// `publish`): the writers' lock type, which neither poisons nor reads the panic
-/// count, and under loom a loom mutex.
+/// `publish`): the writers' lock type (`shard_lock.rs`), which neither poisons nor
+/// reads the panic count, and under loom a loom mutex.
 pub(crate) use ShardLock as PublishLock;

@@ -20,7 +20,9 @@ pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use loom::thread_local;
 
 /// The table shards' writer lock: loom's `Mutex`, with the real one's interface
-/// (`parking_lot`'s: `lock` returns the guard; no poisoning).
+/// (`shard_lock.rs`: `lock` returns the guard; no poisoning). The real lock is
+/// checked on its own, on loom's atomics (its module's model); loom's blocking
+/// mutex keeps the scenarios' state space small.
 pub(crate) struct ShardLock<T>(Mutex<T>);
 /// A held [`ShardLock`].
 pub(crate) type ShardGuard<'a, T> = MutexGuard<'a, T>;
@@ -37,7 +39,7 @@ impl<T> ShardLock<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The guard, if the lock is free now (as `parking_lot`'s `try_lock`).
+    /// The guard, if the lock is free now (as the real lock's `try_lock`).
     pub(crate) fn try_lock(&self) -> Option<ShardGuard<'_, T>> {
         match self.0.try_lock() {
             Ok(guard) => Some(guard),

@@ -19,13 +19,11 @@ pub(crate) use std::sync::atomic::{
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub(crate) use std::thread_local;
 
-/// The table shards' writer lock: `parking_lot`'s, which neither poisons nor tests
-/// for a panic. Its lock and unlock are one compare-and-swap each, inlined into the
-/// writer; std's `Mutex` also reads the process's panic count on both and keeps a
-/// poison flag, which the table ignores anyway (a panic under the lock leaves the
-/// shard consistent: `table/mod.rs`). About 15 instructions fewer per write
-/// (`docs/BENCHMARKS.md`, "History").
-pub(crate) use parking_lot::{Mutex as ShardLock, MutexGuard as ShardGuard};
+/// The table shards' writer lock (and a map's publish lock): ours, released by
+/// a plain store (`shard_lock.rs`). It replaced `parking_lot`'s, whose release
+/// is a compare-and-swap; std's `Mutex` also reads the process's panic count on
+/// both ends and keeps a poison flag, which the table ignores anyway.
+pub(crate) use super::shard_lock::{ShardGuard, ShardLock};
 
 /// Waits on `cv` (releasing `guard`) until notified or `timeout` passes; the
 /// guard is dropped on return. The waiter re-checks its condition either way.

@@ -41,7 +41,7 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 use crate::prefetch::prefetch_line;
 use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, SlotsHint, epoch};
 
-/// The bytes after a lock up to the next one: a lock is one byte (`parking_lot`'s;
+/// The bytes after a lock up to the next one: a lock is one byte (`shard_lock.rs`;
 /// loom's is larger), so locks 64 bytes apart never share a cache line, with no
 /// alignment asked of the allocation that holds them (an aligned allocation takes
 /// glibc's `memalign` path: `shards.rs`).
