@@ -4,7 +4,9 @@
 # (docs/TESTING.md). Prints each one that has none and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-git ls-files '*.rs' | xargs awk '
+# epoch/ is crossbeam-epoch's code, forked (epoch/README.md): only the fork's own
+# file is held to this rule; upstream's unsafe blocks keep upstream's comments.
+{ git ls-files '*.rs' ':!:epoch/'; echo epoch/src/asymmetric.rs; } | xargs awk '
     FNR == 1 { h1 = h2 = h3 = "" }
     {
         code = $0

@@ -36,7 +36,7 @@
 //! destroyed as soon as the data structure gets dropped.
 
 use crate::primitive::cell::UnsafeCell;
-use crate::primitive::sync::atomic::{self, Ordering};
+use crate::primitive::sync::atomic::{self, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::mem::{self, ManuallyDrop};
 use core::num::Wrapping;
@@ -44,6 +44,7 @@ use core::{fmt, ptr};
 
 use crossbeam_utils::CachePadded;
 
+use crate::asymmetric::{self, Fences};
 use crate::atomic::{Owned, Shared};
 use crate::collector::{Collector, LocalHandle};
 use crate::deferred::Deferred;
@@ -162,6 +163,14 @@ pub(crate) struct Global {
 
     /// The global epoch.
     pub(crate) epoch: CachePadded<AtomicEpoch>,
+
+    /// The fences of pins, seals and advances (`asymmetric.rs`; this fork's).
+    fences: Fences,
+
+    /// How many participants pin with the light fence now (this fork's,
+    /// `asymmetric.rs`): a seal or an advance issues the heavy barrier only if one
+    /// may.
+    light_pinners: CachePadded<AtomicUsize>,
 }
 
 impl Global {
@@ -175,6 +184,24 @@ impl Global {
             locals: List::new(),
             queue: Queue::new(),
             epoch: CachePadded::new(AtomicEpoch::new(Epoch::starting())),
+            fences: Fences::for_new_collector(),
+            light_pinners: CachePadded::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The fence of a seal or an advance (this fork's, `asymmetric.rs`): a `SeqCst`
+    /// fence, and the process-wide barrier when a participant may pin with the
+    /// light fence.
+    fn heavy_fence(&self) {
+        atomic::fence(Ordering::SeqCst);
+        // Acquire: pairs with the Release of `Local::leave_light`'s decrement, so a
+        // participant not counted any more has its last light pin's epoch store
+        // visible here. One whose increment this load misses made it after the
+        // fence above, and its own fence after the increment (`enter_light`)
+        // follows this one in the `SeqCst` order: its later pins see all that
+        // preceded this fence. `asymmetric.rs` gives the whole argument.
+        if self.fences == Fences::Asymmetric && self.light_pinners.load(Ordering::Acquire) > 0 {
+            self.fences.process_wide();
         }
     }
 
@@ -182,7 +209,8 @@ impl Global {
     pub(crate) fn push_bag(&self, bag: &mut Bag, guard: &Guard) {
         let bag = mem::replace(bag, Bag::new());
 
-        atomic::fence(Ordering::SeqCst);
+        // (This fork: the heavy side of the pins' fence, `asymmetric.rs`.)
+        self.heavy_fence();
 
         let epoch = self.epoch.load(Ordering::Relaxed);
         self.queue.push(bag.seal(epoch), guard);
@@ -198,7 +226,25 @@ impl Global {
     #[cold]
     pub(crate) fn collect(&self, guard: &Guard) {
         let global_epoch = self.try_advance(guard);
+        self.collect_in(global_epoch, guard);
+    }
 
+    /// Executes the deferred functions of several bags that expired in the current
+    /// global epoch, without trying to advance it (this fork: how pins collect under
+    /// asymmetric fences, `asymmetric.rs`).
+    #[cold]
+    pub(crate) fn collect_expired(&self, guard: &Guard) {
+        // Acquire: pairs with the Release store of the epoch in `try_advance`, which
+        // it made after its Acquire fence over every participant's epoch (their
+        // unpins' Release stores), so the functions of a bag expired in this epoch
+        // run after every use by a participant pinned when it was sealed. (Upstream
+        // gets the same from the `SeqCst` fence after its own load.) A stale epoch
+        // only finds fewer bags expired.
+        let global_epoch = self.epoch.load(Ordering::Acquire);
+        self.collect_in(global_epoch, guard);
+    }
+
+    fn collect_in(&self, global_epoch: Epoch, guard: &Guard) {
         let steps = if cfg!(crossbeam_sanitize) {
             usize::MAX
         } else {
@@ -214,6 +260,32 @@ impl Global {
                 Some(sealed_bag) => drop(sealed_bag),
             }
         }
+    }
+
+    /// `push_bag` then `collect` with one heavy fence for both (this fork: how
+    /// `Local::flush` seals a bag under asymmetric fences, where each heavy fence is
+    /// a `membarrier` call, `asymmetric.rs`).
+    ///
+    /// Each keeps upstream's shape around the fence: the advance loads the global
+    /// epoch *before* it (as `try_advance`: load, fence, participants' epochs), the
+    /// seal loads it *after* it (as `push_bag`: fence, load). If the two loads differ,
+    /// another thread advanced in between; this one does not try again (its
+    /// load-before no longer names the current epoch) and collects in the newer one.
+    #[cold]
+    pub(crate) fn seal_and_collect(&self, bag: &mut Bag, guard: &Guard) {
+        let bag = mem::replace(bag, Bag::new());
+        let before = self.epoch.load(Ordering::Relaxed);
+        self.heavy_fence();
+        // Acquire: when the advance below is skipped, this epoch is what the bags
+        // are collected in, and must be read as `collect_expired` reads it.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.queue.push(bag.seal(epoch), guard);
+        let global_epoch = if before == epoch {
+            self.advance_from(before, guard)
+        } else {
+            epoch
+        };
+        self.collect_in(global_epoch, guard);
     }
 
     /// Attempts to advance the global epoch.
@@ -232,8 +304,15 @@ impl Global {
         } else {
             Ordering::Relaxed
         });
-        atomic::fence(Ordering::SeqCst);
+        // (This fork: the heavy side of the pins' fence, `asymmetric.rs`.)
+        self.heavy_fence();
+        self.advance_from(global_epoch, guard)
+    }
 
+    /// The rest of `try_advance`, after its load of the global epoch (`global_epoch`)
+    /// and the fence that follows it. (This fork: split out so that `seal_and_collect`
+    /// can share one heavy fence between a seal and an advance.)
+    fn advance_from(&self, global_epoch: Epoch, guard: &Guard) -> Epoch {
         // For ThreadSanitizer that does not understand fences, we simulate the equivalent effect.
         // It is unfortunate that allocation is required, but without it, synchronization might
         // occur in cases where it should not, potentially causing false positives.
@@ -311,6 +390,14 @@ pub(crate) struct Local {
 
     /// The local epoch.
     epoch: CachePadded<AtomicEpoch>,
+
+    /// Whether this participant pins with the light fence, counted in the
+    /// global `light_pinners` (this fork's, `asymmetric.rs`).
+    light: Cell<bool>,
+
+    /// Pins since this participant last sealed a bag or tried to advance, or
+    /// became light (this fork's).
+    quiet_pins: Cell<usize>,
 }
 
 // Make sure `Local` is less than or equal to 2048 bytes.
@@ -330,6 +417,13 @@ impl Local {
     /// global queue.
     const PINNINGS_BETWEEN_COLLECT: usize = 128;
 
+    /// Consecutive pins (with the full fence) without a seal or an advance after
+    /// which a participant pins with the light fence (this fork's, `asymmetric.rs`):
+    /// a thread that mostly reads. One that seals or advances goes back to the full
+    /// fence, so that threads that write and flush often never make the others'
+    /// seals and advances pay the process-wide barrier.
+    const PINS_BEFORE_LIGHT: usize = 1024;
+
     /// Registers a new `Local` in the provided `Global`.
     pub(crate) fn register(collector: &Collector) -> LocalHandle {
         unsafe {
@@ -343,6 +437,8 @@ impl Local {
                 handle_count: Cell::new(1),
                 pin_count: Cell::new(Wrapping(0)),
                 epoch: CachePadded::new(AtomicEpoch::new(Epoch::starting())),
+                light: Cell::new(false),
+                quiet_pins: Cell::new(0),
             })
             .into_shared(unprotected());
             collector.global.locals.insert(local, unprotected());
@@ -379,6 +475,7 @@ impl Local {
         let bag = self.bag.with_mut(|b| &mut *b);
 
         while let Err(d) = bag.try_push(deferred) {
+            self.leave_light();
             self.global().push_bag(bag, guard);
             deferred = d;
         }
@@ -387,7 +484,14 @@ impl Local {
     pub(crate) fn flush(&self, guard: &Guard) {
         let bag = self.bag.with_mut(|b| unsafe { &mut *b });
 
+        // (This fork: a participant that flushes pins with the full fence again.)
+        self.leave_light();
         if !bag.is_empty() {
+            if self.global().fences == Fences::Asymmetric {
+                // (This fork: one `membarrier` instead of two, `asymmetric.rs`.)
+                self.global().seal_and_collect(bag, guard);
+                return;
+            }
             self.global().push_bag(bag, guard);
         }
 
@@ -409,7 +513,13 @@ impl Local {
             // Now we must store `new_epoch` into `self.epoch` and execute a `SeqCst` fence.
             // The fence makes sure that any future loads from `Atomic`s will not happen before
             // this store.
-            if cfg!(all(
+            let light = self.light.get();
+            if light {
+                // (This fork.) The light side: the heavy barrier of a seal or an
+                // advance orders this store with them (`asymmetric.rs`).
+                self.epoch.store(new_epoch, Ordering::Relaxed);
+                asymmetric::light();
+            } else if cfg!(all(
                 any(target_arch = "x86", target_arch = "x86_64"),
                 not(miri)
             )) {
@@ -449,8 +559,26 @@ impl Local {
 
             // After every `PINNINGS_BETWEEN_COLLECT` try advancing the epoch and collecting
             // some garbage.
+            // (This fork.) A participant that only pins turns light after a while.
+            if !light && self.global().fences == Fences::Asymmetric {
+                let quiet = self.quiet_pins.get() + 1;
+                self.quiet_pins.set(quiet);
+                if quiet >= Self::PINS_BEFORE_LIGHT {
+                    self.enter_light();
+                }
+            }
+
             if count.0 % Self::PINNINGS_BETWEEN_COLLECT == 0 {
-                self.global().collect(&guard);
+                if self.global().fences == Fences::Asymmetric {
+                    // (This fork.) An advance may cost a process-wide barrier (when
+                    // another participant pins light): pins only run what has
+                    // expired, and `flush` advances. Measured: a thread's pins
+                    // between two of its flushes advanced every 128 pins, and
+                    // each advance interrupted the other, light, thread.
+                    self.global().collect_expired(&guard);
+                } else {
+                    self.global().collect(&guard);
+                }
             }
         }
 
@@ -469,6 +597,33 @@ impl Local {
             if self.handle_count.get() == 0 {
                 self.finalize();
             }
+        }
+    }
+
+    /// From the next pin on, pins with the light fence (this fork's, `asymmetric.rs`).
+    #[cold]
+    fn enter_light(&self) {
+        // The increment, then a `SeqCst` fence before the first light pin: a seal or
+        // an advance whose load of the count misses this increment has its fence
+        // before this one in the `SeqCst` order (its load is coherence-ordered
+        // before the increment), so the light pins that follow see everything that
+        // preceded that fence.
+        self.global().light_pinners.fetch_add(1, Ordering::SeqCst);
+        atomic::fence(Ordering::SeqCst);
+        self.light.set(true);
+    }
+
+    /// Pins with the full fence again, from the next pin on (this fork's): called
+    /// before this participant seals a bag or tries to advance.
+    #[inline]
+    fn leave_light(&self) {
+        self.quiet_pins.set(0);
+        if self.light.get() {
+            self.light.set(false);
+            // Release: pairs with the Acquire load in `Global::heavy_fence`: a seal
+            // or an advance that no longer counts this participant sees its last
+            // light pin's epoch store (and all it did before this).
+            self.global().light_pinners.fetch_sub(1, Ordering::Release);
         }
     }
 
@@ -529,6 +684,8 @@ impl Local {
             // Pin and move the local bag into the global queue. It's important that `push_bag`
             // doesn't defer destruction on any new garbage.
             let guard = &self.pin();
+            // (This fork: a participant that leaves is not counted as light.)
+            self.leave_light();
             self.global()
                 .push_bag(self.bag.with_mut(|b| &mut *b), guard);
         }

@@ -153,6 +153,8 @@ macro_rules! const_fn {
 }
 
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
+mod asymmetric;
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 mod atomic;
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 mod collector;

@@ -1,0 +1,216 @@
+//! Asymmetric fences: the one addition of this fork to crossbeam-epoch 0.9.21.
+//!
+//! Upstream, every pin publishes its epoch and then executes a full fence (a
+//! `lock cmpxchg` on x86), which pairs with the `SeqCst` fences where a bag is sealed
+//! (`Global::push_bag`) and where the epoch advances (`Global::try_advance`). Pins
+//! are frequent and those two are rarer, so this fork can move the cost: a pin
+//! executes only a compiler fence (the *light* side, [`light`]) and the seals and
+//! advances add a process-wide barrier (the *heavy* side), Linux's
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`. The kernel runs a full memory
+//! barrier on every CPU that is running a thread of this process when it is called,
+//! and a thread that is not running passed through a context switch, itself a full
+//! barrier. So for a light fence L and a heavy fence H, either everything before L is
+//! visible after H, or everything before H is visible after L: the pair behaves as
+//! two `SeqCst` fences, which is all upstream's argument asks of a pin's fence
+//! (crossbeam's RFC 2017-07-23, "relaxed memory"; C++'s P1202 names the same pair
+//! `asymmetric_thread_fence_light` and `_heavy`; seize and folly's hazard pointers
+//! use it).
+//!
+//! **Who pins light.** The barrier is a system call that interrupts the CPUs of
+//! the other running threads: on the 2-vCPU VM where this was measured, 0.7 µs for
+//! the caller alone and about 16 µs of the two threads' time together when both
+//! were writing (`docs/BENCHMARKS.md`, "Pins without a fence"). Writers seal and
+//! advance often (every help of a releasing thread does), so a light fence on every
+//! pin cost their loops 12–25%. So a participant pins light only after
+//! `PINS_BEFORE_LIGHT` pins without a seal or an advance of its own (a thread that
+//! mostly reads), and goes back to the full fence when it seals or advances. A
+//! global count of light participants (`Global::light_pinners`) lets a seal or an
+//! advance skip the barrier when none pins light: then every pin has its full
+//! fence, as upstream.
+//!
+//! Pins no longer try to advance the epoch every 128 pins (they still run the bags
+//! that expired): with a light participant about, each try would be a barrier, and
+//! a thread's pins between two of its flushes interrupted the other thread every
+//! 128 pins. `Guard::flush` advances; atomic-map's reclaimer flushes whenever
+//! something waits for a grace period.
+//!
+//! **Why the count is enough.** A seal or an advance executes a `SeqCst` fence F,
+//! then loads the count (`Global::heavy_fence`). For any light pin P of a
+//! participant L, one of these holds:
+//!
+//! * the load saw L counted: F is followed by the barrier, and P's light fence
+//!   pairs with it as above;
+//! * the load missed L's increment: L made it after the load, and L's `SeqCst`
+//!   fence after its increment (`Local::enter_light`) follows F in the `SeqCst`
+//!   order (the load is coherence-ordered before the increment), so P, later in L's
+//!   program, sees everything that preceded F;
+//! * the load saw L's decrement (`Local::leave_light`, Release, read with Acquire):
+//!   everything L did before it, P's epoch store included, is visible after the
+//!   load, as a full-fenced pin's would be.
+//!
+//! Both sides are chosen once, when a collector is made (`Global::new`), so a light
+//! pin never meets a collector that seals without the barrier: the collector
+//! registers the process for the expedited command first and lets participants
+//! pin light only if that succeeded. Everywhere else (another OS, a kernel without
+//! the command, a seccomp filter that refuses it, Miri, which has no such syscall,
+//! and ThreadSanitizer, which does not model it) every pin keeps upstream's fence.
+
+use core::sync::atomic::{self, Ordering};
+
+/// Which fences a collector's pins and advances use, fixed when it is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fences {
+    /// Upstream's: a full fence on every pin, `SeqCst` fences elsewhere.
+    Symmetric,
+    /// A compiler fence on pins; `membarrier` where bags are sealed and the epoch
+    /// advances.
+    Asymmetric,
+}
+
+impl Fences {
+    /// The fences a new collector uses: asymmetric if this process is (or can now
+    /// be) registered for `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.
+    pub(crate) fn for_new_collector() -> Self {
+        if membarrier::register() {
+            Fences::Asymmetric
+        } else {
+            Fences::Symmetric
+        }
+    }
+
+    /// The process-wide part of the heavy side, after a `SeqCst` fence: a full
+    /// barrier on every CPU running one of the process's threads (nothing with
+    /// symmetric fences, whose pins execute their own full fence).
+    pub(crate) fn process_wide(self) {
+        if self == Fences::Asymmetric {
+            membarrier::private_expedited();
+        }
+    }
+}
+
+/// The light side, after a pin's store of its epoch: a compiler fence, which keeps
+/// the pin's later loads from being moved above that store; the heavy side's
+/// barrier does the hardware's part.
+#[inline]
+pub(crate) fn light() {
+    atomic::compiler_fence(Ordering::SeqCst);
+}
+
+/// The heavy side, as a seal or an advance executes it (`Global::heavy_fence`,
+/// which skips the process-wide part when no participant pins with the light fence).
+#[cfg(test)]
+fn heavy(fences: Fences) {
+    atomic::fence(Ordering::SeqCst);
+    fences.process_wide();
+}
+
+#[cfg(all(
+    target_os = "linux",
+    feature = "std",
+    not(miri),
+    not(crossbeam_sanitize_thread),
+    not(crossbeam_loom)
+))]
+mod membarrier {
+    // The kernel's ABI (include/uapi/linux/membarrier.h), stable since Linux 4.14.
+    const CMD_QUERY: libc::c_int = 0;
+    const CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+    fn call(cmd: libc::c_int) -> libc::c_long {
+        // SAFETY: `membarrier(cmd, flags = 0)` reads and writes no memory of ours;
+        // every command used here takes no further arguments (membarrier(2)).
+        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint) }
+    }
+
+    /// Registers the process for the expedited private barrier; whether it may be
+    /// used from now on. Registering again is allowed and changes nothing.
+    pub(super) fn register() -> bool {
+        let supported = call(CMD_QUERY);
+        supported >= 0
+            && supported & libc::c_long::from(CMD_PRIVATE_EXPEDITED) != 0
+            && call(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+    }
+
+    /// A full barrier on every CPU running one of this process's threads.
+    pub(super) fn private_expedited() {
+        if call(CMD_PRIVATE_EXPEDITED) != 0 {
+            // Registered (`register` returned true before any collector chose the
+            // asymmetric fences), so the kernel has no reason to refuse; if it did,
+            // light pins would go unordered. Nothing can be done but stop.
+            std::process::abort();
+        }
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    feature = "std",
+    not(miri),
+    not(crossbeam_sanitize_thread),
+    not(crossbeam_loom)
+)))]
+mod membarrier {
+    pub(super) fn register() -> bool {
+        false
+    }
+
+    pub(super) fn private_expedited() {
+        unreachable!("asymmetric fences are never chosen without membarrier")
+    }
+}
+
+#[cfg(all(test, not(crossbeam_loom)))]
+mod tests {
+    use super::{heavy, light, Fences};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
+    use std::vec::Vec;
+
+    /// The store-buffering litmus test on the two sides: each thread stores to its
+    /// own location, executes its fence and loads the other's. With two `SeqCst`
+    /// fences (or a light and a heavy one) at least one thread sees the other's
+    /// store; with a compiler fence on both sides x86's store buffer lets both
+    /// loads miss, which this test sees within a few thousand rounds when the two
+    /// threads run on two cores. A heavy side without its barrier must fail it
+    /// (`docs/broken-builds/epoch-heavy-fence-without-membarrier.patch`).
+    #[test]
+    fn a_light_and_a_heavy_fence_order_store_buffering() {
+        let fences = Fences::for_new_collector();
+        if fences == Fences::Symmetric {
+            return; // no membarrier here: both sides are upstream's full fences
+        }
+        const ROUNDS: usize = 20_000;
+        let x = AtomicUsize::new(0);
+        let y = AtomicUsize::new(0);
+        // Both threads arrive at a round before either runs it, and each finishes
+        // its load of a round before it arrives at the next: a load of round `r`
+        // sees the other's store of round `r` or of round `r - 1`.
+        let arrived = AtomicUsize::new(0);
+        let side = |mine: &AtomicUsize, theirs: &AtomicUsize, fence: &dyn Fn()| {
+            let mut saw = Vec::with_capacity(ROUNDS);
+            for round in 1..=ROUNDS {
+                arrived.fetch_add(1, Ordering::AcqRel);
+                while arrived.load(Ordering::Acquire) < 2 * round {
+                    std::hint::spin_loop();
+                }
+                mine.store(round, Ordering::Relaxed);
+                fence();
+                saw.push(theirs.load(Ordering::Relaxed));
+            }
+            saw
+        };
+        let (light_saw, heavy_saw) = thread::scope(|s| {
+            let light = s.spawn(|| side(&x, &y, &light));
+            let heavy = s.spawn(|| side(&y, &x, &|| heavy(fences)));
+            (light.join().unwrap(), heavy.join().unwrap())
+        });
+        let both_missed = (1..=ROUNDS)
+            .filter(|&round| light_saw[round - 1] < round && heavy_saw[round - 1] < round)
+            .count();
+        assert_eq!(
+            both_missed, 0,
+            "a light and a heavy fence let both threads miss each other's store"
+        );
+    }
+}
