@@ -194,6 +194,12 @@ entry doom-tag-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$s
 lock_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib shard_lock -- --nocapture"
 entry shard-lock-release-relaxed.patch "$lock_model" "$causality"
 entry shard-lock-take-relaxed.patch "$lock_model" "$causality"
+# The fork of crossbeam-epoch (epoch/): a heavy fence without its process-wide
+# barrier no longer orders a light pin's store; the store-buffering test sees both
+# threads miss each other's store.
+entry epoch-heavy-fence-without-membarrier.patch \
+    "cargo test --release -p atomic-map-epoch --lib asymmetric -- --nocapture" \
+    "a light and a heavy fence let both threads miss"
 
 # The doomed ring (src/reclaim/doom_ring.rs): its own loom model, in the library.
 ring_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib doom_ring -- --nocapture"
