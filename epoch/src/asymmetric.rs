@@ -28,11 +28,11 @@
 //! advance skip the barrier when none pins light: then every pin has its full
 //! fence, as upstream.
 //!
-//! Pins no longer try to advance the epoch every 128 pins (they still run the bags
-//! that expired): with a light participant about, each try would be a barrier, and
-//! a thread's pins between two of its flushes interrupted the other thread every
-//! 128 pins. `Guard::flush` advances; atomic-map's reclaimer flushes whenever
-//! something waits for a grace period.
+//! While a participant pins light, pins try to advance the epoch only every 65,536
+//! pins and only if garbage waits (they still run the bags that expired every 128):
+//! each try would be a barrier, and a thread's pins between two of its flushes
+//! interrupted the other thread every 128 pins. `Guard::flush` advances;
+//! atomic-map's reclaimer flushes whenever something waits for a grace period.
 //!
 //! **Why the count is enough.** A seal or an advance executes a `SeqCst` fence F,
 //! then loads the count (`Global::heavy_fence`). For any light pin P of a
@@ -48,44 +48,55 @@
 //!   everything L did before it, P's epoch store included, is visible after the
 //!   load, as a full-fenced pin's would be.
 //!
-//! Both sides are chosen once, when a collector is made (`Global::new`), so a light
-//! pin never meets a collector that seals without the barrier: the collector
-//! registers the process for the expedited command first and lets participants
-//! pin light only if that succeeded. Everywhere else (another OS, a kernel without
-//! the command, a seccomp filter that refuses it, Miri, which has no such syscall,
-//! and ThreadSanitizer, which does not model it) every pin keeps upstream's fence.
+//! Light pins are allowed only once the process is registered for the expedited
+//! command ([`enable_light_pins`], which the program calls where a 10 ms wait does
+//! not matter), so no light pin ever meets a seal or an advance without the barrier.
+//! Where registration fails (another OS, a kernel or a seccomp filter without the
+//! command, Miri, which has no such system call, and ThreadSanitizer, which does
+//! not model it) or is never asked for, every pin keeps upstream's fence.
 
-use core::sync::atomic::{self, Ordering};
+use core::sync::atomic::{self, AtomicBool, Ordering};
 
-/// Which fences a collector's pins and advances use, fixed when it is made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fences {
-    /// Upstream's: a full fence on every pin, `SeqCst` fences elsewhere.
-    Symmetric,
-    /// A compiler fence on pins; `membarrier` where bags are sealed and the epoch
-    /// advances.
-    Asymmetric,
+/// Whether participants may pin light: set once the process is registered for
+/// `MEMBARRIER_CMD_PRIVATE_EXPEDITED` ([`enable_light_pins`]), never cleared.
+static LIGHT_PINS_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// Registers the process for the expedited private `membarrier` and, if that
+/// succeeds, lets threads that mostly read pin with the light fence from now on;
+/// returns whether they may. Idempotent.
+///
+/// The registration waits for an RCU grace period in the kernel: about 10 ms on the
+/// VM where this was measured. So it is not done on the first pin (a reader would
+/// stall, or a thread holding a lock around its first pin would stall its
+/// waiters): the program (atomic-map's background reclaimer, as it starts) calls
+/// this where a wait does not matter. Until then every pin keeps upstream's fence.
+pub fn enable_light_pins() -> bool {
+    // Acquire: pairs with the Release store below (only the flag matters here; the
+    // registration itself is the kernel's, complete when the call returned).
+    if LIGHT_PINS_ALLOWED.load(Ordering::Acquire) {
+        return true;
+    }
+    let registered = membarrier::register();
+    if registered {
+        // Release: a thread that sees the flag set, and then pins light, does so
+        // after the registration returned.
+        LIGHT_PINS_ALLOWED.store(true, Ordering::Release);
+    }
+    registered
 }
 
-impl Fences {
-    /// The fences a new collector uses: asymmetric if this process is (or can now
-    /// be) registered for `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.
-    pub(crate) fn for_new_collector() -> Self {
-        if membarrier::register() {
-            Fences::Asymmetric
-        } else {
-            Fences::Symmetric
-        }
-    }
+/// Whether [`enable_light_pins`] succeeded (in any thread).
+#[inline]
+pub(crate) fn light_pins_allowed() -> bool {
+    // Acquire: as in `enable_light_pins`.
+    LIGHT_PINS_ALLOWED.load(Ordering::Acquire)
+}
 
-    /// The process-wide part of the heavy side, after a `SeqCst` fence: a full
-    /// barrier on every CPU running one of the process's threads (nothing with
-    /// symmetric fences, whose pins execute their own full fence).
-    pub(crate) fn process_wide(self) {
-        if self == Fences::Asymmetric {
-            membarrier::private_expedited();
-        }
-    }
+/// The process-wide part of the heavy side, after a `SeqCst` fence: a full barrier
+/// on every CPU running one of the process's threads. Called only while some
+/// participant pins light, so only after [`enable_light_pins`] succeeded.
+pub(crate) fn process_wide() {
+    membarrier::private_expedited();
 }
 
 /// The light side, after a pin's store of its epoch: a compiler fence, which keeps
@@ -99,9 +110,9 @@ pub(crate) fn light() {
 /// The heavy side, as a seal or an advance executes it (`Global::heavy_fence`,
 /// which skips the process-wide part when no participant pins with the light fence).
 #[cfg(test)]
-fn heavy(fences: Fences) {
+fn heavy() {
     atomic::fence(Ordering::SeqCst);
-    fences.process_wide();
+    process_wide();
 }
 
 #[cfg(all(target_os = "linux", feature = "std"))]
@@ -134,9 +145,9 @@ mod membarrier {
     /// A full barrier on every CPU running one of this process's threads.
     pub(super) fn private_expedited() {
         if call(CMD_PRIVATE_EXPEDITED) != 0 {
-            // Registered (`register` returned true before any collector chose the
-            // asymmetric fences), so the kernel has no reason to refuse; if it did,
-            // light pins would go unordered. Nothing can be done but stop.
+            // Registered (`register` returned true before any thread could pin
+            // light), so the kernel has no reason to refuse; if it did, light pins
+            // would go unordered. Nothing can be done but stop.
             std::process::abort();
         }
     }
@@ -149,13 +160,13 @@ mod membarrier {
     }
 
     pub(super) fn private_expedited() {
-        unreachable!("asymmetric fences are never chosen without membarrier")
+        unreachable!("no thread pins light without membarrier")
     }
 }
 
 #[cfg(all(test, not(crossbeam_loom)))]
 mod tests {
-    use super::{heavy, light, Fences};
+    use super::{enable_light_pins, heavy, light};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::thread;
     use std::vec::Vec;
@@ -169,9 +180,8 @@ mod tests {
     /// (`docs/broken-builds/epoch-heavy-fence-without-membarrier.patch`).
     #[test]
     fn a_light_and_a_heavy_fence_order_store_buffering() {
-        let fences = Fences::for_new_collector();
-        if fences == Fences::Symmetric {
-            return; // no membarrier here: both sides are upstream's full fences
+        if !enable_light_pins() {
+            return; // no membarrier here: every pin keeps upstream's full fence
         }
         const ROUNDS: usize = 20_000;
         let x = AtomicUsize::new(0);
@@ -195,7 +205,7 @@ mod tests {
         };
         let (light_saw, heavy_saw) = thread::scope(|s| {
             let light = s.spawn(|| side(&x, &y, &light));
-            let heavy = s.spawn(|| side(&y, &x, &|| heavy(fences)));
+            let heavy = s.spawn(|| side(&y, &x, &heavy));
             (light.join().unwrap(), heavy.join().unwrap())
         });
         let both_missed = (1..=ROUNDS)

@@ -44,7 +44,7 @@ use core::{fmt, ptr};
 
 use crossbeam_utils::CachePadded;
 
-use crate::asymmetric::{self, Fences};
+use crate::asymmetric;
 use crate::atomic::{Owned, Shared};
 use crate::collector::{Collector, LocalHandle};
 use crate::deferred::Deferred;
@@ -164,9 +164,6 @@ pub(crate) struct Global {
     /// The global epoch.
     pub(crate) epoch: CachePadded<AtomicEpoch>,
 
-    /// The fences of pins, seals and advances (`asymmetric.rs`; this fork's).
-    fences: Fences,
-
     /// How many participants pin with the light fence now (this fork's,
     /// `asymmetric.rs`): a seal or an advance issues the heavy barrier only if one
     /// may.
@@ -184,7 +181,6 @@ impl Global {
             locals: List::new(),
             queue: Queue::new(),
             epoch: CachePadded::new(AtomicEpoch::new(Epoch::starting())),
-            fences: Fences::for_new_collector(),
             light_pinners: CachePadded::new(AtomicUsize::new(0)),
         }
     }
@@ -200,8 +196,8 @@ impl Global {
         // fence above, and its own fence after the increment (`enter_light`)
         // follows this one in the `SeqCst` order: its later pins see all that
         // preceded this fence. `asymmetric.rs` gives the whole argument.
-        if self.fences == Fences::Asymmetric && self.light_pinners.load(Ordering::Acquire) > 0 {
-            self.fences.process_wide();
+        if self.light_pinners.load(Ordering::Acquire) > 0 {
+            asymmetric::process_wide();
         }
     }
 
@@ -424,6 +420,11 @@ impl Local {
     /// seals and advances pay the process-wide barrier.
     const PINS_BEFORE_LIGHT: usize = 1024;
 
+    /// How often a pin tries to advance the epoch, while some participant pins
+    /// light and garbage waits (this fork's): 65,536 pins, about a millisecond of
+    /// gets, between two `membarrier` calls of one thread.
+    const PINNINGS_BETWEEN_LIGHT_ADVANCES: usize = 1 << 16;
+
     /// Registers a new `Local` in the provided `Global`.
     pub(crate) fn register(collector: &Collector) -> LocalHandle {
         unsafe {
@@ -487,7 +488,7 @@ impl Local {
         // (This fork: a participant that flushes pins with the full fence again.)
         self.leave_light();
         if !bag.is_empty() {
-            if self.global().fences == Fences::Asymmetric {
+            if asymmetric::light_pins_allowed() {
                 // (This fork: one `membarrier` instead of two, `asymmetric.rs`.)
                 self.global().seal_and_collect(bag, guard);
                 return;
@@ -560,7 +561,7 @@ impl Local {
             // After every `PINNINGS_BETWEEN_COLLECT` try advancing the epoch and collecting
             // some garbage.
             // (This fork.) A participant that only pins turns light after a while.
-            if !light && self.global().fences == Fences::Asymmetric {
+            if !light && asymmetric::light_pins_allowed() {
                 let quiet = self.quiet_pins.get() + 1;
                 self.quiet_pins.set(quiet);
                 if quiet >= Self::PINS_BEFORE_LIGHT {
@@ -569,15 +570,28 @@ impl Local {
             }
 
             if count.0 % Self::PINNINGS_BETWEEN_COLLECT == 0 {
-                if self.global().fences == Fences::Asymmetric {
-                    // (This fork.) An advance may cost a process-wide barrier (when
-                    // another participant pins light): pins only run what has
-                    // expired, and `flush` advances. Measured: a thread's pins
-                    // between two of its flushes advanced every 128 pins, and
-                    // each advance interrupted the other, light, thread.
-                    self.global().collect_expired(&guard);
+                let global = self.global();
+                if asymmetric::light_pins_allowed() {
+                    // (This fork.) While some participant pins light, an advance is a
+                    // process-wide barrier: pins then only run what has expired, and
+                    // advance once every `PINNINGS_BETWEEN_LIGHT_ADVANCES` pins if
+                    // garbage waits (so that garbage left by a thread that went idle,
+                    // such as a table array a rehash replaced, is not kept for as
+                    // long as only readers run). Measured: a thread's pins between
+                    // two of its flushes advanced every 128 pins, and each advance
+                    // interrupted the other, light, thread. Relaxed: hints; the
+                    // advance's own fence decides what it may do.
+                    let light_about = global.light_pinners.load(Ordering::Relaxed) > 0;
+                    if !light_about
+                        || (count.0 % Self::PINNINGS_BETWEEN_LIGHT_ADVANCES == 0
+                            && !global.queue.looks_empty(&guard))
+                    {
+                        global.collect(&guard);
+                    } else {
+                        global.collect_expired(&guard);
+                    }
                 } else {
-                    self.global().collect(&guard);
+                    global.collect(&guard);
                 }
             }
         }

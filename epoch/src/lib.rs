@@ -183,3 +183,7 @@ pub use crate::{
 mod default;
 #[cfg(feature = "std")]
 pub use crate::default::{default_collector, is_pinned, pin};
+
+// (This fork: asymmetric fences, `asymmetric.rs`.)
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
+pub use crate::asymmetric::enable_light_pins;

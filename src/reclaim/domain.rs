@@ -598,6 +598,11 @@ impl Domain {
 
     fn run_background(this: &Arc<Self>) {
         BACKGROUND_THREAD.with(|b| b.set(true));
+        // Here, not on a reader's first pin: registering for `membarrier` waits
+        // for the kernel (about 10 ms), and this thread holds no lock yet. Until it
+        // returns, every pin keeps its full fence. Once per process; later
+        // background threads find it done.
+        epoch::enable_light_pins();
         let mut park = Park::default();
         loop {
             let report = Domain::run_pass(this, false, Walk::Paced);

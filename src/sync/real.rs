@@ -78,6 +78,14 @@ pub(crate) type Slot<T> = arc_swap::ArcSwapAny<std::sync::Arc<T>, std::sync::RwL
 /// Epoch-based deferral of frees: `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
     pub(crate) use crossbeam_epoch::{Guard, is_pinned, pin};
+
+    /// Lets threads that mostly read pin without a full fence from now on (the
+    /// fork's asymmetric fences, `epoch/src/asymmetric.rs`): registers the process
+    /// for `membarrier`, which waits about 10 ms in the kernel. Called by the
+    /// background reclaimer as it starts, off every caller's path.
+    pub(crate) fn enable_light_pins() {
+        crossbeam_epoch::enable_light_pins();
+    }
 }
 
 /// Stripes of the per-map counters that every value touches (`reclaim/home.rs`):

@@ -183,6 +183,12 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Whether the queue looked empty (this fork's: a hint, for pins deciding whether
+    /// to advance the epoch; a push or pop racing it may make it wrong either way).
+    pub(crate) fn looks_empty(&self, guard: &Guard) -> bool {
+        self.head.load(Relaxed, guard) == self.tail.load(Relaxed, guard)
+    }
+
     /// Attempts to dequeue from the front, if the item satisfies the given condition.
     ///
     /// Returns `None` if the queue is observed to be empty, or the head does not satisfy the given
