@@ -22,8 +22,9 @@
 //! were writing (`docs/BENCHMARKS.md`, "Pins without a fence"). Writers seal and
 //! advance often (every help of a releasing thread does), so a light fence on every
 //! pin cost their loops 12–25%. So a participant pins light only after
-//! `PINS_BEFORE_LIGHT` pins without a seal or an advance of its own (a thread that
-//! mostly reads), and goes back to the full fence when it seals or advances. A
+//! `PINS_BEFORE_LIGHT` pins without a flush or a seal of its own (a thread that
+//! mostly reads), and goes back to the full fence when it flushes or seals (the
+//! advances a pin tries now and then do not count). A
 //! global count of light participants (`Global::light_pinners`) lets a seal or an
 //! advance skip the barrier when none pins light: then every pin has its full
 //! fence, as upstream.
@@ -45,8 +46,18 @@
 //!   order (the load is coherence-ordered before the increment), so P, later in L's
 //!   program, sees everything that preceded F;
 //! * the load saw L's decrement (`Local::leave_light`, Release, read with Acquire):
-//!   everything L did before it, P's epoch store included, is visible after the
-//!   load, as a full-fenced pin's would be.
+//!   everything L did before it, P's load of the global epoch and its epoch store
+//!   included, is visible after the load. That is what the seal and the advance
+//!   need of P (a seal then reads an epoch no older than P's, and an advance sees P
+//!   pinned); P's loads after the decrement, in the same guard, are not ordered
+//!   after this fence, and need not be: they are covered by the earlier seal's
+//!   case, which was one of these three when it ran.
+//!
+//! (Formally, with a plain store in place of upstream's x86 `lock cmpxchg`, a light
+//! pin no longer continues the release sequence of the previous unpin's store, and
+//! `membarrier` is outside the language's model: the argument above is the
+//! hardware's, as for upstream's own store-then-fence pin on other architectures.
+//! It holds on x86 and on ARMv8, whose stores to one location stay in order.)
 //!
 //! Light pins are allowed only once the process is registered for the expedited
 //! command ([`enable_light_pins`], which the program calls where a 10 ms wait does
@@ -144,11 +155,22 @@ mod membarrier {
 
     /// A full barrier on every CPU running one of this process's threads.
     pub(super) fn private_expedited() {
-        if call(CMD_PRIVATE_EXPEDITED) != 0 {
-            // Registered (`register` returned true before any thread could pin
-            // light), so the kernel has no reason to refuse; if it did, light pins
-            // would go unordered. Nothing can be done but stop.
-            std::process::abort();
+        loop {
+            if call(CMD_PRIVATE_EXPEDITED) == 0 {
+                return;
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                // Transient: the kernel could not allocate its CPU mask (kernels
+                // built with `CONFIG_CPUMASK_OFFSTACK`), or a signal came. Again.
+                Some(libc::ENOMEM) | Some(libc::EINTR) | Some(libc::EAGAIN) => {
+                    std::thread::yield_now();
+                }
+                // Refused although registered (`register` returned true before any
+                // thread could pin light): a seccomp filter installed since, which
+                // this crate does not support. Light pins would go unordered;
+                // nothing can be done but stop.
+                _ => std::process::abort(),
+            }
         }
     }
 }

@@ -391,8 +391,8 @@ pub(crate) struct Local {
     /// global `light_pinners` (this fork's, `asymmetric.rs`).
     light: Cell<bool>,
 
-    /// Pins since this participant last sealed a bag or tried to advance, or
-    /// became light (this fork's).
+    /// Pins since this participant last flushed or sealed a bag (this fork's; the
+    /// advances its pins try now and then do not reset it).
     quiet_pins: Cell<usize>,
 }
 
@@ -413,9 +413,9 @@ impl Local {
     /// global queue.
     const PINNINGS_BETWEEN_COLLECT: usize = 128;
 
-    /// Consecutive pins (with the full fence) without a seal or an advance after
-    /// which a participant pins with the light fence (this fork's, `asymmetric.rs`):
-    /// a thread that mostly reads. One that seals or advances goes back to the full
+    /// Consecutive pins (with the full fence) without a flush or a seal after which
+    /// a participant pins with the light fence (this fork's, `asymmetric.rs`): a
+    /// thread that mostly reads. One that flushes or seals goes back to the full
     /// fence, so that threads that write and flush often never make the others'
     /// seals and advances pay the process-wide barrier.
     const PINS_BEFORE_LIGHT: usize = 1024;
@@ -628,7 +628,7 @@ impl Local {
     }
 
     /// Pins with the full fence again, from the next pin on (this fork's): called
-    /// before this participant seals a bag or tries to advance.
+    /// before this participant flushes or seals a bag.
     #[inline]
     fn leave_light(&self) {
         self.quiet_pins.set(0);
