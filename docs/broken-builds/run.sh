@@ -194,7 +194,7 @@ entry doom-tag-relaxed.patch "$(model s16_retained_get_vs_replacing_insert)" "$s
 lock_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib shard_lock -- --nocapture"
 entry shard-lock-release-relaxed.patch "$lock_model" "$causality"
 entry shard-lock-take-relaxed.patch "$lock_model" "$causality"
-# The fork of crossbeam-epoch (epoch/): a heavy fence without its process-wide
+# The fork of crossbeam-epoch (vendor/crossbeam-epoch/): a heavy fence without its process-wide
 # barrier no longer orders a light pin's store; the store-buffering test sees both
 # threads miss each other's store.
 entry epoch-heavy-fence-without-membarrier.patch \

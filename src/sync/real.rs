@@ -80,7 +80,7 @@ pub(crate) mod epoch {
     pub(crate) use crossbeam_epoch::{Guard, is_pinned, pin};
 
     /// Lets threads that mostly read pin without a full fence from now on (the
-    /// fork's asymmetric fences, `epoch/src/asymmetric.rs`): registers the process
+    /// fork's asymmetric fences, `vendor/crossbeam-epoch/src/asymmetric.rs`): registers the process
     /// for `membarrier`, which waits about 10 ms in the kernel. Called by the
     /// background reclaimer as it starts, off every caller's path.
     pub(crate) fn enable_light_pins() {
