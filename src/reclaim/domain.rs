@@ -223,6 +223,9 @@ pub(crate) struct Domain {
     /// Values destroyed by releasing threads' helps (`help.rs`): a count for
     /// tests and figures.
     helped: AtomicU64,
+    /// Helps that passed `DoomRing::help_runs` (`help.rs`): a count for tests and
+    /// figures.
+    helps_run: AtomicU64,
     /// Batches deferred to the epoch and not yet moved to `ripe` (for `flush`).
     in_grace: AtomicUsize,
     /// Homes whose last owner is gone, and manual domains handed over to this one.
@@ -307,6 +310,7 @@ impl Domain {
             ripe: Stack::new(),
             ripe_plain: Stack::new(),
             helped: AtomicU64::new(0),
+            helps_run: AtomicU64::new(0),
             in_grace: AtomicUsize::new(0),
             orphans: Stack::new(),
             adoptions: Stack::new(),

@@ -56,6 +56,15 @@ pub(crate) const HELP_EVERY: usize = 256;
 #[cfg(feature = "loom")]
 pub(crate) const HELP_EVERY: usize = 2;
 
+/// While a help's flush would interrupt other threads (some pin with the light
+/// fence: `epoch::flush_would_interrupt`), only every `HELPS_PER_BARRIER`th due
+/// help runs, so that a releasing thread issues the process-wide barrier once per
+/// `HELPS_PER_BARRIER * HELP_EVERY` dooms instead of once per `HELP_EVERY`. The
+/// helps skipped leave their dooms in the ring for the next one (1,024 dooms:
+/// 16 KiB of entries and, for `u64 → u64`, 32 KiB of cells, still within the
+/// first-level cache of the machines measured). `docs/DESIGN.md`, "Light pins".
+pub(crate) const HELPS_PER_BARRIER: usize = 4;
+
 /// A word alone on its cache line (and the next: adjacent-line prefetch).
 #[repr(align(128))]
 struct Padded<T>(T);
@@ -156,6 +165,15 @@ impl<E: Copy> DoomRing<E> {
         // Relaxed: the producer's own last store (as in `push`).
         let tail = r.tail.0.load(Ordering::Relaxed);
         tail & (HELP_EVERY - 1) == HELP_EVERY - 1
+    }
+
+    /// Whether the help now due (`help_due` said so) runs: always, unless its
+    /// flush would interrupt other threads (`would_interrupt`, asked only then),
+    /// in which case one in [`HELPS_PER_BARRIER`] does. Called by the producer.
+    pub(crate) fn help_runs(&self, would_interrupt: impl FnOnce() -> bool) -> bool {
+        // Relaxed: the producer's own last store (as in `push`).
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        (tail / HELP_EVERY) % HELPS_PER_BARRIER == 0 || !would_interrupt()
     }
 
     /// Moves every cell pushed since the last take into `out`. Only one thread at a
@@ -329,6 +347,33 @@ mod tests {
         ring.take_into(&mut taken);
         assert_eq!(taken, cells);
         assert!(ring.is_empty());
+    }
+
+    /// A due help runs always while no other thread pins light, and only one in
+    /// `HELPS_PER_BARRIER` (the first of each run of them) while its flush would
+    /// interrupt one; `would_interrupt` is asked only when it matters.
+    #[test]
+    fn due_helps_run_one_in_helps_per_barrier_only_while_a_flush_would_interrupt() {
+        use super::{DoomRing, HELP_EVERY, HELPS_PER_BARRIER, Ordering};
+        use std::cell::Cell;
+        let ring: DoomRing<usize> = DoomRing::new(4);
+        for due in 0..3 * HELPS_PER_BARRIER {
+            // The tail as `help_due` sees it before the `due`th help's push.
+            ring.tail
+                .0
+                .store(due * HELP_EVERY + HELP_EVERY - 1, Ordering::Relaxed);
+            assert!(
+                ring.help_runs(|| false),
+                "help {due} skipped, nobody pins light"
+            );
+            let asked = Cell::new(false);
+            let runs = ring.help_runs(|| {
+                asked.set(true);
+                true
+            });
+            assert_eq!(runs, due % HELPS_PER_BARRIER == 0, "help {due}");
+            assert_eq!(asked.get(), !runs, "help {due}: asked for nothing");
+        }
     }
 
     /// Three rings' worth of values released between two passes of a manual map,

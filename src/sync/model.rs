@@ -242,7 +242,14 @@ pub(crate) mod epoch {
 
     /// As the fork's `enable_light_pins`: nothing to do, the stand-in has no fence
     /// to lighten (loom cannot model `membarrier`; see `docs/DESIGN.md`).
-    pub(crate) fn enable_light_pins() {}
+    pub(crate) fn enable_light_pins() -> bool {
+        false
+    }
+
+    /// As the fork's `flush_would_interrupt`: never, no participant pins light here.
+    pub(crate) fn flush_would_interrupt() -> bool {
+        false
+    }
 
     /// As `crossbeam_epoch::is_pinned`: whether this thread holds a guard.
     pub(crate) fn is_pinned() -> bool {

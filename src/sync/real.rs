@@ -77,14 +77,15 @@ pub(crate) type Slot<T> = arc_swap::ArcSwapAny<std::sync::Arc<T>, std::sync::RwL
 
 /// Epoch-based deferral of frees: `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
-    pub(crate) use crossbeam_epoch::{Guard, is_pinned, pin};
+    pub(crate) use crossbeam_epoch::{Guard, flush_would_interrupt, is_pinned, pin};
 
     /// Lets threads that mostly read pin without a full fence from now on (the
     /// fork's asymmetric fences, `vendor/crossbeam-epoch/src/asymmetric.rs`): registers the process
     /// for `membarrier`, which waits about 10 ms in the kernel. Called by the
-    /// background reclaimer as it starts, off every caller's path.
-    pub(crate) fn enable_light_pins() {
-        crossbeam_epoch::enable_light_pins();
+    /// background reclaimer as it starts, off every caller's path. Returns whether
+    /// they may (the registration succeeded).
+    pub(crate) fn enable_light_pins() -> bool {
+        crossbeam_epoch::enable_light_pins()
     }
 }
 

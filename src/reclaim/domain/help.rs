@@ -54,13 +54,21 @@ impl Domain {
         if this.mode != ReclaimMode::Background || PassMark::inside(this) {
             return;
         }
+        let Some(ring) = this.ring(stripe) else {
+            return;
+        };
+        // The help's flush below would interrupt the CPUs of threads that pin with
+        // the light fence: while some do, most helps leave their dooms for a later
+        // one (`HELPS_PER_BARRIER`).
+        if !ring.help_runs(epoch::flush_would_interrupt) {
+            return;
+        }
+        // Relaxed: a count for tests and figures, ordered with nothing.
+        this.helps_run.fetch_add(1, Ordering::Relaxed);
         let mut state = match this.pass.try_lock() {
             Ok(state) => state,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return,
-        };
-        let Some(ring) = this.ring(stripe) else {
-            return;
         };
         let mut batch = std::mem::take(&mut state.spare);
         debug_assert!(batch.is_empty());
@@ -127,6 +135,76 @@ mod tests {
             done
         });
         assert!(released, "no thread got a stripe claim in 5 s");
+    }
+
+    /// While another thread pins with the light fence, a releasing thread's helps
+    /// would each interrupt it (their flush issues the process-wide barrier), so
+    /// only one due help in `HELPS_PER_BARRIER` runs: of the eight helps due in
+    /// `8 * HELP_EVERY` dooms, two (every one of them without the limit).
+    #[test]
+    fn helps_run_one_in_helps_per_barrier_while_another_thread_pins_light() {
+        use crate::reclaim::doom_ring::HELPS_PER_BARRIER;
+        use crate::sync::epoch;
+        use std::sync::mpsc;
+        const DUE: usize = 8;
+        // What the background reclaimer does as it starts; `false` where the
+        // process cannot register for the barrier (another OS, Miri, a seccomp
+        // filter): no thread ever pins light there, and every help runs.
+        if !epoch::enable_light_pins() {
+            eprintln!("light pins unavailable here: nothing to check");
+            return;
+        }
+        let (light_tx, light_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let pinner = std::thread::spawn(move || {
+            // Pins without a flush turn the thread light (the fork's
+            // `PINS_BEFORE_LIGHT`, 1,024); it stays light, blocked below, until it
+            // exits.
+            for _ in 0..4096 {
+                drop(epoch::pin());
+            }
+            light_tx.send(()).unwrap();
+            let _ = done_rx.recv();
+        });
+        light_rx.recv().unwrap();
+        let reclaimer = Reclaimer::new();
+        let map: Arc<AtomicMap<usize, u64>> =
+            Arc::new(Builder::new().reclaimer(&reclaimer).build());
+        let m = Arc::clone(&map);
+        let runs = Arc::new(AtomicUsize::new(usize::MAX));
+        let counted = Arc::clone(&runs);
+        let r = reclaimer.clone();
+        on_a_claimed_thread(move || {
+            assert!(
+                epoch::flush_would_interrupt(),
+                "the pinner does not pin light"
+            );
+            // Relaxed: counts of this thread's own helps, read on this thread.
+            let before = r.domain().helps_run.load(Ordering::Relaxed);
+            for i in 0..DUE * HELP_EVERY {
+                m.insert(i, i as u64);
+                drop(m.remove(&i));
+            }
+            let after = r.domain().helps_run.load(Ordering::Relaxed);
+            counted.store(
+                (after - before) as usize,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        });
+        done_tx.send(()).unwrap();
+        pinner.join().unwrap();
+        let runs = runs.load(std::sync::atomic::Ordering::Relaxed);
+        // The domain's first doom makes its ring, without a help: one due help
+        // fewer, then.
+        assert!(
+            (DUE / HELPS_PER_BARRIER - 1..=DUE / HELPS_PER_BARRIER).contains(&runs),
+            "{runs} of {DUE} due helps ran while another thread pinned light"
+        );
+        assert!(
+            reclaimer.flush(Duration::from_secs(10)),
+            "not reclaimed in 10 s"
+        );
+        assert_eq!(map.stats().reclaimed_values, (DUE * HELP_EVERY) as u64);
     }
 
     /// A value whose destructor records whether it ran on a reclaimer's thread.

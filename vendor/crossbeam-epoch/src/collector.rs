@@ -92,6 +92,17 @@ impl LocalHandle {
     pub fn collector(&self) -> &Collector {
         unsafe { (*self.local).collector() }
     }
+
+    /// Whether a flush or a bag's seal by this handle's thread would now
+    /// interrupt other threads: some other participant pins with the light fence,
+    /// so the seal would issue the process-wide barrier. A hint: the answer may
+    /// change right after. (This fork's, `asymmetric.rs`.)
+    #[inline]
+    pub fn flush_would_interrupt(&self) -> bool {
+        // SAFETY: as for `pin` (upstream's): the handle holds a count on its
+        // `Local`, which is finalized only when the last handle and guard are gone.
+        unsafe { (*self.local).flush_would_interrupt() }
+    }
 }
 
 impl Drop for LocalHandle {

@@ -46,6 +46,13 @@ pub fn is_pinned() -> bool {
     with_handle(|handle| handle.is_pinned())
 }
 
+/// Whether a flush by the current thread would now interrupt other threads: see
+/// [`LocalHandle::flush_would_interrupt`]. (This fork's, `asymmetric.rs`.)
+#[inline]
+pub fn flush_would_interrupt() -> bool {
+    with_handle(|handle| handle.flush_would_interrupt())
+}
+
 /// Returns the default global collector.
 pub fn default_collector() -> &'static Collector {
     collector()

@@ -627,6 +627,17 @@ impl Local {
         self.light.set(true);
     }
 
+    /// Whether a flush or a seal by this participant would now interrupt other
+    /// threads: some other participant pins with the light fence, so the seal's
+    /// fence would include the process-wide barrier (`heavy_fence`). (This fork's,
+    /// `asymmetric.rs`.)
+    #[inline]
+    pub(crate) fn flush_would_interrupt(&self) -> bool {
+        // Relaxed: a hint for the caller's choice of when to flush, ordered with
+        // nothing; `heavy_fence` loads the count again, with the ordering it needs.
+        self.global().light_pinners.load(Ordering::Relaxed) > usize::from(self.light.get())
+    }
+
     /// Pins with the full fence again, from the next pin on (this fork's): called
     /// before this participant flushes or seals a bag.
     #[inline]

@@ -182,7 +182,8 @@ pub use crate::{
 #[cfg(feature = "std")]
 mod default;
 #[cfg(feature = "std")]
-pub use crate::default::{default_collector, is_pinned, pin};
+// (This fork: `flush_would_interrupt`, `asymmetric.rs`.)
+pub use crate::default::{default_collector, flush_would_interrupt, is_pinned, pin};
 
 // (This fork: asymmetric fences, `asymmetric.rs`.)
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
