@@ -9,7 +9,10 @@
 //! `--rounds` times, after a `--rounds`-long warm-up, and the
 //! probe prints nanoseconds per operation per thread. `--repeat` runs every map that
 //! many times, alternating, then prints each map's median and each one's ratio to
-//! `dashmap`'s median.
+//! `dashmap`'s median. `--readers N` (0) runs N more threads that get random keys
+//! (`pin().get_borrowed`, `DashMap::get`) throughout, untimed: the writers' figures
+//! then include what readers cost them (for `AtomicMap`, readers pin with the light
+//! fence, so the writers' helps interrupt them: `HELPS_PER_BARRIER`).
 //!
 //! Maps (`--maps`, comma-separated): `atomic` (`AtomicMap::new()`: the process's
 //! background reclaimer), `atomic-manual` (manual reclamation, `reclaim()` every
@@ -20,6 +23,7 @@
 //! ```text
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix exchange --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --threads 2
+//! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --readers 1
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix read-heavy --keys 100000 --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix retained --keys 100000 --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --test       # smoke run (CI)
@@ -36,6 +40,7 @@ use args::arg;
 use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use atomic_map::{AtomicMap, Builder, Operation, ReclaimMode};
@@ -174,41 +179,83 @@ fn run_dashmap<S: BuildHasher + Clone>(
     sum
 }
 
-/// Runs `body` on `threads` threads (each with its own sequence), a warm-up of
-/// `rounds` rounds and then `rounds` timed ones; returns ns per operation per
-/// thread.
-fn timed(
+/// The threads of a run: `threads` running the mix, timed, and `readers` more
+/// that get random keys below `range` (`read`) from before the warm-up until the
+/// timed rounds end, untimed.
+struct Threads {
     threads: usize,
+    readers: usize,
+    range: u64,
+}
+
+/// Runs `body` on `threads` threads (each with its own sequence), a warm-up of
+/// `rounds` rounds and then `rounds` timed ones, while `readers` threads run
+/// `read`; returns ns per operation per mix thread.
+fn timed(
+    t: &Threads,
     seqs: &[Vec<Op>],
     rounds: usize,
     body: impl Fn(&[Op], usize) -> u64 + Sync,
+    read: impl Fn(u64) -> u64 + Sync,
 ) -> f64 {
+    let threads = t.threads;
     let start = Barrier::new(threads + 1);
     let done = Barrier::new(threads + 1);
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        for seq in seqs.iter().take(threads) {
-            let (body, start, done) = (&body, &start, &done);
+        for r in 0..t.readers {
+            let (read, stop, range) = (&read, &stop, t.range);
             s.spawn(move || {
-                black_box(body(seq, rounds));
-                start.wait();
-                black_box(body(seq, rounds));
-                done.wait();
+                let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (r as u64 + 1);
+                let mut sum = 0u64;
+                // Relaxed: a flag, no data published through it.
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    sum = sum.wrapping_add(read(x % range));
+                }
+                black_box(sum);
             });
         }
+        let (start, done) = (&start, &done);
+        let mix: Vec<_> = seqs
+            .iter()
+            .take(threads)
+            .map(|seq| {
+                let body = &body;
+                s.spawn(move || {
+                    black_box(body(seq, rounds));
+                    start.wait();
+                    black_box(body(seq, rounds));
+                    done.wait();
+                })
+            })
+            .collect();
         start.wait();
         let began = Instant::now();
         done.wait();
-        began.elapsed().as_nanos() as f64 / (rounds * OPS) as f64
+        let ns = began.elapsed().as_nanos() as f64 / (rounds * OPS) as f64;
+        mix.into_iter().for_each(|h| h.join().unwrap());
+        // Relaxed: as above.
+        stop.store(true, Ordering::Relaxed);
+        ns
     })
 }
 
 /// One run of `map` (a fresh map, prefilled with `keys` keys): ns per operation.
-fn run(map: &str, seqs: &[Vec<Op>], threads: usize, keys: u64, rounds: usize) -> f64 {
+fn run(map: &str, seqs: &[Vec<Op>], t: &Threads, keys: u64, rounds: usize) -> f64 {
     match map {
         "atomic" => {
             let m: AtomicMap<u64, u64> = AtomicMap::new();
             (0..keys).for_each(|k| drop(m.insert(k, k)));
-            timed(threads, seqs, rounds, |ops, r| run_atomic(&m, ops, r))
+            timed(
+                t,
+                seqs,
+                rounds,
+                |ops, r| run_atomic(&m, ops, r),
+                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
+            )
         }
         "atomic-manual" => {
             let m = Builder::new()
@@ -216,23 +263,39 @@ fn run(map: &str, seqs: &[Vec<Op>], threads: usize, keys: u64, rounds: usize) ->
                 .hasher(FixedState::with_seed(42))
                 .build();
             (0..keys).for_each(|k| drop(m.insert(k, k)));
-            timed(threads, seqs, rounds, |ops, r| {
-                run_atomic_manual(&m, ops, r)
-            })
+            timed(
+                t,
+                seqs,
+                rounds,
+                |ops, r| run_atomic_manual(&m, ops, r),
+                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
+            )
         }
         "dashmap" => {
             let m: DashMap<u64, u64> = DashMap::new();
             (0..keys).for_each(|k| {
                 m.insert(k, k);
             });
-            timed(threads, seqs, rounds, |ops, r| run_dashmap(&m, ops, r))
+            timed(
+                t,
+                seqs,
+                rounds,
+                |ops, r| run_dashmap(&m, ops, r),
+                |k| m.get(&k).map_or(0, |v| *v),
+            )
         }
         "dashmap-foldhash" => {
             let m: DashMap<u64, u64, foldhash::fast::RandomState> = DashMap::default();
             (0..keys).for_each(|k| {
                 m.insert(k, k);
             });
-            timed(threads, seqs, rounds, |ops, r| run_dashmap(&m, ops, r))
+            timed(
+                t,
+                seqs,
+                rounds,
+                |ops, r| run_dashmap(&m, ops, r),
+                |k| m.get(&k).map_or(0, |v| *v),
+            )
         }
         other => panic!("--maps {other}: atomic, atomic-manual, dashmap or dashmap-foldhash"),
     }
@@ -244,6 +307,7 @@ fn main() {
     let mix: String = arg(&args, "--mix", "exchange".to_string());
     let maps: String = arg(&args, "--maps", "atomic,dashmap".to_string());
     let threads: usize = arg(&args, "--threads", 1);
+    let readers: usize = arg(&args, "--readers", 0);
     let keys: u64 = arg(&args, "--keys", if test { 100 } else { 10_000 });
     let rounds: usize = arg(&args, "--rounds", if test { 1 } else { 100 });
     let repeat: usize = arg(&args, "--repeat", if test { 1 } else { 5 });
@@ -255,11 +319,18 @@ fn main() {
     };
     let seqs: Vec<Vec<Op>> = (0..threads).map(|t| operations(&mix, range, t)).collect();
     let maps: Vec<&str> = maps.split(',').collect();
-    println!("write_probe: --mix {mix} --threads {threads} --keys {keys} --rounds {rounds}");
+    let t = Threads {
+        threads,
+        readers,
+        range,
+    };
+    println!(
+        "write_probe: --mix {mix} --threads {threads} --readers {readers} --keys {keys} --rounds {rounds}"
+    );
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); maps.len()];
     for round in 0..repeat {
         for (i, map) in maps.iter().enumerate() {
-            let ns = run(map, &seqs, threads, keys, rounds);
+            let ns = run(map, &seqs, &t, keys, rounds);
             println!("run {round}: {map}: {ns:.1} ns/op/thread");
             times[i].push(ns);
         }

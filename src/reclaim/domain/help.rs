@@ -139,14 +139,15 @@ mod tests {
 
     /// While another thread pins with the light fence, a releasing thread's helps
     /// would each interrupt it (their flush issues the process-wide barrier), so
-    /// only one due help in `HELPS_PER_BARRIER` runs: of the eight helps due in
-    /// `8 * HELP_EVERY` dooms, two (every one of them without the limit).
+    /// only one due help in `HELPS_PER_BARRIER` runs: of the helps due in
+    /// `2 * HELPS_PER_BARRIER * HELP_EVERY` dooms, two (every one of them without
+    /// the limit).
     #[test]
     fn helps_run_one_in_helps_per_barrier_while_another_thread_pins_light() {
         use crate::reclaim::doom_ring::HELPS_PER_BARRIER;
         use crate::sync::epoch;
         use std::sync::mpsc;
-        const DUE: usize = 8;
+        const DUE: usize = 2 * HELPS_PER_BARRIER;
         // What the background reclaimer does as it starts; `false` where the
         // process cannot register for the barrier (another OS, Miri, a seccomp
         // filter): no thread ever pins light there, and every help runs.
