@@ -164,8 +164,7 @@ where
         let replaced = self.table.update(locked, hash, key, |old, key| {
             let (update, outcome) = match f(old.map(|v| &**v)) {
                 Operation::Insert(value) => {
-                    let new = TableRef::new(key, value, home);
-                    let handle = new.retain();
+                    let (new, handle) = TableRef::new_with_handle(key, value, home);
                     (Update::Set(new), Done::Set(handle))
                 }
                 Operation::Remove if old.is_some() => (Update::Remove, Done::Removed),
@@ -210,8 +209,8 @@ where
                     Update::Keep
                 }
                 None => {
-                    let value = TableRef::new(key, make(), home);
-                    found = Some(value.retain());
+                    let (value, handle) = TableRef::new_with_handle(key, make(), home);
+                    found = Some(handle);
                     inserted = true;
                     Update::Set(value)
                 }

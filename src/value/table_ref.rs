@@ -35,6 +35,29 @@ impl<K, V> TableRef<K, V> {
     /// (no holder yet). The caller holds an owner of `home` (a map or a generation).
     #[inline]
     pub(crate) fn new(key: K, value: V, home: HomeRef) -> Self {
+        Self::with_count(key, value, home, MAPPED)
+    }
+
+    /// Allocates a cell as [`new`](Self::new) does, with one holder counted from the
+    /// start: the table's reference and a handle on the value, which `compute`'s
+    /// inserts and `get_or_insert_with` return. Counting the holder in the cell's
+    /// first write costs nothing, where [`retain`](Self::retain) after `new` is a
+    /// locked read-modify-write (the cell is not shared yet: no other thread can
+    /// see its count before the table publishes it, under the lock, with Release).
+    #[inline]
+    pub(crate) fn new_with_handle(key: K, value: V, home: HomeRef) -> (Self, ValueRef<V>) {
+        let entry = Self::with_count(key, value, home, MAPPED + 1);
+        let handle = ValueRef {
+            cell: entry.head(),
+            _owns: PhantomData,
+        };
+        (entry, handle)
+    }
+
+    /// A new cell whose count starts at `refs`: `MAPPED`, and 1 more for each
+    /// handle the caller makes of it.
+    #[inline(always)]
+    fn with_count(key: K, value: V, home: HomeRef, refs: usize) -> Self {
         home.get().count_created();
         let cell = recycle::alloc_cell::<ValueCell<V, K>>();
         // Soundness: `alloc_cell` returns fresh memory valid for writes of one
@@ -44,7 +67,7 @@ impl<K, V> TableRef<K, V> {
         // SAFETY: fresh memory for one cell, written whole before use (above).
         unsafe {
             cell.as_ptr().write(ValueCell {
-                refs: AtomicUsize::new(MAPPED),
+                refs: AtomicUsize::new(refs),
                 home,
                 value,
                 key,
