@@ -23,23 +23,36 @@ use crate::reclaim::report::TeardownReport;
 use crate::reclaim::retired::Retirement;
 use crate::standby::Standby;
 use crate::store::Store;
-use crate::sync::{Arc, AtomicPtr};
+use crate::sync::{Arc, AtomicPtr, UnsafeCell};
 
 /// One version of the map's contents.
 ///
-/// `repr(C)`: what a clear touches (`id`, `published`, `retirement` for the
-/// ticket, and `parked`) comes first, right after the `Arc`'s counts (the first 56
-/// bytes of the allocation, one or two cache lines), before the table that writers
-/// use: a clear reads and writes no other line of the new and the retired
-/// generation.
+/// `repr(C)`: what a clear touches (`id`, `published`, `ticket` and `parked`)
+/// comes first, right after the `Arc`'s counts (the first 56 bytes of the
+/// allocation, one or two cache lines), before the table that writers use: a
+/// clear reads and writes no other line of the new and the retired generation.
 #[repr(C)]
 pub(crate) struct Generation<K, V, S> {
     id: u64,
     /// Whether the generation was ever made current (moved into the teardown job
     /// with `retirement`, see `Drop`).
     published: bool,
-    /// Shared with `Retired` tickets; moves into the teardown job in `Drop`.
-    retirement: ManuallyDrop<Arc<Retirement>>,
+    /// The `Retired` ticket of the publish that retires this generation, made
+    /// with the generation (one reference to `retirement`, counted then) and
+    /// taken by that publish ([`take_ticket`](Self::take_ticket)); still here at
+    /// the drop if no publish retired it (a spare never used, the generation
+    /// current when the map is dropped), and dropped with it.
+    ///
+    /// Why made ahead: the clear's own `Arc::clone` of `retirement` was a locked
+    /// increment on a line of its own (the `Retirement`'s counts, cold after a
+    /// large fill), whose address the clear learned only from the retired
+    /// generation's head: a second miss in a chain, each waited for in turn, since
+    /// the clear's locked instructions let no later one start. `clear_cold
+    /// --readers 2` at 1,000,000 entries, eight alternating runs of 25 clears
+    /// each: medians 0.73-1.21 us (median of the eight 1.04) against 0.89-1.40
+    /// (1.19) with the clone (`docs/BENCHMARKS.md`, "History", "The ticket made
+    /// with its generation").
+    ticket: TicketSlot,
     /// Submits the table to the reclaimer when the generation's last reference is
     /// dropped: `submit_teardown` for this `K, V, S`, taken where the bounds that
     /// make a table a `Job` hold (`new`), since `Drop` cannot carry them.
@@ -47,6 +60,8 @@ pub(crate) struct Generation<K, V, S> {
     /// The link of the standby's list of retired generations parked for release
     /// (`standby.rs`, `hand_off`), written by the clearer that parks this one.
     parked: AtomicPtr<Generation<K, V, S>>,
+    /// Shared with `Retired` tickets; moves into the teardown job in `Drop`.
+    retirement: ManuallyDrop<Arc<Retirement>>,
     /// This generation's ownership of its map's account.
     owner: ManuallyDrop<HomeOwner>,
     store: ManuallyDrop<Store<K, V, S>>,
@@ -64,10 +79,12 @@ where
         let owner = standby.owner().clone();
         let home = owner.home();
         let domain = home.get().domain();
+        let retirement = Arc::new(Retirement::new(domain));
         Generation {
             id: 0,
             published: false,
-            retirement: ManuallyDrop::new(Arc::new(Retirement::new(domain))),
+            ticket: TicketSlot(UnsafeCell::new(Some(Arc::clone(&retirement)))),
+            retirement: ManuallyDrop::new(retirement),
             store: ManuallyDrop::new(store),
             submit: submit_teardown::<K, V, S>,
             parked: AtomicPtr::new(std::ptr::null_mut()),
@@ -97,10 +114,39 @@ impl<K, V, S> Generation<K, V, S> {
     }
 
     /// What a `Retired` ticket for this generation waits on.
+    #[cfg(all(test, not(feature = "loom")))]
     pub(crate) fn retirement(&self) -> &Arc<Retirement> {
         &self.retirement
     }
+
+    /// The `Retired` ticket's reference to this generation's retirement, made
+    /// with the generation (see the field): taken by the publish that retires it,
+    /// with no atomic step.
+    ///
+    /// # Safety
+    /// Only the publish that moves the map off this generation calls it: under the
+    /// map's publish lock, once per generation (a generation is published once and
+    /// retired once). No other thread touches the field meanwhile: only `new`
+    /// (before the generation is shared) and the drop (after the last reference,
+    /// which the publish's hand-off of its reference orders after this call) do.
+    pub(crate) unsafe fn take_ticket(&self) -> Arc<Retirement> {
+        // SAFETY: the caller is the field's only user at this time (the contract).
+        unsafe { self.ticket.0.with_mut(|ticket| (*ticket).take()) }
+            .expect("a generation is retired once")
+    }
 }
+
+/// A generation's ticket made ahead (`Generation::ticket`).
+struct TicketSlot(UnsafeCell<Option<Arc<Retirement>>>);
+
+// The reference inside (`Arc<Retirement>`, `Send + Sync`) is touched by one thread
+// at a time: `Generation::new` before the generation is shared, the one publish
+// that retires it (under the map's publish lock, `take_ticket`'s contract), and
+// the drop, after the last reference; the publish hands its reference to the
+// generation off after the take (a Release push), so the take happens before the
+// drop.
+// SAFETY: one thread at a time, ordered as above.
+unsafe impl Sync for TicketSlot {}
 
 /// How a generation submits its table's teardown (see `Generation::submit`).
 ///

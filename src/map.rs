@@ -646,12 +646,12 @@ where
         // (above: `pinned` follows the slot under this lock), and only a publish,
         // under this lock, takes that reference out of the slot.
         let retiring_ref = unsafe { &*retiring };
-        // The retired generation's ticket counts, raised for the `Retired` below:
-        prefetch_arc(Arc::as_ptr(retiring_ref.retirement()));
         Arc::get_mut(&mut next)
             .expect("an unpublished generation has no other holder")
             .prepare_publish(retiring_ref.id() + 1);
-        let retired = Retired::new(retiring_ref.id(), Arc::clone(retiring_ref.retirement()));
+        // SAFETY: this publish moves the map off `retiring` (under the publish
+        // lock, with `pinned` naming it: above), and no other does.
+        let retired = Retired::new(retiring_ref.id(), unsafe { retiring_ref.take_ticket() });
         let next_raw = Arc::as_ptr(&next).cast_mut();
         let previous = self.current.swap(next);
         let swapped_out = Arc::as_ptr(&previous);
@@ -987,6 +987,56 @@ where
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    /// The generation `pinned` names now. Only while no clear runs on another thread.
+    #[cfg(not(feature = "loom"))]
+    fn current(map: &AtomicMap<u64, u64>) -> &Generation<u64, u64, DefaultHashBuilder> {
+        // SAFETY: `pinned` names the generation the slot holds, which stays alive
+        // while the map does and no clear moves it (the caller's word).
+        unsafe { &*map.pinned.load(Ordering::Acquire) }
+    }
+
+    /// Waits up to 10 s for `done`, polling.
+    #[cfg(not(feature = "loom"))]
+    fn within_10_s(mut done: impl FnMut() -> bool) -> bool {
+        let start = std::time::Instant::now();
+        while !done() {
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// A generation is made with its `Retired` ticket's reference counted
+    /// (`Generation::ticket`): the clear that retires it takes that reference
+    /// without counting another, and a generation that no clear retires drops it
+    /// with itself.
+    #[cfg(not(feature = "loom"))]
+    #[test]
+    fn a_clear_takes_the_ticket_its_generation_was_made_with() {
+        let map: AtomicMap<u64, u64> = AtomicMap::new();
+        map.insert(1, 1);
+        let first = Arc::downgrade(current(&map).retirement());
+        // The generation's own reference and its ticket's.
+        assert_eq!(first.strong_count(), 2);
+        let retired = map.clear_async();
+        // The ticket's reference moved into `retired`: none added.
+        assert_eq!(first.strong_count(), 2);
+        retired.wait();
+        // The teardown gave up the generation's own.
+        assert!(within_10_s(|| first.strong_count() == 1));
+        drop(retired);
+        assert_eq!(first.strong_count(), 0);
+
+        // The generation current when the map goes was retired by no clear: its
+        // ticket goes with it.
+        let last = Arc::downgrade(current(&map).retirement());
+        assert_eq!(last.strong_count(), 2);
+        drop(map);
+        assert!(within_10_s(|| last.strong_count() == 0));
+    }
 
     #[test]
     fn pinned_is_off_the_lines_of_the_slot_and_the_publish_lock() {
