@@ -33,10 +33,9 @@ use crate::sync::{Arc, AtomicPtr, UnsafeCell};
 /// clear reads and writes no other line of the new and the retired generation.
 #[repr(C)]
 pub(crate) struct Generation<K, V, S> {
-    id: u64,
-    /// Whether the generation was ever made current (moved into the teardown job
-    /// with `retirement`, see `Drop`).
-    published: bool,
+    /// The generation's id, and whether it was ever made current (moved into the
+    /// teardown job with `retirement`, see `Drop`).
+    numbering: Numbering,
     /// The `Retired` ticket of the publish that retires this generation, made
     /// with the generation (one reference to `retirement`, counted then) and
     /// taken by that publish ([`take_ticket`](Self::take_ticket)); still here at
@@ -81,8 +80,7 @@ where
         let domain = home.get().domain();
         let retirement = Arc::new(Retirement::new(domain));
         Generation {
-            id: 0,
-            published: false,
+            numbering: Numbering(UnsafeCell::new((0, false))),
             ticket: TicketSlot(UnsafeCell::new(Some(Arc::clone(&retirement)))),
             retirement: ManuallyDrop::new(retirement),
             store: ManuallyDrop::new(store),
@@ -93,13 +91,29 @@ where
     }
 
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        // SAFETY: written only before the generation is shared (`new`,
+        // `prepare_publish`), and every thread that reaches it got it through a
+        // publication made after that write (`Numbering`).
+        self.numbering.0.with(|numbering| unsafe { (*numbering).0 })
     }
 
-    /// Numbers a generation about to be published (it is unshared until then).
-    pub(crate) fn prepare_publish(&mut self, id: u64) {
-        self.id = id;
-        self.published = true;
+    /// Numbers a generation about to be published.
+    ///
+    /// Through `&self`, with plain stores: a clear's `Arc::get_mut` here was a
+    /// `lock cmpxchg` on the head of the spare it had just taken, a line last
+    /// written by the reclaimer's core, which the clear then waited for before
+    /// anything else (a locked instruction lets nothing after it start); the
+    /// stores wait in the store buffer instead, while the clear goes on.
+    ///
+    /// # Safety
+    /// No other thread can reach the generation yet: it was just built, or taken
+    /// from the standby's slot (whose swap made the caller its only holder), and
+    /// it is published (by a Release store or swap) only after this call.
+    pub(crate) unsafe fn prepare_publish(&self, id: u64) {
+        // SAFETY: the caller is the generation's only user (the contract).
+        self.numbering
+            .0
+            .with_mut(|numbering| unsafe { *numbering = (id, true) });
     }
 
     pub(crate) fn store(&self) -> &Store<K, V, S> {
@@ -108,6 +122,12 @@ where
 }
 
 impl<K, V, S> Generation<K, V, S> {
+    /// Whether the generation was ever made current.
+    fn published(&self) -> bool {
+        // SAFETY: as in `id`.
+        self.numbering.0.with(|numbering| unsafe { (*numbering).1 })
+    }
+
     /// The link of the standby's parked list (see the field).
     pub(crate) fn parked(&self) -> &AtomicPtr<Generation<K, V, S>> {
         &self.parked
@@ -135,6 +155,16 @@ impl<K, V, S> Generation<K, V, S> {
             .expect("a generation is retired once")
     }
 }
+
+/// A generation's id and whether it was made current (`Generation::numbering`).
+struct Numbering(UnsafeCell<(u64, bool)>);
+
+// Written only while the generation is unshared (`Generation::new`,
+// `prepare_publish`); read after a publication that a Release store or swap made
+// after the write (the slot's swap and `pinned`'s store in `publish`, or the map's
+// construction), whose Acquire load gave the reader the generation.
+// SAFETY: no write while the generation is shared (above).
+unsafe impl Sync for Numbering {}
 
 /// A generation's ticket made ahead (`Generation::ticket`).
 struct TicketSlot(UnsafeCell<Option<Arc<Retirement>>>);
@@ -311,7 +341,7 @@ impl<K, V, S> Drop for Generation<K, V, S> {
         let table = RetiredTable {
             store: Some(store),
             retirement: Some(retirement),
-            published: self.published,
+            published: self.published(),
             owner: Some(owner),
             progress: None,
         };

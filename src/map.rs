@@ -164,8 +164,9 @@ where
             ValueRef::<V>::plain_cells::<K>(),
         );
         let standby = Standby::new(owner, builder.hasher, builder.shards);
-        let mut first = standby.generation(standby.store_for(builder.capacity));
-        first.prepare_publish(0);
+        let first = standby.generation(standby.store_for(builder.capacity));
+        // SAFETY: `first` was just built, and is published below.
+        unsafe { first.prepare_publish(0) };
         let current = Slot::from_pointee(first);
         let pinned = AtomicPtr::new(Arc::as_ptr(&current.load_full()).cast_mut());
         AtomicMap {
@@ -627,7 +628,7 @@ where
     /// those steps was a locked instruction on a line readers or snapshots share,
     /// and a call into code a large fill leaves cold (`docs/BENCHMARKS.md`,
     /// "History").
-    fn publish(&self, mut next: Arc<Generation<K, V, S>>) -> Retired {
+    fn publish(&self, next: Arc<Generation<K, V, S>>) -> Retired {
         // After a large fill every line a clear touches is cold, and each miss
         // would stall it in turn: the fetches of the lines it touches outside
         // the slot start early, to overlap the slot's own misses.
@@ -646,9 +647,9 @@ where
         // (above: `pinned` follows the slot under this lock), and only a publish,
         // under this lock, takes that reference out of the slot.
         let retiring_ref = unsafe { &*retiring };
-        Arc::get_mut(&mut next)
-            .expect("an unpublished generation has no other holder")
-            .prepare_publish(retiring_ref.id() + 1);
+        // SAFETY: `next` is unpublished and ours alone (`publish`'s callers: the
+        // standby's spare, taken with its swap, or a generation just built).
+        unsafe { next.prepare_publish(retiring_ref.id() + 1) };
         // SAFETY: this publish moves the map off `retiring` (under the publish
         // lock, with `pinned` naming it: above), and no other does.
         let retired = Retired::new(retiring_ref.id(), unsafe { retiring_ref.take_ticket() });
