@@ -15,6 +15,7 @@
 //! ```text
 //! cargo bench -p atomic-map-benches --bench memory              # full run (1,000,000 entries; churn: 100,000)
 //! cargo bench -p atomic-map-benches --bench memory -- --test    # smoke run (CI)
+//! cargo bench -p atomic-map-benches --bench memory -- --entries 1500000   # another fill size
 //! ```
 
 mod peers;
@@ -109,7 +110,18 @@ fn main() {
             _ => churn::<String>(index, entries, replacements),
         }
     });
-    let entries: u64 = if test { 10_000 } else { 1_000_000 };
+    // `--entries N`: the fill's size instead of 1,000,000 (say, one where a
+    // shard's entries fill more than half of the array they would have had: the
+    // slot arrays' worst case, `src/table/mod.rs`, `MAX_USED_PER_SLOT`).
+    let args: Vec<String> = std::env::args().collect();
+    let entries: u64 = match args.iter().position(|a| a == "--entries") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--entries takes a number of entries"),
+        None if test => 10_000,
+        None => 1_000_000,
+    };
     let maps = peers::all::<u64>(false).len();
     let specs: Vec<String> = ["u64", "string"]
         .iter()
