@@ -747,13 +747,25 @@ mod tests {
     fn filled(n: u64, drops: &Arc<Count>) -> Table<u64, Owned, RandomState> {
         let table = Table::new(RandomState::new(), 8);
         for key in 0..n {
-            let entry = Owned(Box::new(Entry {
-                key,
-                drops: Arc::clone(drops),
-            }));
-            assert!(table.insert_alone(entry).is_none());
+            assert!(table.insert_alone(owned(key, drops)).is_none());
         }
         table
+    }
+
+    /// An entry of `key` that counts its drop in `drops`.
+    fn owned(key: u64, drops: &Arc<Count>) -> Owned {
+        Owned(Box::new(Entry {
+            key,
+            drops: Arc::clone(drops),
+        }))
+    }
+
+    /// The next number of an xorshift sequence (its state must not be 0).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
     }
 
     impl<P: SlotPointer<Key = u64>, S: BuildHasher> Table<u64, P, S>
@@ -835,16 +847,9 @@ mod tests {
         check(0);
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         for step in 1..=40_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let key = state % 13_333;
+            let key = xorshift(&mut state) % 13_333;
             if step % 2 == 0 {
-                let entry = Owned(Box::new(Entry {
-                    key,
-                    drops: Arc::clone(&drops),
-                }));
-                drop(table.insert_alone(entry));
+                drop(table.insert_alone(owned(key, &drops)));
             } else {
                 drop(table.remove_alone(&key));
             }
@@ -872,13 +877,7 @@ mod tests {
         let in_shard = |key: &u64| table.hash(key) >> table.shift == 0;
         let mut keys = (0..).filter(in_shard);
         let mut live = std::collections::VecDeque::new();
-        let insert = |key: u64| {
-            let entry = Owned(Box::new(Entry {
-                key,
-                drops: Arc::clone(&drops),
-            }));
-            assert!(table.insert_alone(entry).is_none());
-        };
+        let insert = |key: u64| assert!(table.insert_alone(owned(key, &drops)).is_none());
         // Fill the shard to just under half of a 4,096-slot array.
         while live.len() < 2_000 {
             let key = keys.next().unwrap();
@@ -942,16 +941,9 @@ mod tests {
         let table: Table<u64, Owned, ThreeHomes> = Table::new(ThreeHomes, 2);
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for step in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let key = state % 40;
+            let key = xorshift(&mut state) % 40;
             if state >> 60 < 8 {
-                let entry = Owned(Box::new(Entry {
-                    key,
-                    drops: Arc::clone(&drops),
-                }));
-                drop(table.insert_alone(entry));
+                drop(table.insert_alone(owned(key, &drops)));
             } else {
                 drop(table.remove_alone(&key));
             }
