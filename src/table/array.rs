@@ -39,7 +39,8 @@ const RUN_SCAN: usize = 16;
 /// 1,000,000 entries (`--bench fill_probe -- --readers 0`), alternating, took
 /// 90.0–101.3 ms against 98.6–119.6 with 8 (measured when arrays were at a load
 /// of 3/8 to 3/4, where 8 slots ahead are 3 to 6 entries, too few to cover a miss
-/// to memory; at today's 1/4 to 1/2, `MAX_USED_PER_SLOT`, they are 2 to 4).
+/// to memory; a fill now leaves its entries at 1/4 to 1/2, `MAX_LIVE` in `mod.rs`:
+/// 2 to 4).
 const FETCH_AHEAD: usize = 24;
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is

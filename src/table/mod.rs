@@ -12,7 +12,8 @@
 //! the first removed slot of the key's probe sequence (or the unused one that ends it), swaps a live slot's
 //! pointer, or marks it removed (a tombstone, or never used again where no probe
 //! sequence runs past it: `Array::remove`); when the used slots (live entries and
-//! tombstones) would pass half of the array, it rehashes the live entries into a new array
+//! tombstones) would pass three quarters of the array, or its live entries half
+//! of it, it rehashes the live entries into a new array
 //! (hashing their keys again), publishes it (Release) and, once its lock is
 //! released, retires the old one through an epoch deferral, so that a reader still
 //! probing it finishes first.
@@ -537,15 +538,18 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         array
     }
 
-    /// The current array if one more used slot keeps it at most half used (a
-    /// probe must always find an unused one to stop at, and should find it
-    /// soon: [`MAX_USED_PER_SLOT`]); otherwise a new one, rehashed from it, with
-    /// room for its entries and one more.
+    /// The current array if it has room for one more entry: its live entries
+    /// at most half of it and its used slots (live and tombstones) at most three
+    /// quarters ([`fits_one_more`]; a probe must always find an unused slot to
+    /// stop at, and should find it soon); otherwise a new one, rehashed from it,
+    /// with room for its entries and one more.
     #[inline]
     fn array_for_one_more(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) -> &'w Array<T> {
         let used = self.used();
+        // Relaxed: written only under the lock, which we hold.
+        let live = self.shard.len.load(Ordering::Relaxed);
         match self.current() {
-            Some(array) if fits_one_more(used, array.capacity()) => array,
+            Some(array) if fits_one_more(live, used, array.capacity()) => array,
             current => self.grow(current, hash_of),
         }
     }
@@ -566,7 +570,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // slots or more), and a page it first read would cost a copy-on-write
         // fault that interrupts every other CPU running the process
         // (`src/mapped.rs`).
-        let new = Box::new(Array::new(capacity_after_rehash(live + 1), Commit::Now));
+        let new = Box::new(Array::new(capacity_for(live + 1), Commit::Now));
         if let Some(old) = old {
             let moved = old.move_live_into(&new, hash_of);
             debug_assert_eq!(moved, live);
@@ -622,47 +626,44 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
     }
 }
 
-/// The most an array's used slots (live entries and tombstones) may fill of it,
-/// as a fraction `(numerator, denominator)`: one half. A probe tests one slot at
-/// a time, with branches that a random table makes unpredictable, and runs until
-/// an unused slot, so its length grows as `1 / (1 - used)^2` for a key that is
-/// absent; at three quarters (the bound until 2026-12-05) a shard of the write
-/// groups' 10,000 entries sat at a live load of 0.61 in an array of 2,048 slots
-/// and its probes, tombstones included, started in arrays 48% used on average.
-/// At one half the same shard holds 4,096 slots (22% used on average), and
-/// `write_probe` ran Exchange in 29.3–30.6 ns per operation against 36.9–37.6
-/// (0.84–0.89× `DashMap` against 0.69–0.70×), insert/remove, upsert and the
-/// read-heavy mix 12–28% faster (`docs/BENCHMARKS.md`, "History", "Arrays at
-/// most half used"). The price is memory where a shard's live entries fill more
-/// than half of their array: 8 bytes per slot, an array twice as large; at
-/// 1,000,000 entries (a load of 0.48 either way) nothing changes.
-const MAX_USED_PER_SLOT: (usize, usize) = (1, 2);
+/// The most of an array that its live entries may fill, as a fraction
+/// `(numerator, denominator)`: one half (since 2026-12-05; three quarters before,
+/// the bound of [`MAX_USED`] alone). A probe tests one slot at a time, with
+/// branches that a random table makes unpredictable, and runs to its key or to
+/// an unused slot. Under the old bound the write groups' 10,000 entries sat at
+/// 1,250 a shard in 2,048 slots (a live load of 0.61), and `write_probe` ran
+/// Exchange at 0.68–0.69× `DashMap`; with live entries at most half, the same
+/// shard holds 4,096 slots and Exchange runs at 0.85–0.87× (`docs/BENCHMARKS.md`,
+/// "History", "Arrays at most half live"). The price is memory where a shard's
+/// entries fill more than half of their array: it is twice as large, 8 bytes a
+/// slot (at 1,500,000 `u64` entries, 22.4 bytes per entry instead of 11.2); at
+/// 1,000,000 (a load of 0.48) nothing changes.
+const MAX_LIVE: (usize, usize) = (1, 2);
 
-/// Whether an array of `capacity` slots, `used` of them used, may take one more.
-fn fits_one_more(used: usize, capacity: usize) -> bool {
-    let (numerator, denominator) = MAX_USED_PER_SLOT;
-    (used + 1) * denominator <= capacity * numerator
+/// The most of an array that its used slots (live entries and tombstones) may
+/// fill: three quarters. A rehash leaves live entries at most half of the new
+/// array ([`capacity_for`]), so at least a quarter is left for tombstones before
+/// the next: a shard whose entries sit just under half of their array does not
+/// rehash again and again under a mix of inserts and removes, nor double its
+/// array. (One half here too, tried: reads in the read-heavy mix 6–8% faster at
+/// 10,000 keys, but a shard between 3/8 and 1/2 live, such as every shard of a
+/// 1,000,000-entry map, then doubled its array under churn, or, without a
+/// margin, rehashed at the same size every hundred steps.)
+const MAX_USED: (usize, usize) = (3, 4);
+
+/// Whether an array of `capacity` slots, `live` of them live and `used` used,
+/// may take one more entry ([`MAX_LIVE`], [`MAX_USED`]).
+fn fits_one_more(live: usize, used: usize, capacity: usize) -> bool {
+    let within = |count: usize, (numerator, denominator): (usize, usize)| {
+        (count + 1) * denominator <= capacity * numerator
+    };
+    within(live, MAX_LIVE) && within(used, MAX_USED)
 }
 
-/// The array capacity for `entries` entries in a new table: at most half full,
-/// and more than a quarter full when above `TABLE_MIN_CAPACITY`.
+/// The array capacity for `entries` entries, in a new table or a rehash: at most
+/// half full, and more than a quarter full when above `TABLE_MIN_CAPACITY`.
 fn capacity_for(entries: usize) -> usize {
     (entries * 2).next_power_of_two().max(TABLE_MIN_CAPACITY)
-}
-
-/// The array capacity a rehash gives `entries` entries: the smallest power of two
-/// they fill at most 3/8 of, so that at least an eighth of the array is left for
-/// tombstones before the next rehash. Without that margin a shard whose entries
-/// sat just under half of their array would rehash at the same size after every
-/// few removals, each rehash moving every entry. A fill grows as with
-/// [`capacity_for`] (from half of the array to a quarter of one twice as large);
-/// an array whose entries fill 3/8 to 1/2 of it under a mix of inserts and
-/// removes doubles at its first rehash instead of rehashing again and again.
-fn capacity_after_rehash(entries: usize) -> usize {
-    (entries * 8)
-        .div_ceil(3)
-        .next_power_of_two()
-        .max(TABLE_MIN_CAPACITY)
 }
 
 /// The live entries of a table, lock-free, with their keys: see [`Table::entries`].
@@ -823,24 +824,28 @@ mod tests {
         }
     }
 
-    /// No array is ever more than half used (live entries and tombstones), through
-    /// a fill and a long mix of inserts and removes of other keys: a looser bound
-    /// lets probes run long (`MAX_USED_PER_SLOT`).
+    /// No array's live entries ever fill more than half of it, nor its used slots
+    /// (live and tombstones) more than three quarters, through a fill and a long
+    /// mix of inserts and removes of other keys: looser bounds let probes run long
+    /// (`MAX_LIVE`, `MAX_USED`).
     #[test]
-    fn no_array_is_ever_more_than_half_used() {
+    fn no_array_is_ever_more_than_half_live_or_three_quarters_used() {
         let drops = Arc::new(Count::new(0));
         let table = filled(10_000, &drops);
         let check = |step: u64| {
             for shard in table.shards.iter() {
                 // Relaxed: this thread is the only writer.
-                let used = shard.used.load(Ordering::Relaxed);
+                let (live, used) = (
+                    shard.len.load(Ordering::Relaxed),
+                    shard.used.load(Ordering::Relaxed),
+                );
                 // Relaxed: this thread is the only writer.
                 let array = shard.array.load(Ordering::Relaxed);
                 // SAFETY: current, and no other thread replaces or frees it.
                 let capacity = unsafe { array.as_ref() }.map_or(0, Array::capacity);
                 assert!(
-                    used * 2 <= capacity,
-                    "{used} of {capacity} slots used after step {step}"
+                    live * 2 <= capacity && used * 4 <= capacity * 3,
+                    "{live} live and {used} used of {capacity} slots after step {step}"
                 );
             }
         };
@@ -861,9 +866,10 @@ mod tests {
     }
 
     /// A shard whose entries fill just under half of its array, under a mix of
-    /// inserts and removes of other keys, rehashes rarely: at most once per
-    /// eighth of its array's slots turned into tombstones (`capacity_after_rehash`),
-    /// not after every few removals.
+    /// inserts and removes of other keys, keeps its array's size and rehashes
+    /// rarely: at most once per quarter of the array turned into tombstones
+    /// (`MAX_USED`), not after every few removals, and never into an array twice
+    /// as large.
     #[test]
     fn a_shard_at_half_its_array_rehashes_rarely_under_churn() {
         let drops = Arc::new(Count::new(0));
@@ -900,13 +906,14 @@ mod tests {
                 array = now;
             }
         }
-        // Each rehash leaves at least an eighth of the array for tombstones, and
+        // Each rehash leaves at least a quarter of the array for tombstones, and
         // each step makes at most one.
-        let bound = steps / (capacity() / 8) + 1;
+        let bound = steps / (capacity() / 4) + 1;
         assert!(
             rehashes <= bound,
             "{rehashes} rehashes in {steps} steps (at most {bound})"
         );
+        assert_eq!(capacity(), 4_096, "the same array size after the churn");
     }
 
     /// Sends every key to home `key % 3` of its array (shard 0 of 2).
