@@ -28,9 +28,12 @@ use crate::sync::{Arc, AtomicPtr, UnsafeCell};
 /// One version of the map's contents.
 ///
 /// `repr(C)`: what a clear touches (`id`, `published`, `ticket` and `parked`)
-/// comes first, right after the `Arc`'s counts (the first 56 bytes of the
-/// allocation, one or two cache lines), before the table that writers use: a
-/// clear reads and writes no other line of the new and the retired generation.
+/// comes first, right after the `Arc`'s counts, and 64 bytes (`apart`) separate
+/// the last field before the table from the table: a clear reads and writes no
+/// other line of the new and the retired generation, and none that readers and
+/// writers load the table from. (A gap, not an alignment: a line-aligned
+/// generation put every map's creation on glibc's slower `memalign` path, 10%
+/// slower in `map_creation`.)
 #[repr(C)]
 pub(crate) struct Generation<K, V, S> {
     /// The generation's id, and whether it was ever made current (moved into the
@@ -63,8 +66,24 @@ pub(crate) struct Generation<K, V, S> {
     retirement: ManuallyDrop<Arc<Retirement>>,
     /// This generation's ownership of its map's account.
     owner: ManuallyDrop<HomeOwner>,
+    /// Keeps the table off the line of every field before it: readers and
+    /// writers load the table's fields on every operation, and a clear writes the
+    /// retired generation's head (`ticket`, `parked`). On one line, each clear took
+    /// that line from every reader's cache and waited for it, whenever the
+    /// allocator had put the generation where the two shared a line
+    /// (`docs/BENCHMARKS.md`, "History", "The map's lines made its own").
+    apart: [u8; 64],
     store: ManuallyDrop<Store<K, V, S>>,
 }
+
+// Wherever the generation starts, the line of the last byte before `apart` ends
+// before the table begins (the fields before `apart` are the clear's).
+const _: () = {
+    use std::mem::offset_of;
+    type G = Generation<u64, u64, std::collections::hash_map::RandomState>;
+    assert!(offset_of!(G, store) >= offset_of!(G, apart) - 1 + 64);
+    assert!(offset_of!(G, owner) < offset_of!(G, apart));
+};
 
 impl<K, V, S> Generation<K, V, S>
 where
@@ -83,6 +102,7 @@ where
             numbering: Numbering(UnsafeCell::new((0, false))),
             ticket: TicketSlot(UnsafeCell::new(Some(Arc::clone(&retirement)))),
             retirement: ManuallyDrop::new(retirement),
+            apart: [0; 64],
             store: ManuallyDrop::new(store),
             submit: submit_teardown::<K, V, S>,
             parked: AtomicPtr::new(std::ptr::null_mut()),

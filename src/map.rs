@@ -45,26 +45,22 @@ use crate::value::{TableRef, ValueRef};
 /// config.replace([("region".to_string(), "us-east".to_string())]);
 /// assert_eq!(config.get("region").as_deref().map(String::as_str), Some("us-east"));
 /// ```
-// `repr(C)`: the fields in this order, so that `apart` keeps `pinned` (which every
-// read and write loads) off the line of the slot's lock (which every snapshot
-// writes twice) and of the publish lock.
+// `repr(C)`: the fields in this order. The first, `publish_line`, aligned to a
+// cache line and as long as one, gives the whole map that alignment: the slot and
+// the publish lock (which clears write, and every snapshot writes twice) have a line
+// of their own, `pinned` (which every read and write loads) begins the next one,
+// and the map's size is a whole number of lines, so that no neighbour of the map
+// (a field of the caller's struct, a local beside it, the next heap block) shares
+// a line with it. A neighbour that other threads read on every operation made each
+// of a clear's locked instructions on that line wait for a transfer from another
+// core: `clear_cold --readers 1` at 1,000 entries, 167-175 ns with the map at the
+// start of a line against 521-530 ns with it 32 bytes in, behind the benchmark's
+// own `filled` counter (`docs/BENCHMARKS.md`, "History", "The map's lines made its
+// own").
 #[repr(C)]
 pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
-    /// The current generation. `ManuallyDrop` so that `Drop` can release it before
-    /// closing the reclaimer. Snapshots and clears go through it.
-    current: ManuallyDrop<Slot<Generation<K, V, S>>>,
-    /// Taken by `publish` (clears and replaces) around its swap of `current` and
-    /// move of `pinned`, so that `pinned` names the slot's generation whenever the
-    /// lock is free, and a publisher learns the generation it retires (and its id)
-    /// from `pinned` without loading the slot. Next to the slot: a clear touches
-    /// both. Readers, writers and snapshots never take it.
-    publishing: PublishLock<()>,
-    /// 64 bytes between the slot (and the publish lock) and `pinned`: whatever the
-    /// map's address, the line of the publish lock's last byte ends before `pinned`
-    /// begins. Without it a snapshot (which takes and releases the slot's read
-    /// lock) would take the line every pinned reader loads `pinned` from away from
-    /// their cores.
-    apart: [u8; 64],
+    /// The current generation's slot and the publish lock, on a line of their own.
+    publish_line: PublishLine<K, V, S>,
     /// The current generation again, as a plain pointer, for pinned readers and
     /// for writers holding a shard lock: they load it (one Acquire load) instead
     /// of loading the slot (a lock taken and released, and a count raised and
@@ -84,6 +80,21 @@ pub struct AtomicMap<K, V, S = DefaultHashBuilder> {
     /// The reclaimer serving this map (this map counts as one of its users).
     /// Declared after `standby`, so dropped after it.
     reclaimer: Reclaimer,
+}
+
+/// The slot of the current generation and the publish lock: what a clear writes
+/// and readers never touch, on a line of its own (see [`AtomicMap`]'s layout).
+#[repr(C, align(64))]
+struct PublishLine<K, V, S> {
+    /// The current generation. `ManuallyDrop` so that `Drop` can release it before
+    /// closing the reclaimer. Snapshots and clears go through it.
+    current: ManuallyDrop<Slot<Generation<K, V, S>>>,
+    /// Taken by `publish` (clears and replaces) around its swap of `current` and
+    /// move of `pinned`, so that `pinned` names the slot's generation whenever the
+    /// lock is free, and a publisher learns the generation it retires (and its id)
+    /// from `pinned` without loading the slot. Next to the slot: a clear touches
+    /// both. Readers, writers and snapshots never take it.
+    publishing: PublishLock<()>,
 }
 
 /// The longest `shutdown` waits for the map's garbage.
@@ -170,9 +181,10 @@ where
         let current = Slot::from_pointee(first);
         let pinned = AtomicPtr::new(Arc::as_ptr(&current.load_full()).cast_mut());
         AtomicMap {
-            current: ManuallyDrop::new(current),
-            publishing: PublishLock::new(()),
-            apart: [0; 64],
+            publish_line: PublishLine {
+                current: ManuallyDrop::new(current),
+                publishing: PublishLock::new(()),
+            },
             pinned,
             standby,
             reclaimer,
@@ -588,7 +600,7 @@ where
     /// assert!(map.is_empty());
     /// ```
     pub fn snapshot(&self) -> Snapshot<K, V, S> {
-        Snapshot::new(self.current.load_full())
+        Snapshot::new(self.publish_line.current.load_full())
     }
 
     /// Starts fetching the lines a publish reaches first and that nothing else
@@ -608,8 +620,7 @@ where
     fn prefetch_for_publish(&self) {
         #[cfg(not(feature = "loom"))]
         {
-            crate::prefetch::prefetch_line(std::ptr::from_ref(&self.current).cast());
-            crate::prefetch::prefetch_line(std::ptr::from_ref(&self.publishing).cast());
+            crate::prefetch::prefetch_line(std::ptr::from_ref(&self.publish_line).cast());
             // Relaxed: a hint; `publish` loads `pinned` again under the lock.
             prefetch_arc(self.pinned.load(Ordering::Relaxed).cast_const());
         }
@@ -635,7 +646,7 @@ where
         // The new generation's head (counts, `id`, `published`), last written by
         // the reclaimer's core that built the spare:
         prefetch_arc(Arc::as_ptr(&next));
-        let publishing = self.publishing.lock();
+        let publishing = self.publish_line.publishing.lock();
         // Relaxed: `pinned` is written only here, under the lock this thread now
         // holds, whose acquisition synchronizes with the previous holder's release
         // (after its store), or it is still the value `from_builder` gave it
@@ -654,7 +665,7 @@ where
         // lock, with `pinned` naming it: above), and no other does.
         let retired = Retired::new(retiring_ref.id(), unsafe { retiring_ref.take_ticket() });
         let next_raw = Arc::as_ptr(&next).cast_mut();
-        let previous = self.current.swap(next);
+        let previous = self.publish_line.current.swap(next);
         let swapped_out = Arc::as_ptr(&previous);
         // Release: publishes the new generation (built before, on this thread or,
         // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s
@@ -901,10 +912,10 @@ impl<K, V, S> Drop for AtomicMap<K, V, S> {
         // generation through `pinned`, without a count: its release waits out a
         // grace period, like a cleared one's. No writer can be (`&mut self`), so no
         // quiesce of the shard locks.
-        release_after_grace(self.current.load_full());
+        release_after_grace(self.publish_line.current.load_full());
         // SAFETY: `current` is dropped exactly once, here (`drop` runs once and
         // `ManuallyDrop` drops nothing itself), and not used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.current) };
+        unsafe { ManuallyDrop::drop(&mut self.publish_line.current) };
         // The reclaimer's next pass releases the parked hand-off and the spare (not
         // counted as retired) and lets go of the standby; the fields drop next.
         self.standby.map_dropped();
@@ -1040,16 +1051,24 @@ mod tests {
     }
 
     #[test]
-    fn pinned_is_off_the_lines_of_the_slot_and_the_publish_lock() {
+    fn the_map_has_lines_of_its_own_and_pinned_is_off_the_publish_line() {
         type Map = AtomicMap<u64, u64>;
-        let slot_end = offset_of!(Map, current)
+        type Line = PublishLine<u64, u64, DefaultHashBuilder>;
+        // Aligned to a line and a whole number of lines long: no neighbour of a
+        // map, wherever it is, shares one of its lines.
+        assert_eq!(align_of::<Map>() % 64, 0, "the map's alignment");
+        assert_eq!(size_of::<Map>() % 64, 0, "the map's size");
+        let slot_end = offset_of!(Map, publish_line)
+            + offset_of!(Line, current)
             + size_of::<ManuallyDrop<Slot<Generation<u64, u64, DefaultHashBuilder>>>>();
-        let lock_end = offset_of!(Map, publishing) + size_of::<PublishLock<()>>();
-        // The line holding the last byte of either ends at most 63 bytes after it.
+        let lock_end = offset_of!(Map, publish_line)
+            + offset_of!(Line, publishing)
+            + size_of::<PublishLock<()>>();
+        // With the map at the start of a line, the line of a field's last byte.
         for end in [slot_end, lock_end] {
             assert!(
-                offset_of!(Map, pinned) >= end - 1 + 64,
-                "pinned at {}, a field before it ends at {end}",
+                (end - 1) / 64 < offset_of!(Map, pinned) / 64,
+                "pinned at {}, on the line of a field that ends at {end}",
                 offset_of!(Map, pinned)
             );
         }
