@@ -126,9 +126,12 @@ where
     /// stores wait in the store buffer instead, while the clear goes on.
     ///
     /// # Safety
-    /// No other thread can reach the generation yet: it was just built, or taken
-    /// from the standby's slot (whose swap made the caller its only holder), and
-    /// it is published (by a Release store or swap) only after this call.
+    /// No other thread can reach the generation yet: it was just built (a spare
+    /// is numbered by the reclaimer before it is parked), or it is taken from the
+    /// standby's slot (whose swap made the caller its only holder), or it is
+    /// parked there and the caller holds the map's publish lock (no other taker
+    /// can run, and the reclaimer never writes a parked spare); and it is
+    /// published (by a Release store or swap) only after this call.
     pub(crate) unsafe fn prepare_publish(&self, id: u64) {
         // SAFETY: the caller is the generation's only user (the contract).
         self.numbering
@@ -142,6 +145,15 @@ where
 }
 
 impl<K, V, S> Generation<K, V, S> {
+    /// Marks a spare that was numbered ahead but never made current (dropped
+    /// unused), so that its teardown does not count it as a retired generation.
+    pub(crate) fn unpublish(&mut self) {
+        // SAFETY: `&mut self`: no other reference to the generation exists.
+        self.numbering
+            .0
+            .with_mut(|numbering| unsafe { (*numbering).1 = false });
+    }
+
     /// Whether the generation was ever made current.
     fn published(&self) -> bool {
         // SAFETY: as in `id`.

@@ -607,8 +607,8 @@ where
     /// keeps warm: the slot's and the publish lock's (no read or write takes them,
     /// so a large fill evicts them; usually one line) and the current generation's head (its
     /// id and retirement pointer; writers reach the table past it). Issued before
-    /// the spare is taken, so that the misses overlap each other and the spare's,
-    /// instead of following one another. `pinned`'s line is warm (every write
+    /// the publish lock is taken, so that the misses overlap each other and the
+    /// standby's, instead of following one another. `pinned`'s line is warm (every write
     /// loads it); read before the publish lock is held it may already be stale,
     /// which only wastes the fetch. Callgrind's cache model: without these, a read
     /// miss on the slot's line and on the head per clear after a fill of 1,000,000
@@ -639,13 +639,7 @@ where
     /// those steps was a locked instruction on a line readers or snapshots share,
     /// and a call into code a large fill leaves cold (`docs/BENCHMARKS.md`,
     /// "History").
-    fn publish(&self, next: Arc<Generation<K, V, S>>) -> Retired {
-        // After a large fill every line a clear touches is cold, and each miss
-        // would stall it in turn: the fetches of the lines it touches outside
-        // the slot start early, to overlap the slot's own misses.
-        // The new generation's head (counts, `id`, `published`), last written by
-        // the reclaimer's core that built the spare:
-        prefetch_arc(Arc::as_ptr(&next));
+    fn publish(&self, built: Option<Arc<Generation<K, V, S>>>) -> Retired {
         let publishing = self.publish_line.publishing.lock();
         // Relaxed: `pinned` is written only here, under the lock this thread now
         // holds, whose acquisition synchronizes with the previous holder's release
@@ -658,9 +652,29 @@ where
         // (above: `pinned` follows the slot under this lock), and only a publish,
         // under this lock, takes that reference out of the slot.
         let retiring_ref = unsafe { &*retiring };
-        // SAFETY: `next` is unpublished and ours alone (`publish`'s callers: the
-        // standby's spare, taken with its swap, or a generation just built).
-        unsafe { next.prepare_publish(retiring_ref.id() + 1) };
+        let id = retiring_ref.id() + 1;
+        let next = match built {
+            Some(built) => {
+                // SAFETY: `built` is unpublished and ours alone (a `replace`'s);
+                // the lock is held and this publish gives `id`, so the spare is
+                // numbered for the next one.
+                unsafe {
+                    built.prepare_publish(id);
+                    self.standby.renumber_spare(id + 1);
+                }
+                built
+            }
+            // A clear: the spare, numbered `id` ahead by the reclaimer, so that
+            // its head (a line the reclaimer's core wrote last) is not touched
+            // here; or, when none is parked, one built and numbered here.
+            // SAFETY: the lock is held and this publish gives `id`.
+            None => unsafe { self.standby.take_spare(id) }.unwrap_or_else(|| {
+                let built = self.standby.build_empty();
+                // SAFETY: just built, ours alone.
+                unsafe { built.prepare_publish(id) };
+                built
+            }),
+        };
         // SAFETY: this publish moves the map off `retiring` (under the publish
         // lock, with `pinned` naming it: above), and no other does.
         let retired = Retired::new(retiring_ref.id(), unsafe { retiring_ref.take_ticket() });
@@ -712,7 +726,7 @@ where
     /// ```
     pub fn clear_async(&self) -> Retired {
         self.prefetch_for_publish();
-        self.publish(self.standby.take_or_build())
+        self.publish(None)
     }
 
     /// Builds a new generation from `entries` off to the side, then publishes it with
@@ -750,7 +764,7 @@ where
             drop(replaced);
         }
         self.prefetch_for_publish();
-        self.publish(Arc::new(self.standby.generation(store)))
+        self.publish(Some(Arc::new(self.standby.generation(store))))
     }
 
     /// Tears down every retired generation whose last holder has let go, on the

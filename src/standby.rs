@@ -8,9 +8,12 @@
 //!   allocator's per-thread cache and contends for the arena lock with the
 //!   reclaimer, which is freeing the previous generation into the same arena
 //!   (measured with a throwaway probe: clear median 6 µs, p99 260 µs). So the
-//!   reclaimer builds the next empty generation and parks it here; `clear_async`
-//!   takes it with one atomic swap and builds one inline only when none is ready
-//!   (a map's first clear, a burst of clears, manual mode between passes).
+//!   reclaimer builds the next empty generation and parks it here, numbered with
+//!   the id the map's next publish gives (so that the clear never writes its
+//!   head, a line the reclaimer's core wrote last); `clear_async` takes it with one
+//!   atomic swap, under the map's publish lock, and builds one inline only when
+//!   none is ready (a map's first clear, a burst of clears, manual mode between
+//!   passes).
 //! * The **hand-off**: the slot's reference to the generation a clear just retired.
 //!   It may not be dropped on the clearer: pinned readers and writers may still be
 //!   using the generation through the map's `pinned` pointer, without a count, so
@@ -65,7 +68,11 @@ use crate::table::ShardLocks;
 /// 1,000-map creation profile.)
 #[repr(C)]
 pub(crate) struct Standby<K, V, S> {
-    /// The spare: an `Arc<Generation>` turned into a raw pointer, or null.
+    /// The spare: an `Arc<Generation>` turned into a raw pointer, already numbered
+    /// with the id the map's next publish gives; or, when no spare is parked, that
+    /// id as a tag (`SpareSlot`: shifted left once, the low bit set, where a
+    /// generation's address is even). Numbered ahead so that a clear never writes
+    /// the spare's head, a line the reclaimer's core wrote last.
     slot: AtomicPtr<Generation<K, V, S>>,
     /// The hand-off: a list of `Arc<Generation>`s turned into raw pointers, linked
     /// through their `parked` fields; null when empty.
@@ -90,7 +97,8 @@ where
     /// A standby, registered with its map's reclaimer by its first hand-off.
     pub(crate) fn new(owner: HomeOwner, hasher: S, shards: usize) -> WeakableArc<Self> {
         WeakableArc::new(Standby {
-            slot: AtomicPtr::new(ptr::null_mut()),
+            // The map's first generation is numbered 0 (`AtomicMap::from_builder`).
+            slot: AtomicPtr::new(next_id_tag(1)),
             retired: AtomicPtr::new(ptr::null_mut()),
             dropped: AtomicBool::new(false),
             registered: AtomicBool::new(false),
@@ -153,55 +161,167 @@ where
         Generation::new(store, self)
     }
 
-    /// The parked spare, or a new empty generation built here. The result is
-    /// unshared (its id can still be set).
+    /// Takes the parked spare for the publish that gives `id`, leaving the tag of
+    /// `id + 1`; `None` if none is parked. The spare is unshared and already
+    /// numbered `id` (the slot's invariant, kept by `refill` and `renumber_spare`):
+    /// the clear writes nothing to it before publishing it.
+    ///
+    /// # Safety
+    /// The caller holds its map's publish lock and publishes the result with `id`,
+    /// or else the map's next publish gives `id` (the lock orders every publish, so
+    /// the tag it leaves stays true).
     #[inline]
-    pub(crate) fn take_or_build(&self) -> Arc<Generation<K, V, S>> {
-        self.take().unwrap_or_else(|| self.build_empty())
+    pub(crate) unsafe fn take_spare(&self, id: u64) -> Option<Arc<Generation<K, V, S>>> {
+        // Acquire: pairs with the Release of the exchange in `refill`, so the
+        // generation built (and numbered) there is fully visible here.
+        let raw = self
+            .slot
+            .swap(next_id_tag(id.wrapping_add(1)), Ordering::Acquire);
+        if is_tag(raw) {
+            return None;
+        }
+        // SAFETY: a slot that holds no tag holds a pointer from `Arc::into_raw` in
+        // `refill` (the only writer of pointers), owning one count; the swap made
+        // us its only owner.
+        let spare = unsafe { Arc::from_raw(raw) };
+        if spare_id_may_be_stale(id) {
+            // SAFETY: ours alone (just taken), published only after this call.
+            unsafe { spare.prepare_publish(id) };
+        }
+        debug_assert_eq!(spare.id(), id, "the parked spare is numbered ahead");
+        Some(spare)
     }
 
-    /// A new empty generation, built here: the slow path of `take_or_build`, kept
-    /// out of line so that a clear's code stays on as few lines as it can.
+    /// Keeps the slot's invariant after a publish that gave `id - 1` to a
+    /// generation other than the spare (a `replace`): the parked spare, or the
+    /// tag, is renumbered `id`. Writes the spare's head: a `replace` is O(n)
+    /// anyway. (A clear that finds no spare leaves the right tag in `take_spare`.)
+    ///
+    /// # Safety
+    /// The caller holds its map's publish lock, and the map's next publish gives
+    /// `id`.
+    pub(crate) unsafe fn renumber_spare(&self, id: u64) {
+        // SeqCst: Acquire would do (it pairs with `refill`'s Release exchange, so
+        // that a parked spare's numbering is rewritten after `refill` wrote it),
+        // but nothing can fail on a stronger one, and a `replace` is O(n): it
+        // takes the ordering that needs no model. (A plain load on x86.)
+        let mut current = self.slot.load(Ordering::SeqCst);
+        loop {
+            if !is_tag(current) {
+                // A parked spare, as in `take_spare`; no other thread touches it
+                // while it stays parked: `refill` never writes a slot that holds
+                // a pointer, and every taker holds the publish lock, as the
+                // caller does.
+                // SAFETY: `prepare_publish`'s third case (above).
+                unsafe { (*current).prepare_publish(id) };
+                return;
+            }
+            // SeqCst, as the load above (on failure, the spare a racing `refill`
+            // parked meanwhile is renumbered next turn).
+            match self.slot.compare_exchange_weak(
+                current,
+                next_id_tag(id),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// A new empty generation, built here when no spare is parked, kept out of
+    /// line so that a clear's code stays on as few lines as it can. Unnumbered.
     #[cold]
     #[inline(never)]
-    fn build_empty(&self) -> Arc<Generation<K, V, S>> {
+    pub(crate) fn build_empty(&self) -> Arc<Generation<K, V, S>> {
         Arc::new(self.generation(self.empty_store()))
     }
 
-    /// Parks a new empty generation if none is parked. Runs on the reclaimer.
+    /// Parks a new empty generation if none is parked, numbered with the id the
+    /// slot's tag names. Runs on the reclaimer.
     fn refill(&self) {
-        // Relaxed: a hint to skip building; the exchange below decides.
-        if !self.slot.load(Ordering::Relaxed).is_null() {
+        // Relaxed: a hint to skip building, and the tag, a number with no data
+        // behind it; the exchange below decides.
+        let mut expected = self.slot.load(Ordering::Relaxed);
+        if !is_tag(expected) {
             return;
         }
-        let spare = Arc::new(self.generation(self.empty_store()));
-        let raw = Arc::into_raw(spare).cast_mut();
-        // Release: pairs with the Acquire swap in `take`. Relaxed on failure: the
-        // slot is simply kept as it is.
-        if let Err(_parked) =
-            self.slot
-                .compare_exchange(ptr::null_mut(), raw, Ordering::Release, Ordering::Relaxed)
-        {
-            // SAFETY: `raw` is `Arc::into_raw`'s, just above; the exchange failed, so
-            // it was never published: its count is still ours, given back once here.
-            drop(unsafe { Arc::from_raw(raw) });
+        let raw = Arc::into_raw(Arc::new(self.generation(self.empty_store()))).cast_mut();
+        loop {
+            // SAFETY: `raw` is ours alone until the exchange below parks it.
+            unsafe { (*raw).prepare_publish(tag_id(expected)) };
+            // Release: pairs with the Acquire swap in `take_spare` (and the Acquire
+            // loads in `renumber_spare`): the generation, numbered, is seen whole.
+            // Relaxed on failure: a new tag (a publish came between) is only a
+            // number; a pointer means another refill parked one, and ours goes.
+            match self
+                .slot
+                .compare_exchange(expected, raw, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) if is_tag(now) => expected = now,
+                Err(_) => {
+                    // SAFETY: `raw` is `Arc::into_raw`'s, above; never parked, so its
+                    // count is still ours, given back once here.
+                    discard_spare(unsafe { Arc::from_raw(raw) });
+                    return;
+                }
+            }
         }
     }
+}
+
+/// The tag of an empty spare slot: `id`, shifted left once with the low bit set
+/// (never a generation's address, which is even). An `id` too large to shift
+/// (past 2^63 publishes, or 2^31 on a 32-bit target) is tagged 0's tag, and
+/// `take_spare` renumbers the spare itself from then on (`spare_id_may_be_stale`).
+fn next_id_tag<G>(id: u64) -> *mut G {
+    let tag = usize::try_from(id)
+        .ok()
+        .filter(|&id| id <= usize::MAX >> 1)
+        .map_or(1, |id| (id << 1) | 1);
+    ptr::without_provenance_mut(tag)
+}
+
+/// Whether the slot holds a tag rather than a parked spare.
+fn is_tag<G>(slot: *mut G) -> bool {
+    slot.addr() & 1 == 1
+}
+
+/// The id a tag names (see `next_id_tag`).
+fn tag_id<G>(tag: *mut G) -> u64 {
+    (tag.addr() >> 1) as u64
+}
+
+/// Whether a spare taken for `id` may carry another number: `id` or the next is
+/// past what a tag holds (see `next_id_tag`).
+fn spare_id_may_be_stale(id: u64) -> bool {
+    id.wrapping_add(1) > (usize::MAX >> 1) as u64
+}
+
+/// Drops a spare that was never published: marked so first, since a generation
+/// numbered ahead counts as published (`Generation::unpublish`).
+fn discard_spare<K, V, S>(mut spare: Arc<Generation<K, V, S>>) {
+    if let Some(spare) = Arc::get_mut(&mut spare) {
+        spare.unpublish();
+    }
+    drop(spare);
 }
 
 /// What needs no bounds: moving generations in and out of the slots and marking the
 /// map dropped (used by the unbounded `Drop` impls of the map and the standby).
 impl<K, V, S> Standby<K, V, S> {
-    /// Takes the parked spare, if any.
-    #[inline]
-    pub(crate) fn take(&self) -> Option<Arc<Generation<K, V, S>>> {
-        // Acquire: pairs with the Release of the exchange in `refill`, so the
-        // generation built there is fully visible here.
-        let raw = self.slot.swap(ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: a non-null pointer in the slot came from `Arc::into_raw` in `refill`
-        // (the only writer of non-null) and owns one count; the swap made us its
-        // only owner.
-        (!raw.is_null()).then(|| unsafe { Arc::from_raw(raw) })
+    /// Takes the parked spare, if any, for a map that is gone (no publish is left
+    /// to number), and drops it, marked never published.
+    fn discard_parked_spare(&self) {
+        // SeqCst: Acquire would do, as in `take_spare`; once per map, so it takes
+        // the ordering that needs no model.
+        let raw = self.slot.swap(next_id_tag(0), Ordering::SeqCst);
+        if !is_tag(raw) {
+            // SAFETY: as in `take_spare`: the swap made us the owner of its count.
+            discard_spare(unsafe { Arc::from_raw(raw) });
+        }
     }
 
     /// Parks the slot's reference to the generation a clear just retired, for the
@@ -307,7 +427,7 @@ where
         if dropped {
             // A hand-off parked before the drop was released above; the spare
             // (unpublished, not counted as retired) goes with the rest.
-            drop(self.take());
+            self.discard_parked_spare();
             return Serviced::Gone;
         }
         if released {
@@ -322,7 +442,7 @@ impl<K, V, S> Drop for Standby<K, V, S> {
     fn drop(&mut self) {
         // Normally empty (the last pass took both); a map dropped with no pass after
         // it (a domain dropped meanwhile) still hands its generations over here.
-        drop(self.take());
+        self.discard_parked_spare();
         // No writer is left: the map is gone (it holds the standby).
         self.release_handed_off(true);
     }
