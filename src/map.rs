@@ -12,7 +12,6 @@ use crate::builder::Builder;
 use crate::compute::{Compute, Operation};
 use crate::generation::{Generation, release_after_grace};
 use crate::occupied::Occupied;
-use crate::prefetch::prefetch_arc;
 use crate::read::ReadGuard;
 use crate::reclaim::domain::Domain;
 use crate::reclaim::home::{HomeOwner, HomeRef};
@@ -622,7 +621,7 @@ where
         {
             crate::prefetch::prefetch_line(std::ptr::from_ref(&self.publish_line).cast());
             // Relaxed: a hint; `publish` loads `pinned` again under the lock.
-            prefetch_arc(self.pinned.load(Ordering::Relaxed).cast_const());
+            crate::prefetch::prefetch_arc(self.pinned.load(Ordering::Relaxed).cast_const());
         }
     }
 
