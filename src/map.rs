@@ -645,7 +645,7 @@ where
         // (after its store), or it is still the value `from_builder` gave it
         // before the map was shared. (Should that ever not hold, the assertion
         // at the end reports it; loom scenario 4, two publishes at once, fails
-        // there when the lock is left out.)
+        // when the lock is left out: both take the same generation's ticket.)
         let retiring = self.pinned.load(Ordering::Relaxed);
         // SAFETY: `retiring` is the generation the slot holds a reference to
         // (above: `pinned` follows the slot under this lock), and only a publish,

@@ -224,10 +224,12 @@ entry retained-get-revives.patch "cargo test -p atomic-map --lib retain_if_mappe
 # the parked list the reclaimer releases them from.
 entry pinned-read-relaxed.patch "$(model s19_replace_vs_pinned_reader)" "$causality"
 entry pinned-published-relaxed.patch "$(model s19_replace_vs_pinned_reader)" "$causality"
-# Two publishes at once: the second reads `pinned` before the first moved it, and
-# retires (and numbers after) a generation the slot no longer holds.
-entry publish-without-the-lock.patch "$(model s4_concurrent_clears)" \
-    "the slot is moved only under the publish lock"
+# Two publishes at once: both read `pinned` before either moved it, and both take
+# the ticket of the generation it names (a plain take, under the lock it relies
+# on): loom sees the two writes. (Before the spare was numbered ahead, 2026-12-05,
+# the second retired a generation the slot no longer held, and the assertion at
+# the end of `publish` said so first.)
+entry publish-without-the-lock.patch "$(model s4_concurrent_clears)" "$causality"
 # The reader probes a generation freed under it: loom reports whatever the freed
 # memory held (an index out of bounds, here); the model fails in every run.
 entry generation-released-without-grace.patch "$(model s1_pin_vs_clear)" "panicked at"
