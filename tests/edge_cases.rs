@@ -618,3 +618,52 @@ fn panicking_key_drop_is_contained_and_counted() {
     assert_eq!(map.stats().destructor_panics, 5, "{:?}", map.stats());
     ledger.assert_all_dropped_once();
 }
+
+/// A clear publishes the spare the reclaimer numbered ahead; a `replace` in between
+/// must renumber it (or the empty slot's tag). Ids stay consecutive whatever the
+/// mix: clears with a spare parked, clears that build their own, replaces with a
+/// spare parked and without.
+#[test]
+fn generation_ids_count_every_publish_with_or_without_a_parked_spare() {
+    let map: AtomicMap<u64, u64> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    assert_eq!(map.generation(), 0);
+    let mut publishes = 0;
+    let mut replaced_with_a_spare_parked = 0;
+    for step in 0..24u64 {
+        // A pass releases the hand-offs and parks the next spare, numbered ahead.
+        if step % 3 == 0 {
+            map.reclaim();
+        }
+        let retired = if step % 4 == 1 {
+            if step % 3 == 0 {
+                replaced_with_a_spare_parked += 1;
+            }
+            map.replace([(step, step)])
+        } else {
+            map.clear_async()
+        };
+        assert_eq!(
+            retired.id(),
+            publishes,
+            "step {step}: the retired generation's id"
+        );
+        publishes += 1;
+        assert_eq!(
+            map.generation(),
+            publishes,
+            "step {step}: the new generation's id"
+        );
+        assert_eq!(map.stats().generation, publishes);
+    }
+    assert!(
+        replaced_with_a_spare_parked >= 2,
+        "the mix covers a replace over a parked spare"
+    );
+    // Every retired generation is torn down once, and the parked spare is not one.
+    let probe = map_in(ReclaimMode::Manual);
+    reclaim_until(&probe, LIMIT, || {
+        map.reclaim();
+        map.stats().retired_generations == 0
+    });
+    assert_eq!(map.stats().reclaimed_generations, publishes);
+}
