@@ -684,15 +684,13 @@ where
         // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s
         // Acquire loads in `pinned()` and `write`.
         self.pinned.store(next_raw, Ordering::Release);
+        drop(publishing);
         // `previous` is the reference the slot had: hand it to the reclaimer to
         // release once the map's shard locks are quiesced and a grace period has
         // passed (writers and pinned readers may still be in it), so that no
         // generation is dropped here. After the move of `pinned` (the push's
-        // Release carries it to the pass that takes the hand-off), and under the
-        // lock, which makes this publish the hand-off ring's one producer.
-        // SAFETY: both conditions hold (above).
-        unsafe { Standby::hand_off_and_register(&self.standby, previous) };
-        drop(publishing);
+        // Release carries it to the pass that takes the hand-off).
+        Standby::hand_off_and_register(&self.standby, previous);
         // Checked only now, with `pinned` moved, the lock released and the slot's
         // reference handed off as on every other publish: a failure leaves the
         // map as consistent as it can be, and drops no generation here.

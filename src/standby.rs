@@ -20,12 +20,11 @@
 //!   the reference must outlive the writers' shard locks and an epoch grace period
 //!   (below); and dropping it there would,
 //!   when it is the last, run the generation's drop on the clearer (cold lines).
-//!   Instead the clearer pushes it here, under the publish lock, onto a
-//!   single-producer ring (`DoomRing`: plain stores, no locked instruction that
-//!   would wait for the clear's store to `pinned` to reach the readers' cores), or
-//!   when the ring is full onto a list (one compare-and-swap, linked through the
-//!   generation's own `parked` field), and the reclaimer's next pass releases every
-//!   parked generation after a grace period (`release_after_grace`).
+//!   Instead the clearer pushes it here with one compare-and-swap (linked through
+//!   the generation's own `parked` field: no allocation), in the same cache line as
+//!   the spare it has just taken (so a clear misses one line of the map, not two),
+//!   and the reclaimer's next pass releases every parked generation after a grace
+//!   period (`release_after_grace`).
 //!
 //! The reclaimer reaches a map's standby through its domain's registry: a map
 //! registers its standby as a [`MapService`] at its first hand-off (one push, by
@@ -51,11 +50,10 @@
 //! and the hasher and shard locks every generation is built with.
 
 use std::hash::{BuildHasher, Hash};
-use std::ptr::{self, NonNull};
+use std::ptr;
 
 use crate::generation::{Generation, release_after_grace};
 use crate::reclaim::domain::{MapService, Serviced};
-use crate::reclaim::doom_ring::DoomRing;
 use crate::reclaim::home::HomeOwner;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicBool, AtomicPtr, Ordering, WeakableArc};
@@ -76,10 +74,8 @@ pub(crate) struct Standby<K, V, S> {
     /// generation's address is even). Numbered ahead so that a clear never writes
     /// the spare's head, a line the reclaimer's core wrote last.
     slot: AtomicPtr<Generation<K, V, S>>,
-    /// The hand-off's overflow: a list of `Arc<Generation>`s turned into raw
-    /// pointers, linked through their `parked` fields; null when empty. Publishes
-    /// push here only when `hand_offs` is full, and a pass parks here again what it
-    /// could not release yet.
+    /// The hand-off: a list of `Arc<Generation>`s turned into raw pointers, linked
+    /// through their `parked` fields; null when empty.
     retired: AtomicPtr<Generation<K, V, S>>,
     /// Set by the map's drop: the next pass releases what is parked and lets go.
     dropped: AtomicBool,
@@ -90,43 +86,7 @@ pub(crate) struct Standby<K, V, S> {
     hasher: S,
     /// The writers' locks of every generation's table.
     locks: ShardLocks,
-    /// The hand-off: a single-producer ring (publishes, one at a time under the
-    /// map's publish lock) of the retired generations' slot references, for the
-    /// passes (one at a time) to release. Null until the map's first hand-off
-    /// allocates it (a map never cleared costs no ring); freed with the standby.
-    /// A push is two plain stores and a Release store, where the list's is a
-    /// `lock cmpxchg`, which waited for the publish's store to `pinned` to reach
-    /// every reader's core before the clear could return.
-    hand_offs: AtomicPtr<DoomRing<HandedOff<K, V, S>>>,
 }
-
-/// Retired generations a map's hand-off ring holds between two passes. A pass
-/// follows every clear within about a millisecond; a burst of clears past this
-/// goes to the overflow list.
-#[cfg(not(feature = "loom"))]
-const HAND_OFF_SLOTS: usize = 8;
-/// One under loom, so that a model's second clear before a pass takes the list.
-#[cfg(feature = "loom")]
-const HAND_OFF_SLOTS: usize = 1;
-
-/// A retired generation's slot reference in the hand-off ring: an
-/// `Arc<Generation>` turned into a raw pointer, owning one count.
-struct HandedOff<K, V, S>(NonNull<Generation<K, V, S>>);
-
-impl<K, V, S> Clone for HandedOff<K, V, S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<K, V, S> Copy for HandedOff<K, V, S> {}
-
-// The pointer is an `Arc<Generation>`'s count moved from the publishing thread to
-// the pass's, as the list's pointers are; a generation of a map whose keys, values
-// and hasher are `Send + Sync` may be released on any thread (the bounds under
-// which a map is built at all).
-// SAFETY: as above.
-unsafe impl<K: Send + Sync, V: Send + Sync, S: Send + Sync> Send for HandedOff<K, V, S> {}
 
 impl<K, V, S> Standby<K, V, S>
 where
@@ -145,47 +105,17 @@ where
             owner,
             hasher,
             locks: ShardLocks::new(shards),
-            hand_offs: AtomicPtr::new(ptr::null_mut()),
         })
     }
 
-    /// Parks the slot's reference to the generation a publish just retired in the
-    /// hand-off ring (the overflow list when the ring is full), and registers the
-    /// standby with the domain if this is the map's first hand-off, so that a pass
-    /// releases it.
-    ///
-    /// # Safety
-    /// The caller holds the map's publish lock (the ring's one producer at a
-    /// time), and has moved `pinned` off `retired` before the call: the ring's
-    /// Release store carries that move to the pass, whose quiesce of the shard
-    /// locks must come after it.
-    pub(crate) unsafe fn hand_off_and_register(
+    /// Parks the slot's reference to the generation a clear just retired (see
+    /// [`hand_off`](Self::hand_off)), and registers the standby with the domain if
+    /// this is the map's first hand-off, so that a pass releases it.
+    pub(crate) fn hand_off_and_register(
         this: &WeakableArc<Self>,
         retired: Arc<Generation<K, V, S>>,
     ) {
-        // Relaxed: written only here, under the publish lock the caller holds,
-        // whose acquisition ordered the previous holder's store before this load.
-        let mut ring = this.hand_offs.load(Ordering::Relaxed);
-        if ring.is_null() {
-            ring = Box::into_raw(Box::new(DoomRing::new(HAND_OFF_SLOTS)));
-            // SeqCst: Release would do (it publishes the ring's construction to
-            // the load in `release_handed_off`: a pass that sees the pointer sees
-            // the ring built); once per map, so it takes the ordering that needs
-            // no model.
-            this.hand_offs.store(ring, Ordering::SeqCst);
-        }
-        let entry = HandedOff(
-            NonNull::new(Arc::into_raw(retired).cast_mut())
-                .expect("an `Arc`'s pointer is never null"),
-        );
-        // SAFETY: the ring lives until the standby's drop, and `this` keeps the
-        // standby; the caller is its one producer (the publish lock, above); the
-        // entry's count goes to the ring's consumer, the pass.
-        if !unsafe { DoomRing::push(ring, entry) } {
-            // SAFETY: `entry` holds the count `Arc::into_raw` gave up above, and the
-            // ring refused it: still ours, taken back once.
-            this.hand_off(unsafe { Arc::from_raw(entry.0.as_ptr()) });
-        }
+        this.hand_off(retired);
         // The push above comes first: the pass that takes the registration (with
         // Acquire) then finds the hand-off. A clearer that loses the swap to a
         // racing first clearer leaves its hand-off for whichever pass, after that
@@ -426,31 +356,18 @@ impl<K, V, S> Standby<K, V, S> {
     /// held). Runs on the reclaimer (or in the standby's drop). Returns whether it
     /// released any.
     fn release_handed_off(&self, wait: bool) -> bool {
-        // SeqCst: pairs with the store in `hand_off_and_register` that published
-        // the ring (Acquire would do; see there). A plain load on x86.
-        let ring = self.hand_offs.load(Ordering::SeqCst);
-        // SAFETY: a non-null ring lives until the standby's drop (this `&self`).
-        let ring = unsafe { ring.as_ref() };
         // Relaxed: a look before the swap, so that a walk past a map with nothing
         // parked writes nothing (the swap would take the line from the clearer's
-        // cache at every pass); the ring's look is its own (`is_empty`). A push it
-        // misses is taken by the next walk, or by the standby's drop.
-        if self.retired.load(Ordering::Relaxed).is_null() && ring.is_none_or(DoomRing::is_empty) {
+        // cache at every pass). A push it misses is taken by the next walk, or by
+        // the standby's drop.
+        if self.retired.load(Ordering::Relaxed).is_null() {
             return false;
         }
-        // The ring's take: its Acquire load of the tail pairs with the Release
-        // store of every push, which comes after the publish's move of `pinned`
-        // off the generation, so the quiesce below comes after that move too. One
-        // consumer at a time: passes run one at a time, and the standby's drop
-        // runs after the last of them.
-        let mut taken = Vec::new();
-        if let Some(ring) = ring {
-            ring.take_into(&mut taken);
-        }
         // Acquire: pairs with the Release of every push in `hand_off`, which comes
-        // after the clear's move of `pinned` off the generation, as above.
+        // after the clear's move of `pinned` off the generation: the quiesce below
+        // comes after that move too.
         let mut raw = self.retired.swap(ptr::null_mut(), Ordering::Acquire);
-        let any = !raw.is_null() || !taken.is_empty();
+        let any = !raw.is_null();
         let quiesced = !any || {
             if wait {
                 self.locks.quiesce();
@@ -459,21 +376,6 @@ impl<K, V, S> Standby<K, V, S> {
                 self.locks.try_quiesce()
             }
         };
-        let release_or_park_again = |generation: Arc<Generation<K, V, S>>| {
-            if quiesced {
-                release_after_grace(generation);
-            } else {
-                // Parked again, on the list, for a later pass (the move of `pinned`
-                // off it happened before, as for every parked generation).
-                self.hand_off(generation);
-            }
-        };
-        for HandedOff(handed) in taken {
-            // SAFETY: the ring holds only pointers from `Arc::into_raw` in
-            // `hand_off_and_register`, each owning one count, and hands each to
-            // one take.
-            release_or_park_again(unsafe { Arc::from_raw(handed.as_ptr()) });
-        }
         while !raw.is_null() {
             // SAFETY: the list holds only pointers from `Arc::into_raw` in
             // `hand_off`, each owning one count; the swap made us the owner of the
@@ -481,7 +383,13 @@ impl<K, V, S> Standby<K, V, S> {
             let generation = unsafe { Arc::from_raw(raw) };
             // Relaxed: the link was published by the push's Release (taken above).
             raw = generation.parked().load(Ordering::Relaxed);
-            release_or_park_again(generation);
+            if quiesced {
+                release_after_grace(generation);
+            } else {
+                // Parked again, for a later pass (the move of `pinned` off it
+                // happened before, as for every parked generation).
+                self.hand_off(generation);
+            }
         }
         any && quiesced
     }
@@ -537,13 +445,5 @@ impl<K, V, S> Drop for Standby<K, V, S> {
         self.discard_parked_spare();
         // No writer is left: the map is gone (it holds the standby).
         self.release_handed_off(true);
-        // Relaxed: `&mut self`, nothing left to order with (loom's atomics have no
-        // `get_mut`).
-        let ring = self.hand_offs.load(Ordering::Relaxed);
-        if !ring.is_null() {
-            // SAFETY: `Box::into_raw`'s, in `hand_off_and_register`; emptied just
-            // above, and no producer or consumer is left (`&mut self`).
-            drop(unsafe { Box::from_raw(ring) });
-        }
     }
 }

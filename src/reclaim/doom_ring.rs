@@ -14,12 +14,6 @@
 //! A ring is allocated by its stripe's first claimant to doom a value in the
 //! domain, and freed with the domain.
 //!
-//! The same ring carries a map's hand-offs (`standby.rs`): the retired generations'
-//! slot references, pushed by publishes (one producer at a time: the map's publish
-//! lock orders them, as the stripe's claim orders a stripe's claimants) and taken
-//! by passes (one at a time), so that a clear's hand-off needs no locked
-//! instruction either.
-//!
 //! One producer means one *call* at a time: a value released from a signal handler
 //! that interrupted its thread's own push would take the same slot (a cell never
 //! destroyed). Releasing values is not async-signal-safe in any case (the claimant's
@@ -134,8 +128,7 @@ impl<E: Copy> DoomRing<E> {
         // tail's store below (the last use of `ring` is through `tail` alone).
         let r = unsafe { &*ring };
         // Relaxed: the producer's own last store (or its predecessor's, ordered
-        // before by the stripe's claim, `stripe.rs`, or for a hand-off ring by the
-        // map's publish lock).
+        // before by the stripe's claim, `stripe.rs`).
         let tail = r.tail.0.load(Ordering::Relaxed);
         // SAFETY: `head_seen` is the producer's alone (the contract).
         let mut head = r.head_seen.0.with(|p| unsafe { *p });
