@@ -110,13 +110,6 @@ where
         }
     }
 
-    pub(crate) fn id(&self) -> u64 {
-        // SAFETY: written only before the generation is shared (`new`,
-        // `prepare_publish`), and every thread that reaches it got it through a
-        // publication made after that write (`Numbering`).
-        self.numbering.0.with(|numbering| unsafe { (*numbering).0 })
-    }
-
     /// Numbers a generation about to be published.
     ///
     /// Through `&self`, with plain stores: a clear's `Arc::get_mut` here was a
@@ -145,6 +138,13 @@ where
 }
 
 impl<K, V, S> Generation<K, V, S> {
+    pub(crate) fn id(&self) -> u64 {
+        // SAFETY: written only before the generation is shared (`new`,
+        // `prepare_publish`), and every thread that reaches it got it through a
+        // publication made after that write (`Numbering`).
+        self.numbering.0.with(|numbering| unsafe { (*numbering).0 })
+    }
+
     /// Marks a spare that was numbered ahead but never made current (dropped
     /// unused), so that its teardown does not count it as a retired generation.
     pub(crate) fn unpublish(&mut self) {

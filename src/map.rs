@@ -680,17 +680,20 @@ where
         let next_raw = Arc::as_ptr(&next).cast_mut();
         let previous = self.publish_line.current.swap(next);
         let swapped_out = Arc::as_ptr(&previous);
+        // `previous` is the reference the slot had: hand it to the reclaimer to
+        // release once `pinned` has moved off it, the map's shard locks are
+        // quiesced and a grace period has passed (writers and pinned readers may
+        // still be in it), so that no generation is dropped here. Before the move
+        // of `pinned`, so that the push's locked instruction does not wait for
+        // that store to reach the readers' cores; the pass releases it only once
+        // `mark_published` below says the move is made.
+        Standby::hand_off_and_register(&self.standby, previous);
         // Release: publishes the new generation (built before, on this thread or,
         // for a spare, on the reclaimer's, taken with Acquire) to `pinned`'s
         // Acquire loads in `pinned()` and `write`.
         self.pinned.store(next_raw, Ordering::Release);
+        self.standby.mark_published(id);
         drop(publishing);
-        // `previous` is the reference the slot had: hand it to the reclaimer to
-        // release once the map's shard locks are quiesced and a grace period has
-        // passed (writers and pinned readers may still be in it), so that no
-        // generation is dropped here. After the move of `pinned` (the push's
-        // Release carries it to the pass that takes the hand-off).
-        Standby::hand_off_and_register(&self.standby, previous);
         // Checked only now, with `pinned` moved, the lock released and the slot's
         // reference handed off as on every other publish: a failure leaves the
         // map as consistent as it can be, and drops no generation here.

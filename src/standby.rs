@@ -23,8 +23,10 @@
 //!   Instead the clearer pushes it here with one compare-and-swap (linked through
 //!   the generation's own `parked` field: no allocation), in the same cache line as
 //!   the spare it has just taken (so a clear misses one line of the map, not two),
-//!   and the reclaimer's next pass releases every parked generation after a grace
-//!   period (`release_after_grace`).
+//!   before its move of `pinned` (so that the CAS waits for no store to a line the
+//!   readers hold), and the reclaimer's next pass releases every parked generation
+//!   that `pinned` has moved off (the publish's `mark_published`, after the move)
+//!   after a grace period (`release_after_grace`).
 //!
 //! The reclaimer reaches a map's standby through its domain's registry: a map
 //! registers its standby as a [`MapService`] at its first hand-off (one push, by
@@ -56,7 +58,7 @@ use crate::generation::{Generation, release_after_grace};
 use crate::reclaim::domain::{MapService, Serviced};
 use crate::reclaim::home::HomeOwner;
 use crate::store::Store;
-use crate::sync::{Arc, AtomicBool, AtomicPtr, Ordering, WeakableArc};
+use crate::sync::{Arc, AtomicBool, AtomicPtr, AtomicU64, Ordering, WeakableArc};
 use crate::table::ShardLocks;
 
 /// What the map and its reclaimer need to build and release generations.
@@ -77,6 +79,12 @@ pub(crate) struct Standby<K, V, S> {
     /// The hand-off: a list of `Arc<Generation>`s turned into raw pointers, linked
     /// through their `parked` fields; null when empty.
     retired: AtomicPtr<Generation<K, V, S>>,
+    /// The id of the generation the map's last publish made current, stored after
+    /// its move of `pinned` (`mark_published`). A publish hands the retired
+    /// generation off before that move, so that its push waits for nothing (see
+    /// `hand_off_and_register`); a pass releases a parked generation only once
+    /// this id has passed it, that is once `pinned` has moved off it.
+    published_id: AtomicU64,
     /// Set by the map's drop: the next pass releases what is parked and lets go.
     dropped: AtomicBool,
     /// Set by the first hand-off, which registers the standby with the domain.
@@ -100,6 +108,7 @@ where
             // The map's first generation is numbered 0 (`AtomicMap::from_builder`).
             slot: AtomicPtr::new(next_id_tag(1)),
             retired: AtomicPtr::new(ptr::null_mut()),
+            published_id: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
             registered: AtomicBool::new(false),
             owner,
@@ -111,6 +120,12 @@ where
     /// Parks the slot's reference to the generation a clear just retired (see
     /// [`hand_off`](Self::hand_off)), and registers the standby with the domain if
     /// this is the map's first hand-off, so that a pass releases it.
+    ///
+    /// Called before the publish moves `pinned` off `retired` (and before
+    /// `mark_published`): the push's `lock cmpxchg` then waits for no store to a
+    /// line that readers hold, where after the move it waited for the store to
+    /// `pinned` to reach every reader's core. A pass that takes the hand-off
+    /// before `mark_published` parks it again.
     pub(crate) fn hand_off_and_register(
         this: &WeakableArc<Self>,
         retired: Arc<Generation<K, V, S>>,
@@ -130,6 +145,17 @@ where
             let service: WeakableArc<dyn MapService> = this.clone();
             this.owner.home().get().domain().register(service);
         }
+    }
+
+    /// Records that the publish giving `id` has moved `pinned` to that generation:
+    /// every generation numbered below it may now be released (after the quiesce
+    /// and the grace period). Called by the publish, under its lock, after its
+    /// store to `pinned`.
+    pub(crate) fn mark_published(&self, id: u64) {
+        // Release: pairs with the Acquire load in `release_handed_off`, so that a
+        // pass that sees `id` sees `pinned` moved (the store before this one), and
+        // its quiesce of the shard locks comes after that move.
+        self.published_id.store(id, Ordering::Release);
     }
 
     pub(crate) fn owner(&self) -> &HomeOwner {
@@ -350,11 +376,12 @@ impl<K, V, S> Standby<K, V, S> {
         }
     }
 
-    /// Releases every parked retired generation, each after a grace period, once
-    /// the map's shard locks are quiesced (see the module docs; `wait`: waiting
-    /// for each lock, else giving up, the generations left parked, if one stays
-    /// held). Runs on the reclaimer (or in the standby's drop). Returns whether it
-    /// released any.
+    /// Releases every parked retired generation that `pinned` has moved off
+    /// (`mark_published`), each after a grace period, once the map's shard locks
+    /// are quiesced (see the module docs; `wait`, given once the map is gone:
+    /// waiting for each lock, and every parked generation counts as moved off;
+    /// else giving up, the generations left parked, if one stays held). Runs on
+    /// the reclaimer (or in the standby's drop). Returns whether it released any.
     fn release_handed_off(&self, wait: bool) -> bool {
         // Relaxed: a look before the swap, so that a walk past a map with nothing
         // parked writes nothing (the swap would take the line from the clearer's
@@ -363,11 +390,37 @@ impl<K, V, S> Standby<K, V, S> {
         if self.retired.load(Ordering::Relaxed).is_null() {
             return false;
         }
-        // Acquire: pairs with the Release of every push in `hand_off`, which comes
-        // after the clear's move of `pinned` off the generation: the quiesce below
-        // comes after that move too.
+        // Acquire: pairs with the Release of every push in `hand_off` (the link,
+        // and the generation with its `Arc` allocation).
         let mut raw = self.retired.swap(ptr::null_mut(), Ordering::Acquire);
-        let any = !raw.is_null();
+        // Acquire: pairs with the Release store in `mark_published`, which the
+        // publish makes after its move of `pinned`: a generation numbered below
+        // the id read here has had `pinned` moved off it, and the quiesce below
+        // comes after that move.
+        let published = self.published_id.load(Ordering::Acquire);
+        // The generations `pinned` has moved off, linked again through `parked`
+        // (ours now); the others are parked again at once, for a later pass: their
+        // publish has handed them off and not yet moved `pinned`.
+        let mut ready: *mut Generation<K, V, S> = ptr::null_mut();
+        while !raw.is_null() {
+            // SAFETY: the list holds only pointers from `Arc::into_raw` in
+            // `hand_off`, each owning one count; the swap made us the owner of the
+            // whole chain, each taken once as we walk it.
+            let generation = unsafe { Arc::from_raw(raw) };
+            // Relaxed: the link was published by the push's Release (taken above).
+            raw = generation.parked().load(Ordering::Relaxed);
+            // Once the map is gone (`wait`), no publish is left to move `pinned`,
+            // nor `pinned` itself: all is ready (even the hand-off of a publish
+            // that unwound before `mark_published`).
+            if wait || generation.id() < published {
+                // Relaxed: this walk's own list, read back by this thread below.
+                generation.parked().store(ready, Ordering::Relaxed);
+                ready = Arc::into_raw(generation).cast_mut();
+            } else {
+                self.hand_off(generation);
+            }
+        }
+        let any = !ready.is_null();
         let quiesced = !any || {
             if wait {
                 self.locks.quiesce();
@@ -376,18 +429,17 @@ impl<K, V, S> Standby<K, V, S> {
                 self.locks.try_quiesce()
             }
         };
-        while !raw.is_null() {
-            // SAFETY: the list holds only pointers from `Arc::into_raw` in
-            // `hand_off`, each owning one count; the swap made us the owner of the
-            // whole chain, each taken once as we walk it.
-            let generation = unsafe { Arc::from_raw(raw) };
-            // Relaxed: the link was published by the push's Release (taken above).
-            raw = generation.parked().load(Ordering::Relaxed);
+        while !ready.is_null() {
+            // SAFETY: `ready` holds pointers from `Arc::into_raw` just above, each
+            // owning one count, each taken once as we walk them.
+            let generation = unsafe { Arc::from_raw(ready) };
+            // Relaxed: written by this thread above.
+            ready = generation.parked().load(Ordering::Relaxed);
             if quiesced {
                 release_after_grace(generation);
             } else {
                 // Parked again, for a later pass (the move of `pinned` off it
-                // happened before, as for every parked generation).
+                // happened before, as checked above).
                 self.hand_off(generation);
             }
         }

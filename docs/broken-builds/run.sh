@@ -245,6 +245,11 @@ entry map-drop-without-grace.patch \
 entry generation-grace-not-counted.patch \
     "cargo test --test after_the_map flush_reports_a_cleared_generation_held_up_by_a_pin" \
     "flush said done while the cleared generation waits for its grace period"
+# The hand-off comes before the move of `pinned`; a pass releases a parked generation
+# only once `mark_published` says the move is made: without that Release, or without
+# the check, the pass quiesces the locks before a writer finds the old generation.
+entry published-id-relaxed.patch "$(model s23_unpinned_write_vs_teardown)" "$causality"
+entry hand-off-released-before-the-move.patch "$(model s23_unpinned_write_vs_teardown)" "$causality"
 entry hand-off-push-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
 entry hand-off-take-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality"
 # The background thread's walks of the maps, paced by the cost of idle visits only:
