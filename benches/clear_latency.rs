@@ -25,7 +25,11 @@
 //! cargo bench -p atomic-map-benches --bench clear_latency                     # full run (minutes)
 //! cargo bench -p atomic-map-benches --bench clear_latency -- --test           # smoke run (CI)
 //! cargo bench -p atomic-map-benches --bench clear_latency -- --sizes 1000000 --readers 2 --keys u64
+//! cargo bench -p atomic-map-benches --bench clear_latency -- --sizes 1000000 --readers 2 --keys u64 --maps AtomicMap,DashMap
 //! ```
+//!
+//! `--maps` keeps the maps whose name contains one of the given words (every map
+//! when left out).
 
 mod peers;
 
@@ -55,6 +59,8 @@ struct Options {
     sizes: Vec<u64>,
     readers: Vec<usize>,
     keys: Vec<String>,
+    /// Words a map's name must contain one of; empty: every map.
+    maps: Vec<String>,
     /// Rounds at 1,000 entries; fewer at larger sizes (see `rounds_for`).
     rounds_small: usize,
     out_dir: std::path::PathBuf,
@@ -65,6 +71,7 @@ fn options() -> Options {
         sizes: vec![1_000, 10_000, 100_000, 1_000_000],
         readers: vec![0, 1, 2],
         keys: vec!["u64".into(), "string".into()],
+        maps: Vec::new(),
         rounds_small: 200,
         out_dir: std::path::PathBuf::from(peers::cases::results_dir(false)),
     };
@@ -82,11 +89,12 @@ fn options() -> Options {
             "--sizes" => o.sizes = list().split(',').map(|s| s.parse().unwrap()).collect(),
             "--readers" => o.readers = list().split(',').map(|s| s.parse().unwrap()).collect(),
             "--keys" => o.keys = list().split(',').map(String::from).collect(),
+            "--maps" => o.maps = list().split(',').map(String::from).collect(),
             // cargo bench passes --bench; criterion-style filters are not supported.
             "--bench" => {}
             other => {
                 eprintln!(
-                    "usage: clear_latency [--test] [--sizes 1000,...] [--readers 0,1,2] [--keys u64,string]"
+                    "usage: clear_latency [--test] [--sizes 1000,...] [--readers 0,1,2] [--keys u64,string] [--maps AtomicMap,DashMap,...]"
                 );
                 panic!("unknown argument {other}");
             }
@@ -234,7 +242,10 @@ fn run<K: Key>(o: &Options, rows: &mut Vec<ClearRow>) {
     for &readers in &o.readers {
         for &size in &o.sizes {
             let rounds = rounds_for(o, size);
-            for map in peers::all::<K>(false) {
+            let chosen = peers::all::<K>(false).into_iter().filter(|map| {
+                o.maps.is_empty() || o.maps.iter().any(|word| map.name().contains(word.as_str()))
+            });
+            for map in chosen {
                 let row = measure(map, &keys, size, readers, rounds);
                 let median = percentile(&row.clears, 0.5);
                 let stall = &row.windows[CLEAR as usize];
@@ -318,6 +329,16 @@ fn write_results(o: &Options, rows: &[ClearRow]) -> std::io::Result<()> {
 fn main() {
     let o = options();
     let mut rows = Vec::new();
+    if !o.maps.is_empty() {
+        let names: Vec<&'static str> = peers::all::<u64>(false).iter().map(|m| m.name()).collect();
+        assert!(
+            names
+                .iter()
+                .any(|name| o.maps.iter().any(|word| name.contains(word.as_str()))),
+            "--maps {:?} matches none of {names:?}",
+            o.maps
+        );
+    }
     for key in &o.keys {
         match key.as_str() {
             "u64" => run::<u64>(&o, &mut rows),
