@@ -263,8 +263,8 @@ entry walk-paced-by-its-releases.patch \
 # shim's stand-in for the claim word (src/sync/model.rs, as src/reclaim/stripe.rs)
 # weakened to Relaxed: the second claimant reads the ring its predecessor wrote
 # with no order between them. Loom reports the race itself ("Concurrent load and
-# mut accesses", since the ring's fields became loom cells); before, the model's
-# assertion found the doomed cell the second claimant lost.
+# mut accesses"); until 2026-12-05 the model's assertion found the doomed cell the
+# second claimant lost, and the full run of that day found the message changed.
 entry claim-hand-over-relaxed.patch "$(model s21_claim_handed_over)" "$causality"
 
 # Teardowns in slices (src/generation.rs, src/table/mod.rs): a table that forgets
