@@ -41,13 +41,18 @@ fn pinned_read_vs_rehash() {
             })
         };
         // Insert `d`: a third live entry in 4 slots makes the shard rehash into 8
-        // while the reader may be probing the old array. Then remove `a` from the
-        // new one. (That the insert rehashes is shown by the broken builds this
-        // scenario catches: `table-no-grace-for-retired-array.patch` and the
-        // array's publication patches, docs/broken-builds/run.sh. With the
-        // removal first, as this scenario had it until arrays were kept at most
-        // half live, `d` fitted in the old array and nothing rehashed.)
+        // while the reader may be probing the old array (checked: the count of
+        // rehashes). Then remove `a` from the new one. (With the removal first, as
+        // this scenario had it until arrays were kept at most half live, `d`
+        // fitted in the old array and nothing rehashed, and the broken builds of
+        // the array's publication and grace period passed.)
+        let before = atomic_map::loom_rehashes();
         map.insert(d, drops.probe(13));
+        assert_eq!(
+            atomic_map::loom_rehashes(),
+            before + 1,
+            "the race's insert must rehash the shard"
+        );
         drop(map.remove(&a));
         map.reclaim();
         reader.join().unwrap();

@@ -14,6 +14,11 @@ mod common;
 
 use common::{Drops, finish, keys_in_one_shard, manual_map, spawn_with, unwrap};
 use loom::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Executions in which the writer's insert rehashed (it may land in the new
+/// generation's empty table instead, which makes no rehash to race).
+static RACED_A_REHASH: AtomicUsize = AtomicUsize::new(0);
 
 #[test]
 fn rehashing_write_vs_teardown() {
@@ -32,7 +37,13 @@ fn rehashing_write_vs_teardown() {
         let writer = {
             let drops = drops.clone();
             spawn_with(&map, move |map| {
+                // No other thread of the model inserts: a rehash between the two
+                // counts is this insert's.
+                let before = atomic_map::loom_rehashes();
                 assert!(map.insert(third, drops.probe(13)).is_none());
+                if atomic_map::loom_rehashes() > before {
+                    RACED_A_REHASH.fetch_add(1, Ordering::Relaxed);
+                }
             })
         };
         let retired = map.clear_async();
@@ -55,4 +66,8 @@ fn rehashing_write_vs_teardown() {
         finish(unwrap(map));
         assert_eq!(drops.count(), 3);
     });
+    assert!(
+        RACED_A_REHASH.load(Ordering::Relaxed) > 0,
+        "no execution's insert rehashed: the model races no rehash"
+    );
 }

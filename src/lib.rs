@@ -324,6 +324,15 @@ pub use snapshot::{Iter, Snapshot};
 pub use stats::Stats;
 pub use value::ValueRef;
 
+/// The table shards' rehashes so far in this process, under the `loom` feature
+/// only: for the models that race a rehash to check that one happened
+/// (`src/sync/model.rs`). Not part of the API.
+#[cfg(feature = "loom")]
+#[doc(hidden)]
+pub fn loom_rehashes() -> usize {
+    sync::rehashes()
+}
+
 /// The README's Rust example, compiled and run as a doctest so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

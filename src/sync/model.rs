@@ -54,6 +54,25 @@ impl<T> ShardLock<T> {
 /// free races a write loom sees.
 pub(crate) const TRACK_FREES: bool = true;
 
+/// Rehashes of a table shard (`Writer::grow` in `src/table/mod.rs`, when it moves
+/// the entries of an old array; not a shard's first array), counted for
+/// the models that race one (scenarios 15 and 24): a model checks that its writer's
+/// insert did rehash, so that a change to the tables' growth that makes the insert
+/// fit (as keeping arrays at most half live did, 2026-12-05) fails the model
+/// instead of leaving it with no rehash to race. A std counter: loom runs a
+/// model's threads on one OS thread, and this is bookkeeping, not protocol.
+static REHASHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a rehash (see [`REHASHES`]).
+pub(crate) fn count_rehash() {
+    REHASHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The rehashes made so far in this process (see [`REHASHES`]).
+pub fn rehashes() -> usize {
+    REHASHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether an all-zero `AtomicPtr` of the shim is a null one: not loom's, which
 /// tracks each atomic's history, so slot arrays are built element by element.
 pub(crate) const ZEROED_ATOMIC_PTR_IS_NULL: bool = false;

@@ -151,6 +151,10 @@ impl<T> UnsafeCell<T> {
 /// then shows as a race.
 pub(crate) const TRACK_FREES: bool = false;
 
+/// Counts a rehash for the models (`model.rs`); nothing outside them.
+#[inline(always)]
+pub(crate) fn count_rehash() {}
+
 /// Whether an all-zero `AtomicPtr` of the shim is a null one, so that a large slot
 /// array may be mapped zeroed (`src/table/array.rs`, `src/mapped.rs`): yes, std's
 /// is a plain pointer.

@@ -572,6 +572,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // (`src/mapped.rs`).
         let new = Box::new(Array::new(capacity_for(live + 1), Commit::Now));
         if let Some(old) = old {
+            crate::sync::count_rehash();
             let moved = old.move_live_into(&new, hash_of);
             debug_assert_eq!(moved, live);
         }
