@@ -4,7 +4,13 @@
 # the test that guards against it, and checks that it fails with the expected message.
 # Nothing here is compiled into the library. Run from anywhere in the repository:
 #   bash docs/broken-builds/run.sh                  # every patch (a rebuild each)
+#   bash docs/broken-builds/run.sh --models         # the patches a loom model catches
 #   bash docs/broken-builds/run.sh some.patch ...   # only these
+# `--models` is what .ci/run runs: loom explores a model's executions exhaustively
+# (up to its bound), so those verdicts do not vary from run to run, unlike those of
+# the torture, memory and valgrind entries; and a model that stops racing what it
+# names, or a patch that no longer builds, is then found when it lands (the full
+# run of 2026-12-05 found five such, docs/RELIABILITY.md).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 scratch=$(mktemp -d)
@@ -290,7 +296,16 @@ entry ticket-marked-at-the-first-slice.patch "$(model s22_teardown_in_slices)" \
 entry c-reclaimer-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
     "amap_ticket_wait(other_ticket, 30000) returned 4"
 
-if [ $# -gt 0 ]; then
+if [ "${1:-}" = "--models" ]; then
+    [ $# -eq 1 ] || { echo "--models takes no patch names"; exit 2; }
+    models=()
+    for patch in "${patches[@]}"; do
+        case "${command[$patch]}" in
+            *"--features loom "*) models+=("$patch") ;;
+        esac
+    done
+    patches=("${models[@]}")
+elif [ $# -gt 0 ]; then
     for patch in "$@"; do
         [ -n "${command[$patch]:-}" ] || { echo "unknown patch: $patch"; exit 2; }
     done
