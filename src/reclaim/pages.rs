@@ -6,8 +6,12 @@
 //! size, so they are carved instead from 64 KiB *pages*, aligned to their size, with
 //! no header per cell, and a cell given back finds its page by masking its address.
 //!
+//! A page has a head (its stores and their lock's class), one cache line on one of
+//! 32 lines picked by the page's address (`head_offset`: heads at the start of
+//! every page all fell into the same few cache sets), with cells around it.
+//!
 //! A page has two stores of cells it can hand out: the cells it has never handed out
-//! (from `bump` to its end) and the cells given back to it (a list linked through
+//! (from `bump` to its end, past the head) and the cells given back to it (a list linked through
 //! their first word). A thread carving cells of a class *holds* one page at a time:
 //! it takes both stores of the page at once, under its class's lock, and then hands
 //! out their cells one after another with no lock or atomic (a pop of its own list,
@@ -45,8 +49,8 @@ pub(crate) const PAGE: usize = 64 * 1024;
 /// Size classes of cells: 8, 16, ..., 256 bytes.
 const CLASSES: usize = 32;
 
-/// The head of a page, a cache line of its own so that the first cell does not
-/// share it.
+/// The head of a page, a cache line of its own so that no cell shares it. It sits
+/// [`head_offset`] bytes into the page, not at its start: see there.
 #[repr(C, align(64))]
 struct PageHead {
     /// The size of the page's cells: written when the page is mapped, before any
@@ -65,23 +69,76 @@ struct Stores {
     given_back: *mut u8,
     /// Cells on `given_back`.
     given_back_len: usize,
-    /// Offset of the first cell never handed out (`PAGE` once there is none).
+    /// Offset of the first cell never handed out (`PAGE` once there is none; one
+    /// on or overlapping the head stands for the first cell after it).
     bump: usize,
     /// The page's place on its class's shelf, while it is there.
     shelved_at: Option<usize>,
 }
 
-/// The first cell's offset in a page.
-const FIRST_CELL: usize = size_of::<PageHead>();
+/// The bytes of a page's head.
+const HEAD: usize = size_of::<PageHead>();
 
-/// Cells in a page of cells of `size` bytes.
-fn cells_per_page(size: usize) -> usize {
-    (PAGE - FIRST_CELL) / size
+/// How many places a page's head takes, one line apart.
+const HEAD_COLORS: usize = 32;
+
+/// The offset of the head in the page at address `base`: the page's place in
+/// the address space, modulo [`HEAD_COLORS`], in lines.
+///
+/// At the start of every page, the heads of all pages would map to the same few
+/// sets of every cache: pages are aligned to 64 KiB, so their first lines share
+/// the address bits (6 to 15) that pick a set, and a 2 MiB, 16-way L2 keeps 32
+/// of them at most, in 2 of its 2,048 sets. A large teardown gives cells back to
+/// their pages in hash order, one page head after another at random, 512 pages
+/// for 1,000,000 `u64` entries: with every head at the start of its page, each
+/// give-back missed the L2 (`perf annotate` of `Shelf::give_back`: 85% of its
+/// samples on the load of the page's list). 32 places spread the heads over 32
+/// times as many sets (`docs/BENCHMARKS.md`, "History", "Page heads spread over
+/// the cache's sets").
+fn head_offset(base: usize) -> usize {
+    base / PAGE % HEAD_COLORS * HEAD
 }
 
-/// A page whose stores hold at least this share of its cells is shelved.
+/// The offset in its page of the head of the page at `page` (a head pointer).
+fn head_of(page: NonNull<PageHead>) -> usize {
+    page.as_ptr().addr() % PAGE
+}
+
+/// How many cells of `size` bytes a page whose head is at offset `head` hands out
+/// by bump from offset `bump` on (a cell boundary of the page, or `PAGE`): the
+/// cells that fit before the head, then those from the end of the head on. The
+/// bump skips the head ([`Holding::hand_out`]).
+fn unbumped(bump: usize, size: usize, head: usize) -> usize {
+    let before = if bump + size <= head {
+        (head - bump) / size
+    } else {
+        0
+    };
+    before + (PAGE - bump.max(head + HEAD).min(PAGE)) / size
+}
+
+/// The offset of the cell a page whose head is at offset `head` hands out by
+/// bump from offset `bump` on, if one of `size` bytes is left: at `bump`, or
+/// after the head if a cell at `bump` would overlap it.
+fn bump_place(bump: usize, size: usize, head: usize) -> Option<usize> {
+    let at = if bump + size > head && bump < head + HEAD {
+        head + HEAD
+    } else {
+        bump
+    };
+    (at + size <= PAGE).then_some(at)
+}
+
+/// Cells in a page of cells of `size` bytes whose head is at offset `head`.
+fn cells_in_page(size: usize, head: usize) -> usize {
+    unbumped(0, size, head)
+}
+
+/// A page whose stores hold at least this many cells is shelved: a quarter of a
+/// page's cells (of a page with its head at the start; the others hold at most one
+/// more or one fewer).
 fn shelve_at(size: usize) -> usize {
-    cells_per_page(size) / 4
+    cells_in_page(size, 0) / 4
 }
 
 /// A page's head pointer, shelved under its class's lock.
@@ -188,10 +245,10 @@ impl Shelf {
             // SAFETY: from `page_runs::map_page` (`Holding::fresh`); no cell of it is
             // out or held, and it is off the shelf: no other use of it remains, and
             // with `out` at 0 this happens once.
-            unsafe { page_runs::release(page.cast()) };
+            unsafe { page_runs::release(base_of(page)) };
             return;
         }
-        let available = stores.given_back_len + (PAGE - stores.bump) / size;
+        let available = stores.given_back_len + unbumped(stores.bump, size, head_of(page));
         if stores.shelved_at.is_none() && available >= shelve_at(size) {
             stores.shelved_at = Some(shelved);
             self.pages.push(PagePtr(page));
@@ -211,15 +268,26 @@ unsafe fn link(cell: NonNull<u8>, stores: &mut Stores) {
     stores.given_back_len += 1;
 }
 
-/// The page a cell lies in.
+/// The head of the page a cell lies in.
 fn page_of(cell: NonNull<u8>) -> NonNull<PageHead> {
     let page = cell
         .as_ptr()
-        .map_addr(|address| address & !(PAGE - 1))
+        .map_addr(|address| {
+            let base = address & !(PAGE - 1);
+            base + head_offset(base)
+        })
         .cast::<PageHead>();
     // A cell lies in its page, which starts at the cell's address rounded down to
-    // `PAGE` (pages are aligned to `PAGE`), and carries the page's provenance.
+    // `PAGE` (pages are aligned to `PAGE`) and has its head at `head_offset`; the
+    // cell's pointer carries the page's provenance.
     NonNull::new(page).expect("a page is never at address 0")
+}
+
+/// The start of the page whose head is at `page`.
+fn base_of(page: NonNull<PageHead>) -> NonNull<u8> {
+    // The head lies `head_of(page)` bytes into its page, with its provenance.
+    let base = page.as_ptr().cast::<u8>().wrapping_sub(head_of(page));
+    NonNull::new(base).expect("a page is never at address 0")
 }
 
 /// Moves both stores of `page` to a thread: they count as out from now on.
@@ -235,7 +303,7 @@ unsafe fn take_stores(page: NonNull<PageHead>, stores: &mut Stores) -> Holding {
         bump: stores.bump,
         size,
     };
-    stores.out += stores.given_back_len + (PAGE - stores.bump) / size;
+    stores.out += stores.given_back_len + unbumped(stores.bump, size, head_of(page));
     stores.given_back = ptr::null_mut();
     stores.given_back_len = 0;
     stores.bump = PAGE;
@@ -244,10 +312,12 @@ unsafe fn take_stores(page: NonNull<PageHead>, stores: &mut Stores) -> Holding {
 
 /// The stores of one page a thread holds, to hand out cells of one size.
 struct Holding {
+    /// The page's head.
     page: NonNull<PageHead>,
     /// Cells given back to the page before this thread took them.
     given_back: *mut u8,
-    /// Offset of the next cell never handed out.
+    /// Offset of the next cell never handed out (the head's, or one that
+    /// overlaps it, stands for the first cell after the head).
     bump: usize,
     size: usize,
 }
@@ -256,14 +326,19 @@ impl Holding {
     /// A newly mapped page for cells of `size` bytes (at most 256, a multiple of
     /// 8), held by the caller: all of its cells out.
     fn fresh(size: usize) -> Self {
-        let page = page_runs::map_page().cast::<PageHead>();
+        let base = page_runs::map_page();
+        let head = head_offset(base.as_ptr().addr());
+        // SAFETY: `head + HEAD <= PAGE` (`HEAD_COLORS` lines fit in a page): the
+        // head lies inside the fresh page.
+        let page = unsafe { base.add(head) }.cast::<PageHead>();
         // SAFETY: a fresh page: `PAGE` bytes, zeroed, aligned to `PAGE`, which holds a
-        // `PageHead` at its start; written before any cell of it exists.
+        // `PageHead` at `head` (a multiple of its alignment); written before any
+        // cell of it exists.
         unsafe {
             page.write(PageHead {
                 size,
                 stores: UnsafeCell::new(Stores {
-                    out: cells_per_page(size),
+                    out: cells_in_page(size, head),
                     given_back: ptr::null_mut(),
                     given_back_len: 0,
                     bump: PAGE,
@@ -274,7 +349,7 @@ impl Holding {
         Holding {
             page,
             given_back: ptr::null_mut(),
-            bump: FIRST_CELL,
+            bump: 0,
             size,
         }
     }
@@ -288,13 +363,12 @@ impl Holding {
             self.given_back = unsafe { cell.as_ptr().cast::<*mut u8>().read() };
             return Some(cell);
         }
-        if self.bump + self.size > PAGE {
-            return None;
-        }
-        // SAFETY: `bump + size <= PAGE`: the cell lies inside the page, after its
-        // head, and is handed out once (the offset moves past it).
-        let cell = unsafe { self.page.cast::<u8>().add(self.bump) };
-        self.bump += self.size;
+        let at = bump_place(self.bump, self.size, head_of(self.page))?;
+        // SAFETY: `bump_place` gives a cell that ends before the head or starts
+        // after it, and ends by `PAGE`: it lies inside the page, off its head, and
+        // is handed out once (the offset moves past it).
+        let cell = unsafe { base_of(self.page).add(at) };
+        self.bump = at + self.size;
         Some(cell)
     }
 }
@@ -304,7 +378,7 @@ impl Drop for Holding {
     /// back to the page's stores (a holding replaced because it is used up holds
     /// none, and does nothing).
     fn drop(&mut self) {
-        let unused = (PAGE - self.bump) / self.size;
+        let unused = unbumped(self.bump, self.size, head_of(self.page));
         if self.given_back.is_null() && unused == 0 {
             // Nothing held: the page may be gone already (every cell given back).
             return;
@@ -424,7 +498,12 @@ mod tests {
         assert_eq!(addresses.len(), cells.len());
         for cell in &cells {
             let offset = cell.as_ptr().addr() % PAGE;
-            assert!(offset >= FIRST_CELL && offset + 32 <= PAGE);
+            let head = head_of(page_of(*cell));
+            assert!(
+                offset + 32 <= head || offset >= head + HEAD,
+                "a cell on its page's head"
+            );
+            assert!(offset + 32 <= PAGE);
             assert_eq!(cell.as_ptr().addr() % 8, 0);
             // A cell whose size divides a line lies in one line (the head fills one).
             assert_eq!(
@@ -441,6 +520,55 @@ mod tests {
         }
     }
 
+    /// Wherever its head is, a page hands out by bump exactly the cells it counts
+    /// (`unbumped`, which the page's count of cells out and the shelf rely on),
+    /// none of them on the head.
+    #[test]
+    fn a_bump_skips_the_head_and_counts_what_is_left() {
+        // Under Miri (which runs this module's tests in CI) a few of each.
+        let (colors, sizes): (usize, &[usize]) = if cfg!(miri) {
+            (10, &[24, 248])
+        } else {
+            (1, &[8, 24, 32, 48, 64, 136, 248, 256])
+        };
+        for color in (0..HEAD_COLORS).step_by(colors) {
+            let head = color * HEAD;
+            for &size in sizes {
+                let mut bump = 0;
+                let mut handed = Vec::new();
+                while let Some(at) = bump_place(bump, size, head) {
+                    assert_eq!(
+                        unbumped(bump, size, head),
+                        cells_in_page(size, head) - handed.len(),
+                        "size {size}, head at {head}, bump at {bump}"
+                    );
+                    assert!(at + size <= head || at >= head + HEAD, "a cell on the head");
+                    handed.push(at);
+                    bump = at + size;
+                }
+                assert_eq!(unbumped(bump, size, head), 0);
+                assert_eq!(handed.len(), cells_in_page(size, head));
+                // A page with its head at the start has at most one cell more or
+                // fewer (the shelf's quarter is taken from it).
+                assert!(handed.len().abs_diff(cells_in_page(size, 0)) <= 1);
+            }
+        }
+    }
+
+    /// The heads of neighbouring pages lie on different lines of their pages, so
+    /// that they do not all fall into the cache sets of a page's first line.
+    #[test]
+    fn neighbouring_pages_put_their_heads_on_different_lines() {
+        let base = 1 << 30;
+        let mut offsets: Vec<usize> = (0..HEAD_COLORS)
+            .map(|i| head_offset(base + i * PAGE))
+            .collect();
+        assert!(offsets.iter().all(|&o| o % HEAD == 0 && o + HEAD <= PAGE));
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert_eq!(offsets.len(), HEAD_COLORS);
+    }
+
     struct Sent(NonNull<u8>);
     // SAFETY: a carved cell is plain memory, owned by whoever holds it.
     unsafe impl Send for Sent {}
@@ -448,11 +576,13 @@ mod tests {
     #[test]
     fn a_page_counts_its_cells_out_across_threads() {
         const SIZE: usize = 24;
-        let per_page = (PAGE - FIRST_CELL) / SIZE;
         // More than two pages' worth: the first page is carved whole, and its
         // carver has left it.
-        let cells: Vec<_> = (0..2 * per_page + 10).map(|_| carve(SIZE)).collect();
+        let cells: Vec<_> = (0..2 * cells_in_page(SIZE, 0) + 10)
+            .map(|_| carve(SIZE))
+            .collect();
         let first = cells[0];
+        let per_page = cells_in_page(SIZE, head_of(page_of(first)));
         let same_page = |c: &NonNull<u8>| c.as_ptr().addr() / PAGE == first.as_ptr().addr() / PAGE;
         let (mine, others): (Vec<_>, Vec<_>) = cells.into_iter().partition(same_page);
         assert_eq!(mine.len(), per_page);
@@ -489,10 +619,15 @@ mod tests {
     fn cells_given_back_are_handed_out_again() {
         // A size no value cell of the other tests has: the shelf is the process's.
         const SIZE: usize = 248;
-        let per_page = cells_per_page(SIZE);
-        // Two pages used up: the first let go of, the second held, empty.
-        let cells: Vec<_> = (0..2 * per_page).map(|_| carve(SIZE)).collect();
+        // Two pages used up: the first let go of, the second held, empty (each
+        // page's count of cells depends on where its head is).
+        let mut cells = vec![carve(SIZE)];
         let first = page_of(cells[0]);
+        let per_page = cells_in_page(SIZE, head_of(first));
+        cells.extend((1..=per_page).map(|_| carve(SIZE)));
+        let second = page_of(*cells.last().unwrap());
+        assert_ne!(second, first);
+        cells.extend((1..cells_in_page(SIZE, head_of(second))).map(|_| carve(SIZE)));
         let (mine, others): (Vec<_>, Vec<_>) =
             cells.into_iter().partition(|&c| page_of(c) == first);
         assert_eq!(mine.len(), per_page);
