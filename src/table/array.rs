@@ -35,13 +35,18 @@ use crate::sync::{AtomicPtr, Ordering, TRACK_FREES, UnsafeCell, ZEROED_ATOMIC_PT
 const RUN_SCAN: usize = 16;
 
 /// How many slots ahead of the one it hands over `Array::each_live_fetched` (a
-/// teardown's drain, a rehash) fetches an entry. 24 rather than 8: a fill of
-/// 1,000,000 entries (`--bench fill_probe -- --readers 0`), alternating, took
-/// 90.0–101.3 ms against 98.6–119.6 with 8 (measured when arrays were at a load
-/// of 3/8 to 3/4, where 8 slots ahead are 3 to 6 entries, too few to cover a miss
-/// to memory; a fill now leaves its entries at 1/4 to 1/2, `MAX_LIVE` in `mod.rs`:
-/// 2 to 4).
-const FETCH_AHEAD: usize = 24;
+/// teardown's drain, a rehash) fetches an entry: at the load a fill leaves (1/4
+/// to 1/2 live, `MAX_LIVE` in `mod.rs`), 16 to 32 entries ahead.
+/// - 24 rather than 8 (2026-12-03): a fill of 1,000,000 entries (`--bench
+///   fill_probe -- --readers 0`), alternating, took 90.0–101.3 ms against
+///   98.6–119.6 with 8 (when arrays were at a load of 3/8 to 3/4).
+/// - 64 rather than 24 (2026-12-05), once arrays were at most half live, where 24
+///   slots are 6 to 12 entries: the teardown of 1,000,000 `u64` entries
+///   (`--bench teardown_fairness`, `perf record -e cpu-clock` of 7 rounds, three
+///   alternations) spent 793–822 samples of the reclaimer's in the drain's loop
+///   against 897–914, and 1,171–1,212 against 1,280–1,329 in all. The fill did not
+///   move (84.6–91.5 ms against 87.3–88.1; it fetches ahead for its rehashes only).
+const FETCH_AHEAD: usize = 64;
 
 /// The state of a removed entry's slot: never a valid pointer (every pointee is
 /// aligned to more than 1, checked in `Array::new`), and never dereferenced.
