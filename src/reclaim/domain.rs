@@ -44,6 +44,7 @@ use super::pace::{MAX_PARK, Park, WalkPace, busy_rings};
 use super::report::DropOutcome;
 use super::stack::Stack;
 use super::stripe::ThreadStripe;
+use super::time_slice;
 use super::trim;
 use crate::sync::{
     Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, COUNTER_STRIPES, Condvar, Mutex,
@@ -602,6 +603,9 @@ impl Domain {
 
     fn run_background(this: &Arc<Self>) {
         BACKGROUND_THREAD.with(|b| b.set(true));
+        // Best effort (the module says why): a kernel without custom slices, or a
+        // thread under another policy, runs the passes as before.
+        time_slice::ask_for_shortest_slice();
         // Here, not on a reader's first pin: registering for `membarrier` waits
         // for the kernel (about 10 ms), and this thread holds no lock yet. Until it
         // returns, every pin keeps its full fence. Once per process; later

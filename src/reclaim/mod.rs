@@ -24,7 +24,8 @@
 //!    own core, after the same grace period.
 //!
 //! Passes run on the domain's background thread (one per process by default, parked
-//! between passes as [`pace`] decides), or where the program calls them (manual
+//! between passes as [`pace`] decides, on the shortest time slice the kernel grants:
+//! [`time_slice`]), or where the program calls them (manual
 //! mode). Freed value cells go back to the
 //! writers in batches ([`recycle`]), or to the pages they were carved from
 //! ([`pages`], mapped and unmapped in runs: [`page_runs`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
@@ -44,6 +45,7 @@ pub(crate) mod report;
 pub(crate) mod retired;
 pub(crate) mod stack;
 pub(crate) mod stripe;
+pub(crate) mod time_slice;
 pub(crate) mod trim;
 
 pub use domain::ReclaimMode;
