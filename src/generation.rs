@@ -22,7 +22,7 @@ use crate::reclaim::jobs::{Job, JobNode, JobReport};
 use crate::reclaim::report::TeardownReport;
 use crate::reclaim::retired::Retirement;
 use crate::standby::Standby;
-use crate::store::Store;
+use crate::store::{Store, TeardownCells};
 use crate::sync::{Arc, AtomicPtr, UnsafeCell};
 
 /// One version of the map's contents.
@@ -255,6 +255,10 @@ where
 pub(crate) struct RetiredTable<K, V, S> {
     /// `None` only after the teardown's last slice dropped it.
     store: Option<Store<K, V, S>>,
+    /// The cells a teardown in address order has collected and not yet released.
+    /// Declared before `owner`, so that a job dropped midway releases them while
+    /// their map's account is still owned.
+    cells: TeardownCells<K, V>,
     /// Shared with `Retired` tickets; marked once the table has been torn down.
     retirement: Option<Arc<Retirement>>,
     /// Whether the generation was ever made current. A spare that never was is
@@ -317,7 +321,7 @@ where
             .store
             .as_mut()
             .map_or((TeardownReport::default(), true), |store| {
-                store.teardown_slice(slots)
+                store.teardown_slice(slots, &mut self.cells)
             });
         progress.report.add(slice);
         let trim = if home.trim() { slice.destroyed } else { 0 };
@@ -372,6 +376,7 @@ impl<K, V, S> Drop for Generation<K, V, S> {
         let domain = Arc::as_ptr(owner.home().get().domain());
         let table = RetiredTable {
             store: Some(store),
+            cells: TeardownCells::new(),
             retirement: Some(retirement),
             published: self.published(),
             owner: Some(owner),

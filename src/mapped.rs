@@ -153,3 +153,63 @@ pub(crate) unsafe fn unmap(block: NonNull<u8>, bytes: usize, align: usize) {
     // SAFETY: allocated by `map_zeroed` with this layout, freed once (the contract).
     unsafe { std::alloc::dealloc(block.as_ptr(), layout(bytes, align)) };
 }
+
+/// Integers for which all-zero bytes are a valid value (zero).
+///
+/// # Safety
+/// Every bit pattern of all zeros is a valid `Self`.
+pub(crate) unsafe trait ZeroIsValid: Copy {}
+// SAFETY: plain integers: all-zero bytes are 0.
+unsafe impl ZeroIsValid for u32 {}
+// SAFETY: as above.
+unsafe impl ZeroIsValid for u64 {}
+
+/// A mapped, zeroed slice of `len` integers, unmapped on drop: scratch memory that
+/// leaves the process as soon as it is dropped, whatever the allocator keeps, and
+/// whose pages cost nothing until touched (`reclaim/by_address.rs`'s bitmaps).
+pub(crate) struct ZeroedSlice<T: ZeroIsValid> {
+    block: NonNull<[T]>,
+}
+
+impl<T: ZeroIsValid> ZeroedSlice<T> {
+    /// `len` (non-zero) zeros, their pages committed as they are first touched.
+    pub(crate) fn new(len: usize) -> Self {
+        let bytes = len
+            .checked_mul(size_of::<T>())
+            .expect("a block that fits in memory");
+        let block = map_zeroed(bytes, align_of::<T>(), Commit::Lazily);
+        ZeroedSlice {
+            block: NonNull::slice_from_raw_parts(block.cast::<T>(), len),
+        }
+    }
+}
+
+impl<T: ZeroIsValid> std::ops::Deref for ZeroedSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `len` zeroed, aligned `T`s, valid as zeros (`ZeroIsValid`),
+        // mapped until the drop; borrowed as `self` is.
+        unsafe { self.block.as_ref() }
+    }
+}
+
+impl<T: ZeroIsValid> std::ops::DerefMut for ZeroedSlice<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; the block is this value's alone, borrowed mutably
+        // as `self` is.
+        unsafe { self.block.as_mut() }
+    }
+}
+
+impl<T: ZeroIsValid> Drop for ZeroedSlice<T> {
+    fn drop(&mut self) {
+        let bytes = self.block.len() * size_of::<T>();
+        // SAFETY: mapped by `new` with these arguments; given back once, here.
+        unsafe { unmap(self.block.cast(), bytes, align_of::<T>()) };
+    }
+}
+
+// SAFETY: a `ZeroedSlice` owns its integers, as a `Box<[T]>` does.
+unsafe impl<T: ZeroIsValid + Send> Send for ZeroedSlice<T> {}
+// SAFETY: as above; shared, it only lends `&[T]`.
+unsafe impl<T: ZeroIsValid + Sync> Sync for ZeroedSlice<T> {}

@@ -11,9 +11,11 @@
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
+use std::mem::needs_drop;
 use std::ptr::NonNull;
 
 use crate::compute::{Compute, Operation};
+use crate::reclaim::by_address::ByAddress;
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::page_runs::Deferral;
 use crate::reclaim::recycle::{self, Recycle};
@@ -43,6 +45,21 @@ enum Done<V, T> {
 /// One generation's key → value table.
 pub(crate) struct Store<K, V, S> {
     table: Table<K, TableRef<K, V>, S>,
+}
+
+/// A teardown's cells between its slices: those collected from the drained table
+/// to be released in address order (`reclaim/by_address.rs`), during the teardown
+/// of a large table of values with no destructor. Kept by the teardown job
+/// (`generation.rs`, `RetiredTable`), not in the store: a generation's own layout,
+/// whose lines readers and clears share, stays as it is. Dropped with anything
+/// left in it, it releases those cells as the table's own drop would.
+pub(crate) struct TeardownCells<K, V>(Option<Box<ByAddress<TableRef<K, V>>>>);
+
+impl<K, V> TeardownCells<K, V> {
+    /// None collected.
+    pub(crate) fn new() -> Self {
+        TeardownCells(None)
+    }
 }
 
 impl<K, V, S> Store<K, V, S>
@@ -284,7 +301,12 @@ where
     ///
     /// Only for a table no guard can reach any more (its generation's last
     /// reference is gone), which is what lets `release_unreachable` free at once.
-    pub(crate) fn teardown_slice(&mut self, slots: usize) -> (TeardownReport, bool) {
+    /// `cells` carries a teardown in address order from one slice to the next.
+    pub(crate) fn teardown_slice(
+        &mut self,
+        slots: usize,
+        cells: &mut TeardownCells<K, V>,
+    ) -> (TeardownReport, bool) {
         let mut report = TeardownReport::default();
         // The shards' counts are left as they were by the drain: every slice of
         // one table decides alike.
@@ -292,12 +314,20 @@ where
         // Pages this slice empties wait for the teardown's end, to leave together
         // (`page_runs.rs`).
         let deferral = (to == Recycle::ToPages).then(Deferral::begin);
-        let empty = self.table.drain_slice(slots, |value| {
-            report.entries += 1;
-            // The key lives in the cell: it is dropped with the value, here if the
-            // table's reference was the last, else by the last holder's release.
-            report.record(value.release_unreachable(to));
-        });
+        let carved = recycle::carved_size::<ValueCell<V, K>>();
+        let empty = if let Some(size) =
+            carved.filter(|_| to == Recycle::ToPages && !needs_drop::<K>() && !needs_drop::<V>())
+        {
+            self.teardown_by_address(slots, size, cells, &mut report)
+        } else {
+            self.table.drain_slice(slots, |value| {
+                report.entries += 1;
+                // The key lives in the cell: it is dropped with the value, here if
+                // the table's reference was the last, else by the last holder's
+                // release.
+                report.record(value.release_unreachable(to));
+            })
+        };
         if to == Recycle::ToPages {
             // The slice's last cells, held for their pages: given back now, not
             // with some later teardown.
@@ -309,5 +339,49 @@ where
             deferral.end(empty);
         }
         (report, empty)
+    }
+
+    /// A slice of a teardown in address order (`reclaim/by_address.rs`), for
+    /// cells given back to their pages with no destructor to run: first the
+    /// table drained `slots` slots a slice without touching a cell, each cell
+    /// marked on its page; then `slots` cells a slice released page by page.
+    /// Returns whether the teardown is done.
+    /// `size` is the cells' size as they are carved (`recycle::carved_size`).
+    fn teardown_by_address(
+        &mut self,
+        slots: usize,
+        size: usize,
+        cells: &mut TeardownCells<K, V>,
+        report: &mut TeardownReport,
+    ) -> bool {
+        let to = Recycle::ToPages;
+        let entries = self.table.len();
+        let by_address = cells
+            .0
+            .get_or_insert_with(|| Box::new(ByAddress::new(entries, size)));
+        let mut release = |value: TableRef<K, V>| {
+            report.entries += 1;
+            // No destructor runs (the caller checked): nothing here unwinds.
+            report.record(value.release_unreachable(to));
+        };
+        let drained = self.table.drain_slice_unfetched(slots, |value| {
+            // The table's cells come from `recycle::alloc_cell`, which carves a cell
+            // of a class from a cell page with the page's provenance, `size` bytes
+            // (`carved_size`, `Some` only for a class).
+            // SAFETY: such a cell (above); nothing is released before the table is
+            // drained.
+            let refused = unsafe { by_address.add(value) };
+            if let Err(value) = refused {
+                release(value);
+            }
+        });
+        if !drained {
+            return false;
+        }
+        let done = by_address.release(slots, release);
+        if done {
+            cells.0 = None;
+        }
+        done
     }
 }

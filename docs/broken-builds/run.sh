@@ -71,6 +71,7 @@ entry release-without-acquire-fence.patch "$(model s11_last_release_vs_other_hol
 entry handle-drop-not-counted.patch "$(model s2_get_vs_last_release)" \
     "panicked at loom-tests/s2_get_vs_last_release.rs"
 entry teardown-release-without-acquire-fence.patch "$(model s2_get_vs_last_release)" "$causality"
+entry teardown-last-reference-load-relaxed.patch "$(model s2_get_vs_last_release)" "$causality"
 entry teardown-keeps-the-tables-reference.patch "$(model s2_get_vs_last_release)" \
     "panicked at loom-tests/s2_get_vs_last_release.rs"
 entry remove-keeps-the-mapped-bit.patch "$(model s3_remove_vs_pinned_read)" \

@@ -31,6 +31,7 @@
 //! ([`pages`], mapped and unmapped in runs: [`page_runs`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
 //! the outcome types are in a leaf module ([`report`]).
 
+pub(crate) mod by_address;
 pub(crate) mod domain;
 pub(crate) mod doom_ring;
 pub(crate) mod doomed;

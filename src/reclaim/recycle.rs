@@ -86,6 +86,12 @@ pub(crate) fn cell_class<T>() -> Option<CellClass> {
     class_of(Layout::new::<T>()).map(CellClass)
 }
 
+/// The bytes of each of `T`'s cells from [`alloc_cell`] if they are carved from
+/// cell pages (`T` has a class), as `pages.rs` lays them out.
+pub(crate) fn carved_size<T>() -> Option<usize> {
+    class_of(Layout::new::<T>()).map(class_size)
+}
+
 /// The size class of `layout`, if cells of it are recycled.
 fn class_of(layout: Layout) -> Option<usize> {
     (RECYCLE_CELLS && layout.align() <= 8 && layout.size() > 0 && layout.size() <= 8 * CLASSES)

@@ -564,10 +564,28 @@ impl<T> Array<T> {
     /// last, and one such miss at a time was the whole cost of a teardown (`perf
     /// annotate` of the clear storm's reclaimer: 92% of `release_unreachable`'s
     /// samples on the count's `lock xadd`).
-    /// `f` gets each slot's index with its pointer.
-    pub(super) fn drain_range(&self, range: Range<usize>, f: impl FnMut(usize, NonNull<T>)) {
-        // Relaxed loads (in `each_live_fetched`): the array is the caller's alone.
-        self.each_live_fetched(range, f);
+    /// `f` gets each slot's index with its pointer. With `fetch` false, nothing
+    /// is fetched: for an `f` that does not touch the entry (a teardown that only
+    /// collects the pointers, `reclaim/by_address.rs`), where the fetches would
+    /// bring in a line per entry for nothing.
+    pub(super) fn drain_range(
+        &self,
+        range: Range<usize>,
+        fetch: bool,
+        mut f: impl FnMut(usize, NonNull<T>),
+    ) {
+        if fetch {
+            // Relaxed loads (in `each_live_fetched`): the array is the caller's alone.
+            self.each_live_fetched(range, f);
+            return;
+        }
+        let slots = self.slots.get();
+        for i in range {
+            // Relaxed: the array is the caller's alone.
+            if let Some(entry) = Word::live(slots[i].load(Ordering::Relaxed)) {
+                f(i, entry);
+            }
+        }
     }
 
     /// Hands the live pointers of the slots in `range` to `f` with their indices,

@@ -452,8 +452,24 @@ impl<K, P: SlotPointer<Key = K>, S> Table<K, P, S> {
     /// Hands the entries of the next `slots` slots (shard after shard) to `f`,
     /// freeing each array once past its last slot. Returns whether the table is now
     /// empty. A teardown drains a large table a slice at a time, so that other
-    /// jobs of its reclaimer run in between (`generation.rs`).
-    pub(crate) fn drain_slice(&mut self, mut slots: usize, mut f: impl FnMut(P)) -> bool {
+    /// jobs of its reclaimer run in between (`generation.rs`). Each entry is
+    /// fetched a little ahead of its turn, for an `f` that reads or writes it.
+    pub(crate) fn drain_slice(&mut self, slots: usize, f: impl FnMut(P)) -> bool {
+        self.drain_slice_fetching(slots, true, f)
+    }
+
+    /// [`drain_slice`](Self::drain_slice) without the fetches: for an `f` that
+    /// only keeps the pointers (`reclaim/by_address.rs`).
+    pub(crate) fn drain_slice_unfetched(&mut self, slots: usize, f: impl FnMut(P)) -> bool {
+        self.drain_slice_fetching(slots, false, f)
+    }
+
+    fn drain_slice_fetching(
+        &mut self,
+        mut slots: usize,
+        fetch: bool,
+        mut f: impl FnMut(P),
+    ) -> bool {
         while let Some(shard) = self.shards.get(self.drained.shard) {
             // Relaxed: `&mut self`: the table is ours alone.
             let array = shard.array.load(Ordering::Relaxed);
@@ -469,7 +485,7 @@ impl<K, P: SlotPointer<Key = K>, S> Table<K, P, S> {
                 // if `f` unwinds, whatever drains next (the next slice, `Drop`)
                 // starts after that entry (now `f`'s, dropped by the unwinding).
                 let cursor = &mut self.drained.slot;
-                live.drain_range(from..to, |i, entry| {
+                live.drain_range(from..to, fetch, |i, entry| {
                     *cursor = i + 1;
                     // SAFETY: earlier slices handed over only slots before `from`
                     // (`drained`), and the cursor is now past this one: the entry's
