@@ -172,12 +172,19 @@ pub(crate) struct ZeroedSlice<T: ZeroIsValid> {
 }
 
 impl<T: ZeroIsValid> ZeroedSlice<T> {
-    /// `len` (non-zero) zeros, their pages committed as they are first touched.
-    pub(crate) fn new(len: usize) -> Self {
+    /// `len` zeros, their pages committed as `commit` says ([`Commit`]: a slice
+    /// whose first use of a page is a read, such as a hash index probed before
+    /// it is written, is better committed at once).
+    ///
+    /// # Panics
+    /// If `len` is 0 (a block is never empty: the allocator's path would be
+    /// asked for zero bytes) or the block does not fit in memory.
+    pub(crate) fn new(len: usize, commit: Commit) -> Self {
+        assert!(len > 0, "an empty mapped slice");
         let bytes = len
             .checked_mul(size_of::<T>())
             .expect("a block that fits in memory");
-        let block = map_zeroed(bytes, align_of::<T>(), Commit::Lazily);
+        let block = map_zeroed(bytes, align_of::<T>(), commit);
         ZeroedSlice {
             block: NonNull::slice_from_raw_parts(block.cast::<T>(), len),
         }

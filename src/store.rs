@@ -316,7 +316,7 @@ where
         let deferral = (to == Recycle::ToPages).then(Deferral::begin);
         let carved = recycle::carved_size::<ValueCell<V, K>>();
         let empty = if let Some(size) =
-            carved.filter(|_| to == Recycle::ToPages && !needs_drop::<K>() && !needs_drop::<V>())
+            carved.filter(|_| to == Recycle::ToPages && !needs_drop::<ValueCell<V, K>>())
         {
             self.teardown_by_address(slots, size, cells, &mut report)
         } else {
@@ -366,10 +366,10 @@ where
         };
         let drained = self.table.drain_slice_unfetched(slots, |value| {
             // The table's cells come from `recycle::alloc_cell`, which carves a cell
-            // of a class from a cell page with the page's provenance, `size` bytes
-            // (`carved_size`, `Some` only for a class).
-            // SAFETY: such a cell (above); nothing is released before the table is
-            // drained.
+            // of a class from a cell page, `size` bytes (`carved_size`, `Some` only
+            // for a class), with provenance over the page (`by_address.rs`).
+            // SAFETY: such a cell (above); `release` begins only once the table is
+            // drained (a refused cell is released at once, but never collected).
             let refused = unsafe { by_address.add(value) };
             if let Err(value) = refused {
                 release(value);

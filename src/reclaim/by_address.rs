@@ -22,8 +22,11 @@
 //! page: the place needs a division by the cell's size in both phases, which cost
 //! more than the smaller bitmaps saved.
 //!
-//! Only cells carved from cell pages can be rebuilt from a bit (a cell's pointer is
-//! derived from another cell of its page, whose provenance is the page's). The
+//! Only cells carved from cell pages can be rebuilt from a bit: a cell's pointer is
+//! derived from another cell of its page, whose provenance covers the page (the
+//! page's own, kept through carving and recycling as pointers; for a cell that
+//! went through a doomed list, the page's provenance as its link exposed it,
+//! `doomed.rs`, `encode_link`). The
 //! bitmaps are bounded: past a few times the pages a table's cells would fill
 //! densely, a cell on a page not yet seen is refused, and the caller releases it as
 //! before, in hash order.
@@ -33,7 +36,7 @@ use std::num::NonZeroUsize;
 use std::ptr::NonNull;
 
 use super::pages::PAGE;
-use crate::mapped::ZeroedSlice;
+use crate::mapped::{Commit, ZeroedSlice};
 use crate::table::SlotPointer;
 
 /// The bytes one bit of a page's bitmap stands for: a cell's alignment at least
@@ -90,8 +93,14 @@ impl<P: SlotPointer> ByAddress<P> {
         let max_pages = dense.saturating_mul(4).saturating_add(16).min(1 << 24);
         ByAddress {
             pages: Vec::new(),
-            bits: ZeroedSlice::new(max_pages * WORDS),
-            index: ZeroedSlice::new((max_pages * 2).next_power_of_two()),
+            // Lazily: its words are first touched by an `or` into memory, a write,
+            // which faults a fresh page in directly.
+            bits: ZeroedSlice::new(max_pages * WORDS, Commit::Lazily),
+            // At once: `place_of` reads a place before it writes it, and a page
+            // read first would map the shared zero page, then copy it on the
+            // write, flushing the old mapping from every CPU running a thread of
+            // the process (`mapped.rs`).
+            index: ZeroedSlice::new((max_pages * 2).next_power_of_two(), Commit::Now),
             last: (usize::MAX, 0),
             max_pages,
             held: 0,
@@ -112,8 +121,13 @@ impl<P: SlotPointer> ByAddress<P> {
     ///
     /// # Safety
     /// `cell`'s pointer is that of a cell carved from a cell page (`pages.rs`),
-    /// with the page's provenance, and `release` has not begun.
+    /// with provenance over the whole page (the module docs), and `release` has
+    /// not begun.
     pub(crate) unsafe fn add(&mut self, cell: P) -> Result<(), P> {
+        debug_assert!(
+            self.order.is_empty(),
+            "a cell added after the release began"
+        );
         let raw = cell.into_raw();
         let addr = raw.as_ptr().addr();
         let page = addr / PAGE;
@@ -139,7 +153,9 @@ impl<P: SlotPointer> ByAddress<P> {
     /// new; `None` if it is new and `max_pages` are collected.
     fn place_of(&mut self, page: usize, cell: NonNull<P::Target>) -> Option<usize> {
         let mask = self.index.len() - 1;
-        let mut i = page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20 & mask;
+        // A Fibonacci hash of the page number, in 64 bits on every target (a
+        // 32-bit `usize` would keep only 12 bits of it): the top 32 bits.
+        let mut i = ((page as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
         loop {
             match self.index[i] {
                 0 => break,
@@ -153,7 +169,7 @@ impl<P: SlotPointer> ByAddress<P> {
             return None;
         }
         self.pages.push(cell);
-        // At most `max_pages` (< 2^24) places: fits.
+        // At most `max_pages` (at most 2^24) places: fits.
         self.index[i] = self.pages.len() as u32;
         Some(self.pages.len() - 1)
     }
@@ -164,7 +180,7 @@ impl<P: SlotPointer> ByAddress<P> {
     /// the unwinding), and the rest stay here.
     pub(crate) fn release(&mut self, mut budget: usize, mut f: impl FnMut(P)) -> bool {
         if self.order.len() < self.pages.len() {
-            // Fewer than 2^24 pages (`max_pages`): the places fit.
+            // At most 2^24 pages (`max_pages`): the places fit.
             self.order = (0..self.pages.len() as u32).collect();
             let pages = &self.pages;
             self.order
@@ -190,7 +206,7 @@ impl<P: SlotPointer> ByAddress<P> {
                     // A cell's address is not 0 (it lies in a mapped page).
                     let addr = NonZeroUsize::new(addr).expect("a cell at address 0");
                     // Rebuilt from another cell of the same page, whose provenance
-                    // is the page's (`add`'s contract): the cell's own pointer.
+                    // covers the page (`add`'s contract): the cell's own pointer.
                     let cell = page.with_addr(addr);
                     // SAFETY: the bit was set by `add` for the cell at this address,
                     // from `into_raw`, and cleared above: taken back once.
