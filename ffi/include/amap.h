@@ -781,8 +781,11 @@ amap_status_t amap_replace(const amap_t *map, amap_batch_t *batch, amap_ticket_t
  * A value removed or replaced (rather than cleared away with its generation) is
  * destroyed after a grace period: when no other thread is in a read section, one
  * call starts it and destroys the value; otherwise a later call does, once every
- * read section begun before has ended. In manual mode, call this
- * periodically rather than once; `amap_stats` counts the values still pending.
+ * read section begun before has ended. A cleared generation waits for one too
+ * (read sections may still be in it): when no other thread is pinned meanwhile (a
+ * read section, another reclaimer's pass), one call tears it down; otherwise a
+ * later call does. In manual mode, call this periodically rather than once;
+ * `amap_stats` counts the generations and values still pending.
  *
  * # Safety
  * `map` must be a live map; `out_count` `NULL` or valid for a write.
@@ -891,6 +894,12 @@ amap_status_t amap_reclaimer_new(uint32_t mode, amap_reclaimer_t **out_reclaimer
  * `AMAP_RECLAIM_MANUAL` mode, where nothing else runs passes; with a background
  * reclaimer it writes 0 at once while the thread is in a pass of its own. From a
  * destructor run by this reclaimer it writes 0 and returns `AMAP_OK`.
+ *
+ * A cleared generation waits for a grace period (read sections may still be in
+ * it): when no other thread is pinned meanwhile (a read section, another
+ * reclaimer's pass, such as the process-wide one's), one call tears it down;
+ * otherwise a later call does. In manual mode, call this periodically rather
+ * than once.
  *
  * Ownership: `reclaimer` is only borrowed.
  *

@@ -311,7 +311,8 @@ class Reclaimer {
         detail::check(amap_reclaimer_new(mode, reclaimer_.out()));
     }
     /// Runs one pass on this thread for every map of this reclaimer; returns the
-    /// generations torn down.
+    /// generations torn down (a generation that another thread's pin held past its
+    /// grace period is left to a later call: call it periodically).
     size_t reclaim() {
         size_t n = 0;
         detail::check(amap_reclaimer_reclaim(reclaimer_.get(), &n));
@@ -476,7 +477,8 @@ class Map {
         }
         return replace(std::move(batch));
     }
-    /// Manual mode: tears retired generations down on this thread.
+    /// Manual mode: tears retired generations down on this thread (one that
+    /// another thread's pin held past its grace period is left to a later call).
     size_t reclaim() {
         size_t n = 0;
         detail::check(amap_reclaim(map_.get(), &n));

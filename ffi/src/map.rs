@@ -592,8 +592,11 @@ pub unsafe extern "C" fn amap_replace(
 /// A value removed or replaced (rather than cleared away with its generation) is
 /// destroyed after a grace period: when no other thread is in a read section, one
 /// call starts it and destroys the value; otherwise a later call does, once every
-/// read section begun before has ended. In manual mode, call this
-/// periodically rather than once; `amap_stats` counts the values still pending.
+/// read section begun before has ended. A cleared generation waits for one too
+/// (read sections may still be in it): when no other thread is pinned meanwhile (a
+/// read section, another reclaimer's pass), one call tears it down; otherwise a
+/// later call does. In manual mode, call this periodically rather than once;
+/// `amap_stats` counts the generations and values still pending.
 ///
 /// # Safety
 /// `map` must be a live map; `out_count` `NULL` or valid for a write.

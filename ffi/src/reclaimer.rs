@@ -67,6 +67,12 @@ pub unsafe extern "C" fn amap_reclaimer_new(
 /// reclaimer it writes 0 at once while the thread is in a pass of its own. From a
 /// destructor run by this reclaimer it writes 0 and returns `AMAP_OK`.
 ///
+/// A cleared generation waits for a grace period (read sections may still be in
+/// it): when no other thread is pinned meanwhile (a read section, another
+/// reclaimer's pass, such as the process-wide one's), one call tears it down;
+/// otherwise a later call does. In manual mode, call this periodically rather
+/// than once.
+///
 /// Ownership: `reclaimer` is only borrowed.
 ///
 /// # Safety

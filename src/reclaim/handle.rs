@@ -127,6 +127,12 @@ impl Reclaimer {
     /// while the thread is in a pass of its own. From a destructor run by a pass of
     /// this same reclaimer, it returns 0.
     ///
+    /// A cleared generation waits for a grace period (pinned readers may still be
+    /// in it): when no other thread is pinned meanwhile (a reader, another
+    /// reclaimer's pass, such as the process-wide one's), one call tears it down;
+    /// otherwise a later call does. In manual mode, call this periodically rather
+    /// than once (as [`AtomicMap::reclaim`](crate::AtomicMap::reclaim) says).
+    ///
     /// ```
     /// let manual = atomic_map::Reclaimer::manual();
     /// assert_eq!(manual.reclaim(), 0); // nothing to do yet

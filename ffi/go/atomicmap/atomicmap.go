@@ -164,7 +164,10 @@ func NewReclaimer(manual bool) (*Reclaimer, error) {
 
 // Reclaim runs one reclamation pass on the calling goroutine's thread for every
 // map of this reclaimer (release callbacks included); it returns how many
-// generations it tore down.
+// generations it tore down. A cleared generation waits for a grace period (readers
+// may still be in it): when no other thread is pinned meanwhile (a read section,
+// another reclaimer's pass), one call tears it down; otherwise a later call does.
+// In manual mode, call it periodically rather than once.
 func (r *Reclaimer) Reclaim() int {
 	var n C.size_t
 	if r != nil && r.ptr != nil {
