@@ -195,6 +195,7 @@ mod tests {
     /// The mean number of slots a linear probe visits to place each hash, in 8
     /// arrays of 2,048 slots chosen by the top 3 bits (a default map's shards on
     /// 2 CPUs), indexed by the low 11 (as `table/array.rs` takes them).
+    #[cfg(target_pointer_width = "64")]
     fn mean_probe(hashes: impl Iterator<Item = u64>) -> f64 {
         let mut taken = vec![[false; 2048]; 8];
         let (mut probes, mut placed) = (0, 0);
@@ -216,7 +217,11 @@ mod tests {
     /// keys (found by a search over `SharedSeed::from_u64`), the default hasher
     /// spreads them like a random function (about 1.22 probes at this load)
     /// for every per-map seed tried.
+    ///
+    /// 64-bit targets only: foldhash's fast variant folds differently on 32-bit
+    /// ones, where this seed does not make it cluster.
     #[test]
+    #[cfg(target_pointer_width = "64")]
     fn small_keys_spread_under_a_seed_that_clusters_them() {
         static CLUSTERING: SharedSeed = SharedSeed::from_u64(119);
         let keys = || (0..10_000u64).step_by(2);

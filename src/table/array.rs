@@ -749,14 +749,20 @@ mod tests {
         lazily.get()[capacity / 2].store(ptr::null_mut(), Ordering::Relaxed);
     }
 
+    /// An ordinary heap address of the target (8-aligned, top bits clear).
+    #[cfg(target_pointer_width = "64")]
+    const ORDINARY: usize = 0x7f12_3456_7890;
+    #[cfg(not(target_pointer_width = "64"))]
+    const ORDINARY: usize = 0x1234_5670;
+
     #[test]
     fn words_read_back_what_was_packed() {
         let hash = 0x0123_4567_89ab_cdef_u64;
         let tag = Word::tag(hash);
         // An ordinary address: tagged on 64-bit targets, read back whole.
-        let word = Word::pack(at(0x7f12_3456_7890), tag, 2);
-        assert_eq!(Word::unpack(word).1.addr(), 0x7f12_3456_7890);
-        assert_eq!(Word::live(word), Some(at(0x7f12_3456_7890)));
+        let word = Word::pack(at(ORDINARY), tag, 2);
+        assert_eq!(Word::unpack(word).1.addr(), ORDINARY);
+        assert_eq!(Word::live(word), Some(at(ORDINARY)));
         if cfg!(target_pointer_width = "64") {
             assert_eq!(Word::unpack(word).0, tag);
             assert_ne!(tag, 0);
@@ -765,9 +771,9 @@ mod tests {
             assert_eq!(Word::max_displacement::<u64>(), 3);
             assert_eq!(Word::recorded_displacement(word), Some(2));
             for (displacement, recorded) in [(0, 0), (1, 1), (3, 3), (9, 3)] {
-                let word = Word::pack(at(0x7f12_3456_7890), tag, displacement);
+                let word = Word::pack(at(ORDINARY), tag, displacement);
                 assert_eq!(Word::recorded_displacement(word), Some(recorded));
-                assert_eq!(Word::live(word), Some(at(0x7f12_3456_7890)));
+                assert_eq!(Word::live(word), Some(at(ORDINARY)));
             }
         }
         assert_eq!(Word::max_displacement::<u8>(), 0);
@@ -808,10 +814,10 @@ mod tests {
         }
         let hash = 0x0123_4567_89ab_cdef_u64;
         let want = Word::tag(hash);
-        let mine = Word::pack(at(0x7f12_3456_7890), want, 1);
+        let mine = Word::pack(at(ORDINARY), want, 1);
         assert_eq!(
             kind(Word::see(mine, want)),
-            ("candidate", Some(at(0x7f12_3456_7890)))
+            ("candidate", Some(at(ORDINARY)))
         );
         assert_eq!(kind(Word::see(tombstone::<u64>(), want)), ("removed", None));
         assert_eq!(
@@ -820,7 +826,7 @@ mod tests {
         );
         #[cfg(target_pointer_width = "64")]
         {
-            let other = Word::pack(at(0x7f12_3456_7890), Word::tag(hash ^ (1 << 40)), 0);
+            let other = Word::pack(at(ORDINARY), Word::tag(hash ^ (1 << 40)), 0);
             assert_eq!(kind(Word::see(other, want)), ("other", None));
             // Untagged (an address using the top bits): a candidate, compared by
             // key, even when its top bits equal the probed tag.
@@ -903,8 +909,34 @@ mod tests {
         assert!((0..8).all(|i| unused(&array, i) == Some(true)));
     }
 
+    /// On 32-bit targets a word records no displacement (`probed_through`): a
+    /// removal followed by a used slot leaves a tombstone, one at a run's end frees
+    /// its slot and the tombstones before it, and the hash is never read.
     #[test]
-    #[cfg(not(feature = "loom"))]
+    #[cfg(all(not(feature = "loom"), not(target_pointer_width = "64")))]
+    fn a_removal_inside_a_run_leaves_a_tombstone_on_32_bit_targets() {
+        let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
+        let hash = |_: NonNull<u64>| -> u64 { panic!("no hash is read without tags") };
+        let array = Array::new(16, Commit::Lazily);
+        for slot in [2, 3, 4] {
+            assert!(array.occupy(slot, slot as u64, at(0x100 * slot)));
+        }
+        assert_eq!(array.remove(3, hash), 0);
+        assert_eq!(unused(&array, 3), Some(false));
+        assert_eq!(array.get(2, is(0x400)), Some(at(0x400)));
+        assert_eq!(
+            array.remove(4, hash),
+            2,
+            "slot 4 and the tombstone before it"
+        );
+        assert_eq!(unused(&array, 3), Some(true));
+        assert_eq!(array.remove(2, hash), 1);
+        assert!((0..16).all(|i| unused(&array, i) == Some(true)));
+    }
+
+    #[test]
+    // 64-bit targets: on others no word records a displacement (the test above).
+    #[cfg(all(not(feature = "loom"), target_pointer_width = "64"))]
     fn a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through() {
         let is = |address: usize| move |p: NonNull<u64>| p.addr().get() == address;
         let homes = [
