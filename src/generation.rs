@@ -21,6 +21,7 @@ use crate::reclaim::home::HomeOwner;
 use crate::reclaim::jobs::{Job, JobNode, JobReport};
 use crate::reclaim::report::TeardownReport;
 use crate::reclaim::retired::Retirement;
+use crate::reclaim::time_slice;
 use crate::standby::Standby;
 use crate::store::{Store, TeardownCells};
 use crate::sync::{Arc, AtomicPtr, UnsafeCell};
@@ -290,6 +291,14 @@ struct TeardownProgress {
 /// models run the slices.)
 const TEARDOWN_SLICE_SLOTS: usize = crate::sync::TEARDOWN_SLICE;
 
+/// Entries past which a teardown on a background reclaimer asks for the kernel's
+/// shortest time slice (`reclaim/time_slice.rs`): four slices of slots, about
+/// 2–2.5 ms of work (a 1,000,000-entry teardown takes 31–38 ms), longer than the
+/// kernel's default slice (1.4 ms on this 2-core machine, as `sched_getattr` reads
+/// it). The clear storm's generations of 16,000–20,000 entries (written while the
+/// clearer waited for a core) stay below it.
+pub(crate) const SHORT_SLICE_ENTRIES: usize = 4 * TEARDOWN_SLICE_SLOTS;
+
 impl<K, V, S> Job for RetiredTable<K, V, S>
 where
     K: Eq + Hash + Send + Sync + 'static,
@@ -311,6 +320,13 @@ where
         };
         let progress = self.progress.get_or_insert_with(|| {
             let entries = self.store.as_ref().map_or(0, Store::len);
+            if entries > SHORT_SLICE_ENTRIES && slots != usize::MAX {
+                // On a background reclaimer, a teardown longer than the kernel's
+                // default slice: its slices take a reader's core a scheduler tick
+                // at most (best effort; the background loop gives the slice back
+                // later: `time_slice`).
+                time_slice::ask_for_shortest_slice();
+            }
             home.walk_begins(entries);
             TeardownProgress {
                 entries,

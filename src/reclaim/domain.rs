@@ -603,9 +603,6 @@ impl Domain {
 
     fn run_background(this: &Arc<Self>) {
         BACKGROUND_THREAD.with(|b| b.set(true));
-        // Best effort (the module says why): a kernel without custom slices, or a
-        // thread under another policy, runs the passes as before.
-        time_slice::ask_for_shortest_slice();
         // Here, not on a reader's first pin: registering for `membarrier` waits
         // for the kernel (about 10 ms), and this thread holds no lock yet. Until it
         // returns, every pin keeps its full fence. Once per process; later
@@ -633,6 +630,10 @@ impl Domain {
                 park.after_pass(true, false);
                 continue;
             }
+            // A large teardown asked for the shortest slice (`RetiredTable::run`);
+            // with no job left and the linger over, the thread goes back to its
+            // default one (the module says why).
+            time_slice::restore_default_slice(Instant::now());
             // Relaxed: a hint for the pace; what the grace period releases is
             // ordered by the job list and the ripe stack, not by this count.
             let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;

@@ -24,8 +24,9 @@
 //!    own core, after the same grace period.
 //!
 //! Passes run on the domain's background thread (one per process by default, parked
-//! between passes as [`pace`] decides, on the shortest time slice the kernel grants:
-//! [`time_slice`]), or where the program calls them (manual
+//! between passes as [`pace`] decides, on the shortest time slice the kernel grants
+//! while it tears down a large generation: [`time_slice`]), or where the program
+//! calls them (manual
 //! mode). Freed value cells go back to the
 //! writers in batches ([`recycle`]), or to the pages they were carved from
 //! ([`pages`], mapped and unmapped in runs: [`page_runs`]); after large passes, memory goes back to the OS ([`trim`]). The lock-free lists all share one push and take ([`stack`]);
