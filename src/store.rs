@@ -11,7 +11,6 @@
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
-use std::mem::needs_drop;
 use std::ptr::NonNull;
 
 use crate::compute::{Compute, Operation};
@@ -49,7 +48,7 @@ pub(crate) struct Store<K, V, S> {
 
 /// A teardown's cells between its slices: those collected from the drained table
 /// to be released in address order (`reclaim/by_address.rs`), during the teardown
-/// of a large table of values with no destructor. Kept by the teardown job
+/// of a large table whose cells go back to their pages. Kept by the teardown job
 /// (`generation.rs`, `RetiredTable`), not in the store: a generation's own layout,
 /// whose lines readers and clears share, stays as it is. Dropped with anything
 /// left in it, it releases those cells as the table's own drop would.
@@ -315,9 +314,7 @@ where
         // (`page_runs.rs`).
         let deferral = (to == Recycle::ToPages).then(Deferral::begin);
         let carved = recycle::carved_size::<ValueCell<V, K>>();
-        let empty = if let Some(size) =
-            carved.filter(|_| to == Recycle::ToPages && !needs_drop::<ValueCell<V, K>>())
-        {
+        let empty = if let Some(size) = carved.filter(|_| to == Recycle::ToPages) {
             self.teardown_by_address(slots, size, cells, &mut report)
         } else {
             self.table.drain_slice(slots, |value| {
@@ -342,7 +339,7 @@ where
     }
 
     /// A slice of a teardown in address order (`reclaim/by_address.rs`), for
-    /// cells given back to their pages with no destructor to run: first the
+    /// cells given back to their pages: first the
     /// table drained `slots` slots a slice without touching a cell, each cell
     /// marked on its page; then `slots` cells a slice released page by page.
     /// Returns whether the teardown is done.
@@ -361,7 +358,8 @@ where
             .get_or_insert_with(|| Box::new(ByAddress::new(entries, size)));
         let mut release = |value: TableRef<K, V>| {
             report.entries += 1;
-            // No destructor runs (the caller checked): nothing here unwinds.
+            // A destructor's panic is contained and counted (`ValueRef::destroy`):
+            // nothing here unwinds.
             report.record(value.release_unreachable(to));
         };
         let drained = self.table.drain_slice_unfetched(slots, |value| {
