@@ -633,7 +633,7 @@ impl Domain {
             // A large teardown asked for the shortest slice (`RetiredTable::run`);
             // with no job left and the linger over, the thread goes back to its
             // default one (the module says why).
-            time_slice::restore_default_slice(Instant::now());
+            time_slice::restore_default_slice();
             // Relaxed: a hint for the pace; what the grace period releases is
             // ordered by the job list and the ripe stack, not by this count.
             let in_grace = this.in_grace.load(Ordering::Relaxed) > 0;

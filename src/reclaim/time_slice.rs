@@ -89,12 +89,16 @@ pub(crate) fn ask_for_shortest_slice() {
 /// Gives back a slice [`ask_for_shortest_slice`] obtained, once
 /// [`SHORT_SLICE_LINGER`] has passed since the last large teardown began: the
 /// kernel's default again (`sched_runtime` 0). Nothing when the thread is on its
-/// default already. Called with no teardown job left.
-pub(crate) fn restore_default_slice(now: Instant) {
+/// default already (without reading the clock: the background loop calls this
+/// before every park). Called with no teardown job left.
+pub(crate) fn restore_default_slice() {
+    if SLICE.get() != Slice::Shortest {
+        return;
+    }
     let lingered = LAST_LARGE
         .get()
-        .is_none_or(|began| now.saturating_duration_since(began) >= SHORT_SLICE_LINGER);
-    if SLICE.get() == Slice::Shortest && lingered {
+        .is_none_or(|began| began.elapsed() >= SHORT_SLICE_LINGER);
+    if lingered {
         SLICE.set(if set_own_slice(0) {
             Slice::Default
         } else {
