@@ -86,6 +86,12 @@ pub(crate) const QUIESCE_TRIES: usize = 1;
 /// that inserts three keys into one shard makes it rehash.
 pub(crate) const TABLE_MIN_CAPACITY: usize = 4;
 
+/// The bytes of retired table arrays a thread defers before it flushes them
+/// (`src/table/locks.rs`): one, so that every array a model's rehash retires is
+/// in the global queue at once, where the model's collections find it (loom's
+/// bags hold four deferrals and its threads are short).
+pub(crate) const RETIRED_ARRAY_FLUSH_BYTES: usize = 1;
+
 /// Slots per slice of a background teardown (`src/generation.rs`): one smallest
 /// array, so that a model's table with entries in both shards is torn down in two
 /// slices and the models run the re-submission of the rest.

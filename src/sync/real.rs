@@ -168,6 +168,12 @@ pub(crate) const TABLE_MIN_CAPACITY: usize = 8;
 /// for tens of nanoseconds, unless its closure runs long.
 pub(crate) const QUIESCE_TRIES: usize = 64;
 
+/// The bytes of retired table arrays a thread defers before it flushes them to the
+/// global queue (`src/table/locks.rs`, `RetiredArray::defer_free`): a flush seals
+/// a bag, a `membarrier` call while some thread pins light, so small arrays wait
+/// in the thread's bag; an idle writer keeps less than this there.
+pub(crate) const RETIRED_ARRAY_FLUSH_BYTES: usize = 64 * 1024;
+
 /// Slots of a retired table that a background reclaimer drains per run of its
 /// teardown job (`src/generation.rs`, `TEARDOWN_SLICE_SLOTS`).
 pub(crate) const TEARDOWN_SLICE: usize = 16 * 1024;

@@ -246,6 +246,11 @@ impl<T> Array<T> {
         self.slots.get().len()
     }
 
+    /// The bytes of its slots: what freeing the array gives back.
+    pub(super) fn slot_bytes(&self) -> usize {
+        size_of_val(self.slots.get())
+    }
+
     /// The address of slot `i`.
     #[cfg(all(test, not(feature = "loom")))]
     pub(super) fn slot_address(&self, i: usize) -> *const u8 {

@@ -39,7 +39,9 @@
 use std::mem::{ManuallyDrop, MaybeUninit};
 
 use crate::prefetch::prefetch_line;
-use crate::sync::{QUIESCE_TRIES, ShardGuard, ShardLock, SlotsHint, epoch};
+use crate::sync::{
+    QUIESCE_TRIES, RETIRED_ARRAY_FLUSH_BYTES, ShardGuard, ShardLock, SlotsHint, epoch,
+};
 
 /// The bytes after a lock up to the next one: a lock is one byte (`shard_lock.rs`;
 /// loom's is larger), so locks 64 bytes apart never share a cache line, with no
@@ -245,6 +247,9 @@ impl Drop for Locked<'_> {
 pub(crate) struct RetiredArray {
     array: *mut (),
     free: unsafe fn(*mut ()),
+    /// The bytes the free gives back (its slots), which decide when the deferral
+    /// is flushed (`defer_free`).
+    bytes: usize,
 }
 
 // SAFETY: freeing the array touches only its own slots (atomic words), never an
@@ -253,11 +258,13 @@ pub(crate) struct RetiredArray {
 unsafe impl Send for RetiredArray {}
 
 impl RetiredArray {
+    /// `bytes`: the memory the free gives back (the array's slots).
+    ///
     /// # Safety
     /// `array` came from `Box::<A>::into_raw`, is unreachable for every guard pinned
     /// after this call's caller releases its lock, and freeing it (`A`'s drop) reads
     /// nothing but its own memory.
-    pub(crate) unsafe fn new<A>(array: *mut A) -> Self {
+    pub(crate) unsafe fn new<A>(array: *mut A, bytes: usize) -> Self {
         /// # Safety
         /// `array` came from `Box::<A>::into_raw` and is freed once.
         unsafe fn free<A>(array: *mut ()) {
@@ -267,16 +274,29 @@ impl RetiredArray {
         RetiredArray {
             array: array.cast(),
             free: free::<A>,
+            bytes,
         }
     }
 
-    /// Defers the free past the grace period, and flushes the deferral to the
-    /// global queue so that any thread's next collection can run it (a writer
-    /// that then goes idle would otherwise keep it in its private bag). Off the
-    /// writers' inlined path: a rehash is rare.
+    /// Defers the free past the grace period. The deferral goes to the global
+    /// queue, where any thread's next collection can run it, once this thread has
+    /// deferred `RETIRED_ARRAY_FLUSH_BYTES` of arrays since it last did so (the
+    /// shim's constant: 64 KiB): a larger array goes at once, and a writer that
+    /// then goes idle keeps less than that in its private bag (besides the bag
+    /// filling and going on its own, as every deferral's does). Off the writers'
+    /// inlined path: a rehash is rare.
+    ///
+    /// Why not flush every time: a flush seals the bag, and while some thread pins
+    /// with the light fence a seal is a `membarrier` call that interrupts every
+    /// other CPU running the process (`vendor/crossbeam-epoch/src/asymmetric.rs`).
+    /// A map cleared 10,000 times a second is refilled from its smallest arrays,
+    /// and its writer rehashed about 25,000 times a second, each a barrier:
+    /// `clear_storm`'s writer spent about nine tenths of its time in the kernel
+    /// (`docs/BENCHMARKS.md`, "Rehashes that do not flush").
     #[cold]
     #[inline(never)]
     fn defer_free(self) {
+        let bytes = self.bytes;
         let guard = epoch::pin();
         guard.defer(move || {
             let retired = self;
@@ -285,6 +305,103 @@ impl RetiredArray {
             // `Box::into_raw`, freed once, here.
             unsafe { (retired.free)(retired.array) }
         });
-        guard.flush();
+        if unflushed_array_bytes_reach_limit(bytes) {
+            guard.flush();
+        }
+    }
+}
+
+std::thread_local! {
+    /// The bytes of arrays this thread deferred since its last flush of them
+    /// (`RetiredArray::defer_free`). A plain count of this thread's own, not
+    /// synchronization.
+    static UNFLUSHED_ARRAY_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds `bytes` to this thread's count of unflushed array bytes; whether they
+/// reach `RETIRED_ARRAY_FLUSH_BYTES`, the count then starting again from 0 (the
+/// caller flushes). A thread being torn down (its thread-locals gone) flushes.
+fn unflushed_array_bytes_reach_limit(bytes: usize) -> bool {
+    UNFLUSHED_ARRAY_BYTES
+        .try_with(|unflushed| {
+            let total = unflushed.get().saturating_add(bytes);
+            let reached = total >= RETIRED_ARRAY_FLUSH_BYTES;
+            unflushed.set(if reached { 0 } else { total });
+            reached
+        })
+        .unwrap_or(true)
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    /// Stands in for a slot array: counts its frees.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn retired(frees: &Arc<AtomicUsize>, bytes: usize) -> RetiredArray {
+        let array = Box::into_raw(Box::new(Counted(Arc::clone(frees))));
+        // SAFETY: from `Box::into_raw`, reachable by nobody, and `Counted`'s drop
+        // reads only its own memory and the count.
+        unsafe { RetiredArray::new(array, bytes) }
+    }
+
+    /// Pins and flushes on other threads (each flush tries to advance the epoch and
+    /// collects) until `frees` reaches `want` or `limit` passes; the count then.
+    fn collect_elsewhere(frees: &Arc<AtomicUsize>, want: usize, limit: Duration) -> usize {
+        let began = Instant::now();
+        while frees.load(Ordering::SeqCst) < want && began.elapsed() < limit {
+            thread::spawn(|| {
+                for _ in 0..64 {
+                    epoch::pin().flush();
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        frees.load(Ordering::SeqCst)
+    }
+
+    /// A small array's free stays in the retiring thread's bag (no flush, so no
+    /// seal: a `membarrier` while some thread pins light) until the thread has
+    /// retired `RETIRED_ARRAY_FLUSH_BYTES` of them; then every one of them goes
+    /// to the global queue, where other threads' collections free each once.
+    #[test]
+    fn small_arrays_wait_in_the_bag_until_their_bytes_add_up() {
+        let frees = Arc::new(AtomicUsize::new(0));
+        let half = RETIRED_ARRAY_FLUSH_BYTES / 2;
+        retired(&frees, half - 1).defer_free();
+        retired(&frees, 1).defer_free();
+        // Nothing but this thread's bag holds the two: other threads' collections
+        // cannot reach them, however long they run.
+        assert_eq!(collect_elsewhere(&frees, 1, Duration::from_millis(200)), 0);
+        // Reaching the limit flushes all of them.
+        retired(&frees, half).defer_free();
+        assert_eq!(collect_elsewhere(&frees, 3, Duration::from_secs(30)), 3);
+        // And the count starts again: a small one waits once more.
+        retired(&frees, 1).defer_free();
+        assert_eq!(collect_elsewhere(&frees, 4, Duration::from_millis(200)), 3);
+        epoch::pin().flush();
+        assert_eq!(collect_elsewhere(&frees, 4, Duration::from_secs(30)), 4);
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(frees.load(Ordering::SeqCst), 4, "each freed once");
+    }
+
+    /// An array of the limit's size or more goes to the global queue at once.
+    #[test]
+    fn a_large_array_is_flushed_at_once() {
+        let frees = Arc::new(AtomicUsize::new(0));
+        retired(&frees, RETIRED_ARRAY_FLUSH_BYTES).defer_free();
+        assert_eq!(collect_elsewhere(&frees, 1, Duration::from_secs(30)), 1);
     }
 }

@@ -587,6 +587,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // fault that interrupts every other CPU running the process
         // (`src/mapped.rs`).
         let new = Box::new(Array::new(capacity_for(live + 1), Commit::Now));
+        let old_bytes = old.map_or(0, Array::slot_bytes);
         if let Some(old) = old {
             crate::sync::count_rehash();
             let moved = old.move_live_into(&new, hash_of);
@@ -603,7 +604,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
             // reach it (a reader loads the shard's array after pinning); freeing an
             // array drops its slots only, never an entry.
             // SAFETY: `RetiredArray::new`'s contract, as established just above.
-            let retired = unsafe { RetiredArray::new(old) };
+            let retired = unsafe { RetiredArray::new(old, old_bytes) };
             self.locked.retire_after_unlock(retired);
         }
         // SAFETY: just published; freed only by a later rehash (after a grace
