@@ -168,6 +168,11 @@ pub(crate) struct Global {
     /// `asymmetric.rs`): a seal or an advance issues the heavy barrier only if one
     /// may.
     light_pinners: CachePadded<AtomicUsize>,
+
+    /// How many process-wide barriers this collector's seals and advances issued
+    /// (tests only).
+    #[cfg(test)]
+    barriers: AtomicUsize,
 }
 
 impl Global {
@@ -182,6 +187,8 @@ impl Global {
             queue: Queue::new(),
             epoch: CachePadded::new(AtomicEpoch::new(Epoch::starting())),
             light_pinners: CachePadded::new(AtomicUsize::new(0)),
+            #[cfg(test)]
+            barriers: AtomicUsize::new(0),
         }
     }
 
@@ -198,6 +205,8 @@ impl Global {
         // preceded this fence. `asymmetric.rs` gives the whole argument.
         if self.light_pinners.load(Ordering::Acquire) > 0 {
             asymmetric::process_wide();
+            #[cfg(test)]
+            self.barriers.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -300,9 +309,46 @@ impl Global {
         } else {
             Ordering::Relaxed
         });
+        // (This fork.) While some participant pins light, the fence below is a
+        // process-wide barrier. An advance that a participant pinned in an older
+        // epoch refuses does not pay it: a look at the participants first, without
+        // the fence, and the barrier only if none is seen behind (`lags_behind`).
+        // Relaxed: a hint; `heavy_fence` loads the count again, with the ordering
+        // it needs.
+        if self.light_pinners.load(Ordering::Relaxed) > 0 && self.lags_behind(global_epoch, guard) {
+            // Acquire: what the caller collects in, read as `collect_expired` reads
+            // it (without the fence, this load's own ordering is what there is).
+            return self.epoch.load(Ordering::Acquire);
+        }
         // (This fork: the heavy side of the pins' fence, `asymmetric.rs`.)
         self.heavy_fence();
         self.advance_from(global_epoch, guard)
+    }
+
+    /// Whether some participant is seen pinned in an epoch other than
+    /// `global_epoch`, or the look was stalled, so that an advance from it would be
+    /// refused (this fork's: `try_advance` then skips the barrier).
+    ///
+    /// No fence orders these loads, and none needs to: a participant seen pinned
+    /// in an older epoch was pinned there when its store was made, and a store not
+    /// yet visible only hides a later pin or unpin of it. So a participant seen
+    /// behind may have moved on since, and the advance that is skipped would then
+    /// have succeeded: the next try makes it. A participant not seen behind is
+    /// looked at again after the barrier, as upstream does, before any advance.
+    fn lags_behind(&self, global_epoch: Epoch, guard: &Guard) -> bool {
+        for local in self.locals.iter(guard) {
+            match local {
+                Err(IterError::Stalled) => return true,
+                Ok(local) => {
+                    // Relaxed: as the function says.
+                    let local_epoch = local.epoch.load(Ordering::Relaxed);
+                    if local_epoch.is_pinned() && local_epoch.unpinned() != global_epoch {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// The rest of `try_advance`, after its load of the global epoch (`global_epoch`)
@@ -796,5 +842,49 @@ mod tests {
 
         drop(bag);
         assert_eq!(FLAG.load(Ordering::Relaxed), MAX_OBJECTS);
+    }
+
+    /// (This fork.) While a participant pins light, an advance that a participant
+    /// pinned in an older epoch refuses issues no process-wide barrier; once that
+    /// participant unpins, the advance pays the barrier and goes through.
+    #[test]
+    fn an_advance_a_lagging_participant_refuses_issues_no_barrier() {
+        if !crate::asymmetric::enable_light_pins() {
+            return; // no membarrier here: every pin keeps upstream's full fence
+        }
+        let collector = crate::Collector::new();
+        let global = &collector.global;
+        let reader = collector.register();
+        // A participant that only pins turns light.
+        for _ in 0..=Local::PINS_BEFORE_LIGHT {
+            drop(reader.pin());
+        }
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 1);
+        let held = reader.pin();
+        let other = collector.register();
+        let start = global.epoch.load(Ordering::SeqCst);
+        // Every pinned participant is in the current epoch: the advance goes
+        // through, and pays the barrier.
+        let guard = other.pin();
+        let barriers = global.barriers.load(Ordering::SeqCst);
+        assert_eq!(global.try_advance(&guard), start.successor());
+        assert_eq!(global.barriers.load(Ordering::SeqCst), barriers + 1);
+        drop(guard);
+        // `held` is one epoch behind now: every advance is refused, without a
+        // barrier.
+        let guard = other.pin();
+        let barriers = global.barriers.load(Ordering::SeqCst);
+        for _ in 0..100 {
+            assert_eq!(global.try_advance(&guard), start.successor());
+        }
+        assert_eq!(
+            global.barriers.load(Ordering::SeqCst),
+            barriers,
+            "refused advances issued barriers"
+        );
+        // Once it unpins, the advance goes through and pays the barrier again.
+        drop(held);
+        assert_eq!(global.try_advance(&guard), start.successor().successor());
+        assert_eq!(global.barriers.load(Ordering::SeqCst), barriers + 1);
     }
 }
