@@ -3,7 +3,10 @@
 //! then, in `churn.csv`, bytes per entry of 100,000 entries whose values one thread
 //! has replaced `CHURN_REPLACEMENTS` times at random (a cache's refreshes: at most
 //! for `CHURN_LIMIT`, which the copy-on-write map, whose every write copies the
-//! whole map, and `String` keys reach first).
+//! whole map, and `String` keys reach first). The `String` churn runs once more
+//! for an `AtomicMap` built with `Builder::destructors_on_releasing_threads`
+//! (its values' destructors run on the replacing thread: "AtomicMap (releasing
+//! threads)").
 //!
 //! Each map and key type runs in its own child process, so that what one case left
 //! in the allocator is not counted against the next. RSS after the clear is read
@@ -58,9 +61,51 @@ const CHURN_REPLACEMENTS: u64 = 20_000_000;
 /// A churn stops after this long, done or not.
 const CHURN_LIMIT: Duration = Duration::from_secs(3);
 
+/// The churn's `AtomicMap` built with `destructors_on_releasing_threads`.
+struct Releasing<K: Key>(peers::AtomicPinned<K>);
+
+impl<K: Key> Releasing<K> {
+    fn new() -> Self {
+        Releasing(peers::AtomicPinned(
+            atomic_map::Builder::new()
+                .destructors_on_releasing_threads(true)
+                .build(),
+        ))
+    }
+}
+
+impl<K: Key> peers::Peer<K> for Releasing<K> {
+    fn name(&self) -> &'static str {
+        "AtomicMap (releasing threads)"
+    }
+    fn fill(&self, n: u64) {
+        self.0.fill(n)
+    }
+    fn read(&self, key: &K) -> u64 {
+        self.0.read(key)
+    }
+    fn insert(&self, key: K, value: K::Value) {
+        self.0.insert(key, value)
+    }
+    fn remove(&self, key: &K) {
+        self.0.remove(key)
+    }
+    fn clear(&self) -> (Duration, peers::Leftover) {
+        self.0.clear()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// One churn case, in the child: `churn-key:index:entries`. Prints a CSV line.
-fn churn<K: Key>(index: usize, entries: u64, replacements: u64) -> String {
-    let map = peers::all::<K>(false).swap_remove(index);
+/// `releasing`: the map is [`Releasing`] (and `index` is ignored).
+fn churn<K: Key>(index: usize, entries: u64, replacements: u64, releasing: bool) -> String {
+    let map: std::sync::Arc<dyn peers::Peer<K>> = if releasing {
+        std::sync::Arc::new(Releasing::<K>::new())
+    } else {
+        peers::all::<K>(false).swap_remove(index)
+    };
     trim();
     let before = rss_bytes();
     map.fill(entries);
@@ -106,8 +151,9 @@ fn main() {
         match spec[0] {
             "u64" => case::<u64>(index, entries),
             "string" => case::<String>(index, entries),
-            "churn-u64" => churn::<u64>(index, entries, replacements),
-            _ => churn::<String>(index, entries, replacements),
+            "churn-u64" => churn::<u64>(index, entries, replacements, false),
+            "churn-string-releasing" => churn::<String>(index, entries, replacements, true),
+            _ => churn::<String>(index, entries, replacements, false),
         }
     });
     // `--entries N`: the fill's size instead of 1,000,000 (say, one where a
@@ -143,6 +189,9 @@ fn main() {
         .flat_map(|key| {
             (0..maps).map(move |index| format!("{key}:{index}:{entries}:{replacements}"))
         })
+        .chain(std::iter::once(format!(
+            "churn-string-releasing:0:{entries}:{replacements}"
+        )))
         .collect();
     peers::cases::run_cases(
         test,

@@ -29,6 +29,7 @@ pub struct Builder<S = DefaultHashBuilder> {
     pub(crate) shards: usize,
     pub(crate) capacity: usize,
     pub(crate) trim_memory: bool,
+    pub(crate) destructors_on_releasing_threads: bool,
     pub(crate) hasher: S,
 }
 
@@ -51,6 +52,7 @@ impl Builder<DefaultHashBuilder> {
             shards: default_shards(),
             capacity: 0,
             trim_memory: true,
+            destructors_on_releasing_threads: false,
             hasher: DefaultHashBuilder::new(),
         }
     }
@@ -159,6 +161,48 @@ impl<S> Builder<S> {
         self
     }
 
+    /// Whether threads that release this map's values may run their destructors.
+    /// Off by default: a value released after a `remove`, a replacing `insert` or
+    /// the drop of a [`ValueRef`](crate::ValueRef) is destroyed after its grace
+    /// period on the map's reclaimer, whatever its type.
+    ///
+    /// On, a thread that releases values into a background reclaimer destroys
+    /// them itself, a batch after their grace period, every 256 releases (values
+    /// without destructors are always destroyed so). For values that own heap
+    /// memory (a `String`, a `Vec`) the memory is then freed on the thread that
+    /// will allocate again, in its allocator's per-thread cache: on glibc, a
+    /// loop replacing `Vec<u8>` values under `String` keys ran 27–30% more
+    /// replacements (`docs/BENCHMARKS.md`, "History", "Destructors on the
+    /// releasing thread").
+    ///
+    /// The price: a destructor of this map may run inside any releasing call of
+    /// any thread whose releases go to the same reclaimer, this map's or another's
+    /// (the batches of all helps are shared), and not only for the value that call
+    /// released. So a destructor must not take a lock that a thread may hold while
+    /// it writes to, or drops a handle of, a map on that reclaimer, and a slow one
+    /// slows writers. Destructors never run inside a closure the map calls under a
+    /// shard lock (`compute`, `upsert`, `get_or_insert_with`, `remove_if`,
+    /// `retain`), nor during a clear's teardown, which stays on the reclaimer; a
+    /// panic in one is contained and counted in
+    /// [`Stats::destructor_panics`](crate::Stats::destructor_panics). In manual
+    /// mode the setting changes nothing.
+    ///
+    /// ```
+    /// let cache: atomic_map::AtomicMap<String, Vec<u8>> = atomic_map::Builder::new()
+    ///     .destructors_on_releasing_threads(true)
+    ///     .build();
+    /// for round in 0..1000u32 {
+    ///     // Each replacement releases the previous value; this thread frees
+    ///     // the released vectors itself, a batch at a time.
+    ///     cache.insert("page".to_string(), round.to_le_bytes().to_vec());
+    /// }
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn destructors_on_releasing_threads(mut self, on: bool) -> Self {
+        self.destructors_on_releasing_threads = on;
+        self
+    }
+
     /// The hasher used by every generation (each new generation gets a clone).
     ///
     /// A clone must hash exactly as the original does (std's `RandomState`,
@@ -184,6 +228,7 @@ impl<S> Builder<S> {
             shards: self.shards,
             capacity: self.capacity,
             trim_memory: self.trim_memory,
+            destructors_on_releasing_threads: self.destructors_on_releasing_threads,
             hasher,
         }
     }
@@ -216,6 +261,10 @@ impl<S> fmt::Debug for Builder<S> {
             .field("shards", &self.shards)
             .field("capacity", &self.capacity)
             .field("trim_memory", &self.trim_memory)
+            .field(
+                "destructors_on_releasing_threads",
+                &self.destructors_on_releasing_threads,
+            )
             .finish_non_exhaustive()
     }
 }

@@ -178,7 +178,7 @@
 //! * `K: Eq + Hash` and `S: BuildHasher + Clone`: to look keys up (the hasher is
 //!   cloned into every new generation).
 //! * `K, V, S: Send + Sync`: readers on many threads share keys and values (`Sync`),
-//!   and both are destroyed on the reclaimer's thread (`Send`).
+//!   and both are destroyed on the reclaimer's thread, or another (`Send`).
 //! * `K, V, S: 'static`: a retired generation and a released value are destroyed by
 //!   the reclaimer *later*, possibly after the map and the scope that built it are
 //!   gone, so they may not borrow from that scope. This is the one place `'static`

@@ -14,6 +14,7 @@ use crate::generation::{Generation, release_after_grace};
 use crate::occupied::Occupied;
 use crate::read::ReadGuard;
 use crate::reclaim::domain::Domain;
+use crate::reclaim::domain::UserCodeUnderLock;
 use crate::reclaim::home::{HomeOwner, HomeRef};
 use crate::reclaim::{ReclaimMode, Reclaimer, Retired};
 use crate::snapshot::Snapshot;
@@ -172,6 +173,7 @@ where
             ValueRef::<V>::destroy_doomed::<K>,
             std::mem::needs_drop::<V>() || std::mem::needs_drop::<K>(),
             ValueRef::<V>::plain_cells::<K>(),
+            builder.destructors_on_releasing_threads,
         );
         let standby = Standby::new(owner, builder.hasher, builder.shards);
         let first = standby.generation(standby.store_for(builder.capacity));
@@ -427,6 +429,11 @@ where
     {
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
+        // `make` runs under the shard lock (`UserCodeUnderLock`).
+        let make = || {
+            let _under_lock = UserCodeUnderLock::enter();
+            make()
+        };
         self.write(hash, |store, locked| {
             store.get_or_insert_with(locked, hash, key, make, home).0
         })
@@ -482,6 +489,11 @@ where
         F: FnOnce(&K, &V) -> bool,
     {
         let hash = self.hasher().hash_one(key);
+        // `f` runs under the shard lock (`UserCodeUnderLock`).
+        let f = |k: &K, v: &V| {
+            let _under_lock = UserCodeUnderLock::enter();
+            f(k, v)
+        };
         self.write(hash, |store, locked| store.remove_if(locked, hash, key, f))
     }
 
@@ -503,6 +515,9 @@ where
     where
         F: FnMut(&K, &V) -> bool,
     {
+        // `f`, and the releases of what it removes, run under shard locks
+        // (`UserCodeUnderLock`).
+        let _under_lock = UserCodeUnderLock::enter();
         self.pinned(&epoch::pin())
             .store()
             .retain(self.standby.locks(), f)
@@ -574,6 +589,11 @@ where
     {
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
+        // `f` runs under the shard lock (`UserCodeUnderLock`).
+        let f = |old: Option<&V>| {
+            let _under_lock = UserCodeUnderLock::enter();
+            f(old)
+        };
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
         self.write(hash, |store, locked| {

@@ -34,9 +34,25 @@ patches=()
 # The torture test catches no-grace-period.patch in most runs, not all (it missed it
 # once on 2026-11-30); loom scenario 3 catches it in every run.
 entry no-grace-period.patch "$(model s3_remove_vs_pinned_read)" "$causality"
-# A releasing thread's help must leave values with destructors to the reclaimer.
+# A releasing thread's help must leave values with destructors to the reclaimer
+# (unless their map runs them on releasing threads: next entries).
 entry help-destroys-values-with-destructors.patch \
     "$(model s25_release_helps_its_reclaimer)" "a value's destructor ran on the thread that released it"
+# For a map built with destructors_on_releasing_threads a releasing thread's help
+# runs destructors too (src/reclaim/domain/help.rs): never under the user's shard
+# lock, always under the pass's mark; and a build whose helps never run them loses
+# that.
+entry help-runs-destructors-under-a-shard-lock.patch \
+    "cargo test -p atomic-map --lib no_destructor_runs_in_user_code_under_a_shard_lock" \
+    "a destructor ran in a closure under a shard lock"
+# (The unit test releasing_threads_run_destructors_when_the_map_says fails on it
+# too: "no destructor ran in a help in 100 rounds".)
+entry helps-leave-destructors-to-the-reclaimer.patch \
+    "$(model s26_releasing_thread_runs_destructors)" \
+    "no execution ran a destructor in the releasing thread's help"
+entry help-without-the-pass-mark.patch \
+    "cargo test -p atomic-map --lib releasing_threads_run_destructors_when_the_map_says" \
+    "it waited for a pass the help keeps out"
 entry leak-one-in-64.patch "$torture" "conservation: after draining"
 entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" \
     "a map's home used after its free"

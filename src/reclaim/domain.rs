@@ -32,6 +32,8 @@
 
 mod help;
 
+pub(crate) use help::UserCodeUnderLock;
+
 use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
@@ -151,9 +153,10 @@ const RELIEF_EVERY: usize = 4096;
 enum Ripe {
     /// `ripe`: any cells, destroyed by a pass.
     Mixed,
-    /// `ripe_plain`: cells whose destruction runs no destructor, destroyed by a
-    /// help or a pass.
-    Plain,
+    /// `ripe_helped`: a help's cells (with a destructor only those of maps built
+    /// with `Builder::destructors_on_releasing_threads`), destroyed by a help or a
+    /// pass.
+    Helped,
 }
 
 /// The state only a running pass touches.
@@ -218,9 +221,10 @@ pub(crate) struct Domain {
     rings: [AtomicPtr<DoomRing<Doomed>>; COUNTER_STRIPES],
     doomed: [DoomedList; COUNTER_STRIPES],
     ripe: Stack<DoomedBatch>,
-    /// Ripe batches of cells whose destruction runs no destructor, deferred by
-    /// releasing threads' helps (`help`): destroyed by the next help, or pass.
-    ripe_plain: Stack<DoomedBatch>,
+    /// Ripe batches deferred by releasing threads' helps (`help`): destroyed by
+    /// the next help, or pass. Cells whose destruction runs a destructor only of
+    /// maps built with `Builder::destructors_on_releasing_threads`.
+    ripe_helped: Stack<DoomedBatch>,
     /// Values destroyed by releasing threads' helps (`help.rs`): a count for
     /// tests and figures.
     helped: AtomicU64,
@@ -309,7 +313,7 @@ impl Domain {
             rings: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             doomed: std::array::from_fn(|_| DoomedList::new()),
             ripe: Stack::new(),
-            ripe_plain: Stack::new(),
+            ripe_helped: Stack::new(),
             helped: AtomicU64::new(0),
             helps_run: AtomicU64::new(0),
             in_grace: AtomicUsize::new(0),
@@ -443,7 +447,7 @@ impl Domain {
             && self.jobs.is_empty()
             && self.doomed_empty()
             && self.ripe.is_empty()
-            && self.ripe_plain.is_empty()
+            && self.ripe_helped.is_empty()
             && self.orphans.is_empty()
             && self.adoptions.is_empty()
     }
@@ -799,7 +803,7 @@ impl Domain {
         // Values doomed while the ripe batches are destroyed: see `RELIEF_EVERY`.
         let mut relief = DoomedBatch::default();
         let mut since_relief = 0;
-        let helped = this.ripe_plain.take_all();
+        let helped = this.ripe_helped.take_all();
         for ripe in this.ripe.take_all().into_iter().chain(helped) {
             let emptied = ripe.destroy_each(|outcome, home, count| {
                 tally.add(home, outcome, count);
@@ -839,8 +843,9 @@ impl Domain {
     /// Starts the grace period of `batch` (nothing if it is empty): its deferral
     /// goes to the global queue, where any thread's collection runs it once every
     /// guard pinned before this call is gone.
-    /// `to` names the stack on which the ripe batch waits: `Plain` only for a
-    /// batch whose cells have no destructor (a help's).
+    /// `to` names the stack on which the ripe batch waits: `Helped` only for a
+    /// help's batch (which holds cells with a destructor only of maps whose
+    /// releasing threads run them).
     fn start_value_grace(this: &Arc<Self>, batch: DoomedBatch, to: Ripe) {
         if batch.is_empty() {
             return;
@@ -857,7 +862,7 @@ impl Domain {
             guard.defer(move || {
                 match to {
                     Ripe::Mixed => domain.ripe.push(batch),
-                    Ripe::Plain => domain.ripe_plain.push(batch),
+                    Ripe::Helped => domain.ripe_helped.push(batch),
                 }
                 // Release: pairs with the Acquire load in `idle`: a flush that sees
                 // the count drop sees the batch on the ripe stack.
@@ -982,7 +987,7 @@ impl Domain {
                 && this.jobs.is_empty()
                 && this.doomed_empty()
                 && this.ripe.is_empty()
-                && this.ripe_plain.is_empty()
+                && this.ripe_helped.is_empty()
                 && this.adoptions.is_empty()
         };
         if !own() {

@@ -275,22 +275,24 @@ impl DoomedBatch {
         }
     }
 
-    /// Moves the cells whose destruction runs a destructor (their map's key or
-    /// value has one: `Home::destroy_reads_cells`) into the returned batch, and
-    /// keeps those whose destruction only frees memory: the help's split
-    /// (`Domain::help`), which destroys the latter on the releasing thread and
-    /// leaves the others to the reclaimer. Only for a batch of ring cells (no
+    /// Moves the cells that a help leaves to the reclaimer into the returned
+    /// batch, and keeps those it destroys: the help's split (`Domain::help`).
+    /// A help keeps the cells whose destruction only frees memory (neither their
+    /// map's key nor its value has a destructor: `Home::destroy_reads_cells`)
+    /// and, with `destructors`, those of maps whose releasing threads run their
+    /// destructors (`Home::helps_destroy`). Only for a batch of ring cells (no
     /// chains: a chain's cells are read to be walked).
-    pub(crate) fn split_off_destructors(&mut self) -> DoomedBatch {
+    pub(crate) fn split_off_for_the_reclaimer(&mut self, destructors: bool) -> DoomedBatch {
         debug_assert!(self.chains.is_empty(), "a help takes no list");
         let mut others = DoomedBatch::default();
         // Each entry's home is alive: its cell is doomed, not destroyed (`HomeRef`).
         self.cells.retain(|doomed| {
-            let plain = !doomed.home.get().destroy_reads_cells();
-            if !plain {
+            let home = doomed.home.get();
+            let kept = !home.destroy_reads_cells() || (destructors && home.helps_destroy());
+            if !kept {
                 others.cells.push(*doomed);
             }
-            plain
+            kept
         });
         others
     }

@@ -16,7 +16,9 @@ use crate::sync::Arc;
 /// so that its destructors never delay those of other maps, and theirs never delay
 /// it. Destructors run on the reclaimer's thread (or, in manual mode, on the thread
 /// that calls [`reclaim`](Self::reclaim), waits on a [`Retired`](crate::Retired)
-/// ticket or drops the last map).
+/// ticket or drops the last map), unless a map asks for its released values'
+/// destructors on the releasing threads
+/// ([`Builder::destructors_on_releasing_threads`](crate::Builder::destructors_on_releasing_threads)).
 ///
 /// Cloning a handle gives another handle on the same reclaimer. A dedicated
 /// background reclaimer's thread exits once no handle and no map of it is left and

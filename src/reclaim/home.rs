@@ -92,6 +92,10 @@ pub(crate) struct Home {
     /// to its magazines at once, without calling `destroy` for each
     /// (`DoomedBatch::destroy_each`).
     plain_cells: Option<CellClass>,
+    /// Whether a releasing thread's help may destroy this map's doomed values
+    /// (`domain/help.rs`): when their destruction runs no destructor, or the map
+    /// was built with `Builder::destructors_on_releasing_threads`.
+    helps_destroy: bool,
     /// Under loom (`TRACK_FREES`): whether the home was freed; read at every
     /// `HomeRef::get`, written by `Home::free`, so that a use of the home not
     /// ordered before its free is a causality violation, and one ordered after it
@@ -153,13 +157,15 @@ pub(crate) struct HomeOwner(HomeRef);
 impl HomeOwner {
     /// A new home in `domain`, owned by the returned handle.
     /// `destroy_reads_cells`: whether `destroy` reads the cells it is given (their
-    /// key or value has a destructor); `plain_cells`: see the field.
+    /// key or value has a destructor); `plain_cells`: see the field;
+    /// `destructors_on_releasing_threads`: the builder's setting (`helps_destroy`).
     pub(crate) fn new(
         domain: &Arc<Domain>,
         trim: bool,
         destroy: DestroyFn,
         destroy_reads_cells: bool,
         plain_cells: Option<CellClass>,
+        destructors_on_releasing_threads: bool,
     ) -> Self {
         Domain::home_created(domain);
         let home = Box::new(Home {
@@ -179,6 +185,7 @@ impl HomeOwner {
             destroy,
             destroy_reads_cells,
             plain_cells,
+            helps_destroy: !destroy_reads_cells || destructors_on_releasing_threads,
         });
         HomeOwner(HomeRef(NonNull::from(Box::leak(home))))
     }
@@ -245,6 +252,12 @@ impl Home {
     /// Whether destroying one of this map's cells reads it (see the field).
     pub(crate) fn destroy_reads_cells(&self) -> bool {
         self.destroy_reads_cells
+    }
+
+    /// Whether a releasing thread's help may destroy this map's doomed values
+    /// (see the field).
+    pub(crate) fn helps_destroy(&self) -> bool {
+        self.helps_destroy
     }
 
     /// The size class of this map's cells if destroying one only gives its memory

@@ -18,10 +18,11 @@
 //! 2. A pass starts its grace period (a crossbeam-epoch deferral that moves the batch
 //!    to the ripe stack) and destroys it, on the pass's thread: that same pass when
 //!    no thread pinned before is still pinned, else a later one. A value with no
-//!    destructor may instead be destroyed by its releasing thread, every 256
-//!    releases, in a background domain: the releasing thread's help
-//!    (`domain/help.rs`), which takes its own ring and recycles those cells on its
-//!    own core, after the same grace period.
+//!    destructor (or of a map built with `destructors_on_releasing_threads`) may
+//!    instead be destroyed by its releasing thread, every 256 releases, in a
+//!    background domain: the releasing thread's help (`domain/help.rs`), which
+//!    takes its own ring and recycles those cells on its own core, after the same
+//!    grace period.
 //!
 //! Passes run on the domain's background thread (one per process by default, parked
 //! between passes as [`pace`] decides, on the shortest time slice the kernel grants

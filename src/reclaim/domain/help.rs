@@ -1,27 +1,76 @@
-//! A releasing thread's help: the thread that dooms values with no destructor
-//! destroys them itself, a batch at a time, after their grace period, so that
-//! their cells go back to its own magazines while its cache still holds them.
+//! A releasing thread's help: the thread that dooms values destroys them itself,
+//! a batch at a time, after their grace period, so that their memory goes back
+//! to its own magazines (or its allocator's caches) while its cache still holds
+//! it.
 //!
 //! Why: in a background domain every doomed cell crossed to the reclaimer's core
 //! and back. On the 1-thread upsert loop (`--bench write_probe --mix upsert`),
 //! a throwaway build with no doom at all ran 26 ns per operation against 43, and
 //! manual mode (the same pass, on the writer's thread) 35.5: most of the
 //! difference was that hand-off, not the pass's instructions (`docs/DESIGN.md`,
-//! "Who destroys a doomed value"). What a help does and does not do is in
-//! [`Domain::help`]; values with destructors are never destroyed here, so the
-//! contract on which thread runs a destructor is unchanged.
+//! "Who destroys a doomed value"). For values that own heap memory the hand-off
+//! cost more on glibc: the writer's `malloc` never found in its per-thread cache
+//! what the reclaimer's `free` had put in the reclaimer's (`docs/BENCHMARKS.md`,
+//! "History", "Destructors on the releasing thread").
+//!
+//! Which values a help destroys ([`Domain::help`]): those with no destructor,
+//! and those of maps built with `Builder::destructors_on_releasing_threads`,
+//! except where the thread runs the user's code under a shard lock
+//! ([`UserCodeUnderLock`]): a destructor there could write to the locked shard.
+//! Every other value's destructor stays on the reclaimer.
 
 use super::ReclaimMode;
 use super::{Domain, PassMark, Ripe, Tally, lock};
 use crate::reclaim::home::HomeRef;
-use crate::reclaim::report::DropOutcome;
 use crate::reclaim::stripe::ThreadStripe;
-use crate::sync::{Arc, Ordering, epoch};
+use crate::sync::{Arc, Ordering, epoch, thread_local};
+
+// How many closures of the user's this thread runs under a map's shard lock right
+// now (nested: a closure may write to another map). A `const` initializer outside
+// loom, so that the two accesses around each closure are plain thread-local loads
+// and stores, with no check of a lazy initialization (one `upsert` ran 1-3 ns
+// slower with it); loom's `thread_local!` does not accept one.
+#[cfg(not(feature = "loom"))]
+thread_local! {
+    static UNDER_LOCK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+#[cfg(feature = "loom")]
+thread_local! {
+    #[allow(clippy::missing_const_for_thread_local)]
+    static UNDER_LOCK: std::cell::Cell<usize> = std::cell::Cell::new(0);
+}
+
+/// Marks the calling thread, until dropped, as running the user's code under a
+/// shard lock (a `compute` closure, `retain`'s predicate and its removals): a
+/// help started there runs no destructor, since one that wrote to the locked
+/// shard would wait for this thread forever (`Domain::help_before_doom`).
+pub(crate) struct UserCodeUnderLock(());
+
+impl UserCodeUnderLock {
+    #[inline]
+    pub(crate) fn enter() -> Self {
+        UNDER_LOCK.with(|n| n.set(n.get() + 1));
+        UserCodeUnderLock(())
+    }
+
+    fn inside() -> bool {
+        UNDER_LOCK.with(|n| n.get() > 0)
+    }
+}
+
+impl Drop for UserCodeUnderLock {
+    #[inline]
+    fn drop(&mut self) {
+        UNDER_LOCK.with(|n| n.set(n.get() - 1));
+    }
+}
 
 impl Domain {
     /// The help of [`doom`](Self::doom), every `HELP_EVERY` pushes into a ring,
-    /// when the value doomed has no destructor (a thread that dooms only values
-    /// with one never helps): see [`help`](Self::help).
+    /// when a help may destroy the value doomed (`Home::helps_destroy`: it has no
+    /// destructor, or its map runs them on releasing threads) and, if it has a
+    /// destructor, the thread is not running the user's code under a shard lock.
+    /// (A thread that dooms only values left to the reclaimer never helps.)
     ///
     /// # Safety
     /// `home` is the home of a doomed cell that the caller has not handed over yet
@@ -30,27 +79,36 @@ impl Domain {
     #[inline(never)]
     pub(super) unsafe fn help_before_doom(home: HomeRef, stripe: ThreadStripe) {
         let home = home.get();
-        if !home.destroy_reads_cells() {
-            Domain::help(home.domain(), stripe.index);
+        let destructors = !UserCodeUnderLock::inside();
+        if !home.destroy_reads_cells() || (destructors && home.helps_destroy()) {
+            Domain::help(home.domain(), stripe.index, destructors);
         }
     }
 
     /// A releasing thread's help, in a background domain: while no pass runs
     /// (the pass lock is free: a try, never a wait), it takes what its own ring
     /// (`stripe`'s) holds, starts the grace period of that batch, and destroys
-    /// the ripe batches of cells with no destructor (its own of earlier helps,
-    /// and this one when no other thread is pinned: the pass's two collections).
-    /// Those cells go back to this thread's magazines (`recycle::free_cells`),
-    /// a run at a time, while its cache still holds them; a pass would take them
-    /// to the reclaimer's core and back through the depot. Cells of maps with
-    /// destructors taken here start their grace period as a pass's do, and the
-    /// reclaimer destroys them: no value's destructor runs on a releasing thread.
+    /// the ripe batches of helps (its own of earlier helps, other threads', and
+    /// this one when no other thread is pinned: the pass's two collections).
+    /// Cells with no destructor go back to this thread's magazines
+    /// (`recycle::free_cells`), a run at a time, while its cache still holds
+    /// them; a pass would take them to the reclaimer's core and back through the
+    /// depot.
+    ///
+    /// The cells taken whose destructor the help may not run (their map's
+    /// setting, or `destructors` false: the user's code under a shard lock) start
+    /// their grace period as a pass's do, and the reclaimer destroys them. Those
+    /// it may run are destroyed here, under the pass's mark (`PassMark`): a
+    /// destructor that waits for this domain's reclamation is told at once, as
+    /// on the reclaimer, instead of waiting for a pass that this thread's hold on
+    /// the pass lock keeps out; one that panics is contained and counted
+    /// (`Stats::destructor_panics`).
     ///
     /// A bounded amount of work: the ring's cells since the last take (at most
     /// `BACKGROUND_RING_SLOTS`, `HELP_EVERY` in the steady state) and the other
     /// helps' ripe batches. Not from inside a pass of this domain (a destructor
     /// releasing a value), which holds the lock anyway.
-    fn help(this: &Arc<Self>, stripe: usize) {
+    fn help(this: &Arc<Self>, stripe: usize, destructors: bool) {
         if this.mode != ReclaimMode::Background || PassMark::inside(this) {
             return;
         }
@@ -70,19 +128,19 @@ impl Domain {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
+        let _mark = PassMark::enter(this);
         let mut batch = std::mem::take(&mut state.spare);
         debug_assert!(batch.is_empty());
         // Under the pass lock: the ring's one consumer (`DoomRing::take_into`).
         ring.take_into(batch.cells());
-        let others = batch.split_off_destructors();
+        let others = batch.split_off_for_the_reclaimer(destructors);
         Self::start_value_grace(this, others, Ripe::Mixed);
-        Self::start_value_grace(this, batch, Ripe::Plain);
+        Self::start_value_grace(this, batch, Ripe::Helped);
         // The second collection, as in `reclaim_values`.
         epoch::pin().flush();
         let mut tally = Tally::default();
-        for ripe in this.ripe_plain.take_all() {
+        for ripe in this.ripe_helped.take_all() {
             let emptied = ripe.destroy_each(|outcome, home, count| {
-                debug_assert!(outcome == DropOutcome::Clean);
                 tally.add(home, outcome, count);
             });
             Self::keep_spare(&mut state.spare, emptied);
@@ -220,10 +278,10 @@ mod tests {
     }
 
     /// A thread that releases values of a map without destructors helps its
-    /// background reclaimer: some are destroyed by its helps (without them,
-    /// none: the count stays 0). A thread that also releases values with a
+    /// dedicated background reclaimer: some are destroyed by its helps (without
+    /// them, none: the count stays 0). A thread that also releases values with a
     /// destructor, into the same ring, leaves every one of those to the
-    /// reclaimer's thread. Every value is destroyed once, and each map's
+    /// reclaimer's thread (a dedicated reclaimer keeps its maps' destructors). Every value is destroyed once, and each map's
     /// statistics count its own.
     #[test]
     fn releases_help_and_destructors_stay_on_the_reclaimer() {
@@ -277,5 +335,161 @@ mod tests {
         assert_eq!(plain.stats().reclaimed_values, (rounds * ROUNDS) as u64);
         assert_eq!(with_drop.stats().reclaimed_values, with_drop_values as u64);
         assert_eq!(plain.stats().pending_values, 0);
+    }
+
+    /// A value of a map whose releasing threads run its destructors, which
+    /// records where its destructor ran, and, the first time it runs off the reclaimer's thread, waits
+    /// (up to a minute) for a clear of its own map that a snapshot keeps from
+    /// being reclaimed: as on the reclaimer, such a wait must return at once
+    /// inside a help (the help holds the pass lock that any pass needs).
+    struct WaitsInItsDrop {
+        ran: Arc<(AtomicUsize, AtomicUsize)>,
+        ticket: Arc<std::sync::Mutex<Option<crate::Retired>>>,
+        waited: Arc<std::sync::Mutex<Option<Duration>>>,
+    }
+
+    impl Drop for WaitsInItsDrop {
+        fn drop(&mut self) {
+            let on_reclaimer = std::thread::current().name() == Some("atomic-map-reclaim");
+            let counter = if on_reclaimer {
+                &self.ran.0
+            } else {
+                &self.ran.1
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut waited = self.waited.lock().unwrap();
+            if !on_reclaimer && waited.is_none() {
+                let began = std::time::Instant::now();
+                if let Some(ticket) = self.ticket.lock().unwrap().as_ref() {
+                    assert!(!ticket.wait_timeout(Duration::from_secs(60)));
+                }
+                *waited = Some(began.elapsed());
+            }
+        }
+    }
+
+    /// A thread that releases values of a map built with
+    /// `destructors_on_releasing_threads` destroys some of them itself, in its
+    /// helps (a build whose helps leave them to the reclaimer fails the round
+    /// limit); a destructor that waits for its own map's reclamation there
+    /// returns at once; every value is destroyed once.
+    #[test]
+    fn releasing_threads_run_destructors_when_the_map_says() {
+        const ROUNDS: usize = 4 * HELP_EVERY;
+        let map: Arc<AtomicMap<usize, WaitsInItsDrop>> = Arc::new(
+            Builder::new()
+                .destructors_on_releasing_threads(true)
+                .build(),
+        );
+        let ran = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let ticket = Arc::new(std::sync::Mutex::new(None));
+        let waited = Arc::new(std::sync::Mutex::new(None));
+        let value = {
+            let (ran, ticket, waited) = (ran.clone(), ticket.clone(), waited.clone());
+            move || WaitsInItsDrop {
+                ran: ran.clone(),
+                ticket: ticket.clone(),
+                waited: waited.clone(),
+            }
+        };
+        // A generation kept from its reclamation until the end of the test.
+        map.insert(usize::MAX, value());
+        let held = map.snapshot();
+        *ticket.lock().unwrap() = Some(map.clear_async());
+        let made = Arc::new(AtomicUsize::new(1));
+        let (m, r, n) = (Arc::clone(&map), Arc::clone(&ran), Arc::clone(&made));
+        let make = value.clone();
+        on_a_claimed_thread(move || {
+            let mut round = 0;
+            // A help destroys its batch itself only when no other thread is
+            // pinned (other tests of this binary may be): else a later help, or
+            // the reclaimer's pass, does. A few rounds, until one did.
+            while r.1.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                round += 1;
+                assert!(round <= 100, "no destructor ran in a help in 100 rounds");
+                for i in 0..ROUNDS {
+                    m.insert(i, make());
+                    drop(m.remove(&i));
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        let waited = waited.lock().unwrap().expect("no destructor waited");
+        assert!(
+            waited < Duration::from_secs(30),
+            "a destructor's wait in a help took {waited:?}: it waited for a pass the help keeps out"
+        );
+        drop(held);
+        drop(ticket.lock().unwrap().take());
+        let reclaimer = map.reclaimer();
+        drop(map);
+        assert!(
+            reclaimer.flush(Duration::from_secs(30)),
+            "not reclaimed in 30 s"
+        );
+        let made = made.load(std::sync::atomic::Ordering::Relaxed);
+        let ran = (
+            ran.0.load(std::sync::atomic::Ordering::Relaxed),
+            ran.1.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        assert_eq!(ran.0 + ran.1, made, "values destroyed, against made");
+    }
+
+    thread_local! {
+        /// Set while the test below runs its closure under a shard lock.
+        static IN_CLOSURE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A value that counts the destructor runs inside `IN_CLOSURE`.
+    struct CountsInClosure(Arc<(AtomicUsize, AtomicUsize)>);
+
+    impl Drop for CountsInClosure {
+        fn drop(&mut self) {
+            let inside = IN_CLOSURE.with(std::cell::Cell::get);
+            let counter = if inside { &self.0.1 } else { &self.0.0 };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Releases made by the user's code under a shard lock (a `compute`
+    /// closure that writes to another map) run no destructor there, though the
+    /// map's releasing threads run them elsewhere: one that wrote to the locked
+    /// shard would wait for its own thread. Every value is destroyed once.
+    #[test]
+    fn no_destructor_runs_in_user_code_under_a_shard_lock() {
+        const RELEASES: usize = 16 * HELP_EVERY;
+        let outer: Arc<AtomicMap<u8, u8>> = Arc::new(AtomicMap::new());
+        let inner: Arc<AtomicMap<usize, CountsInClosure>> = Arc::new(
+            Builder::new()
+                .destructors_on_releasing_threads(true)
+                .build(),
+        );
+        let ran = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (o, i, r) = (Arc::clone(&outer), Arc::clone(&inner), Arc::clone(&ran));
+        on_a_claimed_thread(move || {
+            for round in 0..4 {
+                o.compute(round, |_| {
+                    IN_CLOSURE.with(|c| c.set(true));
+                    for k in 0..RELEASES {
+                        i.insert(k, CountsInClosure(Arc::clone(&r)));
+                        drop(i.remove(&k));
+                    }
+                    IN_CLOSURE.with(|c| c.set(false));
+                    crate::Operation::<u8>::Keep
+                });
+            }
+        });
+        let reclaimer = inner.reclaimer();
+        drop(inner);
+        assert!(
+            reclaimer.flush(Duration::from_secs(30)),
+            "not reclaimed in 30 s"
+        );
+        let ran = (
+            ran.0.load(std::sync::atomic::Ordering::Relaxed),
+            ran.1.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        assert_eq!(ran.1, 0, "a destructor ran in a closure under a shard lock");
+        assert_eq!(ran.0, 4 * RELEASES, "values destroyed, against made");
     }
 }
