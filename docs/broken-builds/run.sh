@@ -312,6 +312,10 @@ entry ticket-marked-at-the-first-slice.patch "$(model s22_teardown_in_slices)" \
 # tree; it waits 30 s before it fails).
 entry c-reclaimer-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
     "amap_ticket_wait(other_ticket, 30000) returned 4"
+# A C map built with destructors_on_releasing_threads that ignores it: no
+# destructor runs on the releasing thread in 100 rounds.
+entry c-releasing-threads-option-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
+    "check failed: round < 100"
 
 if [ "${1:-}" = "--models" ]; then
     [ $# -eq 1 ] || { echo "--models takes no patch names"; exit 2; }

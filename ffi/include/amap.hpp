@@ -340,6 +340,10 @@ struct Options {
     uint32_t reclaim_mode = AMAP_RECLAIM_BACKGROUND;
     size_t shards = 0;
     bool trim_memory = true;
+    /// Let threads that release the map's values run their destructors, a batch
+    /// at a time (amap_options_t.destructors_on_releasing_threads: faster frees of
+    /// heap values; a destructor must then take no lock a releasing thread holds).
+    bool destructors_on_releasing_threads = false;
     /// A reclaimer for the map instead of the one reclaim_mode names (nullptr: none).
     /// Only read while the Map is built; the map keeps the reclaimer alive.
     const Reclaimer *reclaimer = nullptr;
@@ -356,6 +360,7 @@ class Map {
         o.reclaim_mode = options.reclaim_mode;
         o.shards = options.shards;
         o.trim_memory = options.trim_memory ? 1 : 0;
+        o.destructors_on_releasing_threads = options.destructors_on_releasing_threads ? 1 : 0;
         if (options.reclaimer)
             detail::check(amap_new_with_reclaimer(&o, options.reclaimer->get(), map_.out()));
         else

@@ -102,6 +102,11 @@ type Options struct {
 	// Reclaimer, if not nil: the map's reclaimer instead of the one Manual names
 	// (its own mode applies). The map keeps it alive; it may be freed at once.
 	Reclaimer *Reclaimer
+	// DestructorsOnReleasingThreads lets threads that release the map's values
+	// run their destructors, a batch at a time after their grace period
+	// (amap_options_t.destructors_on_releasing_threads): the value's handle is
+	// then deleted on a thread calling into the map, not on the reclaimer's.
+	DestructorsOnReleasingThreads bool
 }
 
 // NewWithOptions returns an empty map built with o.
@@ -117,6 +122,9 @@ func NewWithOptions(o Options) (*Map, error) {
 		return nil, &Error{Status: int(C.AMAP_INVALID_ARGUMENT), Text: "negative shard count"}
 	}
 	c.shards = C.size_t(o.Shards)
+	if o.DestructorsOnReleasingThreads {
+		c.destructors_on_releasing_threads = 1
+	}
 	var ptr *C.amap_t
 	var status C.amap_status_t
 	if o.Reclaimer != nil {

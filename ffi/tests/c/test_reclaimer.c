@@ -2,7 +2,8 @@
  * whose destructor blocks delays no map on another reclaimer; destructors run on
  * the thread of the map's reclaimer; a manual reclaimer serves every map given it
  * from the thread that calls it; a reclaimer's handle may be freed while its maps
- * live. */
+ * live. And amap_options_t.destructors_on_releasing_threads: a releasing thread
+ * runs released values' destructors only for a map built with it. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -200,11 +201,60 @@ static void a_freed_handle_leaves_the_maps_working(void) {
     amap_free(map);
 }
 
+/* Destructors of released values, counted by where they ran. */
+static pthread_t releasing_thread;
+static atomic_int released_here, released_elsewhere;
+
+static void counting_dtor(void *data, void *ctx) {
+    (void)ctx;
+    if (pthread_equal(pthread_self(), releasing_thread))
+        atomic_fetch_add(&released_here, 1);
+    else
+        atomic_fetch_add(&released_elsewhere, 1);
+    free(data);
+}
+
+/* Replaces one key's value `n` times (each replacement releases the value before),
+ * on the process-wide reclaimer; returns the number of values made. */
+static int replace_many(amap_t *map, int n) {
+    for (int i = 0; i < n; i++)
+        CHECK_OK(amap_insert(map, K("k"), 1, payload(i), counting_dtor, NULL));
+    return n;
+}
+
+static void releases_run_destructors_only_where_the_map_says(void) {
+    releasing_thread = pthread_self();
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    CHECK(options.destructors_on_releasing_threads == 0);
+    /* The default: every destructor on the reclaimer's thread. */
+    amap_t *map = NULL;
+    CHECK_OK(amap_new_with(&options, &map));
+    int made = replace_many(map, 8 * 1024);
+    amap_free(map);
+    CHECK_OK(amap_flush(NULL, 10000));
+    CHECK(atomic_load(&released_here) == 0);
+    CHECK(atomic_load(&released_elsewhere) == made);
+    /* With the option: this thread's helps destroy some of them (a help destroys
+     * its batch itself when no other thread is pinned; a few rounds, until one
+     * did). */
+    options.destructors_on_releasing_threads = 1;
+    CHECK_OK(amap_new_with(&options, &map));
+    for (int round = 0; atomic_load(&released_here) == 0; round++) {
+        CHECK(round < 100);
+        made += replace_many(map, 1024);
+    }
+    amap_free(map);
+    CHECK_OK(amap_flush(NULL, 10000));
+    CHECK(atomic_load(&released_here) + atomic_load(&released_elsewhere) == made);
+}
+
 int main(void) {
     bad_arguments();
     a_blocked_destructor_delays_no_other_reclaimer();
     a_manual_reclaimer_serves_its_maps_on_the_calling_thread();
     a_freed_handle_leaves_the_maps_working();
+    releases_run_destructors_only_where_the_map_says();
     CHECK_OK(amap_flush(NULL, 10000));
     CHECK(atomic_load(&destroyed) == 1 + 1 + 1 + 1 + 1 + 1000);
     printf("test_reclaimer: ok\n");

@@ -3,7 +3,9 @@
 // clear_async() called from another thread; every destructor runs exactly once.
 // Then batches and Map::replace, tickets, the conditional writes (try_insert, take,
 // remove_if_same, TypedMap::upsert), range-for over a ReadSection, a reclaimer
-// of the program's own (amap::Reclaimer, Options::reclaimer), the typed
+// of the program's own (amap::Reclaimer, Options::reclaimer),
+// Options::destructors_on_releasing_threads (a releasing thread destroys what it
+// released, for a map that asks; never otherwise), the typed
 // layer (TypedMap<T>: every T destroyed exactly once, counted), and reader threads
 // that never see a mix of two versions across 1,000 reloads.
 #include <atomic>
@@ -105,6 +107,58 @@ void own_reclaimer() {
     CHECK(a.remove("c"));
     CHECK(manual.flush()); // the removed value's grace period, then its destructor
     CHECK(a.stats().pending_values == 0);
+}
+
+// Where the destructors of released values ran: on this (the releasing) thread or
+// elsewhere.
+std::thread::id releasing_thread;
+std::atomic<size_t> released_made{0}, released_here{0}, released_elsewhere{0};
+
+struct Released {
+    ~Released() {
+        if (std::this_thread::get_id() == releasing_thread)
+            released_here.fetch_add(1);
+        else
+            released_elsewhere.fetch_add(1);
+    }
+};
+
+void replace_many(amap::Map &map, int n) {
+    for (int i = 0; i < n; i++) {
+        map.insert("k", std::make_unique<Released>());
+        released_made.fetch_add(1);
+    }
+}
+
+void wait_for_released() {
+    amap::Map driver;
+    for (int i = 0; i < 10000 && released_here.load() + released_elsewhere.load() < released_made.load(); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(released_here.load() + released_elsewhere.load() == released_made.load());
+}
+
+// By default a released value's destructor runs on the reclaimer's thread; with
+// Options::destructors_on_releasing_threads, this thread's releases destroy some
+// (a help destroys its batch itself when no other thread is pinned: a few rounds,
+// until one did).
+void releasing_threads() {
+    releasing_thread = std::this_thread::get_id();
+    {
+        amap::Map map;
+        replace_many(map, 8 * 1024);
+    }
+    wait_for_released();
+    CHECK(released_here.load() == 0);
+    amap::Options options;
+    options.destructors_on_releasing_threads = true;
+    {
+        amap::Map map(options);
+        for (int round = 0; released_here.load() == 0; round++) {
+            CHECK(round < 100);
+            replace_many(map, 1024);
+        }
+    }
+    wait_for_released();
 }
 
 void api() {
@@ -554,6 +608,7 @@ int main() {
     batch_and_replace();
     read_section_iteration();
     own_reclaimer();
+    releasing_threads();
     conditional_writes();
     std::printf("test_bindings: batches, replace, tickets, read-section iteration: ok\n");
     CHECK(destroyed.load() == created.load());
