@@ -175,12 +175,13 @@ impl<S> Builder<S> {
     /// replacements (`docs/BENCHMARKS.md`, "History", "Destructors on the
     /// releasing thread").
     ///
-    /// The price: a destructor of this map may run inside any releasing call of
-    /// any thread whose releases go to the same reclaimer, this map's or another's
-    /// (the batches of all helps are shared), and not only for the value that call
-    /// released. So a destructor must not take a lock that a thread may hold while
+    /// Which thread: the one that released the value's last reference (or, if
+    /// that thread exits first, the reclaimer or the next thread to take over its
+    /// stripe of the reclaimer), in a *later* releasing call than the one that
+    /// released it, of this map or another map on the same reclaimer. So a
+    /// destructor must not take a lock that its releasing thread may hold while
     /// it writes to, or drops a handle of, a map on that reclaimer, and a slow one
-    /// slows writers. Destructors never run inside a closure the map calls under a
+    /// slows that thread. Destructors never run inside a closure the map calls under a
     /// shard lock (`compute`, `upsert`, `get_or_insert_with`, `remove_if`,
     /// `retain`), nor during a clear's teardown, which stays on the reclaimer; a
     /// panic in one is contained and counted in

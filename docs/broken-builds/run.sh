@@ -50,6 +50,11 @@ entry help-runs-destructors-under-a-shard-lock.patch \
 entry helps-leave-destructors-to-the-reclaimer.patch \
     "$(model s26_releasing_thread_runs_destructors)" \
     "no execution ran a destructor in the releasing thread's help"
+# A help destroys only what its own thread released (one thread's batches wait out
+# a pin the test holds, then ripen in another thread's helps).
+entry help-takes-other-threads-batches.patch \
+    "cargo test -p atomic-map --lib a_help_runs_only_its_own_threads_destructors" \
+    "a help ran another thread's destructors"
 entry help-without-the-pass-mark.patch \
     "cargo test -p atomic-map --lib releasing_threads_run_destructors_when_the_map_says" \
     "it waited for a pass the help keeps out"

@@ -195,8 +195,9 @@ typedef struct amap_value_t amap_value_t;
  * (manual: also `amap_reclaimer_reclaim`, `amap_reclaimer_flush`, and the
  * `amap_reclaimer_free` that drops its last user). Never on a thread that merely
  * reads or releases, unless the map was built with
- * `amap_options_t.destructors_on_releasing_threads`: then also on a thread that
- * releases values into the same reclaimer (in background mode; see there).
+ * `amap_options_t.destructors_on_releasing_threads`: then also on the thread
+ * that released the value, in a later releasing call (background mode; see
+ * there).
  * A value of a batch that is never published is destroyed by the thread
  * calling `amap_batch_free` (or the `amap_replace` that failed).
  * A slow destructor delays the reclamation of the other maps on its reclaimer:
@@ -280,9 +281,9 @@ typedef struct {
    * after their grace period, every 256 releases, in a background mode:
    * a `free` then runs on the thread that will `malloc` again (on glibc, 24–33%
    * more replacements of heap values in the memory bench's churn). A destructor
-   * of the map may then run inside any releasing call of any thread whose
-   * releases go to the same reclaimer, and not only for the value that call
-   * released: it must not take a lock such a thread may hold. Never inside
+   * then runs on the thread that released the value, inside a later releasing
+   * call of that thread (of any map on the same reclaimer): it must not take a
+   * lock that thread may hold then. Never inside
    * an `amap_compute` or `amap_retain` callback, nor for a clear's teardown.
    * 0 (default): destructors run on the map's reclaimer (see `amap_dtor_fn`).
    */

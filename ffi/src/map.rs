@@ -48,9 +48,9 @@ pub struct amap_options_t {
     /// after their grace period, every 256 releases, in a background mode:
     /// a `free` then runs on the thread that will `malloc` again (on glibc, 24–33%
     /// more replacements of heap values in the memory bench's churn). A destructor
-    /// of the map may then run inside any releasing call of any thread whose
-    /// releases go to the same reclaimer, and not only for the value that call
-    /// released: it must not take a lock such a thread may hold. Never inside
+    /// then runs on the thread that released the value, inside a later releasing
+    /// call of that thread (of any map on the same reclaimer): it must not take a
+    /// lock that thread may hold then. Never inside
     /// an `amap_compute` or `amap_retain` callback, nor for a clear's teardown.
     /// 0 (default): destructors run on the map's reclaimer (see `amap_dtor_fn`).
     pub destructors_on_releasing_threads: u8,

@@ -20,8 +20,9 @@ use crate::panic::{guard, guard_or};
 /// (manual: also `amap_reclaimer_reclaim`, `amap_reclaimer_flush`, and the
 /// `amap_reclaimer_free` that drops its last user). Never on a thread that merely
 /// reads or releases, unless the map was built with
-/// `amap_options_t.destructors_on_releasing_threads`: then also on a thread that
-/// releases values into the same reclaimer (in background mode; see there).
+/// `amap_options_t.destructors_on_releasing_threads`: then also on the thread
+/// that released the value, in a later releasing call (background mode; see
+/// there).
 /// A value of a batch that is never published is destroyed by the thread
 /// calling `amap_batch_free` (or the `amap_replace` that failed).
 /// A slow destructor delays the reclamation of the other maps on its reclaimer:

@@ -153,10 +153,11 @@ const RELIEF_EVERY: usize = 4096;
 enum Ripe {
     /// `ripe`: any cells, destroyed by a pass.
     Mixed,
-    /// `ripe_helped`: a help's cells (with a destructor only those of maps built
-    /// with `Builder::destructors_on_releasing_threads`), destroyed by a help or a
-    /// pass.
-    Helped,
+    /// `ripe_helped[stripe]`: the cells a help of the thread holding `stripe`'s
+    /// claim took from its ring (with a destructor only those of maps built with
+    /// `Builder::destructors_on_releasing_threads`), destroyed by a later help of
+    /// that stripe's claimant, or a pass.
+    Helped(usize),
 }
 
 /// The state only a running pass touches.
@@ -221,10 +222,12 @@ pub(crate) struct Domain {
     rings: [AtomicPtr<DoomRing<Doomed>>; COUNTER_STRIPES],
     doomed: [DoomedList; COUNTER_STRIPES],
     ripe: Stack<DoomedBatch>,
-    /// Ripe batches deferred by releasing threads' helps (`help`): destroyed by
-    /// the next help, or pass. Cells whose destruction runs a destructor only of
-    /// maps built with `Builder::destructors_on_releasing_threads`.
-    ripe_helped: Stack<DoomedBatch>,
+    /// Ripe batches deferred by releasing threads' helps (`help`), one stack per
+    /// stripe: destroyed by the next help of the thread holding that stripe's
+    /// claim (so a help destroys only what its own thread released), or by a
+    /// pass. Cells whose destruction runs a destructor only of maps built with
+    /// `Builder::destructors_on_releasing_threads`.
+    ripe_helped: [Stack<DoomedBatch>; COUNTER_STRIPES],
     /// Values destroyed by releasing threads' helps (`help.rs`): a count for
     /// tests and figures.
     helped: AtomicU64,
@@ -313,7 +316,7 @@ impl Domain {
             rings: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             doomed: std::array::from_fn(|_| DoomedList::new()),
             ripe: Stack::new(),
-            ripe_helped: Stack::new(),
+            ripe_helped: std::array::from_fn(|_| Stack::new()),
             helped: AtomicU64::new(0),
             helps_run: AtomicU64::new(0),
             in_grace: AtomicUsize::new(0),
@@ -447,7 +450,7 @@ impl Domain {
             && self.jobs.is_empty()
             && self.doomed_empty()
             && self.ripe.is_empty()
-            && self.ripe_helped.is_empty()
+            && self.ripe_helped.iter().all(Stack::is_empty)
             && self.orphans.is_empty()
             && self.adoptions.is_empty()
     }
@@ -803,7 +806,7 @@ impl Domain {
         // Values doomed while the ripe batches are destroyed: see `RELIEF_EVERY`.
         let mut relief = DoomedBatch::default();
         let mut since_relief = 0;
-        let helped = this.ripe_helped.take_all();
+        let helped = this.ripe_helped.iter().flat_map(Stack::take_all);
         for ripe in this.ripe.take_all().into_iter().chain(helped) {
             let emptied = ripe.destroy_each(|outcome, home, count| {
                 tally.add(home, outcome, count);
@@ -862,7 +865,7 @@ impl Domain {
             guard.defer(move || {
                 match to {
                     Ripe::Mixed => domain.ripe.push(batch),
-                    Ripe::Helped => domain.ripe_helped.push(batch),
+                    Ripe::Helped(stripe) => domain.ripe_helped[stripe].push(batch),
                 }
                 // Release: pairs with the Acquire load in `idle`: a flush that sees
                 // the count drop sees the batch on the ripe stack.
@@ -987,7 +990,7 @@ impl Domain {
                 && this.jobs.is_empty()
                 && this.doomed_empty()
                 && this.ripe.is_empty()
-                && this.ripe_helped.is_empty()
+                && this.ripe_helped.iter().all(Stack::is_empty)
                 && this.adoptions.is_empty()
         };
         if !own() {

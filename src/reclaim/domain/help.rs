@@ -88,8 +88,9 @@ impl Domain {
     /// A releasing thread's help, in a background domain: while no pass runs
     /// (the pass lock is free: a try, never a wait), it takes what its own ring
     /// (`stripe`'s) holds, starts the grace period of that batch, and destroys
-    /// the ripe batches of helps (its own of earlier helps, other threads', and
-    /// this one when no other thread is pinned: the pass's two collections).
+    /// the ripe batches of its own helps (of earlier ones, and this one when no
+    /// other thread is pinned: the pass's two collections): what this thread
+    /// released, never another thread's.
     /// Cells with no destructor go back to this thread's magazines
     /// (`recycle::free_cells`), a run at a time, while its cache still holds
     /// them; a pass would take them to the reclaimer's core and back through the
@@ -105,7 +106,7 @@ impl Domain {
     /// (`Stats::destructor_panics`).
     ///
     /// A bounded amount of work: the ring's cells since the last take (at most
-    /// `BACKGROUND_RING_SLOTS`, `HELP_EVERY` in the steady state) and the other
+    /// `BACKGROUND_RING_SLOTS`, `HELP_EVERY` in the steady state) and its earlier
     /// helps' ripe batches. Not from inside a pass of this domain (a destructor
     /// releasing a value), which holds the lock anyway.
     fn help(this: &Arc<Self>, stripe: usize, destructors: bool) {
@@ -135,11 +136,11 @@ impl Domain {
         ring.take_into(batch.cells());
         let others = batch.split_off_for_the_reclaimer(destructors);
         Self::start_value_grace(this, others, Ripe::Mixed);
-        Self::start_value_grace(this, batch, Ripe::Helped);
+        Self::start_value_grace(this, batch, Ripe::Helped(stripe));
         // The second collection, as in `reclaim_values`.
         epoch::pin().flush();
         let mut tally = Tally::default();
-        for ripe in this.ripe_helped.take_all() {
+        for ripe in this.ripe_helped[stripe].take_all() {
             let emptied = ripe.destroy_each(|outcome, home, count| {
                 tally.add(home, outcome, count);
             });
@@ -491,5 +492,120 @@ mod tests {
         );
         assert_eq!(ran.1, 0, "a destructor ran in a closure under a shard lock");
         assert_eq!(ran.0, 4 * RELEASES, "values destroyed, against made");
+    }
+
+    /// A value that records whether its destructor ran on the thread that
+    /// released it (`owner`), on a reclaimer's thread, or on another thread.
+    struct ReleasedBy {
+        owner: std::thread::ThreadId,
+        ran: Arc<[AtomicUsize; 3]>,
+    }
+
+    impl Drop for ReleasedBy {
+        fn drop(&mut self) {
+            let which = if std::thread::current().id() == self.owner {
+                0
+            } else if std::thread::current().name() == Some("atomic-map-reclaim") {
+                1
+            } else {
+                2
+            };
+            self.ran[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Thread A releases values of a map built with
+    /// `destructors_on_releasing_threads` while this thread holds a pin, so that
+    /// its helps' batches wait in their grace period; then, the pin dropped and A
+    /// still alive (its stripe still claimed), thread B releases values of its
+    /// own: B's helps end A's grace periods, and must leave A's batches to A (or
+    /// to a pass). A build whose helps took every thread's batches ran A's
+    /// destructors on B. Twenty rounds, each ended by a flush before A exits;
+    /// every value is destroyed once.
+    #[test]
+    fn a_help_runs_only_its_own_threads_destructors() {
+        use std::sync::mpsc;
+        const RELEASES: usize = 4 * HELP_EVERY;
+        let map: Arc<AtomicMap<usize, ReleasedBy>> = Arc::new(
+            Builder::new()
+                .destructors_on_releasing_threads(true)
+                .build(),
+        );
+        let ran: Arc<[AtomicUsize; 3]> = Arc::new(std::array::from_fn(|_| AtomicUsize::new(0)));
+        let made = Arc::new(AtomicUsize::new(0));
+        // Releases `RELEASES` values of keys from `first_key`, on this thread.
+        let release = {
+            let (map, ran, made) = (Arc::clone(&map), Arc::clone(&ran), Arc::clone(&made));
+            move |first_key: usize| {
+                let owner = std::thread::current().id();
+                for k in first_key..first_key + RELEASES {
+                    map.insert(
+                        k,
+                        ReleasedBy {
+                            owner,
+                            ran: Arc::clone(&ran),
+                        },
+                    );
+                    drop(map.remove(&k));
+                    made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        };
+        let reclaimer = map.reclaimer();
+        for _ in 0..20 {
+            let guard = map.pin();
+            let (a_done_tx, a_done_rx) = mpsc::channel();
+            let (a_exit_tx, a_exit_rx) = mpsc::channel::<()>();
+            let release_a = release.clone();
+            let a = std::thread::spawn(move || {
+                // A thread without a stripe's claim never helps (its releases go
+                // to the lists): nothing to check in this round.
+                let claimed = thread_stripe().claimed;
+                if claimed {
+                    release_a(0);
+                }
+                a_done_tx.send(claimed).unwrap();
+                let _ = a_exit_rx.recv();
+            });
+            let a_claimed = a_done_rx.recv().unwrap();
+            drop(guard);
+            if a_claimed {
+                let release_b = release.clone();
+                std::thread::spawn(move || {
+                    if thread_stripe().claimed {
+                        release_b(RELEASES);
+                    }
+                })
+                .join()
+                .unwrap();
+            }
+            // What A's and B's helps left is destroyed by passes before either
+            // stripe's claim is given back: the next claimant of a stripe takes
+            // what is left there, which the contract allows.
+            assert!(
+                reclaimer.flush(Duration::from_secs(30)),
+                "not reclaimed in 30 s"
+            );
+            a_exit_tx.send(()).unwrap();
+            a.join().unwrap();
+        }
+        drop(map);
+        drop(release);
+        assert!(
+            reclaimer.flush(Duration::from_secs(30)),
+            "not reclaimed in 30 s"
+        );
+        let ran: Vec<usize> = ran
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        assert_eq!(
+            ran[2], 0,
+            "a help ran another thread's destructors: {ran:?}"
+        );
+        assert_eq!(
+            ran.iter().sum::<usize>(),
+            made.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
