@@ -181,7 +181,10 @@ impl<S> Builder<S> {
     /// released it, of this map or another map on the same reclaimer. So a
     /// destructor must not take a lock that its releasing thread may hold while
     /// it writes to, or drops a handle of, a map on that reclaimer, and a slow one
-    /// slows that thread. Destructors never run inside a closure the map calls under a
+    /// slows that thread. Only threads that hold one of the process's eight
+    /// counter stripes help (the first eight threads to release values, and any
+    /// thread that takes over the stripe of one that exited): the releases of
+    /// other threads go to the reclaimer, as by default. Destructors never run inside a closure the map calls under a
     /// shard lock (`compute`, `upsert`, `get_or_insert_with`, `remove_if`,
     /// `retain`), nor during a clear's teardown, which stays on the reclaimer; a
     /// panic in one is contained and counted in

@@ -50,7 +50,9 @@ pub struct amap_options_t {
     /// more replacements of heap values in the memory bench's churn). A destructor
     /// then runs on the thread that released the value, inside a later releasing
     /// call of that thread (of any map on the same reclaimer): it must not take a
-    /// lock that thread may hold then. Never inside
+    /// lock that thread may hold then. Only the first eight threads that release
+    /// values in the process (and those that take over the stripe of one that
+    /// exited) help; other threads' releases go to the reclaimer. Never inside
     /// an `amap_compute` or `amap_retain` callback, nor for a clear's teardown.
     /// 0 (default): destructors run on the map's reclaimer (see `amap_dtor_fn`).
     pub destructors_on_releasing_threads: u8,
