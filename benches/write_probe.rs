@@ -243,33 +243,39 @@ fn timed(
     })
 }
 
+/// `body` timed over `map`, first prefilled with `keys` keys; the readers beside it
+/// (`--readers`) read through pinned gets.
+fn timed_atomic<S>(
+    map: &AtomicMap<u64, u64, S>,
+    seqs: &[Vec<Op>],
+    t: &Threads,
+    keys: u64,
+    rounds: usize,
+    body: impl Fn(&AtomicMap<u64, u64, S>, &[Op], usize) -> u64 + Sync,
+) -> f64
+where
+    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
+{
+    (0..keys).for_each(|k| drop(map.insert(k, k)));
+    timed(
+        t,
+        seqs,
+        rounds,
+        |ops, r| body(map, ops, r),
+        |k| map.pin().get_borrowed(&k).copied().unwrap_or(0),
+    )
+}
+
 /// One run of `map` (a fresh map, prefilled with `keys` keys): ns per operation.
 fn run(map: &str, seqs: &[Vec<Op>], t: &Threads, keys: u64, rounds: usize) -> f64 {
     match map {
-        "atomic" => {
-            let m: AtomicMap<u64, u64> = AtomicMap::new();
-            (0..keys).for_each(|k| drop(m.insert(k, k)));
-            timed(
-                t,
-                seqs,
-                rounds,
-                |ops, r| run_atomic(&m, ops, r),
-                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
-            )
-        }
+        "atomic" => timed_atomic(&AtomicMap::new(), seqs, t, keys, rounds, run_atomic),
         "atomic-manual" => {
             let m = Builder::new()
                 .reclaim_mode(ReclaimMode::Manual)
                 .hasher(FixedState::with_seed(42))
                 .build();
-            (0..keys).for_each(|k| drop(m.insert(k, k)));
-            timed(
-                t,
-                seqs,
-                rounds,
-                |ops, r| run_atomic_manual(&m, ops, r),
-                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
-            )
+            timed_atomic(&m, seqs, t, keys, rounds, run_atomic_manual)
         }
         "dashmap" => {
             let m: DashMap<u64, u64> = DashMap::new();

@@ -24,6 +24,9 @@ loom="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --test"
 # A loom model's command; --nocapture, or an abort would take the captured message
 # with it.
 model() { echo "$loom loom_$1 -- --nocapture"; }
+# A unit test of the library, and a test binary of tests/, with what follows its name.
+unit() { echo "cargo test -p atomic-map --lib $*"; }
+suite() { echo "cargo test --test $*"; }
 torture="cargo test --release --test torture -- --nocapture"
 causality="Causality violation"
 declare -A command expected
@@ -43,7 +46,7 @@ entry help-destroys-values-with-destructors.patch \
 # lock, always under the pass's mark; and a build whose helps never run them loses
 # that.
 entry help-runs-destructors-under-a-shard-lock.patch \
-    "cargo test -p atomic-map --lib no_destructor_runs_in_user_code_under_a_shard_lock" \
+    "$(unit no_destructor_runs_in_user_code_under_a_shard_lock)" \
     "a destructor ran in a closure under a shard lock"
 # (The unit test releasing_threads_run_destructors_when_the_map_says fails on it
 # too: "no destructor ran in a help in 100 rounds".)
@@ -53,29 +56,29 @@ entry helps-leave-destructors-to-the-reclaimer.patch \
 # A help destroys only what its own thread released (one thread's batches wait out
 # a pin the test holds, then ripen in another thread's helps).
 entry help-takes-other-threads-batches.patch \
-    "cargo test -p atomic-map --lib a_help_runs_only_its_own_threads_destructors" \
+    "$(unit a_help_runs_only_its_own_threads_destructors)" \
     "a help ran another thread's destructors"
 entry help-without-the-pass-mark.patch \
-    "cargo test -p atomic-map --lib releasing_threads_run_destructors_when_the_map_says" \
+    "$(unit releasing_threads_run_destructors_when_the_map_says)" \
     "it waited for a pass the help keeps out"
 entry leak-one-in-64.patch "$torture" "conservation: after draining"
 entry home-freed-before-its-values.patch "$(model s9_two_maps_one_reclaimer)" \
     "a map's home used after its free"
 # The child process prints "no abort" when the double release went through; then it
 # exits, or aborts in the teardown if the reclaimer thread gets there first.
-entry over-release-takes-the-tables-reference.patch "cargo test -p atomic-map --lib" "no abort"
+entry over-release-takes-the-tables-reference.patch "$(unit)" "no abort"
 # A doomed cell's count word is its list's link, tagged DOOMED: untagged (taken for
 # a count), an extra release changes the link instead of aborting.
 entry doomed-link-untagged.patch \
-    "cargo test -p atomic-map --lib reference_count_overflow_and_underflow_abort" \
+    "$(unit reference_count_overflow_and_underflow_abort)" \
     "over-release-doomed: the child did not abort"
 # Two threads write one claimed counter stripe with a load and a store: counts are
 # lost, and the map reports fewer pending values than it doomed.
-entry stripe-written-without-its-claim.patch "cargo test --test counters" \
+entry stripe-written-without-its-claim.patch "$(suite counters)" \
     "panicked at tests/counters.rs"
-entry plain-run-crosses-maps.patch "cargo test --test counters counts_exact_per_map_in_mixed_batches" \
+entry plain-run-crosses-maps.patch "$(suite counters counts_exact_per_map_in_mixed_batches)" \
     "panicked at tests/counters.rs"
-entry flush-ignores-the-grace-period.patch "cargo test --test after_the_map" \
+entry flush-ignores-the-grace-period.patch "$(suite after_the_map)" \
     "panicked at tests/after_the_map.rs"
 entry poll-checks-before-the-waker-lock.patch "$(model s10_retired_future_wake)" \
     "its waker was never woken"
@@ -97,7 +100,7 @@ entry teardown-keeps-the-tables-reference.patch "$(model s2_get_vs_last_release)
     "panicked at loom-tests/s2_get_vs_last_release.rs"
 entry remove-keeps-the-mapped-bit.patch "$(model s3_remove_vs_pinned_read)" \
     "value released more times than retained"
-entry eviction-keeps-the-tables-reference.patch "cargo test --test everyday_api retain_evicts" \
+entry eviction-keeps-the-tables-reference.patch "$(suite everyday_api retain_evicts)" \
     "every value destroyed once"
 
 # The reclamation lists (src/reclaim/stack.rs, doomed.rs).
@@ -112,7 +115,7 @@ entry spare-taken-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causality
 # A map registers its standby at its first hand-off; unregistered, no pass releases
 # what it hands off, and its cleared generations are never torn down.
 entry map-never-registered.patch \
-    "cargo test --test edge_cases wait_timeout_zero_never_blocks" \
+    "$(suite edge_cases wait_timeout_zero_never_blocks)" \
     "assertion failed: retired.wait_timeout(LIMIT)"
 
 # The domain (src/reclaim/domain.rs): users (under a lock), passes and grace periods
@@ -155,10 +158,10 @@ entry teardown-leaves-its-pages-pending.patch \
 # A rehash leaves the shard's prefetch hint at the array it replaced (src/table/locks.rs):
 # the next writer fetches a line of a retired array instead of its probe's first slot.
 entry rehash-leaves-the-old-slots-hint.patch \
-    "cargo test -p atomic-map --lib a_write_leaves_the_hint_at_the_first_slot_of_its_probe" \
+    "$(unit a_write_leaves_the_hint_at_the_first_slot_of_its_probe)" \
     "panicked at src/table/mod.rs"
 entry page-given-back-cells-not-reused.patch \
-    "cargo test -p atomic-map --lib cells_given_back_are_handed_out_again" \
+    "$(unit cells_given_back_are_handed_out_again)" \
     "panicked at src/reclaim/pages.rs"
 # Miri builds in a target directory of this run's own: its runner remembers the
 # directory it was built in, which is a new scratch worktree each run.
@@ -194,17 +197,17 @@ entry table-no-grace-for-retired-array.patch "$(model s15_pinned_read_vs_rehash)
 # A removal that frees its slot even inside a run (where a later key's probe runs
 # through it) cuts that key off from its home: lookups miss it.
 entry removal-frees-a-slot-inside-a-run.patch \
-    "cargo test --test operations random_writes_on_colliding_keys_match_a_std_hash_map" \
+    "$(suite operations random_writes_on_colliding_keys_match_a_std_hash_map)" \
     "after step"
 # A word's largest displacement means "this many or more"; read as exact, a removal
 # frees a slot that an entry displaced further is found through.
 entry saturated-displacement-read-as-exact.patch \
-    "cargo test -p atomic-map --lib a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through" \
+    "$(unit a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through)" \
     "panicked at src/table/array.rs"
 # A removal's look along the run stops at a tombstone: an entry past it, displaced
 # past the removed slot, is cut off.
 entry tombstone-taken-for-the-end-of-a-run.patch \
-    "cargo test -p atomic-map --lib a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through" \
+    "$(unit a_removal_inside_a_run_frees_the_slot_only_if_no_probe_runs_through)" \
     "panicked at src/table/array.rs"
 # Without the pairing, a retained get that finds the old value unmapped may read
 # the stale slot forever: loom reports a reader that cannot make progress.
@@ -240,11 +243,11 @@ entry doom-ring-head-returned-relaxed.patch "$ring_model" "$causality"
 entry doom-ring-overwrites-when-full.patch \
     "cargo test --release -p atomic-map --lib a_full_ring_spills" \
     "panicked at src/reclaim/doom_ring.rs"
-entry locked-retain-without-increment.patch "cargo test --test operations -- --nocapture" \
+entry locked-retain-without-increment.patch "$(suite operations -- --nocapture)" \
     "value released more times than retained"
 # (Scenario 16 crashes or hangs on it, depending on the interleaving loom tries
 # first: the revived count word is the doomed list's link. The unit test is exact.)
-entry retained-get-revives.patch "cargo test -p atomic-map --lib retain_if_mapped_never_revives" \
+entry retained-get-revives.patch "$(unit retain_if_mapped_never_revives)" \
     "an unmapped value was retained"
 
 # Generations reached without a count (src/map.rs, src/generation.rs, src/standby.rs):
@@ -268,10 +271,10 @@ entry teardown-without-quiescing-the-writers.patch \
 entry quiesce-before-the-take.patch "$(model s23_unpinned_write_vs_teardown)" "$causality"
 entry writer-pinned-read-relaxed.patch "$(model s5_insert_vs_clear)" "$causality"
 entry map-drop-without-grace.patch \
-    "cargo test --test edge_cases read_guard_outlives_map_drop -- --nocapture" \
+    "$(suite edge_cases read_guard_outlives_map_drop -- --nocapture)" \
     "panicked at tests/edge_cases.rs"
 entry generation-grace-not-counted.patch \
-    "cargo test --test after_the_map flush_reports_a_cleared_generation_held_up_by_a_pin" \
+    "$(suite after_the_map flush_reports_a_cleared_generation_held_up_by_a_pin)" \
     "flush said done while the cleared generation waits for its grace period"
 # The hand-off comes before the move of `pinned`; a pass releases a parked generation
 # only once `mark_published` says the move is made: without that Release, or without
@@ -285,7 +288,7 @@ entry hand-off-take-relaxed.patch "$(model s12_spare_built_by_a_pass)" "$causali
 # (the debug torture test failed three runs of three, but a release run passed:
 # the unit test is exact).
 entry walk-paced-by-its-releases.patch \
-    "cargo test -p atomic-map --lib a_walk_that_released_leaves_the_pace_to_idle_visits" \
+    "$(unit a_walk_that_released_leaves_the_pace_to_idle_visits)" \
     "assertion \`left == right\` failed"
 # A stripe's claim handed over between running threads (loom scenario 21): the
 # shim's stand-in for the claim word (src/sync/model.rs, as src/reclaim/stripe.rs)
@@ -301,9 +304,9 @@ entry claim-hand-over-relaxed.patch "$(model s21_claim_handed_over)" "$causality
 # (--nocapture: the panic's message is printed before the unwinding drops the
 # second owner of the entry, which may then crash the process.)
 entry teardown-slice-forgets-its-place.patch \
-    "cargo test -p atomic-map --lib a_table_drained_in_slices_hands_over_every_entry_once -- --nocapture" \
+    "$(unit a_table_drained_in_slices_hands_over_every_entry_once -- --nocapture)" \
     "an entry handed over twice"
-entry teardown-runs-whole.patch "cargo test --test teardown_slices" \
+entry teardown-runs-whole.patch "$(suite teardown_slices)" \
     "the small map's teardown waited for the whole large one"
 # A ticket marked done at the first slice of its teardown (loom scenario 22, where
 # a slice is one smallest array): the value destroyed by the second slice reads the

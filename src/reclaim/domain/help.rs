@@ -172,6 +172,19 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
+    /// A map whose releasing threads run its values' destructors in their helps.
+    fn releasing_map<K, V>() -> Arc<AtomicMap<K, V>>
+    where
+        K: Eq + std::hash::Hash + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+    {
+        Arc::new(
+            Builder::new()
+                .destructors_on_releasing_threads(true)
+                .build(),
+        )
+    }
+
     /// Runs `release` on a thread that holds a stripe's claim (a ring is its
     /// claimant's alone): other tests of this binary may hold all eight for a
     /// while, so a thread that finds none exits, and another tries a little later.
@@ -377,11 +390,7 @@ mod tests {
     #[test]
     fn releasing_threads_run_destructors_when_the_map_says() {
         const ROUNDS: usize = 4 * HELP_EVERY;
-        let map: Arc<AtomicMap<usize, WaitsInItsDrop>> = Arc::new(
-            Builder::new()
-                .destructors_on_releasing_threads(true)
-                .build(),
-        );
+        let map: Arc<AtomicMap<usize, WaitsInItsDrop>> = releasing_map();
         let ran = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let ticket = Arc::new(std::sync::Mutex::new(None));
         let waited = Arc::new(std::sync::Mutex::new(None));
@@ -460,11 +469,7 @@ mod tests {
     fn no_destructor_runs_in_user_code_under_a_shard_lock() {
         const RELEASES: usize = 16 * HELP_EVERY;
         let outer: Arc<AtomicMap<u8, u8>> = Arc::new(AtomicMap::new());
-        let inner: Arc<AtomicMap<usize, CountsInClosure>> = Arc::new(
-            Builder::new()
-                .destructors_on_releasing_threads(true)
-                .build(),
-        );
+        let inner: Arc<AtomicMap<usize, CountsInClosure>> = releasing_map();
         let ran = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let (o, i, r) = (Arc::clone(&outer), Arc::clone(&inner), Arc::clone(&ran));
         on_a_claimed_thread(move || {
@@ -526,11 +531,7 @@ mod tests {
     fn a_help_runs_only_its_own_threads_destructors() {
         use std::sync::mpsc;
         const RELEASES: usize = 4 * HELP_EVERY;
-        let map: Arc<AtomicMap<usize, ReleasedBy>> = Arc::new(
-            Builder::new()
-                .destructors_on_releasing_threads(true)
-                .build(),
-        );
+        let map: Arc<AtomicMap<usize, ReleasedBy>> = releasing_map();
         let ran: Arc<[AtomicUsize; 3]> = Arc::new(std::array::from_fn(|_| AtomicUsize::new(0)));
         let made = Arc::new(AtomicUsize::new(0));
         // Releases `RELEASES` values of keys from `first_key`, on this thread.
