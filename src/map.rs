@@ -372,6 +372,9 @@ where
 
     /// Maps `key` to `value` in the current generation. Returns a handle on the
     /// value it replaced (the table's reference, handed over: no count is touched).
+    /// The entry keeps `key`, and the replaced value's key is dropped with that
+    /// value (`HashMap::insert` keeps the old key instead; here a key is never
+    /// written while readers may be comparing it).
     ///
     /// An insert racing a clear may land in the generation being retired: it is then
     /// ordered before the clear, and its value is reclaimed with that generation.

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use crate::generation::{Generation, one_generation_reads};
 use crate::sync::{Arc, epoch};
-use crate::table::Entries;
+use crate::table::{Entries, SlotPointer};
 use crate::value::{TableRef, ValueRef};
 
 /// A pinned read section on one generation, from [`AtomicMap::pin`](crate::AtomicMap::pin)
@@ -131,6 +131,38 @@ where
         Some(unsafe { ValueRef::borrow_raw(cell) })
     }
 
+    /// Borrows the entry for `key`: the key as the map stores it, with its value,
+    /// both valid until the guard drops; no reference count is touched. The stored
+    /// key is the one of the entry's latest insert (an insert that replaces a value
+    /// replaces its key too, where `HashMap::insert` keeps the old key: a key is
+    /// never written while readers may be comparing it).
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert("tenant-7".to_string(), 70);
+    /// let guard = map.pin();
+    /// let (key, value): (&String, &i32) = guard.get_key_value("tenant-7").unwrap();
+    /// map.remove("tenant-7"); // still readable through `guard`
+    /// assert_eq!((key.as_str(), *value), ("tenant-7", 70));
+    /// assert_eq!(guard.get_key_value("tenant-8"), None);
+    /// ```
+    #[inline]
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let cell = self.generation.store().get_entry_raw(key, &self.epoch)?;
+        // Soundness: as in `get_borrowed`: `cell` was read from this guard's
+        // generation under its epoch pin, both of which live as long as `&self`;
+        // a cell's key is never written after it is made and is dropped only with
+        // the cell (`SlotPointer::key`'s contract).
+        // SAFETY: `cell` read under this guard's epoch pin and generation (above).
+        let key = unsafe { <TableRef<K, V> as SlotPointer>::key(cell) };
+        // SAFETY: as for the key, `borrow_raw`'s contract (above).
+        Some((key, unsafe { ValueRef::borrow_raw(cell.cast()) }))
+    }
+
     /// Iterates over this guard's generation as `(&key, &value)` pairs, borrowed
     /// until the guard drops: nothing is cloned, no reference count is touched and
     /// no lock is held, so the loop body may write to the map, even to the entries
@@ -223,6 +255,32 @@ where
     #[inline(always)]
     fn with_read_pin<R>(&self, f: impl FnOnce(&epoch::Guard) -> R) -> R {
         f(&self.epoch)
+    }
+}
+
+/// `for (key, value) in &guard` walks the guard's generation: see
+/// [`ReadGuard::iter`].
+///
+/// ```
+/// let map: atomic_map::AtomicMap<u8, u32> = [(1, 10), (2, 20)].into_iter().collect();
+/// let guard = map.pin();
+/// let mut total = 0;
+/// for (_, value) in &guard {
+///     total += value;
+/// }
+/// assert_eq!(total, 30);
+/// ```
+impl<'g, K, V, S> IntoIterator for &'g ReadGuard<K, V, S>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    type Item = (&'g K, &'g V);
+    type IntoIter = BorrowedIter<'g, K, V>;
+
+    fn into_iter(self) -> BorrowedIter<'g, K, V> {
+        self.iter()
     }
 }
 

@@ -118,6 +118,21 @@ where
         self.table.get(key, guard).map(NonNull::cast)
     }
 
+    /// The whole cell for `key` (its key with its value), without touching its
+    /// count; the same contract as [`get_raw`](Self::get_raw).
+    #[inline(always)]
+    pub(crate) fn get_entry_raw<Q>(
+        &self,
+        key: &Q,
+        guard: &epoch::Guard,
+    ) -> Option<NonNull<ValueCell<V, K>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.get(key, guard)
+    }
+
     pub(crate) fn contains_key<Q>(&self, key: &Q, guard: &epoch::Guard) -> bool
     where
         K: Borrow<Q>,

@@ -1,6 +1,6 @@
 //! The everyday map API: insert-if-absent, conditional remove, retain, capacity,
-//! `Extend` through a shared reference, and the default hasher parameter on every
-//! public type. Each test fails without the feature it names.
+//! `Extend` through a shared reference, a guard's borrowed entries, and the
+//! default hasher parameter on every public type. Each test fails without the feature it names.
 
 // These tests use the real synchronization types; `--features loom` swaps them for
 // loom's, which only work inside a model (the models are in `loom-tests/`).
@@ -222,4 +222,64 @@ fn shutdown_waits_for_the_generation_a_pinned_reader_elsewhere_held_up() {
         "shutdown returned before the teardown"
     );
     reader.join().unwrap();
+}
+
+/// A key whose equality and hash see only its `id`, so that two equal keys can be
+/// told apart by their `label`.
+#[derive(Debug)]
+struct Labeled {
+    id: u32,
+    label: &'static str,
+}
+
+impl PartialEq for Labeled {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Labeled {}
+
+impl std::hash::Hash for Labeled {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// `ReadGuard::get_key_value` lends the key the map stores, not the one asked
+/// with: after a replacing insert of an equal key, the new key (where
+/// `HashMap::insert` keeps the old one: `AtomicMap::insert`'s documentation); and
+/// the pair stays readable after a remove, until the guard drops.
+#[test]
+fn get_key_value_lends_the_stored_key() {
+    use std::collections::HashMap;
+    let map = AtomicMap::new();
+    let mut std_map = HashMap::new();
+    for (label, value) in [("first", 10), ("second", 20)] {
+        map.insert(Labeled { id: 1, label }, value);
+        std_map.insert(Labeled { id: 1, label }, value);
+    }
+    map.insert(
+        Labeled {
+            id: 2,
+            label: "two",
+        },
+        2,
+    );
+    let query = Labeled {
+        id: 1,
+        label: "query",
+    };
+    let guard = map.pin();
+    let (key, value) = guard.get_key_value(&query).expect("mapped");
+    assert_eq!((key.label, *value), ("second", 20));
+    let (std_key, std_value) = std_map.get_key_value(&query).expect("mapped");
+    assert_eq!((std_key.label, *std_value), ("first", 20));
+    map.remove(&query);
+    assert!(map.get(&query).is_none());
+    assert_eq!((key.label, *value), ("second", 20));
+    assert_eq!(guard.get_key_value(&Labeled { id: 3, label: "" }), None);
+    let mut walked: Vec<(u32, i32)> = (&guard).into_iter().map(|(k, v)| (k.id, *v)).collect();
+    walked.sort();
+    assert_eq!(walked, [(2, 2)]);
 }
