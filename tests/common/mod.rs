@@ -13,11 +13,23 @@ pub const LIVE: u64 = 0x5AFE_C0DE_5AFE_C0DE;
 /// Written by `Tracked::drop`.
 pub const DEAD: u64 = 0xDEAD_DEAD_DEAD_DEAD;
 
-/// Per-value drop counters for up to `capacity` values, plus a total.
+/// Per-value drop counters for up to `capacity` values, plus a total, and how
+/// many drops ran on threads marked with [`mark_as_worker`].
 pub struct DropLedger {
     drops: Vec<AtomicU8>,
     created: AtomicUsize,
     pub dropped: AtomicUsize,
+    dropped_on_workers: AtomicUsize,
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as one of a test's workers: a `Tracked` dropped on it is
+/// counted in [`DropLedger::dropped_on_workers`].
+pub fn mark_as_worker() {
+    WORKER.with(|w| w.set(true));
 }
 
 impl DropLedger {
@@ -26,6 +38,7 @@ impl DropLedger {
             drops: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
             created: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
+            dropped_on_workers: AtomicUsize::new(0),
         })
     }
 
@@ -47,6 +60,11 @@ impl DropLedger {
 
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::SeqCst)
+    }
+
+    /// How many values were dropped on threads marked with [`mark_as_worker`].
+    pub fn dropped_on_workers(&self) -> usize {
+        self.dropped_on_workers.load(Ordering::SeqCst)
     }
 
     /// Asserts that every value created so far was dropped exactly once.
@@ -89,6 +107,11 @@ impl Drop for Tracked {
         let before = self.ledger.drops[self.id].fetch_add(1, Ordering::SeqCst);
         assert_eq!(before, 0, "value {} dropped twice", self.id);
         self.ledger.dropped.fetch_add(1, Ordering::SeqCst);
+        if WORKER.with(std::cell::Cell::get) {
+            self.ledger
+                .dropped_on_workers
+                .fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
