@@ -193,6 +193,19 @@ template <class Derived, class E> class ForwardIterator {
 template <class T> struct is_unique_ptr : std::false_type {};
 template <class T, class D> struct is_unique_ptr<std::unique_ptr<T, D>> : std::true_type {};
 template <class T> using plain_t = std::remove_cv_t<std::remove_reference_t<T>>;
+/// A flush's timeout in the C ABI's milliseconds: a negative or overlong one
+/// waits without limit (2^32 - 1 ms).
+inline uint32_t flush_ms(std::chrono::milliseconds timeout) {
+    auto ms = timeout.count();
+    return ms < 0 || ms > static_cast<decltype(ms)>(UINT32_MAX) ? UINT32_MAX : static_cast<uint32_t>(ms);
+}
+/// A flush's answer: false for a timeout or a flush from the reclaimer's own
+/// destructor; any other failure throws.
+inline bool flushed(amap_status_t status) {
+    if (status == AMAP_TIMED_OUT || status == AMAP_WOULD_DEADLOCK) return false;
+    check(status);
+    return true;
+}
 } // namespace detail
 
 /// A retained value: holds one reference. Copying retains, moving transfers,
@@ -322,11 +335,7 @@ class Reclaimer {
     /// first (negative: no limit, as for Ticket::wait; in fact 2^32 - 1 ms) or when
     /// called from a destructor this reclaimer runs.
     bool flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
-        auto ms = timeout.count() < 0 || timeout.count() > UINT32_MAX ? UINT32_MAX : timeout.count();
-        amap_status_t s = amap_reclaimer_flush(reclaimer_.get(), static_cast<uint32_t>(ms));
-        if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;
-        detail::check(s);
-        return true;
+        return detail::flushed(amap_reclaimer_flush(reclaimer_.get(), detail::flush_ms(timeout)));
     }
     /// The C handle, still owned by this Reclaimer.
     const amap_reclaimer_t *get() const noexcept { return reclaimer_.get(); }
@@ -448,6 +457,14 @@ class Map {
         uint8_t present = 0;
         detail::check(amap_contains(map_.get(), detail::bytes(key), key.size(), &present));
         return present != 0;
+    }
+    /// Destroys everything this map released before the call (removed, replaced
+    /// and cleared values) on its reclaimer (amap_flush); false if `timeout` passed
+    /// first (a read section or snapshot held elsewhere keeps a grace period open;
+    /// negative: no limit) or when called from a destructor that reclaimer runs.
+    /// Call it before exit when destructors have effects outside the process.
+    bool flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
+        return detail::flushed(amap_flush(map_.get(), detail::flush_ms(timeout)));
     }
     size_t size() const {
         size_t n = 0;
@@ -766,6 +783,10 @@ template <class T> class TypedMap {
         return map_.remove_if_same(key, expected.untyped());
     }
     bool contains(std::string_view key) const { return map_.contains(key); }
+    /// Map::flush: destroys the Ts this map released before the call.
+    bool flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
+        return map_.flush(timeout);
+    }
     /// Sets `key` to a new T made by `f(current)` (`current`: the T mapped, or
     /// nullptr if the key is absent), in one step with respect to other writers of
     /// the key (amap_compute): a counter's increment, a merge, no update lost to a

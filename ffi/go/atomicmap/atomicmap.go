@@ -9,6 +9,10 @@
 // one that is garbage-collected unreleased is reported as a leak (LeakedValues)
 // rather than silently released.
 //
+// Load reads a value with nothing to release (a read section, no reference
+// counted), as sync.Map's Load does; Get holds it in the map's terms, delaying its
+// release callback until Release.
+//
 // A reload builds the next contents in a Batch, off to the side, and publishes
 // them all at once with Replace: readers see the old contents or the new, never a
 // mix and never an empty map. ClearAsync and Replace return a *Ticket that tells
@@ -36,6 +40,8 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
 amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
 amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
                               amap_value_t **out_value);
+amap_status_t amap_go_read_get(const amap_t *map, const uint8_t *key, size_t key_len, amap_read_t **out_read,
+                               uintptr_t *out_handle);
 */
 import "C"
 
@@ -193,11 +199,7 @@ func (r *Reclaimer) Flush(timeout time.Duration) bool {
 	if r == nil || r.ptr == nil {
 		return false
 	}
-	ms := int64(1<<32 - 1)
-	if timeout >= 0 && timeout < time.Duration(ms)*time.Millisecond {
-		ms = int64((timeout + time.Millisecond - 1) / time.Millisecond)
-	}
-	return C.amap_reclaimer_flush(r.ptr, C.uint32_t(ms)) == C.AMAP_OK
+	return C.amap_reclaimer_flush(r.ptr, flushMillis(timeout)) == C.AMAP_OK
 }
 
 // Free releases the program's handle; the maps built on the reclaimer keep using
@@ -478,6 +480,80 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 		return nil, false
 	}
 	return newValue(out), true
+}
+
+// Load returns the Go value mapped to key, as sync.Map's Load does: nothing to
+// release, no reference count touched. The value is looked up in a read section
+// (amap_read_begin) and its handle resolved before the section ends, so a value
+// removed or cleared meanwhile is still the one returned; the Go value then lives
+// as long as the caller keeps it, like any Go value, whatever the map does. Two
+// cgo calls, against Get's four and a *Value: use Load to read, Get to keep a
+// value alive in the map's terms (C code holding it, a release callback that must
+// wait).
+func (m *Map) Load(key []byte) (value any, ok bool) {
+	if m.ptr == nil {
+		return nil, false
+	}
+	// A read section belongs to the thread that began it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var read *C.amap_read_t
+	var handle C.uintptr_t
+	k, n := keyPtr(key)
+	status := C.amap_go_read_get(m.ptr, k, n, &read, &handle)
+	runtime.KeepAlive(key)
+	if read == nil {
+		panic(check(status))
+	}
+	if status == C.AMAP_OK {
+		// Resolved inside the section: the handle cannot be deleted before
+		// amap_read_end (the value's release waits for the section's grace period).
+		value, ok = cgo.Handle(uintptr(handle)).Value().(*entry).value, true
+	}
+	C.amap_read_end(read)
+	if !ok && status != C.AMAP_NOT_FOUND {
+		panic(check(status))
+	}
+	return value, ok
+}
+
+// Contains reports whether the current generation maps key.
+func (m *Map) Contains(key []byte) bool {
+	if m.ptr == nil {
+		return false
+	}
+	var present C.uint8_t
+	k, n := keyPtr(key)
+	err := check(C.amap_contains(m.ptr, k, n, &present))
+	runtime.KeepAlive(key)
+	if err != nil {
+		panic(err)
+	}
+	return present != 0
+}
+
+// Flush runs the destructors (release callbacks) of everything the map released
+// before the call: removed, replaced and cleared values, on the map's reclaimer,
+// waiting at most timeout (a negative timeout waits as long as it takes). It
+// returns false if the timeout passed first (a read section or snapshot held
+// elsewhere keeps a grace period open) or when called from a release callback
+// that the same reclaimer is running. Call it before a process exits when release
+// callbacks have effects outside the process.
+func (m *Map) Flush(timeout time.Duration) bool {
+	if m.ptr == nil {
+		return false
+	}
+	return C.amap_flush(m.ptr, flushMillis(timeout)) == C.AMAP_OK
+}
+
+// flushMillis is a flush's timeout in the C ABI's milliseconds: rounded up,
+// and UINT32_MAX (no limit) for a negative or overlong one.
+func flushMillis(timeout time.Duration) C.uint32_t {
+	ms := int64(1<<32 - 1)
+	if timeout >= 0 && timeout < time.Duration(ms)*time.Millisecond {
+		ms = int64((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	return C.uint32_t(ms)
 }
 
 // ClearAsync retires the current generation and publishes an empty one in O(1);

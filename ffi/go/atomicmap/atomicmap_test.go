@@ -907,3 +907,156 @@ func TestRetain(t *testing.T) {
 		}
 	}
 }
+
+// Load returns the mapped Go value itself, Contains says whether a key is mapped,
+// and Flush runs the release of what the map released before it; on a closed map
+// all three answer "nothing".
+func TestLoadContainsFlush(t *testing.T) {
+	m := New()
+	v := &tracked{id: 1}
+	if err := m.Insert([]byte("one"), v, releaseTracked); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := m.Load([]byte("one")); !ok || got != any(v) {
+		t.Fatalf("Load(one) = %v, %v; want the inserted value", got, ok)
+	}
+	if got, ok := m.Load([]byte("two")); ok || got != nil {
+		t.Fatalf("Load(two) = %v, %v; want nothing", got, ok)
+	}
+	if !m.Contains([]byte("one")) || m.Contains([]byte("two")) {
+		t.Fatal("Contains disagrees with the map")
+	}
+	if ok, err := m.Remove([]byte("one")); !ok || err != nil {
+		t.Fatalf("Remove(one) = %v, %v", ok, err)
+	}
+	if _, ok := m.Load([]byte("one")); ok || m.Contains([]byte("one")) {
+		t.Fatal("a removed key is still mapped")
+	}
+	if !m.Flush(10 * time.Second) {
+		t.Fatal("Flush timed out")
+	}
+	if n := atomic.LoadInt32(&v.released); n != 1 {
+		t.Fatalf("the removed value was released %d times by the end of Flush, want 1", n)
+	}
+	m.Close()
+	if _, ok := m.Load([]byte("one")); ok || m.Contains([]byte("one")) || m.Flush(0) {
+		t.Fatal("a closed map answered")
+	}
+}
+
+// Goroutines Load keys while another replaces their values and a third clears:
+// every Load returns a value that was inserted (its handle resolved while the
+// read section still held it: resolved after the section's end, a handle the
+// reclaimer deleted meanwhile panics), and every value is released once.
+func TestLoadDuringReplacementsAndClears(t *testing.T) {
+	m := New()
+	const keys = 32
+	var (
+		stop          int32
+		mu            sync.Mutex
+		created       []*tracked
+		wg            sync.WaitGroup
+		hits, clears  int64
+		replacements  int64
+		loadedBadType int64
+	)
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			for i := 0; atomic.LoadInt32(&stop) == 0; i++ {
+				got, ok := m.Load([]byte(fmt.Sprintf("k%d", (i*7+r)%keys)))
+				if !ok {
+					continue
+				}
+				if _, isTracked := got.(*tracked); !isTracked {
+					atomic.AddInt64(&loadedBadType, 1)
+				}
+				atomic.AddInt64(&hits, 1)
+			}
+		}(r)
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for atomic.LoadInt32(&stop) == 0 {
+			m.ClearAsync()
+			atomic.AddInt64(&clears, 1)
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; atomic.LoadInt32(&stop) == 0; i++ {
+			v := &tracked{id: i}
+			mu.Lock()
+			created = append(created, v)
+			mu.Unlock()
+			if err := m.Insert([]byte(fmt.Sprintf("k%d", i%keys)), v, releaseTracked); err != nil {
+				panic(err)
+			}
+			atomic.AddInt64(&replacements, 1)
+		}
+	}()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if atomic.LoadInt64(&clears) >= 20 && atomic.LoadInt64(&hits) >= 1000 &&
+			atomic.LoadInt64(&replacements) >= 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			atomic.StoreInt32(&stop, 1)
+			wg.Wait()
+			t.Fatalf("the storm did not run: %d clears, %d hits, %d replacements",
+				atomic.LoadInt64(&clears), atomic.LoadInt64(&hits), atomic.LoadInt64(&replacements))
+		}
+	}
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	if n := atomic.LoadInt64(&loadedBadType); n != 0 {
+		t.Fatalf("%d loads returned something other than an inserted value", n)
+	}
+	closeAndCheckReleased(t, m, created)
+	t.Logf("%d hits, %d replacements, %d clears", hits, replacements, clears)
+}
+
+// Reads of a present key from 1,000 (`go test -bench . -run '^$'`): Load against
+// Get and Release, and sync.Map's Load as the Go peer.
+func BenchmarkReads(b *testing.B) {
+	const keys = 1000
+	m := New()
+	defer m.Close()
+	var peer sync.Map
+	names := make([][]byte, keys)
+	for i := range names {
+		names[i] = []byte(fmt.Sprintf("key-%d", i))
+		if err := m.Insert(names[i], i, nil); err != nil {
+			b.Fatal(err)
+		}
+		peer.Store(string(names[i]), i)
+	}
+	b.Run("Load", func(b *testing.B) {
+		sum := 0
+		for i := 0; i < b.N; i++ {
+			v, _ := m.Load(names[i%keys])
+			sum += v.(int)
+		}
+		runtime.KeepAlive(sum)
+	})
+	b.Run("GetRelease", func(b *testing.B) {
+		sum := 0
+		for i := 0; i < b.N; i++ {
+			v, _ := m.Get(names[i%keys])
+			sum += v.Get().(int)
+			v.Release()
+		}
+		runtime.KeepAlive(sum)
+	})
+	b.Run("sync.Map", func(b *testing.B) {
+		sum := 0
+		for i := 0; i < b.N; i++ {
+			v, _ := peer.Load(string(names[i%keys]))
+			sum += v.(int)
+		}
+		runtime.KeepAlive(sum)
+	})
+}

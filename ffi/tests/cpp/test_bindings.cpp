@@ -107,6 +107,13 @@ void own_reclaimer() {
     CHECK(a.remove("c"));
     CHECK(manual.flush()); // the removed value's grace period, then its destructor
     CHECK(a.stats().pending_values == 0);
+    // A map's own flush does the same for it (its manual reclaimer runs nothing
+    // unless asked: without the flush the value stays pending).
+    b.insert("d", make());
+    CHECK(b.remove("d"));
+    CHECK(b.stats().pending_values == 1);
+    CHECK(b.flush(std::chrono::seconds(10)));
+    CHECK(b.stats().pending_values == 0);
 }
 
 // Where the destructors of released values ran: on this (the releasing) thread or
