@@ -184,9 +184,11 @@ impl<S> Builder<S> {
     /// slows that thread. Only threads that hold one of the process's eight
     /// counter stripes help (the first eight threads to release values, and any
     /// thread that takes over the stripe of one that exited): the releases of
-    /// other threads go to the reclaimer, as by default. Destructors never run inside a closure the map calls under a
-    /// shard lock (`compute`, `upsert`, `get_or_insert_with`, `remove_if`,
-    /// `retain`), nor during a clear's teardown, which stays on the reclaimer; a
+    /// other threads go to the reclaimer, as by default. Destructors never run
+    /// under a shard lock, in a closure the map calls there or drops there unused
+    /// (`compute`, `upsert`, `get_or_insert_with`, `remove_if`, `retain`), nor
+    /// inside another reclaimer's pass (a destructor releasing this map's
+    /// values), nor during a clear's teardown, which stays on the reclaimer; a
     /// panic in one is contained and counted in
     /// [`Stats::destructor_panics`](crate::Stats::destructor_panics). In manual
     /// mode the setting changes nothing.

@@ -432,11 +432,8 @@ where
     {
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
-        // `make` runs under the shard lock (`UserCodeUnderLock`).
-        let make = || {
-            let _under_lock = UserCodeUnderLock::enter();
-            make()
-        };
+        // `make` runs, or is dropped unused, under the shard lock.
+        let _under_lock = UserCodeUnderLock::enter();
         self.write(hash, |store, locked| {
             store.get_or_insert_with(locked, hash, key, make, home).0
         })
@@ -456,6 +453,8 @@ where
         let mut value = Some(value);
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
+        // `key` may be dropped under the shard lock (the key was present).
+        let under_lock = UserCodeUnderLock::enter();
         let (found, inserted) = self.write(hash, |store, locked| {
             store.get_or_insert_with(
                 locked,
@@ -465,6 +464,7 @@ where
                 home,
             )
         });
+        drop(under_lock);
         match value {
             Some(not_inserted) if !inserted => Err(Occupied {
                 current: found,
@@ -492,11 +492,8 @@ where
         F: FnOnce(&K, &V) -> bool,
     {
         let hash = self.hasher().hash_one(key);
-        // `f` runs under the shard lock (`UserCodeUnderLock`).
-        let f = |k: &K, v: &V| {
-            let _under_lock = UserCodeUnderLock::enter();
-            f(k, v)
-        };
+        // `f` runs, or is dropped unused, under the shard lock.
+        let _under_lock = UserCodeUnderLock::enter();
         self.write(hash, |store, locked| store.remove_if(locked, hash, key, f))
     }
 
@@ -592,11 +589,9 @@ where
     {
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
-        // `f` runs under the shard lock (`UserCodeUnderLock`).
-        let f = |old: Option<&V>| {
-            let _under_lock = UserCodeUnderLock::enter();
-            f(old)
-        };
+        // `f` runs, and `key` may be dropped, under the shard lock; the mark ends
+        // with this call, before the caller drops what the result carries.
+        let _under_lock = UserCodeUnderLock::enter();
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
         self.write(hash, |store, locked| {

@@ -58,6 +58,23 @@ entry helps-leave-destructors-to-the-reclaimer.patch \
 entry help-takes-other-threads-batches.patch \
     "$(unit a_help_runs_only_its_own_threads_destructors)" \
     "a help ran another thread's destructors"
+# Found in review (2026-12-06): a help in the user's code under a shard lock
+# destroyed the ripe batches of this thread's earlier helps, destructors and all;
+# a closure the map never called was dropped under the lock outside the mark; a
+# destructor in a help that shut its reclaimer down joined the thread its release
+# kept alive; and a help inside another domain's pass ran destructors there.
+entry help-destroys-earlier-batches-in-a-closure.patch \
+    "$(unit earlier_helps_batches_wait_out_a_help_in_a_closure)" \
+    "a destructor ran in a compute closure"
+entry unused-closure-dropped-outside-the-mark.patch \
+    "$(unit a_closure_dropped_unused_runs_no_destructor_under_the_lock)" \
+    "a destructor ran under outer's shard lock"
+entry shutdown-joins-from-a-help.patch \
+    "$(unit shutdown_from_a_destructor_in_a_help_returns)" \
+    "the releasing thread was stuck for 20 s"
+entry help-inside-another-domains-pass.patch \
+    "$(unit no_destructor_of_another_domain_runs_inside_a_pass)" \
+    "another domain's destructor ran inside a pass"
 entry help-without-the-pass-mark.patch \
     "$(unit releasing_threads_run_destructors_when_the_map_says)" \
     "it waited for a pass the help keeps out"

@@ -297,6 +297,11 @@ impl PassMark {
     fn inside(this: &Domain) -> bool {
         IN_PASS.with(|p| std::ptr::eq(p.get(), this))
     }
+
+    /// Whether this thread is inside a pass (or a help) of any domain.
+    fn inside_any() -> bool {
+        IN_PASS.with(|p| !p.get().is_null())
+    }
 }
 
 impl Drop for PassMark {
@@ -962,6 +967,12 @@ impl Domain {
     /// Waits for the background thread to exit if the domain has no user left
     /// (`Reclaimer::shutdown`). Not from the thread itself.
     pub(crate) fn join_if_unused(this: &Arc<Self>) {
+        // Not from a destructor that a releasing thread's help of this domain
+        // runs: the thread cannot exit while that release keeps its cell's home
+        // (it returns at once, as it does on the thread itself).
+        if PassMark::inside(this) {
+            return;
+        }
         // Under the users lock (see `remove_user`); the `join` below waits for the
         // thread's exit anyway.
         if this.mode != ReclaimMode::Background || !lock(&this.users).unused {
