@@ -40,8 +40,7 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
 amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
 amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
                               amap_value_t **out_value);
-amap_status_t amap_go_read_get(const amap_t *map, const uint8_t *key, size_t key_len, amap_read_t **out_read,
-                               uintptr_t *out_handle);
+amap_status_t amap_go_load(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t *out_handle);
 */
 import "C"
 
@@ -483,39 +482,57 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 }
 
 // Load returns the Go value mapped to key, as sync.Map's Load does: nothing to
-// release, no reference count touched. The value is looked up in a read section
-// (amap_read_begin) and its handle resolved before the section ends, so a value
-// removed or cleared meanwhile is still the one returned; the Go value then lives
-// as long as the caller keeps it, like any Go value, whatever the map does. Two
-// cgo calls, against Get's four and a *Value: use Load to read, Get to keep a
-// value alive in the map's terms (C code holding it, a release callback that must
-// wait).
+// release, no reference count touched, one cgo call (Get makes four, and a
+// *Value). The key is looked up in a read section (amap_read_begin) begun and
+// ended within that call; the value's handle is resolved after it. If the value
+// was removed and destroyed in between (its handle deleted; handles are never
+// reused), Load reports the key absent, as it was at some moment of the call.
+// The Go value returned then lives as long as the caller keeps it, like any Go
+// value, whatever the map does. Use Get to hold a value in the map's terms (its
+// release callback, which may free C memory or close a file, waits for Release).
 func (m *Map) Load(key []byte) (value any, ok bool) {
 	if m.ptr == nil {
 		return nil, false
 	}
-	// A read section belongs to the thread that began it.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var read *C.amap_read_t
 	var handle C.uintptr_t
 	k, n := keyPtr(key)
-	status := C.amap_go_read_get(m.ptr, k, n, &read, &handle)
+	status := C.amap_go_load(m.ptr, k, n, &handle)
 	runtime.KeepAlive(key)
-	if read == nil {
+	switch status {
+	case C.AMAP_OK:
+		if e, live := liveEntry(uintptr(handle)); live {
+			return e.value, true
+		}
+		atomic.AddInt64(&loadsOfDestroyedValues, 1)
+		return nil, false
+	case C.AMAP_NOT_FOUND:
+		return nil, false
+	default:
 		panic(check(status))
 	}
-	if status == C.AMAP_OK {
-		// Resolved inside the section: the handle cannot be deleted before
-		// amap_read_end (the value's release waits for the section's grace period).
-		value, ok = cgo.Handle(uintptr(handle)).Value().(*entry).value, true
-	}
-	C.amap_read_end(read)
-	if !ok && status != C.AMAP_NOT_FOUND {
-		panic(check(status))
-	}
-	return value, ok
 }
+
+// loadsOfDestroyedValues counts the Loads whose value was destroyed between its
+// lookup and the resolution of its handle (for the tests).
+var loadsOfDestroyedValues int64
+
+// liveEntry resolves a value's handle, or reports that it was deleted
+// (cgo.Handle's Value panics on a deleted handle, as documented; any other panic
+// goes on).
+func liveEntry(h uintptr) (e *entry, live bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if msg, isString := r.(string); !isString || msg != invalidHandle {
+				panic(r)
+			}
+			e, live = nil, false
+		}
+	}()
+	return cgo.Handle(h).Value().(*entry), true
+}
+
+// invalidHandle is what cgo.Handle's Value panics with for a deleted handle.
+const invalidHandle = "runtime/cgo: misuse of an invalid Handle"
 
 // Contains reports whether the current generation maps key.
 func (m *Map) Contains(key []byte) bool {

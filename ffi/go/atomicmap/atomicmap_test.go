@@ -3,6 +3,7 @@ package atomicmap
 import (
 	"fmt"
 	"runtime"
+	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -1016,7 +1017,8 @@ func TestLoadDuringReplacementsAndClears(t *testing.T) {
 		t.Fatalf("%d loads returned something other than an inserted value", n)
 	}
 	closeAndCheckReleased(t, m, created)
-	t.Logf("%d hits, %d replacements, %d clears", hits, replacements, clears)
+	t.Logf("%d hits, %d replacements, %d clears, %d loads of a value destroyed meanwhile",
+		hits, replacements, clears, atomic.LoadInt64(&loadsOfDestroyedValues))
 }
 
 // Reads of a present key from 1,000 (`go test -bench . -run '^$'`): Load against
@@ -1059,4 +1061,28 @@ func BenchmarkReads(b *testing.B) {
 		}
 		runtime.KeepAlive(sum)
 	})
+}
+
+// Load resolves a value's handle after its read section: a handle deleted in
+// between (the value destroyed) reads as absent, never as another value, and any
+// other panic of the resolution goes on.
+func TestLoadOfADestroyedValue(t *testing.T) {
+	h := newValueHandle("gone", nil)
+	deleteValueHandle(h)
+	if e, live := liveEntry(uintptr(h)); live || e != nil {
+		t.Fatalf("a deleted handle resolved to %v", e)
+	}
+	live := newValueHandle("here", nil)
+	defer deleteValueHandle(live)
+	if e, ok := liveEntry(uintptr(live)); !ok || e.value != "here" {
+		t.Fatalf("a live handle resolved to %v, %v", e, ok)
+	}
+	notAnEntry := cgo.NewHandle(42)
+	defer notAnEntry.Delete()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a handle of something else than a value resolved")
+		}
+	}()
+	liveEntry(uintptr(notAnEntry))
 }

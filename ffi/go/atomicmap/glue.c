@@ -47,17 +47,18 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
     return s;
 }
 
-// Begins a read section on this thread and looks key up in it. The caller resolves
-// *out_handle while the section is open, then ends it (amap_read_end) on the same
-// thread: *out_read is the section, or NULL if none began (the status says why).
-amap_status_t amap_go_read_get(const amap_t *map, const uint8_t *key, size_t key_len, amap_read_t **out_read,
-                               uintptr_t *out_handle) {
+// Looks key up in a read section begun and ended within this call (on one thread,
+// as a section requires) and writes the value's handle to *out_handle. The handle
+// may be deleted by the time the caller resolves it (the value removed and
+// destroyed meanwhile); handles are never reused, so the caller's lookup then
+// fails rather than finding another value.
+amap_status_t amap_go_load(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t *out_handle) {
     amap_read_t *read = NULL;
     amap_status_t s = amap_read_begin(map, &read);
-    *out_read = read;
     if (s != AMAP_OK) return s;
     void *data = NULL;
     s = amap_read_get(read, key, key_len, &data);
+    amap_read_end(read);
     *out_handle = (uintptr_t)data;
     return s;
 }
