@@ -266,6 +266,29 @@ where
     )
 }
 
+/// `run_dashmap` timed over `map`, as [`timed_atomic`].
+fn timed_dashmap<S>(
+    map: &DashMap<u64, u64, S>,
+    seqs: &[Vec<Op>],
+    t: &Threads,
+    keys: u64,
+    rounds: usize,
+) -> f64
+where
+    S: std::hash::BuildHasher + Clone + Send + Sync,
+{
+    (0..keys).for_each(|k| {
+        map.insert(k, k);
+    });
+    timed(
+        t,
+        seqs,
+        rounds,
+        |ops, r| run_dashmap(map, ops, r),
+        |k| map.get(&k).map_or(0, |v| *v),
+    )
+}
+
 /// One run of `map` (a fresh map, prefilled with `keys` keys): ns per operation.
 fn run(map: &str, seqs: &[Vec<Op>], t: &Threads, keys: u64, rounds: usize) -> f64 {
     match map {
@@ -277,32 +300,14 @@ fn run(map: &str, seqs: &[Vec<Op>], t: &Threads, keys: u64, rounds: usize) -> f6
                 .build();
             timed_atomic(&m, seqs, t, keys, rounds, run_atomic_manual)
         }
-        "dashmap" => {
-            let m: DashMap<u64, u64> = DashMap::new();
-            (0..keys).for_each(|k| {
-                m.insert(k, k);
-            });
-            timed(
-                t,
-                seqs,
-                rounds,
-                |ops, r| run_dashmap(&m, ops, r),
-                |k| m.get(&k).map_or(0, |v| *v),
-            )
-        }
-        "dashmap-foldhash" => {
-            let m: DashMap<u64, u64, foldhash::fast::RandomState> = DashMap::default();
-            (0..keys).for_each(|k| {
-                m.insert(k, k);
-            });
-            timed(
-                t,
-                seqs,
-                rounds,
-                |ops, r| run_dashmap(&m, ops, r),
-                |k| m.get(&k).map_or(0, |v| *v),
-            )
-        }
+        "dashmap" => timed_dashmap(&DashMap::new(), seqs, t, keys, rounds),
+        "dashmap-foldhash" => timed_dashmap(
+            &DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            seqs,
+            t,
+            keys,
+            rounds,
+        ),
         other => panic!("--maps {other}: atomic, atomic-manual, dashmap or dashmap-foldhash"),
     }
 }

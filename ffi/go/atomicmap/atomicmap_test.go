@@ -187,11 +187,8 @@ func drainWith(t *testing.T, done func() bool) {
 func TestHoldersSurviveClearLoop(t *testing.T) {
 	m := New()
 	var (
-		stop    int32
-		mu      sync.Mutex
-		created []*tracked
-		wg      sync.WaitGroup
-		clears  int64
+		stop int32
+		wg   sync.WaitGroup
 	)
 	for r := 0; r < 4; r++ {
 		wg.Add(1)
@@ -219,47 +216,77 @@ func TestHoldersSurviveClearLoop(t *testing.T) {
 			}
 		}(r)
 	}
+	c := startChurn(m, 32, 200*time.Microsecond, &stop, &wg)
+	time.Sleep(1500 * time.Millisecond)
+	// Run on until the clearer and the inserter have both made progress, so a
+	// starved goroutine cannot let the test pass without having been exercised.
+	c.runUntil(t, &stop, &wg, func() bool { return c.clearCount() >= 5 && c.inserted() >= 100 })
+	closeAndCheckReleased(t, m, c.values())
+	t.Logf("%d values, %d clears", c.inserted(), c.clearCount())
+}
+
+// churn is a clearer and an inserter running against a map until stop is set:
+// the clearer clears it every pause, the inserter maps keys k0 to k{keys-1}, in
+// turn, to fresh tracked values.
+type churn struct {
+	mu      sync.Mutex
+	created []*tracked
+	clears  int64
+}
+
+func startChurn(m *Map, keys int, pause time.Duration, stop *int32, wg *sync.WaitGroup) *churn {
+	c := &churn{}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		for atomic.LoadInt32(&stop) == 0 {
+		for atomic.LoadInt32(stop) == 0 {
 			m.ClearAsync()
-			atomic.AddInt64(&clears, 1)
-			time.Sleep(200 * time.Microsecond)
+			atomic.AddInt64(&c.clears, 1)
+			time.Sleep(pause)
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		for i := 0; atomic.LoadInt32(&stop) == 0; i++ {
+		for i := 0; atomic.LoadInt32(stop) == 0; i++ {
 			v := &tracked{id: i}
-			mu.Lock()
-			created = append(created, v)
-			mu.Unlock()
-			if err := m.Insert([]byte(fmt.Sprintf("k%d", i%32)), v, releaseTracked); err != nil {
+			c.mu.Lock()
+			c.created = append(c.created, v)
+			c.mu.Unlock()
+			if err := m.Insert([]byte(fmt.Sprintf("k%d", i%keys)), v, releaseTracked); err != nil {
 				panic(err)
 			}
 		}
 	}()
-	time.Sleep(1500 * time.Millisecond)
-	// Run on until the clearer and the inserter have both made progress, so a
-	// starved goroutine cannot let the test pass without having been exercised.
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		inserted := len(created)
-		mu.Unlock()
-		if atomic.LoadInt64(&clears) >= 5 && inserted >= 100 {
-			break
-		}
+	return c
+}
+
+func (c *churn) clearCount() int64 { return atomic.LoadInt64(&c.clears) }
+
+func (c *churn) inserted() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.created)
+}
+
+func (c *churn) values() []*tracked {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*tracked(nil), c.created...)
+}
+
+// runUntil lets the storm run until progress holds (checked every 10 ms; the
+// test fails after 2 minutes), then stops it and waits for its goroutines.
+func (c *churn) runUntil(t *testing.T, stop *int32, wg *sync.WaitGroup, progress func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); !progress(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			atomic.StoreInt32(&stop, 1)
+			atomic.StoreInt32(stop, 1)
 			wg.Wait()
-			t.Fatalf("the storm did not run: %d clears, %d values", atomic.LoadInt64(&clears), inserted)
+			t.Fatalf("the storm did not run: %d clears, %d values", c.clearCount(), c.inserted())
 		}
 	}
-	atomic.StoreInt32(&stop, 1)
+	atomic.StoreInt32(stop, 1)
 	wg.Wait()
-	closeAndCheckReleased(t, m, created)
-	t.Logf("%d values, %d clears", len(created), clears)
 }
 
 func TestUnreleasedValueIsReportedNotReleased(t *testing.T) {
@@ -954,11 +981,8 @@ func TestLoadDuringReplacementsAndClears(t *testing.T) {
 	const keys = 32
 	var (
 		stop          int32
-		mu            sync.Mutex
-		created       []*tracked
 		wg            sync.WaitGroup
-		hits, clears  int64
-		replacements  int64
+		hits          int64
 		loadedBadType int64
 	)
 	for r := 0; r < 4; r++ {
@@ -977,48 +1001,16 @@ func TestLoadDuringReplacementsAndClears(t *testing.T) {
 			}
 		}(r)
 	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for atomic.LoadInt32(&stop) == 0 {
-			m.ClearAsync()
-			atomic.AddInt64(&clears, 1)
-			time.Sleep(500 * time.Microsecond)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for i := 0; atomic.LoadInt32(&stop) == 0; i++ {
-			v := &tracked{id: i}
-			mu.Lock()
-			created = append(created, v)
-			mu.Unlock()
-			if err := m.Insert([]byte(fmt.Sprintf("k%d", i%keys)), v, releaseTracked); err != nil {
-				panic(err)
-			}
-			atomic.AddInt64(&replacements, 1)
-		}
-	}()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if atomic.LoadInt64(&clears) >= 20 && atomic.LoadInt64(&hits) >= 1000 &&
-			atomic.LoadInt64(&replacements) >= 1000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			atomic.StoreInt32(&stop, 1)
-			wg.Wait()
-			t.Fatalf("the storm did not run: %d clears, %d hits, %d replacements",
-				atomic.LoadInt64(&clears), atomic.LoadInt64(&hits), atomic.LoadInt64(&replacements))
-		}
-	}
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
+	c := startChurn(m, keys, 500*time.Microsecond, &stop, &wg)
+	c.runUntil(t, &stop, &wg, func() bool {
+		return c.clearCount() >= 20 && atomic.LoadInt64(&hits) >= 1000 && c.inserted() >= 1000
+	})
 	if n := atomic.LoadInt64(&loadedBadType); n != 0 {
 		t.Fatalf("%d loads returned something other than an inserted value", n)
 	}
-	closeAndCheckReleased(t, m, created)
+	closeAndCheckReleased(t, m, c.values())
 	t.Logf("%d hits, %d replacements, %d clears, %d loads of a value destroyed meanwhile",
-		hits, replacements, clears, atomic.LoadInt64(&loadsOfDestroyedValues))
+		hits, c.inserted(), c.clearCount(), atomic.LoadInt64(&loadsOfDestroyedValues))
 }
 
 // Reads of a present key from 1,000 (`go test -bench . -run '^$'`): Load against

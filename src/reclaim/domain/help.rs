@@ -664,6 +664,105 @@ mod tests {
         n
     }
 
+    /// Runs `f` while another thread holds a pin of `map`: no grace period that
+    /// begins meanwhile can end before `f` returns.
+    fn while_another_thread_pins<K, V>(map: &AtomicMap<K, V>, f: impl FnOnce())
+    where
+        K: Eq + std::hash::Hash + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+    {
+        let (pinned, done) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _guard = map.pin();
+                pinned.wait();
+                done.wait();
+            });
+            pinned.wait();
+            f();
+            done.wait();
+        });
+    }
+
+    /// Drops `map` and returns `ran`'s counts once `reclaimer` (the map's) has
+    /// destroyed everything released.
+    fn counts_after_flush<M>(reclaimer: &Reclaimer, map: M, ran: &[AtomicUsize; 2]) -> [usize; 2] {
+        drop(map);
+        flushed_counts(reclaimer, Duration::from_secs(30), ran)
+    }
+
+    /// `ran`'s counts once `reclaimer` has destroyed everything released (within
+    /// `timeout`).
+    fn flushed_counts(
+        reclaimer: &Reclaimer,
+        timeout: Duration,
+        ran: &[AtomicUsize; 2],
+    ) -> [usize; 2] {
+        assert!(reclaimer.flush(timeout), "not reclaimed in {timeout:?}");
+        ran.each_ref().map(|n| n.load(Ordering::Relaxed))
+    }
+
+    /// Two maps on a dedicated reclaimer, one built with
+    /// `destructors_on_releasing_threads` (its values `Probe`s counting into
+    /// `ran`), one of plain values, and a map on the process-wide reclaimer whose
+    /// closures the tests release in; `made` counts the probes made.
+    struct MixedMaps {
+        reclaimer: Reclaimer,
+        with_destructors: Arc<AtomicMap<usize, Probe>>,
+        plain: Arc<AtomicMap<usize, u64>>,
+        outer: Arc<AtomicMap<u8, u8>>,
+        ran: Arc<[AtomicUsize; 2]>,
+        made: Arc<AtomicUsize>,
+    }
+
+    /// What a test's thread uses of [`MixedMaps`].
+    type MixedHandles = (
+        Arc<AtomicMap<usize, Probe>>,
+        Arc<AtomicMap<usize, u64>>,
+        Arc<AtomicMap<u8, u8>>,
+        Arc<[AtomicUsize; 2]>,
+        Arc<AtomicUsize>,
+    );
+
+    impl MixedMaps {
+        fn new() -> Self {
+            let reclaimer = Reclaimer::new();
+            MixedMaps {
+                with_destructors: Arc::new(
+                    Builder::new()
+                        .reclaimer(&reclaimer)
+                        .destructors_on_releasing_threads(true)
+                        .build(),
+                ),
+                plain: Arc::new(Builder::new().reclaimer(&reclaimer).build()),
+                outer: Arc::new(AtomicMap::new()),
+                ran: probes(),
+                made: Arc::new(AtomicUsize::new(0)),
+                reclaimer,
+            }
+        }
+
+        fn handles(&self) -> MixedHandles {
+            (
+                Arc::clone(&self.with_destructors),
+                Arc::clone(&self.plain),
+                Arc::clone(&self.outer),
+                Arc::clone(&self.ran),
+                Arc::clone(&self.made),
+            )
+        }
+
+        /// Drops the maps, flushes their reclaimer (within `timeout`) and checks
+        /// that every probe made was destroyed once; returns the probes' counts
+        /// (outside `watched`, inside) and the reclaimer.
+        fn finish(self, timeout: Duration) -> ([usize; 2], Reclaimer) {
+            drop((self.with_destructors, self.plain, self.outer));
+            let ran = flushed_counts(&self.reclaimer, timeout, &self.ran);
+            assert_eq!(ran[0] + ran[1], self.made.load(Ordering::Relaxed));
+            (ran, self.reclaimer)
+        }
+    }
+
     /// Batches that this thread's earlier helps left in their grace period (another
     /// thread was pinned), holding values with destructors, must not be destroyed
     /// by a later help that starts in the user's code under a shard lock: there a
@@ -674,39 +773,13 @@ mod tests {
     /// review, 2026-12-06).
     #[test]
     fn earlier_helps_batches_wait_out_a_help_in_a_closure() {
-        let reclaimer = Reclaimer::new();
-        let with_destructors: Arc<AtomicMap<usize, Probe>> = Arc::new(
-            Builder::new()
-                .reclaimer(&reclaimer)
-                .destructors_on_releasing_threads(true)
-                .build(),
-        );
-        let plain: Arc<AtomicMap<usize, u64>> =
-            Arc::new(Builder::new().reclaimer(&reclaimer).build());
-        let outer: Arc<AtomicMap<u8, u8>> = Arc::new(AtomicMap::new());
-        let (ran, made) = (probes(), Arc::new(AtomicUsize::new(0)));
-        let (w, p, o, r, m) = (
-            Arc::clone(&with_destructors),
-            Arc::clone(&plain),
-            Arc::clone(&outer),
-            Arc::clone(&ran),
-            Arc::clone(&made),
-        );
+        let maps = MixedMaps::new();
+        let (w, p, o, r, m) = maps.handles();
         on_a_claimed_thread(move || {
             for _ in 0..40 {
-                // Another thread pins while this one releases: the helps' batches
-                // stay in their grace period.
-                let guard_held = std::sync::Barrier::new(2);
-                let release = std::sync::Barrier::new(2);
-                std::thread::scope(|scope| {
-                    scope.spawn(|| {
-                        let _guard = p.pin();
-                        guard_held.wait();
-                        release.wait();
-                    });
-                    guard_held.wait();
+                // The helps' batches stay in their grace period.
+                while_another_thread_pins(&p, || {
                     m.fetch_add(release_probes(&w, &r, 2 * HELP_EVERY), Ordering::Relaxed);
-                    release.wait();
                 });
                 o.compute(0, |_| {
                     watched(|| {
@@ -722,16 +795,7 @@ mod tests {
                 }
             }
         });
-        drop((with_destructors, plain));
-        assert!(
-            reclaimer.flush(Duration::from_secs(30)),
-            "not reclaimed in 30 s"
-        );
-        let ran = [
-            ran[0].load(Ordering::Relaxed),
-            ran[1].load(Ordering::Relaxed),
-        ];
-        assert_eq!(ran[0] + ran[1], made.load(Ordering::Relaxed));
+        let (ran, _) = maps.finish(Duration::from_secs(30));
         assert_eq!(ran[1], 0, "a destructor ran in a compute closure: {ran:?}");
     }
 
@@ -768,16 +832,7 @@ mod tests {
                 });
             }
         });
-        let reclaimer = map.reclaimer();
-        drop(map);
-        assert!(
-            reclaimer.flush(Duration::from_secs(30)),
-            "not reclaimed in 30 s"
-        );
-        let ran = [
-            ran[0].load(Ordering::Relaxed),
-            ran[1].load(Ordering::Relaxed),
-        ];
+        let ran = counts_after_flush(&map.reclaimer(), map, &ran);
         assert_eq!(ran[0] + ran[1], RELEASES);
         assert_eq!(
             ran[1], 0,
@@ -866,16 +921,7 @@ mod tests {
             }
         });
         drop(o);
-        let reclaimer = inner.reclaimer();
-        drop(inner);
-        assert!(
-            reclaimer.flush(Duration::from_secs(30)),
-            "not reclaimed in 30 s"
-        );
-        let ran = [
-            ran[0].load(Ordering::Relaxed),
-            ran[1].load(Ordering::Relaxed),
-        ];
+        let ran = counts_after_flush(&inner.reclaimer(), inner, &ran);
         assert_eq!(ran[0] + ran[1], 20 * 4 * HELP_EVERY);
         assert_eq!(
             ran[1], 0,
@@ -892,25 +938,9 @@ mod tests {
     /// access of the cells, rings and batches on the way (about 30 s there).
     #[test]
     fn small_helps_for_miri() {
-        let reclaimer = Reclaimer::new();
-        let with_destructors: Arc<AtomicMap<usize, Probe>> = Arc::new(
-            Builder::new()
-                .reclaimer(&reclaimer)
-                .destructors_on_releasing_threads(true)
-                .build(),
-        );
-        let plain: Arc<AtomicMap<usize, u64>> =
-            Arc::new(Builder::new().reclaimer(&reclaimer).build());
-        let outer: Arc<AtomicMap<u8, u8>> = Arc::new(AtomicMap::new());
-        let (ran, made) = (probes(), Arc::new(AtomicUsize::new(0)));
-        let (w, p, o, r, m) = (
-            Arc::clone(&with_destructors),
-            Arc::clone(&plain),
-            Arc::clone(&outer),
-            Arc::clone(&ran),
-            Arc::clone(&made),
-        );
-        let domain = Arc::clone(reclaimer.domain());
+        let maps = MixedMaps::new();
+        let (w, p, o, r, m) = maps.handles();
+        let domain = Arc::clone(maps.reclaimer.domain());
         on_a_claimed_thread(move || {
             let helped = &domain.helped;
             let both = |n: usize| {
@@ -922,18 +952,7 @@ mod tests {
                     m.fetch_add(1, Ordering::Relaxed);
                 }
             };
-            let guard_held = std::sync::Barrier::new(2);
-            let release = std::sync::Barrier::new(2);
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    let _guard = p.pin();
-                    guard_held.wait();
-                    release.wait();
-                });
-                guard_held.wait();
-                both(HELP_EVERY / 2);
-                release.wait();
-            });
+            while_another_thread_pins(&p, || both(HELP_EVERY / 2));
             // Until a help has destroyed something (under Miri a help often meets
             // the reclaimer's slow pass holding the lock or the epoch), at most 8
             // rounds.
@@ -949,20 +968,12 @@ mod tests {
                 crate::Operation::<u8>::Keep
             });
         });
-        drop((with_destructors, plain, outer));
-        assert!(reclaimer.flush(Duration::from_secs(600)), "not reclaimed");
-        let ran = [
-            ran[0].load(Ordering::Relaxed),
-            ran[1].load(Ordering::Relaxed),
-        ];
-        assert_eq!(ran[0] + ran[1], made.load(Ordering::Relaxed));
+        let (ran, reclaimer) = maps.finish(Duration::from_secs(600));
         assert_eq!(ran[1], 0, "a destructor ran in a compute closure: {ran:?}");
-        // Relaxed: a count, read after the flush.
+        // Relaxed: counts, read after the flush.
         let helped = reclaimer.domain().helped.load(Ordering::Relaxed);
         let runs = reclaimer.domain().helps_run.load(Ordering::Relaxed);
-        eprintln!(
-            "small_helps_for_miri: {made:?} values of each map, {helped} destroyed in {runs} helps"
-        );
+        eprintln!("small_helps_for_miri: {ran:?} values, {helped} destroyed in {runs} helps");
         reclaimer.shutdown();
     }
 }
