@@ -148,9 +148,13 @@ mod membarrier {
             return false;
         }
         let supported = call(CMD_QUERY);
+        // The barrier itself tried once too: a policy (seccomp, an LSM) that
+        // allowed the query and the registration but not the barrier would
+        // otherwise abort the process at its first barrier (`private_expedited`).
         supported >= 0
             && supported & libc::c_long::from(CMD_PRIVATE_EXPEDITED) != 0
             && call(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+            && call(CMD_PRIVATE_EXPEDITED) == 0
     }
 
     /// A full barrier on every CPU running one of this process's threads.

@@ -888,3 +888,176 @@ mod tests {
         assert_eq!(global.barriers.load(Ordering::SeqCst), barriers + 1);
     }
 }
+
+/// Store buffering on the real paths (added after a review of the fork,
+/// 2026-12-06, which found the helpers' test in `asymmetric.rs` the only one): a light `Local::pin` followed by a
+/// load of a shared location, against a store to that location followed by
+/// `Global::heavy_fence` and a load of the reader's epoch (what `push_bag` and
+/// `advance_from` do). Forbidden: the reader misses the store while the writer sees
+/// the still-pinned reader unpinned.
+#[cfg(all(test, not(crossbeam_loom), not(miri)))]
+mod light_pin_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread;
+    use std::vec::Vec;
+
+    #[test]
+    fn a_light_pin_and_heavy_fence_order_store_buffering_on_the_real_paths() {
+        if !crate::asymmetric::enable_light_pins() {
+            return;
+        }
+        const ROUNDS: usize = 50_000;
+        let collector = crate::Collector::new();
+        let shared = AtomicUsize::new(0);
+        let arrived = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let local_addr = AtomicUsize::new(0);
+        let (reader_saw, writer_saw_pinned) = thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let handle = collector.register();
+                for _ in 0..=Local::PINS_BEFORE_LIGHT {
+                    drop(handle.pin());
+                }
+                // SAFETY: `handle` is this thread's registration and lives to the
+                // end of the closure; its `Local` lives at least as long.
+                let local = unsafe { &*handle.local };
+                assert!(local.light.get(), "the reader did not turn light");
+                local_addr.store(handle.local as usize, Ordering::Release);
+                let mut saw = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < 2 * round {
+                        core::hint::spin_loop();
+                    }
+                    let guard = handle.pin();
+                    saw.push(shared.load(Ordering::Relaxed));
+                    // Stay pinned until the writer has looked at our epoch.
+                    while done.load(Ordering::Acquire) < round {
+                        core::hint::spin_loop();
+                    }
+                    drop(guard);
+                }
+                assert!(local.light.get(), "the reader left the light path");
+                saw
+            });
+            let (collector, shared, arrived, done, local_addr) =
+                (&collector, &shared, &arrived, &done, &local_addr);
+            let writer = s.spawn(move || {
+                let mut addr = 0;
+                while addr == 0 {
+                    addr = local_addr.load(Ordering::Acquire);
+                    core::hint::spin_loop();
+                }
+                // SAFETY: only the atomic epoch of the reader's `Local` is read,
+                // and that `Local` outlives this loop: the reader holds its handle
+                // until it has seen `done` reach the last round, stored below.
+                let epoch: &AtomicEpoch = unsafe { &(*(addr as *const Local)).epoch };
+                let mut saw_pinned = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < 2 * round {
+                        core::hint::spin_loop();
+                    }
+                    shared.store(round, Ordering::Relaxed);
+                    collector.global.heavy_fence();
+                    saw_pinned.push(epoch.load(Ordering::Relaxed).is_pinned());
+                    done.store(round, Ordering::Release);
+                }
+                saw_pinned
+            });
+            (reader.join().unwrap(), writer.join().unwrap())
+        });
+        let both_missed = (1..=ROUNDS)
+            .filter(|&r| reader_saw[r - 1] < r && !writer_saw_pinned[r - 1])
+            .count();
+        assert_eq!(
+            both_missed, 0,
+            "a light pin's epoch store and a heavy fence's store both went unseen"
+        );
+    }
+
+    #[test]
+    fn entering_and_leaving_light_races_the_heavy_fence() {
+        if !crate::asymmetric::enable_light_pins() {
+            return;
+        }
+        const ROUNDS: usize = 50_000;
+        let collector = crate::Collector::new();
+        let shared = AtomicUsize::new(0);
+        let arrived = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let local_addr = AtomicUsize::new(0);
+        let (reader_saw, writer_saw_pinned) = thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let handle = collector.register();
+                for _ in 0..=Local::PINS_BEFORE_LIGHT {
+                    drop(handle.pin());
+                }
+                // SAFETY: `handle` is this thread's registration and lives to the
+                // end of the closure; its `Local` lives at least as long.
+                let local = unsafe { &*handle.local };
+                assert!(local.light.get(), "the reader did not turn light");
+                local_addr.store(handle.local as usize, Ordering::Release);
+                let mut saw = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < 2 * round {
+                        core::hint::spin_loop();
+                    }
+                    // Case (b) of asymmetric.rs: turn light just before this
+                    // pin, racing the writer's load of the count.
+                    if round % 3 == 0 && !local.light.get() {
+                        local.enter_light();
+                    }
+                    let guard = handle.pin();
+                    saw.push(shared.load(Ordering::Relaxed));
+                    // Case (c): leave light while this (light) pin is held,
+                    // racing the writer's load of the count.
+                    if round % 3 == 1 {
+                        local.leave_light();
+                    }
+                    // Stay pinned until the writer has looked at our epoch.
+                    while done.load(Ordering::Acquire) < round {
+                        core::hint::spin_loop();
+                    }
+                    drop(guard);
+                }
+                saw
+            });
+            let (collector, shared, arrived, done, local_addr) =
+                (&collector, &shared, &arrived, &done, &local_addr);
+            let writer = s.spawn(move || {
+                let mut addr = 0;
+                while addr == 0 {
+                    addr = local_addr.load(Ordering::Acquire);
+                    core::hint::spin_loop();
+                }
+                // SAFETY: only the atomic epoch of the reader's `Local` is read,
+                // and that `Local` outlives this loop: the reader holds its handle
+                // until it has seen `done` reach the last round, stored below.
+                let epoch: &AtomicEpoch = unsafe { &(*(addr as *const Local)).epoch };
+                let mut saw_pinned = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < 2 * round {
+                        core::hint::spin_loop();
+                    }
+                    shared.store(round, Ordering::Relaxed);
+                    collector.global.heavy_fence();
+                    saw_pinned.push(epoch.load(Ordering::Relaxed).is_pinned());
+                    done.store(round, Ordering::Release);
+                }
+                saw_pinned
+            });
+            (reader.join().unwrap(), writer.join().unwrap())
+        });
+        let both_missed = (1..=ROUNDS)
+            .filter(|&r| reader_saw[r - 1] < r && !writer_saw_pinned[r - 1])
+            .count();
+        assert_eq!(
+            both_missed, 0,
+            "a light pin's epoch store and a heavy fence's store both went unseen"
+        );
+    }
+}
