@@ -56,20 +56,13 @@ const CAPACITY: usize = if cfg!(miri) { 20_000 } else { 4_000_000 };
 /// make the test pass without having exercised its part.
 const MIN_OPS_PER_WORKER: u64 = if cfg!(miri) { 3 } else { 20 };
 const MIN_GENERATIONS: u64 = if cfg!(miri) { 3 } else { 5 };
-/// Values enough for releasing threads' helps to have run destructors: a help is
-/// due every 256 releases, and while other threads pin light one due help in 16
-/// runs, so 50,000 values give about a dozen. A native storm makes millions; a
-/// short one under valgrind (`.ci/stress-under-valgrind.sh`: about 4,000) checks
-/// only that every value is dropped once.
-const ENOUGH_FOR_HELPS: usize = 50_000;
 /// Past this, a worker that still has not made progress fails the test.
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The storm on a map of reclaim `mode`, whose releasing threads run its
 /// destructors in their helps if `on_releasing_threads`
-/// (`Builder::destructors_on_releasing_threads`): then some values must be
-/// dropped on the workers that read and release (in a background map's helps),
-/// otherwise none.
+/// (`Builder::destructors_on_releasing_threads`); otherwise no value may be
+/// dropped on the workers that read and release.
 fn storm(mode: ReclaimMode, on_releasing_threads: bool) {
     let run_for = Duration::from_millis(env_or("ATOMIC_MAP_STRESS_MS", 2000));
     let keys = env_or("ATOMIC_MAP_STRESS_KEYS", 64);
@@ -292,13 +285,19 @@ fn storm(mode: ReclaimMode, on_releasing_threads: bool) {
          peak pending {peak_pending}, final {stats:?}",
         ledger.created()
     );
+    // With the option, how many values the workers' helps drop varies widely: a
+    // help runs one in 16 times while other threads pin light, only when the
+    // reclaimer's pass does not hold its lock, and destroys only batches whose
+    // grace period has ended; native runs dropped 2,500 to 400,000 of 0.5 to 2
+    // million values on the workers, a 32-bit run in CI none of 380,590. That the
+    // option takes effect is the unit tests' and loom scenario 26's to show
+    // (`src/reclaim/domain/help.rs`); here, that every value is dropped once and
+    // never while readable, whoever drops it.
     if !on_releasing_threads {
         assert_eq!(
             on_workers, 0,
             "a destructor ran on a thread that only reads or releases"
         );
-    } else if mode == ReclaimMode::Background && ledger.created() >= ENOUGH_FOR_HELPS {
-        assert!(on_workers > 0, "no destructor ran in a worker's help");
     }
 }
 
