@@ -89,8 +89,12 @@ pub fn enable_light_pins() -> bool {
     }
     let registered = membarrier::register();
     if registered {
-        // Release: a thread that sees the flag set, and then pins light, does so
-        // after the registration returned.
+        // Release: a thread that sees the flag set (Acquire, `light_pins_allowed`)
+        // and then counts itself light (`Local::enter_light`) does so after the
+        // registration returned; what needs it is the barrier's caller, which
+        // reaches the registration through that chain: the flag, the count's
+        // increment, then its own load of the count (`Global::heavy_fence`), so
+        // that its barrier never comes before the registration.
         LIGHT_PINS_ALLOWED.store(true, Ordering::Release);
     }
     registered

@@ -667,7 +667,9 @@ impl Local {
         // an advance whose load of the count misses this increment has its fence
         // before this one in the `SeqCst` order (its load is coherence-ordered
         // before the increment), so the light pins that follow see everything that
-        // preceded that fence.
+        // preceded that fence. (On x86 the `lock xadd` of the increment is a full
+        // barrier already; the fence is for targets where a `SeqCst`
+        // read-modify-write is not.)
         self.global().light_pinners.fetch_add(1, Ordering::SeqCst);
         atomic::fence(Ordering::SeqCst);
         self.light.set(true);
