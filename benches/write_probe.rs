@@ -243,65 +243,74 @@ fn timed(
     })
 }
 
-/// `body` timed over `map`, first prefilled with `keys` keys; the readers beside it
-/// (`--readers`) read through pinned gets.
-fn timed_atomic<S>(
-    map: &AtomicMap<u64, u64, S>,
-    seqs: &[Vec<Op>],
+/// [`timed`] on a map first prefilled with keys `0..keys` (`insert`), whichever
+/// map it is.
+fn timed_prefilled(
     t: &Threads,
-    keys: u64,
+    seqs: &[Vec<Op>],
     rounds: usize,
-    body: impl Fn(&AtomicMap<u64, u64, S>, &[Op], usize) -> u64 + Sync,
-) -> f64
-where
-    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
-{
-    (0..keys).for_each(|k| drop(map.insert(k, k)));
-    timed(
-        t,
-        seqs,
-        rounds,
-        |ops, r| body(map, ops, r),
-        |k| map.pin().get_borrowed(&k).copied().unwrap_or(0),
-    )
+    keys: u64,
+    insert: impl Fn(u64),
+    body: impl Fn(&[Op], usize) -> u64 + Sync,
+    read: impl Fn(u64) -> u64 + Sync,
+) -> f64 {
+    (0..keys).for_each(insert);
+    timed(t, seqs, rounds, body, read)
 }
 
-/// `run_dashmap` timed over `map`, as [`timed_atomic`].
-fn timed_dashmap<S>(
-    map: &DashMap<u64, u64, S>,
+/// One run of a `DashMap` on either hasher.
+fn dashmap_run<S: BuildHasher + Clone + Send + Sync>(
+    m: &DashMap<u64, u64, S>,
     seqs: &[Vec<Op>],
     t: &Threads,
     keys: u64,
     rounds: usize,
-) -> f64
-where
-    S: std::hash::BuildHasher + Clone + Send + Sync,
-{
-    (0..keys).for_each(|k| {
-        map.insert(k, k);
-    });
-    timed(
+) -> f64 {
+    timed_prefilled(
         t,
         seqs,
         rounds,
-        |ops, r| run_dashmap(map, ops, r),
-        |k| map.get(&k).map_or(0, |v| *v),
+        keys,
+        |k| {
+            m.insert(k, k);
+        },
+        |ops, r| run_dashmap(m, ops, r),
+        |k| m.get(&k).map_or(0, |v| *v),
     )
 }
 
 /// One run of `map` (a fresh map, prefilled with `keys` keys): ns per operation.
 fn run(map: &str, seqs: &[Vec<Op>], t: &Threads, keys: u64, rounds: usize) -> f64 {
     match map {
-        "atomic" => timed_atomic(&AtomicMap::new(), seqs, t, keys, rounds, run_atomic),
+        "atomic" => {
+            let m = AtomicMap::new();
+            timed_prefilled(
+                t,
+                seqs,
+                rounds,
+                keys,
+                |k| drop(m.insert(k, k)),
+                |ops, r| run_atomic(&m, ops, r),
+                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
+            )
+        }
         "atomic-manual" => {
             let m = Builder::new()
                 .reclaim_mode(ReclaimMode::Manual)
                 .hasher(FixedState::with_seed(42))
                 .build();
-            timed_atomic(&m, seqs, t, keys, rounds, run_atomic_manual)
+            timed_prefilled(
+                t,
+                seqs,
+                rounds,
+                keys,
+                |k| drop(m.insert(k, k)),
+                |ops, r| run_atomic_manual(&m, ops, r),
+                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
+            )
         }
-        "dashmap" => timed_dashmap(&DashMap::new(), seqs, t, keys, rounds),
-        "dashmap-foldhash" => timed_dashmap(
+        "dashmap" => dashmap_run(&DashMap::new(), seqs, t, keys, rounds),
+        "dashmap-foldhash" => dashmap_run(
             &DashMap::with_hasher(foldhash::fast::RandomState::default()),
             seqs,
             t,
