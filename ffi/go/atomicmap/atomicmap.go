@@ -2,8 +2,8 @@
 // ClearAsync is an O(1) swap of generations, and whose values stay valid for
 // whoever holds them across clears, removes and Close.
 //
-// Values are Go values kept through runtime/cgo.Handle: C only ever stores the
-// handle (an integer), never a Go pointer. Each value's release callback runs, and
+// Values are Go values kept behind integer handles (handles.go): C only ever
+// stores the handle, never a Go pointer. Each value's release callback runs, and
 // its handle is deleted, exactly once: after the last of every generation holding
 // it and every *Value obtained from Get. A *Value must be released with Release;
 // one that is garbage-collected unreleased is reported as a leak (LeakedValues)
@@ -30,17 +30,7 @@ package atomicmap
 #include <stdint.h>
 #include <stdlib.h>
 #include "amap.h"
-
-amap_status_t amap_go_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle);
-amap_status_t amap_go_try_insert(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t handle,
-                                amap_value_t **out_value);
-amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle);
-amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
-amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
-amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
-amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
-                              amap_value_t **out_value);
-amap_status_t amap_go_load(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t *out_handle);
+#include "glue.h"
 */
 import "C"
 
@@ -75,10 +65,13 @@ func check(status C.amap_status_t) error {
 	return &Error{Status: int(status), Text: C.GoString(C.amap_status_str(C.int32_t(status)))}
 }
 
-// entry is what a cgo.Handle of the map holds.
+// entry is what a value's handle (valueHandles) resolves to.
 type entry struct {
 	value   any
 	release func(any)
+	// handle is the entry's own handle: a resolution checks it, so that a
+	// deleted handle whose slot holds a newer entry is not taken for it.
+	handle uintptr
 }
 
 // Map is a concurrent map from byte-string keys to Go values. Its methods are
@@ -246,28 +239,23 @@ func (m *Map) Insert(key []byte, value any, release func(any)) error {
 	return nil
 }
 
-// liveHandles counts the values' handles made and not yet deleted: every one is
+// newValueHandle makes the handle a value crosses into C as. Every handle is
 // deleted exactly once, by the value's destructor or by the call that did not
-// hand it over (the tests check that it comes back).
-var liveHandles int64
-
-// newValueHandle makes the handle a value crosses into C as.
-func newValueHandle(value any, release func(any)) cgo.Handle {
-	atomic.AddInt64(&liveHandles, 1)
-	return cgo.NewHandle(&entry{value: value, release: release})
+// hand it over (the tests check that valueHandles.liveCount comes back).
+func newValueHandle(value any, release func(any)) uintptr {
+	return valueHandles.make(&entry{value: value, release: release})
 }
 
-// deleteValueHandle deletes a value's handle (once).
-func deleteValueHandle(h cgo.Handle) {
-	h.Delete()
-	atomic.AddInt64(&liveHandles, -1)
+// deleteValueHandle deletes a value's handle (once) and returns its entry.
+func deleteValueHandle(h uintptr) *entry {
+	return valueHandles.delete(h)
 }
 
 // untaken deletes the handle of a value that a call did not take (its status is
 // not AMAP_OK). After AMAP_PANIC the library may already have destroyed the value,
 // deleting the handle: it is left alone then (a leak at worst, never a second
 // Delete, which would panic or free another value's handle).
-func untaken(h cgo.Handle, status C.amap_status_t) {
+func untaken(h uintptr, status C.amap_status_t) {
 	if status != C.AMAP_PANIC {
 		deleteValueHandle(h)
 	}
@@ -366,7 +354,7 @@ func (m *Map) Compute(key []byte, f func(current any, present bool) (op Op, valu
 type computeCall struct {
 	f        func(current any, present bool) (Op, any, func(any))
 	made     bool
-	handle   cgo.Handle
+	handle   uintptr
 	failed   bool
 	panicked any
 }
@@ -471,22 +459,21 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 	if m.ptr == nil {
 		return nil, false
 	}
-	var out *C.amap_value_t
 	k, n := keyPtr(key)
-	status := C.amap_get(m.ptr, k, n, &out)
+	found := C.amap_go_get(C.uintptr_t(uintptr(unsafe.Pointer(m.ptr))), k, n)
 	runtime.KeepAlive(key)
-	if status != C.AMAP_OK {
+	if found.status != C.AMAP_OK {
 		return nil, false
 	}
-	return newValue(out), true
+	return newValueOf(found.value, uintptr(found.handle)), true
 }
 
 // Load returns the Go value mapped to key, as sync.Map's Load does: nothing to
-// release, no reference count touched, one cgo call (Get makes four, and a
-// *Value). The key is looked up in a read section (amap_read_begin) begun and
+// release, no reference count touched, one cgo call (Get, Value.Get and Release
+// make two, and a *Value). The key is looked up in a read section (amap_read_begin) begun and
 // ended within that call; the value's handle is resolved after it. If the value
 // was removed and destroyed in between (its handle deleted; handles are never
-// reused), Load reports the key absent, as it was at some moment of the call.
+// made twice), Load reports the key absent, as it was at some moment of the call.
 // The Go value returned then lives as long as the caller keeps it, like any Go
 // value, whatever the map does. Use Get to hold a value in the map's terms (its
 // release callback, which may free C memory or close a file, waits for Release).
@@ -494,13 +481,12 @@ func (m *Map) Load(key []byte) (value any, ok bool) {
 	if m.ptr == nil {
 		return nil, false
 	}
-	var handle C.uintptr_t
 	k, n := keyPtr(key)
-	status := C.amap_go_load(m.ptr, k, n, &handle)
+	found := C.amap_go_load(C.uintptr_t(uintptr(unsafe.Pointer(m.ptr))), k, n)
 	runtime.KeepAlive(key)
-	switch status {
+	switch found.status {
 	case C.AMAP_OK:
-		if e, live := liveEntry(uintptr(handle)); live {
+		if e, live := valueHandles.entry(uintptr(found.handle)); live {
 			return e.value, true
 		}
 		atomic.AddInt64(&loadsOfDestroyedValues, 1)
@@ -508,31 +494,13 @@ func (m *Map) Load(key []byte) (value any, ok bool) {
 	case C.AMAP_NOT_FOUND:
 		return nil, false
 	default:
-		panic(check(status))
+		panic(check(found.status))
 	}
 }
 
 // loadsOfDestroyedValues counts the Loads whose value was destroyed between its
 // lookup and the resolution of its handle (for the tests).
 var loadsOfDestroyedValues int64
-
-// liveEntry resolves a value's handle, or reports that it was deleted
-// (cgo.Handle's Value panics on a deleted handle, as documented; any other panic
-// goes on).
-func liveEntry(h uintptr) (e *entry, live bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			if msg, isString := r.(string); !isString || msg != invalidHandle {
-				panic(r)
-			}
-			e, live = nil, false
-		}
-	}()
-	return cgo.Handle(h).Value().(*entry), true
-}
-
-// invalidHandle is what cgo.Handle's Value panics with for a deleted handle.
-const invalidHandle = "runtime/cgo: misuse of an invalid Handle"
 
 // Contains reports whether the current generation maps key.
 func (m *Map) Contains(key []byte) bool {
@@ -853,6 +821,9 @@ func (m *Map) Stats() Stats {
 type Value struct {
 	ptr      *C.amap_value_t
 	released int32
+	// handle is the value's handle, read once (0 until then; stored atomically,
+	// as a *Value may be shared).
+	handle uintptr
 }
 
 var leakedValues int64
@@ -862,7 +833,12 @@ var leakedValues int64
 func LeakedValues() int64 { return atomic.LoadInt64(&leakedValues) }
 
 func newValue(ptr *C.amap_value_t) *Value {
-	v := &Value{ptr: ptr}
+	return newValueOf(ptr, 0)
+}
+
+// newValueOf wraps a retained value whose handle the caller read (0 if not).
+func newValueOf(ptr *C.amap_value_t, handle uintptr) *Value {
+	v := &Value{ptr: ptr, handle: handle}
 	runtime.SetFinalizer(v, func(v *Value) {
 		if atomic.LoadInt32(&v.released) == 0 {
 			atomic.AddInt64(&leakedValues, 1)
@@ -876,8 +852,12 @@ func (v *Value) Get() any {
 	if atomic.LoadInt32(&v.released) != 0 {
 		panic("atomicmap: Value used after Release")
 	}
-	h := cgo.Handle(uintptr(C.amap_value_data(v.ptr)))
-	return h.Value().(*entry).value
+	h := atomic.LoadUintptr(&v.handle)
+	if h == 0 {
+		h = uintptr(C.amap_value_data(v.ptr))
+		atomic.StoreUintptr(&v.handle, h)
+	}
+	return valueHandles.mustEntry(h).value
 }
 
 // Retain returns a second *Value for the same value, with its own reference.
@@ -888,7 +868,7 @@ func (v *Value) Retain() *Value {
 	if err := check(C.amap_value_retain(v.ptr)); err != nil {
 		panic(err)
 	}
-	return newValue(v.ptr)
+	return newValueOf(v.ptr, atomic.LoadUintptr(&v.handle))
 }
 
 // Release gives the reference back. Releasing twice panics.
@@ -896,7 +876,7 @@ func (v *Value) Release() {
 	if !atomic.CompareAndSwapInt32(&v.released, 0, 1) {
 		panic("atomicmap: Value released twice")
 	}
-	C.amap_value_release(v.ptr)
+	C.amap_go_value_release(C.uintptr_t(uintptr(unsafe.Pointer(v.ptr))))
 }
 
 // Snapshot is a view of one generation: it never sees a clear.

@@ -3,7 +3,6 @@ package atomicmap
 import (
 	"fmt"
 	"runtime"
-	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -624,7 +623,7 @@ func TestManualReclaimerServesItsMaps(t *testing.T) {
 // value in place; goroutines racing TryInsert and Take conserve the values (every
 // win is taken out or still mapped) and release each value once.
 func TestConditionalWrites(t *testing.T) {
-	handles := atomic.LoadInt64(&liveHandles)
+	handles := valueHandles.liveCount()
 	m := New()
 	defer m.Close()
 	first, second := &tracked{id: 1}, &tracked{id: 2}
@@ -739,10 +738,10 @@ func TestConditionalWrites(t *testing.T) {
 	// Every handle made here was deleted: by its value's destructor, or, refused,
 	// by TryInsert. (Values other tests left to the process-wide reclaimer can only
 	// take the count lower meanwhile.)
-	for i := 0; i < 5000 && atomic.LoadInt64(&liveHandles) > handles; i++ {
+	for i := 0; i < 5000 && valueHandles.liveCount() > handles; i++ {
 		time.Sleep(time.Millisecond)
 	}
-	if now := atomic.LoadInt64(&liveHandles); now > handles {
+	if now := valueHandles.liveCount(); now > handles {
 		t.Fatalf("%d value handles never deleted", now-handles)
 	}
 }
@@ -753,7 +752,7 @@ func TestConditionalWrites(t *testing.T) {
 // counters lose no increment; every value is released once and every handle
 // deleted.
 func TestCompute(t *testing.T) {
-	handles := atomic.LoadInt64(&liveHandles)
+	handles := valueHandles.liveCount()
 	m := New()
 	defer m.Close()
 	next := 0
@@ -860,10 +859,10 @@ func TestCompute(t *testing.T) {
 	}
 	drain(t, m)
 	// Every handle made here was deleted (the unknown Op's value got none).
-	for i := 0; i < 5000 && atomic.LoadInt64(&liveHandles) > handles; i++ {
+	for i := 0; i < 5000 && valueHandles.liveCount() > handles; i++ {
 		time.Sleep(time.Millisecond)
 	}
-	if now := atomic.LoadInt64(&liveHandles); now > handles {
+	if now := valueHandles.liveCount(); now > handles {
 		t.Fatalf("%d value handles never deleted", now-handles)
 	}
 }
@@ -1056,25 +1055,70 @@ func BenchmarkReads(b *testing.B) {
 }
 
 // Load resolves a value's handle after its read section: a handle deleted in
-// between (the value destroyed) reads as absent, never as another value, and any
-// other panic of the resolution goes on.
-func TestLoadOfADestroyedValue(t *testing.T) {
-	h := newValueHandle("gone", nil)
-	deleteValueHandle(h)
-	if e, live := liveEntry(uintptr(h)); live || e != nil {
+// between (the value destroyed) reads as absent, never as another value, also once
+// its slot holds a newer value; a slot is never given a handle it had before.
+func TestHandlesAreNeverMadeTwice(t *testing.T) {
+	var table valueTable
+	if _, live := table.entry(0); live {
+		t.Fatal("handle 0 of an empty table resolved")
+	}
+	gone := table.make(&entry{value: "gone"})
+	if e := table.delete(gone); e.value != "gone" {
+		t.Fatalf("deleting a handle returned %v", e.value)
+	}
+	if e, live := table.entry(gone); live || e != nil {
 		t.Fatalf("a deleted handle resolved to %v", e)
 	}
-	live := newValueHandle("here", nil)
-	defer deleteValueHandle(live)
-	if e, ok := liveEntry(uintptr(live)); !ok || e.value != "here" {
-		t.Fatalf("a live handle resolved to %v, %v", e, ok)
+	here := table.make(&entry{value: "here"})
+	if here&handleIndexMask != gone&handleIndexMask || here == gone {
+		t.Fatalf("the slot of %#x was not used again under a new handle: %#x", gone, here)
 	}
-	notAnEntry := cgo.NewHandle(42)
-	defer notAnEntry.Delete()
+	if _, live := table.entry(gone); live {
+		t.Fatal("a deleted handle resolved to the newer value in its slot")
+	}
+	if e, live := table.entry(here); !live || e.value != "here" {
+		t.Fatalf("a live handle resolved to %v, %v", e, live)
+	}
+	if _, live := table.entry(here + 1); live {
+		t.Fatal("a handle never made resolved")
+	}
+	mustPanic(t, "a second delete", func() { table.delete(gone) })
+
+	// A slot whose generation would wrap is retired.
+	index := uint32(here & handleIndexMask)
+	table.gens[index] = maxGeneration - 1
+	table.delete(here)
+	last := table.make(&entry{value: "last"})
+	if last&handleIndexMask != here&handleIndexMask || last>>handleIndexBits != maxGeneration {
+		t.Fatalf("the slot's last handle is %#x", last)
+	}
+	table.delete(last)
+	if next := table.make(&entry{}); next&handleIndexMask == last&handleIndexMask {
+		t.Fatalf("a slot at its last generation was used again: %#x", next)
+	}
+
+	// Past one chunk: every handle resolves to its own value until deleted.
+	handles := make([]uintptr, 3*chunkSize)
+	for i := range handles {
+		handles[i] = table.make(&entry{value: i})
+	}
+	for i, h := range handles {
+		if e, live := table.entry(h); !live || e.value != i {
+			t.Fatalf("handle %d resolved to %v, %v", i, e, live)
+		}
+		table.delete(h)
+	}
+	if n := table.liveCount(); n != 1 {
+		t.Fatalf("%d handles live, expected 1", n)
+	}
+}
+
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
 	defer func() {
 		if recover() == nil {
-			t.Fatal("a handle of something else than a value resolved")
+			t.Fatalf("%s did not panic", what)
 		}
 	}()
-	liveEntry(uintptr(notAnEntry))
+	f()
 }

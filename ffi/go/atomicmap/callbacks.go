@@ -16,9 +16,7 @@ import (
 //
 //export goAtomicMapDeleteHandle
 func goAtomicMapDeleteHandle(handle C.uintptr_t) {
-	h := cgo.Handle(handle)
-	e := h.Value().(*entry)
-	deleteValueHandle(h)
+	e := deleteValueHandle(uintptr(handle))
 	if e.release != nil {
 		e.release(e.value)
 	}
@@ -73,7 +71,7 @@ func goAtomicMapCompute(current C.uintptr_t, present C.uint8_t, user C.uintptr_t
 	c := cgo.Handle(user).Value().(*computeCall)
 	var value any
 	if present != 0 {
-		value = cgo.Handle(current).Value().(*entry).value
+		value = valueHandles.mustEntry(uintptr(current)).value
 	}
 	return c.decide(value, present != 0, out)
 }
@@ -90,5 +88,5 @@ func entryOf(key *C.uint8_t, keyLen C.size_t, handle uintptr) walkEntry {
 	if keyLen > 0 {
 		k = unsafe.Slice((*byte)(unsafe.Pointer(key)), int(keyLen))
 	}
-	return walkEntry{key: k, value: cgo.Handle(handle).Value().(*entry).value}
+	return walkEntry{key: k, value: valueHandles.mustEntry(handle).value}
 }

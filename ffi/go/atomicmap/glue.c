@@ -1,11 +1,12 @@
 // C glue between cgo and the atomic-map C ABI: the trampolines that call back into
 // Go (the destructor, the walks, Retain's predicate, Compute's function), inserts that carry a
-// cgo.Handle (an integer, never a Go pointer) as the value's data, and Range's read
+// value's handle (an integer, never a Go pointer: handles.go) as its data, and Range's read
 // section, begun, walked and ended within one cgo call (so on one thread, as a read
 // section requires).
 #include <stdint.h>
 
 #include "amap.h"
+#include "glue.h"
 #include "_cgo_export.h"
 
 static void go_value_dtor(void *data, void *ctx) {
@@ -48,19 +49,34 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
 }
 
 // Looks key up in a read section begun and ended within this call (on one thread,
-// as a section requires) and writes the value's handle to *out_handle. The handle
-// may be deleted by the time the caller resolves it (the value removed and
-// destroyed meanwhile); handles are never reused, so the caller's lookup then
+// as a section requires) and returns the status with the value's handle, by value
+// (an out-parameter's address would make the Go variable escape to the heap). The
+// handle may be deleted by the time the caller resolves it (the value removed and
+// destroyed meanwhile); handles are never made twice, so the caller's lookup then
 // fails rather than finding another value.
-amap_status_t amap_go_load(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t *out_handle) {
+amap_go_found_t amap_go_load(uintptr_t map, const uint8_t *key, size_t key_len) {
+    amap_go_found_t found = {AMAP_OK, NULL, 0};
     amap_read_t *read = NULL;
-    amap_status_t s = amap_read_begin(map, &read);
-    if (s != AMAP_OK) return s;
+    found.status = amap_read_begin((const amap_t *)map, &read);
+    if (found.status != AMAP_OK) return found;
     void *data = NULL;
-    s = amap_read_get(read, key, key_len, &data);
+    found.status = amap_read_get(read, key, key_len, &data);
     amap_read_end(read);
-    *out_handle = (uintptr_t)data;
-    return s;
+    found.handle = (uintptr_t)data;
+    return found;
+}
+
+// Retains key's value (amap_get) and returns it with its handle, read while it is
+// retained, so that Value.Get needs no cgo call of its own.
+amap_go_found_t amap_go_get(uintptr_t map, const uint8_t *key, size_t key_len) {
+    amap_go_found_t found = {AMAP_OK, NULL, 0};
+    found.status = amap_get((const amap_t *)map, key, key_len, &found.value);
+    if (found.status == AMAP_OK) found.handle = (uintptr_t)amap_value_data(found.value);
+    return found;
+}
+
+amap_status_t amap_go_value_release(uintptr_t value) {
+    return amap_value_release((amap_value_t *)value);
 }
 
 static int32_t go_keep(const uint8_t *key, size_t key_len, void *data, void *user) {
