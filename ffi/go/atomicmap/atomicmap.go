@@ -441,6 +441,68 @@ func (m *Map) Remove(key []byte) (bool, error) {
 	return status == C.AMAP_OK, check(status)
 }
 
+// LoadOrStore returns the Go value mapped to key (loaded true) or, if the key is
+// absent, maps it to value (release as in Insert) and returns value, in one step
+// with respect to other writers of the key, as sync.Map's LoadOrStore does:
+// nothing to release. If it loaded, the map took nothing, and release is never
+// called for value. TryInsert does the same and holds the value in the map's terms
+// (a *Value); LoadOrStore, like Load, hands out the Go value only, whose release
+// callback may run as soon as the key is removed.
+func (m *Map) LoadOrStore(key []byte, value any, release func(any)) (actual any, loaded bool, err error) {
+	if m.ptr == nil {
+		return nil, false, ErrClosed
+	}
+	h := newValueHandle(value, release)
+	k, n := keyPtr(key)
+	found := C.amap_go_load_or_store(m.cptr(), k, n, C.uintptr_t(h))
+	runtime.KeepAlive(key)
+	switch found.status {
+	case C.AMAP_OK:
+		return value, false, nil
+	case C.AMAP_EXISTS:
+		untaken(h, found.status)
+		defer releaseValue(found.value)
+		return valueHandles.mustEntry(uintptr(found.handle)).value, true, nil
+	default:
+		untaken(h, found.status)
+		return nil, false, check(found.status)
+	}
+}
+
+// LoadAndDelete unmaps key and returns the Go value it took out (loaded true), or
+// reports the key absent, as sync.Map's LoadAndDelete does: nothing to release.
+// The value's release callback runs once nobody else holds it, possibly before
+// the caller uses the value: use Take to hold it in the map's terms.
+func (m *Map) LoadAndDelete(key []byte) (value any, loaded bool, err error) {
+	if m.ptr == nil {
+		return nil, false, ErrClosed
+	}
+	k, n := keyPtr(key)
+	found := C.amap_go_take(m.cptr(), k, n)
+	runtime.KeepAlive(key)
+	switch found.status {
+	case C.AMAP_OK:
+		defer releaseValue(found.value)
+		return valueHandles.mustEntry(uintptr(found.handle)).value, true, nil
+	case C.AMAP_NOT_FOUND:
+		return nil, false, nil
+	default:
+		return nil, false, check(found.status)
+	}
+}
+
+// cptr is the map's C pointer as an integer, for the glue's hot calls (glue.h
+// says why).
+func (m *Map) cptr() C.uintptr_t {
+	return C.uintptr_t(uintptr(unsafe.Pointer(m.ptr)))
+}
+
+// releaseValue gives back one reference to a retained value (through the glue,
+// with the pointer as an integer: glue.h).
+func releaseValue(v *C.amap_value_t) {
+	C.amap_go_value_release(C.uintptr_t(uintptr(unsafe.Pointer(v))))
+}
+
 // Len is the number of entries in the current generation.
 func (m *Map) Len() int {
 	if m.ptr == nil {
@@ -460,7 +522,7 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 		return nil, false
 	}
 	k, n := keyPtr(key)
-	found := C.amap_go_get(C.uintptr_t(uintptr(unsafe.Pointer(m.ptr))), k, n)
+	found := C.amap_go_get(m.cptr(), k, n)
 	runtime.KeepAlive(key)
 	if found.status != C.AMAP_OK {
 		return nil, false
@@ -482,7 +544,7 @@ func (m *Map) Load(key []byte) (value any, ok bool) {
 		return nil, false
 	}
 	k, n := keyPtr(key)
-	found := C.amap_go_load(C.uintptr_t(uintptr(unsafe.Pointer(m.ptr))), k, n)
+	found := C.amap_go_load(m.cptr(), k, n)
 	runtime.KeepAlive(key)
 	switch found.status {
 	case C.AMAP_OK:
@@ -876,7 +938,7 @@ func (v *Value) Release() {
 	if !atomic.CompareAndSwapInt32(&v.released, 0, 1) {
 		panic("atomicmap: Value released twice")
 	}
-	C.amap_go_value_release(C.uintptr_t(uintptr(unsafe.Pointer(v.ptr))))
+	releaseValue(v.ptr)
 }
 
 // Snapshot is a view of one generation: it never sees a clear.

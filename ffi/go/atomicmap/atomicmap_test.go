@@ -1,6 +1,7 @@
 package atomicmap
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -618,10 +619,11 @@ func TestManualReclaimerServesItsMaps(t *testing.T) {
 	}
 }
 
-// The conditional writes: TryInsert keeps what it could not insert (its release is
-// never called), Take hands the removed value over, RemoveIfSame leaves a newer
-// value in place; goroutines racing TryInsert and Take conserve the values (every
-// win is taken out or still mapped) and release each value once.
+// The conditional writes: TryInsert (and LoadOrStore) keeps what it could not
+// insert (its release is never called), Take (and LoadAndDelete) hands the removed
+// value over, RemoveIfSame leaves a newer value in place; goroutines racing
+// TryInsert, Take and their Go-value forms conserve the values (every win is taken
+// out or still mapped) and release each value once.
 func TestConditionalWrites(t *testing.T) {
 	handles := valueHandles.liveCount()
 	m := New()
@@ -671,8 +673,21 @@ func TestConditionalWrites(t *testing.T) {
 		t.Fatal("took an absent key")
 	}
 	taken.Release()
+	fifth, sixth := &tracked{id: 5}, &tracked{id: 6}
+	if actual, loaded, err := m.LoadOrStore([]byte("s"), fifth, releaseTracked); err != nil || loaded || actual != fifth {
+		t.Fatalf("LoadOrStore of an absent key: %v, %v, %v", actual, loaded, err)
+	}
+	if actual, loaded, err := m.LoadOrStore([]byte("s"), sixth, releaseTracked); err != nil || !loaded || actual != fifth {
+		t.Fatalf("LoadOrStore of a present key: %v, %v, %v", actual, loaded, err)
+	}
+	if value, loaded, err := m.LoadAndDelete([]byte("s")); err != nil || !loaded || value != fifth || m.Len() != 0 {
+		t.Fatalf("LoadAndDelete: %v, %v, %v", value, loaded, err)
+	}
+	if _, loaded, err := m.LoadAndDelete([]byte("s")); loaded || err != nil {
+		t.Fatalf("LoadAndDelete of an absent key: %v, %v", loaded, err)
+	}
 
-	// The race.
+	// The race: even racers take values as *Value, odd ones as Go values.
 	const racers, keys, rounds = 4, 8, 5000
 	var wins, takes int64
 	var made, refused sync.Map // id -> *tracked
@@ -685,17 +700,17 @@ func TestConditionalWrites(t *testing.T) {
 			for i := 0; i < rounds; i++ {
 				key := []byte{byte((i*7 + r) % keys)}
 				if i%4 == 3 {
-					if v, ok, err := m.Take(key); err != nil {
+					took, err := racerTake(m, key, r%2 == 1)
+					if err != nil {
 						t.Error(err)
 						return
-					} else if ok {
+					} else if took {
 						atomic.AddInt64(&takes, 1)
-						v.Release()
 					}
 					continue
 				}
 				tr := &tracked{id: int(atomic.AddInt64(&ids, 1))}
-				v, inserted, err := m.TryInsert(key, tr, releaseTracked)
+				mapped, inserted, err := racerInsert(m, key, tr, r%2 == 1)
 				if err != nil {
 					t.Error(err)
 					return
@@ -705,11 +720,10 @@ func TestConditionalWrites(t *testing.T) {
 					atomic.AddInt64(&wins, 1)
 				} else {
 					refused.Store(tr.id, tr)
-					if v.Get().(*tracked) == tr {
+					if mapped == tr {
 						t.Error("refused, but the value mapped is the one refused")
 					}
 				}
-				v.Release()
 			}
 		}(r)
 	}
@@ -718,20 +732,20 @@ func TestConditionalWrites(t *testing.T) {
 		t.Fatalf("%d wins, %d takes, %d left", wins, takes, m.Len())
 	}
 	drain(t, m)
-	for v, want := range map[*tracked]int32{first: 1, second: 0, third: 1, fourth: 1} {
+	for v, want := range map[*tracked]int32{first: 1, second: 0, third: 1, fourth: 1, fifth: 1, sixth: 0} {
 		if n := atomic.LoadInt32(&v.released); n != want {
 			t.Fatalf("value %d released %d times, want %d", v.id, n, want)
 		}
 	}
 	made.Range(func(_, v any) bool {
 		if n := atomic.LoadInt32(&v.(*tracked).released); n != 1 {
-			t.Fatalf("a value inserted by TryInsert released %d times, want 1", n)
+			t.Fatalf("a value inserted by TryInsert or LoadOrStore released %d times, want 1", n)
 		}
 		return true
 	})
 	refused.Range(func(_, v any) bool {
 		if n := atomic.LoadInt32(&v.(*tracked).released); n != 0 {
-			t.Fatalf("a value TryInsert refused released %d times, want 0", n)
+			t.Fatalf("a value TryInsert or LoadOrStore refused released %d times, want 0", n)
 		}
 		return true
 	})
@@ -744,6 +758,41 @@ func TestConditionalWrites(t *testing.T) {
 	if now := valueHandles.liveCount(); now > handles {
 		t.Fatalf("%d value handles never deleted", now-handles)
 	}
+}
+
+// racerInsert inserts tr if key is absent, with TryInsert or (goValues) with
+// LoadOrStore, and returns the value mapped after the call.
+func racerInsert(m *Map, key []byte, tr *tracked, goValues bool) (mapped *tracked, inserted bool, err error) {
+	if goValues {
+		actual, loaded, err := m.LoadOrStore(key, tr, releaseTracked)
+		if err != nil {
+			return nil, false, err
+		}
+		return actual.(*tracked), !loaded, nil
+	}
+	v, inserted, err := m.TryInsert(key, tr, releaseTracked)
+	if err != nil {
+		return nil, false, err
+	}
+	defer v.Release()
+	return v.Get().(*tracked), inserted, nil
+}
+
+// racerTake removes key with Take or (goValues) with LoadAndDelete and reports
+// whether it took a value.
+func racerTake(m *Map, key []byte, goValues bool) (bool, error) {
+	if goValues {
+		value, loaded, err := m.LoadAndDelete(key)
+		if loaded && value.(*tracked) == nil {
+			return false, errors.New("LoadAndDelete took no value")
+		}
+		return loaded, err
+	}
+	v, ok, err := m.Take(key)
+	if ok {
+		v.Release()
+	}
+	return ok, err
 }
 
 // Compute: inserts when absent, updates from the current value (holders keep the

@@ -79,6 +79,31 @@ amap_status_t amap_go_value_release(uintptr_t value) {
     return amap_value_release((amap_value_t *)value);
 }
 
+// Map.LoadOrStore: maps key to the value's handle if the key is absent (AMAP_OK,
+// nothing left retained), or returns the value already mapped, retained, with its
+// handle (AMAP_EXISTS; the map took nothing).
+amap_go_found_t amap_go_load_or_store(uintptr_t map, const uint8_t *key, size_t key_len, uintptr_t handle) {
+    amap_go_found_t found = {AMAP_OK, NULL, 0};
+    found.status = amap_try_insert((const amap_t *)map, key, key_len, (void *)handle, go_value_dtor, NULL,
+                                   &found.value);
+    if (found.status == AMAP_OK) {
+        amap_value_release(found.value);
+        found.value = NULL;
+    } else if (found.status == AMAP_EXISTS) {
+        found.handle = (uintptr_t)amap_value_data(found.value);
+    }
+    return found;
+}
+
+// Map.LoadAndDelete: removes key and returns the value taken out, retained, with
+// its handle (AMAP_OK).
+amap_go_found_t amap_go_take(uintptr_t map, const uint8_t *key, size_t key_len) {
+    amap_go_found_t found = {AMAP_OK, NULL, 0};
+    found.status = amap_take((const amap_t *)map, key, key_len, &found.value);
+    if (found.status == AMAP_OK) found.handle = (uintptr_t)amap_value_data(found.value);
+    return found;
+}
+
 static int32_t go_keep(const uint8_t *key, size_t key_len, void *data, void *user) {
     return goAtomicMapKeep((uint8_t *)key, key_len, (uintptr_t)data, (uintptr_t)user);
 }

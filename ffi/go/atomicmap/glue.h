@@ -21,8 +21,10 @@ amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_
 // call (runtime.convT64, seen in Load's profile), which an integer skips. The
 // pointers are C memory, which Go's collector neither moves nor frees.
 
-// What amap_go_load and amap_go_get return: the status and, for AMAP_OK, the
-// value's handle (and the retained value, for amap_go_get).
+// What the glue's lookups return: the status and the value's handle (for
+// amap_go_load, on AMAP_OK), with the value itself, retained, where the call says
+// so (amap_go_get and amap_go_take on AMAP_OK, amap_go_load_or_store on
+// AMAP_EXISTS).
 typedef struct {
     amap_status_t status;
     amap_value_t *value;
@@ -31,5 +33,7 @@ typedef struct {
 amap_go_found_t amap_go_load(uintptr_t map, const uint8_t *key, size_t key_len);
 amap_go_found_t amap_go_get(uintptr_t map, const uint8_t *key, size_t key_len);
 amap_status_t amap_go_value_release(uintptr_t value);
+amap_go_found_t amap_go_load_or_store(uintptr_t map, const uint8_t *key, size_t key_len, uintptr_t handle);
+amap_go_found_t amap_go_take(uintptr_t map, const uint8_t *key, size_t key_len);
 
 #endif
