@@ -371,19 +371,21 @@ func (c *computeCall) decide(current any, present bool, out *C.uintptr_t) (answe
 		}
 	}()
 	op, value, release := c.f(current, present)
-	returned = true
 	switch op {
 	case ComputeInsert:
+		// A panic here (out of value handles) is caught as f's own would be.
 		c.handle, c.made = newValueHandle(value, release), true
 		*out = C.uintptr_t(c.handle)
-		return C.AMAP_COMPUTE_INSERT
+		answer = C.AMAP_COMPUTE_INSERT
 	case ComputeRemove:
-		return C.AMAP_COMPUTE_REMOVE
+		answer = C.AMAP_COMPUTE_REMOVE
 	case ComputeKeep:
-		return C.AMAP_COMPUTE_KEEP
+		answer = C.AMAP_COMPUTE_KEEP
 	default:
-		return -1 // amap_compute answers AMAP_INVALID_ARGUMENT, the entry unchanged
+		answer = -1 // amap_compute answers AMAP_INVALID_ARGUMENT, the entry unchanged
 	}
+	returned = true
+	return answer
 }
 
 // Take unmaps key and returns the value it took out, retained (Release it): the
@@ -532,36 +534,47 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 
 // Load returns the Go value mapped to key, as sync.Map's Load does: nothing to
 // release, no reference count touched, one cgo call (Get, Value.Get and Release
-// make two, and a *Value). The key is looked up in a read section (amap_read_begin) begun and
-// ended within that call; the value's handle is resolved after it. If the value
-// was removed and destroyed in between (its handle deleted; handles are never
-// made twice), Load reports the key absent, as it was at some moment of the call.
-// The Go value returned then lives as long as the caller keeps it, like any Go
-// value, whatever the map does. Use Get to hold a value in the map's terms (its
-// release callback, which may free C memory or close a file, waits for Release).
+// make two, and a *Value). The key is looked up in a read section (amap_read_begin)
+// begun and ended within that call; the value's handle is resolved after it. If
+// the value was removed or replaced and then destroyed in between (its handle
+// deleted; handles are never made twice), Load looks the key up again: a key
+// mapped throughout is never reported absent. The Go value returned then lives as
+// long as the caller keeps it, like any Go value, whatever the map does. Use Get
+// to hold a value in the map's terms (its release callback, which may free C
+// memory or close a file, waits for Release).
 func (m *Map) Load(key []byte) (value any, ok bool) {
 	if m.ptr == nil {
 		return nil, false
 	}
 	k, n := keyPtr(key)
-	found := C.amap_go_load(m.cptr(), k, n)
-	runtime.KeepAlive(key)
-	switch found.status {
-	case C.AMAP_OK:
-		if e, live := valueHandles.entry(uintptr(found.handle)); live {
-			return e.value, true
+	for {
+		found := C.amap_go_load(m.cptr(), k, n)
+		if hook := afterLoadLookup.Load(); hook != nil {
+			(*hook)()
 		}
-		atomic.AddInt64(&loadsOfDestroyedValues, 1)
-		return nil, false
-	case C.AMAP_NOT_FOUND:
-		return nil, false
-	default:
-		panic(check(found.status))
+		switch found.status {
+		case C.AMAP_OK:
+			if e, live := valueHandles.entry(uintptr(found.handle)); live {
+				runtime.KeepAlive(key)
+				return e.value, true
+			}
+			// Each time round, another writer of the key has made progress.
+			atomic.AddInt64(&loadsOfDestroyedValues, 1)
+		case C.AMAP_NOT_FOUND:
+			runtime.KeepAlive(key)
+			return nil, false
+		default:
+			panic(check(found.status))
+		}
 	}
 }
 
-// loadsOfDestroyedValues counts the Loads whose value was destroyed between its
-// lookup and the resolution of its handle (for the tests).
+// afterLoadLookup, if not nil, runs in Load between the lookup and the handle's
+// resolution (for the tests, which destroy the value there).
+var afterLoadLookup atomic.Pointer[func()]
+
+// loadsOfDestroyedValues counts the lookups of Load whose value was destroyed
+// before its handle was resolved, each followed by another lookup (for the tests).
 var loadsOfDestroyedValues int64
 
 // Contains reports whether the current generation maps key.

@@ -1020,10 +1020,42 @@ func TestLoadContainsFlush(t *testing.T) {
 	}
 }
 
+// A value replaced and destroyed between Load's lookup and its handle's
+// resolution: Load looks again and finds the new value, never reporting absent a
+// key that was mapped throughout (a review found Load returning false there,
+// 2026-12-06: 3 times in 10.9 million loads of a key replaced in a loop).
+func TestLoadOfAValueReplacedMeanwhile(t *testing.T) {
+	m := New()
+	defer m.Close()
+	first, second := &tracked{id: 1}, &tracked{id: 2}
+	if err := m.Insert([]byte("k"), first, releaseTracked); err != nil {
+		t.Fatal(err)
+	}
+	retries := atomic.LoadInt64(&loadsOfDestroyedValues)
+	hook := func() {
+		afterLoadLookup.Store(nil)
+		if err := m.Insert([]byte("k"), second, releaseTracked); err != nil {
+			t.Fatal(err)
+		}
+		if !m.Flush(10 * time.Second) {
+			t.Fatal("Flush timed out")
+		}
+		if atomic.LoadInt32(&first.released) != 1 {
+			t.Fatal("the replaced value was not destroyed by the end of Flush")
+		}
+	}
+	afterLoadLookup.Store(&hook)
+	defer afterLoadLookup.Store(nil)
+	if got, ok := m.Load([]byte("k")); !ok || got != any(second) {
+		t.Fatalf("Load = %v, %v; want the value that replaced the destroyed one", got, ok)
+	}
+	if n := atomic.LoadInt64(&loadsOfDestroyedValues) - retries; n != 1 {
+		t.Fatalf("%d lookups found a destroyed value, want 1", n)
+	}
+}
+
 // Goroutines Load keys while another replaces their values and a third clears:
-// every Load returns a value that was inserted (its handle resolved while the
-// read section still held it: resolved after the section's end, a handle the
-// reclaimer deleted meanwhile panics), and every value is released once.
+// every Load returns a value that was inserted, and every value is released once.
 func TestLoadDuringReplacementsAndClears(t *testing.T) {
 	m := New()
 	const keys = 32

@@ -18,11 +18,15 @@ import (
 // a handle is never made twice, as cgo.Handle's are not: a Load whose value was
 // destroyed between its read section and the resolution finds the slot empty or
 // holding another generation's entry, and reports the value gone, never another
-// value. A slot whose generation would wrap is retired, not reused (on 64-bit
-// targets after 2^32 uses; on 32-bit ones after 255).
+// value. A slot whose generation would wrap is retired, not reused.
 //
-// Making and deleting handles take a mutex; the slots themselves only grow, to the
-// most values alive at once (8 bytes a slot).
+// Making and deleting handles take a mutex. On 64-bit targets the slots grow to
+// the most values alive at once (8 bytes a slot), and a slot is retired after
+// 2^32 uses. On 32-bit ones a handle has 24 bits of index and 8 of generation:
+// at most 16.7 million values alive at once, a slot retired after 255 uses, so
+// the table also grows by a slot per 255 handles made, to 128 MiB when the last
+// index is handed out and making a handle panics, after about 4.3 billion
+// handles; cgo.Handle's 32-bit handles run out at 2^32 too.
 type valueTable struct {
 	// chunks is replaced (copied, one chunk longer) under mu as the table grows;
 	// resolutions load it without the lock. A chunk, once made, stays.
