@@ -13,6 +13,10 @@
 //! (`pin().get_borrowed`, `DashMap::get`) throughout, untimed: the writers' figures
 //! then include what readers cost them (for `AtomicMap`, readers pin with the light
 //! fence, so the writers' helps interrupt them: `HELPS_PER_BARRIER`).
+//! `--idle-readers N` (0) runs N threads that make `IDLE_READER_GETS` such gets,
+//! enough to pin light, and then sleep until the run ends: a request handler
+//! between bursts, which stays counted as light (docs/DESIGN.md, "A light thread
+//! that goes idle stays counted").
 //!
 //! Maps (`--maps`, comma-separated): `atomic` (`AtomicMap::new()`: the process's
 //! background reclaimer), `atomic-manual` (manual reclamation, `reclaim()` every
@@ -24,6 +28,7 @@
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix exchange --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --threads 2
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --readers 1
+//! cargo bench -p atomic-map-benches --bench write_probe -- --mix upsert --idle-readers 1
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix read-heavy --keys 100000 --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --mix retained --keys 100000 --repeat 8
 //! cargo bench -p atomic-map-benches --bench write_probe -- --test       # smoke run (CI)
@@ -181,12 +186,18 @@ fn run_dashmap<S: BuildHasher + Clone>(
 
 /// The threads of a run: `threads` running the mix, timed, and `readers` more
 /// that get random keys below `range` (`read`) from before the warm-up until the
-/// timed rounds end, untimed.
+/// timed rounds end, untimed, and `idle_readers` that get `IDLE_READER_GETS` keys
+/// before the warm-up and then sleep.
 struct Threads {
     threads: usize,
     readers: usize,
+    idle_readers: usize,
     range: u64,
 }
+
+/// The gets of an idle reader: past the 1,024 pins after which a thread that
+/// neither seals nor flushes pins light (the epoch fork's `PINS_BEFORE_LIGHT`).
+const IDLE_READER_GETS: u64 = 4096;
 
 /// Runs `body` on `threads` threads (each with its own sequence), a warm-up of
 /// `rounds` rounds and then `rounds` timed ones, while `readers` threads run
@@ -201,23 +212,36 @@ fn timed(
     let threads = t.threads;
     let start = Barrier::new(threads + 1);
     let done = Barrier::new(threads + 1);
+    // The idle readers have made their gets before the warm-up begins.
+    let idle = Barrier::new(t.idle_readers + 1);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        for r in 0..t.readers {
-            let (read, stop, range) = (&read, &stop, t.range);
+        for r in 0..t.readers + t.idle_readers {
+            let (read, stop, range, idle) = (&read, &stop, t.range, &idle);
+            let busy = r < t.readers;
             s.spawn(move || {
                 let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (r as u64 + 1);
                 let mut sum = 0u64;
+                let mut gets = 0;
                 // Relaxed: a flag, no data published through it.
                 while !stop.load(Ordering::Relaxed) {
+                    if !busy && gets == IDLE_READER_GETS {
+                        idle.wait();
+                        while !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        break;
+                    }
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
                     sum = sum.wrapping_add(read(x % range));
+                    gets += 1;
                 }
                 black_box(sum);
             });
         }
+        idle.wait();
         let (start, done) = (&start, &done);
         let mix: Vec<_> = seqs
             .iter()
@@ -328,6 +352,7 @@ fn main() {
     let maps: String = arg(&args, "--maps", "atomic,dashmap".to_string());
     let threads: usize = arg(&args, "--threads", 1);
     let readers: usize = arg(&args, "--readers", 0);
+    let idle_readers: usize = arg(&args, "--idle-readers", 0);
     let keys: u64 = arg(&args, "--keys", if test { 100 } else { 10_000 });
     let rounds: usize = arg(&args, "--rounds", if test { 1 } else { 100 });
     let repeat: usize = arg(&args, "--repeat", if test { 1 } else { 5 });
@@ -342,10 +367,11 @@ fn main() {
     let t = Threads {
         threads,
         readers,
+        idle_readers,
         range,
     };
     println!(
-        "write_probe: --mix {mix} --threads {threads} --readers {readers} --keys {keys} --rounds {rounds}"
+        "write_probe: --mix {mix} --threads {threads} --readers {readers} --idle-readers {idle_readers} --keys {keys} --rounds {rounds}"
     );
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); maps.len()];
     for round in 0..repeat {
