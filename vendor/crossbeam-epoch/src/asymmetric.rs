@@ -59,6 +59,38 @@
 //! hardware's, as for upstream's own store-then-fence pin on other architectures.
 //! It holds on x86 and on ARMv8, whose stores to one location stay in order.)
 //!
+//! **Idle light participants** (added 2026-12-06). A participant leaves the count
+//! when it flushes, seals or exits; one that read for a while and then sleeps (a
+//! request handler between bursts) would keep every seal and advance of the
+//! process on the barrier until it ran again: measured with `write_probe
+//! --idle-readers 1`, 14,278 `membarrier` calls in a three-round upsert run
+//! against 15 with the demotion below. So a seal or an advance takes a light
+//! participant that has not pinned for `Global::IDLE_ADVANCES_BEFORE_DEMOTION`
+//! (4) advances off the count (`Global::heavy_fence_demoting`): (a) it marks the
+//! participant's `light_state` `DEMOTED` (a compare-and-swap from `LIGHT`, so that
+//! one marker and the participant itself agree on who decrements); (b) it executes
+//! its heavy fence, with the barrier, since the participant is still counted;
+//! (c) it loads the participant's epoch (Acquire); (d) if that shows it unpinned,
+//! or if the participant has already acknowledged the mark, it decrements the
+//! count (Release); if it shows it pinned and the mark is still there, it takes
+//! the mark back. A light pin, after its epoch store and its light fence, loads
+//! its `light_state`; on `DEMOTED` it executes a `SeqCst` fence (a heavy pin's
+//! own fence) and turns heavy (`Local::acknowledge_demotion`), light again after
+//! `PINS_BEFORE_LIGHT` quiet pins. Why no pin is left without its fence: the mark
+//! (a), the barrier (b) and the load (c) against the pin's store, light fence and
+//! load of the state are the store-buffering pair of the first paragraph, so
+//! either (c) sees the pin (and the participant stays counted while it is
+//! pinned, or it acknowledged, and that pin has the full fence), or the pin sees
+//! the mark and takes the full fence itself. A pin that ended before (c) ran
+//! while the participant was counted, and (c) reads its unpin's Release store,
+//! so the decrement carries it to every later heavy fence, as `leave_light`'s
+//! does (third case above). To tell how long a participant has been idle, an
+//! unpin keeps its epoch's number (upstream stores zero), which no reader of an
+//! unpinned epoch looks at. Tests: `an_idle_light_participant_is_taken_off_the_count`
+//! (the two broken builds `epoch-demotion-*.patch` in `docs/broken-builds/` fail
+//! it), and `a_demoting_heavy_fence_races_light_pins` (store buffering with marks
+//! racing the pins; the count back at zero).
+//!
 //! Light pins are allowed only once the process is registered for the expedited
 //! command ([`enable_light_pins`], which the program calls where a 10 ms wait does
 //! not matter), so no light pin ever meets a seal or an advance without the barrier.

@@ -22,9 +22,9 @@ type EpochRepr = u64;
 #[cfg(not(target_has_atomic = "64"))]
 type EpochRepr = usize;
 #[cfg(target_has_atomic = "64")]
-type EpochReprSigned = i64;
+pub(crate) type EpochReprSigned = i64;
 #[cfg(not(target_has_atomic = "64"))]
-type EpochReprSigned = isize;
+pub(crate) type EpochReprSigned = isize;
 
 /// An epoch that can be marked as pinned or unpinned.
 ///

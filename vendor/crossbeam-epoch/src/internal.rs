@@ -48,7 +48,7 @@ use crate::asymmetric;
 use crate::atomic::{Owned, Shared};
 use crate::collector::{Collector, LocalHandle};
 use crate::deferred::Deferred;
-use crate::epoch::{AtomicEpoch, Epoch};
+use crate::epoch::{AtomicEpoch, Epoch, EpochReprSigned};
 use crate::guard::{unprotected, Guard};
 use crate::sync::list::{Entry, IsElement, IterError, List};
 use crate::sync::queue::Queue;
@@ -173,7 +173,22 @@ pub(crate) struct Global {
     /// (tests only).
     #[cfg(test)]
     barriers: AtomicUsize,
+
+    /// How many light participants seals and advances took off the count (tests
+    /// only).
+    #[cfg(test)]
+    demotions: AtomicUsize,
 }
+
+/// `Local::light_state` (this fork's): pins with the full fence, not counted in
+/// `Global::light_pinners`.
+const HEAVY: usize = 0;
+/// Pins light, counted.
+const LIGHT: usize = 1;
+/// Counted, or was: a seal or an advance found the participant idle and is taking
+/// it off the count, or has (`Global::heavy_fence_demoting`). Its next pin takes
+/// the full fence and turns it heavy (`Local::acknowledge_demotion`).
+const DEMOTED: usize = 2;
 
 impl Global {
     /// Number of bags to destroy.
@@ -189,6 +204,92 @@ impl Global {
             light_pinners: CachePadded::new(AtomicUsize::new(0)),
             #[cfg(test)]
             barriers: AtomicUsize::new(0),
+            #[cfg(test)]
+            demotions: AtomicUsize::new(0),
+        }
+    }
+
+    /// Advances after which a light participant that has not pinned since is taken
+    /// off the light count by the next seal or advance (this fork's,
+    /// `heavy_fence_demoting`). Not 1 or 2: a reader preempted for a few advances
+    /// is not idle, and one taken off wrongly pays the full fence for its next
+    /// `PINS_BEFORE_LIGHT` pins (about 10 µs here), where an idle one kept costs
+    /// every seal and advance a `membarrier` call (about 1 µs).
+    const IDLE_ADVANCES_BEFORE_DEMOTION: EpochReprSigned = 4;
+
+    /// [`Global::heavy_fence`], which also takes the light participants that have
+    /// been idle for `IDLE_ADVANCES_BEFORE_DEMOTION` advances before `global_epoch`
+    /// off the light count (this fork's, `asymmetric.rs`, "Idle light
+    /// participants"): a thread that read for a while and then sleeps would
+    /// otherwise keep every seal and advance on the process-wide barrier until it
+    /// runs again.
+    ///
+    /// The hand-shake, for an idle participant P: (a) a compare-and-swap of P's
+    /// `light_state` from `LIGHT` to `DEMOTED`; (b) the fence, with the barrier,
+    /// since P is still counted; (c) a load of P's epoch. A light pin of P stores
+    /// its epoch (Y), then, after its light fence, loads its `light_state` (X); here
+    /// X is stored, then the barrier, then Y is loaded: the store-buffering shape
+    /// the barrier forbids both sides to miss. So either (c) sees P pinned, and P
+    /// stays counted (the mark is taken back, unless P already saw it), or P's pin
+    /// sees `DEMOTED` and takes the full fence itself (`Local::acknowledge_demotion`),
+    /// as do all its later pins until it turns light again: then no pin of P needs
+    /// the barrier any more, and (d) the count is decremented. A pin of P that
+    /// ended before (c) was covered by the barrier while it ran; (c) reads its
+    /// unpin's Release store with Acquire, and (d) is a Release decrement read with
+    /// Acquire by `heavy_fence`, as `Local::leave_light`'s is.
+    fn heavy_fence_demoting(&self, global_epoch: Epoch, guard: &Guard) {
+        // Relaxed: a hint; `heavy_fence` loads the count again, with the ordering
+        // it needs, and a participant missed here is looked at by a later fence.
+        if self.light_pinners.load(Ordering::Relaxed) == 0 {
+            self.heavy_fence();
+            return;
+        }
+        let mut demoting = alloc::vec::Vec::new();
+        for local in self.locals.iter(guard) {
+            let Ok(local) = local else {
+                break; // stalled: the rest waits for a later fence
+            };
+            // Relaxed: a hint; (c) below decides.
+            let epoch = local.epoch.load(Ordering::Relaxed);
+            if !epoch.is_pinned()
+                && global_epoch.wrapping_sub(epoch) >= Self::IDLE_ADVANCES_BEFORE_DEMOTION
+                // Relaxed: a hint for the compare-and-swap.
+                && local.light_state.load(Ordering::Relaxed) == LIGHT
+                // (a). Acquire: pairs with `enter_light`'s Release store of
+                // `LIGHT`, so that the increment precedes (d) in the count's
+                // modification order. SeqCst on the store side would add nothing:
+                // the fence that follows orders it before the barrier.
+                && local
+                    .light_state
+                    .compare_exchange(LIGHT, DEMOTED, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                demoting.push(local);
+            }
+        }
+        // (b): P is counted until (d), so this fence includes the barrier.
+        self.heavy_fence();
+        for local in demoting {
+            // (c). Acquire: pairs with `unpin`'s Release store, so that a heavy
+            // fence that acquires (d) comes after P's last light pin.
+            let pinned = local.epoch.load(Ordering::Acquire).is_pinned();
+            // Pinned: the mark is taken back and P stays light, unless P saw it
+            // first (then P is heavy, and the count is decremented here all the
+            // same). Acquire on failure: the count's decrement below follows P's
+            // acknowledgement.
+            if pinned
+                && local
+                    .light_state
+                    .compare_exchange(DEMOTED, LIGHT, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                continue;
+            }
+            // (d). Release: as `leave_light`'s decrement, with `heavy_fence`'s
+            // Acquire load.
+            self.light_pinners.fetch_sub(1, Ordering::Release);
+            #[cfg(test)]
+            self.demotions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -280,7 +381,7 @@ impl Global {
     pub(crate) fn seal_and_collect(&self, bag: &mut Bag, guard: &Guard) {
         let bag = mem::replace(bag, Bag::new());
         let before = self.epoch.load(Ordering::Relaxed);
-        self.heavy_fence();
+        self.heavy_fence_demoting(before, guard);
         // Acquire: when the advance below is skipped, this epoch is what the bags
         // are collected in, and must be read as `collect_expired` reads it.
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -321,7 +422,7 @@ impl Global {
             return self.epoch.load(Ordering::Acquire);
         }
         // (This fork: the heavy side of the pins' fence, `asymmetric.rs`.)
-        self.heavy_fence();
+        self.heavy_fence_demoting(global_epoch, guard);
         self.advance_from(global_epoch, guard)
     }
 
@@ -437,6 +538,11 @@ pub(crate) struct Local {
     /// global `light_pinners` (this fork's, `asymmetric.rs`).
     light: Cell<bool>,
 
+    /// `HEAVY`, `LIGHT` or `DEMOTED` (this fork's): what other threads know of
+    /// `light`, and the mark of a seal or an advance taking this idle participant
+    /// off the count (`Global::heavy_fence_demoting`).
+    light_state: AtomicUsize,
+
     /// Pins since this participant last flushed or sealed a bag (this fork's; the
     /// advances its pins try now and then do not reset it).
     quiet_pins: Cell<usize>,
@@ -485,6 +591,7 @@ impl Local {
                 pin_count: Cell::new(Wrapping(0)),
                 epoch: CachePadded::new(AtomicEpoch::new(Epoch::starting())),
                 light: Cell::new(false),
+                light_state: AtomicUsize::new(HEAVY),
                 quiet_pins: Cell::new(0),
             })
             .into_shared(unprotected());
@@ -566,6 +673,13 @@ impl Local {
                 // advance orders this store with them (`asymmetric.rs`).
                 self.epoch.store(new_epoch, Ordering::Relaxed);
                 asymmetric::light();
+                // (This fork.) A seal or an advance found this participant idle
+                // and is taking it off the count. Relaxed: the barrier of that
+                // seal or advance orders this load with its mark
+                // (`Global::heavy_fence_demoting`).
+                if self.light_state.load(Ordering::Relaxed) == DEMOTED {
+                    self.acknowledge_demotion();
+                }
             } else if cfg!(all(
                 any(target_arch = "x86", target_arch = "x86_64"),
                 not(miri)
@@ -583,7 +697,10 @@ impl Local {
                 // differently from SC accesses), but experimental evidence suggests that this
                 // works fine.  Using inline assembly would be a viable (and correct) alternative,
                 // but alas, that is not possible on stable Rust.
-                let current = Epoch::starting();
+                // (This fork: an unpinned participant keeps the number of its
+                // last epoch, for `Global::heavy_fence_demoting`'s look at how
+                // long it has been idle. Only this thread writes it.)
+                let current = self.epoch.load(Ordering::Relaxed);
                 let res = self.epoch.compare_exchange(
                     current,
                     new_epoch,
@@ -652,7 +769,12 @@ impl Local {
         self.guard_count.set(guard_count - 1);
 
         if guard_count == 1 {
-            self.epoch.store(Epoch::starting(), Ordering::Release);
+            // (This fork: the epoch's number is kept, unpinned: how long the
+            // participant has been idle, for `Global::heavy_fence_demoting`. Only
+            // this thread writes it; the pinned flag is what upstream's readers
+            // look at.)
+            let epoch = self.epoch.load(Ordering::Relaxed);
+            self.epoch.store(epoch.unpinned(), Ordering::Release);
 
             if self.handle_count.get() == 0 {
                 self.finalize();
@@ -672,7 +794,29 @@ impl Local {
         // read-modify-write is not.)
         self.global().light_pinners.fetch_add(1, Ordering::SeqCst);
         atomic::fence(Ordering::SeqCst);
+        // Release: a seal or an advance that marks this participant `DEMOTED`
+        // (Acquire) decrements the count after this increment.
+        self.light_state.store(LIGHT, Ordering::Release);
         self.light.set(true);
+    }
+
+    /// The pin that finds this participant marked `DEMOTED` (this fork's,
+    /// `Global::heavy_fence_demoting`): it takes the full fence after its epoch
+    /// store, as a heavy pin does, and the participant pins heavy from now on
+    /// (light again after `PINS_BEFORE_LIGHT` quiet pins) unless the mark was
+    /// taken back meanwhile (the seal or advance saw this pin).
+    #[cold]
+    fn acknowledge_demotion(&self) {
+        atomic::fence(Ordering::SeqCst);
+        // Relaxed: the count is the marker's to decrement; nothing is published.
+        if self
+            .light_state
+            .compare_exchange(DEMOTED, HEAVY, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.light.set(false);
+            self.quiet_pins.set(0);
+        }
     }
 
     /// Whether a flush or a seal by this participant would now interrupt other
@@ -693,10 +837,38 @@ impl Local {
         self.quiet_pins.set(0);
         if self.light.get() {
             self.light.set(false);
-            // Release: pairs with the Acquire load in `Global::heavy_fence`: a seal
-            // or an advance that no longer counts this participant sees its last
-            // light pin's epoch store (and all it did before this).
-            self.global().light_pinners.fetch_sub(1, Ordering::Release);
+            loop {
+                // Relaxed: only this thread and a marker write the state; the
+                // count's Release below publishes.
+                match self.light_state.compare_exchange(
+                    LIGHT,
+                    HEAVY,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // Release: pairs with the Acquire load in
+                        // `Global::heavy_fence`: a seal or an advance that no
+                        // longer counts this participant sees its last light
+                        // pin's epoch store (and all it did before this).
+                        self.global().light_pinners.fetch_sub(1, Ordering::Release);
+                        return;
+                    }
+                    // Marked: the marker decrements the count (it saw this
+                    // participant pinned or idle, and takes the mark back only
+                    // while it reads `DEMOTED`), unless it has just taken the
+                    // mark back: then look again.
+                    Err(_) => {
+                        if self
+                            .light_state
+                            .compare_exchange(DEMOTED, HEAVY, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -889,6 +1061,81 @@ mod tests {
         assert_eq!(global.try_advance(&guard), start.successor().successor());
         assert_eq!(global.barriers.load(Ordering::SeqCst), barriers + 1);
     }
+
+    /// (This fork.) A light participant idle for `IDLE_ADVANCES_BEFORE_DEMOTION`
+    /// advances is taken off the count by the next seal or advance, which then pays no barrier for it; its
+    /// next pin turns it heavy, and quiet pins turn it light again. One pinned
+    /// or recently pinned is left counted.
+    #[test]
+    fn an_idle_light_participant_is_taken_off_the_count() {
+        if !crate::asymmetric::enable_light_pins() {
+            return;
+        }
+        let collector = crate::Collector::new();
+        let global = &collector.global;
+        let reader = collector.register();
+        // SAFETY: `reader` is this thread's registration and lives to the end of
+        // the test; its `Local` lives at least as long.
+        let local = unsafe { &*reader.local };
+        for _ in 0..=Local::PINS_BEFORE_LIGHT {
+            drop(reader.pin());
+        }
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 1);
+        let other = collector.register();
+        let advance = || {
+            let guard = other.pin();
+            global.try_advance(&guard);
+        };
+        // Held pinned: never taken off, however many advances are tried.
+        let held = reader.pin();
+        for _ in 0..4 {
+            advance();
+        }
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 1);
+        drop(held);
+        // Pinned last in the current epoch: the advances that follow leave it
+        // counted until it is `IDLE_ADVANCES_BEFORE_DEMOTION` behind. (They go
+        // through: the reader is unpinned.)
+        drop(reader.pin());
+        for _ in 0..Global::IDLE_ADVANCES_BEFORE_DEMOTION {
+            advance();
+            assert_eq!(global.light_pinners.load(Ordering::SeqCst), 1);
+        }
+        // That far behind: the next advance takes it off, paying the barrier (it
+        // was counted until then); the ones after pay none.
+        let barriers = global.barriers.load(Ordering::SeqCst);
+        advance();
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 0);
+        assert_eq!(global.demotions.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            global.barriers.load(Ordering::SeqCst),
+            barriers + 1,
+            "the advance that took the idle participant off paid no barrier"
+        );
+        for _ in 0..4 {
+            advance();
+        }
+        assert_eq!(global.barriers.load(Ordering::SeqCst), barriers + 1);
+        // Its next pin takes the full fence and turns it heavy.
+        assert!(local.light.get());
+        drop(reader.pin());
+        assert!(
+            !local.light.get(),
+            "the first pin after the demotion left the participant light"
+        );
+        assert_eq!(local.light_state.load(Ordering::SeqCst), HEAVY);
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 0);
+        // Quiet pins make it light again, counted once.
+        for _ in 0..=Local::PINS_BEFORE_LIGHT {
+            drop(reader.pin());
+        }
+        assert!(local.light.get());
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 1);
+        // A flush takes it off by itself, once.
+        reader.pin().flush();
+        assert_eq!(global.light_pinners.load(Ordering::SeqCst), 0);
+        assert_eq!(local.light_state.load(Ordering::SeqCst), HEAVY);
+    }
 }
 
 /// Store buffering on the real paths (added after a review of the fork,
@@ -976,6 +1223,119 @@ mod light_pin_tests {
         assert_eq!(
             both_missed, 0,
             "a light pin's epoch store and a heavy fence's store both went unseen"
+        );
+    }
+
+    /// (This fork.) The same store buffering, with the heavy side taking the
+    /// reader off the light count whenever it finds it unpinned
+    /// (`Global::heavy_fence_demoting`, given an epoch far enough ahead): the mark
+    /// races the reader's pin, which must then take the full fence itself. The
+    /// reader turns light again each round, and leaves light by itself every
+    /// fifth, racing the marks; once both threads are gone the count must be
+    /// zero (a decrement lost or made twice shows there). The writer never pins
+    /// light itself: its own count would make every fence pay the barrier.
+    #[test]
+    fn a_demoting_heavy_fence_races_light_pins() {
+        if !crate::asymmetric::enable_light_pins() {
+            return;
+        }
+        const ROUNDS: usize = 50_000;
+        let collector = crate::Collector::new();
+        let shared = AtomicUsize::new(0);
+        let arrived = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let local_addr = AtomicUsize::new(0);
+        let (reader_saw, writer_saw_pinned) = thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let handle = collector.register();
+                // SAFETY: `handle` is this thread's registration and lives to the
+                // end of the closure; its `Local` lives at least as long.
+                let local = unsafe { &*handle.local };
+                local_addr.store(handle.local as usize, Ordering::Release);
+                let mut saw = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    if !local.light.get() {
+                        local.enter_light();
+                    }
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < 2 * round {
+                        core::hint::spin_loop();
+                    }
+                    // Every other round, pin at varied moments of the writer's
+                    // mark, barrier and look (before, inside, after); in the
+                    // others, at once, racing the writer's store most closely.
+                    for _ in 0..(round % 2) * ((round * 37) % 512) {
+                        core::hint::spin_loop();
+                    }
+                    let guard = handle.pin();
+                    saw.push(shared.load(Ordering::Relaxed));
+                    if round % 5 == 0 {
+                        local.leave_light();
+                    }
+                    while done.load(Ordering::Acquire) < round {
+                        core::hint::spin_loop();
+                    }
+                    drop(guard);
+                }
+                saw
+            });
+            let (collector, shared, arrived, done, local_addr) =
+                (&collector, &shared, &arrived, &done, &local_addr);
+            let writer = s.spawn(move || {
+                let handle = collector.register();
+                // SAFETY: this thread's registration, alive to the end of the
+                // closure.
+                let own = unsafe { &*handle.local };
+                let mut addr = 0;
+                while addr == 0 {
+                    addr = local_addr.load(Ordering::Acquire);
+                    core::hint::spin_loop();
+                }
+                // SAFETY: only the atomic epoch of the reader's `Local` is read,
+                // and that `Local` outlives this loop: the reader holds its handle
+                // until it has seen `done` reach the last round, stored below.
+                let epoch: &AtomicEpoch = unsafe { &(*(addr as *const Local)).epoch };
+                let mut saw_pinned = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < 2 * round {
+                        core::hint::spin_loop();
+                    }
+                    let guard = handle.pin();
+                    own.leave_light();
+                    // Nothing advances here: an epoch far enough ahead makes every
+                    // unpinned light participant idle.
+                    let global = &collector.global;
+                    let mut ahead = global.epoch.load(Ordering::Relaxed);
+                    for _ in 0..Global::IDLE_ADVANCES_BEFORE_DEMOTION {
+                        ahead = ahead.successor();
+                    }
+                    shared.store(round, Ordering::Relaxed);
+                    global.heavy_fence_demoting(ahead, &guard);
+                    saw_pinned.push(epoch.load(Ordering::Relaxed).is_pinned());
+                    drop(guard);
+                    done.store(round, Ordering::Release);
+                }
+                saw_pinned
+            });
+            (reader.join().unwrap(), writer.join().unwrap())
+        });
+        let both_missed = (1..=ROUNDS)
+            .filter(|&r| reader_saw[r - 1] < r && !writer_saw_pinned[r - 1])
+            .count();
+        assert_eq!(
+            both_missed, 0,
+            "a light pin's epoch store and a demoting heavy fence's store both went unseen"
+        );
+        let global = &collector.global;
+        assert!(
+            global.demotions.load(Ordering::SeqCst) > 0,
+            "the heavy side never took the reader off the count"
+        );
+        assert_eq!(
+            global.light_pinners.load(Ordering::SeqCst),
+            0,
+            "the light count did not come back to zero once both threads were gone"
         );
     }
 
