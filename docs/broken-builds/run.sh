@@ -248,6 +248,15 @@ entry shard-lock-take-relaxed.patch "$lock_model" "$causality"
 entry epoch-heavy-fence-without-membarrier.patch \
     "cargo test --release -p atomic-map-epoch --lib asymmetric -- --nocapture" \
     "a light and a heavy fence let both threads miss"
+# An idle light thread taken off the count: its next pin must take the full fence
+# (without it, the pin stays light while no seal or advance pays the barrier for it),
+# and the count's decrement must follow the barrier (before it, the advance that
+# demotes pays none, while the thread may still be pinning light).
+idle_light="cargo test -p atomic-map-epoch --lib an_idle_light_participant_is_taken_off_the_count"
+entry epoch-demotion-unacknowledged.patch "$idle_light" \
+    "the first pin after the demotion left the participant light"
+entry epoch-demotion-decrements-before-the-barrier.patch "$idle_light" \
+    "the advance that took the idle participant off paid no barrier"
 
 # The doomed ring (src/reclaim/doom_ring.rs): its own loom model, in the library.
 ring_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib doom_ring -- --nocapture"
