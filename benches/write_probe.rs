@@ -15,8 +15,8 @@
 //! fence, so the writers' helps interrupt them: `HELPS_PER_BARRIER`).
 //! `--idle-readers N` (0) runs N threads that make `IDLE_READER_GETS` such gets,
 //! enough to pin light, and then sleep until the run ends: a request handler
-//! between bursts, which stays counted as light (docs/DESIGN.md, "A light thread
-//! that goes idle stays counted").
+//! between bursts, whom seals and advances take off the light count four advances
+//! later (docs/DESIGN.md, "A light thread that goes idle is taken off the count").
 //!
 //! Maps (`--maps`, comma-separated): `atomic` (`AtomicMap::new()`: the process's
 //! background reclaimer), `atomic-manual` (manual reclamation, `reclaim()` every
