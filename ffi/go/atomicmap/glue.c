@@ -66,13 +66,21 @@ amap_go_found_t amap_go_load(uintptr_t map, const uint8_t *key, size_t key_len) 
     return found;
 }
 
-// Retains key's value (amap_get) and returns it with its handle, read while it is
-// retained, so that Value.Get needs no cgo call of its own.
-amap_go_found_t amap_go_get(uintptr_t map, const uint8_t *key, size_t key_len) {
-    amap_go_found_t found = {AMAP_OK, NULL, 0};
-    found.status = amap_get((const amap_t *)map, key, key_len, &found.value);
-    if (found.status == AMAP_OK) found.handle = (uintptr_t)amap_value_data(found.value);
+// What a call that retains a value on AMAP_OK returns: the value and its handle,
+// read while it is retained (so that Go resolves it without a cgo call of its own).
+// The callers make the call first and then pass its out-value: C evaluates a
+// call's arguments in no set order.
+static amap_go_found_t retained(amap_status_t status, amap_value_t *value) {
+    amap_go_found_t found = {status, value, 0};
+    if (status == AMAP_OK) found.handle = (uintptr_t)amap_value_data(value);
     return found;
+}
+
+// Map.Get: retains key's value (amap_get).
+amap_go_found_t amap_go_get(uintptr_t map, const uint8_t *key, size_t key_len) {
+    amap_value_t *value = NULL;
+    amap_status_t status = amap_get((const amap_t *)map, key, key_len, &value);
+    return retained(status, value);
 }
 
 amap_status_t amap_go_value_release(uintptr_t value) {
@@ -98,10 +106,9 @@ amap_go_found_t amap_go_load_or_store(uintptr_t map, const uint8_t *key, size_t 
 // Map.LoadAndDelete: removes key and returns the value taken out, retained, with
 // its handle (AMAP_OK).
 amap_go_found_t amap_go_take(uintptr_t map, const uint8_t *key, size_t key_len) {
-    amap_go_found_t found = {AMAP_OK, NULL, 0};
-    found.status = amap_take((const amap_t *)map, key, key_len, &found.value);
-    if (found.status == AMAP_OK) found.handle = (uintptr_t)amap_value_data(found.value);
-    return found;
+    amap_value_t *value = NULL;
+    amap_status_t status = amap_take((const amap_t *)map, key, key_len, &value);
+    return retained(status, value);
 }
 
 static int32_t go_keep(const uint8_t *key, size_t key_len, void *data, void *user) {
