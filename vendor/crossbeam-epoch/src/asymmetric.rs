@@ -70,10 +70,11 @@
 //! participant's `light_state` `DEMOTED` (a compare-and-swap from `LIGHT`, so that
 //! one marker and the participant itself agree on who decrements); (b) it executes
 //! its heavy fence, with the barrier, since the participant is still counted;
-//! (c) it loads the participant's epoch (Acquire); (d) if that shows it unpinned,
-//! or if the participant has already acknowledged the mark, it decrements the
-//! count (Release); if it shows it pinned and the mark is still there, it takes
-//! the mark back. A light pin, after its epoch store and its light fence, loads
+//! (c) it loads the participant's epoch again (Acquire; the first look may have
+//! been stale); (d) if that shows it still idle, or if the participant has already
+//! acknowledged the mark or left light by itself, it decrements the count
+//! (Release); if it shows it pinned, or pinned since, and the mark is still there,
+//! it takes the mark back. A light pin, after its epoch store and its light fence, loads
 //! its `light_state`; on `DEMOTED` it executes a `SeqCst` fence (a heavy pin's
 //! own fence) and turns heavy (`Local::acknowledge_demotion`), light again after
 //! `PINS_BEFORE_LIGHT` quiet pins. Why no pin is left without its fence: the mark
@@ -84,12 +85,22 @@
 //! the mark and takes the full fence itself. A pin that ended before (c) ran
 //! while the participant was counted, and (c) reads its unpin's Release store,
 //! so the decrement carries it to every later heavy fence, as `leave_light`'s
-//! does (third case above). To tell how long a participant has been idle, an
+//! does (third case above). A participant that leaves light by itself (a flush
+//! during a light pin) while marked hands its decrement to the marker: that pin
+//! had loaded its state before the barrier reached its CPU (after, it would have
+//! seen the mark), so its epoch store was visible to (c), and the decrement after
+//! (c) carries it as `leave_light`'s own Release would. To tell how long a participant has been idle, an
 //! unpin keeps its epoch's number (upstream stores zero), which no reader of an
 //! unpinned epoch looks at. Tests: `an_idle_light_participant_is_taken_off_the_count`
 //! (the two broken builds `epoch-demotion-*.patch` in `docs/broken-builds/` fail
-//! it), and `a_demoting_heavy_fence_races_light_pins` (store buffering with marks
-//! racing the pins; the count back at zero).
+//! it), `a_marks_other_outcomes_keep_the_count_exact` (a mark taken back, a
+//! participant leaving light while marked, a second marker), and
+//! `a_demoting_heavy_fence_races_light_pins` (store buffering with marks racing
+//! the pins; the count back at zero). A review (2026-12-06) model-checked the
+//! states of one participant and two markers (13,108 states: the count never
+//! below zero, never zero while the participant is `LIGHT`, and back at the
+//! number of light participants), with each step atomic; the orderings are the
+//! argument above.
 //!
 //! Light pins are allowed only once the process is registered for the expedited
 //! command ([`enable_light_pins`], which the program calls where a 10 ms wait does

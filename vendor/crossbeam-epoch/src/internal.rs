@@ -178,6 +178,10 @@ pub(crate) struct Global {
     /// only).
     #[cfg(test)]
     demotions: AtomicUsize,
+
+    /// How many marks of `heavy_fence_demoting` were taken back (tests only).
+    #[cfg(test)]
+    takebacks: AtomicUsize,
 }
 
 /// `Local::light_state` (this fork's): pins with the full fence, not counted in
@@ -206,6 +210,8 @@ impl Global {
             barriers: AtomicUsize::new(0),
             #[cfg(test)]
             demotions: AtomicUsize::new(0),
+            #[cfg(test)]
+            takebacks: AtomicUsize::new(0),
         }
     }
 
@@ -244,15 +250,35 @@ impl Global {
             self.heavy_fence();
             return;
         }
-        let mut demoting = alloc::vec::Vec::new();
+        let marked = self.mark_idle_light(global_epoch, guard);
+        // (b): a marked participant is counted until (d), so this fence includes
+        // the barrier.
+        self.heavy_fence();
+        self.demote_marked(global_epoch, marked);
+    }
+
+    /// Whether a participant whose unpinned epoch is `epoch` has been idle long
+    /// enough to be taken off the light count (this fork's).
+    fn idle_since(global_epoch: Epoch, epoch: Epoch) -> bool {
+        !epoch.is_pinned()
+            && global_epoch.wrapping_sub(epoch) >= Self::IDLE_ADVANCES_BEFORE_DEMOTION
+    }
+
+    /// Step (a) of `heavy_fence_demoting`: marks the light participants that look
+    /// idle `DEMOTED`, and returns them.
+    fn mark_idle_light<'g>(
+        &'g self,
+        global_epoch: Epoch,
+        guard: &'g Guard,
+    ) -> alloc::vec::Vec<&'g Local> {
+        let mut marked = alloc::vec::Vec::new();
         for local in self.locals.iter(guard) {
             let Ok(local) = local else {
                 break; // stalled: the rest waits for a later fence
             };
-            // Relaxed: a hint; (c) below decides.
-            let epoch = local.epoch.load(Ordering::Relaxed);
-            if !epoch.is_pinned()
-                && global_epoch.wrapping_sub(epoch) >= Self::IDLE_ADVANCES_BEFORE_DEMOTION
+            // Relaxed: a hint (it may be stale); (c) looks again after the
+            // barrier and decides.
+            if Self::idle_since(global_epoch, local.epoch.load(Ordering::Relaxed))
                 // Relaxed: a hint for the compare-and-swap.
                 && local.light_state.load(Ordering::Relaxed) == LIGHT
                 // (a). Acquire: pairs with `enter_light`'s Release store of
@@ -264,25 +290,36 @@ impl Global {
                     .compare_exchange(LIGHT, DEMOTED, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
-                demoting.push(local);
+                marked.push(local);
             }
         }
-        // (b): P is counted until (d), so this fence includes the barrier.
-        self.heavy_fence();
-        for local in demoting {
+        marked
+    }
+
+    /// Steps (c) and (d) of `heavy_fence_demoting`, after its barrier: each marked
+    /// participant seen still idle, or that acknowledged the mark, is taken off
+    /// the count; the mark of one seen pinned or pinned since is taken back.
+    fn demote_marked(&self, global_epoch: Epoch, marked: alloc::vec::Vec<&Local>) {
+        for local in marked {
             // (c). Acquire: pairs with `unpin`'s Release store, so that a heavy
             // fence that acquires (d) comes after P's last light pin.
-            let pinned = local.epoch.load(Ordering::Acquire).is_pinned();
-            // Pinned: the mark is taken back and P stays light, unless P saw it
-            // first (then P is heavy, and the count is decremented here all the
-            // same). Acquire on failure: the count's decrement below follows P's
-            // acknowledgement.
-            if pinned
+            let epoch = local.epoch.load(Ordering::Acquire);
+            // Not idle any more (pinned now, or since the first look, which may
+            // also have been stale): the mark is taken back and P stays light,
+            // unless P saw the mark first (it acknowledged, or left light by
+            // itself, and its count is the marker's to decrement, below). P's
+            // compare-and-swaps are Relaxed: what makes the decrement safe then is
+            // P's own `SeqCst` fence (an acknowledging pin), or (c)'s view of
+            // P's pin before the barrier (a `leave_light` during a light pin,
+            // `asymmetric.rs`).
+            if !Self::idle_since(global_epoch, epoch)
                 && local
                     .light_state
-                    .compare_exchange(DEMOTED, LIGHT, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(DEMOTED, LIGHT, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
             {
+                #[cfg(test)]
+                self.takebacks.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             // (d). Release: as `leave_light`'s decrement, with `heavy_fence`'s
@@ -827,7 +864,10 @@ impl Local {
     pub(crate) fn flush_would_interrupt(&self) -> bool {
         // Relaxed: a hint for the caller's choice of when to flush, ordered with
         // nothing; `heavy_fence` loads the count again, with the ordering it needs.
-        self.global().light_pinners.load(Ordering::Relaxed) > usize::from(self.light.get())
+        // (A participant taken off the count keeps `light` until its next pin:
+        // its `light_state` says whether the count holds it.)
+        let counted = self.light_state.load(Ordering::Relaxed) == LIGHT;
+        self.global().light_pinners.load(Ordering::Relaxed) > usize::from(counted)
     }
 
     /// Pins with the full fence again, from the next pin on (this fork's): called
@@ -1135,6 +1175,95 @@ mod tests {
         reader.pin().flush();
         assert_eq!(global.light_pinners.load(Ordering::SeqCst), 0);
         assert_eq!(local.light_state.load(Ordering::SeqCst), HEAVY);
+    }
+
+    /// (This fork.) The hand-shake's other outcomes, step by step, with the
+    /// marker's steps called one at a time: a mark taken back when the
+    /// participant is found pinned without having seen it (its epoch written as a
+    /// pin's store that landed before the barrier would be), a participant that
+    /// leaves light by itself while marked (the marker decrements, once, whether
+    /// it then finds it idle or pinned), and a second marker that finds the mark
+    /// taken. The count always ends at the number of light participants.
+    #[test]
+    fn a_marks_other_outcomes_keep_the_count_exact() {
+        if !crate::asymmetric::enable_light_pins() {
+            return;
+        }
+        let collector = crate::Collector::new();
+        let global = &collector.global;
+        let reader = collector.register();
+        // SAFETY: `reader` is this thread's registration and lives to the end of
+        // the test; its `Local` lives at least as long.
+        let local = unsafe { &*reader.local };
+        let turn_light = || {
+            for _ in 0..=Local::PINS_BEFORE_LIGHT {
+                drop(reader.pin());
+            }
+            assert_eq!(local.light_state.load(Ordering::SeqCst), LIGHT);
+        };
+        turn_light();
+        let other = collector.register();
+        let guard = other.pin();
+        // An epoch far enough ahead of the reader's last (the pins above may
+        // have advanced the global one) to make it idle.
+        let ahead_of_reader = || {
+            let mut ahead = local.epoch.load(Ordering::SeqCst);
+            for _ in 0..Global::IDLE_ADVANCES_BEFORE_DEMOTION {
+                ahead = ahead.successor();
+            }
+            ahead
+        };
+        let count = || global.light_pinners.load(Ordering::SeqCst);
+        let ahead = ahead_of_reader();
+
+        // Found pinned: the mark is taken back, the count kept.
+        let marked = global.mark_idle_light(ahead, &guard);
+        assert_eq!(marked.len(), 1);
+        assert_eq!(local.light_state.load(Ordering::SeqCst), DEMOTED);
+        let unpinned = local.epoch.load(Ordering::SeqCst);
+        local.epoch.store(ahead.pinned(), Ordering::SeqCst);
+        global.demote_marked(ahead, marked);
+        local.epoch.store(unpinned, Ordering::SeqCst);
+        assert_eq!(global.takebacks.load(Ordering::SeqCst), 1);
+        assert_eq!(local.light_state.load(Ordering::SeqCst), LIGHT);
+        assert_eq!(count(), 1, "a mark taken back changed the count");
+
+        // A second marker finds the mark taken and marks nothing.
+        let marked = global.mark_idle_light(ahead, &guard);
+        assert!(global.mark_idle_light(ahead, &guard).is_empty());
+        // Left light by itself while marked, then found idle: decremented once.
+        local.leave_light();
+        assert_eq!(local.light_state.load(Ordering::SeqCst), HEAVY);
+        assert_eq!(
+            count(),
+            1,
+            "the marker's decrement was made by the participant"
+        );
+        global.demote_marked(ahead, marked);
+        assert_eq!(
+            count(),
+            0,
+            "a participant that left light while marked stayed counted"
+        );
+
+        // Left light by itself while marked, then found pinned: decremented once
+        // all the same (the mark cannot be taken back).
+        turn_light();
+        let ahead = ahead_of_reader();
+        let unpinned = local.epoch.load(Ordering::SeqCst);
+        let marked = global.mark_idle_light(ahead, &guard);
+        assert_eq!(marked.len(), 1);
+        local.leave_light();
+        local.epoch.store(ahead.pinned(), Ordering::SeqCst);
+        global.demote_marked(ahead, marked);
+        local.epoch.store(unpinned, Ordering::SeqCst);
+        assert_eq!(
+            count(),
+            0,
+            "a participant that left light while marked stayed counted"
+        );
+        assert_eq!(global.takebacks.load(Ordering::SeqCst), 1);
+        drop(guard);
     }
 }
 
