@@ -267,80 +267,86 @@ fn timed(
     })
 }
 
-/// [`timed`] on a map first prefilled with keys `0..keys` (`insert`), whichever
-/// map it is.
-fn timed_prefilled(
-    t: &Threads,
-    seqs: &[Vec<Op>],
-    rounds: usize,
-    keys: u64,
-    insert: impl Fn(u64),
-    body: impl Fn(&[Op], usize) -> u64 + Sync,
-    read: impl Fn(u64) -> u64 + Sync,
-) -> f64 {
-    (0..keys).for_each(insert);
-    timed(t, seqs, rounds, body, read)
+/// A map the probe runs: how it is prefilled, how a mix thread runs its
+/// rounds, and how a reader gets.
+trait Probed: Sync {
+    fn fill(&self, key: u64);
+    fn rounds(&self, ops: &[Op], rounds: usize) -> u64;
+    fn read(&self, key: u64) -> u64;
 }
 
-/// One run of a `DashMap` on either hasher.
-fn dashmap_run<S: BuildHasher + Clone + Send + Sync>(
-    m: &DashMap<u64, u64, S>,
+impl<S: BuildHasher + Clone + Send + Sync> Probed for DashMap<u64, u64, S> {
+    fn fill(&self, key: u64) {
+        self.insert(key, key);
+    }
+    fn rounds(&self, ops: &[Op], rounds: usize) -> u64 {
+        run_dashmap(self, ops, rounds)
+    }
+    fn read(&self, key: u64) -> u64 {
+        self.get(&key).map_or(0, |v| *v)
+    }
+}
+
+/// A thread's rounds over an `AtomicMap` on hasher `S`: its sum.
+type AtomicLoop<S> = fn(&AtomicMap<u64, u64, S>, &[Op], usize) -> u64;
+
+/// An `AtomicMap` on hasher `S` with the loop its threads run (the default
+/// one, or manual mode's, which reclaims).
+struct Atomic<S> {
+    map: AtomicMap<u64, u64, S>,
+    rounds: AtomicLoop<S>,
+}
+
+impl<S: BuildHasher + Clone + Send + Sync + 'static> Probed for Atomic<S> {
+    fn fill(&self, key: u64) {
+        drop(self.map.insert(key, key));
+    }
+    fn rounds(&self, ops: &[Op], rounds: usize) -> u64 {
+        (self.rounds)(&self.map, ops, rounds)
+    }
+    fn read(&self, key: u64) -> u64 {
+        self.map.pin().get_borrowed(&key).copied().unwrap_or(0)
+    }
+}
+
+/// [`timed`] on `m`, first prefilled with keys `0..keys`.
+fn timed_prefilled(
+    m: &impl Probed,
     seqs: &[Vec<Op>],
     t: &Threads,
     keys: u64,
     rounds: usize,
 ) -> f64 {
-    timed_prefilled(
-        t,
-        seqs,
-        rounds,
-        keys,
-        |k| {
-            m.insert(k, k);
-        },
-        |ops, r| run_dashmap(m, ops, r),
-        |k| m.get(&k).map_or(0, |v| *v),
-    )
+    (0..keys).for_each(|k| m.fill(k));
+    timed(t, seqs, rounds, |ops, r| m.rounds(ops, r), |k| m.read(k))
 }
 
 /// One run of `map` (a fresh map, prefilled with `keys` keys): ns per operation.
 fn run(map: &str, seqs: &[Vec<Op>], t: &Threads, keys: u64, rounds: usize) -> f64 {
     match map {
         "atomic" => {
-            let m = AtomicMap::new();
-            timed_prefilled(
-                t,
-                seqs,
-                rounds,
-                keys,
-                |k| drop(m.insert(k, k)),
-                |ops, r| run_atomic(&m, ops, r),
-                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
-            )
+            let m = Atomic {
+                map: AtomicMap::new(),
+                rounds: run_atomic,
+            };
+            timed_prefilled(&m, seqs, t, keys, rounds)
         }
         "atomic-manual" => {
-            let m = Builder::new()
+            let map = Builder::new()
                 .reclaim_mode(ReclaimMode::Manual)
                 .hasher(FixedState::with_seed(42))
                 .build();
-            timed_prefilled(
-                t,
-                seqs,
-                rounds,
-                keys,
-                |k| drop(m.insert(k, k)),
-                |ops, r| run_atomic_manual(&m, ops, r),
-                |k| m.pin().get_borrowed(&k).copied().unwrap_or(0),
-            )
+            let m = Atomic {
+                map,
+                rounds: run_atomic_manual,
+            };
+            timed_prefilled(&m, seqs, t, keys, rounds)
         }
-        "dashmap" => dashmap_run(&DashMap::new(), seqs, t, keys, rounds),
-        "dashmap-foldhash" => dashmap_run(
-            &DashMap::with_hasher(foldhash::fast::RandomState::default()),
-            seqs,
-            t,
-            keys,
-            rounds,
-        ),
+        "dashmap" => timed_prefilled(&DashMap::<u64, u64>::new(), seqs, t, keys, rounds),
+        "dashmap-foldhash" => {
+            let m = DashMap::with_hasher(foldhash::fast::RandomState::default());
+            timed_prefilled(&m, seqs, t, keys, rounds)
+        }
         other => panic!("--maps {other}: atomic, atomic-manual, dashmap or dashmap-foldhash"),
     }
 }
