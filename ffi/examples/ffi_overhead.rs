@@ -1,6 +1,8 @@
-//! What the C ABI costs: a retained `amap_get` + `amap_value_release`, and a
-//! read-section `amap_read_get`, called through the exported `extern "C"` functions,
-//! against the same retained `get` and pinned `get` on the Rust API, in one process,
+//! What the C ABI costs: a retained `amap_get` + `amap_value_release`, a
+//! read-section `amap_read_get`, and a one-call `amap_get_with` (and, for
+//! comparison, a read section begun and ended around each get), called through the
+//! exported `extern "C"` functions, against the same retained `get` and pinned `get`
+//! (one pin per get for the last two) on the Rust API, in one process,
 //! single-threaded, over the same 100,000 eight-byte keys in the same random order;
 //! and `amap_clear_async` (without a ticket, and with one, freed) against
 //! `AtomicMap::clear_async` (its `Retired` dropped), each clear timed on its own on a
@@ -37,6 +39,13 @@ use atomic_map::AtomicMap;
 const KEYS: usize = 100_000;
 const SECTION: usize = 64; // gets per read section, for both sides
 const SMALL: usize = 16; // entries of the maps the clears empty
+
+/// `amap_get_with`'s callback in the loop above: keeps the data it is lent in
+/// `*user` (a `*mut c_void`), as a C caller reading one field would.
+unsafe extern "C" fn keep_data(data: *mut c_void, user: *mut c_void) {
+    // SAFETY: `user` is the loop's `&mut data`, live for the call.
+    unsafe { *user.cast::<*mut c_void>() = data };
+}
 
 /// Nanoseconds per operation of one run of `f` (which performs `ops` operations).
 fn time_per_op(ops: usize, f: &mut dyn FnMut()) -> f64 {
@@ -87,6 +96,11 @@ fn main() {
             black_box(*rust.get(&keys[i][..]).unwrap());
         }
     };
+    let mut rust_pin_each = || {
+        for &i in &order {
+            black_box(rust.pin().get_borrowed(&keys[i][..]).copied());
+        }
+    };
     let mut rust_pinned = || {
         for chunk in order.chunks(SECTION) {
             let guard = rust.pin();
@@ -127,14 +141,47 @@ fn main() {
                 }
             }
         };
+        let mut c_get_with = || {
+            for &i in &order {
+                let mut data: *mut c_void = ptr::null_mut();
+                // SAFETY: valid map, key and callback, whose `user` is `data`.
+                unsafe {
+                    (abi.get_with)(
+                        c,
+                        keys[i].as_ptr(),
+                        8,
+                        Some(keep_data),
+                        (&raw mut data).cast(),
+                    );
+                }
+                black_box(data);
+            }
+        };
+        let mut c_read_each = || {
+            for &i in &order {
+                let mut read = ptr::null_mut();
+                let mut data = ptr::null_mut();
+                // SAFETY: valid map and out-pointers; the section is ended on this thread.
+                unsafe {
+                    (abi.read_begin)(c, &mut read);
+                    (abi.read_get)(read, keys[i].as_ptr(), 8, &mut data);
+                    (abi.read_end)(read);
+                }
+                black_box(data);
+            }
+        };
         let retained = Pair::measure(rounds, ops, &mut rust_get, &mut c_get);
         let section = Pair::measure(rounds, ops, &mut rust_pinned, &mut c_read);
+        let get_with = Pair::measure(rounds, ops, &mut rust_pin_each, &mut c_get_with);
+        let read_each = Pair::measure(rounds, ops, &mut rust_pin_each, &mut c_read_each);
         // SAFETY: the map from this library's amap_new, freed once.
         unsafe { (abi.free)(c) };
         let cleared = Clears::measure(&abi, &keys[..SMALL], clears);
         println!("C ABI {}:", abi.origin);
         retained.print("  retained get + release");
         section.print(&format!("  read-section get ({SECTION} per section)"));
+        get_with.print("  amap_get_with (one pin per get)");
+        read_each.print("  read section per get (one pin per get)");
         cleared.print();
     }
 }
@@ -247,6 +294,13 @@ type BeginFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_read_t) -> ama
 type ReadGetFn =
     unsafe extern "C" fn(*const amap_read_t, *const u8, usize, *mut *mut c_void) -> amap_status_t;
 type EndFn = unsafe extern "C" fn(*mut amap_read_t);
+type GetWithFn = unsafe extern "C" fn(
+    *const amap_t,
+    *const u8,
+    usize,
+    amap_visit_fn,
+    *mut c_void,
+) -> amap_status_t;
 type ClearFn = unsafe extern "C" fn(*const amap_t, *mut *mut amap_ticket_t) -> amap_status_t;
 type TicketFreeFn = unsafe extern "C" fn(*mut amap_ticket_t);
 
@@ -263,6 +317,7 @@ struct CAbi {
     read_begin: BeginFn,
     read_get: ReadGetFn,
     read_end: EndFn,
+    get_with: GetWithFn,
     clear_async: ClearFn,
     ticket_free: TicketFreeFn,
 }
@@ -282,6 +337,7 @@ impl CAbi {
             read_begin: black_box(amap_read_begin),
             read_get: black_box(amap_read_get),
             read_end: black_box(amap_read_end),
+            get_with: black_box(amap_get_with),
             clear_async: black_box(amap_clear_async),
             ticket_free: black_box(amap_ticket_free),
         }
@@ -337,6 +393,7 @@ impl CAbi {
                 read_begin: std::mem::transmute::<*mut c_void, BeginFn>(symbol(c"amap_read_begin")),
                 read_get: std::mem::transmute::<*mut c_void, ReadGetFn>(symbol(c"amap_read_get")),
                 read_end: std::mem::transmute::<*mut c_void, EndFn>(symbol(c"amap_read_end")),
+                get_with: std::mem::transmute::<*mut c_void, GetWithFn>(symbol(c"amap_get_with")),
                 clear_async: std::mem::transmute::<*mut c_void, ClearFn>(symbol(
                     c"amap_clear_async",
                 )),

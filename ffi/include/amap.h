@@ -349,6 +349,16 @@ typedef struct {
 } amap_stats_t;
 
 /**
+ * Called by `amap_get_with` with the value's `data` and the caller's `user`
+ * pointer.
+ *
+ * Ownership: `data` is **borrowed for the call only**: the read section it was
+ * found in ends when the callback returns. Never free it; retain the value with
+ * `amap_get` to keep it longer.
+ */
+typedef void (*amap_visit_fn)(void *data, void *user);
+
+/**
  * Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
  * the caller's `user` pointer. Return 0 to go on, anything else to stop.
  *
@@ -850,6 +860,32 @@ amap_status_t amap_read_get(const amap_read_t *read,
                             const uint8_t *key,
                             size_t key_len,
                             void **out_data);
+
+/**
+ * Looks `key` up in the map's current generation and, if it is there, calls
+ * `visit(data, user)` with its value's `data`; returns `AMAP_OK`, or
+ * `AMAP_NOT_FOUND` without calling `visit`.
+ *
+ * A read section in one call, as `amap_read_begin`, `amap_read_get` and
+ * `amap_read_end` make in three: the lookup pins, `visit` runs while the value
+ * is protected by that pin, and the pin ends when `visit` returns. No allocation,
+ * no reference count touched, nothing to end. `visit` may call into the map
+ * (`amap_get`, `amap_insert`, ...); it must return normally (no `longjmp` out of
+ * it), and should be short, since while it runs it holds up the reclamation of
+ * values removed meanwhile, as a read section does.
+ *
+ * Ownership: as `amap_visit_fn` says: `data` borrowed for the call. `user` is
+ * passed through untouched.
+ *
+ * # Safety
+ * `map` must be a live map; `key` as in `amap_insert`; `visit` must be a valid
+ * function; `visit` must not free `map`.
+ */
+amap_status_t amap_get_with(const amap_t *map,
+                            const uint8_t *key,
+                            size_t key_len,
+                            amap_visit_fn visit,
+                            void *user);
 
 /**
  * Calls `callback(key, key_len, data, user)` for each entry of the section's

@@ -453,6 +453,24 @@ class Map {
         detail::check(s);
         return Value(v);
     }
+    /// Calls `f(data)` with the borrowed data for `key` and returns true, or
+    /// returns false without calling it (amap_get_with: one call, no allocation,
+    /// no reference count touched). `data` is valid for the call only: keep a
+    /// Value from get() to hold it longer. `f` may call into the map. An exception
+    /// thrown by `f` is rethrown here (it never crosses the C frames).
+    template <class F> bool visit(std::string_view key, F &&f) const {
+        auto body = [&f](const void *data) {
+            f(data);
+            return true;
+        };
+        detail::Callback<decltype(body)> callback{body};
+        amap_status_t s =
+            amap_get_with(map_.get(), detail::bytes(key), key.size(), &visit_call<decltype(body)>, &callback);
+        callback.rethrow(); // the callback's exception first: it explains the rest
+        if (s == AMAP_NOT_FOUND) return false;
+        detail::check(s);
+        return true;
+    }
     bool contains(std::string_view key) const {
         uint8_t present = 0;
         detail::check(amap_contains(map_.get(), detail::bytes(key), key.size(), &present));
@@ -516,6 +534,10 @@ class Map {
     const amap_t *get() const noexcept { return map_.get(); }
 
   private:
+    // Called from C: never throws (an exception is kept for `visit` to rethrow).
+    template <class B> static void visit_call(void *data, void *user) noexcept {
+        static_cast<detail::Callback<B> *>(user)->call(false, static_cast<const void *>(data));
+    }
     // Called from C: never throws (an exception keeps the rest: `retain`).
     template <class F> static int32_t keep_call(const uint8_t *key, size_t len, void *data, void *user) noexcept {
         std::string_view k(reinterpret_cast<const char *>(key), len);
@@ -781,6 +803,11 @@ template <class T> class TypedMap {
     /// Removes `key` only if it still maps to `expected`'s T (by identity).
     bool remove_if_same(std::string_view key, const TypedValue<T> &expected) {
         return map_.remove_if_same(key, expected.untyped());
+    }
+    /// Map::visit: calls `f(const T &)` with the T mapped to `key`, borrowed for
+    /// the call, and returns true, or returns false without calling it.
+    template <class F> bool visit(std::string_view key, F &&f) const {
+        return map_.visit(key, [&f](const void *data) { f(*static_cast<const T *>(data)); });
     }
     bool contains(std::string_view key) const { return map_.contains(key); }
     /// Map::flush: destroys the Ts this map released before the call.

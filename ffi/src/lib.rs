@@ -43,7 +43,8 @@ pub use map::{
     amap_stats_t, amap_t,
 };
 pub use read::{
-    amap_read_begin, amap_read_end, amap_read_fn, amap_read_for_each, amap_read_get, amap_read_t,
+    amap_get_with, amap_read_begin, amap_read_end, amap_read_fn, amap_read_for_each, amap_read_get,
+    amap_read_t, amap_visit_fn,
 };
 pub use reclaimer::{
     amap_reclaimer_flush, amap_reclaimer_free, amap_reclaimer_new, amap_reclaimer_reclaim,

@@ -104,6 +104,59 @@ pub unsafe extern "C" fn amap_read_get(
     })
 }
 
+/// Called by `amap_get_with` with the value's `data` and the caller's `user`
+/// pointer.
+///
+/// Ownership: `data` is **borrowed for the call only**: the read section it was
+/// found in ends when the callback returns. Never free it; retain the value with
+/// `amap_get` to keep it longer.
+#[allow(non_camel_case_types)]
+pub type amap_visit_fn = Option<unsafe extern "C" fn(data: *mut c_void, user: *mut c_void)>;
+
+/// Looks `key` up in the map's current generation and, if it is there, calls
+/// `visit(data, user)` with its value's `data`; returns `AMAP_OK`, or
+/// `AMAP_NOT_FOUND` without calling `visit`.
+///
+/// A read section in one call, as `amap_read_begin`, `amap_read_get` and
+/// `amap_read_end` make in three: the lookup pins, `visit` runs while the value
+/// is protected by that pin, and the pin ends when `visit` returns. No allocation,
+/// no reference count touched, nothing to end. `visit` may call into the map
+/// (`amap_get`, `amap_insert`, ...); it must return normally (no `longjmp` out of
+/// it), and should be short, since while it runs it holds up the reclamation of
+/// values removed meanwhile, as a read section does.
+///
+/// Ownership: as `amap_visit_fn` says: `data` borrowed for the call. `user` is
+/// passed through untouched.
+///
+/// # Safety
+/// `map` must be a live map; `key` as in `amap_insert`; `visit` must be a valid
+/// function; `visit` must not free `map`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_get_with(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    visit: amap_visit_fn,
+    user: *mut c_void,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, key) = unsafe { (arg(map)?, self::key(key, key_len)?) };
+        let visit = visit.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
+        let pinned = map.map.pin();
+        let value = pinned
+            .get_borrowed(key)
+            .ok_or(amap_status_t::AMAP_NOT_FOUND)?;
+        // Soundness: `value.data` is the pointer given to `amap_insert`, kept
+        // alive by `pinned` (an epoch pin on the generation `value` was found in:
+        // `ReadGuard`), which lives until after the call.
+        // SAFETY: the data outlives the call (above); the callback's validity is
+        // the caller's contract.
+        unsafe { visit(value.data, user) };
+        Ok(())
+    })
+}
+
 /// Called by `amap_read_for_each` for each entry: the key bytes, the value's
 /// `data`, and the caller's `user` pointer. Return 0 to go on, anything else to
 /// stop.

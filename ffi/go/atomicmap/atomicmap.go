@@ -6,8 +6,8 @@
 // stores the handle, never a Go pointer. Each value's release callback runs, and
 // its handle is deleted, exactly once: after the last of every generation holding
 // it and every *Value obtained from Get. A *Value must be released with Release;
-// one that is garbage-collected unreleased is reported as a leak (LeakedValues)
-// rather than silently released.
+// with TrackLeaks on, one that is garbage-collected unreleased is reported as a
+// leak (LeakedValues) rather than silently released.
 //
 // Load reads a value with nothing to release (a read section, no reference
 // counted), as sync.Map's Load does; Get holds it in the map's terms, delaying its
@@ -37,6 +37,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/cgo"
 	"sync/atomic"
@@ -534,8 +535,8 @@ func (m *Map) Get(key []byte) (*Value, bool) {
 
 // Load returns the Go value mapped to key, as sync.Map's Load does: nothing to
 // release, no reference count touched, one cgo call (Get, Value.Get and Release
-// make two, and a *Value). The key is looked up in a read section (amap_read_begin)
-// begun and ended within that call; the value's handle is resolved after it. If
+// make two, and a *Value). The key is looked up in a read section of that call
+// (amap_get_with); the value's handle is resolved after it. If
 // the value was removed or replaced and then destroyed in between (its handle
 // deleted; handles are never made twice), Load looks the key up again: a key
 // mapped throughout is never reported absent. The Go value returned then lives as
@@ -903,8 +904,32 @@ type Value struct {
 
 var leakedValues int64
 
-// LeakedValues counts *Value objects garbage-collected without Release. Their
-// values stay alive (a leak, not a crash): release every Value you get.
+// trackLeaks is TrackLeaks' switch (1: on); ATOMICMAP_TRACK_LEAKS=1 in the
+// environment turns it on when the package is loaded.
+var trackLeaks int32
+
+func init() {
+	if os.Getenv("ATOMICMAP_TRACK_LEAKS") == "1" {
+		trackLeaks = 1
+	}
+}
+
+// TrackLeaks turns leak tracking on or off for the *Value objects made from then
+// on. A tracked *Value carries a finalizer that counts it in LeakedValues if it
+// is garbage-collected without Release. Off by default: with it, Get and Release
+// took 3 times as long (docs/BINDINGS.md). Turn it on in tests, or with
+// ATOMICMAP_TRACK_LEAKS=1.
+func TrackLeaks(on bool) {
+	var v int32
+	if on {
+		v = 1
+	}
+	atomic.StoreInt32(&trackLeaks, v)
+}
+
+// LeakedValues counts the tracked *Value objects (TrackLeaks) garbage-collected
+// without Release. Their values stay alive (a leak, not a crash): release every
+// Value you get.
 func LeakedValues() int64 { return atomic.LoadInt64(&leakedValues) }
 
 func newValue(ptr *C.amap_value_t) *Value {
@@ -914,12 +939,17 @@ func newValue(ptr *C.amap_value_t) *Value {
 // newValueOf wraps a retained value whose handle the caller read (0 if not).
 func newValueOf(ptr *C.amap_value_t, handle uintptr) *Value {
 	v := &Value{ptr: ptr, handle: handle}
-	runtime.SetFinalizer(v, func(v *Value) {
-		if atomic.LoadInt32(&v.released) == 0 {
-			atomic.AddInt64(&leakedValues, 1)
-		}
-	})
+	if atomic.LoadInt32(&trackLeaks) != 0 {
+		runtime.SetFinalizer(v, countIfLeaked)
+	}
 	return v
+}
+
+// countIfLeaked is a tracked *Value's finalizer.
+func countIfLeaked(v *Value) {
+	if atomic.LoadInt32(&v.released) == 0 {
+		atomic.AddInt64(&leakedValues, 1)
+	}
 }
 
 // Get returns the Go value. It panics after Release.

@@ -3,6 +3,7 @@ package atomicmap
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -289,6 +290,27 @@ func (c *churn) runUntil(t *testing.T, stop *int32, wg *sync.WaitGroup, progress
 	wg.Wait()
 }
 
+// Every test runs with leak tracking on (TrackLeaks), as a user's tests would.
+func TestMain(m *testing.M) {
+	TrackLeaks(true)
+	os.Exit(m.Run())
+}
+
+// dropUnreleased gets key's value and drops the *Value without Release, then
+// collects garbage until LeakedValues moves (or 50 rounds): the count's change.
+func dropUnreleased(m *Map, key string) int64 {
+	before := LeakedValues()
+	func() {
+		v, _ := m.Get([]byte(key))
+		_ = v // dropped without Release
+	}()
+	for i := 0; i < 50 && LeakedValues() == before; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	return LeakedValues() - before
+}
+
 func TestUnreleasedValueIsReportedNotReleased(t *testing.T) {
 	m := New()
 	defer m.Close()
@@ -296,17 +318,14 @@ func TestUnreleasedValueIsReportedNotReleased(t *testing.T) {
 	if err := m.Insert([]byte("x"), x, releaseTracked); err != nil {
 		t.Fatal(err)
 	}
-	before := LeakedValues()
-	func() {
-		v, _ := m.Get([]byte("x"))
-		_ = v // dropped without Release
-	}()
-	for i := 0; i < 50 && LeakedValues() == before; i++ {
-		runtime.GC()
-		time.Sleep(time.Millisecond)
+	TrackLeaks(false)
+	untracked := dropUnreleased(m, "x")
+	TrackLeaks(true)
+	if untracked != 0 {
+		t.Fatalf("%d leaks reported with tracking off", untracked)
 	}
-	if LeakedValues() != before+1 {
-		t.Fatalf("leak not reported: %d -> %d", before, LeakedValues())
+	if leaked := dropUnreleased(m, "x"); leaked != 1 {
+		t.Fatalf("leak not reported: %d", leaked)
 	}
 	drain(t, m)
 	if atomic.LoadInt32(&x.released) != 0 {
@@ -1094,7 +1113,8 @@ func TestLoadDuringReplacementsAndClears(t *testing.T) {
 }
 
 // Reads of a present key from 1,000 (`go test -bench . -run '^$'`): Load against
-// Get and Release, and sync.Map's Load as the Go peer.
+// Get and Release (without and with leak tracking), and sync.Map's Load as the Go
+// peer.
 func BenchmarkReads(b *testing.B) {
 	const keys = 1000
 	m := New()
@@ -1116,7 +1136,7 @@ func BenchmarkReads(b *testing.B) {
 		}
 		runtime.KeepAlive(sum)
 	})
-	b.Run("GetRelease", func(b *testing.B) {
+	getRelease := func(b *testing.B) {
 		sum := 0
 		for i := 0; i < b.N; i++ {
 			v, _ := m.Get(names[i%keys])
@@ -1124,7 +1144,12 @@ func BenchmarkReads(b *testing.B) {
 			v.Release()
 		}
 		runtime.KeepAlive(sum)
-	})
+	}
+	// As a program runs by default, and with TrackLeaks on (as TestMain sets).
+	TrackLeaks(false)
+	b.Run("GetRelease", getRelease)
+	TrackLeaks(true)
+	b.Run("GetRelease-tracked", getRelease)
 	b.Run("sync.Map", func(b *testing.B) {
 		sum := 0
 		for i := 0; i < b.N; i++ {

@@ -48,21 +48,19 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
     return s;
 }
 
-// Looks key up in a read section begun and ended within this call (on one thread,
-// as a section requires) and returns the status with the value's handle, by value
-// (an out-parameter's address would make the Go variable escape to the heap). The
-// handle may be deleted by the time the caller resolves it (the value removed and
-// destroyed meanwhile); handles are never made twice, so the caller's lookup then
-// fails rather than finding another value.
+// amap_go_load's visit: keeps the handle (the value's data) read in the call.
+static void keep_handle(void *data, void *user) { *(uintptr_t *)user = (uintptr_t)data; }
+
+// Looks key up in a read section of one call (amap_get_with: no allocation) and
+// returns the status with the value's handle, by value (an out-parameter's
+// address would make the Go variable escape to the heap). The handle may be
+// deleted by the time the caller resolves it (the value removed and destroyed
+// meanwhile); handles are never made twice, so the caller's lookup then fails
+// rather than finding another value.
+
 amap_go_found_t amap_go_load(uintptr_t map, const uint8_t *key, size_t key_len) {
     amap_go_found_t found = {AMAP_OK, NULL, 0};
-    amap_read_t *read = NULL;
-    found.status = amap_read_begin((const amap_t *)map, &read);
-    if (found.status != AMAP_OK) return found;
-    void *data = NULL;
-    found.status = amap_read_get(read, key, key_len, &data);
-    amap_read_end(read);
-    found.handle = (uintptr_t)data;
+    found.status = amap_get_with((const amap_t *)map, key, key_len, keep_handle, &found.handle);
     return found;
 }
 

@@ -98,6 +98,28 @@ static void *use_read_elsewhere(void *read) {
     return NULL;
 }
 
+/* amap_get_with's callback: records the data it was called with, and that the
+ * value was live during the call. */
+typedef struct {
+    int calls;
+    void *data;
+    int payload;
+} visit_t;
+
+static void record_visit(void *data, void *user) {
+    visit_t *v = user;
+    CHECK(((item_t *)data)->magic == LIVE);
+    v->calls++;
+    v->data = data;
+    v->payload = ((item_t *)data)->payload;
+}
+
+/* A callback that writes to the map it reads (allowed: no lock is held). */
+static void insert_from_visit(void *data, void *user) {
+    (void)data;
+    CHECK_OK(insert((amap_t *)user, "from-visit", 77));
+}
+
 static void null_arguments(amap_t *map) {
     size_t n;
     uint8_t present;
@@ -133,6 +155,9 @@ static void null_arguments(amap_t *map) {
     CHECK_STATUS(amap_stats(map, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_read_begin(NULL, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_read_get(NULL, K("k"), 1, &data), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_get_with(NULL, K("k"), 1, record_visit, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_get_with(map, K("k"), 1, NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_get_with(map, NULL, 1, record_visit, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_snapshot(map, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_snapshot_get(NULL, K("k"), 1, &v), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_snapshot_len(NULL, &n), AMAP_NULL_ARGUMENT);
@@ -882,6 +907,16 @@ int main(void) {
     CHECK(pthread_create(&other, NULL, use_read_elsewhere, read) == 0);
     CHECK(pthread_join(other, NULL) == 0);
 
+    /* one-call reads: the callback sees the data, once, only when found */
+    visit_t seen = {0};
+    CHECK_OK(amap_get_with(map, K("a"), 1, record_visit, &seen));
+    CHECK(seen.calls == 1 && seen.data == data && seen.payload == 10);
+    CHECK_STATUS(amap_get_with(map, K("b"), 1, record_visit, &seen), AMAP_NOT_FOUND);
+    CHECK(seen.calls == 1);
+    CHECK_OK(amap_get_with(map, K("a"), 1, insert_from_visit, map));
+    CHECK(has(map, "from-visit"));
+    CHECK_OK(amap_remove(map, K("from-visit"), 10));
+
     /* snapshots see one generation, across a clear */
     amap_snapshot_t *snap = NULL;
     CHECK_OK(amap_snapshot(map, &snap));
@@ -954,12 +989,12 @@ int main(void) {
     /* destructions run (some deferred through the epoch): drive them with a
      * throwaway map's reclaim on this thread */
     amap_t *driver = amap_new();
-    for (int i = 0; i < 1000 && atomic_load(&destroyed) < 5; i++) {
+    for (int i = 0; i < 1000 && atomic_load(&destroyed) < 6; i++) {
         CHECK_OK(amap_reclaim(driver, NULL));
         usleep(1000);
     }
     amap_free(driver);
-    CHECK(atomic_load(&destroyed) == 5); /* a(1), a(10), b, "", c */
+    CHECK(atomic_load(&destroyed) == 6); /* a(1), a(10), b, from-visit, "", c */
 
     bad_input_and_reentrancy();
     read_iteration();

@@ -52,6 +52,12 @@ static void check_alive(const amap_value_t *v) {
     CHECK(item->magic == LIVE);
 }
 
+/* amap_get_with's callback: the value is live for the call, across clears. */
+static void check_visited(void *data, void *user) {
+    (void)user;
+    CHECK(((const item_t *)data)->magic == LIVE);
+}
+
 static void *reader(void *arg) {
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uintptr_t)arg;
     amap_value_t *held[HELD] = {0};
@@ -82,6 +88,11 @@ static void *reader(void *arg) {
                 CHECK(((item_t *)data)->magic == LIVE);
             }
             amap_read_end(read);
+        }
+        if (reads % 16 == 8) { /* a one-call borrowed read */
+            key_of(next_random(&seed) % KEYS, key);
+            amap_status_t s = amap_get_with(map, key, sizeof key, check_visited, NULL);
+            CHECK(s == AMAP_OK || s == AMAP_NOT_FOUND);
         }
     }
     for (unsigned i = 0; i < HELD; i++) {

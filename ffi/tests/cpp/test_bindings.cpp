@@ -189,6 +189,19 @@ void api() {
         bool found = read.visit("b", [](const void *data) { static_cast<const Tracked *>(data)->check(); });
         CHECK(found && !read.visit("zz", [](const void *) { CHECK(false); }));
     }
+    // One-call visits: no section to hold; the data is the one get() retains.
+    const void *visited = nullptr;
+    CHECK(map.visit("a", [&visited](const void *data) { visited = data; }));
+    CHECK(visited == a->data() && !map.visit("zz", [](const void *) { CHECK(false); }));
+#if AMAP_HPP_EXCEPTIONS
+    bool visit_threw = false;
+    try {
+        map.visit("a", [](const void *) { throw std::runtime_error("from visit"); });
+    } catch (const std::runtime_error &e) {
+        visit_threw = std::string(e.what()) == "from visit";
+    }
+    CHECK(visit_threw);
+#endif
 
     amap::Snapshot snap = map.snapshot();
     amap::Ticket retired = map.clear_async();
@@ -437,6 +450,8 @@ void typed_map() {
             amap::TypedReadSection<Counted> read(map);
             CHECK(read.visit("e", [](const Counted &c) { CHECK(c.get() == 50); }));
             CHECK(!read.visit("a", [](const Counted &) { CHECK(false); }));
+            CHECK(map.visit("e", [](const Counted &c) { CHECK(c.get() == 50); }));
+            CHECK(!map.visit("a", [](const Counted &) { CHECK(false); }));
             CHECK(read.get_unchecked("e")->get() == 50);
             int sum = 0;
             for (const auto &entry : read) sum += entry.value.get();
