@@ -4,10 +4,11 @@
 # the test that guards against it, and checks that it fails with the expected message.
 # Nothing here is compiled into the library. Run from anywhere in the repository:
 #   bash docs/broken-builds/run.sh                  # every patch (a rebuild each)
-#   bash docs/broken-builds/run.sh --models         # the patches a loom model catches
+#   bash docs/broken-builds/run.sh --models         # the patches a loom model or a steady test catches
 #   bash docs/broken-builds/run.sh some.patch ...   # only these
 # `--models` is what .ci/run runs: loom explores a model's executions exhaustively
-# (up to its bound), so those verdicts do not vary from run to run, unlike those of
+# (up to its bound), and a *steady* entry's test drives its steps in a set order
+# (`steady` below), so those verdicts do not vary from run to run, unlike those of
 # the torture, memory and valgrind entries; and a model that stops racing what it
 # names, or a patch that no longer builds, is then found when it lands (the full
 # run of 2026-12-05 found five such, docs/RELIABILITY.md).
@@ -32,6 +33,10 @@ causality="Causality violation"
 declare -A command expected
 entry() { command[$1]=$2; expected[$1]=$3; patches+=("$1"); }
 patches=()
+# An entry whose test is deterministic (no race left to chance, no timing), run
+# by `--models` with the loom entries.
+declare -A steady
+steady() { entry "$@"; steady[$1]=1; }
 
 # Bugs other than orderings (DESIGN.md, "The suite can fail: bugs tried").
 # The torture test catches no-grace-period.patch in most runs, not all (it missed it
@@ -253,9 +258,9 @@ entry epoch-heavy-fence-without-membarrier.patch \
 # and the count's decrement must follow the barrier (before it, the advance that
 # demotes pays none, while the thread may still be pinning light).
 idle_light="cargo test -p atomic-map-epoch --lib an_idle_light_participant_is_taken_off_the_count"
-entry epoch-demotion-unacknowledged.patch "$idle_light" \
+steady epoch-demotion-unacknowledged.patch "$idle_light" \
     "the first pin after the demotion left the participant light"
-entry epoch-demotion-decrements-before-the-barrier.patch "$idle_light" \
+steady epoch-demotion-decrements-before-the-barrier.patch "$idle_light" \
     "the advance that took the idle participant off paid no barrier"
 
 # The doomed ring (src/reclaim/doom_ring.rs): its own loom model, in the library.
@@ -357,6 +362,7 @@ if [ "${1:-}" = "--models" ]; then
     for patch in "${patches[@]}"; do
         case "${command[$patch]}" in
             *"--features loom "*) models+=("$patch") ;;
+            *) [ -z "${steady[$patch]:-}" ] || models+=("$patch") ;;
         esac
     done
     patches=("${models[@]}")
