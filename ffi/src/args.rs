@@ -1,6 +1,7 @@
 //! Checks of pointer arguments, shared by every exported function.
 
 use crate::error::amap_status_t;
+use crate::key::KeyBytes;
 
 /// `ptr` as a reference, or `AMAP_NULL_ARGUMENT`.
 ///
@@ -18,20 +19,22 @@ pub(crate) unsafe fn arg<'a, T>(ptr: *const T) -> Result<&'a T, amap_status_t> {
 /// # Safety
 /// A non-null `key` must point at `len` initialized bytes, readable and not written
 /// for `'a`.
-pub(crate) unsafe fn key<'a>(key: *const u8, len: usize) -> Result<&'a [u8], amap_status_t> {
+pub(crate) unsafe fn key<'a>(key: *const u8, len: usize) -> Result<&'a KeyBytes, amap_status_t> {
     if len > isize::MAX as usize {
         return Err(amap_status_t::AMAP_INVALID_ARGUMENT);
     }
     if key.is_null() {
         return if len == 0 {
-            Ok(&[])
+            Ok(KeyBytes::new(&[]))
         } else {
             Err(amap_status_t::AMAP_NULL_ARGUMENT)
         };
     }
     // SAFETY: non-null (checked above), and the caller guarantees `len` initialized
     // bytes that stay unwritten for `'a` (a `u8` needs no alignment).
-    Ok(unsafe { std::slice::from_raw_parts(key, len) })
+    Ok(KeyBytes::new(unsafe {
+        std::slice::from_raw_parts(key, len)
+    }))
 }
 
 /// A checked out-parameter: checked before any work is done, written on success.

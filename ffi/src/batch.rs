@@ -5,6 +5,7 @@ use std::ffi::c_void;
 
 use crate::args::{arg, free_boxed, key, out};
 use crate::error::amap_status_t;
+use crate::key::Key;
 use crate::map::amap_t;
 use crate::panic::guard;
 use crate::value::{CValue, amap_dtor_fn};
@@ -19,7 +20,7 @@ pub struct amap_batch_t {
     /// The map this batch is for: compared, never dereferenced (the map may be
     /// freed before the batch).
     pub(crate) map: *const amap_t,
-    pub(crate) entries: Vec<(Box<[u8]>, CValue)>,
+    pub(crate) entries: Vec<(Key, CValue)>,
 }
 
 /// A new, empty batch for `map`, written to `*out_batch`.

@@ -21,6 +21,7 @@ mod batch;
 mod compute;
 mod error;
 mod flush;
+mod key;
 mod map;
 mod panic;
 mod read;

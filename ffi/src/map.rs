@@ -7,6 +7,7 @@ use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
 use crate::args::{arg, key, out};
 use crate::batch::amap_batch_t;
 use crate::error::amap_status_t;
+use crate::key::{Key, KeyBytes};
 use crate::panic::guard;
 use crate::reclaimer::{amap_reclaimer_t, write_count};
 use crate::ticket::{amap_ticket_t, hand_out};
@@ -18,7 +19,7 @@ use crate::value::{CValue, amap_dtor_fn, amap_value_t, from_c, into_c};
 /// of threads at once, except `amap_free`, which must be the last call on it.
 #[allow(non_camel_case_types)]
 pub struct amap_t {
-    pub(crate) map: AtomicMap<Box<[u8]>, CValue>,
+    pub(crate) map: AtomicMap<Key, CValue>,
 }
 
 /// Reclaim mode: the process-wide reclaimer thread (one per process, shared by
@@ -673,7 +674,7 @@ unsafe fn hand_out_value(
     key: *const u8,
     key_len: usize,
     out_value: *mut *mut amap_value_t,
-    find: impl FnOnce(&AtomicMap<Box<[u8]>, CValue>, &[u8]) -> Option<ValueRef<CValue>>,
+    find: impl FnOnce(&AtomicMap<Key, CValue>, &KeyBytes) -> Option<ValueRef<CValue>>,
 ) -> amap_status_t {
     guard(|| {
         let (map, key, out_value) =

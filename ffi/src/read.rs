@@ -7,6 +7,7 @@ use atomic_map::ReadGuard;
 
 use crate::args::{arg, key, out};
 use crate::error::amap_status_t;
+use crate::key::Key;
 use crate::map::amap_t;
 use crate::panic::guard;
 use crate::value::CValue;
@@ -18,7 +19,7 @@ use crate::value::CValue;
 /// meanwhile, so keep it short.
 #[allow(non_camel_case_types)]
 pub struct amap_read_t {
-    guard: ReadGuard<Box<[u8]>, CValue>,
+    guard: ReadGuard<Key, CValue>,
     owner: usize,
     /// How many `amap_read_for_each` calls on this section are running (nested
     /// calls from a callback count each): `amap_read_end` from a callback would

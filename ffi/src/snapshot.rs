@@ -6,6 +6,7 @@ use atomic_map::Snapshot;
 
 use crate::args::{arg, free_boxed, key, out};
 use crate::error::amap_status_t;
+use crate::key::Key;
 use crate::map::amap_t;
 use crate::panic::guard;
 use crate::value::{CValue, amap_value_t, from_c_owned, into_c};
@@ -17,7 +18,7 @@ use crate::value::{CValue, amap_value_t, from_c_owned, into_c};
 /// the functions are thread-safe).
 #[allow(non_camel_case_types)]
 pub struct amap_snapshot_t {
-    snapshot: Snapshot<Box<[u8]>, CValue>,
+    snapshot: Snapshot<Key, CValue>,
 }
 
 /// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
