@@ -456,8 +456,10 @@ class Map {
     /// Calls `f(data)` with the borrowed data for `key` and returns true, or
     /// returns false without calling it (amap_get_with: one call, no allocation,
     /// no reference count touched). `data` is valid for the call only: keep a
-    /// Value from get() to hold it longer. `f` may call into the map. An exception
-    /// thrown by `f` is rethrown here (it never crosses the C frames).
+    /// Value from get() to hold it longer. `f` may read and write the map, but not
+    /// wait for reclamation (flush(), a Ticket's wait: they would time out, or
+    /// never return without a limit). An exception thrown by `f` is rethrown here
+    /// (it never crosses the C frames).
     template <class F> bool visit(std::string_view key, F &&f) const {
         auto body = [&f](const void *data) {
             f(data);

@@ -120,18 +120,23 @@ pub type amap_visit_fn = Option<unsafe extern "C" fn(data: *mut c_void, user: *m
 ///
 /// A read section in one call, as `amap_read_begin`, `amap_read_get` and
 /// `amap_read_end` make in three: the lookup pins, `visit` runs while the value
-/// is protected by that pin, and the pin ends when `visit` returns. No allocation,
-/// no reference count touched, nothing to end. `visit` may call into the map
-/// (`amap_get`, `amap_insert`, ...); it must return normally (no `longjmp` out of
-/// it), and should be short, since while it runs it holds up the reclamation of
-/// values removed meanwhile, as a read section does.
+/// is protected by that pin, and the pin ends when `visit` returns. No reference
+/// count touched, nothing to end, and no allocation (but for a thread's first pin
+/// of any map, which registers the thread). `visit` may read and write the map
+/// (`amap_get`, `amap_insert`, `amap_remove`, ...), but must not wait for
+/// reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`: the pin it runs
+/// under holds up the grace periods they wait for, so they time out, or never
+/// return without a limit); it must return normally (no `longjmp` out of it), and
+/// should be short: while it runs, it holds up the reclamation of every map's
+/// removed values and retired generations, as a read section does. A `NULL`
+/// `visit` is `AMAP_NULL_ARGUMENT`.
 ///
 /// Ownership: as `amap_visit_fn` says: `data` borrowed for the call. `user` is
 /// passed through untouched.
 ///
 /// # Safety
-/// `map` must be a live map; `key` as in `amap_insert`; `visit` must be a valid
-/// function; `visit` must not free `map`.
+/// `map` must be a live map; `key` as in `amap_insert`; `visit` `NULL` or a valid
+/// function, which must not free `map`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_get_with(
     map: *const amap_t,

@@ -151,9 +151,12 @@ int main() {
     amap::ReadSection r(m);
     int seen = 0;
     r.for_each([&seen](std::string_view, const void *) { return ++seen > 0; });
+    if (!m.visit("k", [](const void *data) { (void)data; }) || m.visit("zz", [](const void *) {})) return 1;
     amap::TypedMap<int> counts;
     counts.upsert("n", [](const int *now) { return now ? *now + 1 : 1; });
     if (*counts.upsert("n", [](const int *now) { return *now + 1; }) != 2) return 1;
+    int n = 0;
+    if (!counts.visit("n", [&n](const int &now) { n = now; }) || n != 2) return 1;
     return seen == 2 && m.retain([](std::string_view key, const void *) { return key == "k"; }) == 1 ? 0 : 1;
 }' |
     g++ -std=c++17 -fno-exceptions -Wall -Wextra -Werror -x c++ - -x none $(sta --cflags --libs amap) \

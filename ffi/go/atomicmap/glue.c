@@ -57,7 +57,6 @@ static void keep_handle(void *data, void *user) { *(uintptr_t *)user = (uintptr_
 // deleted by the time the caller resolves it (the value removed and destroyed
 // meanwhile); handles are never made twice, so the caller's lookup then fails
 // rather than finding another value.
-
 amap_go_found_t amap_go_load(uintptr_t map, const uint8_t *key, size_t key_len) {
     amap_go_found_t found = {AMAP_OK, NULL, 0};
     found.status = amap_get_with((const amap_t *)map, key, key_len, keep_handle, &found.handle);

@@ -310,6 +310,42 @@ static amap_t *new_manual_map(void) {
     return map;
 }
 
+/* The pin of amap_get_with lasts until its callback returns: a value removed in
+ * the callback is not destroyed before then, however many reclamation passes the
+ * callback runs (manual mode, so each pass runs here); once the callback has
+ * returned, the passes destroy it. */
+static amap_t *pinned_map;
+static int passes_in_visit;
+
+static void remove_and_reclaim(void *data, void *user) {
+    int destroyed_before = *(int *)user;
+    CHECK_OK(amap_remove(pinned_map, K("pinned"), 6));
+    for (passes_in_visit = 0; passes_in_visit < 200; passes_in_visit++) {
+        CHECK_OK(amap_reclaim(pinned_map, NULL));
+        if (atomic_load(&destroyed) != destroyed_before) break;
+        usleep(500);
+    }
+    CHECK(atomic_load(&destroyed) == destroyed_before); /* not while pinned */
+    CHECK(((item_t *)data)->magic == LIVE && ((item_t *)data)->payload == 61);
+}
+
+static void get_with_pins_through_the_callback(void) {
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    options.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    CHECK_OK(amap_new_with(&options, &pinned_map));
+    CHECK_OK(insert(pinned_map, "pinned", 61));
+    int before = atomic_load(&destroyed);
+    CHECK_OK(amap_get_with(pinned_map, K("pinned"), 6, remove_and_reclaim, &before));
+    CHECK(passes_in_visit == 200);
+    for (int i = 0; i < 1000 && atomic_load(&destroyed) == before; i++) {
+        CHECK_OK(amap_reclaim(pinned_map, NULL));
+        usleep(1000);
+    }
+    CHECK(atomic_load(&destroyed) == before + 1); /* unpinned: destroyed */
+    amap_free(pinned_map);
+}
+
 static void read_iteration(void) {
     amap_t *map = new_manual_map();
     int before = atomic_load(&destroyed);
@@ -998,6 +1034,7 @@ int main(void) {
 
     bad_input_and_reentrancy();
     read_iteration();
+    get_with_pins_through_the_callback();
     batch_and_replace();
     conditional_writes();
     compute_writes();

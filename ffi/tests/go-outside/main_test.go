@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,13 @@ import (
 
 	"atomic-map.local/go/atomicmap"
 )
+
+// Leak tracking on, as a user's tests would have it (atomicmap.TrackLeaks): the
+// check of LeakedValues below counts nothing without it.
+func TestMain(m *testing.M) {
+	atomicmap.TrackLeaks(true)
+	os.Exit(m.Run())
+}
 
 // Goroutines hold configs from the cache while another goroutine clears and
 // reloads it: every config stays valid while held, and is released exactly once.
