@@ -355,6 +355,11 @@ entry c-reclaimer-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
 # destructor runs on the releasing thread in 100 rounds.
 entry c-releasing-threads-option-ignored.patch "bash ffi/tests/run-c-tests.sh test_reclaimer" \
     "check failed: round < 100"
+# amap_get_with unpins before it calls the callback: a value the callback removes
+# is destroyed by the reclamation passes the callback runs (manual mode, one
+# thread: the C test's steps run in a set order, so it is steady).
+steady c-get-with-unpins-before-the-callback.patch "bash ffi/tests/run-c-tests.sh test_api" \
+    "check failed: atomic_load(&destroyed) == destroyed_before"
 
 if [ "${1:-}" = "--models" ]; then
     [ $# -eq 1 ] || { echo "--models takes no patch names"; exit 2; }
