@@ -41,9 +41,26 @@ static uint64_t next_random(uint64_t *s) {
     return *s;
 }
 
-static void key_of(uint64_t k, uint8_t out[2]) {
-    out[0] = (uint8_t)(k & 0xff);
-    out[1] = (uint8_t)(k >> 8);
+/* A test key: `len` bytes of `bytes`. */
+typedef struct {
+    uint8_t bytes[24];
+    size_t len;
+} test_key_t;
+
+/* Key number `k` (below 65,536): 2 to 24 bytes long, the length picked by `k`
+ * (2, 4, 7, 8, 12, 16, 17, 24), so that threads race on every path of the
+ * library's key compare: shorter than 4 bytes, 4 to 16 (compared inline, two
+ * loads from each side) and longer (`bcmp`). Its first two bytes are `k`, so
+ * keys of different numbers differ; the rest are a pattern of `k`. */
+static test_key_t key_of(uint64_t k) {
+    static const size_t lengths[8] = {2, 4, 7, 8, 12, 16, 17, 24};
+    test_key_t key = {.len = lengths[k % 8]};
+    key.bytes[0] = (uint8_t)(k & 0xff);
+    key.bytes[1] = (uint8_t)(k >> 8);
+    for (size_t i = 2; i < key.len; i++) {
+        key.bytes[i] = (uint8_t)(0xa5 ^ (k * 31 + i));
+    }
+    return key;
 }
 
 static void check_alive(const amap_value_t *v) {
@@ -63,10 +80,9 @@ static void *reader(void *arg) {
     amap_value_t *held[HELD] = {0};
     unsigned long reads = 0;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        uint8_t key[2];
-        key_of(next_random(&seed) % KEYS, key);
+        test_key_t key = key_of(next_random(&seed) % KEYS);
         amap_value_t *v = NULL;
-        if (amap_get(map, key, sizeof key, &v) == AMAP_OK) {
+        if (amap_get(map, key.bytes, key.len, &v) == AMAP_OK) {
             check_alive(v);
             if (next_random(&seed) % 4 == 0) { /* an extra retain and release */
                 CHECK_OK(amap_value_retain(v));
@@ -84,14 +100,14 @@ static void *reader(void *arg) {
             amap_read_t *read = NULL;
             CHECK_OK(amap_read_begin(map, &read));
             void *data = NULL;
-            if (amap_read_get(read, key, sizeof key, &data) == AMAP_OK) {
+            if (amap_read_get(read, key.bytes, key.len, &data) == AMAP_OK) {
                 CHECK(((item_t *)data)->magic == LIVE);
             }
             amap_read_end(read);
         }
         if (reads % 16 == 8) { /* a one-call borrowed read */
-            key_of(next_random(&seed) % KEYS, key);
-            amap_status_t s = amap_get_with(map, key, sizeof key, check_visited, NULL);
+            key = key_of(next_random(&seed) % KEYS);
+            amap_status_t s = amap_get_with(map, key.bytes, key.len, check_visited, NULL);
             CHECK(s == AMAP_OK || s == AMAP_NOT_FOUND);
         }
     }
@@ -130,12 +146,11 @@ static void *inserter(void *arg) {
          * make up to AFTER_STORM_VALUES more */
         if (atomic_load(&created) >= MAX_VALUES - AFTER_STORM_VALUES) break;
         item_t *item = counted_new(sizeof *item);
-        uint8_t key[2];
-        key_of(next_random(&seed) % KEYS, key);
-        CHECK_OK(amap_insert(map, key, sizeof key, item, destroy_counted, &created));
+        test_key_t key = key_of(next_random(&seed) % KEYS);
+        CHECK_OK(amap_insert(map, key.bytes, key.len, item, destroy_counted, &created));
         if (next_random(&seed) % 8 == 0) {
-            key_of(next_random(&seed) % KEYS, key);
-            amap_status_t s = amap_remove(map, key, sizeof key);
+            key = key_of(next_random(&seed) % KEYS);
+            amap_status_t s = amap_remove(map, key.bytes, key.len);
             CHECK(s == AMAP_OK || s == AMAP_NOT_FOUND);
         }
     }
@@ -154,11 +169,11 @@ static void run_threads(uintptr_t n, void *(*body)(void *)) {
     }
 }
 
-/* `amap_take` of a 2-byte key: the value handed out (the caller releases it), or
- * NULL if the key was absent; any other status fails the test. */
-static amap_value_t *take_or_null(amap_t *m, const uint8_t key[2]) {
+/* `amap_take` of `key`: the value handed out (the caller releases it), or NULL if
+ * the key was absent; any other status fails the test. */
+static amap_value_t *take_or_null(amap_t *m, const test_key_t *key) {
     amap_value_t *taken = NULL;
-    amap_status_t status = amap_take(m, key, 2, &taken);
+    amap_status_t status = amap_take(m, key->bytes, key->len, &taken);
     CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
     return status == AMAP_OK ? taken : NULL;
 }
@@ -177,10 +192,9 @@ static atomic_long wins, takes;
 static void *racer(void *arg) {
     uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
     for (int round = 0; round < RACE_ROUNDS; round++) {
-        uint8_t key[2];
-        key_of(next_random(&seed) % RACE_KEYS, key);
+        test_key_t key = key_of(next_random(&seed) % RACE_KEYS);
         if (next_random(&seed) % 4 == 0) {
-            amap_value_t *taken = take_or_null(race_map, key);
+            amap_value_t *taken = take_or_null(race_map, &key);
             if (taken != NULL) {
                 check_alive(taken);
                 CHECK_OK(amap_value_release(taken));
@@ -190,7 +204,7 @@ static void *racer(void *arg) {
         }
         item_t *item = counted_new(sizeof(item_t));
         amap_value_t *now = NULL;
-        amap_status_t status = amap_try_insert(race_map, key, 2, item, destroy_counted, &created, &now);
+        amap_status_t status = amap_try_insert(race_map, key.bytes, key.len, item, destroy_counted, &created, &now);
         CHECK(status == AMAP_OK || status == AMAP_EXISTS);
         check_alive(now);
         if (status == AMAP_OK) {
@@ -227,27 +241,32 @@ static void race_try_insert_and_take(void) {
  * so the destructor count also checks that every replaced value is destroyed
  * once. */
 #define COMPUTERS 4
-#define COMPUTE_KEYS 4
+#define COMPUTE_KEYS 8 /* one of each length key_of makes */
 #define COMPUTE_ROUNDS 20000
 typedef struct {
     counted_t head;
     long count;
+    uint64_t key; /* the number of the key it is under: a key compare that
+                     confused two keys would hand out another key's counter */
 } counter_t;
 _Static_assert(RACERS * RACE_ROUNDS + COMPUTERS * COMPUTE_ROUNDS <= AFTER_STORM_VALUES,
                "the races after the storm make at most AFTER_STORM_VALUES values");
 static amap_t *compute_map;
 static atomic_long increments, taken_total;
 
+/* `user` points to the number of the key incremented. */
 static int32_t increment(const void *current, uint8_t present, void *user, amap_new_value_t *out_new) {
-    (void)user;
+    uint64_t k = *(const uint64_t *)user;
     long now = 1;
     if (present) {
         const counter_t *old = current;
         CHECK(old->head.magic == LIVE);
+        CHECK(old->key == k);
         now = old->count + 1;
     }
     counter_t *next = counted_new(sizeof(counter_t));
     next->count = now;
+    next->key = k;
     out_new->data = next;
     out_new->dtor = destroy_counted;
     out_new->ctx = &created;
@@ -257,22 +276,22 @@ static int32_t increment(const void *current, uint8_t present, void *user, amap_
 static void *computer(void *arg) {
     uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
     for (int round = 0; round < COMPUTE_ROUNDS; round++) {
-        uint8_t key[2];
-        key_of(next_random(&seed) % COMPUTE_KEYS, key);
+        uint64_t k = next_random(&seed) % COMPUTE_KEYS;
+        test_key_t key = key_of(k);
         if (next_random(&seed) % 64 == 0) {
-            amap_value_t *out = take_or_null(compute_map, key);
+            amap_value_t *out = take_or_null(compute_map, &key);
             if (out != NULL) {
                 counter_t *c = amap_value_data(out);
-                CHECK(c->head.magic == LIVE);
+                CHECK(c->head.magic == LIVE && c->key == k);
                 atomic_fetch_add(&taken_total, c->count);
                 CHECK_OK(amap_value_release(out));
             }
             continue;
         }
         amap_value_t *now = NULL;
-        CHECK_OK(amap_compute(compute_map, key, 2, increment, NULL, &now));
+        CHECK_OK(amap_compute(compute_map, key.bytes, key.len, increment, &k, &now));
         counter_t *c = amap_value_data(now);
-        CHECK(c != NULL && c->head.magic == LIVE && c->count >= 1);
+        CHECK(c != NULL && c->head.magic == LIVE && c->count >= 1 && c->key == k);
         CHECK_OK(amap_value_release(now));
         atomic_fetch_add(&increments, 1);
     }
@@ -285,13 +304,14 @@ static void race_compute(void) {
     run_threads(COMPUTERS, computer);
     long left = 0;
     for (uint64_t k = 0; k < COMPUTE_KEYS; k++) {
-        uint8_t key[2];
-        key_of(k, key);
+        test_key_t key = key_of(k);
         amap_value_t *v = NULL;
-        amap_status_t status = amap_get(compute_map, key, 2, &v);
+        amap_status_t status = amap_get(compute_map, key.bytes, key.len, &v);
         CHECK(status == AMAP_OK || status == AMAP_NOT_FOUND);
         if (status == AMAP_OK) {
-            left += ((counter_t *)amap_value_data(v))->count;
+            const counter_t *c = amap_value_data(v);
+            CHECK(c->key == k);
+            left += c->count;
             CHECK_OK(amap_value_release(v));
         }
     }
