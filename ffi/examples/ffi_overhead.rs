@@ -6,7 +6,8 @@
 //! single-threaded, over the same 100,000 eight-byte keys (`--keys`) in the same
 //! random order; and `amap_clear_async` (without a ticket, and with one, freed) against
 //! `AtomicMap::clear_async` (its `Retired` dropped), each clear timed on its own on a
-//! 16-entry map refilled between clears, `--clears` of each, taking turns.
+//! 16-entry map refilled between clears, `--clears` of each, taking turns. First it
+//! prints what each map's fill added to the process's resident memory, per entry.
 //!
 //! The C ABI is measured twice: the exported functions linked into this program
 //! (the code of `libamap.a`, which a C program links statically) and the same
@@ -35,6 +36,7 @@ use std::time::Instant;
 
 use amap::*;
 use atomic_map::AtomicMap;
+use smallvec::SmallVec;
 
 const SECTION: usize = 64; // gets per read section, for both sides
 const SMALL: usize = 16; // entries of the maps the clears empty
@@ -53,6 +55,13 @@ unsafe extern "C" fn keep_data(data: *mut c_void, user: *mut c_void) {
 /// the loops read its first word, as C reads `data`.
 type RustValue = [usize; 3];
 
+/// The Rust map's key: bytes kept in the key up to 16 and on the heap above, as
+/// the C ABI keeps its keys (`ffi/src/key.rs`), so that both maps' cells hold
+/// their keys alike. (With `Box<[u8]>` keys, which the C ABI used until
+/// 2026-12-06, every get of either map read one more line, the key's own
+/// allocation.)
+type RustKey = SmallVec<[u8; 16]>;
+
 /// A key as the Rust loops pass it: through `black_box`, so that the compiler
 /// does not see its length (8) and compares it with `bcmp`, as the library must
 /// for a C caller's key (whose length comes at run time), and for any Rust
@@ -64,6 +73,18 @@ type RustValue = [usize; 3];
 #[inline(always)]
 fn rust_key(key: &[u8; 8]) -> &[u8] {
     black_box(&key[..])
+}
+
+/// The process's resident memory, in bytes (`/proc/self/statm`), or 0 where it
+/// cannot be read.
+fn resident_bytes() -> usize {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * usize::try_from(page).unwrap_or(4096)
 }
 
 /// Nanoseconds per operation of one run of `f` (which performs `ops` operations).
@@ -108,10 +129,28 @@ fn main() {
         })
         .collect();
 
-    let rust: AtomicMap<Box<[u8]>, RustValue> = AtomicMap::new();
+    let before = resident_bytes();
+    let rust: AtomicMap<RustKey, RustValue> = AtomicMap::new();
     for (i, k) in keys.iter().enumerate() {
-        rust.insert(Box::from(&k[..]), [i, 0, 0]);
+        rust.insert(RustKey::from_slice(k), [i, 0, 0]);
     }
+    let per_entry = |bytes: usize| bytes as f64 / key_count as f64;
+    print!(
+        "memory a fill added (resident, bytes per entry): Rust map {:.1}",
+        per_entry(resident_bytes().saturating_sub(before))
+    );
+    for abi in [CAbi::linked(), CAbi::load(&library)] {
+        let before = resident_bytes();
+        let c = abi.filled_map(&keys);
+        print!(
+            ", C ABI map ({}) {:.1}",
+            abi.origin,
+            per_entry(resident_bytes().saturating_sub(before))
+        );
+        // SAFETY: the map from this library's amap_new, freed once.
+        unsafe { (abi.free)(c) };
+    }
+    println!();
     let mut rust_get = || {
         for &i in &order {
             black_box(rust.get(rust_key(&keys[i])).unwrap()[0]);
@@ -219,7 +258,7 @@ struct Clears {
 
 impl Clears {
     fn measure(abi: &CAbi, keys: &[[u8; 8]], clears: usize) -> Clears {
-        let rust: AtomicMap<Box<[u8]>, usize> = AtomicMap::new();
+        let rust: AtomicMap<RustKey, usize> = AtomicMap::new();
         let c = abi.filled_map(&[]);
         let c_ticket = abi.filled_map(&[]);
         let mut out = Clears {
@@ -234,7 +273,7 @@ impl Clears {
         };
         for round in 0..clears {
             for (i, k) in keys.iter().enumerate() {
-                rust.insert(Box::from(&k[..]), i);
+                rust.insert(RustKey::from_slice(k), i);
             }
             abi.fill(c, keys);
             abi.fill(c_ticket, keys);

@@ -14,6 +14,8 @@ use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
+use smallvec::SmallVec;
+
 /// Key bytes as a lookup borrows them: `[u8]` with a short-key equality.
 #[repr(transparent)]
 #[derive(Debug)]
@@ -81,13 +83,47 @@ impl Hash for KeyBytes {
     }
 }
 
-/// A key the map owns: the bytes copied from the caller's.
+/// Key bytes a key holds in its own memory, in the map's cell, rather than
+/// behind a pointer: up to 16, which covers integer keys, 16-byte identifiers
+/// and short strings. It makes a `Key` 24 bytes (`SmallVec`'s length word and a
+/// union of the inline bytes and the heap pointer and length, with its `union`
+/// feature), and the C ABI's cell 64 ([`CELL_BYTES`]).
+pub(crate) const INLINE_KEY_BYTES: usize = 16;
+
+/// A key the map owns: the bytes copied from the caller's, in the key itself when
+/// they fit ([`INLINE_KEY_BYTES`]), on the heap otherwise.
+///
+/// Inline, a key sits in the value's cell, on the line a lookup reads for the
+/// key's length: a hit reads the slot and that one line. A boxed key (as every
+/// key was until 2026-12-06) made a third dependent cache miss of every lookup
+/// over a table larger than the caches (the key's bytes, in an allocation of
+/// their own), and an allocation and a free of every insert and remove
+/// (`docs/C-API.md`, "Short keys in the cell").
 #[derive(Clone, Debug)]
-pub(crate) struct Key(Box<[u8]>);
+pub(crate) struct Key(SmallVec<[u8; INLINE_KEY_BYTES]>);
+
+/// The C ABI's cell: count, account, value (`data`, `dtor`, `ctx`) and key, one
+/// cache line. The cells are carved from pages in 8-byte size classes
+/// (`atomic-map`'s `reclaim/recycle.rs`), so a 64-byte cell starts on a line of
+/// its own; at 56 bytes (a boxed key), 7 cells in 8 straddled two lines.
+pub(crate) const CELL_BYTES: usize = 64;
+
+// The cell is `repr(C)`: the count and the account (a word each), the value, the
+// key (`atomic-map`'s `src/value/mod.rs`, `ValueCell`), all word-aligned. On
+// 32-bit targets it is 40 bytes. The test `cells_are_one_line_each` checks the
+// cells a map carves.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use std::mem::size_of;
+    assert!(size_of::<Key>() == 24);
+    assert!(
+        2 * size_of::<usize>() + size_of::<crate::value::CValue>() + size_of::<Key>() == CELL_BYTES
+    );
+};
 
 impl From<&KeyBytes> for Key {
     fn from(bytes: &KeyBytes) -> Key {
-        Key(Box::from(bytes.as_bytes()))
+        Key(SmallVec::from_slice(bytes.as_bytes()))
     }
 }
 
@@ -127,7 +163,7 @@ mod tests {
     use super::*;
     use std::hash::BuildHasher;
 
-    /// Every pair of keys of 0 to 20 bytes that differ in one byte (each
+    /// Every pair of keys of 0 to 20 bytes (inline up to 16, boxed above) that differ in one byte (each
     /// position), or in length, compares unequal; each key equals its copy; and a
     /// `Key` hashes as the `KeyBytes` it borrows.
     #[test]
@@ -136,6 +172,8 @@ mod tests {
         for len in 0..=20usize {
             let key: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
             let owned = Key::from(KeyBytes::new(&key));
+            assert_eq!(owned.0.spilled(), len > INLINE_KEY_BYTES, "{len} bytes");
+            assert_eq!(&*owned, &key[..]);
             assert!(KeyBytes::new(&key) == owned.borrow(), "{len} bytes");
             assert_eq!(
                 hasher.hash_one(KeyBytes::new(&key)),
@@ -157,5 +195,53 @@ mod tests {
                 "{len} bytes and one more"
             );
         }
+    }
+
+    /// Each cell a map carves for the C ABI's values is one cache line, at the
+    /// start of one: what keeps a lookup's key compare, count and value on the
+    /// line it reads for the key's length. (Cells are carved from pages unless
+    /// the crate is built for Miri or loom, where each is a heap allocation.)
+    #[cfg(target_pointer_width = "64")]
+    #[cfg_attr(miri, ignore = "Miri's cells are heap allocations, aligned to 8")]
+    #[test]
+    fn cells_are_one_line_each() {
+        use crate::{
+            amap_free, amap_get, amap_insert, amap_new, amap_status_t, amap_value_release,
+        };
+        let map = amap_new();
+        for i in 0..1000u64 {
+            let key = i.to_le_bytes();
+            // SAFETY: a live map and a valid key; the data is an integer with no
+            // destructor.
+            let status = unsafe {
+                amap_insert(
+                    map,
+                    key.as_ptr(),
+                    key.len(),
+                    std::ptr::null_mut(),
+                    None,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert_eq!(status, amap_status_t::AMAP_OK);
+        }
+        for i in 0..1000u64 {
+            let key = i.to_le_bytes();
+            let mut value = std::ptr::null_mut();
+            // SAFETY: a live map, a valid key and out-pointer; the value is released once.
+            unsafe {
+                assert_eq!(
+                    amap_get(map, key.as_ptr(), key.len(), &mut value),
+                    amap_status_t::AMAP_OK
+                );
+                // The value handle points at the cell's value, after its count and
+                // account (a word each).
+                let cell = value as usize - 2 * std::mem::size_of::<usize>();
+                assert_eq!(cell % CELL_BYTES, 0, "key {i}: a cell at {cell:#x}");
+                assert_eq!(amap_value_release(value), amap_status_t::AMAP_OK);
+            }
+        }
+        // SAFETY: the map from amap_new, freed once.
+        unsafe { amap_free(map) };
     }
 }
