@@ -657,6 +657,10 @@ where
     /// and a call into code a large fill leaves cold (`docs/BENCHMARKS.md`,
     /// "History").
     fn publish(&self, built: Option<Arc<Generation<K, V, S>>>) -> Retired {
+        // This thread's epoch, for the ticket's check that a waiter is not pinned
+        // since before this publish (`Retired::would_wait_for_itself`): read from
+        // this thread's own participant, before the lock.
+        let stamp = epoch::epoch_stamp();
         let publishing = self.publish_line.publishing.lock();
         // Relaxed: `pinned` is written only here, under the lock this thread now
         // holds, whose acquisition synchronizes with the previous holder's release
@@ -692,9 +696,13 @@ where
                 built
             }),
         };
-        // SAFETY: this publish moves the map off `retiring` (under the publish
-        // lock, with `pinned` naming it: above), and no other does.
-        let retired = Retired::new(retiring_ref.id(), unsafe { retiring_ref.take_ticket() });
+        let retired = Retired::new(
+            retiring_ref.id(),
+            // SAFETY: this publish moves the map off `retiring` (under the publish
+            // lock, with `pinned` naming it: above), and no other does.
+            unsafe { retiring_ref.take_ticket() },
+            stamp,
+        );
         let next_raw = Arc::as_ptr(&next).cast_mut();
         let previous = self.publish_line.current.swap(next);
         let swapped_out = Arc::as_ptr(&previous);

@@ -166,6 +166,70 @@ fn wait_timeout_zero_never_blocks() {
     }
 }
 
+/// A wait on a thread pinned since before the clear could never end (the pin
+/// holds up the teardown's grace period), so it is refused: `would_wait_for_itself`
+/// says so, `wait_timeout` returns at once and `wait` panics; inside a closure
+/// of a map too, and for another map's clear. Once the pin is gone, the wait
+/// succeeds. Runs on a thread of its own, so that a build without the check
+/// fails here rather than hanging the suite.
+#[test]
+fn waiting_while_pinned_since_before_the_clear_is_refused() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mode in MODES {
+            let map: AtomicMap<u64, u64> = Builder::new().reclaim_mode(mode).build();
+            map.insert(1, 1);
+            let guard = map.pin();
+            let retired = map.clear_async();
+            assert!(
+                retired.would_wait_for_itself(),
+                "{mode:?}: a wait while pinned not refused"
+            );
+            let started = std::time::Instant::now();
+            assert!(!retired.wait_timeout(Duration::from_secs(60)));
+            let waited = started.elapsed();
+            let panic = catch_unwind(AssertUnwindSafe(|| retired.wait()))
+                .expect_err("wait returned while this thread was pinned");
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            // In a closure (which pins) of one map, a clear of another.
+            let other: AtomicMap<u64, u64> = Builder::new().reclaim_mode(mode).build();
+            other.insert(2, 2);
+            map.insert(3, 3);
+            let mut in_closure = Vec::new();
+            map.retain(|_, _| {
+                in_closure.push(other.clear_async().would_wait_for_itself());
+                true
+            });
+            assert_eq!(in_closure, [true], "{mode:?}");
+            drop(guard);
+            assert!(!retired.would_wait_for_itself(), "{mode:?}");
+            assert!(retired.wait_timeout(LIMIT), "{mode:?}");
+            done.send((mode, waited, message)).unwrap();
+        }
+    });
+    for _ in MODES {
+        let (mode, waited, message) = match finished.recv_timeout(Duration::from_secs(300)) {
+            Ok(outcome) => outcome,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a wait while pinned did not return in 300 s")
+            }
+            Err(_) => panic!("the waiting thread failed (its message is above)"),
+        };
+        assert!(
+            waited < Duration::from_secs(30),
+            "{mode:?}: wait_timeout waited {waited:?} while pinned"
+        );
+        assert!(
+            message.contains("would wait for itself"),
+            "{mode:?}: {message}"
+        );
+    }
+}
+
 #[test]
 fn zero_sized_values() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);

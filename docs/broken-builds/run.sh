@@ -262,6 +262,16 @@ steady epoch-demotion-unacknowledged.patch "$idle_light" \
     "the first pin after the demotion left the participant light"
 steady epoch-demotion-decrements-before-the-barrier.patch "$idle_light" \
     "the advance that took the idle participant off paid no barrier"
+# A wait on a thread pinned since before the clear (src/reclaim/retired.rs,
+# `waits_for_own_pin`) could never end: refused, with the fork's comparison of
+# the pin's epoch and the ticket's stamp (`pinned_no_later_than`) the right way
+# round (2026-12-06).
+steady wait-ignores-its-own-pin.patch \
+    "$(suite edge_cases waiting_while_pinned_since_before_the_clear_is_refused)" \
+    "a wait while pinned not refused"
+steady epoch-stamp-compared-backwards.patch \
+    "cargo test -p atomic-map-epoch --lib a_pin_is_no_later_than_a_stamp_it_predates" \
+    "pinned after \`before\`"
 
 # The doomed ring (src/reclaim/doom_ring.rs): its own loom model, in the library.
 ring_model="env LOOM_MAX_PREEMPTIONS=3 cargo test --release --features loom --lib doom_ring -- --nocapture"

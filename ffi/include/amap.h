@@ -96,7 +96,9 @@ typedef enum {
   /**
    * The call would wait for itself: `amap_ticket_wait` or `amap_flush` called from
    * a value's destructor that the same reclaimer is running, for work that
-   * cannot finish until that destructor returns. Nothing was waited for.
+   * cannot finish until that destructor returns; or `amap_ticket_wait` called
+   * in a read section that began before the clear it waits for, whose pin holds
+   * the teardown up. Nothing was waited for.
    */
   AMAP_WOULD_DEADLOCK = 7,
   /**
@@ -874,7 +876,8 @@ amap_status_t amap_read_get(const amap_read_t *read,
  * (`amap_get`, `amap_insert`, `amap_remove`, ...), but must not wait for
  * reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`: the pin it runs
  * under holds up the grace periods they wait for, so they time out, or never
- * return without a limit); it must return normally (no `longjmp` out of it), and
+ * return without a limit; `amap_ticket_wait` for a clear made in the callback
+ * returns `AMAP_WOULD_DEADLOCK` at once); it must return normally (no `longjmp` out of it), and
  * should be short: while it runs, it holds up the reclamation of every map's
  * removed values and retired generations, as a read section does. A `NULL`
  * `visit` is `AMAP_NULL_ARGUMENT`.
@@ -1070,13 +1073,22 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  *
  * In background mode this wakes the reclaimer thread; in manual mode the waiting
  * thread runs the reclamation itself (destructors included). The generation is
- * torn down only after its last read section and snapshot have ended: waiting
- * without limit while this thread holds one of that generation never returns.
+ * torn down only after its last snapshot has ended and a grace period has passed,
+ * which every read section of every map holds up (and every `amap_get_with`
+ * callback, retain or foreach walk while it runs): waiting without limit while
+ * this thread is in one never returns.
  *
- * From inside a value's destructor run by the same reclaimer (a destructor waiting
- * for a teardown that cannot finish while it waits), it returns at once, whatever
- * `timeout_ms`: `AMAP_OK` if the generation was already torn down,
- * `AMAP_WOULD_DEADLOCK` otherwise. It never blocks or aborts there.
+ * Where waiting could never end, it returns at once, whatever `timeout_ms`:
+ * `AMAP_OK` if the generation was already torn down, `AMAP_WOULD_DEADLOCK`
+ * otherwise. It never blocks or aborts there. That is:
+ * * inside a value's destructor run by the same reclaimer (a destructor waiting
+ *   for a teardown that cannot finish while it waits);
+ * * on a thread in a read section (or callback, or walk) begun before the clear
+ *   or replace that made the ticket, if that clear was made on this thread. For
+ *   another thread's clear, only if this read section is no newer than that
+ *   thread's last call into a map before the clear (by the epochs they began
+ *   in). A read section begun after the clear, or a snapshot of the retired
+ *   generation, is not detected: there a wait without limit may never return.
  *
  * Ownership: `ticket` is only borrowed; it stays the caller's.
  *

@@ -30,7 +30,9 @@ pub enum amap_status_t {
     AMAP_PANIC = 6,
     /// The call would wait for itself: `amap_ticket_wait` or `amap_flush` called from
     /// a value's destructor that the same reclaimer is running, for work that
-    /// cannot finish until that destructor returns. Nothing was waited for.
+    /// cannot finish until that destructor returns; or `amap_ticket_wait` called
+    /// in a read section that began before the clear it waits for, whose pin holds
+    /// the teardown up. Nothing was waited for.
     AMAP_WOULD_DEADLOCK = 7,
     /// The key is already in the map (`amap_try_insert`): nothing was inserted, and
     /// the value passed in is still the caller's.
@@ -51,7 +53,7 @@ pub extern "C" fn amap_status_str(status: i32) -> *const c_char {
         4 => b"timed out before the generation was reclaimed\0",
         5 => b"read section used on a thread other than the one that began it\0",
         6 => b"atomic-map panicked (the panic was stopped at the C boundary)\0",
-        7 => b"would wait for itself (called from a destructor the same reclaimer runs)\0",
+        7 => b"would wait for itself (called from a destructor the same reclaimer runs, or in a read section begun before the clear)\0",
         8 => b"the key is already in the map\0",
         _ => b"unknown status\0",
     };

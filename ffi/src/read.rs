@@ -126,7 +126,8 @@ pub type amap_visit_fn = Option<unsafe extern "C" fn(data: *mut c_void, user: *m
 /// (`amap_get`, `amap_insert`, `amap_remove`, ...), but must not wait for
 /// reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`: the pin it runs
 /// under holds up the grace periods they wait for, so they time out, or never
-/// return without a limit); it must return normally (no `longjmp` out of it), and
+/// return without a limit; `amap_ticket_wait` for a clear made in the callback
+/// returns `AMAP_WOULD_DEADLOCK` at once); it must return normally (no `longjmp` out of it), and
 /// should be short: while it runs, it holds up the reclamation of every map's
 /// removed values and retired generations, as a read section does. A `NULL`
 /// `visit` is `AMAP_NULL_ARGUMENT`.

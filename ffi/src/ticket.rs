@@ -44,13 +44,22 @@ pub(crate) unsafe fn hand_out(retired: Retired, out_ticket: *mut *mut amap_ticke
 ///
 /// In background mode this wakes the reclaimer thread; in manual mode the waiting
 /// thread runs the reclamation itself (destructors included). The generation is
-/// torn down only after its last read section and snapshot have ended: waiting
-/// without limit while this thread holds one of that generation never returns.
+/// torn down only after its last snapshot has ended and a grace period has passed,
+/// which every read section of every map holds up (and every `amap_get_with`
+/// callback, retain or foreach walk while it runs): waiting without limit while
+/// this thread is in one never returns.
 ///
-/// From inside a value's destructor run by the same reclaimer (a destructor waiting
-/// for a teardown that cannot finish while it waits), it returns at once, whatever
-/// `timeout_ms`: `AMAP_OK` if the generation was already torn down,
-/// `AMAP_WOULD_DEADLOCK` otherwise. It never blocks or aborts there.
+/// Where waiting could never end, it returns at once, whatever `timeout_ms`:
+/// `AMAP_OK` if the generation was already torn down, `AMAP_WOULD_DEADLOCK`
+/// otherwise. It never blocks or aborts there. That is:
+/// * inside a value's destructor run by the same reclaimer (a destructor waiting
+///   for a teardown that cannot finish while it waits);
+/// * on a thread in a read section (or callback, or walk) begun before the clear
+///   or replace that made the ticket, if that clear was made on this thread. For
+///   another thread's clear, only if this read section is no newer than that
+///   thread's last call into a map before the clear (by the epochs they began
+///   in). A read section begun after the clear, or a snapshot of the retired
+///   generation, is not detected: there a wait without limit may never return.
 ///
 /// Ownership: `ticket` is only borrowed; it stays the caller's.
 ///

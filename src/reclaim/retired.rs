@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::domain::{Domain, lock};
 use super::report::contain_panic;
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, epoch};
 
 /// A ticket for a retired generation, returned by
 /// [`AtomicMap::clear_async`](crate::AtomicMap::clear_async) and
@@ -145,6 +145,12 @@ pub struct Retired {
     /// pending poll, given back when a poll completes or the ticket is dropped.
     /// Never cloned.
     slot: Option<usize>,
+    /// The epoch of the retiring thread's pin, current or last, when it
+    /// retired the generation: no later than the epoch in which the teardown's
+    /// grace period begins (the pass that begins it sees the publish), so that a
+    /// waiter pinned at it or before cannot see the teardown while it stays
+    /// pinned ([`would_wait_for_itself`](Self::would_wait_for_itself)).
+    stamp: epoch::EpochStamp,
 }
 
 /// The completion state of one generation's teardown, allocated with the
@@ -255,11 +261,14 @@ impl Retirement {
 }
 
 impl Retired {
-    pub(crate) fn new(id: u64, retirement: Arc<Retirement>) -> Self {
+    /// A ticket for generation `id`, retired by the calling thread: `stamp` is
+    /// that thread's [`epoch::epoch_stamp`], taken in the publish.
+    pub(crate) fn new(id: u64, retirement: Arc<Retirement>, stamp: epoch::EpochStamp) -> Self {
         Retired {
             id,
             retirement,
             slot: None,
+            stamp,
         }
     }
 
@@ -291,35 +300,68 @@ impl Retired {
     }
 
     /// Whether waiting for this ticket on the calling thread could never succeed:
-    /// the generation is not torn down yet and this thread is running a value's
-    /// destructor for a pass of the ticket's own reclaimer, which must return
-    /// before the teardown can happen. [`wait`](Self::wait) panics then, and
-    /// [`wait_timeout`](Self::wait_timeout) returns `false` at once; a C caller gets
-    /// a status of its own (`AMAP_WOULD_DEADLOCK`).
+    /// the generation is not torn down yet, and either
+    /// - this thread is running a value's destructor for a pass of the ticket's
+    ///   own reclaimer, which must return before the teardown can happen; or
+    /// - this thread has been pinned since before the clear or replace that made
+    ///   the ticket (it holds a [`ReadGuard`](crate::ReadGuard) of any map, or
+    ///   runs inside a closure or an iteration of one, begun before it), and the
+    ///   teardown waits for a grace period that this pin holds up.
+    ///
+    /// [`wait`](Self::wait) panics then, and [`wait_timeout`](Self::wait_timeout)
+    /// returns `false` at once; a C caller gets a status of its own
+    /// (`AMAP_WOULD_DEADLOCK`). `false` promises nothing when this thread holds a
+    /// [`Snapshot`](crate::Snapshot) of the retired generation (which the
+    /// teardown waits for too), or a pin taken after the clear, which may or may
+    /// not hold the teardown up.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::<u8, u8>::new();
     /// let retired = map.clear_async();
-    /// assert!(!retired.would_wait_for_itself()); // not inside a destructor
+    /// assert!(!retired.would_wait_for_itself()); // neither in a destructor nor pinned
+    /// let guard = map.pin();
+    /// let cleared_while_pinned = map.clear_async();
+    /// assert!(cleared_while_pinned.would_wait_for_itself());
+    /// drop(guard);
+    /// assert!(!cleared_while_pinned.would_wait_for_itself());
     /// ```
     pub fn would_wait_for_itself(&self) -> bool {
-        !self.is_reclaimed() && Domain::in_own_pass(&self.retirement.domain)
+        !self.is_reclaimed()
+            && (Domain::in_own_pass(&self.retirement.domain) || self.waits_for_own_pin())
+    }
+
+    /// Whether this thread is pinned since before the retirement, so that the
+    /// teardown's grace period cannot end while it waits (`would_wait_for_itself`).
+    fn waits_for_own_pin(&self) -> bool {
+        epoch::pinned_no_later_than(self.stamp)
     }
 
     /// Blocks until the retired generation has been torn down.
     ///
     /// In background mode this wakes the reclaimer thread; in manual mode the
     /// waiting thread runs the reclamation itself. It returns only once every holder
-    /// of the generation has let go: waiting while this thread itself holds a
-    /// [`Snapshot`](crate::Snapshot) or [`ReadGuard`](crate::ReadGuard) of it never
-    /// returns. Use [`wait_timeout`](Self::wait_timeout) where that can happen. In
+    /// of the generation has let go, and a grace period has passed that every
+    /// epoch pin of every thread holds up: waiting while this thread itself holds a
+    /// [`Snapshot`](crate::Snapshot) of the generation, or a
+    /// [`ReadGuard`](crate::ReadGuard) of any map, never returns. A guard taken
+    /// before the clear is detected (below); a snapshot, or a guard taken after it,
+    /// is not. Use [`wait_timeout`](Self::wait_timeout) where that can happen. In
     /// async code, `.await` the ticket instead (see [Awaiting](#awaiting)).
     ///
     /// # Panics
-    /// When called from a value's destructor that a pass of the same reclaimer is
-    /// running (the teardown waited for could not finish while the destructor
-    /// waits). The panic is contained like any destructor panic and counted in
-    /// [`Stats::destructor_panics`](crate::Stats::destructor_panics).
+    /// When waiting could never end ([`would_wait_for_itself`](Self::would_wait_for_itself)):
+    /// - called from a value's destructor that a pass of the same reclaimer is
+    ///   running (the teardown waited for could not finish while the destructor
+    ///   waits). The panic is contained like any destructor panic and counted in
+    ///   [`Stats::destructor_panics`](crate::Stats::destructor_panics);
+    /// - called on a thread pinned since before the clear or replace (a
+    ///   `ReadGuard` held, or a closure or iteration of a map running).
+    ///
+    /// ```should_panic
+    /// let map = atomic_map::AtomicMap::<u8, u8>::new();
+    /// let _guard = map.pin();
+    /// map.clear_async().wait(); // panics: `_guard` holds up the grace period
+    /// ```
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::new();
@@ -329,14 +371,23 @@ impl Retired {
     /// ```
     pub fn wait(&self) {
         let r = &self.retirement;
+        assert!(
+            r.is_torn_down() || !self.waits_for_own_pin(),
+            "atomic-map: Retired::wait called on a thread pinned since before the clear \
+             (a ReadGuard held, or inside a map's closure or iteration) would wait for \
+             itself: the teardown waits for a grace period that the pin holds up; drop \
+             the guard first, or use wait_timeout or is_reclaimed"
+        );
         Domain::wait_until(&r.domain, || r.is_torn_down(), None);
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`. Returns whether the
     /// generation has been torn down. `wait_timeout(Duration::ZERO)` makes one
-    /// attempt (in manual mode, one reclamation pass) and returns at once. Called
-    /// from a value's destructor that a pass of the same reclaimer is running, it
-    /// returns the current state at once (waiting could not help).
+    /// attempt (in manual mode, one reclamation pass) and returns at once. Where
+    /// waiting could never end ([`would_wait_for_itself`](Self::would_wait_for_itself):
+    /// in a value's destructor that a pass of the same reclaimer is running, or on
+    /// a thread pinned since before the clear), it returns the current state at
+    /// once.
     ///
     /// ```
     /// use std::time::Duration;
@@ -350,6 +401,9 @@ impl Retired {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let r = &self.retirement;
+        if self.waits_for_own_pin() {
+            return r.is_torn_down();
+        }
         Domain::wait_until(&r.domain, || r.is_torn_down(), Some(timeout))
     }
 }
@@ -382,7 +436,7 @@ impl Future for Retired {
 /// future.
 impl Clone for Retired {
     fn clone(&self) -> Self {
-        Retired::new(self.id, Arc::clone(&self.retirement))
+        Retired::new(self.id, Arc::clone(&self.retirement), self.stamp)
     }
 }
 

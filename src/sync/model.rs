@@ -271,6 +271,24 @@ pub(crate) mod epoch {
         false
     }
 
+    /// As the fork's `EpochStamp`: the stand-in has no epochs, and its
+    /// [`pinned_no_later_than`] never finds a waiter pinned before one.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct EpochStamp;
+
+    /// As the fork's `epoch_stamp`.
+    pub(crate) fn epoch_stamp() -> EpochStamp {
+        EpochStamp
+    }
+
+    /// As the fork's `pinned_no_later_than`: never, so a wait under loom goes
+    /// ahead as it would without the check (the check only turns a wait that could
+    /// never end into a panic or an error, and the models wait for nothing while
+    /// pinned).
+    pub(crate) fn pinned_no_later_than(_stamp: EpochStamp) -> bool {
+        false
+    }
+
     /// As the fork's `flush_would_interrupt`: never, no participant pins light here.
     pub(crate) fn flush_would_interrupt() -> bool {
         false

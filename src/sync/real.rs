@@ -77,7 +77,9 @@ pub(crate) type Slot<T> = arc_swap::ArcSwapAny<std::sync::Arc<T>, std::sync::RwL
 
 /// Epoch-based deferral of frees: `crossbeam_epoch`'s default collector.
 pub(crate) mod epoch {
-    pub(crate) use crossbeam_epoch::{Guard, flush_would_interrupt, is_pinned, pin};
+    pub(crate) use crossbeam_epoch::{
+        EpochStamp, Guard, epoch_stamp, flush_would_interrupt, is_pinned, pin, pinned_no_later_than,
+    };
 
     /// Lets threads that mostly read pin without a full fence from now on (the
     /// fork's asymmetric fences, `vendor/crossbeam-epoch/src/asymmetric.rs`): registers the process

@@ -14,6 +14,8 @@
 /// ```
 use core::fmt;
 
+#[cfg(feature = "std")]
+use crate::epoch::Epoch;
 use crate::guard::Guard;
 use crate::internal::{Global, Local};
 use crate::primitive::sync::Arc;
@@ -91,6 +93,26 @@ impl LocalHandle {
     #[inline]
     pub fn collector(&self) -> &Collector {
         unsafe { (*self.local).collector() }
+    }
+
+    /// The epoch this handle's participant is pinned at, or last pinned at
+    /// (`default::epoch_stamp`). (This fork's.)
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn local_epoch(&self) -> Epoch {
+        // SAFETY: as for `pin` (upstream's): the handle holds a count on its
+        // `Local`, which is finalized only when the last handle and guard are gone.
+        unsafe { (*self.local).local_epoch() }
+    }
+
+    /// The epoch this handle's participant is pinned at, if it is pinned
+    /// (`default::pinned_no_later_than`). (This fork's.)
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn pinned_epoch(&self) -> Option<Epoch> {
+        // SAFETY: as for `local_epoch`.
+        let local = unsafe { &*self.local };
+        local.is_pinned().then(|| local.local_epoch())
     }
 
     /// Whether a flush or a bag's seal by this handle's thread would now

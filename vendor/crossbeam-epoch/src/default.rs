@@ -5,6 +5,7 @@
 //! destructed on thread exit, which in turn unregisters the thread.
 
 use crate::collector::{Collector, LocalHandle};
+use crate::epoch::Epoch;
 use crate::guard::Guard;
 use crate::primitive::thread_local;
 #[cfg(not(crossbeam_loom))]
@@ -53,6 +54,41 @@ pub fn flush_would_interrupt() -> bool {
     with_handle(|handle| handle.flush_would_interrupt())
 }
 
+/// A point in the default collector's epochs, as [`epoch_stamp`] takes it: for
+/// [`pinned_no_later_than`]. (This fork's.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochStamp(Epoch);
+
+/// The epoch the current thread is pinned at, or last pinned at (the starting
+/// epoch if it never pinned): a point no later than the global epoch now, read
+/// from the thread's own participant, with no load of the global epoch's line.
+/// Garbage this thread defers from now on, or any thread defers after it has
+/// seen what this thread does next, is sealed in this epoch or a later one.
+/// (This fork's.)
+#[inline]
+pub fn epoch_stamp() -> EpochStamp {
+    EpochStamp(with_handle(|handle| handle.local_epoch()))
+}
+
+/// Whether the current thread is pinned, at `stamp`'s epoch or before it. Then
+/// garbage sealed at `stamp` or later cannot be reclaimed before this thread
+/// unpins: the global epoch cannot pass the pin's epoch by more than one, and a
+/// bag is reclaimed only two epochs after its seal. A pin taken later than
+/// `stamp` may or may not hold such garbage up (it does if the epoch has not
+/// moved since), so `false` promises nothing. (This fork's.)
+#[inline]
+pub fn pinned_no_later_than(stamp: EpochStamp) -> bool {
+    with_handle(|handle| handle_pinned_no_later_than(handle, stamp))
+}
+
+/// [`pinned_no_later_than`] for `handle`'s participant.
+#[inline]
+fn handle_pinned_no_later_than(handle: &LocalHandle, stamp: EpochStamp) -> bool {
+    handle
+        .pinned_epoch()
+        .is_some_and(|pinned| stamp.0.wrapping_sub(pinned) >= 0)
+}
+
 /// Returns the default global collector.
 pub fn default_collector() -> &'static Collector {
     collector()
@@ -71,6 +107,39 @@ where
 #[cfg(all(test, not(crossbeam_loom)))]
 mod tests {
     use crossbeam_utils::thread;
+
+    use super::{handle_pinned_no_later_than, EpochStamp};
+    use crate::Collector;
+
+    /// A pin is "no later than" a stamp taken while it is held, not than one
+    /// taken before the epoch moved on to it; an unpinned thread is never.
+    /// (This fork's.)
+    #[test]
+    fn a_pin_is_no_later_than_a_stamp_it_predates() {
+        let collector = Collector::new();
+        let handle = collector.register();
+        let before = EpochStamp(handle.local_epoch());
+        assert!(!handle_pinned_no_later_than(&handle, before), "unpinned");
+        // The only participant: each flush advances the epoch.
+        for _ in 0..4 {
+            handle.pin().flush();
+        }
+        let guard = handle.pin();
+        let now = EpochStamp(handle.local_epoch());
+        assert_ne!(now, before, "the epoch moved on");
+        assert!(
+            !handle_pinned_no_later_than(&handle, before),
+            "pinned after `before`"
+        );
+        assert!(handle_pinned_no_later_than(&handle, now), "pinned at `now`");
+        let nested = handle.pin();
+        assert!(
+            handle_pinned_no_later_than(&handle, now),
+            "a nested pin keeps the epoch"
+        );
+        drop((guard, nested));
+        assert!(!handle_pinned_no_later_than(&handle, now), "unpinned again");
+    }
 
     #[test]
     fn pin_while_exiting() {

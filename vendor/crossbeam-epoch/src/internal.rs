@@ -657,6 +657,18 @@ impl Local {
         self.guard_count.get() > 0
     }
 
+    /// The epoch this participant is pinned at, or last pinned at (an unpinned
+    /// participant keeps its last epoch's number: `unpin`), unmarked. (This
+    /// fork's.)
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn local_epoch(&self) -> Epoch {
+        // Relaxed: only this participant's thread stores its epoch (`pin`,
+        // `unpin`, `repin`), and only that thread calls this, so the load reads
+        // its last store.
+        self.epoch.load(Ordering::Relaxed).unpinned()
+    }
+
     /// Adds `deferred` to the thread-local bag.
     ///
     /// # Safety

@@ -182,8 +182,13 @@ pub use crate::{
 #[cfg(feature = "std")]
 mod default;
 #[cfg(feature = "std")]
-// (This fork: `flush_would_interrupt`, `asymmetric.rs`.)
-pub use crate::default::{default_collector, flush_would_interrupt, is_pinned, pin};
+// (This fork: `flush_would_interrupt`, `asymmetric.rs`; `epoch_stamp`,
+// `pinned_no_later_than` and `EpochStamp`, for a waiter's check that it would
+// wait for its own pin.)
+pub use crate::default::{
+    default_collector, epoch_stamp, flush_would_interrupt, is_pinned, pin, pinned_no_later_than,
+    EpochStamp,
+};
 
 // (This fork: asymmetric fences, `asymmetric.rs`.)
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
