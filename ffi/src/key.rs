@@ -105,7 +105,8 @@ pub(crate) struct Key(SmallVec<[u8; INLINE_KEY_BYTES]>);
 /// The C ABI's cell: count, account, value (`data`, `dtor`, `ctx`) and key, one
 /// cache line. The cells are carved from pages in 8-byte size classes
 /// (`atomic-map`'s `reclaim/recycle.rs`), so a 64-byte cell starts on a line of
-/// its own; at 56 bytes (a boxed key), 7 cells in 8 straddled two lines.
+/// its own; at 56 bytes (a boxed key), 3 cells in 4 straddled two lines. (On
+/// 32-bit targets the cell is 40 bytes, and straddles as often.)
 pub(crate) const CELL_BYTES: usize = 64;
 
 // The cell is `repr(C)`: the count and the account (a word each), the value, the
@@ -199,10 +200,11 @@ mod tests {
 
     /// Each cell a map carves for the C ABI's values is one cache line, at the
     /// start of one: what keeps a lookup's key compare, count and value on the
-    /// line it reads for the key's length. (Cells are carved from pages unless
-    /// the crate is built for Miri or loom, where each is a heap allocation.)
+    /// line it reads for the key's length. (Cells are carved from 64 KiB-aligned
+    /// pages, under Miri too; only under `atomic-map`'s loom feature, which this
+    /// crate never enables, is each a heap allocation.) 64-bit targets only: on
+    /// 32-bit ones the cell is 40 bytes.
     #[cfg(target_pointer_width = "64")]
-    #[cfg_attr(miri, ignore = "Miri's cells are heap allocations, aligned to 8")]
     #[test]
     fn cells_are_one_line_each() {
         use crate::{

@@ -246,8 +246,11 @@ static void race_try_insert_and_take(void) {
 typedef struct {
     counted_t head;
     long count;
-    uint64_t key; /* the number of the key it is under: a key compare that
-                     confused two keys would hand out another key's counter */
+    uint64_t key; /* the number of the key it is under, checked on every read:
+                     a value handed out under another key fails the test (the
+                     key compare itself is checked by the Rust unit test
+                     short_keys_compare_as_bytes_do: these keys all differ in
+                     length, and the table compares keys whose hash tags match) */
 } counter_t;
 _Static_assert(RACERS * RACE_ROUNDS + COMPUTERS * COMPUTE_ROUNDS <= AFTER_STORM_VALUES,
                "the races after the storm make at most AFTER_STORM_VALUES values");
