@@ -195,6 +195,7 @@ fn waiting_while_pinned_since_before_the_clear_is_refused() {
                 .map(|m| m.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
+            drop(guard);
             // In a closure (which pins) of one map, a clear of another.
             let other: AtomicMap<u64, u64> = Builder::new().reclaim_mode(mode).build();
             other.insert(2, 2);
@@ -205,7 +206,6 @@ fn waiting_while_pinned_since_before_the_clear_is_refused() {
                 true
             });
             assert_eq!(in_closure, [true], "{mode:?}");
-            drop(guard);
             assert!(!retired.would_wait_for_itself(), "{mode:?}");
             assert!(retired.wait_timeout(LIMIT), "{mode:?}");
             done.send((mode, waited, message)).unwrap();

@@ -1083,12 +1083,16 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  * otherwise. It never blocks or aborts there. That is:
  * * inside a value's destructor run by the same reclaimer (a destructor waiting
  *   for a teardown that cannot finish while it waits);
- * * on a thread in a read section (or callback, or walk) begun before the clear
- *   or replace that made the ticket, if that clear was made on this thread. For
- *   another thread's clear, only if this read section is no newer than that
- *   thread's last call into a map before the clear (by the epochs they began
- *   in). A read section begun after the clear, or a snapshot of the retired
- *   generation, is not detected: there a wait without limit may never return.
+ * * on a thread in a read section (or callback, or walk) whose pin holds the
+ *   teardown up: one begun before the clear or replace that made the ticket, if
+ *   that clear was made on this thread; for another thread's clear, one whose
+ *   epoch is no later than that thread's last pin before the clear (its last
+ *   read, read section or reclamation pass), while the epoch has not moved two
+ *   past it. A snapshot of the retired generation, or a read section the check
+ *   does not find, is not detected: there a wait without limit may never
+ *   return. (A refusal can be wrong in one case, two races at once: the read
+ *   section's pin preempted between its read of the epoch and its store, and an
+ *   advance of the epoch that completes after the check.)
  *
  * Ownership: `ticket` is only borrowed; it stays the caller's.
  *

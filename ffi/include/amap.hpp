@@ -250,7 +250,9 @@ class Ticket {
     explicit Ticket(amap_ticket_t *ticket) noexcept : ticket_(ticket) {}
 
     /// Whether the generation was torn down within `timeout` (negative: no limit).
-    /// From a value's destructor run by the same reclaimer it returns at once.
+    /// From a value's destructor run by the same reclaimer, or in a read section
+    /// whose pin holds the teardown up (one begun before the clear), it returns
+    /// `false` at once (`AMAP_WOULD_DEADLOCK`).
     bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
         amap_status_t s = amap_ticket_wait(ticket_.get(), static_cast<int64_t>(timeout.count()));
         if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;

@@ -113,7 +113,8 @@ use crate::sync::{Arc, AtomicBool, Mutex, Ordering, epoch};
 /// removed meanwhile is destroyed, so holding one across an `.await` delays
 /// reclamation for as long as the future sleeps. Keep guards inside synchronous
 /// stretches of code. And, as with [`wait`](Self::wait), a future holding a
-/// snapshot or guard of the very generation it awaits never completes.
+/// snapshot of the very generation it awaits, or a guard of any map taken before
+/// the clear, never completes.
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
@@ -303,17 +304,24 @@ impl Retired {
     /// the generation is not torn down yet, and either
     /// - this thread is running a value's destructor for a pass of the ticket's
     ///   own reclaimer, which must return before the teardown can happen; or
-    /// - this thread has been pinned since before the clear or replace that made
-    ///   the ticket (it holds a [`ReadGuard`](crate::ReadGuard) of any map, or
-    ///   runs inside a closure or an iteration of one, begun before it), and the
-    ///   teardown waits for a grace period that this pin holds up.
+    /// - this thread is pinned (it holds a [`ReadGuard`](crate::ReadGuard) of any
+    ///   map, or runs inside a closure or an iteration of one) at an epoch no later
+    ///   than the one the clearing thread last pinned at before the clear or
+    ///   replace that made the ticket, and the epoch has not moved two past it:
+    ///   the teardown waits for a grace period that this pin holds up. A pin held
+    ///   since before a clear made on the same thread always is; one taken after
+    ///   the clear is if the epoch has not moved on since.
     ///
     /// [`wait`](Self::wait) panics then, and [`wait_timeout`](Self::wait_timeout)
     /// returns `false` at once; a C caller gets a status of its own
     /// (`AMAP_WOULD_DEADLOCK`). `false` promises nothing when this thread holds a
     /// [`Snapshot`](crate::Snapshot) of the retired generation (which the
-    /// teardown waits for too), or a pin taken after the clear, which may or may
-    /// not hold the teardown up.
+    /// teardown waits for too), or a pin that the check does not find holding it
+    /// up (for a clear made on another thread, whose last pin may be older than
+    /// this one). In one case `true` is wrong: two races at once, this thread's
+    /// pin preempted between its read of the epoch and its store, and an advance
+    /// of the epoch that scanned the threads in between and completes after the
+    /// check (the fork's `pinned_no_later_than`).
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::<u8, u8>::new();
@@ -330,8 +338,8 @@ impl Retired {
             && (Domain::in_own_pass(&self.retirement.domain) || self.waits_for_own_pin())
     }
 
-    /// Whether this thread is pinned since before the retirement, so that the
-    /// teardown's grace period cannot end while it waits (`would_wait_for_itself`).
+    /// Whether this thread's pin holds up the teardown's grace period, so that it
+    /// cannot end while this thread waits (`would_wait_for_itself`).
     fn waits_for_own_pin(&self) -> bool {
         epoch::pinned_no_later_than(self.stamp)
     }
@@ -344,8 +352,8 @@ impl Retired {
     /// epoch pin of every thread holds up: waiting while this thread itself holds a
     /// [`Snapshot`](crate::Snapshot) of the generation, or a
     /// [`ReadGuard`](crate::ReadGuard) of any map, never returns. A guard taken
-    /// before the clear is detected (below); a snapshot, or a guard taken after it,
-    /// is not. Use [`wait_timeout`](Self::wait_timeout) where that can happen. In
+    /// before a clear on the same thread is detected (below); a snapshot is not,
+    /// nor every guard held across another thread's clear. Use [`wait_timeout`](Self::wait_timeout) where that can happen. In
     /// async code, `.await` the ticket instead (see [Awaiting](#awaiting)).
     ///
     /// # Panics
@@ -354,8 +362,9 @@ impl Retired {
     ///   running (the teardown waited for could not finish while the destructor
     ///   waits). The panic is contained like any destructor panic and counted in
     ///   [`Stats::destructor_panics`](crate::Stats::destructor_panics);
-    /// - called on a thread pinned since before the clear or replace (a
-    ///   `ReadGuard` held, or a closure or iteration of a map running).
+    /// - called on a thread whose pin (a `ReadGuard` held, or a closure or
+    ///   iteration of a map running) holds up the teardown's grace period, such
+    ///   as one pinned since before a clear made on the same thread.
     ///
     /// ```should_panic
     /// let map = atomic_map::AtomicMap::<u8, u8>::new();
@@ -373,10 +382,10 @@ impl Retired {
         let r = &self.retirement;
         assert!(
             r.is_torn_down() || !self.waits_for_own_pin(),
-            "atomic-map: Retired::wait called on a thread pinned since before the clear \
-             (a ReadGuard held, or inside a map's closure or iteration) would wait for \
-             itself: the teardown waits for a grace period that the pin holds up; drop \
-             the guard first, or use wait_timeout or is_reclaimed"
+            "atomic-map: Retired::wait called on a thread whose epoch pin (a ReadGuard \
+             held, or a map's closure or iteration running) holds up the teardown's grace \
+             period would wait for itself; drop the guard first, or use wait_timeout or \
+             is_reclaimed"
         );
         Domain::wait_until(&r.domain, || r.is_torn_down(), None);
     }
@@ -386,8 +395,8 @@ impl Retired {
     /// attempt (in manual mode, one reclamation pass) and returns at once. Where
     /// waiting could never end ([`would_wait_for_itself`](Self::would_wait_for_itself):
     /// in a value's destructor that a pass of the same reclaimer is running, or on
-    /// a thread pinned since before the clear), it returns the current state at
-    /// once.
+    /// a thread whose pin holds the teardown up), it returns the current state at
+    /// once, without a pass.
     ///
     /// ```
     /// use std::time::Duration;

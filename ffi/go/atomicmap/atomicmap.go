@@ -743,7 +743,8 @@ func newTicket(ptr *C.amap_ticket_t) *Ticket {
 
 // Wait waits up to timeout (negative: without limit) for the generation to be
 // torn down; it reports whether it was. Called from a value's release callback run
-// by the reclaimer, it returns at once.
+// by the reclaimer, or in a read section whose pin holds the teardown up (one begun
+// before the clear, on this goroutine's locked thread), it returns false at once.
 func (t *Ticket) Wait(timeout time.Duration) bool {
 	if t == nil || t.ptr == nil {
 		return false

@@ -105,6 +105,20 @@ impl LocalHandle {
         unsafe { (*self.local).local_epoch() }
     }
 
+    /// The collector's global epoch, unmarked (`default::pinned_no_later_than`):
+    /// a Relaxed load, which that caller orders with a fence. (This fork's.)
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn global_epoch(&self) -> Epoch {
+        // SAFETY: as for `local_epoch`.
+        let local = unsafe { &*self.local };
+        local
+            .global()
+            .epoch
+            .load(crate::primitive::sync::atomic::Ordering::Relaxed)
+            .unpinned()
+    }
+
     /// The epoch this handle's participant is pinned at, if it is pinned
     /// (`default::pinned_no_later_than`). (This fork's.)
     #[cfg(feature = "std")]

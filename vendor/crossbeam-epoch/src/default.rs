@@ -32,7 +32,26 @@ fn collector() -> &'static Collector {
 
 thread_local! {
     /// The per-thread participant for the default garbage collector.
-    static HANDLE: LocalHandle = collector().register();
+    static HANDLE: LocalHandle = {
+        REGISTERED.with(|registered| registered.set(true));
+        collector().register()
+    };
+
+    /// Whether this thread's `HANDLE` was made (this fork's): `epoch_stamp` and
+    /// `pinned_no_later_than` read the participant only then, and never register
+    /// a thread (a thread that only writes and clears never pins).
+    static REGISTERED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// `f` applied to this thread's handle if the thread is registered and its
+/// handle not yet torn down (this fork's); `None` otherwise, without
+/// registering it.
+#[inline]
+fn with_registered_handle<R>(f: impl FnOnce(&LocalHandle) -> R) -> Option<R> {
+    if REGISTERED.try_with(|registered| registered.get()) != Ok(true) {
+        return None;
+    }
+    HANDLE.try_with(f).ok()
 }
 
 /// Pins the current thread.
@@ -60,33 +79,50 @@ pub fn flush_would_interrupt() -> bool {
 pub struct EpochStamp(Epoch);
 
 /// The epoch the current thread is pinned at, or last pinned at (the starting
-/// epoch if it never pinned): a point no later than the global epoch now, read
-/// from the thread's own participant, with no load of the global epoch's line.
-/// Garbage this thread defers from now on, or any thread defers after it has
-/// seen what this thread does next, is sealed in this epoch or a later one.
-/// (This fork's.)
+/// epoch if it never pinned, or is not registered: this call registers no
+/// thread): a point no later than the global epoch now, read from the thread's
+/// own participant, with no load of the global epoch's line. Garbage this
+/// thread defers from now on, or any thread defers after it has seen what this
+/// thread does next, is sealed in this epoch or a later one. (This fork's.)
 #[inline]
 pub fn epoch_stamp() -> EpochStamp {
-    EpochStamp(with_handle(|handle| handle.local_epoch()))
+    EpochStamp(
+        with_registered_handle(|handle| handle.local_epoch()).unwrap_or_else(Epoch::starting),
+    )
 }
 
-/// Whether the current thread is pinned, at `stamp`'s epoch or before it. Then
-/// garbage sealed at `stamp` or later cannot be reclaimed before this thread
-/// unpins: the global epoch cannot pass the pin's epoch by more than one, and a
-/// bag is reclaimed only two epochs after its seal. A pin taken later than
-/// `stamp` may or may not hold such garbage up (it does if the epoch has not
-/// moved since), so `false` promises nothing. (This fork's.)
+/// Whether garbage sealed at `stamp` or later can no longer be reclaimed
+/// before the current thread unpins: the thread is pinned, at `stamp`'s epoch
+/// or before it, and the global epoch (read after a `SeqCst` fence) is less
+/// than two past `stamp`. A visible pin keeps the global epoch from passing the
+/// pin's epoch by more than one, and a bag is reclaimed only two epochs after
+/// its seal. The second condition covers a pin whose epoch was read stale (its
+/// thread preempted between its load of the global epoch and its store): the
+/// epoch may have moved on two or more before the pin counted. What it cannot
+/// cover is an advance that scanned the participants before this pin counted
+/// and stores its epoch after this call, which can move the global epoch one
+/// past what this call read: a wrong `true` needs both races at once. A pin
+/// taken later than `stamp` may or may not hold such garbage up (it does if the
+/// epoch has not moved since), so `false` promises nothing. Registers no
+/// thread. (This fork's.)
 #[inline]
 pub fn pinned_no_later_than(stamp: EpochStamp) -> bool {
-    with_handle(|handle| handle_pinned_no_later_than(handle, stamp))
+    with_registered_handle(|handle| handle_pinned_no_later_than(handle, stamp)).unwrap_or(false)
 }
 
 /// [`pinned_no_later_than`] for `handle`'s participant.
 #[inline]
 fn handle_pinned_no_later_than(handle: &LocalHandle, stamp: EpochStamp) -> bool {
-    handle
-        .pinned_epoch()
-        .is_some_and(|pinned| stamp.0.wrapping_sub(pinned) >= 0)
+    handle.pinned_epoch().is_some_and(|pinned| {
+        stamp.0.wrapping_sub(pinned) >= 0 && {
+            // SeqCst: orders the load below after this thread's pin (its store
+            // and fence, made before this call), so that it reads the global
+            // epoch no older than any advance that saw the pin did; the
+            // check is a diagnostic, off every hot path.
+            crate::primitive::sync::atomic::fence(crate::primitive::sync::atomic::Ordering::SeqCst);
+            handle.global_epoch().wrapping_sub(stamp.0) < 2
+        }
+    })
 }
 
 /// Returns the default global collector.
@@ -108,7 +144,9 @@ where
 mod tests {
     use crossbeam_utils::thread;
 
-    use super::{handle_pinned_no_later_than, EpochStamp};
+    use super::{
+        epoch_stamp, handle_pinned_no_later_than, pin, pinned_no_later_than, EpochStamp, REGISTERED,
+    };
     use crate::Collector;
 
     /// A pin is "no later than" a stamp taken while it is held, not than one
@@ -139,6 +177,27 @@ mod tests {
         );
         drop((guard, nested));
         assert!(!handle_pinned_no_later_than(&handle, now), "unpinned again");
+    }
+
+    /// A thread that never pinned is stamped with the starting epoch and found
+    /// unpinned, and stays unregistered; once it pins, it is found pinned no
+    /// later than its own stamp. (This fork's.)
+    #[test]
+    fn stamps_register_no_thread() {
+        std::thread::spawn(|| {
+            let stamp = epoch_stamp();
+            assert_eq!(stamp, EpochStamp(crate::epoch::Epoch::starting()));
+            assert!(!pinned_no_later_than(stamp));
+            assert!(
+                !REGISTERED.with(|r| r.get()),
+                "a stamp registered the thread"
+            );
+            let _guard = pin();
+            assert!(REGISTERED.with(|r| r.get()));
+            assert!(pinned_no_later_than(epoch_stamp()));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
