@@ -156,12 +156,16 @@ mod tests {
     fn a_pin_is_no_later_than_a_stamp_it_predates() {
         let collector = Collector::new();
         let handle = collector.register();
-        let before = EpochStamp(handle.local_epoch());
-        assert!(!handle_pinned_no_later_than(&handle, before), "unpinned");
-        // The only participant: each flush advances the epoch.
+        assert!(
+            !handle_pinned_no_later_than(&handle, EpochStamp(handle.local_epoch())),
+            "unpinned"
+        );
+        // The only participant: each flush advances the epoch, and the last
+        // leaves the global epoch one past the participant's.
         for _ in 0..4 {
             handle.pin().flush();
         }
+        let before = EpochStamp(handle.local_epoch());
         let guard = handle.pin();
         let now = EpochStamp(handle.local_epoch());
         assert_ne!(now, before, "the epoch moved on");
