@@ -609,6 +609,34 @@ amap_status_t amap_insert(const amap_t *map,
                           void *ctx);
 
 /**
+ * Maps `key[0..key_len]` to a new value `data`, as `amap_insert` does, and writes
+ * the value it replaced, **retained**, to `*out_previous`, or `NULL` if the key
+ * was absent: the value this insert took out, which no other writer can have
+ * replaced in between (`amap_get` then `amap_insert` could report a value another
+ * thread had already replaced). Returns `AMAP_OK` in both cases. Go's
+ * `sync.Map.Swap`; Rust's `AtomicMap::insert`, which returns the previous value.
+ *
+ * Ownership: the new value as with `amap_insert` (on `AMAP_OK` the map owns it; on
+ * any other status the map took nothing, except after `AMAP_PANIC`). The caller
+ * owns one reference to a non-`NULL` `*out_previous` (the map's own, handed over)
+ * and gives it back with `amap_value_release`; the previous value's destructor
+ * runs after that, once nothing else holds it. `*out_previous` is written on
+ * `AMAP_OK` only; a `NULL` `out_previous` is `AMAP_NULL_ARGUMENT`, checked before
+ * the map takes anything (use `amap_insert` to drop the previous value instead).
+ *
+ * # Safety
+ * `map` must be a live map; `key`, `data`, `dtor` and `ctx` as in `amap_insert`;
+ * `out_previous` valid for a write.
+ */
+amap_status_t amap_swap(const amap_t *map,
+                        const uint8_t *key,
+                        size_t key_len,
+                        void *data,
+                        amap_dtor_fn dtor,
+                        void *ctx,
+                        amap_value_t **out_previous);
+
+/**
  * Removes `key` from the current generation. The value is released: its
  * destructor runs once nobody (no retain, no read section, no snapshot) holds it.
  * Returns `AMAP_NOT_FOUND` if the key was absent.

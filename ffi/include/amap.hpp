@@ -408,6 +408,25 @@ class Map {
         if (s != AMAP_EXISTS) detail::check(s);
         return {Value(v), s == AMAP_OK};
     }
+    /// Maps `key` to `data` as insert() does, and returns the value it replaced
+    /// (retained: its destructor waits for this Value too), or nullopt if the key
+    /// was absent (amap_swap: one step, so no other writer's value is reported).
+    std::optional<Value> swap(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
+        amap_value_t *previous = nullptr;
+        detail::check(amap_swap(map_.get(), detail::bytes(key), key.size(), data, dtor, ctx, &previous));
+        if (!previous) return std::nullopt;
+        return Value(previous);
+    }
+    /// Maps `key` to an object the map now owns, as above.
+    template <class T> std::optional<Value> swap(std::string_view key, std::unique_ptr<T> value) {
+        amap_value_t *previous = nullptr;
+        detail::hand_over(value, [&](T *raw) {
+            return amap_swap(map_.get(), detail::bytes(key), key.size(), raw, detail::delete_as<T>, nullptr,
+                             &previous);
+        });
+        if (!previous) return std::nullopt;
+        return Value(previous);
+    }
     /// Removes `key`; returns whether it was there.
     bool remove(std::string_view key) {
         amap_status_t s = amap_remove(map_.get(), detail::bytes(key), key.size());
@@ -796,6 +815,13 @@ template <class T> class TypedMap {
         auto owned = std::make_unique<T>(std::move(value));
         auto [v, inserted] = map_.try_insert(key, owned);
         return {TypedValue<T>(std::move(v)), inserted};
+    }
+    /// Maps `key` to `value`, moved into a new T, and returns the T it replaced
+    /// (retained), or nullopt if the key was absent (one step).
+    std::optional<TypedValue<T>> swap(std::string_view key, T value) {
+        std::optional<Value> v = map_.swap(key, std::make_unique<T>(std::move(value)));
+        if (!v) return std::nullopt;
+        return TypedValue<T>(std::move(*v));
     }
     bool remove(std::string_view key) { return map_.remove(key); }
     /// Removes `key` and returns its T (retained), or nullopt.

@@ -270,6 +270,45 @@ pub unsafe extern "C" fn amap_insert(
     })
 }
 
+/// Maps `key[0..key_len]` to a new value `data`, as `amap_insert` does, and writes
+/// the value it replaced, **retained**, to `*out_previous`, or `NULL` if the key
+/// was absent: the value this insert took out, which no other writer can have
+/// replaced in between (`amap_get` then `amap_insert` could report a value another
+/// thread had already replaced). Returns `AMAP_OK` in both cases. Go's
+/// `sync.Map.Swap`; Rust's `AtomicMap::insert`, which returns the previous value.
+///
+/// Ownership: the new value as with `amap_insert` (on `AMAP_OK` the map owns it; on
+/// any other status the map took nothing, except after `AMAP_PANIC`). The caller
+/// owns one reference to a non-`NULL` `*out_previous` (the map's own, handed over)
+/// and gives it back with `amap_value_release`; the previous value's destructor
+/// runs after that, once nothing else holds it. `*out_previous` is written on
+/// `AMAP_OK` only; a `NULL` `out_previous` is `AMAP_NULL_ARGUMENT`, checked before
+/// the map takes anything (use `amap_insert` to drop the previous value instead).
+///
+/// # Safety
+/// `map` must be a live map; `key`, `data`, `dtor` and `ctx` as in `amap_insert`;
+/// `out_previous` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_swap(
+    map: *const amap_t,
+    key: *const u8,
+    key_len: usize,
+    data: *mut c_void,
+    dtor: amap_dtor_fn,
+    ctx: *mut c_void,
+    out_previous: *mut *mut amap_value_t,
+) -> amap_status_t {
+    guard(|| {
+        let (map, key, out_previous) =
+            // SAFETY: the contract of this function; all three checked before the
+            // map takes the value.
+            unsafe { (arg(map)?, self::key(key, key_len)?, out(out_previous)?) };
+        let previous = map.map.insert(key.into(), CValue::new(data, dtor, ctx));
+        out_previous.set(previous.map_or(std::ptr::null_mut(), into_c));
+        Ok(())
+    })
+}
+
 /// Removes `key` from the current generation. The value is released: its
 /// destructor runs once nobody (no retain, no read section, no snapshot) holds it.
 /// Returns `AMAP_NOT_FOUND` if the key was absent.

@@ -494,6 +494,72 @@ func (m *Map) LoadAndDelete(key []byte) (value any, loaded bool, err error) {
 	}
 }
 
+// Swap maps key to value (release as in Insert) and returns the Go value it
+// replaced (loaded true), or reports the key absent, in one step with respect to
+// other writers of the key, as sync.Map's Swap does: nothing to release. The
+// replaced value's release callback runs once nobody else holds it, possibly
+// before the caller uses the value. On an error the map took nothing, and release
+// is never called for value.
+func (m *Map) Swap(key []byte, value any, release func(any)) (previous any, loaded bool, err error) {
+	if m.ptr == nil {
+		return nil, false, ErrClosed
+	}
+	h := newValueHandle(value, release)
+	k, n := keyPtr(key)
+	found := C.amap_go_swap(m.cptr(), k, n, C.uintptr_t(h))
+	runtime.KeepAlive(key)
+	if found.status != C.AMAP_OK {
+		untaken(h, found.status)
+		return nil, false, check(found.status)
+	}
+	if found.value == nil {
+		return nil, false, nil
+	}
+	defer releaseValue(found.value)
+	return valueHandles.mustEntry(uintptr(found.handle)).value, true, nil
+}
+
+// CompareAndSwap maps key to new (release as in Insert) if its current Go value
+// equals old (==), in one step with respect to other writers of the key, as
+// sync.Map's CompareAndSwap does, and returns whether it did; the replaced value
+// is released as by Insert. If it did not, the map took nothing, and release is
+// never called for new. As with sync.Map, comparing values of a type that is not
+// comparable panics (the entry stays as it was). It runs as Compute, under the
+// key's shard lock: a cgo callback per call.
+func (m *Map) CompareAndSwap(key []byte, old, new any, release func(any)) (swapped bool, err error) {
+	decided := false
+	now, err := m.Compute(key, func(current any, present bool) (Op, any, func(any)) {
+		decided = present && current == old
+		if decided {
+			return ComputeInsert, new, release
+		}
+		return ComputeKeep, nil, nil
+	})
+	if now != nil {
+		now.Release()
+	}
+	return decided && err == nil, err
+}
+
+// CompareAndDelete unmaps key if its current Go value equals old (==), in one
+// step with respect to other writers of the key, as sync.Map's CompareAndDelete
+// does, and returns whether it did; the value is released as by Remove. Like
+// CompareAndSwap, it panics on values that are not comparable and runs as Compute.
+func (m *Map) CompareAndDelete(key []byte, old any) (deleted bool, err error) {
+	decided := false
+	now, err := m.Compute(key, func(current any, present bool) (Op, any, func(any)) {
+		decided = present && current == old
+		if decided {
+			return ComputeRemove, nil, nil
+		}
+		return ComputeKeep, nil, nil
+	})
+	if now != nil {
+		now.Release()
+	}
+	return decided && err == nil, err
+}
+
 // cptr is the map's C pointer as an integer, for the glue's hot calls (glue.h
 // says why).
 func (m *Map) cptr() C.uintptr_t {

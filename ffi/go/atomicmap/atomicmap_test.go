@@ -771,12 +771,7 @@ func TestConditionalWrites(t *testing.T) {
 	// Every handle made here was deleted: by its value's destructor, or, refused,
 	// by TryInsert. (Values other tests left to the process-wide reclaimer can only
 	// take the count lower meanwhile.)
-	for i := 0; i < 5000 && valueHandles.liveCount() > handles; i++ {
-		time.Sleep(time.Millisecond)
-	}
-	if now := valueHandles.liveCount(); now > handles {
-		t.Fatalf("%d value handles never deleted", now-handles)
-	}
+	waitHandles(t, handles)
 }
 
 // racerInsert inserts tr if key is absent, with TryInsert or (goValues) with
@@ -927,12 +922,7 @@ func TestCompute(t *testing.T) {
 	}
 	drain(t, m)
 	// Every handle made here was deleted (the unknown Op's value got none).
-	for i := 0; i < 5000 && valueHandles.liveCount() > handles; i++ {
-		time.Sleep(time.Millisecond)
-	}
-	if now := valueHandles.liveCount(); now > handles {
-		t.Fatalf("%d value handles never deleted", now-handles)
-	}
+	waitHandles(t, handles)
 }
 
 // int64Box is a counter's value in TestCompute.
@@ -1001,6 +991,116 @@ func TestRetain(t *testing.T) {
 			t.Fatalf("value %d released %d times", v.id, n)
 		}
 	}
+}
+
+// Swap, CompareAndSwap and CompareAndDelete, sync.Map's: Swap hands back the value
+// it replaced; the compare forms act only on an equal current value, take nothing
+// when they do not act, and panic on a value that is not comparable (leaving the
+// entry); goroutines incrementing counters through CompareAndSwap lose no update;
+// every value is released once.
+func TestSwapAndCompareAndSwap(t *testing.T) {
+	handles := valueHandles.liveCount()
+	m := New()
+	first, second, third := &tracked{id: 1}, &tracked{id: 2}, &tracked{id: 3}
+	if previous, loaded, err := m.Swap([]byte("k"), first, releaseTracked); err != nil || loaded || previous != nil {
+		t.Fatalf("Swap of an absent key: %v, %v, %v", previous, loaded, err)
+	}
+	if previous, loaded, err := m.Swap([]byte("k"), second, releaseTracked); err != nil || !loaded || previous != first {
+		t.Fatalf("Swap of a present key: %v, %v, %v", previous, loaded, err)
+	}
+	if v, _ := m.Load([]byte("k")); v != second {
+		t.Fatalf("after Swap, Load gives %v", v)
+	}
+	if swapped, err := m.CompareAndSwap([]byte("k"), first, third, releaseTracked); swapped || err != nil {
+		t.Fatalf("CompareAndSwap with a stale old value: %v, %v", swapped, err)
+	}
+	if swapped, err := m.CompareAndSwap([]byte("absent"), nil, third, releaseTracked); swapped || err != nil {
+		t.Fatalf("CompareAndSwap of an absent key: %v, %v", swapped, err)
+	}
+	if swapped, err := m.CompareAndSwap([]byte("k"), second, third, releaseTracked); !swapped || err != nil {
+		t.Fatalf("CompareAndSwap with the current value: %v, %v", swapped, err)
+	}
+	if v, _ := m.Load([]byte("k")); v != third {
+		t.Fatalf("after CompareAndSwap, Load gives %v", v)
+	}
+	if deleted, err := m.CompareAndDelete([]byte("k"), second); deleted || err != nil || m.Len() != 1 {
+		t.Fatalf("CompareAndDelete with a stale old value: %v, %v", deleted, err)
+	}
+	if deleted, err := m.CompareAndDelete([]byte("k"), third); !deleted || err != nil || m.Len() != 0 {
+		t.Fatalf("CompareAndDelete with the current value: %v, %v", deleted, err)
+	}
+	// Not comparable: a panic, as sync.Map's, and the entry as it was.
+	if err := m.Insert([]byte("s"), []int{1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("CompareAndSwap of a slice did not panic")
+			}
+		}()
+		m.CompareAndSwap([]byte("s"), []int{1}, 2, nil)
+	}()
+	if v, ok := m.Load([]byte("s")); !ok || v.([]int)[0] != 1 {
+		t.Fatalf("after the panic, Load gives %v, %v", v, ok)
+	}
+	if !m.Flush(10 * time.Second) {
+		t.Fatal("flush timed out")
+	}
+	for _, tr := range []*tracked{first, second, third} {
+		if n := atomic.LoadInt32(&tr.released); n != 1 {
+			t.Fatalf("value %d released %d times", tr.id, n)
+		}
+	}
+
+	// Counters incremented through Load and CompareAndSwap: no update lost.
+	const racers, keys, rounds = 4, 2, 2000
+	for k := 0; k < keys; k++ {
+		if err := m.Insert([]byte{byte(k)}, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for r := 0; r < racers; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				key := []byte{byte((i + r) % keys)}
+				for {
+					v, _ := m.Load(key)
+					swapped, err := m.CompareAndSwap(key, v, v.(int)+1, nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if swapped {
+						break
+					}
+				}
+			}
+		}(r)
+	}
+	wg.Wait()
+	total := 0
+	for k := 0; k < keys; k++ {
+		v, _ := m.Load([]byte{byte(k)})
+		total += v.(int)
+	}
+	if total != racers*rounds {
+		t.Fatalf("counters sum to %d after %d increments", total, racers*rounds)
+	}
+	m.Close()
+	if _, _, err := m.Swap([]byte("k"), first, nil); err != ErrClosed {
+		t.Fatalf("Swap on a closed map: %v", err)
+	}
+	if _, err := m.CompareAndSwap([]byte("k"), first, second, nil); err != ErrClosed {
+		t.Fatalf("CompareAndSwap on a closed map: %v", err)
+	}
+	if _, err := m.CompareAndDelete([]byte("k"), first); err != ErrClosed {
+		t.Fatalf("CompareAndDelete on a closed map: %v", err)
+	}
+	waitHandles(t, handles)
 }
 
 // Load returns the mapped Go value itself, Contains says whether a key is mapped,
@@ -1227,4 +1327,18 @@ func mustPanic(t *testing.T, what string, f func()) {
 		}
 	}()
 	f()
+}
+
+// waitHandles waits up to 5 s for the value handles to come back to at most
+// handles (what a test counted at its start): every handle it made deleted, by
+// its value's destructor or by the call that did not take it. Values other tests
+// left to the process-wide reclaimer can only take the count lower meanwhile.
+func waitHandles(t *testing.T, handles int64) {
+	t.Helper()
+	for i := 0; i < 5000 && valueHandles.liveCount() > handles; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if now := valueHandles.liveCount(); now > handles {
+		t.Fatalf("%d value handles never deleted", now-handles)
+	}
 }

@@ -108,6 +108,15 @@ amap_go_found_t amap_go_take(uintptr_t map, const uint8_t *key, size_t key_len) 
     return retained(status, value);
 }
 
+// Map.Swap: maps key to the value's handle and returns the value it replaced,
+// retained, with its handle (AMAP_OK; NULL and 0 if the key was absent).
+amap_go_found_t amap_go_swap(uintptr_t map, const uint8_t *key, size_t key_len, uintptr_t handle) {
+    amap_value_t *previous = NULL;
+    amap_status_t status =
+        amap_swap((const amap_t *)map, key, key_len, (void *)handle, go_value_dtor, NULL, &previous);
+    return retained(status, previous);
+}
+
 static int32_t go_keep(const uint8_t *key, size_t key_len, void *data, void *user) {
     return goAtomicMapKeep((uint8_t *)key, key_len, (uintptr_t)data, (uintptr_t)user);
 }

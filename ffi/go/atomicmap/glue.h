@@ -24,7 +24,7 @@ amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_
 // What the glue's lookups return: the status and the value's handle (for
 // amap_go_load, on AMAP_OK), with the value itself, retained, where the call says
 // so (amap_go_get and amap_go_take on AMAP_OK, amap_go_load_or_store on
-// AMAP_EXISTS).
+// AMAP_EXISTS, amap_go_swap on AMAP_OK if the key was present).
 typedef struct {
     amap_status_t status;
     amap_value_t *value;
@@ -35,5 +35,6 @@ amap_go_found_t amap_go_get(uintptr_t map, const uint8_t *key, size_t key_len);
 amap_status_t amap_go_value_release(uintptr_t value);
 amap_go_found_t amap_go_load_or_store(uintptr_t map, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_go_found_t amap_go_take(uintptr_t map, const uint8_t *key, size_t key_len);
+amap_go_found_t amap_go_swap(uintptr_t map, const uint8_t *key, size_t key_len, uintptr_t handle);
 
 #endif

@@ -669,7 +669,8 @@ static void reclaim_until_destroyed(amap_t *map, int expected) {
 }
 
 /* The conditional writes: insert only if absent, remove and hand over, remove only
- * if the key still maps to a given value. Each is one step with respect to other
+ * if the key still maps to a given value; and an insert that hands over the value
+ * it replaced. Each is one step with respect to other
  * writers of the key, so a caller never replaces or removes a value it did not
  * see; ownership of the value passed in stays with the caller when nothing is
  * inserted. */
@@ -726,20 +727,42 @@ static void conditional_writes(void) {
     CHECK_OK(amap_len(map, &n));
     CHECK(n == 1);
 
+    /* amap_swap: inserts, and hands over the value it replaced (NULL if the key was
+     * absent); with a bad argument the map takes nothing */
+    amap_value_t *previous = (amap_value_t *)0x1;
+    CHECK_STATUS(amap_swap(map, K("s"), 1, refused, destroy_item, &destroyed, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_swap(NULL, K("s"), 1, refused, destroy_item, &destroyed, &previous),
+                 AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_swap(map, NULL, 1, refused, destroy_item, &destroyed, &previous), AMAP_NULL_ARGUMENT);
+    CHECK(previous == (amap_value_t *)0x1 && refused->magic == LIVE && !has(map, "s"));
+    CHECK_OK(amap_swap(map, K("s"), 1, new_item(6), destroy_item, &destroyed, &previous));
+    CHECK(previous == NULL);
+    CHECK_OK(amap_swap(map, K("s"), 1, new_item(7), destroy_item, &destroyed, &previous));
+    CHECK(previous != NULL && payload_of(previous) == 6);
+    amap_value_t *swapped_in = NULL;
+    CHECK_OK(amap_get(map, K("s"), 1, &swapped_in));
+    CHECK(payload_of(swapped_in) == 7);
+    CHECK_OK(amap_value_release(swapped_in));
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 2);
+
     /* nothing held is destroyed, however many passes run */
     CHECK_OK(amap_reclaim(map, NULL));
     CHECK_OK(amap_reclaim(map, NULL));
     CHECK(atomic_load(&destroyed) == before);
     CHECK(payload_of(first) == 1 && payload_of(fresh) == 5 && payload_of(taken) == 3);
-    /* each released value is destroyed once: 1, 5, 3, then the empty key's 4 */
+    CHECK(payload_of(previous) == 6);
+    /* each released value is destroyed once: 1, 5, 3, 6, then the empty key's 4 and
+     * the swapped-in 7 */
     CHECK_OK(amap_value_release(first));
     CHECK_OK(amap_value_release(fresh));
     CHECK_OK(amap_value_release(taken));
-    reclaim_until_destroyed(map, before + 3);
-    CHECK_OK(amap_clear_async(map, NULL));
+    CHECK_OK(amap_value_release(previous));
     reclaim_until_destroyed(map, before + 4);
+    CHECK_OK(amap_clear_async(map, NULL));
+    reclaim_until_destroyed(map, before + 6);
     amap_free(map);
-    CHECK(atomic_load(&destroyed) == before + 4);
+    CHECK(atomic_load(&destroyed) == before + 6);
     destroy_item(refused, &destroyed); /* the caller's all along */
 }
 
@@ -916,7 +939,7 @@ static void eviction(void) {
 }
 
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.5.0") == 0);
+    CHECK(strcmp(amap_version(), "0.6.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);

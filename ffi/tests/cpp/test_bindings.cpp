@@ -563,8 +563,19 @@ void conditional_writes() {
         CHECK(taken && !map.contains("t") && !map.take("t"));
         taken->as<Tracked>()->check();
         now.as<Tracked>()->check();
+
+        // swap: nullopt where the key was absent, then the value it replaced
+        std::unique_ptr<Tracked> third = make();
+        Tracked *third_raw = third.get();
+        CHECK(!map.swap("s", std::move(third)));
+        std::optional<amap::Value> replaced = map.swap("s", make());
+        CHECK(replaced && replaced->as<Tracked>() == third_raw);
+        std::optional<amap::Value> swapped_in = map.get("s");
+        CHECK(swapped_in && swapped_in->as<Tracked>() != third_raw);
+        replaced->as<Tracked>()->check();
+        CHECK(map.remove("s"));
     }
-    drain(map); // every handle above is gone: all three values destroyed here
+    drain(map); // every handle above is gone: all five values destroyed here
 
     amap::TypedMap<Counted> typed(manual);
     auto [one, made] = typed.try_insert("a", Counted(1));
@@ -572,6 +583,10 @@ void conditional_writes() {
     CHECK(made && !made_again && again->get() == 1 && one->id == again->id);
     std::optional<amap::TypedValue<Counted>> gone = typed.take("a");
     CHECK(gone && gone->get()->get() == 1 && !typed.contains("a"));
+    CHECK(!typed.swap("a", Counted(4)));
+    std::optional<amap::TypedValue<Counted>> four = typed.swap("a", Counted(5));
+    CHECK(four && four->get()->get() == 4 && typed.get("a")->get()->get() == 5);
+    CHECK(typed.remove("a"));
     typed.emplace("b", 3);
     std::optional<amap::TypedValue<Counted>> b = typed.get("b");
     CHECK(b && typed.remove_if_same("b", *b) && !typed.remove_if_same("b", *b));
