@@ -376,6 +376,11 @@ entry c-releasing-threads-option-ignored.patch "bash ffi/tests/run-c-tests.sh te
 # thread: the C test's steps run in a set order, so it is steady).
 steady c-get-with-unpins-before-the-callback.patch "bash ffi/tests/run-c-tests.sh test_api" \
     "check failed: atomic_load(&destroyed) == destroyed_before"
+# amap_swap gives the map's reference to the replaced value back instead of handing
+# it over: the value is destroyed by the next passes while the caller still holds
+# the pointer (manual mode, one thread: steady).
+steady c-swap-gives-back-the-previous-value.patch "bash ffi/tests/run-c-tests.sh test_api" \
+    "check failed: atomic_load(&destroyed) == before"
 
 if [ "${1:-}" = "--models" ]; then
     [ $# -eq 1 ] || { echo "--models takes no patch names"; exit 2; }
