@@ -176,8 +176,8 @@ typedef struct amap_ticket_t amap_ticket_t;
 /**
  * A retained value: the pointer itself carries one reference.
  *
- * Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert`, `amap_take` or
- * `amap_compute`
+ * Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert`, `amap_take`,
+ * `amap_swap` or `amap_compute`
  * (and lent to `amap_snapshot_foreach`'s callback); it stays valid, with its
  * `data`, until it is given to `amap_value_release`, whatever happens to the map
  * (clears, removes, `amap_free`).
@@ -743,8 +743,8 @@ amap_status_t amap_take(const amap_t *map,
  *
  * # Safety
  * `map` must be a live map; `key` as in `amap_insert`; `expected` a retained
- * value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_compute`,
- * `amap_snapshot_get` or `amap_value_retain`), not yet released.
+ * value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_swap`,
+ * `amap_compute`, `amap_snapshot_get` or `amap_value_retain`), not yet released.
  */
 amap_status_t amap_remove_if_same(const amap_t *map,
                                   const uint8_t *key,

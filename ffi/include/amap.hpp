@@ -411,14 +411,15 @@ class Map {
     /// Maps `key` to `data` as insert() does, and returns the value it replaced
     /// (retained: its destructor waits for this Value too), or nullopt if the key
     /// was absent (amap_swap: one step, so no other writer's value is reported).
-    std::optional<Value> swap(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
+    /// Named as std::exchange, not swap: `a.swap(b)` swaps two objects in C++.
+    std::optional<Value> exchange(std::string_view key, void *data, amap_dtor_fn dtor, void *ctx = nullptr) {
         amap_value_t *previous = nullptr;
         detail::check(amap_swap(map_.get(), detail::bytes(key), key.size(), data, dtor, ctx, &previous));
         if (!previous) return std::nullopt;
         return Value(previous);
     }
     /// Maps `key` to an object the map now owns, as above.
-    template <class T> std::optional<Value> swap(std::string_view key, std::unique_ptr<T> value) {
+    template <class T> std::optional<Value> exchange(std::string_view key, std::unique_ptr<T> value) {
         amap_value_t *previous = nullptr;
         detail::hand_over(value, [&](T *raw) {
             return amap_swap(map_.get(), detail::bytes(key), key.size(), raw, detail::delete_as<T>, nullptr,
@@ -818,8 +819,12 @@ template <class T> class TypedMap {
     }
     /// Maps `key` to `value`, moved into a new T, and returns the T it replaced
     /// (retained), or nullopt if the key was absent (one step).
-    std::optional<TypedValue<T>> swap(std::string_view key, T value) {
-        std::optional<Value> v = map_.swap(key, std::make_unique<T>(std::move(value)));
+    std::optional<TypedValue<T>> exchange(std::string_view key, T value) {
+        return exchange(key, std::make_unique<T>(std::move(value)));
+    }
+    /// Maps `key` to an object the map now owns, as above.
+    std::optional<TypedValue<T>> exchange(std::string_view key, std::unique_ptr<T> value) {
+        std::optional<Value> v = map_.exchange(key, std::move(value));
         if (!v) return std::nullopt;
         return TypedValue<T>(std::move(*v));
     }

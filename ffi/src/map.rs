@@ -474,8 +474,8 @@ pub unsafe extern "C" fn amap_take(
 ///
 /// # Safety
 /// `map` must be a live map; `key` as in `amap_insert`; `expected` a retained
-/// value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_compute`,
-/// `amap_snapshot_get` or `amap_value_retain`), not yet released.
+/// value (from `amap_get`, `amap_try_insert`, `amap_take`, `amap_swap`,
+/// `amap_compute`, `amap_snapshot_get` or `amap_value_retain`), not yet released.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn amap_remove_if_same(
     map: *const amap_t,

@@ -74,8 +74,8 @@ impl Drop for CValue {
 
 /// A retained value: the pointer itself carries one reference.
 ///
-/// Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert`, `amap_take` or
-/// `amap_compute`
+/// Obtained from `amap_get`, `amap_snapshot_get`, `amap_try_insert`, `amap_take`,
+/// `amap_swap` or `amap_compute`
 /// (and lent to `amap_snapshot_foreach`'s callback); it stays valid, with its
 /// `data`, until it is given to `amap_value_release`, whatever happens to the map
 /// (clears, removes, `amap_free`).

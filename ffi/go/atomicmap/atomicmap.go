@@ -323,6 +323,12 @@ const (
 // and returns an error (status AMAP_INVALID_ARGUMENT). A panic in f leaves the
 // entry as it was and is raised again from Compute.
 func (m *Map) Compute(key []byte, f func(current any, present bool) (op Op, value any, release func(any))) (*Value, error) {
+	return m.compute(key, f, true)
+}
+
+// compute is Compute, returning the value mapped after the call only if
+// wantValue (without it, no *Value is made and none is released: one cgo call).
+func (m *Map) compute(key []byte, f func(current any, present bool) (op Op, value any, release func(any)), wantValue bool) (*Value, error) {
 	if m.ptr == nil {
 		return nil, ErrClosed
 	}
@@ -330,8 +336,12 @@ func (m *Map) Compute(key []byte, f func(current any, present bool) (op Op, valu
 	h := cgo.NewHandle(call)
 	defer h.Delete()
 	var out *C.amap_value_t
+	outPtr := &out
+	if !wantValue {
+		outPtr = nil
+	}
 	k, n := keyPtr(key)
-	status := C.amap_go_compute(m.ptr, k, n, C.uintptr_t(h), &out)
+	status := C.amap_go_compute(m.ptr, k, n, C.uintptr_t(h), outPtr)
 	runtime.KeepAlive(key)
 	if call.made && status != C.AMAP_OK {
 		untaken(call.handle, status)
@@ -522,41 +532,37 @@ func (m *Map) Swap(key []byte, value any, release func(any)) (previous any, load
 // CompareAndSwap maps key to new (release as in Insert) if its current Go value
 // equals old (==), in one step with respect to other writers of the key, as
 // sync.Map's CompareAndSwap does, and returns whether it did; the replaced value
-// is released as by Insert. If it did not, the map took nothing, and release is
-// never called for new. As with sync.Map, comparing values of a type that is not
-// comparable panics (the entry stays as it was). It runs as Compute, under the
-// key's shard lock: a cgo callback per call.
+// is released as by Insert. An absent key is never swapped. If it did not swap,
+// the map took nothing, and release is never called for new. As with sync.Map,
+// it panics when the key is present and its value and old are of the same type
+// that is not comparable (the entry stays as it was). It runs as Compute does,
+// under the key's shard lock, with a cgo callback into Go: so, as any write, it
+// must not be called from a Compute or Retain function on this map.
 func (m *Map) CompareAndSwap(key []byte, old, new any, release func(any)) (swapped bool, err error) {
 	decided := false
-	now, err := m.Compute(key, func(current any, present bool) (Op, any, func(any)) {
+	_, err = m.compute(key, func(current any, present bool) (Op, any, func(any)) {
 		decided = present && current == old
 		if decided {
 			return ComputeInsert, new, release
 		}
 		return ComputeKeep, nil, nil
-	})
-	if now != nil {
-		now.Release()
-	}
+	}, false)
 	return decided && err == nil, err
 }
 
 // CompareAndDelete unmaps key if its current Go value equals old (==), in one
 // step with respect to other writers of the key, as sync.Map's CompareAndDelete
-// does, and returns whether it did; the value is released as by Remove. Like
-// CompareAndSwap, it panics on values that are not comparable and runs as Compute.
+// does, and returns whether it did (false for an absent key); the value is
+// released as by Remove. It panics as CompareAndSwap does and runs as it does.
 func (m *Map) CompareAndDelete(key []byte, old any) (deleted bool, err error) {
 	decided := false
-	now, err := m.Compute(key, func(current any, present bool) (Op, any, func(any)) {
+	_, err = m.compute(key, func(current any, present bool) (Op, any, func(any)) {
 		decided = present && current == old
 		if decided {
 			return ComputeRemove, nil, nil
 		}
 		return ComputeKeep, nil, nil
-	})
-	if now != nil {
-		now.Release()
-	}
+	}, false)
 	return decided && err == nil, err
 }
 

@@ -1023,6 +1023,9 @@ func TestSwapAndCompareAndSwap(t *testing.T) {
 	if v, _ := m.Load([]byte("k")); v != third {
 		t.Fatalf("after CompareAndSwap, Load gives %v", v)
 	}
+	if deleted, err := m.CompareAndDelete([]byte("absent"), nil); deleted || err != nil {
+		t.Fatalf("CompareAndDelete of an absent key: %v, %v", deleted, err)
+	}
 	if deleted, err := m.CompareAndDelete([]byte("k"), second); deleted || err != nil || m.Len() != 1 {
 		t.Fatalf("CompareAndDelete with a stale old value: %v, %v", deleted, err)
 	}

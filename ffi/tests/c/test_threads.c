@@ -5,8 +5,8 @@
  * check and the destructor poisons; AddressSanitizer and valgrind also watch).
  *
  * Then threads race the conditional writes (`amap_try_insert`, `amap_take`) on a
- * few keys, and `amap_compute` increments of a few counters, each checked by
- * conservation.
+ * few keys, `amap_compute` increments of a few counters, and `amap_swap`s, each
+ * checked by conservation.
  *
  * AMAP_C_TEST_MS sets how long the storm runs (default 2000). */
 #include <pthread.h>
@@ -24,7 +24,7 @@
 #define HELD 8
 #define MAX_VALUES 4000000
 /* Values the races after the storm may make (checked where they are defined). */
-#define AFTER_STORM_VALUES 200000
+#define AFTER_STORM_VALUES 240000
 #define MIN_GENERATIONS 5
 #define MIN_VALUES 100
 #include "counted.h"
@@ -252,7 +252,8 @@ typedef struct {
                      short_keys_compare_as_bytes_do: these keys all differ in
                      length, and the table compares keys whose hash tags match) */
 } counter_t;
-_Static_assert(RACERS * RACE_ROUNDS + COMPUTERS * COMPUTE_ROUNDS <= AFTER_STORM_VALUES,
+#define SWAP_ROUNDS 10000
+_Static_assert(RACERS * RACE_ROUNDS + COMPUTERS * COMPUTE_ROUNDS + RACERS * SWAP_ROUNDS <= AFTER_STORM_VALUES,
                "the races after the storm make at most AFTER_STORM_VALUES values");
 static amap_t *compute_map;
 static atomic_long increments, taken_total;
@@ -327,6 +328,53 @@ static void race_compute(void) {
     amap_free(compute_map);
 }
 
+/* Threads race `amap_swap` on a few keys: each swap inserts its own value and
+ * hands back the one it replaced, so every value is handed back by exactly one
+ * swap or is still mapped at the end (a swap made of a lookup and an insert would
+ * hand some value back twice and lose another), and every value is destroyed
+ * once. */
+typedef struct {
+    counted_t head;
+    atomic_int handed_back;
+} swapped_t;
+static amap_t *swap_map;
+static atomic_long swaps_handing_back;
+
+static void *swapper(void *arg) {
+    uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < SWAP_ROUNDS; round++) {
+        test_key_t key = key_of(next_random(&seed) % RACE_KEYS);
+        swapped_t *item = counted_new(sizeof(swapped_t));
+        amap_value_t *previous = (amap_value_t *)0x1;
+        CHECK_OK(amap_swap(swap_map, key.bytes, key.len, item, destroy_counted, &created, &previous));
+        if (previous != NULL) {
+            check_alive(previous);
+            swapped_t *before = amap_value_data(previous);
+            CHECK(before != item);
+            CHECK(atomic_fetch_add(&before->handed_back, 1) == 0);
+            atomic_fetch_add(&swaps_handing_back, 1);
+            CHECK_OK(amap_value_release(previous));
+        }
+    }
+    return NULL;
+}
+
+static void race_swap(void) {
+    swap_map = amap_new();
+    CHECK(swap_map != NULL);
+    run_threads(RACERS, swapper);
+    size_t left = 0;
+    CHECK_OK(amap_len(swap_map, &left));
+    long swaps = (long)RACERS * SWAP_ROUNDS;
+    printf("test_threads: swap race: %ld swaps, %ld handed a value back, %zu left\n", swaps,
+           atomic_load(&swaps_handing_back), left);
+    CHECK(swaps == atomic_load(&swaps_handing_back) + (long)left);
+    CHECK(left <= RACE_KEYS);
+    amap_stats_t stats;
+    clear_and_drain(swap_map, 10000, &stats);
+    amap_free(swap_map);
+}
+
 int main(void) {
     const char *ms_env = getenv("AMAP_C_TEST_MS");
     long run_ms = ms_env ? atol(ms_env) : 2000;
@@ -365,6 +413,7 @@ int main(void) {
     amap_free(map);
     race_try_insert_and_take();
     race_compute();
+    race_swap();
 
     unsigned made = atomic_load(&created), gone = atomic_load(&destroyed);
     printf("test_threads: %u values created, %u destroyed, %lu clears, %llu generations\n", made, gone,

@@ -564,18 +564,26 @@ void conditional_writes() {
         taken->as<Tracked>()->check();
         now.as<Tracked>()->check();
 
-        // swap: nullopt where the key was absent, then the value it replaced
+        // exchange (amap_swap): nullopt where the key was absent, then the value it
+        // replaced, in both forms (a reference the raw form failed to take over
+        // would leave a Tracked undestroyed: main counts them)
         std::unique_ptr<Tracked> third = make();
         Tracked *third_raw = third.get();
-        CHECK(!map.swap("s", std::move(third)));
-        std::optional<amap::Value> replaced = map.swap("s", make());
+        CHECK(!map.exchange("s", std::move(third)));
+        std::optional<amap::Value> replaced = map.exchange("s", make());
         CHECK(replaced && replaced->as<Tracked>() == third_raw);
         std::optional<amap::Value> swapped_in = map.get("s");
         CHECK(swapped_in && swapped_in->as<Tracked>() != third_raw);
+        Tracked *raw = make().release();
+        std::optional<amap::Value> replaced_raw = map.exchange("s", raw, amap::detail::delete_as<Tracked>);
+        CHECK(replaced_raw && replaced_raw->as<Tracked>() == swapped_in->as<Tracked>());
+        CHECK(!map.exchange("r", make().release(), amap::detail::delete_as<Tracked>));
+        CHECK(map.get("s")->as<Tracked>() == raw);
         replaced->as<Tracked>()->check();
-        CHECK(map.remove("s"));
+        replaced_raw->as<Tracked>()->check();
+        CHECK(map.remove("s") && map.remove("r"));
     }
-    drain(map); // every handle above is gone: all five values destroyed here
+    drain(map); // every handle above is gone: all seven values destroyed here
 
     amap::TypedMap<Counted> typed(manual);
     auto [one, made] = typed.try_insert("a", Counted(1));
@@ -583,9 +591,11 @@ void conditional_writes() {
     CHECK(made && !made_again && again->get() == 1 && one->id == again->id);
     std::optional<amap::TypedValue<Counted>> gone = typed.take("a");
     CHECK(gone && gone->get()->get() == 1 && !typed.contains("a"));
-    CHECK(!typed.swap("a", Counted(4)));
-    std::optional<amap::TypedValue<Counted>> four = typed.swap("a", Counted(5));
+    CHECK(!typed.exchange("a", Counted(4)));
+    std::optional<amap::TypedValue<Counted>> four = typed.exchange("a", Counted(5));
     CHECK(four && four->get()->get() == 4 && typed.get("a")->get()->get() == 5);
+    std::optional<amap::TypedValue<Counted>> five = typed.exchange("a", std::make_unique<Counted>(6));
+    CHECK(five && five->get()->get() == 5 && typed.get("a")->get()->get() == 6);
     CHECK(typed.remove("a"));
     typed.emplace("b", 3);
     std::optional<amap::TypedValue<Counted>> b = typed.get("b");
