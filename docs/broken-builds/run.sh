@@ -381,6 +381,10 @@ steady c-get-with-unpins-before-the-callback.patch "bash ffi/tests/run-c-tests.s
 # the pointer (manual mode, one thread: steady).
 steady c-swap-gives-back-the-previous-value.patch "bash ffi/tests/run-c-tests.sh test_api" \
     "check failed: atomic_load(&destroyed) == before"
+# amap_swap made of a lookup and an insert: two racing swaps hand the same value
+# back (test_threads' swap race; every other suite passed it).
+entry c-swap-looks-up-then-inserts.patch "bash ffi/tests/run-c-tests.sh test_threads" \
+    "check failed: atomic_fetch_add(&before->handed_back, 1) == 0"
 
 if [ "${1:-}" = "--models" ]; then
     [ $# -eq 1 ] || { echo "--models takes no patch names"; exit 2; }
