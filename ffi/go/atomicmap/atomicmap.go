@@ -539,15 +539,7 @@ func (m *Map) Swap(key []byte, value any, release func(any)) (previous any, load
 // under the key's shard lock, with a cgo callback into Go: so, as any write, it
 // must not be called from a Compute or Retain function on this map.
 func (m *Map) CompareAndSwap(key []byte, old, new any, release func(any)) (swapped bool, err error) {
-	decided := false
-	_, err = m.compute(key, func(current any, present bool) (Op, any, func(any)) {
-		decided = present && current == old
-		if decided {
-			return ComputeInsert, new, release
-		}
-		return ComputeKeep, nil, nil
-	}, false)
-	return decided && err == nil, err
+	return m.compareAnd(key, old, ComputeInsert, new, release)
 }
 
 // CompareAndDelete unmaps key if its current Go value equals old (==), in one
@@ -555,11 +547,18 @@ func (m *Map) CompareAndSwap(key []byte, old, new any, release func(any)) (swapp
 // does, and returns whether it did (false for an absent key); the value is
 // released as by Remove. It panics as CompareAndSwap does and runs as it does.
 func (m *Map) CompareAndDelete(key []byte, old any) (deleted bool, err error) {
+	return m.compareAnd(key, old, ComputeRemove, nil, nil)
+}
+
+// compareAnd does op (with value and release for ComputeInsert) if key is present
+// and its value equals old, in one Compute that hands no value back, and returns
+// whether it did.
+func (m *Map) compareAnd(key []byte, old any, op Op, value any, release func(any)) (bool, error) {
 	decided := false
-	_, err = m.compute(key, func(current any, present bool) (Op, any, func(any)) {
+	_, err := m.compute(key, func(current any, present bool) (Op, any, func(any)) {
 		decided = present && current == old
 		if decided {
-			return ComputeRemove, nil, nil
+			return op, value, release
 		}
 		return ComputeKeep, nil, nil
 	}, false)

@@ -711,42 +711,36 @@ func TestConditionalWrites(t *testing.T) {
 	var wins, takes int64
 	var made, refused sync.Map // id -> *tracked
 	var ids int64 = 100
-	var wg sync.WaitGroup
-	for r := 0; r < racers; r++ {
-		wg.Add(1)
-		go func(r int) {
-			defer wg.Done()
-			for i := 0; i < rounds; i++ {
-				key := []byte{byte((i*7 + r) % keys)}
-				if i%4 == 3 {
-					took, err := racerTake(m, key, r%2 == 1)
-					if err != nil {
-						t.Error(err)
-						return
-					} else if took {
-						atomic.AddInt64(&takes, 1)
-					}
-					continue
-				}
-				tr := &tracked{id: int(atomic.AddInt64(&ids, 1))}
-				mapped, inserted, err := racerInsert(m, key, tr, r%2 == 1)
+	runGoroutines(racers, func(r int) {
+		for i := 0; i < rounds; i++ {
+			key := []byte{byte((i*7 + r) % keys)}
+			if i%4 == 3 {
+				took, err := racerTake(m, key, r%2 == 1)
 				if err != nil {
 					t.Error(err)
 					return
+				} else if took {
+					atomic.AddInt64(&takes, 1)
 				}
-				if inserted {
-					made.Store(tr.id, tr)
-					atomic.AddInt64(&wins, 1)
-				} else {
-					refused.Store(tr.id, tr)
-					if mapped == tr {
-						t.Error("refused, but the value mapped is the one refused")
-					}
+				continue
+			}
+			tr := &tracked{id: int(atomic.AddInt64(&ids, 1))}
+			mapped, inserted, err := racerInsert(m, key, tr, r%2 == 1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if inserted {
+				made.Store(tr.id, tr)
+				atomic.AddInt64(&wins, 1)
+			} else {
+				refused.Store(tr.id, tr)
+				if mapped == tr {
+					t.Error("refused, but the value mapped is the one refused")
 				}
 			}
-		}(r)
-	}
-	wg.Wait()
+		}
+	})
 	if wins != takes+int64(m.Len()) {
 		t.Fatalf("%d wins, %d takes, %d left", wins, takes, m.Len())
 	}
@@ -876,40 +870,34 @@ func TestCompute(t *testing.T) {
 	// Increments racing on a few counters, and Take starting a key over.
 	const workers, keys, rounds = 4, 4, 5000
 	var increments, taken int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < rounds; i++ {
-				key := []byte{'n', byte((i*5 + w) % keys)}
-				if i%50 == 49 {
-					if v, ok, err := m.Take(key); err != nil {
-						t.Error(err)
-						return
-					} else if ok {
-						atomic.AddInt64(&taken, v.Get().(*int64Box).n)
-						v.Release()
-					}
-					continue
-				}
-				v, err := m.Compute(key, func(current any, present bool) (Op, any, func(any)) {
-					n := int64(1)
-					if present {
-						n += current.(*int64Box).n
-					}
-					return ComputeInsert, &int64Box{n: n}, nil
-				})
-				if err != nil {
+	runGoroutines(workers, func(w int) {
+		for i := 0; i < rounds; i++ {
+			key := []byte{'n', byte((i*5 + w) % keys)}
+			if i%50 == 49 {
+				if v, ok, err := m.Take(key); err != nil {
 					t.Error(err)
 					return
+				} else if ok {
+					atomic.AddInt64(&taken, v.Get().(*int64Box).n)
+					v.Release()
 				}
-				v.Release()
-				atomic.AddInt64(&increments, 1)
+				continue
 			}
-		}(w)
-	}
-	wg.Wait()
+			v, err := m.Compute(key, func(current any, present bool) (Op, any, func(any)) {
+				n := int64(1)
+				if present {
+					n += current.(*int64Box).n
+				}
+				return ComputeInsert, &int64Box{n: n}, nil
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			v.Release()
+			atomic.AddInt64(&increments, 1)
+		}
+	})
 	var left int64
 	for k := 0; k < keys; k++ {
 		if v, ok := m.Get([]byte{'n', byte(k)}); ok {
@@ -1063,28 +1051,22 @@ func TestSwapAndCompareAndSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	for r := 0; r < racers; r++ {
-		wg.Add(1)
-		go func(r int) {
-			defer wg.Done()
-			for i := 0; i < rounds; i++ {
-				key := []byte{byte((i + r) % keys)}
-				for {
-					v, _ := m.Load(key)
-					swapped, err := m.CompareAndSwap(key, v, v.(int)+1, nil)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if swapped {
-						break
-					}
+	runGoroutines(racers, func(r int) {
+		for i := 0; i < rounds; i++ {
+			key := []byte{byte((i + r) % keys)}
+			for {
+				v, _ := m.Load(key)
+				swapped, err := m.CompareAndSwap(key, v, v.(int)+1, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if swapped {
+					break
 				}
 			}
-		}(r)
-	}
-	wg.Wait()
+		}
+	})
 	total := 0
 	for k := 0; k < keys; k++ {
 		v, _ := m.Load([]byte{byte(k)})
@@ -1344,4 +1326,17 @@ func waitHandles(t *testing.T, handles int64) {
 	if now := valueHandles.liveCount(); now > handles {
 		t.Fatalf("%d value handles never deleted", now-handles)
 	}
+}
+
+// runGoroutines runs body(0) to body(n-1) on n goroutines and waits for them.
+func runGoroutines(n int, body func(i int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body(i)
+		}(i)
+	}
+	wg.Wait()
 }
