@@ -441,6 +441,41 @@ static void read_end_inside_walk_aborts(void) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
+/* In a child: a section used and ended again after it ended (a broken contract,
+ * caught while its allocation waits as the thread's spare for the next section):
+ * the lookup is refused and the second end aborts with a message, where the
+ * dropped section would otherwise be read and its epoch pin dropped twice. */
+static void read_end_twice_aborts(void) {
+    int err[2];
+    CHECK(pipe(err) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(err[0]);
+        dup2(err[1], 2);
+        amap_t *map = amap_new();
+        amap_read_t *read;
+        void *data = NULL;
+        CHECK_OK(amap_insert(map, K("x"), 1, NULL, NULL, NULL));
+        CHECK_OK(amap_read_begin(map, &read));
+        amap_read_end(read);
+        CHECK_STATUS(amap_read_get(read, K("x"), 1, &data), AMAP_WRONG_THREAD);
+        amap_read_end(read); /* again: must abort */
+        _exit(0);
+    }
+    close(err[1]);
+    char buf[512] = {0};
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof buf - 1 && (got = read(err[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)got;
+    close(err[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(buf, "on a section already ended") != NULL);
+}
+
 /* ---- batches and amap_replace ---- */
 
 static void batch_and_replace(void) {
@@ -1095,6 +1130,7 @@ int main(void) {
     release_below_zero_aborts();
     over_release_while_mapped_aborts();
     read_end_inside_walk_aborts();
+    read_end_twice_aborts();
     printf("test_api: ok\n");
     return 0;
 }
