@@ -292,7 +292,9 @@ impl Drop for Walking<'_> {
 /// Ending a section on another thread than the one that began it would corrupt the
 /// epoch's per-thread state: it is detected and aborts the process with a message.
 /// So is ending it from inside an `amap_read_for_each` callback on it (the walk
-/// still uses the section).
+/// still uses the section), and ending it a second time before this thread begins
+/// another section: its memory is kept for this thread's next section, whose
+/// pointer it then is, so a second end after that ends the new section.
 ///
 /// # Safety
 /// `read` must be `NULL` or a live section; it is invalid afterwards.
