@@ -211,11 +211,9 @@ static void release_below_zero_aborts(void) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
-/* In a child: a value still mapped, released twice after one retain (the classic
- * double release). The second release must not take the table's own reference
- * (which would destroy a value a later amap_get still hands out): it aborts with a
- * message, which the parent reads from the child's stderr. */
-static void over_release_while_mapped_aborts(void) {
+/* Runs `body` in a child whose stderr the parent reads, and checks that the child
+ * aborted (SIGABRT) with `message` in what it wrote. */
+static void aborts_with(void (*body)(void), const char *message) {
     int err[2];
     CHECK(pipe(err) == 0);
     pid_t pid = fork();
@@ -223,12 +221,7 @@ static void over_release_while_mapped_aborts(void) {
     if (pid == 0) {
         close(err[0]);
         dup2(err[1], 2);
-        amap_t *map = amap_new();
-        amap_value_t *v;
-        CHECK_OK(insert(map, "mapped", 1));
-        CHECK_OK(amap_get(map, K("mapped"), 6, &v));
-        CHECK_OK(amap_value_release(v)); /* gives back the reference amap_get took */
-        amap_value_release(v);           /* one too many, while still mapped */
+        body();
         _exit(0);
     }
     close(err[1]);
@@ -241,7 +234,24 @@ static void over_release_while_mapped_aborts(void) {
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    CHECK(strstr(buf, "released more times than retained") != NULL);
+    CHECK(strstr(buf, message) != NULL);
+}
+
+/* A value still mapped, released twice after one retain (the classic double
+ * release). The second release must not take the table's own reference (which
+ * would destroy a value a later amap_get still hands out): it aborts with a
+ * message. */
+static void release_twice_while_mapped(void) {
+    amap_t *map = amap_new();
+    amap_value_t *v;
+    CHECK_OK(insert(map, "mapped", 1));
+    CHECK_OK(amap_get(map, K("mapped"), 6, &v));
+    CHECK_OK(amap_value_release(v)); /* gives back the reference amap_get took */
+    amap_value_release(v);           /* one too many, while still mapped */
+}
+
+static void over_release_while_mapped_aborts(void) {
+    aborts_with(release_twice_while_mapped, "released more times than retained");
 }
 
 /* ---- amap_read_for_each ---- */
@@ -441,39 +451,23 @@ static void read_end_inside_walk_aborts(void) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
-/* In a child: a section used and ended again after it ended (a broken contract,
- * caught while its allocation waits as the thread's spare for the next section):
- * the lookup is refused and the second end aborts with a message, where the
- * dropped section would otherwise be read and its epoch pin dropped twice. */
+/* A section used and ended again after it ended (a broken contract, caught while
+ * its allocation waits as the thread's spare for the next section): the lookup is
+ * refused and the second end aborts with a message, where the dropped section
+ * would otherwise be read and its epoch pin dropped twice. */
+static void end_a_section_twice(void) {
+    amap_t *map = amap_new();
+    amap_read_t *section;
+    void *data = NULL;
+    CHECK_OK(amap_insert(map, K("x"), 1, NULL, NULL, NULL));
+    CHECK_OK(amap_read_begin(map, &section));
+    amap_read_end(section);
+    CHECK_STATUS(amap_read_get(section, K("x"), 1, &data), AMAP_WRONG_THREAD);
+    amap_read_end(section); /* again: must abort */
+}
+
 static void read_end_twice_aborts(void) {
-    int err[2];
-    CHECK(pipe(err) == 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(err[0]);
-        dup2(err[1], 2);
-        amap_t *map = amap_new();
-        amap_read_t *read;
-        void *data = NULL;
-        CHECK_OK(amap_insert(map, K("x"), 1, NULL, NULL, NULL));
-        CHECK_OK(amap_read_begin(map, &read));
-        amap_read_end(read);
-        CHECK_STATUS(amap_read_get(read, K("x"), 1, &data), AMAP_WRONG_THREAD);
-        amap_read_end(read); /* again: must abort */
-        _exit(0);
-    }
-    close(err[1]);
-    char buf[512] = {0};
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof buf - 1 && (got = read(err[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)got;
-    close(err[0]);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    CHECK(strstr(buf, "on a section already ended") != NULL);
+    aborts_with(end_a_section_twice, "on a section already ended");
 }
 
 /* ---- batches and amap_replace ---- */
