@@ -523,6 +523,71 @@ where
             .retain(self.standby.locks(), f)
     }
 
+    /// How many entries the current generation holds before its table grows
+    /// (summed over its shards: a shard that fills ahead of the others grows
+    /// first). Racy while writers run, as [`len`](Self::len) is.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u64, u64>::with_capacity(1000);
+    /// assert!(map.capacity() >= 1000);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        let guard = epoch::pin();
+        self.pinned(&guard).store().capacity(&guard)
+    }
+
+    /// Makes room in the current generation for at least `additional` entries
+    /// more than it holds, so that inserting them does not rehash the table on the
+    /// way: each shard grows, if it must, to hold its entries and its share of
+    /// `additional` (keys spread over shards by hash: a shard that gets more than
+    /// its share may still grow once). Writers of a shard wait while it is
+    /// rehashed; readers never do. A clear or replace publishes a generation that
+    /// starts empty again (as after [`Builder::capacity`](crate::Builder::capacity)).
+    ///
+    /// # Panics
+    ///
+    /// If the new capacity would not fit in `usize` ("capacity overflow", as
+    /// `HashMap::reserve`).
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.reserve(10_000);
+    /// let room = map.capacity();
+    /// assert!(room >= 10_000);
+    /// for i in 0..100u64 {
+    ///     map.insert(i, i);
+    /// }
+    /// assert_eq!(map.capacity(), room); // no shard had to grow
+    /// ```
+    pub fn reserve(&self, additional: usize) {
+        self.pinned(&epoch::pin())
+            .store()
+            .reserve(self.standby.locks(), additional)
+    }
+
+    /// Shrinks the current generation's table as far as its entries allow: each
+    /// shard, one at a time under its write lock, moves to the smallest array
+    /// that holds its entries (none, if it has none). The arrays it replaces are
+    /// freed once no pinned reader can still see them. Readers never wait; values
+    /// and holders are untouched.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::new();
+    /// for i in 0..10_000u64 {
+    ///     map.insert(i, i);
+    /// }
+    /// map.retain(|k, _| *k < 10);
+    /// let before = map.capacity();
+    /// map.shrink_to_fit();
+    /// assert!(map.capacity() < before);
+    /// assert_eq!(*map.get(&3).unwrap(), 3);
+    /// ```
+    pub fn shrink_to_fit(&self) {
+        self.pinned(&epoch::pin())
+            .store()
+            .shrink_to_fit(self.standby.locks())
+    }
+
     /// Sets `key` to what `f` makes of its current value (`None` if absent), as one
     /// step with respect to other writers of `key`; returns a handle on the new value.
     ///

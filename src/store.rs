@@ -275,6 +275,21 @@ where
         self.table.retain(locks, |k, v| f(k, v))
     }
 
+    /// `Table::reserve`.
+    pub(crate) fn reserve(&self, locks: &ShardLocks, additional: usize) {
+        self.table.reserve(locks, additional)
+    }
+
+    /// `Table::shrink_to_fit`.
+    pub(crate) fn shrink_to_fit(&self, locks: &ShardLocks) {
+        self.table.shrink_to_fit(locks)
+    }
+
+    /// `Table::capacity`.
+    pub(crate) fn capacity(&self, guard: &epoch::Guard) -> usize {
+        self.table.capacity(guard)
+    }
+
     /// Number of shards, for shard-at-a-time iteration.
     pub(crate) fn shard_count(&self) -> usize {
         self.table.shard_count()

@@ -28,8 +28,9 @@ fn value_of(key: u64) -> String {
 
 /// Readers (pinned, retained, iterating) race a writer that makes every shard
 /// rehash again and again (inserting fresh keys, removing them, replacing the
-/// stable keys' values with equal ones): a reader must find every stable key,
-/// with its value, on every probe.
+/// stable keys' values with equal ones, reserving room ahead of a round and
+/// shrinking the table after it): a reader must find every stable key, with its
+/// value, on every probe.
 #[test]
 fn readers_find_stable_keys_while_shards_rehash() {
     // Few shards, so that each one grows and rehashes many times.
@@ -44,6 +45,10 @@ fn readers_find_stable_keys_while_shards_rehash() {
             start.wait();
             for round in 0..ROUNDS {
                 let base = 1_000_000 * (round as u64 + 1);
+                if round % 2 == 1 {
+                    // Every shard rehashed at once into room for the round.
+                    map.reserve(CHURN as usize);
+                }
                 for key in base..base + CHURN {
                     map.insert(key, value_of(key));
                     if key % 7 == 0 {
@@ -55,6 +60,10 @@ fn readers_find_stable_keys_while_shards_rehash() {
                 for key in base..base + CHURN {
                     assert_eq!(map.remove(&key).as_deref(), Some(&value_of(key)));
                 }
+                // Every shard back to the smallest array its stable keys fit in.
+                let grown = map.capacity();
+                map.shrink_to_fit();
+                assert!(map.capacity() < grown, "round {round}: nothing shrank");
             }
             done.store(true, Ordering::Release);
         });

@@ -216,6 +216,10 @@ entry table-array-read-relaxed.patch "$(model s15_pinned_read_vs_rehash)" "$caus
 entry table-iteration-slot-read-relaxed.patch "$(model s17_iteration_vs_writers_and_clear)" \
     "$causality"
 entry table-no-grace-for-retired-array.patch "$(model s15_pinned_read_vs_rehash)" "$causality"
+# `shrink_to_fit` retires an emptied shard's array past a grace period too: a
+# reader pinned before may still be probing it.
+entry shrink-frees-an-emptied-array-at-once.patch "$(model s27_pinned_read_vs_shrink)" \
+    "$causality"
 # A removal that frees its slot even inside a run (where a later key's probe runs
 # through it) cuts that key off from its home: lookups miss it.
 entry removal-frees-a-slot-inside-a-run.patch \

@@ -361,6 +361,56 @@ where
         }
     }
 
+    /// Makes room for `additional` more entries than the table holds: every
+    /// shard, one at a time under its lock (of `locks`, the map's), gets room for
+    /// its entries and its share of them (`additional` divided by the shards,
+    /// rounded up), rehashed into a larger array if its own is short of that.
+    /// Panics with "capacity overflow" if a shard's array would not fit in
+    /// `usize`.
+    pub(crate) fn reserve(&self, locks: &ShardLocks, additional: usize) {
+        let share = additional.div_ceil(self.shards.len());
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut locked = locks.lock_shard(i);
+            Writer {
+                shard,
+                locked: &mut locked,
+            }
+            .reserve(share, self.hash_of());
+        }
+    }
+
+    /// Gives back the room the entries do not need, one shard at a time under its
+    /// lock (of `locks`, the map's): a shard is rehashed into the smallest array
+    /// that holds its entries, if that is smaller than its own, and an empty
+    /// shard's array is retired. Replaced arrays are freed past a grace period,
+    /// as a grow's are.
+    pub(crate) fn shrink_to_fit(&self, locks: &ShardLocks) {
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut locked = locks.lock_shard(i);
+            Writer {
+                shard,
+                locked: &mut locked,
+            }
+            .shrink_to_fit(self.hash_of());
+        }
+    }
+
+    /// How many entries the shards' current arrays take before one rehashes to
+    /// grow ([`room_in`]), summed; lock-free, so racy while writers run. The
+    /// caller's guard keeps the arrays it reads alive, as for `get`.
+    pub(crate) fn capacity(&self, _guard: &epoch::Guard) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                // Acquire: as in `get` (the array's length is written before its
+                // Release publication).
+                let array = shard.array.load(Ordering::Acquire);
+                // SAFETY: alive while the caller's guard is pinned, as in `get`.
+                unsafe { array.as_ref() }.map_or(0, |array| room_in(array.capacity()))
+            })
+            .sum()
+    }
+
     /// Calls `f` with what `take` makes of each entry of shard `shard` and its key,
     /// lock-free (the caller's epoch guard keeps the array and the entries alive, as
     /// for [`get`](Self::get)). `take` may refuse an entry that a writer has just
@@ -586,8 +636,71 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // slots or more), and a page it first read would cost a copy-on-write
         // fault that interrupts every other CPU running the process
         // (`src/mapped.rs`).
-        let new = Box::new(Array::new(capacity_for(live + 1), Commit::Now));
-        let old_bytes = old.map_or(0, Array::slot_bytes);
+        self.rehash(old, capacity_for(live + 1), Commit::Now, hash_of)
+    }
+
+    /// Makes room for the shard's entries and `additional` more: rehashes into an
+    /// array of [`capacity_for`] them if the current one holds fewer
+    /// ([`room_in`]). `Table::reserve`.
+    fn reserve(&mut self, additional: usize, hash_of: impl Fn(NonNull<T>) -> u64) {
+        // Relaxed: written under the lock we hold.
+        let live = self.shard.len.load(Ordering::Relaxed);
+        let entries = live.checked_add(additional).expect(CAPACITY_OVERFLOW);
+        let current = self.current();
+        if entries > current.map_or(0, |array| room_in(array.capacity())) {
+            let capacity = capacity_for(entries);
+            // Committed at once only if the moved entries fill it as a grow's
+            // would (a quarter or more, `grow`); the pages of room reserved ahead
+            // are committed as inserts reach them, as for `Builder::capacity`.
+            let commit = if live * 4 >= capacity {
+                Commit::Now
+            } else {
+                Commit::Lazily
+            };
+            self.rehash(current, capacity, commit, hash_of);
+        }
+    }
+
+    /// Gives back the room the shard's entries do not need: rehashes into an array
+    /// of [`capacity_for`] them if that is smaller than the current one, and
+    /// retires the array of a shard with no entries. `Table::shrink_to_fit`.
+    fn shrink_to_fit(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) {
+        let Some(current) = self.current() else {
+            return;
+        };
+        // Relaxed: written under the lock we hold.
+        let live = self.shard.len.load(Ordering::Relaxed);
+        if live == 0 {
+            // No entry to move, and none lost: a reader that loads the null
+            // finds the shard empty, as it is.
+            self.set_used(0);
+            self.publish(ptr::null_mut(), Some(current));
+            self.locked.hint_slots(ptr::null(), 0);
+            return;
+        }
+        let capacity = capacity_for(live);
+        if capacity < current.capacity() {
+            // Committed at once, as in `grow`: the entries fill a quarter or more.
+            self.rehash(Some(current), capacity, Commit::Now, hash_of);
+        }
+    }
+
+    /// Moves the shard's live entries from `old` into a new array of `capacity`
+    /// slots (which must hold them, [`fits_one_more`]), publishes it, and keeps
+    /// `old` to be retired when the lock is released. A panic in `hash_of`
+    /// leaves `old` current and frees the new array (its slots only, never an
+    /// entry).
+    fn rehash(
+        &mut self,
+        old: Option<&'w Array<T>>,
+        capacity: usize,
+        commit: Commit,
+        hash_of: impl Fn(NonNull<T>) -> u64,
+    ) -> &'w Array<T> {
+        // Relaxed: written under the lock we hold.
+        let live = self.shard.len.load(Ordering::Relaxed);
+        debug_assert!(live <= room_in(capacity));
+        let new = Box::new(Array::new(capacity, commit));
         if let Some(old) = old {
             crate::sync::count_rehash();
             let moved = old.move_live_into(&new, hash_of);
@@ -595,6 +708,20 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         }
         self.set_used(live);
         let new = Box::into_raw(new);
+        self.publish(new, old);
+        // SAFETY: just published; freed only by a later rehash (after a grace
+        // period that starts once that writer has released the lock) or by `Drop`.
+        let new = unsafe { &*new };
+        let (base, mask) = new.slots_hint();
+        self.locked.hint_slots(base, mask);
+        new
+    }
+
+    /// Makes `new` (from `Box::into_raw`, or null for none) the shard's array in
+    /// place of `old`, the current one, which is retired once the lock is
+    /// released.
+    fn publish(&mut self, new: *mut Array<T>, old: Option<&'w Array<T>>) {
+        let old_bytes = old.map_or(0, Array::slot_bytes);
         // Release: publishes the new array's slots (tagged pointers, written by
         // the rehash) to readers' Acquire loads (`get`, `visit_shard`, `Entries`).
         let old = self.shard.array.swap(new, Ordering::Release);
@@ -607,12 +734,6 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
             let retired = unsafe { RetiredArray::new(old, old_bytes) };
             self.locked.retire_after_unlock(retired);
         }
-        // SAFETY: just published; freed only by a later rehash (after a grace
-        // period that starts once that writer has released the lock) or by `Drop`.
-        let new = unsafe { &*new };
-        let (base, mask) = new.slots_hint();
-        self.locked.hint_slots(base, mask);
-        new
     }
 
     fn occupy(&mut self, array: &Array<T>, i: usize, hash: u64, entry: NonNull<T>) {
@@ -680,9 +801,26 @@ fn fits_one_more(live: usize, used: usize, capacity: usize) -> bool {
 
 /// The array capacity for `entries` entries, in a new table or a rehash: at most
 /// half full, and more than a quarter full when above `TABLE_MIN_CAPACITY`.
+/// Panics with [`CAPACITY_OVERFLOW`] if the slots' bytes would not fit in
+/// `isize` (as `Vec`'s bound).
 fn capacity_for(entries: usize) -> usize {
-    (entries * 2).next_power_of_two().max(TABLE_MIN_CAPACITY)
+    entries
+        .checked_mul(MAX_LIVE.1 / MAX_LIVE.0)
+        .and_then(usize::checked_next_power_of_two)
+        .filter(|&slots| slots <= isize::MAX as usize / size_of::<usize>())
+        .expect(CAPACITY_OVERFLOW)
+        .max(TABLE_MIN_CAPACITY)
 }
+
+/// The most live entries an array of `capacity` slots takes before a rehash
+/// ([`MAX_LIVE`]).
+fn room_in(capacity: usize) -> usize {
+    capacity / MAX_LIVE.1 * MAX_LIVE.0
+}
+
+/// The message of a capacity that does not fit in `usize` (as `Vec`'s and
+/// `HashMap`'s).
+const CAPACITY_OVERFLOW: &str = "capacity overflow";
 
 /// The live entries of a table, lock-free, with their keys: see [`Table::entries`].
 pub(crate) struct Entries<'g, P: SlotPointer> {
@@ -840,6 +978,112 @@ mod tests {
             let (hash, slot) = home_slot(key);
             assert_eq!(locks.home_slot_hint(hash), Some(slot), "key {key}");
         }
+    }
+
+    /// The capacity of each shard's current array (0 for none).
+    fn shard_capacities(table: &Table<u64, Owned, RandomState>) -> Vec<usize> {
+        table
+            .shards
+            .iter()
+            .map(|shard| {
+                // Relaxed: this thread is the only writer.
+                let array = shard.array.load(Ordering::Relaxed);
+                // SAFETY: current, and no other thread replaces or frees it.
+                unsafe { array.as_ref() }.map_or(0, Array::capacity)
+            })
+            .collect()
+    }
+
+    /// After `reserve(n)`, `n` more entries go in without a rehash: no shard's
+    /// array changes (8 shards of 1,250 keys on average against room for 2,048:
+    /// no shard can get that far past its share), and a reserve on a filled
+    /// table moves its entries, none lost or dropped.
+    #[test]
+    fn a_reserved_table_takes_its_entries_without_a_rehash() {
+        let drops = Arc::new(Count::new(0));
+        let table = Table::new(RandomState::new(), 8);
+        let locks = ShardLocks::new(8);
+        table.reserve(&locks, 10_000);
+        let reserved = shard_capacities(&table);
+        let guard = epoch::pin();
+        assert!(table.capacity(&guard) >= 10_000);
+        for key in 0..10_000 {
+            assert!(table.insert_alone(owned(key, &drops)).is_none());
+        }
+        assert_eq!(shard_capacities(&table), reserved, "a shard rehashed");
+        table.reserve(&locks, 30_000);
+        assert!(table.capacity(&guard) >= 40_000);
+        assert!(
+            shard_capacities(&table)
+                .iter()
+                .zip(&reserved)
+                .all(|(a, b)| a > b)
+        );
+        assert_eq!(table.len(), 10_000);
+        assert!((0..10_000).all(|key| table.get(&key, &guard).is_some()));
+        assert_eq!(drops.load(Ordering::Relaxed), 0);
+        // Room that is there already is kept as it is.
+        let grown = shard_capacities(&table);
+        table.reserve(&locks, 100);
+        assert_eq!(shard_capacities(&table), grown);
+    }
+
+    /// `shrink_to_fit` leaves each shard the smallest array that holds its
+    /// entries, and no array for an empty shard; the entries are all there, and
+    /// the table grows again from there.
+    #[test]
+    fn a_shrunk_table_keeps_its_entries_in_the_smallest_arrays() {
+        let drops = Arc::new(Count::new(0));
+        let table = filled(10_000, &drops);
+        let locks = ShardLocks::new(8);
+        for key in 3..10_000 {
+            drop(table.remove_alone(&key));
+        }
+        let removed = drops.load(Ordering::Relaxed);
+        assert_eq!(removed, 9_997);
+        table.shrink_to_fit(&locks);
+        let capacities = shard_capacities(&table);
+        for (shard, capacity) in table.shards.iter().zip(&capacities) {
+            // Relaxed: this thread is the only writer.
+            let live = shard.len.load(Ordering::Relaxed);
+            let expected = if live == 0 { 0 } else { TABLE_MIN_CAPACITY };
+            assert_eq!(*capacity, expected, "{live} entries");
+        }
+        assert!(
+            capacities.contains(&0),
+            "3 keys over 8 shards leave one empty"
+        );
+        let guard = epoch::pin();
+        assert!((0..3).all(|key| table.get(&key, &guard).is_some()));
+        assert!(table.get(&3, &guard).is_none());
+        assert_eq!(drops.load(Ordering::Relaxed), removed);
+        for key in 3..1_000 {
+            assert!(table.insert_alone(owned(key, &drops)).is_none());
+        }
+        assert!((0..1_000).all(|key| table.get(&key, &guard).is_some()));
+    }
+
+    /// A reserve past what `usize` can count panics as `HashMap::reserve` does,
+    /// before it touches the table.
+    #[test]
+    fn a_reserve_past_usize_panics_with_capacity_overflow() {
+        let drops = Arc::new(Count::new(0));
+        let table = filled(100, &drops);
+        let locks = ShardLocks::new(8);
+        for additional in [usize::MAX, usize::MAX / 4, isize::MAX as usize / 2] {
+            let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                table.reserve(&locks, additional)
+            }))
+            .expect_err("a reserve past usize");
+            let message = message
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| message.downcast_ref::<&str>().copied());
+            assert_eq!(message, Some(CAPACITY_OVERFLOW), "reserve({additional})");
+        }
+        let guard = epoch::pin();
+        assert_eq!(table.len(), 100);
+        assert!((0..100).all(|key| table.get(&key, &guard).is_some()));
     }
 
     /// No array's live entries ever fill more than half of it, nor its used slots
