@@ -311,6 +311,7 @@ mod stats;
 mod store;
 mod sync;
 mod table;
+mod try_reserve;
 mod value;
 
 pub use builder::Builder;
@@ -322,6 +323,7 @@ pub use read::{BorrowedIter, ReadGuard};
 pub use reclaim::{ReclaimMode, Reclaimer, Retired};
 pub use snapshot::{Iter, Snapshot};
 pub use stats::Stats;
+pub use try_reserve::TryReserveError;
 pub use value::ValueRef;
 
 /// The table shards' rehashes so far in this process, under the `loom` feature

@@ -23,6 +23,7 @@ use crate::stats::Stats;
 use crate::store::Store;
 use crate::sync::{Arc, AtomicPtr, Ordering, PublishLock, Slot, WeakableArc, epoch};
 use crate::table::{Fetched, Locked, ShardLocks};
+use crate::try_reserve::TryReserveError;
 use crate::value::{TableRef, ValueRef};
 
 /// A concurrent map whose [`clear_async`](Self::clear_async) is an O(1) swap of
@@ -546,8 +547,9 @@ where
     ///
     /// # Panics
     ///
-    /// If the new capacity would not fit in `usize` ("capacity overflow", as
-    /// `HashMap::reserve`).
+    /// If the room would not fit in memory ("capacity overflow", as
+    /// `HashMap::reserve`); [`try_reserve`](Self::try_reserve) returns an error
+    /// instead.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::new();
@@ -560,9 +562,26 @@ where
     /// assert_eq!(map.capacity(), room); // no shard had to grow
     /// ```
     pub fn reserve(&self, additional: usize) {
+        if let Err(error) = self.try_reserve(additional) {
+            panic!("{error}");
+        }
+    }
+
+    /// [`reserve`](Self::reserve), or an error, before anything is changed, if
+    /// the room would not fit in memory (a shard's array for its share of
+    /// `additional` past `isize::MAX` bytes). As with `HashMap::try_reserve`,
+    /// an allocator that cannot give memory that fits still aborts.
+    ///
+    /// ```
+    /// let map = atomic_map::AtomicMap::<u64, u64>::new();
+    /// assert!(map.try_reserve(1_000).is_ok());
+    /// assert!(map.try_reserve(usize::MAX).is_err());
+    /// assert!(map.capacity() >= 1_000);
+    /// ```
+    pub fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError> {
         self.pinned(&epoch::pin())
             .store()
-            .reserve(self.standby.locks(), additional)
+            .try_reserve(self.standby.locks(), additional)
     }
 
     /// Shrinks the current generation's table as far as its entries allow: each

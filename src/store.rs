@@ -21,6 +21,7 @@ use crate::reclaim::recycle::{self, Recycle};
 use crate::reclaim::report::TeardownReport;
 use crate::sync::epoch;
 use crate::table::{Entries, Locked, ShardLocks, Table};
+use crate::try_reserve::TryReserveError;
 use crate::value::{TableRef, ValueCell, ValueRef};
 
 /// What an update does to an entry.
@@ -275,9 +276,13 @@ where
         self.table.retain(locks, |k, v| f(k, v))
     }
 
-    /// `Table::reserve`.
-    pub(crate) fn reserve(&self, locks: &ShardLocks, additional: usize) {
-        self.table.reserve(locks, additional)
+    /// `Table::try_reserve`.
+    pub(crate) fn try_reserve(
+        &self,
+        locks: &ShardLocks,
+        additional: usize,
+    ) -> Result<(), TryReserveError> {
+        self.table.try_reserve(locks, additional)
     }
 
     /// `Table::shrink_to_fit`.

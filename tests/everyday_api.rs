@@ -125,6 +125,45 @@ fn capacity_and_extend_through_a_shared_reference() {
     assert_eq!(sized.len(), 1);
 }
 
+/// `reserve` sizes the current generation (a clear's starts empty again), values
+/// and holders ride through a `shrink_to_fit`, and an impossible reservation is
+/// refused (or panics, for `reserve`) with the map unchanged.
+#[test]
+fn reserve_and_shrink_to_fit_size_the_current_generation() {
+    let map = AtomicMap::<u64, String>::new();
+    assert_eq!(map.capacity(), 0);
+    map.reserve(5_000);
+    let reserved = map.capacity();
+    assert!(reserved >= 5_000, "{reserved}");
+    (&map).extend((0..5_000).map(|i| (i, i.to_string())));
+    assert_eq!(map.capacity(), reserved, "no shard grew past its share");
+    let held = map.get(&7).unwrap();
+    map.retain(|k, _| *k < 100);
+    map.shrink_to_fit();
+    assert!(map.capacity() < reserved / 8, "{}", map.capacity());
+    assert!(map.capacity() >= 100);
+    assert_eq!(map.len(), 100);
+    assert!((0..100).all(|i| map.get(&i).as_deref() == Some(&i.to_string())));
+    assert_eq!(*held, "7");
+    let err = map.try_reserve(usize::MAX).unwrap_err();
+    assert_eq!(err.additional(), usize::MAX);
+    assert!(err.to_string().starts_with("capacity overflow"), "{err}");
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.reserve(usize::MAX)))
+        .unwrap_err();
+    assert!(
+        caught
+            .downcast_ref::<String>()
+            .is_some_and(|m| m.starts_with("capacity overflow")),
+        "reserve panics as HashMap::reserve does"
+    );
+    assert_eq!(map.len(), 100);
+    map.clear_async();
+    assert_eq!(map.capacity(), 0, "a clear's generation starts empty");
+    map.shrink_to_fit(); // nothing to shrink: no array anywhere
+    map.insert(1, "one".into());
+    assert_eq!(map.get(&1).as_deref().map(String::as_str), Some("one"));
+}
+
 #[test]
 fn public_types_default_the_hasher() {
     // Each of these names the type without its hasher parameter (E0107 before).

@@ -47,6 +47,7 @@ use crate::store::Update;
 use crate::sync::{
     AtomicPtr, AtomicUsize, Ordering, TABLE_MIN_CAPACITY, TRACK_FREES, UnsafeCell, epoch,
 };
+use crate::try_reserve::TryReserveError;
 
 /// An owning pointer to an entry that a table can keep in a slot: the table holds
 /// the raw pointer and gives the owner back when the entry leaves; the entry holds
@@ -365,10 +366,18 @@ where
     /// shard, one at a time under its lock (of `locks`, the map's), gets room for
     /// its entries and its share of them (`additional` divided by the shards,
     /// rounded up), rehashed into a larger array if its own is short of that.
-    /// Panics with "capacity overflow" if a shard's array would not fit in
-    /// `usize`.
-    pub(crate) fn reserve(&self, locks: &ShardLocks, additional: usize) {
+    /// Refuses, touching nothing, a share whose array alone would not fit in
+    /// memory; panics with "capacity overflow" if a shard's entries and its share
+    /// together would not (more than 2^57 entries in a shard: out of reach).
+    pub(crate) fn try_reserve(
+        &self,
+        locks: &ShardLocks,
+        additional: usize,
+    ) -> Result<(), TryReserveError> {
         let share = additional.div_ceil(self.shards.len());
+        if checked_capacity_for(share).is_none() {
+            return Err(TryReserveError::new(additional));
+        }
         for (i, shard) in self.shards.iter().enumerate() {
             let mut locked = locks.lock_shard(i);
             Writer {
@@ -377,6 +386,7 @@ where
             }
             .reserve(share, self.hash_of());
         }
+        Ok(())
     }
 
     /// Gives back the room the entries do not need, one shard at a time under its
@@ -804,12 +814,16 @@ fn fits_one_more(live: usize, used: usize, capacity: usize) -> bool {
 /// Panics with [`CAPACITY_OVERFLOW`] if the slots' bytes would not fit in
 /// `isize` (as `Vec`'s bound).
 fn capacity_for(entries: usize) -> usize {
+    checked_capacity_for(entries).expect(CAPACITY_OVERFLOW)
+}
+
+/// [`capacity_for`], or `None` where it panics.
+fn checked_capacity_for(entries: usize) -> Option<usize> {
     entries
         .checked_mul(MAX_LIVE.1 / MAX_LIVE.0)
         .and_then(usize::checked_next_power_of_two)
         .filter(|&slots| slots <= isize::MAX as usize / size_of::<usize>())
-        .expect(CAPACITY_OVERFLOW)
-        .max(TABLE_MIN_CAPACITY)
+        .map(|slots| slots.max(TABLE_MIN_CAPACITY))
 }
 
 /// The most live entries an array of `capacity` slots takes before a rehash
@@ -1003,7 +1017,7 @@ mod tests {
         let drops = Arc::new(Count::new(0));
         let table = Table::new(RandomState::new(), 8);
         let locks = ShardLocks::new(8);
-        table.reserve(&locks, 10_000);
+        table.try_reserve(&locks, 10_000).unwrap();
         let reserved = shard_capacities(&table);
         let guard = epoch::pin();
         assert!(table.capacity(&guard) >= 10_000);
@@ -1011,7 +1025,7 @@ mod tests {
             assert!(table.insert_alone(owned(key, &drops)).is_none());
         }
         assert_eq!(shard_capacities(&table), reserved, "a shard rehashed");
-        table.reserve(&locks, 30_000);
+        table.try_reserve(&locks, 30_000).unwrap();
         assert!(table.capacity(&guard) >= 40_000);
         assert!(
             shard_capacities(&table)
@@ -1024,7 +1038,7 @@ mod tests {
         assert_eq!(drops.load(Ordering::Relaxed), 0);
         // Room that is there already is kept as it is.
         let grown = shard_capacities(&table);
-        table.reserve(&locks, 100);
+        table.try_reserve(&locks, 100).unwrap();
         assert_eq!(shard_capacities(&table), grown);
     }
 
@@ -1063,24 +1077,36 @@ mod tests {
         assert!((0..1_000).all(|key| table.get(&key, &guard).is_some()));
     }
 
-    /// A reserve past what `usize` can count panics as `HashMap::reserve` does,
-    /// before it touches the table.
+    /// A reservation whose arrays would not fit in memory is refused before it
+    /// touches the table; `capacity_for` panics on it (as `HashMap::reserve`)
+    /// rather than wrapping.
     #[test]
-    fn a_reserve_past_usize_panics_with_capacity_overflow() {
+    fn a_reservation_past_memory_is_refused_and_changes_nothing() {
         let drops = Arc::new(Count::new(0));
         let table = filled(100, &drops);
         let locks = ShardLocks::new(8);
+        let before = shard_capacities(&table);
         for additional in [usize::MAX, usize::MAX / 4, isize::MAX as usize / 2] {
-            let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                table.reserve(&locks, additional)
-            }))
-            .expect_err("a reserve past usize");
+            assert_eq!(
+                table.try_reserve(&locks, additional),
+                Err(TryReserveError::new(additional))
+            );
+            let message = std::panic::catch_unwind(|| capacity_for(additional / 8))
+                .expect_err("a capacity past memory");
             let message = message
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| message.downcast_ref::<&str>().copied());
-            assert_eq!(message, Some(CAPACITY_OVERFLOW), "reserve({additional})");
+            assert_eq!(
+                message,
+                Some(CAPACITY_OVERFLOW),
+                "capacity_for({additional})"
+            );
         }
+        assert_eq!(shard_capacities(&table), before);
+        // The largest share that fits: 2^58 entries in 2^59 slots of 8 bytes.
+        assert_eq!(checked_capacity_for(1 << 58), Some(1 << 59));
+        assert_eq!(checked_capacity_for((1 << 58) + 1), None);
         let guard = epoch::pin();
         assert_eq!(table.len(), 100);
         assert!((0..100).all(|key| table.get(&key, &guard).is_some()));
