@@ -513,6 +513,22 @@ class Map {
         detail::check(amap_len(map_.get(), &n));
         return n;
     }
+    /// How many entries the current generation holds before its table grows
+    /// (amap_capacity): 0 for a new map, and after a clear.
+    size_t capacity() const {
+        size_t n = 0;
+        detail::check(amap_capacity(map_.get(), &n));
+        return n;
+    }
+    /// Makes room for `additional` more entries in the current generation, so that
+    /// inserting them rehashes no shard (amap_reserve); throws amap::Error
+    /// (AMAP_INVALID_ARGUMENT) for room that would not fit in memory, the map
+    /// unchanged. Not from a compute or retain callback on this map.
+    void reserve(size_t additional) { detail::check(amap_reserve(map_.get(), additional)); }
+    /// Moves each shard of the current generation to the smallest array that holds
+    /// its entries (amap_shrink_to_fit). Not from a compute or retain callback on
+    /// this map.
+    void shrink_to_fit() { detail::check(amap_shrink_to_fit(map_.get())); }
     /// O(1) clear; returns a Ticket for the retired generation (ignore it if you
     /// do not need it: it is freed at once).
     Ticket clear_async() {
@@ -874,6 +890,10 @@ template <class T> class TypedMap {
         });
     }
     size_t size() const { return map_.size(); }
+    /// See Map::capacity, Map::reserve and Map::shrink_to_fit.
+    size_t capacity() const { return map_.capacity(); }
+    void reserve(size_t additional) { map_.reserve(additional); }
+    void shrink_to_fit() { map_.shrink_to_fit(); }
     /// O(1) clear (see Map::clear_async).
     Ticket clear_async() { return map_.clear_async(); }
     /// Publishes a range of (key, T) or (key, std::unique_ptr<T>) pairs as the

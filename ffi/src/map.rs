@@ -345,6 +345,70 @@ pub unsafe extern "C" fn amap_len(map: *const amap_t, out_len: *mut usize) -> am
     })
 }
 
+/// Writes to `*out_capacity` how many entries the current generation holds before
+/// its table grows (summed over its shards: a shard that fills ahead of the others
+/// grows first). 0 for a new map without `amap_reserve`, and after a clear.
+///
+/// # Safety
+/// `map` must be a live map; `out_capacity` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_capacity(
+    map: *const amap_t,
+    out_capacity: *mut usize,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (map, out_capacity) = unsafe { (arg(map)?, out(out_capacity)?) };
+        out_capacity.set(map.map.capacity());
+        Ok(())
+    })
+}
+
+/// Makes room in the current generation for at least `additional` entries more
+/// than it holds, so that inserting them does not rehash the table on the way
+/// (each shard grows, if it must, to hold its entries and its share of
+/// `additional`; a shard whose keys exceed their share may still grow once).
+/// Writers of a shard wait while it is rehashed; readers never do. A clear or
+/// replace publishes a generation that starts empty again. The C form of a
+/// capacity given at creation: `amap_new` then `amap_reserve`.
+///
+/// Returns `AMAP_INVALID_ARGUMENT`, with the map unchanged, if the room would not
+/// fit in memory (a shard's array past `PTRDIFF_MAX` bytes). Like the other writes,
+/// it must not be called from an `amap_compute` or `amap_retain` callback on the
+/// same map.
+///
+/// # Safety
+/// `map` must be a live map.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_reserve(map: *const amap_t, additional: usize) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let map = unsafe { arg(map) }?;
+        map.map
+            .try_reserve(additional)
+            .map_err(|_| amap_status_t::AMAP_INVALID_ARGUMENT)
+    })
+}
+
+/// Shrinks the current generation's table as far as its entries allow: each
+/// shard, one at a time under its write lock, moves to the smallest array that
+/// holds its entries (none, if it has none). The arrays it replaces are freed
+/// once no read section can still see them. Values, holders and read sections are
+/// untouched. Like the other writes, it must not be called from an
+/// `amap_compute` or `amap_retain` callback on the same map.
+///
+/// # Safety
+/// `map` must be a live map.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_shrink_to_fit(map: *const amap_t) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let map = unsafe { arg(map) }?;
+        map.map.shrink_to_fit();
+        Ok(())
+    })
+}
+
 /// Writes whether the current generation maps `key` to `*out_present` (1 or 0).
 ///
 /// # Safety
@@ -524,8 +588,8 @@ pub type amap_keep_fn = crate::amap_read_fn;
 /// What `keep` may do: read this map or any other (`amap_get`, `amap_contains`,
 /// read sections, snapshots). What it must not:
 /// * write to this map (`amap_insert`, `amap_remove`, the conditional writes,
-///   `amap_retain`, `amap_clear_async`, `amap_replace`): a write to the shard being
-///   visited would wait for itself;
+///   `amap_retain`, `amap_reserve`, `amap_shrink_to_fit`, `amap_clear_async`,
+///   `amap_replace`): a write to the shard being visited would wait for itself;
 /// * write to a map that another thread may be retaining with a callback that
 ///   writes to this one: each would wait for the other's shard lock;
 /// * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`): the walk

@@ -141,7 +141,7 @@ where
     /// written under a map's `ShardLocks` of as many shards.
     pub(crate) fn with_capacity(capacity: usize, hasher: S, shards: usize) -> Self {
         assert!(shards.is_power_of_two() && shards >= 2);
-        let per_shard = capacity.div_ceil(shards);
+        let per_shard = share_of(capacity, shards);
         let shards = ShardArray::new(shards, || Shard {
             array: AtomicPtr::new(if per_shard == 0 {
                 ptr::null_mut()
@@ -364,8 +364,8 @@ where
 
     /// Makes room for `additional` more entries than the table holds: every
     /// shard, one at a time under its lock (of `locks`, the map's), gets room for
-    /// its entries and its share of them (`additional` divided by the shards,
-    /// rounded up), rehashed into a larger array if its own is short of that.
+    /// its entries and its share of them ([`share_of`]), rehashed into a larger
+    /// array if its own is short of that.
     /// Refuses, touching nothing, a share whose array alone would not fit in
     /// memory; panics with "capacity overflow" if a shard's entries and its share
     /// together would not (more than 2^57 entries in a shard: out of reach).
@@ -374,7 +374,7 @@ where
         locks: &ShardLocks,
         additional: usize,
     ) -> Result<(), TryReserveError> {
-        let share = additional.div_ceil(self.shards.len());
+        let share = share_of(additional, self.shards.len());
         if checked_capacity_for(share).is_none() {
             return Err(TryReserveError::new(additional));
         }
@@ -817,6 +817,18 @@ fn capacity_for(entries: usize) -> usize {
     checked_capacity_for(entries).expect(CAPACITY_OVERFLOW)
 }
 
+/// The room each of `shards` shards needs for `entries` entries spread over them
+/// by hash: an even share, and five standard deviations of a shard's count over
+/// it (at most the square root of the share: a binomial count's), so that a
+/// shard outgrows it about once in 3 million. Without the margin, a share just
+/// under a power of two left half of the shards short: 4,000 entries over 8
+/// shards got 512 slots' room each for a mean of 500 and a deviation of 21
+/// (`ffi/tests/c/test_api.c`, `sizing`).
+fn share_of(entries: usize, shards: usize) -> usize {
+    let share = entries.div_ceil(shards);
+    share.saturating_add(5 * share.isqrt())
+}
+
 /// [`capacity_for`], or `None` where it panics.
 fn checked_capacity_for(entries: usize) -> Option<usize> {
     entries
@@ -1040,6 +1052,32 @@ mod tests {
         let grown = shard_capacities(&table);
         table.try_reserve(&locks, 100).unwrap();
         assert_eq!(shard_capacities(&table), grown);
+    }
+
+    /// A reservation holds a fill of that many keys wherever their hashes put
+    /// them: the shares' margin covers a shard that gets more than an even share,
+    /// at every shard count and at shares just under a power of two (4,000 over
+    /// 8 shards, an even share of 500 against 512; 16,300 over 2, 8,150 against
+    /// 8,192), where an even share alone left shards short.
+    #[test]
+    fn a_reservation_holds_its_fill_at_any_shard_count() {
+        let drops = Arc::new(Count::new(0));
+        for (shards, entries) in [(2, 16_300), (8, 4_000), (8, 1_000), (64, 30_000)] {
+            for _ in 0..4 {
+                let table = Table::new(RandomState::new(), shards);
+                let locks = ShardLocks::new(shards);
+                table.try_reserve(&locks, entries).unwrap();
+                let reserved = shard_capacities(&table);
+                for key in 0..entries as u64 {
+                    assert!(table.insert_alone(owned(key, &drops)).is_none());
+                }
+                assert_eq!(
+                    shard_capacities(&table),
+                    reserved,
+                    "{entries} entries over {shards} shards"
+                );
+            }
+        }
     }
 
     /// `shrink_to_fit` leaves each shard the smallest array that holds its

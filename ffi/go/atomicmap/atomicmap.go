@@ -589,6 +589,45 @@ func (m *Map) Len() int {
 	return int(n)
 }
 
+// Capacity is how many entries the current generation holds before its table
+// grows: 0 for a new map, and after ClearAsync.
+func (m *Map) Capacity() int {
+	if m.ptr == nil {
+		return 0
+	}
+	var n C.size_t
+	if err := check(C.amap_capacity(m.ptr, &n)); err != nil {
+		panic(err)
+	}
+	return int(n)
+}
+
+// Reserve makes room for n more entries in the current generation, so that
+// inserting them rehashes no shard on the way: the capacity hint of
+// make(map[K]V, n), given after the map is made. It returns an error for a
+// negative n or room that would not fit in memory, the map unchanged. It must not
+// be called from a Compute or Retain callback on the same map.
+func (m *Map) Reserve(n int) error {
+	if m.ptr == nil {
+		return ErrClosed
+	}
+	if n < 0 {
+		return &Error{Status: int(C.AMAP_INVALID_ARGUMENT), Text: "negative reservation"}
+	}
+	return check(C.amap_reserve(m.ptr, C.size_t(n)))
+}
+
+// ShrinkToFit moves each shard of the current generation to the smallest array
+// that holds its entries (none for an empty one), after an eviction or a purge
+// left it larger than it needs. Values, holders and readers are untouched. It must
+// not be called from a Compute or Retain callback on the same map.
+func (m *Map) ShrinkToFit() error {
+	if m.ptr == nil {
+		return ErrClosed
+	}
+	return check(C.amap_shrink_to_fit(m.ptr))
+}
+
 // Get returns a retained value for key. The caller must Release it; until then the
 // value stays valid across ClearAsync, Remove and Close.
 func (m *Map) Get(key []byte) (*Value, bool) {

@@ -3,6 +3,7 @@ package atomicmap
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -978,6 +979,65 @@ func TestRetain(t *testing.T) {
 		if n := atomic.LoadInt32(&v.released); n != 1 {
 			t.Fatalf("value %d released %d times", v.id, n)
 		}
+	}
+}
+
+// Reserve makes room that a fill then uses without growing; ShrinkToFit gives back
+// what a purge left, entries and holders untouched; a negative or impossible
+// reservation is refused and changes nothing; a cleared generation starts empty.
+func TestReserveAndShrinkToFit(t *testing.T) {
+	m := New()
+	defer m.Close()
+	if m.Capacity() != 0 {
+		t.Fatalf("a new map's capacity is %d", m.Capacity())
+	}
+	if err := m.Reserve(3000); err != nil {
+		t.Fatal(err)
+	}
+	reserved := m.Capacity()
+	if reserved < 3000 {
+		t.Fatalf("reserved %d, want 3000 or more", reserved)
+	}
+	for i := 0; i < 3000; i++ {
+		if err := m.Insert([]byte(fmt.Sprint("k", i)), i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Capacity() != reserved {
+		t.Fatalf("a shard grew: capacity %d after the fill, %d reserved", m.Capacity(), reserved)
+	}
+	held, _ := m.Get([]byte("k2999"))
+	if removed, err := m.Retain(func(_ []byte, v any) bool { return v.(int) < 10 }); err != nil || removed != 2990 {
+		t.Fatalf("Retain removed %d (err %v)", removed, err)
+	}
+	if err := m.ShrinkToFit(); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Capacity(); c >= reserved/8 || c < 10 {
+		t.Fatalf("capacity %d after the shrink (reserved %d)", c, reserved)
+	}
+	if v, ok := m.Load([]byte("k7")); !ok || v.(int) != 7 || held.Get().(int) != 2999 {
+		t.Fatalf("after the shrink: k7 %v %v, held %v", v, ok, held.Get())
+	}
+	held.Release()
+	before := m.Capacity()
+	var refusals []int
+	for _, n := range []int{-1, math.MaxInt} {
+		var e *Error
+		if err := m.Reserve(n); !errors.As(err, &e) {
+			t.Fatalf("Reserve(%d): %v", n, err)
+		}
+		refusals = append(refusals, e.Status)
+	}
+	if refusals[0] != refusals[1] || refusals[0] == 0 {
+		t.Fatalf("a negative and an impossible reservation refused with statuses %v, want one invalid-argument status", refusals)
+	}
+	if m.Capacity() != before || m.Len() != 10 {
+		t.Fatalf("a refused reservation changed the map: capacity %d, %d entries", m.Capacity(), m.Len())
+	}
+	m.ClearAsync().Free()
+	if m.Capacity() != 0 {
+		t.Fatalf("a cleared generation's capacity is %d", m.Capacity())
 	}
 }
 

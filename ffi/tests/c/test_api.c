@@ -129,6 +129,10 @@ static void null_arguments(amap_t *map) {
     CHECK_STATUS(amap_insert(map, NULL, 3, NULL, NULL, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_len(NULL, &n), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_len(map, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_capacity(NULL, &n), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_capacity(map, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_reserve(NULL, 10), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_shrink_to_fit(NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_contains(map, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_contains(NULL, K("k"), 1, &present), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_get(map, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
@@ -967,8 +971,62 @@ static void eviction(void) {
     CHECK(atomic_load(&destroyed) == before + 10);
 }
 
+/* amap_retain's callback for `sizing`: keeps the items of payload under ten. */
+static int32_t keep_below_ten(const uint8_t *key, size_t key_len, void *data, void *user) {
+    (void)key, (void)key_len, (void)user;
+    return ((item_t *)data)->payload < 10;
+}
+
+/* amap_reserve makes room that a fill then uses without growing any shard;
+ * amap_shrink_to_fit gives back what an eviction left, values and holders
+ * untouched; a reservation past memory is refused and changes nothing; a clear's
+ * generation starts empty. */
+static void sizing(void) {
+    amap_t *map = new_manual_map();
+    int before = atomic_load(&destroyed);
+    size_t capacity = 1;
+    CHECK_OK(amap_capacity(map, &capacity));
+    CHECK(capacity == 0);
+    CHECK_OK(amap_reserve(map, 4000));
+    size_t reserved = 0;
+    CHECK_OK(amap_capacity(map, &reserved));
+    CHECK(reserved >= 4000);
+    char key[16];
+    for (int i = 0; i < 4000; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        CHECK_OK(insert(map, key, i));
+    }
+    CHECK_OK(amap_capacity(map, &capacity));
+    CHECK(capacity == reserved); /* no shard had to grow */
+    amap_value_t *held = NULL;
+    CHECK_OK(amap_get(map, K("s3999"), 5, &held));
+    size_t removed = 0;
+    CHECK_OK(amap_retain(map, keep_below_ten, NULL, &removed));
+    CHECK(removed == 3990);
+    CHECK_OK(amap_shrink_to_fit(map));
+    CHECK_OK(amap_capacity(map, &capacity));
+    CHECK(capacity >= 10 && capacity < reserved / 8);
+    size_t n = 0;
+    CHECK_OK(amap_len(map, &n));
+    CHECK(n == 10);
+    CHECK(has(map, "s7") && !has(map, "s10"));
+    CHECK(payload_of(held) == 3999); /* evicted and shrunk past, still held */
+    CHECK_STATUS(amap_reserve(map, SIZE_MAX), AMAP_INVALID_ARGUMENT);
+    CHECK_OK(amap_capacity(map, &n));
+    CHECK(n == capacity);
+    CHECK_OK(amap_value_release(held));
+    reclaim_until_destroyed(map, before + 3990);
+    CHECK_OK(amap_clear_async(map, NULL));
+    CHECK_OK(amap_capacity(map, &capacity));
+    CHECK(capacity == 0);
+    CHECK_OK(amap_shrink_to_fit(map)); /* nothing to shrink */
+    CHECK_OK(insert(map, "again", 1));
+    CHECK(has(map, "again"));
+    amap_free(map);
+}
+
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.6.0") == 0);
+    CHECK(strcmp(amap_version(), "0.7.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
@@ -1120,6 +1178,7 @@ int main(void) {
     conditional_writes();
     compute_writes();
     eviction();
+    sizing();
     ticket_wait_inside_destructor();
     release_below_zero_aborts();
     over_release_while_mapped_aborts();

@@ -625,6 +625,30 @@ void conditional_writes() {
     for (int i = 0; i < 6; i++) typed.emplace(std::string(1, char('p' + i)), i);
     CHECK(typed.retain([](std::string_view, const Counted &c) { return c.get() % 2 == 0; }) == 3);
     CHECK(typed.size() == 3 && typed.contains("p") && !typed.contains("q"));
+
+    // Sizing: room reserved is used without growing; a shrink gives back what the
+    // eviction left, the entries and their holders untouched; impossible room
+    // throws and changes nothing.
+    CHECK(typed.capacity() > 0);
+    typed.reserve(2000);
+    size_t reserved = typed.capacity();
+    CHECK(reserved >= 2000);
+    for (int i = 0; i < 2000; i++) typed.emplace("z-" + std::to_string(i), i);
+    CHECK(typed.capacity() == reserved);
+    std::optional<amap::TypedValue<Counted>> r7 = typed.get("z-7");
+    CHECK(typed.retain([](std::string_view key, const Counted &) { return key.substr(0, 2) != "z-"; }) == 2000);
+    typed.shrink_to_fit();
+    CHECK(typed.capacity() < reserved / 8 && typed.capacity() >= typed.size());
+    CHECK(typed.size() == 3 && typed.contains("p") && r7 && r7->get()->get() == 7);
+#if AMAP_HPP_EXCEPTIONS
+    bool too_large = false;
+    try {
+        typed.reserve(SIZE_MAX);
+    } catch (const amap::Error &e) {
+        too_large = e.status() == AMAP_INVALID_ARGUMENT;
+    }
+    CHECK(too_large && typed.size() == 3);
+#endif
 #if AMAP_HPP_EXCEPTIONS
     int visited = 0;
     bool thrown = false;
