@@ -57,7 +57,8 @@ fn pinned_read_vs_shrink() {
 }
 
 /// One entry, removed, and the table shrunk: the emptied shard's array is retired
-/// (the shard then has none) while the reader may still be probing it.
+/// (the shard then has none) while the reader may still be probing it, or
+/// walking it.
 #[test]
 fn pinned_read_vs_shrink_to_nothing() {
     common::model("pinned_read_vs_shrink_to_nothing", || {
@@ -72,6 +73,10 @@ fn pinned_read_vs_shrink_to_nothing() {
                 let guard = map.pin();
                 if let Some(v) = guard.get_borrowed(&a) {
                     assert_eq!(v.read(), 10);
+                }
+                // A walk of the table, which loads each shard's array too.
+                for (key, v) in guard.iter() {
+                    assert_eq!((*key, v.read()), (a, 10));
                 }
             })
         };

@@ -541,9 +541,17 @@ where
     /// more than it holds, so that inserting them does not rehash the table on the
     /// way: each shard grows, if it must, to hold its entries and its share of
     /// `additional` (keys spread over shards by hash: a shard that gets more than
-    /// its share may still grow once). Writers of a shard wait while it is
-    /// rehashed; readers never do. A clear or replace publishes a generation that
-    /// starts empty again (as after [`Builder::capacity`](crate::Builder::capacity)).
+    /// its share by more than its margin may still grow once: about one shard in 3
+    /// million). It makes no room for one more insert than that: with a
+    /// reservation's last insert a shard can stand at its bound. Writers of a shard wait while it is
+    /// rehashed, which hashes its keys (their `Hash` runs under the shard's lock;
+    /// if it panics, the shard keeps its array and the panic comes out); readers
+    /// never wait. Shards are taken one at a time, each under a pin of its own, so
+    /// the arrays a reserve replaces are freed as it goes. It sizes the current
+    /// generation: a clear publishes one that starts empty again (as after
+    /// [`Builder::capacity`](crate::Builder::capacity)), a
+    /// [`replace`](Self::replace) one sized by its iterator, and a reserve racing
+    /// either may size some shards of the generation being retired.
     ///
     /// # Panics
     ///
@@ -579,16 +587,21 @@ where
     /// assert!(map.capacity() >= 1_000);
     /// ```
     pub fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError> {
-        self.pinned(&epoch::pin())
+        let share = self
+            .pinned(&epoch::pin())
             .store()
-            .try_reserve(self.standby.locks(), additional)
+            .reservation_share(additional)?;
+        self.each_shard(|store, locks, shard| store.reserve_shard(locks, shard, share));
+        Ok(())
     }
 
     /// Shrinks the current generation's table as far as its entries allow: each
     /// shard, one at a time under its write lock, moves to the smallest array
-    /// that holds its entries (none, if it has none). The arrays it replaces are
-    /// freed once no pinned reader can still see them. Readers never wait; values
-    /// and holders are untouched.
+    /// that holds its entries (none, if it has none; a shard whose entries fill
+    /// exactly half of that array grows again on its next insert). The arrays it
+    /// replaces are freed once no pinned reader can still see them. Readers never
+    /// wait; values and holders are untouched. As in [`reserve`](Self::reserve),
+    /// a rehash runs the keys' `Hash` under the shard's lock.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::new();
@@ -602,9 +615,20 @@ where
     /// assert_eq!(*map.get(&3).unwrap(), 3);
     /// ```
     pub fn shrink_to_fit(&self) {
-        self.pinned(&epoch::pin())
-            .store()
-            .shrink_to_fit(self.standby.locks())
+        self.each_shard(|store, locks, shard| store.shrink_shard(locks, shard));
+    }
+
+    /// Runs `f` on each shard of the current generation's table in turn (the
+    /// shard's index, with the map's locks), each under a pin of its own: the
+    /// arrays a rehash of one shard retires can be freed while the next is
+    /// rehashed, rather than all at the end, and a shard after a concurrent clear
+    /// is the new generation's. Every generation has as many shards.
+    fn each_shard(&self, mut f: impl FnMut(&Store<K, V, S>, &ShardLocks, usize)) {
+        let shards = self.standby.locks().len();
+        for shard in 0..shards {
+            let guard = epoch::pin();
+            f(self.pinned(&guard).store(), self.standby.locks(), shard);
+        }
     }
 
     /// Sets `key` to what `f` makes of its current value (`None` if absent), as one

@@ -276,18 +276,19 @@ where
         self.table.retain(locks, |k, v| f(k, v))
     }
 
-    /// `Table::try_reserve`.
-    pub(crate) fn try_reserve(
-        &self,
-        locks: &ShardLocks,
-        additional: usize,
-    ) -> Result<(), TryReserveError> {
-        self.table.try_reserve(locks, additional)
+    /// `Table::reservation_share`.
+    pub(crate) fn reservation_share(&self, additional: usize) -> Result<usize, TryReserveError> {
+        self.table.reservation_share(additional)
     }
 
-    /// `Table::shrink_to_fit`.
-    pub(crate) fn shrink_to_fit(&self, locks: &ShardLocks) {
-        self.table.shrink_to_fit(locks)
+    /// `Table::reserve_shard`.
+    pub(crate) fn reserve_shard(&self, locks: &ShardLocks, shard: usize, share: usize) {
+        self.table.reserve_shard(locks, shard, share)
+    }
+
+    /// `Table::shrink_shard`.
+    pub(crate) fn shrink_shard(&self, locks: &ShardLocks, shard: usize) {
+        self.table.shrink_shard(locks, shard)
     }
 
     /// `Table::capacity`.

@@ -362,47 +362,44 @@ where
         }
     }
 
-    /// Makes room for `additional` more entries than the table holds: every
-    /// shard, one at a time under its lock (of `locks`, the map's), gets room for
-    /// its entries and its share of them ([`share_of`]), rehashed into a larger
-    /// array if its own is short of that.
-    /// Refuses, touching nothing, a share whose array alone would not fit in
-    /// memory; panics with "capacity overflow" if a shard's entries and its share
-    /// together would not (more than 2^57 entries in a shard: out of reach).
-    pub(crate) fn try_reserve(
-        &self,
-        locks: &ShardLocks,
-        additional: usize,
-    ) -> Result<(), TryReserveError> {
+    /// Each shard's share of a reservation of `additional` entries
+    /// ([`share_of`]), or an error if a shard's array for it would not fit in
+    /// memory, counting the entries a shard may hold already (at most the
+    /// table's): checked before any shard is touched, so that a refusal changes
+    /// nothing. ([`capacity_for`] still panics under a shard's lock if the table
+    /// grows past that count meanwhile by 2^57 entries or so: out of reach.)
+    pub(crate) fn reservation_share(&self, additional: usize) -> Result<usize, TryReserveError> {
         let share = share_of(additional, self.shards.len());
-        if checked_capacity_for(share).is_none() {
-            return Err(TryReserveError::new(additional));
-        }
-        for (i, shard) in self.shards.iter().enumerate() {
-            let mut locked = locks.lock_shard(i);
-            Writer {
-                shard,
-                locked: &mut locked,
-            }
-            .reserve(share, self.hash_of());
-        }
-        Ok(())
+        checked_capacity_for(share.saturating_add(self.len()))
+            .map(|_| share)
+            .ok_or(TryReserveError::new(additional))
     }
 
-    /// Gives back the room the entries do not need, one shard at a time under its
-    /// lock (of `locks`, the map's): a shard is rehashed into the smallest array
-    /// that holds its entries, if that is smaller than its own, and an empty
-    /// shard's array is retired. Replaced arrays are freed past a grace period,
-    /// as a grow's are.
-    pub(crate) fn shrink_to_fit(&self, locks: &ShardLocks) {
-        for (i, shard) in self.shards.iter().enumerate() {
-            let mut locked = locks.lock_shard(i);
-            Writer {
-                shard,
-                locked: &mut locked,
-            }
-            .shrink_to_fit(self.hash_of());
+    /// Makes room in shard `shard`, under its lock (of `locks`, the map's), for its
+    /// entries and `share` more (`reservation_share`): rehashed into a larger
+    /// array (which also drops its tombstones) if its own is short of that room,
+    /// or of unused slots for that many more inserts.
+    pub(crate) fn reserve_shard(&self, locks: &ShardLocks, shard: usize, share: usize) {
+        let mut locked = locks.lock_shard(shard);
+        Writer {
+            shard: &self.shards[shard],
+            locked: &mut locked,
         }
+        .reserve(share, self.hash_of());
+    }
+
+    /// Gives back the room shard `shard`'s entries do not need, under its lock (of
+    /// `locks`, the map's): the shard is rehashed into the smallest array that
+    /// holds its entries, if that is smaller than its own, and an empty shard's
+    /// array is retired. Replaced arrays are freed past a grace period, as a
+    /// grow's are.
+    pub(crate) fn shrink_shard(&self, locks: &ShardLocks, shard: usize) {
+        let mut locked = locks.lock_shard(shard);
+        Writer {
+            shard: &self.shards[shard],
+            locked: &mut locked,
+        }
+        .shrink_to_fit(self.hash_of());
     }
 
     /// How many entries the shards' current arrays take before one rehashes to
@@ -651,13 +648,23 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
 
     /// Makes room for the shard's entries and `additional` more: rehashes into an
     /// array of [`capacity_for`] them if the current one holds fewer
-    /// ([`room_in`]). `Table::reserve`.
+    /// ([`room_in`]) or has too few unused slots left for that many inserts
+    /// ([`MAX_USED`]). `Table::reserve_shard`.
     fn reserve(&mut self, additional: usize, hash_of: impl Fn(NonNull<T>) -> u64) {
+        if additional == 0 {
+            return;
+        }
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
         let entries = live.checked_add(additional).expect(CAPACITY_OVERFLOW);
         let current = self.current();
-        if entries > current.map_or(0, |array| room_in(array.capacity())) {
+        // Room for the entries, and unused slots for the inserts (tombstones
+        // count against `MAX_USED` as live entries do: `fits_one_more`).
+        let short = current.is_none_or(|array| {
+            let used = self.used().saturating_add(additional);
+            entries > room_in(array.capacity()) || used * MAX_USED.1 > array.capacity() * MAX_USED.0
+        });
+        if short {
             let capacity = capacity_for(entries);
             // Committed at once only if the moved entries fill it as a grow's
             // would (a quarter or more, `grow`); the pages of room reserved ahead
@@ -673,7 +680,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
 
     /// Gives back the room the shard's entries do not need: rehashes into an array
     /// of [`capacity_for`] them if that is smaller than the current one, and
-    /// retires the array of a shard with no entries. `Table::shrink_to_fit`.
+    /// retires the array of a shard with no entries. `Table::shrink_shard`.
     fn shrink_to_fit(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) {
         let Some(current) = self.current() else {
             return;
@@ -696,7 +703,7 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
     }
 
     /// Moves the shard's live entries from `old` into a new array of `capacity`
-    /// slots (which must hold them, [`fits_one_more`]), publishes it, and keeps
+    /// slots (which must hold them: at most [`room_in`] it), publishes it, and keeps
     /// `old` to be retired when the lock is released. A panic in `hash_of`
     /// leaves `old` current and frees the new array (its slots only, never an
     /// entry).
@@ -719,8 +726,9 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         self.set_used(live);
         let new = Box::into_raw(new);
         self.publish(new, old);
-        // SAFETY: just published; freed only by a later rehash (after a grace
-        // period that starts once that writer has released the lock) or by `Drop`.
+        // SAFETY: just published; freed only once replaced (by a later rehash, or
+        // by a shrink of the emptied shard to no array), after a grace period
+        // that starts once that writer has released the lock, or by `Drop`.
         let new = unsafe { &*new };
         let (base, mask) = new.slots_hint();
         self.locked.hint_slots(base, mask);
@@ -832,7 +840,8 @@ fn share_of(entries: usize, shards: usize) -> usize {
 /// [`capacity_for`], or `None` where it panics.
 fn checked_capacity_for(entries: usize) -> Option<usize> {
     entries
-        .checked_mul(MAX_LIVE.1 / MAX_LIVE.0)
+        .checked_mul(MAX_LIVE.1)
+        .map(|slots| slots.div_ceil(MAX_LIVE.0))
         .and_then(usize::checked_next_power_of_two)
         .filter(|&slots| slots <= isize::MAX as usize / size_of::<usize>())
         .map(|slots| slots.max(TABLE_MIN_CAPACITY))
@@ -1020,10 +1029,37 @@ mod tests {
             .collect()
     }
 
+    impl Table<u64, Owned, RandomState> {
+        /// `AtomicMap::try_reserve`'s walk over the shards, on the table alone.
+        fn try_reserve(
+            &self,
+            locks: &ShardLocks,
+            additional: usize,
+        ) -> Result<(), TryReserveError> {
+            let share = self.reservation_share(additional)?;
+            (0..self.shards.len()).for_each(|shard| self.reserve_shard(locks, shard, share));
+            Ok(())
+        }
+
+        /// `AtomicMap::shrink_to_fit`'s walk over the shards, on the table alone.
+        fn shrink_to_fit(&self, locks: &ShardLocks) {
+            (0..self.shards.len()).for_each(|shard| self.shrink_shard(locks, shard));
+        }
+
+        /// The current array of shard `shard` (null for none).
+        fn array_of(&self, shard: usize) -> *mut Array<Entry> {
+            // Relaxed: this thread is the only writer.
+            self.shards[shard].array.load(Ordering::Relaxed)
+        }
+    }
+
     /// After `reserve(n)`, `n` more entries go in without a rehash: no shard's
     /// array changes (8 shards of 1,250 keys on average against room for 2,048:
-    /// no shard can get that far past its share), and a reserve on a filled
-    /// table moves its entries, none lost or dropped.
+    /// no shard can get that far past its share). A reserve on a filled table
+    /// grows a shard whose entries and share exceed half its array, even when
+    /// they are within the three quarters that tombstones may fill (live about
+    /// 1,250 and a share of 995 in 4,096 slots), and moves its entries, none lost
+    /// or dropped.
     #[test]
     fn a_reserved_table_takes_its_entries_without_a_rehash() {
         let drops = Arc::new(Count::new(0));
@@ -1037,87 +1073,150 @@ mod tests {
             assert!(table.insert_alone(owned(key, &drops)).is_none());
         }
         assert_eq!(shard_capacities(&table), reserved, "a shard rehashed");
-        table.try_reserve(&locks, 30_000).unwrap();
-        assert!(table.capacity(&guard) >= 40_000);
-        assert!(
-            shard_capacities(&table)
-                .iter()
-                .zip(&reserved)
-                .all(|(a, b)| a > b)
-        );
+        assert!(reserved.iter().all(|&slots| slots == 4_096));
+        table.try_reserve(&locks, 6_800).unwrap();
+        let grown = shard_capacities(&table);
+        assert!(grown.iter().all(|&slots| slots == 8_192), "{grown:?}");
+        assert!(table.capacity(&guard) >= 16_800);
         assert_eq!(table.len(), 10_000);
         assert!((0..10_000).all(|key| table.get(&key, &guard).is_some()));
         assert_eq!(drops.load(Ordering::Relaxed), 0);
+        for key in 10_000..16_800 {
+            assert!(table.insert_alone(owned(key, &drops)).is_none());
+        }
+        assert_eq!(shard_capacities(&table), grown, "a shard rehashed");
         // Room that is there already is kept as it is.
-        let grown = shard_capacities(&table);
         table.try_reserve(&locks, 100).unwrap();
         assert_eq!(shard_capacities(&table), grown);
     }
 
-    /// A reservation holds a fill of that many keys wherever their hashes put
-    /// them: the shares' margin covers a shard that gets more than an even share,
-    /// at every shard count and at shares just under a power of two (4,000 over
-    /// 8 shards, an even share of 500 against 512; 16,300 over 2, 8,150 against
-    /// 8,192), where an even share alone left shards short.
+    /// A reserve counts the tombstones: a shard whose used slots (live and
+    /// tombstones) would pass three quarters of its array on the reserved inserts
+    /// is rehashed by the reserve, with room to spare in its live half, rather
+    /// than by one of those inserts.
     #[test]
-    fn a_reservation_holds_its_fill_at_any_shard_count() {
+    fn a_reserve_makes_room_among_tombstones() {
         let drops = Arc::new(Count::new(0));
-        for (shards, entries) in [(2, 16_300), (8, 4_000), (8, 1_000), (64, 30_000)] {
-            for _ in 0..4 {
-                let table = Table::new(RandomState::new(), shards);
-                let locks = ShardLocks::new(shards);
-                table.try_reserve(&locks, entries).unwrap();
-                let reserved = shard_capacities(&table);
-                for key in 0..entries as u64 {
-                    assert!(table.insert_alone(owned(key, &drops)).is_none());
-                }
-                assert_eq!(
-                    shard_capacities(&table),
-                    reserved,
-                    "{entries} entries over {shards} shards"
-                );
-            }
+        let table = Table::new(RandomState::new(), 8);
+        let locks = ShardLocks::new(8);
+        let shard = &table.shards[0];
+        // Relaxed: this thread is the only writer.
+        let counts = || {
+            (
+                shard.len.load(Ordering::Relaxed),
+                shard.used.load(Ordering::Relaxed),
+            )
+        };
+        let in_shard_0 = |key: &u64| table.hash(key) >> table.shift == 0;
+        let mut fresh = (0..).filter(in_shard_0);
+        // 220 entries in shard 0: 512 slots.
+        let mut live: Vec<u64> = fresh.by_ref().take(220).collect();
+        for &key in &live {
+            assert!(table.insert_alone(owned(key, &drops)).is_none());
         }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        // Churn shard 0 (remove a key, insert a new one) until it has enough
+        // tombstones that its used slots would pass three quarters of its 512
+        // on inserts its live half has room for: more than 128 of them.
+        let mut steps = 0;
+        while {
+            let (entries, used) = counts();
+            used - entries <= 130 || shard_capacities(&table)[0] != 512
+        } {
+            steps += 1;
+            assert!(steps < 1_000_000, "no tombstones: {:?}", counts());
+            let i = (xorshift(&mut state) % live.len() as u64) as usize;
+            drop(table.remove_alone(&live.swap_remove(i)));
+            let key = fresh.next().unwrap();
+            assert!(table.insert_alone(owned(key, &drops)).is_none());
+            live.push(key);
+        }
+        let (entries, used) = counts();
+        // The smallest reservation whose share passes the used bound.
+        let additional = (0..)
+            .find(|&additional| used + share_of(additional, 8) > 384)
+            .unwrap();
+        let share = share_of(additional, 8);
+        assert!(
+            entries + share <= 256,
+            "{entries} live, {used} used, a share of {share}"
+        );
+        table.try_reserve(&locks, additional).unwrap();
+        let array = table.array_of(0);
+        assert_eq!(
+            counts(),
+            (entries, entries),
+            "the reserve dropped the tombstones"
+        );
+        for _ in 0..share {
+            let key = fresh.next().unwrap();
+            assert!(table.insert_alone(owned(key, &drops)).is_none());
+        }
+        assert_eq!(
+            table.array_of(0),
+            array,
+            "an insert rehashed the reserved shard"
+        );
     }
 
     /// `shrink_to_fit` leaves each shard the smallest array that holds its
-    /// entries, and no array for an empty shard; the entries are all there, and
-    /// the table grows again from there.
+    /// entries (64 entries: 128 slots, where one more entry would take 256), and
+    /// no array for an empty shard; the entries are all there, and the table
+    /// grows again from there.
     #[test]
     fn a_shrunk_table_keeps_its_entries_in_the_smallest_arrays() {
         let drops = Arc::new(Count::new(0));
         let table = filled(10_000, &drops);
         let locks = ShardLocks::new(8);
-        for key in 3..10_000 {
-            drop(table.remove_alone(&key));
+        let mut kept = Vec::new();
+        for shard in 0..8 {
+            let keys = (0..10_000).filter(|key| table.hash(key) >> table.shift == shard);
+            // Shard 0 emptied, the others down to 64 entries each.
+            let keep = if shard == 0 { 0 } else { 64 };
+            for (i, key) in keys.enumerate() {
+                if i < keep {
+                    kept.push(key);
+                } else {
+                    drop(table.remove_alone(&key));
+                }
+            }
         }
         let removed = drops.load(Ordering::Relaxed);
-        assert_eq!(removed, 9_997);
+        assert_eq!(removed, 10_000 - 7 * 64);
         table.shrink_to_fit(&locks);
-        let capacities = shard_capacities(&table);
-        for (shard, capacity) in table.shards.iter().zip(&capacities) {
-            // Relaxed: this thread is the only writer.
-            let live = shard.len.load(Ordering::Relaxed);
-            let expected = if live == 0 { 0 } else { TABLE_MIN_CAPACITY };
-            assert_eq!(*capacity, expected, "{live} entries");
-        }
-        assert!(
-            capacities.contains(&0),
-            "3 keys over 8 shards leave one empty"
+        assert_eq!(
+            shard_capacities(&table),
+            [0, 128, 128, 128, 128, 128, 128, 128]
         );
         let guard = epoch::pin();
-        assert!((0..3).all(|key| table.get(&key, &guard).is_some()));
-        assert!(table.get(&3, &guard).is_none());
+        assert!(kept.iter().all(|key| table.get(key, &guard).is_some()));
+        assert_eq!(table.len(), 7 * 64);
         assert_eq!(drops.load(Ordering::Relaxed), removed);
-        for key in 3..1_000 {
+        for key in 10_000..11_000 {
             assert!(table.insert_alone(owned(key, &drops)).is_none());
         }
-        assert!((0..1_000).all(|key| table.get(&key, &guard).is_some()));
+        assert!(kept.iter().all(|key| table.get(key, &guard).is_some()));
+        assert!((10_000..11_000).all(|key| table.get(&key, &guard).is_some()));
+    }
+
+    /// The array for `n` entries holds them, and is the smallest power of two at
+    /// least twice `n` (`MAX_LIVE`).
+    #[test]
+    fn capacity_for_holds_its_entries_in_the_smallest_array() {
+        for n in 0..100_000 {
+            let capacity = capacity_for(n);
+            assert!(room_in(capacity) >= n, "{n} entries in {capacity} slots");
+            assert!(
+                capacity == TABLE_MIN_CAPACITY || room_in(capacity / 2) < n,
+                "{n}"
+            );
+        }
+        assert_eq!((capacity_for(64), capacity_for(65)), (128, 256));
     }
 
     /// A reservation whose arrays would not fit in memory is refused before it
-    /// touches the table; `capacity_for` panics on it (as `HashMap::reserve`)
-    /// rather than wrapping.
+    /// touches the table, counting the entries it holds; `capacity_for` panics
+    /// on it (as `HashMap::reserve`) rather than wrapping.
     #[test]
     fn a_reservation_past_memory_is_refused_and_changes_nothing() {
         let drops = Arc::new(Count::new(0));
