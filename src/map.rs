@@ -555,9 +555,10 @@ where
     ///
     /// # Panics
     ///
-    /// If the room would not fit in memory ("capacity overflow", as
-    /// `HashMap::reserve`); [`try_reserve`](Self::try_reserve) returns an error
-    /// instead.
+    /// If the room cannot be had, with [`TryReserveError`]'s message: the
+    /// arrays' bytes past `isize::MAX` ("capacity overflow", as
+    /// `HashMap::reserve`), or an array the system refused;
+    /// [`try_reserve`](Self::try_reserve) returns the error instead.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::new();
@@ -575,10 +576,12 @@ where
         }
     }
 
-    /// [`reserve`](Self::reserve), or an error, before anything is changed, if
-    /// the room would not fit in memory (a shard's array for its share of
-    /// `additional` past `isize::MAX` bytes). As with `HashMap::try_reserve`,
-    /// an allocator that cannot give memory that fits still aborts.
+    /// [`reserve`](Self::reserve), or an error: before anything is changed if the
+    /// shards' arrays for the room would take more than `isize::MAX` bytes, or
+    /// once the system refuses a shard's array (those reserved before it keep
+    /// their room). As with `HashMap::try_reserve`, an allocation that fails is an
+    /// error, not an abort (for the arrays of 64 KiB or more that a reservation
+    /// makes; smaller ones come from the global allocator, which aborts).
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::<u64, u64>::new();
@@ -591,8 +594,8 @@ where
             .pinned(&epoch::pin())
             .store()
             .reservation_share(additional)?;
-        self.each_shard(|store, locks, shard| store.reserve_shard(locks, shard, share));
-        Ok(())
+        self.each_shard(|store, locks, shard| store.reserve_shard(locks, shard, share))
+            .map_err(|bytes| TryReserveError::refused(additional, bytes))
     }
 
     /// Shrinks the current generation's table as far as its entries allow: each
@@ -615,7 +618,11 @@ where
     /// assert_eq!(*map.get(&3).unwrap(), 3);
     /// ```
     pub fn shrink_to_fit(&self) {
-        self.each_shard(|store, locks, shard| store.shrink_shard(locks, shard));
+        let shrunk = self.each_shard(|store, locks, shard| {
+            store.shrink_shard(locks, shard);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(()) = shrunk;
     }
 
     /// Runs `f` on each shard of the current generation's table in turn (the
@@ -623,12 +630,17 @@ where
     /// arrays a rehash of one shard retires can be freed while the next is
     /// rehashed, rather than all at the end, and a shard after a concurrent clear
     /// is the new generation's. Every generation has as many shards.
-    fn each_shard(&self, mut f: impl FnMut(&Store<K, V, S>, &ShardLocks, usize)) {
+    /// Stops at the first shard for which `f` returns an error, and returns it.
+    fn each_shard<E>(
+        &self,
+        mut f: impl FnMut(&Store<K, V, S>, &ShardLocks, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
         let shards = self.standby.locks().len();
         for shard in 0..shards {
             let guard = epoch::pin();
-            f(self.pinned(&guard).store(), self.standby.locks(), shard);
+            f(self.pinned(&guard).store(), self.standby.locks(), shard)?;
         }
+        Ok(())
     }
 
     /// Sets `key` to what `f` makes of its current value (`None` if absent), as one
@@ -1121,12 +1133,27 @@ where
     /// so a map behind an `Arc` can be extended (each insert on its own: a
     /// concurrent clear may retire some of them).
     ///
+    /// Room is reserved first from the iterator's `size_hint` (its lower bound;
+    /// half of it if the map has entries, as `HashMap::extend` does, since some
+    /// keys may be there already), so a `collect` of a sized iterator rehashes
+    /// no shard on the way.
+    ///
     /// ```
     /// let map = std::sync::Arc::new(atomic_map::AtomicMap::new());
     /// (&*map).extend([(1, "a"), (2, "b")]);
     /// assert_eq!(map.len(), 2);
     /// ```
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let iter = iter.into_iter();
+        let hint = iter.size_hint().0;
+        let room = if self.is_empty() {
+            hint
+        } else {
+            hint.div_ceil(2)
+        };
+        // A hint past memory is the iterator's mistake, not a reason to panic
+        // before the first insert: the inserts then grow the table as usual.
+        let _ = self.try_reserve(room);
         for (key, value) in iter {
             drop(self.insert(key, value));
         }

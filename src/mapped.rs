@@ -51,8 +51,15 @@ fn layout(bytes: usize, align: usize) -> Layout {
 /// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
 /// than 4 KiB) of zeroed memory aligned to `align` (a power of two), its pages
 /// committed as `commit` says.
-#[cfg(all(unix, not(miri)))]
 pub(crate) fn map_zeroed(bytes: usize, align: usize, commit: Commit) -> NonNull<u8> {
+    try_map_zeroed(bytes, align, commit)
+        .unwrap_or_else(|| std::alloc::handle_alloc_error(layout(bytes, align)))
+}
+
+/// [`map_zeroed`], or `None` if the system refuses the mapping (a size past the
+/// address space, or past what the kernel's overcommit policy grants).
+#[cfg(all(unix, not(miri)))]
+pub(crate) fn try_map_zeroed(bytes: usize, align: usize, commit: Commit) -> Option<NonNull<u8>> {
     use std::ptr;
     debug_assert!(bytes > 0 && align.is_power_of_two());
     // Populating a mapping whose head and tail are unmapped again below would
@@ -67,14 +74,13 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize, commit: Commit) -> NonNull<
     // The system page alignment comes free; a larger one takes `align` more bytes,
     // whose misaligned head and tail are unmapped again.
     let extra = if align > 4096 { align } else { 0 };
+    let mapped = bytes.checked_add(extra)?;
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing:
     // no memory of ours is affected.
     let raw = unsafe {
         libc::mmap(
             ptr::null_mut(),
-            bytes
-                .checked_add(extra)
-                .expect("a block size that fits in memory"),
+            mapped,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate,
             -1,
@@ -82,7 +88,7 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize, commit: Commit) -> NonNull<
         )
     };
     if raw == libc::MAP_FAILED {
-        std::alloc::handle_alloc_error(layout(bytes, align));
+        return None;
     }
     let raw = raw.cast::<u8>();
     let head = raw.addr().next_multiple_of(align) - raw.addr();
@@ -102,7 +108,7 @@ pub(crate) fn map_zeroed(bytes: usize, align: usize, commit: Commit) -> NonNull<
             debug_assert_eq!(unmapped, 0, "the tail of a fresh mapping");
         }
     }
-    NonNull::new(block).expect("a mapping is not at address 0")
+    Some(NonNull::new(block).expect("a mapping is not at address 0"))
 }
 
 /// Gives back a block of [`map_zeroed`].
@@ -132,15 +138,13 @@ pub(crate) unsafe fn unmap_range(start: NonNull<u8>, bytes: usize) {
     debug_assert_eq!(unmapped, 0, "pages of blocks of `map_zeroed`");
 }
 
-/// `bytes` (non-zero; a multiple of the system's page size when `align` is larger
-/// than 4 KiB) of zeroed memory aligned to `align` (a power of two). `commit` is a
-/// request the global allocator has no way to take.
+/// [`map_zeroed`], or `None` if the global allocator refuses, where there is no
+/// `mmap` (and under Miri): `commit` is a request it has no way to take.
 #[cfg(not(all(unix, not(miri))))]
-pub(crate) fn map_zeroed(bytes: usize, align: usize, _commit: Commit) -> NonNull<u8> {
-    let layout = layout(bytes, align);
+pub(crate) fn try_map_zeroed(bytes: usize, align: usize, _commit: Commit) -> Option<NonNull<u8>> {
+    let layout = Layout::from_size_align(bytes, align).ok()?;
     // SAFETY: the layout has a non-zero size (the contract above).
-    let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-    NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+    NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
 }
 
 /// Gives back a block of [`map_zeroed`].

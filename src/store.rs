@@ -282,7 +282,12 @@ where
     }
 
     /// `Table::reserve_shard`.
-    pub(crate) fn reserve_shard(&self, locks: &ShardLocks, shard: usize, share: usize) {
+    pub(crate) fn reserve_shard(
+        &self,
+        locks: &ShardLocks,
+        shard: usize,
+        share: usize,
+    ) -> Result<(), usize> {
         self.table.reserve_shard(locks, shard, share)
     }
 

@@ -150,7 +150,14 @@ fn reserve_and_shrink_to_fit_size_the_current_generation() {
     assert_eq!(*held, "7");
     let err = map.try_reserve(usize::MAX).unwrap_err();
     assert_eq!(err.additional(), usize::MAX);
+    assert!(err.is_capacity_overflow());
     assert!(err.to_string().starts_with("capacity overflow"), "{err}");
+    if !cfg!(miri) && cfg!(target_pointer_width = "64") {
+        // Counted, but past any address space: the system refuses it.
+        let err = map.try_reserve(1 << 55).unwrap_err();
+        assert!(!err.is_capacity_overflow(), "{err}");
+        assert!(err.to_string().starts_with("memory allocation of"), "{err}");
+    }
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.reserve(usize::MAX)))
         .unwrap_err();
     assert!(
@@ -165,6 +172,42 @@ fn reserve_and_shrink_to_fit_size_the_current_generation() {
     map.shrink_to_fit(); // nothing to shrink: no array anywhere
     map.insert(1, "one".into());
     assert_eq!(map.get(&1).as_deref().map(String::as_str), Some("one"));
+}
+
+/// `extend` (and so `collect`) reserves from the iterator's size hint: the table
+/// ends as a reserve of the same count leaves it (8 shards of 15,000 entries: an
+/// array of 8,192 slots each, with the reservation's margin), not as a fill
+/// grows it (4,096 each, for about 1,875 entries a shard; under Miri, 1,920
+/// entries: 1,024 slots against 512).
+#[test]
+fn extend_reserves_from_the_size_hint() {
+    const N: u64 = if cfg!(miri) { 1_920 } else { 15_000 };
+    let mut extended: AtomicMap<u64, u64> = Builder::new().shards(8).build();
+    extended.extend((0..N).map(|i| (i, i)));
+    let reserved: AtomicMap<u64, u64> = Builder::new().shards(8).build();
+    reserved.reserve(N as usize);
+    assert_eq!(extended.capacity(), reserved.capacity());
+    let grown: AtomicMap<u64, u64> = Builder::new().shards(8).build();
+    for i in 0..N {
+        grown.insert(i, i);
+    }
+    assert!(
+        grown.capacity() < extended.capacity(),
+        "the hint made no room"
+    );
+    // An iterator whose hint is past memory is refused nothing: it inserts.
+    struct Lying(std::ops::Range<u64>);
+    impl Iterator for Lying {
+        type Item = (u64, u64);
+        fn next(&mut self) -> Option<(u64, u64)> {
+            self.0.next().map(|i| (i, i))
+        }
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            (usize::MAX, None)
+        }
+    }
+    let map: AtomicMap<u64, u64> = Lying(0..10).collect();
+    assert_eq!(map.len(), 10);
 }
 
 #[test]

@@ -106,6 +106,11 @@ typedef enum {
    * the value passed in is still the caller's.
    */
   AMAP_EXISTS = 8,
+  /**
+   * The system refused memory the call asked for (`amap_reserve`: a shard's
+   * array; the shards reserved before it keep their room).
+   */
+  AMAP_NO_MEMORY = 9,
 } amap_status_t;
 
 /**
@@ -669,14 +674,17 @@ amap_status_t amap_capacity(const amap_t *map, size_t *out_capacity);
  * than it holds, so that inserting them does not rehash the table on the way
  * (each shard grows, if it must, to hold its entries and its share of
  * `additional`; a shard whose keys exceed their share may still grow once).
- * Writers of a shard wait while it is rehashed; readers never do. A clear or
- * replace publishes a generation that starts empty again. The C form of a
+ * Writers of a shard wait while it is rehashed; readers never do. It sizes the
+ * current generation: a clear publishes one that starts empty again, an
+ * `amap_replace` its batch's, sized for the batch, and a reserve racing either
+ * may size some shards of the generation being retired. The C form of a
  * capacity given at creation: `amap_new` then `amap_reserve`.
  *
- * Returns `AMAP_INVALID_ARGUMENT`, with the map unchanged, if the room would not
- * fit in memory (a shard's array past `PTRDIFF_MAX` bytes). Like the other writes,
- * it must not be called from an `amap_compute` or `amap_retain` callback on the
- * same map.
+ * Returns `AMAP_INVALID_ARGUMENT`, with the map unchanged, if the shards' arrays
+ * for the room would take more than `PTRDIFF_MAX` bytes, and `AMAP_NO_MEMORY` if
+ * the system refused a shard's array (the shards reserved before it keep their
+ * room; the map is otherwise unchanged). Like the other writes, it must not be
+ * called from an `amap_compute` or `amap_retain` callback on the same map.
  *
  * # Safety
  * `map` must be a live map.

@@ -522,9 +522,19 @@ class Map {
     }
     /// Makes room for `additional` more entries in the current generation, so that
     /// inserting them rehashes no shard (amap_reserve); throws amap::Error
-    /// (AMAP_INVALID_ARGUMENT) for room that would not fit in memory, the map
-    /// unchanged. Not from a compute or retain callback on this map.
+    /// (AMAP_INVALID_ARGUMENT for room past PTRDIFF_MAX bytes, the map unchanged;
+    /// AMAP_NO_MEMORY if the system refused a shard's array) or, built without
+    /// exceptions, aborts: try_reserve returns false instead. Not from a compute
+    /// or retain callback on this map.
     void reserve(size_t additional) { detail::check(amap_reserve(map_.get(), additional)); }
+    /// reserve, or false for room that cannot be had (AMAP_INVALID_ARGUMENT or
+    /// AMAP_NO_MEMORY); other errors throw (or abort) as reserve's.
+    [[nodiscard]] bool try_reserve(size_t additional) {
+        amap_status_t s = amap_reserve(map_.get(), additional);
+        if (s == AMAP_INVALID_ARGUMENT || s == AMAP_NO_MEMORY) return false;
+        detail::check(s);
+        return true;
+    }
     /// Moves each shard of the current generation to the smallest array that holds
     /// its entries (amap_shrink_to_fit). Not from a compute or retain callback on
     /// this map.
@@ -890,9 +900,10 @@ template <class T> class TypedMap {
         });
     }
     size_t size() const { return map_.size(); }
-    /// See Map::capacity, Map::reserve and Map::shrink_to_fit.
+    /// See Map::capacity, Map::reserve, Map::try_reserve and Map::shrink_to_fit.
     size_t capacity() const { return map_.capacity(); }
     void reserve(size_t additional) { map_.reserve(additional); }
+    [[nodiscard]] bool try_reserve(size_t additional) { return map_.try_reserve(additional); }
     void shrink_to_fit() { map_.shrink_to_fit(); }
     /// O(1) clear (see Map::clear_async).
     Ticket clear_async() { return map_.clear_async(); }

@@ -37,6 +37,9 @@ pub enum amap_status_t {
     /// The key is already in the map (`amap_try_insert`): nothing was inserted, and
     /// the value passed in is still the caller's.
     AMAP_EXISTS = 8,
+    /// The system refused memory the call asked for (`amap_reserve`: a shard's
+    /// array; the shards reserved before it keep their room).
+    AMAP_NO_MEMORY = 9,
 }
 
 /// A static, NUL-terminated description of `status` (an `amap_status_t` value).
@@ -55,6 +58,7 @@ pub extern "C" fn amap_status_str(status: i32) -> *const c_char {
         6 => b"atomic-map panicked (the panic was stopped at the C boundary)\0",
         7 => b"would wait for itself (called from a destructor the same reclaimer runs, or in a read section begun before the clear)\0",
         8 => b"the key is already in the map\0",
+        9 => b"the system refused the memory asked for\0",
         _ => b"unknown status\0",
     };
     text.as_ptr().cast()

@@ -368,14 +368,17 @@ pub unsafe extern "C" fn amap_capacity(
 /// than it holds, so that inserting them does not rehash the table on the way
 /// (each shard grows, if it must, to hold its entries and its share of
 /// `additional`; a shard whose keys exceed their share may still grow once).
-/// Writers of a shard wait while it is rehashed; readers never do. A clear or
-/// replace publishes a generation that starts empty again. The C form of a
+/// Writers of a shard wait while it is rehashed; readers never do. It sizes the
+/// current generation: a clear publishes one that starts empty again, an
+/// `amap_replace` its batch's, sized for the batch, and a reserve racing either
+/// may size some shards of the generation being retired. The C form of a
 /// capacity given at creation: `amap_new` then `amap_reserve`.
 ///
-/// Returns `AMAP_INVALID_ARGUMENT`, with the map unchanged, if the room would not
-/// fit in memory (a shard's array past `PTRDIFF_MAX` bytes). Like the other writes,
-/// it must not be called from an `amap_compute` or `amap_retain` callback on the
-/// same map.
+/// Returns `AMAP_INVALID_ARGUMENT`, with the map unchanged, if the shards' arrays
+/// for the room would take more than `PTRDIFF_MAX` bytes, and `AMAP_NO_MEMORY` if
+/// the system refused a shard's array (the shards reserved before it keep their
+/// room; the map is otherwise unchanged). Like the other writes, it must not be
+/// called from an `amap_compute` or `amap_retain` callback on the same map.
 ///
 /// # Safety
 /// `map` must be a live map.
@@ -384,9 +387,13 @@ pub unsafe extern "C" fn amap_reserve(map: *const amap_t, additional: usize) -> 
     guard(|| {
         // SAFETY: the contract of this function.
         let map = unsafe { arg(map) }?;
-        map.map
-            .try_reserve(additional)
-            .map_err(|_| amap_status_t::AMAP_INVALID_ARGUMENT)
+        map.map.try_reserve(additional).map_err(|error| {
+            if error.is_capacity_overflow() {
+                amap_status_t::AMAP_INVALID_ARGUMENT
+            } else {
+                amap_status_t::AMAP_NO_MEMORY
+            }
+        })
     })
 }
 

@@ -223,6 +223,18 @@ impl<T> Array<T> {
     /// An array of `capacity` never-used slots (`capacity` a power of two), a large
     /// one's pages committed as `commit` says (`src/mapped.rs`).
     pub(super) fn new(capacity: usize, commit: Commit) -> Self {
+        Self::with_slots(Slots::new(capacity, commit))
+    }
+
+    /// [`new`](Self::new), or `None` if the system refuses a mapped array's memory
+    /// (an array under 64 KiB comes from the global allocator, whose failure
+    /// aborts as `new`'s does).
+    pub(super) fn try_new(capacity: usize, commit: Commit) -> Option<Self> {
+        Slots::try_new(capacity, commit).map(Self::with_slots)
+    }
+
+    fn with_slots(slots: Slots<T>) -> Self {
+        let capacity = slots.get().len();
         const {
             assert!(
                 align_of::<T>() >= 2,
@@ -231,7 +243,7 @@ impl<T> Array<T> {
         };
         debug_assert!(capacity.is_power_of_two());
         let array = Array {
-            slots: Slots::new(capacity, commit),
+            slots,
             freed: UnsafeCell::new(false),
         };
         if TRACK_FREES {
@@ -653,27 +665,37 @@ const MAPPED_BYTES: usize = 64 * 1024;
 
 impl<T> Slots<T> {
     fn new(capacity: usize, commit: Commit) -> Self {
+        Self::try_new(capacity, commit).unwrap_or_else(|| {
+            let layout = std::alloc::Layout::array::<AtomicPtr<T>>(capacity);
+            std::alloc::handle_alloc_error(layout.expect("a slot array that fits in memory"))
+        })
+    }
+
+    /// [`new`](Self::new), or `None` if the system refuses a mapped array's
+    /// memory. (A smaller array comes from the global allocator, whose failure
+    /// aborts.)
+    fn try_new(capacity: usize, commit: Commit) -> Option<Self> {
         let bytes = capacity
             .checked_mul(size_of::<AtomicPtr<T>>())
             .expect("a slot array that fits in memory");
         if ZEROED_ATOMIC_PTR_IS_NULL && bytes >= MAPPED_BYTES {
-            let block = mapped::map_zeroed(bytes, align_of::<AtomicPtr<T>>(), commit);
+            let block = mapped::try_map_zeroed(bytes, align_of::<AtomicPtr<T>>(), commit)?;
             // Soundness: `capacity` pointer-sized, pointer-aligned slots of zeroed
             // memory, and an all-zero `AtomicPtr` is a null one (the shim's
             // `ZEROED_ATOMIC_PTR_IS_NULL`, checked above).
             let slots = NonNull::slice_from_raw_parts(block.cast::<AtomicPtr<T>>(), capacity);
-            return Slots {
+            return Some(Slots {
                 slots,
                 mapped: true,
-            };
+            });
         }
         let boxed: Box<[AtomicPtr<T>]> = (0..capacity)
             .map(|_| AtomicPtr::new(ptr::null_mut()))
             .collect();
-        Slots {
+        Some(Slots {
             slots: NonNull::from(Box::leak(boxed)),
             mapped: false,
-        }
+        })
     }
 
     #[inline(always)]

@@ -370,22 +370,31 @@ where
     /// grows past that count meanwhile by 2^57 entries or so: out of reach.)
     pub(crate) fn reservation_share(&self, additional: usize) -> Result<usize, TryReserveError> {
         let share = share_of(additional, self.shards.len());
+        // Every shard's array at that size: their bytes together must fit too.
         checked_capacity_for(share.saturating_add(self.len()))
+            .and_then(|slots| slots.checked_mul(size_of::<usize>() * self.shards.len()))
+            .filter(|&bytes| bytes <= isize::MAX as usize)
             .map(|_| share)
-            .ok_or(TryReserveError::new(additional))
+            .ok_or(TryReserveError::capacity_overflow(additional))
     }
 
     /// Makes room in shard `shard`, under its lock (of `locks`, the map's), for its
     /// entries and `share` more (`reservation_share`): rehashed into a larger
     /// array (which also drops its tombstones) if its own is short of that room,
-    /// or of unused slots for that many more inserts.
-    pub(crate) fn reserve_shard(&self, locks: &ShardLocks, shard: usize, share: usize) {
+    /// or of unused slots for that many more inserts. `Err(bytes)` if the system
+    /// refused the new array's `bytes`: the shard is then as it was.
+    pub(crate) fn reserve_shard(
+        &self,
+        locks: &ShardLocks,
+        shard: usize,
+        share: usize,
+    ) -> Result<(), usize> {
         let mut locked = locks.lock_shard(shard);
         Writer {
             shard: &self.shards[shard],
             locked: &mut locked,
         }
-        .reserve(share, self.hash_of());
+        .reserve(share, self.hash_of())
     }
 
     /// Gives back the room shard `shard`'s entries do not need, under its lock (of
@@ -643,16 +652,22 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         // slots or more), and a page it first read would cost a copy-on-write
         // fault that interrupts every other CPU running the process
         // (`src/mapped.rs`).
-        self.rehash(old, capacity_for(live + 1), Commit::Now, hash_of)
+        let new = Array::new(capacity_for(live + 1), Commit::Now);
+        self.rehash(old, new, hash_of)
     }
 
     /// Makes room for the shard's entries and `additional` more: rehashes into an
     /// array of [`capacity_for`] them if the current one holds fewer
     /// ([`room_in`]) or has too few unused slots left for that many inserts
-    /// ([`MAX_USED`]). `Table::reserve_shard`.
-    fn reserve(&mut self, additional: usize, hash_of: impl Fn(NonNull<T>) -> u64) {
+    /// ([`MAX_USED`]). `Err(bytes)`, the shard as it was, if the system refused
+    /// the new array. `Table::reserve_shard`.
+    fn reserve(
+        &mut self,
+        additional: usize,
+        hash_of: impl Fn(NonNull<T>) -> u64,
+    ) -> Result<(), usize> {
         if additional == 0 {
-            return;
+            return Ok(());
         }
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
@@ -674,13 +689,17 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
             } else {
                 Commit::Lazily
             };
-            self.rehash(current, capacity, commit, hash_of);
+            let new = Array::try_new(capacity, commit)
+                .ok_or(capacity.saturating_mul(size_of::<usize>()))?;
+            self.rehash(current, new, hash_of);
         }
+        Ok(())
     }
 
     /// Gives back the room the shard's entries do not need: rehashes into an array
     /// of [`capacity_for`] them if that is smaller than the current one, and
-    /// retires the array of a shard with no entries. `Table::shrink_shard`.
+    /// retires the array of a shard with no entries. If the system refuses the
+    /// smaller array, the shard keeps its own. `Table::shrink_shard`.
     fn shrink_to_fit(&mut self, hash_of: impl Fn(NonNull<T>) -> u64) {
         let Some(current) = self.current() else {
             return;
@@ -698,26 +717,27 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         let capacity = capacity_for(live);
         if capacity < current.capacity() {
             // Committed at once, as in `grow`: the entries fill a quarter or more.
-            self.rehash(Some(current), capacity, Commit::Now, hash_of);
+            if let Some(new) = Array::try_new(capacity, Commit::Now) {
+                self.rehash(Some(current), new, hash_of);
+            }
         }
     }
 
-    /// Moves the shard's live entries from `old` into a new array of `capacity`
-    /// slots (which must hold them: at most [`room_in`] it), publishes it, and keeps
+    /// Moves the shard's live entries from `old` into `new`, an empty array (which
+    /// must hold them: they are at most [`room_in`] it), publishes it, and keeps
     /// `old` to be retired when the lock is released. A panic in `hash_of`
     /// leaves `old` current and frees the new array (its slots only, never an
     /// entry).
     fn rehash(
         &mut self,
         old: Option<&'w Array<T>>,
-        capacity: usize,
-        commit: Commit,
+        new: Array<T>,
         hash_of: impl Fn(NonNull<T>) -> u64,
     ) -> &'w Array<T> {
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
-        debug_assert!(live <= room_in(capacity));
-        let new = Box::new(Array::new(capacity, commit));
+        debug_assert!(live <= room_in(new.capacity()));
+        let new = Box::new(new);
         if let Some(old) = old {
             crate::sync::count_rehash();
             let moved = old.move_live_into(&new, hash_of);
@@ -826,15 +846,22 @@ fn capacity_for(entries: usize) -> usize {
 }
 
 /// The room each of `shards` shards needs for `entries` entries spread over them
-/// by hash: an even share, and five standard deviations of a shard's count over
-/// it (at most the square root of the share: a binomial count's), so that a
-/// shard outgrows it about once in 3 million. Without the margin, a share just
-/// under a power of two left half of the shards short: 4,000 entries over 8
-/// shards got 512 slots' room each for a mean of 500 and a deviation of 21
-/// (`ffi/tests/c/test_api.c`, `sizing`).
+/// by hash: an even share, and a margin of five times its square root (rounded
+/// down) and 15 more (so at least five square roots and 10), so that a shard's count passes it with a probability of at most
+/// 3 in 10 million at any share (a Poisson tail, heavier than the binomial's of
+/// a count of keys hashed into one of `shards`: computed for every share up to
+/// 300 and at 500 to 10,000, the worst at the large shares, where the margin is
+/// five deviations). Without a margin, a share just under a power of two left
+/// half of the shards short: 4,000 entries over 8 shards got 512 slots' room each
+/// for a mean of 500 and a deviation of 21 (`ffi/tests/c/test_api.c`, `sizing`);
+/// with five square roots alone, small shares (2, 3, 8) outgrew their room about
+/// once in 300 to 1,700 shards (a review's count).
 fn share_of(entries: usize, shards: usize) -> usize {
+    if entries == 0 {
+        return 0;
+    }
     let share = entries.div_ceil(shards);
-    share.saturating_add(5 * share.isqrt())
+    share.saturating_add(5 * share.isqrt() + 15)
 }
 
 /// [`capacity_for`], or `None` where it panics.
@@ -1037,8 +1064,9 @@ mod tests {
             additional: usize,
         ) -> Result<(), TryReserveError> {
             let share = self.reservation_share(additional)?;
-            (0..self.shards.len()).for_each(|shard| self.reserve_shard(locks, shard, share));
-            Ok(())
+            (0..self.shards.len())
+                .try_for_each(|shard| self.reserve_shard(locks, shard, share))
+                .map_err(|bytes| TryReserveError::refused(additional, bytes))
         }
 
         /// `AtomicMap::shrink_to_fit`'s walk over the shards, on the table alone.
@@ -1132,16 +1160,14 @@ mod tests {
             live.push(key);
         }
         let (entries, used) = counts();
-        // The smallest reservation whose share passes the used bound.
-        let additional = (0..)
-            .find(|&additional| used + share_of(additional, 8) > 384)
-            .unwrap();
-        let share = share_of(additional, 8);
+        // The smallest share that passes the used bound; the shard's own step of
+        // a reservation (`try_reserve` would add its margin to it).
+        let share = 385 - used;
         assert!(
             entries + share <= 256,
             "{entries} live, {used} used, a share of {share}"
         );
-        table.try_reserve(&locks, additional).unwrap();
+        table.reserve_shard(&locks, 0, share).unwrap();
         let array = table.array_of(0);
         assert_eq!(
             counts(),
@@ -1157,6 +1183,62 @@ mod tests {
             array,
             "an insert rehashed the reserved shard"
         );
+    }
+
+    /// A reservation holds a fill of that many keys wherever their hashes put
+    /// them: the shares' margin covers a shard that gets more than an even share,
+    /// at every shard count, at shares just under a power of two (4,000 over 8
+    /// shards, an even share of 500 against 512; 16,300 over 2, 8,150 against
+    /// 8,192), where an even share alone left shards short, and at small shares
+    /// over many shards (3 a shard over 64 and 256, where five square roots alone
+    /// left one shard short in about 300).
+    #[test]
+    fn a_reservation_holds_its_fill_at_any_shard_count() {
+        let drops = Arc::new(Count::new(0));
+        let cases = [
+            (2, 16_300),
+            (8, 4_000),
+            (8, 1_000),
+            (64, 30_000),
+            (64, 192),
+            (256, 768),
+        ];
+        for (shards, entries) in cases {
+            for _ in 0..4 {
+                let table = Table::new(RandomState::new(), shards);
+                let locks = ShardLocks::new(shards);
+                table.try_reserve(&locks, entries).unwrap();
+                let reserved = shard_capacities(&table);
+                for key in 0..entries as u64 {
+                    assert!(table.insert_alone(owned(key, &drops)).is_none());
+                }
+                assert_eq!(
+                    shard_capacities(&table),
+                    reserved,
+                    "{entries} entries over {shards} shards"
+                );
+            }
+        }
+    }
+
+    /// An array the system refuses (64 PiB a shard: past any address space) is
+    /// an error, not an abort, and leaves the table as it was.
+    #[test]
+    fn a_refused_array_leaves_the_table_as_it_was() {
+        let drops = Arc::new(Count::new(0));
+        let table = filled(100, &drops);
+        let locks = ShardLocks::new(8);
+        let before = shard_capacities(&table);
+        let additional = 1 << 55;
+        let error = table.try_reserve(&locks, additional).unwrap_err();
+        assert!(!error.is_capacity_overflow(), "{error}");
+        assert!(
+            error.to_string().starts_with("memory allocation of"),
+            "{error}"
+        );
+        assert_eq!(shard_capacities(&table), before);
+        let guard = epoch::pin();
+        assert!((0..100).all(|key| table.get(&key, &guard).is_some()));
     }
 
     /// `shrink_to_fit` leaves each shard the smallest array that holds its
@@ -1212,6 +1294,8 @@ mod tests {
             );
         }
         assert_eq!((capacity_for(64), capacity_for(65)), (128, 256));
+        // No room for no entries: a map made without a capacity has no arrays.
+        assert_eq!(share_of(0, 8), 0);
     }
 
     /// A reservation whose arrays would not fit in memory is refused before it
@@ -1226,7 +1310,7 @@ mod tests {
         for additional in [usize::MAX, usize::MAX / 4, isize::MAX as usize / 2] {
             assert_eq!(
                 table.try_reserve(&locks, additional),
-                Err(TryReserveError::new(additional))
+                Err(TryReserveError::capacity_overflow(additional))
             );
             let message = std::panic::catch_unwind(|| capacity_for(additional / 8))
                 .expect_err("a capacity past memory");

@@ -604,9 +604,10 @@ func (m *Map) Capacity() int {
 
 // Reserve makes room for n more entries in the current generation, so that
 // inserting them rehashes no shard on the way: the capacity hint of
-// make(map[K]V, n), given after the map is made. It returns an error for a
-// negative n or room that would not fit in memory, the map unchanged. It must not
-// be called from a Compute or Retain callback on the same map.
+// make(map[K]V, n), given after the map is made. It returns an *Error for a
+// negative n or room past what memory can count (the map unchanged), or for an
+// array the system refused (the shards reserved before it keep their room). It
+// must not be called from a Compute or Retain callback on the same map.
 func (m *Map) Reserve(n int) error {
 	if m.ptr == nil {
 		return ErrClosed

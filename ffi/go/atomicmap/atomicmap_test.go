@@ -1032,6 +1032,16 @@ func TestReserveAndShrinkToFit(t *testing.T) {
 	if refusals[0] != refusals[1] || refusals[0] == 0 {
 		t.Fatalf("a negative and an impossible reservation refused with statuses %v, want one invalid-argument status", refusals)
 	}
+	if math.MaxInt > math.MaxInt32 {
+		// Counted, but 64 PiB a shard: past any address space, so the system
+		// refuses it, with a status of its own.
+		huge := 1
+		huge <<= 55
+		var e *Error
+		if err := m.Reserve(huge); !errors.As(err, &e) || e.Status == refusals[0] {
+			t.Fatalf("Reserve(1 << 55): %v", err)
+		}
+	}
 	if m.Capacity() != before || m.Len() != 10 {
 		t.Fatalf("a refused reservation changed the map: capacity %d, %d entries", m.Capacity(), m.Len())
 	}

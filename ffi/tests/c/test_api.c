@@ -1014,6 +1014,13 @@ static void sizing(void) {
     CHECK_STATUS(amap_reserve(map, SIZE_MAX), AMAP_INVALID_ARGUMENT);
     CHECK_OK(amap_capacity(map, &n));
     CHECK(n == capacity);
+#if SIZE_MAX > 0xFFFFFFFFu
+    /* Counted, but 64 PiB a shard: past any address space, so refused. */
+    CHECK_STATUS(amap_reserve(map, (size_t)1 << 55), AMAP_NO_MEMORY);
+    CHECK_OK(amap_capacity(map, &n));
+    CHECK(n == capacity);
+#endif
+    CHECK(strcmp(amap_status_str(AMAP_NO_MEMORY), "the system refused the memory asked for") == 0);
     CHECK_OK(amap_value_release(held));
     reclaim_until_destroyed(map, before + 3990);
     CHECK_OK(amap_clear_async(map, NULL));

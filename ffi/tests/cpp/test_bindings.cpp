@@ -640,6 +640,7 @@ void conditional_writes() {
     typed.shrink_to_fit();
     CHECK(typed.capacity() < reserved / 8 && typed.capacity() >= typed.size());
     CHECK(typed.size() == 3 && typed.contains("p") && r7 && r7->get()->get() == 7);
+    CHECK(!typed.try_reserve(SIZE_MAX) && typed.try_reserve(10) && typed.size() == 3);
 #if AMAP_HPP_EXCEPTIONS
     bool too_large = false;
     try {
