@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::{finish, keys_in_one_shard, manual_map, unwrap};
+use common::{finish, keys_in_one_shard, manual_map, spawn_with, unwrap};
 use loom::sync::Arc;
-use loom::thread;
 
 /// Three entries in one shard (an array of 8 slots under loom: at most half live),
 /// two removed and the table shrunk to the 4 slots that hold the third.
@@ -25,17 +24,14 @@ fn pinned_read_vs_shrink() {
         map.insert(b, drops.probe(11));
         map.insert(d, drops.probe(13));
 
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let guard = map.pin();
-                if let Some(v) = guard.get_borrowed(&a) {
-                    assert_eq!(v.read(), 10);
-                }
-                // Mapped throughout, in the old array or the new one.
-                assert_eq!(guard.get_borrowed(&b).map(|v| v.read()), Some(11));
-            })
-        };
+        let reader = spawn_with(&map, move |map| {
+            let guard = map.pin();
+            if let Some(v) = guard.get_borrowed(&a) {
+                assert_eq!(v.read(), 10);
+            }
+            // Mapped throughout, in the old array or the new one.
+            assert_eq!(guard.get_borrowed(&b).map(|v| v.read()), Some(11));
+        });
         drop(map.remove(&a));
         drop(map.remove(&d));
         let before = atomic_map::loom_rehashes();
@@ -67,19 +63,16 @@ fn pinned_read_vs_shrink_to_nothing() {
         let map = Arc::new(manual_map());
         map.insert(a, drops.probe(10));
 
-        let reader = {
-            let map = Arc::clone(&map);
-            thread::spawn(move || {
-                let guard = map.pin();
-                if let Some(v) = guard.get_borrowed(&a) {
-                    assert_eq!(v.read(), 10);
-                }
-                // A walk of the table, which loads each shard's array too.
-                for (key, v) in guard.iter() {
-                    assert_eq!((*key, v.read()), (a, 10));
-                }
-            })
-        };
+        let reader = spawn_with(&map, move |map| {
+            let guard = map.pin();
+            if let Some(v) = guard.get_borrowed(&a) {
+                assert_eq!(v.read(), 10);
+            }
+            // A walk of the table, which loads each shard's array too.
+            for (key, v) in guard.iter() {
+                assert_eq!((*key, v.read()), (a, 10));
+            }
+        });
         drop(map.remove(&a));
         assert!(map.capacity() > 0);
         map.shrink_to_fit();

@@ -1221,26 +1221,6 @@ mod tests {
         }
     }
 
-    /// An array the system refuses (64 PiB a shard: past any address space) is
-    /// an error, not an abort, and leaves the table as it was.
-    #[test]
-    fn a_refused_array_leaves_the_table_as_it_was() {
-        let drops = Arc::new(Count::new(0));
-        let table = filled(100, &drops);
-        let locks = ShardLocks::new(8);
-        let before = shard_capacities(&table);
-        let additional = 1 << 55;
-        let error = table.try_reserve(&locks, additional).unwrap_err();
-        assert!(!error.is_capacity_overflow(), "{error}");
-        assert!(
-            error.to_string().starts_with("memory allocation of"),
-            "{error}"
-        );
-        assert_eq!(shard_capacities(&table), before);
-        let guard = epoch::pin();
-        assert!((0..100).all(|key| table.get(&key, &guard).is_some()));
-    }
-
     /// `shrink_to_fit` leaves each shard the smallest array that holds its
     /// entries (64 entries: 128 slots, where one more entry would take 256), and
     /// no array for an empty shard; the entries are all there, and the table
@@ -1299,8 +1279,9 @@ mod tests {
     }
 
     /// A reservation whose arrays would not fit in memory is refused before it
-    /// touches the table, counting the entries it holds; `capacity_for` panics
-    /// on it (as `HashMap::reserve`) rather than wrapping.
+    /// touches the table, counting the entries it holds (`capacity_for` panics
+    /// on it, as `HashMap::reserve`, rather than wrapping), and one the system
+    /// refuses leaves it as it was.
     #[test]
     fn a_reservation_past_memory_is_refused_and_changes_nothing() {
         let drops = Arc::new(Count::new(0));
@@ -1324,6 +1305,15 @@ mod tests {
                 "capacity_for({additional})"
             );
         }
+        assert_eq!(shard_capacities(&table), before);
+        // Counted, but 64 PiB a shard, past any address space: the system
+        // refuses it, and that is an error, not an abort.
+        let error = table.try_reserve(&locks, 1 << 55).unwrap_err();
+        assert!(!error.is_capacity_overflow(), "{error}");
+        assert!(
+            error.to_string().starts_with("memory allocation of"),
+            "{error}"
+        );
         assert_eq!(shard_capacities(&table), before);
         // The largest share that fits: 2^58 entries in 2^59 slots of 8 bytes.
         assert_eq!(checked_capacity_for(1 << 58), Some(1 << 59));
