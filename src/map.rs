@@ -547,7 +547,10 @@ where
     /// rehashed, which hashes its keys (their `Hash` runs under the shard's lock;
     /// if it panics, the shard keeps its array and the panic comes out); readers
     /// never wait. Shards are taken one at a time, each under a pin of its own, so
-    /// the arrays a reserve replaces are freed as it goes. It sizes the current
+    /// the arrays a reserve replaces are freed as it goes. The room is committed
+    /// at once (the process's resident memory grows by the arrays' size here,
+    /// 8 bytes a slot, not as inserts reach them), so that readers probing ahead
+    /// of the inserts cost the writer no page faults. It sizes the current
     /// generation: a clear publishes one that starts empty again (as after
     /// [`Builder::capacity`](crate::Builder::capacity)), a
     /// [`replace`](Self::replace) one sized by its iterator, and a reserve racing

@@ -681,15 +681,16 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         });
         if short {
             let capacity = capacity_for(entries);
-            // Committed at once only if the moved entries fill it as a grow's
-            // would (a quarter or more, `grow`); the pages of room reserved ahead
-            // are committed as inserts reach them, as for `Builder::capacity`.
-            let commit = if live * 4 >= capacity {
-                Commit::Now
-            } else {
-                Commit::Lazily
-            };
-            let new = Array::try_new(capacity, commit)
+            // Committed at once, though the moved entries may fill little of it:
+            // the inserts it was reserved for then fault no page in, and a reader
+            // that probes a page before the writer reaches it cannot map the zero
+            // page that the writer's first store then replaces, with a TLB flush
+            // on every CPU running the process (`src/mapped.rs`). Committed as
+            // touched, a reserve then a fill of 1,000,000 `u64` beside a reader
+            // took 36,956 such flushes (`perf stat -e tlb:tlb_flush`, 3 fills)
+            // and ran slower than no reserve at all; committed at once, 147
+            // (`benches/fill_probe.rs`, docs/DESIGN.md "Sizing a live table").
+            let new = Array::try_new(capacity, Commit::Now)
                 .ok_or(capacity.saturating_mul(size_of::<usize>()))?;
             self.rehash(current, new, hash_of);
         }
