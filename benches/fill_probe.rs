@@ -10,9 +10,9 @@
 //! from every CPU running a thread of the process, an interrupt per page to each
 //! reader (`src/mapped.rs`). `perf stat -e tlb:tlb_flush` beside this probe counts
 //! those flushes. The maps (`--maps`, comma-separated: `atomic`, `dashmap`, and
-//! `atomic-reserved` and `dashmap-capacity`, each sized for the fill before it,
-//! with `AtomicMap::reserve` and `DashMap::with_capacity`, the sizing counted in
-//! the fill's time) alternate `--repeat`
+//! `atomic-reserved`, `atomic-capacity` and `dashmap-capacity`, each sized for
+//! the fill before it, with `AtomicMap::reserve`, `Builder::capacity` and
+//! `DashMap::with_capacity`, the sizing counted in the fill's time) alternate `--repeat`
 //! times in one process; the probe prints each fill, then each map's median and
 //! its ratio to `dashmap`'s (all on their default hashers).
 //!
@@ -122,6 +122,15 @@ fn main() {
                     let (took, faults) = fill(AtomicPinned(map), entries, readers);
                     (sized + took, faults)
                 }
+                "atomic-capacity" => {
+                    let start = Instant::now();
+                    let map = atomic_map::Builder::new()
+                        .capacity(entries as usize)
+                        .build();
+                    let sized = start.elapsed();
+                    let (took, faults) = fill(AtomicPinned(map), entries, readers);
+                    (sized + took, faults)
+                }
                 "dashmap-capacity" => {
                     let start = Instant::now();
                     let map = DashMap::with_capacity(entries as usize);
@@ -130,7 +139,7 @@ fn main() {
                     (sized + took, faults)
                 }
                 other => panic!(
-                    "unknown map {other} (atomic, dashmap, atomic-reserved, dashmap-capacity)"
+                    "unknown map {other} (atomic, dashmap, atomic-reserved, atomic-capacity, dashmap-capacity)"
                 ),
             };
             println!(

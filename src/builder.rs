@@ -129,7 +129,9 @@ impl<S> Builder<S> {
     }
 
     /// Sizes the map's first generation for about `capacity` entries, so that filling
-    /// it does not resize its table. Later generations (after a clear) start empty
+    /// it does not resize its table (as [`AtomicMap::reserve`](crate::AtomicMap::reserve)
+    /// does, whose margin and memory it shares: the arrays are committed when the
+    /// map is built). Later generations (after a clear) start empty
     /// and grow as they fill; [`AtomicMap::replace`] sizes its table from its
     /// iterator's `size_hint`.
     ///

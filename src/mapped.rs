@@ -27,11 +27,14 @@ use std::ptr::NonNull;
 /// When a block's pages are committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Commit {
-    /// As they are first touched: a block that may stay partly unused (an array
-    /// sized by a capacity hint, a cell page carved over time by writes).
+    /// As they are first touched: a block that may stay partly unused (a cell
+    /// page carved over time by writes).
     Lazily,
     /// At once, zeroed and writable: a block that is written all over right away
-    /// (a rehash's new array). Only a request: where the system does not populate
+    /// (a rehash's new array), or one whose pages readers may probe before a
+    /// writer reaches them (an array sized ahead by a reserve or a capacity:
+    /// a probe of an untouched page maps the zero page, and the first write
+    /// there then flushes the TLB of every CPU running the process). Only a request: where the system does not populate
     /// (outside Linux), for a block aligned to more than 4 KiB (whose mapping is
     /// trimmed) and under Miri, pages are committed as they are touched.
     Now,

@@ -758,7 +758,7 @@ mod tests {
 
     /// A rehash's new array is committed when it is made (`Commit::Now`), not
     /// faulted in through the zero page by the rehash's probes (`src/mapped.rs`);
-    /// an array sized by a capacity hint is not (`Commit::Lazily`).
+    /// a block asked for `Commit::Lazily` is not.
     #[test]
     #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
     fn a_rehash_array_is_committed_when_made() {

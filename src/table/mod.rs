@@ -146,10 +146,10 @@ where
             array: AtomicPtr::new(if per_shard == 0 {
                 ptr::null_mut()
             } else {
-                Box::into_raw(Box::new(Array::new(
-                    capacity_for(per_shard),
-                    Commit::Lazily,
-                )))
+                // Committed at once, as a reserve's arrays are (`Writer::reserve`:
+                // readers probing ahead of the fill would otherwise map the zero
+                // page into pages the fill then writes, a TLB flush each).
+                Box::into_raw(Box::new(Array::new(capacity_for(per_shard), Commit::Now)))
             }),
             len: AtomicUsize::new(0),
             used: AtomicUsize::new(0),
