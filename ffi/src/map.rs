@@ -368,7 +368,9 @@ pub unsafe extern "C" fn amap_capacity(
 /// than it holds, so that inserting them does not rehash the table on the way
 /// (each shard grows, if it must, to hold its entries and its share of
 /// `additional`; a shard whose keys exceed their share may still grow once).
-/// Writers of a shard wait while it is rehashed; readers never do. It sizes the
+/// Writers of a shard wait while it is rehashed; readers never do. The room is
+/// committed at once (resident from the call on, 8 bytes a slot), so readers
+/// probing ahead of the inserts cost them no page faults. It sizes the
 /// current generation: a clear publishes one that starts empty again, an
 /// `amap_replace` its batch's, sized for the batch, and a reserve racing either
 /// may size some shards of the generation being retired. The C form of a
