@@ -358,6 +358,10 @@ struct Options {
     /// A reclaimer for the map instead of the one reclaim_mode names (nullptr: none).
     /// Only read while the Map is built; the map keeps the reclaimer alive.
     const Reclaimer *reclaimer = nullptr;
+    /// Room for this many entries in the first generation (amap_reserve right
+    /// after the map is made; 0: none). The constructor throws amap::Error (or,
+    /// without exceptions, aborts) for room that cannot be had.
+    size_t capacity = 0;
 };
 
 /// A map from byte-string keys to values. Move-only; the destructor frees the map
@@ -376,6 +380,8 @@ class Map {
             detail::check(amap_new_with_reclaimer(&o, options.reclaimer->get(), map_.out()));
         else
             detail::check(amap_new_with(&o, map_.out()));
+        // map_ owns the map already: a throw here frees it.
+        if (options.capacity != 0) detail::check(amap_reserve(map_.get(), options.capacity));
     }
 
     /// Maps `key` to `data`; `dtor(data, ctx)` runs exactly once, on any thread,

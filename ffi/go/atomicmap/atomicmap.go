@@ -106,6 +106,9 @@ type Options struct {
 	// (amap_options_t.destructors_on_releasing_threads): the value's handle is
 	// then deleted on a thread calling into the map, not on the reclaimer's.
 	DestructorsOnReleasingThreads bool
+	// Capacity, if not 0: room for this many entries in the first generation
+	// (Reserve, right after the map is made), as make(map[K]V, n)'s hint.
+	Capacity int
 }
 
 // NewWithOptions returns an empty map built with o.
@@ -119,6 +122,9 @@ func NewWithOptions(o Options) (*Map, error) {
 	}
 	if o.Shards < 0 {
 		return nil, &Error{Status: int(C.AMAP_INVALID_ARGUMENT), Text: "negative shard count"}
+	}
+	if o.Capacity < 0 {
+		return nil, &Error{Status: int(C.AMAP_INVALID_ARGUMENT), Text: "negative capacity"}
 	}
 	c.shards = C.size_t(o.Shards)
 	if o.DestructorsOnReleasingThreads {
@@ -136,6 +142,12 @@ func NewWithOptions(o Options) (*Map, error) {
 	}
 	if err := check(status); err != nil {
 		return nil, err
+	}
+	if o.Capacity > 0 {
+		if err := check(C.amap_reserve(ptr, C.size_t(o.Capacity))); err != nil {
+			C.amap_free(ptr)
+			return nil, err
+		}
 	}
 	return &Map{ptr: ptr}, nil
 }

@@ -1049,6 +1049,18 @@ func TestReserveAndShrinkToFit(t *testing.T) {
 	if m.Capacity() != 0 {
 		t.Fatalf("a cleared generation's capacity is %d", m.Capacity())
 	}
+	// A capacity given with the options: Reserve, right after the map is made.
+	sized, err := NewWithOptions(Options{Capacity: 5000})
+	if err != nil || sized.Capacity() < 5000 {
+		t.Fatalf("NewWithOptions(Capacity: 5000): %v, capacity %d", err, sized.Capacity())
+	}
+	sized.Close()
+	if _, err := NewWithOptions(Options{Capacity: -1}); err == nil {
+		t.Fatal("a negative capacity was accepted")
+	}
+	if _, err := NewWithOptions(Options{Capacity: math.MaxInt}); err == nil {
+		t.Fatal("an impossible capacity was accepted")
+	}
 }
 
 // Swap, CompareAndSwap and CompareAndDelete, sync.Map's: Swap hands back the value

@@ -641,6 +641,12 @@ void conditional_writes() {
     CHECK(typed.capacity() < reserved / 8 && typed.capacity() >= typed.size());
     CHECK(typed.size() == 3 && typed.contains("p") && r7 && r7->get()->get() == 7);
     CHECK(!typed.try_reserve(SIZE_MAX) && typed.try_reserve(10) && typed.size() == 3);
+    {
+        amap::Options sized_options;
+        sized_options.capacity = 5000;
+        amap::Map sized(sized_options);
+        CHECK(sized.capacity() >= 5000 && sized.size() == 0);
+    }
 #if AMAP_HPP_EXCEPTIONS
     bool too_large = false;
     try {
