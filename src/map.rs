@@ -582,9 +582,13 @@ where
     /// [`reserve`](Self::reserve), or an error: before anything is changed if the
     /// shards' arrays for the room would take more than `isize::MAX` bytes, or
     /// once the system refuses a shard's array (those reserved before it keep
-    /// their room). As with `HashMap::try_reserve`, an allocation that fails is an
-    /// error, not an abort (for the arrays of 64 KiB or more that a reservation
-    /// makes; smaller ones come from the global allocator, which aborts).
+    /// their room). As with `HashMap::try_reserve`, an allocation the system
+    /// refuses is an error, not an abort (for the arrays of 64 KiB or more that a
+    /// reservation makes; smaller ones come from the global allocator, which
+    /// aborts). One the system grants within its overcommit limit is committed
+    /// (`MAP_POPULATE`) as far as memory allows: past that, the rest is committed
+    /// as it is touched, subject to swapping and the OOM killer as any
+    /// allocation is.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::<u64, u64>::new();

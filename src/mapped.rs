@@ -10,8 +10,12 @@
 //! touched. On Unix outside Miri (which cannot call `mmap`) blocks are mapped;
 //! elsewhere they come from the global allocator, zeroed.
 //!
-//! A block about to be written all over (a rehash's new slot array) is mapped
-//! with its pages committed at once ([`Commit::Now`], `MAP_POPULATE`). Left to
+//! A block about to be written all over (a rehash's new slot array), or one that
+//! readers may probe before the writer reaches its pages (an array sized ahead by
+//! a reserve or a capacity), is mapped with its pages committed at once
+//! ([`Commit::Now`], `MAP_POPULATE`). The kernel ignores a populate it cannot
+//! finish: such a mapping is not refused, and its pages are then committed as
+//! they are touched, subject to the system's memory as any allocation is. Left to
 //! fault in, such an array's pages were first *read* by the rehash's probes, which
 //! maps the kernel's shared zero page, and then written, a copy-on-write fault
 //! that must flush the old mapping from every CPU running a thread of the process:

@@ -96,8 +96,14 @@ where
 struct MapVisitor<K, V, S>(PhantomData<(K, V, S)>);
 
 /// The most memory a size hint from the input may make us allocate up front (as
-/// serde's own `HashMap` impl does): the hint is not trusted beyond that.
+/// serde's own `HashMap` impl does): the hint is not trusted beyond that. What a
+/// capacity allocates up front is slot arrays, committed at once (`Table::
+/// with_capacity`): up to four 8-byte slots an entry (an array at most half live,
+/// its size a power of two), so a hint is capped at this over 32 bytes.
 const MAX_PREALLOC_BYTES: usize = 1024 * 1024;
+
+/// Slot bytes a capacity may commit per entry (above).
+const PREALLOC_BYTES_PER_ENTRY: usize = 4 * 8;
 
 impl<'de, K, V, S> Visitor<'de> for MapVisitor<K, V, S>
 where
@@ -112,12 +118,10 @@ where
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        // Never zero: an entry holds at least the value's pointer.
-        let entry = std::mem::size_of::<(K, ValueRef<V>)>();
         let capacity = access
             .size_hint()
             .unwrap_or(0)
-            .min(MAX_PREALLOC_BYTES / entry);
+            .min(MAX_PREALLOC_BYTES / PREALLOC_BYTES_PER_ENTRY);
         let map = AtomicMap::with_capacity_and_hasher(capacity, S::default());
         while let Some((key, value)) = access.next_entry()? {
             // A duplicate key replaces the earlier value, which is released here.

@@ -718,6 +718,45 @@ impl<T> Drop for Slots<T> {
     }
 }
 
+/// How many of the pages under `slots` are resident (`mincore`), and how many
+/// pages they span: for the tests of what is committed when.
+#[cfg(all(test, target_os = "linux", not(miri), not(feature = "loom")))]
+fn resident_pages<T>(slots: &Slots<T>) -> (usize, usize) {
+    assert!(slots.mapped, "a mapped array");
+    let page = page_size();
+    let bytes = size_of_val(slots.get());
+    let mut residency = vec![0u8; bytes.div_ceil(page)];
+    // SAFETY: `mincore` only reads the page tables of the range, which `slots`
+    // maps (page-aligned: a fresh mapping), and writes one byte per page into
+    // `residency`, which has one per page.
+    let status = unsafe {
+        libc::mincore(
+            slots.slots.as_ptr().cast(),
+            bytes,
+            residency.as_mut_ptr().cast(),
+        )
+    };
+    assert_eq!(status, 0, "mincore: {}", std::io::Error::last_os_error());
+    let resident = residency.iter().filter(|&&r| r & 1 != 0).count();
+    (resident, residency.len())
+}
+
+/// The system's page size.
+#[cfg(all(test, target_os = "linux", not(miri), not(feature = "loom")))]
+fn page_size() -> usize {
+    // SAFETY: `sysconf` reads a system setting; no memory of ours is involved.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).expect("a page size")
+}
+
+#[cfg(all(test, target_os = "linux", not(miri), not(feature = "loom")))]
+impl<T> Array<T> {
+    /// [`resident_pages`] of the array's slots.
+    pub(super) fn resident_pages(&self) -> (usize, usize) {
+        resident_pages(&self.slots)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,35 +764,6 @@ mod tests {
     /// A pointer at `address`, never dereferenced.
     fn at(address: usize) -> NonNull<u64> {
         NonNull::new(ptr::without_provenance_mut(address)).unwrap()
-    }
-
-    /// How many of the pages under `slots` are resident (`mincore`).
-    #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
-    fn resident_pages(slots: &Slots<u64>) -> usize {
-        assert!(slots.mapped, "a mapped array");
-        let page = page_size();
-        let bytes = size_of_val(slots.get());
-        let mut residency = vec![0u8; bytes.div_ceil(page)];
-        // SAFETY: `mincore` only reads the page tables of the range, which `slots`
-        // maps (page-aligned: a fresh mapping), and writes one byte per page into
-        // `residency`, which has one per page.
-        let status = unsafe {
-            libc::mincore(
-                slots.slots.as_ptr().cast(),
-                bytes,
-                residency.as_mut_ptr().cast(),
-            )
-        };
-        assert_eq!(status, 0, "mincore: {}", std::io::Error::last_os_error());
-        residency.iter().filter(|&&r| r & 1 != 0).count()
-    }
-
-    /// The system's page size.
-    #[cfg(all(target_os = "linux", not(miri), not(feature = "loom")))]
-    fn page_size() -> usize {
-        // SAFETY: `sysconf` reads a system setting; no memory of ours is involved.
-        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(size).expect("a page size")
     }
 
     /// A rehash's new array is committed when it is made (`Commit::Now`), not
@@ -767,12 +777,16 @@ mod tests {
         let pages = (capacity * size_of::<AtomicPtr<u64>>()).div_ceil(page_size());
         let now = Slots::<u64>::new(capacity, Commit::Now);
         assert!(now.mapped);
-        assert_eq!(resident_pages(&now), pages, "every page committed at once");
+        assert_eq!(
+            resident_pages(&now),
+            (pages, pages),
+            "every page committed at once"
+        );
         let lazily = Slots::<u64>::new(capacity, Commit::Lazily);
         assert!(lazily.mapped);
-        assert_eq!(resident_pages(&lazily), 0, "no page before it is touched");
+        assert_eq!(resident_pages(&lazily).0, 0, "no page before it is touched");
         lazily.get()[capacity / 2].store(at(64).as_ptr(), Ordering::Relaxed);
-        assert_eq!(resident_pages(&lazily), 1, "the page a store touched");
+        assert_eq!(resident_pages(&lazily).0, 1, "the page a store touched");
         lazily.get()[capacity / 2].store(ptr::null_mut(), Ordering::Relaxed);
     }
 

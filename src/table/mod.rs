@@ -1222,6 +1222,30 @@ mod tests {
         }
     }
 
+    /// The arrays a capacity or a reserve sizes ahead are resident when made, so
+    /// that readers probing ahead of the fill map no zero page into them (each
+    /// replaced on the fill's first write with a TLB flush of every CPU):
+    /// `Writer::reserve`, `Table::with_capacity`.
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn arrays_sized_ahead_are_committed_when_made() {
+        let every_page_resident = |table: &Table<u64, Owned, RandomState>| {
+            table.shards.iter().all(|shard| {
+                // Relaxed: this thread is the only writer.
+                let array = shard.array.load(Ordering::Relaxed);
+                // SAFETY: current, and no other thread replaces or frees it.
+                let (resident, pages) = unsafe { &*array }.resident_pages();
+                resident == pages
+            })
+        };
+        // 100,000 entries over 8 shards: 32,768 slots, 256 KiB a shard (mapped).
+        let sized = Table::<u64, Owned, _>::with_capacity(100_000, RandomState::new(), 8);
+        assert!(every_page_resident(&sized), "Builder::capacity's arrays");
+        let reserved = Table::new(RandomState::new(), 8);
+        reserved.try_reserve(&ShardLocks::new(8), 100_000).unwrap();
+        assert!(every_page_resident(&reserved), "a reserve's arrays");
+    }
+
     /// `shrink_to_fit` leaves each shard the smallest array that holds its
     /// entries (64 entries: 128 slots, where one more entry would take 256), and
     /// no array for an empty shard; the entries are all there, and the table

@@ -1051,15 +1051,18 @@ func TestReserveAndShrinkToFit(t *testing.T) {
 	}
 	// A capacity given with the options: Reserve, right after the map is made.
 	sized, err := NewWithOptions(Options{Capacity: 5000})
-	if err != nil || sized.Capacity() < 5000 {
-		t.Fatalf("NewWithOptions(Capacity: 5000): %v, capacity %d", err, sized.Capacity())
+	if err != nil {
+		t.Fatalf("NewWithOptions(Capacity: 5000): %v", err)
+	}
+	if sized.Capacity() < 5000 {
+		t.Fatalf("NewWithOptions(Capacity: 5000): capacity %d", sized.Capacity())
 	}
 	sized.Close()
-	if _, err := NewWithOptions(Options{Capacity: -1}); err == nil {
-		t.Fatal("a negative capacity was accepted")
-	}
-	if _, err := NewWithOptions(Options{Capacity: math.MaxInt}); err == nil {
-		t.Fatal("an impossible capacity was accepted")
+	for _, capacity := range []int{-1, math.MaxInt} {
+		var e *Error
+		if _, err := NewWithOptions(Options{Capacity: capacity}); !errors.As(err, &e) || e.Status != refusals[0] {
+			t.Fatalf("NewWithOptions(Capacity: %d): %v, want the invalid-argument status %d", capacity, err, refusals[0])
+		}
 	}
 }
 

@@ -646,6 +646,17 @@ void conditional_writes() {
         sized_options.capacity = 5000;
         amap::Map sized(sized_options);
         CHECK(sized.capacity() >= 5000 && sized.size() == 0);
+#if AMAP_HPP_EXCEPTIONS
+        // The constructor throws, and the map it made is freed (ASan: no leak).
+        sized_options.capacity = SIZE_MAX;
+        bool refused = false;
+        try {
+            amap::Map never(sized_options);
+        } catch (const amap::Error &e) {
+            refused = e.status() == AMAP_INVALID_ARGUMENT;
+        }
+        CHECK(refused);
+#endif
     }
 #if AMAP_HPP_EXCEPTIONS
     bool too_large = false;
