@@ -383,18 +383,48 @@ where
     /// array (which also drops its tombstones) if its own is short of that room,
     /// or of unused slots for that many more inserts. `Err(bytes)` if the system
     /// refused the new array's `bytes`: the shard is then as it was.
+    ///
+    /// The new array is made with the lock released, so that the shard's writers
+    /// do not wait for its zeroing (a populated mapping: a few hundred
+    /// microseconds a MiB); only the move of the entries into it runs under the
+    /// lock, as a grow's does. If the shard's entries grew past it meanwhile, a
+    /// larger one is made, and one the shard turned out not to need is freed
+    /// with the lock released too.
     pub(crate) fn reserve_shard(
         &self,
         locks: &ShardLocks,
         shard: usize,
         share: usize,
     ) -> Result<(), usize> {
-        let mut locked = locks.lock_shard(shard);
-        Writer {
-            shard: &self.shards[shard],
-            locked: &mut locked,
+        let mut made = None;
+        loop {
+            let mut locked = locks.lock_shard(shard);
+            let needs = Writer {
+                shard: &self.shards[shard],
+                locked: &mut locked,
+            }
+            .reserve(share, &mut made, self.hash_of());
+            drop(locked);
+            // Unused (the shard had room, or it is too small now): freed here,
+            // with the lock released.
+            drop(made.take());
+            let Some(capacity) = needs else {
+                return Ok(());
+            };
+            // Committed at once, though the moved entries may fill little of it:
+            // the inserts it was reserved for then fault no page in, and a reader
+            // that probes a page before the writer reaches it cannot map the zero
+            // page that the writer's first store then replaces, with a TLB flush
+            // on every CPU running the process (`src/mapped.rs`). Committed as
+            // touched, a reserve then a fill of 1,000,000 `u64` beside a reader
+            // took 36,956 such flushes (`perf stat -e tlb:tlb_flush`, 3 fills)
+            // and ran slower than no reserve at all; committed at once, 147
+            // (`benches/fill_probe.rs`, docs/DESIGN.md "Sizing a live table").
+            made = Some(
+                Array::try_new(capacity, Commit::Now)
+                    .ok_or(capacity.saturating_mul(size_of::<usize>()))?,
+            );
         }
-        .reserve(share, self.hash_of())
     }
 
     /// Gives back the room shard `shard`'s entries do not need, under its lock (of
@@ -656,18 +686,20 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
         self.rehash(old, new, hash_of)
     }
 
-    /// Makes room for the shard's entries and `additional` more: rehashes into an
-    /// array of [`capacity_for`] them if the current one holds fewer
-    /// ([`room_in`]) or has too few unused slots left for that many inserts
-    /// ([`MAX_USED`]). `Err(bytes)`, the shard as it was, if the system refused
-    /// the new array. `Table::reserve_shard`.
+    /// Makes room for the shard's entries and `additional` more, if the current
+    /// array holds fewer ([`room_in`]) or has too few unused slots left for that
+    /// many inserts ([`MAX_USED`]): rehashes into `made`, an empty array made
+    /// for it with the lock released, if that has room for them; otherwise
+    /// returns the capacity to make ([`capacity_for`] them), leaving `made` for
+    /// the caller to free once the lock is released. `Table::reserve_shard`.
     fn reserve(
         &mut self,
         additional: usize,
+        made: &mut Option<Array<T>>,
         hash_of: impl Fn(NonNull<T>) -> u64,
-    ) -> Result<(), usize> {
+    ) -> Option<usize> {
         if additional == 0 {
-            return Ok(());
+            return None;
         }
         // Relaxed: written under the lock we hold.
         let live = self.shard.len.load(Ordering::Relaxed);
@@ -679,22 +711,21 @@ impl<'w, 'l, T: 'static> Writer<'w, 'l, T> {
             let used = self.used().saturating_add(additional);
             entries > room_in(array.capacity()) || used * MAX_USED.1 > array.capacity() * MAX_USED.0
         });
-        if short {
-            let capacity = capacity_for(entries);
-            // Committed at once, though the moved entries may fill little of it:
-            // the inserts it was reserved for then fault no page in, and a reader
-            // that probes a page before the writer reaches it cannot map the zero
-            // page that the writer's first store then replaces, with a TLB flush
-            // on every CPU running the process (`src/mapped.rs`). Committed as
-            // touched, a reserve then a fill of 1,000,000 `u64` beside a reader
-            // took 36,956 such flushes (`perf stat -e tlb:tlb_flush`, 3 fills)
-            // and ran slower than no reserve at all; committed at once, 147
-            // (`benches/fill_probe.rs`, docs/DESIGN.md "Sizing a live table").
-            let new = Array::try_new(capacity, Commit::Now)
-                .ok_or(capacity.saturating_mul(size_of::<usize>()))?;
-            self.rehash(current, new, hash_of);
+        if !short {
+            return None;
         }
-        Ok(())
+        let capacity = capacity_for(entries);
+        match made.take() {
+            // Made for this shard, and still large enough.
+            Some(new) if new.capacity() >= capacity => {
+                self.rehash(current, new, hash_of);
+                None
+            }
+            too_small => {
+                *made = too_small;
+                Some(capacity)
+            }
+        }
     }
 
     /// Gives back the room the shard's entries do not need: rehashes into an array
@@ -1119,6 +1150,39 @@ mod tests {
         assert_eq!(shard_capacities(&table), grown);
     }
 
+    /// Reserves racing a writer of the same shards: the array a reserve makes
+    /// with the lock released may be outgrown by the writer's inserts before the
+    /// reserve takes the lock again (it then makes a larger one); every entry
+    /// stays mapped, none is dropped, and the last reserve's room is there.
+    #[test]
+    fn reserves_racing_inserts_keep_every_entry() {
+        let drops = Arc::new(Count::new(0));
+        let table: Table<u64, Owned, RandomState> = Table::new(RandomState::new(), 2);
+        let locks = ShardLocks::new(2);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for key in 0..50_000 {
+                    let hash = table.hash(&key);
+                    let entry = owned(key, &drops);
+                    assert!(table.insert(&mut locks.lock(hash), hash, entry).is_none());
+                }
+                done.store(true, Ordering::Release);
+            });
+            let mut additional = 1_000;
+            while !done.load(Ordering::Acquire) {
+                table.try_reserve(&locks, additional).unwrap();
+                additional += 1_000;
+            }
+        });
+        let guard = epoch::pin();
+        assert_eq!(table.len(), 50_000);
+        assert!((0..50_000).all(|key| table.get(&key, &guard).is_some()));
+        assert_eq!(drops.load(Ordering::Relaxed), 0);
+        table.try_reserve(&locks, 10_000).unwrap();
+        assert!(table.capacity(&guard) >= 60_000);
+    }
+
     /// A reserve counts the tombstones: a shard whose used slots (live and
     /// tombstones) would pass three quarters of its array on the reserved inserts
     /// is rehashed by the reserve, with room to spare in its live half, rather
@@ -1318,7 +1382,7 @@ mod tests {
                 table.try_reserve(&locks, additional),
                 Err(TryReserveError::capacity_overflow(additional))
             );
-            let message = std::panic::catch_unwind(|| capacity_for(additional / 8))
+            let message = std::panic::catch_unwind(|| capacity_for(additional))
                 .expect_err("a capacity past memory");
             let message = message
                 .downcast_ref::<String>()
@@ -1332,17 +1396,25 @@ mod tests {
         }
         assert_eq!(shard_capacities(&table), before);
         // Counted, but 64 PiB a shard, past any address space: the system
-        // refuses it, and that is an error, not an abort.
-        let error = table.try_reserve(&locks, 1 << 55).unwrap_err();
-        assert!(!error.is_capacity_overflow(), "{error}");
-        assert!(
-            error.to_string().starts_with("memory allocation of"),
-            "{error}"
-        );
-        assert_eq!(shard_capacities(&table), before);
-        // The largest share that fits: 2^58 entries in 2^59 slots of 8 bytes.
-        assert_eq!(checked_capacity_for(1 << 58), Some(1 << 59));
-        assert_eq!(checked_capacity_for((1 << 58) + 1), None);
+        // refuses it, and that is an error, not an abort. (On a 32-bit target
+        // every reservation the system cannot map overflows `isize` first.)
+        #[cfg(target_pointer_width = "64")]
+        {
+            let error = table.try_reserve(&locks, 1 << 55).unwrap_err();
+            assert!(!error.is_capacity_overflow(), "{error}");
+            assert!(
+                error.to_string().starts_with("memory allocation of"),
+                "{error}"
+            );
+            assert_eq!(shard_capacities(&table), before);
+        }
+        // The largest array: the largest power of two of slots within
+        // `isize::MAX` bytes (2^59 on a 64-bit target, 2^28 on a 32-bit one),
+        // for half as many entries.
+        let most_slots = (isize::MAX as usize / size_of::<usize>()).div_ceil(2);
+        assert!(most_slots.is_power_of_two());
+        assert_eq!(checked_capacity_for(most_slots / 2), Some(most_slots));
+        assert_eq!(checked_capacity_for(most_slots / 2 + 1), None);
         let guard = epoch::pin();
         assert_eq!(table.len(), 100);
         assert!((0..100).all(|key| table.get(&key, &guard).is_some()));
