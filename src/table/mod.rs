@@ -1169,10 +1169,12 @@ mod tests {
                 }
                 done.store(true, Ordering::Release);
             });
-            let mut additional = 1_000;
+            // Room for 2,000 more than the writer has inserted so far, again and
+            // again: each reserve that finds a shard short makes its array with
+            // the lock released while the writer goes on. (A reservation that
+            // grew each round ran away when the writer was starved of CPU.)
             while !done.load(Ordering::Acquire) {
-                table.try_reserve(&locks, additional).unwrap();
-                additional += 1_000;
+                table.try_reserve(&locks, 2_000).unwrap();
             }
         });
         let guard = epoch::pin();
