@@ -230,7 +230,17 @@ where
         fetched: Fetched<'_>,
         f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R,
     ) -> R {
-        let mut locked = fetched.lock();
+        self.write_locked(fetched.lock(), f)
+    }
+
+    /// [`write`](Self::write) under `locked`, a shard lock of the map's, just
+    /// taken: the generation is loaded under it.
+    #[inline(always)]
+    fn write_locked<R>(
+        &self,
+        mut locked: Locked<'_>,
+        f: impl FnOnce(&Store<K, V, S>, &mut Locked<'_>) -> R,
+    ) -> R {
         // Acquire: pairs with the Release of `publish`'s store (and with the map's
         // construction, for the first generation): the generation, and its table as
         // built, are seen (loom scenario 5). Loaded after the lock is taken (below:
@@ -501,8 +511,17 @@ where
     /// Keeps only the entries of the current generation that `f` approves (cache
     /// eviction). It visits one shard at a time under that shard's write lock, so
     /// writers of other shards go on meanwhile, and an entry inserted during the
-    /// call may or may not be visited; `f` must not call back into this map.
-    /// Removed values are released like `remove`d ones: holders keep them.
+    /// call may or may not be visited; `f` must not call back into this map, nor
+    /// wait for its reclamation (a [`Retired`] of its clears, [`shutdown`](Self::shutdown)):
+    /// the shard lock `f` runs under holds up the release of its retired
+    /// generations. Removed values are released like `remove`d ones: holders
+    /// keep them.
+    ///
+    /// Each shard is taken in the generation current when its lock is taken, as
+    /// a write is, and no epoch is pinned: a long walk holds up no grace period,
+    /// so values it removes (and those of any other map) are reclaimed while it
+    /// goes on. After a concurrent clear or replace, the shards not yet visited
+    /// are the new generation's.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::new();
@@ -512,16 +531,19 @@ where
     /// map.retain(|_, age| *age < 5);
     /// assert_eq!(map.len(), 5);
     /// ```
-    pub fn retain<F>(&self, f: F)
+    pub fn retain<F>(&self, mut f: F)
     where
         F: FnMut(&K, &V) -> bool,
     {
         // `f`, and the releases of what it removes, run under shard locks
         // (`UserCodeUnderLock`).
         let _under_lock = UserCodeUnderLock::enter();
-        self.pinned(&epoch::pin())
-            .store()
-            .retain(self.standby.locks(), f)
+        let locks = self.standby.locks();
+        for shard in 0..locks.len() {
+            self.write_locked(locks.lock_shard(shard), |store, locked| {
+                store.retain_shard(locked, &mut f)
+            });
+        }
     }
 
     /// How many entries the current generation holds before its table grows

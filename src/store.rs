@@ -270,10 +270,9 @@ where
             .map(TableRef::into_handle)
     }
 
-    /// Keeps the entries `f` approves, one shard at a time under its write lock
-    /// (of `locks`, the map's).
-    pub(crate) fn retain(&self, locks: &ShardLocks, mut f: impl FnMut(&K, &V) -> bool) {
-        self.table.retain(locks, |k, v| f(k, v))
+    /// `Table::retain_shard`.
+    pub(crate) fn retain_shard(&self, locked: &mut Locked<'_>, mut f: impl FnMut(&K, &V) -> bool) {
+        self.table.retain_shard(locked, |k, v| f(k, v))
     }
 
     /// `Table::reservation_share`.

@@ -168,10 +168,11 @@ fn wait_timeout_zero_never_blocks() {
 
 /// A wait on a thread pinned since before the clear could never end (the pin
 /// holds up the teardown's grace period), so it is refused: `would_wait_for_itself`
-/// says so, `wait_timeout` returns at once and `wait` panics; inside a closure
+/// says so, `wait_timeout` returns at once and `wait` panics; inside an iteration
 /// of a map too, and for another map's clear. Once the pin is gone, the wait
-/// succeeds. Runs on a thread of its own, so that a build without the check
-/// fails here rather than hanging the suite.
+/// succeeds. `retain` pins nothing: in its closure, a wait for another map's
+/// clear is not refused, and returns. Runs on a thread of its own, so that a
+/// build without the check fails here rather than hanging the suite.
 #[test]
 fn waiting_while_pinned_since_before_the_clear_is_refused() {
     let (done, finished) = std::sync::mpsc::channel();
@@ -196,16 +197,29 @@ fn waiting_while_pinned_since_before_the_clear_is_refused() {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             drop(guard);
-            // In a closure (which pins) of one map, a clear of another.
+            // In an iteration (which pins) of one map, a clear of another.
             let other: AtomicMap<u64, u64> = Builder::new().reclaim_mode(mode).build();
             other.insert(2, 2);
             map.insert(3, 3);
-            let mut in_closure = Vec::new();
+            let mut in_iteration = Vec::new();
+            for _ in map.pin().iter() {
+                in_iteration.push(other.clear_async().would_wait_for_itself());
+            }
+            assert_eq!(in_iteration, [true], "{mode:?}");
+            // In `retain`'s closure (which pins nothing), another map's clear is
+            // waited for.
+            other.insert(4, 4);
+            let mut in_retain = Vec::new();
             map.retain(|_, _| {
-                in_closure.push(other.clear_async().would_wait_for_itself());
+                let cleared = other.clear_async();
+                in_retain.push((cleared.would_wait_for_itself(), cleared.wait_timeout(LIMIT)));
                 true
             });
-            assert_eq!(in_closure, [true], "{mode:?}");
+            assert_eq!(
+                in_retain,
+                [(false, true)],
+                "{mode:?}: a wait in retain's closure"
+            );
             assert!(!retired.would_wait_for_itself(), "{mode:?}");
             assert!(retired.wait_timeout(LIMIT), "{mode:?}");
             done.send((mode, waited, message)).unwrap();

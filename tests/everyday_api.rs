@@ -113,6 +113,43 @@ fn retain_evicts_and_holders_keep_their_values() {
     );
 }
 
+/// `retain` takes each shard in the generation current when its lock is taken:
+/// after a clear made while it visits its first shard, it walks the new
+/// generation's shards, not the rest of the retired one. (A walk held on one
+/// generation, under one pin from its start, visits every entry of it.)
+#[test]
+fn retain_after_a_concurrent_clear_walks_the_new_generation() {
+    const N: u32 = if cfg!(miri) { 64 } else { 1_000 };
+    let map = Arc::new(Builder::new().shards(4).build::<u32, u32>());
+    (&*map).extend((0..N).map(|i| (i, i)));
+    let (go, cleared) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let clearer = {
+        let (map, go, cleared) = (Arc::clone(&map), Arc::clone(&go), Arc::clone(&cleared));
+        thread::spawn(move || {
+            go.wait();
+            map.clear_async();
+            cleared.wait();
+        })
+    };
+    let mut seen = 0;
+    map.retain(|_, _| {
+        if seen == 0 {
+            go.wait();
+            cleared.wait();
+        }
+        seen += 1;
+        true
+    });
+    clearer.join().unwrap();
+    assert!(seen >= 1, "the first shard's entries are visited");
+    assert!(
+        seen < N,
+        "retain visited all {N} entries of the generation retired during the walk"
+    );
+    assert!(map.is_empty());
+    Arc::into_inner(map).unwrap().shutdown();
+}
+
 #[test]
 fn capacity_and_extend_through_a_shared_reference() {
     let map = Arc::new(Builder::new().capacity(1000).build::<u32, u32>());

@@ -820,14 +820,18 @@ amap_status_t amap_remove_if_same(const amap_t *map,
  *   `amap_replace`): a write to the shard being visited would wait for itself;
  * * write to a map that another thread may be retaining with a callback that
  *   writes to this one: each would wait for the other's shard lock;
- * * wait for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`): the walk
- *   holds an epoch pin, the grace periods they wait for cannot end before it
- *   returns;
+ * * wait for this map's reclamation (`amap_flush` of this map, `amap_ticket_wait`
+ *   on a ticket of its clears, `amap_free`): `keep` runs under one of the map's
+ *   shard locks, and the release of a retired generation waits until each of
+ *   them has been taken once (another map's reclamation may be waited for);
  * * run destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
  *   `amap_batch_free`): a destructor may write to this map.
  *
- * While the walk runs, its pin holds reclamation up (every map's), and the writers
- * of the shard being visited wait for `keep` to return: keep it short.
+ * The walk pins no epoch: each shard is taken in the generation current when its
+ * lock is taken (after a concurrent clear, the shards not yet visited are the new
+ * generation's), and reclamation, this map's values included, goes on while it
+ * runs. The writers of the shard being visited wait for `keep` to return: keep
+ * it short.
  *
  * # Safety
  * `map` must be a live map; `keep` a valid function; `out_removed` `NULL` or valid

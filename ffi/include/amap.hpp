@@ -461,7 +461,7 @@ class Map {
     }
     /// Keeps only the entries for which `keep(key, data)` returns true, and returns
     /// how many it removed (amap_retain: eviction, one shard at a time under that
-    /// shard's write lock, so `keep` must not write to this map, nor wait for
+    /// shard's write lock, so `keep` must not write to this map, nor wait for its
     /// reclamation; reads are fine: the header's amap_retain says it all).
     /// Removed values are released as by remove(): holders keep them. An exception
     /// thrown by `keep` keeps that entry and every one after it, and is rethrown here.

@@ -305,7 +305,8 @@ impl Retired {
     /// - this thread is running a value's destructor for a pass of the ticket's
     ///   own reclaimer, which must return before the teardown can happen; or
     /// - this thread is pinned (it holds a [`ReadGuard`](crate::ReadGuard) of any
-    ///   map, or runs inside a closure or an iteration of one) at an epoch no later
+    ///   map, iterates one, or runs in a C callback under a read section, such as
+    ///   `amap_get_with`'s) at an epoch no later
     ///   than the one the clearing thread last pinned at before the clear or
     ///   replace that made the ticket, and the epoch has not moved two past it:
     ///   the teardown waits for a grace period that this pin holds up. A pin held
@@ -362,8 +363,8 @@ impl Retired {
     ///   running (the teardown waited for could not finish while the destructor
     ///   waits). The panic is contained like any destructor panic and counted in
     ///   [`Stats::destructor_panics`](crate::Stats::destructor_panics);
-    /// - called on a thread whose pin (a `ReadGuard` held, or a closure or
-    ///   iteration of a map running) holds up the teardown's grace period, such
+    /// - called on a thread whose pin (a `ReadGuard` held, or an iteration of
+    ///   one running) holds up the teardown's grace period, such
     ///   as one pinned since before a clear made on the same thread.
     ///
     /// ```should_panic
@@ -383,7 +384,7 @@ impl Retired {
         assert!(
             r.is_torn_down() || !self.waits_for_own_pin(),
             "atomic-map: Retired::wait called on a thread whose epoch pin (a ReadGuard \
-             held, or a map's closure or iteration running) holds up the teardown's grace \
+             held, or an iteration of one running) holds up the teardown's grace \
              period would wait for itself; drop the guard first, or use wait_timeout or \
              is_reclaimed"
         );

@@ -337,27 +337,24 @@ where
             .then(|| writer.remove(array, i, entry, self.hash_of()))
     }
 
-    /// Keeps the entries `f` approves, one shard at a time under its lock (of
-    /// `locks`, the map's); the others' owners are dropped there.
-    pub(crate) fn retain(&self, locks: &ShardLocks, mut f: impl FnMut(&K, &P) -> bool) {
-        for (i, shard) in self.shards.iter().enumerate() {
-            let mut locked = locks.lock_shard(i);
-            let mut writer = Writer {
-                shard,
-                locked: &mut locked,
-            };
-            let Some(array) = writer.current() else {
-                continue;
-            };
-            let mut from = 0;
-            while let Some((i, entry)) = array.next_live(from) {
-                from = i + 1;
-                // SAFETY: lent under the lock, as in `update`.
-                let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
-                // SAFETY: the entry is alive while the table owns it.
-                if !f(unsafe { P::key(entry) }, &current) {
-                    drop(writer.remove::<P>(array, i, entry, self.hash_of()));
-                }
+    /// Keeps the entries of the shard `locked` holds the lock of that `f`
+    /// approves; the others' owners are dropped there.
+    pub(crate) fn retain_shard(&self, locked: &mut Locked<'_>, mut f: impl FnMut(&K, &P) -> bool) {
+        let mut writer = Writer {
+            shard: &self.shards[locked.shard()],
+            locked,
+        };
+        let Some(array) = writer.current() else {
+            return;
+        };
+        let mut from = 0;
+        while let Some((i, entry)) = array.next_live(from) {
+            from = i + 1;
+            // SAFETY: lent under the lock, as in `update`.
+            let current = ManuallyDrop::new(unsafe { P::from_raw(entry) });
+            // SAFETY: the entry is alive while the table owns it.
+            if !f(unsafe { P::key(entry) }, &current) {
+                drop(writer.remove::<P>(array, i, entry, self.hash_of()));
             }
         }
     }

@@ -1033,7 +1033,7 @@ static void sizing(void) {
 }
 
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.7.0") == 0);
+    CHECK(strcmp(amap_version(), "0.7.1") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
