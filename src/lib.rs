@@ -94,16 +94,21 @@
 //! | `insert`, `remove`, `remove_if`, `try_insert` | the value they replaced or removed, as a `ValueRef` (the table's own reference, handed over: no extra count) | [`AtomicMap`] | as long as you keep it |
 //! | `clear_async`, `replace` | [`Retired`], the ticket of the generation they retired | [`AtomicMap`] | — |
 //!
-//! //! # When to pick it
+//! # When to pick it
 //!
-//! | you need | pick | measured (`docs/BENCHMARKS.md`, 2-core machine, peers in the same run) |
+//! Measured on a 2-core VM with the peers in the same run (`docs/BENCHMARKS.md`,
+//! "Current figures": the full run of 2026-12-05 23:51; 1 / 2 threads; these move
+//! by up to 2× between runs, and the README's table has the ranges):
+//!
+//! | you need | pick | measured |
 //! |---|---|---|
-//! | a map wiped or replaced while readers (or C code) keep using it | **atomic-map** | clear of 1,000,000 `u64` entries with 2 readers: 2.19 µs on the caller; `DashMap` 18.9 ms (8,596×), `RwLock<HashMap>` 727 µs, `scc` 7.18 ms, `papaya` 1.28 s; readers never blocked |
+//! | a map wiped or replaced while readers (or C code) keep using it | **atomic-map** | clear of 1,000,000 `u64` entries with 2 readers: 543 ns on the caller; `DashMap::clear` 7.69 ms, `scc` 8.79 ms, `papaya` 1.31 s, `RwLock<HashMap>` 142 µs; readers never block, the teardown runs on the reclaimer |
 //! | values that outlive a clear, a remove or the map itself (handles, C retains) | **atomic-map** | each value is counted on its own and destroyed once, after its last holder, off the hot path |
-//! | the fastest reads, with rare or no clears | `DashMap` or `papaya` | read-only gets over 100,000 entries, 1 / 2 threads: atomic-map pinned 0.37× / 0.26× `DashMap` (retained 0.36× / 0.15×); `papaya` 0.66× / 1.10× |
-//! | the fastest writes | `DashMap` | insert/remove 0.33–0.82× `DashMap`, upsert 0.14–0.22× (papaya 0.36–0.51× on a mixed workload) |
-//! | a small table written rarely and read by many | `ArcSwap<HashMap>` | reads 0.91× / 1.53× `DashMap`, clear 1.22 µs; but every write copies the whole map |
-//! | the least memory per entry | `DashMap` | `u64` → `u64`: 36 bytes per entry against atomic-map's 68; with `String` values 215 against 229 |
+//! | the fastest reads, with rare or no clears | **atomic-map** (pinned reads), or `DashMap` on a fast hasher | pinned gets over 100,000 uniform keys: 1.09× / 3.56× `DashMap`; 16 gets per pin: 2.3× `papaya`; retained gets ([`ValueRef`]): 0.71× / 1.77×; against `DashMap` on our default hasher, 0.73× at 1 thread |
+//! | the fastest writes | `DashMap` | over 10,000 keys: insert/remove 0.90× / 1.00×, a mixed exchange 0.86× / 1.06×, upsert 0.61× / 0.90×; over 100,000 keys and more, the exchange 0.66–0.71× |
+//! | values that own heap memory, replaced all the time | `DashMap`, or **atomic-map** with [`Builder::destructors_on_releasing_threads`] or on mimalloc | replacing `String` → `Vec` values on glibc: 0.32–0.42× `DashMap`'s rate by default, 0.49–0.59× with that option |
+//! | a small table written rarely and read by many | `ArcSwap<HashMap>` | reads 0.81× / 2.71× `DashMap`; but every write copies the whole map |
+//! | the least memory per entry | `DashMap` | `u64` → `u64` after a fill of 1,000,000: 49 bytes per entry against 36; with `String` values atomic-map takes less (193 against 215) |
 //!
 //! Add it to `Cargo.toml`:
 //!
