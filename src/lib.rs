@@ -70,7 +70,8 @@
 //! | [`AtomicMap::compute`] with an [`Operation`] → [`Compute`] | insert, remove, keep or abort, decided from the current value in one step |
 //! | [`AtomicMap::get_or_insert_with`], [`try_insert`](AtomicMap::try_insert) | insert only if absent (read-through caches) |
 //! | [`AtomicMap::remove_if`], [`retain`](AtomicMap::retain) | conditional removal, eviction |
-//! | [`AtomicMap::with_capacity`], [`Builder::capacity`], `Extend for &AtomicMap` | sizing and bulk loading |
+//! | [`AtomicMap::with_capacity`], [`Builder::capacity`], [`reserve`](AtomicMap::reserve), [`shrink_to_fit`](AtomicMap::shrink_to_fit), `Extend for &AtomicMap` | sizing and bulk loading |
+//! | `Clone`, `PartialEq`/`Eq` (maps and snapshots), `From<[(K, V); N]>`, `FromIterator`, `Default`, `Debug` | as for `HashMap`: a copy built alike, comparison by entries |
 //! | [`AtomicMap::snapshot`] → [`Snapshot`] | a long-lived view of one generation: `get`, `iter`, `len` |
 //! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown: [`wait`](Retired::wait), or `.await` (a runtime-agnostic `Future`) |
 //! | [`AtomicMap::replace`] → [`Retired`] | atomic clear-and-fill: old contents or new, never a mix |
@@ -313,6 +314,7 @@ mod serde_impls;
 mod snapshot;
 mod standby;
 mod stats;
+mod std_traits;
 mod store;
 mod sync;
 mod table;

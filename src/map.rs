@@ -1067,6 +1067,20 @@ where
         self.reclaimer.clone()
     }
 
+    /// A builder that builds maps like this one, empty: a clone of its hasher,
+    /// its shard count, its reclaimer (shared) and its settings (`Clone`).
+    pub(crate) fn builder_like(&self) -> Builder<S> {
+        let home = self.home();
+        Builder::new()
+            .reclaimer(&self.reclaimer)
+            .shards(self.standby.locks().len())
+            .trim_memory(home.get().trim())
+            // The same types, so the same answer: `helps_destroy` is this setting,
+            // or true anyway for cells that need no destructor (`HomeOwner::new`).
+            .destructors_on_releasing_threads(home.get().helps_destroy())
+            .hasher(self.hasher().clone())
+    }
+
     /// Generation and garbage counters; see [`Stats`].
     ///
     /// ```
@@ -1140,67 +1154,6 @@ where
     }
 }
 
-impl<K, V, S> Extend<(K, V)> for AtomicMap<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    /// Inserts each pair into the current generation, as `Extend for &AtomicMap`.
-    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        (&*self).extend(iter)
-    }
-}
-
-impl<K, V, S> Extend<(K, V)> for &AtomicMap<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    /// Inserts each pair into the current generation through a shared reference,
-    /// so a map behind an `Arc` can be extended (each insert on its own: a
-    /// concurrent clear may retire some of them).
-    ///
-    /// Room is reserved first from the iterator's `size_hint` (its lower bound;
-    /// half of it if the map has entries, as `HashMap::extend` does, since some
-    /// keys may be there already), so a `collect` of a sized iterator rehashes
-    /// no shard on the way.
-    ///
-    /// ```
-    /// let map = std::sync::Arc::new(atomic_map::AtomicMap::new());
-    /// (&*map).extend([(1, "a"), (2, "b")]);
-    /// assert_eq!(map.len(), 2);
-    /// ```
-    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        let iter = iter.into_iter();
-        let hint = iter.size_hint().0;
-        let room = if self.is_empty() {
-            hint
-        } else {
-            hint.div_ceil(2)
-        };
-        // A hint past memory is the iterator's mistake, not a reason to panic
-        // before the first insert: the inserts then grow the table as usual.
-        let _ = self.try_reserve(room);
-        for (key, value) in iter {
-            drop(self.insert(key, value));
-        }
-    }
-}
-
-impl<K, V> FromIterator<(K, V)> for AtomicMap<K, V, DefaultHashBuilder>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-{
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut map = Self::new();
-        map.extend(iter);
-        map
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1254,6 +1207,31 @@ mod tests {
         assert_eq!(last.strong_count(), 2);
         drop(map);
         assert!(within_10_s(|| last.strong_count() == 0));
+    }
+
+    /// `Clone` builds its map like the original: shard count and settings (the
+    /// hasher and reclaimer are checked in `tests/everyday_api.rs`).
+    #[cfg(not(feature = "loom"))]
+    #[test]
+    fn a_clone_is_built_like_its_map() {
+        let settings = |map: &AtomicMap<u64, Vec<u8>>| {
+            let home = map.home();
+            (
+                map.standby.locks().len(),
+                home.get().trim(),
+                home.get().helps_destroy(),
+            )
+        };
+        let plain: AtomicMap<u64, Vec<u8>> = Builder::new().shards(2).build();
+        let set: AtomicMap<u64, Vec<u8>> = Builder::new()
+            .shards(32)
+            .trim_memory(false)
+            .destructors_on_releasing_threads(true)
+            .build();
+        assert_eq!(settings(&plain), (2, true, false));
+        assert_eq!(settings(&set), (32, false, true));
+        assert_eq!(settings(&plain.clone()), settings(&plain));
+        assert_eq!(settings(&set.clone()), settings(&set));
     }
 
     #[test]

@@ -150,6 +150,111 @@ fn retain_after_a_concurrent_clear_walks_the_new_generation() {
     Arc::into_inner(map).unwrap().shutdown();
 }
 
+/// Counts its clones too, for `Clone`'s tests; equal by its number.
+#[derive(Debug)]
+struct Cloned(u32, Arc<AtomicUsize>, Arc<AtomicUsize>);
+
+impl PartialEq for Cloned {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Clone for Cloned {
+    fn clone(&self) -> Self {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Cloned(self.0, self.1.clone(), self.2.clone())
+    }
+}
+
+impl Drop for Cloned {
+    fn drop(&mut self) {
+        self.2.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// `clone` copies the current generation's entries (each value cloned once, not
+/// shared) into a map built alike: the same hasher, reclaimer and reclaim mode.
+/// The two are independent from then on, and every value is destroyed once.
+#[test]
+fn clone_copies_the_current_generation_into_a_map_built_alike() {
+    let (clones, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let value = |i| Cloned(i, clones.clone(), drops.clone());
+    let map = Builder::new()
+        .reclaim_mode(atomic_map::ReclaimMode::Manual)
+        .shards(4)
+        .build::<u32, Cloned>();
+    map.insert(99, value(99));
+    map.clear_async(); // the clone copies the current generation only
+    (&map).extend((0..100).map(|i| (i, value(i))));
+    let copy = map.clone();
+    assert_eq!(clones.load(Ordering::SeqCst), 100, "each value cloned once");
+    assert_eq!(copy.len(), 100);
+    assert_eq!(copy, map);
+    assert_eq!(copy.generation(), 0);
+    assert_eq!(copy.reclaim_mode(), atomic_map::ReclaimMode::Manual);
+    assert!(copy.reclaimer().same_as(&map.reclaimer()));
+    use std::hash::BuildHasher;
+    assert_eq!(copy.hasher().hash_one(7u32), map.hasher().hash_one(7u32));
+    let (ours, theirs) = (map.get(&7).unwrap(), copy.get(&7).unwrap());
+    assert_eq!(*ours, *theirs);
+    assert!(
+        !ValueRef::ptr_eq(&ours, &theirs),
+        "values are cloned, not shared"
+    );
+    // Independent from now on.
+    copy.remove(&7);
+    map.insert(100, value(100));
+    assert_eq!((map.len(), copy.len()), (101, 99));
+    assert_ne!(copy, map);
+    drop((ours, theirs));
+    drop(copy);
+    map.shutdown();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        clones.load(Ordering::SeqCst) + 102,
+        "every value and every clone destroyed once"
+    );
+}
+
+/// Maps and snapshots compare by their entries: neither the order of the
+/// inserts, the shard count, the capacity nor the generation counts.
+#[test]
+fn maps_and_snapshots_compare_by_their_entries() {
+    let a = Builder::new().shards(2).build::<u32, String>();
+    let b = Builder::new()
+        .shards(64)
+        .capacity(1000)
+        .build::<u32, String>();
+    assert_eq!(a, b, "two empty maps");
+    for i in 0..50 {
+        a.insert(i, i.to_string());
+        b.insert(49 - i, (49 - i).to_string());
+    }
+    assert_eq!(a, b);
+    assert_eq!(b, a);
+    b.insert(7, "seven".into());
+    assert_ne!(a, b, "a value differs");
+    b.insert(7, "7".into());
+    b.remove(&49);
+    b.insert(50, "50".into());
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b, "the same length, a key differs");
+    b.remove(&50);
+    assert_ne!(a, b, "a key fewer");
+    let before = a.snapshot();
+    assert_eq!(before, a.snapshot());
+    a.replace((0..50).map(|i| (i, i.to_string())));
+    assert_eq!(before, a.snapshot(), "another generation, the same entries");
+    a.clear_async();
+    assert_ne!(before, a.snapshot());
+    assert_eq!(a, AtomicMap::new(), "cleared equals empty");
+    let c = AtomicMap::from([(1, "x"), (2, "y"), (1, "z")]);
+    assert_eq!(c, [(2, "y"), (1, "z")].into_iter().collect());
+    a.shutdown();
+    b.shutdown();
+}
+
 #[test]
 fn capacity_and_extend_through_a_shared_reference() {
     let map = Arc::new(Builder::new().capacity(1000).build::<u32, u32>());
