@@ -71,7 +71,7 @@
 //! | [`AtomicMap::get_or_insert_with`], [`try_insert`](AtomicMap::try_insert) | insert only if absent (read-through caches) |
 //! | [`AtomicMap::remove_if`], [`retain`](AtomicMap::retain) | conditional removal, eviction |
 //! | [`AtomicMap::with_capacity`], [`Builder::capacity`], [`reserve`](AtomicMap::reserve), [`shrink_to_fit`](AtomicMap::shrink_to_fit), `Extend for &AtomicMap` | sizing and bulk loading |
-//! | `Clone`, `PartialEq`/`Eq` (maps and snapshots), `From<[(K, V); N]>`, `FromIterator`, `Default`, `Debug` | as for `HashMap`: a copy built alike, comparison by entries |
+//! | `Clone`, `PartialEq`/`Eq` (maps and snapshots), `From<[(K, V); N]>`, `FromIterator`, `Default` | as for `HashMap`: a copy built alike, comparison by entries (`Debug` shows the generation, length and reclaim mode, not the entries) |
 //! | [`AtomicMap::snapshot`] → [`Snapshot`] | a long-lived view of one generation: `get`, `iter`, `len` |
 //! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown: [`wait`](Retired::wait), or `.await` (a runtime-agnostic `Future`) |
 //! | [`AtomicMap::replace`] → [`Retired`] | atomic clear-and-fill: old contents or new, never a mix |
@@ -98,8 +98,11 @@
 //! # When to pick it
 //!
 //! Measured on a 2-core VM with the peers in the same run (`docs/BENCHMARKS.md`,
-//! "Current figures": the full run of 2026-12-05 23:51; 1 / 2 threads; these move
-//! by up to 2× between runs, and the README's table has the ranges):
+//! "Current figures": the full run of 2026-12-05 23:51, and for values that own
+//! heap memory three rounds of 2026-12-06; 1 / 2 threads; these move by up to 2×
+//! between runs, and the README's table has the ranges; `DashMap`'s 2-thread
+//! reads ran below its 1-thread rate in that run, so the 2-thread read ratios
+//! are generous):
 //!
 //! | you need | pick | measured |
 //! |---|---|---|

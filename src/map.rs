@@ -511,17 +511,27 @@ where
     /// Keeps only the entries of the current generation that `f` approves (cache
     /// eviction). It visits one shard at a time under that shard's write lock, so
     /// writers of other shards go on meanwhile, and an entry inserted during the
-    /// call may or may not be visited; `f` must not call back into this map, nor
-    /// wait for its reclamation (a [`Retired`] of its clears, [`shutdown`](Self::shutdown)):
-    /// the shard lock `f` runs under holds up the release of its retired
-    /// generations. Removed values are released like `remove`d ones: holders
-    /// keep them.
+    /// call may or may not be visited. Removed values are released like `remove`d
+    /// ones: holders keep them.
     ///
-    /// Each shard is taken in the generation current when its lock is taken, as
-    /// a write is, and no epoch is pinned: a long walk holds up no grace period,
-    /// so values it removes (and those of any other map) are reclaimed while it
-    /// goes on. After a concurrent clear or replace, the shards not yet visited
-    /// are the new generation's.
+    /// `f` runs under one of the map's shard locks, which the release of the
+    /// map's retired generations waits for, so it must not:
+    /// - call back into this map;
+    /// - wait for this map's reclamation (a [`Retired`] of its clears: the wait
+    ///   may never end, and is not detected), nor flush a reclaimer it is on
+    ///   ([`Reclaimer::flush`], which waits for every map on it: by default the
+    ///   process-wide one serves them all);
+    /// - run reclamation on this thread ([`reclaim`](Self::reclaim), a
+    ///   [`Reclaimer`]'s, or a wait for a ticket of a map in
+    ///   [`ReclaimMode::Manual`], which runs its passes on the waiting thread): a
+    ///   destructor run there may write to this map.
+    ///
+    /// It may wait for another map's clear in background mode, which the walk
+    /// does not hold up: each shard is taken in the generation current when its
+    /// lock is taken, as a write is, and no epoch is pinned, so a long walk holds
+    /// up no grace period, and values it removes (and those of any other map) are
+    /// reclaimed while it goes on. After a concurrent clear or replace, the shards
+    /// not yet visited are the new generation's.
     ///
     /// ```
     /// let map = atomic_map::AtomicMap::new();

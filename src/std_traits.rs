@@ -13,11 +13,12 @@ use crate::snapshot::Snapshot;
 /// like it: a clone of its hasher (so a key hashes alike in both), its shard
 /// count, its settings, and its reclaimer, shared (a map in
 /// [`ReclaimMode::Manual`](crate::ReclaimMode::Manual) and its clone are
-/// reclaimed by the same calls). The entries are those an iteration of the
-/// current generation yields ([`ReadGuard::iter`]: with writers running, an
-/// entry written during the copy may or may not be in it); the clone starts as
+/// reclaimed by the same calls). The entries are those of a snapshot of the
+/// current generation ([`Snapshot::iter`]: copied a shard at a time, so with
+/// writers running an entry written during the copy may or may not be in it; a
+/// clear during the copy does not change what is copied); the clone starts as
 /// generation 0, with room for them. Values are cloned, not shared: the two maps'
-/// handles are independent.
+/// handles are independent. No epoch is pinned while the values are cloned.
 ///
 /// ```
 /// let map: atomic_map::AtomicMap<&str, Vec<u8>> = [("a", vec![1]), ("b", vec![2])].into();
@@ -34,10 +35,10 @@ where
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
     fn clone(&self) -> Self {
-        let guard = self.pin();
-        let copy = self.builder_like().capacity(guard.len()).build();
-        for (key, value) in &guard {
-            drop(copy.insert(key.clone(), value.clone()));
+        let snapshot = self.snapshot();
+        let copy = self.builder_like().capacity(snapshot.len()).build();
+        for (key, value) in snapshot.iter() {
+            drop(copy.insert(key, V::clone(&value)));
         }
         copy
     }
@@ -65,7 +66,10 @@ where
 /// [`len`](AtomicMap::len) is: each map is read under one guard, whose
 /// generation a clear cannot change, but a write to it during the comparison may
 /// or may not be seen. Compare two [`Snapshot`]s taken while nothing writes for
-/// an answer about one moment.
+/// an answer about one moment. The two guards stay pinned for the whole
+/// comparison (and `V::eq` runs under them), which holds up every map's
+/// reclamation meanwhile, as any [`ReadGuard`] does: meant for tests and small
+/// maps, not for comparing large ones on a hot path.
 ///
 /// ```
 /// let a: atomic_map::AtomicMap<u32, &str> = [(1, "one"), (2, "two")].into();

@@ -208,7 +208,7 @@ fn clone_copies_the_current_generation_into_a_map_built_alike() {
     assert_eq!((map.len(), copy.len()), (101, 99));
     assert_ne!(copy, map);
     drop((ours, theirs));
-    drop(copy);
+    copy.shutdown();
     map.shutdown();
     assert_eq!(
         drops.load(Ordering::SeqCst),

@@ -780,9 +780,12 @@ func (m *Map) Replace(b *Batch) (*Ticket, error) {
 // time under that shard's write lock, so keep must not write to this map (a write
 // to the shard being visited would wait for itself), nor to a map another goroutine
 // may be retaining with a function that writes to this one, nor wait for this
-// map's reclamation (Flush, Wait on a Ticket of its clears, Close: the shard lock
-// holds up the release of its retired generations); reads are fine. No epoch is
-// pinned meanwhile, so reclamation goes on while it runs. Removed
+// map's reclamation (Wait on a Ticket of its clears, Close: the shard lock holds
+// up the release of its retired generations), nor flush (Flush of any map or
+// Reclaimer.Flush: a flush waits for every map on the reclaimer), nor reclaim
+// (Reclaim, or Wait on a manual map's Ticket: a destructor run there may write to
+// this map); reads are fine. No epoch is pinned meanwhile, so reclamation goes on
+// while it runs. Removed
 // values are released as by Remove: holders keep them. key is borrowed for the
 // call. A panic in keep keeps that entry and every later one, and is raised again
 // from Retain.
