@@ -38,6 +38,21 @@
 #define AMAP_COMPUTE_KEEP 2
 
 /**
+ * `amap_options_t.hasher`: the crate's default hasher, foldhash's quality
+ * variant with every seed drawn from the operating system (the default: about
+ * 80 instructions an operation faster than SipHash; "minimally DoS-resistant").
+ */
+#define AMAP_HASHER_FAST 0
+
+/**
+ * `amap_options_t.hasher`: std's SipHash-1-3, keyed from the operating system's
+ * randomness per map, for keys an attacker chooses while watching the program's
+ * behaviour (the order `amap_snapshot_foreach` yields, timings): Rust's
+ * `HashMap` default, built to withstand such an attacker.
+ */
+#define AMAP_HASHER_SIPHASH 1
+
+/**
  * Reclaim mode: the process-wide reclaimer thread (one per process, shared by
  * every map in this mode) tears retired generations down.
  */
@@ -297,6 +312,13 @@ typedef struct {
    * 0 (default): destructors run on the map's reclaimer (see `amap_dtor_fn`).
    */
   uint8_t destructors_on_releasing_threads;
+  /**
+   * The keys' hash function (0.8.0): `AMAP_HASHER_FAST` (default, 0) or
+   * `AMAP_HASHER_SIPHASH` for keys an attacker may choose while watching the
+   * program (anything else is `AMAP_INVALID_ARGUMENT`). Either way the hash
+   * function's seeds are drawn from the operating system's randomness, per map.
+   */
+  uint8_t hasher;
 } amap_options_t;
 
 /**
@@ -820,14 +842,18 @@ amap_status_t amap_remove_if_same(const amap_t *map,
  *   `amap_replace`): a write to the shard being visited would wait for itself;
  * * write to a map that another thread may be retaining with a callback that
  *   writes to this one: each would wait for the other's shard lock;
- * * wait for this map's reclamation (`amap_flush` of this map, `amap_ticket_wait`
- *   on a ticket of its clears, `amap_free`): `keep` runs under one of the map's
- *   shard locks, and the release of a retired generation waits until each of
- *   them has been taken once (another map's reclamation may be waited for);
+ * * wait for this map's reclamation (`amap_ticket_wait` on a ticket of its
+ *   clears: the wait may never end, and is not detected), or flush (`amap_flush`
+ *   of any map on this map's reclaimer, or of all: by default the process-wide
+ *   reclaimer serves every map): `keep` runs under one of the map's shard locks,
+ *   and the release of its retired generations waits until each of them has been
+ *   taken once;
  * * run destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
- *   `amap_batch_free`): a destructor may write to this map.
+ *   `amap_batch_free`, or `amap_ticket_wait` on a map in manual mode, which runs
+ *   its reclamation on the waiting thread): a destructor may write to this map.
  *
- * The walk pins no epoch: each shard is taken in the generation current when its
+ * It may wait for a ticket of another map in background mode (since 0.7.1): the
+ * walk pins no epoch, each shard is taken in the generation current when its
  * lock is taken (after a concurrent clear, the shards not yet visited are the new
  * generation's), and reclamation, this map's values included, goes on while it
  * runs. The writers of the shard being visited wait for `keep` to return: keep

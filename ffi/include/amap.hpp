@@ -362,6 +362,10 @@ struct Options {
     /// after the map is made; 0: none). The constructor throws amap::Error (or,
     /// without exceptions, aborts) for room that cannot be had.
     size_t capacity = 0;
+    /// The keys' hash function (amap_options_t.hasher): AMAP_HASHER_FAST, or
+    /// AMAP_HASHER_SIPHASH for keys an attacker may choose while watching the
+    /// program. Another value makes the constructor throw AMAP_INVALID_ARGUMENT.
+    uint8_t hasher = AMAP_HASHER_FAST;
 };
 
 /// A map from byte-string keys to values. Move-only; the destructor frees the map
@@ -376,6 +380,7 @@ class Map {
         o.shards = options.shards;
         o.trim_memory = options.trim_memory ? 1 : 0;
         o.destructors_on_releasing_threads = options.destructors_on_releasing_threads ? 1 : 0;
+        o.hasher = options.hasher;
         if (options.reclaimer)
             detail::check(amap_new_with_reclaimer(&o, options.reclaimer->get(), map_.out()));
         else

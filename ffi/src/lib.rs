@@ -21,6 +21,7 @@ mod batch;
 mod compute;
 mod error;
 mod flush;
+mod hasher;
 mod key;
 mod map;
 mod panic;
@@ -37,6 +38,7 @@ pub use compute::{
 };
 pub use error::{amap_status_str, amap_status_t, amap_version};
 pub use flush::amap_flush;
+pub use hasher::{AMAP_HASHER_FAST, AMAP_HASHER_SIPHASH};
 pub use map::{
     AMAP_MAX_SHARDS, AMAP_RECLAIM_BACKGROUND, AMAP_RECLAIM_MANUAL, amap_clear_async, amap_contains,
     amap_free, amap_get, amap_insert, amap_len, amap_new, amap_new_with, amap_new_with_reclaimer,

@@ -7,6 +7,7 @@ use atomic_map::{AtomicMap, Builder, ReclaimMode, ValueRef};
 use crate::args::{arg, key, out};
 use crate::batch::amap_batch_t;
 use crate::error::amap_status_t;
+use crate::hasher::{AMAP_HASHER_FAST, CHashBuilder};
 use crate::key::{Key, KeyBytes};
 use crate::panic::guard;
 use crate::reclaimer::{amap_reclaimer_t, write_count};
@@ -19,8 +20,11 @@ use crate::value::{CValue, amap_dtor_fn, amap_value_t, from_c, into_c};
 /// of threads at once, except `amap_free`, which must be the last call on it.
 #[allow(non_camel_case_types)]
 pub struct amap_t {
-    pub(crate) map: AtomicMap<Key, CValue>,
+    pub(crate) map: CMap,
 }
+
+/// The Rust map behind an `amap_t`.
+pub(crate) type CMap = AtomicMap<Key, CValue, CHashBuilder>;
 
 /// Reclaim mode: the process-wide reclaimer thread (one per process, shared by
 /// every map in this mode) tears retired generations down.
@@ -57,15 +61,24 @@ pub struct amap_options_t {
     /// an `amap_compute` or `amap_retain` callback, nor for a clear's teardown.
     /// 0 (default): destructors run on the map's reclaimer (see `amap_dtor_fn`).
     pub destructors_on_releasing_threads: u8,
+    /// The keys' hash function (0.8.0): `AMAP_HASHER_FAST` (default, 0) or
+    /// `AMAP_HASHER_SIPHASH` for keys an attacker may choose while watching the
+    /// program (anything else is `AMAP_INVALID_ARGUMENT`). Either way the hash
+    /// function's seeds are drawn from the operating system's randomness, per map.
+    pub hasher: u8,
 }
 
-// 0.5.0's field sits in the padding after `trim_memory`: the struct keeps 0.4's
-// size and offsets, so that `amap_options_init` writes no more than a program
-// built against 0.4's header allocated (docs/C-API.md, "Versions").
+// 0.5.0's and 0.8.0's fields sit in the padding after `trim_memory`: the struct
+// keeps 0.4's size and offsets, so that `amap_options_init` writes no more than a
+// program built against 0.4's header allocated (docs/C-API.md, "Versions").
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<amap_options_t>() == 24);
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::offset_of!(amap_options_t, trim_memory) == 16);
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::offset_of!(amap_options_t, hasher) == 18);
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(std::mem::size_of::<amap_options_t>() == 12);
 
 /// The defaults `amap_options_init` writes, and `amap_new` builds with.
 const DEFAULT_OPTIONS: amap_options_t = amap_options_t {
@@ -73,6 +86,7 @@ const DEFAULT_OPTIONS: amap_options_t = amap_options_t {
     shards: 0,
     trim_memory: 1,
     destructors_on_releasing_threads: 0,
+    hasher: AMAP_HASHER_FAST,
 };
 
 /// Generation and garbage counters of a map (see `amap_stats`).
@@ -127,7 +141,9 @@ fn build(
         AMAP_RECLAIM_MANUAL => ReclaimMode::Manual,
         _ => return Err(amap_status_t::AMAP_INVALID_ARGUMENT),
     };
+    let hasher = CHashBuilder::named(options.hasher).ok_or(amap_status_t::AMAP_INVALID_ARGUMENT)?;
     let mut builder = Builder::new()
+        .hasher(hasher)
         .reclaim_mode(mode)
         .trim_memory(options.trim_memory != 0)
         .destructors_on_releasing_threads(options.destructors_on_releasing_threads != 0);
@@ -601,14 +617,18 @@ pub type amap_keep_fn = crate::amap_read_fn;
 ///   `amap_replace`): a write to the shard being visited would wait for itself;
 /// * write to a map that another thread may be retaining with a callback that
 ///   writes to this one: each would wait for the other's shard lock;
-/// * wait for this map's reclamation (`amap_flush` of this map, `amap_ticket_wait`
-///   on a ticket of its clears, `amap_free`): `keep` runs under one of the map's
-///   shard locks, and the release of a retired generation waits until each of
-///   them has been taken once (another map's reclamation may be waited for);
+/// * wait for this map's reclamation (`amap_ticket_wait` on a ticket of its
+///   clears: the wait may never end, and is not detected), or flush (`amap_flush`
+///   of any map on this map's reclaimer, or of all: by default the process-wide
+///   reclaimer serves every map): `keep` runs under one of the map's shard locks,
+///   and the release of its retired generations waits until each of them has been
+///   taken once;
 /// * run destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
-///   `amap_batch_free`): a destructor may write to this map.
+///   `amap_batch_free`, or `amap_ticket_wait` on a map in manual mode, which runs
+///   its reclamation on the waiting thread): a destructor may write to this map.
 ///
-/// The walk pins no epoch: each shard is taken in the generation current when its
+/// It may wait for a ticket of another map in background mode (since 0.7.1): the
+/// walk pins no epoch, each shard is taken in the generation current when its
 /// lock is taken (after a concurrent clear, the shards not yet visited are the new
 /// generation's), and reclamation, this map's values included, goes on while it
 /// runs. The writers of the shard being visited wait for `keep` to return: keep
@@ -790,7 +810,7 @@ unsafe fn hand_out_value(
     key: *const u8,
     key_len: usize,
     out_value: *mut *mut amap_value_t,
-    find: impl FnOnce(&AtomicMap<Key, CValue>, &KeyBytes) -> Option<ValueRef<CValue>>,
+    find: impl FnOnce(&CMap, &KeyBytes) -> Option<ValueRef<CValue>>,
 ) -> amap_status_t {
     guard(|| {
         let (map, key, out_value) =
@@ -800,4 +820,33 @@ unsafe fn hand_out_value(
         out_value.set(into_c(value));
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hasher::AMAP_HASHER_SIPHASH;
+
+    /// `amap_options_t.hasher` picks the map's hash function; the default is the
+    /// fast one, and a value that names none is refused.
+    #[test]
+    fn the_hasher_option_picks_the_maps_hasher() {
+        let mut options = DEFAULT_OPTIONS;
+        // SAFETY: a local, valid for the write.
+        assert_eq!(
+            unsafe { amap_options_init(&mut options) },
+            amap_status_t::AMAP_OK
+        );
+        assert_eq!(options.hasher, AMAP_HASHER_FAST);
+        let fast = build(&options, None).unwrap();
+        assert!(matches!(fast.map.hasher(), CHashBuilder::Fast(_)));
+        options.hasher = AMAP_HASHER_SIPHASH;
+        let sip = build(&options, None).unwrap();
+        assert!(matches!(sip.map.hasher(), CHashBuilder::SipHash(_)));
+        options.hasher = 2;
+        assert_eq!(
+            build(&options, None).err(),
+            Some(amap_status_t::AMAP_INVALID_ARGUMENT)
+        );
+    }
 }

@@ -8,6 +8,7 @@ use atomic_map::ReadGuard;
 
 use crate::args::{arg, key, out};
 use crate::error::amap_status_t;
+use crate::hasher::CHashBuilder;
 use crate::key::Key;
 use crate::map::amap_t;
 use crate::panic::guard;
@@ -20,7 +21,7 @@ use crate::value::CValue;
 /// meanwhile, so keep it short.
 #[allow(non_camel_case_types)]
 pub struct amap_read_t {
-    guard: ReadGuard<Key, CValue>,
+    guard: ReadGuard<Key, CValue, CHashBuilder>,
     owner: usize,
     /// How many `amap_read_for_each` calls on this section are running (nested
     /// calls from a callback count each): `amap_read_end` from a callback would

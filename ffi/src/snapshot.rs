@@ -6,6 +6,7 @@ use atomic_map::Snapshot;
 
 use crate::args::{arg, free_boxed, key, out};
 use crate::error::amap_status_t;
+use crate::hasher::CHashBuilder;
 use crate::key::Key;
 use crate::map::amap_t;
 use crate::panic::guard;
@@ -18,7 +19,7 @@ use crate::value::{CValue, amap_value_t, from_c_owned, into_c};
 /// the functions are thread-safe).
 #[allow(non_camel_case_types)]
 pub struct amap_snapshot_t {
-    snapshot: Snapshot<Key, CValue>,
+    snapshot: Snapshot<Key, CValue, CHashBuilder>,
 }
 
 /// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and

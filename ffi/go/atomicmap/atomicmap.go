@@ -109,7 +109,24 @@ type Options struct {
 	// Capacity, if not 0: room for this many entries in the first generation
 	// (Reserve, right after the map is made), as make(map[K]V, n)'s hint.
 	Capacity int
+	// Hasher: the keys' hash function (amap_options_t.hasher). The zero value,
+	// HasherFast, is the default.
+	Hasher Hasher
 }
+
+// Hasher names a map's hash function for its keys; either way its seeds are
+// drawn from the operating system's randomness, per map.
+type Hasher uint8
+
+const (
+	// HasherFast is foldhash (the default): much faster than SipHash, but it
+	// does not claim to withstand an attacker who watches the program (the
+	// order Range yields, timings) to recover its seeds and choose colliding keys.
+	HasherFast Hasher = C.AMAP_HASHER_FAST
+	// HasherSipHash is SipHash-1-3, as Rust's HashMap uses: for keys an attacker
+	// may choose while watching the program.
+	HasherSipHash Hasher = C.AMAP_HASHER_SIPHASH
+)
 
 // NewWithOptions returns an empty map built with o.
 func NewWithOptions(o Options) (*Map, error) {
@@ -130,6 +147,7 @@ func NewWithOptions(o Options) (*Map, error) {
 	if o.DestructorsOnReleasingThreads {
 		c.destructors_on_releasing_threads = 1
 	}
+	c.hasher = C.uint8_t(o.Hasher)
 	var ptr *C.amap_t
 	var status C.amap_status_t
 	if o.Reclaimer != nil {

@@ -1425,3 +1425,34 @@ func runGoroutines(n int, body func(i int)) {
 	}
 	wg.Wait()
 }
+
+// TestHashers: a map on SipHash serves the same calls as one on the default
+// hasher; a value that names no hasher is refused with AMAP_INVALID_ARGUMENT.
+func TestHashers(t *testing.T) {
+	for _, h := range []Hasher{HasherFast, HasherSipHash} {
+		m, err := NewWithOptions(Options{Hasher: h})
+		if err != nil {
+			t.Fatalf("hasher %d: %v", h, err)
+		}
+		for i := 0; i < 500; i++ {
+			if err := m.Insert([]byte(fmt.Sprint("tenant-", i)), i, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := m.Remove([]byte("tenant-7")); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := m.Load([]byte("tenant-499")); !ok || v.(int) != 499 || m.Len() != 499 || m.Contains([]byte("tenant-7")) {
+			t.Fatalf("hasher %d: tenant-499 %v %v, len %d", h, v, ok, m.Len())
+		}
+		m.Close()
+	}
+	// The status of an invalid argument, as a negative shard count gets.
+	var invalid, e *Error
+	if _, err := NewWithOptions(Options{Shards: -1}); !errors.As(err, &invalid) {
+		t.Fatalf("shards -1: %v", err)
+	}
+	if _, err := NewWithOptions(Options{Hasher: 2}); !errors.As(err, &e) || e.Status != invalid.Status {
+		t.Fatalf("hasher 2: %v, want status %d", err, invalid.Status)
+	}
+}

@@ -1032,8 +1032,60 @@ static void sizing(void) {
     amap_free(map);
 }
 
+/* Either hash function serves every operation; a value that names none is
+ * refused (which function a map got is checked on the Rust side:
+ * ffi/src/map.rs, the_hasher_option_picks_the_maps_hasher). */
+static void hashers(void) {
+    amap_options_t options;
+    CHECK_OK(amap_options_init(&options));
+    CHECK(options.hasher == AMAP_HASHER_FAST);
+    const uint8_t named[] = {AMAP_HASHER_FAST, AMAP_HASHER_SIPHASH};
+    for (size_t h = 0; h < sizeof named; h++) {
+        options.reclaim_mode = AMAP_RECLAIM_MANUAL;
+        options.hasher = named[h];
+        amap_t *map = NULL;
+        CHECK_OK(amap_new_with(&options, &map));
+        int before = atomic_load(&destroyed);
+        char key[32];
+        for (int i = 0; i < 1000; i++) {
+            snprintf(key, sizeof key, "tenant-%d", i);
+            CHECK_OK(insert(map, key, i));
+        }
+        for (int i = 0; i < 1000; i += 2) {
+            snprintf(key, sizeof key, "tenant-%d", i);
+            CHECK_OK(amap_remove(map, K(key), strlen(key)));
+        }
+        size_t n = 0;
+        CHECK_OK(amap_len(map, &n));
+        CHECK(n == 500);
+        for (int i = 0; i < 1000; i++) {
+            snprintf(key, sizeof key, "tenant-%d", i);
+            CHECK(has(map, key) == (i % 2));
+        }
+        amap_value_t *v = NULL;
+        CHECK_OK(amap_get(map, K("tenant-999"), 10, &v));
+        CHECK(payload_of(v) == 999);
+        CHECK_OK(amap_value_release(v));
+        amap_snapshot_t *snap = NULL;
+        CHECK_OK(amap_snapshot(map, &snap));
+        tally_t t = {0, 0};
+        CHECK_OK(amap_snapshot_foreach(snap, tally, &t));
+        CHECK(t.count == 500 && t.sum == 250000); /* 1 + 3 + ... + 999 */
+        amap_snapshot_release(snap);
+        reclaim_until_destroyed(map, before + 500);
+        amap_free(map);
+        CHECK(atomic_load(&destroyed) == before + 1000);
+    }
+    for (unsigned bad_hasher = 2; bad_hasher <= 255; bad_hasher += 253) {
+        options.hasher = (uint8_t)bad_hasher;
+        amap_t *bad = (amap_t *)0x1;
+        CHECK_STATUS(amap_new_with(&options, &bad), AMAP_INVALID_ARGUMENT);
+        CHECK(bad == (amap_t *)0x1);
+    }
+}
+
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.7.1") == 0);
+    CHECK(strcmp(amap_version(), "0.8.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
@@ -1186,6 +1238,7 @@ int main(void) {
     compute_writes();
     eviction();
     sizing();
+    hashers();
     ticket_wait_inside_destructor();
     release_below_zero_aborts();
     over_release_while_mapped_aborts();

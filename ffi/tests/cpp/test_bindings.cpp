@@ -658,6 +658,25 @@ void conditional_writes() {
         CHECK(refused);
 #endif
     }
+    {
+        // Options::hasher reaches the map: SipHash serves the same calls; a value
+        // naming no hasher is refused.
+        amap::Options sip_options;
+        sip_options.hasher = AMAP_HASHER_SIPHASH;
+        amap::TypedMap<Counted> sip(sip_options);
+        for (int i = 0; i < 100; i++) sip.emplace("k" + std::to_string(i), i);
+        CHECK(sip.size() == 100 && sip.get("k42")->get()->get() == 42 && !sip.contains("k100"));
+#if AMAP_HPP_EXCEPTIONS
+        sip_options.hasher = 2;
+        bool refused = false;
+        try {
+            amap::Map never(sip_options);
+        } catch (const amap::Error &e) {
+            refused = e.status() == AMAP_INVALID_ARGUMENT;
+        }
+        CHECK(refused);
+#endif
+    }
 #if AMAP_HPP_EXCEPTIONS
     bool too_large = false;
     try {
