@@ -106,7 +106,9 @@ pub(crate) struct Key(SmallVec<[u8; INLINE_KEY_BYTES]>);
 /// cache line. The cells are carved from pages in 8-byte size classes
 /// (`atomic-map`'s `reclaim/recycle.rs`), so a 64-byte cell starts on a line of
 /// its own; at 56 bytes (a boxed key), 3 cells in 4 straddled two lines. (On
-/// 32-bit targets the cell is 40 bytes, and straddles as often.)
+/// 32-bit targets the cell is 40 bytes, and straddles as often: the constant is
+/// for 64-bit targets only.)
+#[cfg(target_pointer_width = "64")]
 pub(crate) const CELL_BYTES: usize = 64;
 
 // The cell is `repr(C)`: the count and the account (a word each), the value, the
