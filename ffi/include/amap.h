@@ -40,13 +40,15 @@
 /**
  * `amap_options_t.hasher`: the crate's default hasher, foldhash's quality
  * variant with every seed drawn from the operating system (the default: about
- * 80 instructions an operation faster than SipHash; "minimally DoS-resistant").
+ * 190-230 instructions a key faster than SipHash for keys of 8 to 40 bytes;
+ * "minimally DoS-resistant").
  */
 #define AMAP_HASHER_FAST 0
 
 /**
  * `amap_options_t.hasher`: std's SipHash-1-3, keyed from the operating system's
- * randomness per map, for keys an attacker chooses while watching the program's
+ * randomness (drawn once per thread, distinct for each map), for keys an
+ * attacker chooses while watching the program's
  * behaviour (the order `amap_snapshot_foreach` yields, timings): Rust's
  * `HashMap` default, built to withstand such an attacker.
  */
@@ -277,8 +279,10 @@ typedef int32_t (*amap_compute_fn)(const void *current,
                                    amap_new_value_t *out_new);
 
 /**
- * Options for `amap_new_with`. Fill with `amap_options_init` first, then change
- * what you need, so that fields added later get their defaults.
+ * Options for `amap_new_with`. Fill with `amap_options_init` first (or zero the
+ * struct), then change what you need, so that fields added later get their
+ * defaults: they take bytes that were padding before (0.5.0's, 0.8.0's), which
+ * a struct filled field by field may leave holding garbage.
  */
 typedef struct {
   /**
@@ -316,7 +320,10 @@ typedef struct {
    * The keys' hash function (0.8.0): `AMAP_HASHER_FAST` (default, 0) or
    * `AMAP_HASHER_SIPHASH` for keys an attacker may choose while watching the
    * program (anything else is `AMAP_INVALID_ARGUMENT`). Either way the hash
-   * function's seeds are drawn from the operating system's randomness, per map.
+   * function's seeds come from the operating system's randomness, distinct for
+   * each map. The byte was padding before 0.8.0: a program that fills its
+   * options without `amap_options_init` (or zeroing the struct) may leave
+   * garbage in it, which 0.8.0 reads as this field.
    */
   uint8_t hasher;
 } amap_options_t;

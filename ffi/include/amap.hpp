@@ -364,7 +364,8 @@ struct Options {
     size_t capacity = 0;
     /// The keys' hash function (amap_options_t.hasher): AMAP_HASHER_FAST, or
     /// AMAP_HASHER_SIPHASH for keys an attacker may choose while watching the
-    /// program. Another value makes the constructor throw AMAP_INVALID_ARGUMENT.
+    /// program. Another value makes the constructor throw AMAP_INVALID_ARGUMENT (or,
+    /// without exceptions, abort).
     uint8_t hasher = AMAP_HASHER_FAST;
 };
 

@@ -32,8 +32,10 @@ pub const AMAP_RECLAIM_BACKGROUND: u32 = 0;
 /// Reclaim mode: no thread; retired generations wait for `amap_reclaim`.
 pub const AMAP_RECLAIM_MANUAL: u32 = 1;
 
-/// Options for `amap_new_with`. Fill with `amap_options_init` first, then change
-/// what you need, so that fields added later get their defaults.
+/// Options for `amap_new_with`. Fill with `amap_options_init` first (or zero the
+/// struct), then change what you need, so that fields added later get their
+/// defaults: they take bytes that were padding before (0.5.0's, 0.8.0's), which
+/// a struct filled field by field may leave holding garbage.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +66,10 @@ pub struct amap_options_t {
     /// The keys' hash function (0.8.0): `AMAP_HASHER_FAST` (default, 0) or
     /// `AMAP_HASHER_SIPHASH` for keys an attacker may choose while watching the
     /// program (anything else is `AMAP_INVALID_ARGUMENT`). Either way the hash
-    /// function's seeds are drawn from the operating system's randomness, per map.
+    /// function's seeds come from the operating system's randomness, distinct for
+    /// each map. The byte was padding before 0.8.0: a program that fills its
+    /// options without `amap_options_init` (or zeroing the struct) may leave
+    /// garbage in it, which 0.8.0 reads as this field.
     pub hasher: u8,
 }
 
@@ -76,9 +81,17 @@ const _: () = assert!(std::mem::size_of::<amap_options_t>() == 24);
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::offset_of!(amap_options_t, trim_memory) == 16);
 #[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::offset_of!(amap_options_t, destructors_on_releasing_threads) == 17);
+#[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::offset_of!(amap_options_t, hasher) == 18);
 #[cfg(target_pointer_width = "32")]
-const _: () = assert!(std::mem::size_of::<amap_options_t>() == 12);
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<amap_options_t>() == 12);
+    assert!(offset_of!(amap_options_t, trim_memory) == 8);
+    assert!(offset_of!(amap_options_t, destructors_on_releasing_threads) == 9);
+    assert!(offset_of!(amap_options_t, hasher) == 10);
+};
 
 /// The defaults `amap_options_init` writes, and `amap_new` builds with.
 const DEFAULT_OPTIONS: amap_options_t = amap_options_t {

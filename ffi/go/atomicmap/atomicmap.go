@@ -114,8 +114,8 @@ type Options struct {
 	Hasher Hasher
 }
 
-// Hasher names a map's hash function for its keys; either way its seeds are
-// drawn from the operating system's randomness, per map.
+// Hasher names a map's hash function for its keys; either way its seeds come
+// from the operating system's randomness, distinct for each map.
 type Hasher uint8
 
 const (
