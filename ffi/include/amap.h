@@ -964,6 +964,55 @@ amap_status_t amap_stats(const amap_t *map, amap_stats_t *out_stats);
 amap_status_t amap_read_begin(const amap_t *map, amap_read_t **out_read);
 
 /**
+ * Begins a read section on the snapshot's generation (0.8.0) and writes it to
+ * `*out_read`: borrowed lookups (`amap_read_get`, `amap_read_for_each`, ...)
+ * where `amap_snapshot_get` retains and the caller releases each value. What
+ * Rust callers have as `Snapshot::pin`.
+ *
+ * Ownership: as `amap_read_begin`'s: the caller owns the section and ends it with
+ * `amap_read_end`, on this same thread. The section holds the snapshot's
+ * generation itself: it stays usable after `amap_snapshot_release` and
+ * `amap_free`.
+ *
+ * # Safety
+ * `snap` must be a live snapshot; `out_read` valid for a write.
+ */
+amap_status_t amap_snapshot_read_begin(const amap_snapshot_t *snap, amap_read_t **out_read);
+
+/**
+ * Writes the number of entries in the section's generation to `*out_len`
+ * (0.8.0). Racy while writers run, as `amap_len` is.
+ *
+ * # Safety
+ * `read` must be a live section of this thread; `out_len` valid for a write.
+ */
+amap_status_t amap_read_len(const amap_read_t *read, size_t *out_len);
+
+/**
+ * Writes 1 to `*out_present` if `key` is in the section's generation, else 0
+ * (0.8.0).
+ *
+ * # Safety
+ * `read` must be a live section of this thread; `key` as in `amap_insert`;
+ * `out_present` valid for a write.
+ */
+amap_status_t amap_read_contains(const amap_read_t *read,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 uint8_t *out_present);
+
+/**
+ * Writes the id of the section's generation to `*out_generation` (0.8.0): 0 for
+ * a new map's first, one more for each clear or replace after it; the id of the
+ * ticket of the clear that retires it (`amap_ticket_id`).
+ *
+ * # Safety
+ * `read` must be a live section of this thread; `out_generation` valid for a
+ * write.
+ */
+amap_status_t amap_read_generation(const amap_read_t *read, uint64_t *out_generation);
+
+/**
  * Looks `key` up in the section's generation and writes the value's `data` to
  * `*out_data`, or returns `AMAP_NOT_FOUND`.
  *
@@ -1160,6 +1209,31 @@ amap_status_t amap_snapshot_get(const amap_snapshot_t *snap,
  * `snap` must be a live snapshot; `out_len` valid for a write.
  */
 amap_status_t amap_snapshot_len(const amap_snapshot_t *snap, size_t *out_len);
+
+/**
+ * Writes 1 to `*out_present` if `key` is in the snapshot's generation, else 0
+ * (0.8.0).
+ *
+ * # Safety
+ * `snap` must be a live snapshot; `key` as in `amap_insert`; `out_present` valid
+ * for a write.
+ */
+amap_status_t amap_snapshot_contains(const amap_snapshot_t *snap,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     uint8_t *out_present);
+
+/**
+ * Writes the id of the snapshot's generation to `*out_generation` (0.8.0): 0 for
+ * a new map's first, one more for each clear or replace after it; the id of the
+ * ticket of the clear that retires it (`amap_ticket_id`), so a snapshot taken
+ * before a clear has a smaller id than the map's generation after it
+ * (`amap_stats`).
+ *
+ * # Safety
+ * `snap` must be a live snapshot; `out_generation` valid for a write.
+ */
+amap_status_t amap_snapshot_generation(const amap_snapshot_t *snap, uint64_t *out_generation);
 
 /**
  * Calls `callback(key, key_len, value, user)` for each entry of the snapshot's

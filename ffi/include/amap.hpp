@@ -662,6 +662,10 @@ class ReadSection {
     };
 
     explicit ReadSection(const Map &map) { detail::check(amap_read_begin(map.get(), read_.out())); }
+    /// A section on the snapshot's generation (amap_snapshot_read_begin):
+    /// borrowed reads where Snapshot::get retains each value. It holds that
+    /// generation itself, so it may outlive the Snapshot.
+    explicit ReadSection(const Snapshot &snapshot);
     ReadSection(const ReadSection &) = delete;
     ReadSection &operator=(const ReadSection &) = delete;
     ReadSection(ReadSection &&) = delete;
@@ -683,6 +687,25 @@ class ReadSection {
         if (s == AMAP_NOT_FOUND) return nullptr;
         detail::check(s);
         return data;
+    }
+    /// Whether `key` is in the section's generation (amap_read_contains).
+    bool contains(std::string_view key) const {
+        uint8_t present = 0;
+        detail::check(amap_read_contains(read_.get(), detail::bytes(key), key.size(), &present));
+        return present != 0;
+    }
+    /// The number of entries in the section's generation (amap_read_len).
+    size_t size() const {
+        size_t n = 0;
+        detail::check(amap_read_len(read_.get(), &n));
+        return n;
+    }
+    /// The id of the section's generation (amap_read_generation): 0 for a new
+    /// map's, one more per clear; the id of the Ticket of the clear that retires it.
+    uint64_t generation() const {
+        uint64_t id = 0;
+        detail::check(amap_read_generation(read_.get(), &id));
+        return id;
     }
     /// Calls `f(key, data)` for each entry (amap_read_for_each: no lock is held
     /// while `f` runs, so it may call into the map); `f` returns true to go on,
@@ -749,6 +772,22 @@ class Snapshot {
         detail::check(amap_snapshot_len(snap_.get(), &n));
         return n;
     }
+    /// Whether `key` is in the snapshot's generation (amap_snapshot_contains).
+    bool contains(std::string_view key) const {
+        uint8_t present = 0;
+        detail::check(amap_snapshot_contains(snap_.get(), detail::bytes(key), key.size(), &present));
+        return present != 0;
+    }
+    /// The id of the snapshot's generation (amap_snapshot_generation): 0 for a
+    /// new map's, one more per clear; the id of the Ticket of the clear that
+    /// retires it.
+    uint64_t generation() const {
+        uint64_t id = 0;
+        detail::check(amap_snapshot_generation(snap_.get(), &id));
+        return id;
+    }
+    /// The C snapshot, still owned by this object.
+    amap_snapshot_t *get() const noexcept { return snap_.get(); }
     /// All entries, keys copied and values retained.
     std::vector<Entry> entries() const {
         Collected out;
@@ -794,6 +833,10 @@ class Snapshot {
     detail::Owned<amap_snapshot_t, amap_snapshot_release> snap_;
     std::vector<Entry> entries_;
 };
+
+inline ReadSection::ReadSection(const Snapshot &snapshot) {
+    detail::check(amap_snapshot_read_begin(snapshot.get(), read_.out()));
+}
 
 inline Snapshot Map::snapshot() const {
     amap_snapshot_t *snap = nullptr;

@@ -46,16 +46,18 @@ pub use map::{
     amap_stats_t, amap_t,
 };
 pub use read::{
-    amap_get_with, amap_read_begin, amap_read_end, amap_read_fn, amap_read_for_each, amap_read_get,
-    amap_read_t, amap_visit_fn,
+    amap_get_with, amap_read_begin, amap_read_contains, amap_read_end, amap_read_fn,
+    amap_read_for_each, amap_read_generation, amap_read_get, amap_read_len, amap_read_t,
+    amap_snapshot_read_begin, amap_visit_fn,
 };
 pub use reclaimer::{
     amap_reclaimer_flush, amap_reclaimer_free, amap_reclaimer_new, amap_reclaimer_reclaim,
     amap_reclaimer_t,
 };
 pub use snapshot::{
-    amap_foreach_fn, amap_snapshot, amap_snapshot_foreach, amap_snapshot_get, amap_snapshot_len,
-    amap_snapshot_release, amap_snapshot_t,
+    amap_foreach_fn, amap_snapshot, amap_snapshot_contains, amap_snapshot_foreach,
+    amap_snapshot_generation, amap_snapshot_get, amap_snapshot_len, amap_snapshot_release,
+    amap_snapshot_t,
 };
 pub use ticket::{
     amap_ticket_free, amap_ticket_id, amap_ticket_is_reclaimed, amap_ticket_t, amap_ticket_wait,

@@ -12,6 +12,7 @@ use crate::hasher::CHashBuilder;
 use crate::key::Key;
 use crate::map::amap_t;
 use crate::panic::guard;
+use crate::snapshot::amap_snapshot_t;
 use crate::value::CValue;
 
 /// A pinned read section on one generation of a map.
@@ -106,16 +107,110 @@ pub unsafe extern "C" fn amap_read_begin(
     guard(|| {
         // SAFETY: the contract of this function.
         let (map, out_read) = unsafe { (arg(map)?, out(out_read)?) };
-        let read = amap_read_t {
-            guard: map.map.pin(),
-            owner: thread_token(),
-            walks: Cell::new(0),
-        };
-        let mut allocation = section_allocation();
-        allocation.write(read);
-        // Initialized just above: `amap_read_end` drops the contents and takes the
-        // allocation back as uninitialized.
-        out_read.set(Box::into_raw(allocation).cast::<amap_read_t>());
+        out_read.set(begin_section(map.map.pin()));
+        Ok(())
+    })
+}
+
+/// A section of this thread over `guard`, in this thread's spare allocation if it
+/// has one.
+fn begin_section(guard: ReadGuard<Key, CValue, CHashBuilder>) -> *mut amap_read_t {
+    let read = amap_read_t {
+        guard,
+        owner: thread_token(),
+        walks: Cell::new(0),
+    };
+    let mut allocation = section_allocation();
+    allocation.write(read);
+    // Initialized just above: `amap_read_end` drops the contents and takes the
+    // allocation back as uninitialized.
+    Box::into_raw(allocation).cast::<amap_read_t>()
+}
+
+/// Begins a read section on the snapshot's generation (0.8.0) and writes it to
+/// `*out_read`: borrowed lookups (`amap_read_get`, `amap_read_for_each`, ...)
+/// where `amap_snapshot_get` retains and the caller releases each value. What
+/// Rust callers have as `Snapshot::pin`.
+///
+/// Ownership: as `amap_read_begin`'s: the caller owns the section and ends it with
+/// `amap_read_end`, on this same thread. The section holds the snapshot's
+/// generation itself: it stays usable after `amap_snapshot_release` and
+/// `amap_free`.
+///
+/// # Safety
+/// `snap` must be a live snapshot; `out_read` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_read_begin(
+    snap: *const amap_snapshot_t,
+    out_read: *mut *mut amap_read_t,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (snap, out_read) = unsafe { (arg(snap)?, out(out_read)?) };
+        out_read.set(begin_section(snap.snapshot.pin()));
+        Ok(())
+    })
+}
+
+/// Writes the number of entries in the section's generation to `*out_len`
+/// (0.8.0). Racy while writers run, as `amap_len` is.
+///
+/// # Safety
+/// `read` must be a live section of this thread; `out_len` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_read_len(
+    read: *const amap_read_t,
+    out_len: *mut usize,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (read, out_len) = unsafe { (arg(read)?, out(out_len)?) };
+        read.check_thread()?;
+        out_len.set(read.guard.len());
+        Ok(())
+    })
+}
+
+/// Writes 1 to `*out_present` if `key` is in the section's generation, else 0
+/// (0.8.0).
+///
+/// # Safety
+/// `read` must be a live section of this thread; `key` as in `amap_insert`;
+/// `out_present` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_read_contains(
+    read: *const amap_read_t,
+    key: *const u8,
+    key_len: usize,
+    out_present: *mut u8,
+) -> amap_status_t {
+    guard(|| {
+        let (read, key, out_present) =
+            // SAFETY: the contract of this function.
+            unsafe { (arg(read)?, self::key(key, key_len)?, out(out_present)?) };
+        read.check_thread()?;
+        out_present.set(u8::from(read.guard.contains_key(key)));
+        Ok(())
+    })
+}
+
+/// Writes the id of the section's generation to `*out_generation` (0.8.0): 0 for
+/// a new map's first, one more for each clear or replace after it; the id of the
+/// ticket of the clear that retires it (`amap_ticket_id`).
+///
+/// # Safety
+/// `read` must be a live section of this thread; `out_generation` valid for a
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_read_generation(
+    read: *const amap_read_t,
+    out_generation: *mut u64,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (read, out_generation) = unsafe { (arg(read)?, out(out_generation)?) };
+        read.check_thread()?;
+        out_generation.set(read.guard.generation());
         Ok(())
     })
 }

@@ -19,7 +19,7 @@ use crate::value::{CValue, amap_value_t, from_c_owned, into_c};
 /// the functions are thread-safe).
 #[allow(non_camel_case_types)]
 pub struct amap_snapshot_t {
-    snapshot: Snapshot<Key, CValue, CHashBuilder>,
+    pub(crate) snapshot: Snapshot<Key, CValue, CHashBuilder>,
 }
 
 /// Called by `amap_snapshot_foreach` for each entry: the key bytes, the value, and
@@ -102,6 +102,49 @@ pub unsafe extern "C" fn amap_snapshot_len(
         // SAFETY: the contract of this function.
         let (snap, out_len) = unsafe { (arg(snap)?, out(out_len)?) };
         out_len.set(snap.snapshot.len());
+        Ok(())
+    })
+}
+
+/// Writes 1 to `*out_present` if `key` is in the snapshot's generation, else 0
+/// (0.8.0).
+///
+/// # Safety
+/// `snap` must be a live snapshot; `key` as in `amap_insert`; `out_present` valid
+/// for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_contains(
+    snap: *const amap_snapshot_t,
+    key: *const u8,
+    key_len: usize,
+    out_present: *mut u8,
+) -> amap_status_t {
+    guard(|| {
+        let (snap, key, out_present) =
+            // SAFETY: the contract of this function.
+            unsafe { (arg(snap)?, self::key(key, key_len)?, out(out_present)?) };
+        out_present.set(u8::from(snap.snapshot.contains_key(key)));
+        Ok(())
+    })
+}
+
+/// Writes the id of the snapshot's generation to `*out_generation` (0.8.0): 0 for
+/// a new map's first, one more for each clear or replace after it; the id of the
+/// ticket of the clear that retires it (`amap_ticket_id`), so a snapshot taken
+/// before a clear has a smaller id than the map's generation after it
+/// (`amap_stats`).
+///
+/// # Safety
+/// `snap` must be a live snapshot; `out_generation` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_snapshot_generation(
+    snap: *const amap_snapshot_t,
+    out_generation: *mut u64,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let (snap, out_generation) = unsafe { (arg(snap)?, out(out_generation)?) };
+        out_generation.set(snap.snapshot.generation());
         Ok(())
     })
 }

@@ -1168,6 +1168,25 @@ func (s *Snapshot) Len() int {
 	return int(n)
 }
 
+// Contains reports whether key is in the snapshot's generation (false after
+// Release).
+func (s *Snapshot) Contains(key []byte) bool {
+	var present C.uint8_t
+	k, n := keyPtr(key)
+	status := C.amap_snapshot_contains(s.ptr, k, n, &present)
+	runtime.KeepAlive(key)
+	return status == C.AMAP_OK && present != 0
+}
+
+// Generation is the id of the snapshot's generation: 0 for a new map's, one
+// more for each clear or replace; the ID of the Ticket of the clear that retires
+// it (0 after Release).
+func (s *Snapshot) Generation() uint64 {
+	var id C.uint64_t
+	_ = check(C.amap_snapshot_generation(s.ptr, &id))
+	return uint64(id)
+}
+
 // ForEach calls f for each entry until it returns false. key and value are
 // borrowed for the call (copy the key to keep it). A panic in f stops the walk and
 // is raised again from ForEach.

@@ -115,6 +115,15 @@ func TestOperations(t *testing.T) {
 	if m.Len() != 0 || snap.Len() != 2 {
 		t.Fatalf("after clear: map %d, snapshot %d", m.Len(), snap.Len())
 	}
+	if !snap.Contains([]byte("a")) || snap.Contains([]byte("zz")) || snap.Generation() != ticket.ID() {
+		t.Fatalf("snapshot: contains a %v, zz %v; generation %d, ticket %d",
+			snap.Contains([]byte("a")), snap.Contains([]byte("zz")), snap.Generation(), ticket.ID())
+	}
+	if later := m.Snapshot(); later.Generation() != 1 || later.Contains([]byte("a")) {
+		t.Fatalf("the new generation's snapshot: generation %d", later.Generation())
+	} else {
+		later.Release()
+	}
 	seen := map[string]any{}
 	snap.ForEach(func(k []byte, v any) bool { seen[string(k)] = v; return true })
 	if len(seen) != 2 || seen["a"] != a || seen["b"] != b {

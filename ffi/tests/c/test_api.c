@@ -95,6 +95,12 @@ static int32_t count_entries(const uint8_t *key, size_t key_len, void *data, voi
 static void *use_read_elsewhere(void *read) {
     void *data = NULL;
     CHECK_STATUS(amap_read_get(read, K("a"), 1, &data), AMAP_WRONG_THREAD);
+    size_t n = 0;
+    uint8_t present = 0;
+    uint64_t generation = 0;
+    CHECK_STATUS(amap_read_len(read, &n), AMAP_WRONG_THREAD);
+    CHECK_STATUS(amap_read_contains(read, K("a"), 1, &present), AMAP_WRONG_THREAD);
+    CHECK_STATUS(amap_read_generation(read, &generation), AMAP_WRONG_THREAD);
     return NULL;
 }
 
@@ -166,6 +172,13 @@ static void null_arguments(amap_t *map) {
     CHECK_STATUS(amap_snapshot_get(NULL, K("k"), 1, &v), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_snapshot_len(NULL, &n), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_snapshot_foreach(NULL, tally, NULL), AMAP_NULL_ARGUMENT);
+    uint64_t generation = 0;
+    CHECK_STATUS(amap_snapshot_contains(NULL, K("k"), 1, &present), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_generation(NULL, &generation), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_read_begin(NULL, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_len(NULL, &n), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_contains(NULL, K("k"), 1, &present), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_generation(NULL, &generation), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_value_retain(NULL), AMAP_NULL_ARGUMENT);
     CHECK_OK(amap_value_release(NULL));
     CHECK(amap_value_data(NULL) == NULL);
@@ -1032,6 +1045,66 @@ static void sizing(void) {
     amap_free(map);
 }
 
+/* What a read section and a snapshot say of their own generation: its length,
+ * its keys and its id; a read section over a snapshot borrows from the
+ * snapshot's generation and outlives the snapshot and the map. */
+static void generation_queries(void) {
+    amap_t *map = new_manual_map();
+    CHECK_OK(insert(map, "a", 1));
+    CHECK_OK(insert(map, "b", 2));
+    amap_snapshot_t *snap = NULL;
+    CHECK_OK(amap_snapshot(map, &snap));
+    amap_ticket_t *ticket = NULL;
+    CHECK_OK(amap_clear_async(map, &ticket));
+    CHECK_OK(insert(map, "c", 3));
+    uint64_t snap_generation = 9, ticket_id = 9;
+    CHECK_OK(amap_snapshot_generation(snap, &snap_generation));
+    CHECK_OK(amap_ticket_id(ticket, &ticket_id));
+    CHECK(snap_generation == 0 && ticket_id == 0);
+    uint8_t present = 9;
+    CHECK_OK(amap_snapshot_contains(snap, K("a"), 1, &present));
+    CHECK(present == 1);
+    CHECK_OK(amap_snapshot_contains(snap, K("c"), 1, &present));
+    CHECK(present == 0);
+
+    /* The map's section: the new generation. */
+    amap_read_t *now = NULL;
+    CHECK_OK(amap_read_begin(map, &now));
+    size_t n = 9;
+    uint64_t generation = 9;
+    CHECK_OK(amap_read_len(now, &n));
+    CHECK_OK(amap_read_generation(now, &generation));
+    CHECK(n == 1 && generation == 1);
+    CHECK_OK(amap_read_contains(now, K("c"), 1, &present));
+    CHECK(present == 1);
+    CHECK_OK(amap_read_contains(now, K("a"), 1, &present));
+    CHECK(present == 0);
+    amap_read_end(now);
+
+    /* The snapshot's section: the old one, borrowed. */
+    amap_read_t *then = NULL;
+    CHECK_OK(amap_snapshot_read_begin(snap, &then));
+    CHECK_OK(amap_read_len(then, &n));
+    CHECK_OK(amap_read_generation(then, &generation));
+    CHECK(n == 2 && generation == 0);
+    amap_snapshot_release(snap);
+    void *data = NULL;
+    CHECK_OK(amap_read_get(then, K("b"), 1, &data));
+    CHECK(((item_t *)data)->payload == 2);
+    CHECK_STATUS(amap_read_get(then, K("c"), 1, &data), AMAP_NOT_FOUND);
+    pthread_t other;
+    CHECK(pthread_create(&other, NULL, use_read_elsewhere, then) == 0);
+    CHECK(pthread_join(other, NULL) == 0);
+    int walked = 0;
+    CHECK_OK(amap_read_for_each(then, count_entries, &walked));
+    CHECK(walked == 2);
+    amap_ticket_free(ticket);
+    amap_free(map);
+    CHECK_OK(amap_read_contains(then, K("a"), 1, &present)); /* the map is gone */
+    CHECK(present == 1);
+    amap_read_end(then);
+}
+
 /* Either hash function serves every operation; a value that names none is
  * refused (which function a map got is checked on the Rust side:
  * ffi/src/map.rs, the_hasher_option_picks_the_maps_hasher). */
@@ -1239,6 +1312,7 @@ int main(void) {
     eviction();
     sizing();
     hashers();
+    generation_queries();
     ticket_wait_inside_destructor();
     release_below_zero_aborts();
     over_release_while_mapped_aborts();

@@ -389,6 +389,24 @@ void read_section_iteration() {
         CHECK(pairs == 25 && keys.size() == 5);
         for (std::string_view k : keys) CHECK(k.size() == 2 && k[0] == 'k');
     }
+    {
+        // What a section and a snapshot say of their generation, and a section
+        // over a snapshot: the snapshot's generation, borrowed, after a clear and
+        // after the Snapshot object is gone (a temporary here).
+        amap::Snapshot before = map.snapshot();
+        uint64_t old_generation = before.generation();
+        map.clear_async();
+        map.insert("fresh", make());
+        CHECK(before.size() == 5 && before.contains("k1") && !before.contains("fresh"));
+        amap::ReadSection now(map);
+        CHECK(now.size() == 1 && now.contains("fresh") && !now.contains("k1"));
+        CHECK(now.generation() == old_generation + 1);
+        amap::ReadSection then(map.snapshot()); // the new generation's snapshot, gone at once
+        CHECK(then.size() == 1 && then.generation() == old_generation + 1);
+        amap::ReadSection older(before);
+        CHECK(older.size() == 5 && older.generation() == old_generation && older.contains("k4"));
+        CHECK(older.visit("k2", [](const void *d) { static_cast<const Tracked *>(d)->check(); }));
+    }
     drain(map);
 }
 
