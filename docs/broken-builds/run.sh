@@ -284,6 +284,12 @@ steady epoch-stamp-compared-backwards.patch \
 steady retain-pins-its-whole-walk.patch \
     "$(suite everyday_api retain_after_a_concurrent_clear_walks_the_new_generation)" \
     "of the generation retired during the walk"
+# amap_options_t.hasher picks the C map's hash function (ffi/src/map.rs, `build`);
+# a build that checks the value and then ignores it gives every map foldhash
+# (2026-12-07).
+steady c-hasher-option-ignored.patch \
+    "cargo test -p atomic-map-ffi --lib the_hasher_option_picks_the_maps_hasher" \
+    "CHashBuilder::SipHash"
 # The C ABI's inline compare of keys of 4 to 16 bytes (ffi/src/key.rs) loads each
 # side's first and last word; without the last, keys that differ only past the
 # first word compare equal (2026-12-06).
