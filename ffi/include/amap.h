@@ -1004,7 +1004,7 @@ amap_status_t amap_read_contains(const amap_read_t *read,
 /**
  * Writes the id of the section's generation to `*out_generation` (0.8.0): 0 for
  * a new map's first, one more for each clear or replace after it; the id of the
- * ticket of the clear that retires it (`amap_ticket_id`).
+ * ticket of the clear or replace that retires it (`amap_ticket_id`).
  *
  * # Safety
  * `read` must be a live section of this thread; `out_generation` valid for a
@@ -1226,7 +1226,7 @@ amap_status_t amap_snapshot_contains(const amap_snapshot_t *snap,
 /**
  * Writes the id of the snapshot's generation to `*out_generation` (0.8.0): 0 for
  * a new map's first, one more for each clear or replace after it; the id of the
- * ticket of the clear that retires it (`amap_ticket_id`), so a snapshot taken
+ * ticket of the clear or replace that retires it (`amap_ticket_id`), so a snapshot taken
  * before a clear has a smaller id than the map's generation after it
  * (`amap_stats`).
  *
@@ -1266,7 +1266,8 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  *
  * In background mode this wakes the reclaimer thread; in manual mode the waiting
  * thread runs the reclamation itself (destructors included). The generation is
- * torn down only after its last snapshot has ended and a grace period has passed,
+ * torn down only after its last snapshot (and the last read section begun on
+ * one, `amap_snapshot_read_begin`) has ended and a grace period has passed,
  * which every read section of every map holds up (and every `amap_get_with`
  * callback, retain or foreach walk while it runs): waiting without limit while
  * this thread is in one never returns.
@@ -1281,8 +1282,9 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  *   that clear was made on this thread; for another thread's clear, one whose
  *   epoch is no later than that thread's last pin before the clear (its last
  *   read, read section or reclamation pass), while the epoch has not moved two
- *   past it. A snapshot of the retired generation, or a read section the check
- *   does not find, is not detected: there a wait without limit may never
+ *   past it. A snapshot of the retired generation, a read section begun on one
+ *   (which holds the generation itself), or a read section the check does not
+ *   find, is not detected: there a wait without limit may never
  *   return. (A refusal can be wrong in one case, two races at once: the read
  *   section's pin preempted between its read of the epoch and its store, and an
  *   advance of the epoch that completes after the check.)

@@ -701,7 +701,7 @@ class ReadSection {
         return n;
     }
     /// The id of the section's generation (amap_read_generation): 0 for a new
-    /// map's, one more per clear; the id of the Ticket of the clear that retires it.
+    /// map's, one more per clear; the id of the Ticket of the clear or replace that retires it.
     uint64_t generation() const {
         uint64_t id = 0;
         detail::check(amap_read_generation(read_.get(), &id));
@@ -779,7 +779,7 @@ class Snapshot {
         return present != 0;
     }
     /// The id of the snapshot's generation (amap_snapshot_generation): 0 for a
-    /// new map's, one more per clear; the id of the Ticket of the clear that
+    /// new map's, one more per clear; the id of the Ticket of the clear or replace that
     /// retires it.
     uint64_t generation() const {
         uint64_t id = 0;
@@ -787,7 +787,7 @@ class Snapshot {
         return id;
     }
     /// The C snapshot, still owned by this object.
-    amap_snapshot_t *get() const noexcept { return snap_.get(); }
+    const amap_snapshot_t *get() const noexcept { return snap_.get(); }
     /// All entries, keys copied and values retained.
     std::vector<Entry> entries() const {
         Collected out;

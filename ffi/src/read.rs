@@ -196,7 +196,7 @@ pub unsafe extern "C" fn amap_read_contains(
 
 /// Writes the id of the section's generation to `*out_generation` (0.8.0): 0 for
 /// a new map's first, one more for each clear or replace after it; the id of the
-/// ticket of the clear that retires it (`amap_ticket_id`).
+/// ticket of the clear or replace that retires it (`amap_ticket_id`).
 ///
 /// # Safety
 /// `read` must be a live section of this thread; `out_generation` valid for a
@@ -400,7 +400,8 @@ pub unsafe extern "C" fn amap_read_end(read: *mut amap_read_t) {
         if read.is_null() {
             return Ok(());
         }
-        // SAFETY: `read` is a live section from `amap_read_begin` (the contract);
+        // SAFETY: `read` is a live section from `amap_read_begin` or
+        // `amap_snapshot_read_begin` (the contract);
         // its thread and walks are checked below before it is ended.
         let section = unsafe { &*read };
         if section.owner == ENDED {
@@ -422,13 +423,13 @@ pub unsafe extern "C" fn amap_read_end(read: *mut amap_read_t) {
             std::process::abort();
         }
         // Taken back as the `Box<MaybeUninit<amap_read_t>>` it was made from
-        // (`amap_read_begin`; the same layout), before its contents are dropped, so
+        // (`begin_section`; the same layout), before its contents are dropped, so
         // that a panic in the drop frees it.
         // SAFETY: the contract: ours to end, once; no walk borrows it (checked
         // above), and `section` is not used past this point.
         let mut allocation = unsafe { Box::from_raw(read.cast::<MaybeUninit<amap_read_t>>()) };
         let ended = allocation.as_mut_ptr();
-        // SAFETY: `ended` holds the initialized section (`amap_read_begin`), dropped
+        // SAFETY: `ended` holds the initialized section (`begin_section`), dropped
         // here, once; what is left is uninitialized, and so the box treats it.
         unsafe { std::ptr::drop_in_place(ended) };
         // SAFETY: `ended` points into the live allocation; a plain word is written

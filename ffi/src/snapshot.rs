@@ -130,7 +130,7 @@ pub unsafe extern "C" fn amap_snapshot_contains(
 
 /// Writes the id of the snapshot's generation to `*out_generation` (0.8.0): 0 for
 /// a new map's first, one more for each clear or replace after it; the id of the
-/// ticket of the clear that retires it (`amap_ticket_id`), so a snapshot taken
+/// ticket of the clear or replace that retires it (`amap_ticket_id`), so a snapshot taken
 /// before a clear has a smaller id than the map's generation after it
 /// (`amap_stats`).
 ///

@@ -44,7 +44,8 @@ pub(crate) unsafe fn hand_out(retired: Retired, out_ticket: *mut *mut amap_ticke
 ///
 /// In background mode this wakes the reclaimer thread; in manual mode the waiting
 /// thread runs the reclamation itself (destructors included). The generation is
-/// torn down only after its last snapshot has ended and a grace period has passed,
+/// torn down only after its last snapshot (and the last read section begun on
+/// one, `amap_snapshot_read_begin`) has ended and a grace period has passed,
 /// which every read section of every map holds up (and every `amap_get_with`
 /// callback, retain or foreach walk while it runs): waiting without limit while
 /// this thread is in one never returns.
@@ -59,8 +60,9 @@ pub(crate) unsafe fn hand_out(retired: Retired, out_ticket: *mut *mut amap_ticke
 ///   that clear was made on this thread; for another thread's clear, one whose
 ///   epoch is no later than that thread's last pin before the clear (its last
 ///   read, read section or reclamation pass), while the epoch has not moved two
-///   past it. A snapshot of the retired generation, or a read section the check
-///   does not find, is not detected: there a wait without limit may never
+///   past it. A snapshot of the retired generation, a read section begun on one
+///   (which holds the generation itself), or a read section the check does not
+///   find, is not detected: there a wait without limit may never
 ///   return. (A refusal can be wrong in one case, two races at once: the read
 ///   section's pin preempted between its read of the epoch and its store, and an
 ///   advance of the epoch that completes after the check.)

@@ -1179,8 +1179,8 @@ func (s *Snapshot) Contains(key []byte) bool {
 }
 
 // Generation is the id of the snapshot's generation: 0 for a new map's, one
-// more for each clear or replace; the ID of the Ticket of the clear that retires
-// it (0 after Release).
+// more for each clear or replace; the ID of the Ticket of the clear or replace
+// that retires it. After Release it is 0, which is also a first generation's id.
 func (s *Snapshot) Generation() uint64 {
 	var id C.uint64_t
 	_ = check(C.amap_snapshot_generation(s.ptr, &id))

@@ -133,6 +133,9 @@ func TestOperations(t *testing.T) {
 		t.Fatal("reclaimed under a snapshot")
 	}
 	snap.Release()
+	if snap.Contains([]byte("a")) || snap.Generation() != 0 {
+		t.Fatal("a released snapshot answers")
+	}
 	if !ticket.Wait(10*time.Second) || !ticket.IsReclaimed() {
 		t.Fatal("not reclaimed")
 	}

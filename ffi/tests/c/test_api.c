@@ -179,6 +179,19 @@ static void null_arguments(amap_t *map) {
     CHECK_STATUS(amap_read_len(NULL, &n), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_read_contains(NULL, K("k"), 1, &present), AMAP_NULL_ARGUMENT);
     CHECK_STATUS(amap_read_generation(NULL, &generation), AMAP_NULL_ARGUMENT);
+    amap_snapshot_t *s = NULL;
+    CHECK_OK(amap_snapshot(map, &s));
+    CHECK_STATUS(amap_snapshot_contains(s, NULL, 1, &present), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_contains(s, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_snapshot_generation(s, NULL), AMAP_NULL_ARGUMENT);
+    amap_snapshot_release(s);
+    amap_read_t *r = NULL;
+    CHECK_OK(amap_read_begin(map, &r));
+    CHECK_STATUS(amap_read_len(r, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_contains(r, NULL, 1, &present), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_contains(r, K("k"), 1, NULL), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_read_generation(r, NULL), AMAP_NULL_ARGUMENT);
+    amap_read_end(r);
     CHECK_STATUS(amap_value_retain(NULL), AMAP_NULL_ARGUMENT);
     CHECK_OK(amap_value_release(NULL));
     CHECK(amap_value_data(NULL) == NULL);
@@ -1081,16 +1094,26 @@ static void generation_queries(void) {
     CHECK(present == 0);
     amap_read_end(now);
 
-    /* The snapshot's section: the old one, borrowed. */
+    /* The snapshot's section: the old one, borrowed. Reclamation passes run
+     * first, so that only the snapshot holds the retired generation (the map's
+     * hand-off and grace period are past); then the section alone does. */
+    for (int i = 0; i < 8; i++) amap_reclaim(map, NULL);
+    uint8_t reclaimed = 9;
+    CHECK_OK(amap_ticket_is_reclaimed(ticket, &reclaimed));
+    CHECK(reclaimed == 0); /* the snapshot holds it */
     amap_read_t *then = NULL;
+    CHECK_STATUS(amap_snapshot_read_begin(snap, NULL), AMAP_NULL_ARGUMENT);
     CHECK_OK(amap_snapshot_read_begin(snap, &then));
     CHECK_OK(amap_read_len(then, &n));
     CHECK_OK(amap_read_generation(then, &generation));
     CHECK(n == 2 && generation == 0);
     amap_snapshot_release(snap);
+    for (int i = 0; i < 8; i++) amap_reclaim(map, NULL);
+    CHECK_OK(amap_ticket_is_reclaimed(ticket, &reclaimed));
+    CHECK(reclaimed == 0); /* the section holds it */
     void *data = NULL;
     CHECK_OK(amap_read_get(then, K("b"), 1, &data));
-    CHECK(((item_t *)data)->payload == 2);
+    CHECK(((item_t *)data)->magic == LIVE && ((item_t *)data)->payload == 2);
     CHECK_STATUS(amap_read_get(then, K("c"), 1, &data), AMAP_NOT_FOUND);
     pthread_t other;
     CHECK(pthread_create(&other, NULL, use_read_elsewhere, then) == 0);
@@ -1098,11 +1121,16 @@ static void generation_queries(void) {
     int walked = 0;
     CHECK_OK(amap_read_for_each(then, count_entries, &walked));
     CHECK(walked == 2);
-    amap_ticket_free(ticket);
     amap_free(map);
-    CHECK_OK(amap_read_contains(then, K("a"), 1, &present)); /* the map is gone */
+    /* The map is gone: the section still lends the old generation's data. */
+    CHECK_OK(amap_read_contains(then, K("a"), 1, &present));
     CHECK(present == 1);
+    CHECK(((item_t *)data)->magic == LIVE && ((item_t *)data)->payload == 2);
     amap_read_end(then);
+    /* Nothing holds it now: torn down (by the process-wide reclaimer, which takes
+     * over a manual domain whose last map went). */
+    CHECK_OK(amap_ticket_wait(ticket, 10000));
+    amap_ticket_free(ticket);
 }
 
 /* Either hash function serves every operation; a value that names none is

@@ -392,18 +392,25 @@ void read_section_iteration() {
     {
         // What a section and a snapshot say of their generation, and a section
         // over a snapshot: the snapshot's generation, borrowed, after a clear and
-        // after the Snapshot object is gone (a temporary here).
-        amap::Snapshot before = map.snapshot();
-        uint64_t old_generation = before.generation();
-        map.clear_async();
+        // after the Snapshot object is gone, with reclamation run meanwhile.
+        std::optional<amap::Snapshot> before(map.snapshot());
+        uint64_t old_generation = before->generation();
+        amap::Ticket cleared = map.clear_async();
         map.insert("fresh", make());
-        CHECK(before.size() == 5 && before.contains("k1") && !before.contains("fresh"));
-        amap::ReadSection now(map);
-        CHECK(now.size() == 1 && now.contains("fresh") && !now.contains("k1"));
-        CHECK(now.generation() == old_generation + 1);
-        amap::ReadSection then(map.snapshot()); // the new generation's snapshot, gone at once
-        CHECK(then.size() == 1 && then.generation() == old_generation + 1);
-        amap::ReadSection older(before);
+        CHECK(before->size() == 5 && before->contains("k1") && !before->contains("fresh"));
+        {
+            amap::ReadSection now(map);
+            CHECK(now.size() == 1 && now.contains("fresh") && !now.contains("k1"));
+            CHECK(now.generation() == old_generation + 1 && cleared.id() == old_generation);
+        }
+        // No section pinned: the passes take the clear's hand-off and grace period
+        // past, so that only the snapshot holds the old generation.
+        for (int i = 0; i < 8; i++) map.reclaim();
+        CHECK(!cleared.is_reclaimed());
+        amap::ReadSection older(*before);
+        before.reset(); // the section alone holds the old generation now
+        for (int i = 0; i < 8; i++) map.reclaim();
+        CHECK(!cleared.is_reclaimed());
         CHECK(older.size() == 5 && older.generation() == old_generation && older.contains("k4"));
         CHECK(older.visit("k2", [](const void *d) { static_cast<const Tracked *>(d)->check(); }));
     }
