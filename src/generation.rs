@@ -98,7 +98,7 @@ where
         let owner = standby.owner().clone();
         let home = owner.home();
         let domain = home.get().domain();
-        let retirement = Arc::new(Retirement::new(domain));
+        let retirement = Arc::new(Retirement::new(domain, home));
         Generation {
             numbering: Numbering(UnsafeCell::new((0, false))),
             ticket: TicketSlot(UnsafeCell::new(Some(Arc::clone(&retirement)))),

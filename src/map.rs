@@ -444,7 +444,7 @@ where
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
         // `make` runs, or is dropped unused, under the shard lock.
-        let _under_lock = UserCodeUnderLock::enter();
+        let _under_lock = UserCodeUnderLock::enter(home);
         self.write(hash, |store, locked| {
             store.get_or_insert_with(locked, hash, key, make, home).0
         })
@@ -465,7 +465,7 @@ where
         let hash = self.hasher().hash_one(&key);
         let home = self.home();
         // `key` may be dropped under the shard lock (the key was present).
-        let under_lock = UserCodeUnderLock::enter();
+        let under_lock = UserCodeUnderLock::enter(home);
         let (found, inserted) = self.write(hash, |store, locked| {
             store.get_or_insert_with(
                 locked,
@@ -504,7 +504,7 @@ where
     {
         let hash = self.hasher().hash_one(key);
         // `f` runs, or is dropped unused, under the shard lock.
-        let _under_lock = UserCodeUnderLock::enter();
+        let _under_lock = UserCodeUnderLock::enter(self.home());
         self.write(hash, |store, locked| store.remove_if(locked, hash, key, f))
     }
 
@@ -517,8 +517,9 @@ where
     /// `f` runs under one of the map's shard locks, which the release of the
     /// map's retired generations waits for, so it must not:
     /// - call back into this map;
-    /// - wait for this map's reclamation (a [`Retired`] of its clears: the wait
-    ///   may never end, and is not detected), nor flush a reclaimer it is on
+    /// - wait for this map's reclamation (a [`Retired`] of its clears, which
+    ///   would wait for this closure: [`Retired::wait`] panics there, and
+    ///   `wait_timeout` returns at once), nor flush a reclaimer it is on
     ///   ([`Reclaimer::flush`], which waits for every map on it: by default the
     ///   process-wide one serves them all);
     /// - run reclamation on this thread ([`reclaim`](Self::reclaim), a
@@ -547,7 +548,7 @@ where
     {
         // `f`, and the releases of what it removes, run under shard locks
         // (`UserCodeUnderLock`).
-        let _under_lock = UserCodeUnderLock::enter();
+        let _under_lock = UserCodeUnderLock::enter(self.home());
         let locks = self.standby.locks();
         for shard in 0..locks.len() {
             self.write_locked(locks.lock_shard(shard), |store, locked| {
@@ -750,7 +751,7 @@ where
         let home = self.home();
         // `f` runs, and `key` may be dropped, under the shard lock; the mark ends
         // with this call, before the caller drops what the result carries.
-        let _under_lock = UserCodeUnderLock::enter();
+        let _under_lock = UserCodeUnderLock::enter(home);
         // The result carries any replaced value out of the shard lock: its release
         // happens in the caller's hands, after the lock.
         self.write(hash, |store, locked| {

@@ -244,6 +244,142 @@ fn waiting_while_pinned_since_before_the_clear_is_refused() {
     }
 }
 
+/// A closure that a map runs under one of its shard locks (`retain`'s, the
+/// `compute` family's) holds up the release of that map's retired generations,
+/// which takes each shard lock first: a wait there for one of the map's own
+/// tickets is refused (`wait` panics, `wait_timeout` returns at once), where it
+/// used to hang, or wait out its whole timeout.
+#[test]
+fn waiting_in_a_closure_under_the_maps_own_lock_is_refused() {
+    /// What a closure saw of the ticket: `would_wait_for_itself`, then
+    /// `wait_timeout`'s answer and how long it took, then whether `wait` panicked
+    /// with the message of this refusal.
+    fn probe(retired: &atomic_map::Retired) -> (bool, bool, Duration, bool) {
+        let refused = retired.would_wait_for_itself();
+        if !refused {
+            // The waits below would hang (or wait out their timeout): the test
+            // fails on `refused` alone.
+            return (false, false, Duration::ZERO, false);
+        }
+        let started = std::time::Instant::now();
+        let reclaimed = retired.wait_timeout(Duration::from_secs(60));
+        let waited = started.elapsed();
+        let panicked = catch_unwind(AssertUnwindSafe(|| retired.wait()))
+            .err()
+            .and_then(|p| p.downcast_ref::<&str>().map(|m| m.contains("shard lock")))
+            .unwrap_or(false);
+        (refused, reclaimed, waited, panicked)
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mode in MODES {
+            let map: AtomicMap<u64, u64> = Builder::new().reclaim_mode(mode).build();
+            let other: AtomicMap<u64, u64> = Builder::new().reclaim_mode(mode).build();
+            map.insert(1, 1);
+            // The snapshot keeps the retired generation from its teardown, so
+            // that the ticket is still pending in every closure below.
+            let held = map.snapshot();
+            let retired = map.clear_async();
+            map.insert(2, 2);
+            let mut seen = Vec::new();
+            map.retain(|_, _| {
+                seen.push(("retain", probe(&retired)));
+                true
+            });
+            map.compute(2, |_| {
+                seen.push(("compute", probe(&retired)));
+                atomic_map::Operation::<u64>::Keep
+            });
+            map.upsert(3, |_| {
+                seen.push(("upsert", probe(&retired)));
+                3
+            });
+            map.get_or_insert_with(4, || {
+                seen.push(("get_or_insert_with", probe(&retired)));
+                4
+            });
+            map.remove_if(&4, |_, _| {
+                seen.push(("remove_if", probe(&retired)));
+                false
+            });
+            // Nested: the outer closure's lock is this map's, the inner one's
+            // another map's.
+            map.retain(|_, _| {
+                other.upsert(9, |_| {
+                    seen.push(("nested", probe(&retired)));
+                    9
+                });
+                true
+            });
+            // Another map's closure holds none of this map's locks.
+            other.upsert(9, |_| {
+                seen.push((
+                    "other map",
+                    (retired.would_wait_for_itself(), false, Duration::ZERO, true),
+                ));
+                9
+            });
+            drop(held);
+            let reclaimed = retired.wait_timeout(LIMIT);
+            done.send((mode, seen, reclaimed)).unwrap();
+        }
+    });
+    for _ in MODES {
+        let (mode, seen, reclaimed) = match finished.recv_timeout(Duration::from_secs(600)) {
+            Ok(outcome) => outcome,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a wait under the map's own shard lock did not return in 600 s")
+            }
+            Err(_) => panic!("the waiting thread failed (its message is above)"),
+        };
+        let names: Vec<&str> = seen.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "retain", // key 2 (key 1 went with the retired generation)
+                "compute",
+                "upsert",
+                "get_or_insert_with",
+                "remove_if",
+                "nested", // keys 2, 3 and 4
+                "nested",
+                "nested",
+                "other map"
+            ],
+            "{mode:?}"
+        );
+        for (name, (refused, reclaimed, waited, panicked)) in &seen {
+            if *name == "other map" {
+                assert!(
+                    !refused,
+                    "{mode:?}: a wait in another map's closure refused"
+                );
+                continue;
+            }
+            assert!(
+                refused,
+                "{mode:?}, {name}: a wait under the map's own shard lock not refused"
+            );
+            assert!(
+                !reclaimed,
+                "{mode:?}, {name}: torn down while a snapshot held it"
+            );
+            assert!(
+                *waited < Duration::from_secs(30),
+                "{mode:?}, {name}: wait_timeout waited {waited:?} under the map's own shard lock"
+            );
+            assert!(
+                panicked,
+                "{mode:?}, {name}: wait did not panic with the shard lock's message"
+            );
+        }
+        assert!(
+            reclaimed,
+            "{mode:?}: the ticket never completed after the closures"
+        );
+    }
+}
+
 #[test]
 fn zero_sized_values() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);

@@ -284,6 +284,13 @@ steady epoch-stamp-compared-backwards.patch \
 steady retain-pins-its-whole-walk.patch \
     "$(suite everyday_api retain_after_a_concurrent_clear_walks_the_new_generation)" \
     "of the generation retired during the walk"
+# A wait for a map's ticket in a closure that the map runs under one of its shard
+# locks is refused (src/reclaim/retired.rs, `waits_for_own_lock`): the release of
+# the map's retired generations takes each of its shard locks first, so the wait
+# would never end (2026-12-07).
+steady wait-under-own-lock-not-refused.patch \
+    "$(suite edge_cases waiting_in_a_closure_under_the_maps_own_lock_is_refused)" \
+    "a wait under the map's own shard lock not refused"
 # amap_options_t.hasher picks the C map's hash function (ffi/src/map.rs, `build`);
 # a build that checks the value and then ignores it gives every map foldhash
 # (2026-12-07).

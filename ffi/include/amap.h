@@ -850,7 +850,7 @@ amap_status_t amap_remove_if_same(const amap_t *map,
  * * write to a map that another thread may be retaining with a callback that
  *   writes to this one: each would wait for the other's shard lock;
  * * wait for this map's reclamation (`amap_ticket_wait` on a ticket of its
- *   clears: the wait may never end, and is not detected), or flush (`amap_flush`
+ *   clears returns `AMAP_WOULD_DEADLOCK` at once there, since 0.8.1), or flush (`amap_flush`
  *   of any map on this map's reclaimer, or of all: by default the process-wide
  *   reclaimer serves every map): `keep` runs under one of the map's shard locks,
  *   and the release of its retired generations waits until each of them has been
@@ -1269,14 +1269,19 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  * torn down only after its last snapshot (and the last read section begun on
  * one, `amap_snapshot_read_begin`) has ended and a grace period has passed,
  * which every read section of every map holds up (and every `amap_get_with`
- * callback, retain or foreach walk while it runs): waiting without limit while
- * this thread is in one never returns.
+ * callback or foreach walk while it runs): waiting without limit while this
+ * thread is in one never returns.
  *
  * Where waiting could never end, it returns at once, whatever `timeout_ms`:
  * `AMAP_OK` if the generation was already torn down, `AMAP_WOULD_DEADLOCK`
  * otherwise. It never blocks or aborts there. That is:
  * * inside a value's destructor run by the same reclaimer (a destructor waiting
  *   for a teardown that cannot finish while it waits);
+ * * inside a callback that the ticket's own map runs under one of its shard
+ *   locks (`amap_retain`'s `keep`, `amap_compute`'s callback, and those of the
+ *   conditional writes; since 0.8.1): the teardown takes each of the map's
+ *   shard locks first. Found in the outermost four such callbacks nested on the
+ *   thread (one writing to another map, and so on), not deeper;
  * * on a thread in a read section (or callback, or walk) whose pin holds the
  *   teardown up: one begun before the clear or replace that made the ticket, if
  *   that clear was made on this thread; for another thread's clear, one whose

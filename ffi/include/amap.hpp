@@ -250,9 +250,10 @@ class Ticket {
     explicit Ticket(amap_ticket_t *ticket) noexcept : ticket_(ticket) {}
 
     /// Whether the generation was torn down within `timeout` (negative: no limit).
-    /// From a value's destructor run by the same reclaimer, or in a read section
-    /// whose pin holds the teardown up (one begun before the clear), it returns
-    /// `false` at once (`AMAP_WOULD_DEADLOCK`).
+    /// From a value's destructor run by the same reclaimer, in a read section
+    /// whose pin holds the teardown up (one begun before the clear), or in a
+    /// callback that the ticket's own map runs under its shard lock (retain's
+    /// `keep`, upsert's `f`), it returns `false` at once (`AMAP_WOULD_DEADLOCK`).
     bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) const {
         amap_status_t s = amap_ticket_wait(ticket_.get(), static_cast<int64_t>(timeout.count()));
         if (s == AMAP_TIMED_OUT || s == AMAP_WOULD_DEADLOCK) return false;

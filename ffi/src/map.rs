@@ -631,7 +631,7 @@ pub type amap_keep_fn = crate::amap_read_fn;
 /// * write to a map that another thread may be retaining with a callback that
 ///   writes to this one: each would wait for the other's shard lock;
 /// * wait for this map's reclamation (`amap_ticket_wait` on a ticket of its
-///   clears: the wait may never end, and is not detected), or flush (`amap_flush`
+///   clears returns `AMAP_WOULD_DEADLOCK` at once there, since 0.8.1), or flush (`amap_flush`
 ///   of any map on this map's reclaimer, or of all: by default the process-wide
 ///   reclaimer serves every map): `keep` runs under one of the map's shard locks,
 ///   and the release of its retired generations waits until each of them has been

@@ -133,6 +133,12 @@ unsafe impl Send for HomeRef {}
 unsafe impl Sync for HomeRef {}
 
 impl HomeRef {
+    /// The home's address: the identity of its map (and of no other map) while
+    /// any owner of the home is alive.
+    pub(crate) fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// The home; see the type's docs for why it is alive.
     pub(crate) fn get(&self) -> &Home {
         // Soundness: the pointer is `Box::leak`'s from `HomeOwner::new`. The type's

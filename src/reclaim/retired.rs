@@ -12,7 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::domain::{Domain, lock};
+use super::domain::{Domain, UserCodeUnderLock, lock};
+use super::home::HomeRef;
 use super::report::contain_panic;
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, epoch};
 
@@ -162,6 +163,10 @@ pub(crate) struct Retirement {
     /// The wakers of tickets polled while the generation was not torn down yet.
     wakers: Mutex<Wakers>,
     domain: Arc<Domain>,
+    /// The address of the retiring map's home (`HomeRef::addr`): that map's
+    /// identity while the generation is not torn down, since the generation owns
+    /// the home until then.
+    home: usize,
 }
 
 /// A slab of wakers: slot `i` belongs to the one ticket whose `slot` is `Some(i)`,
@@ -202,11 +207,13 @@ impl Wakers {
 }
 
 impl Retirement {
-    pub(crate) fn new(domain: &Arc<Domain>) -> Self {
+    /// The retirement of a generation of the map whose home is `home`.
+    pub(crate) fn new(domain: &Arc<Domain>, home: HomeRef) -> Self {
         Retirement {
             torn_down: AtomicBool::new(false),
             wakers: Mutex::new(Wakers::default()),
             domain: Arc::clone(domain),
+            home: home.addr(),
         }
     }
 
@@ -312,6 +319,16 @@ impl Retired {
     ///   the teardown waits for a grace period that this pin holds up. A pin held
     ///   since before a clear made on the same thread always is; one taken after
     ///   the clear is if the epoch has not moved on since.
+    /// - this thread runs a closure of the ticket's own map under one of its
+    ///   shard locks ([`retain`](crate::AtomicMap::retain)'s predicate, or the
+    ///   closure of [`compute`](crate::AtomicMap::compute),
+    ///   [`upsert`](crate::AtomicMap::upsert),
+    ///   [`get_or_insert_with`](crate::AtomicMap::get_or_insert_with) or
+    ///   [`remove_if`](crate::AtomicMap::remove_if), or a C callback of the same
+    ///   calls): the release of a map's retired generations takes each of its
+    ///   shard locks first. Found in the outermost four such closures that are
+    ///   nested on this thread (one writing to another map in its closure, and so
+    ///   on), not deeper.
     ///
     /// [`wait`](Self::wait) panics then, and [`wait_timeout`](Self::wait_timeout)
     /// returns `false` at once; a C caller gets a status of its own
@@ -335,8 +352,20 @@ impl Retired {
     /// assert!(!cleared_while_pinned.would_wait_for_itself());
     /// ```
     pub fn would_wait_for_itself(&self) -> bool {
-        !self.is_reclaimed()
-            && (Domain::in_own_pass(&self.retirement.domain) || self.waits_for_own_pin())
+        // The teardown's state read last: seen not torn down, it was not torn down
+        // when `waits_for_own_lock` compared homes (see there).
+        (Domain::in_own_pass(&self.retirement.domain)
+            || self.waits_for_own_pin()
+            || self.waits_for_own_lock())
+            && !self.is_reclaimed()
+    }
+
+    /// Whether this thread runs a closure of the retiring map under one of its
+    /// shard locks, which the teardown waits for (`would_wait_for_itself`).
+    /// Exact when the teardown is seen not done afterwards: until then the
+    /// generation owns its map's home, so no other map's home has its address.
+    fn waits_for_own_lock(&self) -> bool {
+        UserCodeUnderLock::holds(self.retirement.home)
     }
 
     /// Whether this thread's pin holds up the teardown's grace period, so that it
@@ -365,7 +394,21 @@ impl Retired {
     ///   [`Stats::destructor_panics`](crate::Stats::destructor_panics);
     /// - called on a thread whose pin (a `ReadGuard` held, or an iteration of
     ///   one running) holds up the teardown's grace period, such
-    ///   as one pinned since before a clear made on the same thread.
+    ///   as one pinned since before a clear made on the same thread;
+    /// - called in a closure that the ticket's own map runs under one of its
+    ///   shard locks (`retain`'s predicate, `compute`'s closure...), which the
+    ///   teardown takes first.
+    ///
+    /// ```should_panic
+    /// let map = atomic_map::AtomicMap::new();
+    /// let _held = map.snapshot(); // keeps the generation about to be retired
+    /// let retired = map.clear_async();
+    /// map.insert(1, 1);
+    /// map.retain(|_, _| {
+    ///     retired.wait(); // panics: the teardown waits for this closure's lock
+    ///     true
+    /// });
+    /// ```
     ///
     /// ```should_panic
     /// let map = atomic_map::AtomicMap::<u8, u8>::new();
@@ -381,12 +424,21 @@ impl Retired {
     /// ```
     pub fn wait(&self) {
         let r = &self.retirement;
+        let own_pin = self.waits_for_own_pin();
+        let own_lock = self.waits_for_own_lock();
         assert!(
-            r.is_torn_down() || !self.waits_for_own_pin(),
+            !own_pin || r.is_torn_down(),
             "atomic-map: Retired::wait called on a thread whose epoch pin (a ReadGuard \
              held, or an iteration of one running) holds up the teardown's grace \
              period would wait for itself; drop the guard first, or use wait_timeout or \
              is_reclaimed"
+        );
+        assert!(
+            !own_lock || r.is_torn_down(),
+            "atomic-map: Retired::wait called in a closure that the ticket's own map \
+             runs under its shard lock (retain, compute, upsert, get_or_insert_with, \
+             remove_if) would wait for itself: the teardown takes that lock first; \
+             wait after the call returns"
         );
         Domain::wait_until(&r.domain, || r.is_torn_down(), None);
     }
@@ -395,9 +447,10 @@ impl Retired {
     /// generation has been torn down. `wait_timeout(Duration::ZERO)` makes one
     /// attempt (in manual mode, one reclamation pass) and returns at once. Where
     /// waiting could never end ([`would_wait_for_itself`](Self::would_wait_for_itself):
-    /// in a value's destructor that a pass of the same reclaimer is running, or on
-    /// a thread whose pin holds the teardown up), it returns the current state at
-    /// once, without a pass.
+    /// in a value's destructor that a pass of the same reclaimer is running, on
+    /// a thread whose pin holds the teardown up, or in a closure that the ticket's
+    /// map runs under its shard lock), it returns the current state at once,
+    /// without a pass.
     ///
     /// ```
     /// use std::time::Duration;
@@ -411,7 +464,7 @@ impl Retired {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let r = &self.retirement;
-        if self.waits_for_own_pin() {
+        if self.waits_for_own_pin() || self.waits_for_own_lock() {
             return r.is_torn_down();
         }
         Domain::wait_until(&r.domain, || r.is_torn_down(), Some(timeout))

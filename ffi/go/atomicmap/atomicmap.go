@@ -798,8 +798,9 @@ func (m *Map) Replace(b *Batch) (*Ticket, error) {
 // time under that shard's write lock, so keep must not write to this map (a write
 // to the shard being visited would wait for itself), nor to a map another goroutine
 // may be retaining with a function that writes to this one, nor wait for this
-// map's reclamation (Wait on a Ticket of its clears, Close: the shard lock holds
-// up the release of its retired generations), nor flush (Flush of any map or
+// map's reclamation (Close; Wait on a Ticket of its clears returns false at
+// once there: the shard lock holds up the release of its retired generations),
+// nor flush (Flush of any map or
 // Reclaimer.Flush: a flush waits for every map on the reclaimer), nor reclaim
 // (Reclaim, or Wait on a manual map's Ticket: a destructor run there may write to
 // this map); reads are fine. No epoch is pinned meanwhile, so reclamation goes on
@@ -889,8 +890,10 @@ func newTicket(ptr *C.amap_ticket_t) *Ticket {
 
 // Wait waits up to timeout (negative: without limit) for the generation to be
 // torn down; it reports whether it was. Called from a value's release callback run
-// by the reclaimer, or in a read section whose pin holds the teardown up (one begun
-// before the clear, on this goroutine's locked thread), it returns false at once.
+// by the reclaimer, in a read section whose pin holds the teardown up (one begun
+// before the clear, on this goroutine's locked thread), or in a function that the
+// ticket's own map runs under its shard lock (Retain's keep, Compute's function),
+// it returns false at once.
 func (t *Ticket) Wait(timeout time.Duration) bool {
 	if t == nil || t.ptr == nil {
 		return false

@@ -994,6 +994,61 @@ func TestRetain(t *testing.T) {
 	}
 }
 
+// A Wait for a Ticket of the map in a function that the map runs under one of its
+// shard locks (Retain's keep, Compute's function) could never end: the release of
+// the map's retired generations takes each shard lock first. It returns false at
+// once, in both modes; a snapshot keeps the ticket pending meanwhile, and once it
+// is released the wait succeeds.
+func TestWaitUnderTheMapsOwnLockIsRefused(t *testing.T) {
+	for _, manual := range []bool{false, true} {
+		m, err := NewWithOptions(Options{Manual: manual})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Insert([]byte("old"), 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		held := m.Snapshot()
+		ticket := m.ClearAsync()
+		if err := m.Insert([]byte("new"), 2, nil); err != nil {
+			t.Fatal(err)
+		}
+		var waits []time.Duration
+		wait := func() {
+			started := time.Now()
+			if ticket.Wait(time.Minute) {
+				t.Errorf("manual %v: torn down while a snapshot held it", manual)
+			}
+			waits = append(waits, time.Since(started))
+		}
+		if _, err := m.Retain(func([]byte, any) bool { wait(); return true }); err != nil {
+			t.Fatal(err)
+		}
+		v, err := m.Compute([]byte("new"), func(any, bool) (Op, any, func(any)) {
+			wait()
+			return ComputeKeep, nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Release()
+		if len(waits) != 2 {
+			t.Fatalf("manual %v: %d waits, want 2", manual, len(waits))
+		}
+		for _, w := range waits {
+			if w > 30*time.Second {
+				t.Fatalf("manual %v: a wait under the map's own lock took %v", manual, w)
+			}
+		}
+		held.Release()
+		if !ticket.Wait(30 * time.Second) {
+			t.Fatalf("manual %v: the ticket never completed after the closures", manual)
+		}
+		ticket.Free()
+		m.Close()
+	}
+}
+
 // Reserve makes room that a fill then uses without growing; ShrinkToFit gives back
 // what a purge left, entries and holders untouched; a negative or impossible
 // reservation is refused and changes nothing; a cleared generation starts empty.

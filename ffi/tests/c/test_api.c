@@ -412,6 +412,69 @@ static void ticket_wait_in_an_older_read_section(void) {
     }
 }
 
+/* A ticket wait in a callback that the ticket's own map runs under one of its
+ * shard locks (amap_retain's keep, amap_compute's callback) could never end: the
+ * release of the map's retired generations takes each of its shard locks first.
+ * It returns AMAP_WOULD_DEADLOCK at once, whatever the timeout (60 s, so that a
+ * build without the check fails rather than hangs), in both modes (since 0.8.1).
+ * A snapshot keeps the ticket pending; once it is released, the wait succeeds. */
+typedef struct {
+    amap_ticket_t *ticket;
+    int calls;
+    amap_status_t statuses[4];
+} own_wait_t;
+
+static void wait_for_own_ticket(own_wait_t *w) {
+    if (w->calls < 2) {
+        w->statuses[2 * w->calls] = amap_ticket_wait(w->ticket, 60000);
+        /* Without a limit only once refused with one (else it would hang). */
+        if (w->statuses[2 * w->calls] == AMAP_WOULD_DEADLOCK)
+            w->statuses[2 * w->calls + 1] = amap_ticket_wait(w->ticket, -1);
+    }
+    w->calls++;
+}
+
+static int32_t keep_and_wait(const uint8_t *key, size_t key_len, void *data, void *user) {
+    (void)key;
+    (void)key_len;
+    (void)data;
+    wait_for_own_ticket(user);
+    return 1;
+}
+
+static int32_t keep_entry_and_wait(const void *current, uint8_t present, void *user,
+                                   amap_new_value_t *out_new) {
+    (void)current;
+    (void)present;
+    (void)out_new;
+    wait_for_own_ticket(user);
+    return AMAP_COMPUTE_KEEP;
+}
+
+static void ticket_wait_under_the_maps_own_lock(void) {
+    for (int manual = 0; manual <= 1; manual++) {
+        amap_options_t options;
+        CHECK_OK(amap_options_init(&options));
+        options.reclaim_mode = manual ? AMAP_RECLAIM_MANUAL : AMAP_RECLAIM_BACKGROUND;
+        amap_t *map = NULL;
+        CHECK_OK(amap_new_with(&options, &map));
+        CHECK_OK(insert(map, "old", 1));
+        amap_snapshot_t *held = NULL;
+        CHECK_OK(amap_snapshot(map, &held));
+        own_wait_t w = {NULL, 0, {AMAP_OK, AMAP_OK, AMAP_OK, AMAP_OK}};
+        CHECK_OK(amap_clear_async(map, &w.ticket));
+        CHECK_OK(insert(map, "new", 2));
+        CHECK_OK(amap_retain(map, keep_and_wait, &w, NULL));
+        CHECK_OK(amap_compute(map, K("new"), 3, keep_entry_and_wait, &w, NULL));
+        CHECK(w.calls == 2);
+        for (int i = 0; i < 4; i++) CHECK_STATUS(w.statuses[i], AMAP_WOULD_DEADLOCK);
+        amap_snapshot_release(held);
+        CHECK_OK(amap_ticket_wait(w.ticket, 60000));
+        amap_ticket_free(w.ticket);
+        amap_free(map);
+    }
+}
+
 static void read_iteration(void) {
     amap_t *map = new_manual_map();
     int before = atomic_load(&destroyed);
@@ -1186,7 +1249,7 @@ static void hashers(void) {
 }
 
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.8.0") == 0);
+    CHECK(strcmp(amap_version(), "0.8.1") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
@@ -1334,6 +1397,7 @@ int main(void) {
     read_iteration();
     get_with_pins_through_the_callback();
     ticket_wait_in_an_older_read_section();
+    ticket_wait_under_the_maps_own_lock();
     batch_and_replace();
     conditional_writes();
     compute_writes();

@@ -24,45 +24,89 @@ use super::{Domain, PassMark, Ripe, Tally, lock};
 use crate::reclaim::home::HomeRef;
 use crate::reclaim::stripe::ThreadStripe;
 use crate::sync::{Arc, Ordering, epoch, thread_local};
+use std::cell::Cell;
 
-// How many closures of the user's this thread runs under a map's shard lock right
-// now (nested: a closure may write to another map). A `const` initializer outside
-// loom, so that the two accesses around each closure are plain thread-local loads
-// and stores, with no check of a lazy initialization (one `upsert` ran 1-3 ns
-// slower with it); loom's `thread_local!` does not accept one.
+// The closures of the user's this thread runs under a map's shard lock right now
+// (nested: a closure may write to another map): how many, and the homes of the
+// maps whose locks the first `HELD_HOMES` are under. A `const` initializer
+// outside loom, so that the accesses around each closure are plain thread-local
+// loads and stores, with no check of a lazy initialization (one `upsert` ran
+// 1-3 ns slower with it); loom's `thread_local!` does not accept one.
 #[cfg(not(feature = "loom"))]
 thread_local! {
-    static UNDER_LOCK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static UNDER_LOCK: UnderLock = const { UnderLock::new() };
 }
 #[cfg(feature = "loom")]
 thread_local! {
     #[allow(clippy::missing_const_for_thread_local)]
-    static UNDER_LOCK: std::cell::Cell<usize> = std::cell::Cell::new(0);
+    static UNDER_LOCK: UnderLock = UnderLock::new();
+}
+
+/// How many nested closures' maps [`UserCodeUnderLock::holds`] can name: deeper
+/// ones are counted (no destructor runs in their helps) but not named.
+const HELD_HOMES: usize = 4;
+
+struct UnderLock {
+    depth: Cell<usize>,
+    /// `homes[i]`, for `i < min(depth, HELD_HOMES)`: the address of the home of
+    /// the map whose lock the `i`-th closure (outermost first) runs under.
+    homes: [Cell<usize>; HELD_HOMES],
+}
+
+impl UnderLock {
+    const fn new() -> Self {
+        UnderLock {
+            depth: Cell::new(0),
+            homes: [const { Cell::new(0) }; HELD_HOMES],
+        }
+    }
 }
 
 /// Marks the calling thread, until dropped, as running the user's code under a
-/// shard lock (a `compute` closure, `retain`'s predicate and its removals): a
-/// help started there runs no destructor, since one that wrote to the locked
-/// shard would wait for this thread forever (`Domain::help_before_doom`).
+/// shard lock of the map whose home is given (a `compute` closure, `retain`'s
+/// predicate and its removals):
+/// - a help started there runs no destructor, since one that wrote to the
+///   locked shard would wait for this thread forever (`Domain::help_before_doom`);
+/// - a wait there for a ticket of that map is refused
+///   (`Retired::would_wait_for_itself`): the release of the map's retired
+///   generations takes each of its shard locks first (`ShardLocks::try_quiesce`),
+///   so it cannot happen while this thread holds one.
+///
 /// (Neither `Send` nor `Sync`: the mark is its thread's.)
 pub(crate) struct UserCodeUnderLock(std::marker::PhantomData<*const ()>);
 
 impl UserCodeUnderLock {
     #[inline]
-    pub(crate) fn enter() -> Self {
-        UNDER_LOCK.with(|n| n.set(n.get() + 1));
+    pub(crate) fn enter(home: HomeRef) -> Self {
+        UNDER_LOCK.with(|held| {
+            let depth = held.depth.get();
+            if let Some(slot) = held.homes.get(depth) {
+                slot.set(home.addr());
+            }
+            held.depth.set(depth + 1);
+        });
         UserCodeUnderLock(std::marker::PhantomData)
     }
 
     fn inside() -> bool {
-        UNDER_LOCK.with(|n| n.get() > 0)
+        UNDER_LOCK.with(|held| held.depth.get() > 0)
+    }
+
+    /// Whether this thread runs the user's code under a shard lock of the map
+    /// whose home's address is `home` (for the outermost `HELD_HOMES` closures:
+    /// a deeper one is not found).
+    pub(crate) fn holds(home: usize) -> bool {
+        UNDER_LOCK.with(|held| {
+            let named = held.depth.get().min(HELD_HOMES);
+            held.homes[..named].iter().any(|slot| slot.get() == home)
+        })
     }
 }
 
 impl Drop for UserCodeUnderLock {
     #[inline]
     fn drop(&mut self) {
-        UNDER_LOCK.with(|n| n.set(n.get() - 1));
+        UNDER_LOCK.with(|held| held.depth.set(held.depth.get() - 1));
     }
 }
 
