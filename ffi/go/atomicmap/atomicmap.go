@@ -1191,13 +1191,44 @@ func (s *Snapshot) Generation() uint64 {
 }
 
 // ForEach calls f for each entry until it returns false. key and value are
-// borrowed for the call (copy the key to keep it). A panic in f stops the walk and
-// is raised again from ForEach.
+// borrowed for the call (copy the key to keep it). Each shard's entries are
+// copied, and their values retained, before f sees them, so nothing is pinned
+// while f runs: f may block, or run long, without holding up reclamation (Range
+// is the cheaper walk for a short f). A panic in f stops the walk and is raised
+// again from ForEach. After Release, it calls f for nothing.
 func (s *Snapshot) ForEach(f func(key []byte, value any) bool) {
+	if s.ptr == nil {
+		return
+	}
 	walk := &rangeWalk{f: f}
 	h := cgo.NewHandle(walk)
 	defer h.Delete()
 	err := check(C.amap_go_snapshot_foreach(s.ptr, C.uintptr_t(h)))
+	if walk.failed {
+		panic(walk.panicked)
+	}
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Range calls f for each entry of the snapshot's generation until f returns
+// false, inside one read section on that generation (amap_snapshot_read_begin),
+// as Map.Range does on the current one: no reference count is touched, nothing
+// is copied, and no lock is held while f runs (f may call into the map, even
+// write to it), but the section's pin holds up the reclamation of every map
+// until Range returns: keep f short (ForEach pins nothing while f runs). key and
+// value are borrowed for the call (copy the key to keep it). A panic in f stops
+// the walk, ends the read section and is raised again from Range. After Release,
+// it calls f for nothing.
+func (s *Snapshot) Range(f func(key []byte, value any) bool) {
+	if s.ptr == nil {
+		return
+	}
+	walk := &rangeWalk{f: f}
+	h := cgo.NewHandle(walk)
+	defer h.Delete()
+	err := check(C.amap_go_snapshot_range(s.ptr, C.uintptr_t(h)))
 	if walk.failed {
 		panic(walk.panicked)
 	}

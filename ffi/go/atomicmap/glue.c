@@ -48,6 +48,17 @@ amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
     return s;
 }
 
+// Snapshot.Range: a read section on the snapshot's generation, walked with
+// borrowed values (Map.Range's callback), ended on the thread that began it.
+amap_status_t amap_go_snapshot_range(const amap_snapshot_t *snap, uintptr_t callback) {
+    amap_read_t *read = NULL;
+    amap_status_t s = amap_snapshot_read_begin(snap, &read);
+    if (s != AMAP_OK) return s;
+    s = amap_read_for_each(read, go_range, (void *)callback);
+    amap_read_end(read);
+    return s;
+}
+
 // amap_go_load's visit: keeps the handle (the value's data) read in the call.
 static void keep_handle(void *data, void *user) { *(uintptr_t *)user = (uintptr_t)data; }
 

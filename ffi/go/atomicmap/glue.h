@@ -13,6 +13,7 @@ amap_status_t amap_go_try_insert(const amap_t *map, const uint8_t *key, size_t k
 amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size_t key_len, uintptr_t handle);
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
 amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
+amap_status_t amap_go_snapshot_range(const amap_snapshot_t *snap, uintptr_t callback);
 amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
 amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
                               amap_value_t **out_value);
