@@ -10,6 +10,7 @@
 //   amap::TypedMap<T>       a Map whose values are T objects (new T, deleted exactly once)
 //   amap::TypedValue<T>     a retained T: operator-> / operator*, no casts
 //   amap::TypedReadSection<T>  a ReadSection over a TypedMap<T>: visit(key, f(const T &)), range-for
+//   amap::TypedSnapshot<T>  a Snapshot of a TypedMap<T> (TypedMap::snapshot): get -> TypedValue<T>
 //   amap::Error             thrown on failure, carries the amap_status_t and its text
 //
 // Ownership in C++ terms: a Value owns one reference and keeps the value (and the
@@ -864,6 +865,8 @@ template <class T> class TypedValue {
     Value value_;
 };
 
+template <class T> class TypedSnapshot;
+
 /// A map whose values are T objects: each is allocated with `new T(...)` when it
 /// is inserted and deleted (its destructor run) exactly once, through the C
 /// destructor, after its last holder lets go, possibly on another thread (T's
@@ -981,6 +984,9 @@ template <class T> class TypedMap {
     /// Manual mode: tears retired generations down on this thread.
     size_t reclaim() { return map_.reclaim(); }
     Stats stats() const { return map_.stats(); }
+    /// A snapshot of the current generation, whose values are read as T
+    /// (amap_snapshot; see Snapshot).
+    inline TypedSnapshot<T> snapshot() const;
     /// The untyped map, read-only (its values are T objects).
     const Map &untyped() const noexcept { return map_; }
 
@@ -1019,6 +1025,32 @@ template <class T> class TypedMap {
     Map map_;
 };
 
+/// A Snapshot of a TypedMap<T>: one generation, never cleared under it, whose
+/// values are read as T (TypedMap::snapshot). Move-only, as Snapshot; it may
+/// outlive its map.
+template <class T> class TypedSnapshot {
+  public:
+    /// A retained T of the snapshot's generation, or nullopt.
+    std::optional<TypedValue<T>> get(std::string_view key) const {
+        std::optional<Value> v = snapshot_.get(key);
+        if (!v) return std::nullopt;
+        return TypedValue<T>(std::move(*v));
+    }
+    bool contains(std::string_view key) const { return snapshot_.contains(key); }
+    size_t size() const { return snapshot_.size(); }
+    /// See Snapshot::generation.
+    uint64_t generation() const { return snapshot_.generation(); }
+    /// The untyped snapshot (its values are T objects), still owned by this one.
+    const Snapshot &untyped() const noexcept { return snapshot_; }
+
+  private:
+    friend class TypedMap<T>;
+    explicit TypedSnapshot(Snapshot snapshot) noexcept : snapshot_(std::move(snapshot)) {}
+    Snapshot snapshot_;
+};
+
+template <class T> TypedSnapshot<T> TypedMap<T>::snapshot() const { return TypedSnapshot<T>(map_.snapshot()); }
+
 /// A ReadSection over a TypedMap<T>: borrowed `const T &` without counting, valid
 /// until the section ends. Same rules as ReadSection (one thread, one scope).
 template <class T> class TypedReadSection {
@@ -1047,6 +1079,9 @@ template <class T> class TypedReadSection {
     };
 
     explicit TypedReadSection(const TypedMap<T> &map) : read_(map.untyped()) {}
+    /// A section on the snapshot's generation (see ReadSection(const Snapshot &)):
+    /// it may outlive the TypedSnapshot.
+    explicit TypedReadSection(const TypedSnapshot<T> &snapshot) : read_(snapshot.untyped()) {}
     TypedReadSection(const TypedReadSection &) = delete;
     TypedReadSection &operator=(const TypedReadSection &) = delete;
     static void *operator new(size_t) = delete;
@@ -1058,6 +1093,10 @@ template <class T> class TypedReadSection {
     }
     /// The borrowed T for `key` or nullptr; valid until this section ends.
     const T *get_unchecked(std::string_view key) const { return static_cast<const T *>(read_.get_unchecked(key)); }
+    /// See ReadSection::contains, size and generation.
+    bool contains(std::string_view key) const { return read_.contains(key); }
+    size_t size() const { return read_.size(); }
+    uint64_t generation() const { return read_.generation(); }
     /// Calls `f(key, value)` for each entry until it returns false (see ReadSection::for_each).
     template <class F> void for_each(F &&f) const {
         read_.for_each([&](std::string_view key, const void *data) { return f(key, *static_cast<const T *>(data)); });

@@ -486,6 +486,29 @@ void typed_map() {
                 return true;
             });
             CHECK(sum == 100);
+            CHECK(read.contains("e") && !read.contains("a") && read.size() == 1);
+            CHECK(read.generation() == map.untyped().snapshot().generation());
+        }
+        {
+            // A typed snapshot, and a typed section on it: the generation taken,
+            // through a clear and a write, and past the snapshot's own end.
+            amap::TypedSnapshot<Counted> snap = map.snapshot();
+            const uint64_t taken = snap.generation();
+            amap::Ticket cleared = map.clear_async();
+            CHECK(cleared.id() == taken);
+            map.emplace("g", 70);
+            CHECK(snap.size() == 1 && snap.contains("e") && !snap.contains("g"));
+            CHECK(snap.get("e").value()->get() == 50 && !snap.get("g"));
+            std::optional<amap::TypedReadSection<Counted>> later;
+            later.emplace(snap);
+            snap = map.snapshot(); // the first snapshot released; the section holds its generation
+            CHECK(snap.generation() == taken + 1 && snap.contains("g"));
+            CHECK(later->generation() == taken && later->size() == 1);
+            CHECK(later->contains("e") && !later->contains("g") && later->get_unchecked("e")->get() == 50);
+            CHECK(!cleared.is_reclaimed());
+            later.reset();
+            map.remove("g");
+            map.emplace("e", 50); // as before the block, for what follows
         }
         CHECK(map.remove("e") && !map.remove("e"));
         map.emplace("f", 60);
