@@ -58,75 +58,71 @@ where
             .all(|(key, value)| b.get_borrowed(key) == Some(value))
 }
 
-/// Two maps are equal when their current generations hold the same keys, each
-/// mapped to equal values (as for `HashMap`: order, capacity, generation numbers
-/// and hashers do not count).
-///
-/// With writers running on either map the answer is racy, as
-/// [`len`](AtomicMap::len) is: each map is read under one guard, whose
-/// generation a clear cannot change, but a write to it during the comparison may
-/// or may not be seen. Compare two [`Snapshot`]s taken while nothing writes for
-/// an answer about one moment. The two guards stay pinned for the whole
-/// comparison (and `V::eq` runs under them), which holds up every map's
-/// reclamation meanwhile, as any [`ReadGuard`] does: meant for tests and small
-/// maps, not for comparing large ones on a hot path.
-///
-/// ```
-/// let a: atomic_map::AtomicMap<u32, &str> = [(1, "one"), (2, "two")].into();
-/// let b: atomic_map::AtomicMap<u32, &str> = [(2, "two"), (1, "one")].into();
-/// assert_eq!(a, b);
-/// b.insert(2, "deux");
-/// assert_ne!(a, b);
-/// ```
-impl<K, V, S> PartialEq for AtomicMap<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: PartialEq + Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    fn eq(&self, other: &Self) -> bool {
-        same_entries(&self.pin(), &other.pin())
-    }
+/// `PartialEq` (entry by entry, under one guard of each side: `same_entries`) and
+/// `Eq` for a type with a `pin()` giving a `ReadGuard`, each with its own docs.
+macro_rules! compare_by_entries {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        impl<K, V, S> PartialEq for $ty<K, V, S>
+        where
+            K: Eq + Hash + Send + Sync + 'static,
+            V: PartialEq + Send + Sync + 'static,
+            S: BuildHasher + Clone + Send + Sync + 'static,
+        {
+            fn eq(&self, other: &Self) -> bool {
+                same_entries(&self.pin(), &other.pin())
+            }
+        }
+
+        impl<K, V, S> Eq for $ty<K, V, S>
+        where
+            K: Eq + Hash + Send + Sync + 'static,
+            V: Eq + Send + Sync + 'static,
+            S: BuildHasher + Clone + Send + Sync + 'static,
+        {
+        }
+    };
 }
 
-impl<K, V, S> Eq for AtomicMap<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Eq + Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+compare_by_entries! {
+    /// Two maps are equal when their current generations hold the same keys, each
+    /// mapped to equal values (as for `HashMap`: order, capacity, generation numbers
+    /// and hashers do not count).
+    ///
+    /// With writers running on either map the answer is racy, as
+    /// [`len`](AtomicMap::len) is: each map is read under one guard, whose
+    /// generation a clear cannot change, but a write to it during the comparison may
+    /// or may not be seen. Compare two [`Snapshot`]s taken while nothing writes for
+    /// an answer about one moment. The two guards stay pinned for the whole
+    /// comparison (and `V::eq` runs under them), which holds up every map's
+    /// reclamation meanwhile, as any [`ReadGuard`] does: meant for tests and small
+    /// maps, not for comparing large ones on a hot path.
+    ///
+    /// ```
+    /// let a: atomic_map::AtomicMap<u32, &str> = [(1, "one"), (2, "two")].into();
+    /// let b: atomic_map::AtomicMap<u32, &str> = [(2, "two"), (1, "one")].into();
+    /// assert_eq!(a, b);
+    /// b.insert(2, "deux");
+    /// assert_ne!(a, b);
+    /// ```
+    AtomicMap
 }
 
-/// Two snapshots are equal when their generations hold the same keys, each
-/// mapped to equal values (racy only while their generations are written to:
-/// a retired generation is not, once its last writer is done).
-///
-/// ```
-/// let map: atomic_map::AtomicMap<u32, u32> = [(1, 10)].into();
-/// let before = map.snapshot();
-/// assert_eq!(before, map.snapshot()); // the same generation
-/// map.replace([(1, 10)]);
-/// assert_eq!(before, map.snapshot()); // another generation, the same entries
-/// map.clear_async();
-/// assert_ne!(before, map.snapshot());
-/// ```
-impl<K, V, S> PartialEq for Snapshot<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: PartialEq + Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
-    fn eq(&self, other: &Self) -> bool {
-        same_entries(&self.pin(), &other.pin())
-    }
-}
-
-impl<K, V, S> Eq for Snapshot<K, V, S>
-where
-    K: Eq + Hash + Send + Sync + 'static,
-    V: Eq + Send + Sync + 'static,
-    S: BuildHasher + Clone + Send + Sync + 'static,
-{
+compare_by_entries! {
+    /// Two snapshots are equal when their generations hold the same keys, each
+    /// mapped to equal values (racy only while their generations are written to:
+    /// a retired generation is not, once its last writer is done).
+    ///
+    /// ```
+    /// let map: atomic_map::AtomicMap<u32, u32> = [(1, 10)].into();
+    /// let before = map.snapshot();
+    /// assert_eq!(before, map.snapshot()); // the same generation
+    /// map.replace([(1, 10)]);
+    /// assert_eq!(before, map.snapshot()); // another generation, the same entries
+    /// map.clear_async();
+    /// assert_ne!(before, map.snapshot());
+    /// ```
+    Snapshot
 }
 
 impl<K, V, S> Extend<(K, V)> for AtomicMap<K, V, S>
