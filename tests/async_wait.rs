@@ -414,3 +414,76 @@ fn polled_from_a_destructor_of_its_own_teardown() {
         assert_eq!(map.stats().destructor_panics, 0);
     }
 }
+
+/// `on_reclaimed` runs its function once, after the teardown and never before:
+/// in manual mode on the thread whose pass tears the generation down, even with
+/// the ticket dropped first; at once on the calling thread when the generation is
+/// already torn down; in background mode on the reclaimer's thread, inside its
+/// pass.
+#[test]
+fn on_reclaimed_runs_once_after_the_teardown() {
+    let map: AtomicMap<u64, u64> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    map.insert(1, 1);
+    let held = map.snapshot();
+    let ticket = map.clear_async();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    for which in 0..2 {
+        let (runs, ticket_seen) = (Arc::clone(&runs), ticket.clone());
+        ticket.on_reclaimed(move || {
+            // The teardown is done when it runs: the flag is raised first.
+            let reclaimed = ticket_seen.is_reclaimed();
+            runs.lock()
+                .unwrap()
+                .push((which, thread::current().id(), reclaimed));
+        });
+    }
+    drop(ticket); // the registrations belong to the generation
+    map.reclaim();
+    assert!(
+        runs.lock().unwrap().is_empty(),
+        "ran while a snapshot held the generation"
+    );
+    drop(held);
+    let reclaimer = thread::spawn(move || {
+        let started = Instant::now();
+        while map.stats().reclaimed_generations == 0 && started.elapsed() < LIMIT {
+            map.reclaim();
+        }
+        (thread::current().id(), map)
+    });
+    let (reclaiming_thread, map) = reclaimer.join().unwrap();
+    let mut seen = runs.lock().unwrap().clone();
+    seen.sort_by_key(|run| run.0);
+    assert_eq!(
+        seen,
+        [(0, reclaiming_thread, true), (1, reclaiming_thread, true)],
+        "each function once, on the reclaiming thread, after the teardown"
+    );
+
+    // Already torn down: at once, on this thread.
+    let ticket = map.clear_async();
+    while !ticket.wait_timeout(LIMIT) {}
+    let here = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&here);
+    ticket.on_reclaimed(move || *record.lock().unwrap() = Some(thread::current().id()));
+    assert_eq!(*here.lock().unwrap(), Some(thread::current().id()));
+    assert_eq!(
+        runs.lock().unwrap().len(),
+        2,
+        "an earlier function ran again"
+    );
+
+    // Background: on the reclaimer's thread, inside its pass.
+    let map: AtomicMap<u64, u64> = AtomicMap::new();
+    map.insert(1, 1);
+    let (done, ran) = std::sync::mpsc::channel();
+    map.clear_async().on_reclaimed(move || {
+        let in_pass = Reclaimer::process_wide().in_pass();
+        done.send((thread::current().id(), in_pass)).unwrap();
+    });
+    let (thread, in_pass) = ran
+        .recv_timeout(LIMIT)
+        .expect("never ran in background mode");
+    assert_ne!(thread, std::thread::current().id());
+    assert!(in_pass, "ran outside the reclaimer's pass");
+}

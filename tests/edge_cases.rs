@@ -319,6 +319,65 @@ fn waiting_in_a_closure_under_the_maps_own_lock_is_refused() {
                 ));
                 9
             });
+            // The reverse nesting: this map's closure inside another map's.
+            other.retain(|_, _| {
+                map.upsert(5, |_| {
+                    seen.push(("reverse nesting", probe(&retired)));
+                    5
+                });
+                true
+            });
+            // Back in the outer closure after an inner one on this map: the inner
+            // mark is gone, whatever its slot still holds.
+            other.upsert(9, |_| {
+                map.upsert(6, |_| 6);
+                let after_inner = retired.would_wait_for_itself();
+                seen.push(("after inner", (after_inner, false, Duration::ZERO, true)));
+                9
+            });
+            // Four other maps' closures nested, then this map's: the fifth is
+            // counted but not named (documented), so not refused.
+            let others: Vec<AtomicMap<u64, u64>> = (0..4)
+                .map(|_| Builder::new().reclaim_mode(mode).build())
+                .collect();
+            fn nest(maps: &[AtomicMap<u64, u64>], innermost: &mut dyn FnMut()) {
+                match maps.split_first() {
+                    Some((outer, rest)) => {
+                        outer.upsert(0, |_| {
+                            nest(rest, innermost);
+                            0
+                        });
+                    }
+                    None => innermost(),
+                }
+            }
+            let mut fifth = None;
+            nest(&others, &mut || {
+                map.upsert(7, |_| {
+                    fifth = Some(retired.would_wait_for_itself());
+                    7
+                });
+            });
+            seen.push(("fifth", (fifth.expect("ran"), false, Duration::ZERO, true)));
+            // The refusal's panic unwinds out of `retain`: the lock and the mark
+            // are given back, and the map goes on.
+            let unwound = catch_unwind(AssertUnwindSafe(|| {
+                map.retain(|_, _| {
+                    retired.wait();
+                    true
+                })
+            }));
+            map.insert(8, 8);
+            let after_unwind = retired.would_wait_for_itself();
+            seen.push((
+                "unwound",
+                (
+                    after_unwind,
+                    false,
+                    Duration::ZERO,
+                    unwound.is_err() && map.get(&8).is_some(),
+                ),
+            ));
             drop(held);
             let reclaimed = retired.wait_timeout(LIMIT);
             done.send((mode, seen, reclaimed)).unwrap();
@@ -344,16 +403,18 @@ fn waiting_in_a_closure_under_the_maps_own_lock_is_refused() {
                 "nested", // keys 2, 3 and 4
                 "nested",
                 "nested",
-                "other map"
+                "other map",
+                "reverse nesting",
+                "after inner",
+                "fifth",
+                "unwound"
             ],
             "{mode:?}"
         );
         for (name, (refused, reclaimed, waited, panicked)) in &seen {
-            if *name == "other map" {
-                assert!(
-                    !refused,
-                    "{mode:?}: a wait in another map's closure refused"
-                );
+            if ["other map", "after inner", "fifth", "unwound"].contains(name) {
+                assert!(!refused, "{mode:?}: a wait refused, {name}");
+                assert!(panicked, "{mode:?}: {name}: the map did not go on");
                 continue;
             }
             assert!(

@@ -291,6 +291,13 @@ steady retain-pins-its-whole-walk.patch \
 steady wait-under-own-lock-not-refused.patch \
     "$(suite edge_cases waiting_in_a_closure_under_the_maps_own_lock_is_refused)" \
     "a wait under the map's own shard lock not refused"
+# Retired::on_reclaimed runs its function after the teardown (src/reclaim/retired.rs,
+# `Retirement::on_torn_down`), registered until then; a build that runs it at
+# once tells a caller the generation is gone while a snapshot still holds it
+# (2026-12-07).
+steady on-reclaimed-runs-before-the-teardown.patch \
+    "$(suite async_wait on_reclaimed_runs_once_after_the_teardown)" \
+    "ran while a snapshot held the generation"
 # amap_options_t.hasher picks the C map's hash function (ffi/src/map.rs, `build`);
 # a build that checks the value and then ignores it gives every map foldhash
 # (2026-12-07).

@@ -407,6 +407,12 @@ typedef int32_t (*amap_foreach_fn)(const uint8_t *key,
                                    const amap_value_t *value,
                                    void *user);
 
+/**
+ * Called by `amap_ticket_on_reclaimed` once the ticket's generation has been
+ * torn down, with the caller's `user` pointer.
+ */
+typedef void (*amap_reclaimed_fn)(void *user);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -488,7 +494,9 @@ void amap_batch_free(amap_batch_t *batch);
  * What it must not: write to this map (a write to the locked shard would wait
  * for itself), write to a map that another thread may be computing on with a
  * callback that writes to this one (each would wait for the other's lock), wait
- * for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`), or run
+ * for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`; since 0.8.1
+ * `amap_ticket_wait` on a ticket of this map returns `AMAP_WOULD_DEADLOCK` at
+ * once there), or run
  * destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
  * `amap_batch_free`: a destructor may write to this map). Other writers of the
  * key's shard wait for it to return: keep it short.
@@ -1278,10 +1286,12 @@ void amap_snapshot_release(amap_snapshot_t *snap);
  * * inside a value's destructor run by the same reclaimer (a destructor waiting
  *   for a teardown that cannot finish while it waits);
  * * inside a callback that the ticket's own map runs under one of its shard
- *   locks (`amap_retain`'s `keep`, `amap_compute`'s callback, and those of the
- *   conditional writes; since 0.8.1): the teardown takes each of the map's
- *   shard locks first. Found in the outermost four such callbacks nested on the
- *   thread (one writing to another map, and so on), not deeper;
+ *   locks (`amap_retain`'s `keep`, `amap_compute`'s callback; since 0.8.1): the
+ *   release of the map's retired generations takes each of its shard locks
+ *   first, so the wait would never end if that has not happened yet (and once
+ *   it has, the wait is refused all the same, whatever the reclaimer's
+ *   progress). Found in the outermost four such callbacks nested on the thread
+ *   (one writing to another map, and so on), not deeper;
  * * on a thread in a read section (or callback, or walk) whose pin holds the
  *   teardown up: one begun before the clear or replace that made the ticket, if
  *   that clear was made on this thread; for another thread's clear, one whose
@@ -1325,6 +1335,39 @@ amap_status_t amap_ticket_is_reclaimed(const amap_ticket_t *ticket, uint8_t *out
  * `ticket` must be `NULL` or a live ticket; `out_id` `NULL` or valid for a write.
  */
 amap_status_t amap_ticket_id(const amap_ticket_t *ticket, uint64_t *out_id);
+
+/**
+ * Calls `callback(user)` once the ticket's generation has been torn down (0.9.0),
+ * without a thread waiting for it: for event loops, and for bindings that turn
+ * it into a future or a channel (Go's `Ticket.Done`). If the generation is
+ * already torn down, the callback runs at once, on the calling thread, before
+ * this returns; otherwise on the thread that tears it down, right after: the
+ * reclaimer's thread in background mode; in manual mode, whichever thread runs
+ * the pass (`amap_reclaim`, `amap_reclaimer_reclaim`, `amap_ticket_wait`,
+ * `amap_flush`, `amap_free`). Returns `AMAP_OK`.
+ *
+ * The registration belongs to the generation, not to the ticket: the ticket may
+ * be freed right after this returns, and each call registers one more callback.
+ * Nothing here runs a pass: in manual mode the callback waits for the program's
+ * next one. If the generation is never torn down (a snapshot of it, or a read
+ * section begun on one, held until exit), the callback never runs.
+ *
+ * Run by the teardown, the callback is held to a value destructor's rules: keep
+ * it short (the reclaimer's other work waits meanwhile); `amap_ticket_wait` and
+ * `amap_flush` for the same reclaimer return `AMAP_WOULD_DEADLOCK` there; it
+ * must return normally (no C++ exception, no `longjmp`).
+ *
+ * Ownership: `ticket` is only borrowed. `user` is passed through untouched; it
+ * must stay valid until the callback has run, and the callback may run on any
+ * thread.
+ *
+ * # Safety
+ * `ticket` must be `NULL` or a live ticket; `callback` `NULL` or a function that
+ * may be called with `user` on any thread.
+ */
+amap_status_t amap_ticket_on_reclaimed(const amap_ticket_t *ticket,
+                                       amap_reclaimed_fn callback,
+                                       void *user);
 
 /**
  * Frees a ticket. The generation is unaffected: it is torn down all the same,

@@ -273,11 +273,32 @@ class Ticket {
         if (ticket_.get()) detail::check(amap_ticket_id(ticket_.get(), &id));
         return id;
     }
+    /// Calls `f()` once the generation has been torn down, with no thread waiting
+    /// for it (amap_ticket_on_reclaimed): at once, on this thread, if it already
+    /// is; otherwise on the thread that tears it down, right after (the
+    /// reclaimer's, or in manual mode the one whose reclaim() or wait() does).
+    /// The registration outlives this Ticket; each call adds one. `f` (moved into
+    /// the heap until it runs) runs where destructors run: keep it short. It must
+    /// not throw: an exception there calls std::terminate. Never called if the
+    /// generation is never torn down. An empty Ticket throws AMAP_NULL_ARGUMENT.
+    template <class F> void on_reclaimed(F f) const {
+        auto call = std::make_unique<F>(std::move(f));
+        detail::check(amap_ticket_on_reclaimed(ticket_.get(), &OnReclaimed<F>::run, call.get()));
+        call.release(); // the registration's now: freed by `run`
+    }
     explicit operator bool() const noexcept { return ticket_.get() != nullptr; }
     /// The C handle, still owned by this Ticket.
     const amap_ticket_t *get() const noexcept { return ticket_.get(); }
 
   private:
+    /// on_reclaimed's trampoline: runs the callable once and deletes it.
+    template <class F> struct OnReclaimed {
+        static void run(void *user) noexcept {
+            std::unique_ptr<F> f(static_cast<F *>(user));
+            (*f)();
+        }
+    };
+
     detail::Owned<amap_ticket_t, amap_ticket_free> ticket_;
 };
 

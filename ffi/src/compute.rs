@@ -88,7 +88,9 @@ pub type amap_compute_fn = Option<
 /// What it must not: write to this map (a write to the locked shard would wait
 /// for itself), write to a map that another thread may be computing on with a
 /// callback that writes to this one (each would wait for the other's lock), wait
-/// for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`), or run
+/// for reclamation (`amap_flush`, `amap_ticket_wait`, `amap_free`; since 0.8.1
+/// `amap_ticket_wait` on a ticket of this map returns `AMAP_WOULD_DEADLOCK` at
+/// once there), or run
 /// destructors on its thread (`amap_reclaim`, `amap_reclaimer_reclaim`,
 /// `amap_batch_free`: a destructor may write to this map). Other writers of the
 /// key's shard wait for it to return: keep it short.

@@ -60,7 +60,8 @@ pub use snapshot::{
     amap_snapshot_t,
 };
 pub use ticket::{
-    amap_ticket_free, amap_ticket_id, amap_ticket_is_reclaimed, amap_ticket_t, amap_ticket_wait,
+    amap_reclaimed_fn, amap_ticket_free, amap_ticket_id, amap_ticket_is_reclaimed,
+    amap_ticket_on_reclaimed, amap_ticket_t, amap_ticket_wait,
 };
 pub use value::{
     amap_dtor_fn, amap_value_data, amap_value_release, amap_value_retain, amap_value_t,

@@ -1,6 +1,7 @@
 //! `amap_ticket_t`: the caller's ticket for a generation retired by
 //! `amap_clear_async` or `amap_replace`.
 
+use std::ffi::c_void;
 use std::time::Duration;
 
 use atomic_map::Retired;
@@ -56,10 +57,12 @@ pub(crate) unsafe fn hand_out(retired: Retired, out_ticket: *mut *mut amap_ticke
 /// * inside a value's destructor run by the same reclaimer (a destructor waiting
 ///   for a teardown that cannot finish while it waits);
 /// * inside a callback that the ticket's own map runs under one of its shard
-///   locks (`amap_retain`'s `keep`, `amap_compute`'s callback, and those of the
-///   conditional writes; since 0.8.1): the teardown takes each of the map's
-///   shard locks first. Found in the outermost four such callbacks nested on the
-///   thread (one writing to another map, and so on), not deeper;
+///   locks (`amap_retain`'s `keep`, `amap_compute`'s callback; since 0.8.1): the
+///   release of the map's retired generations takes each of its shard locks
+///   first, so the wait would never end if that has not happened yet (and once
+///   it has, the wait is refused all the same, whatever the reclaimer's
+///   progress). Found in the outermost four such callbacks nested on the thread
+///   (one writing to another map, and so on), not deeper;
 /// * on a thread in a read section (or callback, or walk) whose pin holds the
 ///   teardown up: one begun before the clear or replace that made the ticket, if
 ///   that clear was made on this thread; for another thread's clear, one whose
@@ -138,6 +141,76 @@ pub unsafe extern "C" fn amap_ticket_id(
         // SAFETY: the contract of this function.
         let (ticket, out_id) = unsafe { (arg(ticket)?, out(out_id)?) };
         out_id.set(ticket.retired.id());
+        Ok(())
+    })
+}
+
+/// Called by `amap_ticket_on_reclaimed` once the ticket's generation has been
+/// torn down, with the caller's `user` pointer.
+#[allow(non_camel_case_types)]
+pub type amap_reclaimed_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
+
+/// What `amap_ticket_on_reclaimed` registers: the callback and its `user`.
+struct OnReclaimed {
+    callback: unsafe extern "C" fn(user: *mut c_void),
+    user: *mut c_void,
+}
+
+// SAFETY: the contract of `amap_ticket_on_reclaimed`: `user` must be usable from
+// any thread, and `callback` may run on any thread (the header says so). Rust
+// never dereferences `user`; it only passes it to `callback`, once.
+unsafe impl Send for OnReclaimed {}
+
+impl OnReclaimed {
+    /// Calls the callback, once (it consumes the registration).
+    fn call(self) {
+        // SAFETY: the callback's validity on any thread, with `user`, is the
+        // caller's contract (`amap_ticket_on_reclaimed`).
+        unsafe { (self.callback)(self.user) }
+    }
+}
+
+/// Calls `callback(user)` once the ticket's generation has been torn down (0.9.0),
+/// without a thread waiting for it: for event loops, and for bindings that turn
+/// it into a future or a channel (Go's `Ticket.Done`). If the generation is
+/// already torn down, the callback runs at once, on the calling thread, before
+/// this returns; otherwise on the thread that tears it down, right after: the
+/// reclaimer's thread in background mode; in manual mode, whichever thread runs
+/// the pass (`amap_reclaim`, `amap_reclaimer_reclaim`, `amap_ticket_wait`,
+/// `amap_flush`, `amap_free`). Returns `AMAP_OK`.
+///
+/// The registration belongs to the generation, not to the ticket: the ticket may
+/// be freed right after this returns, and each call registers one more callback.
+/// Nothing here runs a pass: in manual mode the callback waits for the program's
+/// next one. If the generation is never torn down (a snapshot of it, or a read
+/// section begun on one, held until exit), the callback never runs.
+///
+/// Run by the teardown, the callback is held to a value destructor's rules: keep
+/// it short (the reclaimer's other work waits meanwhile); `amap_ticket_wait` and
+/// `amap_flush` for the same reclaimer return `AMAP_WOULD_DEADLOCK` there; it
+/// must return normally (no C++ exception, no `longjmp`).
+///
+/// Ownership: `ticket` is only borrowed. `user` is passed through untouched; it
+/// must stay valid until the callback has run, and the callback may run on any
+/// thread.
+///
+/// # Safety
+/// `ticket` must be `NULL` or a live ticket; `callback` `NULL` or a function that
+/// may be called with `user` on any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn amap_ticket_on_reclaimed(
+    ticket: *const amap_ticket_t,
+    callback: amap_reclaimed_fn,
+    user: *mut c_void,
+) -> amap_status_t {
+    guard(|| {
+        // SAFETY: the contract of this function.
+        let ticket = unsafe { arg(ticket) }?;
+        let callback = callback.ok_or(amap_status_t::AMAP_NULL_ARGUMENT)?;
+        let registered = OnReclaimed { callback, user };
+        // A method call, so that the closure captures the whole registration
+        // (`Send`), not its fields. It runs once: `on_reclaimed` takes a `FnOnce`.
+        ticket.retired.on_reclaimed(move || registered.call());
         Ok(())
     })
 }

@@ -1,6 +1,7 @@
 //! `Retired`: the ticket a clear or replace returns for the generation it retired.
 //!
-//! The ticket can block ([`Retired::wait`]) or be awaited (`impl Future`). Both wait
+//! The ticket can block ([`Retired::wait`]), be awaited (`impl Future`), or run a
+//! function at the teardown ([`Retired::on_reclaimed`]). All three wait
 //! on the generation's `Retirement`: a flag the teardown raises, and a registry of
 //! the wakers of pending polls, which the teardown wakes right after raising the
 //! flag. The registry has one slot per polling ticket, so re-polls replace a waker
@@ -307,28 +308,36 @@ impl Retired {
         self.retirement.is_torn_down()
     }
 
-    /// Whether waiting for this ticket on the calling thread could never succeed:
-    /// the generation is not torn down yet, and either
+    /// Whether a wait for this ticket on the calling thread is refused, because it
+    /// could never succeed (or, in the last case below, might not): the
+    /// generation is not torn down yet, and
     /// - this thread is running a value's destructor for a pass of the ticket's
-    ///   own reclaimer, which must return before the teardown can happen; or
-    /// - this thread is pinned (it holds a [`ReadGuard`](crate::ReadGuard) of any
+    ///   own reclaimer, which must return before the teardown can happen;
+    /// - or this thread is pinned (it holds a [`ReadGuard`](crate::ReadGuard) of any
     ///   map, iterates one, or runs in a C callback under a read section, such as
     ///   `amap_get_with`'s) at an epoch no later
     ///   than the one the clearing thread last pinned at before the clear or
     ///   replace that made the ticket, and the epoch has not moved two past it:
     ///   the teardown waits for a grace period that this pin holds up. A pin held
     ///   since before a clear made on the same thread always is; one taken after
-    ///   the clear is if the epoch has not moved on since.
-    /// - this thread runs a closure of the ticket's own map under one of its
+    ///   the clear is if the epoch has not moved on since;
+    /// - or this thread runs a closure of the ticket's own map under one of its
     ///   shard locks ([`retain`](crate::AtomicMap::retain)'s predicate, or the
     ///   closure of [`compute`](crate::AtomicMap::compute),
     ///   [`upsert`](crate::AtomicMap::upsert),
     ///   [`get_or_insert_with`](crate::AtomicMap::get_or_insert_with) or
-    ///   [`remove_if`](crate::AtomicMap::remove_if), or a C callback of the same
-    ///   calls): the release of a map's retired generations takes each of its
-    ///   shard locks first. Found in the outermost four such closures that are
-    ///   nested on this thread (one writing to another map in its closure, and so
-    ///   on), not deeper.
+    ///   [`remove_if`](crate::AtomicMap::remove_if), or a C callback of
+    ///   `amap_retain` or `amap_compute`): the release of a map's retired
+    ///   generations takes each of its shard locks first, so the wait never ends
+    ///   if that has not happened yet. If it has (the generation then waits only
+    ///   for its grace period and its snapshots), the wait could end, but it is
+    ///   refused all the same: the answer does not depend on the reclaimer's
+    ///   progress, and such a wait in manual mode would run the map's destructors
+    ///   under its lock. Found in the outermost four such closures nested on this
+    ///   thread (one writing to another map in its closure, and so on), not
+    ///   deeper. The map's `Hash` and `Eq` impls of its keys, which also run under
+    ///   its shard locks (in an insert's probe, a rehash), are not covered: a
+    ///   wait there is not refused, and may never end.
     ///
     /// [`wait`](Self::wait) panics then, and [`wait_timeout`](Self::wait_timeout)
     /// returns `false` at once; a C caller gets a status of its own
@@ -361,9 +370,11 @@ impl Retired {
     }
 
     /// Whether this thread runs a closure of the retiring map under one of its
-    /// shard locks, which the teardown waits for (`would_wait_for_itself`).
-    /// Exact when the teardown is seen not done afterwards: until then the
-    /// generation owns its map's home, so no other map's home has its address.
+    /// shard locks, which the release of the generation takes first
+    /// (`would_wait_for_itself`: true even once that release has passed them).
+    /// The map is found exactly when the teardown is seen not done afterwards:
+    /// until then the generation owns its map's home, so no other map's home has
+    /// its address.
     fn waits_for_own_lock(&self) -> bool {
         UserCodeUnderLock::holds(self.retirement.home)
     }
@@ -397,17 +408,23 @@ impl Retired {
     ///   as one pinned since before a clear made on the same thread;
     /// - called in a closure that the ticket's own map runs under one of its
     ///   shard locks (`retain`'s predicate, `compute`'s closure...), which the
-    ///   teardown takes first.
+    ///   release of the map's retired generations takes first (refused even once
+    ///   it has: see [`would_wait_for_itself`](Self::would_wait_for_itself)).
     ///
-    /// ```should_panic
+    /// ```
+    /// use std::time::Duration;
     /// let map = atomic_map::AtomicMap::new();
-    /// let _held = map.snapshot(); // keeps the generation about to be retired
+    /// let held = map.snapshot(); // keeps the generation about to be retired
     /// let retired = map.clear_async();
     /// map.insert(1, 1);
     /// map.retain(|_, _| {
-    ///     retired.wait(); // panics: the teardown waits for this closure's lock
+    ///     // `retired.wait()` would panic here: the release takes this closure's lock.
+    ///     assert!(retired.would_wait_for_itself());
+    ///     assert!(!retired.wait_timeout(Duration::from_secs(60))); // at once
     ///     true
     /// });
+    /// drop(held);
+    /// retired.wait(); // out of the closure
     /// ```
     ///
     /// ```should_panic
@@ -468,6 +485,77 @@ impl Retired {
             return r.is_torn_down();
         }
         Domain::wait_until(&r.domain, || r.is_torn_down(), Some(timeout))
+    }
+
+    /// Runs `f` once the retired generation has been torn down, without a
+    /// thread waiting for it: at once, on this thread, if it already is;
+    /// otherwise on the thread that tears it down, right after (the reclaimer's
+    /// thread in background mode; in manual mode whichever thread runs the pass:
+    /// a [`reclaim`](crate::AtomicMap::reclaim), a wait, a map's drop). For
+    /// callers that neither block nor run an executor: an event loop, a C or Go
+    /// program (`amap_ticket_on_reclaimed`, `Ticket.Done`).
+    ///
+    /// The registration belongs to the generation, not to this ticket: dropping
+    /// the ticket afterwards does not cancel it, and each call registers one more
+    /// `f`. Nothing triggers a pass: in manual mode, `f` waits for the program's
+    /// next one. If the generation is never torn down (a [`Snapshot`](crate::Snapshot)
+    /// of it held until the process exits), `f` never runs.
+    ///
+    /// Run by the teardown, `f` is held to a destructor's rules: it delays the
+    /// reclaimer's other work while it runs, so it should be short, and a wait
+    /// there for this reclaimer (`wait`, [`Reclaimer::flush`](crate::Reclaimer::flush))
+    /// is refused, as from a destructor. A panic of `f` there is contained: the
+    /// panic hook reports it and the pass goes on. Run at once, a panic of `f`
+    /// unwinds from this call.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// let map = atomic_map::AtomicMap::new();
+    /// map.insert(1, "one");
+    /// let (done, reclaimed) = mpsc::channel();
+    /// map.clear_async().on_reclaimed(move || done.send(()).unwrap());
+    /// // ...the ticket is gone; the reclaimer tells us when the generation is:
+    /// reclaimed.recv_timeout(Duration::from_secs(10)).unwrap();
+    /// ```
+    pub fn on_reclaimed<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.retirement.on_torn_down(Box::new(f));
+    }
+}
+
+/// The waker that [`Retired::on_reclaimed`] registers: its wake runs the
+/// function, once. It wraps `std`'s `Arc` in the loom build too (a `Waker` is
+/// made only from that); the function's slot is the shim's `Mutex`, taken only
+/// by the one wake (the registry hands each waker out once).
+struct OnTornDown(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl std::task::Wake for OnTornDown {
+    fn wake(self: std::sync::Arc<Self>) {
+        let f = lock(&self.0).take();
+        if let Some(f) = f {
+            f();
+        }
+    }
+}
+
+impl Retirement {
+    /// [`Retired::on_reclaimed`]: `f` runs at once if the generation is torn
+    /// down; otherwise it goes into a slot of its own, which no ticket owns, for
+    /// `mark_torn_down` to wake. No wake-up is lost, as in `register`: the flag is
+    /// checked under the lock that `mark_torn_down` takes after storing it.
+    fn on_torn_down(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut wakers = lock(&self.wakers);
+        if self.is_torn_down() {
+            drop(wakers);
+            f();
+            return;
+        }
+        let i = wakers.claim();
+        let waker = Waker::from(std::sync::Arc::new(OnTornDown(Mutex::new(Some(f)))));
+        wakers.slots[i] = Some(waker);
     }
 }
 

@@ -40,6 +40,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/cgo"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -346,7 +347,8 @@ const (
 // f runs once, under the write lock of the key's shard: it must not write to this
 // map (a write to the locked shard would wait for itself), nor to a map another
 // goroutine may be computing on with a function that writes to this one, nor wait
-// for reclamation (Reclaimer.Flush, Ticket.Wait, Close) or run it (Reclaim,
+// for reclamation (Reclaimer.Flush, Close; Ticket.Wait on a Ticket of this map
+// returns false at once there) or run it (Reclaim,
 // Reclaimer.Reclaim, Batch.Discard: a release function may write to this map);
 // reads are fine. current is borrowed for the call: read it, never change it
 // (readers may be reading it meanwhile). An Op other than the three leaves the entry as it was
@@ -880,6 +882,9 @@ func (w *rangeWalk) call(e walkEntry, onPanic bool) (answer bool) {
 // by the GC is freed by a finalizer.
 type Ticket struct {
 	ptr *C.amap_ticket_t
+	// Done's channel, made and registered by its first call.
+	doneOnce sync.Once
+	done     chan struct{}
 }
 
 func newTicket(ptr *C.amap_ticket_t) *Ticket {
@@ -933,6 +938,34 @@ func (t *Ticket) ID() uint64 {
 		panic(err)
 	}
 	return uint64(id)
+}
+
+// Done returns a channel that is closed once the generation has been torn down,
+// for a select beside other events; no goroutine waits meanwhile
+// (amap_ticket_on_reclaimed). Every call returns the same channel. The
+// registration belongs to the generation: the channel still closes after Free.
+// The reclaimer closes it right after the teardown (in manual mode, the
+// goroutine whose Reclaim or Wait tears the generation down); if the generation
+// is never torn down (a Snapshot of it never released), it never closes. Called
+// first after Free, it returns nil.
+func (t *Ticket) Done() <-chan struct{} {
+	if t == nil {
+		return nil
+	}
+	t.doneOnce.Do(func() {
+		if t.ptr == nil {
+			return
+		}
+		done := make(chan struct{})
+		h := cgo.NewHandle(done)
+		if err := check(C.amap_go_ticket_on_reclaimed(t.ptr, C.uintptr_t(h))); err != nil {
+			h.Delete()
+			panic(err)
+		}
+		runtime.KeepAlive(t)
+		t.done = done
+	})
+	return t.done
 }
 
 // Free releases the ticket (the generation is torn down all the same). It is

@@ -548,6 +548,72 @@ func TestRange(t *testing.T) {
 	}()
 }
 
+// Ticket.Done's channel closes once the generation is torn down and never before
+// (a snapshot holds it), even after Free; every call returns the same channel;
+// closed at once for a generation already torn down; in background mode the
+// reclaimer closes it.
+func TestTicketDone(t *testing.T) {
+	m, err := NewWithOptions(Options{Manual: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_ = m.Insert([]byte("old"), 1, nil)
+	held := m.Snapshot()
+	ticket := m.ClearAsync()
+	done := ticket.Done()
+	if ticket.Done() != done {
+		t.Fatal("Done returned another channel")
+	}
+	ticket.Free()
+	m.Reclaim()
+	select {
+	case <-done:
+		t.Fatal("closed while a snapshot held the generation")
+	default:
+	}
+	held.Release()
+	deadline := time.Now().Add(10 * time.Second)
+	for closed := false; !closed; {
+		m.Reclaim()
+		select {
+		case <-done:
+			closed = true
+		case <-time.After(time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("never closed after the teardown")
+			}
+		}
+	}
+	if (&Ticket{}).Done() != nil || ticket.ID() != 0 {
+		t.Fatal("a freed ticket's Done")
+	}
+	torn := m.ClearAsync()
+	if !torn.Wait(10 * time.Second) {
+		t.Fatal("the clear was not torn down")
+	}
+	select {
+	case <-torn.Done():
+	default:
+		t.Fatal("not closed at once for a generation already torn down")
+	}
+	torn.Free()
+
+	bg := New()
+	defer bg.Close()
+	_ = bg.Insert([]byte("old"), 1, nil)
+	background := bg.ClearAsync()
+	defer background.Free()
+	select {
+	case <-background.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reclaimer never closed Done")
+	}
+	if !background.IsReclaimed() {
+		t.Fatal("closed before the teardown")
+	}
+}
+
 // Snapshot.Range walks the snapshot's generation with borrowed values, after a
 // clear and a write as before them, from inside a read section that ends even
 // when f panics; ForEach sees the same entries; both call f for nothing once the

@@ -22,6 +22,17 @@ func goAtomicMapDeleteHandle(handle C.uintptr_t) {
 	}
 }
 
+// goAtomicMapTicketDone is Ticket.Done's callback, run once the generation has
+// been torn down (on the reclaimer's thread, or at once in Done): it closes the
+// channel and deletes its handle.
+//
+//export goAtomicMapTicketDone
+func goAtomicMapTicketDone(done C.uintptr_t) {
+	h := cgo.Handle(done)
+	close(h.Value().(chan struct{}))
+	h.Delete()
+}
+
 // goAtomicMapForeach is Snapshot.ForEach's callback: the value is a retained
 // amap_value_t, lent for the call.
 //

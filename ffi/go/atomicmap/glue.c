@@ -59,6 +59,13 @@ amap_status_t amap_go_snapshot_range(const amap_snapshot_t *snap, uintptr_t call
     return s;
 }
 
+static void go_ticket_done(void *user) { goAtomicMapTicketDone((uintptr_t)user); }
+
+// Ticket.Done: `done` is the handle of the channel to close.
+amap_status_t amap_go_ticket_on_reclaimed(const amap_ticket_t *ticket, uintptr_t done) {
+    return amap_ticket_on_reclaimed(ticket, go_ticket_done, (void *)done);
+}
+
 // amap_go_load's visit: keeps the handle (the value's data) read in the call.
 static void keep_handle(void *data, void *user) { *(uintptr_t *)user = (uintptr_t)data; }
 

@@ -14,6 +14,7 @@ amap_status_t amap_go_batch_insert(amap_batch_t *batch, const uint8_t *key, size
 amap_status_t amap_go_snapshot_foreach(const amap_snapshot_t *snap, uintptr_t callback);
 amap_status_t amap_go_range(const amap_t *map, uintptr_t callback);
 amap_status_t amap_go_snapshot_range(const amap_snapshot_t *snap, uintptr_t callback);
+amap_status_t amap_go_ticket_on_reclaimed(const amap_ticket_t *ticket, uintptr_t done);
 amap_status_t amap_go_retain(const amap_t *map, uintptr_t callback, size_t *out_removed);
 amap_status_t amap_go_compute(const amap_t *map, const uint8_t *key, size_t key_len, uintptr_t callback,
                               amap_value_t **out_value);

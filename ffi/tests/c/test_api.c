@@ -475,6 +475,74 @@ static void ticket_wait_under_the_maps_own_lock(void) {
     }
 }
 
+/* amap_ticket_on_reclaimed (0.9.0): the callback runs once per registration,
+ * after the teardown and never before (a snapshot holds the generation), even
+ * with the ticket freed first; at once, on this thread, when the generation is
+ * already torn down; on the reclaimer's thread in background mode. */
+typedef struct {
+    atomic_int runs;
+    atomic_int torn_down_first; /* the teardown's flag was up when it ran */
+    amap_ticket_t *ticket;      /* looked at from the callback, or NULL */
+    pthread_t thread;
+} reclaimed_t;
+
+static void count_reclaimed(void *user) {
+    reclaimed_t *r = user;
+    if (r->ticket) {
+        uint8_t done = 0;
+        if (amap_ticket_is_reclaimed(r->ticket, &done) == AMAP_OK && done) atomic_fetch_add(&r->torn_down_first, 1);
+    }
+    r->thread = pthread_self();
+    atomic_fetch_add(&r->runs, 1);
+}
+
+static void ticket_on_reclaimed(void) {
+    amap_t *map = new_manual_map();
+    CHECK_OK(insert(map, "old", 1));
+    amap_snapshot_t *held = NULL;
+    CHECK_OK(amap_snapshot(map, &held));
+    amap_ticket_t *ticket = NULL;
+    CHECK_OK(amap_clear_async(map, &ticket));
+    reclaimed_t r = {0, 0, NULL, pthread_self()};
+    CHECK_STATUS(amap_ticket_on_reclaimed(NULL, count_reclaimed, &r), AMAP_NULL_ARGUMENT);
+    CHECK_STATUS(amap_ticket_on_reclaimed(ticket, NULL, &r), AMAP_NULL_ARGUMENT);
+    /* Two registrations; a second ticket, kept, to look at from the callback. */
+    amap_ticket_t *kept = NULL;
+    CHECK_OK(amap_clear_async(map, &kept)); /* retires the empty generation after */
+    CHECK_OK(amap_ticket_on_reclaimed(ticket, count_reclaimed, &r));
+    CHECK_OK(amap_ticket_on_reclaimed(ticket, count_reclaimed, &r));
+    amap_ticket_free(ticket); /* the registrations belong to the generation */
+    CHECK_OK(amap_reclaim(map, NULL));
+    CHECK(atomic_load(&r.runs) == 0); /* the snapshot holds the generation */
+    amap_snapshot_release(held);
+    for (int i = 0; i < 10000 && atomic_load(&r.runs) < 2; i++) {
+        CHECK_OK(amap_reclaim(map, NULL));
+        if (atomic_load(&r.runs) < 2) usleep(1000);
+    }
+    CHECK(atomic_load(&r.runs) == 2 && pthread_equal(r.thread, pthread_self()));
+
+    /* Already torn down: at once, before the call returns; the flag is up. */
+    CHECK_OK(amap_ticket_wait(kept, 60000));
+    r.ticket = kept;
+    CHECK_OK(amap_ticket_on_reclaimed(kept, count_reclaimed, &r));
+    CHECK(atomic_load(&r.runs) == 3 && atomic_load(&r.torn_down_first) == 1);
+    amap_ticket_free(kept);
+    amap_free(map);
+
+    /* Background: run by the reclaimer's thread, after the teardown. */
+    amap_t *background = amap_new();
+    CHECK(background != NULL);
+    CHECK_OK(insert(background, "old", 1));
+    CHECK_OK(amap_clear_async(background, &ticket));
+    reclaimed_t b = {0, 0, ticket, pthread_self()};
+    CHECK_OK(amap_ticket_on_reclaimed(ticket, count_reclaimed, &b));
+    for (int i = 0; i < 10000 && atomic_load(&b.runs) == 0; i++) usleep(1000);
+    CHECK(atomic_load(&b.runs) == 1 && atomic_load(&b.torn_down_first) == 1);
+    CHECK(!pthread_equal(b.thread, pthread_self()));
+    amap_ticket_free(ticket);
+    amap_free(background);
+}
+
 static void read_iteration(void) {
     amap_t *map = new_manual_map();
     int before = atomic_load(&destroyed);
@@ -1249,7 +1317,7 @@ static void hashers(void) {
 }
 
 int main(void) {
-    CHECK(strcmp(amap_version(), "0.8.1") == 0);
+    CHECK(strcmp(amap_version(), "0.9.0") == 0);
     CHECK(strcmp(amap_status_str(AMAP_OK), "ok") == 0);
     CHECK(strcmp(amap_status_str(AMAP_NOT_FOUND), "key not found") == 0);
     CHECK(strcmp(amap_status_str(12345), "unknown status") == 0);
@@ -1398,6 +1466,7 @@ int main(void) {
     get_with_pins_through_the_callback();
     ticket_wait_in_an_older_read_section();
     ticket_wait_under_the_maps_own_lock();
+    ticket_on_reclaimed();
     batch_and_replace();
     conditional_writes();
     compute_writes();

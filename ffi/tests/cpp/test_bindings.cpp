@@ -533,6 +533,50 @@ void typed_map() {
     CHECK(counted_gone.load() == counted_made.load());
 }
 
+// Ticket::on_reclaimed: once per registration, after the teardown and never
+// before (a snapshot holds the generation), even with the Ticket gone; at once
+// for a generation already torn down; a move-only callable.
+void ticket_on_reclaimed() {
+    amap::Options manual;
+    manual.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    amap::TypedMap<int> map(manual);
+    map.emplace("a", 1);
+    std::atomic<int> runs{0};
+    std::atomic<std::thread::id> ran_on{};
+    {
+        amap::TypedSnapshot<int> held = map.snapshot();
+        {
+            amap::Ticket ticket = map.clear_async();
+            ticket.on_reclaimed([&, two = std::make_unique<int>(2)] {
+                runs += *two;
+                ran_on = std::this_thread::get_id();
+            });
+        } // the Ticket is gone; its registration stays
+        map.reclaim();
+        CHECK(runs.load() == 0);
+    } // the snapshot released
+    for (int i = 0; i < 10000 && runs.load() == 0; i++) {
+        map.reclaim();
+        if (runs.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(runs.load() == 2 && ran_on.load() == std::this_thread::get_id());
+    amap::Ticket torn = map.clear_async();
+    CHECK(torn.wait(std::chrono::seconds(60)));
+    torn.on_reclaimed([&] { runs++; });
+    CHECK(runs.load() == 3); // at once
+    bool threw = false;
+#if AMAP_HPP_EXCEPTIONS
+    try {
+        amap::Ticket(nullptr).on_reclaimed([] {});
+    } catch (const amap::Error &e) {
+        threw = e.status() == AMAP_NULL_ARGUMENT;
+    }
+#else
+    threw = true;
+#endif
+    CHECK(threw);
+}
+
 // Reader threads during 1,000 reloads of a TypedMap: every section sees all the
 // keys, all of one version; versions never go back.
 void readers_during_reloads() {
@@ -770,6 +814,7 @@ int main() {
     CHECK(destroyed.load() == created.load());
     for (size_t i = 0; i < created.load(); i++) CHECK(destroyed_times[i].load() == 1);
     typed_map();
+    ticket_on_reclaimed();
     std::printf("test_bindings: typed map: ok\n");
     readers_during_reloads();
     {
