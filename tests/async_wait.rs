@@ -462,7 +462,7 @@ fn on_reclaimed_runs_once_after_the_teardown() {
 
     // Already torn down: at once, on this thread.
     let ticket = map.clear_async();
-    while !ticket.wait_timeout(LIMIT) {}
+    assert!(ticket.wait_timeout(LIMIT), "the clear was not torn down");
     let here = Arc::new(Mutex::new(None));
     let record = Arc::clone(&here);
     ticket.on_reclaimed(move || *record.lock().unwrap() = Some(thread::current().id()));
@@ -486,4 +486,45 @@ fn on_reclaimed_runs_once_after_the_teardown() {
         .expect("never ran in background mode");
     assert_ne!(thread, std::thread::current().id());
     assert!(in_pass, "ran outside the reclaimer's pass");
+}
+
+/// A manual map dropped while a snapshot holds a retired generation hands its
+/// domain to the process-wide one, whose thread runs the adopted domain's passes
+/// inside its own: a function run at that teardown (as a destructor there) is
+/// inside a pass of the process-wide reclaimer too, so a wait for it is refused
+/// there instead of holding up every map's reclamation.
+#[test]
+fn on_reclaimed_in_an_adopted_pass_is_inside_the_adopters_pass() {
+    let map: AtomicMap<u64, u64> = Builder::new().reclaim_mode(ReclaimMode::Manual).build();
+    map.insert(1, 1);
+    let held = map.snapshot();
+    let ticket = map.clear_async();
+    let (done, ran) = std::sync::mpsc::channel();
+    ticket.on_reclaimed(move || {
+        let process_wide = Reclaimer::process_wide();
+        let in_pass = process_wide.in_pass();
+        // Only where refused (else it would stall every map for the timeout).
+        let flushed = in_pass && process_wide.flush(Duration::from_secs(60));
+        done.send((thread::current().id(), in_pass, flushed))
+            .unwrap();
+    });
+    drop(map); // the domain is adopted: the snapshot still holds the generation
+    drop(held);
+    let (thread, in_pass, flushed) = ran
+        .recv_timeout(LIMIT)
+        .expect("never ran after the adoption");
+    assert_ne!(
+        thread,
+        std::thread::current().id(),
+        "not run by the adopter's thread"
+    );
+    assert!(
+        in_pass,
+        "an adopted domain's pass is not inside the adopter's"
+    );
+    assert!(
+        !flushed,
+        "a flush of the reclaimer running the pass returned true"
+    );
+    assert!(ticket.is_reclaimed());
 }

@@ -278,12 +278,17 @@ class Ticket {
     /// is; otherwise on the thread that tears it down, right after (the
     /// reclaimer's, or in manual mode the one whose reclaim() or wait() does).
     /// The registration outlives this Ticket; each call adds one. `f` (moved into
-    /// the heap until it runs) runs where destructors run: keep it short. It must
-    /// not throw: an exception there calls std::terminate. Never called if the
-    /// generation is never torn down. An empty Ticket throws AMAP_NULL_ARGUMENT.
-    template <class F> void on_reclaimed(F f) const {
-        auto call = std::make_unique<F>(std::move(f));
-        detail::check(amap_ticket_on_reclaimed(ticket_.get(), &OnReclaimed<F>::run, call.get()));
+    /// the heap until it runs, and destroyed right after, on that thread) runs
+    /// where destructors run: keep it short. It must not throw: an exception
+    /// there calls std::terminate. Never called, nor destroyed, if the generation
+    /// is never torn down. Do not register while holding a lock `f` takes (it may
+    /// run inside this call), nor block on what `f` signals where wait() would
+    /// return false at once (see amap_ticket_on_reclaimed). An empty Ticket
+    /// throws AMAP_NULL_ARGUMENT.
+    template <class F> void on_reclaimed(F &&f) const {
+        using Call = std::decay_t<F>;
+        auto call = std::make_unique<Call>(std::forward<F>(f));
+        detail::check(amap_ticket_on_reclaimed(ticket_.get(), &OnReclaimed<Call>::run, call.get()));
         call.release(); // the registration's now: freed by `run`
     }
     explicit operator bool() const noexcept { return ticket_.get() != nullptr; }
@@ -295,7 +300,7 @@ class Ticket {
     template <class F> struct OnReclaimed {
         static void run(void *user) noexcept {
             std::unique_ptr<F> f(static_cast<F *>(user));
-            (*f)();
+            std::move(*f)(); // once: a callable may be &&-qualified
         }
     };
 

@@ -174,21 +174,31 @@ impl OnReclaimed {
 /// without a thread waiting for it: for event loops, and for bindings that turn
 /// it into a future or a channel (Go's `Ticket.Done`). If the generation is
 /// already torn down, the callback runs at once, on the calling thread, before
-/// this returns; otherwise on the thread that tears it down, right after: the
-/// reclaimer's thread in background mode; in manual mode, whichever thread runs
-/// the pass (`amap_reclaim`, `amap_reclaimer_reclaim`, `amap_ticket_wait`,
-/// `amap_flush`, `amap_free`). Returns `AMAP_OK`.
+/// this returns (so do not register while holding a lock the callback takes);
+/// otherwise on the thread that tears it down, right after: where the map's
+/// value destructors run (`amap_dtor_fn`), and also on a thread calling
+/// `amap_reclaim` on a background map while its reclaimer is between passes.
+/// Returns `AMAP_OK`, or `AMAP_NULL_ARGUMENT` for a `NULL` ticket or callback
+/// (nothing registered).
 ///
 /// The registration belongs to the generation, not to the ticket: the ticket may
 /// be freed right after this returns, and each call registers one more callback.
 /// Nothing here runs a pass: in manual mode the callback waits for the program's
 /// next one. If the generation is never torn down (a snapshot of it, or a read
-/// section begun on one, held until exit), the callback never runs.
+/// section begun on one, held until exit), the callback never runs, and nothing
+/// gives `user` back: free what it points to only after the callback.
 ///
 /// Run by the teardown, the callback is held to a value destructor's rules: keep
 /// it short (the reclaimer's other work waits meanwhile); `amap_ticket_wait` and
 /// `amap_flush` for the same reclaimer return `AMAP_WOULD_DEADLOCK` there; it
+/// must not use a map that is being freed by the `amap_free` running it; it
 /// must return normally (no C++ exception, no `longjmp`).
+///
+/// Waiting for what the callback signals (a condition variable, a pipe) gets
+/// none of `amap_ticket_wait`'s refusals: done where that wait returns
+/// `AMAP_WOULD_DEADLOCK` (in a destructor of the same reclaimer, in a callback
+/// under the map's shard lock, in a read section begun before the clear), it
+/// never ends.
 ///
 /// Ownership: `ticket` is only borrowed. `user` is passed through untouched; it
 /// must stay valid until the callback has run, and the callback may run on any

@@ -267,11 +267,13 @@ pub(crate) struct Domain {
 }
 
 thread_local! {
-    /// The domain whose pass is running on this thread, or null: a destructor run by
-    /// that pass that waits for the same domain would wait for itself.
+    /// The domains whose passes are running on this thread, innermost last: a
+    /// destructor run by one of them that waits for any of them would wait for
+    /// itself (an adopted manual domain's pass runs inside the process-wide
+    /// domain's, and a destructor may run a pass of another domain).
     // Not `const { .. }`: loom's `thread_local!` does not accept it.
     #[allow(clippy::missing_const_for_thread_local)]
-    static IN_PASS: std::cell::Cell<*const Domain> = std::cell::Cell::new(std::ptr::null());
+    static IN_PASS: PassStack = PassStack::new();
     /// Whether this thread is a background reclaimer's (`run_background`): its
     /// passes, and those of the manual domains it adopted, serve many maps, so they
     /// run teardowns in slices (`generation.rs`).
@@ -284,29 +286,71 @@ pub(crate) fn on_background_thread() -> bool {
     BACKGROUND_THREAD.with(std::cell::Cell::get)
 }
 
+/// How many outer passes [`PassStack`] names besides the innermost: a deeper one
+/// is not found by `PassMark::inside` (four nested passes are not seen in
+/// practice: the process-wide domain's, an adopted domain's inside it, and one
+/// run from a destructor there).
+const OUTER_PASSES: usize = 3;
+
+/// The passes running on one thread: the innermost, and the outer ones
+/// (outermost first) up to `OUTER_PASSES`.
+struct PassStack {
+    innermost: std::cell::Cell<*const Domain>,
+    depth: std::cell::Cell<usize>,
+    outer: [std::cell::Cell<*const Domain>; OUTER_PASSES],
+}
+
+impl PassStack {
+    fn new() -> Self {
+        PassStack {
+            innermost: std::cell::Cell::new(std::ptr::null()),
+            depth: std::cell::Cell::new(0),
+            outer: std::array::from_fn(|_| std::cell::Cell::new(std::ptr::null())),
+        }
+    }
+}
+
 /// Marks this thread as running a pass of one domain until dropped (restoring the
-/// outer mark, for a pass run from a destructor of another domain's pass).
+/// outer mark, for a pass run inside another domain's: an adopted domain's, or
+/// one from a destructor).
 struct PassMark(*const Domain);
 
 impl PassMark {
     fn enter(this: &Domain) -> Self {
-        PassMark(IN_PASS.with(|p| p.replace(this as *const Domain)))
+        IN_PASS.with(|p| {
+            let depth = p.depth.get();
+            let outer = p.innermost.replace(this as *const Domain);
+            // The mark entered before this one becomes the outer one at its level.
+            if let Some(slot) = depth.checked_sub(1).and_then(|level| p.outer.get(level)) {
+                slot.set(outer);
+            }
+            p.depth.set(depth + 1);
+            PassMark(outer)
+        })
     }
 
-    /// Whether this thread is inside a pass of `this`.
+    /// Whether this thread is inside a pass of `this`: the innermost, or one it
+    /// runs inside (up to `OUTER_PASSES` of them).
     fn inside(this: &Domain) -> bool {
-        IN_PASS.with(|p| std::ptr::eq(p.get(), this))
+        IN_PASS.with(|p| {
+            let named = p.depth.get().saturating_sub(1).min(OUTER_PASSES);
+            std::ptr::eq(p.innermost.get(), this)
+                || p.outer[..named].iter().any(|d| std::ptr::eq(d.get(), this))
+        })
     }
 
     /// Whether this thread is inside a pass (or a help) of any domain.
     fn inside_any() -> bool {
-        IN_PASS.with(|p| !p.get().is_null())
+        IN_PASS.with(|p| !p.innermost.get().is_null())
     }
 }
 
 impl Drop for PassMark {
     fn drop(&mut self) {
-        IN_PASS.with(|p| p.set(self.0));
+        IN_PASS.with(|p| {
+            p.innermost.set(self.0);
+            p.depth.set(p.depth.get() - 1);
+        });
     }
 }
 

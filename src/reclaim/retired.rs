@@ -4,8 +4,9 @@
 //! function at the teardown ([`Retired::on_reclaimed`]). All three wait
 //! on the generation's `Retirement`: a flag the teardown raises, and a registry of
 //! the wakers of pending polls, which the teardown wakes right after raising the
-//! flag. The registry has one slot per polling ticket, so re-polls replace a waker
-//! instead of adding one, and each waiter costs O(1).
+//! flag. The registry has one slot per polling ticket (and one per function
+//! registered), so re-polls replace a waker instead of adding one, and each
+//! waiter costs O(1).
 
 use std::fmt;
 use std::future::Future;
@@ -171,8 +172,10 @@ pub(crate) struct Retirement {
 }
 
 /// A slab of wakers: slot `i` belongs to the one ticket whose `slot` is `Some(i)`,
-/// or is on the free list. Its length is the largest number of tickets of this
-/// generation that were pending at once.
+/// or to a function registered by `Retired::on_reclaimed` (owned by no ticket,
+/// never freed: the teardown takes it), or is on the free list. Its length is the
+/// largest number of tickets of this generation that were pending at once, plus
+/// the functions registered.
 #[derive(Default)]
 struct Wakers {
     /// `None` in an owned slot: woken (taken by the teardown), or not yet set.
@@ -488,25 +491,37 @@ impl Retired {
     }
 
     /// Runs `f` once the retired generation has been torn down, without a
-    /// thread waiting for it: at once, on this thread, if it already is;
-    /// otherwise on the thread that tears it down, right after (the reclaimer's
-    /// thread in background mode; in manual mode whichever thread runs the pass:
-    /// a [`reclaim`](crate::AtomicMap::reclaim), a wait, a map's drop). For
-    /// callers that neither block nor run an executor: an event loop, a C or Go
-    /// program (`amap_ticket_on_reclaimed`, `Ticket.Done`).
+    /// thread waiting for it: at once, on this thread, if it already is (so do
+    /// not register while holding a lock that `f` takes); otherwise on the
+    /// thread that tears it down, right after. That is where the map's value
+    /// destructors run: the reclaimer's thread in background mode (the
+    /// process-wide one by default; it also finishes a manual map dropped with
+    /// generations still held), or a thread running one of its passes
+    /// ([`reclaim`](crate::AtomicMap::reclaim), of a background map too, and in
+    /// manual mode a wait, a poll, a flush, the drop of the map or of its
+    /// reclaimer's last user). For callers that neither block nor run an
+    /// executor: an event loop, a C or Go program (`amap_ticket_on_reclaimed`,
+    /// `Ticket.Done`).
     ///
     /// The registration belongs to the generation, not to this ticket: dropping
     /// the ticket afterwards does not cancel it, and each call registers one more
     /// `f`. Nothing triggers a pass: in manual mode, `f` waits for the program's
     /// next one. If the generation is never torn down (a [`Snapshot`](crate::Snapshot)
-    /// of it held until the process exits), `f` never runs.
+    /// of it held until the process exits), `f` never runs, and is kept.
     ///
     /// Run by the teardown, `f` is held to a destructor's rules: it delays the
     /// reclaimer's other work while it runs, so it should be short, and a wait
-    /// there for this reclaimer (`wait`, [`Reclaimer::flush`](crate::Reclaimer::flush))
-    /// is refused, as from a destructor. A panic of `f` there is contained: the
-    /// panic hook reports it and the pass goes on. Run at once, a panic of `f`
-    /// unwinds from this call.
+    /// there for this reclaimer is refused, as from a destructor
+    /// ([`wait`](Self::wait) panics, which the pass contains;
+    /// [`Reclaimer::flush`](crate::Reclaimer::flush) and `wait_timeout` return
+    /// `false` at once). A panic of `f` there is contained: the panic hook
+    /// reports it and the pass goes on. Run at once, a panic of `f` unwinds from
+    /// this call.
+    ///
+    /// Blocking on what `f` signals (a channel, a condition variable) gets none
+    /// of `wait`'s refusals: done where `wait` would be refused (in a destructor
+    /// of the same reclaimer, in a closure under the map's shard lock, under a
+    /// pin held since before the clear), it never ends.
     ///
     /// ```
     /// use std::sync::mpsc;

@@ -946,11 +946,15 @@ func (t *Ticket) ID() uint64 {
 // registration belongs to the generation: the channel still closes after Free.
 // The reclaimer closes it right after the teardown (in manual mode, the
 // goroutine whose Reclaim or Wait tears the generation down); if the generation
-// is never torn down (a Snapshot of it never released), it never closes. Called
-// first after Free, it returns nil.
+// is never torn down (a Snapshot of it never released), it never closes (and
+// its registration stays). Receiving from it gets none of Wait's refusals: in a
+// release callback run by the reclaimer, in a Retain or Compute function of the
+// ticket's own map, or in a Range (or another read section) begun before the
+// clear, it never returns, where Wait returns false at once. Called first after
+// Free, or on a nil Ticket, it panics (a nil channel would block forever).
 func (t *Ticket) Done() <-chan struct{} {
 	if t == nil {
-		return nil
+		panic("atomicmap: Done on a nil Ticket")
 	}
 	t.doneOnce.Do(func() {
 		if t.ptr == nil {
@@ -965,6 +969,9 @@ func (t *Ticket) Done() <-chan struct{} {
 		runtime.KeepAlive(t)
 		t.done = done
 	})
+	if t.done == nil {
+		panic("atomicmap: Done called first on a freed Ticket")
+	}
 	return t.done
 }
 

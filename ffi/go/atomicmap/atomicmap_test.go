@@ -585,9 +585,19 @@ func TestTicketDone(t *testing.T) {
 			}
 		}
 	}
-	if (&Ticket{}).Done() != nil || ticket.ID() != 0 {
-		t.Fatal("a freed ticket's Done")
+	if ticket.Done() != done {
+		t.Fatal("Done after Free returned another channel")
 	}
+	freed := m.ClearAsync()
+	freed.Free()
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("Done called first on a freed ticket did not panic")
+			}
+		}()
+		freed.Done()
+	}()
 	torn := m.ClearAsync()
 	if !torn.Wait(10 * time.Second) {
 		t.Fatal("the clear was not torn down")

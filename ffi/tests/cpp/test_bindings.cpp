@@ -564,6 +564,19 @@ void ticket_on_reclaimed() {
     CHECK(torn.wait(std::chrono::seconds(60)));
     torn.on_reclaimed([&] { runs++; });
     CHECK(runs.load() == 3); // at once
+    // A one-shot (&&-qualified) callable, destroyed once, right after its run.
+    struct OneShot {
+        std::atomic<int> *runs, *destroyed;
+        void operator()() && { ++*runs; }
+        OneShot(std::atomic<int> *r, std::atomic<int> *d) : runs(r), destroyed(d) {}
+        OneShot(OneShot &&other) noexcept : runs(other.runs), destroyed(other.destroyed) { other.destroyed = nullptr; }
+        ~OneShot() {
+            if (destroyed) ++*destroyed;
+        }
+    };
+    std::atomic<int> destroyed{0};
+    torn.on_reclaimed(OneShot(&runs, &destroyed));
+    CHECK(runs.load() == 4 && destroyed.load() == 1);
     bool threw = false;
 #if AMAP_HPP_EXCEPTIONS
     try {
