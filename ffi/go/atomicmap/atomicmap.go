@@ -835,12 +835,19 @@ func (m *Map) Range(f func(key []byte, value any) bool) {
 	if m.ptr == nil {
 		return
 	}
-	walk := &rangeWalk{f: f}
-	h := cgo.NewHandle(walk)
+	runWalk(f, func(h C.uintptr_t) C.amap_status_t { return C.amap_go_range(m.ptr, h) })
+}
+
+// runWalk runs a walk of f through the C call `walk`, given the handle of the
+// walk's state: a panic of f is raised again here, after the C frames are gone,
+// and so is an error of the call.
+func runWalk(f func(key []byte, value any) bool, walk func(h C.uintptr_t) C.amap_status_t) {
+	w := &rangeWalk{f: f}
+	h := cgo.NewHandle(w)
 	defer h.Delete()
-	err := check(C.amap_go_range(m.ptr, C.uintptr_t(h)))
-	if walk.failed {
-		panic(walk.panicked)
+	err := check(walk(C.uintptr_t(h)))
+	if w.failed {
+		panic(w.panicked)
 	}
 	if err != nil {
 		panic(err)
@@ -1240,16 +1247,7 @@ func (s *Snapshot) ForEach(f func(key []byte, value any) bool) {
 	if s.ptr == nil {
 		return
 	}
-	walk := &rangeWalk{f: f}
-	h := cgo.NewHandle(walk)
-	defer h.Delete()
-	err := check(C.amap_go_snapshot_foreach(s.ptr, C.uintptr_t(h)))
-	if walk.failed {
-		panic(walk.panicked)
-	}
-	if err != nil {
-		panic(err)
-	}
+	runWalk(f, func(h C.uintptr_t) C.amap_status_t { return C.amap_go_snapshot_foreach(s.ptr, h) })
 }
 
 // Range calls f for each entry of the snapshot's generation until f returns
@@ -1265,16 +1263,7 @@ func (s *Snapshot) Range(f func(key []byte, value any) bool) {
 	if s.ptr == nil {
 		return
 	}
-	walk := &rangeWalk{f: f}
-	h := cgo.NewHandle(walk)
-	defer h.Delete()
-	err := check(C.amap_go_snapshot_range(s.ptr, C.uintptr_t(h)))
-	if walk.failed {
-		panic(walk.panicked)
-	}
-	if err != nil {
-		panic(err)
-	}
+	runWalk(f, func(h C.uintptr_t) C.amap_status_t { return C.amap_go_snapshot_range(s.ptr, h) })
 }
 
 // Release releases the snapshot; calling it twice is a no-op.

@@ -39,24 +39,27 @@ static int32_t go_range(const uint8_t *key, size_t key_len, void *data, void *us
     return goAtomicMapRange((uint8_t *)key, key_len, (uintptr_t)data, (uintptr_t)user);
 }
 
-amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
-    amap_read_t *read = NULL;
-    amap_status_t s = amap_read_begin(map, &read);
-    if (s != AMAP_OK) return s;
-    s = amap_read_for_each(read, go_range, (void *)callback);
-    amap_read_end(read);
+// Walks the section written to `*read` by the call whose status is `begun`, and
+// ends it, on the thread that began it: Map.Range's and Snapshot.Range's walk.
+// (`read` by address: the begin call fills it in, and C does not order the
+// evaluation of the arguments.)
+static amap_status_t walk_section(amap_status_t begun, amap_read_t *const *read, uintptr_t callback) {
+    if (begun != AMAP_OK) return begun;
+    amap_status_t s = amap_read_for_each(*read, go_range, (void *)callback);
+    amap_read_end(*read);
     return s;
 }
 
+amap_status_t amap_go_range(const amap_t *map, uintptr_t callback) {
+    amap_read_t *read = NULL;
+    return walk_section(amap_read_begin(map, &read), &read, callback);
+}
+
 // Snapshot.Range: a read section on the snapshot's generation, walked with
-// borrowed values (Map.Range's callback), ended on the thread that began it.
+// borrowed values (Map.Range's callback).
 amap_status_t amap_go_snapshot_range(const amap_snapshot_t *snap, uintptr_t callback) {
     amap_read_t *read = NULL;
-    amap_status_t s = amap_snapshot_read_begin(snap, &read);
-    if (s != AMAP_OK) return s;
-    s = amap_read_for_each(read, go_range, (void *)callback);
-    amap_read_end(read);
-    return s;
+    return walk_section(amap_snapshot_read_begin(snap, &read), &read, callback);
 }
 
 static void go_ticket_done(void *user) { goAtomicMapTicketDone((uintptr_t)user); }

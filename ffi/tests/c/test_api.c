@@ -340,15 +340,18 @@ static int32_t end_inside(const uint8_t *key, size_t key_len, void *data, void *
 }
 
 /* A map in manual mode (nothing is reclaimed until the test calls amap_reclaim). */
-static amap_t *new_manual_map(void) {
+/* A map in manual mode if `manual`, else in background mode. */
+static amap_t *new_map_in_mode(int manual) {
     amap_options_t options;
     CHECK_OK(amap_options_init(&options));
-    options.reclaim_mode = AMAP_RECLAIM_MANUAL;
+    options.reclaim_mode = manual ? AMAP_RECLAIM_MANUAL : AMAP_RECLAIM_BACKGROUND;
     amap_t *map = NULL;
     CHECK_OK(amap_new_with(&options, &map));
     CHECK(map != NULL);
     return map;
 }
+
+static amap_t *new_manual_map(void) { return new_map_in_mode(1); }
 
 /* The pin of amap_get_with lasts until its callback returns: a value removed in
  * the callback is not destroyed before then, however many reclamation passes the
@@ -393,11 +396,7 @@ static void get_with_pins_through_the_callback(void) {
  * ends, the wait succeeds. */
 static void ticket_wait_in_an_older_read_section(void) {
     for (int manual = 0; manual <= 1; manual++) {
-        amap_options_t options;
-        CHECK_OK(amap_options_init(&options));
-        options.reclaim_mode = manual ? AMAP_RECLAIM_MANUAL : AMAP_RECLAIM_BACKGROUND;
-        amap_t *map = NULL;
-        CHECK_OK(amap_new_with(&options, &map));
+        amap_t *map = new_map_in_mode(manual);
         CHECK_OK(insert(map, "old", 1));
         amap_read_t *read = NULL;
         CHECK_OK(amap_read_begin(map, &read));
@@ -453,11 +452,7 @@ static int32_t keep_entry_and_wait(const void *current, uint8_t present, void *u
 
 static void ticket_wait_under_the_maps_own_lock(void) {
     for (int manual = 0; manual <= 1; manual++) {
-        amap_options_t options;
-        CHECK_OK(amap_options_init(&options));
-        options.reclaim_mode = manual ? AMAP_RECLAIM_MANUAL : AMAP_RECLAIM_BACKGROUND;
-        amap_t *map = NULL;
-        CHECK_OK(amap_new_with(&options, &map));
+        amap_t *map = new_map_in_mode(manual);
         CHECK_OK(insert(map, "old", 1));
         amap_snapshot_t *held = NULL;
         CHECK_OK(amap_snapshot(map, &held));
