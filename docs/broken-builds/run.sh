@@ -104,6 +104,10 @@ entry flush-ignores-the-grace-period.patch "$(suite after_the_map)" \
     "panicked at tests/after_the_map.rs"
 entry poll-checks-before-the-waker-lock.patch "$(model s10_retired_future_wake)" \
     "its waker was never woken"
+# Retired::on_reclaimed checks the flag under the registry's lock, as a poll does
+# (2026-12-07).
+entry on-reclaimed-checks-before-the-lock.patch "$(model s28_on_reclaimed_vs_teardown)" \
+    "the function ran 0 times"
 
 # Value counts (src/value/): the steps, the orderings, the fences.
 entry value-created-unmapped.patch "$(model s2_get_vs_last_release)" \
