@@ -73,7 +73,7 @@
 //! | [`AtomicMap::with_capacity`], [`Builder::capacity`], [`reserve`](AtomicMap::reserve), [`shrink_to_fit`](AtomicMap::shrink_to_fit), `Extend for &AtomicMap` | sizing and bulk loading |
 //! | `Clone`, `PartialEq`/`Eq` (maps and snapshots), `From<[(K, V); N]>`, `FromIterator`, `Default` | as for `HashMap`: a copy built alike, comparison by entries (`Debug` shows the generation, length and reclaim mode, not the entries) |
 //! | [`AtomicMap::snapshot`] → [`Snapshot`] | a long-lived view of one generation: `get`, `iter`, `len` |
-//! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown: [`wait`](Retired::wait), or `.await` (a runtime-agnostic `Future`) |
+//! | [`AtomicMap::clear_async`] → [`Retired`] | O(1) clear; the ticket waits for the teardown: [`wait`](Retired::wait), `.await` (a runtime-agnostic `Future`), or a function run right after it ([`on_reclaimed`](Retired::on_reclaimed)) |
 //! | [`AtomicMap::replace`] → [`Retired`] | atomic clear-and-fill: old contents or new, never a mix |
 //! | [`AtomicMap::stats`] → [`Stats`] | generation id, garbage pending, totals reclaimed |
 //! | [`AtomicMap::reclaim`] | runs the reclamation on this thread ([`ReclaimMode::Manual`]) |
